@@ -1,0 +1,3 @@
+from sequnet.cli import main
+
+raise SystemExit(main())
