@@ -12,6 +12,7 @@ import sys
 # Modules that contribute sub-commands, in the order they appear in --help.
 COMMAND_MODULES = [
     "sequnet.info",
+    "sequnet.data.cli",
 ]
 
 

@@ -1,0 +1,40 @@
+"""Shared fixtures. Tests never download: data comes from a local mirror (a copy of shared/data) into a
+temporary data root, so nothing is written into the repository either."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _mirror() -> Path:
+    env = os.environ.get("SEQUNET_DATA_MIRROR")
+    return Path(env) if env else REPO.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _offline_data(tmp_path_factory):
+    """Point the default data root at a temporary folder and the mirror at shared/data for every test: a loader
+    called without arguments then copies from the mirror (or fails with DataError) instead of downloading."""
+    mirror = _mirror()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SEQUNET_DATA", str(tmp_path_factory.mktemp("data-root")))
+        mp.setenv("SEQUNET_DATA_MIRROR", str(mirror if mirror.is_dir() else tmp_path_factory.mktemp("no-mirror")))
+        yield
+
+
+@pytest.fixture(scope="session")
+def data_mirror() -> Path:
+    mirror = _mirror()
+    if not (mirror / "MANIFEST.md").is_file():
+        pytest.skip(f"no data mirror at {mirror}: set SEQUNET_DATA_MIRROR to a copy of shared/data")
+    return mirror
+
+
+@pytest.fixture(scope="session")
+def data_root(_offline_data, data_mirror) -> Path:
+    """The session's data root (files are copied into it from the mirror on first use)."""
+    return Path(os.environ["SEQUNET_DATA"])
