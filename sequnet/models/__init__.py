@@ -1,0 +1,9 @@
+"""The paper's four models, one per file, each with a dataclass config."""
+from sequnet.models.sequnet import SeqUNet, SeqUNetConfig
+from sequnet.models.sequnet_res import ResSeqUNet, ResSeqUNetConfig
+from sequnet.models.tcn import TCN, TCNConfig
+from sequnet.models.wavenet import WaveNet, WaveNetConfig
+from sequnet.models.layers import LengthError, OneHotModel, TokenModel
+
+__all__ = ["SeqUNet", "SeqUNetConfig", "ResSeqUNet", "ResSeqUNetConfig", "TCN", "TCNConfig", "WaveNet",
+           "WaveNetConfig", "LengthError", "OneHotModel", "TokenModel"]

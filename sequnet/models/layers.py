@@ -1,0 +1,103 @@
+"""Small pieces shared by the models: cropping, length checks, and the task heads.
+
+Every model in this package follows one convention: it maps an input window to next-step logits for the last
+``T - history`` positions, shape ``(batch, classes, T - history)``. Output position j predicts the element after
+input position ``history + j``. ``history`` is a property of the model (0 for the zero-padded music Seq-U-Net,
+the receptive-field span for the valid-convolution models).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+def crop_front(x: torch.Tensor, length: int) -> torch.Tensor:
+    """Keep the newest ``length`` samples: causal models align sequences at their ends."""
+    if x.shape[-1] < length:
+        raise ValueError(f"cannot crop a sequence of length {x.shape[-1]} to {length}")
+    return x[..., x.shape[-1] - length:]
+
+
+class LengthError(ValueError):
+    """An input length the model cannot take; the message names the nearest allowed lengths."""
+
+
+def nearest_allowed(length: int, first: int, period: int) -> str:
+    """Describe the allowed lengths ``first + m * period`` (m >= 0) nearest to ``length``."""
+    if length < first:
+        return f"the shortest allowed length is {first}"
+    m = (length - first) // period
+    below, above = first + m * period, first + (m + 1) * period
+    return f"the nearest allowed lengths are {below} and {above} ({first} + a multiple of {period})"
+
+
+class TokenModel(nn.Module):
+    """Embedding -> dropout -> convolutional body -> decoder tied to the embedding (the language models).
+
+    The body maps ``emsize`` channels to ``emsize`` channels; tying the decoder to the embedding is why the last
+    layer of the official language-model bodies is ``emsize`` wide.
+    """
+
+    def __init__(self, body: nn.Module, vocab: int, emsize: int, emb_dropout: float, tied: bool = True,
+                 init: str = "uniform"):
+        super().__init__()
+        self.vocab, self.emsize = vocab, emsize
+        self.encoder = nn.Embedding(vocab, emsize)
+        self.drop = nn.Dropout(emb_dropout)
+        self.body = body
+        self.decoder = nn.Linear(emsize, vocab)
+        if tied:
+            self.decoder.weight = self.encoder.weight
+        # The official char model draws U(-0.1, 0.1), the word model N(0, 0.01); decoder bias starts at zero.
+        if init == "uniform":
+            nn.init.uniform_(self.encoder.weight, -0.1, 0.1)
+        elif init == "normal":
+            nn.init.normal_(self.encoder.weight, 0.0, 0.01)
+        else:
+            raise ValueError(f"init={init!r}: expected 'uniform' or 'normal'")
+        nn.init.zeros_(self.decoder.bias)
+
+    @property
+    def history(self) -> int:
+        return self.body.history
+
+    def check_length(self, length: int) -> int:
+        return self.body.check_length(length)
+
+    def embed(self, ids: torch.Tensor) -> torch.Tensor:
+        """(batch, time) ids -> (batch, emsize, time) features for the body."""
+        return self.drop(self.encoder(ids)).transpose(1, 2)
+
+    def head(self, h: torch.Tensor) -> torch.Tensor:
+        """(batch, emsize, time) body output -> (batch, vocab, time) logits."""
+        return self.decoder(h.transpose(1, 2)).transpose(1, 2)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.head(self.body(self.embed(ids)))
+
+
+class OneHotModel(nn.Module):
+    """Integer ids -> one-hot channels -> body (the raw-audio models take 256-way mu-law one-hot inputs)."""
+
+    def __init__(self, body: nn.Module, classes: int):
+        super().__init__()
+        self.classes = classes
+        self.body = body
+
+    @property
+    def history(self) -> int:
+        return self.body.history
+
+    def check_length(self, length: int) -> int:
+        return self.body.check_length(length)
+
+    def embed(self, ids: torch.Tensor) -> torch.Tensor:
+        dtype = next(self.body.parameters()).dtype
+        return F.one_hot(ids, self.classes).to(dtype).transpose(1, 2)
+
+    def head(self, h: torch.Tensor) -> torch.Tensor:
+        return h
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.body(self.embed(ids))

@@ -1,0 +1,93 @@
+"""The WaveNet baseline of the paper's audio experiment: 4 stacks x 13 dilated gated layers, kernel 2.
+
+As the official code: a 1x1 start conv, per layer ``z = tanh(W_f * x) sigmoid(W_g * x)`` (dilation 2^j), a 1x1
+skip conv into a running skip sum and a 1x1 residual conv added to the front-cropped input, then
+ReLU -> 1x1 -> ReLU -> 1x1 on the skip sum. Valid convolutions: ``history = RF - 1 = 32764``.
+
+Filter and gate share one convolution, and skip and residual 1x1 convs share one, with the official parameter
+count (8,141,184). The official last layer's residual output is unused; it is kept so the parameter count
+matches, and it is simply not added anywhere (its gradient is zero).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from sequnet import sizes
+from sequnet.models.layers import LengthError, crop_front
+
+
+@dataclass
+class WaveNetConfig:
+    num_inputs: int = 256
+    blocks: int = 4
+    layers: int = 13
+    kernel_size: int = 2
+    residual_channels: int = 128
+    skip_channels: int = 512
+    end_channels: int = 512
+    num_outputs: int = 256
+
+    @property
+    def dilations(self) -> list[int]:
+        return [2 ** j for _ in range(self.blocks) for j in range(self.layers)]
+
+
+class WaveNetLayer(nn.Module):
+    def __init__(self, channels: int, skip: int, k: int, dilation: int):
+        super().__init__()
+        self.dilation, self.k, self.channels = dilation, k, channels
+        self.dil_conv = nn.Conv1d(channels, 2 * channels, k, dilation=dilation)
+        self.out_conv = nn.Conv1d(channels, skip + channels, 1)
+
+    def gated(self, x: torch.Tensor) -> torch.Tensor:
+        f, g = self.dil_conv(x).chunk(2, dim=1)
+        return torch.tanh(f) * torch.sigmoid(g)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return (residual output, skip contribution), both ``dilation * (k-1)`` shorter than x."""
+        z = self.gated(x)
+        out = self.out_conv(z)
+        skip, res = out.split([out.shape[1] - self.channels, self.channels], dim=1)
+        return res + crop_front(x, res.shape[-1]), skip
+
+
+class WaveNet(nn.Module):
+    def __init__(self, config: WaveNetConfig):
+        super().__init__()
+        self.config = c = config
+        self.start = nn.Conv1d(c.num_inputs, c.residual_channels, 1)
+        self.layers = nn.ModuleList(WaveNetLayer(c.residual_channels, c.skip_channels, c.kernel_size, d)
+                                    for d in c.dilations)
+        self.end1 = nn.Conv1d(c.skip_channels, c.end_channels, 1)
+        self.end2 = nn.Conv1d(c.end_channels, c.num_outputs, 1)
+
+    @property
+    def receptive_field(self) -> int:
+        return sizes.wavenet_rf(self.config.blocks, self.config.layers, self.config.kernel_size)
+
+    @property
+    def history(self) -> int:
+        return self.receptive_field - 1
+
+    def check_length(self, length: int) -> int:
+        if length <= self.history:
+            raise LengthError(f"input length {length} is too short for this WaveNet; the shortest allowed "
+                              f"length is {self.history + 1} (any longer length is allowed)")
+        return length - self.history
+
+    def head(self, skip: torch.Tensor) -> torch.Tensor:
+        return self.end2(F.relu(self.end1(F.relu(skip))))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(batch, num_inputs, T) -> (batch, num_outputs, T - history)."""
+        n_out = self.check_length(x.shape[-1])
+        x = self.start(x)
+        skip = 0
+        for layer in self.layers:
+            x, s = layer(x)
+            skip = s + (crop_front(skip, s.shape[-1]) if torch.is_tensor(skip) else 0)
+        return crop_front(self.head(skip), n_out)

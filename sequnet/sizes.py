@@ -1,0 +1,209 @@
+"""Lengths, receptive fields and activation counts, in closed form.
+
+Notation as in the paper and the spec: k = kernel size, L = number of levels, D = residual depth.
+"RF" counts the input samples an output depends on, the aligned sample included; the paper quotes the
+maximum RF minus one ("past samples"): 32748 for the piano Seq-U-Net, 32764 for WaveNet.
+
+The Seq-U-Net RF is time-variant: it is periodic with period 2^(L-1) and lies between ``min`` and ``max``.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Base Seq-U-Net, valid convolutions (language models)
+
+def sequnet_valid_lengths(n: int, levels: int, k: int) -> list[int] | None:
+    """Every intermediate length of a valid-mode base Seq-U-Net fed ``n`` samples, or None if ``n`` is not allowed.
+
+    Order: per down level [shortcut, strided], bottleneck, per up level [upsampled, conv]. A length is allowed
+    when every stride-2 convolution sees an odd-offset input (so decimation keeps the newest sample) and every
+    intermediate length is at least one.
+    """
+    out, shortcuts = [], []
+    for _ in range(levels - 1):
+        n -= k - 1
+        shortcuts.append(n)
+        if n < k or (n - k) % 2:
+            return None
+        n = (n - k) // 2 + 1
+        out += [shortcuts[-1], n]
+    n -= k - 1
+    out.append(n)
+    for s in reversed(shortcuts):
+        up = 2 * n - k                     # transposed conv: 2(N-1)+k samples, cropped k-1 at each end
+        n = up - (k - 1)
+        if n < 1 or s < up:
+            return None
+        out += [up, n]
+    return out if n >= 1 else None
+
+
+def sequnet_valid_output_length(n: int, levels: int, k: int) -> int | None:
+    lengths = sequnet_valid_lengths(n, levels, k)
+    return None if lengths is None else lengths[-1]
+
+
+def sequnet_valid_io(levels: int, k: int, target: int | None = None) -> tuple[int, int]:
+    """(input, output) length of the smallest valid-mode Seq-U-Net whose output has at least ``target`` samples.
+
+    The closed forms in the bottleneck output length b are
+    O(b) = 2^(L-1) b - (2k-1)(2^(L-1) - 1) and I(b) = 2^(L-1)(b + k - 1) + (2k-3)(2^(L-1) - 1),
+    so I - O = (k-1)(5 * 2^(L-1) - 4) for every b: the history equals max RF - 1.
+    With ``target=None`` the smallest allowed pair is returned.
+    """
+    c = 2 ** (levels - 1)
+    for b in range(1, 1 << 30):
+        o = c * b - (2 * k - 1) * (c - 1)
+        i = c * (b + k - 1) + (2 * k - 3) * (c - 1)
+        if (target is None or o >= target) and sequnet_valid_output_length(i, levels, k) == o:
+            return i, o
+    raise AssertionError("unreachable")
+
+
+def sequnet_rf(levels: int, k: int) -> tuple[int, int]:
+    """(min, max) receptive field of the base Seq-U-Net (both length modes)."""
+    rf_max = 1 + (k - 1) * (5 * 2 ** (levels - 1) - 4)
+    return rf_max - (2 ** (levels - 1) - 1), rf_max
+
+
+def sequnet_padded_internal_length(n: int, levels: int) -> int:
+    """Zero-padded mode runs on the smallest 2^(L-1) m + 1 >= max(n, 2^(L-1) + 1) samples, front-padded."""
+    c = 2 ** (levels - 1)
+    m = max(1, math.ceil((n - 1) / c))
+    return c * m + 1
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Residual Seq-U-Net (raw audio)
+
+@dataclass(frozen=True)
+class ResPlan:
+    input_length: int
+    output_length: int
+    pad_front: tuple[int, ...]      # per up level i = 0..L-2: extra sample kept at the front of the transposed conv
+
+
+def res_sequnet_plan(levels: int, k: int, depth: int, target: int = 1) -> ResPlan:
+    """Input/output lengths of the residual Seq-U-Net for at least ``target`` outputs (valid convolutions).
+
+    The output is rounded up to a multiple of 2^(L-1) so that the decimation grid lines up with the last
+    output; then the sizes are walked backwards through the layers as in the official ``check_padding``.
+    """
+    cycle = 2 ** (levels - 1)
+    out = cycle * max(1, math.ceil(target / cycle))
+    while True:
+        n = out
+        pads = [0] * (levels - 1)
+        for i in range(levels - 1):               # up blocks, level 0 first (walking backwards)
+            n += depth * (k - 1)                  # the D gated layers after the upsampling
+            c = n + k - 1
+            pads[i] = (c - 1) % 2
+            n = (c + 1) // 2                      # ceil(c / 2) coarse samples feed the transposed conv
+        n += depth * (k - 1)                      # bottleneck
+        for _ in range(levels - 1):               # down blocks, deepest first
+            n = 2 * n + k - 2                     # strided layer
+            n += depth * (k - 1)
+        n += k - 1                                # input convolution
+        plan = ResPlan(n, out, tuple(pads))
+        if res_sequnet_lengths_ok(plan, levels, k, depth):
+            return plan
+        out += cycle
+
+
+def res_sequnet_lengths_ok(plan: ResPlan, levels: int, k: int, depth: int) -> bool:
+    """Propagate lengths forwards and check that every shortcut is long enough for its up block."""
+    n = plan.input_length - (k - 1)
+    shortcuts = []
+    for _ in range(levels - 1):
+        n -= depth * (k - 1)
+        shortcuts.append(n)
+        if n < k or (n - k) % 2:
+            return False
+        n = (n - k) // 2 + 1
+    n -= depth * (k - 1)
+    for i in reversed(range(levels - 1)):
+        if n < 1:
+            return False
+        n = 2 * n - k + plan.pad_front[i]
+        if shortcuts[i] < n:
+            return False
+        n -= depth * (k - 1)
+    return n == plan.output_length
+
+
+def res_sequnet_rf(levels: int, k: int, depth: int) -> tuple[int, int]:
+    """(min, max) receptive field: max = 1 + (k-1)[1 + (3D+2) 2^(L-1) - 2(D+1)], min = max - (2^(L-1) - 1)."""
+    rf_max = 1 + (k - 1) * (1 + (3 * depth + 2) * 2 ** (levels - 1) - 2 * (depth + 1))
+    return rf_max - (2 ** (levels - 1) - 1), rf_max
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Dilated baselines
+
+def wavenet_rf(blocks: int, layers: int, k: int = 2) -> int:
+    """1 + blocks (k-1)(2^layers - 1): 32765 for the paper's 4 x 13 WaveNet (32764 past samples)."""
+    return 1 + blocks * (k - 1) * (2 ** layers - 1)
+
+
+def tcn_rf(levels: int, k: int) -> int:
+    """Two dilated convolutions per block with dilation 2^i: 1 + 2(k-1)(2^L - 1)."""
+    return 1 + 2 * (k - 1) * (2 ** levels - 1)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Activation counts (paper section 4): time positions computed per feature channel, summed over layers.
+
+def sequnet_activation_bound(input_length: int, levels: int, k: int = 2) -> float:
+    """The paper's bound sum_{i=0}^{L} 4 I / k^i <= 8 I (k = 2 resampling)."""
+    return sum(4 * input_length / k ** i for i in range(levels + 1))
+
+
+def wavenet_activation_count(input_length: int, receptive_field: int, k: int = 2) -> float:
+    """The paper's I log_k N for a dilated stack: every layer works at full resolution."""
+    return input_length * math.log(receptive_field, k)
+
+
+def res_sequnet_activation_counts(input_length: int, levels: int, k: int, depth: int) -> list[int]:
+    """Output length of every gated layer (and the input conv) of a residual Seq-U-Net in valid mode."""
+    plan_pads = res_sequnet_plan_for_input(input_length, levels, k, depth).pad_front
+    n = input_length - (k - 1)
+    counts, shortcuts = [n], []
+    for _ in range(levels - 1):
+        for _ in range(depth):
+            n -= k - 1
+            counts.append(n)
+        shortcuts.append(n)
+        n = (n - k) // 2 + 1
+        counts.append(n)
+    for _ in range(depth):
+        n -= k - 1
+        counts.append(n)
+    for i in reversed(range(levels - 1)):
+        n = 2 * n - k + plan_pads[i]
+        counts.append(n)
+        for _ in range(depth):
+            n -= k - 1
+            counts.append(n)
+    return counts
+
+
+def res_sequnet_plan_for_input(input_length: int, levels: int, k: int, depth: int) -> ResPlan:
+    base = res_sequnet_plan(levels, k, depth)
+    cycle = 2 ** (levels - 1)
+    extra = input_length - base.input_length
+    if extra < 0 or extra % cycle:
+        raise ValueError(f"input length {input_length} is not {base.input_length} + a multiple of {cycle}")
+    return ResPlan(input_length, base.output_length + extra, base.pad_front)
+
+
+def wavenet_activation_counts(input_length: int, blocks: int, layers: int, k: int = 2) -> list[int]:
+    """Output length of every dilated layer of a valid-convolution WaveNet."""
+    counts, n = [], input_length
+    for _ in range(blocks):
+        for j in range(layers):
+            n -= (k - 1) * 2 ** j
+            counts.append(n)
+    return counts
