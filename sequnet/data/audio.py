@@ -254,6 +254,17 @@ def _choose(train: list[str], test: list[str], limit: int | None) -> tuple[list[
     return train[:limit - n_test], test[:n_test]
 
 
+def _render_split(names: Iterable[str], test_fraction: float) -> tuple[list[str], list[str]]:
+    """``split_pieces``, except that the six registered pieces keep their registered side: a larger rendered
+    corpus must not train on a piece that the default corpus tests on."""
+    train, test = split_pieces(names, test_fraction)
+    side = {name: "train" for name in train} | {name: "test" for name in test}
+    for path in GROUPS["piano-rendered"]:
+        if Path(path).stem in side:
+            side[Path(path).stem] = Path(path).parent.name
+    return sorted(n for n, s in side.items() if s == "train"), sorted(n for n, s in side.items() if s == "test")
+
+
 def render_piano(out_dir: str | os.PathLike | None = None, midi_zip: str | os.PathLike | None = None, *,
                  limit: int | None = None, pieces: Sequence[str] | None = None, test_fraction: float = 0.1,
                  soundfont: str | os.PathLike | None = None, sr: int = SAMPLE_RATE,
@@ -261,7 +272,9 @@ def render_piano(out_dir: str | os.PathLike | None = None, midi_zip: str | os.Pa
     """Render piano-midi.de MIDI files to ``out_dir/{train,test}/<piece>.flac``; returns the files rendered now.
 
     The split is ``split_pieces`` over every piece in the zip, so a piece's side does not depend on ``limit`` or
-    ``pieces``. Pieces already rendered are skipped, so an interrupted run can simply be started again.
+    ``pieces``; the six registered pieces keep their registered side, so ``out_dir=<root>/piano/rendered``
+    reproduces the registered files (bit for bit with FluidSynth 2.3.1 and the soundfont package 0.2.1-1).
+    Pieces already rendered are skipped, so an interrupted run can simply be started again.
     Defaults: ``out_dir`` = ``<data root>/piano/rendered-all``, ``midi_zip`` = the registered zip.
     """
     tools = find_render_tools(soundfont)
@@ -272,7 +285,7 @@ def render_piano(out_dir: str | os.PathLike | None = None, midi_zip: str | os.Pa
         unknown = sorted(set(pieces or ()) - set(members))
         if unknown:
             raise DataError(f"{midi_zip} has no MIDI file for {', '.join(unknown)}")
-        train, test = split_pieces(members, test_fraction)
+        train, test = _render_split(members, test_fraction)
         if pieces:
             train, test = [p for p in train if p in pieces], [p for p in test if p in pieces]
         train, test = _choose(train, test, limit)

@@ -55,9 +55,10 @@ _MUSIC_ORIGIN = ("Boulanger-Lewandowski et al. 2012 piano rolls (http://www-etud
 _MIDI_ORIGIN = ("piano-midi.de MIDI (Bernd Krueger, CC BY-SA 3.0 DE) repacked as a zip from the source repository "
                 "https://github.com/cheriell/ClassicalPianoMIDI-dataset (commit 505aef5); no public copy of the zip "
                 "itself exists, so only a mirror can provide these bytes")
-_RENDER_ORIGIN = ("rendered from piano/midi/piano-midi.de_midis.zip by `python -m sequnet data render-piano` "
-                  "(bit-identical only with FluidSynth 2.3.1 and musescore-general-soundfont-lossless 0.2.1; "
-                  "CC BY-SA 3.0 DE, Bernd Krueger); there is no download URL")
+_RENDER_ORIGIN = ("there is no download URL: it is rendered from piano/midi/piano-midi.de_midis.zip by "
+                  "`python -m sequnet data render-piano --out <data root>/piano/rendered --pieces NAME` "
+                  "(bit-identical with FluidSynth 2.3.1 and musescore-general-soundfont-lossless 0.2.1-1; "
+                  "CC BY-SA 3.0 DE, Bernd Krueger)")
 
 # (path, bytes, sha256); the group is the first path component, except that the piano folder has two groups.
 _ROWS = [
