@@ -65,7 +65,7 @@ class PaperSetting:
             plan = sizes.res_sequnet_plan(self.levels, self.kernel_size, self.depth, self.target_output)
             return plan.input_length, plan.output_length
         if self.arch == "wavenet":
-            return sizes.wavenet_rf(4, 13) - 1 + self.target_output, self.target_output
+            return sizes.wavenet_rf(4, self.levels, self.kernel_size) - 1 + self.target_output, self.target_output
         return self.history + self.target_output, self.target_output
 
     @property
@@ -76,7 +76,7 @@ class PaperSetting:
                 return sizes.res_sequnet_rf(self.levels, self.kernel_size, self.depth)[1] - 1
             return sizes.sequnet_rf(self.levels, self.kernel_size)[1] - 1
         if self.arch == "wavenet":
-            return sizes.wavenet_rf(4, 13) - 1
+            return sizes.wavenet_rf(4, self.levels, self.kernel_size) - 1
         return sizes.tcn_rf(self.levels, self.kernel_size) - 1
 
 

@@ -1,0 +1,169 @@
+"""Training-step benchmark: every pair of Table 1, both models in the same process on the same device.
+
+For each task the script builds the paper's two models, feeds synthetic inputs of the paper's training shapes
+(timing does not depend on the values) and measures a full training step: forward, loss, backward, Adam step.
+Times are synchronised (``torch.cuda.synchronize``) medians after warm-up steps; memory is
+``torch.cuda.max_memory_allocated`` after a reset, i.e. the allocator's peak of live tensors (parameters,
+gradients, Adam state, activations, batch), as the paper's Table 1 reports it.
+
+    python benchmarks/training.py --device cuda --out results/bench/training.json
+    python benchmarks/training.py --device cpu --quick            # a smoke run on the CPU
+
+Music tasks use one sequence per step of the training set's mean length (JSB 60, Nottingham 254, MuseData 468
+frames), as the paper trains one sequence at a time. Piano is measured at batch 2 (the paper's Table 1) and 16.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import sequnet  # noqa: E402
+from sequnet.results import PAPER_TABLE1  # noqa: E402
+
+MUSIC_MEAN_LENGTH = {"jsb": 60, "nottingham": 254, "muse": 468, "piano_midi": 873}
+PAIRS = {
+    "char_ptb": ("tcn", "sequnet"), "word_ptb": ("tcn", "sequnet"), "muse": ("tcn", "sequnet"),
+    "nottingham": ("tcn", "sequnet"), "jsb": ("tcn", "sequnet"), "piano_audio": ("wavenet", "sequnet"),
+}
+
+
+def make_batch(setting, batch: int, device, quick: bool):
+    """Synthetic (input, target) of the paper's training shapes."""
+    if setting.kind == "music":
+        t = MUSIC_MEAN_LENGTH[setting.task] if not quick else 32
+        x = (torch.rand(batch, 88, t, device=device) < 0.05).float()
+        return x, (torch.rand(batch, 88, t, device=device) < 0.05).float()
+    inp, out = setting.input_output
+    classes = setting.vocab or setting.classes
+    return (torch.randint(0, classes, (batch, inp), device=device),
+            torch.randint(0, classes, (batch, out), device=device))
+
+
+def loss_fn(setting, logits, target):
+    if setting.kind == "music":
+        return F.binary_cross_entropy_with_logits(logits, target, reduction="sum")
+    return F.cross_entropy(logits[..., -target.shape[-1]:], target)
+
+
+def measure(setting, batch: int, device, steps: int, warmup: int, bf16: bool, compile_: bool, quick: bool):
+    torch.manual_seed(0)
+    model = sequnet.build_model(setting).to(device).train()
+    params = sequnet.count_parameters(model)
+    step_model = torch.compile(model) if compile_ else model
+    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+    x, y = make_batch(setting, batch, device, quick)
+    cuda = device.type == "cuda"
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            logits = step_model(x)
+        loss = loss_fn(setting, logits.float(), y)
+        loss.backward()
+        opt.step()
+
+    for _ in range(warmup):
+        step()
+    if cuda:
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+    times = []
+    for _ in range(steps):
+        if cuda:
+            torch.cuda.synchronize(device)
+        t0 = time.perf_counter()
+        step()
+        if cuda:
+            torch.cuda.synchronize(device)
+        times.append(time.perf_counter() - t0)
+    peak = torch.cuda.max_memory_allocated(device) / 2 ** 20 if cuda else None
+    del model, opt, x, y, step_model
+    if cuda:
+        torch.cuda.empty_cache()
+    return {"params": params, "time_median_s": statistics.median(times), "time_min_s": min(times),
+            "steps": steps, "peak_memory_mib": peak}
+
+
+def run(tasks, device, steps, warmup, bf16, compile_, quick, piano_batches=(2, 16)):
+    rows = []
+    for task in tasks:
+        batches = piano_batches if task == "piano_audio" else ((1,) if task in MUSIC_MEAN_LENGTH else (16,))
+        for batch in batches:
+            pair = {}
+            for arch in PAIRS[task]:
+                s = sequnet.paper_setting(task, arch)
+                if quick:   # shrink to something a CPU does in seconds, keeping the architecture
+                    s = s.replace(hidden=16, levels=min(s.levels, 4), emsize=min(s.emsize, 16) or 0,
+                                  target_output=min(s.target_output or 0, 64) or None)
+                r = measure(s, batch, device, steps, warmup, bf16, compile_, quick)
+                r.update(task=task, arch=arch, batch=batch)
+                paper = PAPER_TABLE1.get((task, arch))
+                if paper:
+                    r["paper_time_s"], r["paper_mem_mb"] = paper["time_s"], paper["mem_mb"]
+                pair[arch] = r
+                rows.append(r)
+                print(f"{task:12s} {arch:8s} batch {batch:3d}: {r['time_median_s'] * 1e3:9.2f} ms/step, "
+                      f"peak {r['peak_memory_mib'] or float('nan'):9.1f} MiB, {r['params']:,} params", flush=True)
+            base, ours = (pair[a] for a in PAIRS[task])
+            ours["time_ratio"] = ours["time_median_s"] / base["time_median_s"]
+            if ours["peak_memory_mib"]:
+                ours["memory_ratio"] = ours["peak_memory_mib"] / base["peak_memory_mib"]
+    return rows
+
+
+def table(rows) -> str:
+    head = (f"| task | model | batch | params | ms/step | peak MiB | Seq-U-Net/baseline time | memory | "
+            f"paper ratio time | memory |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    lines = [head]
+    for r in rows:
+        paper_t = paper_m = ""
+        if r["arch"] == "sequnet" and (r["task"], "sequnet") in PAPER_TABLE1:
+            base = "wavenet" if r["task"] == "piano_audio" else "tcn"
+            p, q = PAPER_TABLE1[r["task"], "sequnet"], PAPER_TABLE1[r["task"], base]
+            paper_t, paper_m = f"{p['time_s'] / q['time_s']:.2f}", f"{p['mem_mb'] / q['mem_mb']:.2f}"
+        mem = f"{r['peak_memory_mib']:.1f}" if r["peak_memory_mib"] else "-"
+        lines.append(f"| {r['task']} | {r['arch']} | {r['batch']} | {r['params']:,} | {r['time_median_s'] * 1e3:.2f} "
+                     f"| {mem} | {r.get('time_ratio', float('nan')):.2f} | {r.get('memory_ratio', float('nan')):.2f} "
+                     f"| {paper_t} | {paper_m} |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--tasks", nargs="+", default=list(PAIRS), choices=list(PAIRS))
+    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--warmup", type=int, default=5)
+    ap.add_argument("--bf16", action="store_true", help="bf16 autocast for the forward pass")
+    ap.add_argument("--compile", action="store_true", help="torch.compile the models")
+    ap.add_argument("--quick", action="store_true", help="tiny shapes for a CPU smoke run")
+    ap.add_argument("--out", type=Path, help="write the JSON here")
+    args = ap.parse_args(argv)
+    device = torch.device(args.device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True   # autotuning happens in the warm-up steps, not the timed ones
+    rows = run(args.tasks, device, args.steps, args.warmup, args.bf16, args.compile, args.quick)
+    print(table(rows))
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        meta = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+                "torch": torch.__version__, "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                "bf16": args.bf16, "compile": args.compile, "quick": args.quick, "steps": args.steps,
+                "warmup": args.warmup, "tf32_conv": torch.backends.cudnn.allow_tf32,
+                "tf32_matmul": torch.backends.cuda.matmul.allow_tf32}
+        args.out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
+        print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
