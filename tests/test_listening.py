@@ -1,0 +1,375 @@
+"""The listening test: item folders, blinding, the response format, the static page, analysis.
+
+The browser test (``-m book``) opens a standalone page in headless Chromium, answers an item and checks the
+JSON the page offers for download."""
+from __future__ import annotations
+
+import functools
+import html.parser
+import http.server
+import json
+import math
+import threading
+import time
+import urllib.parse
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+import pytest
+
+matplotlib.use("Agg")
+
+from sequnet import listening as L  # noqa: E402
+
+SR = 8000
+CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
+
+
+def tone(f0: float, seconds: float, seed: int = 0) -> np.ndarray:
+    t = np.arange(int(seconds * SR)) / SR
+    return 0.3 * np.sin(2 * np.pi * f0 * t) + 0.01 * np.random.default_rng(seed).normal(size=t.size)
+
+
+@pytest.fixture
+def items_dir(tmp_path) -> Path:
+    primes = [tone(200 + 50 * i, 0.1, i) for i in range(6)]
+    conts = {m: [np.concatenate([p, tone(300 + 20 * k, 0.2, k)]) for p in primes]
+             for k, m in enumerate(L.MODELS)}
+    L.make_items(tmp_path / "items", primes, conts, SR, sources=[f"piece{i} @ 0 s" for i in range(6)])
+    return tmp_path / "items"
+
+
+def answer(item, a_model, quality="A", coherence="not sure"):
+    b_model = next(m for m in L.MODELS if m != a_model)
+    return {"item": item, "a_model": a_model, "b_model": b_model, "quality": quality, "coherence": coherence}
+
+
+def doc(participant="alice", items=None):
+    return {"schema": L.SCHEMA_TAG, "participant": participant, "created": "2025-01-02T03:04:05Z",
+            "items": items if items is not None else [answer("item01", "sequnet")]}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Items
+
+def test_make_items_writes_neutral_files_and_a_manifest(items_dir):
+    items = L.load_items(items_dir)
+    manifest = json.loads((items_dir / "items.json").read_text())
+    assert manifest["sample_rate"] == SR and manifest["prime_seconds"] == 0.1
+    assert [it.id for it in items.items] == [f"item{i:02d}" for i in range(1, 7)]
+    for it in items.items:
+        assert (it.prime, it.x, it.y) == (f"{it.id}_prime.flac", f"{it.id}_x.flac", f"{it.id}_y.flac")
+        assert sorted(it.models.values()) == sorted(L.MODELS)
+    # x is drawn per item, so "x" does not stand for one model
+    assert len({it.models["x"] for it in items.items}) == 2
+    import soundfile
+    assert soundfile.info(str(items_dir / "item01_x.flac")).frames == int(0.3 * SR)
+
+
+def test_make_items_prepends_the_prime_and_replaces_an_older_set(tmp_path):
+    primes = [tone(220, 0.1)] * 3
+    items = L.make_items(tmp_path, primes, {m: [tone(330, 0.2)] * 3 for m in L.MODELS}, SR, prime_included=False,
+                         fmt="wav")
+    import soundfile
+    assert soundfile.info(str(tmp_path / "item01_y.wav")).frames == int(0.3 * SR)
+    assert len(items.items) == 3
+    L.make_items(tmp_path, primes[:1], {m: [tone(330, 0.2)] for m in L.MODELS}, SR, prime_included=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["item01_prime.flac", "item01_x.flac", "item01_y.flac",
+                                                          "items.json"]
+
+
+def test_find_items_prefers_the_given_folder_then_the_piano_notebooks(items_dir, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert L.find_items() is None
+    with pytest.raises(FileNotFoundError, match="items_dir='nowhere'"):
+        L.find_items("nowhere")
+    assert L.find_items(items_dir) == items_dir
+    (tmp_path / "piano_audio").mkdir()
+    items_dir.rename(tmp_path / L.DEFAULT_ITEMS_DIR)
+    assert L.find_items() == L.DEFAULT_ITEMS_DIR
+
+
+def test_make_items_rejects_bad_input(tmp_path):
+    primes = [tone(220, 0.1)]
+    with pytest.raises(L.ListeningError, match="expected exactly"):
+        L.make_items(tmp_path, primes, {"sequnet": [tone(1, 0.3)], "tcn": [tone(1, 0.3)]}, SR)
+    with pytest.raises(L.ListeningError, match="no more than its prime"):
+        L.make_items(tmp_path, primes, {m: [tone(1, 0.05)] for m in L.MODELS}, SR)
+    with pytest.raises(L.ListeningError, match="NaN"):
+        L.make_items(tmp_path, primes, {m: [np.full(2000, np.nan)] for m in L.MODELS}, SR)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Response format
+
+def write(folder: Path, name: str, content) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / name).write_text(content if isinstance(content, str) else json.dumps(content))
+
+
+def test_valid_responses_load_and_other_files_are_not_responses(tmp_path):
+    write(tmp_path, "alice.json", doc("alice"))
+    write(tmp_path, "bob.json", doc("bob", [answer("item01", "wavenet", "B", "A"), answer("item02", "sequnet")]))
+    write(tmp_path, "README.md", "# not a response")
+    assert [d["participant"] for d in L.load_responses(tmp_path)] == ["alice", "bob"]
+
+
+@pytest.mark.parametrize("name, content, reason", [
+    ("missing.json", {k: v for k, v in doc().items() if k != "created"}, "missing field(s) created"),
+    ("answer.json", doc(items=[answer("item01", "sequnet", quality="maybe")]), "items[0].quality: 'maybe'"),
+    ("tag.json", doc() | {"schema": "sequnet-listening/0"}, "schema: expected 'sequnet-listening/1'"),
+    ("broken.json", '{"schema": "sequnet-listening/1", ', "not valid JSON"),
+    ("same.json", doc(items=[answer("item01", "sequnet") | {"b_model": "sequnet"}]), "both 'sequnet'"),
+    ("twice.json", doc(items=[answer("item01", "sequnet"), answer("item01", "wavenet")]), "answered twice"),
+    ("date.json", doc() | {"created": "yesterday"}, "not an ISO 8601 date"),
+    ("extra.json", doc() | {"notes": "x"}, "unknown field(s) notes"),
+    ("empty.json", doc(items=[]), "needs at least 1 entry"),
+    ("list.json", [doc()], "expected a JSON object"),
+])
+def test_malformed_response_files_are_rejected_with_the_reason(tmp_path, name, content, reason):
+    write(tmp_path, "good.json", doc("good"))
+    write(tmp_path, name, content)
+    with pytest.raises(L.ResponseError) as e:
+        L.load_responses(tmp_path)
+    assert [n for n, _ in e.value.problems] == [name]
+    assert reason in str(e.value) and name in str(e.value)
+
+
+def test_every_bad_file_is_reported_and_a_participant_counts_once(tmp_path):
+    write(tmp_path, "a.json", doc("alice"))
+    write(tmp_path, "a2.json", doc("alice"))
+    write(tmp_path, "b.json", "not json")
+    with pytest.raises(L.ResponseError) as e:
+        L.load_responses(tmp_path)
+    reasons = dict(e.value.problems)
+    assert set(reasons) == {"a2.json", "b.json"} and "also answered in a.json" in reasons["a2.json"]
+
+
+def test_the_schema_agrees_with_jsonschema():
+    jsonschema = pytest.importorskip("jsonschema")
+    validator = jsonschema.Draft202012Validator(L.RESPONSE_SCHEMA, format_checker=jsonschema.FormatChecker())
+    jsonschema.Draft202012Validator.check_schema(L.RESPONSE_SCHEMA)
+    good, bad = doc(), [doc() | {"schema": "x"}, doc(items=[answer("item01", "sequnet", "yes")]),
+                        {k: v for k, v in doc().items() if k != "items"}, doc(participant=""), doc() | {"x": 1}]
+    assert validator.is_valid(good) and not L.response_problems(good)
+    for d in bad:
+        assert not validator.is_valid(d) and L.response_problems(d), d
+
+
+def test_save_response_is_atomic_and_refuses_a_name_clash(tmp_path):
+    d = L.response_document(" Ann Lee ", [answer("item01", "wavenet")])
+    path = L.save_response(d, tmp_path)
+    assert path.name == "Ann_Lee.json" and L.load_responses(tmp_path)[0]["participant"] == "Ann Lee"
+    assert [p.name for p in tmp_path.iterdir()] == ["Ann_Lee.json"]   # no temporary file left behind
+    with pytest.raises(L.ListeningError, match="choose another participant name"):
+        L.save_response(L.response_document("Ann/Lee", [answer("item01", "wavenet")]), tmp_path)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Blinding and the static page
+
+def test_presentation_is_per_participant_and_reproducible(items_dir):
+    items = L.load_items(items_dir)
+    alice, bob = L.presentation(items, "alice"), L.presentation(items, "bob")
+    assert L.presentation(items, " alice ") == alice
+    assert sorted(t.item.id for t in alice) == [it.id for it in items.items]
+    a_alice = {t.item.id: t.a_model for t in alice}
+    assert any(a_alice[t.item.id] != t.a_model for t in bob), "A/B order must differ for some item"
+    many = {tuple(t.a for t in L.presentation(items, f"p{i}")) for i in range(20)}
+    assert len(many) > 5
+
+
+class VisibleText(html.parser.HTMLParser):
+    """Text a reader sees and attribute values (file names) outside <script> and <style>."""
+
+    def __init__(self):
+        super().__init__()
+        self.skip, self.parts, self.srcs = 0, [], []
+
+    def handle_starttag(self, tag, attrs):
+        self.skip += tag in ("script", "style")
+        self.parts += [v for _, v in attrs if v]
+        self.srcs += [v for k, v in attrs if k == "src"]
+
+    def handle_endtag(self, tag):
+        self.skip -= tag in ("script", "style")
+
+    def handle_data(self, data):
+        if not self.skip:
+            self.parts.append(data)
+
+
+def test_static_page_refers_to_every_clip_and_nothing_outside(items_dir, tmp_path):
+    page = L.export_static_page(items_dir, tmp_path / "site" / "test.html", "audio")
+    text = page.read_text()
+    items = L.load_items(items_dir)
+    parser = VisibleText()
+    parser.feed(text)
+    assert sorted(parser.srcs) == sorted(f"audio/{name}" for name in items.audio_files())
+    assert all((tmp_path / "site" / src).is_file() for src in parser.srcs)
+    assert not (tmp_path / "site" / "audio" / "items.json").exists(), "the manifest names the models"
+    for needle in ("http://", "https://", "//cdn"):
+        assert needle not in text
+    visible = " ".join(parser.parts).lower()
+    for name in ("sequnet", "seq-u-net", "wavenet"):
+        assert name not in visible
+    fragment = L.static_page_fragment(items_dir, "listening_test/audio")
+    assert fragment.startswith('<div class="listening-test"') and "<html" not in fragment
+    assert 'src="listening_test/audio/item01_prime.flac"' in fragment
+    assert L.myst_raw_block(items_dir).startswith("```{raw} html\n")
+    for bad in ("https://example.org/a", "/abs", "../up", "//cdn.example"):
+        with pytest.raises(L.ListeningError, match="audio_rel_dir"):
+            L.static_page_fragment(items_dir, bad)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The Jupyter session (driven without a kernel: the callbacks are plain Python)
+
+def test_session_saves_valid_answers_for_every_item(items_dir, tmp_path):
+    import ipywidgets as widgets
+
+    root = L.listening_session(items_dir, None, tmp_path / "responses")
+    text, start = root.children[1].children
+    text.value = "carol"
+    start.click()
+    n = len(L.load_items(items_dir).items)
+    for _ in range(n):
+        toggles = [c for c in root.children if isinstance(c, widgets.ToggleButtons)]
+        button = root.children[-1]
+        assert button.disabled
+        toggles[0].value, toggles[1].value = "A", "not sure"
+        assert not button.disabled
+        button.click()
+    (saved,) = L.load_responses(tmp_path / "responses")
+    expected = {t.item.id: t.a_model for t in L.presentation(L.load_items(items_dir), "carol")}
+    assert {e["item"]: e["a_model"] for e in saved["items"]} == expected
+    assert all(e["quality"] == "A" and e["coherence"] == "not sure" for e in saved["items"])
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Analysis
+
+def responses_with(quality_sequnet: int, quality_wavenet: int, not_sure: int) -> list[dict]:
+    """Two participants; each answer is A or B with the preferred model played as A or B alternately."""
+    entries = []
+    for i, choice in enumerate(["sequnet"] * quality_sequnet + ["wavenet"] * quality_wavenet
+                               + ["not sure"] * not_sure):
+        a_model = L.MODELS[i % 2]
+        q = "not sure" if choice == "not sure" else "A" if choice == a_model else "B"
+        entries.append(answer(f"item{i + 1:02d}", a_model, quality=q, coherence="B"))
+    half = len(entries) // 2
+    return [doc("p1", entries[:half]), doc("p2", entries[half:])]
+
+
+def test_summary_and_binomial_test_on_known_counts():
+    summary = L.summarise(responses_with(15, 5, 4))
+    assert summary.participants == 2
+    assert summary.counts["quality"] == {"sequnet": 15, "wavenet": 5, "not sure": 4}
+    # coherence "B" everywhere: B was wavenet for even i (a_model sequnet), sequnet for odd i
+    assert summary.counts["coherence"] == {"sequnet": 12, "wavenet": 12, "not sure": 0}
+    quality, coherence = L.binomial_test(summary)
+    exact = 2 * sum(math.comb(20, k) for k in range(15, 21)) / 2 ** 20
+    assert quality.p_value == pytest.approx(exact, rel=1e-12) and exact == pytest.approx(0.041389, abs=1e-6)
+    z, p = 1.959963984540054, 15 / 20   # Wilson interval by its formula
+    centre, half = (p + z * z / 40) / (1 + z * z / 20), z / (1 + z * z / 20) * math.sqrt(p * (1 - p) / 20
+                                                                                         + z * z / 1600)
+    assert quality.ci95 == pytest.approx((centre - half, centre + half), rel=1e-9)
+    assert coherence.p_value == pytest.approx(1.0) and coherence.share == 0.5
+    assert "15 of 20 decided" in str(quality) and "4 not sure" in str(quality)
+    assert "| Timbre / audio quality | 15 (62 %)" in summary.markdown()
+    ax = L.plot_figure3(summary)
+    assert len(ax.patches) == 6 and ax.get_xlim() == (0, 100)
+
+
+def test_no_responses_means_no_numbers(tmp_path):
+    assert L.load_responses(tmp_path) == []
+    summary = L.summarise([])
+    assert summary.empty and summary.markdown() == "No responses yet."
+    results = L.binomial_test(summary)
+    assert all(r.p_value is None and r.ci95 is None for r in results)
+    assert "no decided answers" in str(results[0])
+    ax = L.plot_figure3(summary)
+    assert not ax.patches and "No responses yet" in ax.texts[0].get_text()
+    with pytest.raises(L.ResponseError, match="responses\\[0\\]"):
+        L.summarise([doc() | {"schema": "nope"}])
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The page in a real browser
+
+@pytest.fixture
+def chrome(tmp_path):
+    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
+        pytest.skip(f"headless Chromium is needed: {CHROMIUM} or {CHROMEDRIVER} is missing")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--mute-audio", "--disable-dev-shm-usage",
+                 f"--user-data-dir={tmp_path / 'profile'}", "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
+    driver.set_page_load_timeout(30)
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture
+def served(tmp_path):
+    site = tmp_path / "site"
+    site.mkdir()
+    handler = type("Quiet", (http.server.SimpleHTTPRequestHandler,), {"log_message": lambda *a: None})
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(handler, directory=str(site)))
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield site, f"http://127.0.0.1:{httpd.server_address[1]}/"
+    httpd.shutdown()
+
+
+@pytest.mark.book
+def test_static_page_in_chromium(items_dir, served, chrome):
+    from selenium.webdriver.common.by import By
+
+    site, base = served
+    L.export_static_page(items_dir, site / "test.html", "audio")
+    chrome.get(base + "test.html")
+    root = chrome.find_element(By.CSS_SELECTOR, ".listening-test")
+    # The page's hash and order are Python's
+    js = chrome.execute_script("var api = arguments[0].listeningTest; return [api.blindHash('dana\\u00e9'), "
+                               "api.presentation('dana').map(function (t) { return [t.item.id, t.a]; })];", root)
+    items = L.load_items(items_dir)
+    assert js[0] == L.blind_hash("dana\u00e9")
+    assert js[1] == [[t.item.id, t.a] for t in L.presentation(items, "dana")]
+
+    root.find_element(By.CSS_SELECTOR, '[data-role="name"]').send_keys("  dana ")
+    root.find_element(By.CSS_SELECTOR, '[data-role="start"]').click()
+    section = next(s for s in root.find_elements(By.CSS_SELECTOR, ".sl-item") if s.is_displayed())
+    first = L.presentation(items, "dana")[0]
+    assert section.get_attribute("data-item") == first.item.id
+    slot_a = section.find_element(By.CSS_SELECTOR, '[data-slot="A"] audio').get_attribute("src")
+    assert slot_a.endswith(f"audio/{first.item.file(first.a)}")
+    next_button = root.find_element(By.CSS_SELECTOR, '[data-role="next"]')
+    assert not next_button.is_enabled()
+    section.find_element(By.CSS_SELECTOR, '[data-question="quality"] input[value="B"]').click()
+    section.find_element(By.CSS_SELECTOR, '[data-question="coherence"] input[value="not sure"]').click()
+    assert next_button.is_enabled()
+    link = root.find_element(By.CSS_SELECTOR, '[data-role="download"]')
+    assert link.is_displayed() and link.get_attribute("download") == "dana.json"
+    href = link.get_attribute("href")
+    prefix = "data:application/json;charset=utf-8,"
+    assert href.startswith(prefix)
+    result = json.loads(urllib.parse.unquote(href[len(prefix):]))
+    assert not L.response_problems(result)
+    assert result["participant"] == "dana"
+    assert result["items"] == [{"item": first.item.id, "a_model": first.a_model, "b_model": first.b_model,
+                                "quality": "B", "coherence": "not sure"}]
+    # The answers survive a reload (localStorage) and the page resumes where the participant was
+    chrome.refresh()
+    time.sleep(0.3)
+    root = chrome.find_element(By.CSS_SELECTOR, ".listening-test")
+    again = chrome.execute_script("return arguments[0].listeningTest.results();", root)
+    assert again == result
+    audio_ok = chrome.execute_script(
+        "return Array.prototype.every.call(document.querySelectorAll('audio'), function (a) { return !a.error; });")
+    assert audio_ok
