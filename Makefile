@@ -1,0 +1,77 @@
+# Seq-U-Net companion. On a fresh machine:
+#   make book    venv, every notebook at SCALE (sequnet run), then the book in book/_build/html
+#   make test    venv, pytest, every notebook at smoke scale, the book from those, the browser test
+# Variables: SCALE=smoke|demo|paper|published (default: paper where nvidia-smi finds a GPU, else demo).
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+VENV  := .venv
+PY    := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+SCALE ?= $(shell nvidia-smi -L >/dev/null 2>&1 && echo paper || echo demo)
+SUDO  := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+# The data layer reads verified copies from this mirror instead of downloading (tests and CI must never download).
+ifneq ($(wildcard ../shared/data),)
+export SEQUNET_DATA_MIRROR := $(abspath ../shared/data)
+endif
+
+.PHONY: help venv book test unit-tests smoke-book browser-test screenshots chromium npm clean distclean
+
+help:
+	@echo "make book [SCALE=smoke|demo|paper|published]  run the notebooks and build book/_build/html"
+	@echo "make test                                      pytest, smoke notebooks, smoke book, browser test"
+	@echo "make screenshots                               refresh book/screenshots/ from the built book"
+	@echo "make clean | distclean                         remove build outputs | also the venv and npm files"
+
+# torch goes first and pinned: 2.13.0 resolves to the CPU wheel on local disk, while the unpinned requirement in
+# pyproject.toml would let pip pull a multi-GB CUDA build. The stamp skips all this until pyproject.toml changes.
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install torch==2.13.0
+	$(PY) -m pip install -e ".[notebooks,book,test]"
+	touch $@
+
+venv: $(STAMP)
+
+# The book vendors MathJax and the widget manager with npm; the browser test needs Chromium and its driver.
+npm:
+	@command -v npm >/dev/null || { $(SUDO) apt-get update && $(SUDO) apt-get install -y npm; }
+
+chromium:
+	@test -x /usr/bin/chromium || { $(SUDO) apt-get update && $(SUDO) apt-get install -y chromium chromium-driver; }
+
+ifeq ($(SCALE),published)
+# Committed executed notebooks (paper scale, from a GPU machine): no training, only the book.
+book: $(STAMP) npm
+	$(PY) -m sequnet book --from results/published
+else
+# A notebook that fails does not stop the book: it is built from those that passed, and make still fails.
+book: $(STAMP) npm
+	status=0; $(PY) -m sequnet run --scale $(SCALE) --out build/$(SCALE) || status=$$?; \
+	$(PY) -m sequnet book --from build/$(SCALE); exit $$status
+endif
+
+test: unit-tests smoke-book browser-test
+
+unit-tests: $(STAMP)
+	$(PY) -m pytest -m "not book"
+
+# --strict: a Sphinx warning (broken reference, unknown citation) fails the test build.
+smoke-book: $(STAMP) npm
+	$(PY) -m sequnet run --scale smoke --out build/smoke
+	$(PY) -m sequnet book --from build/smoke --strict
+
+browser-test: $(STAMP) chromium
+	SEQUNET_BOOK_HTML=book/_build/html $(PY) -m pytest -m book
+
+# Committed screenshots of the introduction, the first chapter and the reproduction page, from the built book.
+screenshots: $(STAMP) chromium
+	SEQUNET_BOOK_HTML=book/_build/html SEQUNET_SCREENSHOTS=book/screenshots $(PY) -m pytest -m book -k screenshots
+
+clean:
+	rm -rf build book/_build book/_assets book/notebooks book/_toc.yml book/reproduction.md
+
+distclean: clean
+	rm -rf $(VENV) book/node_modules book/_vendor

@@ -1,0 +1,284 @@
+"""``sequnet run``: execute every notebook at one scale with papermill; ``sequnet book``: build the book from them.
+
+Layout of a run (default ``build/<scale>/``)::
+
+    <out>/<name>.ipynb          the executed notebook (written under a temporary name, renamed when complete)
+    <out>/<name>.failed.ipynb   what a failed run had executed, with papermill's error marker, for debugging
+    <out>/<name>.log            papermill's log: progress, cell outputs, tracebacks (``tail -f`` it on long runs)
+    <out>/<name>/               the notebook's ``out_dir``: result records, audio, anything else it writes
+
+The kernel's working directory is ``<out>`` and the runner injects ``out_dir = "<name>"``. A path under
+``out_dir`` is therefore also a path relative to the executed notebook, so an ``<audio src=...>`` a notebook
+writes that way plays in Jupyter and, once ``sequnet book`` has copied ``<out>/<name>/`` beside the page, in the
+book (see :func:`sequnet.book.audio_player`).
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from sequnet.results import SCALES
+
+REPO = Path(__file__).resolve().parent.parent
+NOTEBOOKS = REPO / "notebooks"
+
+# Order of execution and of the book's chapters; notebooks not listed follow in alphabetical order.
+PREFERRED_ORDER = ("models", "char_ptb", "word_ptb", "music", "generation", "piano_audio", "listening_test",
+                   "complexity")
+
+
+@dataclasses.dataclass(frozen=True)
+class Limits:
+    cell_s: int       # papermill --execution-timeout: the longest one cell may run
+    notebook_s: int   # wall clock for the whole papermill process, kernel start-up included
+
+
+# A cell that runs past its limit is almost always the nbclient hang (upstream nbclient#312), not real work,
+# so the limits sit well above what each scale needs. Paper-scale cells train for hours on a GPU.
+LIMITS = {
+    "smoke": Limits(cell_s=300, notebook_s=900),
+    "demo": Limits(cell_s=1800, notebook_s=3600),
+    "paper": Limits(cell_s=12 * 3600, notebook_s=48 * 3600),
+}
+RESERVED_PARAMETERS = {"scale": "--scale", "out_dir": "--out"}
+
+
+@dataclasses.dataclass
+class Outcome:
+    name: str
+    status: str          # "ok", "failed" or "timeout"
+    wall_s: float
+    attempts: int
+    detail: str = ""     # for a failure: the failing cell and its error, or the end of papermill's log
+
+
+def order_names(names) -> list[str]:
+    """``names`` in the preferred chapter order, unknown ones last in alphabetical order."""
+    rank = {name: i for i, name in enumerate(PREFERRED_ORDER)}
+    return sorted(names, key=lambda n: (rank.get(n, len(rank)), n))
+
+
+def discover(notebook_dir: Path = NOTEBOOKS) -> dict[str, Path]:
+    """Every MyST notebook (``*.md``) in ``notebook_dir`` by name, in the preferred order."""
+    found = {p.stem: p for p in Path(notebook_dir).glob("*.md")}
+    return {name: found[name] for name in order_names(found)}
+
+
+def to_ipynb(source: Path, target: Path) -> None:
+    """Convert a jupytext notebook to ``target`` and check that it declares ``scale`` in a parameters cell."""
+    import jupytext
+    import papermill
+
+    nb = jupytext.read(source)
+    nb.metadata.setdefault("kernelspec", {"name": "python3", "display_name": "Python 3", "language": "python"})
+    jupytext.write(nb, target, fmt="ipynb")
+    if not any("parameters" in c.metadata.get("tags", []) for c in nb.cells):
+        raise ValueError(f"{source}: no cell is tagged 'parameters'; add a code cell with the tag that sets "
+                         f"scale = \"demo\" and out_dir = \".\"")
+    if "scale" not in papermill.inspect_notebook(str(target)):
+        raise ValueError(f"{source}: the 'parameters' cell does not set 'scale'; add scale = \"demo\" to it")
+
+
+def failing_cell(notebook: Path) -> str | None:
+    """The failing cell of a partially executed notebook and its error, as papermill's exception describes them."""
+    import warnings
+
+    import nbformat
+    from papermill.exceptions import PapermillExecutionError, strip_color
+    from papermill.execute import raise_for_execution_errors, remove_error_markers
+
+    try:
+        nb = nbformat.read(notebook, as_version=4)
+    except (OSError, ValueError):
+        return None
+    try:
+        # Papermill's own search for the error (it knows about SystemExit(0) and cells without an error output);
+        # it rewrites the notebook with error markers, which must not go over the notebook we keep.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")   # "the file is not specified with any extension": os.devnull
+            raise_for_execution_errors(remove_error_markers(nb), os.devnull)
+    except PapermillExecutionError as e:
+        source = "\n".join("    | " + line for line in e.source.splitlines()[:20])
+        trace = strip_color("\n".join(e.traceback)).rstrip().splitlines()[-6:]
+        return (f"cell In [{e.exec_count}] (cell index {e.cell_index}):\n{source}\n"
+                + "\n".join("    " + line for line in trace))
+    return None
+
+
+def log_tail(log: Path, lines: int = 15) -> str:
+    try:
+        text = log.read_text(errors="replace").splitlines()
+    except OSError:
+        return ""
+    return "\n".join("    " + line for line in text[-lines:])
+
+
+def kill_tree(proc: subprocess.Popen) -> None:
+    """Kill papermill and its kernel: the kernel runs in its own session, so killing the group would miss it."""
+    import psutil
+
+    try:
+        parent = psutil.Process(proc.pid)
+        family = parent.children(recursive=True) + [parent]
+    except psutil.NoSuchProcess:
+        family = []
+    for p in family:
+        try:
+            p.kill()
+        except psutil.NoSuchProcess:
+            pass
+    proc.wait()
+
+
+def papermill_once(ipynb: Path, partial: Path, out: Path, name: str, scale: str, params: list[tuple[str, str]],
+                   limits: Limits, log: Path) -> str:
+    """One papermill process under the outer timeout; returns "ok", "failed" or "timeout"."""
+    cmd = [sys.executable, "-m", "papermill", str(ipynb), str(partial), "--kernel", "python3",
+           "--cwd", str(out), "--execution-timeout", str(limits.cell_s), "--log-output", "--no-progress-bar",
+           "-p", "scale", scale, "-p", "out_dir", name]
+    for key, value in params:
+        cmd += ["-p", key, value]
+    with open(log, "a") as f:
+        f.write(f"$ {' '.join(cmd)}\n")
+        f.flush()
+        proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True)
+        try:
+            rc = proc.wait(timeout=limits.notebook_s)
+        except subprocess.TimeoutExpired:
+            kill_tree(proc)
+            f.write(f"\n*** sequnet run: killed after {limits.notebook_s} s (outer timeout)\n")
+            return "timeout"
+        except BaseException:
+            # Ctrl-C reaches only this process (papermill runs in its own session): take the kernel down with us.
+            kill_tree(proc)
+            raise
+    if rc == 0:
+        return "ok"
+    # nbclient raises CellTimeoutError past --execution-timeout; papermill lets it through without marking a cell.
+    return "timeout" if "CellTimeoutError" in log.read_text(errors="replace") else "failed"
+
+
+def run_notebook(source: Path, out: Path, scale: str, params: list[tuple[str, str]], limits: Limits) -> Outcome:
+    """Execute one notebook into ``out``; retries once after a timeout (papermill hangs now and then)."""
+    name = source.stem
+    final, failed, log = out / f"{name}.ipynb", out / f"{name}.failed.ipynb", out / f"{name}.log"
+    # Papermill saves after every cell; it writes into a side folder so that <out>/*.ipynb only ever holds
+    # complete notebooks (os.replace within one file system is atomic).
+    partial = out / ".running" / f"{name}.ipynb"
+    partial.parent.mkdir(parents=True, exist_ok=True)
+    partial.unlink(missing_ok=True)
+    (out / name).mkdir(parents=True, exist_ok=True)
+    log.write_text("")
+    start, attempt, detail = time.monotonic(), 0, None
+    with tempfile.TemporaryDirectory(prefix=f"sequnet-{name}-") as tmp:
+        ipynb = Path(tmp) / f"{name}.ipynb"
+        try:
+            to_ipynb(source, ipynb)
+        except Exception as e:   # a malformed notebook fails alone, like a failing cell
+            status, detail = "failed", f"    {type(e).__name__}: {e}"
+        else:
+            for attempt in (1, 2):
+                status = papermill_once(ipynb, partial, out, name, scale, params, limits, log)
+                if status != "timeout":
+                    break
+    wall = time.monotonic() - start
+    if status == "ok":
+        os.replace(partial, final)
+        failed.unlink(missing_ok=True)
+        return Outcome(name, status, wall, attempt)
+    # Keep no stale success beside a failure: the book must not show an older run as if it were this one.
+    final.unlink(missing_ok=True)
+    if partial.exists():
+        os.replace(partial, failed)
+        detail = detail or failing_cell(failed)
+    if status == "timeout":
+        detail = f"    timed out twice (cell limit {limits.cell_s} s, notebook limit {limits.notebook_s} s)"
+    return Outcome(name, status, wall, attempt, detail or f"    papermill failed; end of {log}:\n{log_tail(log)}")
+
+
+def summary(outcomes: list[Outcome], out: Path) -> str:
+    width = max([len("notebook")] + [len(o.name) for o in outcomes])
+    rows = [f"{'notebook':<{width}}  {'status':<8}  {'wall time':>10}  attempts"]
+    for o in outcomes:
+        rows.append(f"{o.name:<{width}}  {o.status:<8}  {o.wall_s:>8.1f} s  {o.attempts}")
+    for o in outcomes:
+        if o.status != "ok":
+            kept = [str(p) for p in (out / f"{o.name}.failed.ipynb", out / f"{o.name}.log") if p.exists()]
+            rows.append(f"\n{o.name}: {o.status} ({', '.join(kept)})\n{o.detail}")
+    return "\n".join(rows)
+
+
+def usage_error(message: str) -> int:
+    print(f"sequnet: error: {message}", file=sys.stderr)
+    return 2
+
+
+def run(args) -> int:
+    from tqdm import tqdm
+
+    available = discover(args.notebooks)
+    if not available:
+        return usage_error(f"no notebooks (*.md) in {args.notebooks}")
+    unknown = [n for n in args.only or [] if n not in available]
+    if unknown:
+        return usage_error(f"unknown notebook {', '.join(unknown)}; valid names: {', '.join(available)}")
+    reserved = [k for k, _ in args.parameter or [] if k in RESERVED_PARAMETERS]
+    if reserved:
+        return usage_error(f"-p {reserved[0]} is set by the runner; use {RESERVED_PARAMETERS[reserved[0]]}")
+    selected = [available[n] for n in available if not args.only or n in args.only]
+    out = Path(args.out or REPO / "build" / args.scale).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    limits = Limits(args.cell_timeout or LIMITS[args.scale].cell_s, args.timeout or LIMITS[args.scale].notebook_s)
+
+    print(f"sequnet run: {len(selected)} notebook(s) at scale {args.scale!r} into {out} "
+          f"(logs: {out}/<name>.log)", flush=True)
+    outcomes = []
+    bar = tqdm(selected, desc=f"notebooks ({args.scale})", unit="nb")
+    for source in bar:
+        bar.set_postfix_str(source.stem)
+        outcome = run_notebook(source, out, args.scale, args.parameter or [], limits)
+        bar.write(f"  {outcome.name}: {outcome.status} in {outcome.wall_s:.1f} s")
+        outcomes.append(outcome)
+    bar.close()
+    print(summary(outcomes, out))
+    return 0 if all(o.status == "ok" for o in outcomes) else 1
+
+
+def build_book_command(args) -> int:
+    from sequnet import book
+
+    return book.main(Path(args.source), strict=args.strict)
+
+
+def register(sub) -> None:
+    p = sub.add_parser("run", help="execute the notebooks with papermill at one scale",
+                       description="Execute notebooks/*.md with papermill at one scale; executed notebooks go to "
+                                   "OUT/<name>.ipynb, their files to OUT/<name>/. Exit code 0 only if all passed.")
+    p.add_argument("--scale", choices=SCALES, default="demo", help="smoke (seconds, CI), demo (CPU, minutes), "
+                                                                   "paper (the paper's settings, GPU)")
+    p.add_argument("--only", nargs="+", metavar="NAME", help="run only these notebooks (names without .md)")
+    p.add_argument("--out", metavar="DIR", help="output folder (default: build/<scale>)")
+    p.add_argument("-p", "--parameter", nargs=2, action="append", metavar=("KEY", "VALUE"),
+                   help="set a notebook parameter in every notebook (papermill -p; numbers and True/False are typed)")
+    p.add_argument("--cell-timeout", type=int, metavar="S", help="seconds one cell may run (default by scale: "
+                   + ", ".join(f"{s} {lim.cell_s}" for s, lim in LIMITS.items()) + ")")
+    p.add_argument("--timeout", type=int, metavar="S", help="seconds one notebook may run (default by scale: "
+                   + ", ".join(f"{s} {lim.notebook_s}" for s, lim in LIMITS.items()) + ")")
+    p.add_argument("--notebooks", type=Path, default=NOTEBOOKS, metavar="DIR",
+                   help="folder of the MyST notebooks (default: notebooks/ of this repository)")
+    p.set_defaults(func=run)
+
+    b = sub.add_parser("book", help="build the HTML book from executed notebooks",
+                       description="Copy the executed notebooks of a run (and the files they wrote) into book/, "
+                                   "write the table of contents and the reproduction page, build book/_build/html.")
+    b.add_argument("--from", dest="source", default=str(REPO / "build" / "demo"), metavar="DIR",
+                   help="folder of executed notebooks: a run's output (build/<scale>) or results/published "
+                        "(default: build/demo)")
+    b.add_argument("--strict", action="store_true", help="treat Sphinx warnings as errors")
+    b.set_defaults(func=build_book_command)

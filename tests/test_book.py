@@ -1,0 +1,407 @@
+"""The publishing pipeline: the runner, the book's generated pages, and the built book in a real browser.
+
+The browser tests (``pytest -m book``) serve ``book/_build/html`` (or ``$SEQUNET_BOOK_HTML``) on 127.0.0.1, open
+every page in headless Chromium once, and record what each page did: images, audio, maths, widgets and every
+network request. The tests below then check one property each over all pages. A check that only concerns one
+page (the listening test, say) is a function registered with ``@page_check("page/path")``: it runs while that page
+is open and returns a list of problems.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import http.server
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from urllib.parse import urlparse
+
+import nbformat
+import pytest
+
+from sequnet import book, runner
+from sequnet.results import ResultRecord
+
+REPO = Path(__file__).resolve().parents[1]
+CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
+SCREENSHOTS = Path(os.environ.get("SEQUNET_SCREENSHOTS", REPO / "book" / "_build" / "screenshots"))
+NOT_PAGES = {"search.html", "genindex.html", "index.html"}   # index.html only redirects to intro.html
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The pipeline without a browser
+
+def record(scale: str, test: float, **kw) -> ResultRecord:
+    fields = dict(experiment="jsb", model="sequnet", scale=scale, metric="nll",
+                  metrics={"train": 6.0, "valid": 8.0, "test": test}, params=521938, receptive_field=12,
+                  time_per_step_s=0.004, peak_memory_mib=8.0, device="cpu", wall_time_s=1.0,
+                  date="2025-01-02T03:04:05+00:00", git_commit="abc1234", host="h")
+    return ResultRecord(**(fields | kw))
+
+
+def test_reproduction_page_keeps_small_scale_numbers_out_of_table1():
+    page = book.reproduction_markdown([record("smoke", 11.111), record("paper", 8.2222, device="NVIDIA H200")],
+                                      ["results"])
+    table1, small = page.split("## Small-scale runs")
+    assert "8.222" in table1 and "NVIDIA H200" in table1 and "2025-01-02" in table1
+    assert "11.11" not in table1, "a smoke number must never stand beside the paper's"
+    assert "11.11" in small and "**smoke** scale" in small
+    absolute, ratios = table1.split("### Seq-U-Net relative to its baseline")
+    assert absolute.count("| **paper** (GTX 1080) |") == len(book.PAPER_TABLE1)
+    assert "| M-JSB | ours: **paper** scale, NVIDIA H200 |" not in ratios, "no TCN run on the H200 to divide by"
+
+
+def test_records_are_found_once_and_other_json_is_skipped(tmp_path):
+    record("demo", 9.0).save(tmp_path / "a" / "jsb.json")
+    record("demo", 9.0).save(tmp_path / "b" / "copy.json")                  # the same run found twice
+    (tmp_path / "a" / "pairs.json").write_text(json.dumps({"pairs": [1, 2]}))
+    records = book.find_records([tmp_path / "a", tmp_path])
+    assert [(r.scale, r.metrics["test"]) for r in records] == [("demo", 9.0)]
+
+
+def test_toc_lists_existing_notebooks_in_preferred_order():
+    toc = book.toc_yaml(runner.order_names(["zeta", "music", "models", "char_ptb"]))
+    files = re.findall(r"file: (\S+)", toc)
+    assert files == ["notebooks/models", "notebooks/char_ptb", "notebooks/music", "notebooks/zeta",
+                     "reproduction", "references"]
+
+
+def test_external_resources_are_found(tmp_path):
+    (tmp_path / "p.html").write_text('<script src="https://cdn.example/x.js"></script><a href="https://paper">x</a>'
+                                     '<link rel="stylesheet" href="//fonts.example/css"><img src="_images/a.png">')
+    (tmp_path / "s.css").write_text("@import 'https://fonts.example/f.css'; a{background:url(data:image/png;x)}")
+    found = sorted(url for _, url in book.external_resources(tmp_path))
+    assert found == ["//fonts.example/css", "https://cdn.example/x.js", "https://fonts.example/f.css"]
+
+
+def test_audio_player_refers_to_the_file_relative_to_the_notebook(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "nb").mkdir()
+    (tmp_path / "nb" / "a.wav").write_bytes(b"RIFF")
+    assert 'src="nb/a.wav"' in book.audio_player("nb/a.wav").data
+    with pytest.raises(FileNotFoundError):
+        book.audio_player("nb/missing.wav")
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "sequnet", *args], capture_output=True, text=True, cwd=REPO)
+
+
+def test_run_rejects_unknown_scale_and_notebook():
+    bad_scale = run_cli("run", "--scale", "huge")
+    assert bad_scale.returncode == 2 and "smoke" in bad_scale.stderr and "paper" in bad_scale.stderr
+    bad_name = run_cli("run", "--only", "no_such_notebook")
+    assert bad_name.returncode == 2 and "no_such_notebook" in bad_name.stderr and "models" in bad_name.stderr
+
+
+NOTEBOOK = """---
+kernelspec: {{display_name: Python 3, language: python, name: python3}}
+---
+# {title}
+```{{code-cell}} ipython3
+:tags: [parameters]
+scale = "demo"
+out_dir = "."
+```
+```{{code-cell}} ipython3
+{body}
+```
+"""
+
+
+@pytest.mark.slow
+def test_run_reports_the_failing_cell_and_goes_on(tmp_path):
+    (tmp_path / "good.md").write_text(NOTEBOOK.format(title="Good", body="open(out_dir + '/x.txt', 'w').write(scale)"))
+    (tmp_path / "bad.md").write_text(NOTEBOOK.format(title="Bad", body="raise ValueError('broken on purpose')"))
+    out = tmp_path / "out"
+    result = run_cli("run", "--scale", "smoke", "--notebooks", str(tmp_path), "--out", str(out))
+    assert result.returncode == 1
+    assert "broken on purpose" in result.stdout and "raise ValueError" in result.stdout
+    assert (out / "good" / "x.txt").read_text() == "smoke"
+    assert sorted(p.name for p in out.glob("*.ipynb")) == ["bad.failed.ipynb", "good.ipynb"]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The built book in headless Chromium
+
+@pytest.fixture(scope="session")
+def site() -> Path:
+    """The built book: $SEQUNET_BOOK_HTML, else book/_build/html, built from smoke-scale notebooks if missing."""
+    if os.environ.get("SEQUNET_BOOK_HTML"):
+        path = Path(os.environ["SEQUNET_BOOK_HTML"])
+        if not (path / "intro.html").is_file():
+            pytest.fail(f"SEQUNET_BOOK_HTML={path} holds no built book (intro.html is missing)")
+        return path
+    path = REPO / "book" / "_build" / "html"
+    if not (path / "intro.html").is_file():
+        smoke = REPO / "build" / "smoke"
+        if not list(smoke.glob("*.ipynb")):
+            assert run_cli("run", "--scale", "smoke", "--out", str(smoke)).returncode == 0
+        assert book.main(smoke) == 0
+    return path
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="session")
+def server(site):
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
+                                            functools.partial(QuietHandler, directory=str(site)))
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}/"
+    httpd.shutdown()
+
+
+@pytest.fixture(scope="session")
+def browser(tmp_path_factory):
+    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
+        reason = f"headless Chromium is needed: {CHROMIUM} or {CHROMEDRIVER} is missing (make chromium)"
+        if os.environ.get("CI", "").lower() not in ("", "0", "false"):
+            pytest.fail(reason + "; under CI the browser test must run")
+        pytest.skip(reason)
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--disable-dev-shm-usage", "--mute-audio", "--window-size=1280,900",
+                 f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}",
+                 # Anything aimed elsewhere fails at once instead of waiting; the network log still records it.
+                 "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1"):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"performance": "ALL", "browser": "ALL"})
+    # An explicit driver path: selenium must not try to download one.
+    driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
+    driver.set_page_load_timeout(60)
+    yield driver
+    driver.quit()
+
+
+@dataclasses.dataclass
+class PageReport:
+    page: str                                                      # path below the site, e.g. notebooks/models.html
+    images: list[dict] = dataclasses.field(default_factory=list)   # src, width (naturalWidth)
+    audio: list[dict] = dataclasses.field(default_factory=list)    # src, readyState, error
+    maths: int = 0                                                 # elements Sphinx marked as maths
+    typeset: int = 0                                               # of those, typeset by MathJax without error
+    widget_views: int = 0                                          # saved widget views on the page
+    widgets: int = 0                                               # widgets the manager rendered
+    requests: list[str] = dataclasses.field(default_factory=list)
+    failures: list[str] = dataclasses.field(default_factory=list)  # failed or >= 400 requests
+    console: list[str] = dataclasses.field(default_factory=list)   # console errors
+    specific: list[str] = dataclasses.field(default_factory=list)  # problems found by page checks
+
+
+PAGE_CHECKS = {}
+
+
+def page_check(page: str):
+    """Register ``f(driver, report) -> list of problems`` to run while ``page`` (e.g. "notebooks/models") is open."""
+    def register(f):
+        PAGE_CHECKS.setdefault(page, []).append(f)
+        return f
+    return register
+
+
+@page_check("notebooks/models")
+def toggle_buttons_switch_the_settings_panel(driver, report):
+    """The task picker is jslinked to a Stack: clicking a button must show another panel without a kernel."""
+    from selenium.webdriver.common.by import By
+
+    buttons = driver.find_elements(By.CSS_SELECTOR, ".widget-toggle-buttons button")
+    if len(buttons) < 2:
+        return [f"expected the task buttons, found {len(buttons)} button(s)"]
+    # The Stack is the box right after the buttons; it shows only its selected child.
+    visible = "return document.querySelector('.widget-toggle-buttons').nextElementSibling.innerText"
+    before = driver.execute_script(visible)
+    driver.execute_script("arguments[0].scrollIntoView(); arguments[0].click()", buttons[-1])
+    time.sleep(0.5)
+    after = driver.execute_script(visible)
+    return [] if before and after and before != after else [f"the settings panel did not change ({before!r})"]
+
+
+# Collected inside the page: what loaded and what was typeset.
+PAGE_STATE = """
+const maths = [...document.querySelectorAll('.math')];
+return {
+  images: [...document.images].map(i => ({src: i.currentSrc || i.src, width: i.naturalWidth})),
+  audio: [...document.querySelectorAll('audio')].map(a => ({src: a.currentSrc || a.src, readyState: a.readyState,
+                                                            error: a.error && a.error.code})),
+  maths: maths.length,
+  typeset: maths.filter(m => m.querySelector('mjx-container') && !m.querySelector('mjx-merror')).length,
+  widget_views: document.querySelectorAll('script[type="application/vnd.jupyter.widget-view+json"]').length,
+  widgets: document.querySelectorAll('.jupyter-widgets.widget-inline-hbox, .jupyter-widgets.widget-container, '
+                                     + '.jupyter-widgets.widget-box, .jupyter-widgets.widget-inline-vbox').length,
+};
+"""
+SETTLED = """
+const s = arguments[0];
+const mathDone = !document.querySelector('.math') || (window.MathJax && MathJax.startup && MathJax.startup.promise
+                  && document.querySelectorAll('mjx-container').length > 0);
+return document.readyState === 'complete' && mathDone
+  && [...document.images].every(i => i.complete)
+  && [...document.querySelectorAll('audio')].every(a => a.readyState > 0 || a.error)
+  && (s.widget_views === 0 || s.widgets > 0);
+"""
+
+
+def network(driver, site: str) -> tuple[list[str], list[str]]:
+    """URLs the site's pages requested since the last call, and those that failed or answered >= 400 (Chrome's
+    performance log). Chrome's own pages (the new-tab page at start-up) also log requests: those are left out."""
+    urls, failed, by_id = [], [], {}
+    for entry in driver.get_log("performance"):
+        message = json.loads(entry["message"])["message"]
+        params = message.get("params", {})
+        if message["method"] == "Network.requestWillBeSent" and params.get("documentURL", "").startswith(site):
+            by_id[params["requestId"]] = params["request"]["url"]
+            urls.append(params["request"]["url"])
+        elif params.get("requestId") not in by_id:
+            continue
+        elif message["method"] == "Network.responseReceived" and params["response"]["status"] >= 400:
+            failed.append(f"{params['response']['status']} {params['response']['url']}")
+        elif message["method"] == "Network.loadingFailed" and not params.get("canceled"):
+            failed.append(f"{params.get('errorText')} {by_id[params['requestId']]}")
+    return urls, [f for f in failed if not f.endswith("/favicon.ico")]
+
+
+def visit(driver, base: str, page: str) -> PageReport:
+    driver.get(base + page)
+    deadline = time.monotonic() + 30
+    state = driver.execute_script(PAGE_STATE)
+    while not driver.execute_script(SETTLED, state) and time.monotonic() < deadline:
+        time.sleep(0.25)
+        state = driver.execute_script(PAGE_STATE)
+    time.sleep(0.5)   # let late requests (fonts, lazy MathJax parts) reach the log
+    report = PageReport(page, **driver.execute_script(PAGE_STATE))
+    for check in PAGE_CHECKS.get(page.removesuffix(".html"), []):
+        report.specific += [f"{check.__name__}: {problem}" for problem in check(driver, report)]
+    report.requests, report.failures = network(driver, base)
+    report.console = [e["message"] for e in driver.get_log("browser")
+                      if e["level"] == "SEVERE" and "favicon.ico" not in e["message"]]
+    return report
+
+
+@pytest.fixture(scope="session")
+def pages(site, server, browser) -> dict[str, PageReport]:
+    paths = sorted(p.relative_to(site).as_posix() for p in site.rglob("*.html")
+                   if p.name not in NOT_PAGES and not p.relative_to(site).parts[0].startswith("_"))
+    network(browser, server)   # drop what the browser did before the first page
+    browser.get_log("browser")
+    return {p.removesuffix(".html"): visit(browser, server, p) for p in paths}
+
+
+def problems(pages, describe) -> str:
+    found = {name: describe(report) for name, report in pages.items()}
+    return "\n".join(f"{name}: {p}" for name, p in found.items() if p)
+
+
+@pytest.mark.book
+def test_book_has_intro_chapters_and_reproduction(pages, site):
+    expected = {"intro", "reproduction", "references"}
+    chapters = {p for p in pages if p.startswith("notebooks/")}
+    assert expected <= set(pages), f"missing pages: {expected - set(pages)}"
+    sources = {p.stem for p in (site / "_sources" / "notebooks").glob("*.ipynb")}
+    assert chapters == {f"notebooks/{s}" for s in sources}
+
+
+@pytest.mark.book
+def test_chapters_render_every_figure(pages, site):
+    def check(report):
+        broken = [i["src"] for i in report.images if not i["width"]]
+        if broken:
+            return f"images that did not load: {broken}"
+        source = site / "_sources" / f"{report.page.removesuffix('.html')}.ipynb"
+        if source.is_file():
+            nb = nbformat.read(source, as_version=4)
+            wanted = sum(any(k.startswith("image/") for k in o.get("data", {}))
+                         for c in nb.cells for o in c.get("outputs", []))
+            shown = sum("_images/" in i["src"] for i in report.images)
+            if shown < wanted:
+                return f"{wanted} image outputs in the notebook, {shown} shown"
+        return ""
+    assert not (found := problems(pages, check)), found
+
+
+@pytest.mark.book
+def test_audio_players_load_their_files(pages):
+    def check(report):
+        bad = [a for a in report.audio if a["readyState"] == 0 or a["error"]]
+        outside = [a["src"] for a in report.audio if urlparse(a["src"]).scheme not in ("http",)]
+        return (f"audio not loaded: {bad}" if bad else "") + (f" audio not served as files: {outside}" if outside
+                                                              else "")
+    assert not (found := problems(pages, check)), found
+    assert any(p.audio for p in pages.values()), "no page has an audio player (the models chapter should)"
+
+
+@pytest.mark.book
+def test_mathjax_typesets_all_maths(pages):
+    def check(report):
+        return f"{report.maths - report.typeset} of {report.maths} maths not typeset" if report.typeset < report.maths \
+            else ""
+    assert not (found := problems(pages, check)), found
+    assert pages["intro"].maths > 0
+
+
+@pytest.mark.book
+def test_widgets_render_from_saved_state(pages):
+    def check(report):
+        return f"{report.widget_views} widget view(s), none rendered" if report.widget_views and not report.widgets \
+            else ""
+    assert not (found := problems(pages, check)), found
+
+
+@pytest.mark.book
+def test_nothing_is_requested_outside_the_site(pages):
+    def check(report):
+        outside = [u for u in report.requests
+                   if urlparse(u).scheme not in ("data", "blob", "about") and urlparse(u).hostname != "127.0.0.1"]
+        return f"requests to other hosts: {outside}" if outside else ""
+    assert not (found := problems(pages, check)), found
+
+
+@pytest.mark.book
+def test_no_failed_requests_or_console_errors(pages):
+    def check(report):
+        return "; ".join(report.failures + report.console)
+    assert not (found := problems(pages, check)), found
+
+
+@pytest.mark.book
+def test_page_specific_checks(pages):
+    unknown = set(PAGE_CHECKS) - set(pages)
+    if unknown:
+        print(f"page checks for pages this book lacks: {sorted(unknown)}")
+    assert not (found := problems(pages, lambda r: "; ".join(r.specific))), found
+
+
+@pytest.mark.book
+def test_screenshots(pages, browser, server):
+    """Screenshots of the introduction, the first chapter (book order) at its first figure, the reproduction page at
+    Table 1."""
+    chapters = runner.order_names(p.removeprefix("notebooks/") for p in pages if p.startswith("notebooks/"))
+    shots = {"intro": "intro", "reproduction": "reproduction"}
+    if chapters:
+        shots["chapter"] = f"notebooks/{chapters[0]}"
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    for label, page in shots.items():
+        browser.get(f"{server}{page}.html")
+        time.sleep(1.5)   # MathJax and widgets
+        if label != "intro":   # the chapter's first figure, the reproduction page's first table
+            browser.execute_script("const e = document.querySelector(arguments[0]);"
+                                   "if (e) e.scrollIntoView({block: arguments[1]});",
+                                   *(("figure img, .cell_output img", "center") if label == "chapter" else
+                                     ("main table", "start")))
+            time.sleep(0.3)
+        path = SCREENSHOTS / f"{label}.png"
+        assert browser.save_screenshot(str(path)), f"could not write {path}"
+        assert path.stat().st_size > 10_000, f"{path} looks empty"
