@@ -13,6 +13,7 @@ import sys
 COMMAND_MODULES = [
     "sequnet.info",
     "sequnet.data.cli",
+    "sequnet.train_cli",
     "sequnet.runner",
 ]
 

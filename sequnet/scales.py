@@ -1,0 +1,259 @@
+"""Run configurations at three scales, plus the overrides a user or the batch runner applies on top.
+
+* ``smoke`` – seconds on a CPU: tiny models, two epochs of a few steps, evaluation on a few windows/sequences.
+  CI executes every notebook at this scale; the numbers mean nothing.
+* ``demo`` – the default on a CPU machine: narrow models with the paper's depth, kernel and window lengths, a
+  few short epochs, evaluation on a prefix of each split. The loss falls visibly; it is not a reproduction.
+* ``paper`` – Table 3 exactly (``paper_setting``), 100 epochs, the paper's batching, every window of every split.
+
+``resolve(task, arch, scale, **overrides)`` returns a :class:`RunConfig`; an override of ``None`` keeps the preset
+(notebook parameters default to ``None``). Bad values raise ``ValueError`` naming the parameter and what it accepts.
+
+Why smoke and demo train with one CPU thread: their models are small, so each operation is short and gains
+little from a second thread (about 1.4x for the language demos on an idle 2-core machine), while on a busy
+machine two OpenMP threads wait for each other at every operation and a step can take 10-100 times longer
+(measured here). ``cpu_threads`` overrides it; paper scale leaves torch's default.
+
+Why the demo scale uses one learning rate for both models: Table 3's rates were tuned by 20 full 100-epoch runs
+of the full-size models; for a few hundred steps of a narrow model they are far too small (char TCN: 1.4e-4) or
+not comparable. The music demos keep Table 3's rates and clipping, because JSB's models are the paper's own.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from sequnet.configs import ARCHS, MUSIC_TASKS, PaperSetting, UnknownConfigError, paper_setting
+from sequnet.results import SCALES
+
+TRAINABLE_TASKS = ("char_ptb", "word_ptb") + MUSIC_TASKS
+# The official LR rule compares with `>` in the char and music scripts and with `>=` in the word script.
+STRICT_LR_RULE = {task: task != "word_ptb" for task in TRAINABLE_TASKS}
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    task: str
+    arch: str
+    scale: str
+    setting: PaperSetting              # the model (Table 3 at paper scale, narrower below it)
+    epochs: int
+    batch_size: int                    # training streams (language); 1 whole sequence (music)
+    lr: float
+    clip: float | None                 # gradient-norm clipping; None = off
+    patience: int | None               # the LR rule's P; None = constant learning rate
+    strict_lr_rule: bool               # halve when valid > max(last P) (True) or >= (False, word PTB)
+    max_steps_per_epoch: int | None    # None = every window/sequence of the training split
+    eval_limit: int | None             # windows (language) or sequences (music) per evaluated split; None = all
+    device: str = "auto"               # "auto" = cuda when available, else cpu
+    seed: int = 1111                   # the official scripts' default seed
+    bf16: bool = False                 # bfloat16 autocast for forward and loss
+    warmup_steps: int = 10             # training steps left out of the time-per-step median
+    cpu_threads: int | None = None     # torch threads while training on the CPU; None = torch's default
+
+    def replace(self, **changes) -> "RunConfig":
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @property
+    def name(self) -> str:
+        return f"{self.task}_{self.arch}"
+
+    def resolved_device(self) -> torch.device:
+        return resolve_device(self.device)
+
+
+@dataclass(frozen=True)
+class Preset:
+    """One task at one scale: model changes per arch (applied to the paper setting) and the run's extent."""
+    model: dict[str, dict[str, Any]]
+    epochs: int
+    batch_size: int
+    max_steps_per_epoch: int | None
+    eval_limit: int | None
+    lr: float | None = None            # None: the setting's (Table 3) rate
+    clip: float | None | str = "table" # "table": the setting's clipping
+    warmup_steps: int = 10
+    cpu_threads: int | None = 1
+
+
+def _same(**changes) -> dict[str, dict[str, Any]]:
+    return {"tcn": dict(changes), "sequnet": dict(changes)}
+
+
+# Widths at demo scale keep the TCN and the Seq-U-Net within a few per cent of each other in parameters, as
+# Table 3 does at full size (see tests). Depth, kernel and window lengths stay the paper's.
+PRESETS: dict[tuple[str, str], Preset] = {
+    ("char_ptb", "smoke"): Preset(_same(hidden=8, emsize=8), epochs=2, batch_size=4, max_steps_per_epoch=3,
+                                  eval_limit=2, lr=2e-3, clip=None, warmup_steps=1),
+    ("char_ptb", "demo"): Preset({"tcn": dict(hidden=64, emsize=32), "sequnet": dict(hidden=42, emsize=32)},
+                                 epochs=8, batch_size=16, max_steps_per_epoch=100, eval_limit=64, lr=3e-3,
+                                 clip=None),
+    ("word_ptb", "smoke"): Preset(_same(hidden=8, emsize=8), epochs=2, batch_size=4, max_steps_per_epoch=3,
+                                  eval_limit=2, lr=2e-3, clip=None, warmup_steps=1),
+    ("word_ptb", "demo"): Preset({"tcn": dict(hidden=64, emsize=64), "sequnet": dict(hidden=40, emsize=64)},
+                                 epochs=8, batch_size=16, max_steps_per_epoch=36, eval_limit=16, lr=3e-3,
+                                 clip=None),
+}
+for _task in MUSIC_TASKS:
+    PRESETS[_task, "smoke"] = Preset(_same(hidden=8), epochs=2, batch_size=1, max_steps_per_epoch=3,
+                                     eval_limit=3, lr=2e-3, clip=None, warmup_steps=1)
+# JSB's models are small enough to train at full size on a CPU; the larger datasets use narrower models and
+# a sample of the sequences per epoch.
+PRESETS["jsb", "demo"] = Preset(_same(), epochs=12, batch_size=1, max_steps_per_epoch=None, eval_limit=None)
+for _task in ("nottingham", "muse", "piano_midi"):
+    PRESETS[_task, "demo"] = Preset({"tcn": dict(hidden=48), "sequnet": dict(hidden=34)}, epochs=6, batch_size=1,
+                                    max_steps_per_epoch=60, eval_limit=20, lr=2e-3, clip=None)
+
+
+# --- validation -------------------------------------------------------------------------------------------------
+
+def _choices(values) -> str:
+    return ", ".join(repr(v) for v in values)
+
+
+def _positive_int(name: str, value: Any, allow_none: bool = False) -> int | None:
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        extra = " or None" if allow_none else ""
+        raise ValueError(f"{name}={value!r}: expected a positive integer{extra}")
+    return value
+
+
+def _count(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{name}={value!r}: expected a non-negative integer")
+    return value
+
+
+def _positive_float(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name}={value!r}: expected a positive finite number")
+    return float(value)
+
+
+def _clip(value: Any) -> float | None:
+    """None (or a number <= 0, the official scripts' -1) turns clipping off."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"clip={value!r}: expected a positive number (the maximal gradient norm), "
+                         "or 0 / a negative number / None for no clipping")
+    return float(value) if value > 0 else None
+
+
+def resolve_device(device: Any) -> torch.device:
+    """``"auto"`` -> cuda when available, else cpu; ``"cpu"``, ``"cuda"``, ``"cuda:N"`` as given (checked)."""
+    if not isinstance(device, (str, torch.device)):
+        raise ValueError(f"device={device!r}: expected 'auto', 'cpu', 'cuda' or 'cuda:N'")
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError) as e:
+        raise ValueError(f"device={device!r}: expected 'auto', 'cpu', 'cuda' or 'cuda:N' ({e})") from None
+    if dev.type not in ("cpu", "cuda"):
+        raise ValueError(f"device={device!r}: expected 'auto', 'cpu', 'cuda' or 'cuda:N'")
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device={device!r}: CUDA is not available here; use 'cpu' or 'auto'")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(f"device={device!r}: only {torch.cuda.device_count()} CUDA device(s) here")
+    return dev
+
+
+def check_scale(scale: Any) -> str:
+    if scale not in SCALES:
+        raise ValueError(f"scale={scale!r}: choose one of {_choices(SCALES)}")
+    return scale
+
+
+def check_task(task: Any, dataset: Any = None) -> str:
+    """The trainable task; ``task="music"`` picks the music dataset from ``dataset`` (default jsb)."""
+    if dataset is not None:
+        if task in ("music",) + MUSIC_TASKS:
+            if dataset not in MUSIC_TASKS:
+                raise ValueError(f"dataset={dataset!r}: choose one of {_choices(MUSIC_TASKS)}")
+            if task != "music" and task != dataset:
+                raise ValueError(f"dataset={dataset!r} contradicts task={task!r}")
+            return dataset
+        if not (task in ("char_ptb", "word_ptb") and dataset == "ptb"):
+            raise ValueError(f"dataset={dataset!r}: task {task!r} only has the dataset 'ptb'")
+    if task == "music":
+        return "jsb"
+    if task not in TRAINABLE_TASKS:
+        raise ValueError(f"task={task!r}: choose one of {_choices(TRAINABLE_TASKS + ('music',))}")
+    return task
+
+
+OVERRIDES = ("epochs", "batch_size", "lr", "clip", "device", "seed", "dataset", "max_steps_per_epoch", "eval_limit",
+             "patience", "bf16", "warmup_steps", "cpu_threads")
+
+
+def resolve(task: str, arch: str, scale: str = "demo", **overrides: Any) -> RunConfig:
+    """The run configuration of ``task`` and ``arch`` at ``scale``, with ``overrides`` (None = keep) on top.
+
+    Overrides: epochs, batch_size, lr, clip (<= 0 or None turns clipping off), device, seed, dataset (music),
+    max_steps_per_epoch, eval_limit, patience, bf16, warmup_steps, cpu_threads.
+    """
+    unknown = sorted(set(overrides) - set(OVERRIDES))
+    if unknown:
+        raise ValueError(f"unknown override(s) {', '.join(unknown)}; allowed: {', '.join(OVERRIDES)}")
+    task = check_task(task, overrides.pop("dataset", None))
+    scale = check_scale(scale)
+    try:
+        setting = paper_setting(task, arch)
+    except UnknownConfigError:
+        raise ValueError(f"arch={arch!r}: choose one of {_choices(ARCHS[task])}") from None
+    given = {k: v for k, v in overrides.items() if v is not None}
+
+    if scale == "paper":
+        config = RunConfig(task, arch, scale, setting, epochs=setting.epochs,
+                           batch_size=1 if setting.kind == "music" else setting.batch_size, lr=setting.lr,
+                           clip=setting.clip, patience=setting.patience, strict_lr_rule=STRICT_LR_RULE[task],
+                           max_steps_per_epoch=None, eval_limit=None)
+    else:
+        p = PRESETS[task, scale]
+        config = RunConfig(task, arch, scale, setting.replace(**p.model[arch]), epochs=p.epochs,
+                           batch_size=p.batch_size, lr=setting.lr if p.lr is None else p.lr,
+                           clip=setting.clip if p.clip == "table" else p.clip, patience=setting.patience,
+                           strict_lr_rule=STRICT_LR_RULE[task], max_steps_per_epoch=p.max_steps_per_epoch,
+                           eval_limit=p.eval_limit, warmup_steps=p.warmup_steps, cpu_threads=p.cpu_threads)
+
+    checked: dict[str, Any] = {}
+    for name in ("epochs", "batch_size", "patience", "max_steps_per_epoch", "eval_limit", "cpu_threads"):
+        if name in given:
+            checked[name] = _positive_int(name, given[name])
+    if "warmup_steps" in given:
+        checked["warmup_steps"] = _count("warmup_steps", given["warmup_steps"])
+    if "lr" in given:
+        checked["lr"] = _positive_float("lr", given["lr"])
+    if "clip" in given:                          # None keeps the preset; 0 or -1 turns clipping off
+        checked["clip"] = _clip(given["clip"])
+    if "device" in given:
+        resolve_device(given["device"])
+        checked["device"] = str(given["device"])
+    if "seed" in given:
+        checked["seed"] = _count("seed", given["seed"])
+    if "bf16" in given:
+        if not isinstance(given["bf16"], bool):
+            raise ValueError(f"bf16={given['bf16']!r}: expected True or False")
+        checked["bf16"] = given["bf16"]
+    if setting.kind == "music" and checked.get("batch_size", 1) != 1:
+        raise ValueError(f"batch_size={checked['batch_size']!r}: the music tasks train on one whole sequence per "
+                         "step (as the official code); only 1 is allowed")
+    return config.replace(**checked)
+
+
+def config_from_dict(data: dict[str, Any]) -> RunConfig:
+    """Inverse of ``RunConfig.to_dict`` (a checkpoint or a result record stores the dict)."""
+    data = dict(data)
+    data["setting"] = PaperSetting(**data["setting"])
+    return RunConfig(**data)

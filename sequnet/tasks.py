@@ -1,0 +1,273 @@
+"""Per task: which data, how it is cut into training steps, which loss is minimised and which metric is reported.
+
+The trainer sees a task only through the small protocol of :class:`Task`:
+
+* ``train_batches(generator)`` – one epoch of training batches, in an order drawn from ``generator`` (a seeded
+  ``torch.Generator`` the trainer checkpoints, so a resumed run sees the same order);
+* ``loss(model, batch)`` – ``(objective, total, count)``: the tensor to back-propagate, and the summed loss in
+  nats with the number of scored items it covers (tokens or frames), which make the per-item mean;
+* ``evaluate(model, split, limit)`` – the mean loss in nats per scored item over a split;
+* ``metric(loss)`` – that mean loss in the task's unit (``unit``): bits per character, perplexity, or frame-wise
+  negative log-likelihood in nats.
+
+Batching follows the official scripts (spec section 6), through the data layer's helpers:
+
+* language (char/word PTB): training data in 16 contiguous streams; a window of ``input_length`` tokens starts
+  every ``output_length`` tokens and only its last ``output_length`` targets are scored (the rest is context);
+  windows are shuffled every epoch; the loss is the mean cross-entropy. Valid/test are one stream (char) or 16
+  streams (word).
+* music: one whole piano roll per step (inputs every frame but the last, targets every frame but the first),
+  sequences shuffled every epoch; the loss is ``BCEWithLogits`` summed over notes and frames, and the backward
+  pass uses that sum, as the official code does (so the gradient scale grows with the sequence length).
+
+New tasks (the piano-audio one comes later) register a builder in ``BUILDERS``.
+"""
+from __future__ import annotations
+
+import functools
+import math
+from typing import Callable, Iterable, Iterator
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from sequnet.configs import MUSIC_TASKS, PaperSetting
+from sequnet.data import music as music_data
+from sequnet.data import text as text_data
+from sequnet.data.registry import data_root
+from sequnet.results import METRIC_UNITS
+
+SPLITS = ("train", "valid", "test")
+# How many language-model windows are stacked into one evaluation batch. Evaluation runs without dropout, so the
+# windows are independent and stacking them changes nothing but speed (the char scripts evaluate at batch 1).
+EVAL_WINDOWS_PER_BATCH = 32
+
+
+# --- metrics: the mean loss in nats per scored item -> the task's unit ---------------------------------------
+
+def bits_per_character(ce: float) -> float:
+    """Mean cross-entropy in nats -> bits: divide by ln 2."""
+    return ce / math.log(2)
+
+
+def perplexity(ce: float) -> float:
+    """exp of the mean cross-entropy (inf instead of an OverflowError for a diverged model)."""
+    return math.exp(ce) if ce < 709 else math.inf
+
+
+def frame_nll(nll: float) -> float:
+    """Music: total summed BCE / number of frames, already in nats per frame."""
+    return nll
+
+
+METRICS: dict[str, Callable[[float], float]] = {
+    "bpc": bits_per_character,
+    "perplexity": perplexity,
+    "nll": frame_nll,
+}
+
+
+def describe_unit(unit: str) -> str:
+    return {"bpc": "bits per character", "perplexity": "perplexity (per word)",
+            "nll": "frame-wise negative log-likelihood (nats)",
+            "bits_per_sample": "bits per audio sample"}.get(unit, unit)
+
+
+# --- the protocol -----------------------------------------------------------------------------------------------
+
+class Task:
+    """Base class: the trainer's view of one task. Subclasses fill in data, batching and the loss."""
+
+    name: str
+    unit: str
+    # Divergence limits on the per-item mean loss, as in the official scripts: a run stops (status "diverged")
+    # when the training loss exceeds ``train_loss_limit`` (None: only non-finite values count) or the
+    # validation loss exceeds ``valid_loss_limit``.
+    train_loss_limit: float | None = None
+    valid_loss_limit: float = 1000.0
+
+    def __init__(self, setting: PaperSetting):
+        self.setting = setting
+        self.device = torch.device("cpu")
+
+    def metric(self, loss: float) -> float:
+        return METRICS[self.unit](loss)
+
+    def to(self, device: torch.device | str) -> "Task":
+        """Move the data to ``device`` once, so that a training step copies nothing."""
+        self.device = torch.device(device)
+        return self
+
+    def steps_per_epoch(self) -> int:
+        raise NotImplementedError
+
+    def train_batches(self, generator: torch.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        raise NotImplementedError
+
+    def loss(self, model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]
+             ) -> tuple[torch.Tensor, torch.Tensor, int]:
+        raise NotImplementedError
+
+    def eval_batches(self, split: str, limit: int | None) -> Iterable[tuple[torch.Tensor, torch.Tensor]]:
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def evaluate(self, model: nn.Module, split: str, limit: int | None = None) -> float:
+        """Mean loss in nats per scored item over ``split`` (its first ``limit`` windows or sequences)."""
+        if split not in SPLITS:
+            raise ValueError(f"split={split!r}: choose one of {', '.join(SPLITS)}")
+        was_training = model.training
+        model.eval()
+        total, count = torch.zeros((), dtype=torch.float64, device=self.device), 0
+        try:
+            for batch in self.eval_batches(split, limit):
+                _, batch_total, batch_count = self.loss(model, batch)
+                total += batch_total.double()
+                count += batch_count
+        finally:
+            model.train(was_training)
+        if count == 0:
+            raise ValueError(f"{self.name}: the {split} split yields no scored item (limit={limit})")
+        return total.item() / count
+
+
+def _check_limit(limit: int | None) -> None:
+    if limit is not None and limit < 1:
+        raise ValueError(f"eval_limit={limit!r}: expected a positive number of windows/sequences or None")
+
+
+class LanguageTask(Task):
+    """Char- or word-level PTB: windows of ``input_length`` tokens, the last ``output_length`` scored."""
+
+    train_loss_limit = 100.0
+
+    def __init__(self, name: str, setting: PaperSetting, corpus: text_data.Corpus, batch_size: int):
+        super().__init__(setting)
+        self.name, self.unit = name, METRIC_UNITS[name]
+        self.corpus = corpus
+        self.input_length, self.output_length = setting.input_output
+        self.batch_size = batch_size
+        # Word: the official word script drops a window when start + seq_len >= len - 1 (char: >= len), i.e. it
+        # never uses the last column of a stream; cutting that column off gives exactly its windows.
+        self.valid_loss_limit = 100.0 if corpus.kind == "word" else 1000.0
+        self._trim = 1 if corpus.kind == "word" else 0
+        self.streams = {
+            "train": text_data.batchify(corpus.train, batch_size),
+            "valid": corpus.streams("valid"),
+            "test": corpus.streams("test"),
+        }
+
+    def to(self, device):
+        super().to(device)
+        self.streams = {k: v.to(self.device) for k, v in self.streams.items()}
+        return self
+
+    def steps_per_epoch(self) -> int:
+        return len(text_data.windows(self.streams["train"].shape[1], self.input_length, self.output_length))
+
+    def train_batches(self, generator):
+        return text_data.iterate_windows(self.streams["train"], self.input_length, self.output_length,
+                                         shuffle=True, generator=generator)
+
+    def loss(self, model, batch):
+        inputs, targets = batch
+        logits = model(inputs)                       # (batch, vocab, output_length)
+        if logits.shape[-1] != targets.shape[-1]:
+            raise ValueError(f"{self.name}: the model scores {logits.shape[-1]} positions per window, the task "
+                             f"{targets.shape[-1]}; the setting's input/output lengths do not fit the model")
+        ce = F.cross_entropy(logits.float(), targets, reduction="sum")
+        count = targets.numel()
+        return ce / count, ce.detach(), count
+
+    def eval_batches(self, split, limit):
+        _check_limit(limit)
+        streams = self.streams[split]
+        if split != "train" and self._trim:
+            streams = streams[:, :-self._trim]
+        starts = text_data.windows(streams.shape[1], self.input_length, self.output_length)[:limit]
+        per_batch = max(1, EVAL_WINDOWS_PER_BATCH // streams.shape[0])
+        for k in range(0, len(starts), per_batch):
+            pairs = [text_data.get_window(streams, s, self.input_length, self.output_length)
+                     for s in starts[k:k + per_batch]]
+            yield torch.cat([p[0] for p in pairs]), torch.cat([p[1] for p in pairs])
+
+
+class MusicTask(Task):
+    """A piano-roll dataset: one whole sequence per step, summed BCE, frame-wise NLL."""
+
+    def __init__(self, name: str, setting: PaperSetting, rolls: music_data.PianoRolls):
+        super().__init__(setting)
+        self.name, self.unit = name, METRIC_UNITS[name]
+        self.rolls = {split: getattr(rolls, split) for split in SPLITS}
+
+    def to(self, device):
+        super().to(device)
+        self.rolls = {k: [r.to(self.device) for r in v] for k, v in self.rolls.items()}
+        return self
+
+    def steps_per_epoch(self) -> int:
+        return len(self.rolls["train"])
+
+    def train_batches(self, generator):
+        return music_data.iterate_sequences(self.rolls["train"], shuffle=True, generator=generator)
+
+    def loss(self, model, batch):
+        inputs, targets = batch                      # (88, T) each
+        logits = model(inputs.unsqueeze(0)).squeeze(0)
+        bce = F.binary_cross_entropy_with_logits(logits.float(), targets, reduction="sum")
+        frames = targets.shape[-1]
+        # The official objective is the sum itself (not a mean), so its gradient grows with the sequence length.
+        return bce, bce.detach(), frames
+
+    def eval_batches(self, split, limit):
+        _check_limit(limit)
+        # Batch 1 as in the official code: sequences differ in length, and front padding would shift the
+        # Seq-U-Net's decimation phase.
+        return (music_data.next_step(roll) for roll in self.rolls[split][:limit])
+
+
+# --- building a task ----------------------------------------------------------------------------------------------
+
+# The loaded corpora are kept per process: a notebook trains two models (and a search many) on the same data,
+# and tokenising PTB's 5 M characters takes a second or two. Tasks never modify them in place.
+@functools.lru_cache(maxsize=8)
+def _load(kind: str, name: str, root, mirror):
+    if kind == "char":
+        return text_data.load_ptb_chars(root=root, mirror=mirror)
+    if kind == "word":
+        return text_data.load_ptb_words(root=root, mirror=mirror)
+    return music_data.load_music(name, root=root, mirror=mirror)
+
+
+def _char(setting, batch_size, root, mirror):
+    return LanguageTask("char_ptb", setting, _load("char", "ptb", root, mirror), batch_size)
+
+
+def _word(setting, batch_size, root, mirror):
+    return LanguageTask("word_ptb", setting, _load("word", "ptb", root, mirror), batch_size)
+
+
+def _music(name):
+    def build(setting, batch_size, root, mirror):
+        if batch_size != 1:
+            raise ValueError(f"batch_size={batch_size!r}: the music tasks train on one whole sequence per step "
+                             "(as the official code); only 1 is allowed")
+        return MusicTask(name, setting, _load("music", name, root, mirror))
+    return build
+
+
+# task name -> builder(setting, batch_size, root, mirror) -> Task
+BUILDERS: dict[str, Callable[..., Task]] = {"char_ptb": _char, "word_ptb": _word}
+BUILDERS.update({name: _music(name) for name in MUSIC_TASKS})
+
+
+def make_task(name: str, setting: PaperSetting, batch_size: int, *, root=None, mirror=None) -> Task:
+    """Load the data of task ``name`` (from the data root, or copied from ``mirror``) and wire it to ``setting``."""
+    if name not in BUILDERS:
+        raise ValueError(f"task={name!r}: no training wiring for it; available: {', '.join(BUILDERS)}")
+    if setting.task != name:
+        raise ValueError(f"the setting is for task {setting.task!r}, not {name!r}")
+    # Resolve the root now so that the cache key changes with $SEQUNET_DATA.
+    return BUILDERS[name](setting, batch_size, str(data_root(root)), mirror)
+

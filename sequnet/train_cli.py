@@ -1,0 +1,127 @@
+"""``sequnet train TASK ARCH`` and ``sequnet hpo TASK ARCH``.
+
+``train`` writes ``<out>/records/<task>_<arch>.json`` and a checkpoint after every epoch
+(``<out>/checkpoints/<task>_<arch>.pt``); ``--resume`` continues from it. Exit status: 0 finished, 1 diverged or
+failed, 3 stopped early by ``--time-limit`` (run the same command with ``--resume`` to go on), 2 bad arguments.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from sequnet.data.registry import DataError
+from sequnet.results import SCALES
+from sequnet.scales import TRAINABLE_TASKS, resolve
+
+EXIT = {"ok": 0, "diverged": 1, "interrupted": 3}
+
+
+def _overrides(args: argparse.Namespace) -> dict:
+    clip = None if args.clip is None else (0.0 if args.clip.lower() == "off" else _number("--clip", args.clip))
+    return dict(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, clip=clip, device=args.device,
+                seed=args.seed, max_steps_per_epoch=args.max_steps_per_epoch, eval_limit=args.eval_limit,
+                bf16=True if args.bf16 else None, cpu_threads=args.cpu_threads)
+
+
+def _number(flag: str, text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(f"{flag}={text!r}: expected a number or 'off'") from None
+
+
+def _fail(command: str, error: Exception, code: int) -> int:
+    print(f"sequnet {command}: error: {error}", file=sys.stderr)
+    return code
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from sequnet.training import train
+
+    try:
+        config = resolve(args.task, args.arch, args.scale, **_overrides(args))
+    except ValueError as e:
+        return _fail("train", e, 2)
+    out = Path(args.out or Path("runs") / args.scale)
+    checkpoint = Path(args.checkpoint) if args.checkpoint else out / "checkpoints" / f"{config.name}.pt"
+    resume = False if args.resume is None else (True if args.resume == "auto" else args.resume)
+    progress = sys.stderr.isatty() if args.progress is None else args.progress
+    try:
+        run = train(config, out_dir=out, checkpoint=checkpoint, resume=resume, progress=progress,
+                    time_limit_s=args.time_limit)
+    except (ValueError, FileNotFoundError) as e:
+        return _fail("train", e, 2)
+    except DataError as e:
+        return _fail("train", e, 1)
+    r = run.record
+    metrics = ", ".join(f"{k} {v:.4f}" for k, v in r.metrics.items() if v is not None)
+    print(f"{config.name} ({r.scale}): {r.status}; {r.metric}: {metrics or 'none'}")
+    print(f"record: {run.record_path}\ncheckpoint: {checkpoint}")
+    if r.status == "interrupted":
+        print(f"stopped early ({r.notes}); continue with the same command plus --resume", file=sys.stderr)
+    return EXIT.get(r.status, 1)
+
+
+def run_hpo(args: argparse.Namespace) -> int:
+    from sequnet.hpo import search
+
+    overrides = _overrides(args)
+    overrides.pop("lr"), overrides.pop("clip")
+    try:
+        result = search(args.task, args.arch, args.scale, args.trials, seed=args.search_seed, **overrides)
+    except ValueError as e:
+        return _fail("hpo", e, 2)
+    except (RuntimeError, DataError) as e:
+        return _fail("hpo", e, 1)
+    clip = "off" if result.clip is None else f"{result.clip:.4f}"
+    print(f"best: lr {result.lr:.6g}, clip {clip}, validation loss {result.best_valid_loss:.4f} nats")
+    if args.out:
+        path = Path(args.out) / f"hpo_{args.task}_{args.arch}_{args.scale}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"task": args.task, "arch": args.arch, "scale": args.scale, "lr": result.lr,
+                                    "clip": result.clip, "best_valid_loss": result.best_valid_loss,
+                                    "trials": result.table()}, indent=1) + "\n")
+        print(f"trials: {path}")
+    return 0
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("task", help=f"one of {', '.join(TRAINABLE_TASKS)}")
+    parser.add_argument("arch", help="tcn or sequnet")
+    parser.add_argument("--scale", default="demo", choices=SCALES,
+                        help="smoke (seconds), demo (minutes on a CPU), paper (Table 3, 100 epochs; a GPU)")
+    parser.add_argument("--epochs", type=int, metavar="N")
+    parser.add_argument("--batch-size", type=int, metavar="N", help="training streams (language tasks)")
+    parser.add_argument("--device", metavar="D", help="auto (default), cpu, cuda, cuda:N")
+    parser.add_argument("--seed", type=int)
+    parser.add_argument("--max-steps-per-epoch", type=int, metavar="N")
+    parser.add_argument("--eval-limit", type=int, metavar="N", help="windows/sequences evaluated per split")
+    parser.add_argument("--bf16", action="store_true", help="bfloat16 autocast for training steps")
+    parser.add_argument("--cpu-threads", type=int, metavar="N", help="torch threads on the CPU")
+    parser.add_argument("--out", metavar="DIR", help="output folder (default: runs/<scale>)")
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("train", help="train one model on one task, with checkpoints and a result record",
+                              description=__doc__.splitlines()[0], epilog=__doc__.split("\n\n", 1)[1])
+    _common(p)
+    p.add_argument("--lr", type=float, help="initial learning rate (default: the scale's)")
+    p.add_argument("--clip", metavar="NORM", help="gradient-norm clipping, or 'off'")
+    p.add_argument("--resume", nargs="?", const="auto", metavar="CKPT",
+                   help="continue from CKPT, or (without a value) from the run's checkpoint if it exists")
+    p.add_argument("--checkpoint", metavar="FILE", help="checkpoint path (default: <out>/checkpoints/...)")
+    p.add_argument("--time-limit", type=float, metavar="S",
+                   help="stop (resumably) before an epoch that would end after S seconds")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="tqdm bar per epoch (default: when stderr is a terminal)")
+    p.set_defaults(func=run_train)
+
+    h = subparsers.add_parser("hpo", help="hyperopt TPE search over learning rate and clipping",
+                              description="TPE over lr ~ loguniform(-12, -2) and clipping (off or U(0.01, 1)); "
+                                          "each trial is a training run at --scale.")
+    _common(h)
+    h.add_argument("--trials", type=int, default=20, metavar="N", help="number of trials (default 20)")
+    h.add_argument("--search-seed", type=int, default=0, metavar="N", help="seed of the TPE sampler")
+    h.set_defaults(func=run_hpo, lr=None, clip=None)

@@ -1,0 +1,570 @@
+"""Training as the paper describes it (section 5.1) and the official scripts do it (spec section 6), in one loop.
+
+Adam at the initial rate of the configuration; optional gradient-norm clipping; after every epoch the model is
+evaluated on the validation split, the best weights so far are kept, and the LR rule may halve the rate. There
+is no early stopping: every epoch runs, and the final metrics are those of the best-validation weights.
+
+The loop is split into pieces a distributed (DDP) version can reuse: :func:`build` makes the model and the
+optimizer, :func:`train_epoch` runs one epoch over any iterable of batches, ``Task.evaluate`` evaluates, and
+:func:`train` ties them together with checkpoints, the LR rule and the result record.
+
+Checkpoints are plain state dicts (loadable with ``torch.load(weights_only=True)``) written atomically after every
+epoch. They hold the model, the optimizer, the best weights, the LR-rule history and every random state (torch,
+CUDA, numpy, python and the data-order generator), so that a run resumed from one finishes bit-identical to an
+uninterrupted run on the CPU.
+
+Time per step is wall-clock time around zero_grad, forward, loss, backward, clipping and the optimizer step, with
+``torch.cuda.synchronize()`` on both sides on a GPU (the official code did not synchronise, spec section 6.5);
+the first ``warmup_steps`` steps of each process are left out and the median is reported. Peak memory is
+``torch.cuda.max_memory_allocated`` over the training steps of an epoch (reset at its start), as in the paper.
+"""
+from __future__ import annotations
+
+import contextlib
+import copy
+import dataclasses
+import math
+import os
+import platform
+import random
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+import numpy as np
+import torch
+import torch.nn as nn
+from tqdm.auto import tqdm
+
+from sequnet.configs import build_model, count_parameters
+from sequnet.results import PAPER_TABLE1, ResultRecord
+from sequnet.scales import RunConfig, config_from_dict
+from sequnet.tasks import SPLITS, Task, describe_unit, make_task
+
+CHECKPOINT_FORMAT = 1
+# Fields of a run's configuration that may change between an interrupted run and its resumption.
+RESUMABLE_CHANGES = ("epochs", "device", "warmup_steps", "cpu_threads")
+
+
+# --- the LR rule --------------------------------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class LRRule:
+    """Halve the rate after an epoch when ``epoch > after_epoch`` and the validation loss is worse than the max
+    of the previous ``patience`` validation losses (``>`` when ``strict``, ``>=`` otherwise). It may fire on
+    consecutive epochs; ``patience=None`` keeps the rate constant."""
+    patience: int | None
+    strict: bool = True
+    after_epoch: int = 10
+
+    def should_halve(self, epoch: int, valid_loss: float, previous: Sequence[float]) -> bool:
+        if self.patience is None or epoch <= self.after_epoch or not previous:
+            return False
+        worst = max(previous[-self.patience:])
+        return valid_loss > worst if self.strict else valid_loss >= worst
+
+
+def lr_schedule(rule: LRRule, lr: float, valid_losses: Sequence[float]) -> list[float]:
+    """The rate used in each epoch for a given sequence of validation losses (epoch 1 first)."""
+    rates = []
+    for epoch, loss in enumerate(valid_losses, start=1):
+        rates.append(lr)
+        if rule.should_halve(epoch, loss, valid_losses[:epoch - 1]):
+            lr /= 2
+    return rates
+
+
+# --- state, random generators, checkpoints ------------------------------------------------------------------------
+
+@dataclasses.dataclass
+class TrainState:
+    """Everything beyond model and optimizer weights that a resumed run needs."""
+    lr: float
+    epoch: int = 0                                    # completed epochs
+    valid_losses: list[float] = dataclasses.field(default_factory=list)
+    best_valid: float = math.inf
+    best_epoch: int = 0
+    best_weights: dict[str, torch.Tensor] | None = None
+    history: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    step_times: list[float] = dataclasses.field(default_factory=list)
+    peak_memory_mib: float | None = None
+    wall_time_s: float = 0.0                          # summed over every call that worked on this run
+
+
+class Diverged(RuntimeError):
+    """The loss became non-finite or exceeded the task's limit; the message says where."""
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed python, numpy and torch; return the generator that orders the training data."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def rng_states(data_order: torch.Generator) -> dict[str, Any]:
+    # numpy's state holds an ndarray, which torch.load(weights_only=True) refuses: store it as a tensor.
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                  "has_gauss": int(has_gauss), "cached": float(cached)},
+        "python": random.getstate(),
+        "data_order": data_order.get_state(),
+    }
+
+
+def set_rng_states(states: dict[str, Any], data_order: torch.Generator) -> None:
+    torch.set_rng_state(states["torch"])
+    if states["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+    n = states["numpy"]
+    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached"]))
+    version, internal, gauss = states["python"]
+    random.setstate((version, tuple(internal), gauss))
+    data_order.set_state(states["data_order"])
+
+
+def _cpu_copy(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: v.detach().to("cpu", copy=True) for k, v in state_dict.items()}
+
+
+def save_checkpoint(path: str | os.PathLike, config: RunConfig, model: nn.Module, optimizer: torch.optim.Optimizer,
+                    state: TrainState, data_order: torch.Generator) -> Path:
+    """Write the checkpoint to a temporary file beside ``path`` and rename it: a crash never leaves half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "format": CHECKPOINT_FORMAT,
+        "config": config.to_dict(),
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "state": dataclasses.asdict(state),
+        "rng": rng_states(data_order),
+    }
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(payload, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    if payload.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{path}: not a sequnet training checkpoint of format {CHECKPOINT_FORMAT}")
+    return payload
+
+
+def _check_resumable(saved: dict[str, Any], config: RunConfig, path) -> None:
+    now = config.to_dict()
+    differ = sorted(k for k in now if k not in RESUMABLE_CHANGES and saved.get(k) != now[k])
+    if differ:
+        details = "; ".join(f"{k}: checkpoint {saved.get(k)!r}, now {now[k]!r}" for k in differ)
+        raise ValueError(f"cannot resume from {path}: the configuration differs ({details}). Only "
+                         f"{', '.join(RESUMABLE_CHANGES)} may change when resuming.")
+
+
+# --- one epoch ----------------------------------------------------------------------------------------------------
+
+def build(config: RunConfig, device: torch.device) -> tuple[nn.Module, torch.optim.Optimizer]:
+    """The model (initialised from ``config.seed``) on ``device`` and its Adam optimizer."""
+    torch.manual_seed(config.seed)
+    model = build_model(config.setting).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    return model, optimizer
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    model = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return f"cpu ({model}, {torch.get_num_threads()} threads)"
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, task: Task, batches: Iterable,
+                config: RunConfig, device: torch.device, *, steps: int, step_times: list[float],
+                warmup_left: int, progress: bool = False, desc: str = "") -> tuple[float, int]:
+    """Train on up to ``steps`` batches; return (mean loss in nats per scored item, warm-up steps still to skip).
+
+    Appends the synchronised duration of every step after the warm-up to ``step_times``. Raises ``Diverged``
+    when the loss is not finite or exceeds the task's limit (the official scripts' checks).
+    """
+    model.train()
+    total, count = 0.0, 0
+    bar = tqdm(total=steps, desc=desc, leave=False, mininterval=1.0, disable=not progress)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.bf16)
+    for step, batch in enumerate(batches, start=1):
+        if step > steps:
+            break
+        _sync(device)
+        start = time.perf_counter()
+        optimizer.zero_grad(set_to_none=True)
+        with autocast:
+            objective, batch_total, batch_count = task.loss(model, batch)
+        objective.backward()
+        if config.clip is not None:
+            nn.utils.clip_grad_norm_(model.parameters(), config.clip)
+        optimizer.step()
+        _sync(device)
+        elapsed = time.perf_counter() - start
+        if warmup_left > 0:
+            warmup_left -= 1
+        else:
+            step_times.append(elapsed)
+        loss = batch_total.item() / batch_count
+        if not math.isfinite(loss) or (task.train_loss_limit is not None and loss > task.train_loss_limit):
+            bar.close()
+            raise Diverged(f"training loss {loss:.4g} nats per item at step {step}"
+                           + ("" if math.isfinite(loss) else " (not finite)"))
+        total += batch_total.item()
+        count += batch_count
+        bar.update()
+    bar.close()
+    return total / max(count, 1), warmup_left
+
+
+# --- a whole run ----------------------------------------------------------------------------------------------------
+
+@dataclasses.dataclass
+class Run:
+    record: ResultRecord
+    model: nn.Module                     # with the best-validation weights loaded
+    best_valid_loss: float               # nats per scored item (what the hyper-parameter search minimises)
+    record_path: Path | None = None
+    checkpoint_path: Path | None = None
+
+
+def record_path(out_dir: str | os.PathLike, config: RunConfig) -> Path:
+    return Path(out_dir) / "records" / f"{config.name}.json"
+
+
+@contextlib.contextmanager
+def _torch_settings(config: RunConfig, device: torch.device, task: Task):
+    """cuDNN autotuning for fixed shapes and the CPU thread count, restored afterwards."""
+    benchmark_before, threads_before = torch.backends.cudnn.benchmark, torch.get_num_threads()
+    # Fixed shapes (the language windows) profit from cuDNN's autotuner, which the official scripts enabled;
+    # music sequences change length every step, where it would re-run all the time.
+    torch.backends.cudnn.benchmark = device.type == "cuda" and task.setting.kind == "token"
+    if device.type == "cpu" and config.cpu_threads is not None:
+        torch.set_num_threads(config.cpu_threads)
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.benchmark = benchmark_before
+        torch.set_num_threads(threads_before)
+
+
+def _resume_path(checkpoint, resume) -> Path | None:
+    if resume is True:
+        if checkpoint is None:
+            raise ValueError("resume=True needs checkpoint=PATH (the file to continue from)")
+        return Path(checkpoint) if Path(checkpoint).is_file() else None
+    if resume:
+        if not Path(resume).is_file():
+            raise FileNotFoundError(f"resume={str(resume)!r}: no such checkpoint")
+        return Path(resume)
+    return None
+
+
+def _restore(path: Path, config: RunConfig, model, optimizer, data_order) -> TrainState:
+    payload = load_checkpoint(path)
+    _check_resumable(payload["config"], config, path)
+    model.load_state_dict(payload["model"])
+    optimizer.load_state_dict(payload["optimizer"])
+    set_rng_states(payload["rng"], data_order)
+    return TrainState(**payload["state"])
+
+
+def _epoch_line(config: RunConfig, task: Task, h: dict[str, Any]) -> str:
+    return (f"{config.name} epoch {h['epoch']:3d}/{config.epochs}: train {h['train']:.4f} valid {h['valid']:.4f} "
+            f"{task.unit}  lr {h['lr']:.3g}  {h['epoch_time_s']:.1f} s"
+            + ("  *best*" if h["best"] else "") + ("  (lr halved)" if h["lr_halved"] else ""))
+
+
+def train(config: RunConfig, *, out_dir: str | os.PathLike | None = None,
+          checkpoint: str | os.PathLike | None = None, resume: bool | str | os.PathLike = False,
+          task: Task | None = None, progress: bool = False, log: Callable[[str], None] | None = print,
+          stop_after_epoch: int | None = None, time_limit_s: float | None = None,
+          final_splits: Sequence[str] = SPLITS, data_root=None, data_mirror=None) -> Run:
+    """Train ``config`` and return the run (its record and the best-validation model).
+
+    out_dir: where ``records/<task>_<arch>.json`` is written (nothing is written without it).
+    checkpoint: a path written after every epoch (none without it).
+    resume: ``True`` continues from ``checkpoint`` if it exists (else starts afresh); a path resumes from it.
+    task: an already loaded task (a search reuses one for every trial).
+    stop_after_epoch / time_limit_s: stop early, leaving status "interrupted" (the checkpoint lets a later call
+        finish the run); the time limit stops before an epoch that would not end within it.
+    final_splits: the splits evaluated with the best weights at the end (empty for a search's trials).
+    progress: a tqdm bar per epoch; log: where the one-line epoch summaries go (None: nowhere).
+    """
+    call_start = wall_mark = time.perf_counter()   # wall_mark: wall time not yet added to state.wall_time_s
+    device = config.resolved_device()
+    if task is None:
+        task = make_task(config.task, config.setting, config.batch_size, root=data_root, mirror=data_mirror)
+    task.to(device)
+    data_order = seed_everything(config.seed)
+    model, optimizer = build(config, device)
+    state = TrainState(lr=config.lr)
+    resume_from = _resume_path(checkpoint, resume)
+    if resume_from is not None:
+        state = _restore(resume_from, config, model, optimizer, data_order)
+        if log:
+            log(f"{config.name}: resumed from {resume_from} after epoch {state.epoch}")
+
+    rule = LRRule(config.patience, strict=config.strict_lr_rule)
+    steps = task.steps_per_epoch()
+    if config.max_steps_per_epoch is not None:
+        steps = min(steps, config.max_steps_per_epoch)
+    warmup_left = config.warmup_steps
+    status, notes = "ok", []
+    last_epoch_s = 0.0
+    metrics: dict[str, float | None] = {split: None for split in SPLITS}
+    with _torch_settings(config, device, task):
+        while state.epoch < config.epochs:
+            epoch = state.epoch + 1
+            if stop_after_epoch is not None and state.epoch >= stop_after_epoch:
+                status = "interrupted"
+                notes.append(f"stopped after epoch {state.epoch} of {config.epochs} (stop_after_epoch)")
+                break
+            if time_limit_s is not None and time.perf_counter() - call_start + last_epoch_s > time_limit_s:
+                status = "interrupted"
+                notes.append(f"stopped after epoch {state.epoch} of {config.epochs}: the next epoch would end "
+                             f"after the time limit of {time_limit_s:.0f} s")
+                break
+            epoch_start = time.perf_counter()
+            if device.type == "cuda":
+                torch.cuda.reset_peak_memory_stats(device)
+            for group in optimizer.param_groups:
+                group["lr"] = state.lr
+            n_times = len(state.step_times)
+            try:
+                train_loss, warmup_left = train_epoch(
+                    model, optimizer, task, task.train_batches(data_order), config, device, steps=steps,
+                    step_times=state.step_times, warmup_left=warmup_left, progress=progress,
+                    desc=f"{config.name} epoch {epoch}")
+                peak = torch.cuda.max_memory_allocated(device) / 2 ** 20 if device.type == "cuda" else None
+                valid_loss = task.evaluate(model, "valid", config.eval_limit)
+                if not math.isfinite(valid_loss) or valid_loss > task.valid_loss_limit:
+                    raise Diverged(f"validation loss {valid_loss:.4g} nats per item")
+            except Diverged as e:
+                status = "diverged"
+                notes.append(f"diverged in epoch {epoch}: {e}")
+                if log:
+                    log(f"{config.name}: diverged in epoch {epoch}: {e}")
+                break
+            if peak is not None:
+                state.peak_memory_mib = max(state.peak_memory_mib or 0.0, peak)
+            is_best = valid_loss < state.best_valid
+            if is_best:
+                state.best_valid, state.best_epoch = valid_loss, epoch
+                state.best_weights = _cpu_copy(model.state_dict())
+            halve = rule.should_halve(epoch, valid_loss, state.valid_losses)
+            epoch_times = state.step_times[n_times:]
+            last_epoch_s = time.perf_counter() - epoch_start
+            state.history.append({
+                "epoch": epoch, "lr": state.lr, "train_loss": train_loss, "valid_loss": valid_loss,
+                "train": task.metric(train_loss), "valid": task.metric(valid_loss), "steps": steps,
+                "step_time_median_s": statistics.median(epoch_times) if epoch_times else None,
+                "peak_memory_mib": peak, "epoch_time_s": last_epoch_s, "best": is_best, "lr_halved": halve,
+            })
+            state.valid_losses.append(valid_loss)
+            if halve:
+                state.lr /= 2
+            state.epoch = epoch
+            if checkpoint is not None:
+                state.wall_time_s += time.perf_counter() - wall_mark
+                wall_mark = time.perf_counter()
+                save_checkpoint(checkpoint, config, model, optimizer, state, data_order)
+            if log:
+                log(_epoch_line(config, task, state.history[-1]))
+
+        if state.best_weights is not None:
+            model.load_state_dict(state.best_weights)
+            # The validation loss of the best weights is known; train and test are evaluated with them now.
+            metrics["valid"] = task.metric(state.best_valid)
+            if status == "ok":
+                for split in final_splits:
+                    if split != "valid":
+                        metrics[split] = task.metric(task.evaluate(model, split, config.eval_limit))
+        elif status == "ok":
+            status = "diverged"
+            notes.append("no epoch completed")
+    state.wall_time_s += time.perf_counter() - wall_mark
+    if config.eval_limit is not None:
+        notes.append(f"metrics over the first {config.eval_limit} windows/sequences of each split")
+    if state.best_epoch:
+        notes.append(f"best validation loss in epoch {state.best_epoch}")
+
+    record = ResultRecord(
+        experiment=config.task, model=config.arch, scale=config.scale, metric=task.unit, metrics=metrics,
+        params=count_parameters(model), receptive_field=config.setting.receptive_field,
+        time_per_step_s=statistics.median(state.step_times) if state.step_times else None,
+        peak_memory_mib=state.peak_memory_mib, device=device_name(device), wall_time_s=state.wall_time_s,
+        config=config.to_dict(), history=copy.deepcopy(state.history), status=status, notes="; ".join(notes))
+    path = record.save(record_path(out_dir, config)) if out_dir is not None else None
+    return Run(record, model, state.best_valid, path, Path(checkpoint) if checkpoint is not None else None)
+
+
+def resume_config(path: str | os.PathLike) -> RunConfig:
+    """The configuration stored in a checkpoint (to resume a run without restating it)."""
+    return config_from_dict(load_checkpoint(path)["config"])
+
+
+# --- comparing runs with the paper (used by the notebooks) ----------------------------------------------------------
+
+ARCH_LABELS = {"tcn": "TCN", "sequnet": "Seq-U-Net", "wavenet": "WaveNet"}
+
+
+def scale_label(record: ResultRecord) -> str:
+    """How a number must be labelled: only paper-scale runs are (attempted) reproductions."""
+    if record.scale == "paper":
+        return f"paper scale (Table 3 settings) on {record.device}"
+    return f"{record.scale} scale on {record.device}: not a reproduction"
+
+
+def _fmt(value: float | None, digits: int = 3) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "–"
+    return f"{value:.{digits}f}"
+
+
+def comparison_markdown(records: Sequence[ResultRecord]) -> str:
+    """A Markdown table of our records next to the paper's Table 1 row for the same task and model."""
+    digits = 2 if records and records[0].metric == "perplexity" else 3
+    lines = [f"**{describe_unit(records[0].metric)}, {scale_label(records[0])}**", "",
+             "| model | params | train | valid | test | ms/step | peak MiB | status "
+             "| paper train | paper test | paper ms/step | paper MB |",
+             "|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|"]
+    for r in records:
+        paper = PAPER_TABLE1.get((r.experiment, r.model), {})
+        ms = None if r.time_per_step_s is None else 1000 * r.time_per_step_s
+        pms = paper.get("time_s") and 1000 * paper["time_s"]
+        lines.append(f"| {ARCH_LABELS.get(r.model, r.model)} | {r.params:,} | {_fmt(r.metrics.get('train'), digits)} "
+                     f"| {_fmt(r.metrics.get('valid'), digits)} | {_fmt(r.metrics.get('test'), digits)} "
+                     f"| {_fmt(ms, 1)} | {_fmt(r.peak_memory_mib, 1)} | {r.status} "
+                     f"| {_fmt(paper.get('train'), digits)} | {_fmt(paper.get('test'), digits)} | {_fmt(pms, 1)} "
+                     f"| {_fmt(paper.get('mem_mb'), 1)} |")
+    by_model = {r.model: r for r in records}
+    if "tcn" in by_model and "sequnet" in by_model:
+        ours, base = by_model["sequnet"], by_model["tcn"]
+        paper_s = PAPER_TABLE1.get((ours.experiment, "sequnet"))
+        paper_t = PAPER_TABLE1.get((ours.experiment, "tcn"))
+        ratios = []
+        if ours.time_per_step_s and base.time_per_step_s:
+            ratios.append(f"time per step {ours.time_per_step_s / base.time_per_step_s:.2f}")
+        if ours.peak_memory_mib and base.peak_memory_mib:
+            ratios.append(f"peak memory {ours.peak_memory_mib / base.peak_memory_mib:.2f}")
+        paper_ratios = (f"paper: time {paper_s['time_s'] / paper_t['time_s']:.2f}, "
+                        f"memory {paper_s['mem_mb'] / paper_t['mem_mb']:.2f}") if paper_s and paper_t else \
+            "not in the paper's Table 1"
+        lines += ["", f"Seq-U-Net / TCN: {', '.join(ratios) or 'no timing'} ({paper_ratios})."]
+    lines += ["", "Paper: GTX 1080, torch 1.2, unsynchronised timing; memory = peak allocated tensors in MB."]
+    if records[0].scale != "paper":
+        lines += ["Our numbers come from shrunken models trained briefly: they show the pipeline, not the result."]
+    return "\n".join(lines)
+
+
+def plot_learning_curves(records: Sequence[ResultRecord], ax=None):
+    """Train (solid) and validation (dashed) metric per epoch for each record; returns the figure."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6.4, 3.8))
+    for i, r in enumerate(records):
+        epochs = [h["epoch"] for h in r.history]
+        color = f"C{i}"
+        label = ARCH_LABELS.get(r.model, r.model)
+        ax.plot(epochs, [h["train"] for h in r.history], "-o", color=color, ms=3, label=f"{label} train")
+        ax.plot(epochs, [h["valid"] for h in r.history], "--s", color=color, ms=3, label=f"{label} valid")
+    if records and records[0].metric == "perplexity":
+        ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.set_ylabel(describe_unit(records[0].metric) if records else "")
+    ax.set_title(f"{records[0].experiment}: learning curves ({records[0].scale} scale)" if records else "")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.figure.tight_layout()
+    return ax.figure
+
+
+def plot_costs(records: Sequence[ResultRecord]):
+    """Time per training step and peak memory per model, ours beside the paper's, and the Seq-U-Net / TCN ratios.
+    The hardware differs (the paper used a GTX 1080), so the ratios are what can be compared. Returns the figure."""
+    import matplotlib.pyplot as plt
+
+    fig, (ax_t, ax_m, ax_r) = plt.subplots(1, 3, figsize=(11, 3.4), gridspec_kw={"width_ratios": [1, 1, 0.8]})
+    labels = [ARCH_LABELS.get(r.model, r.model) for r in records]
+    x, width = np.arange(len(records)), 0.38
+    paper = [PAPER_TABLE1.get((r.experiment, r.model), {}) for r in records]
+    ours_label = f"ours ({records[0].device.split(' (')[0]}, {records[0].scale} scale)"
+    ax_t.bar(x - width / 2, [1000 * (r.time_per_step_s or 0) for r in records], width, label=ours_label)
+    ax_t.bar(x + width / 2, [1000 * p.get("time_s", 0) for p in paper], width, label="paper (GTX 1080)")
+    ax_t.set_ylabel("ms per training step")
+    mem = [r.peak_memory_mib for r in records]
+    ax_m.bar(x - width / 2, [m or 0 for m in mem], width, label="ours")
+    ax_m.bar(x + width / 2, [p.get("mem_mb", 0) for p in paper], width, label="paper")
+    if all(m is None for m in mem):
+        ax_m.text(0.5, 0.5, "peak memory is\nmeasured on a GPU only", ha="center", va="center",
+                  transform=ax_m.transAxes, fontsize=8, bbox={"facecolor": "white", "alpha": 0.8})
+    ax_m.set_ylabel("peak memory (ours MiB, paper MB)")
+    for ax in (ax_t, ax_m):
+        ax.set_xticks(x, labels)
+    by_model = {r.model: r for r in records}
+    ours_r, paper_r = [math.nan, math.nan], [math.nan, math.nan]
+    if "sequnet" in by_model and "tcn" in by_model:
+        s, t = by_model["sequnet"], by_model["tcn"]
+        if s.time_per_step_s and t.time_per_step_s:
+            ours_r[0] = s.time_per_step_s / t.time_per_step_s
+        if s.peak_memory_mib and t.peak_memory_mib:
+            ours_r[1] = s.peak_memory_mib / t.peak_memory_mib
+        ps, pt = PAPER_TABLE1.get((s.experiment, "sequnet")), PAPER_TABLE1.get((s.experiment, "tcn"))
+        if ps and pt:
+            paper_r = [ps["time_s"] / pt["time_s"], ps["mem_mb"] / pt["mem_mb"]]
+    xr = np.arange(2)
+    ax_r.bar(xr - width / 2, ours_r, width, label="ours")
+    ax_r.bar(xr + width / 2, paper_r, width, label="paper")
+    ax_r.axhline(1.0, color="0.3", lw=0.8)
+    ax_r.set_xticks(xr, ["time", "memory"])
+    ax_r.set_ylabel("Seq-U-Net / TCN")
+    for ax in (ax_t, ax_m, ax_r):
+        ax.grid(axis="y", alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle(f"{records[0].experiment}: cost of a training step" if records else "")
+    fig.tight_layout()
+    return fig
+
+
+def config_markdown(configs: dict[str, RunConfig]) -> str:
+    """A Markdown table of what each run will train: model size, window, extent and optimiser settings."""
+    lines = ["| model | params | levels × kernel | H | emb. | dropout | window (inputs → scored) | epochs "
+             "| steps/epoch | eval. items/split | lr | clip |",
+             "|---|---:|---|---:|---:|---:|---|---:|---:|---:|---:|---:|"]
+    for arch, c in configs.items():
+        s = c.setting
+        inputs, scored = s.input_output
+        window = "whole sequences" if inputs is None else f"{inputs} → {scored}"
+        lines.append(f"| {ARCH_LABELS.get(arch, arch)} | {count_parameters(build_model(s)):,} "
+                     f"| {s.levels} × {s.kernel_size} | {s.hidden} | {s.emsize or '–'} | {s.dropout} | {window} "
+                     f"| {c.epochs} | {c.max_steps_per_epoch or 'all'} | {c.eval_limit or 'all'} | {c.lr:.3g} "
+                     f"| {'off' if c.clip is None else f'{c.clip:.3g}'} |")
+    return "\n".join(lines)
