@@ -15,11 +15,8 @@ frames), as the paper trains one sequence at a time. Piano is measured at batch 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -27,6 +24,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import sequnet  # noqa: E402
+from sequnet.complexity import run_metadata, time_training_step  # noqa: E402
 from sequnet.results import PAPER_TABLE1  # noqa: E402
 
 MUSIC_MEAN_LENGTH = {"jsb": 60, "nottingham": 254, "muse": 468, "piano_midi": 873}
@@ -57,40 +55,10 @@ def loss_fn(setting, logits, target):
 def measure(setting, batch: int, device, steps: int, warmup: int, bf16: bool, compile_: bool, quick: bool):
     torch.manual_seed(0)
     model = sequnet.build_model(setting).to(device).train()
-    params = sequnet.count_parameters(model)
-    step_model = torch.compile(model) if compile_ else model
-    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
     x, y = make_batch(setting, batch, device, quick)
-    cuda = device.type == "cuda"
-
-    def step():
-        opt.zero_grad(set_to_none=True)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            logits = step_model(x)
-        loss = loss_fn(setting, logits.float(), y)
-        loss.backward()
-        opt.step()
-
-    for _ in range(warmup):
-        step()
-    if cuda:
-        torch.cuda.synchronize(device)
-        torch.cuda.reset_peak_memory_stats(device)
-    times = []
-    for _ in range(steps):
-        if cuda:
-            torch.cuda.synchronize(device)
-        t0 = time.perf_counter()
-        step()
-        if cuda:
-            torch.cuda.synchronize(device)
-        times.append(time.perf_counter() - t0)
-    peak = torch.cuda.max_memory_allocated(device) / 2 ** 20 if cuda else None
-    del model, opt, x, y, step_model
-    if cuda:
-        torch.cuda.empty_cache()
-    return {"params": params, "time_median_s": statistics.median(times), "time_min_s": min(times),
-            "steps": steps, "peak_memory_mib": peak}
+    timing = time_training_step(model, x, y, lambda logits, target: loss_fn(setting, logits, target), steps,
+                                warmup, bf16, compile_)
+    return {"params": sequnet.count_parameters(model), **timing}
 
 
 def run(tasks, device, steps, warmup, bf16, compile_, quick, piano_batches=(2, 16)):
@@ -155,10 +123,8 @@ def main(argv=None) -> int:
     print(table(rows))
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        meta = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-                "torch": torch.__version__, "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-                "bf16": args.bf16, "compile": args.compile, "quick": args.quick, "steps": args.steps,
-                "warmup": args.warmup, "tf32_conv": torch.backends.cudnn.allow_tf32,
+        meta = {**run_metadata(device), "bf16": args.bf16, "compile": args.compile, "quick": args.quick,
+                "steps": args.steps, "warmup": args.warmup, "tf32_conv": torch.backends.cudnn.allow_tf32,
                 "tf32_matmul": torch.backends.cuda.matmul.allow_tf32}
         args.out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
         print(f"wrote {args.out}")

@@ -76,6 +76,23 @@ def sequnet_padded_internal_length(n: int, levels: int) -> int:
     return c * m + 1
 
 
+def sequnet_padded_lengths(n: int, levels: int) -> list[int]:
+    """Every intermediate length of a zero-padded Seq-U-Net fed ``n`` samples, in the order of
+    ``sequnet_valid_lengths``. Padded convs keep the length, a stride-2 conv maps 2m+1 -> m+1 and a transposed
+    conv m+1 -> 2m+1; the input is first front-padded to ``sequnet_padded_internal_length``."""
+    n = sequnet_padded_internal_length(n, levels)
+    out = []
+    for _ in range(levels - 1):
+        out.append(n)
+        n = (n - 1) // 2 + 1
+        out.append(n)
+    out.append(n)
+    for _ in range(levels - 1):
+        n = 2 * n - 1
+        out += [n, n]
+    return out
+
+
 # --------------------------------------------------------------------------------------------------------------
 # Residual Seq-U-Net (raw audio)
 

@@ -1,0 +1,486 @@
+"""The paper's complexity analysis (section 4), analytic and measured.
+
+What the paper counts. A *feature activation* in section 4 is one time position of one layer's output, counted per
+feature channel: the paper's totals (``sum_i 4 I / k^i <= 8 I`` for the Seq-U-Net, ``I log_k N`` for WaveNet) are
+per-layer output lengths summed over layers, and the channel width is left out because it multiplies every term
+alike. Here every model is described by a list of :class:`Layer` (name, output length, output channels), so both
+counts are available: :func:`activations` (time positions, the paper's) and :func:`activations` with
+``channels=True`` (positions x channels, what memory scales with).
+
+Three layers of evidence, from the closed form to the machine:
+
+* closed forms of the paper's argument, without the valid-convolution shrink (``*_ideal_activations``), and the
+  exact per-layer lengths of our models (``*_layers``, built on :mod:`sequnet.sizes`);
+* measurements on a model: per-layer output shapes from forward hooks (:func:`layer_shapes`, which must equal the
+  analytic lists) and the tensors autograd keeps for the backward pass (:func:`count_saved_activations`);
+* the cost of a real training step on a device as the input length and the depth grow (:func:`sweep`, which the
+  notebook runs at small scale on a CPU and ``benchmarks/complexity.py`` at paper scale on a GPU).
+
+Generation (section 4.2): level i of the Seq-U-Net computes a new sample only every 2^i steps (its clock), so on
+average ``sum_{i=1}^{L} 2^-(i-1) < 2`` levels are updated per generated sample (:func:`mean_levels_per_step`), all
+L of them in the worst case.
+
+"Levels" L here is always the model's own: ``len(channels)`` for the base Seq-U-Net and ``--levels`` for the
+residual one, i.e. L - 1 down/up blocks plus a bottleneck level. The paper's sum runs over i = 0..L with L the
+number of blocks; :func:`sequnet_ideal_activations` takes the code's L.
+"""
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import os
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from sequnet import sizes
+from sequnet.models import (ResSeqUNet, ResSeqUNetConfig, SeqUNet, TCN, WaveNet, WaveNetConfig)
+from sequnet.models.layers import OneHotModel
+
+REPO = Path(__file__).resolve().parents[1]
+# Committed benchmark JSON (GPU runs); SEQUNET_BENCH_DIR points the notebooks at another folder.
+BENCH_DIR = Path(os.environ.get("SEQUNET_BENCH_DIR", REPO / "results" / "bench"))
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Analytic: per-layer output lengths of each model
+
+@dataclass(frozen=True)
+class Layer:
+    name: str           # the module's name inside the model body (what forward hooks see)
+    length: int         # time positions of its output
+    channels: int       # feature channels of its output
+
+
+def activations(layers: Iterable[Layer], channels: bool = False) -> int:
+    """Sum of output time positions over layers (the paper's count); with ``channels``, positions x channels."""
+    return sum(l.length * (l.channels if channels else 1) for l in layers)
+
+
+def sequnet_layers(input_length: int, channels: tuple[int, ...], k: int, padded: bool = False) -> list[Layer]:
+    """Every conv block of a base Seq-U-Net (the 1x1 output conv is a head, not counted), in execution order."""
+    L = len(channels)
+    if padded:
+        lengths = sizes.sequnet_padded_lengths(input_length, L)
+    else:
+        lengths = sizes.sequnet_valid_lengths(input_length, L, k)
+        if lengths is None:
+            raise ValueError(f"input length {input_length} is not a valid-mode length for L={L}, k={k}")
+    names = [f"down.{i}.conv{j}" for i in range(L - 1) for j in (1, 2)] + ["bottleneck"]
+    widths = [channels[i] for i in range(L - 1) for _ in (1, 2)] + [channels[L - 1]]
+    for i in reversed(range(L - 1)):
+        names += [f"up.{i}.upconv", f"up.{i}.conv"]
+        widths += [channels[i + 1], channels[i]]         # the transposed conv keeps the coarser width
+    return [Layer(n, l, c) for n, l, c in zip(names, lengths, widths)]
+
+
+def res_sequnet_layers(input_length: int, levels: int, k: int, depth: int, features: int) -> list[Layer]:
+    """The input conv and every gated layer of a residual Seq-U-Net, in execution order."""
+    names = ["in_conv"]
+    for i in range(levels - 1):
+        names += [f"down.{i}.{j}" for j in range(depth + 1)]     # j = depth is the strided layer
+    names += [f"bottleneck.{j}" for j in range(depth)]
+    for i in reversed(range(levels - 1)):
+        names += [f"upconv.{i}"] + [f"up.{i}.{j}" for j in range(depth)]
+    lengths = sizes.res_sequnet_activation_counts(input_length, levels, k, depth)
+    return [Layer(n, l, features) for n, l in zip(names, lengths)]
+
+
+def wavenet_layers(input_length: int, blocks: int, layers: int, k: int = 2, channels: int = 128) -> list[Layer]:
+    """Every dilated gated layer of a WaveNet; its output is the residual stream (``channels`` wide)."""
+    lengths = sizes.wavenet_activation_counts(input_length, blocks, layers, k)
+    return [Layer(f"layers.{j}", n, channels) for j, n in enumerate(lengths)]
+
+
+def tcn_layers(input_length: int, channels: tuple[int, ...]) -> list[Layer]:
+    """Both dilated convs of every temporal block; causal padding keeps every one at the input length."""
+    return [Layer(f"blocks.{i}.conv{j}", input_length, c) for i, c in enumerate(channels) for j in (1, 2)]
+
+
+def model_layers(body: nn.Module, input_length: int) -> list[Layer]:
+    """The analytic layer list of a model body (unwrap ``TokenModel``/``OneHotModel`` with ``.body`` first)."""
+    c = body.config
+    if isinstance(body, SeqUNet):
+        n = sizes.sequnet_padded_internal_length(input_length, c.levels) if c.padded else input_length
+        return sequnet_layers(n, c.channels, c.kernel_size, c.padded)
+    if isinstance(body, ResSeqUNet):
+        return res_sequnet_layers(input_length, c.levels, c.kernel_size, c.depth, c.features)
+    if isinstance(body, WaveNet):
+        return wavenet_layers(input_length, c.blocks, c.layers, c.kernel_size, c.residual_channels)
+    if isinstance(body, TCN):
+        return tcn_layers(input_length, c.channels)
+    raise TypeError(f"no layer list for {type(body).__name__}")
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Analytic: the paper's closed forms (no valid-convolution shrink, paper footnote 4)
+
+def sequnet_ideal_activations(input_length: float, levels: int, k: int = 2) -> float:
+    """Base Seq-U-Net: per block i < L-1, conv + transposed conv + up conv at I/k^i and the strided conv at
+    I/k^(i+1) (the paper's "3I + I/k"), then the bottleneck at I/k^(L-1). Below ``sizes.sequnet_activation_bound``
+    with L-1 blocks, and below ``sequnet_activation_limit(k) * I`` for every L."""
+    blocks = levels - 1
+    return sum(3 * input_length / k ** i + input_length / k ** (i + 1) for i in range(blocks)) \
+        + input_length / k ** blocks
+
+
+def sequnet_activation_limit(k: int = 2) -> float:
+    """sup over L of ``sequnet_ideal_activations / I`` = (3k + 1)/(k - 1): 7 for k = 2 (the paper bounds it by 8)."""
+    return (3 * k + 1) / (k - 1)
+
+
+def res_sequnet_ideal_activations(input_length: float, levels: int, depth: int, k: int = 2) -> float:
+    """Residual Seq-U-Net: the input conv at I; per block i, D down layers, the transposed layer and D up layers at
+    I/k^i and the strided layer at I/k^(i+1); D bottleneck layers at I/k^(L-1)."""
+    blocks = levels - 1
+    return input_length + sum((2 * depth + 1) * input_length / k ** i + input_length / k ** (i + 1)
+                              for i in range(blocks)) + depth * input_length / k ** blocks
+
+
+def res_sequnet_activation_limit(depth: int, k: int = 2) -> float:
+    """sup over L of ``res_sequnet_ideal_activations / I`` = 1 + ((2D+1)k + 1)/(k-1): 12 for D = 2, k = 2."""
+    return 1 + ((2 * depth + 1) * k + 1) / (k - 1)
+
+
+def wavenet_ideal_activations(input_length: float, blocks: int, layers: int) -> float:
+    """Every dilated layer at full resolution. The paper's ``I log_k N`` is one stack (blocks = 1); the paper's
+    own WaveNet has 4 stacks of 13, i.e. 52 I, four times ``I log_2 N``."""
+    return blocks * layers * input_length
+
+
+def tcn_ideal_activations(input_length: float, levels: int) -> float:
+    """Two convs per temporal block, all at full resolution."""
+    return 2 * levels * input_length
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Analytic: generation (paper section 4.2)
+
+def levels_updated(clock: int, levels: int, k: int = 2) -> int:
+    """Levels (0 = finest) that compute a new sample when the generator's clock reads ``clock``: level i works
+    when ``clock % k^i == 0`` (official ``forward(mode="step")``; spec section 3.1)."""
+    return sum(1 for i in range(levels) if clock % k ** i == 0)
+
+
+def clock_schedule(steps: int, levels: int, start: int = 1, k: int = 2) -> list[int]:
+    """Levels updated at each of ``steps`` generated samples. After the priming forward pass the clock reads 1
+    (the context ends on a cycle boundary) and advances modulo k^(L-1) after every step."""
+    cycle = k ** (levels - 1)
+    return [levels_updated((start + s) % cycle, levels, k) for s in range(steps)]
+
+
+def mean_levels_per_step(levels: int, k: int = 2) -> float:
+    """The paper's sum_{i=1}^{L} k^-(i-1) = (1 - k^-L)/(1 - 1/k) < k/(k-1) = 2: one full period of the clock."""
+    return sum(k ** -(i - 1) for i in range(1, levels + 1))
+
+
+def worst_levels_per_step(levels: int) -> int:
+    """At clock 0 (once per period) every level computes."""
+    return levels
+
+
+def res_sequnet_layers_updated(clock: int, levels: int, depth: int, k: int = 2) -> int:
+    """Gated layers (plus the input conv) that run a convolution at ``clock``: level i's D down and D up layers
+    when level i works, the strided layer into level i+1 and the transposed layer out of it when level i+1 works,
+    the D bottleneck layers when the deepest level works. The transposed layer's odd-phase output was computed
+    one step earlier and costs nothing."""
+    works = [clock % k ** i == 0 for i in range(levels)]
+    convs = 1 + depth * works[levels - 1]
+    for i in range(levels - 1):
+        convs += 2 * depth * works[i] + 2 * works[i + 1]
+    return convs
+
+
+def res_sequnet_mean_layers_per_step(levels: int, depth: int, k: int = 2) -> float:
+    """Average of :func:`res_sequnet_layers_updated` over one clock period, in closed form."""
+    return 1 + sum(2 * depth / k ** i + 2 / k ** (i + 1) for i in range(levels - 1)) + depth / k ** (levels - 1)
+
+
+def measured_generation_counts(model: nn.Module, steps: int, seed: int = 0) -> dict:
+    """Generate ``steps`` samples with the step-wise generator (``sequnet.generation``) and read its counters:
+    ``level_counts[i]`` = steps that updated level i, and the mean levels and layers updated per step."""
+    from sequnet.generation import init_state      # imported here: the analysis above does not need it
+
+    device = next(model.parameters()).device
+    torch.manual_seed(seed)
+    state = init_state(model.eval(), torch.randint(0, model.classes, (1, 1), device=device))
+    state.generate(steps, progress=False)
+    return {"steps": state.steps, "level_counts": list(state.level_counts),
+            "mean_levels_per_step": state.mean_levels_per_step, "mean_layers_per_step": state.mean_layers_per_step}
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Measured: shapes from forward hooks and the tensors saved for backward
+
+def layer_shapes(body: nn.Module, x: torch.Tensor, names: Iterable[str]) -> dict[str, tuple[int, int]]:
+    """(length, channels) of the output of each named submodule of ``body`` in one forward pass on ``x``.
+
+    A module returning a tuple (a WaveNet layer: residual, skip) is measured on its first element.
+    """
+    modules = dict(body.named_modules())
+    shapes, handles = {}, []
+
+    def hook(name):
+        def record(module, args, out):
+            out = out[0] if isinstance(out, tuple) else out
+            shapes[name] = (out.shape[-1], out.shape[1])
+        return record
+
+    try:
+        for name in names:
+            handles.append(modules[name].register_forward_hook(hook(name)))
+        with torch.no_grad():
+            body(x)
+    finally:
+        for h in handles:
+            h.remove()
+    return shapes
+
+
+@dataclass(frozen=True)
+class SavedActivations:
+    elements: int       # elements of the distinct storages autograd keeps for backward (parameters excluded)
+    bytes: int
+    tensors: int        # distinct storages
+
+
+def count_saved_activations(module: nn.Module, x: torch.Tensor) -> SavedActivations:
+    """What a forward pass of ``module`` on ``x`` keeps alive for the backward pass.
+
+    Every tensor autograd saves passes through a ``saved_tensors_hooks`` pack hook. Several saved tensors are views
+    of one buffer (a slice, a chunk, a tensor saved by two ops), so they are deduplicated by storage and each
+    storage counts whole: that is the memory really held. Parameters and ``x`` itself are left out, so what
+    remains are the activations (and small per-op extras such as dropout masks). Run in training mode.
+    """
+    skip = {p.untyped_storage().data_ptr() for p in module.parameters()} | {x.untyped_storage().data_ptr()}
+    seen: dict[int, tuple[int, int]] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        storage = t.untyped_storage()
+        ptr = storage.data_ptr()
+        if ptr and ptr not in skip and ptr not in seen:
+            seen[ptr] = (storage.nbytes(), t.element_size())
+        # Detached: the same storage without the grad_fn. Returning ``t`` itself would make a saved output (tanh,
+        # sigmoid) hold its own grad_fn, a reference cycle that keeps the whole graph alive until the next
+        # garbage collection (gigabytes on a GPU).
+        return t.detach()
+
+    # The graph (held by ``out``) keeps every saved storage alive until we return, so pointers cannot be reused.
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = module(x)
+    del out
+    return SavedActivations(elements=sum(n // size for n, size in seen.values()),
+                            bytes=sum(n for n, _ in seen.values()), tensors=len(seen))
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Measured: time and peak memory of a training step
+
+def time_training_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
+                       loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], steps: int = 20,
+                       warmup: int = 5, bf16: bool = False, compile_: bool = False) -> dict:
+    """Median time of a full training step (forward, loss, backward, Adam step) and the allocator's peak.
+
+    The model must already be on ``x``'s device and in training mode. On CUDA the timed region is bracketed by
+    ``torch.cuda.synchronize`` (the paper's code did not synchronise), warm-up steps (cudnn autotuning, Adam state
+    allocation) are left out, and the peak is ``max_memory_allocated`` over the timed steps: parameters,
+    gradients, Adam state, activations and batch, as Table 1 reports it. On a CPU there is no peak (None).
+    """
+    device = x.device
+    cuda = device.type == "cuda"
+    if cuda:
+        torch.cuda.empty_cache()        # the previous measurement's cached blocks, so large shapes still fit
+    step_model = torch.compile(model) if compile_ else model
+    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            logits = step_model(x)
+        loss_fn(logits.float(), y).backward()
+        opt.step()
+
+    for _ in range(warmup):
+        step()
+    if cuda:
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+    times = []
+    for _ in range(steps):
+        if cuda:
+            torch.cuda.synchronize(device)
+        t0 = time.perf_counter()
+        step()
+        if cuda:
+            torch.cuda.synchronize(device)
+        times.append(time.perf_counter() - t0)
+    peak = torch.cuda.max_memory_allocated(device) / 2 ** 20 if cuda else None
+    return {"time_median_s": statistics.median(times), "time_min_s": min(times), "steps": steps,
+            "peak_memory_mib": peak}
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The sweep: Seq-U-Net vs WaveNet as the input length and the depth grow
+
+@dataclass(frozen=True)
+class AudioModels:
+    """The raw-audio pair of Table 2, or a narrower copy of it: residual Seq-U-Net (F, D, k) and WaveNet."""
+    features: int = 180
+    depth: int = 2
+    kernel_size: int = 5
+    wavenet_channels: int = 128
+    skip_channels: int = 512
+    end_channels: int = 512
+    classes: int = 256
+    blocks: int = 4             # WaveNet stacks
+
+    def sequnet(self, levels: int) -> OneHotModel:
+        return OneHotModel(ResSeqUNet(ResSeqUNetConfig(self.classes, self.features, levels, self.classes,
+                                                       self.kernel_size, self.depth)), self.classes)
+
+    def wavenet(self, layers: int) -> OneHotModel:
+        return OneHotModel(WaveNet(WaveNetConfig(self.classes, self.blocks, layers, 2, self.wavenet_channels,
+                                                 self.skip_channels, self.end_channels, self.classes)), self.classes)
+
+    def sequnet_rf(self, levels: int) -> int:
+        return sizes.res_sequnet_rf(levels, self.kernel_size, self.depth)[1]
+
+    def matched_wavenet_layers(self, levels: int) -> int:
+        """Layers per WaveNet stack for a receptive field at least the Seq-U-Net's (13 for the paper's L = 11)."""
+        return next(n for n in range(1, 64) if sizes.wavenet_rf(self.blocks, n) >= self.sequnet_rf(levels))
+
+    def sequnet_input(self, levels: int, outputs: int | None = None, at_most: int | None = None) -> int:
+        """Input length for at least ``outputs`` outputs, or the longest allowed input of at most ``at_most``."""
+        plan = sizes.res_sequnet_plan(levels, self.kernel_size, self.depth)
+        if outputs is not None:
+            return sizes.res_sequnet_plan(levels, self.kernel_size, self.depth, outputs).input_length
+        cycle = 2 ** (levels - 1)
+        if at_most < plan.input_length:
+            raise ValueError(f"input length {at_most} is shorter than the L={levels} Seq-U-Net's shortest, "
+                             f"{plan.input_length}")
+        return plan.input_length + (at_most - plan.input_length) // cycle * cycle
+
+    def wavenet_input(self, layers: int, outputs: int | None = None, at_most: int | None = None) -> int:
+        history = sizes.wavenet_rf(self.blocks, layers) - 1
+        if outputs is not None:
+            return history + outputs
+        if at_most <= history:
+            raise ValueError(f"input length {at_most} is too short for a WaveNet with {layers} layers per stack")
+        return at_most
+
+
+@dataclass(frozen=True)
+class SweepPlan:
+    models: AudioModels
+    batch: int
+    length_levels: int                  # Seq-U-Net levels in the length sweep (WaveNet: matched layers)
+    outputs: tuple[int, ...]            # scored outputs per window in the length sweep
+    depth_levels: tuple[int, ...]       # Seq-U-Net levels in the depth sweep (WaveNet: matched layers)
+    depth_input: int                    # input length (at most) in the depth sweep
+    steps: int
+    warmup: int
+
+
+SWEEP_PLANS = {
+    # seconds on a CPU; the numbers only show that the pipeline works
+    "smoke": SweepPlan(AudioModels(features=8, wavenet_channels=8, skip_channels=32, end_channels=32), batch=1,
+                       length_levels=3, outputs=(64, 256, 1024), depth_levels=(2, 3, 4), depth_input=1024,
+                       steps=1, warmup=1),
+    # about a minute on one CPU core: the paper's architectures, narrower, with up to 1/8 of the receptive field
+    "demo": SweepPlan(AudioModels(features=24, wavenet_channels=16, skip_channels=64, end_channels=64), batch=1,
+                      length_levels=6, outputs=(256, 1024, 4096, 16384, 32768), depth_levels=tuple(range(2, 9)),
+                      depth_input=16384, steps=3, warmup=1),
+    # Table 2's models at Table 1's batch of 2 on a GPU; 5000 outputs is the paper's training window
+    "paper": SweepPlan(AudioModels(), batch=2, length_levels=11, outputs=(1024, 5000, 16384, 49152, 131072, 196608),
+                       depth_levels=tuple(range(2, 12)), depth_input=131072, steps=20, warmup=3),
+}
+
+
+def measure_point(model: OneHotModel, input_length: int, batch: int, device: torch.device, steps: int,
+                  warmup: int, seed: int = 0) -> dict:
+    """Analytic counts, saved-tensor counts, time and peak memory of one model at one input length."""
+    torch.manual_seed(seed)
+    model = model.to(device).train()
+    body = model.body
+    outputs = body.check_length(input_length)
+    ids = torch.randint(0, model.classes, (batch, input_length), device=device)
+    target = torch.randint(0, model.classes, (batch, outputs), device=device)
+    layers = model_layers(body, input_length)
+    saved = count_saved_activations(body, model.embed(ids))
+    timing = time_training_step(model, ids, target, F.cross_entropy, steps, warmup)
+    return {"input_length": input_length, "output_length": outputs, "batch": batch,
+            "receptive_field": body.history + 1, "params": sum(p.numel() for p in model.parameters()),
+            "layers": len(layers), "activations": activations(layers),
+            "activations_x_channels": activations(layers, channels=True),
+            "saved_elements": saved.elements // batch, "saved_bytes": saved.bytes // batch, **timing}
+
+
+def sweep(plan: SweepPlan, device: torch.device, progress: Callable[[str], None] | None = print) -> list[dict]:
+    """Both models over the plan's output lengths (at fixed depth) and depths (at fixed input length).
+
+    Each row has ``sweep`` ("length" or "depth"), ``arch``, ``levels`` (Seq-U-Net levels, or WaveNet layers per
+    stack) and the fields of :func:`measure_point`; saved counts are per batch element.
+    """
+    m = plan.models
+    rows = []
+
+    def run(kind, arch, levels, input_length):
+        model = m.sequnet(levels) if arch == "sequnet" else m.wavenet(levels)
+        r = {"sweep": kind, "arch": arch, "levels": levels,
+             **measure_point(model, input_length, plan.batch, device, plan.steps, plan.warmup)}
+        del model
+        rows.append(r)
+        if progress:
+            mem = f"{r['peak_memory_mib']:9.1f} MiB" if r["peak_memory_mib"] else "        - MiB"
+            progress(f"{kind:6s} {arch:8s} L={levels:2d} I={input_length:7d}: {r['time_median_s'] * 1e3:9.2f} ms, "
+                     f"{mem}, saved {r['saved_bytes'] / 2 ** 20:9.1f} MiB per sequence")
+
+    wave_layers = m.matched_wavenet_layers(plan.length_levels)
+    with single_cpu_thread(device):
+        for t in plan.outputs:
+            run("length", "sequnet", plan.length_levels, m.sequnet_input(plan.length_levels, outputs=t))
+            run("length", "wavenet", wave_layers, m.wavenet_input(wave_layers, outputs=t))
+        for levels in plan.depth_levels:
+            run("depth", "sequnet", levels, m.sequnet_input(levels, at_most=plan.depth_input))
+            layers = m.matched_wavenet_layers(levels)
+            run("depth", "wavenet", layers, m.wavenet_input(layers, at_most=plan.depth_input))
+    return rows
+
+
+@contextlib.contextmanager
+def single_cpu_thread(device: torch.device):
+    """Time CPU work on one thread. With several threads on a shared CPU every parallel region waits at a barrier
+    for whichever thread another process has descheduled: on 2 busy cores, steps of a few ms took 0.2-1 s at
+    random. One thread measures the work itself, reproducibly. Does nothing for a GPU."""
+    if device.type != "cpu":
+        yield
+        return
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Result files
+
+def run_metadata(device: torch.device) -> dict:
+    """Where and when a measurement ran, for labelling it."""
+    return {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+            "torch": torch.__version__, "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+
+
+def load_bench(pattern: str, bench_dir: Path = BENCH_DIR) -> list[tuple[Path, dict]]:
+    """Committed benchmark JSON files (``{"meta": ..., "rows": ...}``) matching ``pattern``, newest first."""
+    found = [(p, json.loads(p.read_text())) for p in sorted(Path(bench_dir).glob(pattern))]
+    return sorted(found, key=lambda item: item[1].get("meta", {}).get("date", ""), reverse=True)
+

@@ -1,0 +1,155 @@
+"""Section 4's complexity argument: the analytic counts match the models, and the measured ones scale as claimed."""
+import gc
+import weakref
+
+import pytest
+import torch
+
+from sequnet import complexity as C
+from sequnet import sizes
+from sequnet.models import ResSeqUNet, ResSeqUNetConfig, SeqUNet, SeqUNetConfig, TCN, TCNConfig, WaveNet, WaveNetConfig
+
+SMALL = C.AudioModels(features=4, wavenet_channels=4, skip_channels=8, end_channels=8, classes=8)
+
+
+def bodies():
+    """(body, input length) pairs covering every model and both length modes of the base Seq-U-Net."""
+    valid = SeqUNet(SeqUNetConfig(3, (5, 6, 7), 2, kernel_size=3))
+    yield valid, sizes.sequnet_valid_io(3, 3, 40)[0] + 4 * 3
+    yield SeqUNet(SeqUNetConfig(3, (5, 6, 7, 4), 2, kernel_size=5, padded=True)), 50
+    res = ResSeqUNet(ResSeqUNetConfig(3, 4, 4, 2, kernel_size=5, depth=2))
+    yield res, res.plan.input_length + 3 * res.cycle
+    yield WaveNet(WaveNetConfig(3, blocks=2, layers=4, residual_channels=4, skip_channels=6, end_channels=6,
+                                num_outputs=2)), 70
+    yield TCN(TCNConfig(3, (5, 5, 6), kernel_size=3)), 33
+
+
+@pytest.mark.parametrize("body,length", list(bodies()), ids=lambda v: type(v).__name__ if hasattr(v, "config") else str(v))
+def test_layer_lengths_match_forward_hooks(body, length):
+    layers = C.model_layers(body, length)
+    shapes = C.layer_shapes(body, torch.randn(2, body.config.num_inputs, length), [l.name for l in layers])
+    assert shapes == {l.name: (l.length, l.channels) for l in layers}
+
+
+def test_ideal_counts_are_the_papers():
+    for L in range(2, 12):
+        # the paper sums over i = 0..blocks with blocks = L - 1 down/up blocks
+        assert C.sequnet_ideal_activations(1024, L) <= sizes.sequnet_activation_bound(1024, L - 1) <= 8 * 1024
+        assert C.sequnet_ideal_activations(1, L) < C.sequnet_activation_limit() == 7
+        assert C.res_sequnet_ideal_activations(1, L, 2) < C.res_sequnet_activation_limit(2) == 12
+    assert C.wavenet_ideal_activations(1, 1, 13) == pytest.approx(sizes.wavenet_activation_count(1, 2 ** 13))
+    # without the valid-convolution shrink the exact counts approach the closed forms as I grows
+    I = SMALL.sequnet_input(4, outputs=2 ** 16)
+    exact = C.activations(C.res_sequnet_layers(I, 4, 5, 2, 4))
+    assert exact == pytest.approx(C.res_sequnet_ideal_activations(I, 4, 2), rel=0.01)
+    assert C.activations(C.tcn_layers(400, (600,) * 4)) == C.tcn_ideal_activations(400, 4)   # causal padding
+    exact = C.activations(C.wavenet_layers(2 ** 20, 4, 13))
+    assert exact == pytest.approx(C.wavenet_ideal_activations(2 ** 20, 4, 13), rel=0.05)
+
+
+def saved_and_analytic(model, input_length):
+    """(saved elements, analytic positions x channels) per input sample of one forward pass."""
+    ids = torch.randint(0, model.classes, (1, input_length))
+    saved = C.count_saved_activations(model.body, model.embed(ids)).elements
+    analytic = C.activations(C.model_layers(model.body, input_length), channels=True)
+    return saved / input_length, analytic / input_length
+
+
+def test_saved_tensors_grow_linearly_in_length():
+    for arch, levels in (("sequnet", 3), ("wavenet", 5)):
+        model = getattr(SMALL, arch)(levels)
+        inputs = getattr(SMALL, f"{arch}_input")
+        (a, _), (b, _) = (saved_and_analytic(model, inputs(levels, outputs=t)) for t in (4096, 16384))
+        # per input sample the count is constant up to the valid-convolution shrink (a few % at these lengths)
+        assert a == pytest.approx(b, rel=0.1), arch
+
+
+def test_saved_tensors_bounded_for_sequnet_growing_for_wavenet():
+    length = 4096
+    seq, wave = [], []
+    for levels in range(2, 7):
+        seq.append(saved_and_analytic(SMALL.sequnet(levels), SMALL.sequnet_input(levels, at_most=length)))
+        wave.append(saved_and_analytic(SMALL.wavenet(SMALL.matched_wavenet_layers(levels)), length))
+    seq_saved, wave_saved = [s for s, _ in seq], [s for s, _ in wave]
+    # Seq-U-Net: below a constant times I whatever the depth (about 3 saved tensors per layer output: the conv
+    # input, the tanh and sigmoid outputs, times the limit of 12 layer outputs per input sample)
+    assert max(seq_saved) < 3.5 * C.res_sequnet_activation_limit(2) * SMALL.features
+    # WaveNet: every added layer is another full-length one (less the shrink of ever longer dilations)
+    assert all(b > a for a, b in zip(wave_saved, wave_saved[1:])) and wave_saved[-1] > 1.6 * wave_saved[0]
+    # and at every depth the measurement is the analytic count times a constant of the layer type
+    for counts in (seq, wave):
+        ratios = [s / a for s, a in counts]
+        assert max(ratios) < 1.06 * min(ratios)
+
+
+class TanhSigmoid(torch.nn.Module):
+    """conv -> tanh -> chunk/slice -> sigmoid: outputs saved by their ops, views of them, a parameter."""
+
+    def __init__(self, chunk: bool):
+        super().__init__()
+        self.conv, self.chunk = torch.nn.Conv1d(2, 4, 1), chunk
+
+    def forward(self, x):
+        h = self.conv(x).tanh()
+        self.output = weakref.ref(h)
+        if self.chunk:
+            a, b = h.chunk(2, dim=1)         # two views of one tanh output, both saved by the product
+            return a * b
+        return h[..., 2:].sigmoid()
+
+
+def test_saved_tensors_exclude_parameters_and_count_views_once():
+    x = torch.randn(1, 2, 10)
+    # the conv saves x and its weight (both left out); tanh saves its output (40), sigmoid its output (32)
+    saved = C.count_saved_activations(TanhSigmoid(chunk=False), x)
+    assert (saved.elements, saved.tensors, saved.bytes) == (40 + 32, 2, 4 * 72)
+    # tanh's output and the two chunk views saved by the product share one storage
+    model = TanhSigmoid(chunk=True)
+    saved = C.count_saved_activations(model, x)
+    assert (saved.elements, saved.tensors) == (40, 1)
+
+
+def test_saved_tensors_count_frees_the_graph_at_once():
+    """A saved output must not keep its own graph alive in a reference cycle (only a gc would free it)."""
+    model = TanhSigmoid(chunk=False)
+    gc.disable()
+    try:
+        C.count_saved_activations(model, torch.randn(1, 2, 10))
+        assert model.output() is None
+    finally:
+        gc.enable()
+
+
+@pytest.mark.parametrize("levels", [1, 2, 4, 11])
+def test_levels_per_step(levels):
+    cycle = 2 ** (levels - 1)
+    schedule = C.clock_schedule(3 * cycle, levels)
+    assert sum(schedule) / len(schedule) == pytest.approx(C.mean_levels_per_step(levels))
+    assert C.mean_levels_per_step(levels) <= 2
+    assert max(schedule) == C.worst_levels_per_step(levels) and schedule[-1] == levels   # clock 0 every period
+    assert schedule[0] == 1                                                               # first step: clock 1
+    if levels > 1:      # a residual Seq-U-Net has at least 2 levels
+        layers = [C.res_sequnet_layers_updated(c, levels, 2) for c in range(cycle)]
+        assert sum(layers) / cycle == pytest.approx(C.res_sequnet_mean_layers_per_step(levels, 2))
+
+
+@pytest.mark.parametrize("levels", [2, 3, 5])
+def test_generator_counters_follow_the_clock(levels):
+    pytest.importorskip("sequnet.generation")
+    cycle = 2 ** (levels - 1)
+    r = C.measured_generation_counts(SMALL.sequnet(levels), 2 * cycle + 1)   # the first sample needs no step
+    assert r["steps"] == 2 * cycle
+    assert r["level_counts"] == [2 * cycle // 2 ** i for i in range(levels)]
+    assert r["mean_levels_per_step"] == pytest.approx(C.mean_levels_per_step(levels))
+    assert r["mean_layers_per_step"] == pytest.approx(C.res_sequnet_mean_layers_per_step(levels, SMALL.depth))
+
+
+def test_sweep_runs_and_reports_every_point():
+    plan = C.SweepPlan(SMALL, batch=1, length_levels=2, outputs=(16, 64), depth_levels=(2, 3), depth_input=300,
+                       steps=1, warmup=0)
+    rows = C.sweep(plan, torch.device("cpu"), progress=None)
+    assert [(r["sweep"], r["arch"]) for r in rows] == [("length", "sequnet"), ("length", "wavenet")] * 2 \
+        + [("depth", "sequnet"), ("depth", "wavenet")] * 2
+    for r in rows:
+        assert r["output_length"] == r["input_length"] - r["receptive_field"] + 1
+        assert r["saved_elements"] > r["activations"] > 0 and r["time_median_s"] > 0
