@@ -252,6 +252,15 @@ def resolve(task: str, arch: str, scale: str = "demo", **overrides: Any) -> RunC
     return config.replace(**checked)
 
 
+def deviations(config: RunConfig) -> dict[str, Any]:
+    """The fields of ``config`` that differ from its scale's preset (where it runs and how it is timed aside):
+    a record at paper scale with, say, ``epochs=5`` must say so."""
+    preset = resolve(config.task, config.arch, config.scale)
+    ignore = ("device", "cpu_threads", "warmup_steps")
+    return {f.name: getattr(config, f.name) for f in dataclasses.fields(config)
+            if f.name not in ignore and getattr(config, f.name) != getattr(preset, f.name)}
+
+
 def config_from_dict(data: dict[str, Any]) -> RunConfig:
     """Inverse of ``RunConfig.to_dict`` (a checkpoint or a result record stores the dict)."""
     data = dict(data)

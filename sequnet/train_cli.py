@@ -125,3 +125,16 @@ def register(subparsers) -> None:
     h.add_argument("--trials", type=int, default=20, metavar="N", help="number of trials (default 20)")
     h.add_argument("--search-seed", type=int, default=0, metavar="N", help="seed of the TPE sampler")
     h.set_defaults(func=run_hpo, lr=None, clip=None)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m sequnet.train_cli train|hpo ...``: the same commands without loading the other sub-commands'
+    modules (so it runs where their optional dependencies, e.g. soundfile, are not installed)."""
+    parser = argparse.ArgumentParser(prog="python -m sequnet.train_cli")
+    register(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"))
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

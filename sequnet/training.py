@@ -40,7 +40,7 @@ from tqdm.auto import tqdm
 
 from sequnet.configs import build_model, count_parameters
 from sequnet.results import PAPER_TABLE1, ResultRecord
-from sequnet.scales import RunConfig, config_from_dict
+from sequnet.scales import RunConfig, config_from_dict, deviations
 from sequnet.tasks import SPLITS, Task, describe_unit, make_task
 
 CHECKPOINT_FORMAT = 1
@@ -320,6 +320,9 @@ def train(config: RunConfig, *, out_dir: str | os.PathLike | None = None,
     device = config.resolved_device()
     if task is None:
         task = make_task(config.task, config.setting, config.batch_size, root=data_root, mirror=data_mirror)
+    elif task.name != config.task or getattr(task, "batch_size", config.batch_size) != config.batch_size:
+        raise ValueError(f"the task given ({task.name}, batch {getattr(task, 'batch_size', 1)}) does not match the "
+                         f"configuration ({config.task}, batch {config.batch_size})")
     task.to(device)
     data_order = seed_everything(config.seed)
     model, optimizer = build(config, device)
@@ -409,6 +412,10 @@ def train(config: RunConfig, *, out_dir: str | os.PathLike | None = None,
             status = "diverged"
             notes.append("no epoch completed")
     state.wall_time_s += time.perf_counter() - wall_mark
+    changed = deviations(config)
+    if changed:
+        notes.append(f"{config.scale} preset changed: "
+                     + ", ".join(f"{k}={'(model changed)' if k == 'setting' else v}" for k, v in changed.items()))
     if config.eval_limit is not None:
         notes.append(f"metrics over the first {config.eval_limit} windows/sequences of each split")
     if state.best_epoch:
