@@ -43,10 +43,11 @@ class SearchResult:
         return rows
 
 
-def search(task: str, arch: str, scale: str = "smoke", trials: int = 20, *, seed: int = 0,
+def search(task: str, arch: str, scale: str = "smoke", trials: int = 20, *, search_seed: int = 0,
            log: Callable[[str], None] | None = print, **overrides: Any) -> SearchResult:
     """Run ``trials`` TPE trials of ``task``/``arch`` at ``scale`` (plus ``overrides``); return the best
-    (lr, clip) and the hyperopt ``Trials``. Raises RuntimeError when every trial failed."""
+    (lr, clip) and the hyperopt ``Trials``. ``search_seed`` seeds the TPE sampler (``seed``, an override, the
+    training runs). Raises RuntimeError when every trial failed."""
     if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
         raise ValueError(f"trials={trials!r}: expected a positive integer")
     for fixed in ("lr", "clip"):
@@ -69,7 +70,7 @@ def search(task: str, arch: str, scale: str = "smoke", trials: int = 20, *, seed
 
     history = Trials()
     fmin(objective, SPACE, algo=tpe.suggest, max_evals=trials, trials=history,
-         rstate=np.random.default_rng(seed), show_progressbar=False, return_argmin=False)
+         rstate=np.random.default_rng(search_seed), show_progressbar=False, return_argmin=False)
     if not any(t["result"]["status"] == STATUS_OK for t in history.trials):
         raise RuntimeError(f"all {trials} trials of {task}/{arch} failed (diverged)")
     best = space_eval(SPACE, history.argmin)

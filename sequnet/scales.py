@@ -108,7 +108,7 @@ for _task in MUSIC_TASKS:
 # a sample of the sequences per epoch.
 PRESETS["jsb", "demo"] = Preset(_same(), epochs=12, batch_size=1, max_steps_per_epoch=None, eval_limit=None)
 for _task in ("nottingham", "muse", "piano_midi"):
-    PRESETS[_task, "demo"] = Preset({"tcn": dict(hidden=48), "sequnet": dict(hidden=34)}, epochs=6, batch_size=1,
+    PRESETS[_task, "demo"] = Preset({"tcn": dict(hidden=48), "sequnet": dict(hidden=34)}, epochs=10, batch_size=1,
                                     max_steps_per_epoch=60, eval_limit=20, lr=2e-3, clip=None)
 
 

@@ -70,7 +70,8 @@ def run_hpo(args: argparse.Namespace) -> int:
     overrides = _overrides(args)
     overrides.pop("lr"), overrides.pop("clip")
     try:
-        result = search(args.task, args.arch, args.scale, args.trials, seed=args.search_seed, **overrides)
+        result = search(args.task, args.arch, args.scale, args.trials, search_seed=args.search_seed,
+                        **overrides)
     except ValueError as e:
         return _fail("hpo", e, 2)
     except (RuntimeError, DataError) as e:

@@ -342,6 +342,7 @@ def train(config: RunConfig, *, out_dir: str | os.PathLike | None = None,
     last_epoch_s = 0.0
     metrics: dict[str, float | None] = {split: None for split in SPLITS}
     with _torch_settings(config, device, task):
+        where = device_name(device)                  # inside: the thread count is the one training uses
         while state.epoch < config.epochs:
             epoch = state.epoch + 1
             if stop_after_epoch is not None and state.epoch >= stop_after_epoch:
@@ -425,7 +426,7 @@ def train(config: RunConfig, *, out_dir: str | os.PathLike | None = None,
         experiment=config.task, model=config.arch, scale=config.scale, metric=task.unit, metrics=metrics,
         params=count_parameters(model), receptive_field=config.setting.receptive_field,
         time_per_step_s=statistics.median(state.step_times) if state.step_times else None,
-        peak_memory_mib=state.peak_memory_mib, device=device_name(device), wall_time_s=state.wall_time_s,
+        peak_memory_mib=state.peak_memory_mib, device=where, wall_time_s=state.wall_time_s,
         config=config.to_dict(), history=copy.deepcopy(state.history), status=status, notes="; ".join(notes))
     path = record.save(record_path(out_dir, config)) if out_dir is not None else None
     return Run(record, model, state.best_valid, path, Path(checkpoint) if checkpoint is not None else None)
@@ -486,7 +487,8 @@ def comparison_markdown(records: Sequence[ResultRecord]) -> str:
         lines += ["", f"Seq-U-Net / TCN: {', '.join(ratios) or 'no timing'} ({paper_ratios})."]
     lines += ["", "Paper: GTX 1080, torch 1.2, unsynchronised timing; memory = peak allocated tensors in MB."]
     if records[0].scale != "paper":
-        lines += ["Our numbers come from shrunken models trained briefly: they show the pipeline, not the result."]
+        lines += [f"Our numbers come from a {records[0].scale}-scale run (narrower models and/or far fewer steps than "
+                  "the paper's 100 epochs): they show the pipeline, not the paper's result."]
     return "\n".join(lines)
 
 

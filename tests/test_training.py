@@ -1,6 +1,7 @@
 """Training: exact resume, the LR rule, divergence, metric units, scale validation, the search and the CLI."""
 from __future__ import annotations
 
+import json
 import math
 import os
 import subprocess
@@ -225,7 +226,8 @@ def test_demo_models_have_matched_sizes(task):
 # --- search --------------------------------------------------------------------------------------------------------------
 
 def test_hpo_smoke_three_trials(data_root):
-    result = search("jsb", "sequnet", "smoke", trials=3, seed=1, log=None, epochs=1, max_steps_per_epoch=2)
+    result = search("jsb", "sequnet", "smoke", trials=3, search_seed=1, log=None, epochs=1, max_steps_per_epoch=2,
+                    seed=7)
     assert len(result.trials.trials) == 3
     assert math.exp(-12) <= result.lr <= math.exp(-2)
     assert result.clip is None or 0.01 <= result.clip <= 1.0
@@ -274,3 +276,12 @@ def test_cli_rejects_bad_values(tmp_path, capsys):
     assert main(["train", "jsb", "sequnet", "--clip", "strong", "--out", str(tmp_path)]) == 2
     assert "--clip='strong'" in capsys.readouterr().err
     assert not (tmp_path / "records").exists()
+
+
+def test_cli_hpo_writes_its_trials(tmp_path, data_root, capsys):
+    from sequnet.cli import main
+    assert main(["hpo", "jsb", "tcn", "--scale", "smoke", "--trials", "2", "--epochs", "1", "--max-steps-per-epoch",
+                 "1", "--seed", "3", "--out", str(tmp_path)]) == 0
+    assert "best: lr" in capsys.readouterr().out
+    data = json.loads((tmp_path / "hpo_jsb_tcn_smoke.json").read_text())
+    assert len(data["trials"]) == 2 and data["lr"] in [t["lr"] for t in data["trials"]]
