@@ -114,11 +114,14 @@ def main(argv=None) -> int:
     ap.add_argument("--bf16", action="store_true", help="bf16 autocast for the forward pass")
     ap.add_argument("--compile", action="store_true", help="torch.compile the models")
     ap.add_argument("--quick", action="store_true", help="tiny shapes for a CPU smoke run")
+    ap.add_argument("--cudnn-benchmark", action="store_true",
+                    help="let cuDNN autotune (costs 10-20 s per new shape; did not speed these models up on H100)")
     ap.add_argument("--out", type=Path, help="write the JSON here")
     args = ap.parse_args(argv)
     device = torch.device(args.device)
     if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True   # autotuning happens in the warm-up steps, not the timed ones
+        # autotuning, when asked for, happens in the warm-up steps, not the timed ones
+        torch.backends.cudnn.benchmark = args.cudnn_benchmark
     rows = run(args.tasks, device, args.steps, args.warmup, args.bf16, args.compile, args.quick)
     print(table(rows))
     if args.out:
