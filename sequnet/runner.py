@@ -7,6 +7,10 @@ Layout of a run (default ``build/<scale>/``)::
     <out>/<name>.log            papermill's log: progress, cell outputs, tracebacks (``tail -f`` it on long runs)
     <out>/<name>/               the notebook's ``out_dir``: result records, audio, anything else it writes
 
+With GPUs (``--gpus N``, default: every visible one) independent notebooks run side by side, one per GPU at a
+time, each papermill process seeing only its GPU through ``CUDA_VISIBLE_DEVICES``; a notebook that reads
+another's output (``AFTER``) starts once that one has ended. Without a GPU they run one after the other.
+
 The kernel's working directory is ``<out>`` and the runner injects ``out_dir = "<name>"``. A path under
 ``out_dir`` is therefore also a path relative to the executed notebook, so an ``<audio src=...>`` a notebook
 writes that way plays in Jupyter and, once ``sequnet book`` has copied ``<out>/<name>/`` beside the page, in the
@@ -20,7 +24,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from pathlib import Path
+from typing import Callable
 
 from sequnet.results import SCALES
 
@@ -46,6 +52,10 @@ LIMITS = {
     "paper": Limits(cell_s=12 * 3600, notebook_s=48 * 3600),
 }
 RESERVED_PARAMETERS = {"scale": "--scale", "out_dir": "--out"}
+# Notebooks that read another notebook's output start only after it has ended (when both run).
+AFTER = {"listening_test": ("piano_audio",)}
+# The papermill processes running now, so that an interrupted parallel run can take them down.
+_RUNNING: set[subprocess.Popen] = set()
 
 
 @dataclasses.dataclass
@@ -136,7 +146,7 @@ def kill_tree(proc: subprocess.Popen) -> None:
 
 
 def papermill_once(ipynb: Path, partial: Path, out: Path, name: str, scale: str, params: list[tuple[str, str]],
-                   limits: Limits, log: Path) -> str:
+                   limits: Limits, log: Path, env: dict[str, str] | None = None) -> str:
     """One papermill process under the outer timeout; returns "ok", "failed" or "timeout"."""
     cmd = [sys.executable, "-m", "papermill", str(ipynb), str(partial), "--kernel", "python3",
            "--cwd", str(out), "--execution-timeout", str(limits.cell_s), "--log-output", "--no-progress-bar",
@@ -147,7 +157,8 @@ def papermill_once(ipynb: Path, partial: Path, out: Path, name: str, scale: str,
         f.write(f"$ {' '.join(cmd)}\n")
         f.flush()
         proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True)
+                                start_new_session=True, env=env)
+        _RUNNING.add(proc)
         try:
             rc = proc.wait(timeout=limits.notebook_s)
         except subprocess.TimeoutExpired:
@@ -158,14 +169,18 @@ def papermill_once(ipynb: Path, partial: Path, out: Path, name: str, scale: str,
             # Ctrl-C reaches only this process (papermill runs in its own session): take the kernel down with us.
             kill_tree(proc)
             raise
+        finally:
+            _RUNNING.discard(proc)
     if rc == 0:
         return "ok"
     # nbclient raises CellTimeoutError past --execution-timeout; papermill lets it through without marking a cell.
     return "timeout" if "CellTimeoutError" in log.read_text(errors="replace") else "failed"
 
 
-def run_notebook(source: Path, out: Path, scale: str, params: list[tuple[str, str]], limits: Limits) -> Outcome:
-    """Execute one notebook into ``out``; retries once after a timeout (papermill hangs now and then)."""
+def run_notebook(source: Path, out: Path, scale: str, params: list[tuple[str, str]], limits: Limits,
+                 env: dict[str, str] | None = None) -> Outcome:
+    """Execute one notebook into ``out`` (papermill in ``env``, default this process's environment); retries once
+    after a timeout (papermill hangs now and then)."""
     name = source.stem
     final, failed, log = out / f"{name}.ipynb", out / f"{name}.failed.ipynb", out / f"{name}.log"
     # Papermill saves after every cell; it writes into a side folder so that <out>/*.ipynb only ever holds
@@ -184,7 +199,7 @@ def run_notebook(source: Path, out: Path, scale: str, params: list[tuple[str, st
             status, detail = "failed", f"    {type(e).__name__}: {e}"
         else:
             for attempt in (1, 2):
-                status = papermill_once(ipynb, partial, out, name, scale, params, limits, log)
+                status = papermill_once(ipynb, partial, out, name, scale, params, limits, log, env)
                 if status != "timeout":
                     break
     wall = time.monotonic() - start
@@ -214,6 +229,59 @@ def summary(outcomes: list[Outcome], out: Path) -> str:
     return "\n".join(rows)
 
 
+def gpu_ids(count: int) -> list[str]:
+    """The first ``count`` GPUs a child process can be given: ids from ``CUDA_VISIBLE_DEVICES`` when it is set
+    (the user's selection stays in force), else 0, 1, ..."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    ids = [g.strip() for g in visible.split(",") if g.strip()] if visible is not None else \
+        [str(i) for i in range(count)]
+    if count > len(ids):
+        raise ValueError(f"--gpus {count}: only {len(ids)} GPU(s) visible (CUDA_VISIBLE_DEVICES={visible})")
+    return ids[:count]
+
+
+def spread(sources: list[Path], run_one: Callable[[Path, str], Outcome], gpus: list[str],
+           done: Callable[[Outcome, str], None] | None = None) -> list[Outcome]:
+    """Run ``run_one(source, gpu)`` for every notebook, at most one per GPU at a time, in order as GPUs free up
+    (a notebook waits for those it reads, ``AFTER``); ``done`` hears of each as it ends. Outcomes in input order."""
+    pending, running, outcomes, free = list(sources), {}, {}, list(gpus)
+    with ThreadPoolExecutor(max_workers=len(gpus)) as pool:
+        try:
+            while pending or running:
+                unfinished = {s.stem for s in pending} | {s.stem for s, _ in running.values()}
+                for source in [s for s in pending if not set(AFTER.get(s.stem, ())) & unfinished]:
+                    if not free:
+                        break
+                    gpu = free.pop(0)
+                    pending.remove(source)
+                    running[pool.submit(run_one, source, gpu)] = (source, gpu)
+                if not running:
+                    raise RuntimeError(f"notebooks wait for each other in a circle: {[s.stem for s in pending]}")
+                for future in wait(running, return_when=FIRST_COMPLETED)[0]:
+                    source, gpu = running.pop(future)
+                    free.append(gpu)
+                    outcomes[source.stem] = future.result()
+                    if done:
+                        done(outcomes[source.stem], gpu)
+        except BaseException:
+            # Ctrl-C reaches only this thread, and papermill runs in its own session: take the kernels down.
+            for proc in list(_RUNNING):
+                kill_tree(proc)
+            raise
+    return [outcomes[s.stem] for s in sources]
+
+
+def _gpus(requested: int | None) -> list[str]:
+    import torch
+
+    available = torch.cuda.device_count()
+    if requested is not None and requested < 0:
+        raise ValueError(f"--gpus {requested}: expected a number of GPUs (0: one notebook after the other)")
+    if requested is not None and requested > available:
+        raise ValueError(f"--gpus {requested}: only {available} GPU(s) visible")
+    return gpu_ids(available if requested is None else requested)
+
+
 def usage_error(message: str) -> int:
     print(f"sequnet: error: {message}", file=sys.stderr)
     return 2
@@ -235,16 +303,31 @@ def run(args) -> int:
     out = Path(args.out or REPO / "build" / args.scale).resolve()
     out.mkdir(parents=True, exist_ok=True)
     limits = Limits(args.cell_timeout or LIMITS[args.scale].cell_s, args.timeout or LIMITS[args.scale].notebook_s)
+    try:
+        gpus = _gpus(args.gpus)
+    except ValueError as e:
+        return usage_error(str(e))
 
     print(f"sequnet run: {len(selected)} notebook(s) at scale {args.scale!r} into {out} "
-          f"(logs: {out}/<name>.log)", flush=True)
+          f"(logs: {out}/<name>.log)" + (f", one per GPU on GPU(s) {', '.join(gpus)}" if gpus else ""), flush=True)
     outcomes = []
     bar = tqdm(selected, desc=f"notebooks ({args.scale})", unit="nb")
-    for source in bar:
-        bar.set_postfix_str(source.stem)
-        outcome = run_notebook(source, out, args.scale, args.parameter or [], limits)
-        bar.write(f"  {outcome.name}: {outcome.status} in {outcome.wall_s:.1f} s")
-        outcomes.append(outcome)
+    if gpus:
+        def on_gpu(source: Path, gpu: str) -> Outcome:
+            env = os.environ | {"CUDA_VISIBLE_DEVICES": gpu}
+            return run_notebook(source, out, args.scale, args.parameter or [], limits, env)
+
+        def done(outcome: Outcome, gpu: str) -> None:
+            bar.write(f"  {outcome.name}: {outcome.status} in {outcome.wall_s:.1f} s (GPU {gpu})")
+            bar.update()
+
+        outcomes = spread(selected, on_gpu, gpus, done)
+    else:
+        for source in bar:
+            bar.set_postfix_str(source.stem)
+            outcome = run_notebook(source, out, args.scale, args.parameter or [], limits)
+            bar.write(f"  {outcome.name}: {outcome.status} in {outcome.wall_s:.1f} s")
+            outcomes.append(outcome)
     bar.close()
     print(summary(outcomes, out))
     return 0 if all(o.status == "ok" for o in outcomes) else 1
@@ -270,6 +353,9 @@ def register(sub) -> None:
                    + ", ".join(f"{s} {lim.cell_s}" for s, lim in LIMITS.items()) + ")")
     p.add_argument("--timeout", type=int, metavar="S", help="seconds one notebook may run (default by scale: "
                    + ", ".join(f"{s} {lim.notebook_s}" for s, lim in LIMITS.items()) + ")")
+    p.add_argument("--gpus", type=int, metavar="N",
+                   help="run notebooks side by side, one per GPU, on the first N visible GPUs (default: all "
+                        "visible; 0 or no GPU: one after the other)")
     p.add_argument("--notebooks", type=Path, default=NOTEBOOKS, metavar="DIR",
                    help="folder of the MyST notebooks (default: notebooks/ of this repository)")
     p.set_defaults(func=run)

@@ -3,12 +3,20 @@
 ``train`` writes ``<out>/records/<task>_<arch>.json`` and a checkpoint after every epoch
 (``<out>/checkpoints/<task>_<arch>.pt``); ``--resume`` continues from it. Exit status: 0 finished, 1 diverged or
 failed, 3 stopped early by ``--time-limit`` (run the same command with ``--resume`` to go on), 2 bad arguments.
+
+``--nproc N`` trains data-parallel in N processes on this machine (DDP; one GPU each, or gloo on the CPU),
+started through torchrun's module; ``--batch-size`` is then per process (effective batch N times it; music: N
+sequences per step) and the learning rate is used as given. A checkpoint resumes with another N (language: keep
+N x batch). See sequnet.distributed for the exact semantics.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from sequnet.data.registry import DataError
@@ -38,12 +46,80 @@ def _fail(command: str, error: Exception, code: int) -> int:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from sequnet.training import train
+    from sequnet import distributed
 
     try:
         config = resolve(args.task, args.arch, args.scale, **_overrides(args))
     except ValueError as e:
         return _fail("train", e, 2)
+    if args.nproc < 1:
+        return _fail("train", ValueError(f"--nproc={args.nproc}: expected a positive number of processes"), 2)
+    if args.nproc > 1 and not distributed.launched():
+        return _launch(args, config)
+    code = _train_here(args, config)
+    status_file = os.environ.get(STATUS_FILE)
+    if status_file and distributed.launched():
+        # Under our launcher every rank exits 0 and rank 0 leaves its exit status here: torchrun would report
+        # a status such as 3 (stopped early, resumable) as a crash of the job and stop the other ranks.
+        if int(os.environ.get("RANK", "0")) == 0:
+            Path(status_file).write_text(str(code))
+        return 0
+    return code
+
+
+# Rank 0 of a job started by --nproc writes its exit status to the file this variable names.
+STATUS_FILE = "SEQUNET_TRAIN_STATUS_FILE"
+# Options passed on to the processes as they were given (every option of `train` except --nproc).
+_VALUE_OPTIONS = ("scale", "epochs", "batch_size", "device", "seed", "max_steps_per_epoch", "eval_limit",
+                  "cpu_threads", "out", "lr", "clip", "checkpoint", "time_limit")
+_OTHER_DESTS = {"command", "func", "task", "arch", "bf16", "resume", "progress", "nproc"}
+
+
+def _worker_argv(args: argparse.Namespace) -> list[str]:
+    """The `train` command line each process runs, rebuilt from the parsed arguments."""
+    unknown = set(vars(args)) - set(_VALUE_OPTIONS) - _OTHER_DESTS
+    if unknown:   # a new option must be passed on here too, or the processes would silently train without it
+        raise RuntimeError(f"--nproc does not pass on option(s) {', '.join(sorted(unknown))}: add them to "
+                           "sequnet.train_cli._VALUE_OPTIONS")
+    argv = ["train", args.task, args.arch]
+    for dest in _VALUE_OPTIONS:
+        if getattr(args, dest) is not None:
+            argv += [f"--{dest.replace('_', '-')}", str(getattr(args, dest))]
+    if args.bf16:
+        argv.append("--bf16")
+    if args.resume is not None:
+        argv += ["--resume"] + ([] if args.resume == "auto" else [args.resume])
+    if args.progress is not None:
+        argv.append("--progress" if args.progress else "--no-progress")
+    return argv
+
+
+def _launch(args: argparse.Namespace, config) -> int:
+    """Run `train` in ``args.nproc`` processes through torchrun's module; return rank 0's exit status."""
+    import torch
+
+    from sequnet import distributed
+
+    device = config.resolved_device()
+    if device.type == "cuda" and args.nproc > torch.cuda.device_count():
+        return _fail("train", ValueError(f"--nproc={args.nproc}: only {torch.cuda.device_count()} GPU(s) visible; "
+                                         "one process per GPU (or --device cpu)"), 2)
+    command = distributed.torchrun_command(args.nproc, ["-m", "sequnet.train_cli", *_worker_argv(args)])
+    with tempfile.TemporaryDirectory(prefix="sequnet-train-") as tmp:
+        env = distributed.launch_env(args.nproc) | {STATUS_FILE: str(Path(tmp) / "status")}
+        print("launching: " + " ".join(command), flush=True)
+        rc = subprocess.run(command, env=env, stdin=subprocess.DEVNULL).returncode
+        status = Path(env[STATUS_FILE])
+        if rc == 0 and status.is_file():
+            return int(status.read_text())
+    print(f"sequnet train: the {args.nproc} processes failed (torchrun exit status {rc}); their errors are above",
+          file=sys.stderr)
+    return 1
+
+
+def _train_here(args: argparse.Namespace, config) -> int:
+    from sequnet.training import train
+
     out = Path(args.out or Path("runs") / args.scale)
     checkpoint = Path(args.checkpoint) if args.checkpoint else out / "checkpoints" / f"{config.name}.pt"
     resume = False if args.resume is None else (True if args.resume == "auto" else args.resume)
@@ -55,6 +131,8 @@ def run_train(args: argparse.Namespace) -> int:
         return _fail("train", e, 2)
     except DataError as e:
         return _fail("train", e, 1)
+    if run.record_path is None:                      # not rank 0 (only rank 0 writes): rank 0 reports
+        return EXIT.get(run.record.status, 1)
     r = run.record
     metrics = ", ".join(f"{k} {v:.4f}" for k, v in r.metrics.items() if v is not None)
     print(f"{config.name} ({r.scale}): {r.status}; {r.metric}: {metrics or 'none'}")
@@ -117,6 +195,9 @@ def register(subparsers) -> None:
                    help="stop (resumably) before an epoch that would end after S seconds")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="tqdm bar per epoch (default: when stderr is a terminal)")
+    p.add_argument("--nproc", type=int, default=1, metavar="N",
+                   help="data-parallel processes on this machine (DDP via torchrun; one per GPU, or gloo on the "
+                        "CPU); --batch-size is per process; default 1")
     p.set_defaults(func=run_train)
 
     h = subparsers.add_parser("hpo", help="hyperopt TPE search over learning rate and clipping",

@@ -13,6 +13,9 @@ epoch. They hold the model, the optimizer, the best weights, the LR-rule history
 CUDA, numpy, python and the data-order generator), so that a run resumed from one finishes bit-identical to an
 uninterrupted run on the CPU.
 
+Under torchrun (``--nproc N`` on the command line) the same loop trains data-parallel with DDP; what that means
+for batches, metrics, randomness and checkpoints is in :mod:`sequnet.distributed`.
+
 Time per step is wall-clock time around zero_grad, forward, loss, backward, clipping and the optimizer step, with
 ``torch.cuda.synchronize()`` on both sides on a GPU (the official code did not synchronise, spec section 6.5);
 the first ``warmup_steps`` steps of each process are left out and the median is reported. Peak memory is
@@ -38,6 +41,7 @@ import torch
 import torch.nn as nn
 from tqdm.auto import tqdm
 
+from sequnet import distributed
 from sequnet.configs import build_model, count_parameters
 from sequnet.results import PAPER_TABLE1, ResultRecord
 from sequnet.scales import RunConfig, config_from_dict, deviations
@@ -134,8 +138,10 @@ def _cpu_copy(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 def save_checkpoint(path: str | os.PathLike, config: RunConfig, model: nn.Module, optimizer: torch.optim.Optimizer,
-                    state: TrainState, data_order: torch.Generator) -> Path:
-    """Write the checkpoint to a temporary file beside ``path`` and rename it: a crash never leaves half a file."""
+                    state: TrainState, data_order: torch.Generator, *, world_size: int = 1,
+                    rank_rng: list[dict[str, torch.Tensor]] | None = None) -> Path:
+    """Write the checkpoint to a temporary file beside ``path`` and rename it: a crash never leaves half a file.
+    ``world_size`` and ``rank_rng`` (every rank's torch random state) describe a data-parallel run."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {
@@ -145,6 +151,8 @@ def save_checkpoint(path: str | os.PathLike, config: RunConfig, model: nn.Module
         "optimizer": optimizer.state_dict(),
         "state": dataclasses.asdict(state),
         "rng": rng_states(data_order),
+        "world_size": world_size,
+        "rank_rng": rank_rng or [],
     }
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
     os.close(fd)
@@ -164,13 +172,20 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     return payload
 
 
-def _check_resumable(saved: dict[str, Any], config: RunConfig, path) -> None:
+def _check_resumable(saved: dict[str, Any], config: RunConfig, path, saved_world: int = 1, world: int = 1) -> None:
     now = config.to_dict()
-    differ = sorted(k for k in now if k not in RESUMABLE_CHANGES and saved.get(k) != now[k])
+    differ = sorted(k for k in now if k not in RESUMABLE_CHANGES + ("batch_size",) and saved.get(k) != now[k])
+    details = [f"{k}: checkpoint {saved.get(k)!r}, now {now[k]!r}" for k in differ]
+    # The number of processes may change. Stacked batches (language) must keep the effective batch, on which the
+    # windows and their order depend; dealt sequences (music, batch 1 per process) do not depend on it.
+    rows = not distributed.deals_sequences(config.setting)
+    if saved["batch_size"] * (saved_world if rows else 1) != config.batch_size * (world if rows else 1):
+        differ.append("batch_size")
+        details.append(f"batch_size x processes: checkpoint {saved['batch_size']} x {saved_world}, "
+                       f"now {config.batch_size} x {world}")
     if differ:
-        details = "; ".join(f"{k}: checkpoint {saved.get(k)!r}, now {now[k]!r}" for k in differ)
-        raise ValueError(f"cannot resume from {path}: the configuration differs ({details}). Only "
-                         f"{', '.join(RESUMABLE_CHANGES)} may change when resuming.")
+        raise ValueError(f"cannot resume from {path}: the configuration differs ({'; '.join(details)}). Only "
+                         f"{', '.join(RESUMABLE_CHANGES)} and the number of processes may change when resuming.")
 
 
 # --- one epoch ----------------------------------------------------------------------------------------------------
@@ -230,6 +245,8 @@ def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, task: Task, 
             warmup_left -= 1
         else:
             step_times.append(elapsed)
+        # Over every process: the divergence check and the epoch's loss then agree on all of them.
+        batch_total, batch_count = distributed.all_sum(batch_total, batch_count)
         loss = batch_total.item() / batch_count
         if not math.isfinite(loss) or (task.train_loss_limit is not None and loss > task.train_loss_limit):
             bar.close()
@@ -285,13 +302,15 @@ def _resume_path(checkpoint, resume) -> Path | None:
     return None
 
 
-def _restore(path: Path, config: RunConfig, model, optimizer, data_order) -> TrainState:
+def _restore(path: Path, config: RunConfig, model, optimizer, data_order, ctx) -> TrainState:
     payload = load_checkpoint(path)
-    _check_resumable(payload["config"], config, path)
+    _check_resumable(payload["config"], config, path, payload.get("world_size", 1), ctx.world)
     model.load_state_dict(payload["model"])
     optimizer.load_state_dict(payload["optimizer"])
     set_rng_states(payload["rng"], data_order)
-    return TrainState(**payload["state"])
+    state = TrainState(**payload["state"])
+    distributed.start_rank_rng(ctx, config.seed, payload.get("rank_rng"), state.epoch)
+    return state
 
 
 def _epoch_line(config: RunConfig, task: Task, h: dict[str, Any]) -> str:
@@ -317,24 +336,31 @@ def train(config: RunConfig, *, out_dir: str | os.PathLike | None = None,
     progress: a tqdm bar per epoch; log: where the one-line epoch summaries go (None: nowhere).
     """
     call_start = wall_mark = time.perf_counter()   # wall_mark: wall time not yet added to state.wall_time_s
-    device = config.resolved_device()
+    ctx = distributed.setup(config.device)         # one process, or this rank of a torchrun job
+    device = ctx.device
+    if not ctx.is_main:
+        log, progress = None, False                # rank 0 speaks for all
+    batch = distributed.task_batch_size(config, ctx)
     if task is None:
-        task = make_task(config.task, config.setting, config.batch_size, root=data_root, mirror=data_mirror)
-    elif task.name != config.task or getattr(task, "batch_size", config.batch_size) != config.batch_size:
+        task = make_task(config.task, config.setting, batch, root=data_root, mirror=data_mirror)
+    elif task.name != config.task or getattr(task, "batch_size", batch) != batch:
         raise ValueError(f"the task given ({task.name}, batch {getattr(task, 'batch_size', 1)}) does not match the "
-                         f"configuration ({config.task}, batch {config.batch_size})")
+                         f"configuration ({config.task}, batch {batch})")
     task.to(device)
     data_order = seed_everything(config.seed)
     model, optimizer = build(config, device)
     state = TrainState(lr=config.lr)
     resume_from = _resume_path(checkpoint, resume)
     if resume_from is not None:
-        state = _restore(resume_from, config, model, optimizer, data_order)
+        state = _restore(resume_from, config, model, optimizer, data_order, ctx)
         if log:
             log(f"{config.name}: resumed from {resume_from} after epoch {state.epoch}")
+    else:
+        distributed.start_rank_rng(ctx, config.seed)
+    net = distributed.wrap(model, ctx)             # what training steps call; `model` stays the bare module
 
     rule = LRRule(config.patience, strict=config.strict_lr_rule)
-    steps = task.steps_per_epoch()
+    steps = distributed.steps_per_epoch(task, ctx)
     if config.max_steps_per_epoch is not None:
         steps = min(steps, config.max_steps_per_epoch)
     warmup_left = config.warmup_steps
@@ -349,7 +375,8 @@ def train(config: RunConfig, *, out_dir: str | os.PathLike | None = None,
                 status = "interrupted"
                 notes.append(f"stopped after epoch {state.epoch} of {config.epochs} (stop_after_epoch)")
                 break
-            if time_limit_s is not None and time.perf_counter() - call_start + last_epoch_s > time_limit_s:
+            if time_limit_s is not None and distributed.any_rank(
+                    time.perf_counter() - call_start + last_epoch_s > time_limit_s):
                 status = "interrupted"
                 notes.append(f"stopped after epoch {state.epoch} of {config.epochs}: the next epoch would end "
                              f"after the time limit of {time_limit_s:.0f} s")
@@ -362,11 +389,11 @@ def train(config: RunConfig, *, out_dir: str | os.PathLike | None = None,
             n_times = len(state.step_times)
             try:
                 train_loss, warmup_left = train_epoch(
-                    model, optimizer, task, task.train_batches(data_order), config, device, steps=steps,
-                    step_times=state.step_times, warmup_left=warmup_left, progress=progress,
+                    net, optimizer, task, distributed.shard(task.train_batches(data_order), task, ctx), config,
+                    device, steps=steps, step_times=state.step_times, warmup_left=warmup_left, progress=progress,
                     desc=f"{config.name} epoch {epoch}")
                 peak = torch.cuda.max_memory_allocated(device) / 2 ** 20 if device.type == "cuda" else None
-                valid_loss = task.evaluate(model, "valid", config.eval_limit)
+                valid_loss = distributed.evaluate(task, model, "valid", config.eval_limit, ctx)
                 if not math.isfinite(valid_loss) or valid_loss > task.valid_loss_limit:
                     raise Diverged(f"validation loss {valid_loss:.4g} nats per item")
             except Diverged as e:
@@ -389,6 +416,7 @@ def train(config: RunConfig, *, out_dir: str | os.PathLike | None = None,
                 "train": task.metric(train_loss), "valid": task.metric(valid_loss), "steps": steps,
                 "step_time_median_s": statistics.median(epoch_times) if epoch_times else None,
                 "peak_memory_mib": peak, "epoch_time_s": last_epoch_s, "best": is_best, "lr_halved": halve,
+                "world_size": ctx.world, "effective_batch": config.batch_size * ctx.world,
             })
             state.valid_losses.append(valid_loss)
             if halve:
@@ -397,7 +425,10 @@ def train(config: RunConfig, *, out_dir: str | os.PathLike | None = None,
             if checkpoint is not None:
                 state.wall_time_s += time.perf_counter() - wall_mark
                 wall_mark = time.perf_counter()
-                save_checkpoint(checkpoint, config, model, optimizer, state, data_order)
+                rank_rng = distributed.rank_rng_states(ctx)      # every rank takes part; rank 0 writes
+                if ctx.is_main:
+                    save_checkpoint(checkpoint, config, model, optimizer, state, data_order, world_size=ctx.world,
+                                    rank_rng=rank_rng)
             if log:
                 log(_epoch_line(config, task, state.history[-1]))
 
@@ -408,7 +439,8 @@ def train(config: RunConfig, *, out_dir: str | os.PathLike | None = None,
             if status == "ok":
                 for split in final_splits:
                     if split != "valid":
-                        metrics[split] = task.metric(task.evaluate(model, split, config.eval_limit))
+                        metrics[split] = task.metric(distributed.evaluate(task, model, split, config.eval_limit,
+                                                                          ctx))
         elif status == "ok":
             status = "diverged"
             notes.append("no epoch completed")
@@ -419,6 +451,9 @@ def train(config: RunConfig, *, out_dir: str | os.PathLike | None = None,
                      + ", ".join(f"{k}={'(model changed)' if k == 'setting' else v}" for k, v in changed.items()))
     if config.eval_limit is not None:
         notes.append(f"metrics over the first {config.eval_limit} windows/sequences of each split")
+    if distributed.note(config, ctx):
+        notes.append(distributed.note(config, ctx))
+        where = f"{ctx.world} x {where}"
     if state.best_epoch:
         notes.append(f"best validation loss in epoch {state.best_epoch}")
 
@@ -427,8 +462,10 @@ def train(config: RunConfig, *, out_dir: str | os.PathLike | None = None,
         params=count_parameters(model), receptive_field=config.setting.receptive_field,
         time_per_step_s=statistics.median(state.step_times) if state.step_times else None,
         peak_memory_mib=state.peak_memory_mib, device=where, wall_time_s=state.wall_time_s,
-        config=config.to_dict(), history=copy.deepcopy(state.history), status=status, notes="; ".join(notes))
-    path = record.save(record_path(out_dir, config)) if out_dir is not None else None
+        config=config.to_dict() | distributed.describe(config, ctx), history=copy.deepcopy(state.history),
+        status=status, notes="; ".join(notes))
+    path = record.save(record_path(out_dir, config)) if out_dir is not None and ctx.is_main else None
+    distributed.barrier()            # when train() returns, rank 0's checkpoint and record exist for every process
     return Run(record, model, state.best_valid, path, Path(checkpoint) if checkpoint is not None else None)
 
 
