@@ -1,0 +1,350 @@
+"""The kernels of a cached layer update: out = act(sum_p x_p @ W_p + bias) (+ identity).
+
+A step of cached generation is a chain of tiny operations (at batch 1 a layer update multiplies a window of a
+few hundred values by a weight matrix of one or two megabytes), so its speed is set by kernel launches and by
+how well each product streams its weights, not by arithmetic. Four implementations, chosen per state:
+
+* torch (CPU, float64, or no Triton): an MKL/cuBLAS product (``matmul``), then ``activate_torch``: a few
+  in-place element-wise operations.
+* cuBLAS product + one fused Triton activation (CUDA, batch > ``GEMV_MAX_BATCH``).
+* split-K GEMV + fused activation (CUDA, batch <= 64): cuBLAS runs a 1 x 900 x 360 product on a few
+  multiprocessors (about 5 us; measured on an H200); the split-K kernel spreads the rows of W over about a
+  hundred programs that write partial sums, and the activation adds them in a fixed order (no atomics).
+* one fused kernel per layer (CUDA, batch <= ``ROWDOT_MAX_BATCH``): with W stored transposed (n, k), each program
+  streams whole rows for its output columns, the filter and the gate column of an output side by side, and
+  applies the activation in its epilogue: one launch per layer (about 2.6 us on an H200 for the piano model).
+
+The activations, for ``out`` of shape (batch, rows, c) (rows = 2 for a transposed layer's two fine samples, which
+share the bias) and ``identity`` (batch, 1 or rows, c) or None:
+
+* ``"gate"``:  out = identity + tanh(f) * sigmoid(g), with (f, g) = pre + bias split in halves   (n = 2c)
+* ``"leaky"``: out = identity + leaky_relu(pre + bias, 0.01)                                     (n = c)
+* ``"relu"``:  out = identity + relu(pre + bias)                                                 (n = c)
+* ``"none"``:  out = identity + pre + bias                                                       (n = c)
+
+Every tensor may be a strided view, so the outputs go straight into the state's windows. The eager and the
+CUDA-graph paths run the same kernels, so they give bit-identical results; the Triton kernels compute in float32
+(hence float64 states always take the torch path). ``SEQUNET_TRITON=0`` turns Triton off and
+``SEQUNET_GEMV=cublas`` or ``=splitk`` pins the product (for comparisons).
+"""
+from __future__ import annotations
+
+import functools
+import os
+
+import torch
+import torch.nn.functional as F
+
+try:   # pragma: no cover - exercised on the GPU machines only
+    import triton
+    import triton.language as tl
+except Exception:   # noqa: BLE001 - no Triton (CPU wheels) or a broken install: use the torch path
+    triton = None
+
+_KINDS = {"gate": 0, "leaky": 1, "none": 2, "relu": 3}
+GEMV_MAX_BATCH = 64
+_CHUNK, _BK, _BN = 64, 32, 64          # split-K GEMV: rows of W per program, rows per iteration, columns
+ROWDOT_MAX_BATCH = 4
+_ACT_BLOCK = 64                        # columns per program of the activation
+
+
+def use_triton(device: torch.device, dtype: torch.dtype) -> bool:
+    """Triton computes in float32, so float64 states keep the exact torch path."""
+    return (triton is not None and os.environ.get("SEQUNET_TRITON", "1") != "0" and device.type == "cuda"
+            and dtype in (torch.float32, torch.bfloat16, torch.float16))
+
+
+def use_gemv(device: torch.device, dtype: torch.dtype, batch: int) -> bool:
+    return use_triton(device, dtype) and batch <= GEMV_MAX_BATCH and os.environ.get("SEQUNET_GEMV") != "cublas"
+
+
+def use_rowdot(device: torch.device, dtype: torch.dtype, batch: int) -> bool:
+    return (use_gemv(device, dtype, batch) and batch <= ROWDOT_MAX_BATCH
+            and os.environ.get("SEQUNET_GEMV") != "splitk")
+
+
+# -- torch reference path ----------------------------------------------------------------------------------------
+
+def activate_torch(kind: str, pre: torch.Tensor, bias: torch.Tensor | None, identity: torch.Tensor | None,
+                   out: torch.Tensor) -> None:
+    """Reference implementation; modifies ``pre`` in place."""
+    if pre.dim() == 4:
+        pre = pre.sum(0)
+    if bias is not None:
+        pre.add_(bias)
+    if kind == "gate":
+        c = out.shape[-1]
+        f, g = pre[..., :c], pre[..., c:]
+        f.tanh_()
+        g.sigmoid_()
+        if identity is None:
+            torch.mul(f, g, out=out)
+        else:
+            torch.addcmul(identity, f, g, out=out)
+        return
+    if kind == "leaky":
+        F.leaky_relu_(pre, 0.01)
+    elif kind == "relu":
+        pre.clamp_min_(0)
+    elif kind != "none":
+        raise ValueError(f"unknown activation {kind!r}")
+    if identity is None:
+        out.copy_(pre)
+    else:
+        torch.add(identity, pre, out=out)
+
+
+def matmul(parts: list[tuple[torch.Tensor, torch.Tensor]], bias: torch.Tensor | None = None, gemv: bool = False,
+           pre: torch.Tensor | None = None, relu_x: bool = False) -> tuple[list, torch.Tensor]:
+    """Operations that compute sum_p x_p @ w_p (+ bias, cuBLAS/MKL path only) into ``pre`` (allocated when
+    None), and ``pre``. ``relu_x`` (split-K GEMV only) applies a ReLU to the inputs as they are loaded."""
+    x0, w0 = parts[0]
+    if gemv:
+        assert len(parts) <= 2, "the split-K GEMV takes one or two input parts"
+        if pre is None:
+            splits = sum(triton.cdiv(w.shape[0], _CHUNK) for _, w in parts)
+            pre = torch.zeros(splits, x0.shape[0], w0.shape[1], dtype=torch.float32, device=x0.device)
+        return [functools.partial(matvec_triton, parts, pre, relu_x)], pre
+    assert not relu_x
+    if pre is None:
+        pre = torch.zeros(x0.shape[0], w0.shape[1], dtype=x0.dtype, device=x0.device)
+    first = (functools.partial(torch.mm, x0, w0, out=pre) if bias is None
+             else functools.partial(torch.addmm, bias, x0, w0, out=pre))
+    return [first] + [functools.partial(pre.addmm_, x, w) for x, w in parts[1:]], pre
+
+
+# -- Triton path ---------------------------------------------------------------------------------------------------
+
+if triton is not None:   # pragma: no cover - GPU only
+
+    @triton.jit(do_not_specialize=["nsplit", "c", "s_ps", "s_pb", "s_pr", "s_ib", "s_ir", "s_ob", "s_or"])
+    def _activate_kernel(pre, bias, ident, out, nsplit, c, s_ps, s_pb, s_pr, s_ib, s_ir, s_ob, s_or,
+                         KIND: tl.constexpr, NS: tl.constexpr, HAS_BIAS: tl.constexpr, HAS_ID: tl.constexpr,
+                         BLOCK: tl.constexpr):
+        b = tl.program_id(0)
+        r = tl.program_id(1)
+        cols = tl.program_id(2) * BLOCK + tl.arange(0, BLOCK)
+        mask = cols < c
+        s = tl.arange(0, NS)
+        p = pre + b * s_pb + r * s_pr + s[:, None] * s_ps + cols[None, :]
+        m2 = (s[:, None] < nsplit) & mask[None, :]
+        f = tl.sum(tl.load(p, mask=m2, other=0.0).to(tl.float32), axis=0)      # the splits, in a fixed order
+        if HAS_BIAS:
+            f += tl.load(bias + cols, mask=mask, other=0.0).to(tl.float32)
+        if KIND == 0:
+            g = tl.sum(tl.load(p + c, mask=m2, other=0.0).to(tl.float32), axis=0)
+            if HAS_BIAS:
+                g += tl.load(bias + c + cols, mask=mask, other=0.0).to(tl.float32)
+            y = (2.0 * tl.sigmoid(2.0 * f) - 1.0) * tl.sigmoid(g)      # tanh(f) = 2 sigmoid(2f) - 1
+        elif KIND == 1:
+            y = tl.where(f > 0, f, 0.01 * f)
+        elif KIND == 3:
+            y = tl.maximum(f, 0.0)
+        else:
+            y = f
+        if HAS_ID:
+            y += tl.load(ident + b * s_ib + r * s_ir + cols, mask=mask, other=0.0).to(tl.float32)
+        tl.store(out + b * s_ob + r * s_or + cols, y.to(out.dtype.element_ty), mask=mask)
+
+    @triton.jit(do_not_specialize=["sx1", "k1", "ns1", "sx2", "k2", "n", "sp_s", "sp_b", "batch"])
+    def _matvec_kernel(x1, sx1, w1, k1, ns1, x2, sx2, w2, k2, n, part, sp_s, sp_b, batch,
+                       CHUNK: tl.constexpr, BK: tl.constexpr, BN: tl.constexpr, BB: tl.constexpr,
+                       DOT: tl.constexpr, IEEE: tl.constexpr, RELU_X: tl.constexpr):
+        """part[s, b, cols] = x[b, rows] @ w[rows, cols] over the s-th chunk of CHUNK rows of the two parts."""
+        s = tl.program_id(1)
+        x = x1
+        sx = sx1
+        w = w1
+        k = k1
+        start = s * CHUNK
+        if s >= ns1:
+            x = x2
+            sx = sx2
+            w = w2
+            k = k2
+            start = (s - ns1) * CHUNK
+        cols = tl.program_id(0) * BN + tl.arange(0, BN)
+        cmask = cols < n
+        rb = tl.arange(0, BB)
+        bmask = rb < batch
+        acc = tl.zeros((BB, BN), dtype=tl.float32)
+        for kk in tl.static_range(0, CHUNK, BK):
+            ks = start + kk + tl.arange(0, BK)
+            kmask = ks < k
+            wt = tl.load(w + ks[:, None] * n + cols[None, :], mask=kmask[:, None] & cmask[None, :], other=0.0)
+            xt = tl.load(x + rb[:, None] * sx + ks[None, :], mask=bmask[:, None] & kmask[None, :], other=0.0)
+            if RELU_X:
+                xt = tl.maximum(xt, 0.0).to(wt.dtype)
+            if DOT:
+                if IEEE:
+                    acc += tl.dot(xt.to(wt.dtype), wt, input_precision="ieee")
+                else:
+                    acc += tl.dot(xt.to(wt.dtype), wt)
+            else:
+                acc += tl.sum(xt.to(tl.float32)[:, :, None] * wt.to(tl.float32)[None, :, :], axis=1)
+        tl.store(part + s * sp_s + rb[:, None] * sp_b + cols[None, :], acc, mask=bmask[:, None] & cmask[None, :])
+
+    @triton.jit(do_not_specialize=["s_lb", "s_nb", "v"])
+    def _sample_kernel(logits, s_lb, noise, s_nb, out, v, HAS_NOISE: tl.constexpr, BLOCK: tl.constexpr):
+        b = tl.program_id(0)
+        cols = tl.arange(0, BLOCK)
+        mask = cols < v
+        x = tl.load(logits + b * s_lb + cols, mask=mask, other=-float("inf")).to(tl.float32)
+        if HAS_NOISE:
+            x += tl.load(noise + b * s_nb + cols, mask=mask, other=0.0).to(tl.float32)
+        tl.store(out + b, tl.argmax(x, axis=0).to(tl.int64))
+
+    @triton.jit(do_not_specialize=["c", "s_ab", "s_ob"])
+    def _input_kernel(table, ids, src, dst, s_ab, out, s_ob, c, K: tl.constexpr, LEAKY: tl.constexpr,
+                      BLOCK: tl.constexpr):
+        """dst[b, m] = src[b, m + 1] + table[ids[b], m] (m < K; src[b, K] is zero); out[b] = act(dst[b, 0])."""
+        b = tl.program_id(0)
+        cols = tl.program_id(1) * BLOCK + tl.arange(0, BLOCK)
+        mask = cols < c
+        row = table + tl.load(ids + b) * (K * c)
+        for m in tl.static_range(K):
+            v = (tl.load(row + m * c + cols, mask=mask, other=0.0).to(tl.float32)
+                 + tl.load(src + b * s_ab + (m + 1) * c + cols, mask=mask, other=0.0).to(tl.float32))
+            v = v.to(dst.dtype.element_ty)
+            tl.store(dst + b * s_ab + m * c + cols, v, mask=mask)
+            if m == 0:
+                y = v.to(tl.float32)
+                if LEAKY:
+                    y = tl.where(y > 0, y, 0.01 * y)
+                tl.store(out + b * s_ob + cols, y.to(out.dtype.element_ty), mask=mask)
+
+
+if triton is not None:   # pragma: no cover - GPU only
+
+    @triton.jit(do_not_specialize=["sx1", "k1", "sx2", "k2", "c", "batch", "s_ib", "s_ir", "s_ob", "s_or"])
+    def _rowdot_kernel(x1, sx1, w1, k1, x2, sx2, w2, k2, bias, ident, out, c, batch, s_ib, s_ir, s_ob, s_or,
+                       KIND: tl.constexpr, NPART: tl.constexpr, ROWS: tl.constexpr, HAS_BIAS: tl.constexpr,
+                       HAS_ID: tl.constexpr, RELU_X: tl.constexpr, BB: tl.constexpr, BC: tl.constexpr,
+                       BK: tl.constexpr, NK: tl.constexpr):
+        """A whole layer update for a small batch: out[b, r, j] = act(x[b] . W^T[col(r, j)] + bias) (+ identity)
+        for the BC output columns j of this program, with the gate's filter and gate columns side by side.
+
+        W^T is (n, k) with k contiguous, so every program streams whole rows of it; no partial sums."""
+        q = 2 if KIND == 0 else 1                               # columns per output: (filter, gate) or one
+        t = tl.arange(0, ROWS * BC)
+        r = t // BC
+        j = tl.program_id(0) * BC + t % BC
+        jmask = j < c
+        col = r * q * c + j                                     # filter (or only) column of output (r, j)
+        rb = tl.arange(0, BB)
+        bmask = rb < batch
+        acc_f = tl.zeros((BB, ROWS * BC), dtype=tl.float32)
+        acc_g = tl.zeros((BB, ROWS * BC), dtype=tl.float32)
+        for p in tl.static_range(NPART):
+            if p == 0:
+                x, w, sx, k = x1, w1, sx1, k1
+            else:
+                x, w, sx, k = x2, w2, sx2, k2
+            for it in tl.static_range(NK):                      # unrolled: all loads can be in flight
+                ks = it * BK + tl.arange(0, BK)
+                kmask = ks < k
+                xt = tl.load(x + rb[:, None] * sx + ks[None, :], mask=bmask[:, None] & kmask[None, :],
+                             other=0.0).to(tl.float32)
+                if RELU_X:
+                    xt = tl.maximum(xt, 0.0)
+                m2 = jmask[:, None] & kmask[None, :]
+                wf = tl.load(w + col[:, None] * k + ks[None, :], mask=m2, other=0.0).to(tl.float32)
+                acc_f += tl.sum(xt[:, None, :] * wf[None, :, :], axis=2)
+                if KIND == 0:
+                    wg = tl.load(w + (col + c)[:, None] * k + ks[None, :], mask=m2, other=0.0).to(tl.float32)
+                    acc_g += tl.sum(xt[:, None, :] * wg[None, :, :], axis=2)
+        if HAS_BIAS:                                            # one bias for all rows (a transposed layer's two)
+            acc_f += tl.load(bias + j, mask=jmask, other=0.0).to(tl.float32)[None, :]
+            if KIND == 0:
+                acc_g += tl.load(bias + c + j, mask=jmask, other=0.0).to(tl.float32)[None, :]
+        if KIND == 0:                                           # the activation, as in _activate_kernel
+            y = (2.0 * tl.sigmoid(2.0 * acc_f) - 1.0) * tl.sigmoid(acc_g)
+        elif KIND == 1:
+            y = tl.where(acc_f > 0, acc_f, 0.01 * acc_f)
+        elif KIND == 3:
+            y = tl.maximum(acc_f, 0.0)
+        else:
+            y = acc_f
+        m = bmask[:, None] & jmask[None, :]
+        if HAS_ID:
+            y += tl.load(ident + rb[:, None] * s_ib + (r * s_ir + j)[None, :], mask=m, other=0.0).to(tl.float32)
+        tl.store(out + rb[:, None] * s_ob + (r * s_or + j)[None, :], y.to(out.dtype.element_ty), mask=m)
+
+
+def rowdot_triton(parts, bias: torch.Tensor | None, kind: str, identity: torch.Tensor | None, out: torch.Tensor,
+                  relu_x: bool = False) -> None:   # pragma: no cover - GPU only
+    """out (batch, rows, c) = act(sum_p x_p @ wt_p.T + bias) (+ identity) for parts [(x_p, wt_p (n, k_p))]."""
+    batch, rows, c = out.shape
+    (x1, w1), (x2, w2) = parts[0], parts[-1]
+    for x, w in parts:
+        assert x.stride(1) == 1 and w.is_contiguous() and x.shape[0] == batch
+    assert out.stride(-1) == 1 and (identity is None or identity.stride(-1) == 1) and len(parts) <= 2
+    s_ib = s_ir = 0
+    if identity is not None:
+        s_ib = identity.stride(0)
+        s_ir = identity.stride(1) if identity.shape[1] > 1 else 0
+    bc = 1
+    while bc < 16 and triton.cdiv(c, 2 * bc) >= 64:        # about 64 programs or more
+        bc *= 2
+    bb = triton.next_power_of_2(batch)
+    k_max = max(w.shape[1] for _, w in parts)
+    bk = max(32, min(triton.next_power_of_2(k_max), 4096 // (bb * rows * bc)))
+    _rowdot_kernel[(triton.cdiv(c, bc),)](
+        x1, x1.stride(0), w1, w1.shape[1], x2, x2.stride(0), w2, w2.shape[1],
+        bias if bias is not None else w1, identity if identity is not None else out, out, c, batch,
+        s_ib, s_ir, out.stride(0), out.stride(1), KIND=_KINDS[kind], NPART=len(parts), ROWS=rows,
+        HAS_BIAS=bias is not None, HAS_ID=identity is not None, RELU_X=relu_x, BB=bb, BC=bc, BK=bk,
+        NK=triton.cdiv(k_max, bk))
+
+
+def matvec_triton(parts, part: torch.Tensor, relu_x: bool = False) -> None:   # pragma: no cover - GPU only
+    (x1, w1), (x2, w2) = parts[0], parts[-1]
+    batch, n = x1.shape[0], w1.shape[1]
+    for x, w in parts:
+        assert x.stride(1) == 1 and w.is_contiguous() and w.shape[1] == n and x.shape[0] == batch
+    ns1 = triton.cdiv(w1.shape[0], _CHUNK)
+    k2 = w2.shape[0] if len(parts) == 2 else 0
+    bb = triton.next_power_of_2(batch)
+    dot = bb >= 16
+    grid = (triton.cdiv(n, _BN), ns1 + triton.cdiv(k2, _CHUNK))
+    _matvec_kernel[grid](x1, x1.stride(0), w1, w1.shape[0], ns1, x2, x2.stride(0), w2, k2, n, part,
+                         part.stride(0), part.stride(1), batch, CHUNK=_CHUNK, BK=_BK, BN=_BN,
+                         BB=max(bb, 16) if dot else bb, DOT=dot, IEEE=w1.dtype == torch.float32, RELU_X=relu_x)
+
+
+def sample_triton(logits: torch.Tensor, noise: torch.Tensor | None, out: torch.Tensor) -> None:   # pragma: no cover
+    """out = argmax(logits + noise, -1), one program per sequence."""
+    batch, v = logits.shape
+    _sample_kernel[(batch,)](logits, logits.stride(0), noise if noise is not None else logits,
+                             noise.stride(0) if noise is not None else 0, out, v, HAS_NOISE=noise is not None,
+                             BLOCK=triton.next_power_of_2(v))
+
+
+def input_triton(table: torch.Tensor, ids: torch.Tensor, src: torch.Tensor, dst: torch.Tensor, out: torch.Tensor,
+                 leaky: bool) -> None:   # pragma: no cover - GPU only
+    batch, k1, c = src.shape
+    assert src.is_contiguous() and dst.is_contiguous() and table.is_contiguous() and out.stride(-1) == 1
+    block = min(256, triton.next_power_of_2(c))
+    _input_kernel[(batch, triton.cdiv(c, block))](table, ids, src, dst, src.stride(0), out, out.stride(0), c,
+                                                   K=k1 - 1, LEAKY=leaky, BLOCK=block)
+
+
+def activate_triton(kind: str, pre: torch.Tensor, bias: torch.Tensor | None, identity: torch.Tensor | None,
+                    out: torch.Tensor) -> None:   # pragma: no cover - GPU only
+    batch, rows, c = out.shape
+    nsplit, s_ps = (pre.shape[0], pre.stride(0)) if pre.dim() == 4 else (1, 0)
+    for t in (pre, out) + ((identity,) if identity is not None else ()):
+        assert t.stride(-1) == 1, "the fused activation needs unit stride along channels"
+    if bias is not None:
+        assert bias.is_contiguous()
+    s_ib = s_ir = 0
+    if identity is not None:
+        s_ib = identity.stride(0)
+        s_ir = identity.stride(1) if identity.shape[1] > 1 else 0
+    ns = triton.next_power_of_2(nsplit)
+    block = min(triton.next_power_of_2(c), _ACT_BLOCK if nsplit > 1 else 1024)
+    grid = (batch, rows, triton.cdiv(c, block))
+    _activate_kernel[grid](pre, bias if bias is not None else pre, identity if identity is not None else pre, out,
+                           nsplit, c, s_ps, pre.stride(-3), pre.stride(-2), s_ib, s_ir, out.stride(0),
+                           out.stride(1), KIND=_KINDS[kind], NS=ns, HAS_BIAS=bias is not None,
+                           HAS_ID=identity is not None, BLOCK=block)

@@ -1,0 +1,300 @@
+"""What every cached-inference state shares: the step and sampling driver, CUDA graphs and the counters.
+
+A state holds everything one generation needs between steps (the windows of every layer, the clock, the newest
+input id and the latest logits) as preallocated tensors. A step is a fixed list of tensor operations that
+read and write only those tensors: ``ops(key)``, where ``key`` names the step's update pattern (for the
+Seq-U-Net, which levels update this step). Running the list is the eager path; capturing it once per key in a
+CUDA graph is the graph path. Both run the same operations, so they give identical results.
+"""
+from __future__ import annotations
+
+import functools
+import warnings
+from collections.abc import Callable, Hashable
+
+import torch
+import torch.nn as nn
+
+from sequnet.generation import kernels
+from sequnet.models.layers import OneHotModel, TokenModel
+
+Op = Callable[[], object]
+
+
+class InferenceState:
+    """Cached step-wise inference for one model and one batch of sequences.
+
+    After construction (the "save" pass over the prime), ``logits`` (batch, classes) predict the element after
+    the prime. ``step(ids)`` feeds one element per sequence and returns the logits for the next one;
+    ``generate(n)`` samples n elements. The counters say how much work the steps did: ``steps`` elements fed,
+    ``level_counts[i]`` steps that updated level i, ``layer_updates`` layer evaluations in all.
+    """
+
+    def __init__(self, model: nn.Module, batch: int, dtype: torch.dtype | None, levels: int):
+        param = next(model.parameters())
+        self.device = param.device
+        self.dtype = dtype or param.dtype
+        self.batch = batch
+        self.classes = model.vocab if isinstance(model, TokenModel) else model.classes
+        self.steps = 0
+        self.level_counts = [0] * levels
+        self.layer_updates = 0
+        self.cur_id = torch.zeros(batch, dtype=torch.long, device=self.device)
+        self.logits = torch.zeros(batch, self.classes, dtype=self.dtype, device=self.device)
+        self.fused = kernels.use_triton(self.device, self.dtype)          # fused activation kernel
+        self.gemv = kernels.use_gemv(self.device, self.dtype, batch)        # split-K GEMV for the products
+        self.rowdot = kernels.use_rowdot(self.device, self.dtype, batch)    # or one fused kernel per layer
+        self._act = kernels.activate_triton if self.fused else kernels.activate_torch
+        self._pre: dict[Hashable, torch.Tensor] = {}
+        self._plans: dict[Hashable, tuple[list[Op], int]] = {}
+        self._graphs: dict[bool, dict[Hashable, torch.cuda.CUDAGraph]] = {}
+        noise_dtype = torch.promote_types(self.dtype, torch.float32)
+        self._noise = torch.zeros(batch, self.classes, dtype=noise_dtype, device=self.device)
+        self._noisy = torch.zeros_like(self._noise)
+        self._pending = False      # the last sampled id has not been fed yet
+
+    # -- what a model-specific state provides --------------------------------------------------------------
+    def _build_ops(self, key: Hashable) -> tuple[list[Op], int]:
+        """The operations of one step with update pattern ``key``, and the number of layers they evaluate."""
+        raise NotImplementedError
+
+    def _next_key(self) -> Hashable:
+        """The update pattern of the next step."""
+        raise NotImplementedError
+
+    def _count_levels(self, key: Hashable) -> None:
+        raise NotImplementedError
+
+    def keys(self) -> list[Hashable]:
+        """Every update pattern a step can have (one CUDA graph each)."""
+        raise NotImplementedError
+
+    def _persistent(self) -> list[torch.Tensor]:
+        """Tensors that carry information from one step to the next (restored after the graph warm-up)."""
+        raise NotImplementedError
+
+    def _linear(self, name: Hashable, parts: list[tuple[torch.Tensor, torch.Tensor]], bias: torch.Tensor | None,
+                act: str, out: torch.Tensor, identity: torch.Tensor | None = None, rows: int = 1,
+                relu_x: bool = False) -> list[Op]:
+        """Operations for out = act(relu?(x) @ W + bias) (+ identity), with x @ W = sum_p x_p @ W_p and ``out`` of
+        shape (batch, rows, c); the products' scratch tensor is kept per ``name``, shared by all patterns."""
+        if self.rowdot:
+            return [functools.partial(kernels.rowdot_triton, parts, bias, act, identity, out, relu_x)]
+        ops = []
+        if relu_x and not self.gemv:
+            x, w = parts[0]
+            relu = self._pre.setdefault((name, "relu"), torch.empty_like(x))
+            ops.append(functools.partial(torch.clamp_min, x, 0, out=relu))
+            parts, relu_x = [(relu, w)], False
+        mm_bias = None if self.fused or bias is None else bias.repeat(rows)
+        mm_ops, pre = kernels.matmul(parts, mm_bias, self.gemv, self._pre.get(name), relu_x)
+        ops += mm_ops
+        self._pre[name] = pre
+        pre = pre.view(*pre.shape[:-1], rows, -1)
+        ops.append(functools.partial(self._act, act, pre, bias if self.fused else None, identity, out))
+        return ops
+
+    def _weight(self, w: torch.Tensor) -> torch.Tensor:
+        """A (k, n) weight matrix in this state's precision and in the layout its products read: (k, n) for
+        torch/cuBLAS and the split-K GEMV, (n, k) for the fused small-batch kernel."""
+        w = w.detach().to(self.device, self.dtype)
+        return (w.t() if self.rowdot else w).contiguous()
+
+    # -- counters ----------------------------------------------------------------------------------------------
+    @property
+    def mean_levels_per_step(self) -> float:
+        """Levels updated per step on average (the paper's bound for the Seq-U-Net: at most 2)."""
+        return sum(self.level_counts) / max(self.steps, 1)
+
+    @property
+    def mean_layers_per_step(self) -> float:
+        return self.layer_updates / max(self.steps, 1)
+
+    # -- stepping ----------------------------------------------------------------------------------------------
+    def ops(self, key: Hashable) -> list[Op]:
+        if key not in self._plans:
+            self._plans[key] = self._build_ops(key)
+        return self._plans[key][0]
+
+    def _advance(self, key: Hashable) -> None:
+        self.steps += 1
+        self._count_levels(key)
+        self.layer_updates += self._plans[key][1]
+
+    @torch.no_grad()
+    def step(self, ids: torch.Tensor) -> torch.Tensor:
+        """Feed one element per sequence, ``ids`` of shape (batch,); return the logits for the next element."""
+        self.cur_id.copy_(torch.as_tensor(ids).reshape(self.batch))
+        key = self._next_key()
+        for op in self.ops(key):
+            op()
+        self._advance(key)
+        self._pending = False
+        return self.logits.clone()
+
+    def _sample_ops(self, greedy: bool) -> list[Op]:
+        if self.fused and self.classes <= 1 << 15:
+            return [functools.partial(kernels.sample_triton, self.logits, None if greedy else self._noise,
+                                      self.cur_id)]
+        if greedy:
+            return [functools.partial(torch.argmax, self.logits, -1, out=self.cur_id)]
+        return [functools.partial(torch.add, self.logits, self._noise, out=self._noisy),
+                functools.partial(torch.argmax, self._noisy, -1, out=self.cur_id)]
+
+    @torch.no_grad()
+    def generate(self, n: int, temperature: float = 1.0, greedy: bool = False,
+                 generator: torch.Generator | None = None, progress: bool = True,
+                 cuda_graphs: bool = False) -> torch.Tensor:
+        """Sample ``n`` elements per sequence, continuing from the state; returns ids of shape (batch, n).
+
+        Sampling is Gumbel-max, ``argmax(logits / temperature + G)``, with the Gumbel noise drawn ahead in chunks
+        from ``generator`` (on any device), so a step needs no host synchronisation and the eager and graph
+        paths consume the same random numbers. ``greedy=True`` takes the argmax.
+        """
+        if not greedy and not temperature > 0:
+            raise ValueError(f"temperature must be positive (got {temperature}); use greedy=True for the argmax")
+        out = torch.empty(self.batch, n, dtype=torch.long, device=self.device)
+        graphs = self._graphs_for(greedy) if self._want_graphs(cuda_graphs) else None
+        eager_sample = self._sample_ops(greedy)
+        noise = None if greedy else _NoiseStream(self, n, temperature, generator)
+        bar = _progress(n, progress)
+        for s in range(n):
+            if noise is not None:
+                self._noise.copy_(noise.next())
+            if self._pending:          # feed the previous sample, then sample from the new logits
+                key = self._next_key()
+                if graphs is not None:
+                    graphs[key].replay()
+                else:
+                    for op in self.ops(key) + eager_sample:
+                        op()
+                self._advance(key)
+            else:                      # the logits are fresh (after the save pass or a teacher-forced step)
+                for op in eager_sample:
+                    op()
+            self._pending = True
+            out[:, s].copy_(self.cur_id)
+            if bar is not None and (s + 1) % 64 == 0:
+                bar.update(64)
+        if bar is not None:
+            bar.update(n % 64)
+            bar.close()
+        return out
+
+    # -- CUDA graphs -------------------------------------------------------------------------------------------
+    def _want_graphs(self, cuda_graphs: bool) -> bool:
+        if cuda_graphs and self.device.type != "cuda":
+            warnings.warn("cuda_graphs=True needs a model on a CUDA device; generating eagerly instead",
+                          RuntimeWarning, stacklevel=3)
+            return False
+        return bool(cuda_graphs)
+
+    def _graphs_for(self, greedy: bool) -> dict[Hashable, torch.cuda.CUDAGraph]:
+        """One graph per update pattern, each a whole step: the layer updates, the head and the sampling.
+
+        Capturing needs a warm-up run of every pattern (kernel compilation, cuBLAS workspaces); it mutates the
+        state, so the carried tensors are saved before and restored after. The graphs replay into the same
+        tensors, whose addresses therefore never change.
+        """
+        if greedy in self._graphs:
+            return self._graphs[greedy]
+        persistent = self._persistent() + [self.cur_id, self.logits, self._noise]
+        saved = [t.clone() for t in persistent]
+        plans = {key: self.ops(key) + self._sample_ops(greedy) for key in self.keys()}
+        side = torch.cuda.Stream(self.device)
+        side.wait_stream(torch.cuda.current_stream(self.device))
+        with torch.cuda.stream(side):
+            for plan in plans.values():
+                for op in plan:
+                    op()
+        torch.cuda.current_stream(self.device).wait_stream(side)
+        pool = torch.cuda.graph_pool_handle()
+        graphs = {}
+        for key, plan in plans.items():
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph, pool=pool):
+                for op in plan:
+                    op()
+            graphs[key] = graph
+        for t, s in zip(persistent, saved):
+            t.copy_(s)
+        torch.cuda.synchronize(self.device)
+        self._graphs[greedy] = graphs
+        return graphs
+
+
+class _NoiseStream:
+    """Gumbel noise times the temperature, drawn in chunks of at most 2^22 numbers."""
+
+    def __init__(self, state: InferenceState, n: int, temperature: float, generator: torch.Generator | None):
+        self.state, self.n, self.temperature, self.generator = state, n, temperature, generator
+        self.chunk_len = max(1, min(n, (1 << 22) // (state.batch * state.classes)))
+        self.pos, self.chunk = 0, None
+
+    def next(self) -> torch.Tensor:
+        j = self.pos % self.chunk_len
+        if j == 0:
+            m = min(self.chunk_len, self.n - self.pos)
+            st = self.state
+            device = self.generator.device if self.generator is not None else st.device
+            e = torch.empty(m, st.batch, st.classes, device=device).exponential_(generator=self.generator)
+            self.chunk = e.log_().mul_(-self.temperature).to(st.device, st._noise.dtype)
+        self.pos += 1
+        return self.chunk[j]
+
+
+def _progress(n: int, enabled: bool):
+    if not enabled or n < 2:
+        return None
+    from tqdm.auto import tqdm
+    return tqdm(total=n, unit="step", desc="generating", leave=False)
+
+
+# -- helpers for the model-specific states -----------------------------------------------------------------------
+
+def embedding_matrix(model: nn.Module) -> torch.Tensor:
+    """(classes, channels) input features per id: the embedding of a TokenModel, the identity for one-hot."""
+    if isinstance(model, TokenModel):
+        return model.encoder.weight.detach().double()
+    if isinstance(model, OneHotModel):
+        return torch.eye(model.classes, dtype=torch.float64, device=next(model.parameters()).device)
+    raise TypeError(f"expected a TokenModel or OneHotModel, got {type(model).__name__}")
+
+
+def fold_head(model: nn.Module, weight: torch.Tensor, bias: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Compose the body's last linear map (weight (out, in), bias) with the model's head (float64)."""
+    weight, bias = weight.detach().double(), bias.detach().double()
+    if isinstance(model, TokenModel):
+        dec_w, dec_b = model.decoder.weight.detach().double(), model.decoder.bias.detach().double()
+        return dec_w @ weight, dec_w @ bias + dec_b
+    return weight, bias
+
+
+def save_pass(model: nn.Module, window: torch.Tensor, hooks: dict[nn.Module, Callable]) -> torch.Tensor:
+    """Run the model's own forward over ``window`` in eval mode with forward pre-hooks that record the layers'
+    inputs; return the logits of the last position. Hooks and training flags are restored afterwards."""
+    modes = [(m, m.training) for m in model.modules()]
+    handles = [m.register_forward_pre_hook(fn, with_kwargs=True) for m, fn in hooks.items()]
+    model.eval()
+    try:
+        with torch.no_grad():
+            logits = model(window)
+    finally:
+        for h in handles:
+            h.remove()
+        for m, mode in modes:
+            m.training = mode
+    return logits[:, :, -1]
+
+
+def prime_window(prime: torch.Tensor, length: int, pad_id: int, device: torch.device) -> torch.Tensor:
+    """The last ``length`` ids of the prime, front-padded with ``pad_id`` when the prime is shorter."""
+    if prime.dim() != 2:
+        raise ValueError(f"the prime must be (batch, time) integer ids, got shape {tuple(prime.shape)}")
+    if prime.dtype in (torch.float16, torch.bfloat16, torch.float32, torch.float64):
+        raise TypeError("the prime must hold integer ids")
+    prime = prime.to(device=device, dtype=torch.long)
+    if prime.shape[1] >= length:
+        return prime[:, prime.shape[1] - length:]
+    pad = torch.full((prime.shape[0], length - prime.shape[1]), pad_id, dtype=torch.long, device=device)
+    return torch.cat([pad, prime], dim=1)

@@ -1,0 +1,251 @@
+"""Cached step-wise generation equals the full forward, for every step and every phase of the clock.
+
+The Seq-U-Net's receptive field is time-variant with period 2^(L-1), so the reference must sit in the phase the
+generator is in. Every allowed input window ends on a cycle boundary. The save pass's window ends at prime
+element T-1, so step s (which feeds element T-1+s) is in phase s mod 2^(L-1). The reference is therefore ONE
+normal forward over a window that starts where the save window starts and ends on a later cycle boundary
+(T-1 + m 2^(L-1), an allowed length); its output aligned with element T-1+s is step s's logits, since outputs
+never depend on later inputs. The last output of a window ending at element T-1+s itself would be the phase-0
+prediction, which the generator makes only when 2^(L-1) divides s: ``test_reference_is_phase_sensitive`` checks
+that such a reference, and a generator started out of phase (the official bug), both fail.
+"""
+import json
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import pytest
+import torch
+
+from sequnet.generation import generate, init_state, minimal_window
+from sequnet.models import (OneHotModel, ResSeqUNet, ResSeqUNetConfig, SeqUNet, SeqUNetConfig, TokenModel, WaveNet,
+                            WaveNetConfig)
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def residual(L, k, D, classes=5, features=8):
+    return OneHotModel(ResSeqUNet(ResSeqUNetConfig(classes, features, L, classes, k, D)), classes)
+
+
+def base(L, k, vocab=11, emsize=6, hidden=7):
+    # Dropout in the config: generation must switch it off (the model is left in training mode on purpose).
+    return TokenModel(SeqUNet(SeqUNetConfig(emsize, (hidden,) * (L - 1) + (emsize,), emsize, k, dropout=0.3)),
+                      vocab, emsize, emb_dropout=0.2).train()
+
+
+def wavenet(classes=5):
+    return OneHotModel(WaveNet(WaveNetConfig(classes, blocks=2, layers=4, residual_channels=6, skip_channels=8,
+                                             end_channels=8, num_outputs=classes)), classes)
+
+
+def classes_of(model):
+    return model.vocab if isinstance(model, TokenModel) else model.classes
+
+
+def cycle_of(model):
+    return getattr(model.body, "cycle", 1)
+
+
+def reference(model, seq, prime_len):
+    """Full forward, phase-aligned with a state primed on seq[:, :prime_len]: returns f with f(s) = the logits
+    aligned with element prime_len - 1 + s. ``seq`` must reach a cycle boundary after the last step."""
+    first, period = minimal_window(model), cycle_of(model)
+    end = prime_len + (seq.shape[1] - prime_len) // period * period        # exclusive; end - prime_len = m * period
+    was = model.training
+    with torch.no_grad():
+        out = model.eval()(seq[:, prime_len - first:end])
+    model.train(was)
+    first_out = first - model.history                                      # outputs of the minimal window
+    return lambda s: out[:, :, first_out - 1 + s]
+
+
+def stepped_logits(state, seq, prime_len, n):
+    logits = [state.logits.clone()]
+    for s in range(1, n):
+        logits.append(state.step(seq[:, prime_len - 1 + s]))
+    return logits
+
+
+def sequence(model, batch, prime_len, n, seed):
+    g = torch.Generator().manual_seed(seed)
+    period = cycle_of(model)
+    total = prime_len + -(-(n - 1) // period) * period + (period if period > 1 else 1)
+    return torch.randint(0, classes_of(model), (batch, total), generator=g)
+
+
+def check_exact(model, batch, n, extra=3, seed=0):
+    prime_len = minimal_window(model) + extra          # not an allowed length: the state takes the last window
+    seq = sequence(model, batch, prime_len, n, seed)
+    state = init_state(model, seq[:, :prime_len])
+    ref = reference(model, seq, prime_len)
+    for s, logits in enumerate(stepped_logits(state, seq, prime_len, n)):
+        torch.testing.assert_close(logits, ref(s), rtol=0, atol=1e-9, msg=lambda m: f"step {s}: {m}")
+    return state
+
+
+@pytest.mark.parametrize("L,k,D", [(2, 3, 1), (3, 2, 2), (3, 4, 2), (4, 5, 1), (5, 3, 2)])
+def test_residual_steps_equal_full_forward(L, k, D):
+    torch.manual_seed(L * 100 + k * 10 + D)
+    model = residual(L, k, D).double()
+    n = 3 * 2 ** (L - 1) + 1
+    state = check_exact(model, batch=3, n=n)
+    # Level i updates every 2^i steps: the paper's amortised count, sum_i 2^-i < 2 levels per step.
+    steps = n - 1
+    assert state.level_counts == [steps // 2 ** i for i in range(L)]
+    assert state.mean_levels_per_step <= 2
+    check_exact(model, batch=2, n=n, extra=0, seed=1)      # a second state of the same model: nothing leaks
+
+
+@pytest.mark.parametrize("L,k", [(2, 3), (3, 3), (4, 3), (3, 5)])
+def test_base_steps_equal_full_forward(L, k):
+    torch.manual_seed(L * 10 + k)
+    model = base(L, k).double()
+    check_exact(model, batch=3, n=3 * 2 ** (L - 1) + 1)
+    assert model.training, "the model's training flag is restored after the save pass"
+    check_exact(model, batch=1, n=2 ** (L - 1) + 3, extra=1, seed=1)
+
+
+def test_wavenet_steps_equal_full_forward():
+    torch.manual_seed(0)
+    model = wavenet().double()
+    state = check_exact(model, batch=3, n=40)     # > 2 x the longest ring (dilation 8, 9 slots)
+    assert state.mean_layers_per_step == 8
+    check_exact(model, batch=2, n=12, seed=1)
+
+
+def test_interleaved_states_are_independent():
+    """Two states of one model advanced alternately, each in its own phase, both stay exact."""
+    torch.manual_seed(1)
+    model = residual(3, 3, 1).double()
+    states, refs, seqs, n = [], [], [], 14
+    for seed, extra in ((0, 0), (1, 5)):
+        prime_len = minimal_window(model) + extra
+        seq = sequence(model, 2, prime_len, n, seed)
+        states.append((init_state(model, seq[:, :prime_len]), prime_len))
+        refs.append(reference(model, seq, prime_len))
+        seqs.append(seq)
+    states[0][0].step(seqs[0][:, states[0][1]])          # put the two clocks out of step
+    for s in range(2, n):
+        for (state, p), ref, seq in zip(states, refs, seqs):
+            if state.steps < s:
+                t = state.steps + 1
+                torch.testing.assert_close(state.step(seq[:, p - 1 + t]), ref(t), rtol=0, atol=1e-9)
+
+
+def test_reference_is_phase_sensitive():
+    """The naive reference (last output of a window ending at the newest element) agrees only at phase 0, and a
+    generator one step out of phase (the official clock bug) disagrees with the phase-correct reference."""
+    torch.manual_seed(2)
+    model = residual(3, 3, 1).double()
+    first, period, n = minimal_window(model), cycle_of(model), 9
+    seq = sequence(model, 2, first, n, 0)
+    state = init_state(model, seq[:, :first])
+    logits = stepped_logits(state, seq, first, n)
+    with torch.no_grad():
+        naive = [model(seq[:, s:s + first])[:, :, -1] for s in range(n)]
+    close = [torch.allclose(a, b, rtol=0, atol=1e-9) for a, b in zip(logits, naive)]
+    assert close == [s % period == 0 for s in range(n)]
+
+    ref = reference(model, seq, first)
+    bad = init_state(model, seq[:, :first])
+    bad.steps = 1                                         # a clock that was not reset
+    wrong = stepped_logits(bad, seq, first, n)
+    assert max((a - ref(s)).abs().max().item() for s, a in enumerate(wrong)) > 1e-3
+
+
+@pytest.mark.parametrize("make", [lambda: residual(3, 3, 2), lambda: base(3, 3), wavenet],
+                         ids=["res", "base", "wavenet"])
+def test_greedy_is_argmax_of_full_forward(make):
+    torch.manual_seed(3)
+    model = make().double()
+    prime_len, n = minimal_window(model) + 2, 13
+    prime = torch.randint(0, classes_of(model), (2, prime_len))
+    out = generate(model, prime, n, greedy=True, progress=False)
+    assert out.shape == (2, prime_len + n) and torch.equal(out[:, :prime_len], prime)
+    period = cycle_of(model)
+    pad = torch.zeros(2, (-(n - 1)) % period + period, dtype=torch.long)   # inputs after the last step: unused
+    ref = reference(model, torch.cat([out, pad], 1), prime_len)
+    for s in range(n):
+        assert torch.equal(ref(s).argmax(1), out[:, prime_len + s]), f"position {prime_len + s}"
+
+
+def test_sampling_is_reproducible_and_short_primes_are_padded():
+    torch.manual_seed(4)
+    model = residual(3, 3, 1)
+    prime = torch.randint(0, 5, (3, 7))                   # shorter than the minimal window: front-padded
+    runs = [generate(model, prime, 20, temperature=0.95, generator=torch.Generator().manual_seed(9), progress=False)
+            for _ in range(2)]
+    assert runs[0].shape == (3, 27) and torch.equal(runs[0], runs[1]) and torch.equal(runs[0][:, :7], prime)
+    padded = torch.cat([torch.full((3, minimal_window(model) - 7), 5 // 2), prime], 1)
+    assert torch.equal(generate(model, padded, 20, temperature=0.95, generator=torch.Generator().manual_seed(9),
+                                progress=False)[:, -20:], runs[0][:, -20:])
+    other = generate(model, prime, 20, generator=torch.Generator().manual_seed(10), progress=False)
+    assert not torch.equal(other, runs[0])
+    assert ((runs[0] >= 0) & (runs[0] < 5)).all()
+
+
+def test_sampling_follows_the_tempered_distribution():
+    """Gumbel-max with temperature: the first sampled element's frequencies match softmax(logits / T)."""
+    torch.manual_seed(5)
+    model = residual(2, 3, 1, classes=4)
+    prime = torch.randint(0, 4, (1, minimal_window(model)))
+    state = init_state(model, prime.expand(4000, -1))
+    probs = torch.softmax(state.logits[0].double() * 4 / 0.5, 0)   # sharpen the logits to test T
+    state.logits.mul_(4)
+    ids = state.generate(1, temperature=0.5, generator=torch.Generator().manual_seed(0), progress=False)[:, 0]
+    freq = torch.bincount(ids, minlength=4).double() / ids.numel()
+    assert (freq - probs).abs().max() < 0.03
+
+
+def test_generation_continues_across_calls():
+    """state.generate(a) then generate(b) equals generate(a + b) with the same noise stream, greedily."""
+    torch.manual_seed(6)
+    model = residual(3, 3, 1).double()
+    prime = torch.randint(0, 5, (2, minimal_window(model)))
+    one = init_state(model, prime).generate(11, greedy=True, progress=False)
+    st = init_state(model, prime)
+    two = torch.cat([st.generate(4, greedy=True, progress=False), st.generate(7, greedy=True, progress=False)], 1)
+    assert torch.equal(one, two) and st.steps == 10
+
+
+def test_cuda_graphs_on_cpu_warn_and_fall_back():
+    model = residual(2, 3, 1)
+    prime = torch.randint(0, 5, (1, 20))
+    with pytest.warns(RuntimeWarning, match="cuda_graphs"):
+        out = generate(model, prime, 5, greedy=True, cuda_graphs=True, progress=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert torch.equal(out, generate(model, prime, 5, greedy=True, progress=False))
+
+
+def test_unsupported_models_are_refused():
+    padded = TokenModel(SeqUNet(SeqUNetConfig(6, (7, 6), 6, 3, padded=True)), 11, 6, 0.0)
+    with pytest.raises(NotImplementedError, match="zero-padded|valid-mode"):
+        init_state(padded, torch.zeros(1, 40, dtype=torch.long))
+    with pytest.raises(ValueError, match="batch, time"):
+        init_state(residual(2, 3, 1), torch.zeros(40, dtype=torch.long))
+
+
+def test_reduced_precision_state_stays_close():
+    torch.manual_seed(7)
+    model = residual(3, 3, 2)
+    seq = torch.randint(0, 5, (2, minimal_window(model) + 12))
+    full, half = (init_state(model, seq[:, :-12], dtype=d) for d in (torch.float32, torch.bfloat16))
+    for s in range(12):
+        a, b = full.step(seq[:, -12 + s]), half.step(seq[:, -12 + s])
+        assert b.dtype == torch.bfloat16 and (a - b.float()).abs().max() < 0.05
+
+
+def test_benchmark_script_smoke(tmp_path):
+    out = tmp_path / "gen.json"
+    subprocess.run([sys.executable, str(REPO / "benchmarks" / "generation.py"), "--device", "cpu", "--quick",
+                    "--tiny", "--steps", "8", "--dtypes", "float32", "bfloat16", "--batches", "1", "2",
+                    "--out", str(out)], check=True, capture_output=True, text=True, cwd=REPO)
+    res = json.loads(out.read_text())
+    assert res["meta"]["device"] == "cpu" and res["meta"]["torch"] == torch.__version__
+    assert {(r["model"], r["batch"], r["dtype"]) for r in res["rows"]} == {
+        (m, b, d) for m in ("sequnet", "wavenet") for b in (1, 2) for d in ("float32", "bfloat16")}
+    assert all(r["samples_per_s"] > 0 for r in res["rows"])
+    assert {a["dtype"] for a in res["accuracy"]} == {"bfloat16"}
