@@ -219,14 +219,19 @@ def model_name(task: str, model: str) -> str:
 
 def run_label(r: ResultRecord) -> str:
     """Where a number of ours comes from: scale, device, date and commit, and the status unless it is ok."""
-    commit = f" @ `{r.git_commit}`" if r.git_commit else ""
+    commit = f" @ `{r.git_commit}`" if r.git_commit not in ("", "unknown") else ""
     status = "" if r.status == "ok" else f", **{r.status}**"
     return f"ours: **{r.scale}** scale, {r.device}, {r.date[:10]}{commit}{status}"
 
 
+def is_reproduction(r: ResultRecord) -> bool:
+    """A paper-scale run with the paper's preset unchanged (a shortened run, e.g. fewer epochs, is not one)."""
+    return r.scale == "paper" and "preset changed" not in r.notes
+
+
 def table1_section(records: list[ResultRecord]) -> list[str]:
     """The paper's Table 1 rows, each followed by this companion's paper-scale records of the same experiment."""
-    ours = [r for r in records if r.scale == "paper"]
+    ours = [r for r in records if is_reproduction(r)]
     keys = list(PAPER_TABLE1) + sorted({(r.experiment, r.model) for r in ours} - set(PAPER_TABLE1))
     lines = ["| Task | Model | Source | Train | Test | Time/step (s) | Peak memory |", "|---|---|---|---|---|---|---|"]
     for task, model in keys:
@@ -249,7 +254,7 @@ def ratio(a, b) -> str:
 
 def ratios_section(records: list[ResultRecord]) -> list[str]:
     """Seq-U-Net's time per step and memory over the baseline's: the paper's, and ours per device (newest runs)."""
-    newest = {(r.experiment, r.model, r.device): r for r in records if r.scale == "paper"}   # sorted by date
+    newest = {(r.experiment, r.model, r.device): r for r in records if is_reproduction(r)}   # sorted by date
     lines = ["| Task | Source | Time ratio | Memory ratio |", "|---|---|---|---|"]
     for task in dict.fromkeys(t for t, _ in PAPER_TABLE1):
         base = "wavenet" if task == "piano_audio" else "tcn"
@@ -265,8 +270,36 @@ def ratios_section(records: list[ResultRecord]) -> list[str]:
     return lines
 
 
+def bench_section(bench_dir: Path = REPO / "results" / "bench") -> list[str]:
+    """Training-step ratios from the committed ``benchmarks/training.py`` runs: both models of every Table 1 pair
+    timed in one process on one GPU, with synthetic inputs of the paper's shapes (no training)."""
+    files = sorted(bench_dir.glob("training*.json"))
+    if not files:
+        return []
+    lines = ["### Training-step benchmark (all Table 1 pairs)", "",
+             "`benchmarks/training.py` times a full training step (forward, loss, backward, Adam) of both models "
+             "of each pair in one process, synchronised, median after warm-up, with inputs of the paper's training "
+             "shapes; memory is the allocator's peak. These are measurements of cost, not of accuracy.", "",
+             "| Task | Batch | Source | Seq-U-Net ms/step | baseline ms/step | Time ratio | Memory ratio |",
+             "|---|---|---|---|---|---|---|"]
+    for path in files:
+        bench = json.loads(path.read_text())
+        meta = bench["meta"]
+        label = (f"ours: {meta.get('device', '?')}, {str(meta.get('date', ''))[:10]}"
+                 f"{', bf16' if meta.get('bf16') else ''}{', compiled' if meta.get('compile') else ''}")
+        rows = {(r["task"], r["arch"], r["batch"]): r for r in bench["rows"]}
+        for (task, arch, batch), r in rows.items():
+            base = rows.get((task, "wavenet" if task == "piano_audio" else "tcn", batch))
+            if arch != "sequnet" or base is None:
+                continue
+            lines.append(f"| {TASK_NAMES.get(task, task)} | {batch} | {label} | {r['time_median_s'] * 1e3:.1f} | "
+                         f"{base['time_median_s'] * 1e3:.1f} | {ratio(r['time_median_s'], base['time_median_s'])} | "
+                         f"{ratio(r['peak_memory_mib'], base['peak_memory_mib'])} |")
+    return lines
+
+
 def small_scale_section(records: list[ResultRecord]) -> list[str]:
-    small = [r for r in records if r.scale != "paper"]
+    small = [r for r in records if not is_reproduction(r)]
     if not small:
         return ["No smoke or demo records were found."]
     lines = ["| Task (unit) | Model | Source | Train | Valid | Test | Time/step (s) | Wall (s) |",
@@ -280,7 +313,7 @@ def small_scale_section(records: list[ResultRecord]) -> list[str]:
 
 
 def reproduction_markdown(records: list[ResultRecord], sources: list[str]) -> str:
-    n_paper = sum(r.scale == "paper" for r in records)
+    n_paper = sum(is_reproduction(r) for r in records)
     units = ", ".join(f"{TASK_NAMES.get(t, t)}: {u}" for t, u in METRIC_UNITS.items())
     parts = [
         "(reproduction)=",
@@ -302,6 +335,7 @@ def reproduction_markdown(records: list[ResultRecord], sources: list[str]) -> st
         "on the same device: below 1 means Seq-U-Net is cheaper. Ratios travel across devices better than "
         "absolute figures.", "",
         *ratios_section(records), "",
+        *bench_section(), "",
     ]
     if not n_paper:
         parts += ["```{note}", "No paper-scale record yet. Run `make book SCALE=paper` on a GPU machine and commit "

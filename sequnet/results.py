@@ -102,6 +102,10 @@ class ResultRecord:
         unknown = set(data) - names
         if unknown:
             raise ValueError(f"{path}: unknown fields {sorted(unknown)} in result record")
+        # Provenance that the run did not record stays unknown: filling it in from the loading machine (its git
+        # commit, its torch) would misattribute the record.
+        for key in ("torch", "git_commit", "date", "host"):
+            data[key] = data.get(key) or "unknown"
         return cls(**data)
 
 
@@ -112,6 +116,9 @@ def load_records(root: str | os.PathLike) -> list[ResultRecord]:
 
 
 def git_commit() -> str:
+    """The checkout's commit; a copy of the tree without .git (a GPU machine) can pass it as SEQUNET_GIT_COMMIT."""
+    if os.environ.get("SEQUNET_GIT_COMMIT"):
+        return os.environ["SEQUNET_GIT_COMMIT"]
     try:
         out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                              cwd=Path(__file__).resolve().parent, timeout=5)
