@@ -35,7 +35,7 @@ class PaperSetting:
     kind: str                           # "token" (language), "music" (piano roll) or "audio" (mu-law ids)
     kernel_size: int
     levels: int
-    hidden: int                         # H (or F for the residual Seq-U-Net); ignored by WaveNet
+    hidden: int                         # H (F for the residual Seq-U-Net, residual channels for WaveNet)
     dropout: float
     lr: float
     clip: float | None                  # gradient-norm clipping; None = off
@@ -50,6 +50,8 @@ class PaperSetting:
     emb_init: str = "uniform"
     depth: int = 2                      # residual Seq-U-Net
     classes: int = 88                   # music: 88 keys; audio: 256 mu-law classes
+    blocks: int = 4                     # WaveNet: stacks of ``levels`` dilated layers (Table 2: 4 x 13)
+    skip: int = 512                     # WaveNet: skip and output-head channels (Table 2: 512)
 
     def replace(self, **changes) -> "PaperSetting":
         return dataclasses.replace(self, **changes)
@@ -65,7 +67,7 @@ class PaperSetting:
             plan = sizes.res_sequnet_plan(self.levels, self.kernel_size, self.depth, self.target_output)
             return plan.input_length, plan.output_length
         if self.arch == "wavenet":
-            return sizes.wavenet_rf(4, self.levels, self.kernel_size) - 1 + self.target_output, self.target_output
+            return self.receptive_field + self.target_output, self.target_output
         return self.history + self.target_output, self.target_output
 
     @property
@@ -76,7 +78,7 @@ class PaperSetting:
                 return sizes.res_sequnet_rf(self.levels, self.kernel_size, self.depth)[1] - 1
             return sizes.sequnet_rf(self.levels, self.kernel_size)[1] - 1
         if self.arch == "wavenet":
-            return sizes.wavenet_rf(4, self.levels, self.kernel_size) - 1
+            return sizes.wavenet_rf(self.blocks, self.levels, self.kernel_size) - 1
         return sizes.tcn_rf(self.levels, self.kernel_size) - 1
 
 
@@ -144,8 +146,9 @@ def build_model(s: PaperSetting) -> nn.Module:
     if s.arch == "sequnet":
         body = ResSeqUNet(ResSeqUNetConfig(s.classes, s.hidden, s.levels, s.classes, s.kernel_size, s.depth))
     else:
-        body = WaveNet(WaveNetConfig(s.classes, layers=s.levels, residual_channels=s.hidden,
-                                     kernel_size=s.kernel_size, num_outputs=s.classes))
+        body = WaveNet(WaveNetConfig(s.classes, blocks=s.blocks, layers=s.levels, residual_channels=s.hidden,
+                                     kernel_size=s.kernel_size, skip_channels=s.skip, end_channels=s.skip,
+                                     num_outputs=s.classes))
     return OneHotModel(body, s.classes)
 
 

@@ -20,14 +20,22 @@ Batching follows the official scripts (spec section 6), through the data layer's
   sequences shuffled every epoch; the loss is ``BCEWithLogits`` summed over notes and frames, and the backward
   pass uses that sum, as the official code does (so the gradient scale grows with the sequence length).
 
-New tasks (the piano-audio one comes later) register a builder in ``BUILDERS``.
+* raw piano audio: an endless stream of excerpts at random positions of the training pieces (the official
+  ``AudioDataset`` with random hops); each window of I mu-law ids scores all of its last O targets, and the loss
+  is the mean cross-entropy over the B·O targets. There is no validation split (the official script had none):
+  test is every non-overlapping window of the test pieces, and the train metric uses a fixed, evenly spaced
+  subset of the non-overlapping training windows.
+
+New tasks register a builder in ``BUILDERS``.
 """
 from __future__ import annotations
 
 import functools
 import math
+from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -65,6 +73,7 @@ METRICS: dict[str, Callable[[float], float]] = {
     "bpc": bits_per_character,
     "perplexity": perplexity,
     "nll": frame_nll,
+    "bits_per_sample": bits_per_character,      # the same conversion: CE in nats * log2(e)
 }
 
 
@@ -86,6 +95,9 @@ class Task:
     # validation loss exceeds ``valid_loss_limit``.
     train_loss_limit: float | None = None
     valid_loss_limit: float = 1000.0
+    # The splits ``evaluate`` accepts. Without "valid" the trainer keeps the last weights (no model selection).
+    splits: tuple[str, ...] = SPLITS
+    data_note: str = ""                  # what data the task uses, for the record's notes (empty: the default)
 
     def __init__(self, setting: PaperSetting):
         self.setting = setting
@@ -115,8 +127,8 @@ class Task:
     @torch.no_grad()
     def evaluate(self, model: nn.Module, split: str, limit: int | None = None) -> float:
         """Mean loss in nats per scored item over ``split`` (its first ``limit`` windows or sequences)."""
-        if split not in SPLITS:
-            raise ValueError(f"split={split!r}: choose one of {', '.join(SPLITS)}")
+        if split not in self.splits:
+            raise ValueError(f"split={split!r}: {self.name} has the splits {', '.join(self.splits)}")
         was_training = model.training
         model.eval()
         total, count = torch.zeros((), dtype=torch.float64, device=self.device), 0
@@ -131,10 +143,26 @@ class Task:
             raise ValueError(f"{self.name}: the {split} split yields no scored item (limit={limit})")
         return total.item() / count
 
+    def describe_eval(self, limit: int) -> str:
+        """The record's note on an evaluation limited to ``limit`` windows or sequences per split."""
+        return f"metrics over the first {limit} windows/sequences of each split"
+
 
 def _check_limit(limit: int | None) -> None:
     if limit is not None and limit < 1:
         raise ValueError(f"eval_limit={limit!r}: expected a positive number of windows/sequences or None")
+
+
+def mean_cross_entropy(name: str, logits: torch.Tensor, targets: torch.Tensor
+                       ) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Cross-entropy of logits (batch, classes, T) against targets (batch, T): the mean over all targets (what
+    is minimised), the detached sum in nats and the number of targets."""
+    if logits.shape[-1] != targets.shape[-1]:
+        raise ValueError(f"{name}: the model scores {logits.shape[-1]} positions per window, the task "
+                         f"{targets.shape[-1]}; the setting's input/output lengths do not fit the model")
+    ce = F.cross_entropy(logits.float(), targets, reduction="sum")
+    count = targets.numel()
+    return ce / count, ce.detach(), count
 
 
 class LanguageTask(Task):
@@ -172,13 +200,7 @@ class LanguageTask(Task):
 
     def loss(self, model, batch):
         inputs, targets = batch
-        logits = model(inputs)                       # (batch, vocab, output_length)
-        if logits.shape[-1] != targets.shape[-1]:
-            raise ValueError(f"{self.name}: the model scores {logits.shape[-1]} positions per window, the task "
-                             f"{targets.shape[-1]}; the setting's input/output lengths do not fit the model")
-        ce = F.cross_entropy(logits.float(), targets, reduction="sum")
-        count = targets.numel()
-        return ce / count, ce.detach(), count
+        return mean_cross_entropy(self.name, model(inputs), targets)     # logits (batch, vocab, output_length)
 
     def eval_batches(self, split, limit):
         _check_limit(limit)
@@ -227,6 +249,112 @@ class MusicTask(Task):
         return (music_data.next_step(roll) for roll in self.rolls[split][:limit])
 
 
+class AudioTask(Task):
+    """Raw piano audio as 8-bit mu-law ids: random excerpts for training, non-overlapping windows to evaluate."""
+
+    splits = ("train", "test")
+    # The stream of random excerpts never ends, so an epoch is only a reporting interval: this many steps, or the
+    # run's max_steps_per_epoch if smaller. (The official script's epoch over our few pieces would be ~27 steps.)
+    STEPS_PER_EPOCH = 1000
+
+    def __init__(self, setting: PaperSetting, corpus, batch_size: int, source: str = "the registered pieces"):
+        from sequnet.data.audio import AudioExcerpts   # soundfile and scipy only where audio is used
+
+        super().__init__(setting)
+        if setting.kind != "audio" or setting.target_output is None:
+            raise ValueError(f"the audio task needs an audio setting with target_output, got kind "
+                             f"{setting.kind!r} for {setting.task!r}")
+        if not corpus.train or not corpus.test:
+            raise ValueError(f"the audio corpus from {source} has {len(corpus.train)} training and "
+                             f"{len(corpus.test)} test pieces; it needs at least one of each")
+        self.name, self.unit = "piano_audio", METRIC_UNITS["piano_audio"]
+        self.corpus, self.batch_size, self.sr = corpus, batch_size, corpus.sr
+        self.input_length, self.output_length = setting.input_output
+        io = (self.input_length, self.output_length)
+        self.excerpts = corpus.excerpts(*io)                     # official hop 40000, random positions
+        self.windows = {"train": AudioExcerpts(list(corpus.train.values()), *io, hop=self.output_length),
+                        "test": corpus.test_windows(*io)}
+
+        def minutes(pieces):
+            return sum(len(p) for p in pieces.values()) / corpus.sr / 60
+
+        self.data_note = (f"audio from {source}: {len(corpus.train)} training pieces ({minutes(corpus.train):.1f} "
+                          f"min), {len(corpus.test)} test pieces ({minutes(corpus.test):.1f} min); the train metric "
+                          f"uses evenly spaced non-overlapping training windows, as many as the test metric uses")
+
+    def steps_per_epoch(self) -> int:
+        return self.STEPS_PER_EPOCH
+
+    def _stack(self, items) -> tuple[torch.Tensor, torch.Tensor]:
+        inputs, targets = zip(*items)
+        return torch.stack(inputs).to(self.device), torch.stack(targets).to(self.device)
+
+    def train_batches(self, generator):
+        """Endless batches: each round gives every item of the official dataset a fresh random position and
+        visits the items in a random order, both drawn from ``generator``."""
+        pending = []
+        while True:
+            self.excerpts.set_epoch(int(torch.randint(2 ** 62, (), generator=generator)))
+            for index in torch.randperm(len(self.excerpts), generator=generator).tolist():
+                pending.append(self.excerpts[index])
+                if len(pending) == self.batch_size:
+                    yield self._stack(pending)
+                    pending = []
+
+    def loss(self, model, batch):
+        inputs, targets = batch                      # (batch, I) ids, (batch, O) ids
+        return mean_cross_entropy(self.name, model(inputs), targets)
+
+    def eval_indices(self, split: str, limit: int | None) -> list[int]:
+        """The windows of ``split`` that are evaluated: ``limit`` evenly spaced ones (all test windows when None;
+        for train, as many as the test split has), so that every piece is represented, not only the first."""
+        _check_limit(limit)
+        n = len(self.windows[split])
+        want = limit if limit is not None else (n if split == "test" else len(self.windows["test"]))
+        if want >= n:
+            return list(range(n))
+        return np.unique(np.linspace(0, n - 1, want).round().astype(int)).tolist()
+
+    def eval_batches(self, split, limit):
+        windows = self.windows[split]
+        chosen = self.eval_indices(split, limit)
+        for k in range(0, len(chosen), self.batch_size):
+            yield self._stack([windows[i] for i in chosen[k:k + self.batch_size]])
+
+    def describe_eval(self, limit: int) -> str:
+        return f"metrics over {limit} evenly spaced non-overlapping windows of each split"
+
+    def test_excerpts(self, n: int, length: int, seed: int = 0, *, min_rms_db: float = -35.0,
+                      tries: int = 20) -> tuple[torch.Tensor, list[str]]:
+        """``n`` excerpts of ``length`` mu-law ids from the test pieces, as (n, length) int64 ids and a
+        "piece @ sample N (seconds)" description of each: primes for conditional generation, with the real
+        continuation after them. The pieces take turns; each position is random (from ``seed``), redrawn up to
+        ``tries`` times while the excerpt is quieter than ``min_rms_db`` dBFS (a pause makes a poor prime), else
+        the loudest."""
+        from sequnet.data.audio import mu_law_decode
+
+        names = sorted(name for name, piece in self.corpus.test.items() if len(piece) >= length)
+        if not names:
+            raise ValueError(f"no test piece is {length / self.sr:.1f} s long: shorten the excerpts")
+        rng = np.random.default_rng(seed)
+        excerpts, sources = [], []
+        for i in range(n):
+            name = names[i % len(names)]
+            piece = self.corpus.test[name]
+            best = None
+            for _ in range(tries):
+                start = int(rng.integers(0, len(piece) - length + 1))
+                ids = piece[start:start + length].long()
+                rms = 10 * math.log10(float(mu_law_decode(ids).pow(2).mean()) + 1e-20)
+                if best is None or rms > best[0]:
+                    best = (rms, start, ids)
+                if rms >= min_rms_db:
+                    break
+            excerpts.append(best[2])
+            sources.append(f"{name} @ sample {best[1]} ({best[1] / self.sr:.2f} s)")
+        return torch.stack(excerpts), sources
+
+
 # --- building a task ----------------------------------------------------------------------------------------------
 
 # The loaded corpora are kept per process: a notebook trains two models (and a search many) on the same data,
@@ -237,6 +365,9 @@ def _load(kind: str, name: str, root, mirror):
         return text_data.load_ptb_chars(root=root, mirror=mirror)
     if kind == "word":
         return text_data.load_ptb_words(root=root, mirror=mirror)
+    if kind == "audio":
+        from sequnet.data.audio import load_audio_corpus   # soundfile and scipy only where audio is used
+        return load_audio_corpus(name, root=root, mirror=mirror)
     return music_data.load_music(name, root=root, mirror=mirror)
 
 
@@ -257,8 +388,12 @@ def _music(name):
     return build
 
 
+def _audio(setting, batch_size, root, mirror):
+    return AudioTask(setting, _load("audio", None, root, mirror), batch_size)
+
+
 # task name -> builder(setting, batch_size, root, mirror) -> Task
-BUILDERS: dict[str, Callable[..., Task]] = {"char_ptb": _char, "word_ptb": _word}
+BUILDERS: dict[str, Callable[..., Task]] = {"char_ptb": _char, "word_ptb": _word, "piano_audio": _audio}
 BUILDERS.update({name: _music(name) for name in MUSIC_TASKS})
 
 
@@ -271,3 +406,11 @@ def make_task(name: str, setting: PaperSetting, batch_size: int, *, root=None, m
     # Resolve the root now so that the cache key changes with $SEQUNET_DATA.
     return BUILDERS[name](setting, batch_size, str(data_root(root)), mirror)
 
+
+def audio_task(setting: PaperSetting, batch_size: int, folder=None, *, root=None, mirror=None) -> AudioTask:
+    """The piano-audio task on the six registered pieces (``folder`` None) or on a folder of recordings, e.g.
+    one filled by ``python -m sequnet data render-piano`` (split as ``sequnet.data.audio.load_audio_corpus``)."""
+    if folder is None:
+        return make_task("piano_audio", setting, batch_size, root=root, mirror=mirror)
+    folder = str(Path(folder).expanduser().resolve())
+    return AudioTask(setting, _load("audio", folder, None, None), batch_size, source=folder)

@@ -4,6 +4,11 @@ Adam at the initial rate of the configuration; optional gradient-norm clipping; 
 evaluated on the validation split, the best weights so far are kept, and the LR rule may halve the rate. There
 is no early stopping: every epoch runs, and the final metrics are those of the best-validation weights.
 
+A task without a validation split (raw audio, as the official audio script) has no model selection and no LR
+rule: the last weights are the result. A configuration's ``time_budget_s`` ends the run (status "ok") once its
+training epochs (steps and batch preparation, not evaluation) have taken that long, in the middle of an epoch if
+need be: the audio models are compared at equal wall-clock training time.
+
 The loop is split into pieces a distributed (DDP) version can reuse: :func:`build` makes the model and the
 optimizer, :func:`train_epoch` runs one epoch over any iterable of batches, ``Task.evaluate`` evaluates, and
 :func:`train` ties them together with checkpoints, the LR rule and the result record.
@@ -49,7 +54,7 @@ from sequnet.tasks import SPLITS, Task, describe_unit, make_task
 
 CHECKPOINT_FORMAT = 1
 # Fields of a run's configuration that may change between an interrupted run and its resumption.
-RESUMABLE_CHANGES = ("epochs", "device", "warmup_steps", "cpu_threads")
+RESUMABLE_CHANGES = ("epochs", "device", "warmup_steps", "cpu_threads", "time_budget_s")
 
 
 # --- the LR rule --------------------------------------------------------------------------------------------------
@@ -95,6 +100,7 @@ class TrainState:
     step_times: list[float] = dataclasses.field(default_factory=list)
     peak_memory_mib: float | None = None
     wall_time_s: float = 0.0                          # summed over every call that worked on this run
+    train_time_s: float = 0.0                         # time in training epochs: what a time budget counts
 
 
 class Diverged(RuntimeError):
@@ -217,18 +223,20 @@ def _sync(device: torch.device) -> None:
 
 def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, task: Task, batches: Iterable,
                 config: RunConfig, device: torch.device, *, steps: int, step_times: list[float],
-                warmup_left: int, progress: bool = False, desc: str = "") -> tuple[float, int]:
-    """Train on up to ``steps`` batches; return (mean loss in nats per scored item, warm-up steps still to skip).
+                warmup_left: int, progress: bool = False, desc: str = "",
+                deadline: float | None = None) -> tuple[float, int, int]:
+    """Train on up to ``steps`` batches, starting none after ``deadline`` (a ``time.perf_counter()`` value);
+    return (mean loss in nats per scored item, warm-up steps still to skip, steps done).
 
     Appends the synchronised duration of every step after the warm-up to ``step_times``. Raises ``Diverged``
     when the loss is not finite or exceeds the task's limit (the official scripts' checks).
     """
     model.train()
-    total, count = 0.0, 0
+    total, count, done = 0.0, 0, 0
     bar = tqdm(total=steps, desc=desc, leave=False, mininterval=1.0, disable=not progress)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.bf16)
     for step, batch in enumerate(batches, start=1):
-        if step > steps:
+        if step > steps or (deadline is not None and time.perf_counter() >= deadline):
             break
         _sync(device)
         start = time.perf_counter()
@@ -254,9 +262,10 @@ def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, task: Task, 
                            + ("" if math.isfinite(loss) else " (not finite)"))
         total += batch_total.item()
         count += batch_count
+        done += 1
         bar.update()
     bar.close()
-    return total / max(count, 1), warmup_left
+    return total / max(count, 1), warmup_left, done
 
 
 # --- a whole run ----------------------------------------------------------------------------------------------------
@@ -279,7 +288,9 @@ def _torch_settings(config: RunConfig, device: torch.device, task: Task):
     """cuDNN autotuning for fixed shapes and the CPU thread count, restored afterwards."""
     benchmark_before, threads_before = torch.backends.cudnn.benchmark, torch.get_num_threads()
     # Fixed shapes (the language windows) profit from cuDNN's autotuner, which the official scripts enabled;
-    # music sequences change length every step, where it would re-run all the time.
+    # music sequences change length every step, where it would re-run all the time. The audio models are left
+    # out too: on an H100 autotuning cost them 10-20 s per shape and sped nothing up (benchmarks/training.py),
+    # time that their training budget would pay for.
     torch.backends.cudnn.benchmark = device.type == "cuda" and task.setting.kind == "token"
     if device.type == "cpu" and config.cpu_threads is not None:
         torch.set_num_threads(config.cpu_threads)
@@ -314,7 +325,8 @@ def _restore(path: Path, config: RunConfig, model, optimizer, data_order, ctx) -
 
 
 def _epoch_line(config: RunConfig, task: Task, h: dict[str, Any]) -> str:
-    return (f"{config.name} epoch {h['epoch']:3d}/{config.epochs}: train {h['train']:.4f} valid {h['valid']:.4f} "
+    valid = "" if h["valid"] is None else f" valid {h['valid']:.4f}"
+    return (f"{config.name} epoch {h['epoch']:3d}/{config.epochs}: train {h['train']:.4f}{valid} "
             f"{task.unit}  lr {h['lr']:.3g}  {h['epoch_time_s']:.1f} s"
             + ("  *best*" if h["best"] else "") + ("  (lr halved)" if h["lr_halved"] else ""))
 
@@ -364,6 +376,8 @@ def train(config: RunConfig, *, out_dir: str | os.PathLike | None = None,
     if config.max_steps_per_epoch is not None:
         steps = min(steps, config.max_steps_per_epoch)
     warmup_left = config.warmup_steps
+    has_valid = "valid" in task.splits
+    budget = config.time_budget_s
     status, notes = "ok", []
     last_epoch_s = 0.0
     metrics: dict[str, float | None] = {split: None for split in SPLITS}
@@ -381,20 +395,27 @@ def train(config: RunConfig, *, out_dir: str | os.PathLike | None = None,
                 notes.append(f"stopped after epoch {state.epoch} of {config.epochs}: the next epoch would end "
                              f"after the time limit of {time_limit_s:.0f} s")
                 break
+            if budget is not None and distributed.any_rank(state.train_time_s >= budget):
+                break
             epoch_start = time.perf_counter()
             if device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats(device)
             for group in optimizer.param_groups:
                 group["lr"] = state.lr
             n_times = len(state.step_times)
+            # Several processes would all have to agree at every step to stop inside an epoch: they check the
+            # budget between epochs only.
+            deadline = None if budget is None or ctx.world > 1 else epoch_start + budget - state.train_time_s
             try:
-                train_loss, warmup_left = train_epoch(
+                train_loss, warmup_left, done = train_epoch(
                     net, optimizer, task, distributed.shard(task.train_batches(data_order), task, ctx), config,
                     device, steps=steps, step_times=state.step_times, warmup_left=warmup_left, progress=progress,
-                    desc=f"{config.name} epoch {epoch}")
+                    desc=f"{config.name} epoch {epoch}", deadline=deadline)
+                state.train_time_s += time.perf_counter() - epoch_start
                 peak = torch.cuda.max_memory_allocated(device) / 2 ** 20 if device.type == "cuda" else None
-                valid_loss = distributed.evaluate(task, model, "valid", config.eval_limit, ctx)
-                if not math.isfinite(valid_loss) or valid_loss > task.valid_loss_limit:
+                valid_loss = (distributed.evaluate(task, model, "valid", config.eval_limit, ctx) if has_valid
+                              else None)
+                if valid_loss is not None and (not math.isfinite(valid_loss) or valid_loss > task.valid_loss_limit):
                     raise Diverged(f"validation loss {valid_loss:.4g} nats per item")
             except Diverged as e:
                 status = "diverged"
@@ -404,21 +425,25 @@ def train(config: RunConfig, *, out_dir: str | os.PathLike | None = None,
                 break
             if peak is not None:
                 state.peak_memory_mib = max(state.peak_memory_mib or 0.0, peak)
-            is_best = valid_loss < state.best_valid
+            is_best = valid_loss is not None and valid_loss < state.best_valid
             if is_best:
                 state.best_valid, state.best_epoch = valid_loss, epoch
                 state.best_weights = _cpu_copy(model.state_dict())
-            halve = rule.should_halve(epoch, valid_loss, state.valid_losses)
+            halve = has_valid and rule.should_halve(epoch, valid_loss, state.valid_losses)
             epoch_times = state.step_times[n_times:]
             last_epoch_s = time.perf_counter() - epoch_start
             state.history.append({
                 "epoch": epoch, "lr": state.lr, "train_loss": train_loss, "valid_loss": valid_loss,
-                "train": task.metric(train_loss), "valid": task.metric(valid_loss), "steps": steps,
+                "train": task.metric(train_loss), "valid": None if valid_loss is None else task.metric(valid_loss),
+                "steps": done,
                 "step_time_median_s": statistics.median(epoch_times) if epoch_times else None,
                 "peak_memory_mib": peak, "epoch_time_s": last_epoch_s, "best": is_best, "lr_halved": halve,
                 "world_size": ctx.world, "effective_batch": config.batch_size * ctx.world,
             })
-            state.valid_losses.append(valid_loss)
+            if budget is not None:         # a budgeted run's progress is its training time (for the curves)
+                state.history[-1]["train_time_s"] = state.train_time_s
+            if has_valid:
+                state.valid_losses.append(valid_loss)
             if halve:
                 state.lr /= 2
             state.epoch = epoch
@@ -436,11 +461,13 @@ def train(config: RunConfig, *, out_dir: str | os.PathLike | None = None,
             model.load_state_dict(state.best_weights)
             # The validation loss of the best weights is known; train and test are evaluated with them now.
             metrics["valid"] = task.metric(state.best_valid)
-            if status == "ok":
-                for split in final_splits:
-                    if split != "valid":
-                        metrics[split] = task.metric(distributed.evaluate(task, model, split, config.eval_limit,
-                                                                          ctx))
+        # Without a validation split the weights after the last epoch are the result.
+        finished = state.best_weights is not None or (not has_valid and state.epoch > 0)
+        if finished and status == "ok":
+            for split in final_splits:
+                if split != "valid" and split in task.splits:
+                    metrics[split] = task.metric(distributed.evaluate(task, model, split, config.eval_limit,
+                                                                      ctx))
         elif status == "ok":
             status = "diverged"
             notes.append("no epoch completed")
@@ -449,8 +476,15 @@ def train(config: RunConfig, *, out_dir: str | os.PathLike | None = None,
     if changed:
         notes.append(f"{config.scale} preset changed: "
                      + ", ".join(f"{k}={'(model changed)' if k == 'setting' else v}" for k, v in changed.items()))
+    if budget is not None and status == "ok":
+        total_steps = sum(h["steps"] for h in state.history)
+        notes.append(f"trained for its time budget of {budget:g} s: {total_steps} steps"
+                     if state.train_time_s >= budget else
+                     f"all {config.epochs} epochs ({total_steps} steps) ended within the time budget of {budget:g} s")
+    if task.data_note:
+        notes.append(task.data_note)
     if config.eval_limit is not None:
-        notes.append(f"metrics over the first {config.eval_limit} windows/sequences of each split")
+        notes.append(task.describe_eval(config.eval_limit))
     if distributed.note(config, ctx):
         notes.append(distributed.note(config, ctx))
         where = f"{ctx.world} x {where}"
@@ -477,6 +511,11 @@ def resume_config(path: str | os.PathLike) -> RunConfig:
 # --- comparing runs with the paper (used by the notebooks) ----------------------------------------------------------
 
 ARCH_LABELS = {"tcn": "TCN", "sequnet": "Seq-U-Net", "wavenet": "WaveNet"}
+
+
+def baseline_arch(task: str) -> str:
+    """The model the Seq-U-Net is compared with: WaveNet for raw audio, the TCN elsewhere."""
+    return "wavenet" if task == "piano_audio" else "tcn"
 
 
 def scale_label(record: ResultRecord) -> str:
@@ -509,10 +548,11 @@ def comparison_markdown(records: Sequence[ResultRecord]) -> str:
                      f"| {_fmt(paper.get('train'), digits)} | {_fmt(paper.get('test'), digits)} | {_fmt(pms, 1)} "
                      f"| {_fmt(paper.get('mem_mb'), 1)} |")
     by_model = {r.model: r for r in records}
-    if "tcn" in by_model and "sequnet" in by_model:
-        ours, base = by_model["sequnet"], by_model["tcn"]
+    base_arch = baseline_arch(records[0].experiment)
+    if base_arch in by_model and "sequnet" in by_model:
+        ours, base = by_model["sequnet"], by_model[base_arch]
         paper_s = PAPER_TABLE1.get((ours.experiment, "sequnet"))
-        paper_t = PAPER_TABLE1.get((ours.experiment, "tcn"))
+        paper_t = PAPER_TABLE1.get((ours.experiment, base_arch))
         ratios = []
         if ours.time_per_step_s and base.time_per_step_s:
             ratios.append(f"time per step {ours.time_per_step_s / base.time_per_step_s:.2f}")
@@ -521,30 +561,42 @@ def comparison_markdown(records: Sequence[ResultRecord]) -> str:
         paper_ratios = (f"paper: time {paper_s['time_s'] / paper_t['time_s']:.2f}, "
                         f"memory {paper_s['mem_mb'] / paper_t['mem_mb']:.2f}") if paper_s and paper_t else \
             "not in the paper's Table 1"
-        lines += ["", f"Seq-U-Net / TCN: {', '.join(ratios) or 'no timing'} ({paper_ratios})."]
-    lines += ["", "Paper: GTX 1080, torch 1.2, unsynchronised timing; memory = peak allocated tensors in MB."]
+        lines += ["", f"Seq-U-Net / {ARCH_LABELS[base_arch]}: {', '.join(ratios) or 'no timing'} ({paper_ratios})."]
+    lines += ["", "Paper: GTX 1080, torch 1.2, unsynchronised timing; memory = peak allocated tensors in MB."
+              + (" Its piano time and memory were measured at batch 2, ours at the training batch."
+                 if records[0].experiment == "piano_audio" else "")]
     if records[0].scale != "paper":
-        lines += [f"Our numbers come from a {records[0].scale}-scale run (narrower models and/or far fewer steps than "
-                  "the paper's 100 epochs): they show the pipeline, not the paper's result."]
+        lines += [f"Our numbers come from a {records[0].scale}-scale run (smaller models and/or far fewer steps than "
+                  "the paper's training): they show the pipeline, not the paper's result."]
     return "\n".join(lines)
 
 
-def plot_learning_curves(records: Sequence[ResultRecord], ax=None):
-    """Train (solid) and validation (dashed) metric per epoch for each record; returns the figure."""
+CURVE_AXES = {"epoch": "epoch", "time": "training time (s)"}
+
+
+def plot_learning_curves(records: Sequence[ResultRecord], ax=None, x: str = "epoch"):
+    """Train (solid) and validation (dashed, where the task has one) metric per epoch for each record, against
+    the epoch or (``x="time"``, runs with a time budget) the training time at its end; returns the figure."""
     import matplotlib.pyplot as plt
 
+    if x not in CURVE_AXES:
+        raise ValueError(f"x={x!r}: choose one of {', '.join(CURVE_AXES)}")
+    if x == "time" and any("train_time_s" not in h for r in records for h in r.history):
+        raise ValueError("x='time' needs records of runs with a time budget (their history has train_time_s)")
     if ax is None:
         _, ax = plt.subplots(figsize=(6.4, 3.8))
     for i, r in enumerate(records):
-        epochs = [h["epoch"] for h in r.history]
+        xs = [h["epoch"] if x == "epoch" else h["train_time_s"] for h in r.history]
         color = f"C{i}"
         label = ARCH_LABELS.get(r.model, r.model)
-        ax.plot(epochs, [h["train"] for h in r.history], "-o", color=color, ms=3, label=f"{label} train")
-        ax.plot(epochs, [h["valid"] for h in r.history], "--s", color=color, ms=3, label=f"{label} valid")
+        ax.plot(xs, [h["train"] for h in r.history], "-o", color=color, ms=3, label=f"{label} train")
+        if any(h["valid"] is not None for h in r.history):
+            ax.plot(xs, [h["valid"] for h in r.history], "--s", color=color, ms=3, label=f"{label} valid")
     if records and records[0].metric == "perplexity":
         ax.set_yscale("log")
-    ax.set_xlabel("epoch")
-    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.set_xlabel(CURVE_AXES[x])
+    if x == "epoch":
+        ax.xaxis.get_major_locator().set_params(integer=True)
     ax.set_ylabel(describe_unit(records[0].metric) if records else "")
     ax.set_title(f"{records[0].experiment}: learning curves ({records[0].scale} scale)" if records else "")
     ax.grid(alpha=0.3)
@@ -554,7 +606,8 @@ def plot_learning_curves(records: Sequence[ResultRecord], ax=None):
 
 
 def plot_costs(records: Sequence[ResultRecord]):
-    """Time per training step and peak memory per model, ours beside the paper's, and the Seq-U-Net / TCN ratios.
+    """Time per training step and peak memory per model, ours beside the paper's, and the ratios of the Seq-U-Net
+    to its baseline (TCN, or WaveNet for audio).
     The hardware differs (the paper used a GTX 1080), so the ratios are what can be compared. Returns the figure."""
     import matplotlib.pyplot as plt
 
@@ -576,14 +629,15 @@ def plot_costs(records: Sequence[ResultRecord]):
     for ax in (ax_t, ax_m):
         ax.set_xticks(x, labels)
     by_model = {r.model: r for r in records}
+    base_arch = baseline_arch(records[0].experiment)
     ours_r, paper_r = [math.nan, math.nan], [math.nan, math.nan]
-    if "sequnet" in by_model and "tcn" in by_model:
-        s, t = by_model["sequnet"], by_model["tcn"]
+    if "sequnet" in by_model and base_arch in by_model:
+        s, t = by_model["sequnet"], by_model[base_arch]
         if s.time_per_step_s and t.time_per_step_s:
             ours_r[0] = s.time_per_step_s / t.time_per_step_s
         if s.peak_memory_mib and t.peak_memory_mib:
             ours_r[1] = s.peak_memory_mib / t.peak_memory_mib
-        ps, pt = PAPER_TABLE1.get((s.experiment, "sequnet")), PAPER_TABLE1.get((s.experiment, "tcn"))
+        ps, pt = PAPER_TABLE1.get((s.experiment, "sequnet")), PAPER_TABLE1.get((s.experiment, base_arch))
         if ps and pt:
             paper_r = [ps["time_s"] / pt["time_s"], ps["mem_mb"] / pt["mem_mb"]]
     xr = np.arange(2)
@@ -591,7 +645,7 @@ def plot_costs(records: Sequence[ResultRecord]):
     ax_r.bar(xr + width / 2, paper_r, width, label="paper")
     ax_r.axhline(1.0, color="0.3", lw=0.8)
     ax_r.set_xticks(xr, ["time", "memory"])
-    ax_r.set_ylabel("Seq-U-Net / TCN")
+    ax_r.set_ylabel(f"Seq-U-Net / {ARCH_LABELS[base_arch]}")
     for ax in (ax_t, ax_m, ax_r):
         ax.grid(axis="y", alpha=0.3)
         ax.legend(fontsize=7)
@@ -600,17 +654,43 @@ def plot_costs(records: Sequence[ResultRecord]):
     return fig
 
 
+# Columns of the configuration tables: (title, left-aligned?). Audio runs describe their two architectures in
+# words and are bounded by a time budget rather than by epochs.
+CONFIG_COLUMNS = {
+    "audio": [("model", True), ("params", False), ("structure", True), ("past samples seen", False),
+              ("window (inputs → scored)", True), ("batch", False), ("lr", False), ("time budget", False),
+              ("steps/epoch", False), ("eval. windows/split", False)],
+    "other": [("model", True), ("params", False), ("levels × kernel", True), ("H", False), ("emb.", False),
+              ("dropout", False), ("window (inputs → scored)", True), ("epochs", False), ("steps/epoch", False),
+              ("eval. items/split", False), ("lr", False), ("clip", False)],
+}
+
+
+def _structure(s) -> str:
+    if s.arch == "wavenet":
+        return f"{s.blocks} × {s.levels} layers, {s.hidden} residual / {s.skip} skip channels, k = {s.kernel_size}"
+    return f"residual, L = {s.levels}, F = {s.hidden}, D = {s.depth}, k = {s.kernel_size}"
+
+
+def _config_row(arch: str, c: RunConfig) -> list[Any]:
+    s = c.setting
+    inputs, scored = s.input_output
+    model, params = ARCH_LABELS.get(arch, arch), f"{count_parameters(build_model(s)):,}"
+    extent = [c.max_steps_per_epoch or "all", c.eval_limit or "all"]
+    if s.kind == "audio":
+        budget = "none" if c.time_budget_s is None else f"{c.time_budget_s:g} s"
+        return [model, params, _structure(s), f"{s.receptive_field:,}", f"{inputs:,} → {scored:,}", c.batch_size,
+                f"{c.lr:.3g}", budget] + extent
+    window = "whole sequences" if inputs is None else f"{inputs} → {scored}"
+    return [model, params, f"{s.levels} × {s.kernel_size}", s.hidden, s.emsize or "–", s.dropout, window,
+            c.epochs] + extent + [f"{c.lr:.3g}", "off" if c.clip is None else f"{c.clip:.3g}"]
+
+
 def config_markdown(configs: dict[str, RunConfig]) -> str:
     """A Markdown table of what each run will train: model size, window, extent and optimiser settings."""
-    lines = ["| model | params | levels × kernel | H | emb. | dropout | window (inputs → scored) | epochs "
-             "| steps/epoch | eval. items/split | lr | clip |",
-             "|---|---:|---|---:|---:|---:|---|---:|---:|---:|---:|---:|"]
-    for arch, c in configs.items():
-        s = c.setting
-        inputs, scored = s.input_output
-        window = "whole sequences" if inputs is None else f"{inputs} → {scored}"
-        lines.append(f"| {ARCH_LABELS.get(arch, arch)} | {count_parameters(build_model(s)):,} "
-                     f"| {s.levels} × {s.kernel_size} | {s.hidden} | {s.emsize or '–'} | {s.dropout} | {window} "
-                     f"| {c.epochs} | {c.max_steps_per_epoch or 'all'} | {c.eval_limit or 'all'} | {c.lr:.3g} "
-                     f"| {'off' if c.clip is None else f'{c.clip:.3g}'} |")
+    kind = "audio" if any(c.setting.kind == "audio" for c in configs.values()) else "other"
+    columns = CONFIG_COLUMNS[kind]
+    lines = ["| " + " | ".join(title for title, _ in columns) + " |",
+             "|" + "|".join("---" if left else "---:" for _, left in columns) + "|"]
+    lines += ["| " + " | ".join(str(v) for v in _config_row(arch, c)) + " |" for arch, c in configs.items()]
     return "\n".join(lines)
