@@ -32,7 +32,22 @@ def nearest_allowed(length: int, first: int, period: int) -> str:
     return f"the nearest allowed lengths are {below} and {above} ({first} + a multiple of {period})"
 
 
-class TokenModel(nn.Module):
+class IdModel(nn.Module):
+    """A body behind an input stage for integer ids (``embed``) and an output stage (``head``): the wrapper has
+    the body's length rules, and the step-wise generator drives ``embed``, the body's layers and ``head``."""
+
+    @property
+    def history(self) -> int:
+        return self.body.history
+
+    def check_length(self, length: int) -> int:
+        return self.body.check_length(length)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.head(self.body(self.embed(ids)))
+
+
+class TokenModel(IdModel):
     """Embedding -> dropout -> convolutional body -> decoder tied to the embedding (the language models).
 
     The body maps ``emsize`` channels to ``emsize`` channels; tying the decoder to the embedding is why the last
@@ -58,13 +73,6 @@ class TokenModel(nn.Module):
             raise ValueError(f"init={init!r}: expected 'uniform' or 'normal'")
         nn.init.zeros_(self.decoder.bias)
 
-    @property
-    def history(self) -> int:
-        return self.body.history
-
-    def check_length(self, length: int) -> int:
-        return self.body.check_length(length)
-
     def embed(self, ids: torch.Tensor) -> torch.Tensor:
         """(batch, time) ids -> (batch, emsize, time) features for the body."""
         return self.drop(self.encoder(ids)).transpose(1, 2)
@@ -73,11 +81,8 @@ class TokenModel(nn.Module):
         """(batch, emsize, time) body output -> (batch, vocab, time) logits."""
         return self.decoder(h.transpose(1, 2)).transpose(1, 2)
 
-    def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        return self.head(self.body(self.embed(ids)))
 
-
-class OneHotModel(nn.Module):
+class OneHotModel(IdModel):
     """Integer ids -> one-hot channels -> body (the raw-audio models take 256-way mu-law one-hot inputs)."""
 
     def __init__(self, body: nn.Module, classes: int):
@@ -85,19 +90,9 @@ class OneHotModel(nn.Module):
         self.classes = classes
         self.body = body
 
-    @property
-    def history(self) -> int:
-        return self.body.history
-
-    def check_length(self, length: int) -> int:
-        return self.body.check_length(length)
-
     def embed(self, ids: torch.Tensor) -> torch.Tensor:
         dtype = next(self.body.parameters()).dtype
         return F.one_hot(ids, self.classes).to(dtype).transpose(1, 2)
 
     def head(self, h: torch.Tensor) -> torch.Tensor:
         return h
-
-    def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        return self.body(self.embed(ids))
