@@ -230,6 +230,41 @@ def toggle_buttons_switch_the_settings_panel(driver, report):
     return [] if before and after and before != after else [f"the settings panel did not change ({before!r})"]
 
 
+@page_check("notebooks/listening_test")
+def listening_page_works_without_a_kernel(driver, report):
+    """When the piano notebook made items, the kernel-free A/B page must take a name, accept the two answers of
+    one item and offer them as a JSON download in the response schema."""
+    import json
+    import urllib.parse
+
+    from selenium.webdriver.common.by import By
+
+    from sequnet import listening
+
+    roots = driver.find_elements(By.CSS_SELECTOR, ".listening-test")
+    if not roots:
+        text = driver.find_element(By.TAG_NAME, "body").text
+        return [] if "no listening items" in text.lower() else ["no A/B page and no message saying why"]
+    root = roots[0]
+    driver.execute_script("localStorage.clear(); arguments[0].scrollIntoView();", root)
+    root.find_element(By.CSS_SELECTOR, '[data-role="name"]').send_keys("browser-test")
+    root.find_element(By.CSS_SELECTOR, '[data-role="start"]').click()
+    section = next((s for s in root.find_elements(By.CSS_SELECTOR, ".sl-item") if s.is_displayed()), None)
+    if section is None:
+        return ["no item is shown after entering a name"]
+    for question, answer in (("quality", "A"), ("coherence", "not sure")):
+        section.find_element(By.CSS_SELECTOR, f'[data-question="{question}"] input[value="{answer}"]').click()
+    href = root.find_element(By.CSS_SELECTOR, '[data-role="download"]').get_attribute("href") or ""
+    prefix = "data:application/json;charset=utf-8,"
+    if not href.startswith(prefix):
+        return [f"the download link is not a JSON data link: {href[:60]!r}"]
+    doc = json.loads(urllib.parse.unquote(href[len(prefix):]))
+    problems = listening.response_problems(doc)
+    if doc.get("items", [{}])[0].get("quality") != "A":
+        problems.append(f"the answer was not recorded: {doc.get('items')}")
+    return problems
+
+
 # Collected inside the page: what loaded and what was typeset.
 PAGE_STATE = """
 const maths = [...document.querySelectorAll('.math')];
@@ -308,7 +343,8 @@ def problems(pages, describe) -> str:
 @pytest.mark.book
 def test_book_has_intro_chapters_and_reproduction(pages, site):
     expected = {"intro", "reproduction", "references"}
-    chapters = {p for p in pages if p.startswith("notebooks/")}
+    # Pages a notebook publishes beside its chapter (the standalone listening page) live one folder deeper.
+    chapters = {p for p in pages if p.startswith("notebooks/") and p.count("/") == 1}
     assert expected <= set(pages), f"missing pages: {expected - set(pages)}"
     sources = {p.stem for p in (site / "_sources" / "notebooks").glob("*.ipynb")}
     assert chapters == {f"notebooks/{s}" for s in sources}
