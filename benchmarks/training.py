@@ -34,6 +34,15 @@ PAIRS = {
 }
 
 
+def setting_for(task: str, arch: str, quick: bool):
+    """The paper's setting, or with ``quick`` one shrunk to what a CPU does in seconds (same architecture)."""
+    s = sequnet.paper_setting(task, arch)
+    if quick:
+        s = s.replace(hidden=16, levels=min(s.levels, 4), emsize=min(s.emsize, 16) or 0,
+                      target_output=min(s.target_output or 0, 64) or None)
+    return s
+
+
 def make_batch(setting, batch: int, device, quick: bool):
     """Synthetic (input, target) of the paper's training shapes."""
     if setting.kind == "music":
@@ -61,6 +70,36 @@ def measure(setting, batch: int, device, steps: int, warmup: int, bf16: bool, co
     return {"params": sequnet.count_parameters(model), **timing}
 
 
+def profile(setting, batch: int, device, steps: int, bf16: bool, quick: bool, rows: int = 25) -> str:
+    """Where a training step's time goes: torch.profiler's operator table over ``steps`` steps after one warm-up
+    step, sorted by device time on CUDA (self CPU time on a CPU)."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    torch.manual_seed(0)
+    model = sequnet.build_model(setting).to(device).train()
+    x, y = make_batch(setting, batch, device, quick)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            logits = model(x)
+        loss_fn(setting, logits.float(), y).backward()
+        opt.step()
+
+    step()
+    cuda = device.type == "cuda"
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    with torch_profile(activities=activities) as prof:
+        for _ in range(steps):
+            step()
+        if cuda:
+            torch.cuda.synchronize(device)
+    sort = "cuda_time_total" if cuda else "self_cpu_time_total"
+    return prof.key_averages().table(sort_by=sort, row_limit=rows)
+
+
 def run(tasks, device, steps, warmup, bf16, compile_, quick, piano_batches=(2, 16)):
     rows = []
     for task in tasks:
@@ -68,10 +107,7 @@ def run(tasks, device, steps, warmup, bf16, compile_, quick, piano_batches=(2, 1
         for batch in batches:
             pair = {}
             for arch in PAIRS[task]:
-                s = sequnet.paper_setting(task, arch)
-                if quick:   # shrink to something a CPU does in seconds, keeping the architecture
-                    s = s.replace(hidden=16, levels=min(s.levels, 4), emsize=min(s.emsize, 16) or 0,
-                                  target_output=min(s.target_output or 0, 64) or None)
+                s = setting_for(task, arch, quick)
                 r = measure(s, batch, device, steps, warmup, bf16, compile_, quick)
                 r.update(task=task, arch=arch, batch=batch)
                 paper = PAPER_TABLE1.get((task, arch))
@@ -116,12 +152,28 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true", help="tiny shapes for a CPU smoke run")
     ap.add_argument("--cudnn-benchmark", action="store_true",
                     help="let cuDNN autotune (costs 10-20 s per new shape; did not speed these models up on H100)")
+    ap.add_argument("--profile", type=int, metavar="STEPS",
+                    help="instead of timing, print torch.profiler's operator table for STEPS steps of every model "
+                         "(piano at batch 16); with --out, also write it next to the JSON as .profile.txt")
     ap.add_argument("--out", type=Path, help="write the JSON here")
     args = ap.parse_args(argv)
     device = torch.device(args.device)
     if device.type == "cuda":
         # autotuning, when asked for, happens in the warm-up steps, not the timed ones
         torch.backends.cudnn.benchmark = args.cudnn_benchmark
+    if args.profile:
+        report = []
+        for task in args.tasks:
+            for arch in PAIRS[task]:
+                s = setting_for(task, arch, args.quick)
+                batch = 16 if task == "piano_audio" or task not in MUSIC_MEAN_LENGTH else 1
+                report.append(f"## {task} / {arch}, batch {batch}\n"
+                              + profile(s, batch, device, args.profile, args.bf16, args.quick))
+                print(report[-1], flush=True)
+        if args.out:
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            args.out.with_suffix(".profile.txt").write_text("\n\n".join(report) + "\n")
+        return 0
     rows = run(args.tasks, device, args.steps, args.warmup, args.bf16, args.compile, args.quick)
     print(table(rows))
     if args.out:
