@@ -177,7 +177,8 @@ def toc_yaml(chapters: list[str]) -> str:
              "format: jb-book", "root: intro", "options:", "  numbered: true", "parts:"]
     if chapters:
         lines += ["  - caption: Notebooks", "    chapters:"] + [f"      - file: notebooks/{n}" for n in chapters]
-    lines += ["  - caption: Results", "    chapters:", "      - file: reproduction", "      - file: references"]
+    lines += ["  - caption: Results", "    chapters:", "      - file: reproduction", "      - file: differences",
+              "      - file: references"]
     return "\n".join(lines) + "\n"
 
 
