@@ -68,7 +68,7 @@ def test_toc_lists_existing_notebooks_in_preferred_order():
     toc = book.toc_yaml(runner.order_names(["zeta", "music", "models", "char_ptb"]))
     files = re.findall(r"file: (\S+)", toc)
     assert files == ["notebooks/models", "notebooks/char_ptb", "notebooks/music", "notebooks/zeta",
-                     "reproduction", "references"]
+                     "reproduction", "differences", "references"]
 
 
 def test_external_resources_are_found(tmp_path):
@@ -342,7 +342,7 @@ def problems(pages, describe) -> str:
 
 @pytest.mark.book
 def test_book_has_intro_chapters_and_reproduction(pages, site):
-    expected = {"intro", "reproduction", "references"}
+    expected = {"intro", "reproduction", "differences", "references"}
     # Pages a notebook publishes beside its chapter (the standalone listening page) live one folder deeper.
     chapters = {p for p in pages if p.startswith("notebooks/") and p.count("/") == 1}
     assert expected <= set(pages), f"missing pages: {expected - set(pages)}"
