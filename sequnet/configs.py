@@ -71,15 +71,23 @@ class PaperSetting:
         return self.history + self.target_output, self.target_output
 
     @property
-    def receptive_field(self) -> int:
-        """Past samples an output can see, in the paper's convention (max RF - 1)."""
+    def receptive_field_range(self) -> tuple[int, int]:
+        """(min, max) inputs an output depends on, the current one included; equal for the dilated baselines, a
+        period-2^(L-1) range for the Seq-U-Nets."""
         if self.arch == "sequnet":
             if self.kind == "audio":
-                return sizes.res_sequnet_rf(self.levels, self.kernel_size, self.depth)[1] - 1
-            return sizes.sequnet_rf(self.levels, self.kernel_size)[1] - 1
+                return sizes.res_sequnet_rf(self.levels, self.kernel_size, self.depth)
+            return sizes.sequnet_rf(self.levels, self.kernel_size)
         if self.arch == "wavenet":
-            return sizes.wavenet_rf(self.blocks, self.levels, self.kernel_size) - 1
-        return sizes.tcn_rf(self.levels, self.kernel_size) - 1
+            rf = sizes.wavenet_rf(self.blocks, self.levels, self.kernel_size)
+        else:
+            rf = sizes.tcn_rf(self.levels, self.kernel_size)
+        return rf, rf
+
+    @property
+    def receptive_field(self) -> int:
+        """Past samples an output can see, in the paper's convention (max RF - 1)."""
+        return self.receptive_field_range[1] - 1
 
 
 def _lm(task, arch, hidden, lr, clip, dropout, vocab, emsize, emb_dropout, emb_init, target, history):

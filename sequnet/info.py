@@ -5,7 +5,6 @@ import dataclasses
 import json
 import sys
 
-from sequnet import sizes
 from sequnet.configs import ARCHS, TASKS, UnknownConfigError, build_model, count_parameters, paper_setting
 
 
@@ -14,11 +13,7 @@ def describe(task: str, arch: str) -> dict:
     model = build_model(s)
     body = getattr(model, "body", model)
     inp, out = s.input_output
-    if s.arch == "sequnet":
-        rf_min, rf_max = (sizes.res_sequnet_rf(s.levels, s.kernel_size, s.depth) if s.kind == "audio"
-                          else sizes.sequnet_rf(s.levels, s.kernel_size))
-    else:
-        rf_min = rf_max = s.receptive_field + 1
+    rf_min, rf_max = s.receptive_field_range
     return {
         "task": task, "arch": arch, "model": type(body).__name__,
         "parameters": count_parameters(model),
