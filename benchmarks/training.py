@@ -24,7 +24,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import sequnet  # noqa: E402
-from sequnet.complexity import run_metadata, time_training_step  # noqa: E402
+from sequnet.complexity import run_metadata, time_training_step, training_step  # noqa: E402
 from sequnet.results import PAPER_TABLE1  # noqa: E402
 
 MUSIC_MEAN_LENGTH = {"jsb": 60, "nottingham": 254, "muse": 468, "piano_midi": 873}
@@ -79,15 +79,7 @@ def profile(setting, batch: int, device, steps: int, bf16: bool, quick: bool, ro
     torch.manual_seed(0)
     model = sequnet.build_model(setting).to(device).train()
     x, y = make_batch(setting, batch, device, quick)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
-
-    def step():
-        opt.zero_grad(set_to_none=True)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            logits = model(x)
-        loss_fn(setting, logits.float(), y).backward()
-        opt.step()
-
+    step = training_step(model, x, y, lambda logits, target: loss_fn(setting, logits, target), bf16)
     step()
     cuda = device.type == "cuda"
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])

@@ -283,6 +283,23 @@ def count_saved_activations(module: nn.Module, x: torch.Tensor) -> SavedActivati
 # --------------------------------------------------------------------------------------------------------------
 # Measured: time and peak memory of a training step
 
+def training_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
+                  loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], bf16: bool = False,
+                  compile_: bool = False) -> Callable[[], None]:
+    """One full training step (forward, loss, backward, Adam step) on a fixed batch, as a closure."""
+    step_model = torch.compile(model) if compile_ else model
+    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
+            logits = step_model(x)
+        loss_fn(logits.float(), y).backward()
+        opt.step()
+
+    return step
+
+
 def time_training_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
                        loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], steps: int = 20,
                        warmup: int = 5, bf16: bool = False, compile_: bool = False) -> dict:
@@ -297,16 +314,7 @@ def time_training_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
     cuda = device.type == "cuda"
     if cuda:
         torch.cuda.empty_cache()        # the previous measurement's cached blocks, so large shapes still fit
-    step_model = torch.compile(model) if compile_ else model
-    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
-
-    def step():
-        opt.zero_grad(set_to_none=True)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            logits = step_model(x)
-        loss_fn(logits.float(), y).backward()
-        opt.step()
-
+    step = training_step(model, x, y, loss_fn, bf16, compile_)
     for _ in range(warmup):
         step()
     if cuda:
