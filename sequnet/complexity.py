@@ -41,6 +41,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from sequnet import sizes
+from sequnet.captured import CapturedStep
 from sequnet.models import (ResSeqUNet, ResSeqUNetConfig, SeqUNet, TCN, WaveNet, WaveNetConfig)
 from sequnet.models.layers import OneHotModel
 
@@ -285,24 +286,35 @@ def count_saved_activations(module: nn.Module, x: torch.Tensor) -> SavedActivati
 
 def training_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
                   loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], bf16: bool = False,
-                  compile_: bool = False) -> Callable[[], None]:
-    """One full training step (forward, loss, backward, Adam step) on a fixed batch, as a closure."""
+                  compile_: bool = False, cuda_graph: bool = False) -> Callable[[], None]:
+    """One full training step (forward, loss, backward, Adam step) on a fixed batch, as a closure. With
+    ``cuda_graph`` (CUDA only) the step is replayed from one captured graph after three eager ones, as the trainer
+    does for fixed-shape batches (:mod:`sequnet.captured`)."""
     step_model = torch.compile(model) if compile_ else model
-    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-4, capturable=cuda_graph)
+    autocast = torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16, cache_enabled=False)
 
-    def step():
+    def step(*batch):
         opt.zero_grad(set_to_none=True)
-        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
-            logits = step_model(x)
-        loss_fn(logits.float(), y).backward()
+        with autocast:
+            logits = step_model(batch[0])
+        loss = loss_fn(logits.float(), batch[1])
+        loss.backward()
         opt.step()
+        return (loss.detach(),)
 
-    return step
+    if cuda_graph:
+        if x.device.type != "cuda":
+            raise ValueError(f"cuda_graph=True needs the batch on a CUDA device, not {x.device}")
+        captured = CapturedStep(step)
+        return lambda: captured(x, y)
+    return lambda: step(x, y)
 
 
 def time_training_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
                        loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], steps: int = 20,
-                       warmup: int = 5, bf16: bool = False, compile_: bool = False) -> dict:
+                       warmup: int = 5, bf16: bool = False, compile_: bool = False,
+                       cuda_graph: bool = False) -> dict:
     """Median time of a full training step (forward, loss, backward, Adam step) and the allocator's peak.
 
     The model must already be on ``x``'s device and in training mode. On CUDA the timed region is bracketed by
@@ -314,12 +326,18 @@ def time_training_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
     cuda = device.type == "cuda"
     if cuda:
         torch.cuda.empty_cache()        # the previous measurement's cached blocks, so large shapes still fit
-    step = training_step(model, x, y, loss_fn, bf16, compile_)
-    for _ in range(warmup):
+    step = training_step(model, x, y, loss_fn, bf16, compile_, cuda_graph)
+    if cuda and cuda_graph:
+        # A graph's activations are allocated once, while it is captured (a warm-up step), and then live in its
+        # private pool as freed-but-reserved blocks: the peak must include the capture.
+        torch.cuda.reset_peak_memory_stats(device)
+    # with a graph, the eager steps and the capture are all warm-up
+    for _ in range(max(warmup, CapturedStep.DEFAULT_WARMUP + 1) if cuda_graph else warmup):
         step()
     if cuda:
         torch.cuda.synchronize(device)
-        torch.cuda.reset_peak_memory_stats(device)
+        if not cuda_graph:
+            torch.cuda.reset_peak_memory_stats(device)
     times = []
     for _ in range(steps):
         if cuda:

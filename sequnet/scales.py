@@ -61,6 +61,7 @@ class RunConfig:
     warmup_steps: int = 10             # training steps left out of the time-per-step median
     cpu_threads: int | None = None     # torch threads while training on the CPU; None = torch's default
     time_budget_s: float | None = None # stop (status "ok") once training steps took this long; None = no budget
+    cuda_graphs: bool = True           # on a GPU, replay fixed-shape training steps from a CUDA graph (same maths)
 
     def replace(self, **changes) -> "RunConfig":
         return dataclasses.replace(self, **changes)
@@ -260,7 +261,7 @@ def check_task(task: Any, dataset: Any = None) -> str:
 
 
 OVERRIDES = ("epochs", "batch_size", "lr", "clip", "device", "seed", "dataset", "max_steps_per_epoch", "eval_limit",
-             "patience", "bf16", "warmup_steps", "cpu_threads", "time_budget_s")
+             "patience", "bf16", "warmup_steps", "cpu_threads", "time_budget_s", "cuda_graphs")
 
 
 def resolve(task: str, arch: str, scale: str = "demo", **overrides: Any) -> RunConfig:
@@ -268,7 +269,7 @@ def resolve(task: str, arch: str, scale: str = "demo", **overrides: Any) -> RunC
 
     Overrides: epochs, batch_size, lr, clip (<= 0 or None turns clipping off), device, seed, dataset (music),
     max_steps_per_epoch, eval_limit, patience, bf16, warmup_steps, cpu_threads, time_budget_s (seconds of
-    training steps; 0 removes the budget).
+    training steps; 0 removes the budget), cuda_graphs.
     """
     unknown = sorted(set(overrides) - set(OVERRIDES))
     if unknown:
@@ -314,10 +315,11 @@ def resolve(task: str, arch: str, scale: str = "demo", **overrides: Any) -> RunC
         budget = given["time_budget_s"]
         off = budget == 0 and not isinstance(budget, bool)
         checked["time_budget_s"] = None if off else _positive_float("time_budget_s", budget)
-    if "bf16" in given:
-        if not isinstance(given["bf16"], bool):
-            raise ValueError(f"bf16={given['bf16']!r}: expected True or False")
-        checked["bf16"] = given["bf16"]
+    for name in ("bf16", "cuda_graphs"):
+        if name in given:
+            if not isinstance(given[name], bool):
+                raise ValueError(f"{name}={given[name]!r}: expected True or False")
+            checked[name] = given[name]
     if setting.kind == "music" and checked.get("batch_size", 1) != 1:
         raise ValueError(f"batch_size={checked['batch_size']!r}: the music tasks train on one whole sequence per "
                          "step (as the official code); only 1 is allowed")
@@ -328,7 +330,7 @@ def deviations(config: RunConfig) -> dict[str, Any]:
     """The fields of ``config`` that differ from its scale's preset (where it runs and how it is timed aside):
     a record at paper scale with, say, ``epochs=5`` must say so."""
     preset = resolve(config.task, config.arch, config.scale)
-    ignore = ("device", "cpu_threads", "warmup_steps")
+    ignore = ("device", "cpu_threads", "warmup_steps", "cuda_graphs")
     return {f.name: getattr(config, f.name) for f in dataclasses.fields(config)
             if f.name not in ignore and getattr(config, f.name) != getattr(preset, f.name)}
 

@@ -98,6 +98,8 @@ class Task:
     # The splits ``evaluate`` accepts. Without "valid" the trainer keeps the last weights (no model selection).
     splits: tuple[str, ...] = SPLITS
     data_note: str = ""                  # what data the task uses, for the record's notes (empty: the default)
+    # Every training batch has the same shape (a training step can then be replayed from a CUDA graph).
+    fixed_shapes: bool = True
 
     def __init__(self, setting: PaperSetting):
         self.setting = setting
@@ -217,6 +219,8 @@ class LanguageTask(Task):
 
 class MusicTask(Task):
     """A piano-roll dataset: one whole sequence per step, summed BCE, frame-wise NLL."""
+
+    fixed_shapes = False                             # sequences differ in length
 
     def __init__(self, name: str, setting: PaperSetting, rolls: music_data.PianoRolls):
         super().__init__(setting)

@@ -47,6 +47,7 @@ import torch.nn as nn
 from tqdm.auto import tqdm
 
 from sequnet import distributed
+from sequnet.captured import CapturedStep, make_capturable
 from sequnet.configs import build_model, count_parameters
 from sequnet.results import PAPER_TABLE1, ResultRecord
 from sequnet.scales import RunConfig, config_from_dict, deviations
@@ -54,7 +55,7 @@ from sequnet.tasks import SPLITS, Task, describe_unit, make_task
 
 CHECKPOINT_FORMAT = 1
 # Fields of a run's configuration that may change between an interrupted run and its resumption.
-RESUMABLE_CHANGES = ("epochs", "device", "warmup_steps", "cpu_threads", "time_budget_s")
+RESUMABLE_CHANGES = ("epochs", "device", "warmup_steps", "cpu_threads", "time_budget_s", "cuda_graphs")
 
 
 # --- the LR rule --------------------------------------------------------------------------------------------------
@@ -221,25 +222,15 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, task: Task, batches: Iterable,
-                config: RunConfig, device: torch.device, *, steps: int, step_times: list[float],
-                warmup_left: int, progress: bool = False, desc: str = "",
-                deadline: float | None = None) -> tuple[float, int, int]:
-    """Train on up to ``steps`` batches, starting none after ``deadline`` (a ``time.perf_counter()`` value);
-    return (mean loss in nats per scored item, warm-up steps still to skip, steps done).
+def step_function(model: nn.Module, optimizer: torch.optim.Optimizer, task: Task, config: RunConfig,
+                  device: torch.device) -> Callable[..., tuple[torch.Tensor, int]]:
+    """One training step on a batch (zero_grad, forward and loss under the configured autocast, backward,
+    clipping, Adam): ``step(*batch) -> (summed loss in nats, scored items)``. Nothing in it waits for the GPU,
+    so it can be captured in a CUDA graph (:mod:`sequnet.captured`)."""
+    # autocast's weight cache cannot live across graph replays; the models cast each weight once per step anyway
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.bf16, cache_enabled=False)
 
-    Appends the synchronised duration of every step after the warm-up to ``step_times``. Raises ``Diverged``
-    when the loss is not finite or exceeds the task's limit (the official scripts' checks).
-    """
-    model.train()
-    total, count, done = 0.0, 0, 0
-    bar = tqdm(total=steps, desc=desc, leave=False, mininterval=1.0, disable=not progress)
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.bf16)
-    for step, batch in enumerate(batches, start=1):
-        if step > steps or (deadline is not None and time.perf_counter() >= deadline):
-            break
-        _sync(device)
-        start = time.perf_counter()
+    def step(*batch):
         optimizer.zero_grad(set_to_none=True)
         with autocast:
             objective, batch_total, batch_count = task.loss(model, batch)
@@ -247,6 +238,41 @@ def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, task: Task, 
         if config.clip is not None:
             nn.utils.clip_grad_norm_(model.parameters(), config.clip)
         optimizer.step()
+        return batch_total, batch_count
+
+    return step
+
+
+def uses_cuda_graphs(config: RunConfig, device: torch.device, task: Task, world: int = 1) -> bool:
+    """Whether training steps are replayed from a CUDA graph: asked for, on a GPU, batches of one shape (not the
+    music tasks' whole sequences) and one process (DDP's gradient hooks are not captured here)."""
+    return config.cuda_graphs and device.type == "cuda" and task.fixed_shapes and world == 1
+
+
+def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, task: Task, batches: Iterable,
+                config: RunConfig, device: torch.device, *, steps: int, step_times: list[float],
+                warmup_left: int, progress: bool = False, desc: str = "",
+                deadline: float | None = None, cuda_graph: bool = False) -> tuple[float, int, int]:
+    """Train on up to ``steps`` batches, starting none after ``deadline`` (a ``time.perf_counter()`` value);
+    return (mean loss in nats per scored item, warm-up steps still to skip, steps done).
+
+    Appends the synchronised duration of every step after the warm-up to ``step_times``. Raises ``Diverged``
+    when the loss is not finite or exceeds the task's limit (the official scripts' checks). With ``cuda_graph``
+    the steps after the first few replay one captured graph (the optimizer must be capturable, see
+    :func:`sequnet.captured.make_capturable`); the learning rate must stay fixed within the epoch.
+    """
+    model.train()
+    total, count, done = 0.0, 0, 0
+    bar = tqdm(total=steps, desc=desc, leave=False, mininterval=1.0, disable=not progress)
+    step_fn = step_function(model, optimizer, task, config, device)
+    if cuda_graph:
+        step_fn = CapturedStep(step_fn)
+    for step, batch in enumerate(batches, start=1):
+        if step > steps or (deadline is not None and time.perf_counter() >= deadline):
+            break
+        _sync(device)
+        start = time.perf_counter()
+        batch_total, batch_count = step_fn(*batch)
         _sync(device)
         elapsed = time.perf_counter() - start
         if warmup_left > 0:
@@ -281,6 +307,16 @@ class Run:
 
 def record_path(out_dir: str | os.PathLike, config: RunConfig) -> Path:
     return Path(out_dir) / "records" / f"{config.name}.json"
+
+
+def checkpoint_in(folder: str | os.PathLike | None, config: RunConfig) -> Path | None:
+    """``<folder>/<task>_<arch>.pt``, where ``sequnet train --out DIR`` keeps its checkpoints (``DIR/checkpoints``),
+    or None without a folder. A notebook given that folder resumes (or merely reports) those runs."""
+    if folder is None:
+        return None
+    if not isinstance(folder, (str, os.PathLike)) or not str(folder):
+        raise ValueError(f"checkpoints={folder!r}: expected a folder path or None")
+    return Path(folder) / f"{config.name}.pt"
 
 
 @contextlib.contextmanager
@@ -370,6 +406,9 @@ def train(config: RunConfig, *, out_dir: str | os.PathLike | None = None,
     else:
         distributed.start_rank_rng(ctx, config.seed)
     net = distributed.wrap(model, ctx)             # what training steps call; `model` stays the bare module
+    cuda_graph = uses_cuda_graphs(config, device, task, ctx.world)
+    if cuda_graph:
+        make_capturable(optimizer)
 
     rule = LRRule(config.patience, strict=config.strict_lr_rule)
     steps = distributed.steps_per_epoch(task, ctx)
@@ -410,7 +449,7 @@ def train(config: RunConfig, *, out_dir: str | os.PathLike | None = None,
                 train_loss, warmup_left, done = train_epoch(
                     net, optimizer, task, distributed.shard(task.train_batches(data_order), task, ctx), config,
                     device, steps=steps, step_times=state.step_times, warmup_left=warmup_left, progress=progress,
-                    desc=f"{config.name} epoch {epoch}", deadline=deadline)
+                    desc=f"{config.name} epoch {epoch}", deadline=deadline, cuda_graph=cuda_graph)
                 state.train_time_s += time.perf_counter() - epoch_start
                 peak = torch.cuda.max_memory_allocated(device) / 2 ** 20 if device.type == "cuda" else None
                 valid_loss = (distributed.evaluate(task, model, "valid", config.eval_limit, ctx) if has_valid

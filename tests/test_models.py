@@ -185,3 +185,29 @@ def test_cli_info_json_and_unknown_names():
     assert bad.returncode == 2 and "sequnet, tcn" in bad.stderr
     bad = subprocess.run([sys.executable, "-m", "sequnet", "info", "ptb", "tcn"], capture_output=True, text=True)
     assert bad.returncode == 2 and "char_ptb" in bad.stderr and "piano_audio" in bad.stderr
+
+
+@pytest.mark.parametrize("k", [1, 2, 5])
+def test_one_hot_lookup_equals_the_convolution_of_one_hot_inputs(k):
+    from sequnet.models.layers import input_conv
+
+    torch.manual_seed(0)
+    conv = torch.nn.Conv1d(256, 24, k).double()
+    ids = torch.randint(0, 256, (3, 50))
+    direct = conv(torch.nn.functional.one_hot(ids, 256).double().transpose(1, 2))
+    looked_up = input_conv(conv, ids)
+    torch.testing.assert_close(looked_up, direct, rtol=0, atol=1e-12)
+    for a, b in zip(torch.autograd.grad(direct.square().sum(), [conv.weight, conv.bias]),
+                    torch.autograd.grad(looked_up.square().sum(), [conv.weight, conv.bias])):
+        torch.testing.assert_close(b, a, rtol=0, atol=1e-10)
+    with pytest.raises(ValueError, match="plain valid convolution"):
+        input_conv(torch.nn.Conv1d(256, 4, 3, dilation=2), ids)
+
+
+@pytest.mark.parametrize("arch", ["sequnet", "wavenet"])
+def test_audio_models_take_ids_without_one_hot_inputs(arch):
+    s = sequnet.paper_setting("piano_audio", arch)
+    s = s.replace(hidden=8, levels=3) if arch == "sequnet" else s.replace(hidden=8, skip=8, levels=3, blocks=1)
+    model = sequnet.build_model(s).double().eval()
+    ids = torch.randint(0, 256, (2, model.body.plan.input_length if arch == "sequnet" else 40))
+    torch.testing.assert_close(model(ids), model.body(model.embed(ids)), rtol=0, atol=1e-12)

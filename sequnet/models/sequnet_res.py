@@ -18,7 +18,7 @@ import torch
 import torch.nn as nn
 
 from sequnet import sizes
-from sequnet.models.layers import LengthError, crop_front, nearest_allowed
+from sequnet.models.layers import LengthError, crop_front, input_conv, nearest_allowed
 
 
 @dataclass
@@ -77,6 +77,8 @@ class GatedLayer(nn.Module):
 
 
 class ResSeqUNet(nn.Module):
+    takes_ids = True                   # forward also takes (batch, T) integer ids for one-hot inputs
+
     def __init__(self, config: ResSeqUNetConfig):
         super().__init__()
         self.config = c = config
@@ -107,9 +109,9 @@ class ResSeqUNet(nn.Module):
         return length - self.history
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(batch, num_inputs, T) -> (batch, num_outputs, T - history)."""
+        """(batch, num_inputs, T), or (batch, T) ids of one-hot inputs -> (batch, num_outputs, T - history)."""
         n_out = self.check_length(x.shape[-1])
-        x = self.in_conv(x)
+        x = input_conv(self.in_conv, x)
         shortcuts = []
         for block in self.down:
             for layer in block[:-1]:

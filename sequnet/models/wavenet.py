@@ -17,7 +17,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from sequnet import sizes
-from sequnet.models.layers import LengthError, crop_front
+from sequnet.models.layers import LengthError, crop_front, input_conv
 
 
 @dataclass
@@ -56,6 +56,8 @@ class WaveNetLayer(nn.Module):
 
 
 class WaveNet(nn.Module):
+    takes_ids = True                   # forward also takes (batch, T) integer ids for one-hot inputs
+
     def __init__(self, config: WaveNetConfig):
         super().__init__()
         self.config = c = config
@@ -83,9 +85,9 @@ class WaveNet(nn.Module):
         return self.end2(F.relu(self.end1(F.relu(skip))))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(batch, num_inputs, T) -> (batch, num_outputs, T - history)."""
+        """(batch, num_inputs, T), or (batch, T) ids of one-hot inputs -> (batch, num_outputs, T - history)."""
         n_out = self.check_length(x.shape[-1])
-        x = self.start(x)
+        x = input_conv(self.start, x)
         skip = 0
         for layer in self.layers:
             x, s = layer(x)

@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# Table 1 at paper scale on one GPU: every (task, model) run as its own resumable training process, all at once,
+# then each task's notebook executed with papermill at paper scale, reporting those runs from their checkpoints.
+#
+#   benchmarks/table1_paper.sh train OUT [WORK]      start or resume every run; returns when all have ended
+#   benchmarks/table1_paper.sh report OUT [WORK]     execute the notebooks on the checkpoints (seconds per task)
+#
+# OUT   logs (<task>_<arch>.log), and from `report` the executed notebooks <name>.ipynb with their out_dir <name>/
+#       (records/, figures/) in the layout of `sequnet run`, ready for `sequnet book --from OUT`
+# WORK  checkpoints and records of the training processes (default runs/table1, git-ignored): `train` again
+#       resumes whatever had not finished.
+#
+# The language and music models are small: one alone leaves most of an H100/H200 idle, its time going to kernel
+# launches and latencies. Run side by side under CUDA MPS (started here when `nvidia-cuda-mps-control` exists and
+# MPS=1), their kernels share the GPU; the time per step in their records is then measured under that sharing,
+# which the notebooks' records say nothing about: the clean per-model costs are benchmarks/training.py's.
+#
+# Environment: run from the repository root with sequnet importable and SEQUNET_DATA_MIRROR at a copy of
+# shared/data (ptb/ and music/ are read).
+#   TASKS       default "char_ptb word_ptb nottingham muse jsb piano_midi"
+#   EPOCHS      `report` only: report the runs as they stand after this many epochs (their records then say that
+#               the paper's 100 epochs were changed); `train` always aims at the paper's epochs
+#   TIME_LIMIT  `train`: seconds each process may train in this call before stopping resumably (default: none)
+#   CUDA_GRAPHS 0 trains with --no-cuda-graphs (default 1: the trainer's default)
+#   MPS         1 (default) starts the MPS daemon if there is one; 0 does not
+#   SCALE, DEVICE  for a dry run of this script on a CPU: SCALE=smoke DEVICE=cpu (default paper, cuda)
+# Exit status: train: 0 all finished, 3 some stopped early (run again), 1 a failure (see the logs);
+#              report: 0 every notebook ran, 1 otherwise.
+set -u
+mode=${1:?usage: benchmarks/table1_paper.sh train|report OUT [WORK]}
+out=${2:?usage: benchmarks/table1_paper.sh train|report OUT [WORK]}
+work=${3:-runs/table1}
+python=${PYTHON:-python3}
+tasks=${TASKS:-char_ptb word_ptb nottingham muse jsb piano_midi}
+scale=${SCALE:-paper}
+device=${DEVICE:-cuda}
+mkdir -p "$out" "$work"
+out=$(cd "$out" && pwd)
+work=$(cd "$work" && pwd)
+
+case $mode in
+train)
+    if [ "${MPS:-1}" = 1 ] && command -v nvidia-cuda-mps-control >/dev/null; then
+        nvidia-cuda-mps-control -d 2>/dev/null && echo "started the CUDA MPS daemon"
+    fi
+    extra=()
+    [ "${CUDA_GRAPHS:-1}" = 0 ] && extra+=(--no-cuda-graphs)
+    [ -n "${TIME_LIMIT:-}" ] && extra+=(--time-limit "$TIME_LIMIT")
+    pids=()
+    for task in $tasks; do
+        for arch in tcn sequnet; do
+            # sequnet.train_cli loads only what training needs (no soundfile on GPU images)
+            "$python" -m sequnet.train_cli train "$task" "$arch" --scale "$scale" --device "$device" --out "$work" \
+                --resume --no-progress "${extra[@]}" >>"$out/${task}_$arch.log" 2>&1 &
+            pids+=($!)
+        done
+    done
+    status=0
+    for pid in "${pids[@]}"; do
+        wait "$pid"; rc=$?
+        if [ $rc = 3 ]; then [ $status = 0 ] && status=3; elif [ $rc != 0 ]; then status=1; fi
+    done
+    for task in $tasks; do tail -n 2 "$out/${task}"_*.log; done
+    exit $status
+    ;;
+report)
+    status=0
+    for task in $tasks; do
+        case $task in
+            char_ptb|word_ptb) notebook=$task; name=$task; params=() ;;
+            *) notebook=music; name=music_$task; params=(-p dataset "$task") ;;
+        esac
+        [ -n "${EPOCHS:-}" ] && params+=(-p epochs "$EPOCHS")
+        "$python" -m jupytext --to ipynb "notebooks/$notebook.md" -o "$out/$name.in.ipynb" >/dev/null || exit 1
+        # the kernel's working directory is OUT and out_dir is <name>: the layout of `sequnet run`
+        (cd "$out" && "$python" -m papermill "$name.in.ipynb" "$name.partial.ipynb" -k python3 --log-output \
+            --no-progress-bar -p scale "$scale" -p device "$device" -p out_dir "$name" -p checkpoints "$work/checkpoints" \
+            "${params[@]}") >>"$out/$name.report.log" 2>&1
+        rc=$?
+        rm -f "$out/$name.in.ipynb"
+        if [ $rc = 0 ]; then mv "$out/$name.partial.ipynb" "$out/$name.ipynb"
+        else mv "$out/$name.partial.ipynb" "$out/$name.failed.ipynb" 2>/dev/null; status=1; fi
+        echo "$name: papermill exit status $rc"
+    done
+    exit $status
+    ;;
+*)
+    echo "usage: benchmarks/table1_paper.sh train|report OUT [WORK]" >&2
+    exit 2
+    ;;
+esac
