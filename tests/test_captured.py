@@ -69,6 +69,7 @@ def test_cuda_graphs_override_is_checked_and_not_a_deviation():
 def _train_steps(setting, batches, graph: bool) -> dict[str, torch.Tensor]:
     torch.manual_seed(0)
     model = sequnet.build_model(setting).cuda().train()
+    init = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
 
     def step(x, y):
@@ -83,7 +84,8 @@ def _train_steps(setting, batches, graph: bool) -> dict[str, torch.Tensor]:
         make_capturable(opt)
         step = CapturedStep(step)
     losses = [float(step(x, y)[0]) for x, y in batches]
-    return {"losses": torch.tensor(losses), **{k: v.detach().cpu() for k, v in model.state_dict().items()}}
+    final = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    return torch.tensor(losses), final, {k: final[k] - init[k] for k in final}
 
 
 @cuda
@@ -96,10 +98,17 @@ def test_graphed_training_equals_eager_training(arch, monkeypatch):
     gen = torch.Generator().manual_seed(1)
     batches = [(torch.randint(0, setting.vocab, (4, inputs), generator=gen).cuda(),
                 torch.randint(0, setting.vocab, (4, outputs), generator=gen).cuda()) for _ in range(12)]
-    eager, graphed = _train_steps(setting, batches, False), _train_steps(setting, batches, True)
+    eager_loss, eager, eager_change = _train_steps(setting, batches, False)
+    graphed_loss, graphed, _ = _train_steps(setting, batches, True)
+    torch.testing.assert_close(graphed_loss, eager_loss, rtol=1e-4, atol=0)
+    # Kernels chosen under capture may round differently, and Adam turns the rounding of gradients near zero
+    # into steps of size lr; the weights must still agree far more closely than they moved in training (a stale
+    # input, a lost update or accumulated gradients would make the difference as large as the change).
     assert eager.keys() == graphed.keys()
     for key in eager:
-        torch.testing.assert_close(graphed[key], eager[key], rtol=1e-4, atol=1e-5, msg=key)
+        difference = (graphed[key] - eager[key]).norm()
+        assert difference <= 0.02 * eager_change[key].norm() + 1e-7, (key, float(difference),
+                                                                       float(eager_change[key].norm()))
 
 
 @cuda
