@@ -24,7 +24,8 @@ for batches, metrics, randomness and checkpoints is in :mod:`sequnet.distributed
 Time per step is wall-clock time around zero_grad, forward, loss, backward, clipping and the optimizer step, with
 ``torch.cuda.synchronize()`` on both sides on a GPU (the official code did not synchronise, spec section 6.5);
 the first ``warmup_steps`` steps of each process are left out and the median is reported. Peak memory is
-``torch.cuda.max_memory_allocated`` over the training steps of an epoch (reset at its start), as in the paper.
+``torch.cuda.max_memory_allocated`` over the training steps of an epoch (reset at its start, and again after the
+warm-up steps, whose cuDNN autotuning allocates large workspaces), as in the paper.
 """
 from __future__ import annotations
 
@@ -277,6 +278,10 @@ def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, task: Task, 
         elapsed = time.perf_counter() - start
         if warmup_left > 0:
             warmup_left -= 1
+            if warmup_left == 0 and device.type == "cuda":
+                # cuDNN's autotuning (benchmark mode) tries algorithms with workspaces of tens of GB in the first
+                # steps; the peak that matters is that of training, as for the time per step.
+                torch.cuda.reset_peak_memory_stats(device)
         else:
             step_times.append(elapsed)
         # Over every process: the divergence check and the epoch's loss then agree on all of them.

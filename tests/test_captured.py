@@ -102,12 +102,13 @@ def test_graphed_training_equals_eager_training(arch, monkeypatch):
     graphed_loss, graphed, _ = _train_steps(setting, batches, True)
     torch.testing.assert_close(graphed_loss, eager_loss, rtol=1e-4, atol=0)
     # Kernels chosen under capture may round differently, and Adam turns the rounding of gradients near zero
-    # into steps of size lr; the weights must still agree far more closely than they moved in training (a stale
-    # input, a lost update or accumulated gradients would make the difference as large as the change).
+    # into steps of size lr: on an H200 the TCN's weight-norm gains of dead ReLU channels (zero gradient eagerly)
+    # differed by 4.4 % of how far that tensor moved. A stale input, a lost update or accumulated gradients make
+    # the difference as large as the change itself.
     assert eager.keys() == graphed.keys()
     for key in eager:
         difference = (graphed[key] - eager[key]).norm()
-        assert difference <= 0.02 * eager_change[key].norm() + 1e-7, (key, float(difference),
+        assert difference <= 0.1 * eager_change[key].norm() + 1e-7, (key, float(difference),
                                                                        float(eager_change[key].norm()))
 
 
