@@ -56,6 +56,16 @@ def test_reproduction_page_keeps_small_scale_numbers_out_of_table1():
     assert "| M-JSB | ours: **paper** scale, NVIDIA H200 |" not in ratios, "no TCN run on the H200 to divide by"
 
 
+def test_shortened_paper_runs_stand_beside_table1_with_their_change():
+    short = record("paper", 8.3333, device="NVIDIA H200", notes="paper preset changed: epochs=61; best epoch 22")
+    page = book.reproduction_markdown([short, record("demo", 9.4444)], ["results"])
+    table1, rest = page.split("### Paper settings, shortened training")
+    shortened, small = rest.split("## Small-scale runs")
+    assert "8.333" not in table1, "a shortened run is not a reproduction"
+    assert "8.333" in shortened and "| epochs=61 |" in shortened
+    assert "8.333" not in small and "9.444" in small
+
+
 def test_records_are_found_once_and_other_json_is_skipped(tmp_path):
     record("demo", 9.0).save(tmp_path / "a" / "jsb.json")
     record("demo", 9.0).save(tmp_path / "b" / "copy.json")                  # the same run found twice
