@@ -25,3 +25,31 @@ def test_training_benchmark_profile_names_the_operators(tmp_path):
                     "--out", str(out)], check=True, capture_output=True, text=True, timeout=300)
     report = out.with_suffix(".profile.txt").read_text()
     assert "## jsb / tcn" in report and "## jsb / sequnet" in report and "aten::" in report
+
+
+def test_table1_script_trains_then_reports_through_the_notebook(tmp_path, data_mirror):
+    """A CPU dry run of benchmarks/table1_paper.sh at smoke scale: both JSB runs train resumably, the music
+    notebook then reports them from their checkpoints (no retraining) with the same test metric."""
+    import os
+
+    env = dict(os.environ, TASKS="jsb", SCALE="smoke", DEVICE="cpu", MPS="0", PYTHON=sys.executable,
+               PYTHONPATH=str(REPO), SEQUNET_DATA_MIRROR=str(data_mirror))
+    out, work = tmp_path / "out", tmp_path / "work"
+    script = str(REPO / "benchmarks" / "table1_paper.sh")
+    for mode in ("train", "report"):
+        done = subprocess.run(["bash", script, mode, str(out), str(work)], env=env, cwd=REPO, capture_output=True,
+                              text=True, timeout=600)
+        assert done.returncode == 0, done.stdout + done.stderr
+    assert (out / "music_jsb.ipynb").is_file() and not (out / "music_jsb.failed.ipynb").exists()
+    for arch in ("tcn", "sequnet"):
+        trained = json.loads((work / "records" / f"jsb_{arch}.json").read_text())
+        reported = json.loads((out / "music_jsb" / "records" / f"jsb_{arch}.json").read_text())
+        assert reported["metrics"]["test"] == trained["metrics"]["test"]
+        assert reported["history"] == trained["history"], "the notebook must resume, not retrain"
+    assert "resumed from" in (out / "music_jsb.report.log").read_text()
+
+
+def test_table1_script_refuses_an_unknown_mode(tmp_path):
+    done = subprocess.run(["bash", str(REPO / "benchmarks" / "table1_paper.sh"), "rerun", str(tmp_path)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "usage" in done.stderr

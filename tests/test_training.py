@@ -17,7 +17,7 @@ from sequnet.hpo import SPACE, search
 from sequnet.results import ResultRecord
 from sequnet.scales import PRESETS, resolve
 from sequnet.tasks import LanguageTask, bits_per_character, frame_nll, make_task, perplexity
-from sequnet.training import LRRule, load_checkpoint, lr_schedule, train
+from sequnet.training import LRRule, checkpoint_in, load_checkpoint, lr_schedule, train
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -285,3 +285,14 @@ def test_cli_hpo_writes_its_trials(tmp_path, data_root, capsys):
     assert "best: lr" in capsys.readouterr().out
     data = json.loads((tmp_path / "hpo_jsb_tcn_smoke.json").read_text())
     assert len(data["trials"]) == 2 and data["lr"] in [t["lr"] for t in data["trials"]]
+
+
+def test_checkpoint_in_names_the_train_commands_checkpoint():
+    from sequnet.scales import resolve
+
+    config = resolve("nottingham", "tcn", "smoke")
+    assert checkpoint_in(None, config) is None
+    assert checkpoint_in("runs/paper/checkpoints", config).as_posix() == \
+        "runs/paper/checkpoints/nottingham_tcn.pt"
+    with pytest.raises(ValueError, match="checkpoints=3"):
+        checkpoint_in(3, config)
