@@ -61,10 +61,24 @@ def loss_fn(setting, logits, target):
     return F.cross_entropy(logits[..., -target.shape[-1]:], target)
 
 
+class OneHotInput(torch.nn.Module):
+    """An audio model fed one-hot channels, as before its first convolution became a weight lookup
+    (``sequnet.models.layers.input_conv``): the same parameters and result, for timing the two input paths."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, ids):
+        return self.model.head(self.model.body(self.model.embed(ids)))
+
+
 def measure(setting, batch: int, device, steps: int, warmup: int, bf16: bool, compile_: bool, quick: bool,
-            cuda_graph: bool = False):
+            cuda_graph: bool = False, one_hot_input: bool = False):
     torch.manual_seed(0)
     model = sequnet.build_model(setting).to(device).train()
+    if one_hot_input and setting.kind == "audio":
+        model = OneHotInput(model)
     x, y = make_batch(setting, batch, device, quick)
     timing = time_training_step(model, x, y, lambda logits, target: loss_fn(setting, logits, target), steps,
                                 warmup, bf16, compile_, cuda_graph)
@@ -93,7 +107,8 @@ def profile(setting, batch: int, device, steps: int, bf16: bool, quick: bool, ro
     return prof.key_averages().table(sort_by=sort, row_limit=rows)
 
 
-def run(tasks, device, steps, warmup, bf16, compile_, quick, piano_batches=(2, 16), cuda_graphs=False):
+def run(tasks, device, steps, warmup, bf16, compile_, quick, piano_batches=(2, 16), cuda_graphs=False,
+        one_hot_input=False):
     rows = []
     for task in tasks:
         batches = piano_batches if task == "piano_audio" else ((1,) if task in MUSIC_MEAN_LENGTH else (16,))
@@ -103,7 +118,7 @@ def run(tasks, device, steps, warmup, bf16, compile_, quick, piano_batches=(2, 1
                 s = setting_for(task, arch, quick)
                 # as in training: music sequences differ in length, so their steps are never captured
                 graph = cuda_graphs and task not in MUSIC_MEAN_LENGTH
-                r = measure(s, batch, device, steps, warmup, bf16, compile_, quick, graph)
+                r = measure(s, batch, device, steps, warmup, bf16, compile_, quick, graph, one_hot_input)
                 r["cuda_graph"] = graph
                 r.update(task=task, arch=arch, batch=batch)
                 paper = PAPER_TABLE1.get((task, arch))
@@ -148,6 +163,9 @@ def main(argv=None) -> int:
     ap.add_argument("--cuda-graphs", action="store_true",
                     help="replay each step from one captured CUDA graph, as the trainer does (CUDA only)")
     ap.add_argument("--piano-batches", type=int, nargs="+", default=[2, 16], metavar="B")
+    ap.add_argument("--one-hot-input", action="store_true",
+                    help="feed the audio models one-hot channels (the first convolution as a convolution, not the "
+                         "weight lookup the models use), to time the two input paths")
     ap.add_argument("--quick", action="store_true", help="tiny shapes for a CPU smoke run")
     ap.add_argument("--cudnn-benchmark", action="store_true",
                     help="let cuDNN autotune (costs 10-20 s per new shape; did not speed these models up on H100)")
@@ -174,12 +192,12 @@ def main(argv=None) -> int:
             args.out.with_suffix(".profile.txt").write_text("\n\n".join(report) + "\n")
         return 0
     rows = run(args.tasks, device, args.steps, args.warmup, args.bf16, args.compile, args.quick,
-               tuple(args.piano_batches), args.cuda_graphs)
+               tuple(args.piano_batches), args.cuda_graphs, args.one_hot_input)
     print(table(rows))
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         meta = {**run_metadata(device), "bf16": args.bf16, "compile": args.compile,
-                "cuda_graphs": args.cuda_graphs, "quick": args.quick,
+                "cuda_graphs": args.cuda_graphs, "one_hot_input": args.one_hot_input, "quick": args.quick,
                 "steps": args.steps, "warmup": args.warmup, "tf32_conv": torch.backends.cudnn.allow_tf32,
                 "tf32_matmul": torch.backends.cuda.matmul.allow_tf32}
         args.out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")

@@ -5,6 +5,8 @@
 #
 #   OUT/training-graphs.json        every Table 1 pair, fp32, steps replayed from CUDA graphs (as the trainer does)
 #   OUT/training-eager.json         piano at batch 2 and 16, fp32, eager
+#   OUT/training-onehot.json        the same with one-hot inputs through the first convolution (the input path
+#                                   before the weight lookup), to time the two paths on one machine
 #   OUT/training-piano-bf16.json    piano at batch 2 and 16, bf16 autocast, CUDA graphs
 #   OUT/training-piano-compile.json piano, bf16 autocast, torch.compile (skipped after COMPILE_LIMIT seconds)
 #   OUT/training.profile.txt        torch.profiler's operator table of the piano pair at batch 16 (fp32, eager)
@@ -20,6 +22,7 @@ bench() { echo "== training.py $*" | tee -a "$log"; "$python" benchmarks/trainin
 status=0
 bench --device cuda --cuda-graphs --out "$out/training-graphs.json" || status=1
 bench --device cuda --tasks piano_audio --out "$out/training-eager.json" || status=1
+bench --device cuda --tasks piano_audio --one-hot-input --out "$out/training-onehot.json" || status=1
 bench --device cuda --tasks piano_audio --bf16 --cuda-graphs --out "$out/training-piano-bf16.json" || status=1
 bench --device cuda --tasks piano_audio --profile 5 --out "$out/training.json" || status=1
 echo "== torch.compile, bf16 (at most ${COMPILE_LIMIT:-240} s)" | tee -a "$log"

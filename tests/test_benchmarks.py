@@ -53,3 +53,13 @@ def test_table1_script_refuses_an_unknown_mode(tmp_path):
     done = subprocess.run(["bash", str(REPO / "benchmarks" / "table1_paper.sh"), "rerun", str(tmp_path)],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "usage" in done.stderr
+
+
+def test_training_benchmark_times_the_one_hot_input_path(tmp_path):
+    out = tmp_path / "bench.json"
+    subprocess.run([sys.executable, str(SCRIPT), "--device", "cpu", "--quick", "--tasks", "piano_audio",
+                    "--piano-batches", "1", "--steps", "1", "--warmup", "1", "--one-hot-input", "--out", str(out)],
+                   check=True, capture_output=True, text=True, timeout=300)
+    bench = json.loads(out.read_text())
+    assert bench["meta"]["one_hot_input"] is True
+    assert {r["arch"] for r in bench["rows"]} == {"wavenet", "sequnet"}
