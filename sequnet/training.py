@@ -24,8 +24,9 @@ for batches, metrics, randomness and checkpoints is in :mod:`sequnet.distributed
 Time per step is wall-clock time around zero_grad, forward, loss, backward, clipping and the optimizer step, with
 ``torch.cuda.synchronize()`` on both sides on a GPU (the official code did not synchronise, spec section 6.5);
 the first ``warmup_steps`` steps of each process are left out and the median is reported. Peak memory is
-``torch.cuda.max_memory_allocated`` over the training steps of an epoch (reset at its start, and again after the
-warm-up steps, whose cuDNN autotuning allocates large workspaces), as in the paper.
+``torch.cuda.max_memory_allocated`` over the training steps of an epoch, as in the paper: reset at its start, and
+again after the warm-up steps, whose cuDNN autotuning allocates large workspaces (with CUDA graphs, just before each
+epoch's capture, which allocates the activations the replays reuse).
 """
 from __future__ import annotations
 
@@ -271,6 +272,10 @@ def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, task: Task, 
     for step, batch in enumerate(batches, start=1):
         if step > steps or (deadline is not None and time.perf_counter() >= deadline):
             break
+        if cuda_graph and not step_fn.captured and step_fn.warmup_left == 0:
+            # This step captures the graph, whose pool holds the activations from then on: the peak that matters
+            # starts here (the eager steps before it include cuDNN's autotuning in the first epoch).
+            torch.cuda.reset_peak_memory_stats(device)
         _sync(device)
         start = time.perf_counter()
         batch_total, batch_count = step_fn(*batch)
@@ -278,7 +283,7 @@ def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, task: Task, 
         elapsed = time.perf_counter() - start
         if warmup_left > 0:
             warmup_left -= 1
-            if warmup_left == 0 and device.type == "cuda":
+            if warmup_left == 0 and device.type == "cuda" and not cuda_graph:
                 # cuDNN's autotuning (benchmark mode) tries algorithms with workspaces of tens of GB in the first
                 # steps; the peak that matters is that of training, as for the time per step.
                 torch.cuda.reset_peak_memory_stats(device)
