@@ -19,6 +19,13 @@ def crop_front(x: torch.Tensor, length: int) -> torch.Tensor:
     return x[..., x.shape[-1] - length:]
 
 
+def autocast_dtype(device_type: str) -> torch.dtype | None:
+    """The dtype autocast gives convolutions on ``device_type`` ("cuda", "cpu"), or None where it is off."""
+    if not torch.is_autocast_enabled(device_type):
+        return None
+    return torch.get_autocast_dtype(device_type)
+
+
 def input_conv(conv: nn.Conv1d, x: torch.Tensor) -> torch.Tensor:
     """A body's first convolution over ``x``: features (batch, channels, T), or integer ids (batch, T) standing
     for their one-hot encoding over ``conv.in_channels`` classes.
@@ -27,7 +34,12 @@ def input_conv(conv: nn.Conv1d, x: torch.Tensor) -> torch.Tensor:
     taps j, column ``ids[t + j]`` of tap j's weight, one ``embedding_bag`` lookup. At the piano model's training
     shape (batch 16, 36,857 samples, 256 classes) the one-hot input alone is 604 MB, kept for the backward pass,
     and its convolution is one of the largest in the network; the lookup keeps only the ids. The sums are exact
-    (the convolution would round the weights to TF32 on a GPU).
+    (the convolution would round the weights to TF32 on a GPU). The result is laid out (batch, T, channels) in
+    memory, channels-last.
+
+    Under autocast the ids' result comes in autocast's dtype, as a convolution's would: summed exactly in float32
+    and rounded once. Left in float32 it would promote every residual sum after it, so that each following
+    convolution would cast its input down again.
     """
     if x.is_floating_point():
         return conv(x)
@@ -39,10 +51,15 @@ def input_conv(conv: nn.Conv1d, x: torch.Tensor) -> torch.Tensor:
     # bag of output t: ids[t + j] * k + j for the taps j (rows of the weight laid out as (class, tap))
     taps = torch.arange(k, device=x.device)
     bags = x.unfold(1, k, 1) * k + taps                                   # (batch, n, k)
-    table = conv.weight.permute(1, 2, 0).reshape(classes * k, conv.out_channels)
-    out = F.embedding_bag(bags.reshape(batch * n, k), table, mode="sum")
+    table = conv.weight.permute(1, 2, 0)                                  # (class, tap, out)
+    if conv.bias is not None:
+        # every bag holds exactly one tap-0 row, so a bias on those rows is added once per output, inside the
+        # lookup rather than in a pass over the (large) result; its gradient is summed over the small table
+        table = table + conv.bias * (taps == 0)[:, None]
+    out = F.embedding_bag(bags.reshape(batch * n, k), table.reshape(classes * k, conv.out_channels), mode="sum")
     out = out.view(batch, n, -1).transpose(1, 2)
-    return out + conv.bias[:, None] if conv.bias is not None else out
+    dtype = autocast_dtype(x.device.type)
+    return out.to(dtype) if dtype is not None and out.dtype == torch.float32 else out
 
 
 class LengthError(ValueError):
