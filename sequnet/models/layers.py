@@ -4,6 +4,14 @@ Every model in this package follows one convention: it maps an input window to n
 ``T - history`` positions, shape ``(batch, classes, T - history)``. Output position j predicts the element after
 input position ``history + j``. ``history`` is a property of the model (0 for the zero-padded music Seq-U-Net,
 the receptive-field span for the valid-convolution models).
+
+Channels-last activations (the audio models, :func:`use_channels_last`): tensors stay (batch, channels, time)
+to every reader, with memory strides (time * channels, 1, channels). A 1-D convolution runs as a 2-D one on
+(batch, channels, 1, time), which these strides make a channels-last 4-D tensor, so cuDNN takes its NHWC kernels
+without converting inputs, outputs or gradients. What would lose the layout is done on the (batch, time,
+channels) view instead: ``torch.cat`` and ``split`` of 3-D tensors (their backward is a cat) return contiguous
+tensors, and slicing's backward zero-fills a contiguous gradient; on the transposed view both come out
+channels-last.
 """
 from __future__ import annotations
 
@@ -12,11 +20,96 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 
-def crop_front(x: torch.Tensor, length: int) -> torch.Tensor:
+def crop_front(x: torch.Tensor, length: int, channels_last: bool = False) -> torch.Tensor:
     """Keep the newest ``length`` samples: causal models align sequences at their ends."""
     if x.shape[-1] < length:
         raise ValueError(f"cannot crop a sequence of length {x.shape[-1]} to {length}")
-    return x[..., x.shape[-1] - length:]
+    return time_slice(x, slice(x.shape[-1] - length, None), channels_last)
+
+
+def time_slice(x: torch.Tensor, s: slice, channels_last: bool = False) -> torch.Tensor:
+    """``x[..., s]``; channels-last, taken on the (batch, time, channels) view so that the backward's zero-filled
+    gradient is channels-last too."""
+    if channels_last:
+        return x.transpose(1, 2)[:, s].transpose(1, 2)
+    return x[..., s]
+
+
+def cat_channels(xs: list[torch.Tensor], channels_last: bool = False) -> torch.Tensor:
+    """``torch.cat(xs, dim=1)``, channels-last if asked (a 3-D cat otherwise returns a contiguous tensor)."""
+    if channels_last:
+        return torch.cat([x.transpose(1, 2) for x in xs], dim=2).transpose(1, 2)
+    return torch.cat(xs, dim=1)
+
+
+def split_channels(x: torch.Tensor, sizes: list[int], channels_last: bool = False) -> tuple[torch.Tensor, ...]:
+    """``x.split(sizes, dim=1)``; channels-last, split on the transposed view so that the backward's cat of the
+    parts' gradients is channels-last too."""
+    if channels_last:
+        return tuple(part.transpose(1, 2) for part in x.transpose(1, 2).split(sizes, dim=2))
+    return x.split(sizes, dim=1)
+
+
+def gate(y: torch.Tensor, channels_last: bool = False) -> torch.Tensor:
+    """WaveNet's gated activation ``tanh(f) * sigmoid(g)`` of the two channel halves ``(f, g)`` of ``y``."""
+    half = y.shape[1] // 2
+    f, g = split_channels(y, [half, half], channels_last)
+    return torch.tanh(f) * torch.sigmoid(g)
+
+
+class Conv1d(nn.Conv1d):
+    """``nn.Conv1d`` that, switched channels-last, calls the 2-D convolution PyTorch runs for it itself.
+    ``F.conv1d`` first makes a 3-D input contiguous (PyTorch's guard against permuted inputs), so a channels-last
+    input would be copied to (batch, channels, time) there and back to channels-last for cuDNN's NHWC kernels."""
+
+    channels_last = False
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.channels_last or self.padding_mode != "zeros" or isinstance(self.padding, str):
+            return super().forward(x)
+        return F.conv2d(x.unsqueeze(2), self.weight.unsqueeze(2), self.bias, (1, *self.stride), (0, *self.padding),
+                        (1, *self.dilation), self.groups).squeeze(2)
+
+
+class ConvTranspose1d(nn.ConvTranspose1d):
+    """``nn.ConvTranspose1d`` with the channels-last switch of :class:`Conv1d`."""
+
+    channels_last = False
+
+    def forward(self, x: torch.Tensor, output_size: list[int] | None = None) -> torch.Tensor:
+        if not self.channels_last or output_size is not None:
+            return super().forward(x, output_size)
+        return F.conv_transpose2d(x.unsqueeze(2), self.weight.unsqueeze(2), self.bias, (1, *self.stride),
+                                  (0, *self.padding), (0, *self.output_padding), self.groups,
+                                  (1, *self.dilation)).squeeze(2)
+
+
+def to_channels_last(x: torch.Tensor) -> torch.Tensor:
+    """``x`` (batch, channels, time) with strides (time * channels, 1, channels); no copy if it has them."""
+    return x.transpose(1, 2).contiguous().transpose(1, 2)
+
+
+def use_channels_last(model: nn.Module, flag: bool = True) -> nn.Module:
+    """Switch ``model``'s channels-last activations on or off (see the module's docstring). The convolutions'
+    weights move to the matching layout (cuDNN would otherwise convert them, and their gradients, every step):
+    switch before building the optimizer. Raises for a model without the switch.
+
+    Only the models built from this module's :class:`Conv1d` and :class:`ConvTranspose1d` keep the layout
+    throughout (the audio models); a plain ``nn.Conv1d`` still computes the same, with copies."""
+    set_switch(model, "channels_last", flag)
+    for m in model.modules():
+        if isinstance(m, (nn.Conv1d, nn.ConvTranspose1d)):
+            m.weight.data = to_channels_last(m.weight.data) if flag else m.weight.data.contiguous()
+    return model
+
+
+def set_switch(model: nn.Module, name: str, flag: bool) -> None:
+    """Set the boolean attribute ``name`` of every submodule that has one; raise if none has."""
+    modules = [m for m in model.modules() if isinstance(getattr(type(m), name, None), bool)]
+    if not modules:
+        raise ValueError(f"{type(model).__name__} has no {name!r} switch")
+    for m in modules:
+        setattr(m, name, bool(flag))
 
 
 def autocast_dtype(device_type: str) -> torch.dtype | None:

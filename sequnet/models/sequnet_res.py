@@ -18,7 +18,8 @@ import torch
 import torch.nn as nn
 
 from sequnet import sizes
-from sequnet.models.layers import LengthError, crop_front, input_conv, nearest_allowed
+from sequnet.models.layers import (Conv1d, ConvTranspose1d, LengthError, cat_channels, crop_front, gate, input_conv,
+                                   nearest_allowed, time_slice, to_channels_last)
 
 
 @dataclass
@@ -41,56 +42,59 @@ class GatedLayer(nn.Module):
     """One gated residual layer. Filter and gate share one convolution with 2 * n_out output channels, which has
     exactly the parameters of the official two convolutions and runs as a single kernel."""
 
+    channels_last = False              # see sequnet.models.layers.use_channels_last
+
     def __init__(self, n_in: int, n_out: int, k: int, stride: int = 1, transpose: bool = False):
         super().__init__()
         self.k, self.stride, self.transpose = k, stride, transpose
         if transpose:
-            self.conv = nn.ConvTranspose1d(n_in, 2 * n_out, k, stride=2)
+            self.conv = ConvTranspose1d(n_in, 2 * n_out, k, stride=2)
             # PyTorch derives a transposed conv's init bound from its *output* channels; keep the bound of the
             # official pair of n_out-channel convolutions.
             bound = 1 / math.sqrt(n_out * k)
             nn.init.uniform_(self.conv.weight, -bound, bound)
             nn.init.uniform_(self.conv.bias, -bound, bound)
         else:
-            self.conv = nn.Conv1d(n_in, 2 * n_out, k, stride=stride)
-
-    def gate(self, y: torch.Tensor) -> torch.Tensor:
-        f, g = y.chunk(2, dim=1)
-        return torch.tanh(f) * torch.sigmoid(g)
+            self.conv = Conv1d(n_in, 2 * n_out, k, stride=stride)
 
     def identity(self, x: torch.Tensor) -> torch.Tensor:
-        if self.transpose:
-            return x.repeat_interleave(2, dim=-1)[..., :-1]     # 2N - 1 samples, causal nearest neighbour
+        cl = self.channels_last
+        if self.transpose:                                      # 2N - 1 samples, causal nearest neighbour
+            if cl:                                              # repeated on the (batch, time, channels) view
+                return x.transpose(1, 2).repeat_interleave(2, dim=1)[:, :-1].transpose(1, 2)
+            return x.repeat_interleave(2, dim=-1)[..., :-1]
         if self.stride == 2:
-            return x[..., (x.shape[-1] - 1) % 2::2]            # decimate, keeping the newest sample
+            return time_slice(x, slice((x.shape[-1] - 1) % 2, None, 2), cl)   # decimate, keeping the newest sample
         return x
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None, pad_front: int = 0) -> torch.Tensor:
-        u = x if cond is None else torch.cat([x, crop_front(cond, x.shape[-1])], dim=1)
+        cl = self.channels_last
+        u = x if cond is None else cat_channels([x, crop_front(cond, x.shape[-1], cl)], cl)
         y = self.conv(u)
         if self.transpose:
             # 2(N-1)+k samples; the last k-1 would see future coarse samples, and the front is cropped so that
             # the planned lengths come out (pad_front keeps one more sample where the plan needs it).
-            y = y[..., self.k - 1 - pad_front: y.shape[-1] - (self.k - 1)]
-        r = self.gate(y)
-        return crop_front(self.identity(x), r.shape[-1]) + r
+            y = time_slice(y, slice(self.k - 1 - pad_front, y.shape[-1] - (self.k - 1)), cl)
+        r = gate(y, cl)
+        return crop_front(self.identity(x), r.shape[-1], cl) + r
 
 
 class ResSeqUNet(nn.Module):
     takes_ids = True                   # forward also takes (batch, T) integer ids for one-hot inputs
+    channels_last = False              # see sequnet.models.layers.use_channels_last
 
     def __init__(self, config: ResSeqUNetConfig):
         super().__init__()
         self.config = c = config
         k, F_, D, L = c.kernel_size, c.features, c.depth, c.levels
-        self.in_conv = nn.Conv1d(c.num_inputs, F_, k)
+        self.in_conv = Conv1d(c.num_inputs, F_, k)
         self.down = nn.ModuleList(
             nn.ModuleList([GatedLayer(F_, F_, k) for _ in range(D)] + [GatedLayer(F_, F_, k, stride=2)])
             for _ in range(L - 1))
         self.bottleneck = nn.ModuleList(GatedLayer(F_, F_, k) for _ in range(D))
         self.upconv = nn.ModuleList(GatedLayer(F_, F_, k, transpose=True) for _ in range(L - 1))
         self.up = nn.ModuleList(nn.ModuleList(GatedLayer(2 * F_, F_, k) for _ in range(D)) for _ in range(L - 1))
-        self.out = nn.Sequential(nn.ReLU(), nn.Conv1d(F_, c.num_outputs, 1))
+        self.out = nn.Sequential(nn.ReLU(), Conv1d(F_, c.num_outputs, 1))
         self.plan = sizes.res_sequnet_plan(L, k, D)
 
     @property
@@ -112,6 +116,8 @@ class ResSeqUNet(nn.Module):
         """(batch, num_inputs, T), or (batch, T) ids of one-hot inputs -> (batch, num_outputs, T - history)."""
         n_out = self.check_length(x.shape[-1])
         x = input_conv(self.in_conv, x)
+        if self.channels_last:
+            x = to_channels_last(x)                             # the ids' lookup gives that layout already
         shortcuts = []
         for block in self.down:
             for layer in block[:-1]:
@@ -122,7 +128,7 @@ class ResSeqUNet(nn.Module):
             x = layer(x)
         for i in reversed(range(self.config.levels - 1)):
             up = self.upconv[i](x, pad_front=self.plan.pad_front[i])
-            x = crop_front(shortcuts[i], up.shape[-1])
+            x = crop_front(shortcuts[i], up.shape[-1], self.channels_last)
             for layer in self.up[i]:
                 x = layer(x, cond=up)
         y = self.out(x)

@@ -17,7 +17,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from sequnet import sizes
-from sequnet.models.layers import LengthError, crop_front, input_conv
+from sequnet.models.layers import (Conv1d, LengthError, crop_front, gate, input_conv, split_channels,
+                                   to_channels_last)
 
 
 @dataclass
@@ -37,35 +38,37 @@ class WaveNetConfig:
 
 
 class WaveNetLayer(nn.Module):
+    channels_last = False              # see sequnet.models.layers.use_channels_last
+
     def __init__(self, channels: int, skip: int, k: int, dilation: int):
         super().__init__()
         self.dilation, self.k, self.channels = dilation, k, channels
-        self.dil_conv = nn.Conv1d(channels, 2 * channels, k, dilation=dilation)
-        self.out_conv = nn.Conv1d(channels, skip + channels, 1)
+        self.dil_conv = Conv1d(channels, 2 * channels, k, dilation=dilation)
+        self.out_conv = Conv1d(channels, skip + channels, 1)
 
     def gated(self, x: torch.Tensor) -> torch.Tensor:
-        f, g = self.dil_conv(x).chunk(2, dim=1)
-        return torch.tanh(f) * torch.sigmoid(g)
+        return gate(self.dil_conv(x), self.channels_last)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Return (residual output, skip contribution), both ``dilation * (k-1)`` shorter than x."""
         z = self.gated(x)
         out = self.out_conv(z)
-        skip, res = out.split([out.shape[1] - self.channels, self.channels], dim=1)
-        return res + crop_front(x, res.shape[-1]), skip
+        skip, res = split_channels(out, [out.shape[1] - self.channels, self.channels], self.channels_last)
+        return res + crop_front(x, res.shape[-1], self.channels_last), skip
 
 
 class WaveNet(nn.Module):
     takes_ids = True                   # forward also takes (batch, T) integer ids for one-hot inputs
+    channels_last = False              # see sequnet.models.layers.use_channels_last
 
     def __init__(self, config: WaveNetConfig):
         super().__init__()
         self.config = c = config
-        self.start = nn.Conv1d(c.num_inputs, c.residual_channels, 1)
+        self.start = Conv1d(c.num_inputs, c.residual_channels, 1)
         self.layers = nn.ModuleList(WaveNetLayer(c.residual_channels, c.skip_channels, c.kernel_size, d)
                                     for d in c.dilations)
-        self.end1 = nn.Conv1d(c.skip_channels, c.end_channels, 1)
-        self.end2 = nn.Conv1d(c.end_channels, c.num_outputs, 1)
+        self.end1 = Conv1d(c.skip_channels, c.end_channels, 1)
+        self.end2 = Conv1d(c.end_channels, c.num_outputs, 1)
 
     @property
     def receptive_field(self) -> int:
@@ -87,9 +90,12 @@ class WaveNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(batch, num_inputs, T), or (batch, T) ids of one-hot inputs -> (batch, num_outputs, T - history)."""
         n_out = self.check_length(x.shape[-1])
+        cl = self.channels_last
         x = input_conv(self.start, x)
+        if cl:
+            x = to_channels_last(x)                             # the ids' lookup gives that layout already
         skip = 0
         for layer in self.layers:
             x, s = layer(x)
-            skip = s + (crop_front(skip, s.shape[-1]) if torch.is_tensor(skip) else 0)
-        return crop_front(self.head(skip), n_out)
+            skip = s + (crop_front(skip, s.shape[-1], cl) if torch.is_tensor(skip) else 0)
+        return crop_front(self.head(skip), n_out, cl)
