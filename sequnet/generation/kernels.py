@@ -35,23 +35,13 @@ import os
 import torch
 import torch.nn.functional as F
 
-try:   # pragma: no cover - exercised on the GPU machines only
-    import triton
-    import triton.language as tl
-except Exception:   # noqa: BLE001 - no Triton (CPU wheels) or a broken install: use the torch path
-    triton = None
+from sequnet.triton_guard import tl, triton, use_triton
 
 _KINDS = {"gate": 0, "leaky": 1, "none": 2, "relu": 3}
 GEMV_MAX_BATCH = 64
 _CHUNK, _BK, _BN = 64, 32, 64          # split-K GEMV: rows of W per program, rows per iteration, columns
 ROWDOT_MAX_BATCH = 4
 _ACT_BLOCK = 64                        # columns per program of the activation
-
-
-def use_triton(device: torch.device, dtype: torch.dtype) -> bool:
-    """Triton computes in float32, so float64 states keep the exact torch path."""
-    return (triton is not None and os.environ.get("SEQUNET_TRITON", "1") != "0" and device.type == "cuda"
-            and dtype in (torch.float32, torch.bfloat16, torch.float16))
 
 
 def use_gemv(device: torch.device, dtype: torch.dtype, batch: int) -> bool:
