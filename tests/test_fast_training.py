@@ -11,7 +11,10 @@ import torch
 
 import sequnet
 from sequnet.models import OneHotModel, ResSeqUNet, ResSeqUNetConfig, WaveNet, WaveNetConfig
-from sequnet.models.layers import autocast_dtype, input_conv, use_channels_last
+from sequnet.models.fused_gate import _time_major as _is_time_major
+from sequnet.models.fused_gate import gated_residual, use_fused_gate
+from sequnet.models.layers import (autocast_dtype, crop_front, gate, input_conv, to_channels_last,
+                                   use_channels_last)
 from sequnet.models.sequnet_res import GatedLayer
 from sequnet.models.wavenet import WaveNetLayer
 
@@ -128,3 +131,162 @@ def test_switches_refuse_a_model_without_them():
     tcn = sequnet.build_model(sequnet.paper_setting("jsb", "tcn").replace(hidden=8, levels=2))
     with pytest.raises(ValueError, match="channels_last"):
         use_channels_last(tcn)
+
+
+# -- fused gated residual -------------------------------------------------------------------------------------------
+
+# (name, y length, start, n, x length, step, repeat) as the three kinds of layer produce them with k = 3
+GEOMETRIES = [
+    ("stride 1", 9, 0, 9, 11, 1, 1),
+    ("stride 2, odd input", 5, 0, 5, 13, 2, 1),
+    ("stride 2, even input", 4, 0, 4, 12, 2, 1),
+    ("transposed", 2 * (6 - 1) + 3, 2, 2 * (6 - 1) + 3 - 2 - 2, 6, 1, 2),
+    ("transposed, pad_front 1", 2 * (6 - 1) + 3, 1, 2 * (6 - 1) + 3 - 2 - 1, 6, 1, 2),
+]
+
+
+def _layout(t: torch.Tensor, channels_last: bool) -> torch.Tensor:
+    return to_channels_last(t) if channels_last else t.contiguous()
+
+
+def _gate_inputs(geometry, y_last: bool, x_last: bool, channels: int = 3, dtype=torch.float64):
+    _, ly, start, n, lx, step, repeat = geometry
+    g = torch.Generator().manual_seed(3)
+    y = _layout(torch.randn(2, 2 * channels, ly, generator=g, dtype=dtype), y_last).requires_grad_()
+    x = _layout(torch.randn(2, channels, lx, generator=g, dtype=dtype), x_last).requires_grad_()
+    return y, x, (start, n, step, repeat)
+
+
+def _dense(t: torch.Tensor) -> bool:
+    return (t.transpose(1, 2) if _is_time_major(t) else t).is_contiguous()
+
+
+def _unfused(y, x, start, n, step, repeat):
+    """The plain expression of GatedLayer: the identity materialised, the window sliced."""
+    if repeat == 2:
+        identity = x.repeat_interleave(2, dim=-1)[..., :-1]
+    elif step == 2:
+        identity = x[..., (x.shape[-1] - 1) % 2::2]
+    else:
+        identity = x
+    return crop_front(identity, n) + gate(y[..., start:start + n])
+
+
+LAYOUTS = [(False, False), (True, True), (True, False)]
+LAYOUT_IDS = ["ncl", "nlc", "nlc-y-ncl-x"]
+
+
+@pytest.mark.parametrize("geometry", GEOMETRIES, ids=[g[0] for g in GEOMETRIES])
+@pytest.mark.parametrize("y_last,x_last", LAYOUTS, ids=LAYOUT_IDS)
+def test_fused_gate_equals_the_unfused_expression(geometry, y_last, x_last):
+    y, x, args = _gate_inputs(geometry, y_last, x_last)
+    out = gated_residual(y, x, *args)
+    ref = _unfused(y, x, *args)
+    torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-12)
+    assert _is_time_major(out) == y_last, "the result takes the layout of the convolution's output"
+    # a gradient with odd strides, as a cat's backward hands on
+    grad = torch.randn(out.shape[0], out.shape[2], 2 * out.shape[1], dtype=out.dtype)[..., ::2].transpose(1, 2)
+    grad_y, grad_x = torch.autograd.grad(out, (y, x), grad)
+    ref_y, ref_x = torch.autograd.grad(ref, (y, x), grad)
+    torch.testing.assert_close(grad_y, ref_y, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(grad_x, ref_x, rtol=1e-12, atol=1e-12)
+    assert _is_time_major(grad_y) == y_last and _is_time_major(grad_x) == x_last
+    assert _dense(grad_y) and _dense(grad_x)
+
+
+@pytest.mark.parametrize("geometry", GEOMETRIES, ids=[g[0] for g in GEOMETRIES])
+@pytest.mark.parametrize("y_last,x_last", LAYOUTS, ids=LAYOUT_IDS)
+def test_fused_gate_gradcheck(geometry, y_last, x_last):
+    y, x, args = _gate_inputs(geometry, y_last, x_last, channels=2)
+    assert torch.autograd.gradcheck(lambda y, x: gated_residual(y, x, *args), (y, x))
+
+
+def test_fused_gate_keeps_only_the_convolution_output():
+    y, x, args = _gate_inputs(GEOMETRIES[3], True, True)
+    saved = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
+        gated_residual(y, x, *args)
+    assert len(saved) == 1 and saved[0] is y
+
+
+def test_fused_gate_checks_its_geometry():
+    y, x, _ = _gate_inputs(GEOMETRIES[0], False, False)
+    with pytest.raises(ValueError, match="window"):
+        gated_residual(y, x, 1, 9)                      # past the end of y
+    with pytest.raises(ValueError, match="window"):
+        gated_residual(y, x[..., :5], 0, 9)             # an identity shorter than the output
+    with pytest.raises(ValueError, match="does not match"):
+        gated_residual(y[:, :5], x, 0, 9)
+    with pytest.raises(ValueError, match="step"):
+        gated_residual(y, x, 0, 3, step=2, repeat=2)
+
+
+@pytest.mark.parametrize("kind", ["stride 1", "stride 2", "transposed", "transposed, pad_front 1", "up"])
+@pytest.mark.parametrize("channels_last", [False, True], ids=["ncl", "nlc"])
+def test_fused_gated_layer_equals_the_plain_one(kind, channels_last):
+    torch.manual_seed(0)
+    n_in = 8 if kind == "up" else 4
+    layer = GatedLayer(n_in, 4, 3, stride=2 if kind == "stride 2" else 1, transpose=kind.startswith("transposed"))
+    layer = layer.double()
+    fused = copy.deepcopy(layer)
+    use_fused_gate(fused)
+    if channels_last:
+        use_channels_last(layer)
+        use_channels_last(fused)
+    x = _layout(torch.randn(2, 4, 15, dtype=torch.float64), channels_last).requires_grad_()
+    kwargs = {"pad_front": 1} if kind.endswith("pad_front 1") else {}
+    if kind == "up":
+        kwargs["cond"] = _layout(torch.randn(2, 4, 17, dtype=torch.float64), channels_last).requires_grad_()
+    out, ref = fused(x, **kwargs), layer(x, **kwargs)
+    torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-12)
+    assert _is_time_major(out) == channels_last
+    grads = torch.autograd.grad(out.square().sum(), [x, *fused.parameters()])
+    ref_grads = torch.autograd.grad(ref.square().sum(), [x, *layer.parameters()])
+    for a, b in zip(grads, ref_grads):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("switches", [[use_fused_gate], [use_channels_last, use_fused_gate]],
+                         ids=["fused", "channels-last+fused"])
+@pytest.mark.parametrize("float_input", [False, True], ids=["ids", "one-hot"])
+def test_fused_gate_model_computes_the_same(switches, float_input):
+    model, twin = _switched_copies(_resnet, *switches)
+    x = _input(model, float_input)
+    out = _assert_same_maths(model.body, twin.body, x)
+    assert _is_time_major(out) == (use_channels_last in switches)
+
+
+def test_fused_gate_refuses_a_model_without_gated_layers():
+    with pytest.raises(ValueError, match="fused_gate"):
+        use_fused_gate(_wavenet())
+
+
+@pytest.mark.parametrize("switches", [[], [use_fused_gate], [use_channels_last, use_fused_gate]],
+                         ids=["plain", "fused", "channels-last+fused"])
+def test_residual_chain_stays_in_the_autocast_dtype(switches):
+    torch.manual_seed(0)
+    model = _resnet()
+    for switch in switches:
+        switch(model)
+    dtypes = []
+    for m in model.modules():
+        if isinstance(m, GatedLayer):
+            m.register_forward_hook(lambda module, args, out: dtypes.append(out.dtype))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        logits = model(_input(model, float_input=False))
+    logits.float().square().mean().backward()
+    assert set(dtypes) == {torch.bfloat16} and logits.dtype == torch.bfloat16
+    assert all(p.grad is not None and p.grad.dtype == torch.float32 for p in model.parameters())
+
+
+def test_generation_from_a_switched_model_is_unchanged():
+    from sequnet.generation import init_state, minimal_window
+
+    model, twin = _switched_copies(_resnet, use_channels_last, use_fused_gate)
+    g = torch.Generator().manual_seed(4)
+    seq = torch.randint(0, model.classes, (2, minimal_window(model) + 12), generator=g)
+    plain, switched = init_state(model, seq[:, :-10]), init_state(twin, seq[:, :-10])
+    torch.testing.assert_close(switched.logits, plain.logits, rtol=0, atol=1e-12)
+    for s in range(10):
+        ids = seq[:, -10 + s]
+        torch.testing.assert_close(switched.step(ids), plain.step(ids), rtol=0, atol=1e-12)

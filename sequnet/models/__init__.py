@@ -3,7 +3,8 @@ from sequnet.models.sequnet import SeqUNet, SeqUNetConfig
 from sequnet.models.sequnet_res import ResSeqUNet, ResSeqUNetConfig
 from sequnet.models.tcn import TCN, TCNConfig
 from sequnet.models.wavenet import WaveNet, WaveNetConfig
-from sequnet.models.layers import LengthError, OneHotModel, TokenModel
+from sequnet.models.layers import LengthError, OneHotModel, TokenModel, use_channels_last
+from sequnet.models.fused_gate import use_fused_gate
 
 __all__ = ["SeqUNet", "SeqUNetConfig", "ResSeqUNet", "ResSeqUNetConfig", "TCN", "TCNConfig", "WaveNet",
-           "WaveNetConfig", "LengthError", "OneHotModel", "TokenModel"]
+           "WaveNetConfig", "LengthError", "OneHotModel", "TokenModel", "use_channels_last", "use_fused_gate"]

@@ -18,6 +18,7 @@ import torch
 import torch.nn as nn
 
 from sequnet import sizes
+from sequnet.models.fused_gate import gated_residual
 from sequnet.models.layers import (Conv1d, ConvTranspose1d, LengthError, cat_channels, crop_front, gate, input_conv,
                                    nearest_allowed, time_slice, to_channels_last)
 
@@ -43,6 +44,7 @@ class GatedLayer(nn.Module):
     exactly the parameters of the official two convolutions and runs as a single kernel."""
 
     channels_last = False              # see sequnet.models.layers.use_channels_last
+    fused_gate = False                 # see sequnet.models.fused_gate.use_fused_gate
 
     def __init__(self, n_in: int, n_out: int, k: int, stride: int = 1, transpose: bool = False):
         super().__init__()
@@ -71,12 +73,17 @@ class GatedLayer(nn.Module):
         cl = self.channels_last
         u = x if cond is None else cat_channels([x, crop_front(cond, x.shape[-1], cl)], cl)
         y = self.conv(u)
+        start, n = 0, y.shape[-1]
         if self.transpose:
             # 2(N-1)+k samples; the last k-1 would see future coarse samples, and the front is cropped so that
             # the planned lengths come out (pad_front keeps one more sample where the plan needs it).
-            y = time_slice(y, slice(self.k - 1 - pad_front, y.shape[-1] - (self.k - 1)), cl)
-        r = gate(y, cl)
-        return crop_front(self.identity(x), r.shape[-1], cl) + r
+            start = self.k - 1 - pad_front
+            n = y.shape[-1] - (self.k - 1) - start
+        if self.fused_gate:
+            step, repeat = (1, 2) if self.transpose else (self.stride, 1)
+            return gated_residual(y, x, start, n, step, repeat)
+        r = gate(time_slice(y, slice(start, start + n), cl), cl)
+        return crop_front(self.identity(x), n, cl) + r
 
 
 class ResSeqUNet(nn.Module):

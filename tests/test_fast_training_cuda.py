@@ -1,0 +1,170 @@
+"""Issue 7's switches on a GPU (skipped without CUDA; run on the device machine): the fused gate's Triton kernels
+against its torch path, cuDNN keeping the channels-last layout, and the switched models trained from a captured
+CUDA graph. The CPU side is in ``test_fast_training.py``."""
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import sequnet
+from sequnet.complexity import training_step
+from sequnet.models import fused_gate, use_channels_last, use_fused_gate
+from sequnet.models.layers import to_channels_last
+from sequnet.triton_guard import use_triton
+from test_fast_training import _is_time_major, _layout_probe, _resnet
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+CUDA = torch.device("cuda")
+
+
+@pytest.fixture
+def exact_convolutions(monkeypatch):
+    """Full float32 convolutions and products, so that layouts and fusions are compared, not TF32 roundings."""
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
+    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
+
+
+def test_the_triton_kernels_are_what_runs():
+    assert fused_gate.triton is not None, "Triton is not importable: the fused gate would run its torch path"
+    assert use_triton(CUDA, torch.float32) and use_triton(CUDA, torch.bfloat16)
+
+
+# (name, y length, start, n, x length, step, repeat): the piano model's shapes at its finest level, shortened,
+# and small ones whose tiles are mostly masked
+GEOMETRIES = [
+    ("stride 1", 1000, 0, 1000, 1004, 1, 1),
+    ("stride 2, odd input", 500, 0, 500, 1003, 2, 1),
+    ("stride 2, even input", 7, 0, 7, 18, 2, 1),
+    ("transposed", 2 * (600 - 1) + 5, 4, 2 * (600 - 1) + 5 - 8, 600, 1, 2),
+    ("transposed, pad_front 1", 2 * (9 - 1) + 5, 3, 2 * (9 - 1) + 5 - 7, 9, 1, 2),
+]
+LAYOUTS = [(False, False, False), (True, True, True), (True, False, True), (False, True, False)]
+LAYOUT_IDS = ["ncl", "nlc", "nlc-y-ncl-x", "ncl-y-nlc-x"]
+
+
+def _gate_case(geometry, y_last, x_last, dtype, channels=180, batch=3):
+    _, ly, start, n, lx, step, repeat = geometry
+    g = torch.Generator(device=CUDA).manual_seed(0)
+
+    def make(c, length, last):
+        t = torch.randn(batch, c, length, generator=g, device=CUDA).to(dtype)
+        return (to_channels_last(t) if last else t.contiguous()).requires_grad_()
+
+    return make(2 * channels, ly, y_last), make(channels, lx, x_last), (start, n, step, repeat)
+
+
+def _run(y, x, args, grad_last):
+    out = fused_gate.gated_residual(y, x, *args)
+    g = torch.Generator(device=CUDA).manual_seed(1)
+    grad = torch.randn(out.shape[0], out.shape[2], 2 * out.shape[1], generator=g, device=CUDA).to(out.dtype)
+    # as a channels-last cat's backward hands it on (a channel slice), or with gaps between (batch, channels, time)
+    grad = grad[..., :out.shape[1]].transpose(1, 2) if grad_last else grad.transpose(1, 2).contiguous()[:, ::2]
+    return (out, *torch.autograd.grad(out, (y, x), grad))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["fp32", "bf16"])
+@pytest.mark.parametrize("y_last,x_last,grad_last", LAYOUTS, ids=LAYOUT_IDS)
+@pytest.mark.parametrize("geometry", GEOMETRIES, ids=[g[0] for g in GEOMETRIES])
+def test_triton_gate_equals_the_torch_path(geometry, y_last, x_last, grad_last, dtype, monkeypatch):
+    y, x, args = _gate_case(geometry, y_last, x_last, dtype)
+    fused = _run(y, x, args, grad_last)
+    monkeypatch.setenv("SEQUNET_TRITON", "0")
+    reference = _run(y, x, args, grad_last)
+    tol = {"rtol": 1e-5, "atol": 1e-6} if dtype == torch.float32 else {"rtol": 1.6e-2, "atol": 1e-3}
+    for name, a, b in zip(["out", "grad y", "grad x"], fused, reference):
+        assert a.dtype == b.dtype == dtype and a.stride() == b.stride(), (name, a.stride(), b.stride())
+        torch.testing.assert_close(a, b, **tol, msg=lambda m: f"{name}: {m}")
+    out, grad_y, grad_x = fused
+    assert _is_time_major(out) == _is_time_major(grad_y) == y_last and _is_time_major(grad_x) == x_last
+
+
+def test_triton_gate_with_mixed_dtypes_promotes():
+    y, _, args = _gate_case(GEOMETRIES[0], True, True, torch.bfloat16)
+    _, x, _ = _gate_case(GEOMETRIES[0], True, True, torch.float32)
+    out, grad_y, grad_x = _run(y, x, args, grad_last=True)
+    assert (out.dtype, grad_y.dtype, grad_x.dtype) == (torch.float32, torch.bfloat16, torch.float32)
+
+
+def _relative_error(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a.double() - b.double()).norm() / b.double().norm().clamp_min(1e-30))
+
+
+def _paper_piano(batch: int):
+    setting = sequnet.paper_setting("piano_audio", "sequnet")
+    torch.manual_seed(0)
+    model = sequnet.build_model(setting).to(CUDA).train()
+    inputs, outputs = setting.input_output
+    g = torch.Generator(device=CUDA).manual_seed(2)
+    ids = torch.randint(0, 256, (batch, inputs), generator=g, device=CUDA)
+    target = torch.randint(0, 256, (batch, outputs), generator=g, device=CUDA)
+    return model, ids, target
+
+
+@pytest.mark.parametrize("switches", [[use_fused_gate], [use_channels_last], [use_channels_last, use_fused_gate]],
+                         ids=["fused", "channels-last", "both"])
+def test_switched_paper_piano_model_computes_the_same(switches, exact_convolutions):
+    model, ids, target = _paper_piano(batch=1)
+    twin = copy.deepcopy(model)
+    for switch in switches:
+        switch(twin)
+    results = []
+    for m in (model, twin):
+        loss = F.cross_entropy(m(ids)[..., -target.shape[-1]:], target)
+        results.append((loss, torch.autograd.grad(loss, list(m.parameters()))))
+    (loss, grads), (loss2, grads2) = results
+    torch.testing.assert_close(loss2, loss, rtol=1e-5, atol=0)
+    for (name, _), a, b in zip(model.named_parameters(), grads2, grads):
+        assert _relative_error(a, b) < 1e-4, (name, _relative_error(a, b))
+
+
+def test_channels_last_layout_holds_on_the_gpu():
+    model = use_channels_last(_resnet().to(CUDA))
+    seen = _layout_probe(model)
+    ids = torch.randint(0, model.classes, (2, model.body.plan.input_length), device=CUDA)
+    model(ids).float().square().sum().backward()
+    bad = [(where, strides) for where, ok, strides in seen if not ok]
+    assert seen and not bad, bad
+
+
+def _conversion_kernels(model, ids, target) -> list[str]:
+    """Names of cuDNN's layout conversion kernels run by one forward and backward pass."""
+    from torch.profiler import ProfilerActivity, profile
+
+    loss = F.cross_entropy(model(ids)[..., -target.shape[-1]:], target)      # warm-up: cuDNN's plans
+    loss.backward()
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        F.cross_entropy(model(ids)[..., -target.shape[-1]:], target).backward()
+        torch.cuda.synchronize()
+    return [e.name for e in prof.events() if "nchwToNhwc" in e.name or "nhwcToNchw" in e.name]
+
+
+def test_channels_last_piano_step_runs_no_layout_conversions():
+    model, ids, target = _paper_piano(batch=1)
+    use_fused_gate(use_channels_last(model))
+    found = _conversion_kernels(model, ids, target)
+    assert not found, f"{len(found)} conversion kernels, e.g. {sorted(set(found))[:5]}"
+
+
+@pytest.mark.parametrize("bf16", [False, True], ids=["fp32", "bf16"])
+def test_captured_training_step_with_the_switches_equals_eager(bf16, exact_convolutions):
+    setting = sequnet.paper_setting("piano_audio", "sequnet").replace(hidden=32, levels=6)
+    inputs, outputs = setting.input_output
+    g = torch.Generator(device=CUDA).manual_seed(3)
+    ids = torch.randint(0, 256, (4, inputs), generator=g, device=CUDA)
+    target = torch.randint(0, 256, (4, outputs), generator=g, device=CUDA)
+
+    def losses(cuda_graph: bool) -> torch.Tensor:
+        torch.manual_seed(0)
+        model = use_fused_gate(use_channels_last(sequnet.build_model(setting))).to(CUDA).train()
+        step = training_step(model, ids, target, lambda logits, t: F.cross_entropy(logits[..., -t.shape[-1]:], t),
+                             bf16=bf16, cuda_graph=cuda_graph)
+        return torch.stack([step()[0].clone() for _ in range(8)])
+
+    eager, graphed = losses(False), losses(True)
+    assert torch.isfinite(graphed).all() and graphed[-1] < graphed[0], graphed
+    torch.testing.assert_close(graphed, eager, rtol=1e-2 if bf16 else 1e-4, atol=0)
