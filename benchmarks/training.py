@@ -11,6 +11,12 @@ gradients, Adam state, activations, batch), as the paper's Table 1 reports it.
 
 Music tasks use one sequence per step of the training set's mean length (JSB 60, Nottingham 254, MuseData 468
 frames), as the paper trains one sequence at a time. Piano is measured at batch 2 (the paper's Table 1) and 16.
+
+``--channels-last`` and ``--fused-gate`` switch the audio models' speed-ups on (``on``, the flag alone), off
+(the default) or measure both (``both``): channels-last activations for both audio models
+(``sequnet.models.use_channels_last``), the fused gated residual for the residual Seq-U-Net
+(``sequnet.models.use_fused_gate``). Every row records the switches its model ran with; a measurement that a
+switch does not change (the WaveNet with the fused gate) is taken once.
 """
 from __future__ import annotations
 
@@ -25,6 +31,7 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import sequnet  # noqa: E402
 from sequnet.complexity import run_metadata, time_training_step, training_step  # noqa: E402
+from sequnet.models import use_channels_last, use_fused_gate  # noqa: E402
 from sequnet.results import PAPER_TABLE1  # noqa: E402
 
 MUSIC_MEAN_LENGTH = {"jsb": 60, "nottingham": 254, "muse": 468, "piano_midi": 873}
@@ -32,6 +39,8 @@ PAIRS = {
     "char_ptb": ("tcn", "sequnet"), "word_ptb": ("tcn", "sequnet"), "muse": ("tcn", "sequnet"),
     "nottingham": ("tcn", "sequnet"), "jsb": ("tcn", "sequnet"), "piano_audio": ("wavenet", "sequnet"),
 }
+SWITCH_VALUES = {"off": (False,), "on": (True,), "both": (False, True)}
+NO_SWITCHES = {"channels_last": False, "fused_gate": False}
 
 
 def setting_for(task: str, arch: str, quick: bool):
@@ -73,26 +82,56 @@ class OneHotInput(torch.nn.Module):
         return self.model.head(self.model.body(self.model.embed(ids)))
 
 
-def measure(setting, batch: int, device, steps: int, warmup: int, bf16: bool, compile_: bool, quick: bool,
-            cuda_graph: bool = False, one_hot_input: bool = False):
+def variants(channels_last: str = "off", fused_gate: str = "off") -> list[dict]:
+    """The switch settings to measure, from the options' values ("off", "on" or "both")."""
+    return [{"channels_last": c, "fused_gate": f}
+            for c in SWITCH_VALUES[channels_last] for f in SWITCH_VALUES[fused_gate]]
+
+
+def applicable(setting, variant: dict) -> dict:
+    """The switches of ``variant`` that ``setting``'s model has: channels-last for the audio models, the fused
+    gate for the residual Seq-U-Net."""
+    audio = setting.kind == "audio"
+    return {"channels_last": variant["channels_last"] and audio,
+            "fused_gate": variant["fused_gate"] and audio and setting.arch == "sequnet"}
+
+
+def label(row: dict) -> str:
+    """The model's name with the switches it ran with."""
+    on = [name.replace("_", "-") for name in NO_SWITCHES if row.get(name)]
+    return row["arch"] + (f" ({', '.join(on)})" if on else "")
+
+
+def build(setting, device, switches: dict = NO_SWITCHES):
+    """``setting``'s model on ``device`` in training mode, with ``switches`` (as :func:`applicable` gives them)."""
     torch.manual_seed(0)
-    model = sequnet.build_model(setting).to(device).train()
+    model = sequnet.build_model(setting)
+    if switches["channels_last"]:
+        use_channels_last(model)
+    if switches["fused_gate"]:
+        use_fused_gate(model)
+    return model.to(device).train()
+
+
+def measure(setting, batch: int, device, steps: int, warmup: int, bf16: bool, compile_: bool, quick: bool,
+            cuda_graph: bool = False, one_hot_input: bool = False, switches: dict = NO_SWITCHES):
+    model = build(setting, device, switches)
     if one_hot_input and setting.kind == "audio":
         model = OneHotInput(model)
     x, y = make_batch(setting, batch, device, quick)
     timing = time_training_step(model, x, y, lambda logits, target: loss_fn(setting, logits, target), steps,
                                 warmup, bf16, compile_, cuda_graph)
-    return {"params": sequnet.count_parameters(model), **timing}
+    return {"params": sequnet.count_parameters(model), **switches, **timing}
 
 
-def profile(setting, batch: int, device, steps: int, bf16: bool, quick: bool, rows: int = 25) -> str:
+def profile(setting, batch: int, device, steps: int, bf16: bool, quick: bool, rows: int = 25,
+            switches: dict = NO_SWITCHES) -> str:
     """Where a training step's time goes: torch.profiler's operator table over ``steps`` steps after one warm-up
     step, sorted by device time on CUDA (self CPU time on a CPU)."""
     from torch.profiler import ProfilerActivity
     from torch.profiler import profile as torch_profile
 
-    torch.manual_seed(0)
-    model = sequnet.build_model(setting).to(device).train()
+    model = build(setting, device, switches)
     x, y = make_batch(setting, batch, device, quick)
     step = training_step(model, x, y, lambda logits, target: loss_fn(setting, logits, target), bf16)
     step()
@@ -108,31 +147,45 @@ def profile(setting, batch: int, device, steps: int, bf16: bool, quick: bool, ro
 
 
 def run(tasks, device, steps, warmup, bf16, compile_, quick, piano_batches=(2, 16), cuda_graphs=False,
-        one_hot_input=False):
-    rows = []
+        one_hot_input=False, switch_variants=(NO_SWITCHES,), archs=None):
+    rows, measured = [], {}
     for task in tasks:
         batches = piano_batches if task == "piano_audio" else ((1,) if task in MUSIC_MEAN_LENGTH else (16,))
         for batch in batches:
-            pair = {}
-            for arch in PAIRS[task]:
-                s = setting_for(task, arch, quick)
-                # as in training: music sequences differ in length, so their steps are never captured
-                graph = cuda_graphs and task not in MUSIC_MEAN_LENGTH
-                r = measure(s, batch, device, steps, warmup, bf16, compile_, quick, graph, one_hot_input)
-                r["cuda_graph"] = graph
-                r.update(task=task, arch=arch, batch=batch)
-                paper = PAPER_TABLE1.get((task, arch))
-                if paper:
-                    r["paper_time_s"], r["paper_mem_mb"] = paper["time_s"], paper["mem_mb"]
-                pair[arch] = r
-                rows.append(r)
-                print(f"{task:12s} {arch:8s} batch {batch:3d}: {r['time_median_s'] * 1e3:9.2f} ms/step, "
-                      f"peak {r['peak_memory_mib'] or float('nan'):9.1f} MiB, {r['params']:,} params", flush=True)
-            base, ours = (pair[a] for a in PAIRS[task])
-            ours["time_ratio"] = ours["time_median_s"] / base["time_median_s"]
-            if ours["peak_memory_mib"]:
-                ours["memory_ratio"] = ours["peak_memory_mib"] / base["peak_memory_mib"]
+            for variant in switch_variants:
+                pair = {}
+                for arch in selected(task, archs):
+                    s = setting_for(task, arch, quick)
+                    switches = applicable(s, variant)
+                    key = (task, arch, batch, tuple(switches.values()))
+                    if key in measured:                 # the same model as in an earlier variant
+                        pair[arch] = measured[key]
+                        continue
+                    # as in training: music sequences differ in length, so their steps are never captured
+                    graph = cuda_graphs and task not in MUSIC_MEAN_LENGTH
+                    r = measure(s, batch, device, steps, warmup, bf16, compile_, quick, graph, one_hot_input,
+                                switches)
+                    r.update(cuda_graph=graph, bf16=bf16, task=task, arch=arch, batch=batch)
+                    paper = PAPER_TABLE1.get((task, arch))
+                    if paper:
+                        r["paper_time_s"], r["paper_mem_mb"] = paper["time_s"], paper["mem_mb"]
+                    pair[arch] = measured[key] = r
+                    rows.append(r)
+                    print(f"{task:12s} {label(r):36s} batch {batch:3d}: {r['time_median_s'] * 1e3:9.2f} ms/step, "
+                          f"peak {r['peak_memory_mib'] or float('nan'):9.1f} MiB, {r['params']:,} params",
+                          flush=True)
+                if len(pair) < 2 or "time_ratio" in pair[PAIRS[task][1]]:
+                    continue                            # half a pair, or a variant that changed neither model
+                base, ours = (pair[a] for a in PAIRS[task])
+                ours["time_ratio"] = ours["time_median_s"] / base["time_median_s"]
+                if ours["peak_memory_mib"]:
+                    ours["memory_ratio"] = ours["peak_memory_mib"] / base["peak_memory_mib"]
     return rows
+
+
+def selected(task: str, archs=None) -> list[str]:
+    """The models of ``task``'s pair to measure: both, or those of them in ``archs``."""
+    return [a for a in PAIRS[task] if not archs or a in archs]
 
 
 def table(rows) -> str:
@@ -146,7 +199,7 @@ def table(rows) -> str:
             p, q = PAPER_TABLE1[r["task"], "sequnet"], PAPER_TABLE1[r["task"], base]
             paper_t, paper_m = f"{p['time_s'] / q['time_s']:.2f}", f"{p['mem_mb'] / q['mem_mb']:.2f}"
         mem = f"{r['peak_memory_mib']:.1f}" if r["peak_memory_mib"] else "-"
-        lines.append(f"| {r['task']} | {r['arch']} | {r['batch']} | {r['params']:,} | {r['time_median_s'] * 1e3:.2f} "
+        lines.append(f"| {r['task']} | {label(r)} | {r['batch']} | {r['params']:,} | {r['time_median_s'] * 1e3:.2f} "
                      f"| {mem} | {r.get('time_ratio', float('nan')):.2f} | {r.get('memory_ratio', float('nan')):.2f} "
                      f"| {paper_t} | {paper_m} |")
     return "\n".join(lines)
@@ -166,6 +219,12 @@ def main(argv=None) -> int:
     ap.add_argument("--one-hot-input", action="store_true",
                     help="feed the audio models one-hot channels (the first convolution as a convolution, not the "
                          "weight lookup the models use), to time the two input paths")
+    for name, what in [("channels-last", "channels-last activations for the audio models"),
+                       ("fused-gate", "the fused gated residual (Triton on CUDA) for the residual Seq-U-Net")]:
+        ap.add_argument(f"--{name}", nargs="?", const="on", default="off", choices=list(SWITCH_VALUES),
+                        help=f"{what}: on (the flag alone), off (default) or both, measured one after the other")
+    ap.add_argument("--archs", nargs="+", choices=sorted({a for pair in PAIRS.values() for a in pair}),
+                    help="measure only these models of each pair (then there is no ratio)")
     ap.add_argument("--quick", action="store_true", help="tiny shapes for a CPU smoke run")
     ap.add_argument("--cudnn-benchmark", action="store_true",
                     help="let cuDNN autotune (costs 10-20 s per new shape; did not speed these models up on H100)")
@@ -178,26 +237,32 @@ def main(argv=None) -> int:
     if device.type == "cuda":
         # autotuning, when asked for, happens in the warm-up steps, not the timed ones
         torch.backends.cudnn.benchmark = args.cudnn_benchmark
+    switch_variants = variants(args.channels_last, args.fused_gate)
     if args.profile:
-        report = []
+        report, profiled = [], set()
         for task in args.tasks:
-            for arch in PAIRS[task]:
+            for arch in selected(task, args.archs):
                 s = setting_for(task, arch, args.quick)
                 batch = 16 if task == "piano_audio" or task not in MUSIC_MEAN_LENGTH else 1
-                report.append(f"## {task} / {arch}, batch {batch}\n"
-                              + profile(s, batch, device, args.profile, args.bf16, args.quick))
-                print(report[-1], flush=True)
+                for switches in (applicable(s, v) for v in switch_variants):
+                    if (task, arch, tuple(switches.values())) in profiled:
+                        continue
+                    profiled.add((task, arch, tuple(switches.values())))
+                    report.append(f"## {task} / {label({'arch': arch, **switches})}, batch {batch}\n"
+                                  + profile(s, batch, device, args.profile, args.bf16, args.quick, switches=switches))
+                    print(report[-1], flush=True)
         if args.out:
             args.out.parent.mkdir(parents=True, exist_ok=True)
             args.out.with_suffix(".profile.txt").write_text("\n\n".join(report) + "\n")
         return 0
     rows = run(args.tasks, device, args.steps, args.warmup, args.bf16, args.compile, args.quick,
-               tuple(args.piano_batches), args.cuda_graphs, args.one_hot_input)
+               tuple(args.piano_batches), args.cuda_graphs, args.one_hot_input, switch_variants, args.archs)
     print(table(rows))
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         meta = {**run_metadata(device), "bf16": args.bf16, "compile": args.compile,
                 "cuda_graphs": args.cuda_graphs, "one_hot_input": args.one_hot_input, "quick": args.quick,
+                "channels_last": args.channels_last, "fused_gate": args.fused_gate, "archs": args.archs,
                 "steps": args.steps, "warmup": args.warmup, "tf32_conv": torch.backends.cudnn.allow_tf32,
                 "tf32_matmul": torch.backends.cuda.matmul.allow_tf32}
         args.out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")

@@ -1,5 +1,6 @@
 """The training-step benchmark runs end to end on the CPU (shapes and output only; no timing assertions)."""
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -63,3 +64,36 @@ def test_training_benchmark_times_the_one_hot_input_path(tmp_path):
     bench = json.loads(out.read_text())
     assert bench["meta"]["one_hot_input"] is True
     assert {r["arch"] for r in bench["rows"]} == {"wavenet", "sequnet"}
+
+
+def test_training_benchmark_records_the_speed_up_switches(tmp_path):
+    out = tmp_path / "bench.json"
+    subprocess.run([sys.executable, str(SCRIPT), "--device", "cpu", "--quick", "--tasks", "piano_audio",
+                    "--piano-batches", "1", "--steps", "1", "--warmup", "1", "--channels-last", "both",
+                    "--fused-gate", "--out", str(out)], check=True, capture_output=True, text=True, timeout=300)
+    bench = json.loads(out.read_text())
+    assert (bench["meta"]["channels_last"], bench["meta"]["fused_gate"]) == ("both", "on")
+    rows = [(r["arch"], r["channels_last"], r["fused_gate"]) for r in bench["rows"]]
+    # the fused gate is the Seq-U-Net's alone: the WaveNet rows are its two layouts
+    assert rows == [("wavenet", False, False), ("sequnet", False, True), ("wavenet", True, False),
+                    ("sequnet", True, True)]
+    assert all(r["time_ratio"] > 0 for r in bench["rows"] if r["arch"] == "sequnet")
+
+
+def test_piano_fast_script_writes_every_variant(tmp_path):
+    env = dict(os.environ, DEVICE="cpu", OPTIONS="--quick --steps 1 --warmup 1 --piano-batches 1",
+               PYTHON=sys.executable, PYTHONPATH=str(REPO))
+    done = subprocess.run(["bash", str(REPO / "benchmarks" / "piano_fast.sh"), str(tmp_path)], env=env, cwd=REPO,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "piano-fast-bf16-fused.json", "piano-fast-bf16.json", "piano-fast-fp32-fused.json", "piano-fast-fp32.json",
+        "piano-fast.log"]
+    variants = set()
+    for path in tmp_path.glob("*.json"):
+        for r in json.loads(path.read_text())["rows"]:
+            variants.add((r["arch"], r["bf16"], r["channels_last"], r["fused_gate"]))
+    assert {v[1:] for v in variants if v[0] == "sequnet"} == {
+        (bf16, cl, fg) for bf16 in (False, True) for cl in (False, True) for fg in (False, True)}
+    assert {v[1:] for v in variants if v[0] == "wavenet"} == {
+        (bf16, cl, False) for bf16 in (False, True) for cl in (False, True)}
