@@ -30,7 +30,8 @@ def _overrides(args: argparse.Namespace) -> dict:
     clip = None if args.clip is None else (0.0 if args.clip.lower() == "off" else _number("--clip", args.clip))
     return dict(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, clip=clip, device=args.device,
                 seed=args.seed, max_steps_per_epoch=args.max_steps_per_epoch, eval_limit=args.eval_limit,
-                bf16=True if args.bf16 else None, cpu_threads=args.cpu_threads, cuda_graphs=args.cuda_graphs)
+                bf16=True if args.bf16 else None, cpu_threads=args.cpu_threads, cuda_graphs=args.cuda_graphs,
+                fast_kernels=args.fast_kernels)
 
 
 def _number(flag: str, text: str) -> float:
@@ -72,7 +73,8 @@ STATUS_FILE = "SEQUNET_TRAIN_STATUS_FILE"
 # Options passed on to the processes as they were given (every option of `train` except --nproc).
 _VALUE_OPTIONS = ("scale", "epochs", "batch_size", "device", "seed", "max_steps_per_epoch", "eval_limit",
                   "cpu_threads", "out", "lr", "clip", "checkpoint", "time_limit")
-_OTHER_DESTS = {"command", "func", "task", "arch", "bf16", "cuda_graphs", "resume", "progress", "nproc"}
+_OTHER_DESTS = {"command", "func", "task", "arch", "bf16", "cuda_graphs", "fast_kernels", "resume", "progress",
+                "nproc"}
 
 
 def _worker_argv(args: argparse.Namespace) -> list[str]:
@@ -87,8 +89,10 @@ def _worker_argv(args: argparse.Namespace) -> list[str]:
             argv += [f"--{dest.replace('_', '-')}", str(getattr(args, dest))]
     if args.bf16:
         argv.append("--bf16")
-    if args.cuda_graphs is not None:
-        argv.append("--cuda-graphs" if args.cuda_graphs else "--no-cuda-graphs")
+    for dest in ("cuda_graphs", "fast_kernels"):
+        if getattr(args, dest) is not None:
+            flag = dest.replace("_", "-")
+            argv.append(f"--{flag}" if getattr(args, dest) else f"--no-{flag}")
     if args.resume is not None:
         argv += ["--resume"] + ([] if args.resume == "auto" else [args.resume])
     if args.progress is not None:
@@ -183,6 +187,8 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cpu-threads", type=int, metavar="N", help="torch threads on the CPU")
     parser.add_argument("--cuda-graphs", action=argparse.BooleanOptionalAction, default=None,
                         help="on a GPU, replay fixed-shape training steps from one CUDA graph (default: on)")
+    parser.add_argument("--fast-kernels", action=argparse.BooleanOptionalAction, default=None,
+                        help="on a GPU, the audio models run channels-last with the fused gate (default: on)")
     parser.add_argument("--out", metavar="DIR", help="output folder (default: runs/<scale>)")
 
 

@@ -51,13 +51,16 @@ from tqdm.auto import tqdm
 from sequnet import distributed
 from sequnet.captured import CapturedStep, make_capturable
 from sequnet.configs import build_model, count_parameters
+from sequnet.models import use_channels_last, use_fused_gate
+from sequnet.models.layers import has_switch
 from sequnet.results import PAPER_TABLE1, ResultRecord
 from sequnet.scales import RunConfig, config_from_dict, deviations
 from sequnet.tasks import SPLITS, Task, describe_unit, make_task
 
 CHECKPOINT_FORMAT = 1
 # Fields of a run's configuration that may change between an interrupted run and its resumption.
-RESUMABLE_CHANGES = ("epochs", "device", "warmup_steps", "cpu_threads", "time_budget_s", "cuda_graphs")
+RESUMABLE_CHANGES = ("epochs", "device", "warmup_steps", "cpu_threads", "time_budget_s", "cuda_graphs",
+                     "fast_kernels")
 
 
 # --- the LR rule --------------------------------------------------------------------------------------------------
@@ -203,8 +206,20 @@ def build(config: RunConfig, device: torch.device) -> tuple[nn.Module, torch.opt
     """The model (initialised from ``config.seed``) on ``device`` and its Adam optimizer."""
     torch.manual_seed(config.seed)
     model = build_model(config.setting).to(device)
+    if uses_fast_kernels(config, device, model):
+        # before the optimizer: the switch moves the convolution weights to the channels-last layout
+        use_channels_last(model)
+        if has_switch(model, "fused_gate"):
+            use_fused_gate(model)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     return model, optimizer
+
+
+def uses_fast_kernels(config: RunConfig, device: torch.device, model: nn.Module) -> bool:
+    """Whether the model runs with channels-last activations (and the fused gate where it has one): asked for, on
+    a GPU, and a model with the switch (the audio models). On the CPU the switches buy nothing and the default
+    layout keeps float64 checks exact."""
+    return config.fast_kernels and device.type == "cuda" and has_switch(model, "channels_last")
 
 
 def device_name(device: torch.device) -> str:
@@ -269,37 +284,41 @@ def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, task: Task, 
     step_fn = step_function(model, optimizer, task, config, device)
     if cuda_graph:
         step_fn = CapturedStep(step_fn)
-    for step, batch in enumerate(batches, start=1):
-        if step > steps or (deadline is not None and time.perf_counter() >= deadline):
-            break
-        if cuda_graph and not step_fn.captured and step_fn.warmup_left == 0:
-            # This step captures the graph, whose pool holds the activations from then on: the peak that matters
-            # starts here (the eager steps before it include cuDNN's autotuning in the first epoch).
-            torch.cuda.reset_peak_memory_stats(device)
-        _sync(device)
-        start = time.perf_counter()
-        batch_total, batch_count = step_fn(*batch)
-        _sync(device)
-        elapsed = time.perf_counter() - start
-        if warmup_left > 0:
-            warmup_left -= 1
-            if warmup_left == 0 and device.type == "cuda" and not cuda_graph:
-                # cuDNN's autotuning (benchmark mode) tries algorithms with workspaces of tens of GB in the first
-                # steps; the peak that matters is that of training, as for the time per step.
+    try:
+        for step, batch in enumerate(batches, start=1):
+            if step > steps or (deadline is not None and time.perf_counter() >= deadline):
+                break
+            if cuda_graph and not step_fn.captured and step_fn.warmup_left == 0:
+                # This step captures the graph, whose pool holds the activations from then on: the peak that
+                # matters starts here (the eager steps before it include cuDNN's autotuning in the first epoch).
                 torch.cuda.reset_peak_memory_stats(device)
-        else:
-            step_times.append(elapsed)
-        # Over every process: the divergence check and the epoch's loss then agree on all of them.
-        batch_total, batch_count = distributed.all_sum(batch_total, batch_count)
-        loss = batch_total.item() / batch_count
-        if not math.isfinite(loss) or (task.train_loss_limit is not None and loss > task.train_loss_limit):
-            bar.close()
-            raise Diverged(f"training loss {loss:.4g} nats per item at step {step}"
-                           + ("" if math.isfinite(loss) else " (not finite)"))
-        total += batch_total.item()
-        count += batch_count
-        done += 1
-        bar.update()
+            _sync(device)
+            start = time.perf_counter()
+            batch_total, batch_count = step_fn(*batch)
+            _sync(device)
+            elapsed = time.perf_counter() - start
+            if warmup_left > 0:
+                warmup_left -= 1
+                if warmup_left == 0 and device.type == "cuda" and not cuda_graph:
+                    # cuDNN's autotuning (benchmark mode) tries algorithms with workspaces of tens of GB in the
+                    # first steps; the peak that matters is that of training, as for the time per step.
+                    torch.cuda.reset_peak_memory_stats(device)
+            else:
+                step_times.append(elapsed)
+            # Over every process: the divergence check and the epoch's loss then agree on all of them.
+            batch_total, batch_count = distributed.all_sum(batch_total, batch_count)
+            loss = batch_total.item() / batch_count
+            if not math.isfinite(loss) or (task.train_loss_limit is not None and loss > task.train_loss_limit):
+                bar.close()
+                raise Diverged(f"training loss {loss:.4g} nats per item at step {step}"
+                               + ("" if math.isfinite(loss) else " (not finite)"))
+            total += batch_total.item()
+            count += batch_count
+            done += 1
+            bar.update()
+    finally:
+        if cuda_graph:
+            step_fn.release()
     bar.close()
     return total / max(count, 1), warmup_left, done
 

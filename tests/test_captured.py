@@ -114,12 +114,15 @@ def test_graphed_training_equals_eager_training(arch, monkeypatch):
 
 @cuda
 def test_trainer_with_graphs_trains_and_records(tmp_path):
-    config = resolve("char_ptb", "sequnet", "smoke", device="cuda", max_steps_per_epoch=12, epochs=2)
+    config = resolve("char_ptb", "sequnet", "smoke", device="cuda", max_steps_per_epoch=12, epochs=4)
     graphed = training.train(config, out_dir=tmp_path / "g", log=None)
     eager = training.train(config.replace(cuda_graphs=False), out_dir=tmp_path / "e", log=None)
     assert graphed.record.status == eager.record.status == "ok"
     assert graphed.record.config["cuda_graphs"] is True
-    assert [h["steps"] for h in graphed.record.history] == [12, 12]
+    assert [h["steps"] for h in graphed.record.history] == [12] * 4
+    # one graph per epoch, each freed at the epoch's end: the peak must not grow from epoch to epoch
+    peaks = [h["peak_memory_mib"] for h in graphed.record.history]
+    assert max(peaks) <= 1.05 * peaks[0] + 8, peaks
     # the graph's activations live in its pool, allocated at capture: its peak must count them
     assert graphed.record.peak_memory_mib >= 0.5 * eager.record.peak_memory_mib
     # dropout masks differ between the two, so the losses agree only roughly

@@ -290,3 +290,34 @@ def test_generation_from_a_switched_model_is_unchanged():
     for s in range(10):
         ids = seq[:, -10 + s]
         torch.testing.assert_close(switched.step(ids), plain.step(ids), rtol=0, atol=1e-12)
+
+
+def test_trainer_switches_only_audio_models_on_a_gpu():
+    from sequnet import training
+    from sequnet.scales import deviations, resolve
+
+    gpu, cpu = torch.device("cuda"), torch.device("cpu")
+    piano = resolve("piano_audio", "sequnet", "smoke", device="cpu")
+    wavenet = resolve("piano_audio", "wavenet", "smoke", device="cpu")
+    char = resolve("char_ptb", "sequnet", "smoke", device="cpu")
+    models = {c.arch + c.task: sequnet.build_model(c.setting) for c in (piano, wavenet, char)}
+    assert training.uses_fast_kernels(piano, gpu, models["sequnetpiano_audio"])
+    assert training.uses_fast_kernels(wavenet, gpu, models["wavenetpiano_audio"])
+    assert not training.uses_fast_kernels(piano, cpu, models["sequnetpiano_audio"])
+    assert not training.uses_fast_kernels(char, gpu, models["sequnetchar_ptb"])
+    assert not training.uses_fast_kernels(piano.replace(fast_kernels=False), gpu, models["sequnetpiano_audio"])
+    # on the CPU the trainer builds the plain model
+    model, _ = training.build(piano, cpu)
+    assert not any(getattr(m, "channels_last", False) or getattr(m, "fused_gate", False) for m in model.modules())
+    with pytest.raises(ValueError, match="fast_kernels='no'"):
+        resolve("piano_audio", "sequnet", "smoke", fast_kernels="no")
+    assert "fast_kernels" not in deviations(resolve("piano_audio", "sequnet", "paper", fast_kernels=False))
+
+
+def test_cli_passes_fast_kernels_on():
+    from sequnet import train_cli
+    from sequnet.cli import build_parser
+
+    args = build_parser().parse_args(["train", "piano_audio", "sequnet", "--no-fast-kernels", "--nproc", "2"])
+    assert train_cli._overrides(args)["fast_kernels"] is False
+    assert "--no-fast-kernels" in train_cli._worker_argv(args)

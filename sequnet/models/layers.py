@@ -103,9 +103,18 @@ def use_channels_last(model: nn.Module, flag: bool = True) -> nn.Module:
     return model
 
 
+def _switched(model: nn.Module, name: str) -> list[nn.Module]:
+    return [m for m in model.modules() if isinstance(getattr(type(m), name, None), bool)]
+
+
+def has_switch(model: nn.Module, name: str) -> bool:
+    """Whether some submodule of ``model`` has the boolean switch ``name`` ("channels_last", "fused_gate")."""
+    return bool(_switched(model, name))
+
+
 def set_switch(model: nn.Module, name: str, flag: bool) -> None:
     """Set the boolean attribute ``name`` of every submodule that has one; raise if none has."""
-    modules = [m for m in model.modules() if isinstance(getattr(type(m), name, None), bool)]
+    modules = _switched(model, name)
     if not modules:
         raise ValueError(f"{type(model).__name__} has no {name!r} switch")
     for m in modules:
