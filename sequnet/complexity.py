@@ -499,6 +499,23 @@ def single_cpu_thread(device: torch.device):
 # --------------------------------------------------------------------------------------------------------------
 # Result files
 
+def layout_conversions(model: nn.Module, ids: torch.Tensor, target: torch.Tensor) -> list[str]:
+    """Names of cuDNN's layout conversion kernels (``nchwToNhwc``, ``nhwcToNchw``) run by one forward and backward
+    pass of a next-step model on a GPU, after one pass that lets cuDNN settle its plans. Their number shows whether
+    the convolutions get the layout their kernels want (``sequnet.models.use_channels_last``)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    def step():
+        F.cross_entropy(model(ids)[..., -target.shape[-1]:], target).backward()
+
+    step()
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        step()
+        torch.cuda.synchronize()
+    return [e.name for e in prof.events() if "nchwToNhwc" in e.name or "nhwcToNchw" in e.name]
+
+
 def run_metadata(device: torch.device) -> dict:
     """Where and when a measurement ran, for labelling it."""
     return {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
