@@ -206,6 +206,8 @@ class PageReport:
     typeset: int = 0                                               # of those, typeset by MathJax without error
     widget_views: int = 0                                          # saved widget views on the page
     widgets: int = 0                                               # widgets the manager rendered
+    tables: int = 0                                                # <table> elements
+    pipe_tables: int = 0                                           # paragraphs that are Markdown tables as text
     requests: list[str] = dataclasses.field(default_factory=list)
     failures: list[str] = dataclasses.field(default_factory=list)  # failed or >= 400 requests
     console: list[str] = dataclasses.field(default_factory=list)   # console errors
@@ -285,6 +287,9 @@ return {
   maths: maths.length,
   typeset: maths.filter(m => m.querySelector('mjx-container') && !m.querySelector('mjx-merror')).length,
   widget_views: document.querySelectorAll('script[type="application/vnd.jupyter.widget-view+json"]').length,
+  tables: document.querySelectorAll('table').length,
+  pipe_tables: [...document.querySelectorAll('p')].filter(p => /^\s*\|.*\|\s*$/m.test(p.textContent)
+                                                          && /\|\s*[-\u2014:]+\s*\|/.test(p.textContent)).length,
   widgets: document.querySelectorAll('.jupyter-widgets.widget-inline-hbox, .jupyter-widgets.widget-container, '
                                      + '.jupyter-widgets.widget-box, .jupyter-widgets.widget-inline-vbox').length,
 };
@@ -375,6 +380,23 @@ def test_chapters_render_every_figure(pages, site):
             if shown < wanted:
                 return f"{wanted} image outputs in the notebook, {shown} shown"
         return ""
+    assert not (found := problems(pages, check)), found
+
+
+@pytest.mark.book
+def test_displayed_markdown_tables_render_as_tables(pages, site):
+    """The notebooks display their result tables as Markdown (``IPython.display.Markdown``): each must become an
+    HTML table, not a paragraph of pipes (what myst-nb's default CommonMark rendering made of them)."""
+    def check(report):
+        if report.pipe_tables:
+            return f"{report.pipe_tables} Markdown table(s) shown as text"
+        source = site / "_sources" / f"{report.page.removesuffix('.html')}.ipynb"
+        if not source.is_file():
+            return ""
+        nb = nbformat.read(source, as_version=4)
+        wanted = sum("|---" in "".join(o.get("data", {}).get("text/markdown", ""))
+                     for c in nb.cells for o in c.get("outputs", []))
+        return f"{wanted} Markdown table outputs, {report.tables} tables" if report.tables < wanted else ""
     assert not (found := problems(pages, check)), found
 
 
