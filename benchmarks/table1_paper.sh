@@ -23,6 +23,10 @@
 #   TIME_LIMIT  `train`: seconds each process may train in this call before stopping resumably (default: none)
 #   CUDA_GRAPHS 0 trains with --no-cuda-graphs (default 1: the trainer's default)
 #   MPS         1 (default) starts the MPS daemon if there is one; 0 does not
+#   VARIANTS    `train`: extra runs beside the paper's, "TASK ARCH OPTION..." separated by ';', e.g.
+#               VARIANTS="word_ptb sequnet --lr 0.0002; word_ptb sequnet --clip 0.25": run N trains into
+#               WORK/variant-N (log OUT/TASK_ARCH.variant-N.log) and its record names the change of the preset.
+#               The notebooks report the paper's runs only; a variant's record is in WORK/variant-N/records.
 #   SCALE, DEVICE  for a dry run of this script on a CPU: SCALE=smoke DEVICE=cpu (default paper, cuda)
 # Exit status: train: 0 all finished, 3 some stopped early (run again), 1 a failure (see the logs);
 #              report: 0 every notebook ran, 1 otherwise.
@@ -43,6 +47,13 @@ train)
     if [ "${MPS:-1}" = 1 ] && command -v nvidia-cuda-mps-control >/dev/null; then
         nvidia-cuda-mps-control -d 2>/dev/null && echo "started the CUDA MPS daemon"
     fi
+    IFS=';' read -ra variants <<<"${VARIANTS:-}"
+    for variant in "${variants[@]}"; do        # checked before anything starts
+        read -ra words <<<"$variant"
+        if [ ${#words[@]} = 1 ]; then
+            echo "VARIANTS: '${words[*]}' names no TASK ARCH (expected TASK ARCH OPTION...)" >&2; exit 2
+        fi
+    done
     extra=()
     [ "${CUDA_GRAPHS:-1}" = 0 ] && extra+=(--no-cuda-graphs)
     [ -n "${TIME_LIMIT:-}" ] && extra+=(--time-limit "$TIME_LIMIT")
@@ -54,6 +65,16 @@ train)
                 --resume --no-progress "${extra[@]}" >>"$out/${task}_$arch.log" 2>&1 &
             pids+=($!)
         done
+    done
+    n=0
+    for variant in "${variants[@]}"; do
+        read -ra words <<<"$variant"
+        [ ${#words[@]} = 0 ] && continue
+        n=$((n + 1))
+        "$python" -m sequnet.train_cli train "${words[@]:0:2}" --scale "$scale" --device "$device" \
+            --out "$work/variant-$n" --resume --no-progress "${extra[@]}" "${words[@]:2}" \
+            >>"$out/${words[0]}_${words[1]}.variant-$n.log" 2>&1 &
+        pids+=($!)
     done
     status=0
     for pid in "${pids[@]}"; do

@@ -34,7 +34,7 @@ def test_table1_script_trains_then_reports_through_the_notebook(tmp_path, data_m
     import os
 
     env = dict(os.environ, TASKS="jsb", SCALE="smoke", DEVICE="cpu", MPS="0", PYTHON=sys.executable,
-               PYTHONPATH=str(REPO), SEQUNET_DATA_MIRROR=str(data_mirror))
+               PYTHONPATH=str(REPO), SEQUNET_DATA_MIRROR=str(data_mirror), VARIANTS="jsb sequnet --lr 0.01; ")
     out, work = tmp_path / "out", tmp_path / "work"
     script = str(REPO / "benchmarks" / "table1_paper.sh")
     for mode in ("train", "report"):
@@ -48,12 +48,24 @@ def test_table1_script_trains_then_reports_through_the_notebook(tmp_path, data_m
         assert reported["metrics"]["test"] == trained["metrics"]["test"]
         assert reported["history"] == trained["history"], "the notebook must resume, not retrain"
     assert "resumed from" in (out / "music_jsb.report.log").read_text()
+    # the variant trained beside them, into its own folder, its record naming the change
+    variant = json.loads((work / "variant-1" / "records" / "jsb_sequnet.json").read_text())
+    assert "preset changed: lr=0.01" in variant["notes"] and variant["config"]["lr"] == 0.01
+    assert (out / "jsb_sequnet.variant-1.log").is_file() and not (work / "variant-2").exists()
 
 
 def test_table1_script_refuses_an_unknown_mode(tmp_path):
     done = subprocess.run(["bash", str(REPO / "benchmarks" / "table1_paper.sh"), "rerun", str(tmp_path)],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "usage" in done.stderr
+
+
+def test_table1_script_refuses_a_variant_without_its_model_before_starting_anything(tmp_path):
+    env = dict(os.environ, TASKS="jsb", SCALE="smoke", DEVICE="cpu", MPS="0", VARIANTS="jsb sequnet --lr 0.01; jsb")
+    done = subprocess.run(["bash", str(REPO / "benchmarks" / "table1_paper.sh"), "train", str(tmp_path / "o"),
+                           str(tmp_path / "w")], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "'jsb' names no TASK ARCH" in done.stderr
+    assert not list((tmp_path / "o").glob("*.log")), "nothing may start when a variant is malformed"
 
 
 def test_training_benchmark_times_the_one_hot_input_path(tmp_path):
