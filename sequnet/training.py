@@ -280,6 +280,7 @@ def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, task: Task, 
     """
     model.train()
     total, count, done = 0.0, 0, 0
+    window = 0.0                          # the losses since the last check of task.train_loss_interval
     bar = tqdm(total=steps, desc=desc, leave=False, mininterval=1.0, disable=not progress)
     step_fn = step_function(model, optimizer, task, config, device)
     if cuda_graph:
@@ -308,10 +309,20 @@ def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, task: Task, 
             # Over every process: the divergence check and the epoch's loss then agree on all of them.
             batch_total, batch_count = distributed.all_sum(batch_total, batch_count)
             loss = batch_total.item() / batch_count
-            if not math.isfinite(loss) or (task.train_loss_limit is not None and loss > task.train_loss_limit):
+            window += loss
+            limit, interval = task.train_loss_limit, task.train_loss_interval
+            if not math.isfinite(loss) or (limit is not None and interval is None and loss > limit):
                 bar.close()
                 raise Diverged(f"training loss {loss:.4g} nats per item at step {step}"
                                + ("" if math.isfinite(loss) else " (not finite)"))
+            if interval is not None and step > 1 and (step - 1) % interval == 0:
+                # The official word script's log line: the sum since the last one (its first holds one step
+                # more) over the interval, at 0-based batch indices interval, 2 interval, ...
+                if limit is not None and window / interval > limit:
+                    bar.close()
+                    raise Diverged(f"training loss {window / interval:.4g} nats per item, the mean over the "
+                                   f"log interval of {interval} steps ending at step {step}")
+                window = 0.0
             total += batch_total.item()
             count += batch_count
             done += 1

@@ -93,22 +93,28 @@ def test_trainer_applies_the_rule(data_root):
 
 # --- divergence -------------------------------------------------------------------------------------------------------
 
-class NaNAfter:
-    """Wraps a task so that its training loss turns NaN at the given step (counted over the whole run)."""
+class ChangedTrainingLoss:
+    """Wraps a task so that ``change`` rewrites (objective, total, count) of chosen training steps, counted over
+    the whole run from 1."""
 
-    def __init__(self, task, step):
-        self.task, self.step, self.calls = task, step, 0
+    def __init__(self, task, when, change):
+        self.task, self.when, self.change, self.calls = task, when, change, 0
 
     def __getattr__(self, name):
         return getattr(self.task, name)
 
     def loss(self, model, batch):
-        objective, total, count = self.task.loss(model, batch)
+        result = self.task.loss(model, batch)
         if model.training:
             self.calls += 1
-            if self.calls >= self.step:
-                objective, total = objective * math.nan, total * math.nan
-        return objective, total, count
+            if self.when(self.calls):
+                result = self.change(*result)
+        return result
+
+
+def NaNAfter(task, step):
+    """The training loss turns NaN from ``step`` on."""
+    return ChangedTrainingLoss(task, lambda n: n >= step, lambda o, t, c: (o * math.nan, t * math.nan, c))
 
 
 def test_divergence_stops_with_a_clear_record(tmp_path, data_root):
@@ -120,6 +126,40 @@ def test_divergence_stops_with_a_clear_record(tmp_path, data_root):
     assert "epoch 2" in record.notes and "not finite" in record.notes
     assert len(record.history) == 1 and record.metrics["test"] is None
     assert record.metrics["valid"] == pytest.approx(record.history[0]["valid"])
+
+
+def SpikeAt(task, steps, nats, interval=None):
+    """The reported training loss of ``steps`` rises by ``nats`` per item, the gradients untouched: a loss spike
+    like the paper-setting word Seq-U-Net's. ``interval`` overrides the task's train_loss_interval."""
+    wrapped = ChangedTrainingLoss(task, lambda n: n in steps, lambda o, t, c: (o, t + nats * c, c))
+    if interval is not None:
+        wrapped.train_loss_interval = interval
+    return wrapped
+
+
+def spiked_run(tmp_path, experiment, steps, nats, interval=None):
+    config = resolve(experiment, "tcn", "smoke", epochs=1, max_steps_per_epoch=7, eval_limit=2)
+    task = SpikeAt(make_task(experiment, config.setting, config.batch_size), steps, nats, interval)
+    return train(config, task=task, out_dir=tmp_path, log=None).record
+
+
+def test_char_stops_on_one_step_over_100_nats_word_does_not(tmp_path, data_root):
+    # The char script raises on any step's loss > 100; the word script only on an overflowing log line.
+    char = spiked_run(tmp_path / "char", "char_ptb", {2}, 500.0)
+    assert char.status == "diverged" and "at step 2" in char.notes
+    word = spiked_run(tmp_path / "word", "word_ptb", {2}, 500.0, interval=3)
+    assert word.status == "ok" and word.metrics["test"] is not None
+    word_task = make_task("word_ptb", resolve("word_ptb", "tcn", "smoke").setting, 1)
+    assert (word_task.train_loss_limit, word_task.train_loss_interval) == (pytest.approx(709.78, abs=0.01), 100)
+
+
+def test_word_stops_when_a_log_interval_mean_overflows(tmp_path, data_root):
+    # Interval 3: the first log line at step 4 averages steps 1-4 over 3 (the official off-by-one kept).
+    word = spiked_run(tmp_path, "word_ptb", {2, 3}, 1500.0, interval=3)
+    assert word.status == "diverged"
+    assert "log interval of 3 steps ending at step 4" in word.notes
+    # The same two spikes in different log intervals stay under exp's overflow.
+    assert spiked_run(tmp_path / "apart", "word_ptb", {2, 6}, 1500.0, interval=3).status == "ok"
 
 
 # --- metrics -----------------------------------------------------------------------------------------------------------
