@@ -131,8 +131,14 @@ def scale_banner(nb) -> str:
     return "```{warning}\nExecuted outside `sequnet run`: the scale of its numbers is unknown.\n```"
 
 
+# A notebook run once per dataset (the music one) gets the dataset's name in its title, so that its chapters
+# differ in the book's navigation.
+DATASET_TITLES = {"jsb": "JSB Chorales", "nottingham": "Nottingham", "muse": "MuseData", "piano_midi": "Piano-midi.de"}
+
+
 def with_banner(nb):
-    """Insert the scale banner right under the notebook's title (the first markdown cell's `# ` line)."""
+    """Insert the scale banner right under the notebook's title (the first markdown cell's `# ` line), and name
+    the dataset in the title when the notebook ran with a ``dataset`` parameter."""
     import nbformat
 
     banner = nbformat.v4.new_markdown_cell(scale_banner(nb))
@@ -141,6 +147,10 @@ def with_banner(nb):
         nb.cells.insert(0, banner)
         return nb
     title, _, rest = nb.cells[first].source.lstrip().partition("\n")
+    dataset = nb.metadata.get("papermill", {}).get("parameters", {}).get("dataset")
+    if title.startswith("# ") and isinstance(dataset, str):
+        title = f"{title}: {DATASET_TITLES.get(dataset, dataset)}"
+        nb.cells[first].source = "\n".join([title, rest])
     if title.startswith("# ") and rest.strip():
         nb.cells[first].source = title
         nb.cells.insert(first + 1, nbformat.v4.new_markdown_cell(rest.strip()))
@@ -226,8 +236,23 @@ def run_label(r: ResultRecord) -> str:
 
 
 def is_reproduction(r: ResultRecord) -> bool:
-    """A paper-scale run with the paper's preset unchanged (a shortened run, e.g. fewer epochs, is not one)."""
+    """A paper-scale run with the paper's preset unchanged (a changed run, e.g. fewer epochs, is not one)."""
     return r.scale == "paper" and "preset changed" not in r.notes
+
+
+def contended(r: ResultRecord) -> bool:
+    """Whether the run shared its GPU with other training processes (its record's notes say so): its time per
+    step then includes that contention and is no cost comparison."""
+    return "side by side" in r.notes
+
+
+def step_time(r: ResultRecord) -> str:
+    return fmt(r.time_per_step_s) + (" †" if contended(r) and r.time_per_step_s is not None else "")
+
+
+CONTENDED_NOTE = ("† Trained side by side with other runs on one GPU (CUDA MPS): the time per step includes that "
+                  "contention and is not a cost comparison; the training-step benchmark below gives uncontended "
+                  "costs, both models of a pair in one process.")
 
 
 def table1_section(records: list[ResultRecord]) -> list[str]:
@@ -245,7 +270,7 @@ def table1_section(records: list[ResultRecord]) -> list[str]:
         for r in (r for r in ours if (r.experiment, r.model) == (task, model)):
             mem = f"{r.peak_memory_mib:.1f} MiB" if r.peak_memory_mib is not None else "–"
             lines.append(head + f"| {run_label(r)} | {fmt(r.metrics.get('train'))} | {fmt(r.metrics.get('test'))} | "
-                                f"{fmt(r.time_per_step_s)} | {mem} |")
+                                f"{step_time(r)} | {mem} |")
     return lines
 
 
@@ -257,23 +282,25 @@ def preset_change(r: ResultRecord) -> str:
     return ""
 
 
-def shortened_section(records: list[ResultRecord]) -> list[str]:
-    """Paper-scale runs that changed the preset (fewer epochs, a shorter time budget): the paper's models and
-    data, but not its full training, so they sit beside Table 1 rather than in it, with the change named."""
+def changed_section(records: list[ResultRecord]) -> list[str]:
+    """Paper-scale runs that changed the preset (fewer epochs, a time budget, another learning rate or seed): the
+    paper's models and data, not its exact training, so they sit beside Table 1 rather than in it, with the change
+    named."""
     runs = [r for r in records if r.scale == "paper" and not is_reproduction(r)]
     if not runs:
         return []
-    lines = ["### Paper settings, shortened training", "",
-             "These runs use the paper's models, data and optimiser settings but trained less than the paper's "
-             "preset (the column *changed* says how; a record's notes say why). They are published with that gap "
-             "rather than left out.", "",
+    lines = ["### Paper settings, changed training", "",
+             "These runs use the paper's models and data but changed its training preset: fewer epochs, another "
+             "learning rate or another seed (the column *changed* says what; a record's notes say why). Some were "
+             "tried where a row misses its goal; all are published rather than left out.", "",
              "| Task | Model | Source | Changed | Train | Test | Time/step (s) | Peak memory |",
              "|---|---|---|---|---|---|---|---|"]
     for r in runs:
         mem = f"{r.peak_memory_mib:.1f} MiB" if r.peak_memory_mib is not None else "–"
+        valid = f" (valid {fmt(r.metrics.get('valid'))})" if r.metrics.get("test") is None else ""
         lines.append(f"| {TASK_NAMES.get(r.experiment, r.experiment)} | {model_name(r.experiment, r.model)} | "
                      f"{run_label(r)} | {preset_change(r)} | {fmt(r.metrics.get('train'))} | "
-                     f"{fmt(r.metrics.get('test'))} | {fmt(r.time_per_step_s)} | {mem} |")
+                     f"{fmt(r.metrics.get('test'))}{valid} | {step_time(r)} | {mem} |")
     return lines
 
 
@@ -293,8 +320,9 @@ def ratios_section(records: list[ResultRecord]) -> list[str]:
         for (t, model, device), r in newest.items():
             other = newest.get((t, base, device))
             if t == task and model == "sequnet" and other:
+                mark = " †" if contended(r) or contended(other) else ""
                 lines.append(f"| {TASK_NAMES[task]} | ours: **paper** scale, {device} | "
-                             f"{ratio(r.time_per_step_s, other.time_per_step_s)} | "
+                             f"{ratio(r.time_per_step_s, other.time_per_step_s)}{mark} | "
                              f"{ratio(r.peak_memory_mib, other.peak_memory_mib)} |")
     return lines
 
@@ -360,12 +388,15 @@ def reproduction_markdown(records: list[ResultRecord], sources: list[str]) -> st
         "than absolute figures across devices.", "",
         *table1_section(records), "",
         "\\* The paper measured the piano models' time and memory at batch size 2 instead of 16.", "",
-        *shortened_section(records), "",
+        CONTENDED_NOTE, "",
+        *changed_section(records), "",
         "### Seq-U-Net relative to its baseline", "",
         "Time per step and peak memory of Seq-U-Net divided by those of TCN (WaveNet for piano audio), measured "
         "on the same device: below 1 means Seq-U-Net is cheaper. Ratios travel across devices better than "
         "absolute figures.", "",
         *ratios_section(records), "",
+        "† At least one run of the pair trained side by side with others (see above); for cost ratios, read the "
+        "benchmark below.", "",
         *bench_section(), "",
     ]
     if not n_paper:

@@ -56,13 +56,28 @@ def test_reproduction_page_keeps_small_scale_numbers_out_of_table1():
     assert "| M-JSB | ours: **paper** scale, NVIDIA H200 |" not in ratios, "no TCN run on the H200 to divide by"
 
 
-def test_shortened_paper_runs_stand_beside_table1_with_their_change():
+def test_times_of_runs_that_shared_their_gpu_are_marked():
+    shared = dict(device="NVIDIA H200", notes="trained side by side with the TCN (2 processes under CUDA MPS)")
+    page = book.reproduction_markdown([record("paper", 8.1, time_per_step_s=0.005, **shared),
+                                       record("paper", 8.2, model="tcn", time_per_step_s=0.004, device="NVIDIA H200")],
+                                      ["results"])
+    table1, ratios = page.split("### Seq-U-Net relative to its baseline")
+    assert "| 8.100 | 0.005 † |" in table1 and "| 8.200 | 0.004 |" in table1 and book.CONTENDED_NOTE in table1
+    assert "| M-JSB | ours: **paper** scale, NVIDIA H200 | 1.25 † |" in ratios
+
+
+def test_changed_paper_runs_stand_beside_table1_with_their_change():
     short = record("paper", 8.3333, device="NVIDIA H200", notes="paper preset changed: epochs=61; best epoch 22")
-    page = book.reproduction_markdown([short, record("demo", 9.4444)], ["results"])
-    table1, rest = page.split("### Paper settings, shortened training")
-    shortened, small = rest.split("## Small-scale runs")
-    assert "8.333" not in table1, "a shortened run is not a reproduction"
-    assert "8.333" in shortened and "| epochs=61 |" in shortened
+    stopped = record("paper", None, device="NVIDIA H200", status="interrupted", date="2025-01-03T00:00:00+00:00",
+                     metrics={"train": None, "valid": 2.9692, "test": None},
+                     notes="stopped after epoch 92 of 100; paper preset changed: seed=1")
+    page = book.reproduction_markdown([short, stopped, record("demo", 9.4444)], ["results"])
+    table1, rest = page.split("### Paper settings, changed training")
+    changed, small = rest.split("## Small-scale runs")
+    assert "8.333" not in table1 and "2.969" not in table1, "a changed run is not a reproduction"
+    assert "8.333" in changed and "| epochs=61 |" in changed
+    # A run stopped before its test: its best validation score stands in the test column, marked as such.
+    assert "| seed=1 | – | – (valid 2.969) |" in changed and "**interrupted**" in changed
     assert "8.333" not in small and "9.444" in small
 
 
@@ -473,3 +488,17 @@ def test_screenshots(pages, browser, server):
         path = SCREENSHOTS / f"{label}.png"
         assert browser.save_screenshot(str(path)), f"could not write {path}"
         assert path.stat().st_size > 10_000, f"{path} looks empty"
+
+
+def test_a_notebook_run_per_dataset_names_its_dataset_in_the_title():
+    import nbformat
+
+    def notebook(**parameters):
+        nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# Polyphonic music modelling\n\nText.")])
+        nb.metadata["papermill"] = {"parameters": {"scale": "paper", **parameters}}
+        return book.with_banner(nb)
+
+    jsb = notebook(dataset="jsb")
+    assert jsb.cells[0].source == "# Polyphonic music modelling: JSB Chorales"
+    assert "paper's settings" in jsb.cells[1].source and jsb.cells[2].source == "Text."
+    assert notebook().cells[0].source == "# Polyphonic music modelling"
