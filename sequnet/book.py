@@ -150,7 +150,7 @@ def with_banner(nb):
     dataset = nb.metadata.get("papermill", {}).get("parameters", {}).get("dataset")
     if title.startswith("# ") and isinstance(dataset, str):
         title = f"{title}: {DATASET_TITLES.get(dataset, dataset)}"
-        nb.cells[first].source = "\n".join([title, rest])
+        nb.cells[first].source = title          # any text after it moves to a cell of its own below
     if title.startswith("# ") and rest.strip():
         nb.cells[first].source = title
         nb.cells.insert(first + 1, nbformat.v4.new_markdown_cell(rest.strip()))
