@@ -293,7 +293,7 @@ def listening_page_works_without_a_kernel(driver, report):
 
 
 # Collected inside the page: what loaded and what was typeset.
-PAGE_STATE = """
+PAGE_STATE = r"""
 const maths = [...document.querySelectorAll('.math')];
 return {
   images: [...document.images].map(i => ({src: i.currentSrc || i.src, width: i.naturalWidth})),
