@@ -246,6 +246,13 @@ def contended(r: ResultRecord) -> bool:
     return "side by side" in r.notes
 
 
+def params_label(n: int | None) -> str:
+    """A parameter count in the paper's style (5.9M, 522k), one digit more so that near-equal pairs differ."""
+    if not n:
+        return "–"
+    return f"{n / 1e6:.2f}M" if n >= 1e6 else f"{n / 1e3:.1f}k"
+
+
 def step_time(r: ResultRecord) -> str:
     return fmt(r.time_per_step_s) + (" †" if contended(r) and r.time_per_step_s is not None else "")
 
@@ -259,18 +266,19 @@ def table1_section(records: list[ResultRecord]) -> list[str]:
     """The paper's Table 1 rows, each followed by this companion's paper-scale records of the same experiment."""
     ours = [r for r in records if is_reproduction(r)]
     keys = list(PAPER_TABLE1) + sorted({(r.experiment, r.model) for r in ours} - set(PAPER_TABLE1))
-    lines = ["| Task | Model | Source | Train | Test | Time/step (s) | Peak memory |", "|---|---|---|---|---|---|---|"]
+    lines = ["| Task | Model | Source | Params | Train | Test | Time/step (s) | Peak memory |",
+             "|---|---|---|---|---|---|---|---|"]
     for task, model in keys:
         head = f"| {TASK_NAMES.get(task, task)} | {model_name(task, model)} "
         if (task, model) in PAPER_TABLE1:
             p = PAPER_TABLE1[task, model]
             star = "\\*" if task == "piano_audio" else ""   # measured at batch 2
-            lines.append(head + f"| **paper** (GTX 1080) | {p['train']:g} | {p['test']:g} | {p['time_s']:g}{star} | "
-                                f"{p['mem_mb']:g} MB{star} |")
+            lines.append(head + f"| **paper** (GTX 1080) | {p.get('params', '–')} | {p['train']:g} | {p['test']:g} | "
+                                f"{p['time_s']:g}{star} | {p['mem_mb']:g} MB{star} |")
         for r in (r for r in ours if (r.experiment, r.model) == (task, model)):
             mem = f"{r.peak_memory_mib:.1f} MiB" if r.peak_memory_mib is not None else "–"
-            lines.append(head + f"| {run_label(r)} | {fmt(r.metrics.get('train'))} | {fmt(r.metrics.get('test'))} | "
-                                f"{step_time(r)} | {mem} |")
+            lines.append(head + f"| {run_label(r)} | {params_label(r.params)} | {fmt(r.metrics.get('train'))} | "
+                                f"{fmt(r.metrics.get('test'))} | {step_time(r)} | {mem} |")
     return lines
 
 
@@ -293,13 +301,13 @@ def changed_section(records: list[ResultRecord]) -> list[str]:
              "These runs use the paper's models and data but changed its training preset: fewer epochs, another "
              "learning rate or another seed (the column *changed* says what; a record's notes say why). Some were "
              "tried where a row misses its goal; all are published rather than left out.", "",
-             "| Task | Model | Source | Changed | Train | Test | Time/step (s) | Peak memory |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| Task | Model | Source | Changed | Params | Train | Test | Time/step (s) | Peak memory |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for r in runs:
         mem = f"{r.peak_memory_mib:.1f} MiB" if r.peak_memory_mib is not None else "–"
         valid = f" (valid {fmt(r.metrics.get('valid'))})" if r.metrics.get("test") is None else ""
         lines.append(f"| {TASK_NAMES.get(r.experiment, r.experiment)} | {model_name(r.experiment, r.model)} | "
-                     f"{run_label(r)} | {preset_change(r)} | {fmt(r.metrics.get('train'))} | "
+                     f"{run_label(r)} | {preset_change(r)} | {params_label(r.params)} | {fmt(r.metrics.get('train'))} | "
                      f"{fmt(r.metrics.get('test'))}{valid} | {step_time(r)} | {mem} |")
     return lines
 

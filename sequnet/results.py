@@ -28,18 +28,19 @@ METRIC_UNITS = {
 }
 
 # The paper's Table 1 (train, test, time per step in s, peak memory in MB; GTX 1080, torch 1.2).
-# Piano rows were measured at batch 2 (the paper's footnote).
+# Piano rows were measured at batch 2 (the paper's footnote). ``params``: Table 3's printed parameter counts (the
+# paper prints none for the piano models).
 PAPER_TABLE1 = {
-    ("char_ptb", "tcn"): dict(train=1.066, test=1.31, time_s=0.0694, mem_mb=445.9),
-    ("char_ptb", "sequnet"): dict(train=1.08, test=1.30, time_s=0.0286, mem_mb=304.9),
-    ("word_ptb", "tcn"): dict(train=47.21, test=108.47, time_s=0.0480, mem_mb=580.5),
-    ("word_ptb", "sequnet"): dict(train=40.43, test=107.95, time_s=0.0234, mem_mb=382.1),
-    ("muse", "tcn"): dict(train=5.789, test=6.931, time_s=0.0059, mem_mb=108.5),
-    ("muse", "sequnet"): dict(train=5.794, test=6.969, time_s=0.0065, mem_mb=75.3),
-    ("nottingham", "tcn"): dict(train=1.409, test=2.783, time_s=0.0071, mem_mb=73.1),
-    ("nottingham", "sequnet"): dict(train=1.850, test=2.97, time_s=0.0067, mem_mb=52.5),
-    ("jsb", "tcn"): dict(train=6.178, test=8.154, time_s=0.0034, mem_mb=13.1),
-    ("jsb", "sequnet"): dict(train=6.151, test=8.173, time_s=0.0037, mem_mb=8.2),
+    ("char_ptb", "tcn"): dict(train=1.066, test=1.31, time_s=0.0694, mem_mb=445.9, params="5.9M"),
+    ("char_ptb", "sequnet"): dict(train=1.08, test=1.30, time_s=0.0286, mem_mb=304.9, params="5.9M"),
+    ("word_ptb", "tcn"): dict(train=47.21, test=108.47, time_s=0.0480, mem_mb=580.5, params="14.7M"),
+    ("word_ptb", "sequnet"): dict(train=40.43, test=107.95, time_s=0.0234, mem_mb=382.1, params="14.9M"),
+    ("muse", "tcn"): dict(train=5.789, test=6.931, time_s=0.0059, mem_mb=108.5, params="1.7M"),
+    ("muse", "sequnet"): dict(train=5.794, test=6.969, time_s=0.0065, mem_mb=75.3, params="1.7M"),
+    ("nottingham", "tcn"): dict(train=1.409, test=2.783, time_s=0.0071, mem_mb=73.1, params="1.7M"),
+    ("nottingham", "sequnet"): dict(train=1.850, test=2.97, time_s=0.0067, mem_mb=52.5, params="1.7M"),
+    ("jsb", "tcn"): dict(train=6.178, test=8.154, time_s=0.0034, mem_mb=13.1, params="534k"),
+    ("jsb", "sequnet"): dict(train=6.151, test=8.173, time_s=0.0037, mem_mb=8.2, params="522k"),
     ("piano_audio", "wavenet"): dict(train=1.76, test=1.88, time_s=1.4616, mem_mb=5294.0),
     ("piano_audio", "sequnet"): dict(train=1.83, test=1.93, time_s=0.3621, mem_mb=1514.0),
 }

@@ -49,6 +49,8 @@ def test_reproduction_page_keeps_small_scale_numbers_out_of_table1():
                                       ["results"])
     table1, small = page.split("## Small-scale runs")
     assert "8.222" in table1 and "NVIDIA H200" in table1 and "2025-01-02" in table1
+    # Parameters: Table 3's printed count beside the built model's.
+    assert "| **paper** (GTX 1080) | 522k | 6.151 |" in table1 and "@ `abc1234` | 521.9k | 6.000 |" in table1
     assert "11.11" not in table1, "a smoke number must never stand beside the paper's"
     assert "11.11" in small and "**smoke** scale" in small
     absolute, ratios = table1.split("### Seq-U-Net relative to its baseline")
@@ -77,7 +79,7 @@ def test_changed_paper_runs_stand_beside_table1_with_their_change():
     assert "8.333" not in table1 and "2.969" not in table1, "a changed run is not a reproduction"
     assert "8.333" in changed and "| epochs=61 |" in changed
     # A run stopped before its test: its best validation score stands in the test column, marked as such.
-    assert "| seed=1 | – | – (valid 2.969) |" in changed and "**interrupted**" in changed
+    assert "| seed=1 | 521.9k | – | – (valid 2.969) |" in changed and "**interrupted**" in changed
     assert "8.333" not in small and "9.444" in small
 
 
