@@ -17,11 +17,12 @@ ifneq ($(wildcard ../shared/data),)
 export SEQUNET_DATA_MIRROR := $(abspath ../shared/data)
 endif
 
-.PHONY: help venv book test unit-tests smoke-book browser-test screenshots chromium npm clean distclean
+.PHONY: help venv book test gpu-test unit-tests smoke-book browser-test screenshots chromium npm clean distclean
 
 help:
 	@echo "make book [SCALE=smoke|demo|paper|published]  run the notebooks and build book/_build/html"
 	@echo "make test                                      pytest, smoke notebooks, smoke book, browser test"
+	@echo "make gpu-test                                  on the GPU machine: every test, the GPU ones run (log in results/gpu-test/)"
 	@echo "make screenshots                               refresh book/screenshots/ from the built book"
 	@echo "make clean | distclean                         remove build outputs | also the venv and npm files"
 
@@ -65,6 +66,10 @@ smoke-book: $(STAMP) npm
 
 browser-test: $(STAMP) chromium
 	SEQUNET_BOOK_HTML=book/_build/html $(PY) -m pytest -m book
+
+# On the GPU machine (no venv there: its own python3 with torch and CUDA): every test, with the GPU ones running.
+gpu-test:
+	bash benchmarks/gpu_test.sh $(or $(LOG),results/gpu-test/gpu-test.log)
 
 # Committed screenshots of the introduction, the first chapter and the reproduction page, from the built book.
 screenshots: $(STAMP) chromium

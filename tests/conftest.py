@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -38,3 +39,29 @@ def data_mirror() -> Path:
 def data_root(_offline_data, data_mirror) -> Path:
     """The session's data root (files are copied into it from the mirror on first use)."""
     return Path(os.environ["SEQUNET_DATA"])
+
+
+@pytest.fixture
+def exact_float32():
+    """Full float32 convolutions and matrix products (no TF32), restored afterwards.
+
+    Plain assignment, not ``monkeypatch.setattr``: ``torch.backends.cuda.matmul`` is an object whose attributes
+    are properties, and on an H200 (torch 2.11, pytest 9.2) monkeypatch's teardown failed with "'cuBLASModule'
+    object has no attribute 'allow_tf32'"."""
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
+
+
+@pytest.fixture
+def default_tf32():
+    """The trainer's numerics: TF32 convolutions on (PyTorch's default), TF32 matrix products off."""
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = True, False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved

@@ -33,7 +33,12 @@ def test_mu_law_error_is_within_half_a_step():
 
     err = (audio.mu_law_decode(idx).double() - x64).abs()
     bound = (1 + MU * x64.abs()) * ((1 + MU) ** (1 / MU) - 1) / MU
-    assert bool((err <= bound * (1 + 1e-4) + 1e-6).all())
+    # The slack is float32's: encoding computes y in float32 (a couple of ulps, 2.4e-7), which can move a value
+    # that lies on a rounding midpoint to the neighbouring index; the expander's slope g' <= ln(256) 256/255 = 5.6
+    # turns that into up to 1.3e-6 in x, and decoding's exp adds a few ulps of 256/255.
+    # On the 2-core CPU machines the error stays within the bound; on the GPU machine's CPU it exceeded it by
+    # more than the 1e-6 allowed before. One index off would be 3.4e-5 even near silence.
+    assert bool((err <= bound * (1 + 1e-4) + 4e-6).all())
     assert float((err / bound).max()) > 0.99  # the bound is attained: it is the real one, not a loose one
     assert float(err.max()) < 0.0221
 

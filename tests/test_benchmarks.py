@@ -34,7 +34,8 @@ def test_table1_script_trains_then_reports_through_the_notebook(tmp_path, data_m
     import os
 
     env = dict(os.environ, TASKS="jsb", SCALE="smoke", DEVICE="cpu", MPS="0", PYTHON=sys.executable,
-               PYTHONPATH=str(REPO), SEQUNET_DATA_MIRROR=str(data_mirror), VARIANTS="jsb sequnet --lr 0.01; ")
+               PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+               SEQUNET_DATA_MIRROR=str(data_mirror), VARIANTS="jsb sequnet --lr 0.01; ")
     out, work = tmp_path / "out", tmp_path / "work"
     script = str(REPO / "benchmarks" / "table1_paper.sh")
     for mode in ("train", "report"):

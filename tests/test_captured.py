@@ -90,9 +90,7 @@ def _train_steps(setting, batches, graph: bool) -> dict[str, torch.Tensor]:
 
 @cuda
 @pytest.mark.parametrize("arch", ["tcn", "sequnet"])
-def test_graphed_training_equals_eager_training(arch, monkeypatch):
-    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
-    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
+def test_graphed_training_equals_eager_training(arch, exact_float32):
     setting = sequnet.paper_setting("char_ptb", arch).replace(hidden=32, emsize=16, dropout=0.0, emb_dropout=0.0)
     inputs, outputs = setting.input_output
     gen = torch.Generator().manual_seed(1)

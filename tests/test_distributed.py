@@ -42,12 +42,15 @@ def no_dropout(config):
     return config.replace(setting=config.setting.replace(dropout=0.0, emb_dropout=0.0))
 
 
+# device="cpu": these runs test gloo on the CPU, also on a GPU machine (where "auto" would give each rank a GPU of
+# its own, and a one-GPU machine has none for rank 1).
 def language(batch_size: int):
-    return no_dropout(resolve("char_ptb", "tcn", "smoke", batch_size=batch_size, epochs=2, eval_limit=3))
+    return no_dropout(resolve("char_ptb", "tcn", "smoke", batch_size=batch_size, epochs=2, eval_limit=3,
+                              device="cpu"))
 
 
 def music(**overrides):
-    return resolve("jsb", "sequnet", "smoke", epochs=2, **overrides)
+    return resolve("jsb", "sequnet", "smoke", epochs=2, device="cpu", **overrides)
 
 
 def jobs(tmp: Path) -> dict[str, dict]:
@@ -225,6 +228,17 @@ def test_cli_nproc_trains_in_two_processes(tmp_path, data_root):
     assert record.status == "ok" and record.config["world_size"] == 2
     assert all(math.isfinite(v) for v in record.metrics.values())
     assert load_checkpoint(tmp_path / "checkpoints" / "jsb_tcn.pt")["world_size"] == 2
+
+
+@pytest.mark.skipif(torch.cuda.device_count() < 2,
+                    reason=f"needs 2 CUDA GPUs for NCCL, {torch.cuda.device_count()} visible")
+def test_cli_nproc_trains_on_two_gpus_with_nccl(tmp_path, data_root):
+    out = subprocess.run([sys.executable, "-m", "sequnet", "train", "jsb", "tcn", "--scale", "smoke", "--nproc", "2",
+                          "--device", "cuda", "--epochs", "1", "--out", str(tmp_path)],
+                         capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr
+    record = ResultRecord.load(tmp_path / "records" / "jsb_tcn.json")
+    assert record.status == "ok" and record.config["world_size"] == 2 and "NVIDIA" in record.device
 
 
 def test_cli_nproc_rejects_nonsense(tmp_path, capsys):

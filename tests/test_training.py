@@ -40,7 +40,8 @@ def test_interrupted_and_resumed_run_equals_uninterrupted(tmp_path, data_root):
 
     assert resumed.record.status == whole.record.status == "ok"
     assert resumed.record.metrics == whole.record.metrics
-    strip = ("epoch_time_s", "step_time_median_s")
+    # the allocator's peak depends on what the process allocated before (on a GPU it differed by 0.04 MiB)
+    strip = ("epoch_time_s", "step_time_median_s", "peak_memory_mib")
     assert [{k: v for k, v in h.items() if k not in strip} for h in resumed.record.history] == \
         [{k: v for k, v in h.items() if k not in strip} for h in whole.record.history]
     for (name, a), (_, b) in zip(whole.model.state_dict().items(), resumed.model.state_dict().items()):
@@ -304,7 +305,9 @@ def test_cli_train_writes_a_valid_record(tmp_path, data_root):
     assert all(math.isfinite(v) for v in record.metrics.values())
     assert record.params == count_parameters(build_model(jsb_smoke().setting))
     assert record.receptive_field == paper_setting("jsb", "sequnet").receptive_field
-    assert record.time_per_step_s > 0 and record.device.startswith("cpu")
+    # the default device: the GPU where there is one (the GPU test suite runs this too), else the CPU
+    expected = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu ("
+    assert record.time_per_step_s > 0 and record.device.startswith(expected)
     assert len(record.history) == record.config["epochs"] == 2
     assert (tmp_path / "checkpoints" / "jsb_sequnet.pt").is_file()
 

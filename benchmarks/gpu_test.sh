@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# The GPU test suite: every test (pytest -m "not book") on the device machine, where the GPU tests run instead of
+# skipping, within one 10-minute command. `make gpu-test` calls it.
+#
+#   benchmarks/gpu_test.sh [LOG]          LOG defaults to results/gpu-test/gpu-test.log
+#
+# It fails at once without a CUDA GPU (a suite that skipped every GPU test would vouch for nothing). The machine
+# has no network: the wheels of shared/device-wheels come from .whl/ (installed into /tmp/site when papermill is
+# missing) and the data from SEQUNET_DATA_MIRROR, else the first of .devdata, ../shared/data that holds a
+# MANIFEST.md. The log starts with the GPU, the versions and the commit, and ends with pytest's summary; tests
+# that need more GPUs than are visible skip and say why (-rs lists them).
+set -uo pipefail
+log=${1:-results/gpu-test/gpu-test.log}
+mkdir -p "$(dirname "$log")"
+python=${PYTHON:-python3}
+"$python" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" || {
+    echo "gpu-test: no CUDA GPU visible to $python; run this on the GPU machine" >&2; exit 2; }
+if ! "$python" -c "import papermill, jupytext, soundfile, hyperopt" 2>/dev/null; then
+    ls .whl/*.whl >/dev/null 2>&1 || { echo "gpu-test: papermill is missing and there is no .whl/ wheelhouse" \
+        "(a copy of shared/device-wheels)" >&2; exit 2; }
+    "$python" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
+        .whl/*.whl || exit 2
+    export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
+fi
+export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
+if [ -z "${SEQUNET_DATA_MIRROR:-}" ]; then
+    for d in .devdata ../shared/data; do
+        if [ -f "$d/MANIFEST.md" ]; then export SEQUNET_DATA_MIRROR=$(cd "$d" && pwd); break; fi
+    done
+fi
+{
+    echo "# GPU test suite, $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+    echo "# commit ${SEQUNET_GIT_COMMIT:-$(git rev-parse HEAD 2>/dev/null || echo unknown)}"
+    "$python" - <<'PY'
+import platform, torch, pytest
+print(f"# {torch.cuda.get_device_name(0)} x {torch.cuda.device_count()}, torch {torch.__version__}, "
+      f"cuDNN {torch.backends.cudnn.version()}, Python {platform.python_version()}, pytest {pytest.__version__}")
+PY
+    echo "# command: pytest -m 'not book' -rs -p no:cacheprovider"
+} > "$log"
+start=$SECONDS
+# The checkout's and the wheelhouse's absolute paths are this machine's: the committed log shows them relative.
+"$python" -m pytest -m "not book" -rs -p no:cacheprovider -o console_output_style=classic 2>&1 \
+    | sed -u -e "s#$PWD/##g" -e "s#$PWD#.#g" -e "s#/tmp/site/#site-packages/#g" | tee -a "$log"
+status=${PIPESTATUS[0]}
+echo "# pytest exit status $status after $((SECONDS - start)) s" | tee -a "$log"
+exit "$status"
