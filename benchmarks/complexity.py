@@ -7,7 +7,7 @@ sweeps, both models in the same process on the same device:
 * depth: a fixed input of 131072 samples, Seq-U-Net L = 2..11 against WaveNet with the matching receptive field.
 
 Per point: the analytic activation counts, the tensors saved for backward (counted, per sequence), and a full
-training step's synchronised median time and peak allocated memory (``sequnet.complexity.time_training_step``,
+training step's synchronised median time and peak allocated memory (``sequnet.analysis.complexity.time_training_step``,
 the same loop as ``benchmarks/training.py``). The notebook ``notebooks/complexity.md`` plots the JSON when it is
 committed as ``results/bench/complexity*.json``.
 
@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from sequnet import complexity  # noqa: E402
+from sequnet.analysis import complexity  # noqa: E402
 
 
 def table(rows) -> str:

@@ -36,9 +36,9 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import sequnet  # noqa: E402
-from sequnet import distributed  # noqa: E402
-from sequnet.complexity import run_metadata  # noqa: E402
-from sequnet.scales import resolve_device  # noqa: E402
+from sequnet.experiment import distributed  # noqa: E402
+from sequnet.analysis.complexity import run_metadata  # noqa: E402
+from sequnet.experiment.scales import resolve_device  # noqa: E402
 
 WORKLOADS = {"piano_audio/sequnet": 16, "char_ptb/tcn": 16}   # name -> batch per process
 

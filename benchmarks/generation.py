@@ -26,8 +26,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import sequnet  # noqa: E402
-from sequnet.generation import init_state, kernels  # noqa: E402
-from sequnet.models import OneHotModel, ResSeqUNet, ResSeqUNetConfig, WaveNet, WaveNetConfig  # noqa: E402
+from sequnet.core.generation import init_state, kernels  # noqa: E402
+from sequnet.core.models import OneHotModel, ResSeqUNet, ResSeqUNetConfig, WaveNet, WaveNetConfig  # noqa: E402
 
 OFFICIAL_BATCH1 = {"sequnet": 327.0, "wavenet": 87.0}      # samples/s, official code on an H200 (DESIGN.md 7)
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}

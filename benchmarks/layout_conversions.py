@@ -15,8 +15,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import sequnet  # noqa: E402
-from sequnet.complexity import layout_conversions, run_metadata  # noqa: E402
-from sequnet.models import use_channels_last, use_fused_gate  # noqa: E402
+from sequnet.analysis.complexity import layout_conversions, run_metadata  # noqa: E402
+from sequnet.core.models import use_channels_last, use_fused_gate  # noqa: E402
 
 
 def piano_batch(batch: int, device: torch.device):

@@ -60,8 +60,8 @@ train)
     pids=()
     for task in $tasks; do
         for arch in tcn sequnet; do
-            # sequnet.train_cli loads only what training needs (no soundfile on GPU images)
-            "$python" -m sequnet.train_cli train "$task" "$arch" --scale "$scale" --device "$device" --out "$work" \
+            # sequnet.experiment.cli loads only what training needs (no soundfile on GPU images)
+            "$python" -m sequnet.experiment.cli train "$task" "$arch" --scale "$scale" --device "$device" --out "$work" \
                 --resume --no-progress "${extra[@]}" >>"$out/${task}_$arch.log" 2>&1 &
             pids+=($!)
         done
@@ -71,7 +71,7 @@ train)
         read -ra words <<<"$variant"
         [ ${#words[@]} = 0 ] && continue
         n=$((n + 1))
-        "$python" -m sequnet.train_cli train "${words[@]:0:2}" --scale "$scale" --device "$device" \
+        "$python" -m sequnet.experiment.cli train "${words[@]:0:2}" --scale "$scale" --device "$device" \
             --out "$work/variant-$n" --resume --no-progress "${extra[@]}" "${words[@]:2}" \
             >>"$out/${words[0]}_${words[1]}.variant-$n.log" 2>&1 &
         pids+=($!)

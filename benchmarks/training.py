@@ -14,8 +14,8 @@ frames), as the paper trains one sequence at a time. Piano is measured at batch 
 
 ``--channels-last`` and ``--fused-gate`` switch the audio models' speed-ups on (``on``, the flag alone), off
 (the default) or measure both (``both``): channels-last activations for both audio models
-(``sequnet.models.use_channels_last``), the fused gated residual for the residual Seq-U-Net
-(``sequnet.models.use_fused_gate``). Every row records the switches its model ran with; a measurement that a
+(``sequnet.core.models.use_channels_last``), the fused gated residual for the residual Seq-U-Net
+(``sequnet.core.models.use_fused_gate``). Every row records the switches its model ran with; a measurement that a
 switch does not change (the WaveNet with the fused gate) is taken once.
 """
 from __future__ import annotations
@@ -30,9 +30,10 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import sequnet  # noqa: E402
-from sequnet.complexity import run_metadata, time_training_step, training_step  # noqa: E402
-from sequnet.models import use_channels_last, use_fused_gate  # noqa: E402
-from sequnet.results import PAPER_TABLE1  # noqa: E402
+from sequnet.core.configs import baseline_arch  # noqa: E402
+from sequnet.analysis.complexity import run_metadata, time_training_step, training_step  # noqa: E402
+from sequnet.core.models import use_channels_last, use_fused_gate  # noqa: E402
+from sequnet.experiment.records import PAPER_TABLE1  # noqa: E402
 
 MUSIC_MEAN_LENGTH = {"jsb": 60, "nottingham": 254, "muse": 468, "piano_midi": 873}
 PAIRS = {
@@ -72,7 +73,7 @@ def loss_fn(setting, logits, target):
 
 class OneHotInput(torch.nn.Module):
     """An audio model fed one-hot channels, as before its first convolution became a weight lookup
-    (``sequnet.models.layers.input_conv``): the same parameters and result, for timing the two input paths."""
+    (``sequnet.core.models.layers.input_conv``): the same parameters and result, for timing the two input paths."""
 
     def __init__(self, model):
         super().__init__()
@@ -195,7 +196,7 @@ def table(rows) -> str:
     for r in rows:
         paper_t = paper_m = ""
         if r["arch"] == "sequnet" and (r["task"], "sequnet") in PAPER_TABLE1:
-            base = "wavenet" if r["task"] == "piano_audio" else "tcn"
+            base = baseline_arch(r["task"])
             p, q = PAPER_TABLE1[r["task"], "sequnet"], PAPER_TABLE1[r["task"], base]
             paper_t, paper_m = f"{p['time_s'] / q['time_s']:.2f}", f"{p['mem_mb'] / q['mem_mb']:.2f}"
         mem = f"{r['peak_memory_mib']:.1f}" if r["peak_memory_mib"] else "-"

@@ -1,7 +1,7 @@
 """Seq-U-Net companion: the paper's models, step-wise generation, data, training and result records."""
-from sequnet.configs import ARCHS, TASKS, build_model, count_parameters, paper_model, paper_setting
-from sequnet.generation import generate
-from sequnet.models import (ResSeqUNet, ResSeqUNetConfig, SeqUNet, SeqUNetConfig, TCN, TCNConfig, WaveNet,
+from sequnet.core.configs import ARCHS, TASKS, build_model, count_parameters, paper_model, paper_setting
+from sequnet.core.generation import generate
+from sequnet.core.models import (ResSeqUNet, ResSeqUNetConfig, SeqUNet, SeqUNetConfig, TCN, TCNConfig, WaveNet,
                             WaveNetConfig)
 
 __version__ = "0.1.0"

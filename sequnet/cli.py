@@ -11,10 +11,10 @@ import sys
 
 # Modules that contribute sub-commands, in the order they appear in --help.
 COMMAND_MODULES = [
-    "sequnet.info",
+    "sequnet.publish.info",
     "sequnet.data.cli",
-    "sequnet.train_cli",
-    "sequnet.runner",
+    "sequnet.experiment.cli",
+    "sequnet.publish.runner",
 ]
 
 

@@ -24,8 +24,10 @@ from urllib.parse import urlparse
 import nbformat
 import pytest
 
-from sequnet import book, runner
-from sequnet.results import ResultRecord
+from sequnet.publish import book
+
+from sequnet.publish import runner
+from sequnet.experiment.records import ResultRecord
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
@@ -268,7 +270,7 @@ def listening_page_works_without_a_kernel(driver, report):
 
     from selenium.webdriver.common.by import By
 
-    from sequnet import listening
+    from sequnet.analysis import listening
 
     roots = driver.find_elements(By.CSS_SELECTOR, ".listening-test")
     if not roots:

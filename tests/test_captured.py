@@ -9,9 +9,9 @@ import torch
 import torch.nn.functional as F
 
 import sequnet
-from sequnet import training
-from sequnet.captured import CapturedStep, make_capturable
-from sequnet.scales import resolve
+from sequnet.experiment import training
+from sequnet.experiment.captured import CapturedStep, make_capturable
+from sequnet.experiment.scales import resolve
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -63,7 +63,7 @@ def test_cuda_graphs_override_is_checked_and_not_a_deviation():
         resolve("char_ptb", "tcn", "smoke", cuda_graphs="yes")
     config = resolve("char_ptb", "tcn", "paper", cuda_graphs=False)
     assert config.cuda_graphs is False
-    assert "cuda_graphs" not in sequnet.scales.deviations(config)
+    assert "cuda_graphs" not in sequnet.experiment.scales.deviations(config)
 
 
 def _train_steps(setting, batches, graph: bool) -> dict[str, torch.Tensor]:

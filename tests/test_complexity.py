@@ -5,9 +5,9 @@ import weakref
 import pytest
 import torch
 
-from sequnet import complexity as C
-from sequnet import sizes
-from sequnet.models import ResSeqUNet, ResSeqUNetConfig, SeqUNet, SeqUNetConfig, TCN, TCNConfig, WaveNet, WaveNetConfig
+from sequnet.analysis import complexity as C
+from sequnet.core import sizes
+from sequnet.core.models import ResSeqUNet, ResSeqUNetConfig, SeqUNet, SeqUNetConfig, TCN, TCNConfig, WaveNet, WaveNetConfig
 
 SMALL = C.AudioModels(features=4, wavenet_channels=4, skip_channels=8, end_channels=8, classes=8)
 
@@ -135,7 +135,7 @@ def test_levels_per_step(levels):
 
 @pytest.mark.parametrize("levels", [2, 3, 5])
 def test_generator_counters_follow_the_clock(levels):
-    pytest.importorskip("sequnet.generation")
+    pytest.importorskip("sequnet.core.generation")
     cycle = 2 ** (levels - 1)
     r = C.measured_generation_counts(SMALL.sequnet(levels), 2 * cycle + 1)   # the first sample needs no step
     assert r["steps"] == 2 * cycle

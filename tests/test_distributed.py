@@ -26,12 +26,14 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from sequnet import build_model, distributed, paper_setting
-from sequnet.configs import ARCHS, TASKS
-from sequnet.results import ResultRecord
-from sequnet.scales import resolve
-from sequnet.tasks import make_task
-from sequnet.training import load_checkpoint, train
+from sequnet import build_model, paper_setting
+
+from sequnet.experiment import distributed
+from sequnet.core.configs import ARCHS, TASKS
+from sequnet.experiment.records import ResultRecord
+from sequnet.experiment.scales import resolve
+from sequnet.experiment.tasks import make_task
+from sequnet.experiment.training import load_checkpoint, train
 
 REPO = Path(__file__).resolve().parents[1]
 WORLD = 2
@@ -261,7 +263,7 @@ def test_scaling_benchmark_runs_on_the_cpu(tmp_path):
 # --- the batch runner spreads notebooks over GPUs --------------------------------------------------------------------
 
 def test_runner_spreads_notebooks_one_per_gpu(tmp_path):
-    from sequnet import runner
+    from sequnet.publish import runner
 
     names = ["models", "char_ptb", "piano_audio", "listening_test", "zeta"]
     sources = [tmp_path / f"{n}.md" for n in names]
@@ -287,7 +289,7 @@ def test_runner_spreads_notebooks_one_per_gpu(tmp_path):
 
 
 def test_runner_gpu_list_follows_cuda_visible_devices(monkeypatch):
-    from sequnet import runner
+    from sequnet.publish import runner
 
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,7,9")
     assert runner.gpu_ids(2) == ["2", "7"]

@@ -10,13 +10,13 @@ import pytest
 import torch
 
 import sequnet
-from sequnet.models import OneHotModel, ResSeqUNet, ResSeqUNetConfig, WaveNet, WaveNetConfig
-from sequnet.models.fused_gate import _time_major as _is_time_major
-from sequnet.models.fused_gate import gated_residual, use_fused_gate
-from sequnet.models.layers import (autocast_dtype, crop_front, gate, input_conv, to_channels_last,
+from sequnet.core.models import OneHotModel, ResSeqUNet, ResSeqUNetConfig, WaveNet, WaveNetConfig
+from sequnet.core.models.fused_gate import _time_major as _is_time_major
+from sequnet.core.models.fused_gate import gated_residual, use_fused_gate
+from sequnet.core.models.layers import (autocast_dtype, crop_front, gate, input_conv, to_channels_last,
                                    use_channels_last)
-from sequnet.models.sequnet_res import GatedLayer
-from sequnet.models.wavenet import WaveNetLayer
+from sequnet.core.models.sequnet_res import GatedLayer
+from sequnet.core.models.wavenet import WaveNetLayer
 
 
 def test_lookup_returns_the_autocast_dtype_rounded_once():
@@ -280,7 +280,7 @@ def test_residual_chain_stays_in_the_autocast_dtype(switches):
 
 
 def test_generation_from_a_switched_model_is_unchanged():
-    from sequnet.generation import init_state, minimal_window
+    from sequnet.core.generation import init_state, minimal_window
 
     model, twin = _switched_copies(_resnet, use_channels_last, use_fused_gate)
     g = torch.Generator().manual_seed(4)
@@ -293,8 +293,8 @@ def test_generation_from_a_switched_model_is_unchanged():
 
 
 def test_trainer_switches_only_audio_models_on_a_gpu():
-    from sequnet import training
-    from sequnet.scales import deviations, resolve
+    from sequnet.experiment import training
+    from sequnet.experiment.scales import deviations, resolve
 
     gpu, cpu = torch.device("cuda"), torch.device("cpu")
     piano = resolve("piano_audio", "sequnet", "smoke", device="cpu")
@@ -315,7 +315,7 @@ def test_trainer_switches_only_audio_models_on_a_gpu():
 
 
 def test_cli_passes_fast_kernels_on():
-    from sequnet import train_cli
+    from sequnet.experiment import cli as train_cli
     from sequnet.cli import build_parser
 
     args = build_parser().parse_args(["train", "piano_audio", "sequnet", "--no-fast-kernels", "--nproc", "2"])

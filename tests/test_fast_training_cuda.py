@@ -10,10 +10,10 @@ import torch
 import torch.nn.functional as F
 
 import sequnet
-from sequnet.complexity import layout_conversions, training_step
-from sequnet.models import fused_gate, use_channels_last, use_fused_gate
-from sequnet.models.layers import to_channels_last
-from sequnet.triton_guard import use_triton
+from sequnet.analysis.complexity import layout_conversions, training_step
+from sequnet.core.models import fused_gate, use_channels_last, use_fused_gate
+from sequnet.core.models.layers import to_channels_last
+from sequnet.core.triton_guard import use_triton
 from test_fast_training import _is_time_major, _layout_probe, _resnet
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -158,8 +158,8 @@ def test_captured_training_step_with_the_switches_equals_eager(bf16, exact_float
 
 
 def test_trainer_trains_the_audio_models_with_the_switches(tmp_path):
-    from sequnet import training
-    from sequnet.scales import resolve
+    from sequnet.experiment import training
+    from sequnet.experiment.scales import resolve
 
     config = resolve("piano_audio", "sequnet", "smoke", device="cuda", epochs=1, max_steps_per_epoch=6)
     model, _ = training.build(config, CUDA)

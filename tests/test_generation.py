@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from sequnet.generation import generate, init_state, minimal_window
-from sequnet.models import (OneHotModel, ResSeqUNet, ResSeqUNetConfig, SeqUNet, SeqUNetConfig, TokenModel, WaveNet,
+from sequnet.core.generation import generate, init_state, minimal_window
+from sequnet.core.models import (OneHotModel, ResSeqUNet, ResSeqUNetConfig, SeqUNet, SeqUNetConfig, TokenModel, WaveNet,
                             WaveNetConfig)
 
 REPO = Path(__file__).resolve().parents[1]

@@ -20,7 +20,7 @@ import pytest
 
 matplotlib.use("Agg")
 
-from sequnet import listening as L  # noqa: E402
+from sequnet.analysis import listening as L  # noqa: E402
 
 SR = 8000
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")

@@ -8,10 +8,10 @@ import torch
 from torch.nn.utils import parametrize
 
 import sequnet
-from sequnet import sizes
-from sequnet.models import (LengthError, ResSeqUNet, ResSeqUNetConfig, SeqUNet, SeqUNetConfig, TCN, TCNConfig,
+from sequnet.core import sizes
+from sequnet.core.models import (LengthError, ResSeqUNet, ResSeqUNetConfig, SeqUNet, SeqUNetConfig, TCN, TCNConfig,
                             WaveNet, WaveNetConfig)
-from sequnet.probe import receptive_fields
+from probe import receptive_fields
 
 PARAMS = {
     ("char_ptb", "sequnet"): 5_905_139, ("char_ptb", "tcn"): 5_923_249,
@@ -189,7 +189,7 @@ def test_cli_info_json_and_unknown_names():
 
 @pytest.mark.parametrize("k", [1, 2, 5])
 def test_one_hot_lookup_equals_the_convolution_of_one_hot_inputs(k):
-    from sequnet.models.layers import input_conv
+    from sequnet.core.models.layers import input_conv
 
     torch.manual_seed(0)
     conv = torch.nn.Conv1d(256, 24, k).double()

@@ -13,10 +13,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from sequnet import build_model, count_parameters, paper_setting
-from sequnet.results import ResultRecord
-from sequnet.scales import resolve, resolve_generation
-from sequnet.tasks import make_task
-from sequnet.training import train
+from sequnet.experiment.records import ResultRecord
+from sequnet.experiment.scales import resolve, resolve_generation
+from sequnet.experiment.tasks import make_task
+from sequnet.experiment.training import train
 
 
 class Uniform(nn.Module):

@@ -8,7 +8,7 @@ import torch
 
 matplotlib.use("Agg")
 
-from sequnet import stability  # noqa: E402
+from sequnet.analysis import stability  # noqa: E402
 from sequnet.data.audio import mu_law_decode, mu_law_encode  # noqa: E402
 
 SR = 16000

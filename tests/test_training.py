@@ -13,11 +13,12 @@ import torch.nn as nn
 
 from sequnet import build_model, count_parameters, paper_setting
 from sequnet.data import text as text_data
-from sequnet.hpo import SPACE, search
-from sequnet.results import ResultRecord
-from sequnet.scales import PRESETS, resolve
-from sequnet.tasks import LanguageTask, bits_per_character, frame_nll, make_task, perplexity
-from sequnet.training import LRRule, checkpoint_in, load_checkpoint, lr_schedule, train
+from sequnet.experiment.hpo import SPACE, search
+from sequnet.experiment.records import ResultRecord
+from sequnet.experiment.presets import PRESETS
+from sequnet.experiment.scales import resolve
+from sequnet.experiment.tasks import LanguageTask, bits_per_character, frame_nll, make_task, perplexity
+from sequnet.experiment.training import LRRule, checkpoint_in, load_checkpoint, lr_schedule, train
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -277,7 +278,7 @@ def test_hpo_smoke_three_trials(data_root):
 
 
 def test_hpo_counts_diverged_trials_as_failures(data_root, monkeypatch):
-    import sequnet.hpo as hpo
+    import sequnet.experiment.hpo as hpo
     real_train, calls = hpo.train, []
 
     def flaky(config, **kwargs):
@@ -331,7 +332,7 @@ def test_cli_hpo_writes_its_trials(tmp_path, data_root, capsys):
 
 
 def test_checkpoint_in_names_the_train_commands_checkpoint():
-    from sequnet.scales import resolve
+    from sequnet.experiment.scales import resolve
 
     config = resolve("nottingham", "tcn", "smoke")
     assert checkpoint_in(None, config) is None

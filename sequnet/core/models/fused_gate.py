@@ -23,8 +23,8 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from sequnet.models.layers import set_switch
-from sequnet.triton_guard import tl, triton, use_triton
+from sequnet.core.models.layers import set_switch
+from sequnet.core.triton_guard import tl, triton, use_triton
 
 _BC, _BT = 32, 64                       # channels x time per Triton program
 

@@ -16,7 +16,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-SCALES = ("smoke", "demo", "paper")
+from sequnet.experiment.presets import SCALE_NAMES
+
 METRIC_UNITS = {
     "char_ptb": "bpc",
     "word_ptb": "perplexity",
@@ -69,8 +70,8 @@ class ResultRecord:
     host: str = ""
 
     def __post_init__(self):
-        if self.scale not in SCALES:
-            raise ValueError(f"scale={self.scale!r} is not one of {SCALES}")
+        if self.scale not in SCALE_NAMES:
+            raise ValueError(f"scale={self.scale!r} is not one of {SCALE_NAMES}")
         import torch
         self.torch = self.torch or torch.__version__
         self.git_commit = self.git_commit or git_commit()

@@ -18,14 +18,20 @@ from dataclasses import dataclass
 
 import torch.nn as nn
 
-from sequnet import sizes
-from sequnet.models import (ResSeqUNet, ResSeqUNetConfig, SeqUNet, SeqUNetConfig, TCN, TCNConfig, WaveNet,
+from sequnet.core import sizes
+from sequnet.core.models import (ResSeqUNet, ResSeqUNetConfig, SeqUNet, SeqUNetConfig, TCN, TCNConfig, WaveNet,
                             WaveNetConfig)
-from sequnet.models.layers import OneHotModel, TokenModel
+from sequnet.core.models.layers import OneHotModel, TokenModel
 
 TASKS = ("char_ptb", "word_ptb", "jsb", "nottingham", "muse", "piano_midi", "piano_audio")
 ARCHS = {task: ("sequnet", "tcn") for task in TASKS} | {"piano_audio": ("sequnet", "wavenet")}
 MUSIC_TASKS = ("jsb", "nottingham", "muse", "piano_midi")
+ARCH_LABELS = {"tcn": "TCN", "sequnet": "Seq-U-Net", "wavenet": "WaveNet"}
+
+
+def baseline_arch(task: str) -> str:
+    """The model the paper compares the Seq-U-Net with on ``task``: WaveNet on raw audio, the TCN otherwise."""
+    return next(a for a in ARCHS[task] if a != "sequnet")
 
 
 @dataclass

@@ -14,7 +14,7 @@ another's output (``AFTER``) starts once that one has ended. Without a GPU they 
 The kernel's working directory is ``<out>`` and the runner injects ``out_dir = "<name>"``. A path under
 ``out_dir`` is therefore also a path relative to the executed notebook, so an ``<audio src=...>`` a notebook
 writes that way plays in Jupyter and, once ``sequnet book`` has copied ``<out>/<name>/`` beside the page, in the
-book (see :func:`sequnet.book.audio_player`).
+book (see :func:`sequnet.publish.book.audio_player`).
 """
 from __future__ import annotations
 
@@ -28,9 +28,9 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Callable
 
-from sequnet.results import SCALES
+from sequnet.experiment.presets import SCALE_NAMES, SCALES, help_text
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 NOTEBOOKS = REPO / "notebooks"
 
 # Order of execution and of the book's chapters; notebooks not listed follow in alphabetical order.
@@ -44,13 +44,6 @@ class Limits:
     notebook_s: int   # wall clock for the whole papermill process, kernel start-up included
 
 
-# A cell that runs past its limit is almost always the nbclient hang (upstream nbclient#312), not real work,
-# so the limits sit well above what each scale needs. Paper-scale cells train for hours on a GPU.
-LIMITS = {
-    "smoke": Limits(cell_s=300, notebook_s=900),
-    "demo": Limits(cell_s=1800, notebook_s=3600),
-    "paper": Limits(cell_s=12 * 3600, notebook_s=48 * 3600),
-}
 RESERVED_PARAMETERS = {"scale": "--scale", "out_dir": "--out"}
 # Notebooks that read another notebook's output start only after it has ended (when both run).
 AFTER = {"listening_test": ("piano_audio",)}
@@ -302,7 +295,7 @@ def run(args) -> int:
     selected = [available[n] for n in available if not args.only or n in args.only]
     out = Path(args.out or REPO / "build" / args.scale).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    limits = Limits(args.cell_timeout or LIMITS[args.scale].cell_s, args.timeout or LIMITS[args.scale].notebook_s)
+    limits = Limits(args.cell_timeout or SCALES[args.scale].cell_s, args.timeout or SCALES[args.scale].notebook_s)
     try:
         gpus = _gpus(args.gpus)
     except ValueError as e:
@@ -334,7 +327,7 @@ def run(args) -> int:
 
 
 def build_book_command(args) -> int:
-    from sequnet import book
+    from sequnet.publish import book
 
     return book.main(Path(args.source), strict=args.strict)
 
@@ -343,16 +336,15 @@ def register(sub) -> None:
     p = sub.add_parser("run", help="execute the notebooks with papermill at one scale",
                        description="Execute notebooks/*.md with papermill at one scale; executed notebooks go to "
                                    "OUT/<name>.ipynb, their files to OUT/<name>/. Exit code 0 only if all passed.")
-    p.add_argument("--scale", choices=SCALES, default="demo", help="smoke (seconds, CI), demo (CPU, minutes), "
-                                                                   "paper (the paper's settings, GPU)")
+    p.add_argument("--scale", choices=SCALE_NAMES, default="demo", help=help_text())
     p.add_argument("--only", nargs="+", metavar="NAME", help="run only these notebooks (names without .md)")
     p.add_argument("--out", metavar="DIR", help="output folder (default: build/<scale>)")
     p.add_argument("-p", "--parameter", nargs=2, action="append", metavar=("KEY", "VALUE"),
                    help="set a notebook parameter in every notebook (papermill -p; numbers and True/False are typed)")
     p.add_argument("--cell-timeout", type=int, metavar="S", help="seconds one cell may run (default by scale: "
-                   + ", ".join(f"{s} {lim.cell_s}" for s, lim in LIMITS.items()) + ")")
+                   + ", ".join(f"{s.name} {s.cell_s}" for s in SCALES.values()) + ")")
     p.add_argument("--timeout", type=int, metavar="S", help="seconds one notebook may run (default by scale: "
-                   + ", ".join(f"{s} {lim.notebook_s}" for s, lim in LIMITS.items()) + ")")
+                   + ", ".join(f"{s.name} {s.notebook_s}" for s in SCALES.values()) + ")")
     p.add_argument("--gpus", type=int, metavar="N",
                    help="run notebooks side by side, one per GPU, on the first N visible GPUs (default: all "
                         "visible; 0 or no GPU: one after the other)")

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
-from sequnet import sizes
-from sequnet.models.fused_gate import gated_residual
-from sequnet.models.layers import (Conv1d, ConvTranspose1d, LengthError, cat_channels, crop_front, gate, input_conv,
+from sequnet.core import sizes
+from sequnet.core.models.fused_gate import gated_residual
+from sequnet.core.models.layers import (Conv1d, ConvTranspose1d, LengthError, cat_channels, crop_front, gate, input_conv,
                                    nearest_allowed, time_slice, to_channels_last)
 
 
@@ -43,8 +43,8 @@ class GatedLayer(nn.Module):
     """One gated residual layer. Filter and gate share one convolution with 2 * n_out output channels, which has
     exactly the parameters of the official two convolutions and runs as a single kernel."""
 
-    channels_last = False              # see sequnet.models.layers.use_channels_last
-    fused_gate = False                 # see sequnet.models.fused_gate.use_fused_gate
+    channels_last = False              # see sequnet.core.models.layers.use_channels_last
+    fused_gate = False                 # see sequnet.core.models.fused_gate.use_fused_gate
 
     def __init__(self, n_in: int, n_out: int, k: int, stride: int = 1, transpose: bool = False):
         super().__init__()
@@ -88,7 +88,7 @@ class GatedLayer(nn.Module):
 
 class ResSeqUNet(nn.Module):
     takes_ids = True                   # forward also takes (batch, T) integer ids for one-hot inputs
-    channels_last = False              # see sequnet.models.layers.use_channels_last
+    channels_last = False              # see sequnet.core.models.layers.use_channels_last
 
     def __init__(self, config: ResSeqUNetConfig):
         super().__init__()

@@ -20,14 +20,14 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from sequnet import sizes
-from sequnet.generation.sequnet_state import SeqUNetState
-from sequnet.generation.state import InferenceState, prime_window
-from sequnet.generation.wavenet_state import WaveNetState
-from sequnet.models.layers import OneHotModel, TokenModel
-from sequnet.models.sequnet import SeqUNet
-from sequnet.models.sequnet_res import ResSeqUNet
-from sequnet.models.wavenet import WaveNet
+from sequnet.core import sizes
+from sequnet.core.generation.sequnet_state import SeqUNetState
+from sequnet.core.generation.state import InferenceState, prime_window
+from sequnet.core.generation.wavenet_state import WaveNetState
+from sequnet.core.models.layers import OneHotModel, TokenModel
+from sequnet.core.models.sequnet import SeqUNet
+from sequnet.core.models.sequnet_res import ResSeqUNet
+from sequnet.core.models.wavenet import WaveNet
 
 __all__ = ["generate", "init_state", "minimal_window", "default_pad_id", "InferenceState", "SeqUNetState",
            "WaveNetState"]

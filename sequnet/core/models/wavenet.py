@@ -16,8 +16,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from sequnet import sizes
-from sequnet.models.layers import (Conv1d, LengthError, crop_front, gate, input_conv, split_channels,
+from sequnet.core import sizes
+from sequnet.core.models.layers import (Conv1d, LengthError, crop_front, gate, input_conv, split_channels,
                                    to_channels_last)
 
 
@@ -38,7 +38,7 @@ class WaveNetConfig:
 
 
 class WaveNetLayer(nn.Module):
-    channels_last = False              # see sequnet.models.layers.use_channels_last
+    channels_last = False              # see sequnet.core.models.layers.use_channels_last
 
     def __init__(self, channels: int, skip: int, k: int, dilation: int):
         super().__init__()
@@ -59,7 +59,7 @@ class WaveNetLayer(nn.Module):
 
 class WaveNet(nn.Module):
     takes_ids = True                   # forward also takes (batch, T) integer ids for one-hot inputs
-    channels_last = False              # see sequnet.models.layers.use_channels_last
+    channels_last = False              # see sequnet.core.models.layers.use_channels_last
 
     def __init__(self, config: WaveNetConfig):
         super().__init__()

@@ -36,10 +36,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from sequnet.generation import kernels
-from sequnet.generation.state import InferenceState, embedding_matrix, fold_head, save_pass
-from sequnet.models.sequnet import SeqUNet
-from sequnet.models.sequnet_res import ResSeqUNet
+from sequnet.core.generation import kernels
+from sequnet.core.generation.state import InferenceState, embedding_matrix, fold_head, save_pass
+from sequnet.core.models.sequnet import SeqUNet
+from sequnet.core.models.sequnet_res import ResSeqUNet
 
 
 class _Windows:

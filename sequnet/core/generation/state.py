@@ -15,8 +15,8 @@ from collections.abc import Callable, Hashable
 import torch
 import torch.nn as nn
 
-from sequnet.generation import kernels
-from sequnet.models.layers import OneHotModel, TokenModel
+from sequnet.core.generation import kernels
+from sequnet.core.models.layers import OneHotModel, TokenModel
 
 Op = Callable[[], object]
 

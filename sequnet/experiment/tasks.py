@@ -41,11 +41,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from sequnet.configs import MUSIC_TASKS, PaperSetting
+from sequnet.core.configs import MUSIC_TASKS, PaperSetting
 from sequnet.data import music as music_data
 from sequnet.data import text as text_data
 from sequnet.data.registry import data_root
-from sequnet.results import METRIC_UNITS
+from sequnet.experiment.records import METRIC_UNITS
 
 SPLITS = ("train", "valid", "test")
 # How many language-model windows are stacked into one evaluation batch. Evaluation runs without dropout, so the

@@ -17,8 +17,8 @@ import functools
 import torch
 import torch.nn as nn
 
-from sequnet.generation.state import InferenceState, embedding_matrix, fold_head, save_pass
-from sequnet.models.wavenet import WaveNet
+from sequnet.core.generation.state import InferenceState, embedding_matrix, fold_head, save_pass
+from sequnet.core.models.wavenet import WaveNet
 
 
 class WaveNetState(InferenceState):

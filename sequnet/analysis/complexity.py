@@ -10,7 +10,7 @@ counts are available: :func:`activations` (time positions, the paper's) and :fun
 Three layers of evidence, from the closed form to the machine:
 
 * closed forms of the paper's argument, without the valid-convolution shrink (``*_ideal_activations``), and the
-  exact per-layer lengths of our models (``*_layers``, built on :mod:`sequnet.sizes`);
+  exact per-layer lengths of our models (``*_layers``, built on :mod:`sequnet.core.sizes`);
 * measurements on a model: per-layer output shapes from forward hooks (:func:`layer_shapes`, which must equal the
   analytic lists) and the tensors autograd keeps for the backward pass (:func:`count_saved_activations`);
 * the cost of a real training step on a device as the input length and the depth grow (:func:`sweep`, which the
@@ -27,6 +27,7 @@ number of blocks; :func:`sequnet_ideal_activations` takes the code's L.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -40,12 +41,13 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from sequnet import sizes
-from sequnet.captured import CapturedStep
-from sequnet.models import (ResSeqUNet, ResSeqUNetConfig, SeqUNet, TCN, WaveNet, WaveNetConfig)
-from sequnet.models.layers import OneHotModel
+from sequnet.core import sizes
+from sequnet.experiment.captured import CapturedStep
+from sequnet.experiment.presets import SCALES
+from sequnet.core.models import (ResSeqUNet, ResSeqUNetConfig, SeqUNet, TCN, WaveNet, WaveNetConfig)
+from sequnet.core.models.layers import OneHotModel
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 # Committed benchmark JSON (GPU runs); SEQUNET_BENCH_DIR points the notebooks at another folder.
 BENCH_DIR = Path(os.environ.get("SEQUNET_BENCH_DIR", REPO / "results" / "bench"))
 
@@ -205,9 +207,9 @@ def res_sequnet_mean_layers_per_step(levels: int, depth: int, k: int = 2) -> flo
 
 
 def measured_generation_counts(model: nn.Module, steps: int, seed: int = 0) -> dict:
-    """Generate ``steps`` samples with the step-wise generator (``sequnet.generation``) and read its counters:
+    """Generate ``steps`` samples with the step-wise generator (``sequnet.core.generation``) and read its counters:
     ``level_counts[i]`` = steps that updated level i, and the mean levels and layers updated per step."""
-    from sequnet.generation import init_state      # imported here: the analysis above does not need it
+    from sequnet.core.generation import init_state      # imported here: the analysis above does not need it
 
     device = next(model.parameters()).device
     torch.manual_seed(seed)
@@ -289,7 +291,7 @@ def training_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
                   compile_: bool = False, cuda_graph: bool = False) -> Callable[[], None]:
     """One full training step (forward, loss, backward, Adam step) on a fixed batch, as a closure. With
     ``cuda_graph`` (CUDA only) the step is replayed from one captured graph after three eager ones, as the trainer
-    does for fixed-shape batches (:mod:`sequnet.captured`)."""
+    does for fixed-shape batches (:mod:`sequnet.experiment.captured`)."""
     step_model = torch.compile(model) if compile_ else model
     opt = torch.optim.Adam(model.parameters(), lr=1e-4, capturable=cuda_graph)
     autocast = torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16, cache_enabled=False)
@@ -414,19 +416,13 @@ class SweepPlan:
     warmup: int
 
 
-SWEEP_PLANS = {
-    # seconds on a CPU; the numbers only show that the pipeline works
-    "smoke": SweepPlan(AudioModels(features=8, wavenet_channels=8, skip_channels=32, end_channels=32), batch=1,
-                       length_levels=3, outputs=(64, 256, 1024), depth_levels=(2, 3, 4), depth_input=1024,
-                       steps=1, warmup=1),
-    # about a minute on one CPU core: the paper's architectures, narrower, with up to 1/8 of the receptive field
-    "demo": SweepPlan(AudioModels(features=24, wavenet_channels=16, skip_channels=64, end_channels=64), batch=1,
-                      length_levels=6, outputs=(256, 1024, 4096, 16384, 32768), depth_levels=tuple(range(2, 9)),
-                      depth_input=16384, steps=3, warmup=1),
-    # Table 2's models at Table 1's batch of 2 on a GPU; 5000 outputs is the paper's training window
-    "paper": SweepPlan(AudioModels(), batch=2, length_levels=11, outputs=(1024, 5000, 16384, 49152, 131072, 196608),
-                       depth_levels=tuple(range(2, 12)), depth_input=131072, steps=20, warmup=3),
-}
+# Each scale's sweep is a row of the scale table (``sequnet.experiment.presets.SCALES``).
+def _plan(sweep) -> SweepPlan:
+    numbers = {f.name: getattr(sweep, f.name) for f in dataclasses.fields(sweep) if f.name != "widths"}
+    return SweepPlan(AudioModels(**sweep.widths), **numbers)
+
+
+SWEEP_PLANS = {name: _plan(s.sweep) for name, s in SCALES.items()}
 
 
 def measure_point(model: OneHotModel, input_length: int, batch: int, device: torch.device, steps: int,
@@ -502,7 +498,7 @@ def single_cpu_thread(device: torch.device):
 def layout_conversions(model: nn.Module, ids: torch.Tensor, target: torch.Tensor) -> list[str]:
     """Names of cuDNN's layout conversion kernels (``nchwToNhwc``, ``nhwcToNchw``) run by one forward and backward
     pass of a next-step model on a GPU, after one pass that lets cuDNN settle its plans. Their number shows whether
-    the convolutions get the layout their kernels want (``sequnet.models.use_channels_last``)."""
+    the convolutions get the layout their kernels want (``sequnet.core.models.use_channels_last``)."""
     from torch.profiler import ProfilerActivity, profile
 
     def step():

@@ -19,7 +19,7 @@ CUDA, numpy, python and the data-order generator), so that a run resumed from on
 uninterrupted run on the CPU.
 
 Under torchrun (``--nproc N`` on the command line) the same loop trains data-parallel with DDP; what that means
-for batches, metrics, randomness and checkpoints is in :mod:`sequnet.distributed`.
+for batches, metrics, randomness and checkpoints is in :mod:`sequnet.experiment.distributed`.
 
 Time per step is wall-clock time around zero_grad, forward, loss, backward, clipping and the optimizer step, with
 ``torch.cuda.synchronize()`` on both sides on a GPU (the official code did not synchronise, spec section 6.5);
@@ -48,14 +48,14 @@ import torch
 import torch.nn as nn
 from tqdm.auto import tqdm
 
-from sequnet import distributed
-from sequnet.captured import CapturedStep, make_capturable
-from sequnet.configs import build_model, count_parameters
-from sequnet.models import use_channels_last, use_fused_gate
-from sequnet.models.layers import has_switch
-from sequnet.results import PAPER_TABLE1, ResultRecord
-from sequnet.scales import RunConfig, config_from_dict, deviations
-from sequnet.tasks import SPLITS, Task, describe_unit, make_task
+from sequnet.experiment import distributed
+from sequnet.experiment.captured import CapturedStep, make_capturable
+from sequnet.core.configs import ARCH_LABELS, baseline_arch, build_model, count_parameters
+from sequnet.core.models import use_channels_last, use_fused_gate
+from sequnet.core.models.layers import has_switch
+from sequnet.experiment.records import PAPER_TABLE1, ResultRecord
+from sequnet.experiment.scales import RunConfig, config_from_dict, deviations
+from sequnet.experiment.tasks import SPLITS, Task, describe_unit, make_task
 
 CHECKPOINT_FORMAT = 1
 # Fields of a run's configuration that may change between an interrupted run and its resumption.
@@ -243,7 +243,7 @@ def step_function(model: nn.Module, optimizer: torch.optim.Optimizer, task: Task
                   device: torch.device) -> Callable[..., tuple[torch.Tensor, int]]:
     """One training step on a batch (zero_grad, forward and loss under the configured autocast, backward,
     clipping, Adam): ``step(*batch) -> (summed loss in nats, scored items)``. Nothing in it waits for the GPU,
-    so it can be captured in a CUDA graph (:mod:`sequnet.captured`)."""
+    so it can be captured in a CUDA graph (:mod:`sequnet.experiment.captured`)."""
     # autocast's weight cache cannot live across graph replays; the models cast each weight once per step anyway
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.bf16, cache_enabled=False)
 
@@ -276,7 +276,7 @@ def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, task: Task, 
     Appends the synchronised duration of every step after the warm-up to ``step_times``. Raises ``Diverged``
     when the loss is not finite or exceeds the task's limit (the official scripts' checks). With ``cuda_graph``
     the steps after the first few replay one captured graph (the optimizer must be capturable, see
-    :func:`sequnet.captured.make_capturable`); the learning rate must stay fixed within the epoch.
+    :func:`sequnet.experiment.captured.make_capturable`); the learning rate must stay fixed within the epoch.
     """
     model.train()
     total, count, done = 0.0, 0, 0
@@ -588,14 +588,6 @@ def resume_config(path: str | os.PathLike) -> RunConfig:
 
 
 # --- comparing runs with the paper (used by the notebooks) ----------------------------------------------------------
-
-ARCH_LABELS = {"tcn": "TCN", "sequnet": "Seq-U-Net", "wavenet": "WaveNet"}
-
-
-def baseline_arch(task: str) -> str:
-    """The model the Seq-U-Net is compared with: WaveNet for raw audio, the TCN elsewhere."""
-    return "wavenet" if task == "piano_audio" else "tcn"
-
 
 def scale_label(record: ResultRecord) -> str:
     """How a number must be labelled: only paper-scale runs are (attempted) reproductions."""

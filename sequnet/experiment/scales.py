@@ -33,10 +33,10 @@ from typing import Any
 
 import torch
 
-from sequnet.configs import ARCHS, MUSIC_TASKS, PaperSetting, UnknownConfigError, paper_setting
-from sequnet.results import SCALES
+from sequnet.core.configs import ARCHS, MUSIC_TASKS, PaperSetting, UnknownConfigError, paper_setting
+from sequnet.experiment.presets import (AUDIO_GENERATION, PAPER_EXTENT, PRESETS, SCALE_NAMES, AudioGeneration,
+                                        Preset, TRAINABLE_TASKS)
 
-TRAINABLE_TASKS = ("char_ptb", "word_ptb") + MUSIC_TASKS + ("piano_audio",)
 # The official LR rule compares with `>` in the char and music scripts and with `>=` in the word script.
 STRICT_LR_RULE = {task: task != "word_ptb" for task in TRAINABLE_TASKS}
 
@@ -76,90 +76,6 @@ class RunConfig:
 
     def resolved_device(self) -> torch.device:
         return resolve_device(self.device)
-
-
-@dataclass(frozen=True)
-class Preset:
-    """One task at one scale: model changes per arch (applied to the paper setting) and the run's extent."""
-    model: dict[str, dict[str, Any]]
-    epochs: int
-    batch_size: int
-    max_steps_per_epoch: int | None
-    eval_limit: int | None
-    lr: float | None = None            # None: the setting's (Table 3) rate
-    clip: float | None | str = "table" # "table": the setting's clipping
-    warmup_steps: int = 10
-    cpu_threads: int | None = 1
-    time_budget_s: float | None = None
-
-
-def _same(**changes) -> dict[str, dict[str, Any]]:
-    return {"tcn": dict(changes), "sequnet": dict(changes)}
-
-
-# Widths at demo scale keep the TCN and the Seq-U-Net within a few per cent of each other in parameters, as
-# Table 3 does at full size (see tests). Depth, kernel and window lengths stay the paper's.
-PRESETS: dict[tuple[str, str], Preset] = {
-    ("char_ptb", "smoke"): Preset(_same(hidden=8, emsize=8), epochs=2, batch_size=4, max_steps_per_epoch=3,
-                                  eval_limit=2, lr=2e-3, clip=None, warmup_steps=1),
-    ("char_ptb", "demo"): Preset({"tcn": dict(hidden=64, emsize=32), "sequnet": dict(hidden=42, emsize=32)},
-                                 epochs=8, batch_size=16, max_steps_per_epoch=100, eval_limit=64, lr=3e-3,
-                                 clip=None),
-    ("word_ptb", "smoke"): Preset(_same(hidden=8, emsize=8), epochs=2, batch_size=4, max_steps_per_epoch=3,
-                                  eval_limit=2, lr=2e-3, clip=None, warmup_steps=1),
-    ("word_ptb", "demo"): Preset({"tcn": dict(hidden=64, emsize=64), "sequnet": dict(hidden=40, emsize=64)},
-                                 epochs=8, batch_size=16, max_steps_per_epoch=36, eval_limit=16, lr=3e-3,
-                                 clip=None),
-}
-for _task in MUSIC_TASKS:
-    PRESETS[_task, "smoke"] = Preset(_same(hidden=8), epochs=2, batch_size=1, max_steps_per_epoch=3,
-                                     eval_limit=3, lr=2e-3, clip=None, warmup_steps=1)
-# JSB's models are small enough to train at full size on a CPU; the larger datasets use narrower models and
-# a sample of the sequences per epoch.
-PRESETS["jsb", "demo"] = Preset(_same(), epochs=12, batch_size=1, max_steps_per_epoch=None, eval_limit=None)
-for _task in ("nottingham", "muse", "piano_midi"):
-    PRESETS[_task, "demo"] = Preset({"tcn": dict(hidden=48), "sequnet": dict(hidden=34)}, epochs=10, batch_size=1,
-                                    max_steps_per_epoch=60, eval_limit=20, lr=2e-3, clip=None)
-# Raw audio: models of matched receptive field and parameters (as Table 2), trained for equal wall-clock budgets
-# that end the run; `epochs` only bounds it. Demo: residual Seq-U-Net F=32, L=7, D=2 (564k parameters, 2028
-# past samples) against WaveNet 2 x 10 layers, 58 residual / 128 skip channels (555k, 2046), 1024 targets.
-PRESETS["piano_audio", "smoke"] = Preset(
-    {"sequnet": dict(hidden=8, levels=3, depth=1, target_output=64),
-     "wavenet": dict(hidden=8, levels=6, blocks=1, skip=16, target_output=64)},
-    epochs=2, batch_size=4, max_steps_per_epoch=3, eval_limit=4, warmup_steps=1, time_budget_s=60.0)
-PRESETS["piano_audio", "demo"] = Preset(
-    {"sequnet": dict(hidden=32, levels=7, target_output=1024),
-     "wavenet": dict(hidden=58, levels=10, blocks=2, skip=128, target_output=1024)},
-    epochs=1000, batch_size=8, max_steps_per_epoch=10, eval_limit=32, lr=2e-3, time_budget_s=50.0)
-# Paper scale keeps Table 2's models, batch 16 and the learning rate, and changes only how long a run lasts.
-PAPER_EXTENT = {"piano_audio": dict(epochs=4920, max_steps_per_epoch=50, time_budget_s=3600.0)}
-
-
-
-
-@dataclass(frozen=True)
-class AudioGeneration:
-    """What the piano notebook generates at one scale: per item a real prime from a test piece, continued by each
-    model for ``max(gen_seconds, long_seconds)``; the listening items keep prime + ``gen_seconds``, the stability
-    study measures the whole ``long_seconds`` in windows of ``window_s`` (Welch segments of ``nperseg``)."""
-    prime_seconds: float
-    gen_seconds: float
-    long_seconds: float
-    n_items: int
-    window_s: float
-    nperseg: int = 512
-    temperature: float = 0.95          # the paper's (section 5.2)
-
-
-# Paper: the listening test's 20 items of 1.5 s prime + 3.5 s continuation (5 s in all), and 20 s for the noise
-# the paper hears in WaveNet beyond about 10 s. Smaller scales shorten what is generated step by step on a CPU.
-AUDIO_GENERATION = {
-    # smoke: the listening notebook measures primes in 0.5 s windows, so they are no shorter
-    "smoke": AudioGeneration(prime_seconds=0.5, gen_seconds=0.1, long_seconds=1.0, n_items=2, window_s=0.25,
-                             nperseg=256),
-    "demo": AudioGeneration(prime_seconds=1.5, gen_seconds=2.0, long_seconds=5.0, n_items=4, window_s=0.5),
-    "paper": AudioGeneration(prime_seconds=1.5, gen_seconds=3.5, long_seconds=20.0, n_items=20, window_s=1.0),
-}
 
 
 def resolve_generation(scale: str, **overrides: Any) -> AudioGeneration:
@@ -238,8 +154,8 @@ def resolve_device(device: Any) -> torch.device:
 
 
 def check_scale(scale: Any) -> str:
-    if scale not in SCALES:
-        raise ValueError(f"scale={scale!r}: choose one of {_choices(SCALES)}")
+    if scale not in SCALE_NAMES:
+        raise ValueError(f"scale={scale!r}: choose one of {_choices(SCALE_NAMES)}")
     return scale
 
 

@@ -7,7 +7,7 @@ failed, 3 stopped early by ``--time-limit`` (run the same command with ``--resum
 ``--nproc N`` trains data-parallel in N processes on this machine (DDP; one GPU each, or gloo on the CPU),
 started through torchrun's module; ``--batch-size`` is then per process (effective batch N times it; music: N
 sequences per step) and the learning rate is used as given. A checkpoint resumes with another N (language: keep
-N x batch). See sequnet.distributed for the exact semantics.
+N x batch). See sequnet.experiment.distributed for the exact semantics.
 """
 from __future__ import annotations
 
@@ -20,8 +20,8 @@ import tempfile
 from pathlib import Path
 
 from sequnet.data.registry import DataError
-from sequnet.results import SCALES
-from sequnet.scales import TRAINABLE_TASKS, resolve
+from sequnet.experiment.presets import SCALE_NAMES
+from sequnet.experiment.scales import TRAINABLE_TASKS, resolve
 
 EXIT = {"ok": 0, "diverged": 1, "interrupted": 3}
 
@@ -47,7 +47,7 @@ def _fail(command: str, error: Exception, code: int) -> int:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from sequnet import distributed
+    from sequnet.experiment import distributed
 
     try:
         config = resolve(args.task, args.arch, args.scale, **_overrides(args))
@@ -82,7 +82,7 @@ def _worker_argv(args: argparse.Namespace) -> list[str]:
     unknown = set(vars(args)) - set(_VALUE_OPTIONS) - _OTHER_DESTS
     if unknown:   # a new option must be passed on here too, or the processes would silently train without it
         raise RuntimeError(f"--nproc does not pass on option(s) {', '.join(sorted(unknown))}: add them to "
-                           "sequnet.train_cli._VALUE_OPTIONS")
+                           "sequnet.experiment.cli._VALUE_OPTIONS")
     argv = ["train", args.task, args.arch]
     for dest in _VALUE_OPTIONS:
         if getattr(args, dest) is not None:
@@ -104,13 +104,13 @@ def _launch(args: argparse.Namespace, config) -> int:
     """Run `train` in ``args.nproc`` processes through torchrun's module; return rank 0's exit status."""
     import torch
 
-    from sequnet import distributed
+    from sequnet.experiment import distributed
 
     device = config.resolved_device()
     if device.type == "cuda" and args.nproc > torch.cuda.device_count():
         return _fail("train", ValueError(f"--nproc={args.nproc}: only {torch.cuda.device_count()} GPU(s) visible; "
                                          "one process per GPU (or --device cpu)"), 2)
-    command = distributed.torchrun_command(args.nproc, ["-m", "sequnet.train_cli", *_worker_argv(args)])
+    command = distributed.torchrun_command(args.nproc, ["-m", "sequnet.experiment.cli", *_worker_argv(args)])
     with tempfile.TemporaryDirectory(prefix="sequnet-train-") as tmp:
         env = distributed.launch_env(args.nproc) | {STATUS_FILE: str(Path(tmp) / "status")}
         print("launching: " + " ".join(command), flush=True)
@@ -124,7 +124,7 @@ def _launch(args: argparse.Namespace, config) -> int:
 
 
 def _train_here(args: argparse.Namespace, config) -> int:
-    from sequnet.training import train
+    from sequnet.experiment.training import train
 
     out = Path(args.out or Path("runs") / args.scale)
     checkpoint = Path(args.checkpoint) if args.checkpoint else out / "checkpoints" / f"{config.name}.pt"
@@ -149,7 +149,7 @@ def _train_here(args: argparse.Namespace, config) -> int:
 
 
 def run_hpo(args: argparse.Namespace) -> int:
-    from sequnet.hpo import search
+    from sequnet.experiment.hpo import search
 
     overrides = _overrides(args)
     overrides.pop("lr"), overrides.pop("clip")
@@ -175,7 +175,7 @@ def run_hpo(args: argparse.Namespace) -> int:
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("task", help=f"one of {', '.join(TRAINABLE_TASKS)}")
     parser.add_argument("arch", help="tcn or sequnet")
-    parser.add_argument("--scale", default="demo", choices=SCALES,
+    parser.add_argument("--scale", default="demo", choices=SCALE_NAMES,
                         help="smoke (seconds), demo (minutes on a CPU), paper (Table 3, 100 epochs; a GPU)")
     parser.add_argument("--epochs", type=int, metavar="N")
     parser.add_argument("--batch-size", type=int, metavar="N", help="training streams (language tasks)")
@@ -220,9 +220,9 @@ def register(subparsers) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m sequnet.train_cli train|hpo ...``: the same commands without loading the other sub-commands'
+    """``python -m sequnet.experiment.cli train|hpo ...``: the same commands without loading the other sub-commands'
     modules (so it runs where their optional dependencies, e.g. soundfile, are not installed)."""
-    parser = argparse.ArgumentParser(prog="python -m sequnet.train_cli")
+    parser = argparse.ArgumentParser(prog="python -m sequnet.experiment.cli")
     register(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"))
     args = parser.parse_args(argv)
     return args.func(args)

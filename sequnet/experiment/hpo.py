@@ -4,7 +4,7 @@ Space (as the official scripts): lr ~ loguniform(-12, -2), i.e. exp(U(-12, -2)) 
 or a norm ~ U(0.01, 1), each with probability 1/2 (``hp.choice``). Each trial is a whole training run at the
 chosen scale; the objective is its best validation loss (nats per scored item). A trial that diverges counts as
 a failure (``STATUS_FAIL``), as in the official scripts. The paper ran 20 trials (50 for JSB) of 100 epochs each
-before retraining with the best; Table 3's values, already in ``sequnet.configs``, are that search's result.
+before retraining with the best; Table 3's values, already in ``sequnet.core.configs``, are that search's result.
 """
 from __future__ import annotations
 
@@ -15,9 +15,9 @@ from typing import Any, Callable
 import numpy as np
 from hyperopt import STATUS_FAIL, STATUS_OK, Trials, fmin, hp, space_eval, tpe
 
-from sequnet.scales import resolve
-from sequnet.tasks import make_task
-from sequnet.training import train
+from sequnet.experiment.scales import resolve
+from sequnet.experiment.tasks import make_task
+from sequnet.experiment.training import train
 
 SPACE = {
     "lr": hp.loguniform("lr", -12, -2),

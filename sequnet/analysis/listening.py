@@ -38,7 +38,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 import soundfile
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 RESPONSES_DIR = REPO / "data" / "listening"   # participants' response files (committed)
 ITEMS_MANIFEST = "items.json"
 ITEMS_SCHEMA_TAG = "sequnet-listening-items/1"
@@ -392,7 +392,7 @@ def find_items(items_dir: str | os.PathLike | None = None) -> Path | None:
     if items_dir is not None:
         if not (Path(items_dir) / ITEMS_MANIFEST).is_file():
             raise FileNotFoundError(f"items_dir={str(items_dir)!r} holds no {ITEMS_MANIFEST}; build it with "
-                                    f"sequnet.listening.make_items")
+                                    f"sequnet.analysis.listening.make_items")
         return Path(items_dir)
     return next((p for p in (DEFAULT_ITEMS_DIR, Path(ITEMS_SUBDIR)) if (p / ITEMS_MANIFEST).is_file()), None)
 
@@ -416,7 +416,7 @@ def load_items(items_dir: str | os.PathLike) -> ItemSet:
     folder = Path(items_dir)
     manifest_path = folder / ITEMS_MANIFEST
     if not manifest_path.is_file():
-        raise FileNotFoundError(f"{manifest_path} not found: build the items with sequnet.listening.make_items "
+        raise FileNotFoundError(f"{manifest_path} not found: build the items with sequnet.analysis.listening.make_items "
                                 f"(the piano notebook writes them to {DEFAULT_ITEMS_DIR} in its run folder)")
     try:
         data = json.loads(manifest_path.read_text(encoding="utf-8"))

@@ -35,7 +35,7 @@ import os
 import torch
 import torch.nn.functional as F
 
-from sequnet.triton_guard import tl, triton, use_triton
+from sequnet.core.triton_guard import tl, triton, use_triton
 
 _KINDS = {"gate": 0, "leaky": 1, "none": 2, "relu": 3}
 GEMV_MAX_BATCH = 64

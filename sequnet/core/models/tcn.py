@@ -16,8 +16,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.nn.utils.parametrizations import weight_norm
 
-from sequnet import sizes
-from sequnet.models.layers import LengthError, crop_front
+from sequnet.core import sizes
+from sequnet.core.models.layers import LengthError, crop_front
 
 
 @dataclass

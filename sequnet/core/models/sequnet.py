@@ -19,8 +19,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from sequnet import sizes
-from sequnet.models.layers import LengthError, crop_front, nearest_allowed
+from sequnet.core import sizes
+from sequnet.core.models.layers import LengthError, crop_front, nearest_allowed
 
 
 @dataclass

@@ -28,8 +28,10 @@ import sys
 import time
 from pathlib import Path
 
-from sequnet.results import METRIC_UNITS, PAPER_TABLE1, ResultRecord
-from sequnet.runner import REPO, order_names
+from sequnet.core.configs import baseline_arch
+from sequnet.experiment.presets import SCALES
+from sequnet.experiment.records import METRIC_UNITS, PAPER_TABLE1, ResultRecord
+from sequnet.publish.runner import REPO, order_names
 
 BOOK = REPO / "book"
 # Files a notebook writes under its out_dir that are published beside its page. Model checkpoints, arrays and
@@ -123,9 +125,8 @@ def scale_banner(nb) -> str:
     if scale == "paper":
         return (f"```{{note}}\n{ran} with the paper's settings (Tables 2 and 3). The {{doc}}`/reproduction` page "
                 f"puts its result records beside the paper's Table 1.\n```")
-    if scale in ("smoke", "demo"):
-        size = {"smoke": "tiny models and data, a check that the pipeline runs",
-                "demo": "models and data small enough for a CPU in minutes"}[scale]
+    if scale in SCALES:
+        size = SCALES[scale].summary
         return (f"```{{warning}}\n{ran}: {size}. Its numbers are **not** a reproduction of the paper's results; "
                 f"the {{doc}}`/reproduction` page lists the paper-scale runs.\n```")
     return "```{warning}\nExecuted outside `sequnet run`: the scale of its numbers is unknown.\n```"
@@ -183,7 +184,7 @@ def publish_notebooks(source: Path, book: Path) -> list[str]:
 # 3. Table of contents and reproduction page
 
 def toc_yaml(chapters: list[str]) -> str:
-    lines = ["# Written by `sequnet book` from the executed notebooks it found; edit sequnet/book.py, not this.",
+    lines = ["# Written by `sequnet book` from the executed notebooks it found; edit sequnet/publish/book.py, not this.",
              "format: jb-book", "root: intro", "options:", "  numbered: true", "parts:"]
     if chapters:
         lines += ["  - caption: Notebooks", "    chapters:"] + [f"      - file: notebooks/{n}" for n in chapters]
@@ -321,7 +322,7 @@ def ratios_section(records: list[ResultRecord]) -> list[str]:
     newest = {(r.experiment, r.model, r.device): r for r in records if is_reproduction(r)}   # sorted by date
     lines = ["| Task | Source | Time ratio | Memory ratio |", "|---|---|---|---|"]
     for task in dict.fromkeys(t for t, _ in PAPER_TABLE1):
-        base = "wavenet" if task == "piano_audio" else "tcn"
+        base = baseline_arch(task)
         p, q = PAPER_TABLE1[task, "sequnet"], PAPER_TABLE1[task, base]
         lines.append(f"| {TASK_NAMES[task]} | **paper** (GTX 1080) | {ratio(p['time_s'], q['time_s'])} | "
                      f"{ratio(p['mem_mb'], q['mem_mb'])} |")
@@ -355,7 +356,7 @@ def bench_section(bench_dir: Path = REPO / "results" / "bench") -> list[str]:
                  f"{', CUDA graphs' if meta.get('cuda_graphs') else ''}")
         rows = {(r["task"], r["arch"], r["batch"]): r for r in bench["rows"]}
         for (task, arch, batch), r in rows.items():
-            base = rows.get((task, "wavenet" if task == "piano_audio" else "tcn", batch))
+            base = rows.get((task, baseline_arch(task), batch))
             if arch != "sequnet" or base is None:
                 continue
             lines.append(f"| {TASK_NAMES.get(task, task)} | {batch} | {label} | {r['time_median_s'] * 1e3:.1f} | "

@@ -5,7 +5,7 @@ import dataclasses
 import json
 import sys
 
-from sequnet.configs import ARCHS, TASKS, UnknownConfigError, build_model, count_parameters, paper_setting
+from sequnet.core.configs import ARCHS, TASKS, UnknownConfigError, build_model, count_parameters, paper_setting
 
 
 def describe(task: str, arch: str) -> dict:

@@ -3,9 +3,9 @@
 How to run it: ``python -m sequnet train TASK ARCH --scale paper --nproc N`` starts N processes through torchrun's
 module (``torch.distributed.run``) on this machine, one per GPU (NCCL) or N on the CPU (gloo). Equivalently::
 
-    torchrun --nproc-per-node N -m sequnet.train_cli train TASK ARCH --scale paper
+    torchrun --nproc-per-node N -m sequnet.experiment.cli train TASK ARCH --scale paper
 
-``sequnet.training.train`` notices torchrun's environment (``WORLD_SIZE > 1``), or a process group that is already
+``sequnet.experiment.training.train`` notices torchrun's environment (``WORLD_SIZE > 1``), or a process group that is already
 initialised, and trains data-parallel; otherwise every function here is a no-op and the trainer is the plain
 single-process one, bit for bit. The notebooks train in their own kernel, so they stay single-process: a user
 with several GPUs trains a paper-scale model with the CLI (``--nproc``) and runs independent notebooks side by
@@ -60,7 +60,7 @@ import torch
 import torch.distributed as dist
 import torch.nn as nn
 
-from sequnet.scales import resolve_device
+from sequnet.experiment.scales import resolve_device
 
 # Variables the launcher sets for the processes it starts, unless the caller's environment sets them already.
 # NVLink multicast (NVLS) stays off: on shared multi-GPU hosts a program that uses it can take the GPUs out of
@@ -230,7 +230,7 @@ def barrier() -> None:
 @torch.no_grad()
 def evaluate(task, model: nn.Module, split: str, limit: int | None, ctx: Context) -> float:
     """``task.evaluate`` with its batches dealt round-robin to the ranks and the sums all-reduced."""
-    from sequnet.tasks import SPLITS, Task
+    from sequnet.experiment.tasks import SPLITS, Task
 
     if ctx.world == 1 or type(task).evaluate is not Task.evaluate:
         return task.evaluate(model, split, limit)
