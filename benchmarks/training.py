@@ -14,9 +14,10 @@ frames), as the paper trains one sequence at a time. Piano is measured at batch 
 
 ``--channels-last`` and ``--fused-gate`` switch the audio models' speed-ups on (``on``, the flag alone), off
 (the default) or measure both (``both``): channels-last activations for both audio models
-(``sequnet.core.models.use_channels_last``), the fused gated residual for the residual Seq-U-Net
-(``sequnet.core.models.use_fused_gate``). Every row records the switches its model ran with; a measurement that a
-switch does not change (the WaveNet with the fused gate) is taken once.
+(``sequnet.core.models.use_channels_last``), and the fused gate for both: the residual Seq-U-Net's gated residual
+and WaveNet's gate (``sequnet.core.models.use_fused_gate``), so that a ratio compares the two models with the same
+speed-ups. Every row records the switches its model ran with; a measurement that a switch does not change is
+taken once.
 """
 from __future__ import annotations
 
@@ -90,11 +91,10 @@ def variants(channels_last: str = "off", fused_gate: str = "off") -> list[dict]:
 
 
 def applicable(setting, variant: dict) -> dict:
-    """The switches of ``variant`` that ``setting``'s model has: channels-last for the audio models, the fused
-    gate for the residual Seq-U-Net."""
+    """The switches of ``variant`` that ``setting``'s model has: both apply to both audio models (the WaveNet's
+    fused gate is the gate alone, the Seq-U-Net's also adds the identity)."""
     audio = setting.kind == "audio"
-    return {"channels_last": variant["channels_last"] and audio,
-            "fused_gate": variant["fused_gate"] and audio and setting.arch == "sequnet"}
+    return {"channels_last": variant["channels_last"] and audio, "fused_gate": variant["fused_gate"] and audio}
 
 
 def label(row: dict) -> str:
@@ -221,7 +221,7 @@ def main(argv=None) -> int:
                     help="feed the audio models one-hot channels (the first convolution as a convolution, not the "
                          "weight lookup the models use), to time the two input paths")
     for name, what in [("channels-last", "channels-last activations for the audio models"),
-                       ("fused-gate", "the fused gated residual (Triton on CUDA) for the residual Seq-U-Net")]:
+                       ("fused-gate", "the fused gate (Triton on CUDA) for both audio models")]:
         ap.add_argument(f"--{name}", nargs="?", const="on", default="off", choices=list(SWITCH_VALUES),
                         help=f"{what}: on (the flag alone), off (default) or both, measured one after the other")
     ap.add_argument("--archs", nargs="+", choices=sorted({a for pair in PAIRS.values() for a in pair}),

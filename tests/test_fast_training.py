@@ -12,7 +12,7 @@ import torch
 import sequnet
 from sequnet.core.models import OneHotModel, ResSeqUNet, ResSeqUNetConfig, WaveNet, WaveNetConfig
 from sequnet.core.models.fused_gate import _time_major as _is_time_major
-from sequnet.core.models.fused_gate import gated_residual, use_fused_gate
+from sequnet.core.models.fused_gate import fused_gate, gated_residual, use_fused_gate
 from sequnet.core.models.layers import (autocast_dtype, crop_front, gate, input_conv, to_channels_last,
                                    use_channels_last)
 from sequnet.core.models.sequnet_res import GatedLayer
@@ -256,9 +256,36 @@ def test_fused_gate_model_computes_the_same(switches, float_input):
     assert _is_time_major(out) == (use_channels_last in switches)
 
 
+@pytest.mark.parametrize("switches", [[use_fused_gate], [use_channels_last, use_fused_gate]],
+                         ids=["fused", "channels-last+fused"])
+def test_fused_gate_wavenet_computes_the_same(switches):
+    """WaveNet gets the same fused gate as the Seq-U-Net (a fair comparison): same maths in float64."""
+    model, twin = _switched_copies(_wavenet, *switches)
+    assert all(m.fused_gate for m in twin.modules() if isinstance(m, WaveNetLayer))
+    out = _assert_same_maths(model.body, twin.body, _input(model, float_input=False))
+    assert _is_time_major(out) == (use_channels_last in switches)
+
+
+@pytest.mark.parametrize("time_major", [False, True], ids=["ncl", "nlc"])
+def test_wavenet_gate_alone_equals_the_unfused_gate(time_major):
+    torch.manual_seed(0)
+    y = _layout(torch.randn(2, 6, 11, dtype=torch.float64), time_major).requires_grad_()
+    out = fused_gate(y)
+    torch.testing.assert_close(out, gate(y), rtol=1e-12, atol=1e-12)
+    assert _is_time_major(out) == time_major and out.dtype == y.dtype
+    assert torch.autograd.gradcheck(fused_gate, (y,))
+    saved = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
+        fused_gate(y)
+    assert len(saved) == 1 and saved[0] is y
+    with pytest.raises(ValueError, match="2 \\* channels"):
+        fused_gate(y[:, :5])
+
+
 def test_fused_gate_refuses_a_model_without_gated_layers():
+    tcn = sequnet.build_model(sequnet.paper_setting("jsb", "tcn").replace(levels=2, hidden=4))
     with pytest.raises(ValueError, match="fused_gate"):
-        use_fused_gate(_wavenet())
+        use_fused_gate(tcn)
 
 
 @pytest.mark.parametrize("switches", [[], [use_fused_gate], [use_channels_last, use_fused_gate]],

@@ -75,6 +75,29 @@ def test_triton_gate_equals_the_torch_path(geometry, y_last, x_last, grad_last, 
     assert _is_time_major(out) == _is_time_major(grad_y) == y_last and _is_time_major(grad_x) == x_last
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["fp32", "bf16"])
+@pytest.mark.parametrize("y_last,grad_last", [(False, False), (True, True), (True, False)],
+                         ids=["ncl", "nlc", "nlc-y-ncl-grad"])
+def test_triton_wavenet_gate_equals_the_torch_path(y_last, grad_last, dtype, monkeypatch):
+    """WaveNet's gate alone (no identity) at the paper's width: Triton kernels against the torch path."""
+    y, _, _ = _gate_case(GEOMETRIES[0], y_last, False, dtype, channels=128)
+
+    def run():
+        out = fused_gate.fused_gate(y)
+        g = torch.Generator(device=CUDA).manual_seed(1)
+        grad = torch.randn(out.shape[0], out.shape[2], out.shape[1], generator=g, device=CUDA).to(out.dtype)
+        grad = grad.transpose(1, 2) if grad_last else grad.transpose(1, 2).contiguous()
+        return out, *torch.autograd.grad(out, (y,), grad)
+
+    fused = run()
+    monkeypatch.setenv("SEQUNET_TRITON", "0")
+    reference = run()
+    tol = {"rtol": 1e-5, "atol": 1e-6} if dtype == torch.float32 else {"rtol": 1.6e-2, "atol": 1e-3}
+    for name, a, b in zip(["out", "grad y"], fused, reference):
+        assert a.dtype == b.dtype == dtype and a.stride() == b.stride(), (name, a.stride(), b.stride())
+        torch.testing.assert_close(a, b, **tol, msg=lambda m: f"{name}: {m}")
+
+
 def test_triton_gate_with_mixed_dtypes_promotes():
     y, _, args = _gate_case(GEOMETRIES[0], True, True, torch.bfloat16)
     _, x, _ = _gate_case(GEOMETRIES[0], True, True, torch.float32)
@@ -86,8 +109,8 @@ def _relative_error(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a.double() - b.double()).norm() / b.double().norm().clamp_min(1e-30))
 
 
-def _paper_piano(batch: int):
-    setting = sequnet.paper_setting("piano_audio", "sequnet")
+def _paper_piano(batch: int, arch: str = "sequnet"):
+    setting = sequnet.paper_setting("piano_audio", arch)
     torch.manual_seed(0)
     model = sequnet.build_model(setting).to(CUDA).train()
     inputs, outputs = setting.input_output
@@ -99,8 +122,9 @@ def _paper_piano(batch: int):
 
 @pytest.mark.parametrize("switches", [[use_fused_gate], [use_channels_last], [use_channels_last, use_fused_gate]],
                          ids=["fused", "channels-last", "both"])
-def test_switched_paper_piano_model_computes_the_same(switches, exact_float32):
-    model, ids, target = _paper_piano(batch=1)
+@pytest.mark.parametrize("arch", ["sequnet", "wavenet"])
+def test_switched_paper_piano_model_computes_the_same(switches, arch, exact_float32):
+    model, ids, target = _paper_piano(batch=1, arch=arch)
     twin = copy.deepcopy(model)
     for switch in switches:
         switch(twin)
@@ -162,9 +186,10 @@ def test_trainer_trains_the_audio_models_with_the_switches(tmp_path):
     from sequnet.experiment.scales import resolve
 
     config = resolve("piano_audio", "sequnet", "smoke", device="cuda", epochs=1, max_steps_per_epoch=6)
-    model, _ = training.build(config, CUDA)
-    assert all(m.channels_last for m in model.modules() if hasattr(type(m), "channels_last"))
-    assert all(m.fused_gate for m in model.modules() if hasattr(type(m), "fused_gate"))
+    for arch in ("sequnet", "wavenet"):                 # both models of the pair get both switches
+        model, _ = training.build(resolve("piano_audio", arch, "smoke", device="cuda"), CUDA)
+        assert all(m.channels_last for m in model.modules() if hasattr(type(m), "channels_last"))
+        assert all(m.fused_gate for m in model.modules() if hasattr(type(m), "fused_gate"))
     fast = training.train(config, out_dir=tmp_path / "fast", log=None)
     plain = training.train(config.replace(fast_kernels=False), out_dir=tmp_path / "plain", log=None)
     assert fast.record.status == plain.record.status == "ok"

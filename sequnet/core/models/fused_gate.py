@@ -1,4 +1,5 @@
-"""The gated residual of the residual Seq-U-Net's layers in one pass: ``out = identity + tanh(f) * sigmoid(g)``.
+"""The gated residual of the residual Seq-U-Net's layers in one pass: ``out = identity + tanh(f) * sigmoid(g)``,
+and WaveNet's gate ``tanh(f) * sigmoid(g)`` alone (:func:`fused_gate`, the same kernels without an identity).
 
 Unfused, a layer's gate is a chain of element-wise passes over the network's largest tensors (chunk, tanh,
 sigmoid, mul, the identity's repeat or slice, add), each keeping its inputs for the backward pass, whose
@@ -30,8 +31,8 @@ _BC, _BT = 32, 64                       # channels x time per Triton program
 
 
 def use_fused_gate(model: nn.Module, flag: bool = True) -> nn.Module:
-    """Switch the gated layers of ``model`` (a residual Seq-U-Net) to :func:`gated_residual`, or back. Raises for a
-    model without them."""
+    """Switch the gated layers of ``model`` to the fused kernels, or back: a residual Seq-U-Net's to
+    :func:`gated_residual`, a WaveNet's to :func:`fused_gate`. Raises for a model without gated layers."""
     set_switch(model, "fused_gate", flag)
     return model
 
@@ -55,17 +56,28 @@ def gated_residual(y: torch.Tensor, x: torch.Tensor, start: int, n: int, step: i
     return _GatedResidual.apply(y, x, start, n, step, repeat, offset)
 
 
+def fused_gate(y: torch.Tensor) -> torch.Tensor:
+    """WaveNet's gated activation ``tanh(f) * sigmoid(g)`` of the channel halves ``(f, g)`` of ``y`` in one pass,
+    keeping only ``y`` for the backward pass (unfused: a split, tanh, sigmoid and a product, each of whose inputs
+    is kept). ``out`` takes ``y``'s layout and dtype."""
+    if y.dim() != 3 or y.shape[1] % 2:
+        raise ValueError(f"gate input {tuple(y.shape)}: expected (batch, 2 * channels, time)")
+    return _GatedResidual.apply(y, None, 0, y.shape[-1], 1, 1, 0)
+
+
 class _GatedResidual(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, y, x, start, n, step, repeat, offset):
-        out = _empty((x.shape[0], x.shape[1], n), _time_major(y), torch.result_type(y, x), y.device)
-        fused = (use_triton(y.device, y.dtype) and use_triton(x.device, x.dtype)
-                 and all(_int32_indexable(t) for t in (y, x, out)))
+        # x is None for WaveNet's gate: no identity is read, and out has y's dtype
+        dtype = y.dtype if x is None else torch.result_type(y, x)
+        out = _empty((y.shape[0], y.shape[1] // 2, n), _time_major(y), dtype, y.device)
+        fused = (use_triton(y.device, y.dtype) and (x is None or use_triton(x.device, x.dtype))
+                 and all(_int32_indexable(t) for t in (y, x, out) if t is not None))
         (_forward_triton if fused else _forward_torch)(y, x, out, start, step, repeat, offset)
         ctx.save_for_backward(y)
         ctx.geometry = start, n, step, repeat, offset
-        ctx.x_like = x.shape, _time_major(x), x.dtype
+        ctx.x_like = None if x is None else (x.shape, _time_major(x), x.dtype)
         ctx.fused = fused
         return out
 
@@ -74,12 +86,12 @@ class _GatedResidual(torch.autograd.Function):
     def backward(ctx, grad_out):
         (y,) = ctx.saved_tensors
         start, n, step, repeat, offset = ctx.geometry
-        shape, time_major, dtype = ctx.x_like
         grad_y = grad_x = None
         if ctx.needs_input_grad[0]:
             grad_y = _empty(y.shape, _time_major(y), y.dtype, y.device)
             (_gate_backward_triton if ctx.fused else _gate_backward_torch)(grad_out, y, grad_y, start)
-        if ctx.needs_input_grad[1]:
+        if ctx.x_like is not None and ctx.needs_input_grad[1]:
+            shape, time_major, dtype = ctx.x_like
             grad_x = _empty(shape, time_major, dtype, y.device)
             (_identity_backward_triton if ctx.fused else _identity_backward_torch)(grad_out, grad_x, step, repeat,
                                                                                    offset)
@@ -123,6 +135,9 @@ def _gate_torch(y: torch.Tensor, start: int, n: int) -> tuple[torch.Tensor, torc
 
 def _forward_torch(y, x, out, start, step, repeat, offset) -> None:
     t, s = _gate_torch(y, start, out.shape[-1])
+    if x is None:
+        out.copy_(t * s)
+        return
     identity = x.index_select(2, _identity_index(out.shape[-1], step, repeat, offset, x.device))
     torch.add(identity, t * s, out=out)
 
@@ -155,7 +170,8 @@ if triton is not None:   # pragma: no cover - GPU only
     # strides are, so that a stride of 1 is known and each tensor is read along its contiguous axis.
     @triton.jit(do_not_specialize=["c", "n", "start", "offset"])
     def _forward_kernel(y, x, out, c, n, start, offset, s_yb, s_yc, s_yt, s_xb, s_xc, s_xt, s_ob, s_oc, s_ot,
-                        STEP: tl.constexpr, REPEAT: tl.constexpr, BC: tl.constexpr, BT: tl.constexpr):
+                        STEP: tl.constexpr, REPEAT: tl.constexpr, HAS_X: tl.constexpr, BC: tl.constexpr,
+                        BT: tl.constexpr):
         j = tl.program_id(0) * BT + tl.arange(0, BT)
         ch = tl.program_id(1) * BC + tl.arange(0, BC)
         b = tl.program_id(2).to(tl.int64)
@@ -163,9 +179,10 @@ if triton is not None:   # pragma: no cover - GPU only
         yp = y + b * s_yb + ch[:, None] * s_yc + (start + j)[None, :] * s_yt
         f = tl.load(yp, mask=mask, other=0.0).to(tl.float32)
         g = tl.load(yp + c * s_yc, mask=mask, other=0.0).to(tl.float32)
-        i = (STEP * j + offset) // REPEAT
-        xi = tl.load(x + b * s_xb + ch[:, None] * s_xc + i[None, :] * s_xt, mask=mask, other=0.0).to(tl.float32)
-        r = xi + _tanh(f) * tl.sigmoid(g)
+        r = _tanh(f) * tl.sigmoid(g)
+        if HAS_X:                       # the residual Seq-U-Net's identity; WaveNet's gate has none
+            i = (STEP * j + offset) // REPEAT
+            r += tl.load(x + b * s_xb + ch[:, None] * s_xc + i[None, :] * s_xt, mask=mask, other=0.0).to(tl.float32)
         tl.store(out + b * s_ob + ch[:, None] * s_oc + j[None, :] * s_ot, r.to(out.dtype.element_ty), mask=mask)
 
     @triton.jit(do_not_specialize=["c", "n", "start", "length"])
@@ -214,8 +231,10 @@ def _grid(channels: int, length: int, batch: int) -> tuple[int, int, int]:   # p
 
 def _forward_triton(y, x, out, start, step, repeat, offset) -> None:   # pragma: no cover - GPU only
     batch, c, n = out.shape
-    _forward_kernel[_grid(c, n, batch)](y, x, out, c, n, start, offset, *y.stride(), *x.stride(), *out.stride(),
-                                        STEP=step, REPEAT=repeat, BC=_BC, BT=_BT)
+    # without an identity, y stands in for x's pointer and strides (never read: HAS_X is False)
+    xs = y if x is None else x
+    _forward_kernel[_grid(c, n, batch)](y, xs, out, c, n, start, offset, *y.stride(), *xs.stride(), *out.stride(),
+                                        STEP=step, REPEAT=repeat, HAS_X=x is not None, BC=_BC, BT=_BT)
 
 
 def _gate_backward_triton(grad_out, y, grad_y, start) -> None:   # pragma: no cover - GPU only

@@ -17,6 +17,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from sequnet.core import sizes
+from sequnet.core.models.fused_gate import fused_gate
 from sequnet.core.models.layers import (Conv1d, LengthError, crop_front, gate, input_conv, split_channels,
                                    to_channels_last)
 
@@ -39,6 +40,7 @@ class WaveNetConfig:
 
 class WaveNetLayer(nn.Module):
     channels_last = False              # see sequnet.core.models.layers.use_channels_last
+    fused_gate = False                 # see sequnet.core.models.fused_gate.use_fused_gate
 
     def __init__(self, channels: int, skip: int, k: int, dilation: int):
         super().__init__()
@@ -47,7 +49,9 @@ class WaveNetLayer(nn.Module):
         self.out_conv = Conv1d(channels, skip + channels, 1)
 
     def gated(self, x: torch.Tensor) -> torch.Tensor:
-        return gate(self.dil_conv(x), self.channels_last)
+        y = self.dil_conv(x)
+        # the same maths either way; fused, one kernel keeps only y for the backward pass
+        return fused_gate(y) if self.fused_gate else gate(y, self.channels_last)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Return (residual output, skip contribution), both ``dilation * (k-1)`` shorter than x."""
