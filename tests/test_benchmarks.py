@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "benchmarks" / "training.py"
 
@@ -107,3 +109,18 @@ def test_piano_fast_script_writes_every_variant(tmp_path):
             variants.add((r["arch"], r["bf16"], r["channels_last"], r["fused_gate"]))
     every = {(bf16, cl, fg) for bf16 in (False, True) for cl in (False, True) for fg in (False, True)}
     assert {v[1:] for v in variants if v[0] == "sequnet"} == {v[1:] for v in variants if v[0] == "wavenet"} == every
+
+
+def test_breakdown_takes_every_pair_apart(tmp_path):
+    out = tmp_path / "breakdown.json"
+    subprocess.run([sys.executable, str(REPO / "benchmarks" / "breakdown.py"), "--device", "cpu", "--quick",
+                    "--steps", "1", "--warmup", "1", "--out", str(out)], check=True, capture_output=True, text=True,
+                   timeout=300)
+    rows = json.loads(out.read_text())["rows"]
+    assert [(r["task"], r["arch"]) for r in rows] == [(t, a) for t in ("char_ptb", "word_ptb", "jsb", "nottingham",
+                                                                        "muse") for a in ("tcn", "sequnet")]
+    for r in rows:
+        # Adam's two moments are twice the parameters; the forward pass saves activations; a step has FLOPs
+        assert r["adam_mib"] == pytest.approx(2 * r["params_mib"]) and r["grads_mib"] == r["params_mib"]
+        assert r["saved_activations_mib"] > 0 and r["flops_per_step"] > 0 and r["eager_time_s"] > 0
+    assert all("ratio_flops_per_step" in r for r in rows if r["arch"] == "sequnet")
