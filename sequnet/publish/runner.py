@@ -1,4 +1,4 @@
-"""``sequnet run``: execute every notebook at one scale with papermill; ``sequnet book``: build the book from them.
+"""``sequnet run``: execute every notebook at one scale with papermill (``sequnet book`` then builds the book).
 
 Layout of a run (default ``build/<scale>/``)::
 
@@ -14,7 +14,7 @@ another's output (``AFTER``) starts once that one has ended. Without a GPU they 
 The kernel's working directory is ``<out>`` and the runner injects ``out_dir = "<name>"``. A path under
 ``out_dir`` is therefore also a path relative to the executed notebook, so an ``<audio src=...>`` a notebook
 writes that way plays in Jupyter and, once ``sequnet book`` has copied ``<out>/<name>/`` beside the page, in the
-book (see :func:`sequnet.publish.book.audio_player`).
+book (see :func:`sequnet.publish.notebook_view.audio_player`).
 """
 from __future__ import annotations
 
@@ -29,8 +29,8 @@ from pathlib import Path
 from typing import Callable
 
 from sequnet.experiment.presets import SCALE_NAMES, SCALES, help_text
+from sequnet.publish.paths import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 NOTEBOOKS = REPO / "notebooks"
 
 # Order of execution and of the book's chapters; notebooks not listed follow in alphabetical order.
@@ -326,12 +326,6 @@ def run(args) -> int:
     return 0 if all(o.status == "ok" for o in outcomes) else 1
 
 
-def build_book_command(args) -> int:
-    from sequnet.publish import book
-
-    return book.main(Path(args.source), strict=args.strict)
-
-
 def register(sub) -> None:
     p = sub.add_parser("run", help="execute the notebooks with papermill at one scale",
                        description="Execute notebooks/*.md with papermill at one scale; executed notebooks go to "
@@ -351,12 +345,3 @@ def register(sub) -> None:
     p.add_argument("--notebooks", type=Path, default=NOTEBOOKS, metavar="DIR",
                    help="folder of the MyST notebooks (default: notebooks/ of this repository)")
     p.set_defaults(func=run)
-
-    b = sub.add_parser("book", help="build the HTML book from executed notebooks",
-                       description="Copy the executed notebooks of a run (and the files they wrote) into book/, "
-                                   "write the table of contents and the reproduction page, build book/_build/html.")
-    b.add_argument("--from", dest="source", default=str(REPO / "build" / "demo"), metavar="DIR",
-                   help="folder of executed notebooks: a run's output (build/<scale>) or results/published "
-                        "(default: build/demo)")
-    b.add_argument("--strict", action="store_true", help="treat Sphinx warnings as errors")
-    b.set_defaults(func=build_book_command)
