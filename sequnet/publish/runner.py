@@ -2,7 +2,8 @@
 
 Layout of a run (default ``build/<scale>/``)::
 
-    <out>/<name>.ipynb          the executed notebook (written under a temporary name, renamed when complete)
+    <out>/<name>.ipynb          the last complete executed notebook (papermill writes under a temporary name,
+                                renamed only when the run succeeds: a failing run leaves the previous one in place)
     <out>/<name>.failed.ipynb   what a failed run had executed, with papermill's error marker, for debugging
     <out>/<name>.log            papermill's log: progress, cell outputs, tracebacks (``tail -f`` it on long runs)
     <out>/<name>/               the notebook's ``out_dir``: result records, audio, anything else it writes
@@ -19,7 +20,9 @@ book (see :func:`sequnet.publish.notebook_view.audio_player`).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -121,6 +124,36 @@ def log_tail(log: Path, lines: int = 15) -> str:
     return "\n".join("    " + line for line in text[-lines:])
 
 
+class Terminated(BaseException):
+    """SIGTERM, raised in the main thread like Ctrl-C's KeyboardInterrupt, so that the same clean-up (kill_tree on
+    every papermill process and its kernel) runs. A BaseException, so that no ``except Exception`` stops it."""
+
+
+def _raise_terminated(signum, frame):
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)   # a second SIGTERM must not interrupt the clean-up
+    raise Terminated
+
+
+def ending_children_on_sigterm(command: Callable) -> Callable:
+    """``command`` with SIGTERM handled as Ctrl-C is: papermill runs in its own session (so that Ctrl-C reaches
+    only this process), so without this a SIGTERM would end the runner and leave papermill and its kernel
+    running. Exits with 143 (128 + SIGTERM) when terminated."""
+    @functools.wraps(command)
+    def wrapped(args):
+        try:
+            previous = signal.signal(signal.SIGTERM, _raise_terminated)
+        except ValueError:          # not in the main thread, where Python delivers signals: nothing to handle
+            return command(args)
+        try:
+            return command(args)
+        except Terminated:
+            print("sequnet run: terminated (SIGTERM); papermill and its kernels were ended", file=sys.stderr)
+            return 128 + signal.SIGTERM
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+    return wrapped
+
+
 def kill_tree(proc: subprocess.Popen) -> None:
     """Kill papermill and its kernel: the kernel runs in its own session, so killing the group would miss it."""
     import psutil
@@ -200,8 +233,8 @@ def run_notebook(source: Path, out: Path, scale: str, params: list[tuple[str, st
         os.replace(partial, final)
         failed.unlink(missing_ok=True)
         return Outcome(name, status, wall, attempt)
-    # Keep no stale success beside a failure: the book must not show an older run as if it were this one.
-    final.unlink(missing_ok=True)
+    # The last good executed copy stays: it says when it ran (its banner in the book), and a failed re-run must
+    # not take a working chapter away; the failure is kept beside it as <name>.failed.ipynb.
     if partial.exists():
         os.replace(partial, failed)
         detail = detail or failing_cell(failed)
@@ -219,6 +252,8 @@ def summary(outcomes: list[Outcome], out: Path) -> str:
         if o.status != "ok":
             kept = [str(p) for p in (out / f"{o.name}.failed.ipynb", out / f"{o.name}.log") if p.exists()]
             rows.append(f"\n{o.name}: {o.status} ({', '.join(kept)})\n{o.detail}")
+            if (out / f"{o.name}.ipynb").exists():
+                rows.append(f"    {out / f'{o.name}.ipynb'} is still the last run that succeeded")
     return "\n".join(rows)
 
 
@@ -344,4 +379,4 @@ def register(sub) -> None:
                         "visible; 0 or no GPU: one after the other)")
     p.add_argument("--notebooks", type=Path, default=NOTEBOOKS, metavar="DIR",
                    help="folder of the MyST notebooks (default: notebooks/ of this repository)")
-    p.set_defaults(func=run)
+    p.set_defaults(func=ending_children_on_sigterm(run))
