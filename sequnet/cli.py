@@ -15,6 +15,7 @@ COMMAND_MODULES = [
     "sequnet.data.cli",
     "sequnet.experiment.cli",
     "sequnet.publish.runner",
+    "sequnet.publish.book",
 ]
 
 

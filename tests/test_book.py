@@ -24,10 +24,8 @@ from urllib.parse import urlparse
 import nbformat
 import pytest
 
-from sequnet.publish import book
-
-from sequnet.publish import runner
 from sequnet.experiment.records import ResultRecord
+from sequnet.publish import book, htmlcheck, notebook_view, reproduction, runner
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
@@ -47,7 +45,7 @@ def record(scale: str, test: float, **kw) -> ResultRecord:
 
 
 def test_reproduction_page_keeps_small_scale_numbers_out_of_table1():
-    page = book.reproduction_markdown([record("smoke", 11.111), record("paper", 8.2222, device="NVIDIA H200")],
+    page = reproduction.reproduction_markdown([record("smoke", 11.111), record("paper", 8.2222, device="NVIDIA H200")],
                                       ["results"])
     table1, small = page.split("## Small-scale runs")
     assert "8.222" in table1 and "NVIDIA H200" in table1 and "2025-01-02" in table1
@@ -56,17 +54,17 @@ def test_reproduction_page_keeps_small_scale_numbers_out_of_table1():
     assert "11.11" not in table1, "a smoke number must never stand beside the paper's"
     assert "11.11" in small and "**smoke** scale" in small
     absolute, ratios = table1.split("### Seq-U-Net relative to its baseline")
-    assert absolute.count("| **paper** (GTX 1080) |") == len(book.PAPER_TABLE1)
+    assert absolute.count("| **paper** (GTX 1080) |") == len(reproduction.PAPER_TABLE1)
     assert "| M-JSB | ours: **paper** scale, NVIDIA H200 |" not in ratios, "no TCN run on the H200 to divide by"
 
 
 def test_times_of_runs_that_shared_their_gpu_are_marked():
     shared = dict(device="NVIDIA H200", notes="trained side by side with the TCN (2 processes under CUDA MPS)")
-    page = book.reproduction_markdown([record("paper", 8.1, time_per_step_s=0.005, **shared),
+    page = reproduction.reproduction_markdown([record("paper", 8.1, time_per_step_s=0.005, **shared),
                                        record("paper", 8.2, model="tcn", time_per_step_s=0.004, device="NVIDIA H200")],
                                       ["results"])
     table1, ratios = page.split("### Seq-U-Net relative to its baseline")
-    assert "| 8.100 | 0.005 † |" in table1 and "| 8.200 | 0.004 |" in table1 and book.CONTENDED_NOTE in table1
+    assert "| 8.100 | 0.005 † |" in table1 and "| 8.200 | 0.004 |" in table1 and reproduction.CONTENDED_NOTE in table1
     assert "| M-JSB | ours: **paper** scale, NVIDIA H200 | 1.25 † |" in ratios
 
 
@@ -75,7 +73,7 @@ def test_changed_paper_runs_stand_beside_table1_with_their_change():
     stopped = record("paper", None, device="NVIDIA H200", status="interrupted", date="2025-01-03T00:00:00+00:00",
                      metrics={"train": None, "valid": 2.9692, "test": None},
                      notes="stopped after epoch 92 of 100; paper preset changed: seed=1")
-    page = book.reproduction_markdown([short, stopped, record("demo", 9.4444)], ["results"])
+    page = reproduction.reproduction_markdown([short, stopped, record("demo", 9.4444)], ["results"])
     table1, rest = page.split("### Paper settings, changed training")
     changed, small = rest.split("## Small-scale runs")
     assert "8.333" not in table1 and "2.969" not in table1, "a changed run is not a reproduction"
@@ -89,8 +87,52 @@ def test_records_are_found_once_and_other_json_is_skipped(tmp_path):
     record("demo", 9.0).save(tmp_path / "a" / "jsb.json")
     record("demo", 9.0).save(tmp_path / "b" / "copy.json")                  # the same run found twice
     (tmp_path / "a" / "pairs.json").write_text(json.dumps({"pairs": [1, 2]}))
-    records = book.find_records([tmp_path / "a", tmp_path])
+    records = reproduction.find_records([tmp_path / "a", tmp_path])
     assert [(r.scale, r.metrics["test"]) for r in records] == [("demo", 9.0)]
+
+
+@pytest.mark.parametrize("damage", ["truncated", "empty", "latin-1"])
+def test_an_unreadable_record_stops_the_build_naming_the_file(tmp_path, damage):
+    good = record("demo", 9.0).save(tmp_path / "good.json")
+    text = good.read_text()
+    bad = tmp_path / "records" / "bad.json"
+    bad.parent.mkdir()
+    bad.write_bytes({"truncated": text[: len(text) // 2].encode(), "empty": b"",
+                     "latin-1": text.replace('"cpu"', '"cp\u00fc"').encode("latin-1")}[damage])
+    with pytest.raises(SystemExit, match=re.escape(str(bad))):
+        reproduction.find_records([tmp_path])
+
+
+def test_book_fails_on_a_record_of_wrong_types_before_writing_anything(tmp_path):
+    run = tmp_path / "build"
+    path = record("demo", 9.0).save(run / "jsb" / "records" / "jsb_sequnet.json")
+    path.write_text(json.dumps(json.loads(path.read_text()) | {"metrics": {"train": 6.0, "test": "n/a"}}))
+    target = tmp_path / "book"                  # holds nothing: a build that went on would fail otherwise
+    with pytest.raises(SystemExit) as stop:
+        book.main(run, book=target)
+    assert str(path) in str(stop.value) and "'metrics'" in str(stop.value) and "n/a" in str(stop.value)
+    assert not target.exists()
+
+
+def test_book_command_is_registered_by_the_book_module():
+    from sequnet import cli
+
+    args = cli.build_parser().parse_args(["book", "--from", "somewhere", "--strict"])
+    assert args.func.__module__ == "sequnet.publish.book" and args.source == "somewhere" and args.strict
+
+
+def test_record_strings_are_literal_text_on_the_page():
+    hostile = record("paper", 8.5, device="<script>alert(1)</script> GPU|x", status="odd|*state*",
+                     git_commit="`x`<b>", deviations={"lr": "0.1|<i>"})
+    small = record("demo", 9.5, device="<img src=x onerror=alert(1)>", model="new|model", metric="nats|x")
+    page = reproduction.reproduction_markdown([hostile, small], ["results"])
+    assert "<script" not in page and "<img" not in page and "<b>" not in page and "<i>" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; GPU\\|x" in page
+    rows = [line for line in page.splitlines() if line.startswith("|") and ("GPU" in line or "new" in line)]
+    assert len(rows) == 2
+    for row in rows:
+        # A row has as many unescaped | as its table's header.
+        assert len(re.findall(r"(?<!\\)\|", row)) in (10, 9), row
 
 
 def test_toc_lists_existing_notebooks_in_preferred_order():
@@ -104,7 +146,7 @@ def test_external_resources_are_found(tmp_path):
     (tmp_path / "p.html").write_text('<script src="https://cdn.example/x.js"></script><a href="https://paper">x</a>'
                                      '<link rel="stylesheet" href="//fonts.example/css"><img src="_images/a.png">')
     (tmp_path / "s.css").write_text("@import 'https://fonts.example/f.css'; a{background:url(data:image/png;x)}")
-    found = sorted(url for _, url in book.external_resources(tmp_path))
+    found = sorted(url for _, url in htmlcheck.external_resources(tmp_path))
     assert found == ["//fonts.example/css", "https://cdn.example/x.js", "https://fonts.example/f.css"]
 
 
@@ -112,9 +154,9 @@ def test_audio_player_refers_to_the_file_relative_to_the_notebook(tmp_path, monk
     monkeypatch.chdir(tmp_path)
     (tmp_path / "nb").mkdir()
     (tmp_path / "nb" / "a.wav").write_bytes(b"RIFF")
-    assert 'src="nb/a.wav"' in book.audio_player("nb/a.wav").data
+    assert 'src="nb/a.wav"' in notebook_view.audio_player("nb/a.wav").data
     with pytest.raises(FileNotFoundError):
-        book.audio_player("nb/missing.wav")
+        notebook_view.audio_player("nb/missing.wav")
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
@@ -500,7 +542,7 @@ def test_a_notebook_run_per_dataset_names_its_dataset_in_the_title():
     def notebook(**parameters):
         nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# Polyphonic music modelling\n\nText.")])
         nb.metadata["papermill"] = {"parameters": {"scale": "paper", **parameters}}
-        return book.with_banner(nb)
+        return notebook_view.with_banner(nb)
 
     jsb = notebook(dataset="jsb")
     assert jsb.cells[0].source == "# Polyphonic music modelling: JSB Chorales"

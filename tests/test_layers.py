@@ -55,3 +55,25 @@ def test_every_module_sits_in_a_layer_folder():
 def test_imports_run_one_way(name):
     upward = sorted(m for m in GRAPH[name] if rank(m) > rank(name))
     assert not upward, f"{name} (layer {rank(name)}) imports from later layers: {upward}"
+
+
+def test_no_import_cycles():
+    done, stack, cycles = set(), [], []
+
+    def visit(node):
+        if node in stack:
+            cycles.append(stack[stack.index(node):] + [node])
+            return
+        if node in done:
+            return
+        stack.append(node)
+        for nxt in sorted(GRAPH[node]):
+            # a package's __init__ re-exporting its own modules is not a cycle between modules
+            if not nxt.startswith(node + ".") and not node.startswith(nxt + "."):
+                visit(nxt)
+        stack.pop()
+        done.add(node)
+
+    for name in sorted(GRAPH):
+        visit(name)
+    assert not cycles, "import cycles: " + "; ".join(" -> ".join(c) for c in cycles)

@@ -11,6 +11,7 @@ import datetime as _dt
 import json
 import os
 import platform
+import re
 import subprocess
 import tempfile
 from pathlib import Path
@@ -68,6 +69,10 @@ class ResultRecord:
     git_commit: str = ""
     date: str = ""
     host: str = ""
+    # The fields of the run's configuration that differ from its scale's preset (``scales.deviations``), as
+    # {name: value}: a paper-scale record with any is not a reproduction. None: not given, read from ``notes``
+    # (records written before this field say it there only: "paper preset changed: epochs=61, lr=0.01").
+    deviations: dict[str, Any] | None = None
 
     def __post_init__(self):
         if self.scale not in SCALE_NAMES:
@@ -77,6 +82,8 @@ class ResultRecord:
         self.git_commit = self.git_commit or git_commit()
         self.date = self.date or _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
         self.host = self.host or platform.node()
+        if self.deviations is None:
+            self.deviations = deviations_from_notes(self.notes)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -98,23 +105,102 @@ class ResultRecord:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "ResultRecord":
-        with open(path) as f:
-            data = json.load(f)
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(data) - names
+        """Read a record, checking that it is one: a JSON object with every required field, each of its type.
+        Any problem raises :class:`RecordError` naming the file and the field."""
+        try:
+            data = json.loads(Path(path).read_bytes().decode("utf-8"))
+        except OSError as e:
+            raise RecordError(f"{path}: cannot read the result record ({e.strerror or e})") from e
+        except UnicodeDecodeError as e:
+            raise RecordError(f"{path}: not UTF-8 text (byte {e.start}); a result record is JSON written by "
+                              f"ResultRecord.save") from e
+        except json.JSONDecodeError as e:
+            raise RecordError(f"{path}: not valid JSON ({e.msg} at line {e.lineno}, column {e.colno}); the file is "
+                              f"truncated or damaged: restore it from git or re-run the experiment") from e
+        if not isinstance(data, dict):
+            raise RecordError(f"{path}: a result record is a JSON object, not {type(data).__name__}")
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = set(data) - set(fields)
         if unknown:
-            raise ValueError(f"{path}: unknown fields {sorted(unknown)} in result record")
+            raise RecordError(f"{path}: unknown fields {sorted(unknown)} in result record")
+        missing = [name for name, f in fields.items() if name not in data and f.default is dataclasses.MISSING
+                   and f.default_factory is dataclasses.MISSING]
+        if missing:
+            raise RecordError(f"{path}: result record lacks the field(s) {missing}")
+        for name, value in data.items():
+            problem = _type_problem(name, value)
+            if problem:
+                raise RecordError(f"{path}: field {name!r} {problem}")
         # Provenance that the run did not record stays unknown: filling it in from the loading machine (its git
         # commit, its torch) would misattribute the record.
         for key in ("torch", "git_commit", "date", "host"):
             data[key] = data.get(key) or "unknown"
-        return cls(**data)
+        try:
+            return cls(**data)
+        except ValueError as e:
+            raise RecordError(f"{path}: {e}") from e
 
 
-def load_records(root: str | os.PathLike) -> list[ResultRecord]:
-    """Every record (``*.json``) below ``root``, sorted by experiment, model and scale."""
-    records = [ResultRecord.load(p) for p in sorted(Path(root).rglob("*.json"))]
-    return sorted(records, key=lambda r: (r.experiment, r.model, r.scale, r.date))
+class RecordError(ValueError):
+    """A result record that cannot be read, or whose fields have the wrong type; the message names the file."""
+
+
+_NUMBER = (int, float)
+_SCALAR = (str, int, float, bool, type(None))
+# What each field may hold, as loaded from JSON (tuple of types, what to say when it holds something else);
+# fields not listed hold a string.
+_FIELD_TYPES = {
+    "metrics": ((dict,), "must map each split to a number or null"),
+    "params": ((int,), "must be a whole number"),
+    "receptive_field": ((int,), "must be a whole number"),
+    "time_per_step_s": (_NUMBER + (type(None),), "must be a number or null"),
+    "peak_memory_mib": (_NUMBER + (type(None),), "must be a number or null"),
+    "wall_time_s": (_NUMBER, "must be a number"),
+    "config": ((dict,), "must be a JSON object"),
+    "history": ((list,), "must be a list of JSON objects, one per epoch"),
+    "deviations": ((dict, type(None)), "must map each changed setting to its value"),
+}
+
+
+def _type_problem(name: str, value: Any) -> str:
+    """Why ``value`` cannot be field ``name`` of a record, or "" if it can."""
+    types, want = _FIELD_TYPES.get(name, ((str,), "must be a string"))
+    # bool is an int to Python, but true for a parameter count is a damaged record.
+    if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+        return f"{want}, not {json.dumps(value)[:60]}"
+    if name == "metrics":
+        bad = {k: v for k, v in value.items() if isinstance(v, bool) or not isinstance(v, _NUMBER + (type(None),))}
+        if bad:
+            split, v = next(iter(bad.items()))
+            return f"{want}; {split!r} is {json.dumps(v)[:60]}"
+    if name == "history" and not all(isinstance(h, dict) for h in value):
+        return want
+    if name == "deviations" and value is not None and not all(isinstance(v, _SCALAR) for v in value.values()):
+        return f"{want} (a string, number, true/false or null)"
+    return ""
+
+
+_PYTHON_LITERALS = {"True": True, "False": False, "None": None}   # how the notes print them
+_CHANGED_NOTE = re.compile(r"^\w+ preset changed: (.*)$")
+
+
+def deviations_from_notes(notes: str) -> dict[str, Any]:
+    """The preset changes a record's notes name ("paper preset changed: epochs=61, lr=0.01" among notes joined
+    by "; "), for records written before ``deviations`` was a field and by runs that pass only notes. Numbers and
+    True/False/None are read as such; other values stay text ("(model changed)")."""
+    changes = {}
+    for note in notes.split("; "):
+        match = _CHANGED_NOTE.match(note)
+        if not match:
+            continue
+        for item in re.split(r", (?=\w+=)", match.group(1)):
+            key, _, text = item.partition("=")
+            try:
+                value = _PYTHON_LITERALS[text] if text in _PYTHON_LITERALS else json.loads(text)
+            except ValueError:
+                value = text
+            changes[key] = value if isinstance(value, _SCALAR) else text
+    return changes
 
 
 def git_commit() -> str:

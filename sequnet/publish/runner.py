@@ -1,8 +1,9 @@
-"""``sequnet run``: execute every notebook at one scale with papermill; ``sequnet book``: build the book from them.
+"""``sequnet run``: execute every notebook at one scale with papermill (``sequnet book`` then builds the book).
 
 Layout of a run (default ``build/<scale>/``)::
 
-    <out>/<name>.ipynb          the executed notebook (written under a temporary name, renamed when complete)
+    <out>/<name>.ipynb          the last complete executed notebook (papermill writes under a temporary name,
+                                renamed only when the run succeeds: a failing run leaves the previous one in place)
     <out>/<name>.failed.ipynb   what a failed run had executed, with papermill's error marker, for debugging
     <out>/<name>.log            papermill's log: progress, cell outputs, tracebacks (``tail -f`` it on long runs)
     <out>/<name>/               the notebook's ``out_dir``: result records, audio, anything else it writes
@@ -14,12 +15,14 @@ another's output (``AFTER``) starts once that one has ended. Without a GPU they 
 The kernel's working directory is ``<out>`` and the runner injects ``out_dir = "<name>"``. A path under
 ``out_dir`` is therefore also a path relative to the executed notebook, so an ``<audio src=...>`` a notebook
 writes that way plays in Jupyter and, once ``sequnet book`` has copied ``<out>/<name>/`` beside the page, in the
-book (see :func:`sequnet.publish.book.audio_player`).
+book (see :func:`sequnet.publish.notebook_view.audio_player`).
 """
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -29,8 +32,8 @@ from pathlib import Path
 from typing import Callable
 
 from sequnet.experiment.presets import SCALE_NAMES, SCALES, help_text
+from sequnet.publish.paths import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 NOTEBOOKS = REPO / "notebooks"
 
 # Order of execution and of the book's chapters; notebooks not listed follow in alphabetical order.
@@ -121,6 +124,36 @@ def log_tail(log: Path, lines: int = 15) -> str:
     return "\n".join("    " + line for line in text[-lines:])
 
 
+class Terminated(BaseException):
+    """SIGTERM, raised in the main thread like Ctrl-C's KeyboardInterrupt, so that the same clean-up (kill_tree on
+    every papermill process and its kernel) runs. A BaseException, so that no ``except Exception`` stops it."""
+
+
+def _raise_terminated(signum, frame):
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)   # a second SIGTERM must not interrupt the clean-up
+    raise Terminated
+
+
+def ending_children_on_sigterm(command: Callable) -> Callable:
+    """``command`` with SIGTERM handled as Ctrl-C is: papermill runs in its own session (so that Ctrl-C reaches
+    only this process), so without this a SIGTERM would end the runner and leave papermill and its kernel
+    running. Exits with 143 (128 + SIGTERM) when terminated."""
+    @functools.wraps(command)
+    def wrapped(args):
+        try:
+            previous = signal.signal(signal.SIGTERM, _raise_terminated)
+        except ValueError:          # not in the main thread, where Python delivers signals: nothing to handle
+            return command(args)
+        try:
+            return command(args)
+        except Terminated:
+            print("sequnet run: terminated (SIGTERM); papermill and its kernels were ended", file=sys.stderr)
+            return 128 + signal.SIGTERM
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+    return wrapped
+
+
 def kill_tree(proc: subprocess.Popen) -> None:
     """Kill papermill and its kernel: the kernel runs in its own session, so killing the group would miss it."""
     import psutil
@@ -200,8 +233,8 @@ def run_notebook(source: Path, out: Path, scale: str, params: list[tuple[str, st
         os.replace(partial, final)
         failed.unlink(missing_ok=True)
         return Outcome(name, status, wall, attempt)
-    # Keep no stale success beside a failure: the book must not show an older run as if it were this one.
-    final.unlink(missing_ok=True)
+    # The last good executed copy stays: it says when it ran (its banner in the book), and a failed re-run must
+    # not take a working chapter away; the failure is kept beside it as <name>.failed.ipynb.
     if partial.exists():
         os.replace(partial, failed)
         detail = detail or failing_cell(failed)
@@ -219,6 +252,8 @@ def summary(outcomes: list[Outcome], out: Path) -> str:
         if o.status != "ok":
             kept = [str(p) for p in (out / f"{o.name}.failed.ipynb", out / f"{o.name}.log") if p.exists()]
             rows.append(f"\n{o.name}: {o.status} ({', '.join(kept)})\n{o.detail}")
+            if (out / f"{o.name}.ipynb").exists():
+                rows.append(f"    {out / f'{o.name}.ipynb'} is still the last run that succeeded")
     return "\n".join(rows)
 
 
@@ -326,12 +361,6 @@ def run(args) -> int:
     return 0 if all(o.status == "ok" for o in outcomes) else 1
 
 
-def build_book_command(args) -> int:
-    from sequnet.publish import book
-
-    return book.main(Path(args.source), strict=args.strict)
-
-
 def register(sub) -> None:
     p = sub.add_parser("run", help="execute the notebooks with papermill at one scale",
                        description="Execute notebooks/*.md with papermill at one scale; executed notebooks go to "
@@ -350,13 +379,4 @@ def register(sub) -> None:
                         "visible; 0 or no GPU: one after the other)")
     p.add_argument("--notebooks", type=Path, default=NOTEBOOKS, metavar="DIR",
                    help="folder of the MyST notebooks (default: notebooks/ of this repository)")
-    p.set_defaults(func=run)
-
-    b = sub.add_parser("book", help="build the HTML book from executed notebooks",
-                       description="Copy the executed notebooks of a run (and the files they wrote) into book/, "
-                                   "write the table of contents and the reproduction page, build book/_build/html.")
-    b.add_argument("--from", dest="source", default=str(REPO / "build" / "demo"), metavar="DIR",
-                   help="folder of executed notebooks: a run's output (build/<scale>) or results/published "
-                        "(default: build/demo)")
-    b.add_argument("--strict", action="store_true", help="treat Sphinx warnings as errors")
-    b.set_defaults(func=build_book_command)
+    p.set_defaults(func=ending_children_on_sigterm(run))

@@ -1,0 +1,77 @@
+"""What a notebook shows and how its page is headed: audio players that keep audio as files, and the banner that
+says at what scale a notebook ran.
+
+Audio must reach the book as files, not as base64 inside the notebook: a notebook writes a WAV/FLAC under its
+``out_dir`` and shows it with :func:`audio_player`, whose ``src`` is relative to the notebook, so it plays in
+Jupyter and in the book alike.
+"""
+from __future__ import annotations
+
+import html
+import os
+from pathlib import Path
+
+from sequnet.experiment.presets import SCALES
+
+
+def audio_player(path: str | os.PathLike, caption: str = ""):
+    """An ``<audio>`` player for a file the notebook wrote, referenced by a path relative to the notebook.
+
+    ``IPython.display.Audio(filename=...)`` would inline the file as base64 (megabytes per clip in the notebook
+    and the page); this keeps the audio a file, which ``sequnet book`` copies beside the page.
+    """
+    from IPython.display import HTML
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: write the audio file before showing a player for it")
+    src = Path(os.path.relpath(path.resolve(), Path.cwd())).as_posix()
+    if src.startswith("../"):
+        raise ValueError(f"{path} lies outside the notebook's folder; write audio under out_dir so that the book "
+                         f"can publish it")
+    label = f"<figcaption>{html.escape(caption)}</figcaption>" if caption else ""
+    return HTML(f'<figure class="sequnet-audio">{label}<audio controls preload="metadata" '
+                f'src="{html.escape(src)}"></audio></figure>')
+
+
+def scale_banner(nb) -> str:
+    """A note saying at what scale and when the notebook ran, so no small-scale number passes for the paper's."""
+    meta = nb.metadata.get("papermill", {})
+    scale = meta.get("parameters", {}).get("scale")
+    when = html.escape(str(meta.get("end_time") or "")[:16].replace("T", " "))
+    ran = f"Executed at **{scale}** scale" + (f" on {when} UTC" if when else "")
+    if scale == "paper":
+        return (f"```{{note}}\n{ran} with the paper's settings (Tables 2 and 3). The {{doc}}`/reproduction` page "
+                f"puts its result records beside the paper's Table 1.\n```")
+    if scale in SCALES:
+        size = SCALES[scale].summary
+        return (f"```{{warning}}\n{ran}: {size}. Its numbers are **not** a reproduction of the paper's results; "
+                f"the {{doc}}`/reproduction` page lists the paper-scale runs.\n```")
+    return "```{warning}\nExecuted outside `sequnet run`: the scale of its numbers is unknown.\n```"
+
+
+# A notebook run once per dataset (the music one) gets the dataset's name in its title, so that its chapters
+# differ in the book's navigation.
+DATASET_TITLES = {"jsb": "JSB Chorales", "nottingham": "Nottingham", "muse": "MuseData", "piano_midi": "Piano-midi.de"}
+
+
+def with_banner(nb):
+    """Insert the scale banner right under the notebook's title (the first markdown cell's `# ` line), and name
+    the dataset in the title when the notebook ran with a ``dataset`` parameter."""
+    import nbformat
+
+    banner = nbformat.v4.new_markdown_cell(scale_banner(nb))
+    first = next((i for i, c in enumerate(nb.cells) if c.cell_type == "markdown"), None)
+    if first is None:
+        nb.cells.insert(0, banner)
+        return nb
+    title, _, rest = nb.cells[first].source.lstrip().partition("\n")
+    dataset = nb.metadata.get("papermill", {}).get("parameters", {}).get("dataset")
+    if title.startswith("# ") and isinstance(dataset, str):
+        title = f"{title}: {html.escape(DATASET_TITLES.get(dataset, dataset))}"
+        nb.cells[first].source = title          # any text after it moves to a cell of its own below
+    if title.startswith("# ") and rest.strip():
+        nb.cells[first].source = title
+        nb.cells.insert(first + 1, nbformat.v4.new_markdown_cell(rest.strip()))
+    nb.cells.insert(first + 1, banner)
+    return nb

@@ -1,0 +1,268 @@
+"""The book's reproduction page (``book/reproduction.md``): the paper's Table 1 beside this companion's result
+records, the changed paper-scale runs, cost ratios, the training-step benchmark, and the small-scale runs.
+
+Every string taken from a record or a benchmark file is made literal text before it reaches the page
+(:func:`text`): HTML-escaped, so that a ``<script>`` in a device name stays text, and with Markdown's table and
+emphasis characters escaped, so that a ``|`` cannot split a table row.
+"""
+from __future__ import annotations
+
+import html
+import json
+import re
+from pathlib import Path
+
+from sequnet.core.configs import baseline_arch
+from sequnet.experiment.records import METRIC_UNITS, PAPER_TABLE1, RecordError, ResultRecord
+from sequnet.publish.paths import RESULTS
+
+TASK_NAMES = {"char_ptb": "Char-LM (PTB)", "word_ptb": "Word-LM (PTB)", "muse": "M-Muse", "nottingham": "M-Nott",
+              "jsb": "M-JSB", "piano_midi": "M-Piano-midi", "piano_audio": "Piano (audio)"}
+MODEL_NAMES = {"tcn": "TCN", "sequnet": "Seq-U-Net", "wavenet": "WaveNet"}
+# Keys that make a JSON file a result record; other JSON files (widget state, listening pairs, benchmarks) have
+# neither.
+RECORD_KEYS = {"experiment", "metrics"}
+# Markdown's (and MyST's) characters with a meaning inline: escaped with a backslash so that text stays text.
+_MARKDOWN = re.compile(r"([\\`*_\[\]{}|$~#!])")
+
+
+def text(value) -> str:
+    """``value`` as literal text in a Markdown table cell of the page: no HTML, no emphasis, no cell break."""
+    return html.escape(_MARKDOWN.sub(r"\\\1", str(value)), quote=False)
+
+
+def find_records(roots: list[Path]) -> list[ResultRecord]:
+    """Result records below ``roots``, each once; other JSON files (widget state, listening pairs) are skipped.
+
+    A JSON file that cannot be read (truncated, empty, not UTF-8) might have been a record, and a record with a
+    field of the wrong type would be shown wrong: either stops the build (SystemExit naming the file), so that no
+    page silently leaves a run out."""
+    records = {}
+    for root in roots:
+        for path in sorted(Path(root).rglob("*.json")) if Path(root).is_dir() else []:
+            if "node_modules" in path.parts or "_vendor" in path.parts:
+                continue
+            try:
+                data = json.loads(path.read_bytes().decode("utf-8"))
+            except (OSError, ValueError):      # UnicodeDecodeError and JSONDecodeError are ValueErrors
+                data = None                    # unreadable: ResultRecord.load says why
+            if isinstance(data, dict) and not RECORD_KEYS & data.keys():
+                continue
+            try:
+                record = ResultRecord.load(path)
+            except RecordError as e:
+                raise SystemExit(f"sequnet book: {e}\n(every JSON file under {', '.join(map(str, roots))} must "
+                                 f"be readable, and a result record must load; fix or remove it)") from e
+            records[(record.experiment, record.model, record.scale, record.date, record.host)] = record
+    return sorted(records.values(), key=lambda r: (r.experiment, r.model, r.scale, r.date))
+
+
+def fmt(value) -> str:
+    """Our numbers: enough digits to compare with the paper's two or three decimals, whatever the magnitude."""
+    if value is None:
+        return "–"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return f"{value:.2f}" if abs(value) >= 100 else f"{value:.3f}" if abs(value) >= 1 else f"{value:.3g}"
+
+
+def task_name(task: str) -> str:
+    return TASK_NAMES.get(task) or text(task)
+
+
+def model_name(task: str, model: str) -> str:
+    name = MODEL_NAMES.get(model) or text(model)
+    return name + " (residual)" if (task, model) == ("piano_audio", "sequnet") else name
+
+
+def run_label(r: ResultRecord) -> str:
+    """Where a number of ours comes from: scale, device, date and commit, and the status unless it is ok."""
+    commit = ""
+    if r.git_commit not in ("", "unknown"):
+        # A code span shows its text as it is, so only a plain commit id goes into one.
+        commit = f" @ `{r.git_commit}`" if re.fullmatch(r"[0-9a-f]{4,40}", r.git_commit) else f" @ {text(r.git_commit)}"
+    status = "" if r.status == "ok" else f", **{text(r.status)}**"
+    return f"ours: **{text(r.scale)}** scale, {text(r.device)}, {text(r.date[:10])}{commit}{status}"
+
+
+def is_reproduction(r: ResultRecord) -> bool:
+    """A paper-scale run with the paper's preset unchanged (a changed run, e.g. fewer epochs, is not one)."""
+    return r.scale == "paper" and not r.deviations
+
+
+def contended(r: ResultRecord) -> bool:
+    """Whether the run shared its GPU with other training processes (its record's notes say so): its time per
+    step then includes that contention and is no cost comparison."""
+    return "side by side" in r.notes
+
+
+def params_label(n: int | None) -> str:
+    """A parameter count in the paper's style (5.9M, 522k), one digit more so that near-equal pairs differ."""
+    if not n:
+        return "–"
+    return f"{n / 1e6:.2f}M" if n >= 1e6 else f"{n / 1e3:.1f}k"
+
+
+def step_time(r: ResultRecord) -> str:
+    return fmt(r.time_per_step_s) + (" †" if contended(r) and r.time_per_step_s is not None else "")
+
+
+CONTENDED_NOTE = ("† Trained side by side with other runs on one GPU (CUDA MPS): the time per step includes that "
+                  "contention and is not a cost comparison; the training-step benchmark below gives uncontended "
+                  "costs, both models of a pair in one process.")
+
+
+def table1_section(records: list[ResultRecord]) -> list[str]:
+    """The paper's Table 1 rows, each followed by this companion's paper-scale records of the same experiment."""
+    ours = [r for r in records if is_reproduction(r)]
+    keys = list(PAPER_TABLE1) + sorted({(r.experiment, r.model) for r in ours} - set(PAPER_TABLE1))
+    lines = ["| Task | Model | Source | Params | Train | Test | Time/step (s) | Peak memory |",
+             "|---|---|---|---|---|---|---|---|"]
+    for task, model in keys:
+        head = f"| {task_name(task)} | {model_name(task, model)} "
+        if (task, model) in PAPER_TABLE1:
+            p = PAPER_TABLE1[task, model]
+            star = "\\*" if task == "piano_audio" else ""   # measured at batch 2
+            lines.append(head + f"| **paper** (GTX 1080) | {p.get('params', '–')} | {p['train']:g} | {p['test']:g} | "
+                                f"{p['time_s']:g}{star} | {p['mem_mb']:g} MB{star} |")
+        for r in (r for r in ours if (r.experiment, r.model) == (task, model)):
+            mem = f"{r.peak_memory_mib:.1f} MiB" if r.peak_memory_mib is not None else "–"
+            lines.append(head + f"| {run_label(r)} | {params_label(r.params)} | {fmt(r.metrics.get('train'))} | "
+                                f"{fmt(r.metrics.get('test'))} | {step_time(r)} | {mem} |")
+    return lines
+
+
+def preset_change(r: ResultRecord) -> str:
+    """What a record changed of its scale's preset (e.g. ``epochs=84, lr=0.01``)."""
+    return text(", ".join(f"{k}={v}" for k, v in (r.deviations or {}).items()))
+
+
+def changed_section(records: list[ResultRecord]) -> list[str]:
+    """Paper-scale runs that changed the preset (fewer epochs, a time budget, another learning rate or seed): the
+    paper's models and data, not its exact training, so they sit beside Table 1 rather than in it, with the change
+    named."""
+    runs = [r for r in records if r.scale == "paper" and not is_reproduction(r)]
+    if not runs:
+        return []
+    lines = ["### Paper settings, changed training", "",
+             "These runs use the paper's models and data but changed its training preset: fewer epochs, another "
+             "learning rate or another seed (the column *changed* says what; a record's notes say why). Some were "
+             "tried where a row misses its goal; all are published rather than left out.", "",
+             "| Task | Model | Source | Changed | Params | Train | Test | Time/step (s) | Peak memory |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in runs:
+        mem = f"{r.peak_memory_mib:.1f} MiB" if r.peak_memory_mib is not None else "–"
+        valid = f" (valid {fmt(r.metrics.get('valid'))})" if r.metrics.get("test") is None else ""
+        lines.append(f"| {task_name(r.experiment)} | {model_name(r.experiment, r.model)} | "
+                     f"{run_label(r)} | {preset_change(r)} | {params_label(r.params)} | {fmt(r.metrics.get('train'))} | "
+                     f"{fmt(r.metrics.get('test'))}{valid} | {step_time(r)} | {mem} |")
+    return lines
+
+
+def ratio(a, b) -> str:
+    return f"{a / b:.2f}" if a and b else "–"
+
+
+def ratios_section(records: list[ResultRecord]) -> list[str]:
+    """Seq-U-Net's time per step and memory over the baseline's: the paper's, and ours per device (newest runs)."""
+    newest = {(r.experiment, r.model, r.device): r for r in records if is_reproduction(r)}   # sorted by date
+    lines = ["| Task | Source | Time ratio | Memory ratio |", "|---|---|---|---|"]
+    for task in dict.fromkeys(t for t, _ in PAPER_TABLE1):
+        base = baseline_arch(task)
+        p, q = PAPER_TABLE1[task, "sequnet"], PAPER_TABLE1[task, base]
+        lines.append(f"| {TASK_NAMES[task]} | **paper** (GTX 1080) | {ratio(p['time_s'], q['time_s'])} | "
+                     f"{ratio(p['mem_mb'], q['mem_mb'])} |")
+        for (t, model, device), r in newest.items():
+            other = newest.get((t, base, device))
+            if t == task and model == "sequnet" and other:
+                mark = " †" if contended(r) or contended(other) else ""
+                lines.append(f"| {TASK_NAMES[task]} | ours: **paper** scale, {text(device)} | "
+                             f"{ratio(r.time_per_step_s, other.time_per_step_s)}{mark} | "
+                             f"{ratio(r.peak_memory_mib, other.peak_memory_mib)} |")
+    return lines
+
+
+def bench_section(bench_dir: Path = RESULTS / "bench") -> list[str]:
+    """Training-step ratios from the committed ``benchmarks/training.py`` runs: both models of every Table 1 pair
+    timed in one process on one GPU, with synthetic inputs of the paper's shapes (no training)."""
+    files = sorted(bench_dir.glob("training*.json"))
+    if not files:
+        return []
+    lines = ["### Training-step benchmark (all Table 1 pairs)", "",
+             "`benchmarks/training.py` times a full training step (forward, loss, backward, Adam) of both models "
+             "of each pair in one process, synchronised, median after warm-up, with inputs of the paper's training "
+             "shapes; memory is the allocator's peak. These are measurements of cost, not of accuracy.", "",
+             "| Task | Batch | Source | Seq-U-Net ms/step | baseline ms/step | Time ratio | Memory ratio |",
+             "|---|---|---|---|---|---|---|"]
+    for path in files:
+        try:
+            bench = json.loads(path.read_bytes().decode("utf-8"))
+            meta, rows = bench["meta"], {(r["task"], r["arch"], r["batch"]): r for r in bench["rows"]}
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise SystemExit(f"sequnet book: {path}: not a benchmarks/training.py result ({type(e).__name__}: {e}); "
+                             f"fix or remove it") from e
+        label = (f"ours: {text(meta.get('device', '?'))}, {text(str(meta.get('date', ''))[:10])}"
+                 f"{', bf16' if meta.get('bf16') else ''}{', compiled' if meta.get('compile') else ''}"
+                 f"{', CUDA graphs' if meta.get('cuda_graphs') else ''}")
+        for (task, arch, batch), r in rows.items():
+            base = rows.get((task, baseline_arch(task), batch))
+            if arch != "sequnet" or base is None:
+                continue
+            lines.append(f"| {task_name(task)} | {text(batch)} | {label} | {r['time_median_s'] * 1e3:.1f} | "
+                         f"{base['time_median_s'] * 1e3:.1f} | {ratio(r['time_median_s'], base['time_median_s'])} | "
+                         f"{ratio(r['peak_memory_mib'], base['peak_memory_mib'])} |")
+    return lines
+
+
+def small_scale_section(records: list[ResultRecord]) -> list[str]:
+    small = [r for r in records if r.scale != "paper"]
+    if not small:
+        return ["No smoke or demo records were found."]
+    lines = ["| Task (unit) | Model | Source | Train | Valid | Test | Time/step (s) | Wall (s) |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in small:
+        lines.append(f"| {task_name(r.experiment)} ({text(r.metric)}) | "
+                     f"{model_name(r.experiment, r.model)} | {run_label(r)} | {fmt(r.metrics.get('train'))} | "
+                     f"{fmt(r.metrics.get('valid'))} | {fmt(r.metrics.get('test'))} | {fmt(r.time_per_step_s)} | "
+                     f"{fmt(r.wall_time_s)} |")
+    return lines
+
+
+def reproduction_markdown(records: list[ResultRecord], sources: list[str]) -> str:
+    n_paper = sum(is_reproduction(r) for r in records)
+    units = ", ".join(f"{task_name(t)}: {text(u)}" for t, u in METRIC_UNITS.items())
+    parts = [
+        "(reproduction)=",
+        "# Reproduction: the paper's Table 1 and our runs", "",
+        "Every number of ours is labelled with the **scale** it was produced at, the **device** and the **date** "
+        "(and git commit). Only `paper`-scale runs — the paper's settings, on a GPU — are reproductions; "
+        "`smoke` and `demo` runs are small-scale checks and demonstrations and appear in a separate table.", "",
+        f"Records read from: {', '.join(f'`{s}`' for s in sources)} ({len(records)} found, {n_paper} at paper "
+        "scale). This page is generated by `sequnet book`.", "",
+        "## Table 1 beside paper-scale runs", "",
+        f"Metrics are in each task's unit ({units}); lower is better. The paper measured time per training step "
+        "and peak memory on a GTX 1080 with PyTorch 1.2; ours come from `torch.cuda.max_memory_allocated` "
+        "(MiB) and a synchronised, warmed-up median step, so compare ratios between models on one device rather "
+        "than absolute figures across devices.", "",
+        *table1_section(records), "",
+        "\\* The paper measured the piano models' time and memory at batch size 2 instead of 16.", "",
+        CONTENDED_NOTE, "",
+        *changed_section(records), "",
+        "### Seq-U-Net relative to its baseline", "",
+        "Time per step and peak memory of Seq-U-Net divided by those of TCN (WaveNet for piano audio), measured "
+        "on the same device: below 1 means Seq-U-Net is cheaper. Ratios travel across devices better than "
+        "absolute figures.", "",
+        *ratios_section(records), "",
+        "† At least one run of the pair trained side by side with others (see above); for cost ratios, read the "
+        "benchmark below.", "",
+        *bench_section(), "",
+    ]
+    if not n_paper:
+        parts += ["```{note}", "No paper-scale record yet. Run `make book SCALE=paper` on a GPU machine and commit "
+                  "the records under `results/`.", "```", ""]
+    parts += ["## Small-scale runs (not reproductions)", "",
+              "These runs use tiny (`smoke`) or CPU-sized (`demo`) models, data and epochs. They show that the "
+              "pipeline works and how training behaves; their numbers are **not comparable** with the paper's.", "",
+              *small_scale_section(records), "",
+              "```{include} _paper_settings.md", ":heading-offset: 1", "```", ""]
+    return "\n".join(parts)

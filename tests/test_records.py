@@ -1,0 +1,82 @@
+"""Result records: what a record must hold to load, and the preset changes it carries as a field."""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from sequnet.experiment.records import RecordError, ResultRecord
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def record(**kw) -> ResultRecord:
+    fields = dict(experiment="jsb", model="sequnet", scale="paper", metric="nll",
+                  metrics={"train": 6.0, "valid": 8.0, "test": 8.1}, params=521938, receptive_field=12,
+                  time_per_step_s=0.004, peak_memory_mib=8.0, device="cpu", wall_time_s=1.0,
+                  date="2025-01-02T03:04:05+00:00", git_commit="abc1234", host="h")
+    return ResultRecord(**(fields | kw))
+
+
+def committed_records() -> list[Path]:
+    return [p for p in sorted((REPO / "results").rglob("*.json"))
+            if {"experiment", "metrics"} <= json.loads(p.read_text()).keys()]
+
+
+def test_committed_records_load_with_their_preset_changes():
+    loaded = {p.relative_to(REPO / "results").as_posix(): ResultRecord.load(p) for p in committed_records()}
+    assert len(loaded) >= 19
+    # Written before ``deviations`` was a field: the change is read from the notes, once, on loading.
+    assert loaded["paper/word_ptb/variant-lr0.0002/word_ptb_sequnet.json"].deviations == {"lr": 0.0002}
+    assert loaded["paper/music_seeds/seed1/nottingham_sequnet.json"].deviations == {"seed": 1}
+    assert loaded["published/piano_audio/records/piano_audio_wavenet.json"].deviations == {"time_budget_s": 100.0}
+    assert loaded["published/music_jsb/records/jsb_sequnet.json"].deviations == {}
+
+
+def test_deviations_round_trip_and_a_given_field_wins_over_the_notes(tmp_path):
+    derived = record(notes="stopped early; paper preset changed: epochs=61, lr=0.01, setting=(model changed), "
+                           "bf16=True; best epoch 3")
+    assert derived.deviations == {"epochs": 61, "lr": 0.01, "setting": "(model changed)", "bf16": True}
+    assert ResultRecord.load(derived.save(tmp_path / "a.json")).deviations == derived.deviations
+    given = record(notes="paper preset changed: epochs=61", deviations={"epochs": 5})
+    assert ResultRecord.load(given.save(tmp_path / "b.json")).deviations == {"epochs": 5}
+
+
+@pytest.mark.parametrize("change, field", [
+    ({"metrics": {"train": 6.0, "valid": 8.0, "test": "n/a"}}, "metrics"),
+    ({"params": "5.9M"}, "params"),
+    ({"params": True}, "params"),
+    ({"time_per_step_s": "fast"}, "time_per_step_s"),
+    ({"device": 3}, "device"),
+    ({"history": [1, 2]}, "history"),
+    ({"deviations": {"epochs": [1, 2]}}, "deviations"),
+])
+def test_load_names_the_file_and_the_field_of_a_wrong_type(tmp_path, change, field):
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps(record().to_dict() | change))
+    with pytest.raises(RecordError, match=re.escape(f"{path}: field {field!r}")):
+        ResultRecord.load(path)
+
+
+@pytest.mark.parametrize("content, problem", [
+    (b"", "not valid JSON"),
+    (b'{"experiment": "jsb", "model": "seq', "not valid JSON"),
+    ('{"experiment": "jsb\u00e9"}'.encode("latin-1"), "not UTF-8"),
+    (b"[1, 2]", "a result record is a JSON object"),
+])
+def test_load_names_the_file_of_a_damaged_record(tmp_path, content, problem):
+    path = tmp_path / "r.json"
+    path.write_bytes(content)
+    with pytest.raises(RecordError, match=re.escape(f"{path}: {problem}")):
+        ResultRecord.load(path)
+
+
+def test_load_names_missing_fields(tmp_path):
+    path = tmp_path / "r.json"
+    data = record().to_dict()
+    del data["metrics"], data["device"]
+    path.write_text(json.dumps(data))
+    with pytest.raises(RecordError, match=r"lacks the field\(s\) \['metrics', 'device'\]"):
+        ResultRecord.load(path)
