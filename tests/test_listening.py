@@ -45,6 +45,10 @@ def answer(item, a_model, quality="A", coherence="not sure"):
     return {"item": item, "a_model": a_model, "b_model": b_model, "quality": quality, "coherence": coherence}
 
 
+# The item ids the response tests answer (an item set of 30; ``items_dir`` builds a real one of 6).
+ITEMS = [f"item{i:02d}" for i in range(1, 31)]
+
+
 def doc(participant="alice", items=None):
     return {"schema": L.SCHEMA_TAG, "participant": participant, "created": "2025-01-02T03:04:05Z",
             "items": items if items is not None else [answer("item01", "sequnet")]}
@@ -112,7 +116,7 @@ def test_valid_responses_load_and_other_files_are_not_responses(tmp_path):
     write(tmp_path, "alice.json", doc("alice"))
     write(tmp_path, "bob.json", doc("bob", [answer("item01", "wavenet", "B", "A"), answer("item02", "sequnet")]))
     write(tmp_path, "README.md", "# not a response")
-    assert [d["participant"] for d in L.load_responses(tmp_path)] == ["alice", "bob"]
+    assert [d["participant"] for d in L.load_responses(tmp_path, ITEMS)] == ["alice", "bob"]
 
 
 @pytest.mark.parametrize("name, content, reason", [
@@ -131,7 +135,7 @@ def test_malformed_response_files_are_rejected_with_the_reason(tmp_path, name, c
     write(tmp_path, "good.json", doc("good"))
     write(tmp_path, name, content)
     with pytest.raises(L.ResponseError) as e:
-        L.load_responses(tmp_path)
+        L.load_responses(tmp_path, ITEMS)
     assert [n for n, _ in e.value.problems] == [name]
     assert reason in str(e.value) and name in str(e.value)
 
@@ -141,7 +145,7 @@ def test_every_bad_file_is_reported_and_a_participant_counts_once(tmp_path):
     write(tmp_path, "a2.json", doc("alice"))
     write(tmp_path, "b.json", "not json")
     with pytest.raises(L.ResponseError) as e:
-        L.load_responses(tmp_path)
+        L.load_responses(tmp_path, ITEMS)
     reasons = dict(e.value.problems)
     assert set(reasons) == {"a2.json", "b.json"} and "also answered in a.json" in reasons["a2.json"]
 
@@ -160,7 +164,7 @@ def test_the_schema_agrees_with_jsonschema():
 def test_save_response_is_atomic_and_refuses_a_name_clash(tmp_path):
     d = L.response_document(" Ann Lee ", [answer("item01", "wavenet")])
     path = L.save_response(d, tmp_path)
-    assert path.name == "Ann_Lee.json" and L.load_responses(tmp_path)[0]["participant"] == "Ann Lee"
+    assert path.name == "Ann_Lee.json" and L.load_responses(tmp_path, ITEMS)[0]["participant"] == "Ann Lee"
     assert [p.name for p in tmp_path.iterdir()] == ["Ann_Lee.json"]   # no temporary file left behind
     with pytest.raises(L.ListeningError, match="choose another participant name"):
         L.save_response(L.response_document("Ann/Lee", [answer("item01", "wavenet")]), tmp_path)
@@ -241,7 +245,7 @@ def test_session_saves_valid_answers_for_every_item(items_dir, tmp_path):
         toggles[0].value, toggles[1].value = "A", "not sure"
         assert not button.disabled
         button.click()
-    (saved,) = L.load_responses(tmp_path / "responses")
+    (saved,) = L.load_responses(tmp_path / "responses", L.load_items(items_dir))
     expected = {t.item.id: t.a_model for t in L.presentation(L.load_items(items_dir), "carol")}
     assert {e["item"]: e["a_model"] for e in saved["items"]} == expected
     assert all(e["quality"] == "A" and e["coherence"] == "not sure" for e in saved["items"])
@@ -283,7 +287,7 @@ def test_summary_and_binomial_test_on_known_counts():
 
 
 def test_no_responses_means_no_numbers(tmp_path):
-    assert L.load_responses(tmp_path) == []
+    assert L.load_responses(tmp_path, ITEMS) == []
     summary = L.summarise([])
     assert summary.empty and summary.markdown() == "No responses yet."
     results = L.binomial_test(summary)
