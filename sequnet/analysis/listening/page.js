@@ -1,5 +1,6 @@
 // The listening test's page: plain ES2017, no libraries. page.py wraps this file in a function that defines
-// ROOT_ID (the id of the test's root element) and replaces __CONFIG__ with the items as JSON.
+// ROOT_ID (the id of the test's root element) and fills the placeholder in double underscores below with the
+// items as JSON; it drops these first comment lines.
 // blindHash must stay identical to blind_hash() in items.py (a test checks both agree).
 var CONFIG = __CONFIG__;
 var root = document.getElementById(ROOT_ID);

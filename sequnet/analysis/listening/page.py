@@ -11,6 +11,7 @@ import html
 import importlib.resources
 import json
 import os
+import re
 from pathlib import Path
 
 from sequnet.analysis.listening.common import (ANSWER_LABELS, ANSWERS, INTRO_HTML, QUESTION_TEXT, QUESTIONS,
@@ -19,10 +20,15 @@ from sequnet.analysis.listening.items import load_items, publish_audio
 from sequnet.analysis.listening.responses import SCHEMA_TAG
 
 
+# The comment a page file opens with is for whoever edits the file, not for the page.
+_HEADER_COMMENT = re.compile(r"\A(?:<!--.*?-->\n|/\*.*?\*/\n|(?://[^\n]*\n)+)", re.DOTALL)
+
+
 @functools.cache
 def _resource(name: str) -> str:
-    """A page file shipped in this package (pyproject's package-data lists them)."""
-    return importlib.resources.files(__package__).joinpath(name).read_text(encoding="utf-8")
+    """A page file shipped in this package (pyproject's package-data lists them), without its opening comment."""
+    text = importlib.resources.files(__package__).joinpath(name).read_text(encoding="utf-8")
+    return _HEADER_COMMENT.sub("", text, count=1)
 
 
 def _check_rel_dir(audio_rel_dir: str) -> str:
@@ -72,11 +78,13 @@ def static_page_fragment(items_dir: str | os.PathLike, audio_rel_dir: str = "aud
             f'<div class="sl-pool" style="display:none">{audio(it.x, "x")}{audio(it.y, "y")}</div>\n'
             + "".join(_question_html(it.id, q) for q in QUESTIONS)
             + '</section>')
-    body = _resource("page.html").replace("__INTRO__", INTRO_HTML).replace("__SECTIONS__", "\n".join(sections))
-    script = _resource("page.js").replace("__CONFIG__", config_js)
-    return (f'<div class="listening-test" id="{root_id}">\n<style>{_resource("page.css").replace("#ROOT", "#" + root_id)}'
-            f'</style>\n{body}\n</div>\n<script>\n(function () {{\nvar ROOT_ID = "{root_id}";\n{script}\n}})();\n'
-            f'</script>\n')
+    # The sections are filled in last, so no text inside them is taken for a placeholder.
+    body = _resource("page.html").rstrip("\n").replace("__INTRO__", INTRO_HTML, 1)
+    body = body.replace("__SECTIONS__", "\n".join(sections), 1)
+    script = _resource("page.js").replace("__CONFIG__", config_js, 1)
+    css = _resource("page.css").replace("#ROOT", "#" + root_id)
+    return (f'<div class="listening-test" id="{root_id}">\n<style>\n{css}</style>\n{body}\n</div>\n<script>\n'
+            f'(function () {{\nvar ROOT_ID = "{root_id}";\n\n{script}\n}})();\n</script>\n')
 
 
 def _question_html(item_id: str, question: str) -> str:
