@@ -169,6 +169,13 @@ def test_save_response_is_atomic_and_refuses_a_name_clash(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["Ann_Lee.json"]   # no temporary file left behind
     with pytest.raises(L.ListeningError, match="choose another participant name"):
         L.save_response(L.response_document("Ann/Lee", [answer("item01", "wavenet")]), tmp_path)
+    # The same participant, spelt as the file name allows or not, gets one file: replaced, never doubled.
+    L.save_response(L.response_document("Ann  Lee", [answer("item02", "sequnet")]), tmp_path)
+    assert [p.name for p in tmp_path.iterdir()] == ["Ann_Lee.json"]
+    assert L.load_responses(tmp_path, ITEMS)[0]["items"][0]["item"] == "item02"
+    with pytest.raises(L.ListeningError, match="Ann_Lee.json already holds answers of 'Ann  Lee'"):
+        L.save_response(L.response_document("ann lee", [answer("item01", "wavenet")]), tmp_path)
+    assert [p.name for p in tmp_path.iterdir()] == ["Ann_Lee.json"]
 
 
 # ---------------------------------------------------------------------------------------------------------------

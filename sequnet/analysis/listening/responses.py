@@ -224,18 +224,32 @@ def response_filename(participant: str) -> str:
 
 def save_response(doc: Mapping[str, Any], out_dir: str | os.PathLike) -> Path:
     """Write a valid response document to ``out_dir/<participant>.json`` atomically (a reader never sees half a
-    file). Refuses to replace another participant's file whose name sanitises to the same file name."""
+    file). The participant's own file (same ``participant_key``) is replaced; refused are another participant's
+    file whose name sanitises to the same file name, and a second file for this participant under another file
+    name ("Ann" after "ann"), which ``load_responses`` would reject."""
     check_response(dict(doc))
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / response_filename(doc["participant"])
-    if target.exists():
-        try:
-            other = read_json(target, MAX_RESPONSE_BYTES, MAX_RESPONSE_DEPTH).get("participant")
-        except (ValueError, AttributeError):
-            other = None
-        if not isinstance(other, str) or participant_key(other) != participant_key(doc["participant"]):
+    who = participant_key(doc["participant"])
+    for path in sorted(out_dir.glob("*.json")):
+        other = _participant_of(path)
+        if path.name == target.name and (other is None or participant_key(other) != who):
             raise ListeningError(f"{target} holds the answers of {other!r}, not {doc['participant']!r}; choose "
                                  f"another participant name")
+        if path.name != target.name and other is not None and participant_key(other) == who:
+            raise ListeningError(f"{path} already holds answers of {other!r}, the same participant as "
+                                 f"{doc['participant']!r}; remove that file to answer again, or choose another "
+                                 f"participant name")
     atomic_write(target, json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
     return target
+
+
+def _participant_of(path: Path) -> str | None:
+    """The participant named in a response file, or None when it is unreadable or names none."""
+    try:
+        other = read_json(path, MAX_RESPONSE_BYTES, MAX_RESPONSE_DEPTH)
+    except (OSError, ValueError):
+        return None
+    name = other.get("participant") if isinstance(other, dict) else None
+    return name if isinstance(name, str) else None
