@@ -45,6 +45,10 @@ def answer(item, a_model, quality="A", coherence="not sure"):
     return {"item": item, "a_model": a_model, "b_model": b_model, "quality": quality, "coherence": coherence}
 
 
+# The item ids the response tests answer (an item set of 30; ``items_dir`` builds a real one of 6).
+ITEMS = [f"item{i:02d}" for i in range(1, 31)]
+
+
 def doc(participant="alice", items=None):
     return {"schema": L.SCHEMA_TAG, "participant": participant, "created": "2025-01-02T03:04:05Z",
             "items": items if items is not None else [answer("item01", "sequnet")]}
@@ -112,7 +116,7 @@ def test_valid_responses_load_and_other_files_are_not_responses(tmp_path):
     write(tmp_path, "alice.json", doc("alice"))
     write(tmp_path, "bob.json", doc("bob", [answer("item01", "wavenet", "B", "A"), answer("item02", "sequnet")]))
     write(tmp_path, "README.md", "# not a response")
-    assert [d["participant"] for d in L.load_responses(tmp_path)] == ["alice", "bob"]
+    assert [d["participant"] for d in L.load_responses(tmp_path, ITEMS)] == ["alice", "bob"]
 
 
 @pytest.mark.parametrize("name, content, reason", [
@@ -131,7 +135,7 @@ def test_malformed_response_files_are_rejected_with_the_reason(tmp_path, name, c
     write(tmp_path, "good.json", doc("good"))
     write(tmp_path, name, content)
     with pytest.raises(L.ResponseError) as e:
-        L.load_responses(tmp_path)
+        L.load_responses(tmp_path, ITEMS)
     assert [n for n, _ in e.value.problems] == [name]
     assert reason in str(e.value) and name in str(e.value)
 
@@ -141,13 +145,14 @@ def test_every_bad_file_is_reported_and_a_participant_counts_once(tmp_path):
     write(tmp_path, "a2.json", doc("alice"))
     write(tmp_path, "b.json", "not json")
     with pytest.raises(L.ResponseError) as e:
-        L.load_responses(tmp_path)
+        L.load_responses(tmp_path, ITEMS)
     reasons = dict(e.value.problems)
     assert set(reasons) == {"a2.json", "b.json"} and "also answered in a.json" in reasons["a2.json"]
 
 
 def test_the_schema_agrees_with_jsonschema():
-    jsonschema = pytest.importorskip("jsonschema")
+    import jsonschema
+
     validator = jsonschema.Draft202012Validator(L.RESPONSE_SCHEMA, format_checker=jsonschema.FormatChecker())
     jsonschema.Draft202012Validator.check_schema(L.RESPONSE_SCHEMA)
     good, bad = doc(), [doc() | {"schema": "x"}, doc(items=[answer("item01", "sequnet", "yes")]),
@@ -160,10 +165,147 @@ def test_the_schema_agrees_with_jsonschema():
 def test_save_response_is_atomic_and_refuses_a_name_clash(tmp_path):
     d = L.response_document(" Ann Lee ", [answer("item01", "wavenet")])
     path = L.save_response(d, tmp_path)
-    assert path.name == "Ann_Lee.json" and L.load_responses(tmp_path)[0]["participant"] == "Ann Lee"
+    assert path.name == "Ann_Lee.json" and L.load_responses(tmp_path, ITEMS)[0]["participant"] == "Ann Lee"
     assert [p.name for p in tmp_path.iterdir()] == ["Ann_Lee.json"]   # no temporary file left behind
     with pytest.raises(L.ListeningError, match="choose another participant name"):
         L.save_response(L.response_document("Ann/Lee", [answer("item01", "wavenet")]), tmp_path)
+    # The same participant, spelt as the file name allows or not, gets one file: replaced, never doubled.
+    L.save_response(L.response_document("Ann  Lee", [answer("item02", "sequnet")]), tmp_path)
+    assert [p.name for p in tmp_path.iterdir()] == ["Ann_Lee.json"]
+    assert L.load_responses(tmp_path, ITEMS)[0]["items"][0]["item"] == "item02"
+    with pytest.raises(L.ListeningError, match="Ann_Lee.json already holds answers of 'Ann  Lee'"):
+        L.save_response(L.response_document("ann lee", [answer("item01", "wavenet")]), tmp_path)
+    assert [p.name for p in tmp_path.iterdir()] == ["Ann_Lee.json"]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Careless and hostile response files (issue 17): unknown items, one participant under several spellings,
+# huge and deeply nested files
+
+def test_an_answer_to_an_item_outside_the_item_set_is_rejected_naming_file_and_item(tmp_path, items_dir):
+    write(tmp_path, "alice.json", doc("alice", [answer("item01", "sequnet")]))
+    write(tmp_path, "bob.json", doc("bob", [answer("item02", "sequnet"), answer("item99", "wavenet")]))
+    with pytest.raises(L.ResponseError) as e:
+        L.load_responses(tmp_path, L.load_items(items_dir))
+    (name, reason), = e.value.problems
+    assert name == "bob.json" and "items[1]: item 'item99' is not in the item set (6 items" in reason
+    # documents handed to summarise directly are checked against the items too
+    with pytest.raises(L.ResponseError, match="responses\\[0\\].*'item99'"):
+        L.summarise([doc("bob", [answer("item99", "wavenet")])], ["item01", "item02"])
+    with pytest.raises(L.ListeningError, match="give the ItemSet"):
+        L.load_responses(tmp_path, "item01")
+
+
+@pytest.mark.parametrize("names", [("ann", "Ann"), ("ann", "ann "), ("Ann  Lee", "ann lee"), ("ÄNN", "änn")])
+def test_one_participant_under_two_spellings_is_one_participant(tmp_path, names):
+    first, second = names
+    write(tmp_path, "1.json", doc(first, [answer("item01", "sequnet", "A")]))
+    write(tmp_path, "2.json", doc(second, [answer("item02", "sequnet", "A")]))
+    with pytest.raises(L.ResponseError) as e:
+        L.load_responses(tmp_path, ITEMS)
+    (name, reason), = e.value.problems
+    assert name == "2.json" and "also answered in 1.json" in reason and "ignoring case and blanks" in reason
+    assert L.participant_key(first) == L.participant_key(second) == L.participant_key(second.upper())
+    assert L.participant_key("ann") != L.participant_key("anna")
+
+
+def test_summarise_counts_one_vote_per_participant_and_item_and_the_later_wins():
+    # "ann", "Ann" and "ann " are one person who answered item01 three times and item02 once.
+    docs = [doc("ann", [answer("item01", "sequnet", "A", "A")]),
+            doc("Ann", [answer("item01", "sequnet", "B", "B"), answer("item02", "wavenet", "A", "A")]),
+            doc("ann ", [answer("item01", "wavenet", "not sure", "A")]),
+            doc("bob", [answer("item01", "sequnet", "A", "A")])]
+    summary = L.summarise(docs)
+    assert summary.participants == 2
+    # counted: ann's last item01 (not sure / wavenet), ann's item02 (wavenet / wavenet), bob's item01 (sequnet x2)
+    assert summary.counts["quality"] == {"sequnet": 1, "wavenet": 1, "not sure": 1}
+    assert summary.counts["coherence"] == {"sequnet": 1, "wavenet": 2, "not sure": 0}
+    assert summary.by_item["item01"]["quality"] == {"sequnet": 1, "wavenet": 0, "not sure": 1}
+    assert [(d.participant, d.item, d.dropped, d.kept) for d in summary.duplicates] == [
+        ("ann", "item01", 0, 1), ("ann", "item01", 1, 2)]
+    assert "2 repeated vote(s) replaced by the participant's later one" in summary.markdown()
+    assert L.summarise(docs[3:]).duplicates == ()
+
+
+def big_response(n: int) -> str:
+    """A valid response of ``n`` answers to distinct items, as JSON text (built by joining: json.dumps of 300k
+    entries takes seconds on a small machine)."""
+    head = json.dumps(doc("mallory", []))[:-len("[]}")]
+    entry = '{{"item": "i{:06d}", "a_model": "sequnet", "b_model": "wavenet", "quality": "A", "coherence": "B"}}'
+    return head + "[" + ", ".join(entry.format(k) for k in range(n)) + "]}"
+
+
+def test_a_huge_file_is_refused_before_it_is_parsed(tmp_path, monkeypatch):
+    write(tmp_path, "mallory.json", big_response(300_000))
+    size = (tmp_path / "mallory.json").stat().st_size
+    assert size > 25 * 2 ** 20
+    parsed = []
+    monkeypatch.setattr(json, "loads", lambda *a, **k: parsed.append(1))   # json.loads must not run
+    with pytest.raises(L.ResponseError) as e:
+        L.load_responses(tmp_path, ITEMS)
+    (name, reason), = e.value.problems
+    assert name == "mallory.json" and not parsed
+    assert f"refused before parsing: file too large: {size:,} bytes, the limit is {L.MAX_RESPONSE_BYTES:,}" in reason
+
+
+def test_more_entries_than_a_response_may_hold_are_refused(tmp_path):
+    write(tmp_path, "mallory.json", big_response(L.MAX_ITEMS_PER_RESPONSE + 1))
+    assert (tmp_path / "mallory.json").stat().st_size < L.MAX_RESPONSE_BYTES
+    with pytest.raises(L.ResponseError, match=f"items: has {L.MAX_ITEMS_PER_RESPONSE + 1} entries, at most"):
+        L.load_responses(tmp_path, ITEMS)
+
+
+@pytest.mark.parametrize("text", ["[" * 100_000 + "]" * 100_000, '{"a":' * 100_000 + "1" + "}" * 100_000,
+                                  "[" * 100_000])
+def test_deep_nesting_is_refused_without_recursion(tmp_path, text):
+    write(tmp_path, "deep.json", text)
+    with pytest.raises(L.ResponseError) as e:
+        L.load_responses(tmp_path, ITEMS)
+    assert e.value.problems == [("deep.json", "refused before parsing: nested too deeply: more than "
+                                              f"{L.MAX_RESPONSE_DEPTH} levels of arrays and objects")]
+
+
+def test_a_deeply_nested_manifest_is_a_clear_error(items_dir):
+    (items_dir / "items.json").write_text("[" * 100_000)
+    with pytest.raises(L.ListeningError, match="items.json: nested too deeply"):
+        L.load_items(items_dir)
+
+
+@pytest.mark.parametrize("text, depth", [
+    ("", 0), ("1", 0), ('"[[["', 0), ("[]", 1), ('{"a": [1, {"b": []}]}', 4), ('["]", "\\"[", "\\\\"]', 1),
+    ('{"a": "\\u005b"}', 1), ('["unterminated [[[', 1),
+])
+def test_json_depth_counts_brackets_outside_strings(text, depth):
+    assert L.json_depth(text) == depth
+
+
+def nested_depth(value) -> int:
+    if isinstance(value, dict):
+        return 1 + max(map(nested_depth, value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max(map(nested_depth, value), default=0)
+    return 0
+
+
+def random_json(rng, depth: int):
+    kind = rng.integers(6) if depth < 6 else 5
+    if kind == 0:
+        return [random_json(rng, depth + 1) for _ in range(rng.integers(4))]
+    if kind == 1:
+        return {random_text(rng): random_json(rng, depth + 1) for _ in range(rng.integers(4))}
+    return [random_text(rng), 1.5, None, True, -3][int(rng.integers(5))]
+
+
+def random_text(rng) -> str:
+    return "".join(rng.choice(list('ab[]{}"\\/ \u00e9\n:,'), size=rng.integers(6)))
+
+
+def test_json_depth_agrees_with_the_parsed_document_on_random_json():
+    rng = np.random.default_rng(17)
+    for _ in range(300):
+        value = random_json(rng, 0)
+        for text in (json.dumps(value), json.dumps(value, ensure_ascii=False, indent=1)):
+            assert L.json_depth(text) == nested_depth(json.loads(text)), text
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -223,6 +365,29 @@ def test_static_page_refers_to_every_clip_and_nothing_outside(items_dir, tmp_pat
             L.static_page_fragment(items_dir, bad)
 
 
+def test_the_page_files_are_package_data_and_fill_in_completely(items_dir):
+    import tomllib
+
+    package = Path(L.__file__).parent
+    shipped = sorted(p.name for p in package.iterdir() if p.is_file() and p.suffix != ".py")
+    pyproject = tomllib.loads((package.parents[2] / "pyproject.toml").read_text())
+    assert sorted(pyproject["tool"]["setuptools"]["package-data"]["sequnet.analysis.listening"]) == shipped
+    assert shipped == ["page.css", "page.html", "page.js"]
+    fragment = L.static_page_fragment(items_dir, "audio")
+    for leftover in ("__CONFIG__", "__INTRO__", "__SECTIONS__", "#ROOT", "page.py"):
+        assert leftover not in fragment   # every placeholder filled, no editor's comment shipped
+    assert "function blindHash(text)" in fragment and "#listening-test-" in fragment
+
+
+def test_the_analysis_knows_no_repository_paths(items_dir):
+    package = Path(L.__file__).parent
+    for path in package.glob("*.py"):
+        assert "__file__" not in path.read_text(), f"{path.name} derives a path from its own location"
+    assert not hasattr(L, "REPO") and not hasattr(L, "RESPONSES_DIR")
+    with pytest.raises(L.ListeningError, match="give out_dir"):
+        L.listening_session(items_dir, "carol")
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # The Jupyter session (driven without a kernel: the callbacks are plain Python)
 
@@ -241,7 +406,7 @@ def test_session_saves_valid_answers_for_every_item(items_dir, tmp_path):
         toggles[0].value, toggles[1].value = "A", "not sure"
         assert not button.disabled
         button.click()
-    (saved,) = L.load_responses(tmp_path / "responses")
+    (saved,) = L.load_responses(tmp_path / "responses", L.load_items(items_dir))
     expected = {t.item.id: t.a_model for t in L.presentation(L.load_items(items_dir), "carol")}
     assert {e["item"]: e["a_model"] for e in saved["items"]} == expected
     assert all(e["quality"] == "A" and e["coherence"] == "not sure" for e in saved["items"])
@@ -283,7 +448,7 @@ def test_summary_and_binomial_test_on_known_counts():
 
 
 def test_no_responses_means_no_numbers(tmp_path):
-    assert L.load_responses(tmp_path) == []
+    assert L.load_responses(tmp_path, ITEMS) == []
     summary = L.summarise([])
     assert summary.empty and summary.markdown() == "No responses yet."
     results = L.binomial_test(summary)
