@@ -362,7 +362,7 @@ def single_cpu_thread(device: torch.device):
 
 
 # --------------------------------------------------------------------------------------------------------------
-# Where a measurement ran
+# GPU layout profiling, and the labels of a measurement
 
 def layout_conversions(model: nn.Module, ids: torch.Tensor, target: torch.Tensor) -> list[str]:
     """Names of cuDNN's layout conversion kernels (``nchwToNhwc``, ``nhwcToNchw``) run by one forward and backward
