@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from sequnet.analysis import complexity  # noqa: E402
+from sequnet.analysis import complexity, sweeps  # noqa: E402
 
 
 def table(rows) -> str:
@@ -42,7 +42,7 @@ def table(rows) -> str:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    ap.add_argument("--plan", default="paper", choices=list(complexity.SWEEP_PLANS),
+    ap.add_argument("--plan", default="paper", choices=list(sweeps.SWEEP_PLANS),
                     help="model sizes and sweep ranges (paper: Table 2's models, for a GPU)")
     ap.add_argument("--quick", action="store_true", help="the smoke plan: tiny models, seconds on a CPU")
     ap.add_argument("--steps", type=int, help="timed steps per point (default: the plan's)")
@@ -54,10 +54,10 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     device = torch.device(args.device)
     name = "smoke" if args.quick else args.plan
-    plan = complexity.SWEEP_PLANS[name]
+    plan = sweeps.SWEEP_PLANS[name]
     plan = dataclasses.replace(plan, steps=args.steps or plan.steps, warmup=args.warmup or plan.warmup)
     torch.backends.cudnn.benchmark = args.cudnn_benchmark     # when on, autotuning falls in the warm-up steps
-    rows = complexity.sweep(plan, device)
+    rows = sweeps.sweep(plan, device)
     print(table(rows))
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Table 1 at paper scale on one GPU: every (task, model) run as its own resumable training process, all at once,
-# then each task's notebook executed with papermill at paper scale, reporting those runs from their checkpoints.
+# then each task's notebook executed with papermill at paper scale, reporting those runs from their checkpoints
+# (notebooks/language.md with -p task for char_ptb and word_ptb, notebooks/music.md with -p dataset for the others).
 #
 #   benchmarks/table1_paper.sh train OUT [WORK]      start or resume every run; returns when all have ended
 #   benchmarks/table1_paper.sh report OUT [WORK]     execute the notebooks on the checkpoints (seconds per task)
@@ -88,7 +89,7 @@ report)
     status=0
     for task in $tasks; do
         case $task in
-            char_ptb|word_ptb) notebook=$task; name=$task; params=() ;;
+            char_ptb|word_ptb) notebook=language; name=$task; params=(-p task "$task") ;;
             *) notebook=music; name=music_$task; params=(-p dataset "$task") ;;
         esac
         [ -n "${EPOCHS:-}" ] && params+=(-p epochs "$EPOCHS")

@@ -1,15 +1,17 @@
 """Section 4's complexity argument: the analytic counts match the models, and the measured ones scale as claimed."""
 import gc
+import json
 import weakref
 
 import pytest
 import torch
 
+from sequnet.analysis import benchmarks, sweeps
 from sequnet.analysis import complexity as C
 from sequnet.core import sizes
 from sequnet.core.models import ResSeqUNet, ResSeqUNetConfig, SeqUNet, SeqUNetConfig, TCN, TCNConfig, WaveNet, WaveNetConfig
 
-SMALL = C.AudioModels(features=4, wavenet_channels=4, skip_channels=8, end_channels=8, classes=8)
+SMALL = sweeps.AudioModels(features=4, wavenet_channels=4, skip_channels=8, end_channels=8, classes=8)
 
 
 def bodies():
@@ -145,11 +147,57 @@ def test_generator_counters_follow_the_clock(levels):
 
 
 def test_sweep_runs_and_reports_every_point():
-    plan = C.SweepPlan(SMALL, batch=1, length_levels=2, outputs=(16, 64), depth_levels=(2, 3), depth_input=300,
+    plan = sweeps.SweepPlan(SMALL, batch=1, length_levels=2, outputs=(16, 64), depth_levels=(2, 3), depth_input=300,
                        steps=1, warmup=0)
-    rows = C.sweep(plan, torch.device("cpu"), progress=None)
+    rows = sweeps.sweep(plan, torch.device("cpu"), progress=None)
     assert [(r["sweep"], r["arch"]) for r in rows] == [("length", "sequnet"), ("length", "wavenet")] * 2 \
         + [("depth", "sequnet"), ("depth", "wavenet")] * 2
     for r in rows:
         assert r["output_length"] == r["input_length"] - r["receptive_field"] + 1
         assert r["saved_elements"] > r["activations"] > 0 and r["time_median_s"] > 0
+    # what the chapter draws and writes from a sweep
+    result = {"meta": {**C.run_metadata(torch.device("cpu")), "plan": "test"}, "rows": rows}
+    fig = sweeps.plot_sweeps(result, "test")
+    assert len(fig.axes) == 2 * 2                 # saved and time, no peak-memory panel on a CPU
+    summary = sweeps.sweep_summary(result)
+    assert summary.count("\n") == 3 and "length sweep" in summary and "depth sweep" in summary
+
+
+def test_predicted_pins_or_fits_the_analytic_count():
+    assert sweeps.predicted([2.0, 4.0], [10, 20], offset=False).tolist() == [2.0, 4.0]
+    # measured = 5 + 0.5 * count exactly: the fit recovers it
+    assert sweeps.predicted([10.0, 15.0, 25.0], [10, 20, 40], offset=True) == pytest.approx([10, 15, 25])
+
+
+def test_the_models_compute_the_analytic_layer_lists():
+    assert len(sweeps.check_layer_lists(SMALL)) == 5
+
+
+def test_generation_counters_report_against_the_closed_form():
+    from sequnet.analysis import generation_checks
+
+    measured = generation_checks.measure_levels(SMALL, (2, 3))
+    assert "L = 3" in generation_checks.levels_report(measured, SMALL.depth)
+    with pytest.raises(AssertionError, match="L = 2"):
+        generation_checks.levels_report({2: dict(measured[2], mean_levels_per_step=1.0)}, SMALL.depth)
+
+
+def _bench(tmp_path, name, meta, rows):
+    (tmp_path / name).write_text(json.dumps({"meta": {"torch": "2", "device": "GPU", **meta}, "rows": rows}))
+
+
+def test_benchmark_tables_pair_each_sequnet_with_its_baseline(tmp_path):
+    row = lambda task, arch, ms, mib, batch=16: dict(task=task, arch=arch, batch=batch, time_median_s=ms / 1e3,
+                                                     peak_memory_mib=mib)
+    _bench(tmp_path, "training-a.json", {"date": "2026-01-02"},
+           [row("char_ptb", "tcn", 10, 400), row("char_ptb", "sequnet", 5, 100),
+            row("piano_audio", "wavenet", 200, 1000), row("piano_audio", "sequnet", 50, 500)])
+    _bench(tmp_path, "training-quick.json", {"date": "2026-01-03", "quick": True},
+           [row("char_ptb", "tcn", 1, 1), row("char_ptb", "sequnet", 9, 9), row("piano_audio", "sequnet", 1, 1)])
+    table = benchmarks.table1_ratios_markdown(tmp_path)
+    assert "`training-a.json`" in table and "quick" not in table
+    assert "| char_ptb | 16 | 0.41 | 0.50 | 0.68 | 0.25 |" in table        # paper 0.0286/0.0694, 304.9/445.9
+    assert "| word_ptb | – | 0.49 | – |" in table
+    piano = benchmarks.piano_variants_markdown(tmp_path)
+    assert "| 50.0 | 200.0 | 500 | 1,000 | 0.25 | 0.50 |" in piano and "**50.0 ms**" in piano
+    assert "no GPU benchmark committed" in benchmarks.table1_ratios_markdown(tmp_path / "none")

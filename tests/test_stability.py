@@ -78,3 +78,15 @@ def test_median_over_clips_keeps_the_common_windows():
     assert np.allclose(m.rms_db, np.median([a.rms_db, b.rms_db[:3], c.rms_db], axis=0))
     with pytest.raises(ValueError, match="window_s"):
         stability.median_measures([a, stability.measure(white(3), SR, window_s=0.5)])
+
+
+def test_median_curves_and_noise_onsets_per_label():
+    turns = np.concatenate([piano_like(4), white(4)])
+    curves = stability.median_curves({"stable": [piano_like(8), piano_like(8, seed=2)],
+                                      "noisy": [turns, np.concatenate([piano_like(4, seed=3), white(4, seed=4)])]},
+                                     SR, window_s=1.0)
+    assert list(curves) == ["stable", "noisy"] and len(curves["stable"].starts) == 8
+    onsets = stability.noise_onsets(curves)
+    assert onsets["stable"] is None and onsets["noisy"] == pytest.approx(4.0)
+    assert stability.onsets_text(onsets) == ("noise onset (median flatness above 0.5 for 2 windows): stable never, "
+                                             "noisy at 4 s")

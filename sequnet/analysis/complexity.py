@@ -13,8 +13,10 @@ Three layers of evidence, from the closed form to the machine:
   exact per-layer lengths of our models (``*_layers``, built on :mod:`sequnet.core.sizes`);
 * measurements on a model: per-layer output shapes from forward hooks (:func:`layer_shapes`, which must equal the
   analytic lists) and the tensors autograd keeps for the backward pass (:func:`count_saved_activations`);
-* the cost of a real training step on a device as the input length and the depth grow (:func:`sweep`, which the
-  notebook runs at small scale on a CPU and ``benchmarks/complexity.py`` at paper scale on a GPU).
+* the cost of a real training step on a device (:func:`time_training_step`); :mod:`sequnet.analysis.sweeps`
+  measures it as the input length and the depth grow (the notebook at small scale on a CPU,
+  ``benchmarks/complexity.py`` at paper scale on a GPU), :mod:`sequnet.analysis.benchmarks` reads the committed
+  results.
 
 Generation (section 4.2): level i of the Seq-U-Net computes a new sample only every 2^i steps (its clock), so on
 average ``sum_{i=1}^{L} 2^-(i-1) < 2`` levels are updated per generated sample (:func:`mean_levels_per_step`), all
@@ -27,14 +29,10 @@ number of blocks; :func:`sequnet_ideal_activations` takes the code's L.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import datetime as dt
-import json
-import os
 import statistics
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable, Iterable
 
 import torch
@@ -43,14 +41,7 @@ import torch.nn.functional as F
 
 from sequnet.core import sizes
 from sequnet.experiment.captured import CapturedStep
-from sequnet.experiment.presets import SCALES
-from sequnet.core.models import (ResSeqUNet, ResSeqUNetConfig, SeqUNet, TCN, WaveNet, WaveNetConfig)
-from sequnet.core.models.layers import OneHotModel
-
-REPO = Path(__file__).resolve().parents[2]
-# Committed benchmark JSON (GPU runs); SEQUNET_BENCH_DIR points the notebooks at another folder.
-BENCH_DIR = Path(os.environ.get("SEQUNET_BENCH_DIR", REPO / "results" / "bench"))
-
+from sequnet.core.models import ResSeqUNet, SeqUNet, TCN, WaveNet
 
 # --------------------------------------------------------------------------------------------------------------
 # Analytic: per-layer output lengths of each model
@@ -354,128 +345,6 @@ def time_training_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
             "peak_memory_mib": peak}
 
 
-# --------------------------------------------------------------------------------------------------------------
-# The sweep: Seq-U-Net vs WaveNet as the input length and the depth grow
-
-@dataclass(frozen=True)
-class AudioModels:
-    """The raw-audio pair of Table 2, or a narrower copy of it: residual Seq-U-Net (F, D, k) and WaveNet."""
-    features: int = 180
-    depth: int = 2
-    kernel_size: int = 5
-    wavenet_channels: int = 128
-    skip_channels: int = 512
-    end_channels: int = 512
-    classes: int = 256
-    blocks: int = 4             # WaveNet stacks
-
-    def sequnet(self, levels: int) -> OneHotModel:
-        return OneHotModel(ResSeqUNet(ResSeqUNetConfig(self.classes, self.features, levels, self.classes,
-                                                       self.kernel_size, self.depth)), self.classes)
-
-    def wavenet(self, layers: int) -> OneHotModel:
-        return OneHotModel(WaveNet(WaveNetConfig(self.classes, self.blocks, layers, 2, self.wavenet_channels,
-                                                 self.skip_channels, self.end_channels, self.classes)), self.classes)
-
-    def sequnet_rf(self, levels: int) -> int:
-        return sizes.res_sequnet_rf(levels, self.kernel_size, self.depth)[1]
-
-    def matched_wavenet_layers(self, levels: int) -> int:
-        """Layers per WaveNet stack for a receptive field at least the Seq-U-Net's (13 for the paper's L = 11)."""
-        return next(n for n in range(1, 64) if sizes.wavenet_rf(self.blocks, n) >= self.sequnet_rf(levels))
-
-    def sequnet_input(self, levels: int, outputs: int | None = None, at_most: int | None = None) -> int:
-        """Input length for at least ``outputs`` outputs, or the longest allowed input of at most ``at_most``."""
-        plan = sizes.res_sequnet_plan(levels, self.kernel_size, self.depth)
-        if outputs is not None:
-            return sizes.res_sequnet_plan(levels, self.kernel_size, self.depth, outputs).input_length
-        cycle = 2 ** (levels - 1)
-        if at_most < plan.input_length:
-            raise ValueError(f"input length {at_most} is shorter than the L={levels} Seq-U-Net's shortest, "
-                             f"{plan.input_length}")
-        return plan.input_length + (at_most - plan.input_length) // cycle * cycle
-
-    def wavenet_input(self, layers: int, outputs: int | None = None, at_most: int | None = None) -> int:
-        history = sizes.wavenet_rf(self.blocks, layers) - 1
-        if outputs is not None:
-            return history + outputs
-        if at_most <= history:
-            raise ValueError(f"input length {at_most} is too short for a WaveNet with {layers} layers per stack")
-        return at_most
-
-
-@dataclass(frozen=True)
-class SweepPlan:
-    models: AudioModels
-    batch: int
-    length_levels: int                  # Seq-U-Net levels in the length sweep (WaveNet: matched layers)
-    outputs: tuple[int, ...]            # scored outputs per window in the length sweep
-    depth_levels: tuple[int, ...]       # Seq-U-Net levels in the depth sweep (WaveNet: matched layers)
-    depth_input: int                    # input length (at most) in the depth sweep
-    steps: int
-    warmup: int
-
-
-# Each scale's sweep is a row of the scale table (``sequnet.experiment.presets.SCALES``).
-def _plan(sweep) -> SweepPlan:
-    numbers = {f.name: getattr(sweep, f.name) for f in dataclasses.fields(sweep) if f.name != "widths"}
-    return SweepPlan(AudioModels(**sweep.widths), **numbers)
-
-
-SWEEP_PLANS = {name: _plan(s.sweep) for name, s in SCALES.items()}
-
-
-def measure_point(model: OneHotModel, input_length: int, batch: int, device: torch.device, steps: int,
-                  warmup: int, seed: int = 0) -> dict:
-    """Analytic counts, saved-tensor counts, time and peak memory of one model at one input length."""
-    torch.manual_seed(seed)
-    model = model.to(device).train()
-    body = model.body
-    outputs = body.check_length(input_length)
-    ids = torch.randint(0, model.classes, (batch, input_length), device=device)
-    target = torch.randint(0, model.classes, (batch, outputs), device=device)
-    layers = model_layers(body, input_length)
-    saved = count_saved_activations(body, model.embed(ids))
-    timing = time_training_step(model, ids, target, F.cross_entropy, steps, warmup)
-    return {"input_length": input_length, "output_length": outputs, "batch": batch,
-            "receptive_field": body.history + 1, "params": sum(p.numel() for p in model.parameters()),
-            "layers": len(layers), "activations": activations(layers),
-            "activations_x_channels": activations(layers, channels=True),
-            "saved_elements": saved.elements // batch, "saved_bytes": saved.bytes // batch, **timing}
-
-
-def sweep(plan: SweepPlan, device: torch.device, progress: Callable[[str], None] | None = print) -> list[dict]:
-    """Both models over the plan's output lengths (at fixed depth) and depths (at fixed input length).
-
-    Each row has ``sweep`` ("length" or "depth"), ``arch``, ``levels`` (Seq-U-Net levels, or WaveNet layers per
-    stack) and the fields of :func:`measure_point`; saved counts are per batch element.
-    """
-    m = plan.models
-    rows = []
-
-    def run(kind, arch, levels, input_length):
-        model = m.sequnet(levels) if arch == "sequnet" else m.wavenet(levels)
-        r = {"sweep": kind, "arch": arch, "levels": levels,
-             **measure_point(model, input_length, plan.batch, device, plan.steps, plan.warmup)}
-        del model
-        rows.append(r)
-        if progress:
-            mem = f"{r['peak_memory_mib']:9.1f} MiB" if r["peak_memory_mib"] else "        - MiB"
-            progress(f"{kind:6s} {arch:8s} L={levels:2d} I={input_length:7d}: {r['time_median_s'] * 1e3:9.2f} ms, "
-                     f"{mem}, saved {r['saved_bytes'] / 2 ** 20:9.1f} MiB per sequence")
-
-    wave_layers = m.matched_wavenet_layers(plan.length_levels)
-    with single_cpu_thread(device):
-        for t in plan.outputs:
-            run("length", "sequnet", plan.length_levels, m.sequnet_input(plan.length_levels, outputs=t))
-            run("length", "wavenet", wave_layers, m.wavenet_input(wave_layers, outputs=t))
-        for levels in plan.depth_levels:
-            run("depth", "sequnet", levels, m.sequnet_input(levels, at_most=plan.depth_input))
-            layers = m.matched_wavenet_layers(levels)
-            run("depth", "wavenet", layers, m.wavenet_input(layers, at_most=plan.depth_input))
-    return rows
-
-
 @contextlib.contextmanager
 def single_cpu_thread(device: torch.device):
     """Time CPU work on one thread. With several threads on a shared CPU every parallel region waits at a barrier
@@ -493,7 +362,7 @@ def single_cpu_thread(device: torch.device):
 
 
 # --------------------------------------------------------------------------------------------------------------
-# Result files
+# GPU layout profiling, and the labels of a measurement
 
 def layout_conversions(model: nn.Module, ids: torch.Tensor, target: torch.Tensor) -> list[str]:
     """Names of cuDNN's layout conversion kernels (``nchwToNhwc``, ``nhwcToNchw``) run by one forward and backward
@@ -516,10 +385,3 @@ def run_metadata(device: torch.device) -> dict:
     """Where and when a measurement ran, for labelling it."""
     return {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
             "torch": torch.__version__, "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
-
-
-def load_bench(pattern: str, bench_dir: Path = BENCH_DIR) -> list[tuple[Path, dict]]:
-    """Committed benchmark JSON files (``{"meta": ..., "rows": ...}``) matching ``pattern``, newest first."""
-    found = [(p, json.loads(p.read_text())) for p in sorted(Path(bench_dir).glob(pattern))]
-    return sorted(found, key=lambda item: item[1].get("meta", {}).get("date", ""), reverse=True)
-

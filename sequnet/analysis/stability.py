@@ -175,3 +175,22 @@ def plot_stability(signals: Mapping[str, Any], sr: int | None = None, *, axes=No
     axes[0].legend(loc="upper left")
     axes[-1].set_xlabel("time (s)")
     return fig
+
+
+def median_curves(groups: Mapping[str, Sequence[Any]], sr: int, **measure_kw) -> dict[str, StabilityMeasures]:
+    """One median curve per label: every signal of a group measured alike (``measure_kw``), then
+    :func:`median_measures` over the group, e.g. {"real piano": [...], "WaveNet": [...]}."""
+    return {label: median_measures([measure(s, sr, **measure_kw) for s in signals])
+            for label, signals in groups.items()}
+
+
+def noise_onsets(curves: Mapping[str, StabilityMeasures], *, flatness: float = 0.5,
+                 persist: int = 2) -> dict[str, float | None]:
+    """Where each curve turns into noise and stays noise (:func:`noise_onset`), None where it never does."""
+    return {label: noise_onset(m, flatness=flatness, persist=persist) for label, m in curves.items()}
+
+
+def onsets_text(onsets: Mapping[str, float | None], *, flatness: float = 0.5, persist: int = 2) -> str:
+    """:func:`noise_onsets` (found with the same ``flatness`` and ``persist``) in one line."""
+    return (f"noise onset (median flatness above {flatness:g} for {persist} windows): "
+            + ", ".join(f"{label} {'never' if t is None else f'at {t:g} s'}" for label, t in onsets.items()))

@@ -69,10 +69,45 @@ def order_names(names) -> list[str]:
     return sorted(names, key=lambda n: (rank.get(n, len(rank)), n))
 
 
-def discover(notebook_dir: Path = NOTEBOOKS) -> dict[str, Path]:
-    """Every MyST notebook (``*.md``) in ``notebook_dir`` by name, in the preferred order."""
-    found = {p.stem: p for p in Path(notebook_dir).glob("*.md")}
+# A notebook executed more than once, each run under its own name (<name>.ipynb, out_dir <name>/) with its own
+# parameters: one language-model notebook, one run per task.
+RUNS = {"language": (("char_ptb", {"task": "char_ptb"}), ("word_ptb", {"task": "word_ptb"}))}
+
+
+@dataclasses.dataclass(frozen=True)
+class NotebookRun:
+    name: str                                  # the executed notebook's name and its out_dir
+    source: Path                               # the MyST notebook
+    params: tuple[tuple[str, str], ...] = ()   # papermill -p of this run
+
+    @property
+    def stem(self) -> str:                     # what ``spread`` and ``AFTER`` know a notebook by
+        return self.name
+
+
+def discover(notebook_dir: Path = NOTEBOOKS) -> dict[str, NotebookRun]:
+    """Every run of the MyST notebooks (``*.md``) in ``notebook_dir`` by name, in the preferred order: a notebook
+    of ``RUNS`` gives one run per entry there, any other one run under its own name."""
+    found = {}
+    for path in Path(notebook_dir).glob("*.md"):
+        for name, params in RUNS.get(path.stem, ((path.stem, {}),)):
+            found[name] = NotebookRun(name, path, tuple((k, str(v)) for k, v in params.items()))
     return {name: found[name] for name in order_names(found)}
+
+
+def select(available: dict[str, NotebookRun], only: list[str] | None) -> list[NotebookRun]:
+    """The runs ``--only`` names (a run's name, or a notebook of ``RUNS`` for all its runs), else all of them."""
+    if not only:
+        return list(available.values())
+    by_source = {}
+    for run in available.values():
+        by_source.setdefault(run.source.stem, []).append(run.name)
+    unknown = [n for n in only if n not in available and n not in RUNS.keys() & by_source.keys()]
+    if unknown:
+        raise ValueError(f"unknown notebook {', '.join(unknown)}; valid names: {', '.join(available)}"
+                         + "".join(f" ({n}: {', '.join(by_source[n])})" for n in RUNS if n in by_source))
+    wanted = {name for n in only for name in (by_source[n] if n in RUNS else [n])}
+    return [run for name, run in available.items() if name in wanted]
 
 
 def to_ipynb(source: Path, target: Path) -> None:
@@ -204,10 +239,10 @@ def papermill_once(ipynb: Path, partial: Path, out: Path, name: str, scale: str,
 
 
 def run_notebook(source: Path, out: Path, scale: str, params: list[tuple[str, str]], limits: Limits,
-                 env: dict[str, str] | None = None) -> Outcome:
-    """Execute one notebook into ``out`` (papermill in ``env``, default this process's environment); retries once
-    after a timeout (papermill hangs now and then)."""
-    name = source.stem
+                 env: dict[str, str] | None = None, name: str | None = None) -> Outcome:
+    """Execute one notebook into ``out`` as ``name`` (default: the notebook's; papermill in ``env``, default this
+    process's environment); retries once after a timeout (papermill hangs now and then)."""
+    name = name or source.stem
     final, failed, log = out / f"{name}.ipynb", out / f"{name}.failed.ipynb", out / f"{name}.log"
     # Papermill saves after every cell; it writes into a side folder so that <out>/*.ipynb only ever holds
     # complete notebooks (os.replace within one file system is atomic).
@@ -321,13 +356,17 @@ def run(args) -> int:
     available = discover(args.notebooks)
     if not available:
         return usage_error(f"no notebooks (*.md) in {args.notebooks}")
-    unknown = [n for n in args.only or [] if n not in available]
-    if unknown:
-        return usage_error(f"unknown notebook {', '.join(unknown)}; valid names: {', '.join(available)}")
+    try:
+        selected = select(available, args.only)
+    except ValueError as e:
+        return usage_error(str(e))
     reserved = [k for k, _ in args.parameter or [] if k in RESERVED_PARAMETERS]
     if reserved:
         return usage_error(f"-p {reserved[0]} is set by the runner; use {RESERVED_PARAMETERS[reserved[0]]}")
-    selected = [available[n] for n in available if not args.only or n in args.only]
+    per_run = sorted({k for k, _ in args.parameter or []} & {k for r in selected for k, _ in r.params})
+    if per_run:
+        return usage_error(f"-p {per_run[0]} is set per run by the runner (RUNS); pick runs with --only "
+                           + ", ".join(r.name for r in selected if r.params))
     out = Path(args.out or REPO / "build" / args.scale).resolve()
     out.mkdir(parents=True, exist_ok=True)
     limits = Limits(args.cell_timeout or SCALES[args.scale].cell_s, args.timeout or SCALES[args.scale].notebook_s)
@@ -341,9 +380,10 @@ def run(args) -> int:
     outcomes = []
     bar = tqdm(selected, desc=f"notebooks ({args.scale})", unit="nb")
     if gpus:
-        def on_gpu(source: Path, gpu: str) -> Outcome:
+        def on_gpu(nb: NotebookRun, gpu: str) -> Outcome:
             env = os.environ | {"CUDA_VISIBLE_DEVICES": gpu}
-            return run_notebook(source, out, args.scale, args.parameter or [], limits, env)
+            return run_notebook(nb.source, out, args.scale, [*nb.params, *(args.parameter or [])], limits, env,
+                                nb.name)
 
         def done(outcome: Outcome, gpu: str) -> None:
             bar.write(f"  {outcome.name}: {outcome.status} in {outcome.wall_s:.1f} s (GPU {gpu})")
@@ -351,9 +391,10 @@ def run(args) -> int:
 
         outcomes = spread(selected, on_gpu, gpus, done)
     else:
-        for source in bar:
-            bar.set_postfix_str(source.stem)
-            outcome = run_notebook(source, out, args.scale, args.parameter or [], limits)
+        for nb in bar:
+            bar.set_postfix_str(nb.name)
+            outcome = run_notebook(nb.source, out, args.scale, [*nb.params, *(args.parameter or [])], limits,
+                                   name=nb.name)
             bar.write(f"  {outcome.name}: {outcome.status} in {outcome.wall_s:.1f} s")
             outcomes.append(outcome)
     bar.close()
@@ -366,7 +407,8 @@ def register(sub) -> None:
                        description="Execute notebooks/*.md with papermill at one scale; executed notebooks go to "
                                    "OUT/<name>.ipynb, their files to OUT/<name>/. Exit code 0 only if all passed.")
     p.add_argument("--scale", choices=SCALE_NAMES, default="demo", help=help_text())
-    p.add_argument("--only", nargs="+", metavar="NAME", help="run only these notebooks (names without .md)")
+    p.add_argument("--only", nargs="+", metavar="NAME",
+                   help="run only these notebooks (names without .md; language runs as char_ptb and word_ptb)")
     p.add_argument("--out", metavar="DIR", help="output folder (default: build/<scale>)")
     p.add_argument("-p", "--parameter", nargs=2, action="append", metavar=("KEY", "VALUE"),
                    help="set a notebook parameter in every notebook (papermill -p; numbers and True/False are typed)")

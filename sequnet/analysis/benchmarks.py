@@ -1,0 +1,183 @@
+"""The committed GPU benchmarks (``results/bench/*.json``, ``{"meta": ..., "rows": [...]}``) read into tables.
+
+``benchmarks/training.py`` writes one row per (task, arch, batch) training step, ``benchmarks/complexity.py`` the
+sweeps of :mod:`sequnet.analysis.sweeps`, ``benchmarks/generation.py`` samples per second of cached generation.
+The notebooks show them whatever their own scale: they are the paper-size measurements a CPU cannot make.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from sequnet.core.configs import baseline_arch
+from sequnet.experiment.records import PAPER_TABLE1
+
+REPO = Path(__file__).resolve().parents[2]
+# Committed benchmark JSON (GPU runs); SEQUNET_BENCH_DIR points the notebooks at another folder.
+BENCH_DIR = Path(os.environ.get("SEQUNET_BENCH_DIR", REPO / "results" / "bench"))
+TABLE1_TASKS = ("char_ptb", "word_ptb", "muse", "nottingham", "jsb", "piano_audio")
+
+
+def load_bench(pattern: str, bench_dir: Path = BENCH_DIR, full_only: bool = False) -> list[tuple[Path, dict]]:
+    """Committed benchmark JSON files matching ``pattern``, newest first; ``full_only`` leaves out quick (CPU,
+    smoke-plan) runs."""
+    found = [(p, json.loads(p.read_text())) for p in sorted(Path(bench_dir).glob(pattern))]
+    found = [(p, r) for p, r in found if not (full_only and r.get("meta", {}).get("quick"))]
+    return sorted(found, key=lambda item: item[1].get("meta", {}).get("date", ""), reverse=True)
+
+
+def ratio(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else a / b
+
+
+def fmt(value: float | None) -> str:
+    return "–" if value is None else f"{value:.2f}"
+
+
+def baseline_pairs(result: dict) -> dict[tuple[str, int], tuple[dict, dict]]:
+    """(task, batch) -> (Seq-U-Net row, baseline row) of one training benchmark, for every pair it measured."""
+    rows = {(r["task"], r["arch"], r["batch"]): r for r in result["rows"]}
+    return {(task, batch): (r, rows[task, baseline_arch(task), batch])
+            for (task, arch, batch), r in rows.items()
+            if arch == "sequnet" and (task, baseline_arch(task), batch) in rows}
+
+
+def paper_ratios(task: str) -> tuple[float, float]:
+    """Table 1's (time, memory) ratio of the Seq-U-Net to its baseline."""
+    p, q = PAPER_TABLE1[task, "sequnet"], PAPER_TABLE1[task, baseline_arch(task)]
+    return p["time_s"] / q["time_s"], p["mem_mb"] / q["mem_mb"]
+
+
+def table1_ratios_markdown(bench_dir: Path = BENCH_DIR) -> str:
+    """Table 1's time and memory ratios beside ours, from the newest full training benchmark that covers every
+    pair (piano-only runs of other variants are in :func:`piano_variants_markdown`)."""
+    bench = load_bench("training*.json", bench_dir, full_only=True)
+    complete = [(p, r) for p, r in bench if {row["task"] for row in r["rows"]} >= {"char_ptb", "piano_audio"}]
+    pairs = {}
+    if complete:
+        path, result = complete[0]
+        pairs = baseline_pairs(result)
+        label = (f"Ours: `{path.name}`, measured on **{result['meta']['device']}** on {result['meta']['date'][:10]} "
+                 f"(torch {result['meta']['torch']}).")
+    else:
+        label = (f"**Ours: no GPU benchmark committed** (no full `training*.json` in `{bench_dir}`); the table shows "
+                 "the paper's ratios only. Run `python benchmarks/training.py --device cuda --out "
+                 "results/bench/training.json` on a GPU and commit the file.")
+    table = ["| Task | batch | paper: time ratio | ours | paper: memory ratio | ours |",
+             "|---|---:|---:|---:|---:|---:|"]
+    for task in TABLE1_TASKS:
+        paper_time, paper_mem = paper_ratios(task)
+        for b in sorted(b for t, b in pairs if t == task) or ["–"]:
+            s, w = pairs.get((task, b), ({}, {}))
+            note = " (paper: 2)" if task == "piano_audio" and b not in (2, "–") else ""
+            table.append(f"| {task} | {b}{note} | {paper_time:.2f} | "
+                         f"{fmt(ratio(s.get('time_median_s'), w.get('time_median_s')))} | {paper_mem:.2f} | "
+                         f"{fmt(ratio(s.get('peak_memory_mib'), w.get('peak_memory_mib')))} |")
+    return label + "\n\n" + "\n".join(table)
+
+
+def variant(meta: dict, row: dict) -> str:
+    """How a piano row was run: precision, execution and layout."""
+    parts = ["bf16" if meta.get("bf16") else "fp32", "CUDA graphs" if meta.get("cuda_graphs") else "eager"]
+    parts += ["compiled"] if meta.get("compile") else []
+    parts += ["channels-last"] if row.get("channels_last") else []
+    return ", ".join(parts + (["fused gate"] if row.get("fused_gate") else []))
+
+
+def piano_key(meta: dict, row: dict) -> tuple:
+    """What a Seq-U-Net row and its WaveNet must share (the fused gate exists in the Seq-U-Net only)."""
+    return (meta["device"], bool(meta.get("bf16")), bool(meta.get("cuda_graphs")), bool(meta.get("compile")),
+            bool(meta.get("one_hot_input")), row["batch"], bool(row.get("channels_last")))
+
+
+def _ms(row: dict | None) -> str:
+    return "–" if row is None else f"{row['time_median_s'] * 1e3:.1f}"
+
+
+def _mib(row: dict | None) -> str:
+    return "–" if row is None or row["peak_memory_mib"] is None else f"{row['peak_memory_mib']:,.0f}"
+
+
+def piano_variants_markdown(bench_dir: Path = BENCH_DIR) -> str:
+    """Every committed piano Seq-U-Net row beside the WaveNet of the same precision, execution and layout (from
+    the same file, or the newest file that has it), and the fastest step at batch 16 against the goal."""
+    bench = load_bench("training*.json", bench_dir, full_only=True)
+    wavenets = {}
+    for _, result in reversed(bench):          # oldest first: the newest measurement of a key wins
+        for r in result["rows"]:
+            if r["task"] == "piano_audio" and r["arch"] == "wavenet":
+                wavenets[piano_key(result["meta"], r)] = r
+    rows = ["| file | GPU | variant | batch | Seq-U-Net ms | WaveNet ms | Seq-U-Net MiB | WaveNet MiB | time ratio | "
+            "memory ratio |", "|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    fastest = None
+    for path, result in bench:
+        meta = result["meta"]
+        for r in sorted((r for r in result["rows"] if r["task"] == "piano_audio" and r["arch"] == "sequnet"),
+                        key=lambda r: (r["batch"], bool(r.get("channels_last")), bool(r.get("fused_gate")))):
+            w = wavenets.get(piano_key(meta, r)) or {}
+            rows.append(f"| `{path.name}` | {meta['device']} | {variant(meta, r)} | {r['batch']} | {_ms(r)} | "
+                        f"{_ms(w or None)} | {_mib(r)} | {_mib(w or None)} | "
+                        f"{fmt(ratio(r['time_median_s'], w.get('time_median_s')))} | "
+                        f"{fmt(ratio(r['peak_memory_mib'], w.get('peak_memory_mib')))} |")
+            if r["batch"] == 16 and (fastest is None or r["time_median_s"] < fastest[1]["time_median_s"]):
+                fastest = (path, r, meta)
+    if len(rows) == 2:
+        return "No piano training-step benchmark committed yet."
+    text = "\n".join(rows)
+    if fastest:
+        path, r, meta = fastest
+        text += (f"\n\nFastest Seq-U-Net step at batch 16: **{r['time_median_s'] * 1e3:.1f} ms**, peak "
+                 f"{r['peak_memory_mib']:,.0f} MiB ({variant(meta, r)}, {meta['device']}, `{path.name}`); goal "
+                 f"<= 60 ms within the official 9.05 GiB (9,267 MiB); the official code: 123 ms.")
+    return text
+
+
+def sweep_piano_point(result: dict) -> str | None:
+    """A complexity sweep contains Table 1's piano point (batch 2, 5000 outputs): its ratios beside the paper's."""
+    point = {r["arch"]: r for r in result["rows"] if r["sweep"] == "length" and r["output_length"] in (5000, 5120)}
+    if len(point) != 2:
+        return None
+    s, w = point["sequnet"], point["wavenet"]
+    p, q = PAPER_TABLE1["piano_audio", "sequnet"], PAPER_TABLE1["piano_audio", "wavenet"]
+    paper_time, paper_mem = paper_ratios("piano_audio")
+    return (f"Piano, batch 2, {result['meta']['device']}: Seq-U-Net {s['time_median_s'] * 1e3:.1f} ms / "
+            f"{s['peak_memory_mib']:.0f} MiB, WaveNet {w['time_median_s'] * 1e3:.1f} ms / "
+            f"{w['peak_memory_mib']:.0f} MiB: ratios {s['time_median_s'] / w['time_median_s']:.2f} (time), "
+            f"{s['peak_memory_mib'] / w['peak_memory_mib']:.2f} (memory); paper {paper_time:.2f}, {paper_mem:.2f} "
+            f"({p['time_s'] * 1e3:.0f} ms / {p['mem_mb']:.0f} MB vs {q['time_s'] * 1e3:.0f} ms / {q['mem_mb']:.0f} MB)")
+
+
+def generation_markdown(path: Path, bench: dict) -> str:
+    """One generation benchmark: samples per second per model, batch, dtype and mode, and the reduced-precision
+    deviations when it measured them."""
+    meta = bench["meta"]
+    lines = [f"**{path.name}**: {meta['device']}, torch {meta['torch']}, {meta['date'][:10]}", "",
+             "| model | batch | dtype | mode | samples/s | µs/step | x real time (16 kHz) |",
+             "|---|---:|---|---|---:|---:|---:|"]
+    lines += [f"| {r['model']} | {r['batch']} | {r['dtype']} | {r['mode']} | {r['samples_per_s']:,.0f} | "
+              f"{r['step_us']:.1f} | {r['samples_per_s'] / 16000:.1f} |" for r in bench["rows"]]
+    acc = bench.get("accuracy", [])
+    if acc:
+        lines += ["", f"Reduced precision against float32 over {acc[0]['steps']} teacher-forced steps:", "",
+                  "| model | dtype | max abs logit deviation | argmax agreement |", "|---|---|---:|---:|"]
+        lines += [f"| {a['model']} | {a['dtype']} | {a['max_abs_logit_dev']:.2g} | {a['argmax_agreement']:.1%} |"
+                  for a in acc]
+    return "\n".join(lines)
+
+
+def plot_generation(bench: dict):
+    """Samples per second of the float32 rows on a log scale, with real time at 16 kHz marked."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 3.5))
+    f32 = [r for r in bench["rows"] if r["dtype"] == "float32"]
+    ax.bar(range(len(f32)), [r["samples_per_s"] for r in f32],
+           color=["C0" if r["model"] == "sequnet" else "C1" for r in f32])
+    ax.axhline(16000, color="k", ls="--", lw=1)
+    ax.text(len(f32) - 0.5, 16000 * 1.15, "real time, 16 kHz", ha="right", fontsize=8)
+    ax.set_yscale("log")
+    ax.set_xticks(range(len(f32)), [f"{r['model']}\nbatch {r['batch']}\n{r['mode']}" for r in f32], fontsize=7)
+    ax.set(ylabel="samples per second", title=f"Cached generation, float32, {bench['meta']['device']}")
+    fig.tight_layout()
+    return fig
