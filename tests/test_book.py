@@ -548,3 +548,16 @@ def test_a_notebook_run_per_dataset_names_its_dataset_in_the_title():
     assert jsb.cells[0].source == "# Polyphonic music modelling: JSB Chorales"
     assert "paper's settings" in jsb.cells[1].source and jsb.cells[2].source == "Text."
     assert notebook().cells[0].source == "# Polyphonic music modelling"
+
+
+def test_the_language_notebook_names_its_task_in_the_title():
+    """One notebook runs for char- and word-PTB: without the task in the title the navigation shows it twice."""
+    import nbformat
+
+    def notebook(task):
+        nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# Language modelling on Penn Treebank")])
+        nb.metadata["papermill"] = {"parameters": {"scale": "smoke", "task": task}}
+        return notebook_view.with_banner(nb)
+
+    assert notebook("char_ptb").cells[0].source == "# Language modelling on Penn Treebank: characters"
+    assert notebook("word_ptb").cells[0].source == "# Language modelling on Penn Treebank: words"

@@ -7,19 +7,15 @@ The notebooks show them whatever their own scale: they are the paper-size measur
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 from sequnet.core.configs import baseline_arch
 from sequnet.experiment.records import PAPER_TABLE1
 
-REPO = Path(__file__).resolve().parents[2]
-# Committed benchmark JSON (GPU runs); SEQUNET_BENCH_DIR points the notebooks at another folder.
-BENCH_DIR = Path(os.environ.get("SEQUNET_BENCH_DIR", REPO / "results" / "bench"))
 TABLE1_TASKS = ("char_ptb", "word_ptb", "muse", "nottingham", "jsb", "piano_audio")
 
 
-def load_bench(pattern: str, bench_dir: Path = BENCH_DIR, full_only: bool = False) -> list[tuple[Path, dict]]:
+def load_bench(bench_dir: Path, pattern: str, full_only: bool = False) -> list[tuple[Path, dict]]:
     """Committed benchmark JSON files matching ``pattern``, newest first; ``full_only`` leaves out quick (CPU,
     smoke-plan) runs."""
     found = [(p, json.loads(p.read_text())) for p in sorted(Path(bench_dir).glob(pattern))]
@@ -49,10 +45,10 @@ def paper_ratios(task: str) -> tuple[float, float]:
     return p["time_s"] / q["time_s"], p["mem_mb"] / q["mem_mb"]
 
 
-def table1_ratios_markdown(bench_dir: Path = BENCH_DIR) -> str:
+def table1_ratios_markdown(bench_dir: Path) -> str:
     """Table 1's time and memory ratios beside ours, from the newest full training benchmark that covers every
     pair (piano-only runs of other variants are in :func:`piano_variants_markdown`)."""
-    bench = load_bench("training*.json", bench_dir, full_only=True)
+    bench = load_bench(bench_dir, "training*.json", full_only=True)
     complete = [(p, r) for p, r in bench if {row["task"] for row in r["rows"]} >= {"char_ptb", "piano_audio"}]
     pairs = {}
     if complete:
@@ -61,7 +57,7 @@ def table1_ratios_markdown(bench_dir: Path = BENCH_DIR) -> str:
         label = (f"Ours: `{path.name}`, measured on **{result['meta']['device']}** on {result['meta']['date'][:10]} "
                  f"(torch {result['meta']['torch']}).")
     else:
-        label = (f"**Ours: no GPU benchmark committed** (no full `training*.json` in `{bench_dir}`); the table shows "
+        label = (f"**Ours: no GPU benchmark committed** (no full `training*.json` in `results/bench`); the table shows "
                  "the paper's ratios only. Run `python benchmarks/training.py --device cuda --out "
                  "results/bench/training.json` on a GPU and commit the file.")
     table = ["| Task | batch | paper: time ratio | ours | paper: memory ratio | ours |",
@@ -99,10 +95,10 @@ def _mib(row: dict | None) -> str:
     return "–" if row is None or row["peak_memory_mib"] is None else f"{row['peak_memory_mib']:,.0f}"
 
 
-def piano_variants_markdown(bench_dir: Path = BENCH_DIR) -> str:
+def piano_variants_markdown(bench_dir: Path) -> str:
     """Every committed piano Seq-U-Net row beside the WaveNet of the same precision, execution and layout (from
     the same file, or the newest file that has it), and the fastest step at batch 16 against the goal."""
-    bench = load_bench("training*.json", bench_dir, full_only=True)
+    bench = load_bench(bench_dir, "training*.json", full_only=True)
     wavenets = {}
     for _, result in reversed(bench):          # oldest first: the newest measurement of a key wins
         for r in result["rows"]:

@@ -53,11 +53,13 @@ def scale_banner(nb) -> str:
 # A notebook run once per dataset (the music one) gets the dataset's name in its title, so that its chapters
 # differ in the book's navigation.
 DATASET_TITLES = {"jsb": "JSB Chorales", "nottingham": "Nottingham", "muse": "MuseData", "piano_midi": "Piano-midi.de"}
+# Likewise the language notebook, run once per task.
+TASK_TITLES = {"char_ptb": "characters", "word_ptb": "words"}
 
 
 def with_banner(nb):
     """Insert the scale banner right under the notebook's title (the first markdown cell's `# ` line), and name
-    the dataset in the title when the notebook ran with a ``dataset`` parameter."""
+    the dataset (or the language task) in the title when the notebook ran with a ``dataset`` (``task``) parameter."""
     import nbformat
 
     banner = nbformat.v4.new_markdown_cell(scale_banner(nb))
@@ -66,9 +68,12 @@ def with_banner(nb):
         nb.cells.insert(0, banner)
         return nb
     title, _, rest = nb.cells[first].source.lstrip().partition("\n")
-    dataset = nb.metadata.get("papermill", {}).get("parameters", {}).get("dataset")
-    if title.startswith("# ") and isinstance(dataset, str):
-        title = f"{title}: {html.escape(DATASET_TITLES.get(dataset, dataset))}"
+    parameters = nb.metadata.get("papermill", {}).get("parameters", {})
+    dataset, task = parameters.get("dataset"), parameters.get("task")
+    name = (DATASET_TITLES.get(dataset, dataset) if isinstance(dataset, str)
+            else TASK_TITLES.get(task) if isinstance(task, str) else None)
+    if title.startswith("# ") and name:
+        title = f"{title}: {html.escape(name)}"
         nb.cells[first].source = title          # any text after it moves to a cell of its own below
     if title.startswith("# ") and rest.strip():
         nb.cells[first].source = title
