@@ -80,6 +80,26 @@ def test_length_closed_forms():
     assert gen.pad_front == (1, 1, 0, 0, 1, 1, 1, 1, 1, 1)
 
 
+def test_activation_counts_closed_forms_against_exact_lengths():
+    """sizes holds every activation count: the paper's formulas, our models' closed forms (no valid-convolution
+    shrink) and the exact per-layer lengths, which approach the closed forms from below as the input grows."""
+    for L in range(2, 12):
+        # the paper sums over i = 0..blocks with blocks = L - 1 down/up blocks
+        assert sizes.sequnet_ideal_activations(1024, L) <= sizes.sequnet_activation_bound(1024, L - 1) <= 8 * 1024
+        assert sizes.sequnet_ideal_activations(1, L) < sizes.sequnet_activation_limit() == 7
+        assert sizes.res_sequnet_ideal_activations(1, L, 2) < sizes.res_sequnet_activation_limit(2) == 12
+    assert sizes.wavenet_ideal_activations(1, 1, 13) == pytest.approx(sizes.wavenet_activation_count(1, 2 ** 13))
+    for L, k in ((3, 3), (5, 5)):
+        i, _ = sizes.sequnet_valid_io(L, k, 2 ** 16)
+        exact = sum(sizes.sequnet_valid_lengths(i, L, k))
+        assert 0.99 * sizes.sequnet_ideal_activations(i, L) < exact < sizes.sequnet_ideal_activations(i, L)
+    plan = sizes.res_sequnet_plan(4, 5, 2, 2 ** 16)
+    exact = sum(sizes.res_sequnet_activation_counts(plan.input_length, 4, 5, 2))
+    assert exact == pytest.approx(sizes.res_sequnet_ideal_activations(plan.input_length, 4, 2), rel=0.01)
+    exact = sum(sizes.wavenet_activation_counts(2 ** 20, 4, 13))
+    assert exact == pytest.approx(sizes.wavenet_ideal_activations(2 ** 20, 4, 13), rel=0.05)
+
+
 def test_paper_receptive_fields():
     assert sizes.res_sequnet_rf(11, 5, 2) == (31726, 32749)        # paper: 32748 past samples
     assert sizes.wavenet_rf(4, 13) == 32765                         # paper: 32764
