@@ -46,23 +46,22 @@ class PaperSetting:
     ``levels`` and ``hidden`` are the paper's L and H (Table 3) or Layers and Features (Table 2), but what they
     count depends on the architecture (``kind`` and ``arch``):
 
-    ============== ================================================== =============================================
-    kind / arch    ``levels``                                         ``hidden``
-    ============== ================================================== =============================================
-    token / tcn    L temporal blocks, block i dilated 2^i, two convs   H channels of blocks 0..L-2; the last block is
-                   each (Table 3's L)                                 ``emsize`` wide (tied decoder)
-    token /        L resolution levels: L-1 down/up blocks and a      H channels of levels 0..L-2; the bottleneck
-    sequnet        bottleneck (Table 3's L), valid convolutions        is ``emsize`` wide (tied decoder)
-    music / tcn    L temporal blocks as above                         H channels of every block, then a linear
-                                                                      layer to the 88 keys
-    music /        L resolution levels as above, zero-padded          H channels of every level
-    sequnet
-    audio /        L resolution levels of the residual Seq-U-Net      F: features of the input conv and of every
-    sequnet        (section 3.2; Table 2's Layers), each block with   gated layer (Table 2's Features)
-                   ``depth`` + 1 gated layers
-    audio /        dilated layers per stack, dilations 1..2^(L-1)     residual channels (Table 2's Features); the
-    wavenet        (Table 2's Layers); ``blocks`` stacks               skip and output head are ``skip`` wide
-    ============== ================================================== =============================================
+    =============== ============================================== ===========================================
+    kind / arch     ``levels``                                     ``hidden``
+    =============== ============================================== ===========================================
+    token / tcn     L temporal blocks, block i dilated 2^i, two    H channels of blocks 0..L-2; the last block
+                    convs each (Table 3's L)                       is ``emsize`` wide (tied decoder)
+    token / sequnet L resolution levels: L-1 down/up blocks and a  H channels of levels 0..L-2; the bottleneck
+                    bottleneck (Table 3's L); valid convolutions   is ``emsize`` wide (tied decoder)
+    music / tcn     L temporal blocks, as above                    H channels of every block, then a linear
+                                                                   layer to the 88 keys
+    music / sequnet L resolution levels, as above; zero-padded     H channels of every level
+    audio / sequnet L resolution levels of the residual Seq-U-Net  F: features of the input conv and of every
+                    (section 3.2; Table 2's Layers), each block    gated layer (Table 2's Features)
+                    with ``depth`` + 1 gated layers
+    audio / wavenet dilated layers per stack, dilations 1..2^(L-1) residual channels (Table 2's Features); the
+                    (Table 2's Layers); ``blocks`` stacks          skip and output head are ``skip`` wide
+    =============== ============================================== ===========================================
     """
     task: str
     arch: str
