@@ -122,6 +122,16 @@ def test_user_folder_is_split_by_piece(tmp_path):
         audio.load_audio_corpus(tmp_path / "absent")
 
 
+def test_unreadable_audio_names_the_file(tmp_path):
+    for i in range(3):
+        _write_tone(tmp_path / f"rec{i}.flac", 0.1, 16000)
+    (tmp_path / "broken.flac").write_bytes(b"not audio: an interrupted copy")
+    with pytest.raises(DataError, match=f"{tmp_path / 'broken.flac'} cannot be read as audio"):
+        audio.load_audio_corpus(tmp_path)
+    with pytest.raises(DataError, match="is a directory, not an audio file"):
+        audio.load_audio(tmp_path)
+
+
 def test_default_corpus_holds_out_whole_pieces(data_root, data_mirror):
     corpus = audio.load_audio_corpus(root=data_root, mirror=data_mirror)
     assert set(corpus.train) == {"chpn_op27_2", "deb_clai", "liz_et3", "mz_331_3"}
@@ -185,6 +195,13 @@ def test_render_piano_layout_split_and_resume(tmp_path, fake_tools):
     assert (out / "test" / "elise.flac").is_file()  # a registered test piece stays a test piece
     with pytest.raises(DataError, match="no MIDI file for nope"):
         audio.render_piano(out, midi_zip, pieces=["nope"], soundfont=fake_tools)
+
+
+@pytest.mark.parametrize("make", [lambda p: p.write_bytes(b"not a zip"), lambda p: p.mkdir()], ids=["garbage", "dir"])
+def test_render_piano_names_an_unreadable_zip(tmp_path, fake_tools, make):
+    make(tmp_path / "midis.zip")
+    with pytest.raises(DataError, match=f"cannot read the MIDI zip {tmp_path / 'midis.zip'}"):
+        audio.render_piano(tmp_path / "out", tmp_path / "midis.zip", soundfont=fake_tools)
 
 
 @pytest.mark.slow

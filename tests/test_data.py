@@ -1,10 +1,15 @@
 """Data layer: the registry's guarantees (checksums, mirror, atomic downloads) and the corpora's statistics."""
 from __future__ import annotations
 
+import builtins
+import errno
+import fcntl
 import functools
 import hashlib
 import http.server
+import os
 import threading
+from pathlib import Path
 
 import pytest
 import torch
@@ -128,7 +133,7 @@ def test_failed_download_leaves_no_partial_file(tmp_path, http_dir, monkeypatch,
 
 def test_cli_verify_exit_codes(tmp_path, data_root, data_mirror, capsys):
     assert main(["data", "verify", "--root", str(tmp_path)]) == 1
-    assert "missing" in capsys.readouterr().out
+    assert "not fetched" in capsys.readouterr().out
     registry.fetch(None, root=data_root, mirror=data_mirror)
     assert main(["data", "verify", "--root", str(data_root)]) == 0
     table = capsys.readouterr().out
@@ -140,6 +145,124 @@ def test_cli_fetch_from_mirror(tmp_path, data_mirror):
     assert sorted(p.name for p in (tmp_path / "music").iterdir()) == sorted(
         p.split("/")[-1] for p in registry.GROUPS["music"])
     assert main(["data", "fetch", "nonsense", "--root", str(tmp_path)]) == 1
+
+
+# --- what is found on disk: directories, unreadable files, leftovers of interrupted runs ---
+# Tests may run as root, which reads a chmod-000 file anyway, so an unreadable file is simulated by making open()
+# raise PermissionError for that one path (every read of the registry goes through open()); a directory in a
+# file's place and a file in a folder's place are the real thing.
+
+@pytest.fixture
+def unreadable(monkeypatch):
+    """A set: open() raises PermissionError for every path added to it."""
+    blocked = set()
+    real_open = builtins.open
+
+    def guarded(file, *args, **kwargs):
+        if isinstance(file, (str, os.PathLike)) and Path(file).absolute() in blocked:
+            raise PermissionError(errno.EACCES, "Permission denied", str(file))
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", guarded)
+    return blocked
+
+
+def test_a_directory_in_a_files_place_is_explained_and_kept(tmp_path, data_mirror):
+    entry = registry.MANIFEST["ptb/ptb.valid.txt"]
+    target = tmp_path / entry.path
+    target.mkdir(parents=True)
+    (target / "mine.txt").write_text("keep me")
+    for call in (registry.ensure, lambda p, **kw: registry.fetch([p], **kw)):
+        with pytest.raises(DataError, match="is a directory") as err:
+            call(entry.path, root=tmp_path, mirror=data_mirror)
+        assert str(target) in str(err.value) and "Move that directory away" in str(err.value)
+    assert (target / "mine.txt").read_text() == "keep me"
+
+
+def test_an_unreadable_file_is_explained_and_fetch_replaces_it(tmp_path, data_mirror, unreadable):
+    entry = registry.MANIFEST["ptb/ptb.valid.txt"]
+    target = tmp_path / entry.path
+    target.parent.mkdir(parents=True)
+    target.write_bytes(b"whatever")
+    unreadable.add(target)
+    with pytest.raises(DataError, match="unreadable") as err:
+        registry.ensure(entry.path, root=tmp_path, mirror=data_mirror)
+    assert f"cannot read {target}: Permission denied" in str(err.value) and f"chmod a+r {target}" in str(err.value)
+    registry.fetch([entry.path], root=tmp_path, mirror=data_mirror)
+    unreadable.clear()
+    assert registry.sha256_of(target) == entry.sha256
+
+
+def test_a_file_in_a_folders_place_is_explained(tmp_path, data_mirror):
+    root = tmp_path / "root"
+    root.write_text("not a folder")
+    with pytest.raises(DataError, match="folder on the way") as err:
+        registry.ensure("ptb/ptb.test.txt", root=root, mirror=data_mirror)
+    assert str(root / "ptb" / "ptb.test.txt") in str(err.value)
+    with pytest.raises(DataError, match=f"cannot write to {root / 'ptb'}"):
+        registry.fetch(["ptb/ptb.test.txt"], root=root, mirror=data_mirror)
+
+
+def test_cli_verify_reports_every_kind_of_problem_in_its_table(tmp_path, data_mirror, unreadable, capsys):
+    corrupt = _fresh_copy(tmp_path, data_mirror, "ptb/ptb.valid.txt")
+    corrupt.write_bytes(corrupt.read_bytes()[:-1])
+    locked = _fresh_copy(tmp_path, data_mirror, "ptb/ptb.test.txt")
+    unreadable.add(locked)
+    (tmp_path / "music" / "JSB_Chorales.mat").mkdir(parents=True)
+    assert main(["data", "verify", "--root", str(tmp_path)]) == 1
+    captured = capsys.readouterr()
+    rows = {line.split()[0]: line for line in captured.out.splitlines()[2:]}
+    assert set(rows) == set(registry.MANIFEST)
+    def status_and_detail(path):
+        return rows[path][len(path):].split(None, 1) if "not fetched" not in rows[path] else ["not fetched"]
+
+    assert status_and_detail("ptb/ptb.valid.txt")[0] == "corrupt"
+    assert status_and_detail("ptb/ptb.test.txt") == ["unreadable", f"cannot read {locked}: Permission denied"]
+    assert status_and_detail("music/JSB_Chorales.mat")[0] == "unreadable"
+    assert "is a directory" in rows["music/JSB_Chorales.mat"]
+    assert "  not fetched  not at" in rows["ptb/ptb.train.txt"]
+    n_absent = len(registry.MANIFEST) - 3
+    for line in (f"{n_absent} file(s) not fetched", "1 file(s) corrupt", "2 file(s) unreadable"):
+        assert line in captured.err
+
+
+def test_fetch_keeps_a_corrupt_copy_until_a_verified_one_is_in_hand(tmp_path, data_mirror, monkeypatch):
+    entry = registry.MANIFEST["ptb/ptb.valid.txt"]
+    path = _fresh_copy(tmp_path, data_mirror, entry.path)
+    bad = path.read_bytes()[:-1] + b"?"
+    path.write_bytes(bad)
+    with pytest.raises(DataError, match="left as it is"):                   # no replacement to be had
+        registry.fetch([entry.path], root=tmp_path, mirror=tmp_path / "empty-mirror")
+    assert path.read_bytes() == bad
+    seen = []
+    real_copy = registry.shutil.copyfile
+    monkeypatch.setattr(registry.shutil, "copyfile", lambda src, dst: seen.append(path.read_bytes()) or
+                        real_copy(src, dst))
+    registry.fetch([entry.path], root=tmp_path, mirror=data_mirror)
+    assert seen == [bad]                     # while the new copy was written, the old one was still in place
+    assert registry.sha256_of(path) == entry.sha256
+    assert sorted(p.name for p in path.parent.iterdir()) == ["ptb.valid.txt"]
+
+
+def test_leftovers_of_interrupted_runs_are_removed_but_not_a_running_writers(tmp_path, data_mirror):
+    path = _fresh_copy(tmp_path, data_mirror, "music/JSB_Chorales.mat")
+    stale = [path.parent / ".JSB_Chorales.mat.k2j3x.partial", path.parent / ".JSB_Chorales.mat.a8.tmp"]
+    for leftover in stale:
+        leftover.write_bytes(b"half a file")
+    others = [path.parent / ".JSB_Chorales.mat.live.partial", path.parent / "notes.tmp"]
+    for other in others:
+        other.write_bytes(b"not ours to delete")
+    with open(others[0], "rb") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)     # a concurrent writer (another DataLoader worker or DDP rank)
+        assert registry.fetch(["music/JSB_Chorales.mat"], root=tmp_path, mirror=data_mirror) == [path]
+    assert not any(leftover.exists() for leftover in stale)
+    assert all(other.exists() for other in others)
+    # ensure() cleans the same way when it writes a file
+    missing = tmp_path / "music" / "Nottingham.mat"
+    leftover = missing.parent / ".Nottingham.mat.zz9.partial"
+    leftover.write_bytes(b"half")
+    registry.ensure("music/Nottingham.mat", root=tmp_path, mirror=data_mirror)
+    assert not leftover.exists() and missing.is_file()
 
 
 # --- PTB ---

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sequnet.core.generation import generate, init_state, minimal_window
 from sequnet.core.models import (OneHotModel, ResSeqUNet, ResSeqUNetConfig, SeqUNet, SeqUNetConfig, TokenModel, WaveNet,
@@ -249,3 +251,68 @@ def test_benchmark_script_smoke(tmp_path):
         (m, b, d) for m in ("sequnet", "wavenet") for b in (1, 2) for d in ("float32", "bfloat16")}
     assert all(r["samples_per_s"] > 0 for r in res["rows"])
     assert {a["dtype"] for a in res["accuracy"]} == {"bfloat16"}
+
+
+# -- argument checks: a bad argument is named before anything runs on the device -------------------------------
+
+_FEW = settings(max_examples=12, deadline=None, database=None)    # the CPU is slow; no example database on disk
+
+
+def _guarded(model):
+    """The model with a forward pre-hook that fails the test if the model is run at all."""
+    model.register_forward_pre_hook(lambda *_: pytest.fail("the model ran before the arguments were checked"))
+    return model
+
+
+@pytest.fixture(scope="module")
+def tiny_models():
+    torch.manual_seed(8)
+    return {"onehot": _guarded(residual(2, 3, 1, classes=5)), "token": _guarded(base(2, 3, vocab=11))}
+
+
+@_FEW
+@given(kind=st.sampled_from(["onehot", "token"]), batch=st.integers(1, 3), length=st.integers(1, 6),
+       bad=st.one_of(st.integers(-300, -1), st.integers(11, 300)), where=st.data())
+def test_prime_ids_outside_the_vocabulary_are_refused(tiny_models, kind, batch, length, bad, where):
+    model = tiny_models[kind]
+    classes = classes_of(model)
+    bad = bad if bad < 0 else bad - 11 + classes           # 5..294 for the 5-class model, 11..300 for the other
+    prime = torch.zeros(batch, length, dtype=torch.long)
+    prime[where.draw(st.integers(0, batch - 1)), where.draw(st.integers(0, length - 1))] = bad
+    with pytest.raises(ValueError, match=rf"prime holds id {bad}, outside the model's vocabulary 0\.\.{classes - 1}"):
+        generate(model, prime, 3, progress=False)
+
+
+@_FEW
+@given(n=st.one_of(st.integers(-10**6, 0), st.floats(allow_nan=True), st.booleans(), st.just("5"), st.none()))
+def test_n_samples_must_be_a_positive_integer(tiny_models, n):
+    with pytest.raises(ValueError, match="n_samples must be a positive integer"):
+        generate(tiny_models["onehot"], torch.zeros(1, 4, dtype=torch.long), n, progress=False)
+
+
+@pytest.mark.parametrize("shape,message", [((1, 0), "prime is empty"), ((0, 4), "batch of 0 sequences"),
+                                           ((4,), r"\(batch, time\)")])
+def test_empty_primes_and_batches_are_refused(tiny_models, shape, message):
+    with pytest.raises(ValueError, match=message):
+        generate(tiny_models["onehot"], torch.zeros(shape, dtype=torch.long), 3, progress=False)
+
+
+def test_other_bad_arguments_are_named(tiny_models):
+    model, prime = tiny_models["onehot"], torch.zeros(1, 4, dtype=torch.long)
+    with pytest.raises(TypeError, match="integer ids"):
+        generate(model, prime.float(), 3, progress=False)
+    with pytest.raises(ValueError, match="pad_id=5"):
+        generate(model, prime, 3, pad_id=5, progress=False)
+    with pytest.raises(ValueError, match="temperature"):
+        generate(model, prime, 3, temperature=0.0, progress=False)
+
+
+@_FEW
+@given(batch=st.integers(1, 3), length=st.integers(1, 12), n=st.integers(1, 4), seed=st.integers(0, 2**16))
+def test_any_valid_arguments_generate_in_the_vocabulary(batch, length, n, seed):
+    torch.manual_seed(0)
+    model = residual(2, 3, 1, classes=5)
+    prime = torch.randint(0, 5, (batch, length), generator=torch.Generator().manual_seed(seed))
+    out = generate(model, prime, n, generator=torch.Generator().manual_seed(seed), progress=False)
+    assert out.shape == (batch, length + n) and torch.equal(out[:, :length], prime)
+    assert int(out.min()) >= 0 and int(out.max()) < 5

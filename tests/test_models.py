@@ -8,7 +8,7 @@ import torch
 from torch.nn.utils import parametrize
 
 import sequnet
-from sequnet.core import sizes
+from sequnet.core import configs, sizes
 from sequnet.core.models import (LengthError, ResSeqUNet, ResSeqUNetConfig, SeqUNet, SeqUNetConfig, TCN, TCNConfig,
                             WaveNet, WaveNetConfig)
 from probe import receptive_fields
@@ -26,6 +26,36 @@ PARAMS = {
 @pytest.mark.parametrize("task,arch", sorted(PARAMS))
 def test_paper_parameter_counts(task, arch):
     assert sequnet.count_parameters(sequnet.paper_model(task, arch)) == PARAMS[task, arch]
+
+
+def _printed(count: str) -> tuple[float, float]:
+    """A count as Table 3 prints it ("5.9M", "534k") -> (value, one unit of its last digit)."""
+    scale = {"M": 1e6, "k": 1e3}[count[-1]]
+    digits = count[:-1]
+    decimals = len(digits.partition(".")[2])
+    return float(digits) * scale, scale / 10 ** decimals
+
+
+@pytest.mark.parametrize("row", configs.TABLE_3, ids=lambda r: f"{r.task}-{r.arch}")
+def test_table3_rows_build_models_of_the_printed_size(row):
+    """Each printed row, through paper_setting, gives a model whose size Table 3 prints (to its last digit: the
+    paper truncates 1.77M to 1.7M but rounds 521.9k to 522k). JSB's Seq-U-Net needs the code's H = 175 for it."""
+    setting = sequnet.paper_setting(row.task, row.arch)
+    assert (setting.kernel_size, setting.levels, setting.dropout, setting.patience, setting.lr, setting.clip) == (
+        row.W, row.L, row.dropout, row.P, row.LR, row.clip)
+    assert setting.hidden == configs._CODE_OVERRIDES.get((row.task, row.arch), {}).get("hidden", row.H)
+    value, unit = _printed(row.params)
+    assert abs(PARAMS[row.task, row.arch] - value) < unit
+    if row.task == "jsb" and row.arch == "sequnet":
+        printed = sequnet.build_model(setting.replace(hidden=row.H))
+        assert abs(sequnet.count_parameters(printed) - value) >= unit    # why the override exists
+
+
+@pytest.mark.parametrize("row", configs.TABLE_2, ids=lambda r: r.arch)
+def test_table2_rows_give_the_printed_context(row):
+    setting = sequnet.paper_setting("piano_audio", row.arch)
+    assert (setting.levels, setting.hidden, setting.kernel_size) == (row.layers, row.features, row.width)
+    assert setting.receptive_field == row.context
 
 
 @pytest.mark.parametrize("task,arch,io", [
@@ -48,6 +78,26 @@ def test_length_closed_forms():
     gen = sizes.res_sequnet_plan(11, 5, 2, 1)
     assert (gen.input_length, gen.output_length) == (32761, 1024)
     assert gen.pad_front == (1, 1, 0, 0, 1, 1, 1, 1, 1, 1)
+
+
+def test_activation_counts_closed_forms_against_exact_lengths():
+    """sizes holds every activation count: the paper's formulas, our models' closed forms (no valid-convolution
+    shrink) and the exact per-layer lengths, which approach the closed forms from below as the input grows."""
+    for L in range(2, 12):
+        # the paper sums over i = 0..blocks with blocks = L - 1 down/up blocks
+        assert sizes.sequnet_ideal_activations(1024, L) <= sizes.sequnet_activation_bound(1024, L - 1) <= 8 * 1024
+        assert sizes.sequnet_ideal_activations(1, L) < sizes.sequnet_activation_limit() == 7
+        assert sizes.res_sequnet_ideal_activations(1, L, 2) < sizes.res_sequnet_activation_limit(2) == 12
+    assert sizes.wavenet_ideal_activations(1, 1, 13) == pytest.approx(sizes.wavenet_activation_count(1, 2 ** 13))
+    for L, k in ((3, 3), (5, 5)):
+        i, _ = sizes.sequnet_valid_io(L, k, 2 ** 16)
+        exact = sum(sizes.sequnet_valid_lengths(i, L, k))
+        assert 0.99 * sizes.sequnet_ideal_activations(i, L) < exact < sizes.sequnet_ideal_activations(i, L)
+    plan = sizes.res_sequnet_plan(4, 5, 2, 2 ** 16)
+    exact = sum(sizes.res_sequnet_activation_counts(plan.input_length, 4, 5, 2))
+    assert exact == pytest.approx(sizes.res_sequnet_ideal_activations(plan.input_length, 4, 2), rel=0.01)
+    exact = sum(sizes.wavenet_activation_counts(2 ** 20, 4, 13))
+    assert exact == pytest.approx(sizes.wavenet_ideal_activations(2 ** 20, 4, 13), rel=0.05)
 
 
 def test_paper_receptive_fields():

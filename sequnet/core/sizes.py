@@ -1,6 +1,7 @@
-"""Lengths, receptive fields and activation counts, in closed form.
+"""Lengths, receptive fields and activation counts, in closed form: the one home of these formulas
+(``sequnet.analysis.complexity`` builds its named layer lists and measurements on them).
 
-Notation as in the paper and the spec: k = kernel size, L = number of levels, D = residual depth.
+Notation as in the paper (sections 3 and 4): k = kernel size, L = number of levels, D = residual depth.
 "RF" counts the input samples an output depends on, the aligned sample included; the paper quotes the
 maximum RF minus one ("past samples"): 32748 for the piano Seq-U-Net, 32764 for WaveNet.
 
@@ -171,16 +172,67 @@ def tcn_rf(levels: int, k: int) -> int:
 
 
 # --------------------------------------------------------------------------------------------------------------
-# Activation counts (paper section 4): time positions computed per feature channel, summed over layers.
+# Activation counts (paper section 4.1): time positions computed per feature channel, summed over layers.
+#
+# Three kinds, from the paper's argument to the models' exact sizes:
+# * the paper's own formulas: ``sequnet_activation_bound`` (sum_{i=0}^{L} 4 I / k^i <= 8 I, the paper's L being the
+#   number of down/up blocks, i.e. our levels - 1) and ``wavenet_activation_count`` (I log_k N);
+# * closed forms of our models without the valid-convolution shrink (the paper's footnote 4):
+#   ``*_ideal_activations``, and their supremum over L per input sample, ``*_activation_limit``;
+# * exact per-layer output lengths with valid convolutions: ``sequnet_valid_lengths`` / ``sequnet_padded_lengths``
+#   (base Seq-U-Net), ``res_sequnet_activation_counts``, ``wavenet_activation_counts``; the TCN pads causally, so
+#   each of its 2L convolutions has the input's length.
+# Here L ("levels") is always the model's own: ``len(channels)`` for the base Seq-U-Net, ``levels`` for the residual
+# one, i.e. L - 1 down/up blocks plus a bottleneck level.
 
 def sequnet_activation_bound(input_length: int, levels: int, k: int = 2) -> float:
-    """The paper's bound sum_{i=0}^{L} 4 I / k^i <= 8 I (k = 2 resampling)."""
+    """The paper's bound sum_{i=0}^{L} 4 I / k^i <= 8 I (k = 2 resampling); ``levels`` is the paper's L, the
+    number of down/up blocks (our levels - 1)."""
     return sum(4 * input_length / k ** i for i in range(levels + 1))
 
 
 def wavenet_activation_count(input_length: int, receptive_field: int, k: int = 2) -> float:
-    """The paper's I log_k N for a dilated stack: every layer works at full resolution."""
+    """The paper's I log_k N for a dilated stack: every layer works at full resolution. One stack of
+    ``wavenet_ideal_activations`` (blocks = 1, N = 2^layers)."""
     return input_length * math.log(receptive_field, k)
+
+
+def sequnet_ideal_activations(input_length: float, levels: int, k: int = 2) -> float:
+    """Base Seq-U-Net: per block i < L-1, conv + transposed conv + up conv at I/k^i and the strided conv at
+    I/k^(i+1) (the paper's "3I + I/k"), then the bottleneck at I/k^(L-1). Below ``sequnet_activation_bound``
+    with L-1 blocks, and below ``sequnet_activation_limit(k) * I`` for every L."""
+    blocks = levels - 1
+    return sum(3 * input_length / k ** i + input_length / k ** (i + 1) for i in range(blocks)) \
+        + input_length / k ** blocks
+
+
+def sequnet_activation_limit(k: int = 2) -> float:
+    """sup over L of ``sequnet_ideal_activations / I`` = (3k + 1)/(k - 1): 7 for k = 2 (the paper bounds it by 8)."""
+    return (3 * k + 1) / (k - 1)
+
+
+def res_sequnet_ideal_activations(input_length: float, levels: int, depth: int, k: int = 2) -> float:
+    """Residual Seq-U-Net: the input conv at I; per block i, D down layers, the transposed layer and D up layers at
+    I/k^i and the strided layer at I/k^(i+1); D bottleneck layers at I/k^(L-1)."""
+    blocks = levels - 1
+    return input_length + sum((2 * depth + 1) * input_length / k ** i + input_length / k ** (i + 1)
+                              for i in range(blocks)) + depth * input_length / k ** blocks
+
+
+def res_sequnet_activation_limit(depth: int, k: int = 2) -> float:
+    """sup over L of ``res_sequnet_ideal_activations / I`` = 1 + ((2D+1)k + 1)/(k-1): 12 for D = 2, k = 2."""
+    return 1 + ((2 * depth + 1) * k + 1) / (k - 1)
+
+
+def wavenet_ideal_activations(input_length: float, blocks: int, layers: int) -> float:
+    """Every dilated layer at full resolution. The paper's ``I log_k N`` is one stack (blocks = 1); the paper's
+    own WaveNet has 4 stacks of 13, i.e. 52 I, four times ``I log_2 N``."""
+    return blocks * layers * input_length
+
+
+def tcn_ideal_activations(input_length: float, levels: int) -> float:
+    """Two convs per temporal block, all at full resolution (exact: the TCN pads causally)."""
+    return 2 * levels * input_length
 
 
 def res_sequnet_activation_counts(input_length: int, levels: int, k: int, depth: int) -> list[int]:

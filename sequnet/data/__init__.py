@@ -1,8 +1,9 @@
 """Datasets of the Seq-U-Net companion: a verified registry of files, and loaders for each task.
 
-``registry`` knows every file (sha256, URL, mirror); ``text`` loads PTB (word and char), ``music`` the four
-piano-roll datasets, ``audio`` mu-law piano audio (and renders more from MIDI). Importing this package reads
-no file: data is only touched when a loader is called.
+``registry`` knows every file (sha256, URL, mirror); ``files`` writes them atomically, removes what interrupted
+runs left behind and turns OS errors into ``DataError``s that say what to do; ``text`` loads PTB (word and char),
+``music`` the four piano-roll datasets, ``audio`` mu-law piano audio (and renders more from MIDI). Importing this
+package reads no file: data is only touched when a loader is called.
 """
 from sequnet.data.registry import DataError, data_root, ensure, fetch, verify
 

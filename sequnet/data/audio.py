@@ -22,6 +22,7 @@ import soundfile
 import torch
 from tqdm.auto import tqdm
 
+from sequnet.data.files import cannot_write, reading
 from sequnet.data.registry import GROUPS, DataError, data_root, ensure
 
 SAMPLE_RATE = 16000
@@ -59,8 +60,14 @@ SILENCE = int(mu_law_encode(torch.zeros(())))  # 128: what short excerpts are pa
 
 
 def load_audio(path: str | os.PathLike, sr: int = SAMPLE_RATE) -> torch.Tensor:
-    """Mono float32 samples of an audio file at ``sr`` Hz (channels averaged, polyphase resampling if needed)."""
-    samples, rate = soundfile.read(path, dtype="float32", always_2d=True)
+    """Mono float32 samples of an audio file at ``sr`` Hz (channels averaged, polyphase resampling if needed).
+    A file that cannot be read or decoded raises ``DataError`` naming it."""
+    try:
+        samples, rate = soundfile.read(path, dtype="float32", always_2d=True)
+    except (OSError, soundfile.LibsndfileError) as exc:
+        what = "is a directory, not an audio file" if Path(path).is_dir() else f"cannot be read as audio ({exc})"
+        raise DataError(f"{path} {what}. Give a readable FLAC or WAV file (remove or replace this one if it came "
+                        f"from an interrupted copy)") from exc
     mono = samples.mean(axis=1)
     if rate != sr:
         g = math.gcd(rate, sr)
@@ -83,7 +90,8 @@ def split_pieces(names: Iterable[str], test_fraction: float) -> tuple[list[str],
 
 
 def audio_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
+    with reading(folder, "Give a folder of FLAC/WAV recordings that you can read."):
+        return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
 
 
 @dataclasses.dataclass
@@ -280,7 +288,12 @@ def render_piano(out_dir: str | os.PathLike | None = None, midi_zip: str | os.Pa
     tools = find_render_tools(soundfont)
     out = Path(out_dir) if out_dir else data_root(root) / RENDER_DIR
     midi_zip = Path(midi_zip) if midi_zip else ensure(MIDI_ZIP, root=root, mirror=mirror)
-    with zipfile.ZipFile(midi_zip) as archive:
+    try:
+        archive = zipfile.ZipFile(midi_zip)
+    except (OSError, zipfile.BadZipFile) as exc:
+        raise DataError(f"cannot read the MIDI zip {midi_zip} ({exc}); give a readable zip of .mid files with "
+                        f"--midi-zip, or leave it out to use the registered piano-midi.de zip") from exc
+    with archive:
         members = {Path(n).stem: n for n in archive.namelist() if n.lower().endswith((".mid", ".midi"))}
         unknown = sorted(set(pieces or ()) - set(members))
         if unknown:
@@ -292,7 +305,10 @@ def render_piano(out_dir: str | os.PathLike | None = None, midi_zip: str | os.Pa
         jobs = [(name, out / side / f"{name}.flac") for side, names in (("train", train), ("test", test))
                 for name in names]
         for side in ("train", "test"):
-            (out / side).mkdir(parents=True, exist_ok=True)
+            try:
+                (out / side).mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise cannot_write(out / side, exc) from exc
         todo = [(name, target) for name, target in jobs if not target.exists()]
         rendered = []
         with tempfile.TemporaryDirectory(prefix="sequnet-midi-") as midi_dir:

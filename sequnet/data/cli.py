@@ -13,15 +13,25 @@ def _fetch(args: argparse.Namespace) -> int:
     return 0
 
 
+_VERIFY_FIXES = {
+    registry.NOT_FETCHED: "get them with `python -m sequnet data fetch --mirror DIR` (DIR = a copy of shared/data) "
+                          "or, with internet, `python -m sequnet data fetch`",
+    registry.CORRUPT: "`python -m sequnet data fetch` replaces them with verified copies",
+    registry.UNREADABLE: "see the detail column: make them readable, or move away what sits in their place, then "
+                         "run `python -m sequnet data fetch`",
+}
+
+
 def _verify(args: argparse.Namespace) -> int:
+    """The table of every registered file, always; then a line per kind of problem, saying how to fix it."""
     rows = registry.verify(root=args.root)
     print(f"data root: {registry.data_root(args.root)}")
     print(registry.format_status(rows))
-    bad = [r for r in rows if r.status != "ok"]
-    if bad:
-        print(f"\n{len(bad)} file(s) missing or corrupt; get them with "
-              f"`python -m sequnet data fetch --mirror DIR` (DIR = a copy of shared/data) or, with internet, "
-              f"`python -m sequnet data fetch`.", file=sys.stderr)
+    bad = [r for r in rows if r.status != registry.OK]
+    for status, fix in _VERIFY_FIXES.items():
+        count = sum(r.status == status for r in bad)
+        if count:
+            print(f"{count} file(s) {status}: {fix}.", file=sys.stderr)
     return 1 if bad else 0
 
 

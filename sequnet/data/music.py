@@ -14,6 +14,7 @@ import numpy as np
 import scipy.io
 import torch
 
+from sequnet.data.files import REREAD_FIX, reading
 from sequnet.data.registry import ensure
 
 DATASETS = {
@@ -38,7 +39,9 @@ def load_music(name: str, *, root: str | os.PathLike | None = None,
                mirror: str | os.PathLike | None = None) -> PianoRolls:
     if name not in DATASETS:
         raise ValueError(f"unknown music dataset {name!r}; choose one of {', '.join(DATASETS)}")
-    mat = scipy.io.loadmat(ensure(DATASETS[name], root=root, mirror=mirror))
+    path = ensure(DATASETS[name], root=root, mirror=mirror)
+    with reading(path, REREAD_FIX):
+        mat = scipy.io.loadmat(path)
 
     def rolls(key: str) -> list[torch.Tensor]:
         return [torch.from_numpy(np.ascontiguousarray(seq.T, dtype=np.float32)) for seq in mat[key][0]]

@@ -4,7 +4,9 @@ Files live under a data root (``<project root>/data`` unless ``SEQUNET_DATA`` or
 the same relative paths as in the shared mirror (``ptb/ptb.train.txt``, ``music/JSB_Chorales.mat``, ...).
 ``ensure(relpath)`` returns a verified local copy, obtaining a missing file from a mirror directory
 (``SEQUNET_DATA_MIRROR`` or ``mirror=``) or, without a mirror, from its public URL. A file that is present but
-has the wrong checksum is never silently replaced: it raises ``DataError`` saying how to fix it.
+has the wrong checksum, or cannot be read, is never silently replaced: it raises ``DataError`` saying how to fix
+it; ``fetch`` is the explicit replacement, and it keeps the old copy until a verified new one is in hand. Every
+file is written atomically (see ``sequnet.data.files``).
 """
 from __future__ import annotations
 
@@ -12,21 +14,18 @@ import dataclasses
 import hashlib
 import os
 import shutil
-import tempfile
+import stat
 import urllib.request
 from pathlib import Path
 from typing import Callable, Iterable
 
 from tqdm.auto import tqdm
 
+from sequnet.data.files import ENV_ROOT, DataError, describe, remove_leftovers, temporary_sibling
+
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-ENV_ROOT = "SEQUNET_DATA"
 ENV_MIRROR = "SEQUNET_DATA_MIRROR"
 FETCH_HINT = "python -m sequnet data fetch {path} --mirror DIR"
-
-
-class DataError(RuntimeError):
-    """A dataset file is missing, corrupt or cannot be obtained; the message says which and how to fix it."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -148,45 +147,100 @@ def entry_for(relpath: str) -> DataFile:
     return MANIFEST[key]
 
 
-def _corrupt_message(entry: DataFile, path: Path, actual: str) -> str:
-    return (f"{entry.path} is corrupt: {path} has sha256 {actual}, expected {entry.sha256} "
-            f"({path.stat().st_size} bytes, expected {entry.bytes}). Get a good copy (fetch replaces the bad one): "
-            f"{entry.how_to_get()}.")
+# Statuses of a registered file under the data root, as ``verify`` reports them.
+OK, NOT_FETCHED, CORRUPT, UNREADABLE = "ok", "not fetched", "corrupt", "unreadable"
+
+
+@dataclasses.dataclass(frozen=True)
+class FileStatus:
+    path: str
+    status: str               # OK, NOT_FETCHED, CORRUPT or UNREADABLE
+    detail: str = ""
+    sha256: str | None = None  # CORRUPT: the checksum found
+
+
+def status_of(entry: DataFile, target: Path, *, use_cache: bool = True) -> FileStatus:
+    """The state of ``target`` as a copy of ``entry``; never raises for what it finds on disk. Unreadable: a
+    directory (or other non-file) where the file belongs, a file that cannot be opened, a path through a file."""
+    try:
+        st = target.stat()
+    except FileNotFoundError:
+        return FileStatus(entry.path, NOT_FETCHED, f"not at {target}")
+    except OSError as exc:        # NotADirectoryError (a file where a folder belongs), PermissionError on a folder
+        return FileStatus(entry.path, UNREADABLE, f"cannot look at {target}: {describe(exc)}")
+    if stat.S_ISDIR(st.st_mode):
+        return FileStatus(entry.path, UNREADABLE, f"{target} is a directory, not a file")
+    if not stat.S_ISREG(st.st_mode):
+        return FileStatus(entry.path, UNREADABLE, f"{target} is not a regular file")
+    try:
+        actual = check(target, entry, use_cache=use_cache)
+    except OSError as exc:
+        return FileStatus(entry.path, UNREADABLE, f"cannot read {target}: {describe(exc)}")
+    if actual is None:
+        return FileStatus(entry.path, OK)
+    return FileStatus(entry.path, CORRUPT, f"sha256 {actual}, expected {entry.sha256}", actual)
+
+
+def _problem_message(entry: DataFile, target: Path, row: FileStatus) -> str:
+    """What is wrong with a present copy and how to fix it (for CORRUPT and UNREADABLE)."""
+    if row.status == CORRUPT:
+        return (f"{entry.path} is corrupt: {target} has sha256 {row.sha256}, expected {entry.sha256} "
+                f"({target.stat().st_size} bytes, expected {entry.bytes}). Get a good copy (fetch replaces the bad "
+                f"one): {entry.how_to_get()}.")
+    if target.is_dir():
+        return (f"{entry.path} is unreadable: {row.detail}. Move that directory away (it may hold something of "
+                f"yours; nothing deletes it for you), then get the file: {entry.how_to_get()}.")
+    if not target.exists():   # the way to it is blocked: a file in a folder's place, or a folder we may not read
+        return (f"{entry.path} is unreadable: {row.detail}. Every folder on the way to it must be a directory you "
+                f"can read: move away a file that sits where a folder belongs, or use another data root (--root DIR "
+                f"or ${ENV_ROOT}).")
+    return (f"{entry.path} is unreadable: {row.detail}. Make it readable (`chmod a+r {target}`), or get a fresh "
+            f"copy (fetch replaces it): {entry.how_to_get()}.")
 
 
 def _install(entry: DataFile, target: Path, write: Callable[[Path], None], source: str) -> None:
-    """Write ``entry`` via ``write(tmp)`` to a temporary file next to ``target``, verify it, then move it into
-    place; on any failure the temporary file is removed, so a partial file never sits at ``target``."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
+    """Write ``entry`` via ``write(tmp)`` to a temporary file next to ``target``, verify it, then rename it over
+    ``target``: a partial file never sits at ``target``, and a copy already there stays until then."""
+    with temporary_sibling(target) as tmp:
         write(tmp)
         actual = sha256_of(tmp)
         if actual != entry.sha256:
             raise DataError(f"{entry.path} from {source} has sha256 {actual}, expected {entry.sha256}; "
                             f"nothing was written. Other ways to get it: {entry.how_to_get()}.")
-        os.chmod(tmp, 0o644)  # mkstemp makes it owner-only; data files are meant to be shared
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
+        try:
+            os.chmod(tmp, 0o644)  # mkstemp makes it owner-only; data files are meant to be shared
+            os.replace(tmp, target)
+        except OSError as exc:
+            raise DataError(f"cannot put {entry.path} in place at {target} ({describe(exc)}); "
+                            f"{'move the directory there away, then ' if target.is_dir() else ''}"
+                            f"check that you can write to {target.parent}.") from exc
     _verified.add(_stamp(target))
 
 
-def _copy_from_mirror(entry: DataFile, target: Path, mirror: Path) -> None:
+def _copy_from_mirror(entry: DataFile, target: Path, mirror: Path, replacing: FileStatus | None) -> None:
     source = mirror / entry.path
     if not source.is_file():
-        raise DataError(f"{entry.path} is missing from the data root and from the mirror {mirror} "
-                        f"(looked for {source}). Point --mirror / ${ENV_MIRROR} at a complete copy of shared/data"
+        where = (f"is missing from the data root and from the mirror {mirror}" if replacing is None else
+                 f"is {replacing.status} at {target} (left as it is) and missing from the mirror {mirror}")
+        raise DataError(f"{entry.path} {where} (looked for {source}). Point --mirror / ${ENV_MIRROR} at a complete "
+                        f"copy of shared/data"
                         + (f", or unset it to download {entry.url}." if entry.url else f". {entry.origin}."))
-    _install(entry, target, lambda tmp: shutil.copyfile(source, tmp), f"mirror {mirror}")
+
+    def write(tmp: Path) -> None:
+        try:
+            shutil.copyfile(source, tmp)
+        except OSError as exc:
+            raise DataError(f"copying {entry.path} from the mirror failed: {source} -> {tmp}: {describe(exc)}. "
+                            f"Check that {source} is readable and that {tmp.parent} has room.") from exc
+
+    _install(entry, target, write, f"mirror {mirror}")
 
 
-def _download(entry: DataFile, target: Path, timeout: float = 60.0) -> None:
+def _download(entry: DataFile, target: Path, replacing: FileStatus | None, timeout: float = 60.0) -> None:
     if entry.url is None:
-        raise DataError(f"{entry.path} is missing under {target.parent} and has no download URL: "
-                        f"{entry.how_to_get()}.")
+        where = (f"is missing under {target.parent}" if replacing is None else
+                 f"is {replacing.status} at {target} (left as it is)")
+        raise DataError(f"{entry.path} {where} and has no download URL: {entry.how_to_get()}.")
 
     def write(tmp: Path) -> None:
         request = urllib.request.Request(entry.url, headers={"User-Agent": "sequnet-data"})
@@ -197,10 +251,22 @@ def _download(entry: DataFile, target: Path, timeout: float = 60.0) -> None:
                     out.write(block)
                     bar.update(len(block))
         except OSError as exc:  # URLError, HTTPError and socket timeouts are all OSErrors
-            raise DataError(f"downloading {entry.path} from {entry.url} failed: {exc}. "
+            kept = "" if replacing is None else f" The {replacing.status} copy at {target} is left as it is."
+            raise DataError(f"downloading {entry.path} from {entry.url} failed: {exc}.{kept} "
                             f"Without internet use a mirror: `{FETCH_HINT.format(path=entry.path)}`.") from exc
 
     _install(entry, target, write, entry.url)
+
+
+def _obtain(entry: DataFile, target: Path, mirror: str | os.PathLike | None,
+            replacing: FileStatus | None = None) -> None:
+    """A verified copy at ``target``, from the mirror when one is set (no network is used then), else from the
+    URL; ``replacing`` is the present copy's status when it is being replaced."""
+    source = mirror_dir(mirror)
+    if source is not None:
+        _copy_from_mirror(entry, target, source, replacing)
+    else:
+        _download(entry, target, replacing)
 
 
 def ensure(relpath: str, *, root: str | os.PathLike | None = None,
@@ -208,20 +274,17 @@ def ensure(relpath: str, *, root: str | os.PathLike | None = None,
     """Path of a verified local copy of ``relpath``, obtaining it first if it is missing.
 
     Missing: copied from the mirror when one is set (no network is used then), else downloaded from its URL.
-    Present but with the wrong sha256: ``DataError`` naming the file, both checksums and how to fix it.
+    Present but with the wrong sha256, or unreadable: ``DataError`` naming the file, what is wrong and how to
+    fix it.
     """
     entry = entry_for(relpath)
     target = data_root(root) / entry.path
-    if target.is_file():
-        actual = check(target, entry)
-        if actual is not None:
-            raise DataError(_corrupt_message(entry, target, actual))
+    row = status_of(entry, target)
+    if row.status == OK:
         return target
-    source = mirror_dir(mirror)
-    if source is not None:
-        _copy_from_mirror(entry, target, source)
-    else:
-        _download(entry, target)
+    if row.status != NOT_FETCHED:
+        raise DataError(_problem_message(entry, target, row))
+    _obtain(entry, target, mirror)
     return target
 
 
@@ -246,43 +309,38 @@ def resolve_names(names: Iterable[str] | None) -> list[str]:
 
 def fetch(names: Iterable[str] | None = None, *, root: str | os.PathLike | None = None,
           mirror: str | os.PathLike | None = None) -> list[Path]:
-    """Obtain the named files (see ``resolve_names``), replacing corrupt copies; returns their paths."""
+    """Obtain the named files (see ``resolve_names``); returns their paths.
+
+    A corrupt or unreadable copy is replaced, but only by a verified one: the new copy is written under a
+    temporary name and renamed over the old, so when no replacement can be had the old copy is still there. A
+    directory in a file's place is never deleted (``DataError``). Temporary files that interrupted runs left next
+    to the files are removed.
+    """
     paths = []
     for relpath in tqdm(resolve_names(names), desc="data fetch", unit="file"):
         entry = entry_for(relpath)
         target = data_root(root) / entry.path
-        if target.is_file() and check(target, entry) is not None:
-            target.unlink()  # the caller asked for a fresh copy; _install never leaves a partial one
-        paths.append(ensure(relpath, root=root, mirror=mirror))
+        remove_leftovers(target)
+        row = status_of(entry, target)
+        if row.status != OK:
+            if target.is_dir():
+                raise DataError(_problem_message(entry, target, row))
+            _obtain(entry, target, mirror, replacing=None if row.status == NOT_FETCHED else row)
+        paths.append(target)
     return paths
 
 
-@dataclasses.dataclass(frozen=True)
-class FileStatus:
-    path: str
-    status: str               # "ok", "missing" or "corrupt"
-    detail: str = ""
-
-
 def verify(*, root: str | os.PathLike | None = None) -> list[FileStatus]:
-    """Hash every registered file under the data root (no cache: this is the explicit check)."""
-    rows = []
+    """Hash every registered file under the data root (no cache: this is the explicit check). Never raises for
+    what it finds: every file gets a row, OK, NOT_FETCHED, CORRUPT or UNREADABLE."""
     base = data_root(root)
-    for entry in tqdm(MANIFEST.values(), desc="data verify", unit="file", leave=False):
-        target = base / entry.path
-        if not target.is_file():
-            rows.append(FileStatus(entry.path, "missing", f"not at {target}"))
-            continue
-        actual = check(target, entry, use_cache=False)
-        if actual is None:
-            rows.append(FileStatus(entry.path, "ok"))
-        else:
-            rows.append(FileStatus(entry.path, "corrupt", f"sha256 {actual}, expected {entry.sha256}"))
-    return rows
+    return [status_of(entry, base / entry.path, use_cache=False)
+            for entry in tqdm(MANIFEST.values(), desc="data verify", unit="file", leave=False)]
 
 
 def format_status(rows: list[FileStatus]) -> str:
     width = max(len(r.path) for r in rows)
-    lines = [f"{'file':<{width}}  status   detail"]
-    lines += [f"{r.path:<{width}}  {r.status:<7}  {r.detail}".rstrip() for r in rows]
+    status_width = max(len("status"), *(len(r.status) for r in rows))
+    lines = [f"{'file':<{width}}  {'status':<{status_width}}  detail"]
+    lines += [f"{r.path:<{width}}  {r.status:<{status_width}}  {r.detail}".rstrip() for r in rows]
     return "\n".join(lines)

@@ -19,6 +19,7 @@ from typing import Iterator
 import numpy as np
 import torch
 
+from sequnet.data.files import REREAD_FIX, reading
 from sequnet.data.registry import ensure
 
 EOS = "<eos>"
@@ -53,7 +54,12 @@ class Corpus:
 
 def read_ptb(*, root=None, mirror=None) -> dict[str, str]:
     """The three PTB word files as text, keyed by split."""
-    return {s: ensure(f"ptb/ptb.{s}.txt", root=root, mirror=mirror).read_text(encoding="ascii") for s in SPLITS}
+    texts = {}
+    for split in SPLITS:
+        path = ensure(f"ptb/ptb.{split}.txt", root=root, mirror=mirror)
+        with reading(path, REREAD_FIX):
+            texts[split] = path.read_text(encoding="ascii")
+    return texts
 
 
 def word_corpus(texts: dict[str, str]) -> Corpus:

@@ -17,12 +17,14 @@ A Seq-U-Net step updates only the levels whose clock ticks, on average fewer tha
 """
 from __future__ import annotations
 
+import numbers
+
 import torch
 import torch.nn as nn
 
 from sequnet.core import sizes
 from sequnet.core.generation.sequnet_state import SeqUNetState
-from sequnet.core.generation.state import InferenceState, prime_window
+from sequnet.core.generation.state import InferenceState, check_prime, prime_window
 from sequnet.core.generation.wavenet_state import WaveNetState
 from sequnet.core.models.layers import OneHotModel, TokenModel
 from sequnet.core.models.sequnet import SeqUNet
@@ -59,11 +61,13 @@ def init_state(model: nn.Module, prime: torch.Tensor, pad_id: int | None = None,
     """Build the inference state with one forward over the last ``minimal_window(model)`` ids of ``prime``
     (batch, T), front-padded with ``pad_id`` when T is shorter. Any allowed window ending at the prime's last
     element gives the same state, so the shortest is used. ``dtype`` (default: the model's) sets the precision
-    of the cached weights and windows; the save pass runs in the model's own precision."""
+    of the cached weights and windows; the save pass runs in the model's own precision. The prime is checked
+    first (``check_prime``): at least one sequence of at least one id, every id in the model's vocabulary."""
     if not isinstance(model, (OneHotModel, TokenModel)):
         raise TypeError(f"expected a OneHotModel or TokenModel (see sequnet.build_model), got {type(model).__name__}")
     length = minimal_window(model)
     pad = default_pad_id(model) if pad_id is None else pad_id
+    check_prime(prime, model.vocab if isinstance(model, TokenModel) else model.classes, pad)
     window = prime_window(prime, length, pad, next(model.parameters()).device)
     cls = WaveNetState if isinstance(model.body, WaveNet) else SeqUNetState
     return cls(model, window, dtype)
@@ -80,8 +84,16 @@ def generate(model: nn.Module, prime: torch.Tensor, n_samples: int, temperature:
     one captured CUDA graph per update pattern (L + 1 for a Seq-U-Net with L levels, 1 for WaveNet) instead of
     launching every kernel from Python; the results are identical. On a CPU model it warns and runs eagerly.
     ``progress`` shows a tqdm bar.
+
+    Every argument is checked before anything runs on the model's device; a bad one raises a ValueError (a
+    TypeError for a prime that is not integer ids) naming it.
     """
+    if isinstance(n_samples, bool) or not isinstance(n_samples, numbers.Integral) or n_samples < 1:
+        raise ValueError(f"n_samples must be a positive integer (ids to generate per sequence), got {n_samples!r}")
+    if not greedy and not (isinstance(temperature, numbers.Real) and temperature > 0):
+        raise ValueError(f"temperature must be a positive number (got {temperature!r}); use greedy=True for the "
+                         f"argmax")
     state = init_state(model, prime, pad_id=pad_id, dtype=dtype)
-    new = state.generate(n_samples, temperature=temperature, greedy=greedy, generator=generator,
+    new = state.generate(int(n_samples), temperature=temperature, greedy=greedy, generator=generator,
                          progress=progress, cuda_graphs=cuda_graphs)
     return torch.cat([prime.to(device=new.device, dtype=torch.long), new], dim=1)

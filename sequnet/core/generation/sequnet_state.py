@@ -1,4 +1,5 @@
-"""Cached inference for the Seq-U-Nets: every level runs at its own rate (paper section 3.1, spec section 3.1).
+"""Cached inference for the Seq-U-Nets: every level runs at its own rate (paper section 3.1, "Fast inference",
+and section 4.2).
 
 Time and phase. The save pass runs the model's normal forward over an allowed window; every allowed window ends
 on a cycle boundary, where every level has a sample aligned with the newest input. Step s (s = 1, 2, ...) feeds

@@ -287,12 +287,36 @@ def save_pass(model: nn.Module, window: torch.Tensor, hooks: dict[nn.Module, Cal
     return logits[:, :, -1]
 
 
-def prime_window(prime: torch.Tensor, length: int, pad_id: int, device: torch.device) -> torch.Tensor:
-    """The last ``length`` ids of the prime, front-padded with ``pad_id`` when the prime is shorter."""
+def check_prime(prime: torch.Tensor, classes: int, pad_id: int) -> None:
+    """Refuse a prime that the model cannot read, before anything runs on its device: an id outside the
+    vocabulary would otherwise fail deep inside an embedding ("index out of range in self"), or as a device-side
+    assert that breaks the CUDA context, and an empty prime would silently generate from padding alone."""
+    if not isinstance(prime, torch.Tensor):
+        raise TypeError(f"prime must be a torch.Tensor of integer ids, shape (batch, time); got {type(prime).__name__}")
+    if prime.is_floating_point() or prime.is_complex() or prime.dtype == torch.bool:
+        raise TypeError(f"prime must hold integer ids (e.g. torch.long), got dtype {prime.dtype}")
     if prime.dim() != 2:
-        raise ValueError(f"the prime must be (batch, time) integer ids, got shape {tuple(prime.shape)}")
-    if prime.dtype in (torch.float16, torch.bfloat16, torch.float32, torch.float64):
-        raise TypeError("the prime must hold integer ids")
+        raise ValueError(f"prime must be (batch, time) integer ids, got shape {tuple(prime.shape)}; "
+                         f"use prime.unsqueeze(0) for a single sequence")
+    if prime.shape[0] < 1:
+        raise ValueError(f"prime has a batch of {prime.shape[0]} sequences, shape {tuple(prime.shape)}; "
+                         f"give at least one sequence")
+    if prime.shape[1] < 1:
+        raise ValueError(f"prime is empty (shape {tuple(prime.shape)}): give at least one id per sequence to "
+                         f"continue from; for an unconditional start use one padding id, e.g. "
+                         f"torch.full(({prime.shape[0]}, 1), {pad_id})")
+    low, high = int(prime.min()), int(prime.max())
+    if low < 0 or high >= classes:
+        bad = low if low < 0 else high
+        raise ValueError(f"prime holds id {bad}, outside the model's vocabulary 0..{classes - 1} "
+                         f"(ids found: {low}..{high}); map the input through the model's vocabulary first")
+    if not 0 <= pad_id < classes:
+        raise ValueError(f"pad_id={pad_id} is outside the model's vocabulary 0..{classes - 1}")
+
+
+def prime_window(prime: torch.Tensor, length: int, pad_id: int, device: torch.device) -> torch.Tensor:
+    """The last ``length`` ids of the prime, front-padded with ``pad_id`` when the prime is shorter (a prime
+    already accepted by ``check_prime``)."""
     prime = prime.to(device=device, dtype=torch.long)
     if prime.shape[1] >= length:
         return prime[:, prime.shape[1] - length:]
