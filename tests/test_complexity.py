@@ -33,20 +33,14 @@ def test_layer_lengths_match_forward_hooks(body, length):
     assert shapes == {l.name: (l.length, l.channels) for l in layers}
 
 
-def test_ideal_counts_are_the_papers():
-    for L in range(2, 12):
-        # the paper sums over i = 0..blocks with blocks = L - 1 down/up blocks
-        assert C.sequnet_ideal_activations(1024, L) <= sizes.sequnet_activation_bound(1024, L - 1) <= 8 * 1024
-        assert C.sequnet_ideal_activations(1, L) < C.sequnet_activation_limit() == 7
-        assert C.res_sequnet_ideal_activations(1, L, 2) < C.res_sequnet_activation_limit(2) == 12
-    assert C.wavenet_ideal_activations(1, 1, 13) == pytest.approx(sizes.wavenet_activation_count(1, 2 ** 13))
-    # without the valid-convolution shrink the exact counts approach the closed forms as I grows
+def test_layer_lists_approach_the_papers_closed_forms():
+    # (the closed forms themselves are checked against the paper in test_models.py) without the valid-convolution shrink the exact counts approach the closed forms as I grows
     I = SMALL.sequnet_input(4, outputs=2 ** 16)
     exact = C.activations(C.res_sequnet_layers(I, 4, 5, 2, 4))
-    assert exact == pytest.approx(C.res_sequnet_ideal_activations(I, 4, 2), rel=0.01)
-    assert C.activations(C.tcn_layers(400, (600,) * 4)) == C.tcn_ideal_activations(400, 4)   # causal padding
+    assert exact == pytest.approx(sizes.res_sequnet_ideal_activations(I, 4, 2), rel=0.01)
+    assert C.activations(C.tcn_layers(400, (600,) * 4)) == sizes.tcn_ideal_activations(400, 4)   # causal padding
     exact = C.activations(C.wavenet_layers(2 ** 20, 4, 13))
-    assert exact == pytest.approx(C.wavenet_ideal_activations(2 ** 20, 4, 13), rel=0.05)
+    assert exact == pytest.approx(sizes.wavenet_ideal_activations(2 ** 20, 4, 13), rel=0.05)
 
 
 def saved_and_analytic(model, input_length):
@@ -75,7 +69,7 @@ def test_saved_tensors_bounded_for_sequnet_growing_for_wavenet():
     seq_saved, wave_saved = [s for s, _ in seq], [s for s, _ in wave]
     # Seq-U-Net: below a constant times I whatever the depth (about 3 saved tensors per layer output: the conv
     # input, the tanh and sigmoid outputs, times the limit of 12 layer outputs per input sample)
-    assert max(seq_saved) < 3.5 * C.res_sequnet_activation_limit(2) * SMALL.features
+    assert max(seq_saved) < 3.5 * sizes.res_sequnet_activation_limit(2) * SMALL.features
     # WaveNet: every added layer is another full-length one (less the shrink of ever longer dilations)
     assert all(b > a for a, b in zip(wave_saved, wave_saved[1:])) and wave_saved[-1] > 1.6 * wave_saved[0]
     # and at every depth the measurement is the analytic count times a constant of the layer type

@@ -9,7 +9,7 @@ counts are available: :func:`activations` (time positions, the paper's) and :fun
 
 Three layers of evidence, from the closed form to the machine:
 
-* closed forms of the paper's argument, without the valid-convolution shrink (``*_ideal_activations``), and the
+* closed forms of the paper's argument, without the valid-convolution shrink (``sizes.*_ideal_activations``), and the
   exact per-layer lengths of our models (``*_layers``, built on :mod:`sequnet.core.sizes`);
 * measurements on a model: per-layer output shapes from forward hooks (:func:`layer_shapes`, which must equal the
   analytic lists) and the tensors autograd keeps for the backward pass (:func:`count_saved_activations`);
@@ -24,7 +24,7 @@ L of them in the worst case.
 
 "Levels" L here is always the model's own: ``len(channels)`` for the base Seq-U-Net and ``--levels`` for the
 residual one, i.e. L - 1 down/up blocks plus a bottleneck level. The paper's sum runs over i = 0..L with L the
-number of blocks; :func:`sequnet_ideal_activations` takes the code's L.
+number of blocks; :func:`sequnet.core.sizes.sequnet_ideal_activations` takes the code's L.
 """
 from __future__ import annotations
 
@@ -113,45 +113,8 @@ def model_layers(body: nn.Module, input_length: int) -> list[Layer]:
     raise TypeError(f"no layer list for {type(body).__name__}")
 
 
-# --------------------------------------------------------------------------------------------------------------
-# Analytic: the paper's closed forms (no valid-convolution shrink, paper footnote 4)
-
-def sequnet_ideal_activations(input_length: float, levels: int, k: int = 2) -> float:
-    """Base Seq-U-Net: per block i < L-1, conv + transposed conv + up conv at I/k^i and the strided conv at
-    I/k^(i+1) (the paper's "3I + I/k"), then the bottleneck at I/k^(L-1). Below ``sizes.sequnet_activation_bound``
-    with L-1 blocks, and below ``sequnet_activation_limit(k) * I`` for every L."""
-    blocks = levels - 1
-    return sum(3 * input_length / k ** i + input_length / k ** (i + 1) for i in range(blocks)) \
-        + input_length / k ** blocks
-
-
-def sequnet_activation_limit(k: int = 2) -> float:
-    """sup over L of ``sequnet_ideal_activations / I`` = (3k + 1)/(k - 1): 7 for k = 2 (the paper bounds it by 8)."""
-    return (3 * k + 1) / (k - 1)
-
-
-def res_sequnet_ideal_activations(input_length: float, levels: int, depth: int, k: int = 2) -> float:
-    """Residual Seq-U-Net: the input conv at I; per block i, D down layers, the transposed layer and D up layers at
-    I/k^i and the strided layer at I/k^(i+1); D bottleneck layers at I/k^(L-1)."""
-    blocks = levels - 1
-    return input_length + sum((2 * depth + 1) * input_length / k ** i + input_length / k ** (i + 1)
-                              for i in range(blocks)) + depth * input_length / k ** blocks
-
-
-def res_sequnet_activation_limit(depth: int, k: int = 2) -> float:
-    """sup over L of ``res_sequnet_ideal_activations / I`` = 1 + ((2D+1)k + 1)/(k-1): 12 for D = 2, k = 2."""
-    return 1 + ((2 * depth + 1) * k + 1) / (k - 1)
-
-
-def wavenet_ideal_activations(input_length: float, blocks: int, layers: int) -> float:
-    """Every dilated layer at full resolution. The paper's ``I log_k N`` is one stack (blocks = 1); the paper's
-    own WaveNet has 4 stacks of 13, i.e. 52 I, four times ``I log_2 N``."""
-    return blocks * layers * input_length
-
-
-def tcn_ideal_activations(input_length: float, levels: int) -> float:
-    """Two convs per temporal block, all at full resolution."""
-    return 2 * levels * input_length
+# The paper's closed forms of the activation counts (``*_ideal_activations``, ``*_activation_limit``) live in
+# sequnet.core.sizes, their one home.
 
 
 # --------------------------------------------------------------------------------------------------------------

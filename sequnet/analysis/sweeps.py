@@ -19,9 +19,8 @@ import torch
 import torch.nn.functional as F
 
 from sequnet.analysis.complexity import (activations, count_saved_activations, layer_shapes, model_layers,
-                                         res_sequnet_ideal_activations, res_sequnet_layers,
-                                         sequnet_ideal_activations, single_cpu_thread, time_training_step,
-                                         wavenet_ideal_activations, wavenet_layers)
+                                         res_sequnet_layers, single_cpu_thread, time_training_step, wavenet_layers)
+from sequnet.core.sizes import res_sequnet_ideal_activations, sequnet_ideal_activations, wavenet_ideal_activations
 from sequnet.core import sizes
 from sequnet.core.models import ResSeqUNet, ResSeqUNetConfig, SeqUNet, SeqUNetConfig, TCN, TCNConfig, WaveNet, \
     WaveNetConfig
