@@ -34,6 +34,7 @@ from typing import Any
 import torch
 
 from sequnet.core.configs import ARCHS, MUSIC_TASKS, PaperSetting, UnknownConfigError, paper_setting
+from sequnet.experiment.tasks import check_batch_size
 from sequnet.experiment.presets import (AUDIO_GENERATION, PAPER_EXTENT, PRESETS, SCALE_NAMES, AudioGeneration,
                                         Preset, TRAINABLE_TASKS)
 
@@ -238,9 +239,7 @@ def resolve(task: str, arch: str, scale: str = "demo", **overrides: Any) -> RunC
             if not isinstance(given[name], bool):
                 raise ValueError(f"{name}={given[name]!r}: expected True or False")
             checked[name] = given[name]
-    if setting.kind == "music" and checked.get("batch_size", 1) != 1:
-        raise ValueError(f"batch_size={checked['batch_size']!r}: the music tasks train on one whole sequence per "
-                         "step (as the official code); only 1 is allowed")
+    check_batch_size(setting.kind, checked.get("batch_size", 1))
     return config.replace(**checked)
 
 

@@ -10,7 +10,7 @@ The trainer sees a task only through the small protocol of :class:`Task`:
 * ``metric(loss)`` – that mean loss in the task's unit (``unit``): bits per character, perplexity, or frame-wise
   negative log-likelihood in nats.
 
-Batching follows the official scripts (spec section 6), through the data layer's helpers:
+Batching follows the official scripts of the paper's section 5.1 experiments, through the data layer's helpers:
 
 * language (char/word PTB): training data in 16 contiguous streams; a window of ``input_length`` tokens starts
   every ``output_length`` tokens and only its last ``output_length`` targets are scored (the rest is context);
@@ -396,11 +396,16 @@ def _word(setting, batch_size, root, mirror):
     return LanguageTask("word_ptb", setting, _load("word", "ptb", root, mirror), batch_size)
 
 
+def check_batch_size(kind: str, batch_size) -> None:
+    """The music tasks train on one whole sequence per step, as the official code (the paper's text says 16)."""
+    if kind == "music" and batch_size != 1:
+        raise ValueError(f"batch_size={batch_size!r}: the music tasks train on one whole sequence per step "
+                         "(as the official code); only 1 is allowed")
+
+
 def _music(name):
     def build(setting, batch_size, root, mirror):
-        if batch_size != 1:
-            raise ValueError(f"batch_size={batch_size!r}: the music tasks train on one whole sequence per step "
-                             "(as the official code); only 1 is allowed")
+        check_batch_size("music", batch_size)
         return MusicTask(name, setting, _load("music", name, root, mirror))
     return build
 

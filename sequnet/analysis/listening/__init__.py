@@ -24,7 +24,7 @@ from sequnet.analysis.listening.common import (ANSWER_LABELS, ANSWERS, ITEM_ID_P
 from sequnet.analysis.listening.items import (AUDIO_FORMATS, DEFAULT_ITEMS_DIR, ITEMS_MANIFEST, ITEMS_SCHEMA_TAG,
                                               ITEMS_SUBDIR, Item, ItemSet, Trial, blind_hash, find_items,
                                               load_items, make_items, presentation, publish_audio)
-from sequnet.analysis.listening.page import (export_static_page, myst_raw_block, static_page_fragment,
+from sequnet.analysis.listening.page import (export_static_page, static_page_fragment,
                                              static_page_html)
 from sequnet.analysis.listening.plots import FIGURE3_COLOURS, plot_figure3
 from sequnet.analysis.listening.responses import (MAX_ITEMS_PER_RESPONSE, MAX_RESPONSE_BYTES, MAX_RESPONSE_DEPTH,

@@ -1,5 +1,5 @@
 """The kernel-free listening test: a self-contained HTML page (``export_static_page``) or fragment
-(``static_page_fragment``, ``myst_raw_block``) whose script keeps the answers in the browser's localStorage and
+(``static_page_fragment``) whose script keeps the answers in the browser's localStorage and
 offers them as a JSON download in the response format. The markup, style and script are the package files
 ``page.html``, ``page.css`` and ``page.js``.
 """
@@ -105,9 +105,6 @@ def static_page_html(items_dir: str | os.PathLike, audio_rel_dir: str = "audio",
             f'{static_page_fragment(items_dir, audio_rel_dir)}</body>\n</html>\n')
 
 
-def myst_raw_block(items_dir: str | os.PathLike, audio_rel_dir: str = "audio") -> str:
-    """The fragment as a MyST ``{raw} html`` directive, to paste into a book page."""
-    return "```{raw} html\n" + static_page_fragment(items_dir, audio_rel_dir) + "```\n"
 
 
 def export_static_page(items_dir: str | os.PathLike, out_html_path: str | os.PathLike,
