@@ -340,3 +340,10 @@ def test_checkpoint_in_names_the_train_commands_checkpoint():
         "runs/paper/checkpoints/nottingham_tcn.pt"
     with pytest.raises(ValueError, match="checkpoints=3"):
         checkpoint_in(3, config)
+
+
+def test_music_trains_one_sequence_per_step_wherever_it_is_asked():
+    with pytest.raises(ValueError, match="batch_size=4: the music tasks train on one whole sequence"):
+        resolve("jsb", "tcn", "smoke", batch_size=4)
+    with pytest.raises(ValueError, match="batch_size=2: the music tasks train on one whole sequence"):
+        make_task("nottingham", paper_setting("nottingham", "tcn"), 2)
