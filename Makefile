@@ -1,7 +1,9 @@
 # Seq-U-Net companion. On a fresh machine:
-#   make book    venv, every notebook at SCALE (sequnet run), then the book in book/_build/html
-#   make test    venv, pytest, every notebook at smoke scale, the book from those, the browser test
-# Variables: SCALE=smoke|demo|paper|published (default: paper where nvidia-smi finds a GPU, else demo).
+#   make book    venv, then the reader's book from the committed paper-scale notebooks in book/_build/published/html
+#   make test    venv, pytest, every notebook at smoke scale, the book from those (book/_build/smoke/html), the
+#                browser test
+# Variables: SCALE=published (default: no notebook runs) | smoke | demo | paper (run every notebook at that scale
+# first, into build/SCALE, then the book in book/_build/SCALE/html).
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 .DEFAULT_GOAL := help
@@ -9,7 +11,7 @@ SHELL := /bin/bash
 VENV  := .venv
 PY    := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-SCALE ?= $(shell nvidia-smi -L >/dev/null 2>&1 && echo paper || echo demo)
+SCALE ?= published
 SUDO  := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 # The data layer reads verified copies from this mirror instead of downloading (tests and CI must never download).
@@ -20,7 +22,8 @@ endif
 .PHONY: help venv book test gpu-test unit-tests smoke-book browser-test screenshots chromium npm clean distclean
 
 help:
-	@echo "make book [SCALE=smoke|demo|paper|published]  run the notebooks and build book/_build/html"
+	@echo "make book [SCALE=published|smoke|demo|paper]  the book in book/_build/SCALE/html (published: the committed"
+	@echo "                                               paper-scale notebooks; other scales run the notebooks first)"
 	@echo "make test                                      pytest, smoke notebooks, smoke book, browser test"
 	@echo "make gpu-test                                  on the GPU machine: every test, the GPU ones run (log in results/gpu-test/)"
 	@echo "make screenshots                               refresh book/screenshots/ from the built book"
@@ -46,12 +49,12 @@ chromium:
 ifeq ($(SCALE),published)
 # Committed executed notebooks (paper scale, from a GPU machine): no training, only the book.
 book: $(STAMP) npm
-	$(PY) -m sequnet book --from results/published
+	$(PY) -m sequnet book --from results/published --site published
 else
 # A notebook that fails does not stop the book: it is built from those that passed, and make still fails.
 book: $(STAMP) npm
 	status=0; $(PY) -m sequnet run --scale $(SCALE) --out build/$(SCALE) || status=$$?; \
-	$(PY) -m sequnet book --from build/$(SCALE); exit $$status
+	$(PY) -m sequnet book --from build/$(SCALE) --site $(SCALE); exit $$status
 endif
 
 test: unit-tests smoke-book browser-test
@@ -62,10 +65,10 @@ unit-tests: $(STAMP)
 # --strict: a Sphinx warning (broken reference, unknown citation) fails the test build.
 smoke-book: $(STAMP) npm
 	$(PY) -m sequnet run --scale smoke --out build/smoke
-	$(PY) -m sequnet book --from build/smoke --strict
+	$(PY) -m sequnet book --from build/smoke --site smoke --strict
 
 browser-test: $(STAMP) chromium
-	SEQUNET_BOOK_HTML=book/_build/html $(PY) -m pytest -m book
+	SEQUNET_BOOK_HTML=book/_build/smoke/html $(PY) -m pytest -m book
 
 # On the GPU machine (no venv there: its own python3 with torch and CUDA): every test, with the GPU ones running.
 gpu-test:
@@ -73,7 +76,7 @@ gpu-test:
 
 # Committed screenshots of the introduction, the first chapter and the reproduction page, from the built book.
 screenshots: $(STAMP) chromium
-	SEQUNET_BOOK_HTML=book/_build/html SEQUNET_SCREENSHOTS=book/screenshots $(PY) -m pytest -m book -k screenshots
+	SEQUNET_BOOK_HTML=book/_build/published/html SEQUNET_SCREENSHOTS=book/screenshots $(PY) -m pytest -m book -k screenshots
 
 clean:
 	rm -rf build book/_build book/_assets book/notebooks book/_toc.yml book/reproduction.md

@@ -1,6 +1,6 @@
 """The publishing pipeline: the runner, the book's generated pages, and the built book in a real browser.
 
-The browser tests (``pytest -m book``) serve ``book/_build/html`` (or ``$SEQUNET_BOOK_HTML``) on 127.0.0.1, open
+The browser tests (``pytest -m book``) serve ``book/_build/smoke/html`` (or ``$SEQUNET_BOOK_HTML``) on 127.0.0.1, open
 every page in headless Chromium once, and record what each page did: images, audio, maths, widgets and every
 network request. The tests below then check one property each over all pages. A check that only concerns one
 page (the listening test, say) is a function registered with ``@page_check("page/path")``: it runs while that page
@@ -202,13 +202,13 @@ def test_run_reports_the_failing_cell_and_goes_on(tmp_path):
 
 @pytest.fixture(scope="session")
 def site() -> Path:
-    """The built book: $SEQUNET_BOOK_HTML, else book/_build/html, built from smoke-scale notebooks if missing."""
+    """The built book: $SEQUNET_BOOK_HTML, else book/_build/smoke/html, built from smoke-scale notebooks if missing."""
     if os.environ.get("SEQUNET_BOOK_HTML"):
         path = Path(os.environ["SEQUNET_BOOK_HTML"])
         if not (path / "intro.html").is_file():
             pytest.fail(f"SEQUNET_BOOK_HTML={path} holds no built book (intro.html is missing)")
         return path
-    path = REPO / "book" / "_build" / "html"
+    path = REPO / "book" / "_build" / "smoke" / "html"
     if not (path / "intro.html").is_file():
         smoke = REPO / "build" / "smoke"
         if not list(smoke.glob("*.ipynb")):

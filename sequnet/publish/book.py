@@ -11,12 +11,14 @@ The build, step by step:
    images, HTML: ``ASSET_SUFFIXES``) into ``book/_assets/notebooks/<name>/``, which Sphinx copies beside the pages
    (``html_extra_path``);
 4. write ``book/_toc.yml`` from the notebooks found, and ``book/reproduction.md`` from the result records;
-5. run Jupyter Book with execution off, then check that no page loads a resource from outside the site
-   (:mod:`sequnet.publish.htmlcheck`).
+5. run Jupyter Book with execution off, move the site to ``book/_build/<site>/html`` (``published`` for
+   ``results/published``, the scale for ``build/<scale>``), so that a test build never replaces the reader's book,
+   then check that no page loads a resource from outside the site (:mod:`sequnet.publish.htmlcheck`).
 """
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -75,16 +77,29 @@ def toc_yaml(chapters: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def run_jupyter_book(book: Path, strict: bool) -> None:
-    # A fresh build: pages of notebooks that are gone would otherwise linger in _build/html.
-    shutil.rmtree(book / "_build", ignore_errors=True)
+def site_name(source: Path) -> str:
+    """The build folder's name for a run folder: ``published`` for results/published, ``smoke`` for build/smoke."""
+    name = Path(source).resolve().name
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
+        raise ValueError(f"cannot name a site after the folder {name!r}; pass --site NAME")
+    return name
+
+
+def run_jupyter_book(book: Path, strict: bool, site: Path) -> None:
+    # A fresh build (pages of notebooks that are gone would otherwise linger), in Jupyter Book's own _build/html,
+    # which then replaces ``site`` whole: the other sites in book/_build stay as they were.
+    for scratch in ("html", ".doctrees", "jupyter_execute"):
+        shutil.rmtree(book / "_build" / scratch, ignore_errors=True)
     cmd = [sys.executable, "-c", "from jupyter_book.cli.main import main; main()", "build", str(book),
            "--builder", "html", "--keep-going"] + (["-W"] if strict else [])
     if subprocess.run(cmd).returncode:
         raise SystemExit("sequnet book: jupyter-book build failed; its messages are above")
+    shutil.rmtree(site, ignore_errors=True)
+    site.parent.mkdir(parents=True, exist_ok=True)
+    (book / "_build" / "html").rename(site)
 
 
-def main(source: Path, book: Path = BOOK, strict: bool = False) -> int:
+def main(source: Path, book: Path = BOOK, strict: bool = False, site: str | None = None) -> int:
     start = time.monotonic()
     source = source.resolve()
     if not source.is_dir():
@@ -108,8 +123,8 @@ def main(source: Path, book: Path = BOOK, strict: bool = False) -> int:
     (book / "_toc.yml").write_text(toc_yaml(chapters))
     (book / "reproduction.md").write_text(reproduction_markdown(
         records, sorted({os.path.relpath(r, REPO) for r in roots})))
-    run_jupyter_book(book, strict)
-    site = book / "_build" / "html"
+    site = book / "_build" / (site or site_name(source)) / "html"
+    run_jupyter_book(book, strict, site)
     external = external_resources(site)
     if external:
         listing = "\n".join(f"  {page}: {url}" for page, url in external[:20])
@@ -117,16 +132,19 @@ def main(source: Path, book: Path = BOOK, strict: bool = False) -> int:
               file=sys.stderr)
         return 1
     print(f"sequnet book: {len(chapters)} chapter(s), {len(records)} result record(s); "
-          f"{site / 'index.html'} built in {time.monotonic() - start:.1f} s")
+          f"{os.path.relpath(site / 'index.html')} built in {time.monotonic() - start:.1f} s")
     return 0
 
 
 def register(sub) -> None:
     b = sub.add_parser("book", help="build the HTML book from executed notebooks",
                        description="Copy the executed notebooks of a run (and the files they wrote) into book/, "
-                                   "write the table of contents and the reproduction page, build book/_build/html.")
+                                   "write the table of contents and the reproduction page, build "
+                                   "book/_build/<site>/html.")
     b.add_argument("--from", dest="source", default=str(BUILD / "demo"), metavar="DIR",
                    help="folder of executed notebooks: a run's output (build/<scale>) or results/published "
                         "(default: build/demo)")
+    b.add_argument("--site", metavar="NAME", help="the site's folder under book/_build/ (default: the --from "
+                                                  "folder's name: published, smoke, demo, paper)")
     b.add_argument("--strict", action="store_true", help="treat Sphinx warnings as errors")
-    b.set_defaults(func=lambda args: main(Path(args.source), strict=args.strict))
+    b.set_defaults(func=lambda args: main(Path(args.source), strict=args.strict, site=args.site))
