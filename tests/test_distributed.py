@@ -33,7 +33,8 @@ from sequnet.core.configs import ARCHS, TASKS
 from sequnet.experiment.records import ResultRecord
 from sequnet.experiment.scales import resolve
 from sequnet.experiment.tasks import make_task
-from sequnet.experiment.training import load_checkpoint, train
+from sequnet.experiment.checkpoints import load_checkpoint
+from sequnet.experiment.training import train
 
 REPO = Path(__file__).resolve().parents[1]
 WORLD = 2
