@@ -197,6 +197,15 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     return payload
 
 
+def restore(payload: dict[str, Any], model: nn.Module, optimizer: torch.optim.Optimizer,
+            data_order: torch.Generator) -> TrainState:
+    """Load a checkpoint's weights, optimizer state and random states; return its training state."""
+    model.load_state_dict(payload["model"])
+    optimizer.load_state_dict(payload["optimizer"])
+    set_rng_states(payload["rng"], data_order)
+    return TrainState(**payload["state"])
+
+
 def check_resumable(payload: dict[str, Any], config: RunConfig, path, world: int = 1) -> None:
     """Refuse to resume ``config`` from a checkpoint of another configuration, or of more epochs than it asks."""
     saved, saved_world = payload["config"], payload.get("world_size", 1)

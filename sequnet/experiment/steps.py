@@ -1,4 +1,5 @@
-"""One training step and one epoch of them: timing, peak memory, the divergence checks and CUDA graphs.
+"""One training step and one epoch of them: timing, peak memory, the divergence checks and CUDA graphs; the
+torch settings they run under and the name of the device they ran on (for the record).
 
 Time per step is wall-clock time around zero_grad, forward, loss, backward, clipping and the optimizer step, with
 ``torch.cuda.synchronize()`` on both sides on a GPU (the official code did not synchronise, spec section 6.5);
@@ -12,8 +13,11 @@ of scored items, :func:`sequnet.experiment.distributed.all_sum`), so that every 
 """
 from __future__ import annotations
 
+import contextlib
 import math
+import platform
 import time
+from pathlib import Path
 from typing import Callable, Iterable
 
 import torch
@@ -33,6 +37,36 @@ class Diverged(RuntimeError):
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    model = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return f"cpu ({model}, {torch.get_num_threads()} threads)"
+
+
+@contextlib.contextmanager
+def torch_settings(config: RunConfig, device: torch.device, task: Task):
+    """cuDNN autotuning for fixed shapes and the CPU thread count, restored afterwards."""
+    benchmark_before, threads_before = torch.backends.cudnn.benchmark, torch.get_num_threads()
+    # Fixed shapes (the language windows) profit from cuDNN's autotuner, which the official scripts enabled;
+    # music sequences change length every step, where it would re-run all the time. The audio models are left
+    # out too: on an H100 autotuning cost them 10-20 s per shape and sped nothing up (benchmarks/training.py),
+    # time that their training budget would pay for.
+    torch.backends.cudnn.benchmark = device.type == "cuda" and task.setting.kind == "token"
+    if device.type == "cpu" and config.cpu_threads is not None:
+        torch.set_num_threads(config.cpu_threads)
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.benchmark = benchmark_before
+        torch.set_num_threads(threads_before)
 
 
 def step_function(model: nn.Module, optimizer: torch.optim.Optimizer, task: Task, config: RunConfig,

@@ -29,7 +29,6 @@ import copy
 import dataclasses
 import math
 import os
-import platform
 import statistics
 import time
 from pathlib import Path
@@ -44,11 +43,11 @@ from sequnet.core.models.layers import has_switch
 from sequnet.experiment import distributed
 from sequnet.experiment.captured import make_capturable
 from sequnet.experiment.checkpoints import (RunFolderError, RunLock, TrainState, check_resumable, cpu_copy,
-                                            finished_record, load_checkpoint, refuse_existing, resume_path,
-                                            save_checkpoint, seed_everything, set_rng_states)
+                                            finished_record, load_checkpoint, refuse_existing, restore,
+                                            resume_path, save_checkpoint, seed_everything)
 from sequnet.experiment.records import ResultRecord
 from sequnet.experiment.scales import RunConfig, deviations
-from sequnet.experiment.steps import Diverged, train_epoch, uses_cuda_graphs
+from sequnet.experiment.steps import Diverged, device_name, torch_settings, train_epoch, uses_cuda_graphs
 from sequnet.experiment.tasks import SPLITS, LanguageTask, Task, make_task
 
 
@@ -80,7 +79,7 @@ def lr_schedule(rule: LRRule, lr: float, valid_losses: Sequence[float]) -> list[
     return rates
 
 
-# --- model and device -----------------------------------------------------------------------------------------------
+# --- the model ------------------------------------------------------------------------------------------------------
 
 def build(config: RunConfig, device: torch.device) -> tuple[nn.Module, torch.optim.Optimizer]:
     """The model (initialised from ``config.seed``) on ``device`` and its Adam optimizer."""
@@ -100,18 +99,6 @@ def uses_fast_kernels(config: RunConfig, device: torch.device, model: nn.Module)
     a GPU, and a model with the switch (the audio models). On the CPU the switches buy nothing and the default
     layout keeps float64 checks exact."""
     return config.fast_kernels and device.type == "cuda" and has_switch(model, "channels_last")
-
-
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    model = platform.processor() or platform.machine()
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    return f"cpu ({model}, {torch.get_num_threads()} threads)"
 
 
 # --- a whole run ----------------------------------------------------------------------------------------------------
@@ -154,13 +141,14 @@ def _load_task(config: RunConfig, task: Task | None, ctx: distributed.Context, r
     steps = distributed.steps_per_epoch(task, ctx)
     if steps == 0:
         what = f"batch_size={config.batch_size}" + (f" x {ctx.world} processes" if ctx.world > 1 else "")
-        detail = ""
+        detail = "an epoch would have no training step"
         if isinstance(task, LanguageTask):
             tokens, window = task.corpus.train.numel(), task.input_length + 1
-            detail = (f": {tokens:,} training tokens cut into {batch:,} streams leave {tokens // batch:,} tokens per "
-                      f"stream, fewer than one window of {window} (inputs and the next token); at most "
-                      f"{tokens // window // ctx.world:,} streams" + (" per process" if ctx.world > 1 else "") + " fit")
-        raise ValueError(f"{what} is larger than {config.task}'s training data: an epoch would have no step{detail}")
+            detail = (f"{tokens:,} training tokens cut into {batch:,} streams leave {tokens // batch:,} tokens per "
+                      f"stream, fewer than one window of {window} (its inputs and the next token), so {detail}; at "
+                      f"most {tokens // window // ctx.world:,} streams" + (" per process" if ctx.world > 1 else "")
+                      + " fit")
+        raise ValueError(f"{what} is larger than {config.task}'s training data: {detail}")
     if config.max_steps_per_epoch is not None:
         steps = min(steps, config.max_steps_per_epoch)
     task.to(ctx.device)                 # in place (a wrapper's .to would return the task it wraps)
@@ -229,6 +217,29 @@ def _epoch(config: RunConfig, task: Task, net: nn.Module, model: nn.Module, opti
     return warmup_left
 
 
+def _save(path: Path, config: RunConfig, model, optimizer, state: TrainState, data_order, ctx) -> None:
+    rank_rng = distributed.rank_rng_states(ctx)      # every process takes part; rank 0 writes
+    if ctx.is_main:
+        save_checkpoint(path, config, model, optimizer, state, data_order, world_size=ctx.world, rank_rng=rank_rng)
+
+
+def _final_metrics(config: RunConfig, task: Task, model: nn.Module, state: TrainState, splits: Sequence[str],
+                   ctx: distributed.Context) -> dict[str, float | None] | None:
+    """Load the best weights (the last ones without a validation split) and evaluate ``splits`` with them; None
+    when no epoch has given a result."""
+    metrics: dict[str, float | None] = {split: None for split in SPLITS}
+    if state.best_weights is not None:
+        model.load_state_dict(state.best_weights)
+        # The validation loss of the best weights is known; train and test are evaluated with them now.
+        metrics["valid"] = task.metric(state.best_valid)
+    elif "valid" in task.splits or state.epoch == 0:
+        return None
+    for split in splits:
+        if split != "valid" and split in task.splits:
+            metrics[split] = task.metric(distributed.evaluate(task, model, split, config.eval_limit, ctx))
+    return metrics
+
+
 def _notes(config: RunConfig, task: Task, state: TrainState, status: str, ctx: distributed.Context) -> list[str]:
     """What the record must say besides its numbers."""
     notes = []
@@ -253,31 +264,11 @@ def _notes(config: RunConfig, task: Task, state: TrainState, status: str, ctx: d
     return notes
 
 
-@contextlib.contextmanager
-def _torch_settings(config: RunConfig, device: torch.device, task: Task):
-    """cuDNN autotuning for fixed shapes and the CPU thread count, restored afterwards."""
-    benchmark_before, threads_before = torch.backends.cudnn.benchmark, torch.get_num_threads()
-    # Fixed shapes (the language windows) profit from cuDNN's autotuner, which the official scripts enabled;
-    # music sequences change length every step, where it would re-run all the time. The audio models are left
-    # out too: on an H100 autotuning cost them 10-20 s per shape and sped nothing up (benchmarks/training.py),
-    # time that their training budget would pay for.
-    torch.backends.cudnn.benchmark = device.type == "cuda" and task.setting.kind == "token"
-    if device.type == "cpu" and config.cpu_threads is not None:
-        torch.set_num_threads(config.cpu_threads)
-    try:
-        yield
-    finally:
-        torch.backends.cudnn.benchmark = benchmark_before
-        torch.set_num_threads(threads_before)
-
-
-
 def _epoch_line(config: RunConfig, task: Task, h: dict[str, Any]) -> str:
     valid = "" if h["valid"] is None else f" valid {h['valid']:.4f}"
     return (f"{config.name} epoch {h['epoch']:3d}/{config.epochs}: train {h['train']:.4f}{valid} "
             f"{task.unit}  lr {h['lr']:.3g}  {h['epoch_time_s']:.1f} s"
             + ("  *best*" if h["best"] else "") + ("  (lr halved)" if h["lr_halved"] else ""))
-
 
 
 def train(config: RunConfig, *, out_dir: str | os.PathLike | None = None,
@@ -304,10 +295,9 @@ def train(config: RunConfig, *, out_dir: str | os.PathLike | None = None,
     of another configuration or of more epochs; and, before any step, a batch larger than the data (ValueError).
     """
     call_start = wall_mark = time.perf_counter()   # wall_mark: wall time not yet added to state.wall_time_s
-    # Data-parallel (under torchrun): a process group, this rank's device, and rank 0 speaking for all.
-    ctx = distributed.setup(config.device)
+    ctx = distributed.setup(config.device)         # data-parallel under torchrun: a process group, this rank's GPU
     if not ctx.is_main:
-        log, progress = None, False
+        log, progress = None, False                # rank 0 speaks for all
     device = ctx.device
     record_file = None if out_dir is None else record_path(out_dir, config)
     checkpoint = None if checkpoint is None else Path(checkpoint)
@@ -322,14 +312,9 @@ def train(config: RunConfig, *, out_dir: str | os.PathLike | None = None,
 
         data_order = seed_everything(config.seed)
         model, optimizer = build(config, device)
-        state = TrainState(lr=config.lr)
-        if saved is not None:
-            model.load_state_dict(saved["model"])
-            optimizer.load_state_dict(saved["optimizer"])
-            set_rng_states(saved["rng"], data_order)
-            state = TrainState(**saved["state"])
-            if log:
-                log(f"{config.name}: resumed from {resume_from} after epoch {state.epoch}")
+        state = TrainState(lr=config.lr) if saved is None else restore(saved, model, optimizer, data_order)
+        if saved is not None and log:
+            log(f"{config.name}: resumed from {resume_from} after epoch {state.epoch}")
         distributed.start_rank_rng(ctx, config.seed, saved and saved.get("rank_rng"), state.epoch)
         net = distributed.wrap(model, ctx)             # what training steps call; `model` stays the bare module
         cuda_graph = uses_cuda_graphs(config, device, task, ctx.world)
@@ -339,8 +324,7 @@ def train(config: RunConfig, *, out_dir: str | os.PathLike | None = None,
         rule = LRRule(config.patience, strict=config.strict_lr_rule)
         warmup_left, last_epoch_s = config.warmup_steps, 0.0
         status, notes, trained = "ok", [], False
-        metrics: dict[str, float | None] = {split: None for split in SPLITS}
-        with _torch_settings(config, device, task):
+        with torch_settings(config, device, task):
             where = device_name(device)                  # inside: the thread count is the one training uses
             while state.epoch < config.epochs:
                 stop = _stop_reason(config, state, time.perf_counter() - call_start, last_epoch_s,
@@ -366,30 +350,18 @@ def train(config: RunConfig, *, out_dir: str | os.PathLike | None = None,
                 if checkpoint is not None:
                     state.wall_time_s += time.perf_counter() - wall_mark
                     wall_mark = time.perf_counter()
-                    rank_rng = distributed.rank_rng_states(ctx)      # every rank takes part; rank 0 writes
-                    if ctx.is_main:
-                        save_checkpoint(checkpoint, config, model, optimizer, state, data_order,
-                                        world_size=ctx.world, rank_rng=rank_rng)
+                    _save(checkpoint, config, model, optimizer, state, data_order, ctx)
                 if log:
                     log(_epoch_line(config, task, state.history[-1]))
 
-            if state.best_weights is not None:
-                model.load_state_dict(state.best_weights)
-                # The validation loss of the best weights is known; train and test are evaluated with them now.
-                metrics["valid"] = task.metric(state.best_valid)
-            # Without a validation split the weights after the last epoch are the result.
-            finished = state.best_weights is not None or ("valid" not in task.splits and state.epoch > 0)
-            if finished and status == "ok":
-                for split in final_splits:
-                    if split != "valid" and split in task.splits:
-                        metrics[split] = task.metric(distributed.evaluate(task, model, split, config.eval_limit,
-                                                                          ctx))
-            elif status == "ok":
+            metrics = _final_metrics(config, task, model, state, final_splits if status == "ok" else (), ctx)
+            if status == "ok" and metrics is None:
                 status = "diverged"
                 notes.append("no epoch completed")
         state.wall_time_s += time.perf_counter() - wall_mark
         record = ResultRecord(
-            experiment=config.task, model=config.arch, scale=config.scale, metric=task.unit, metrics=metrics,
+            experiment=config.task, model=config.arch, scale=config.scale, metric=task.unit,
+            metrics=metrics or {split: None for split in SPLITS},
             params=count_parameters(model), receptive_field=config.setting.receptive_field,
             time_per_step_s=statistics.median(state.step_times) if state.step_times else None,
             peak_memory_mib=state.peak_memory_mib, wall_time_s=state.wall_time_s,
