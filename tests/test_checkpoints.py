@@ -203,3 +203,37 @@ def test_a_batch_larger_than_the_data_is_refused_before_any_epoch(tmp_path, data
                                          r"200,000 streams leave \d+ tokens per stream.*at most [\d,]+ streams fit"):
         train(config, out_dir=tmp_path, checkpoint=tmp_path / "c.pt", log=lines.append)
     assert lines == [] and not (tmp_path / "c.pt").exists() and not (tmp_path / "records" / "char_ptb_tcn.json").exists()
+
+
+# --- kill -9 ----------------------------------------------------------------------------------------------------------
+
+def test_a_run_killed_mid_training_resumes_to_the_uninterrupted_weights(tmp_path, data_root):
+    # Dropout and the shuffled order depend on the random states in the checkpoint; the kill lands anywhere (in a
+    # step, an evaluation or a checkpoint write), and the atomic write leaves the last complete epoch to resume.
+    flags = ["--scale", "smoke", "--epochs", "60", "--max-steps-per-epoch", "2", "--eval-limit", "2",
+             "--cpu-threads", "1", "--device", "cpu", "--out", str(tmp_path / "killed")]
+    command = [sys.executable, "-m", "sequnet", "train", "jsb", "sequnet", *flags]
+    checkpoint = tmp_path / "killed" / "checkpoints" / "jsb_sequnet.pt"
+    first = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while not checkpoint.exists() or load_checkpoint(checkpoint)["state"]["epoch"] < 3:
+            assert first.poll() is None and time.monotonic() < deadline, "the run ended before it was killed"
+            time.sleep(0.05)
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+    killed_at = load_checkpoint(checkpoint)["state"]["epoch"]
+    assert killed_at < 60
+    resumed = subprocess.run(command + ["--resume"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert f"after epoch {killed_at}" in resumed.stdout
+
+    config = resolve("jsb", "sequnet", "smoke", epochs=60, max_steps_per_epoch=2, eval_limit=2, cpu_threads=1,
+                     device="cpu")
+    whole = train(config, checkpoint=tmp_path / "whole.pt", log=None)
+    after_kill = load_checkpoint(checkpoint)
+    for name, weights in load_checkpoint(tmp_path / "whole.pt")["model"].items():
+        assert torch.equal(weights, after_kill["model"][name]), name
+    record = ResultRecord.load(tmp_path / "killed" / "records" / "jsb_sequnet.json")
+    assert record.metrics == whole.record.metrics and len(record.history) == 60
