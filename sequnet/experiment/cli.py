@@ -150,8 +150,12 @@ def _train_here(args: argparse.Namespace, config) -> int:
     print(f"record: {run.record_path}" if run.record_path else
           f"record: not written ({out / 'records'} keeps the finished run's, which an early stop does not replace)")
     print(f"checkpoint: {run.checkpoint_path}" if run.checkpoint_path else "checkpoint: none (no epoch trained)")
-    if r.status == "interrupted":
-        print(f"stopped early ({r.notes}); continue with the same command plus --resume", file=sys.stderr)
+    if r.status == "interrupted" and run.checkpoint_path is None:
+        print(f"stopped before its first epoch ({r.notes}); run the same command with a longer --time-limit",
+              file=sys.stderr)
+    elif r.status == "interrupted":
+        again = "--resume in place of --overwrite" if args.overwrite else "plus --resume"
+        print(f"stopped early ({r.notes}); continue with the same command {again}", file=sys.stderr)
     return EXIT.get(r.status, 1)
 
 

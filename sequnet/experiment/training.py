@@ -162,7 +162,7 @@ def _stop_reason(config: RunConfig, state: TrainState, elapsed: float, last_epoc
         return f"stopped after epoch {state.epoch} of {config.epochs} (stop_after_epoch)"
     if time_limit_s is not None and distributed.any_rank(elapsed + last_epoch_s > time_limit_s):
         return (f"stopped after epoch {state.epoch} of {config.epochs}: the next epoch would end after the time "
-                f"limit of {time_limit_s:.0f} s")
+                f"limit of {time_limit_s:g} s")
     return None
 
 
