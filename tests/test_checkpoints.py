@@ -81,10 +81,24 @@ def test_an_early_stop_never_replaces_a_finished_record(finished, tmp_path):
     code, stdout, _ = cli("jsb", "tcn", "--scale", "smoke", "--seed", "9", "--out", str(out), "--overwrite",
                           "--time-limit", "0.000001")
     assert code == 3 and record.read_bytes() == before and ResultRecord.load(record).status == "ok"
-    assert "record: not written" in stdout
+    assert "record: none (no epoch trained)" in stdout
+    # after an epoch, too: resuming the finished run for more epochs and stopping after one more keeps its record
+    state = load_checkpoint(checkpoint)["state"]
+    part = train(jsb(epochs=4), out_dir=out, checkpoint=checkpoint, resume=True, stop_after_epoch=3, log=None)
+    assert part.record.status == "interrupted" and part.record_path is None and record.read_bytes() == before
+    assert load_checkpoint(part.checkpoint_path)["state"]["epoch"] == state["epoch"] + 1 == 3
     # every path the command prints exists
     printed = [line.split(": ", 1)[1] for line in stdout.splitlines() if line.startswith(("record: ", "checkpoint: "))]
     assert printed and all(Path(p).exists() for p in printed if not p.startswith(("not written", "none")))
+
+
+def test_a_run_stopped_before_its_first_epoch_leaves_no_record(tmp_path, data_root):
+    code, stdout, err = cli("jsb", "tcn", "--scale", "smoke", "--out", str(tmp_path), "--time-limit", "0.000001")
+    assert code == 3 and "record: none" in stdout and "longer --time-limit" in err
+    assert not (tmp_path / "records" / "jsb_tcn.json").exists()
+    # so the same command with a longer limit is not refused as an existing run
+    code, _, err = cli("jsb", "tcn", "--scale", "smoke", "--out", str(tmp_path), "--time-limit", "600")
+    assert code == 0, err
 
 
 def test_a_second_training_of_the_same_run_fails_at_once_naming_the_holder(tmp_path, data_root):

@@ -147,8 +147,11 @@ def _train_here(args: argparse.Namespace, config) -> int:
     r = run.record
     metrics = ", ".join(f"{k} {v:.4f}" for k, v in r.metrics.items() if v is not None)
     print(f"{config.name} ({r.scale}): {r.status}; {r.metric}: {metrics or 'none'}")
-    print(f"record: {run.record_path}" if run.record_path else
-          f"record: not written ({out / 'records'} keeps the finished run's, which an early stop does not replace)")
+    if run.record_path:
+        print(f"record: {run.record_path}")
+    else:
+        print("record: none (no epoch trained)" if not r.history else
+              f"record: not written ({out / 'records'} keeps the finished run's, which an early stop does not replace)")
     print(f"checkpoint: {run.checkpoint_path}" if run.checkpoint_path else "checkpoint: none (no epoch trained)")
     if r.status == "interrupted" and run.checkpoint_path is None:
         print(f"stopped before its first epoch ({r.notes}); run the same command with a longer --time-limit",

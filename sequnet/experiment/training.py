@@ -368,10 +368,10 @@ def train(config: RunConfig, *, out_dir: str | os.PathLike | None = None,
             device=f"{ctx.world} x {where}" if ctx.world > 1 else where,
             config=config.to_dict() | distributed.describe(config, ctx), history=copy.deepcopy(state.history),
             status=status, notes="; ".join(notes + _notes(config, task, state, status, ctx)))
-        path = None
-        # An early stop leaves the record of a finished run (one that --overwrite is replacing) where it is.
-        if record_file is not None and ctx.is_main and not (status == "interrupted" and finished_record(record_file)):
-            path = record.save(record_file)
+        # An early stop writes no record before its first epoch (there is nothing to report, and a later call must
+        # not find a "run") and never replaces the record of a finished run (one that overwrite is replacing).
+        keep = status == "interrupted" and (state.epoch == 0 or finished_record(record_file))
+        path = record.save(record_file) if record_file is not None and ctx.is_main and not keep else None
         distributed.barrier()        # when train() returns, rank 0's checkpoint and record exist for every process
     # The checkpoint of this run: one it wrote, or the one it resumed (a file there from a run that overwrite is
     # replacing is not this run's).
