@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 import sequnet
-from sequnet.experiment import training
+from sequnet.experiment import steps, training
 from sequnet.experiment.captured import CapturedStep, make_capturable
 from sequnet.experiment.scales import resolve
 
@@ -51,11 +51,11 @@ def test_cuda_graphs_only_where_they_apply():
         fixed_shapes = False
 
     gpu, cpu = torch.device("cuda"), torch.device("cpu")
-    assert training.uses_cuda_graphs(char, gpu, Fixed())
-    assert not training.uses_cuda_graphs(char, cpu, Fixed())
-    assert not training.uses_cuda_graphs(jsb, gpu, Varying())
-    assert not training.uses_cuda_graphs(char, gpu, Fixed(), world=2)
-    assert not training.uses_cuda_graphs(char.replace(cuda_graphs=False), gpu, Fixed())
+    assert steps.uses_cuda_graphs(char, gpu, Fixed())
+    assert not steps.uses_cuda_graphs(char, cpu, Fixed())
+    assert not steps.uses_cuda_graphs(jsb, gpu, Varying())
+    assert not steps.uses_cuda_graphs(char, gpu, Fixed(), world=2)
+    assert not steps.uses_cuda_graphs(char.replace(cuda_graphs=False), gpu, Fixed())
 
 
 def test_cuda_graphs_override_is_checked_and_not_a_deviation():

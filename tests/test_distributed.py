@@ -33,7 +33,8 @@ from sequnet.core.configs import ARCHS, TASKS
 from sequnet.experiment.records import ResultRecord
 from sequnet.experiment.scales import resolve
 from sequnet.experiment.tasks import make_task
-from sequnet.experiment.training import load_checkpoint, train
+from sequnet.experiment.checkpoints import load_checkpoint
+from sequnet.experiment.training import train
 
 REPO = Path(__file__).resolve().parents[1]
 WORLD = 2
@@ -230,6 +231,21 @@ def test_cli_nproc_trains_in_two_processes(tmp_path, data_root):
     assert record.status == "ok" and record.config["world_size"] == 2
     assert all(math.isfinite(v) for v in record.metrics.values())
     assert load_checkpoint(tmp_path / "checkpoints" / "jsb_tcn.pt")["world_size"] == 2
+
+
+def test_cli_nproc_refuses_a_busy_or_existing_run_on_every_process(tmp_path, data_root):
+    # Rank 0 alone locks and checks the files; every rank must stop with it instead of waiting for it in DDP.
+    from sequnet.experiment.checkpoints import RunLock
+
+    command = [sys.executable, "-m", "sequnet", "train", "jsb", "tcn", "--scale", "smoke", "--nproc", "2", "--device",
+               "cpu", "--epochs", "1", "--out", str(tmp_path)]
+    record = tmp_path / "records" / "jsb_tcn.json"
+    with RunLock(record):                       # another training holds the run
+        busy = subprocess.run(command, capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert busy.returncode == 2 and f"pid {os.getpid()}" in busy.stderr, busy.stdout + busy.stderr
+    train(resolve("jsb", "tcn", "smoke", epochs=1), out_dir=tmp_path, log=None)
+    existing = subprocess.run(command, capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert existing.returncode == 2 and "exists already" in existing.stderr, existing.stdout + existing.stderr
 
 
 @pytest.mark.skipif(torch.cuda.device_count() < 2,

@@ -18,7 +18,8 @@ from sequnet.experiment.records import ResultRecord
 from sequnet.experiment.presets import PRESETS
 from sequnet.experiment.scales import resolve
 from sequnet.experiment.tasks import LanguageTask, bits_per_character, frame_nll, make_task, perplexity
-from sequnet.experiment.training import LRRule, checkpoint_in, load_checkpoint, lr_schedule, train
+from sequnet.experiment.checkpoints import checkpoint_in, load_checkpoint
+from sequnet.experiment.training import LRRule, lr_schedule, train
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

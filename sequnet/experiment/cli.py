@@ -1,8 +1,11 @@
 """``sequnet train TASK ARCH`` and ``sequnet hpo TASK ARCH``.
 
 ``train`` writes ``<out>/records/<task>_<arch>.json`` and a checkpoint after every epoch
-(``<out>/checkpoints/<task>_<arch>.pt``); ``--resume`` continues from it. Exit status: 0 finished, 1 diverged or
-failed, 3 stopped early by ``--time-limit`` (run the same command with ``--resume`` to go on), 2 bad arguments.
+(``<out>/checkpoints/<task>_<arch>.pt``); ``--resume`` continues from it. A run whose record or checkpoint exists
+is refused unless ``--resume`` or ``--overwrite`` is given, and so is a run whose files another training is
+writing. Exit status: 0 finished, 1 diverged or failed, 3 stopped early by ``--time-limit`` (run the same command
+with ``--resume`` to go on), 2 bad arguments or refused before training (an existing or busy run, an unreadable
+checkpoint, a batch larger than the data).
 
 ``--nproc N`` trains data-parallel in N processes on this machine (DDP; one GPU each, or gloo on the CPU),
 started through torchrun's module; ``--batch-size`` is then per process (effective batch N times it; music: N
@@ -73,8 +76,8 @@ STATUS_FILE = "SEQUNET_TRAIN_STATUS_FILE"
 # Options passed on to the processes as they were given (every option of `train` except --nproc).
 _VALUE_OPTIONS = ("scale", "epochs", "batch_size", "device", "seed", "max_steps_per_epoch", "eval_limit",
                   "cpu_threads", "out", "lr", "clip", "checkpoint", "time_limit")
-_OTHER_DESTS = {"command", "func", "task", "arch", "bf16", "cuda_graphs", "fast_kernels", "resume", "progress",
-                "nproc"}
+_OTHER_DESTS = {"command", "func", "task", "arch", "bf16", "cuda_graphs", "fast_kernels", "resume", "overwrite",
+                "progress", "nproc"}
 
 
 def _worker_argv(args: argparse.Namespace) -> list[str]:
@@ -95,6 +98,8 @@ def _worker_argv(args: argparse.Namespace) -> list[str]:
             argv.append(f"--{flag}" if getattr(args, dest) else f"--no-{flag}")
     if args.resume is not None:
         argv += ["--resume"] + ([] if args.resume == "auto" else [args.resume])
+    if args.overwrite:
+        argv.append("--overwrite")
     if args.progress is not None:
         argv.append("--progress" if args.progress else "--no-progress")
     return argv
@@ -131,20 +136,29 @@ def _train_here(args: argparse.Namespace, config) -> int:
     resume = False if args.resume is None else (True if args.resume == "auto" else args.resume)
     progress = sys.stderr.isatty() if args.progress is None else args.progress
     try:
-        run = train(config, out_dir=out, checkpoint=checkpoint, resume=resume, progress=progress,
-                    time_limit_s=args.time_limit)
+        run = train(config, out_dir=out, checkpoint=checkpoint, resume=resume, overwrite=args.overwrite,
+                    progress=progress, time_limit_s=args.time_limit)
     except (ValueError, FileNotFoundError) as e:
         return _fail("train", e, 2)
     except DataError as e:
         return _fail("train", e, 1)
-    if run.record_path is None:                      # not rank 0 (only rank 0 writes): rank 0 reports
+    if int(os.environ.get("RANK", "0")) != 0:       # only rank 0 writes: rank 0 reports
         return EXIT.get(run.record.status, 1)
     r = run.record
     metrics = ", ".join(f"{k} {v:.4f}" for k, v in r.metrics.items() if v is not None)
     print(f"{config.name} ({r.scale}): {r.status}; {r.metric}: {metrics or 'none'}")
-    print(f"record: {run.record_path}\ncheckpoint: {checkpoint}")
-    if r.status == "interrupted":
-        print(f"stopped early ({r.notes}); continue with the same command plus --resume", file=sys.stderr)
+    if run.record_path:
+        print(f"record: {run.record_path}")
+    else:
+        print("record: none (no epoch trained)" if not r.history else
+              f"record: not written ({out / 'records'} keeps the finished run's, which an early stop does not replace)")
+    print(f"checkpoint: {run.checkpoint_path}" if run.checkpoint_path else "checkpoint: none (no epoch trained)")
+    if r.status == "interrupted" and run.checkpoint_path is None:
+        print(f"stopped before its first epoch ({r.notes}); run the same command with a longer --time-limit",
+              file=sys.stderr)
+    elif r.status == "interrupted":
+        again = "--resume in place of --overwrite" if args.overwrite else "plus --resume"
+        print(f"stopped early ({r.notes}); continue with the same command {again}", file=sys.stderr)
     return EXIT.get(r.status, 1)
 
 
@@ -200,6 +214,9 @@ def register(subparsers) -> None:
     p.add_argument("--clip", metavar="NORM", help="gradient-norm clipping, or 'off'")
     p.add_argument("--resume", nargs="?", const="auto", metavar="CKPT",
                    help="continue from CKPT, or (without a value) from the run's checkpoint if it exists")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the run's record and checkpoint if they exist (without it, or --resume, an "
+                        "existing run is refused)")
     p.add_argument("--checkpoint", metavar="FILE", help="checkpoint path (default: <out>/checkpoints/...)")
     p.add_argument("--time-limit", type=float, metavar="S",
                    help="stop (resumably) before an epoch that would end after S seconds")

@@ -42,6 +42,9 @@ starts a dropout stream seeded from ``(seed, rank, epoch)``. A language run may 
 effective batch stays (``--batch-size`` times N); a music run may change N freely (each epoch's ``world_size``
 and ``effective_batch`` are in the record's history).
 
+Files: rank 0 alone locks the run's files and writes them; a refusal before training (a busy or existing run,
+an unreadable checkpoint) is reached by every rank alike, so that all of them stop together.
+
 Time per step and peak memory in the record are rank 0's (one GPU); a step includes the gradient all-reduce.
 """
 from __future__ import annotations

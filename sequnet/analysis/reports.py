@@ -1,0 +1,190 @@
+"""Comparing training runs with the paper, for the notebooks: Markdown tables of the records beside Table 1 and of
+what each run trains, learning curves, and the cost of a training step (ours beside the paper's)."""
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+import numpy as np
+
+from sequnet.core.configs import ARCH_LABELS, baseline_arch, build_model, count_parameters
+from sequnet.experiment.records import PAPER_TABLE1, ResultRecord
+from sequnet.experiment.scales import RunConfig
+from sequnet.experiment.tasks import describe_unit
+
+def scale_label(record: ResultRecord) -> str:
+    """How a number must be labelled: only paper-scale runs are (attempted) reproductions."""
+    if record.scale == "paper":
+        return f"paper scale (Table 3 settings) on {record.device}"
+    return f"{record.scale} scale on {record.device}: not a reproduction"
+
+
+def _fmt(value: float | None, digits: int = 3) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "–"
+    return f"{value:.{digits}f}"
+
+
+def comparison_markdown(records: Sequence[ResultRecord]) -> str:
+    """A Markdown table of our records next to the paper's Table 1 row for the same task and model."""
+    digits = 2 if records and records[0].metric == "perplexity" else 3
+    lines = [f"**{describe_unit(records[0].metric)}, {scale_label(records[0])}**", "",
+             "| model | params | train | valid | test | ms/step | peak MiB | status "
+             "| paper train | paper test | paper ms/step | paper MB |",
+             "|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|"]
+    for r in records:
+        paper = PAPER_TABLE1.get((r.experiment, r.model), {})
+        ms = None if r.time_per_step_s is None else 1000 * r.time_per_step_s
+        pms = paper.get("time_s") and 1000 * paper["time_s"]
+        lines.append(f"| {ARCH_LABELS.get(r.model, r.model)} | {r.params:,} | {_fmt(r.metrics.get('train'), digits)} "
+                     f"| {_fmt(r.metrics.get('valid'), digits)} | {_fmt(r.metrics.get('test'), digits)} "
+                     f"| {_fmt(ms, 1)} | {_fmt(r.peak_memory_mib, 1)} | {r.status} "
+                     f"| {_fmt(paper.get('train'), digits)} | {_fmt(paper.get('test'), digits)} | {_fmt(pms, 1)} "
+                     f"| {_fmt(paper.get('mem_mb'), 1)} |")
+    by_model = {r.model: r for r in records}
+    base_arch = baseline_arch(records[0].experiment)
+    if base_arch in by_model and "sequnet" in by_model:
+        ours, base = by_model["sequnet"], by_model[base_arch]
+        paper_s = PAPER_TABLE1.get((ours.experiment, "sequnet"))
+        paper_t = PAPER_TABLE1.get((ours.experiment, base_arch))
+        ratios = []
+        if ours.time_per_step_s and base.time_per_step_s:
+            ratios.append(f"time per step {ours.time_per_step_s / base.time_per_step_s:.2f}")
+        if ours.peak_memory_mib and base.peak_memory_mib:
+            ratios.append(f"peak memory {ours.peak_memory_mib / base.peak_memory_mib:.2f}")
+        paper_ratios = (f"paper: time {paper_s['time_s'] / paper_t['time_s']:.2f}, "
+                        f"memory {paper_s['mem_mb'] / paper_t['mem_mb']:.2f}") if paper_s and paper_t else \
+            "not in the paper's Table 1"
+        lines += ["", f"Seq-U-Net / {ARCH_LABELS[base_arch]}: {', '.join(ratios) or 'no timing'} ({paper_ratios})."]
+    lines += ["", "Paper: GTX 1080, torch 1.2, unsynchronised timing; memory = peak allocated tensors in MB."
+              + (" Its piano time and memory were measured at batch 2, ours at the training batch."
+                 if records[0].experiment == "piano_audio" else "")]
+    if records[0].scale != "paper":
+        lines += [f"Our numbers come from a {records[0].scale}-scale run (smaller models and/or far fewer steps than "
+                  "the paper's training): they show the pipeline, not the paper's result."]
+    return "\n".join(lines)
+
+
+CURVE_AXES = {"epoch": "epoch", "time": "training time (s)"}
+
+
+def plot_learning_curves(records: Sequence[ResultRecord], ax=None, x: str = "epoch"):
+    """Train (solid) and validation (dashed, where the task has one) metric per epoch for each record, against
+    the epoch or (``x="time"``, runs with a time budget) the training time at its end; returns the figure."""
+    import matplotlib.pyplot as plt
+
+    if x not in CURVE_AXES:
+        raise ValueError(f"x={x!r}: choose one of {', '.join(CURVE_AXES)}")
+    if x == "time" and any("train_time_s" not in h for r in records for h in r.history):
+        raise ValueError("x='time' needs records of runs with a time budget (their history has train_time_s)")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6.4, 3.8))
+    for i, r in enumerate(records):
+        xs = [h["epoch"] if x == "epoch" else h["train_time_s"] for h in r.history]
+        color = f"C{i}"
+        label = ARCH_LABELS.get(r.model, r.model)
+        ax.plot(xs, [h["train"] for h in r.history], "-o", color=color, ms=3, label=f"{label} train")
+        if any(h["valid"] is not None for h in r.history):
+            ax.plot(xs, [h["valid"] for h in r.history], "--s", color=color, ms=3, label=f"{label} valid")
+    if records and records[0].metric == "perplexity":
+        ax.set_yscale("log")
+    ax.set_xlabel(CURVE_AXES[x])
+    if x == "epoch":
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.set_ylabel(describe_unit(records[0].metric) if records else "")
+    ax.set_title(f"{records[0].experiment}: learning curves ({records[0].scale} scale)" if records else "")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.figure.tight_layout()
+    return ax.figure
+
+
+def plot_costs(records: Sequence[ResultRecord]):
+    """Time per training step and peak memory per model, ours beside the paper's, and the ratios of the Seq-U-Net
+    to its baseline (TCN, or WaveNet for audio).
+    The hardware differs (the paper used a GTX 1080), so the ratios are what can be compared. Returns the figure."""
+    import matplotlib.pyplot as plt
+
+    fig, (ax_t, ax_m, ax_r) = plt.subplots(1, 3, figsize=(11, 3.4), gridspec_kw={"width_ratios": [1, 1, 0.8]})
+    labels = [ARCH_LABELS.get(r.model, r.model) for r in records]
+    x, width = np.arange(len(records)), 0.38
+    paper = [PAPER_TABLE1.get((r.experiment, r.model), {}) for r in records]
+    ours_label = f"ours ({records[0].device.split(' (')[0]}, {records[0].scale} scale)"
+    ax_t.bar(x - width / 2, [1000 * (r.time_per_step_s or 0) for r in records], width, label=ours_label)
+    ax_t.bar(x + width / 2, [1000 * p.get("time_s", 0) for p in paper], width, label="paper (GTX 1080)")
+    ax_t.set_ylabel("ms per training step")
+    mem = [r.peak_memory_mib for r in records]
+    ax_m.bar(x - width / 2, [m or 0 for m in mem], width, label="ours")
+    ax_m.bar(x + width / 2, [p.get("mem_mb", 0) for p in paper], width, label="paper")
+    if all(m is None for m in mem):
+        ax_m.text(0.5, 0.5, "peak memory is\nmeasured on a GPU only", ha="center", va="center",
+                  transform=ax_m.transAxes, fontsize=8, bbox={"facecolor": "white", "alpha": 0.8})
+    ax_m.set_ylabel("peak memory (ours MiB, paper MB)")
+    for ax in (ax_t, ax_m):
+        ax.set_xticks(x, labels)
+    by_model = {r.model: r for r in records}
+    base_arch = baseline_arch(records[0].experiment)
+    ours_r, paper_r = [math.nan, math.nan], [math.nan, math.nan]
+    if "sequnet" in by_model and base_arch in by_model:
+        s, t = by_model["sequnet"], by_model[base_arch]
+        if s.time_per_step_s and t.time_per_step_s:
+            ours_r[0] = s.time_per_step_s / t.time_per_step_s
+        if s.peak_memory_mib and t.peak_memory_mib:
+            ours_r[1] = s.peak_memory_mib / t.peak_memory_mib
+        ps, pt = PAPER_TABLE1.get((s.experiment, "sequnet")), PAPER_TABLE1.get((s.experiment, base_arch))
+        if ps and pt:
+            paper_r = [ps["time_s"] / pt["time_s"], ps["mem_mb"] / pt["mem_mb"]]
+    xr = np.arange(2)
+    ax_r.bar(xr - width / 2, ours_r, width, label="ours")
+    ax_r.bar(xr + width / 2, paper_r, width, label="paper")
+    ax_r.axhline(1.0, color="0.3", lw=0.8)
+    ax_r.set_xticks(xr, ["time", "memory"])
+    ax_r.set_ylabel(f"Seq-U-Net / {ARCH_LABELS[base_arch]}")
+    for ax in (ax_t, ax_m, ax_r):
+        ax.grid(axis="y", alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle(f"{records[0].experiment}: cost of a training step" if records else "")
+    fig.tight_layout()
+    return fig
+
+
+# Columns of the configuration tables: (title, left-aligned?). Audio runs describe their two architectures in
+# words and are bounded by a time budget rather than by epochs.
+CONFIG_COLUMNS = {
+    "audio": [("model", True), ("params", False), ("structure", True), ("past samples seen", False),
+              ("window (inputs → scored)", True), ("batch", False), ("lr", False), ("time budget", False),
+              ("steps/epoch", False), ("eval. windows/split", False)],
+    "other": [("model", True), ("params", False), ("levels × kernel", True), ("H", False), ("emb.", False),
+              ("dropout", False), ("window (inputs → scored)", True), ("epochs", False), ("steps/epoch", False),
+              ("eval. items/split", False), ("lr", False), ("clip", False)],
+}
+
+
+def _structure(s) -> str:
+    if s.arch == "wavenet":
+        return f"{s.blocks} × {s.levels} layers, {s.hidden} residual / {s.skip} skip channels, k = {s.kernel_size}"
+    return f"residual, L = {s.levels}, F = {s.hidden}, D = {s.depth}, k = {s.kernel_size}"
+
+
+def _config_row(arch: str, c: RunConfig) -> list[Any]:
+    s = c.setting
+    inputs, scored = s.input_output
+    model, params = ARCH_LABELS.get(arch, arch), f"{count_parameters(build_model(s)):,}"
+    extent = [c.max_steps_per_epoch or "all", c.eval_limit or "all"]
+    if s.kind == "audio":
+        budget = "none" if c.time_budget_s is None else f"{c.time_budget_s:g} s"
+        return [model, params, _structure(s), f"{s.receptive_field:,}", f"{inputs:,} → {scored:,}", c.batch_size,
+                f"{c.lr:.3g}", budget] + extent
+    window = "whole sequences" if inputs is None else f"{inputs} → {scored}"
+    return [model, params, f"{s.levels} × {s.kernel_size}", s.hidden, s.emsize or "–", s.dropout, window,
+            c.epochs] + extent + [f"{c.lr:.3g}", "off" if c.clip is None else f"{c.clip:.3g}"]
+
+
+def config_markdown(configs: dict[str, RunConfig]) -> str:
+    """A Markdown table of what each run will train: model size, window, extent and optimiser settings."""
+    kind = "audio" if any(c.setting.kind == "audio" for c in configs.values()) else "other"
+    columns = CONFIG_COLUMNS[kind]
+    lines = ["| " + " | ".join(title for title, _ in columns) + " |",
+             "|" + "|".join("---" if left else "---:" for _, left in columns) + "|"]
+    lines += ["| " + " | ".join(str(v) for v in _config_row(arch, c)) + " |" for arch, c in configs.items()]
+    return "\n".join(lines)

@@ -1,0 +1,164 @@
+"""One training step and one epoch of them: timing, peak memory, the divergence checks and CUDA graphs; the
+torch settings they run under and the name of the device they ran on (for the record).
+
+Time per step is wall-clock time around zero_grad, forward, loss, backward, clipping and the optimizer step, with
+``torch.cuda.synchronize()`` on both sides on a GPU (the official code did not synchronise, spec section 6.5);
+the first ``warmup_steps`` steps of each process are left out and the median is reported. Peak memory is
+``torch.cuda.max_memory_allocated`` over the training steps of an epoch, as in the paper: reset at its start, and
+again after the warm-up steps, whose cuDNN autotuning allocates large workspaces (with CUDA graphs, just before each
+epoch's capture, which allocates the activations the replays reuse).
+
+With several processes (DDP) the only difference is one sum over the processes per step (the loss and the number
+of scored items, :func:`sequnet.experiment.distributed.all_sum`), so that every process checks the same loss.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import platform
+import time
+from pathlib import Path
+from typing import Callable, Iterable
+
+import torch
+import torch.nn as nn
+from tqdm.auto import tqdm
+
+from sequnet.experiment import distributed
+from sequnet.experiment.captured import CapturedStep
+from sequnet.experiment.scales import RunConfig
+from sequnet.experiment.tasks import Task
+
+
+class Diverged(RuntimeError):
+    """The loss became non-finite or exceeded the task's limit; the message says where."""
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    model = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return f"cpu ({model}, {torch.get_num_threads()} threads)"
+
+
+@contextlib.contextmanager
+def torch_settings(config: RunConfig, device: torch.device, task: Task):
+    """cuDNN autotuning for fixed shapes and the CPU thread count, restored afterwards."""
+    benchmark_before, threads_before = torch.backends.cudnn.benchmark, torch.get_num_threads()
+    # Fixed shapes (the language windows) profit from cuDNN's autotuner, which the official scripts enabled;
+    # music sequences change length every step, where it would re-run all the time. The audio models are left
+    # out too: on an H100 autotuning cost them 10-20 s per shape and sped nothing up (benchmarks/training.py),
+    # time that their training budget would pay for.
+    torch.backends.cudnn.benchmark = device.type == "cuda" and task.setting.kind == "token"
+    if device.type == "cpu" and config.cpu_threads is not None:
+        torch.set_num_threads(config.cpu_threads)
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.benchmark = benchmark_before
+        torch.set_num_threads(threads_before)
+
+
+def step_function(model: nn.Module, optimizer: torch.optim.Optimizer, task: Task, config: RunConfig,
+                  device: torch.device) -> Callable[..., tuple[torch.Tensor, int]]:
+    """One training step on a batch (zero_grad, forward and loss under the configured autocast, backward,
+    clipping, Adam): ``step(*batch) -> (summed loss in nats, scored items)``. Nothing in it waits for the GPU,
+    so it can be captured in a CUDA graph (:mod:`sequnet.experiment.captured`)."""
+    # autocast's weight cache cannot live across graph replays; the models cast each weight once per step anyway
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.bf16, cache_enabled=False)
+
+    def step(*batch):
+        optimizer.zero_grad(set_to_none=True)
+        with autocast:
+            objective, batch_total, batch_count = task.loss(model, batch)
+        objective.backward()
+        if config.clip is not None:
+            nn.utils.clip_grad_norm_(model.parameters(), config.clip)
+        optimizer.step()
+        return batch_total, batch_count
+
+    return step
+
+
+def uses_cuda_graphs(config: RunConfig, device: torch.device, task: Task, world: int = 1) -> bool:
+    """Whether training steps are replayed from a CUDA graph: asked for, on a GPU, batches of one shape (not the
+    music tasks' whole sequences) and one process (DDP's gradient hooks are not captured here)."""
+    return config.cuda_graphs and device.type == "cuda" and task.fixed_shapes and world == 1
+
+
+def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, task: Task, batches: Iterable,
+                config: RunConfig, device: torch.device, *, steps: int, step_times: list[float],
+                warmup_left: int, progress: bool = False, desc: str = "",
+                deadline: float | None = None, cuda_graph: bool = False) -> tuple[float, int, int]:
+    """Train on up to ``steps`` batches, starting none after ``deadline`` (a ``time.perf_counter()`` value);
+    return (mean loss in nats per scored item, warm-up steps still to skip, steps done).
+
+    Appends the synchronised duration of every step after the warm-up to ``step_times``. Raises ``Diverged``
+    when the loss is not finite or exceeds the task's limit (the official scripts' checks). With ``cuda_graph``
+    the steps after the first few replay one captured graph (the optimizer must be capturable, see
+    :func:`sequnet.experiment.captured.make_capturable`); the learning rate must stay fixed within the epoch.
+    """
+    model.train()
+    total, count, done = 0.0, 0, 0
+    window = 0.0                          # the losses since the last check of task.train_loss_interval
+    bar = tqdm(total=steps, desc=desc, leave=False, mininterval=1.0, disable=not progress)
+    step_fn = step_function(model, optimizer, task, config, device)
+    if cuda_graph:
+        step_fn = CapturedStep(step_fn)
+    try:
+        for step, batch in enumerate(batches, start=1):
+            if step > steps or (deadline is not None and time.perf_counter() >= deadline):
+                break
+            if cuda_graph and not step_fn.captured and step_fn.warmup_left == 0:
+                # This step captures the graph, whose pool holds the activations from then on: the peak that
+                # matters starts here (the eager steps before it include cuDNN's autotuning in the first epoch).
+                torch.cuda.reset_peak_memory_stats(device)
+            _sync(device)
+            start = time.perf_counter()
+            batch_total, batch_count = step_fn(*batch)
+            _sync(device)
+            elapsed = time.perf_counter() - start
+            if warmup_left > 0:
+                warmup_left -= 1
+                if warmup_left == 0 and device.type == "cuda" and not cuda_graph:
+                    # cuDNN's autotuning (benchmark mode) tries algorithms with workspaces of tens of GB in the
+                    # first steps; the peak that matters is that of training, as for the time per step.
+                    torch.cuda.reset_peak_memory_stats(device)
+            else:
+                step_times.append(elapsed)
+            # Over every process: the divergence check and the epoch's loss then agree on all of them.
+            batch_total, batch_count = distributed.all_sum(batch_total, batch_count)
+            loss = batch_total.item() / batch_count
+            window += loss
+            limit, interval = task.train_loss_limit, task.train_loss_interval
+            if not math.isfinite(loss) or (limit is not None and interval is None and loss > limit):
+                bar.close()
+                raise Diverged(f"training loss {loss:.4g} nats per item at step {step}"
+                               + ("" if math.isfinite(loss) else " (not finite)"))
+            if interval is not None and step > 1 and (step - 1) % interval == 0:
+                # The official word script's log line: the sum since the last one (its first holds one step
+                # more) over the interval, at 0-based batch indices interval, 2 interval, ...
+                if limit is not None and window / interval > limit:
+                    bar.close()
+                    raise Diverged(f"training loss {window / interval:.4g} nats per item, the mean over the "
+                                   f"log interval of {interval} steps ending at step {step}")
+                window = 0.0
+            total += batch_total.item()
+            count += batch_count
+            done += 1
+            bar.update()
+    finally:
+        if cuda_graph:
+            step_fn.release()
+    bar.close()
+    return total / max(count, 1), warmup_left, done
