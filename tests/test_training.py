@@ -348,3 +348,9 @@ def test_music_trains_one_sequence_per_step_wherever_it_is_asked():
         resolve("jsb", "tcn", "smoke", batch_size=4)
     with pytest.raises(ValueError, match="batch_size=2: the music tasks train on one whole sequence"):
         make_task("nottingham", paper_setting("nottingham", "tcn"), 2)
+
+
+def test_a_changed_preset_is_a_field_of_the_record(tmp_path, data_root):
+    changed = train(jsb_smoke(epochs=1, lr=0.01), out_dir=tmp_path, log=None).record
+    assert changed.deviations == {"epochs": 1, "lr": 0.01}
+    assert ResultRecord.load(tmp_path / "records" / "jsb_sequnet.json").deviations == {"epochs": 1, "lr": 0.01}

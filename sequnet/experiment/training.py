@@ -367,7 +367,8 @@ def train(config: RunConfig, *, out_dir: str | os.PathLike | None = None,
             peak_memory_mib=state.peak_memory_mib, wall_time_s=state.wall_time_s,
             device=f"{ctx.world} x {where}" if ctx.world > 1 else where,
             config=config.to_dict() | distributed.describe(config, ctx), history=copy.deepcopy(state.history),
-            status=status, notes="; ".join(notes + _notes(config, task, state, status, ctx)))
+            status=status, notes="; ".join(notes + _notes(config, task, state, status, ctx)),
+            deviations={k: "model changed" if k == "setting" else v for k, v in deviations(config).items()})
         # An early stop writes no record before its first epoch (there is nothing to report, and a later call must
         # not find a "run") and never replaces the record of a finished run (one that overwrite is replacing).
         keep = status == "interrupted" and (state.epoch == 0 or finished_record(record_file))
