@@ -68,7 +68,8 @@ def test_sigterm_ends_papermill_and_its_kernel(tmp_path):
     cmd = [sys.executable, "-m", "sequnet", "run", "--scale", "smoke", "--gpus", "0", "--notebooks", str(tmp_path),
            "--out", str(tmp_path / "out")]
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env=os.environ | {"PYTHONPATH": str(REPO)})
+                            env=os.environ | {"PYTHONPATH": os.pathsep.join(filter(None, [str(REPO),
+                                                                                     os.environ.get("PYTHONPATH")]))})
     kernel = papermill = None
     try:
         deadline = time.monotonic() + 180

@@ -164,7 +164,13 @@ if triton is not None:   # pragma: no cover - GPU only
 
     @triton.jit
     def _tanh(f):
-        return 2.0 * tl.sigmoid(2.0 * f) - 1.0
+        # 2 sigmoid(2f) - 1 is tanh, but near 0 it is the difference of two numbers near 1: in float32 its relative
+        # error reaches 1e-4 at |f| = 1e-3 (and 100 % below 1e-7), which WaveNet's 52 gated layers carried into a
+        # 3e-4 relative error of the first layer's gradient on an H200. Below |f| = 0.1 the series to f^7 is exact
+        # to float32 (the next term is 2e-10 of tanh there); above, the sigmoid form's relative error is 1.3e-6.
+        f2 = f * f
+        series = f * (1.0 + f2 * (-1.0 / 3.0 + f2 * (2.0 / 15.0 - f2 * (17.0 / 315.0))))
+        return tl.where(tl.abs(f) < 0.1, series, 2.0 * tl.sigmoid(2.0 * f) - 1.0)
 
     # Sizes and offsets change from layer to layer and are not specialised on (one compiled kernel for all); the
     # strides are, so that a stride of 1 is known and each tensor is read along its contiguous axis.
