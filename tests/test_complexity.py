@@ -195,3 +195,16 @@ def test_benchmark_tables_pair_each_sequnet_with_its_baseline(tmp_path):
     piano = benchmarks.piano_variants_markdown(tmp_path)
     assert "| 50.0 | 200.0 | 500 | 1,000 | 0.25 | 0.50 |" in piano and "**50.0 ms**" in piano
     assert "no GPU benchmark committed" in benchmarks.table1_ratios_markdown(tmp_path / "none")
+
+
+def test_piano_rows_pair_models_with_the_same_speed_ups(tmp_path):
+    """Each Seq-U-Net row beside the WaveNet with the same switches: plain with plain, fused with fused."""
+    def row(arch, ms, fused):
+        return dict(task="piano_audio", arch=arch, batch=16, time_median_s=ms / 1e3, peak_memory_mib=100,
+                    channels_last=False, fused_gate=fused)
+
+    _bench(tmp_path, "training-piano.json", {"date": "2026-01-02", "cuda_graphs": True},
+           [row("wavenet", 400, False), row("sequnet", 80, False), row("wavenet", 360, True), row("sequnet", 60, True)])
+    piano = benchmarks.piano_variants_markdown(tmp_path)
+    assert "| 80.0 | 400.0 | 100 | 100 | 0.20 | 1.00 |" in piano
+    assert "| 60.0 | 360.0 | 100 | 100 | 0.17 | 1.00 |" in piano

@@ -82,9 +82,12 @@ def variant(meta: dict, row: dict) -> str:
 
 
 def piano_key(meta: dict, row: dict) -> tuple:
-    """What a Seq-U-Net row and its WaveNet must share (the fused gate exists in the Seq-U-Net only)."""
+    """What a Seq-U-Net row and its WaveNet must share: precision, execution, layout and the fused gate, so that a
+    ratio compares the two models with the same speed-ups (files from before WaveNet had the fused gate have no
+    fused WaveNet row: their fused Seq-U-Net rows get no ratio)."""
     return (meta["device"], bool(meta.get("bf16")), bool(meta.get("cuda_graphs")), bool(meta.get("compile")),
-            bool(meta.get("one_hot_input")), row["batch"], bool(row.get("channels_last")))
+            bool(meta.get("one_hot_input")), row["batch"], bool(row.get("channels_last")),
+            bool(row.get("fused_gate")))
 
 
 def _ms(row: dict | None) -> str:
@@ -124,8 +127,8 @@ def piano_variants_markdown(bench_dir: Path) -> str:
     if fastest:
         path, r, meta = fastest
         text += (f"\n\nFastest Seq-U-Net step at batch 16: **{r['time_median_s'] * 1e3:.1f} ms**, peak "
-                 f"{r['peak_memory_mib']:,.0f} MiB ({variant(meta, r)}, {meta['device']}, `{path.name}`); goal "
-                 f"<= 60 ms within the official 9.05 GiB (9,267 MiB); the official code: 123 ms.")
+                 f"{r['peak_memory_mib']:,.0f} MiB ({variant(meta, r)}, {meta['device']}, `{path.name}`); the official "
+                 f"code: 123 ms and 9.05 GiB. Goal: <= 25 ms in bf16, <= 45 ms without.")
     return text
 
 
@@ -177,3 +180,27 @@ def plot_generation(bench: dict):
     ax.set(ylabel="samples per second", title=f"Cached generation, float32, {bench['meta']['device']}")
     fig.tight_layout()
     return fig
+
+
+def breakdown_markdown(bench_dir: Path) -> str:
+    """The newest ``breakdown*.json`` (benchmarks/breakdown.py): each Table 1 language and music model's peak memory
+    taken apart and its step's GPU operations and FLOPs, Seq-U-Net beside its TCN."""
+    found = load_bench(bench_dir, "breakdown*.json", full_only=True)
+    if not found:
+        return "No breakdown committed yet: run `python benchmarks/breakdown.py --out results/bench/breakdown.json`."
+    path, result = found[0]
+    meta = result["meta"]
+
+    def f(v, fmt=",.0f"):
+        return "–" if v is None else format(v, fmt)
+
+    rows = [f"`{path.name}`: {meta['device']}, torch {meta['torch']}, {meta['date'][:10]}, float32.", "",
+            "| task | model | batch | params + grads + Adam MiB | saved activations MiB | rest of the peak MiB | "
+            "peak MiB | GPU operations | GFLOP | ms (graphed) | TFLOP/s |", "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in result["rows"]:
+        best = r.get("graph_time_s") or r["eager_time_s"]
+        rows.append(f"| {r['task']} | {r['arch']} | {r['batch']} | {f(r['params_mib'] + r['grads_mib'] + r['adam_mib'])} "
+                    f"| {f(r['saved_activations_mib'])} | {f(r.get('remainder_mib'))} | {f(r['eager_peak_mib'])} | "
+                    f"{f(r['gpu_operations_per_step'])} | {r['flops_per_step'] / 1e9:,.1f} | {best * 1e3:.2f}"
+                    f"{'' if r.get('graph_time_s') else ' (eager)'} | {r['tflops_per_s']:.1f} |")
+    return "\n".join(rows)
