@@ -537,3 +537,35 @@ def test_static_page_in_chromium(items_dir, served, chrome):
     audio_ok = chrome.execute_script(
         "return Array.prototype.every.call(document.querySelectorAll('audio'), function (a) { return !a.error; });")
     assert audio_ok
+
+
+# --- property tests: many response documents, one rule ------------------------------------------------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+PROPERTY_ITEMS = ("item01", "item02", "item03")
+NAMES = st.sampled_from(["ann", "Ann", " ann ", "ANN", "bob", "Bob  ", "carl"])
+ANSWER = st.fixed_dictionaries({
+    "item": st.sampled_from(PROPERTY_ITEMS + ("item99",)),
+    "a_model": st.just("sequnet"), "b_model": st.just("wavenet"),
+    "quality": st.sampled_from(L.ANSWERS), "coherence": st.sampled_from(L.ANSWERS)})
+
+
+@settings(max_examples=60, deadline=None)
+@given(docs=st.lists(st.tuples(NAMES, st.lists(ANSWER, min_size=1, max_size=4, unique_by=lambda a: a["item"])),
+                     min_size=1, max_size=4))
+def test_a_summary_counts_one_vote_per_person_and_known_item(docs):
+    """Any set of responses: an answer to an unknown item refuses the set; otherwise each (person, item) counts
+    once, people being told apart by their normalised names."""
+    documents = [L.response_document(name, answers, created="2026-12-02T00:00:00+00:00") for name, answers in docs]
+    unknown = any(a["item"] not in PROPERTY_ITEMS for _, answers in docs for a in answers)
+    if unknown:
+        with pytest.raises(L.ResponseError, match="item99"):
+            L.summarise(documents, PROPERTY_ITEMS)
+        return
+    summary = L.summarise(documents, PROPERTY_ITEMS)
+    pairs = {(name.strip().casefold(), a["item"]) for name, answers in docs for a in answers}
+    assert summary.participants == len({who for who, _ in pairs})
+    assert all(summary.answers(q) == len(pairs) for q in L.QUESTIONS)
+    assert set(summary.by_item) <= set(PROPERTY_ITEMS)

@@ -80,3 +80,42 @@ def test_load_names_missing_fields(tmp_path):
     path.write_text(json.dumps(data))
     with pytest.raises(RecordError, match=r"lacks the field\(s\) \['metrics', 'device'\]"):
         ResultRecord.load(path)
+
+
+# --- property tests: many field values, one rule ------------------------------------------------------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+JSON_VALUES = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+                           lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner,
+                                                                                          max_size=3), max_leaves=6)
+FIELDS = ["metrics", "params", "receptive_field", "time_per_step_s", "peak_memory_mib", "wall_time_s", "config",
+          "history", "deviations", "experiment", "device", "notes"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(field=st.sampled_from(FIELDS), value=JSON_VALUES)
+def test_any_field_value_loads_or_is_refused_naming_file_and_field(tmp_path_factory, field, value):
+    """Whatever a damaged record holds in a field, loading either refuses it with a RecordError that names the file
+    and the field, or gives a record the book's reproduction page renders (before the type checks, a metric of
+    "n/a" loaded and then crashed the page with a TypeError that named no file)."""
+    path = tmp_path_factory.mktemp("records") / "r.json"
+    data = json.loads(json.dumps(record().__dict__)) | {field: value}
+    path.write_text(json.dumps(data))
+    try:
+        loaded = ResultRecord.load(path)
+    except RecordError as e:
+        assert str(path) in str(e) and field in str(e)
+    else:
+        from sequnet.publish.reproduction import reproduction_markdown
+        assert "Reproduction" in reproduction_markdown([loaded], ["results"])
+
+
+@settings(max_examples=40, deadline=None)
+@given(text=st.text(max_size=40))
+def test_strings_from_a_record_are_escaped_in_the_book(text):
+    from sequnet.publish.reproduction import text as book_text
+
+    shown = book_text(text)
+    assert "<" not in shown and ">" not in shown and "|" not in shown.replace("\\|", "")
