@@ -25,7 +25,7 @@ import nbformat
 import pytest
 
 from sequnet.experiment.records import ResultRecord
-from sequnet.publish import book, htmlcheck, notebook_view, reproduction, runner
+from sequnet.publish import book, htmlcheck, notebook_view, notebooks, reproduction
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
@@ -136,7 +136,7 @@ def test_record_strings_are_literal_text_on_the_page():
 
 
 def test_toc_lists_existing_notebooks_in_preferred_order():
-    toc = book.toc_yaml(runner.order_names(["zeta", "music", "models", "char_ptb"]))
+    toc = book.toc_yaml(notebooks.order_names(["zeta", "music", "models", "char_ptb"]))
     files = re.findall(r"file: (\S+)", toc)
     assert files == ["notebooks/models", "notebooks/char_ptb", "notebooks/music", "notebooks/zeta",
                      "reproduction", "differences", "references"]
@@ -517,7 +517,7 @@ def test_page_specific_checks(pages):
 def test_screenshots(pages, browser, server):
     """Screenshots of the introduction, the first chapter (book order) at its first figure, the reproduction page at
     Table 1."""
-    chapters = runner.order_names(p.removeprefix("notebooks/") for p in pages if p.startswith("notebooks/"))
+    chapters = notebooks.order_names(p.removeprefix("notebooks/") for p in pages if p.startswith("notebooks/"))
     shots = {"intro": "intro", "reproduction": "reproduction"}
     if chapters:
         shots["chapter"] = f"notebooks/{chapters[0]}"

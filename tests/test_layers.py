@@ -77,3 +77,8 @@ def test_no_import_cycles():
     for name in sorted(GRAPH):
         visit(name)
     assert not cycles, "import cycles: " + "; ".join(" -> ".join(c) for c in cycles)
+
+
+def test_no_module_is_over_about_400_lines():
+    long = {n: len(p.read_text().splitlines()) for n, p in MODULES.items() if len(p.read_text().splitlines()) > 420}
+    assert not long, f"modules over about 400 lines: {long}"

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from sequnet.analysis.notebook_params import check_parameters
-from sequnet.publish import runner
+from sequnet.publish import notebooks, runner
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 # Owned by the listening-test chapter, which keeps its own checks.
@@ -66,16 +66,16 @@ def test_notebook_is_a_thin_driver(name):
 
 
 def test_language_notebook_runs_once_per_task_under_the_old_names():
-    runs = runner.discover(NOTEBOOKS)
+    runs = notebooks.discover(NOTEBOOKS)
     assert "language" not in runs and "char_ptb" in runs and "word_ptb" in runs
     assert runs["char_ptb"].source == runs["word_ptb"].source == NOTEBOOKS / "language.md"
     assert runs["char_ptb"].params == (("task", "char_ptb"),) and runs["word_ptb"].params == (("task", "word_ptb"),)
     assert list(runs).index("char_ptb") < list(runs).index("word_ptb") < list(runs).index("music")
-    assert [r.name for r in runner.select(runs, ["word_ptb"])] == ["word_ptb"]
-    assert [r.name for r in runner.select(runs, ["language", "models"])] == ["models", "char_ptb", "word_ptb"]
+    assert [r.name for r in notebooks.select(runs, ["word_ptb"])] == ["word_ptb"]
+    assert [r.name for r in notebooks.select(runs, ["language", "models"])] == ["models", "char_ptb", "word_ptb"]
     assert runs["models"].params == ()
     with pytest.raises(ValueError, match="unknown notebook char"):
-        runner.select(runs, ["char"])
+        notebooks.select(runs, ["char"])
 
 
 def test_runner_passes_each_run_its_name_and_parameters(tmp_path, monkeypatch):

@@ -17,7 +17,8 @@ from sequnet.experiment.hpo import SPACE, search
 from sequnet.experiment.records import ResultRecord
 from sequnet.experiment.presets import PRESETS
 from sequnet.experiment.scales import resolve
-from sequnet.experiment.tasks import LanguageTask, bits_per_character, frame_nll, make_task, perplexity
+from sequnet.experiment.metrics import bits_per_character, frame_nll, perplexity
+from sequnet.experiment.tasks import LanguageTask, make_task
 from sequnet.experiment.checkpoints import checkpoint_in, load_checkpoint
 from sequnet.experiment.training import LRRule, lr_schedule, train
 

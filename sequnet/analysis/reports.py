@@ -10,7 +10,7 @@ import numpy as np
 from sequnet.core.configs import ARCH_LABELS, baseline_arch, build_model, count_parameters
 from sequnet.experiment.records import PAPER_TABLE1, ResultRecord
 from sequnet.experiment.scales import RunConfig
-from sequnet.experiment.tasks import describe_unit
+from sequnet.experiment.metrics import describe_unit
 
 def scale_label(record: ResultRecord) -> str:
     """How a number must be labelled: only paper-scale runs are (attempted) reproductions."""

@@ -45,43 +45,13 @@ from sequnet.core.configs import MUSIC_TASKS, PaperSetting
 from sequnet.data import music as music_data
 from sequnet.data import text as text_data
 from sequnet.data.registry import data_root
+from sequnet.experiment.metrics import METRICS
 from sequnet.experiment.records import METRIC_UNITS
 
 SPLITS = ("train", "valid", "test")
 # How many language-model windows are stacked into one evaluation batch. Evaluation runs without dropout, so the
 # windows are independent and stacking them changes nothing but speed (the char scripts evaluate at batch 1).
 EVAL_WINDOWS_PER_BATCH = 32
-
-
-# --- metrics: the mean loss in nats per scored item -> the task's unit ---------------------------------------
-
-def bits_per_character(ce: float) -> float:
-    """Mean cross-entropy in nats -> bits: divide by ln 2."""
-    return ce / math.log(2)
-
-
-def perplexity(ce: float) -> float:
-    """exp of the mean cross-entropy (inf instead of an OverflowError for a diverged model)."""
-    return math.exp(ce) if ce < 709 else math.inf
-
-
-def frame_nll(nll: float) -> float:
-    """Music: total summed BCE / number of frames, already in nats per frame."""
-    return nll
-
-
-METRICS: dict[str, Callable[[float], float]] = {
-    "bpc": bits_per_character,
-    "perplexity": perplexity,
-    "nll": frame_nll,
-    "bits_per_sample": bits_per_character,      # the same conversion: CE in nats * log2(e)
-}
-
-
-def describe_unit(unit: str) -> str:
-    return {"bpc": "bits per character", "perplexity": "perplexity (per word)",
-            "nll": "frame-wise negative log-likelihood (nats)",
-            "bits_per_sample": "bits per audio sample"}.get(unit, unit)
 
 
 # --- the protocol -----------------------------------------------------------------------------------------------

@@ -30,7 +30,7 @@ from sequnet.publish.htmlcheck import external_resources
 from sequnet.publish.notebook_view import audio_player, with_banner  # noqa: F401
 from sequnet.publish.paths import BOOK, BUILD, REPO, RESULTS
 from sequnet.publish.reproduction import find_records, reproduction_markdown
-from sequnet.publish.runner import order_names
+from sequnet.publish.notebooks import order_names
 from sequnet.publish.vendor import vendor_js
 
 # Files a notebook writes under its out_dir that are published beside its page. Model checkpoints, arrays and

@@ -1,0 +1,34 @@
+"""Each committed audio file is stored once; the copies the listening test needs are links, and the book build
+turns them back into files under their neutral names."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from sequnet.publish import book
+from sequnet.publish.storage import duplicate_audio, link_duplicates
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_committed_audio_is_stored_once():
+    duplicates = duplicate_audio(REPO / "results")
+    assert not duplicates, ("audio stored twice; run `python -m sequnet.publish.storage results/published`: "
+                            + ", ".join(f"{p.relative_to(REPO)} = {q.relative_to(REPO)}" for p, q in duplicates.items()))
+
+
+def test_duplicates_become_links_that_the_book_copies_as_files(tmp_path):
+    run = tmp_path / "run"
+    (run / "piano_audio" / "audio").mkdir(parents=True)
+    (run / "piano_audio" / "listening_items").mkdir()
+    (run / "piano_audio" / "audio" / "item01_sequnet.flac").write_bytes(b"clip one")
+    (run / "piano_audio" / "audio" / "item01_wavenet.flac").write_bytes(b"clip two")
+    (run / "piano_audio" / "listening_items" / "item01_x.flac").write_bytes(b"clip one")
+    (run / "piano_audio.ipynb").write_text('{"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}')
+    assert link_duplicates(run) == [run / "piano_audio" / "listening_items" / "item01_x.flac"]
+    neutral = run / "piano_audio" / "listening_items" / "item01_x.flac"
+    assert neutral.is_symlink() and neutral.read_bytes() == b"clip one"
+    assert not duplicate_audio(run) and link_duplicates(run) == []          # a second pass changes nothing
+    site = tmp_path / "book"
+    assert book.publish_notebooks(run, site) == ["piano_audio"]
+    copied = site / "_assets" / "notebooks" / "piano_audio" / "listening_items" / "item01_x.flac"
+    assert copied.is_file() and not copied.is_symlink() and copied.read_bytes() == b"clip one"
