@@ -561,3 +561,29 @@ def test_the_language_notebook_names_its_task_in_the_title():
 
     assert notebook("char_ptb").cells[0].source == "# Language modelling on Penn Treebank: characters"
     assert notebook("word_ptb").cells[0].source == "# Language modelling on Penn Treebank: words"
+
+
+def test_a_paper_scale_run_with_changed_settings_is_not_called_a_reproduction():
+    """The piano notebook ran at scale "paper" with a 100-second time budget: its banner must not say "the paper's
+    settings" (issue 15), while a run that only says where to read and write keeps the paper's note."""
+    import nbformat
+
+    def banner(**parameters):
+        nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# Raw piano audio")])
+        nb.metadata["papermill"] = {"parameters": {"scale": "paper", "out_dir": "x", "device": "cuda", **parameters}}
+        return notebook_view.with_banner(nb).cells[1].source
+
+    changed = banner(time_budget_s=100, n_items=4)
+    assert "changed settings** (n_items=4, time_budget_s=100)" in changed and "paper's settings" not in changed
+    assert "with the paper's settings" in banner(checkpoints="ckpt", dataset="jsb")
+
+
+def test_a_changed_record_is_labelled_as_such():
+    from sequnet.analysis.reports import scale_label
+    from sequnet.experiment.records import ResultRecord
+
+    fields = dict(experiment="piano_audio", model="sequnet", scale="paper", metric="bits_per_sample",
+                  metrics={"train": 2.0, "valid": 2.4, "test": 2.5}, params=1, receptive_field=1, time_per_step_s=0.1,
+                  peak_memory_mib=1.0, device="NVIDIA H200", wall_time_s=1.0)
+    assert "not a reproduction" in scale_label(ResultRecord(**fields, deviations={"time_budget_s": 100.0}))
+    assert scale_label(ResultRecord(**fields, deviations={})).startswith("paper scale (Table 3 settings)")

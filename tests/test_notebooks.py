@@ -47,6 +47,7 @@ def test_check_parameters_accepts_good_values_and_creates_out_dir(tmp_path):
     (dict(audio_dir="/no/such/folder"), "audio_dir='/no/such/folder'"),
     (dict(checkpoints=""), "checkpoints=''"),
     (dict(scale="paper", device="cpu", paper_needs_gpu="the sweep is too large"), "the sweep is too large"),
+    (dict(optional_folders={"items_dir": None, "responses_dir": 7}), "responses_dir=7"),
 ])
 def test_check_parameters_names_the_bad_one(tmp_path, kwargs, named):
     args = dict(scale="smoke", out_dir=str(tmp_path / "out")) | kwargs

@@ -34,11 +34,13 @@ def _folder(name: str, value: Any) -> Path:
 
 def check_parameters(scale: Any, out_dir: Any, device: Any = None, *, task: Any = None,
                      tasks: tuple[str, ...] = (), progress: Any = False, seed: Any = None, audio_dir: Any = None,
-                     checkpoints: Any = None, paper_needs_gpu: str = "") -> NotebookParameters:
+                     checkpoints: Any = None, paper_needs_gpu: str = "",
+                     optional_folders: dict[str, Any] | None = None) -> NotebookParameters:
     """Check a notebook's parameters before any work; see the module docstring.
 
     ``tasks``: the values ``task`` may take (a notebook run once per task); ``paper_needs_gpu``: why this notebook
-    cannot run at paper scale without CUDA (empty: it can).
+    cannot run at paper scale without CUDA (empty: it can); ``optional_folders``: other parameters, by name, that
+    are a folder path or None.
     """
     scale = check_scale(scale)
     out = _folder("out_dir", out_dir)
@@ -52,6 +54,9 @@ def check_parameters(scale: Any, out_dir: Any, device: Any = None, *, task: Any 
         raise ValueError(f"audio_dir={audio_dir!r}: no such folder; give a folder of FLAC/WAV recordings or None")
     if checkpoints is not None:
         _folder("checkpoints", checkpoints)
+    for name, value in (optional_folders or {}).items():
+        if value is not None:
+            _folder(name, value)
     dev = None if device is None else resolve_device(device)      # raises naming the allowed values
     if paper_needs_gpu and scale == "paper" and (dev is None or dev.type != "cuda"):
         raise ValueError(f"scale='paper' needs a GPU here (device={device!r} resolved to {dev}): {paper_needs_gpu}")

@@ -14,6 +14,9 @@ from sequnet.experiment.metrics import describe_unit
 
 def scale_label(record: ResultRecord) -> str:
     """How a number must be labelled: only paper-scale runs are (attempted) reproductions."""
+    if record.scale == "paper" and record.deviations:
+        changed = ", ".join(f"{k}={v}" for k, v in sorted(record.deviations.items()))
+        return f"paper-size models with changed training ({changed}) on {record.device}: not a reproduction"
     if record.scale == "paper":
         return f"paper scale (Table 3 settings) on {record.device}"
     return f"{record.scale} scale on {record.device}: not a reproduction"

@@ -40,7 +40,14 @@ def scale_banner(nb) -> str:
     scale = meta.get("parameters", {}).get("scale")
     when = html.escape(str(meta.get("end_time") or "")[:16].replace("T", " "))
     ran = f"Executed at **{scale}** scale" + (f" on {when} UTC" if when else "")
-    if scale == "paper":
+    changed = {k: v for k, v in meta.get("parameters", {}).items() if k not in WHERE_PARAMETERS and v is not None}
+    if scale in SCALES and SCALES[scale].reproduces_paper and changed:
+        # e.g. the piano notebook with a time budget: the paper's models, but not its length of training
+        listed = html.escape(", ".join(f"{k}={v}" for k, v in sorted(changed.items())))
+        return (f"```{{warning}}\n{ran} with the paper's models and data but **changed settings** ({listed}): its "
+                f"numbers are **not** a reproduction of the paper's; the {{doc}}`/reproduction` page lists them as "
+                f"changed runs.\n```")
+    if scale in SCALES and SCALES[scale].reproduces_paper:
         return (f"```{{note}}\n{ran} with the paper's settings (Tables 2 and 3). The {{doc}}`/reproduction` page "
                 f"puts its result records beside the paper's Table 1.\n```")
     if scale in SCALES:
@@ -52,6 +59,10 @@ def scale_banner(nb) -> str:
 
 # A notebook run once per dataset (the music one) gets the dataset's name in its title, so that its chapters
 # differ in the book's navigation.
+# Notebook parameters that say where a run reads and writes, not what it trains: any other one a run was given
+# (epochs, time_budget_s, n_items, ...) changes the scale's preset.
+WHERE_PARAMETERS = {"scale", "out_dir", "device", "dataset", "task", "progress", "checkpoints", "audio_dir",
+                    "items_dir", "responses_dir"}
 DATASET_TITLES = {"jsb": "JSB Chorales", "nottingham": "Nottingham", "muse": "MuseData", "piano_midi": "Piano-midi.de"}
 # Likewise the language notebook, run once per task.
 TASK_TITLES = {"char_ptb": "characters", "word_ptb": "words"}
