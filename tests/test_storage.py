@@ -32,3 +32,13 @@ def test_duplicates_become_links_that_the_book_copies_as_files(tmp_path):
     assert book.publish_notebooks(run, site) == ["piano_audio"]
     copied = site / "_assets" / "notebooks" / "piano_audio" / "listening_items" / "item01_x.flac"
     assert copied.is_file() and not copied.is_symlink() and copied.read_bytes() == b"clip one"
+
+
+def test_published_notebooks_hold_no_machine_paths():
+    """A reader never sees where a GPU machine kept its files (the published book is built from these)."""
+    import re
+
+    pattern = re.compile(r"(?<![\w.])/(tmp|root|home|work)/[\w.-]+")
+    found = {p.name: pattern.findall(p.read_text()) for p in sorted((REPO / "results" / "published").rglob("*"))
+             if p.suffix in (".ipynb", ".html", ".json", ".md") and not p.is_symlink()}
+    assert not {name: hits for name, hits in found.items() if hits}
