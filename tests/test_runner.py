@@ -13,26 +13,14 @@ import psutil
 import pytest
 
 from sequnet.publish import runner
+from test_book import NOTEBOOK          # a notebook with a parameters cell and one code cell ``body``
 
 REPO = Path(__file__).resolve().parents[1]
-NOTEBOOK = """---
-kernelspec: {{display_name: Python 3, language: python, name: python3}}
----
-# A notebook
-```{{code-cell}} ipython3
-:tags: [parameters]
-scale = "demo"
-out_dir = "."
-```
-```{{code-cell}} ipython3
-{body}
-```
-"""
 
 
 def test_a_failing_run_keeps_the_last_good_executed_notebook(tmp_path, monkeypatch):
     source, out = tmp_path / "nb.md", tmp_path / "out"
-    source.write_text(NOTEBOOK.format(body="print(scale)"))
+    source.write_text(NOTEBOOK.format(title="A notebook", body="print(scale)"))
     out.mkdir()
     (out / "nb.ipynb").write_text("the last good run")
     result = {"status": "failed"}
@@ -64,7 +52,7 @@ def test_sigterm_ends_papermill_and_its_kernel(tmp_path):
     pids = tmp_path / "pids"
     body = (f"import os, time\nopen({str(pids)!r} + '.tmp', 'w').write(f'{{os.getpid()}} {{os.getppid()}}')\n"
             f"os.replace({str(pids)!r} + '.tmp', {str(pids)!r})\ntime.sleep(300)")
-    (tmp_path / "sleeper.md").write_text(NOTEBOOK.format(body=body))
+    (tmp_path / "sleeper.md").write_text(NOTEBOOK.format(title="A notebook", body=body))
     cmd = [sys.executable, "-m", "sequnet", "run", "--scale", "smoke", "--gpus", "0", "--notebooks", str(tmp_path),
            "--out", str(tmp_path / "out")]
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
