@@ -587,3 +587,9 @@ def test_a_changed_record_is_labelled_as_such():
                   peak_memory_mib=1.0, device="NVIDIA H200", wall_time_s=1.0)
     assert "not a reproduction" in scale_label(ResultRecord(**fields, deviations={"time_budget_s": 100.0}))
     assert scale_label(ResultRecord(**fields, deviations={})).startswith("paper scale (Table 3 settings)")
+
+
+def test_music_chapters_run_per_dataset_keep_the_music_place():
+    published = ["listening_test", "music_jsb", "char_ptb", "piano_audio", "music_muse", "word_ptb", "zeta"]
+    assert notebooks.order_names(published) == ["char_ptb", "word_ptb", "music_jsb", "music_muse", "piano_audio",
+                                                 "listening_test", "zeta"]
