@@ -593,3 +593,27 @@ def test_music_chapters_run_per_dataset_keep_the_music_place():
     published = ["listening_test", "music_jsb", "char_ptb", "piano_audio", "music_muse", "word_ptb", "zeta"]
     assert notebooks.order_names(published) == ["char_ptb", "word_ptb", "music_jsb", "music_muse", "piano_audio",
                                                  "listening_test", "zeta"]
+
+
+def test_published_notebooks_lose_the_machine_paths_papermill_recorded():
+    import nbformat
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# Title")])
+    nb.metadata["papermill"] = {"input_path": "/tmp/sequnet-x/char_ptb.ipynb", "parameters": {"scale": "smoke"},
+                                "output_path": "/srv/build/smoke/.running/char_ptb.ipynb"}
+    meta = book.without_machine_paths(nb, "char_ptb").metadata["papermill"]
+    assert (meta["input_path"], meta["output_path"]) == ("char_ptb.md", "char_ptb.ipynb")
+    assert meta["parameters"] == {"scale": "smoke"}
+
+
+@pytest.mark.book
+def test_the_site_shows_no_machine_paths(site):
+    """Pages, downloadable notebooks and data files: no path of the machine that built or executed them."""
+    pattern = re.compile(r"(?<![\w.])/(?:tmp|root|home|work|srv)/[\w.-]+")
+    hits = {}
+    for path in site.rglob("*"):
+        if path.is_file() and path.suffix in (".html", ".ipynb", ".json", ".txt", ".md"):
+            found = [m.group(0) for m in pattern.finditer(path.read_text(errors="replace"))]
+            if found:
+                hits[str(path.relative_to(site))] = found[:3]
+    assert not hits, hits

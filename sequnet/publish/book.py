@@ -46,6 +46,16 @@ def executed_notebooks(source: Path) -> dict[str, Path]:
     return {name: found[name] for name in order_names(found)}
 
 
+def without_machine_paths(nb, name: str):
+    """The notebook without the paths papermill records of the machine that ran it (its temporary input and its
+    output file): the site offers each notebook for download, and a reader has no use for them."""
+    meta = nb.metadata.get("papermill", {})
+    for key, value in (("input_path", f"{name}.md"), ("output_path", f"{name}.ipynb")):
+        if key in meta:
+            meta[key] = value
+    return nb
+
+
 def publish_notebooks(source: Path, book: Path) -> list[str]:
     """Copy the executed notebooks and their published files into the book; returns the chapter names."""
     import nbformat
@@ -58,7 +68,7 @@ def publish_notebooks(source: Path, book: Path) -> list[str]:
     assets.mkdir(parents=True)
     for name, path in notebooks.items():
         nb = nbformat.read(path, as_version=4)
-        nbformat.write(with_banner(nb), target / f"{name}.ipynb")
+        nbformat.write(with_banner(without_machine_paths(nb, name)), target / f"{name}.ipynb")
         for file in sorted((source / name).rglob("*")):
             if file.is_file() and file.suffix.lower() in ASSET_SUFFIXES:
                 dst = assets / "notebooks" / name / file.relative_to(source / name)
