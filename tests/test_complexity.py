@@ -141,8 +141,8 @@ def test_generator_counters_follow_the_clock(levels):
 
 
 def test_sweep_runs_and_reports_every_point():
-    plan = sweeps.SweepPlan(SMALL, batch=1, length_levels=2, outputs=(16, 64), depth_levels=(2, 3), depth_input=300,
-                       steps=1, warmup=0)
+    plan = sweeps.SweepPlan(models=SMALL, batch=1, length_levels=2, outputs=(16, 64), depth_levels=(2, 3),
+                            depth_input=300, steps=1, warmup=0)
     rows = sweeps.sweep(plan, torch.device("cpu"), progress=None)
     assert [(r["sweep"], r["arch"]) for r in rows] == [("length", "sequnet"), ("length", "wavenet")] * 2 \
         + [("depth", "sequnet"), ("depth", "wavenet")] * 2

@@ -25,7 +25,7 @@ from sequnet.core import sizes
 from sequnet.core.models import ResSeqUNet, ResSeqUNetConfig, SeqUNet, SeqUNetConfig, TCN, TCNConfig, WaveNet, \
     WaveNetConfig
 from sequnet.core.models.layers import OneHotModel
-from sequnet.experiment.presets import SCALES
+from sequnet.experiment.presets import SCALES, Sweep
 
 SEQ, WAVE = "tab:blue", "tab:orange"     # one colour per model in every figure of the chapter
 
@@ -81,21 +81,14 @@ class AudioModels:
 
 
 @dataclass(frozen=True)
-class SweepPlan:
-    models: AudioModels
-    batch: int
-    length_levels: int                  # Seq-U-Net levels in the length sweep (WaveNet: matched layers)
-    outputs: tuple[int, ...]            # scored outputs per window in the length sweep
-    depth_levels: tuple[int, ...]       # Seq-U-Net levels in the depth sweep (WaveNet: matched layers)
-    depth_input: int                    # input length (at most) in the depth sweep
-    steps: int
-    warmup: int
+class SweepPlan(Sweep):
+    """A scale's sweep (its row of ``sequnet.experiment.presets.SCALES``) with the audio models it measures."""
+    models: AudioModels = AudioModels()
 
 
-# Each scale's sweep is a row of the scale table (``sequnet.experiment.presets.SCALES``).
-def _plan(sweep) -> SweepPlan:
-    numbers = {f.name: getattr(sweep, f.name) for f in dataclasses.fields(sweep) if f.name != "widths"}
-    return SweepPlan(AudioModels(**sweep.widths), **numbers)
+def _plan(sweep: Sweep) -> SweepPlan:
+    numbers = {f.name: getattr(sweep, f.name) for f in dataclasses.fields(sweep)}
+    return SweepPlan(**numbers, models=AudioModels(**sweep.widths))
 
 
 SWEEP_PLANS = {name: _plan(s.sweep) for name, s in SCALES.items()}
