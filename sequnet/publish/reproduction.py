@@ -15,6 +15,8 @@ from pathlib import Path
 from sequnet.core.configs import baseline_arch
 from sequnet.experiment.records import METRIC_UNITS, PAPER_TABLE1, RecordError, ResultRecord
 from sequnet.publish.paths import RESULTS
+from sequnet.publish.table1 import (MATCH_TOLERANCE, SeedSummary, seed_of, table1_cells, task_order,
+                                    training_label, verdict)
 
 TASK_NAMES = {"char_ptb": "Char-LM (PTB)", "word_ptb": "Word-LM (PTB)", "muse": "M-Muse", "nottingham": "M-Nott",
               "jsb": "M-JSB", "piano_midi": "M-Piano-midi", "piano_audio": "Piano (audio)"}
@@ -112,23 +114,62 @@ CONTENDED_NOTE = ("† Trained side by side with other runs on one GPU (CUDA MPS
                   "costs, both models of a pair in one process.")
 
 
-def table1_section(records: list[ResultRecord]) -> list[str]:
-    """The paper's Table 1 rows, each followed by this companion's paper-scale records of the same experiment."""
-    ours = [r for r in records if is_reproduction(r)]
-    keys = list(PAPER_TABLE1) + sorted({(r.experiment, r.model) for r in ours} - set(PAPER_TABLE1))
-    lines = ["| Task | Model | Source | Params | Train | Test | Time/step (s) | Peak memory |",
-             "|---|---|---|---|---|---|---|---|"]
+def glance_section(records: list[ResultRecord]) -> list[str]:
+    """Table 1 at a glance: one row per task and model, the paper's test metric beside ours (mean ± sd over seeds),
+    the difference, the seeds' range and a verdict."""
+    cells, _ = table1_cells(records)
+    keys = sorted(set(PAPER_TABLE1) | set(cells), key=task_order)
+    lines = ["| Task | Model | Paper | Ours | Difference | Seeds: n, range | Verdict |",
+             "|---|---|---:|---:|---:|---|---|"]
     for task, model in keys:
+        paper = PAPER_TABLE1.get((task, model), {}).get("test")
+        runs = cells.get((task, model), [])
+        head = f"| {task_name(task)} | {model_name(task, model)} | {'–' if paper is None else f'{paper:g}'} "
+        if not runs:
+            lines.append(head + "| no run yet | – | – | – |")
+            continue
+        s = SeedSummary.of(runs)
+        places = 2 if abs(s.mean) >= 100 else 3     # as fmt() gives the mean
+        ours = fmt(s.mean) + ("" if s.sd is None else f" ± {s.sd:.{places}f}")
+        diff = "–" if paper is None else f"{s.mean - paper:+.{places}f}"
+        spread = f"1 (seed {seed_text(runs[0])})" if s.n == 1 else f"{s.n}, {fmt(s.low)}–{fmt(s.high)}"
+        label = "; ".join(filter(None, {training_label(r) for r in runs}))
+        note = f" ({text(label)})" if label else ""
+        lines.append(head + f"| {ours} | {diff} | {spread} | {verdict(task, paper, s, runs)}{note} |")
+    return lines
+
+
+def seed_text(r: ResultRecord) -> str:
+    return "?" if seed_of(r) is None else text(seed_of(r))
+
+
+def source_label(r: ResultRecord) -> str:
+    """A run's source in a few words: device, date and commit (and the status unless ok), short enough for one
+    table cell."""
+    commit = ""
+    if r.git_commit not in ("", "unknown"):
+        commit = f", `{r.git_commit}`" if re.fullmatch(r"[0-9a-f]{4,40}", r.git_commit) else f", {text(r.git_commit)}"
+    status = "" if r.status == "ok" else f", **{text(r.status)}**"
+    return f"{text(r.device.removeprefix('NVIDIA '))}, {text(r.date[:10])}{commit}{status}"
+
+
+def table1_section(records: list[ResultRecord]) -> list[str]:
+    """Each cell's details: the paper's row (its GTX 1080 costs), then every seed of ours at paper scale."""
+    cells, _ = table1_cells(records)
+    lines = ["| Task | Model | Run | Params | Train | Test | Time/step (s) | Peak memory |",
+             "|---|---|---|---|---|---|---|---|"]
+    for task, model in sorted(set(PAPER_TABLE1) | set(cells), key=task_order):
         head = f"| {task_name(task)} | {model_name(task, model)} "
         if (task, model) in PAPER_TABLE1:
             p = PAPER_TABLE1[task, model]
             star = "\\*" if task == "piano_audio" else ""   # measured at batch 2
-            lines.append(head + f"| **paper** (GTX 1080) | {p.get('params', '–')} | {p['train']:g} | {p['test']:g} | "
+            lines.append(head + f"| **paper**, GTX 1080 | {p.get('params', '–')} | {p['train']:g} | {p['test']:g} | "
                                 f"{p['time_s']:g}{star} | {p['mem_mb']:g} MB{star} |")
-        for r in (r for r in ours if (r.experiment, r.model) == (task, model)):
+        for r in cells.get((task, model), []):
             mem = f"{r.peak_memory_mib:.1f} MiB" if r.peak_memory_mib is not None else "–"
-            lines.append(head + f"| {run_label(r)} | {params_label(r.params)} | {fmt(r.metrics.get('train'))} | "
-                                f"{fmt(r.metrics.get('test'))} | {step_time(r)} | {mem} |")
+            lines.append(head + f"| ours, seed {seed_text(r)}: {source_label(r)} | {params_label(r.params)} | "
+                                f"{fmt(r.metrics.get('train'))} | {fmt(r.metrics.get('test'))} | {step_time(r)} | "
+                                f"{mem} |")
     return lines
 
 
@@ -141,20 +182,25 @@ def changed_section(records: list[ResultRecord]) -> list[str]:
     """Paper-scale runs that changed the preset (fewer epochs, a time budget, another learning rate or seed): the
     paper's models and data, not its exact training, so they sit beside Table 1 rather than in it, with the change
     named."""
-    runs = [r for r in records if r.scale == "paper" and not is_reproduction(r)]
+    cells, replaced = table1_cells(records)
+    shown = {id(r) for runs in cells.values() for r in runs}
+    runs = [r for r in records if r.scale == "paper" and id(r) not in shown]
     if not runs:
         return []
     lines = ["### Paper settings, changed training", "",
              "These runs use the paper's models and data but changed its training preset: fewer epochs, another "
              "learning rate or another seed (the column *changed* says what; a record's notes say why). Some were "
-             "tried where a row misses its goal; all are published rather than left out.", "",
-             "| Task | Model | Source | Changed | Params | Train | Test | Time/step (s) | Peak memory |",
+             "tried where a row misses its goal; all are published rather than left out. An earlier run with "
+             "the paper's settings and the same seed as a newer one is listed here too (*changed*: none).", "",
+             "| Task | Model | Run | Changed | Params | Train | Test | Time/step (s) | Peak memory |",
              "|---|---|---|---|---|---|---|---|---|"]
     for r in runs:
         mem = f"{r.peak_memory_mib:.1f} MiB" if r.peak_memory_mib is not None else "–"
         valid = f" (valid {fmt(r.metrics.get('valid'))})" if r.metrics.get("test") is None else ""
         lines.append(f"| {task_name(r.experiment)} | {model_name(r.experiment, r.model)} | "
-                     f"{run_label(r)} | {preset_change(r)} | {params_label(r.params)} | {fmt(r.metrics.get('train'))} | "
+                     f"seed {seed_text(r)}: {source_label(r)} | "
+                     f"{'none (replaced by a newer run)' if any(r is q for q in replaced) else preset_change(r)} | "
+                     f"{params_label(r.params)} | {fmt(r.metrics.get('train'))} | "
                      f"{fmt(r.metrics.get('test'))}{valid} | {step_time(r)} | {mem} |")
     return lines
 
@@ -239,6 +285,14 @@ def reproduction_markdown(records: list[ResultRecord], sources: list[str]) -> st
         "`smoke` and `demo` runs are small-scale checks and demonstrations and appear in a separate table.", "",
         f"Records read from: {', '.join(f'`{s}`' for s in sources)} ({len(records)} found, {n_paper} at paper "
         "scale). This page is generated by `sequnet book`.", "",
+        "## Table 1 at a glance", "",
+        "The paper's test metric for each task and model beside ours at paper scale (lower is better). Where a cell "
+        "has runs with several seeds (the paper's settings otherwise unchanged), *Ours* is their mean ± standard "
+        "deviation and *Seeds* their number and range; the verdict then says whether the paper's number lies "
+        "inside that range. With one seed the verdict can only say whether ours is within "
+        f"{100 * MATCH_TOLERANCE:g} % of the paper's (*matches*) or by how much it is better or worse: one run "
+        "cannot tell a real difference from the spread between seeds. *Difference* is ours minus the paper's.", "",
+        *glance_section(records), "",
         "## Table 1 beside paper-scale runs", "",
         f"Metrics are in each task's unit ({units}); lower is better. The paper measured time per training step "
         "and peak memory on a GTX 1080 with PyTorch 1.2; ours come from `torch.cuda.max_memory_allocated` "

@@ -1,0 +1,118 @@
+"""Table 1's cells: which paper-scale records count as seeds of one task and model, what they say together (mean,
+standard deviation, range, n) and a short verdict against the paper's number. The reproduction page
+(:mod:`sequnet.publish.reproduction`) shows them."""
+from __future__ import annotations
+
+import dataclasses
+import statistics
+
+from sequnet.core.configs import baseline_arch
+from sequnet.experiment.records import ResultRecord
+
+# Table 1's tasks in the paper's order, Piano-midi (not in the paper's Table 1) before the audio task; within a
+# task the baseline comes first, then the Seq-U-Net.
+TASK_ORDER = ("char_ptb", "word_ptb", "muse", "nottingham", "jsb", "piano_midi", "piano_audio")
+# Tasks the paper trained for a number of iterations rather than epochs (section 5.2: 246,000 for raw audio). Our
+# runs of them at the paper's models may train for less; their row says how much of that training they had.
+PAPER_ITERATIONS = {"piano_audio": 246_000}
+TRAINING_LENGTH = {"epochs", "max_steps_per_epoch", "time_budget_s"}
+# A run that differs from the paper's preset only in these is still one seed of its Table 1 cell.
+SEED_ONLY = {"seed"}
+# Within half a per cent of the paper's number counts as matching it: about the smallest difference the paper
+# reports between its two models of a task where it calls them on par (JSB 0.2 %, word-PTB 0.5 %, MuseData 0.6 %).
+MATCH_TOLERANCE = 0.005
+
+
+def task_order(key: tuple[str, str]) -> tuple:
+    task, model = key
+    rank = TASK_ORDER.index(task) if task in TASK_ORDER else len(TASK_ORDER)
+    return rank, task, model != baseline_arch(task), model != "sequnet", model
+
+
+def seed_of(r: ResultRecord):
+    """The seed a record names (``config['seed']``); None for a record that does not say."""
+    return r.config.get("seed")
+
+
+def steps_trained(r: ResultRecord) -> int | None:
+    """Training steps a run took: ``config['steps']`` where the record has it, else the sum over its epochs."""
+    if isinstance(r.config.get("steps"), int):
+        return r.config["steps"]
+    steps = [h.get("steps") for h in r.history]
+    return sum(steps) if steps and all(isinstance(s, int) for s in steps) else None
+
+
+def training_label(r: ResultRecord) -> str:
+    """How long an iteration-counted run trained, against the paper's iterations (``779 steps, 0.32 % of the
+    paper's 246k``); empty for tasks trained by epochs."""
+    paper = PAPER_ITERATIONS.get(r.experiment)
+    if paper is None:
+        return ""
+    steps = steps_trained(r)
+    if steps is None:
+        budget = (r.deviations or {}).get("time_budget_s")
+        return f"trained {budget:g} s, not the paper's {paper // 1000}k steps" if budget else ""
+    return f"{steps:,} steps, {100 * steps / paper:.2g} % of the paper's {paper // 1000}k"
+
+
+def in_cell(r: ResultRecord) -> bool:
+    """Whether a record is one seed of its Table 1 cell: paper scale, finished with a test score, and the paper's
+    preset apart from the seed (and, for tasks trained by iterations, the training length, which its row names)."""
+    allowed = SEED_ONLY | (TRAINING_LENGTH if r.experiment in PAPER_ITERATIONS else set())
+    return (r.scale == "paper" and r.status == "ok" and r.metrics.get("test") is not None
+            and set(r.deviations or {}) <= allowed)
+
+
+def table1_cells(records: list[ResultRecord]) -> tuple[dict[tuple[str, str], list[ResultRecord]], list[ResultRecord]]:
+    """The records of each Table 1 cell (task, model), one per seed (the newest, records being sorted by date), in
+    Table 1's order; and the older runs of a seed that a newer run replaced."""
+    newest, replaced = {}, []
+    for r in records:
+        if in_cell(r):
+            key = (r.experiment, r.model, seed_of(r))
+            if key in newest:
+                replaced.append(newest[key])
+            newest[key] = r
+    cells = {}
+    for (task, model, _), r in newest.items():
+        cells.setdefault((task, model), []).append(r)
+    return {k: cells[k] for k in sorted(cells, key=task_order)}, replaced
+
+
+@dataclasses.dataclass
+class SeedSummary:
+    """The test metric of one cell over its seeds: mean, sample standard deviation (None for one seed), range."""
+    n: int
+    mean: float
+    sd: float | None
+    low: float
+    high: float
+
+    @classmethod
+    def of(cls, runs: list[ResultRecord]) -> "SeedSummary":
+        values = [r.metrics["test"] for r in runs]
+        sd = statistics.stdev(values) if len(values) > 1 else None
+        return cls(len(values), statistics.fmean(values), sd, min(values), max(values))
+
+    def contains(self, value: float) -> bool:
+        return self.low <= value <= self.high
+
+
+def verdict(task: str, paper: float | None, s: SeedSummary, runs: list[ResultRecord]) -> str:
+    """One short judgement of a cell. Several seeds: whether the paper's number lies inside our range. One seed:
+    matching within ``MATCH_TOLERANCE``, or better / worse by how much (one seed cannot tell noise apart). Lower is
+    better in every task's unit."""
+    if paper is None:
+        return "no paper number"
+    length = PAPER_ITERATIONS.get(task)
+    if length and any((steps_trained(r) or 0) < length for r in runs):
+        return "not comparable, shorter training"
+    if s.n > 1:
+        if s.contains(paper):
+            return f"paper inside our {s.n} seeds"
+        every = "both" if s.n == 2 else f"all {s.n}"
+        return f"{'better' if s.high < paper else 'worse'} than the paper in {every} seeds"
+    rel = (s.mean - paper) / paper
+    if abs(rel) <= MATCH_TOLERANCE:
+        return "matches (1 seed)"
+    return f"{'better' if rel < 0 else 'worse'} by {100 * abs(rel):.1f} % (1 seed)"

@@ -1,0 +1,95 @@
+"""Table 1 at a glance on the reproduction page: one row per task and model, seeds of a cell summarised (issue 20),
+the verdict, and the training-length label of runs shorter than the paper's."""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from sequnet.experiment.records import PAPER_TABLE1, ResultRecord
+from sequnet.publish import reproduction, table1
+
+
+def run(test: float, seed: int = 1111, experiment: str = "jsb", model: str = "sequnet", **kw) -> ResultRecord:
+    fields = dict(experiment=experiment, model=model, scale="paper", metric="nll",
+                  metrics={"train": 6.0, "valid": 8.0, "test": test}, params=521938, receptive_field=12,
+                  time_per_step_s=0.004, peak_memory_mib=8.0, device="NVIDIA H200", wall_time_s=1.0,
+                  config={"seed": seed}, date="2026-01-02T03:04:05+00:00", git_commit="abc1234", host="h",
+                  deviations={} if seed == 1111 else {"seed": seed})
+    return ResultRecord(**(fields | kw))
+
+
+def glance(records) -> dict[tuple[str, str], list[str]]:
+    """The at-a-glance table's cells per (task name, model name)."""
+    page = reproduction.reproduction_markdown(records, ["results"])
+    section = page.split("## Table 1 at a glance")[1].split("## Table 1 beside")[0]
+    rows = [line for line in section.splitlines() if line.startswith("| ") and not line.startswith("| Task")]
+    cells = [[c.strip() for c in re.split(r"(?<!\\)\|", row)[1:-1]] for row in rows]
+    return {(c[0], c[1]): c[2:] for c in cells}
+
+
+def test_three_seeds_show_mean_sd_range_n_and_whether_the_paper_lies_inside():
+    rows = glance([run(8.10, seed=1), run(8.20, seed=2), run(8.30, seed=3)])
+    paper, ours, diff, seeds, verdict = rows["M-JSB", "Seq-U-Net"]
+    assert paper == "8.173" and ours == "8.200 ± 0.100" and diff == "+0.027"
+    assert seeds == "3, 8.100–8.300" and verdict == "paper inside our 3 seeds"
+    assert glance([run(8.30, seed=1), run(8.40, seed=2)])["M-JSB", "Seq-U-Net"][-1] == \
+        "worse than the paper in both seeds"
+    assert glance([run(8.0, seed=s) for s in (1, 2, 3)])["M-JSB", "Seq-U-Net"][-1] == \
+        "better than the paper in all 3 seeds"
+
+
+def test_one_seed_has_no_sd_and_a_verdict_by_tolerance():
+    rows = glance([run(8.18), run(8.40, model="tcn")])
+    assert rows["M-JSB", "Seq-U-Net"] == ["8.173", "8.180", "+0.007", "1 (seed 1111)", "matches (1 seed)"]
+    assert rows["M-JSB", "TCN"][-1] == "worse by 3.0 % (1 seed)"
+
+
+def test_one_row_per_seed_and_cell_the_newer_run_of_a_seed_replaces_the_older():
+    """JSB had an earlier and a newer run with the same settings and seed: one row, the newer; the older is listed
+    among the other runs, never as a second "ours" row of the cell."""
+    old = run(8.152, date="2025-06-01T00:00:00+00:00")
+    new = run(8.171)
+    changed_lr = run(8.5, deviations={"lr": 0.01})
+    stopped = run(8.6, seed=5, status="interrupted")
+    page = reproduction.reproduction_markdown(sorted([old, new, changed_lr, stopped], key=lambda r: r.date),
+                                              ["results"])
+    assert glance([old, new, changed_lr, stopped])["M-JSB", "Seq-U-Net"][:4] == ["8.173", "8.171", "-0.002",
+                                                                                "1 (seed 1111)"]
+    details = page.split("## Table 1 beside")[1].split("### Paper settings, changed training")[0]
+    assert len(re.findall(r"\| M-JSB \| Seq-U-Net \| ours", details)) == 1
+    changed = page.split("### Paper settings, changed training")[1].split("### Seq-U-Net relative")[0]
+    assert "none (replaced by a newer run)" in changed and "8.152" in changed
+    assert "| lr=0.01 |" in changed and "**interrupted**" in changed
+
+
+def test_every_task_lists_the_baseline_first_and_piano_midi_has_a_paper_column():
+    records = [run(7.6, experiment="piano_midi", model=m) for m in ("sequnet", "tcn")]
+    records += [run(2.5, experiment="piano_audio", model=m, metric="bits_per_sample") for m in ("sequnet", "wavenet")]
+    keys = list(glance(records))
+    order = [(t, m) for t, m in keys if t in ("M-Piano-midi", "Piano (audio)")]
+    assert order == [("M-Piano-midi", "TCN"), ("M-Piano-midi", "Seq-U-Net"), ("Piano (audio)", "WaveNet"),
+                     ("Piano (audio)", "Seq-U-Net (residual)")]
+    assert glance(records)["M-Piano-midi", "TCN"][:2] == ["–", "7.600"]
+    for task in {t for t, _ in PAPER_TABLE1}:
+        models = [m for t, m in PAPER_TABLE1 if t == task]
+        assert models[0] != "sequnet", f"{task}: the paper's table lists the baseline first"
+
+
+def test_the_piano_audio_row_names_its_training_length_from_the_record():
+    short = dict(experiment="piano_audio", metric="bits_per_sample", deviations={"time_budget_s": 100.0})
+    from_config = run(2.5, config={"seed": 1111, "steps": 779}, **short)
+    from_history = run(5.1, model="wavenet", history=[{"epoch": 1, "steps": 50}, {"epoch": 2, "steps": 47}], **short)
+    rows = glance([from_config, from_history])
+    assert rows["Piano (audio)", "Seq-U-Net (residual)"][-1] == \
+        "not comparable, shorter training (779 steps, 0.32 % of the paper's 246k)"
+    assert rows["Piano (audio)", "WaveNet"][-1].endswith("(97 steps, 0.039 % of the paper's 246k)")
+    neither = run(2.5, **short)
+    assert table1.training_label(neither) == "trained 100 s, not the paper's 246k steps"
+
+
+def test_seed_summary_of_one_run_has_no_sd():
+    s = table1.SeedSummary.of([run(8.0)])
+    assert (s.n, s.sd, s.low, s.high) == (1, None, 8.0, 8.0)
+    s = table1.SeedSummary.of([run(1.0, seed=1), run(3.0, seed=2)])
+    assert (s.n, s.mean, s.low, s.high) == (2, 2.0, 1.0, 3.0) and s.sd == pytest.approx(2 ** 0.5)
