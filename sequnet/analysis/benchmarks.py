@@ -11,6 +11,7 @@ from pathlib import Path
 
 from sequnet.core.configs import baseline_arch
 from sequnet.experiment.records import PAPER_TABLE1
+from sequnet.analysis.figures import MAX_WIDTH_IN, STYLE
 
 TABLE1_TASKS = ("char_ptb", "word_ptb", "muse", "nottingham", "jsb", "piano_audio")
 
@@ -169,16 +170,17 @@ def plot_generation(bench: dict):
     """Samples per second of the float32 rows on a log scale, with real time at 16 kHz marked."""
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(8, 3.5))
-    f32 = [r for r in bench["rows"] if r["dtype"] == "float32"]
-    ax.bar(range(len(f32)), [r["samples_per_s"] for r in f32],
-           color=["C0" if r["model"] == "sequnet" else "C1" for r in f32])
-    ax.axhline(16000, color="k", ls="--", lw=1)
-    ax.text(len(f32) - 0.5, 16000 * 1.15, "real time, 16 kHz", ha="right", fontsize=8)
-    ax.set_yscale("log")
-    ax.set_xticks(range(len(f32)), [f"{r['model']}\nbatch {r['batch']}\n{r['mode']}" for r in f32], fontsize=7)
-    ax.set(ylabel="samples per second", title=f"Cached generation, float32, {bench['meta']['device']}")
-    fig.tight_layout()
+    with plt.rc_context(STYLE):
+        fig, ax = plt.subplots(figsize=(MAX_WIDTH_IN, 3.8))
+        f32 = [r for r in bench["rows"] if r["dtype"] == "float32"]
+        ax.bar(range(len(f32)), [r["samples_per_s"] for r in f32],
+               color=["C0" if r["model"] == "sequnet" else "C1" for r in f32])
+        ax.axhline(16000, color="k", ls="--", lw=1)
+        ax.text(len(f32) - 0.5, 16000 * 1.15, "real time, 16 kHz", ha="right")
+        ax.set_yscale("log")
+        ax.set_xticks(range(len(f32)), [f"{r['model']}\nbatch {r['batch']}\n{r['mode']}" for r in f32])
+        ax.set(ylabel="samples per second", title=f"Cached generation, float32, {bench['meta']['device']}")
+        fig.tight_layout()
     return fig
 
 

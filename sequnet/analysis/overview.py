@@ -12,6 +12,7 @@ import numpy as np
 from sequnet.core import sizes
 from sequnet.core.configs import ARCHS, TASKS, count_parameters, paper_model, paper_setting
 from sequnet.experiment.records import PAPER_TABLE1
+from sequnet.analysis.figures import MAX_WIDTH_IN, STYLE
 
 # Table 3's "Context" column as printed (for the TCNs the unscored history of a training window, not the receptive
 # field; "Full": whole sequences), and Table 2's receptive fields of the piano models. piano_midi is not in the paper.
@@ -67,7 +68,14 @@ def plot_activations(points: int = 24):
     counts at the longest input."""
     import matplotlib.pyplot as plt
 
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
+    with plt.rc_context(STYLE):
+        fig, (left, right) = plt.subplots(1, 2, figsize=(MAX_WIDTH_IN, 3.6))
+        line = _draw_activations(plt, left, right, points)
+        fig.tight_layout()
+    return fig, line
+
+
+def _draw_activations(plt, left, right, points: int) -> str:
     levels = np.arange(1, 17)
     n = 2.0 ** levels
     left.plot(n, [sizes.wavenet_activation_count(1, N) for N in n], "o-", label=r"WaveNet / TCN: $\log_2 N$")
@@ -90,8 +98,7 @@ def plot_activations(points: int = 24):
               title="Piano models (Table 2)")
     right.xaxis.set_minor_formatter(plt.NullFormatter())   # the log axis' minor labels overlap
     right.legend()
-    fig.tight_layout()
-    return fig, (f"I = {inputs[-1]:,}: WaveNet {wave[-1]:.1f}, Seq-U-Net {sequ[-1]:.1f} activations per input "
+    return (f"I = {inputs[-1]:,}: WaveNet {wave[-1]:.1f}, Seq-U-Net {sequ[-1]:.1f} activations per input "
                  "sample")
 
 

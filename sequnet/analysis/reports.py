@@ -11,6 +11,7 @@ from sequnet.core.configs import ARCH_LABELS, baseline_arch, build_model, count_
 from sequnet.experiment.records import PAPER_TABLE1, ResultRecord
 from sequnet.experiment.scales import RunConfig
 from sequnet.experiment.metrics import describe_unit
+from sequnet.analysis.figures import MAX_WIDTH_IN, STYLE
 
 def scale_label(record: ResultRecord) -> str:
     """How a number must be labelled: only paper-scale runs are (attempted) reproductions."""
@@ -80,74 +81,92 @@ def plot_learning_curves(records: Sequence[ResultRecord], ax=None, x: str = "epo
         raise ValueError(f"x={x!r}: choose one of {', '.join(CURVE_AXES)}")
     if x == "time" and any("train_time_s" not in h for r in records for h in r.history):
         raise ValueError("x='time' needs records of runs with a time budget (their history has train_time_s)")
-    if ax is None:
-        _, ax = plt.subplots(figsize=(6.4, 3.8))
-    for i, r in enumerate(records):
-        xs = [h["epoch"] if x == "epoch" else h["train_time_s"] for h in r.history]
-        color = f"C{i}"
-        label = ARCH_LABELS.get(r.model, r.model)
-        ax.plot(xs, [h["train"] for h in r.history], "-o", color=color, ms=3, label=f"{label} train")
-        if any(h["valid"] is not None for h in r.history):
-            ax.plot(xs, [h["valid"] for h in r.history], "--s", color=color, ms=3, label=f"{label} valid")
-    if records and records[0].metric == "perplexity":
-        ax.set_yscale("log")
-    ax.set_xlabel(CURVE_AXES[x])
-    if x == "epoch":
-        ax.xaxis.get_major_locator().set_params(integer=True)
-    ax.set_ylabel(describe_unit(records[0].metric) if records else "")
-    ax.set_title(f"{records[0].experiment}: learning curves ({records[0].scale} scale)" if records else "")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    ax.figure.tight_layout()
+    with plt.rc_context(STYLE):
+        if ax is None:
+            _, ax = plt.subplots(figsize=(6.4, 3.8))
+        for i, r in enumerate(records):
+            xs = [h["epoch"] if x == "epoch" else h["train_time_s"] for h in r.history]
+            color = f"C{i}"
+            label = ARCH_LABELS.get(r.model, r.model)
+            ax.plot(xs, [h["train"] for h in r.history], "-o", color=color, ms=3, label=f"{label} train")
+            if any(h["valid"] is not None for h in r.history):
+                ax.plot(xs, [h["valid"] for h in r.history], "--s", color=color, ms=3, label=f"{label} valid")
+        if records and records[0].metric == "perplexity":
+            ax.set_yscale("log")
+        ax.set_xlabel(CURVE_AXES[x])
+        if x == "epoch":
+            ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.set_ylabel(describe_unit(records[0].metric) if records else "")
+        ax.set_title(f"{records[0].experiment}: learning curves ({records[0].scale} scale)" if records else "")
+        ax.grid(alpha=0.3)
+        ax.legend()
+        ax.figure.tight_layout()
     return ax.figure
 
 
+def _on_gpu(r: ResultRecord) -> bool:
+    return r.peak_memory_mib is not None or r.device.lower().startswith(("cuda", "nvidia"))
+
+
 def plot_costs(records: Sequence[ResultRecord]):
-    """Time per training step and peak memory per model, ours beside the paper's, and the ratios of the Seq-U-Net
-    to its baseline (TCN, or WaveNet for audio).
-    The hardware differs (the paper used a GTX 1080), so the ratios are what can be compared. Returns the figure."""
+    """Time per training step (and, from GPU runs, peak memory) per model, and the ratios of the Seq-U-Net to its
+    baseline (TCN, or WaveNet for audio), ours beside the paper's.
+
+    The paper measured on a GPU (GTX 1080): its times stand beside ours only when ours come from a GPU too, and
+    the memory panel is drawn only when ours were measured (a CPU run has no allocator peak). Devices differ, so
+    the ratios are what can be compared. Returns the figure."""
     import matplotlib.pyplot as plt
 
-    fig, (ax_t, ax_m, ax_r) = plt.subplots(1, 3, figsize=(11, 3.4), gridspec_kw={"width_ratios": [1, 1, 0.8]})
-    labels = [ARCH_LABELS.get(r.model, r.model) for r in records]
-    x, width = np.arange(len(records)), 0.38
-    paper = [PAPER_TABLE1.get((r.experiment, r.model), {}) for r in records]
-    ours_label = f"ours ({records[0].device.split(' (')[0]}, {records[0].scale} scale)"
-    ax_t.bar(x - width / 2, [1000 * (r.time_per_step_s or 0) for r in records], width, label=ours_label)
-    ax_t.bar(x + width / 2, [1000 * p.get("time_s", 0) for p in paper], width, label="paper (GTX 1080)")
-    ax_t.set_ylabel("ms per training step")
+    gpu = bool(records) and all(_on_gpu(r) for r in records)
     mem = [r.peak_memory_mib for r in records]
-    ax_m.bar(x - width / 2, [m or 0 for m in mem], width, label="ours")
-    ax_m.bar(x + width / 2, [p.get("mem_mb", 0) for p in paper], width, label="paper")
-    if all(m is None for m in mem):
-        ax_m.text(0.5, 0.5, "peak memory is\nmeasured on a GPU only", ha="center", va="center",
-                  transform=ax_m.transAxes, fontsize=8, bbox={"facecolor": "white", "alpha": 0.8})
-    ax_m.set_ylabel("peak memory (ours MiB, paper MB)")
-    for ax in (ax_t, ax_m):
-        ax.set_xticks(x, labels)
-    by_model = {r.model: r for r in records}
-    base_arch = baseline_arch(records[0].experiment)
-    ours_r, paper_r = [math.nan, math.nan], [math.nan, math.nan]
-    if "sequnet" in by_model and base_arch in by_model:
-        s, t = by_model["sequnet"], by_model[base_arch]
-        if s.time_per_step_s and t.time_per_step_s:
-            ours_r[0] = s.time_per_step_s / t.time_per_step_s
-        if s.peak_memory_mib and t.peak_memory_mib:
-            ours_r[1] = s.peak_memory_mib / t.peak_memory_mib
-        ps, pt = PAPER_TABLE1.get((s.experiment, "sequnet")), PAPER_TABLE1.get((s.experiment, base_arch))
-        if ps and pt:
-            paper_r = [ps["time_s"] / pt["time_s"], ps["mem_mb"] / pt["mem_mb"]]
-    xr = np.arange(2)
-    ax_r.bar(xr - width / 2, ours_r, width, label="ours")
-    ax_r.bar(xr + width / 2, paper_r, width, label="paper")
-    ax_r.axhline(1.0, color="0.3", lw=0.8)
-    ax_r.set_xticks(xr, ["time", "memory"])
-    ax_r.set_ylabel(f"Seq-U-Net / {ARCH_LABELS[base_arch]}")
-    for ax in (ax_t, ax_m, ax_r):
-        ax.grid(axis="y", alpha=0.3)
-        ax.legend(fontsize=7)
-    fig.suptitle(f"{records[0].experiment}: cost of a training step" if records else "")
-    fig.tight_layout()
+    with plt.rc_context(STYLE):
+        panels = 3 if any(m is not None for m in mem) else 2
+        fig, axes = plt.subplots(1, panels, figsize=(MAX_WIDTH_IN, 3.4),
+                                 gridspec_kw={"width_ratios": [1] * (panels - 1) + [0.8]})
+        ax_t, ax_r = axes[0], axes[-1]
+        labels = [ARCH_LABELS.get(r.model, r.model) for r in records]
+        x, width = np.arange(len(records)), 0.38
+        paper = [PAPER_TABLE1.get((r.experiment, r.model), {}) for r in records]
+        device = records[0].device.split(" (")[0].removeprefix("NVIDIA ") if records else ""
+        ours = [1000 * (r.time_per_step_s or 0) for r in records]
+        if gpu:
+            ax_t.bar(x - width / 2, ours, width, label=f"ours ({device})")
+            ax_t.bar(x + width / 2, [1000 * p.get("time_s", 0) for p in paper], width, label="paper (GTX 1080)")
+            ax_t.set_ylabel("ms per training step (GPU)")
+        else:
+            # CPU milliseconds are no measure of the paper's GPU milliseconds: ours alone, the ratios compare.
+            ax_t.bar(x, ours, 2 * width, label=f"ours ({device})")
+            ax_t.set_ylabel("ms per training step (CPU)")
+        ax_t.set_xticks(x, labels)
+        if panels == 3:
+            ax_m = axes[1]
+            ax_m.bar(x - width / 2, [m or 0 for m in mem], width, label="ours (MiB)")
+            ax_m.bar(x + width / 2, [p.get("mem_mb", 0) for p in paper], width, label="paper (MB)")
+            ax_m.set_ylabel("peak GPU memory (MiB / MB)")
+            ax_m.set_xticks(x, labels)
+        by_model = {r.model: r for r in records}
+        base_arch = baseline_arch(records[0].experiment)
+        ours_r, paper_r = [math.nan, math.nan], [math.nan, math.nan]
+        if "sequnet" in by_model and base_arch in by_model:
+            s, t = by_model["sequnet"], by_model[base_arch]
+            if s.time_per_step_s and t.time_per_step_s:
+                ours_r[0] = s.time_per_step_s / t.time_per_step_s
+            if s.peak_memory_mib and t.peak_memory_mib:
+                ours_r[1] = s.peak_memory_mib / t.peak_memory_mib
+            ps, pt = PAPER_TABLE1.get((s.experiment, "sequnet")), PAPER_TABLE1.get((s.experiment, base_arch))
+            if ps and pt:
+                paper_r = [ps["time_s"] / pt["time_s"], ps["mem_mb"] / pt["mem_mb"]]
+        xr = np.arange(2)
+        ax_r.bar(xr - width / 2, ours_r, width, label="ours")
+        ax_r.bar(xr + width / 2, paper_r, width, label="paper")
+        ax_r.axhline(1.0, color="0.3", lw=0.8)
+        ax_r.set_xticks(xr, ["time", "memory"])
+        ax_r.set_ylabel(f"Seq-U-Net / {ARCH_LABELS[base_arch]} (ratio)")
+        for ax in axes:
+            ax.grid(axis="y", alpha=0.3)
+            ax.legend()
+        fig.suptitle(f"{records[0].experiment}: cost of a training step" if records else "")
+        fig.tight_layout()
     return fig
 
 
