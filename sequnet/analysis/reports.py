@@ -69,6 +69,56 @@ def comparison_markdown(records: Sequence[ResultRecord]) -> str:
     return "\n".join(lines)
 
 
+def epoch_rows(n_epochs: int, keep: set[int], max_rows: int) -> list[int]:
+    """Epochs to show: evenly spaced from the first to the last, at most ``max_rows`` of them, plus ``keep``."""
+    if n_epochs <= max_rows:
+        return list(range(1, n_epochs + 1))
+    spaced = {round(1 + i * (n_epochs - 1) / (max_rows - 1)) for i in range(max_rows)}
+    return sorted(spaced | (keep & set(range(1, n_epochs + 1))))
+
+
+def epoch_table(records: Sequence[ResultRecord], max_rows: int = 12) -> str:
+    """The training log of a chapter as one Markdown table: per shown epoch, each model's train and validation
+    metric (best validation marked ★, an epoch after which the learning rate was halved marked ½) and the
+    seconds its epoch took. Long runs show ``max_rows`` evenly spaced epochs plus each model's best one; the
+    whole log is in the records (``history``)."""
+    if not records:
+        return "No runs."
+    unit = describe_unit(records[0].metric)
+    digits = 2 if records[0].metric == "perplexity" else 3
+    by_epoch = [{h["epoch"]: h for h in r.history} for r in records]
+    best = {e for hist in by_epoch for e, h in hist.items() if h.get("best")}
+    # Kept however long the run: each model's best epoch and its last (a budgeted run may end early).
+    keep = {max((e for e, h in hist.items() if h.get("best")), default=0) for hist in by_epoch}
+    keep |= {max(hist, default=0) for hist in by_epoch}
+    n = max((max(hist, default=0) for hist in by_epoch), default=0)
+    has_valid = any(h.get("valid") is not None for hist in by_epoch for h in hist.values())
+    head, rule = ["epoch"], ["---:"]
+    for r in records:
+        name = ARCH_LABELS.get(r.model, r.model)
+        head += [f"{name} train"] + ([f"{name} valid"] if has_valid else []) + [f"{name} s"]
+        rule += ["---:"] * (3 if has_valid else 2)
+    marks = "; ★ best validation so far, ½ learning rate halved after the epoch" if has_valid else ""
+    shown = ("every epoch" if n <= max_rows
+             else f"{max_rows} of {n} epochs evenly spaced, and each model's best and last")
+    lines = [f"**Training log** ({unit}{marks}; *s*: seconds the epoch took; {shown}):", "",
+             "| " + " | ".join(head) + " |", "|" + "|".join(rule) + "|"]
+    for e in epoch_rows(n, keep, max_rows):
+        cells = [str(e)]
+        for hist in by_epoch:
+            h = hist.get(e)
+            if h is None:
+                cells += ["–"] * (3 if has_valid else 2)
+                continue
+            mark = (" ★" if h.get("best") and e in best else "") + (" ½" if h.get("lr_halved") else "")
+            cells.append(_fmt(h.get("train"), digits))
+            if has_valid:
+                cells.append(_fmt(h.get("valid"), digits) + mark)
+            cells.append(_fmt(h.get("epoch_time_s"), 1))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 CURVE_AXES = {"epoch": "epoch", "time": "training time (s)"}
 
 

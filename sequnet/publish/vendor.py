@@ -17,12 +17,29 @@ VENDOR = {
 }
 # MathJax's other combined bundles and the widget manager's non-AMD build and source maps are never loaded.
 VENDOR_SKIP = re.compile(r"^(?!tex-chtml\.js$)(tex|mml)-.*\.js$|^node-main\.js$|\.map$|^embed\.js|^libembed-amd\.js$")
+# The widget manager validates the saved widget state with Ajv created without options; its schema has union types
+# ("type": ["string", "null", ...]), which Ajv's strict mode allows but logs as "strict mode: use allowUnionTypes"
+# on the console of every page with widgets. The manager's own line, ``x=new(ajv());x.compile(state),
+# x.compile(view)``, gets the option; the validation itself is unchanged.
+AJV_NEW = re.compile(r"(\w+)=new\((\w+)\(\)\);(\1\.compile\(\w+\),\1\.compile\(\w+\))")
+PATCHES = "ajv-allowUnionTypes"      # part of the stamp: a change here re-vendors
+
+
+def allow_union_types(path: Path) -> None:
+    """Give the widget manager's schema validator ``allowUnionTypes`` (see ``AJV_NEW``); stops if the manager's
+    code no longer has that one line, so that an upgrade cannot silently bring the warnings back."""
+    code = path.read_text(encoding="utf-8")
+    patched, n = AJV_NEW.subn(r"\1=new(\2())({allowUnionTypes:!0});\3", code)
+    if n != 1:
+        raise SystemExit(f"sequnet book: {path}: expected one Ajv set-up of the widget state schema, found {n}; "
+                         f"update AJV_NEW in sequnet/publish/vendor.py for this version of the widget manager")
+    path.write_text(patched, encoding="utf-8")
 
 
 def vendor_js(book: Path) -> None:
     """Fill ``book/_vendor`` from ``npm ci``; skipped while it matches ``package-lock.json``."""
     lock = book / "package-lock.json"
-    digest = hashlib.sha256(lock.read_bytes()).hexdigest()
+    digest = hashlib.sha256(lock.read_bytes()).hexdigest() + "+" + PATCHES
     vendor, stamp = book / "_vendor", book / "_vendor" / ".package-lock.sha256"
     if stamp.is_file() and stamp.read_text() == digest:
         return
@@ -42,4 +59,5 @@ def vendor_js(book: Path) -> None:
             shutil.copytree(src, dst, ignore=lambda _, names: [n for n in names if VENDOR_SKIP.search(n)])
         else:
             shutil.copy2(src, dst)
+    allow_union_types(vendor / "jupyter-widgets" / "embed-amd.js")
     stamp.write_text(digest)
