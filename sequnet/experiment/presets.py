@@ -45,20 +45,21 @@ PRESETS: dict[tuple[str, str], Preset] = {
     ("char_ptb", "smoke"): Preset(_same(hidden=8, emsize=8), epochs=2, batch_size=4, max_steps_per_epoch=3,
                                   eval_limit=2, lr=2e-3, clip=None, warmup_steps=1),
     ("char_ptb", "demo"): Preset({"tcn": dict(hidden=64, emsize=32), "sequnet": dict(hidden=42, emsize=32)},
-                                 epochs=8, batch_size=16, max_steps_per_epoch=100, eval_limit=64, lr=3e-3,
+                                 epochs=6, batch_size=8, max_steps_per_epoch=50, eval_limit=32, lr=3e-3,
                                  clip=None),
     ("word_ptb", "smoke"): Preset(_same(hidden=8, emsize=8), epochs=2, batch_size=4, max_steps_per_epoch=3,
                                   eval_limit=2, lr=2e-3, clip=None, warmup_steps=1),
     ("word_ptb", "demo"): Preset({"tcn": dict(hidden=64, emsize=64), "sequnet": dict(hidden=40, emsize=64)},
-                                 epochs=8, batch_size=16, max_steps_per_epoch=36, eval_limit=16, lr=3e-3,
+                                 epochs=6, batch_size=8, max_steps_per_epoch=20, eval_limit=8, lr=3e-3,
                                  clip=None),
 }
 for _task in MUSIC_TASKS:
     PRESETS[_task, "smoke"] = Preset(_same(hidden=8), epochs=2, batch_size=1, max_steps_per_epoch=3,
                                      eval_limit=3, lr=2e-3, clip=None, warmup_steps=1)
-# JSB's models are small enough to train at full size on a CPU; the larger datasets use narrower models and
+# JSB's models are small enough to train at full size on a CPU (on 120 chorales an epoch, 40 per evaluated split,
+# so that the demo book stays within ten minutes); the larger datasets use narrower models and
 # a sample of the sequences per epoch.
-PRESETS["jsb", "demo"] = Preset(_same(), epochs=12, batch_size=1, max_steps_per_epoch=None, eval_limit=None)
+PRESETS["jsb", "demo"] = Preset(_same(), epochs=8, batch_size=1, max_steps_per_epoch=120, eval_limit=40)
 for _task in ("nottingham", "muse", "piano_midi"):
     PRESETS[_task, "demo"] = Preset({"tcn": dict(hidden=48), "sequnet": dict(hidden=34)}, epochs=10, batch_size=1,
                                     max_steps_per_epoch=60, eval_limit=20, lr=2e-3, clip=None)
@@ -72,7 +73,7 @@ PRESETS["piano_audio", "smoke"] = Preset(
 PRESETS["piano_audio", "demo"] = Preset(
     {"sequnet": dict(hidden=32, levels=7, target_output=1024),
      "wavenet": dict(hidden=58, levels=10, blocks=2, skip=128, target_output=1024)},
-    epochs=1000, batch_size=8, max_steps_per_epoch=10, eval_limit=32, lr=2e-3, time_budget_s=50.0)
+    epochs=1000, batch_size=8, max_steps_per_epoch=10, eval_limit=16, lr=2e-3, time_budget_s=25.0)
 # Paper scale keeps Table 2's models, batch 16 and the learning rate, and changes only how long a run lasts.
 PAPER_EXTENT = {"piano_audio": dict(epochs=4920, max_steps_per_epoch=50, time_budget_s=3600.0)}
 
@@ -99,7 +100,7 @@ AUDIO_GENERATION = {
     # smoke: the listening notebook measures primes in 0.5 s windows, so they are no shorter
     "smoke": AudioGeneration(prime_seconds=0.5, gen_seconds=0.1, long_seconds=1.0, n_items=2, window_s=0.25,
                              nperseg=256),
-    "demo": AudioGeneration(prime_seconds=1.5, gen_seconds=2.0, long_seconds=5.0, n_items=4, window_s=0.5),
+    "demo": AudioGeneration(prime_seconds=1.5, gen_seconds=1.5, long_seconds=1.5, n_items=4, window_s=0.5),
     "paper": AudioGeneration(prime_seconds=1.5, gen_seconds=3.5, long_seconds=20.0, n_items=20, window_s=1.0),
 }
 
@@ -142,9 +143,10 @@ SCALES: dict[str, Scale] = {
     "demo": Scale(
         "demo", "models and data small enough for a CPU", False, cell_s=1800, notebook_s=3600,
         generation=AUDIO_GENERATION["demo"],
-        # about a minute on one CPU core: the paper's architectures, narrower, up to 1/8 of the receptive field
-        sweep=Sweep(batch=1, length_levels=6, outputs=(256, 1024, 4096, 16384, 32768),
-                    depth_levels=tuple(range(2, 9)), depth_input=16384, steps=3, warmup=1,
+        # half a minute on one CPU core: the paper's architectures, narrower, lengths up to 16k outputs and up to
+        # 7 levels (the demo book's ten minutes on two cores leave no more)
+        sweep=Sweep(batch=1, length_levels=6, outputs=(256, 1024, 4096, 16384),
+                    depth_levels=tuple(range(2, 8)), depth_input=8192, steps=3, warmup=1,
                     widths=dict(features=24, wavenet_channels=16, skip_channels=64, end_channels=64))),
     "paper": Scale(
         "paper", "the paper's settings (Tables 2 and 3) and length of training", True, cell_s=12 * 3600,
