@@ -31,6 +31,7 @@ REPO = Path(__file__).resolve().parents[1]
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 SCREENSHOTS = Path(os.environ.get("SEQUNET_SCREENSHOTS", REPO / "book" / "_build" / "screenshots"))
 NOT_PAGES = {"search.html", "genindex.html", "index.html"}   # index.html only redirects to intro.html
+WINDOW_WIDTH = 1400     # issue 19: at this width no table may scroll sideways
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -245,7 +246,7 @@ def browser(tmp_path_factory):
     options.binary_location = str(CHROMIUM)
     for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--disable-dev-shm-usage", "--mute-audio", "--window-size=1280,900",
+                 "--disable-dev-shm-usage", "--mute-audio", f"--window-size={WINDOW_WIDTH},900",
                  f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}",
                  # Anything aimed elsewhere fails at once instead of waiting; the network log still records it.
                  "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1"):
@@ -272,6 +273,9 @@ class PageReport:
     requests: list[str] = dataclasses.field(default_factory=list)
     failures: list[str] = dataclasses.field(default_factory=list)  # failed or >= 400 requests
     console: list[str] = dataclasses.field(default_factory=list)   # console errors
+    warnings: list[str] = dataclasses.field(default_factory=list)  # console warnings
+    wide_tables: list[str] = dataclasses.field(default_factory=list)  # tables that scroll sideways (their head)
+    search_fields: int = 0                                         # search boxes a reader sees
     specific: list[str] = dataclasses.field(default_factory=list)  # problems found by page checks
 
 
@@ -338,6 +342,19 @@ def listening_page_works_without_a_kernel(driver, report):
     return problems
 
 
+@page_check("reproduction")
+def reproduction_cells_stay_short(driver, report):
+    """Issue 19: the Source cell wrapped to five lines. No cell of the page's tables may take more than three."""
+    tall = driver.execute_script("""
+      return [...document.querySelectorAll('article table td')].map(td => {
+        const line = parseFloat(getComputedStyle(td).lineHeight) || 1.5 * parseFloat(getComputedStyle(td).fontSize);
+        const range = document.createRange();     // the text's own height, not the row's
+        range.selectNodeContents(td);
+        return [Math.round(range.getBoundingClientRect().height / line), td.innerText.slice(0, 50)];
+      }).filter(([lines]) => lines > 3);""")
+    return [f"a cell of {lines} lines: {text!r}" for lines, text in tall]
+
+
 # Collected inside the page: what loaded and what was typeset.
 PAGE_STATE = r"""
 const maths = [...document.querySelectorAll('.math')];
@@ -353,6 +370,14 @@ return {
                                                           && /\|\s*[-\u2014:]+\s*\|/.test(p.textContent)).length,
   widgets: document.querySelectorAll('.jupyter-widgets.widget-inline-hbox, .jupyter-widgets.widget-container, '
                                      + '.jupyter-widgets.widget-box, .jupyter-widgets.widget-inline-vbox').length,
+  // A table, or the box the theme wraps it in, that is wider than it shows: the reader would have to scroll.
+  wide_tables: [...document.querySelectorAll('article table')].filter(t => t.offsetParent !== null
+      && [t, t.parentElement].some(e => e.scrollWidth > e.clientWidth + 1))
+    .map(t => `${t.scrollWidth}px in ${t.parentElement.clientWidth}px: ${t.rows[0].innerText.slice(0, 60)}`),
+  // -1: a page outside the book's theme (the standalone listening page), which has no search
+  search_fields: !document.querySelector('.bd-container') ? -1
+    : [...document.querySelectorAll('.search-button-field, form.bd-search input[type=search]')]
+      .filter(e => e.offsetParent !== null && e.getBoundingClientRect().width > 0).length,
 };
 """
 SETTLED = """
@@ -397,8 +422,9 @@ def visit(driver, base: str, page: str) -> PageReport:
     for check in PAGE_CHECKS.get(page.removesuffix(".html"), []):
         report.specific += [f"{check.__name__}: {problem}" for problem in check(driver, report)]
     report.requests, report.failures = network(driver, base)
-    report.console = [e["message"] for e in driver.get_log("browser")
-                      if e["level"] == "SEVERE" and "favicon.ico" not in e["message"]]
+    logged = driver.get_log("browser")
+    report.console = [e["message"] for e in logged if e["level"] == "SEVERE" and "favicon.ico" not in e["message"]]
+    report.warnings = [e["message"] for e in logged if e["level"] == "WARNING"]
     return report
 
 
@@ -503,6 +529,24 @@ def test_no_failed_requests_or_console_errors(pages):
     def check(report):
         return "; ".join(report.failures + report.console)
     assert not (found := problems(pages, check)), found
+
+
+@pytest.mark.book
+def test_no_console_warnings(pages):
+    """Among them the widget manager's "strict mode: use allowUnionTypes" (issue 19), which vendor.py fixes."""
+    assert not (found := problems(pages, lambda r: "; ".join(r.warnings))), found
+
+
+@pytest.mark.book
+def test_no_table_scrolls_sideways_at_1400_pixels(pages):
+    assert not (found := problems(pages, lambda r: "; ".join(r.wide_tables))), found
+
+
+@pytest.mark.book
+def test_every_page_shows_one_search_box(pages):
+    assert not (found := problems(pages, lambda r: "" if r.search_fields in (1, -1)
+                                  else f"{r.search_fields} search boxes")), found
+    assert any(r.search_fields == 1 for r in pages.values())
 
 
 @pytest.mark.book

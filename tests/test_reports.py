@@ -46,5 +46,5 @@ def test_the_book_shows_a_cells_printed_lines_in_one_box():
     cell.outputs.append(nbformat.v4.new_output("display_data", data={"text/plain": "table"}))
     outs = merged_streams(nbformat.v4.new_notebook(cells=[cell])).cells[0].outputs
     assert [(o.output_type, o.get("name"), o.get("text")) for o in outs] == [
-        ("stream", "stdout", "epoch 1\nepoch 2\n"), ("stream", "stderr", "warning\n"), ("stream", "stdout", "epoch 3\n"),
-        ("display_data", None, None)]
+        ("stream", "stdout", "epoch 1\nepoch 2\n"), ("stream", "stderr", "warning\n"),
+        ("stream", "stdout", "epoch 3\n"), ("display_data", None, None)]

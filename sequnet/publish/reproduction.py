@@ -119,12 +119,12 @@ def glance_section(records: list[ResultRecord]) -> list[str]:
     the difference, the seeds' range and a verdict."""
     cells, _ = table1_cells(records)
     keys = sorted(set(PAPER_TABLE1) | set(cells), key=task_order)
-    lines = ["| Task | Model | Paper | Ours | Difference | Seeds: n, range | Verdict |",
+    lines = ["| Task | Model | Paper | Ours | Difference | Seeds | Verdict |",
              "|---|---|---:|---:|---:|---|---|"]
     for task, model in keys:
         paper = PAPER_TABLE1.get((task, model), {}).get("test")
         runs = cells.get((task, model), [])
-        head = f"| {task_name(task)} | {model_name(task, model)} | {'–' if paper is None else f'{paper:g}'} "
+        head = f"| {task_name(task)} | {model_name(task, model)} | {paper_number(paper)} "
         if not runs:
             lines.append(head + "| no run yet | – | – | – |")
             continue
@@ -132,11 +132,20 @@ def glance_section(records: list[ResultRecord]) -> list[str]:
         places = 2 if abs(s.mean) >= 100 else 3     # as fmt() gives the mean
         ours = fmt(s.mean) + ("" if s.sd is None else f" ± {s.sd:.{places}f}")
         diff = "–" if paper is None else f"{s.mean - paper:+.{places}f}"
-        spread = f"1 (seed {seed_text(runs[0])})" if s.n == 1 else f"{s.n}, {fmt(s.low)}–{fmt(s.high)}"
+        spread = f"seed {seed_text(runs[0])}" if s.n == 1 else f"{s.n}: {fmt(s.low)}–{fmt(s.high)}"
         label = "; ".join(filter(None, {training_label(r) for r in runs}))
-        note = f" ({text(label)})" if label else ""
+        note = f": {text(label)}" if label else ""
         lines.append(head + f"| {ours} | {diff} | {spread} | {verdict(task, paper, s, runs)}{note} |")
     return lines
+
+
+def paper_number(value: float | None) -> str:
+    """A number of the paper's Table 1 as printed there: at least two decimals (1.30, not 1.3)."""
+    if value is None:
+        return "–"
+    shown = f"{value:g}"
+    decimals = len(shown.partition(".")[2])
+    return f"{value:.2f}" if decimals < 2 else shown
 
 
 def seed_text(r: ResultRecord) -> str:
@@ -288,8 +297,8 @@ def reproduction_markdown(records: list[ResultRecord], sources: list[str]) -> st
         "## Table 1 at a glance", "",
         "The paper's test metric for each task and model beside ours at paper scale (lower is better). Where a cell "
         "has runs with several seeds (the paper's settings otherwise unchanged), *Ours* is their mean ± standard "
-        "deviation and *Seeds* their number and range; the verdict then says whether the paper's number lies "
-        "inside that range. With one seed the verdict can only say whether ours is within "
+        "deviation and *Seeds* their number and range (with one run: its seed); the verdict then says whether the "
+        "paper's number lies inside that range. With one seed the verdict can only say whether ours is within "
         f"{100 * MATCH_TOLERANCE:g} % of the paper's (*matches*) or by how much it is better or worse: one run "
         "cannot tell a real difference from the spread between seeds. *Difference* is ours minus the paper's.", "",
         *glance_section(records), "",

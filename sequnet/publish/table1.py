@@ -52,7 +52,7 @@ def training_label(r: ResultRecord) -> str:
     if steps is None:
         budget = (r.deviations or {}).get("time_budget_s")
         return f"trained {budget:g} s, not the paper's {paper // 1000}k steps" if budget else ""
-    return f"{steps:,} steps, {100 * steps / paper:.2g} % of the paper's {paper // 1000}k"
+    return f"{steps:,} of the paper's {paper // 1000}k steps ({100 * steps / paper:.2g} %)"
 
 
 def in_cell(r: ResultRecord) -> bool:
@@ -106,7 +106,7 @@ def verdict(task: str, paper: float | None, s: SeedSummary, runs: list[ResultRec
         return "no paper number"
     length = PAPER_ITERATIONS.get(task)
     if length and any((steps_trained(r) or 0) < length for r in runs):
-        return "not comparable, shorter training"
+        return "not comparable"
     if s.n > 1:
         if s.contains(paper):
             return f"paper inside our {s.n} seeds"

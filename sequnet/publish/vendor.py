@@ -19,20 +19,20 @@ VENDOR = {
 VENDOR_SKIP = re.compile(r"^(?!tex-chtml\.js$)(tex|mml)-.*\.js$|^node-main\.js$|\.map$|^embed\.js|^libembed-amd\.js$")
 # The widget manager validates the saved widget state with Ajv created without options; its schema has union types
 # ("type": ["string", "null", ...]), which Ajv's strict mode allows but logs as "strict mode: use allowUnionTypes"
-# on the console of every page with widgets. The manager's own line, ``x=new(ajv());x.compile(state),
-# x.compile(view)``, gets the option; the validation itself is unchanged.
-AJV_NEW = re.compile(r"(\w+)=new\((\w+)\(\)\);(\1\.compile\(\w+\),\1\.compile\(\w+\))")
-PATCHES = "ajv-allowUnionTypes"      # part of the stamp: a change here re-vendors
+# on the console of every page with widgets. Each of the manager's set-ups of that validator (``x=new(ajv())``
+# followed by ``x.compile(state)``; embed-amd.js holds two) gets the option; the validation itself is unchanged.
+AJV_NEW = re.compile(r"(\w+)=new\((\w+)\(\)\)(?=[;,](?:\w+=)?\1\.compile\()")
+PATCHES = "ajv-allowUnionTypes-2"      # part of the stamp: a change here re-vendors
 
 
 def allow_union_types(path: Path) -> None:
-    """Give the widget manager's schema validator ``allowUnionTypes`` (see ``AJV_NEW``); stops if the manager's
-    code no longer has that one line, so that an upgrade cannot silently bring the warnings back."""
+    """Give the widget manager's schema validators ``allowUnionTypes`` (see ``AJV_NEW``); stops if the manager's
+    code has none of those lines, so that an upgrade cannot silently bring the warnings back."""
     code = path.read_text(encoding="utf-8")
-    patched, n = AJV_NEW.subn(r"\1=new(\2())({allowUnionTypes:!0});\3", code)
-    if n != 1:
-        raise SystemExit(f"sequnet book: {path}: expected one Ajv set-up of the widget state schema, found {n}; "
-                         f"update AJV_NEW in sequnet/publish/vendor.py for this version of the widget manager")
+    patched, n = AJV_NEW.subn(r"\1=new(\2())({allowUnionTypes:!0})", code)
+    if n == 0:
+        raise SystemExit(f"sequnet book: {path}: found no Ajv set-up of the widget state schema; update AJV_NEW "
+                         f"in sequnet/publish/vendor.py for this version of the widget manager")
     path.write_text(patched, encoding="utf-8")
 
 
