@@ -41,7 +41,7 @@ def test_a_number_that_differs_from_the_record_is_found_and_refresh_redraws_it(t
     assert len(found) == 4, found
     assert any("TCN, peak MiB: shows 282.5" in p for p in found) and any("TCN, test: shows 8.175" in p for p in found)
     assert any("TCN, params: shows 534,469" in p for p in found) and any("ratio of peak memory" in p for p in found)
-    assert chapter_records.refresh(notebook) == 2
+    assert chapter_records.refresh(notebook) == 3     # the table, the learning curves, the cost figure
     after = nbformat.read(notebook, as_version=4)
     # The configuration table is not redrawn (it shows what was configured), the result table is.
     assert [p for p in chapter_records.disagreements(after, records) if "params: shows 534,469" not in p] == []

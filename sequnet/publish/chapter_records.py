@@ -4,8 +4,9 @@ configuration table come from the records in ``results/published/<chapter>/recor
 
 A record can be corrected after its notebook ran (the char-PTB peak memory was: see that record's notes); the
 executed notebook then still shows the old number. :func:`disagreements` finds every such number and
-:func:`refresh` renders the result table and the cost figure again from the records, in the executed notebook, with
-a line saying so. ``python -m sequnet.publish.chapter_records results/published/char_ptb.ipynb`` does that.
+:func:`refresh` renders the result table and the figures again from the records, in the executed notebook, with
+a line saying so (``python -m sequnet.publish.chapter_records results/published/char_ptb.ipynb``; with
+``--figures-only`` it redraws only the figures, e.g. after a change of the figure helpers' style).
 """
 from __future__ import annotations
 
@@ -13,7 +14,6 @@ import base64
 import io
 import math
 import re
-import sys
 from pathlib import Path
 
 from sequnet.core.configs import ARCH_LABELS
@@ -39,7 +39,7 @@ CONFIG_COLUMNS = {
     "time budget": lambda r: r.config.get("time_budget_s"),
 }
 RATIO_LINE = re.compile(r"^Seq-U-Net / (\w+): (.*?) \(", re.M)
-REFRESHED = ("*This table and the cost figure were drawn again from the result records after the run, because a "
+REFRESHED = ("*This table and the figures above were drawn again from the result records after the run, because a "
              "record was corrected after it (its notes say what and why).*")
 
 
@@ -128,17 +128,27 @@ def _png(fig) -> str:
     return base64.b64encode(buffer.getvalue()).decode()
 
 
-def refresh(notebook: Path) -> int:
-    """Render the result table and the cost figure of an executed chapter again from its records (and the cost
-    figure's file under ``figures/``); returns how many outputs were replaced. The notebook is written to a
-    temporary name and renamed into place."""
+def _redraw(fig, data: dict, files) -> None:
+    """Put ``fig`` in an output's PNG and in the figure files the notebook saved it to (temporary name, rename)."""
+    import matplotlib.pyplot as plt
+
+    data["image/png"] = _png(fig)
+    for path in files:
+        tmp = path.with_name(path.stem + ".tmp.png")
+        fig.savefig(tmp, dpi=120)
+        tmp.replace(path)
+    plt.close(fig)
+
+
+def refresh(notebook: Path, tables: bool = True) -> int:
+    """Draw an executed chapter's learning curves and cost figure again from its records with the current figure
+    helpers (and their files under ``figures/``), and with ``tables`` its result table too, marked as redrawn;
+    returns how many outputs were replaced. The notebook is written to a temporary name and renamed into place."""
     import matplotlib
     import nbformat
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from sequnet.analysis.reports import comparison_markdown, plot_costs
+    from sequnet.analysis.reports import comparison_markdown, plot_costs, plot_learning_curves
 
     nb = nbformat.read(notebook, as_version=4)
     records = chapter_records(notebook)
@@ -146,23 +156,23 @@ def refresh(notebook: Path) -> int:
     records.sort(key=lambda r: order.get(r.model, 2))
     if not records:
         raise SystemExit(f"{notebook}: no records in {notebook.parent / notebook.stem / 'records'}")
+    figures = notebook.parent / notebook.stem / "figures"
     replaced = 0
     for cell in nb.cells:
         source = cell.get("source", "")
         for out in cell.get("outputs", []):
             data = out.get("data", {})
-            if "comparison_markdown(records)" in source and "text/markdown" in data:
+            if tables and "comparison_markdown(records)" in source and "text/markdown" in data:
                 data["text/markdown"] = comparison_markdown(records) + "\n\n" + REFRESHED
                 data["text/plain"] = "<IPython.core.display.Markdown object>"
-                replaced += 1
             elif "plot_costs(records)" in source and "image/png" in data:
-                fig = plot_costs(records)
-                data["image/png"] = _png(fig)
-                for path in (notebook.parent / notebook.stem / "figures").glob("*_costs.png"):
-                    fig.savefig(path.with_suffix(".tmp.png"), dpi=120)
-                    path.with_suffix(".tmp.png").replace(path)
-                plt.close(fig)
-                replaced += 1
+                _redraw(plot_costs(records), data, figures.glob("*_costs.png"))
+            elif "plot_learning_curves(records" in source and "image/png" in data:
+                x = "time" if 'x="time"' in source else "epoch"
+                _redraw(plot_learning_curves(records, x=x), data, figures.glob("*_curves.png"))
+            else:
+                continue
+            replaced += 1
     tmp = notebook.with_suffix(".tmp.ipynb")
     nbformat.write(nb, tmp)
     tmp.replace(notebook)
@@ -170,5 +180,12 @@ def refresh(notebook: Path) -> int:
 
 
 if __name__ == "__main__":
-    for arg in sys.argv[1:] or sys.exit("usage: python -m sequnet.publish.chapter_records NOTEBOOK.ipynb ..."):
-        print(f"{arg}: {refresh(Path(arg))} output(s) drawn again from the records")
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Draw a published chapter's figures (and result table) again "
+                                                 "from its result records.")
+    parser.add_argument("notebooks", nargs="+", type=Path, metavar="NOTEBOOK.ipynb")
+    parser.add_argument("--figures-only", action="store_true", help="leave the result table as it is")
+    args = parser.parse_args()
+    for path in args.notebooks:
+        print(f"{path}: {refresh(path, tables=not args.figures_only)} output(s) drawn again from the records")
