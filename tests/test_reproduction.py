@@ -41,7 +41,7 @@ def test_three_seeds_show_mean_sd_range_n_and_whether_the_paper_lies_inside():
 
 def test_one_seed_has_no_sd_and_a_verdict_by_tolerance():
     rows = glance([run(8.18), run(8.40, model="tcn")])
-    assert rows["M-JSB", "Seq-U-Net"] == ["8.173", "8.180", "+0.007", "seed 1111", "matches (1 seed)"]
+    assert rows["M-JSB", "Seq-U-Net"] == ["8.173", "8.180", "+0.007", "1: seed 1111", "matches (1 seed)"]
     assert rows["M-JSB", "TCN"][-1] == "worse by 3.0 % (1 seed)"
 
 
@@ -55,7 +55,7 @@ def test_one_row_per_seed_and_cell_the_newer_run_of_a_seed_replaces_the_older():
     page = reproduction.reproduction_markdown(sorted([old, new, changed_lr, stopped], key=lambda r: r.date),
                                               ["results"])
     assert glance([old, new, changed_lr, stopped])["M-JSB", "Seq-U-Net"][:4] == ["8.173", "8.171", "-0.002",
-                                                                                "seed 1111"]
+                                                                                "1: seed 1111"]
     details = page.split("## Table 1 beside")[1].split("### Paper settings, changed training")[0]
     assert len(re.findall(r"\| M-JSB \| Seq-U-Net \| ours", details)) == 1
     changed = page.split("### Paper settings, changed training")[1].split("### Seq-U-Net relative")[0]

@@ -119,7 +119,7 @@ def glance_section(records: list[ResultRecord]) -> list[str]:
     the difference, the seeds' range and a verdict."""
     cells, _ = table1_cells(records)
     keys = sorted(set(PAPER_TABLE1) | set(cells), key=task_order)
-    lines = ["| Task | Model | Paper | Ours | Difference | Seeds | Verdict |",
+    lines = ["| Task | Model | Paper | Ours | Difference | Seeds (n: range) | Verdict |",
              "|---|---|---:|---:|---:|---|---|"]
     for task, model in keys:
         paper = PAPER_TABLE1.get((task, model), {}).get("test")
@@ -132,7 +132,7 @@ def glance_section(records: list[ResultRecord]) -> list[str]:
         places = 2 if abs(s.mean) >= 100 else 3     # as fmt() gives the mean
         ours = fmt(s.mean) + ("" if s.sd is None else f" ± {s.sd:.{places}f}")
         diff = "–" if paper is None else f"{s.mean - paper:+.{places}f}"
-        spread = f"seed {seed_text(runs[0])}" if s.n == 1 else f"{s.n}: {fmt(s.low)}–{fmt(s.high)}"
+        spread = f"1: seed {seed_text(runs[0])}" if s.n == 1 else f"{s.n}: {fmt(s.low)}–{fmt(s.high)}"
         label = "; ".join(filter(None, {training_label(r) for r in runs}))
         note = f": {text(label)}" if label else ""
         lines.append(head + f"| {ours} | {diff} | {spread} | {verdict(task, paper, s, runs)}{note} |")
@@ -297,8 +297,8 @@ def reproduction_markdown(records: list[ResultRecord], sources: list[str]) -> st
         "## Table 1 at a glance", "",
         "The paper's test metric for each task and model beside ours at paper scale (lower is better). Where a cell "
         "has runs with several seeds (the paper's settings otherwise unchanged), *Ours* is their mean ± standard "
-        "deviation and *Seeds* their number and range (with one run: its seed); the verdict then says whether the "
-        "paper's number lies inside that range. With one seed the verdict can only say whether ours is within "
+        "deviation and *Seeds* their number and range (with one run, n = 1: its seed and no deviation); the "
+        "verdict then says whether the paper's number lies inside that range. With one seed the verdict can only say whether ours is within "
         f"{100 * MATCH_TOLERANCE:g} % of the paper's (*matches*) or by how much it is better or worse: one run "
         "cannot tell a real difference from the spread between seeds. *Difference* is ours minus the paper's.", "",
         *glance_section(records), "",
