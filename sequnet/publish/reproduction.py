@@ -298,8 +298,8 @@ def reproduction_markdown(records: list[ResultRecord], sources: list[str]) -> st
         "The paper's test metric for each task and model beside ours at paper scale (lower is better). Where a cell "
         "has runs with several seeds (the paper's settings otherwise unchanged), *Ours* is their mean ± standard "
         "deviation and *Seeds* their number and range (with one run, n = 1: its seed and no deviation); the "
-        "verdict then says whether the paper's number lies inside that range. With one seed the verdict can only say whether ours is within "
-        f"{100 * MATCH_TOLERANCE:g} % of the paper's (*matches*) or by how much it is better or worse: one run "
+        "verdict then says whether the paper's number lies inside that range. With one seed the verdict can only "
+        f"say whether ours is within {100 * MATCH_TOLERANCE:g} % of the paper's (*matches*) or by how much it is better or worse: one run "
         "cannot tell a real difference from the spread between seeds. *Difference* is ours minus the paper's.", "",
         *glance_section(records), "",
         "## Table 1 beside paper-scale runs", "",
