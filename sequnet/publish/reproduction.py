@@ -299,7 +299,8 @@ def reproduction_markdown(records: list[ResultRecord], sources: list[str]) -> st
         "has runs with several seeds (the paper's settings otherwise unchanged), *Ours* is their mean ± standard "
         "deviation and *Seeds* their number and range (with one run, n = 1: its seed and no deviation); the "
         "verdict then says whether the paper's number lies inside that range. With one seed the verdict can only "
-        f"say whether ours is within {100 * MATCH_TOLERANCE:g} % of the paper's (*matches*) or by how much it is better or worse: one run "
+        f"say whether ours is within {100 * MATCH_TOLERANCE:g} % of the paper's (*matches*) or by how much it is "
+        "better or worse: one run "
         "cannot tell a real difference from the spread between seeds. *Difference* is ours minus the paper's.", "",
         *glance_section(records), "",
         "## Table 1 beside paper-scale runs", "",
