@@ -43,8 +43,8 @@ def steps_trained(r: ResultRecord) -> int | None:
 
 
 def training_label(r: ResultRecord) -> str:
-    """How long an iteration-counted run trained, against the paper's iterations (``779 steps, 0.32 % of the
-    paper's 246k``); empty for tasks trained by epochs."""
+    """How long an iteration-counted run trained, against the paper's iterations (``779 of the paper's 246k steps
+    (0.32 %)``); empty for tasks trained by epochs."""
     paper = PAPER_ITERATIONS.get(r.experiment)
     if paper is None:
         return ""
