@@ -210,6 +210,8 @@ def plot_costs(records: Sequence[ResultRecord]):
         ax_r.bar(xr - width / 2, ours_r, width, label="ours")
         ax_r.bar(xr + width / 2, paper_r, width, label="paper")
         ax_r.axhline(1.0, color="0.3", lw=0.8)
+        if math.isnan(ours_r[1]):
+            ax_r.text(1 - width / 2, 0.05, "ours: no\nGPU peak", ha="center", va="bottom", rotation=90)
         ax_r.set_xticks(xr, ["time", "memory"])
         ax_r.set_ylabel(f"Seq-U-Net / {ARCH_LABELS[base_arch]} (ratio)")
         for ax in axes:
