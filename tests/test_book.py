@@ -276,6 +276,7 @@ class PageReport:
     warnings: list[str] = dataclasses.field(default_factory=list)  # console warnings
     wide_tables: list[str] = dataclasses.field(default_factory=list)  # tables that scroll sideways (their head)
     search_fields: int = 0                                         # search boxes a reader sees
+    split_streams: int = 0                                         # printed output split over adjacent boxes
     specific: list[str] = dataclasses.field(default_factory=list)  # problems found by page checks
 
 
@@ -374,6 +375,9 @@ return {
   wide_tables: [...document.querySelectorAll('article table')].filter(t => t.offsetParent !== null
       && [t, t.parentElement].some(e => e.scrollWidth > e.clientWidth + 1))
     .map(t => `${t.scrollWidth}px in ${t.parentElement.clientWidth}px: ${t.rows[0].innerText.slice(0, 60)}`),
+  // Printed output shown as two boxes in a row (stdout after stdout): the book must merge a cell's streams.
+  split_streams: [...document.querySelectorAll('.cell_output .output.stream + .output.stream')]
+    .filter(e => e.classList.contains('stderr') === e.previousElementSibling.classList.contains('stderr')).length,
   // -1: a page outside the book's theme (the standalone listening page), which has no search
   search_fields: !document.querySelector('.bd-container') ? -1
     : [...document.querySelectorAll('.search-button-field, form.bd-search input[type=search]')]
@@ -540,6 +544,11 @@ def test_no_console_warnings(pages):
 @pytest.mark.book
 def test_no_table_scrolls_sideways_at_1400_pixels(pages):
     assert not (found := problems(pages, lambda r: "; ".join(r.wide_tables))), found
+
+
+@pytest.mark.book
+def test_a_cells_printed_output_is_one_box(pages):
+    assert not (found := problems(pages, lambda r: f"{r.split_streams} split" if r.split_streams else "")), found
 
 
 @pytest.mark.book

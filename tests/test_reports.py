@@ -34,17 +34,3 @@ def test_a_long_run_is_compact_and_keeps_each_models_best_and_last_epoch():
     assert body[-1][4:] == ["–", "–", "–"], "the shorter run has no epoch 100"
     assert epoch_rows(5, {3}, 12) == [1, 2, 3, 4, 5]
 
-
-def test_the_book_shows_a_cells_printed_lines_in_one_box():
-    import nbformat
-
-    from sequnet.publish.notebook_view import merged_streams
-
-    cell = nbformat.v4.new_code_cell("train()")
-    cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=f"epoch {e}\n") for e in (1, 2, 3)]
-    cell.outputs.insert(2, nbformat.v4.new_output("stream", name="stderr", text="warning\n"))
-    cell.outputs.append(nbformat.v4.new_output("display_data", data={"text/plain": "table"}))
-    outs = merged_streams(nbformat.v4.new_notebook(cells=[cell])).cells[0].outputs
-    assert [(o.output_type, o.get("name"), o.get("text")) for o in outs] == [
-        ("stream", "stdout", "epoch 1\nepoch 2\n"), ("stream", "stderr", "warning\n"),
-        ("stream", "stdout", "epoch 3\n"), ("display_data", None, None)]

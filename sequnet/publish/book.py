@@ -27,7 +27,7 @@ from pathlib import Path
 
 from sequnet.publish.htmlcheck import external_resources
 # The notebooks import audio_player from here (``from sequnet.publish.book import audio_player``).
-from sequnet.publish.notebook_view import audio_player, merged_streams, with_banner  # noqa: F401
+from sequnet.publish.notebook_view import audio_player, with_banner  # noqa: F401
 from sequnet.publish.paths import BOOK, BUILD, REPO, RESULTS
 from sequnet.publish.reproduction import find_records, reproduction_markdown
 from sequnet.publish.notebooks import order_names
@@ -68,7 +68,7 @@ def publish_notebooks(source: Path, book: Path) -> list[str]:
     assets.mkdir(parents=True)
     for name, path in notebooks.items():
         nb = nbformat.read(path, as_version=4)
-        nbformat.write(merged_streams(with_banner(without_machine_paths(nb, name))), target / f"{name}.ipynb")
+        nbformat.write(with_banner(without_machine_paths(nb, name)), target / f"{name}.ipynb")
         for file in sorted((source / name).rglob("*")):
             if file.is_file() and file.suffix.lower() in ASSET_SUFFIXES:
                 dst = assets / "notebooks" / name / file.relative_to(source / name)

@@ -92,19 +92,3 @@ def with_banner(nb):
     nb.cells.insert(first + 1, banner)
     return nb
 
-
-def merged_streams(nb):
-    """Consecutive printed outputs of a cell (stdout, or stderr) as one output: papermill records a line printed
-    later in a cell (each epoch's summary, say) as an output of its own, which the book shows as a box per line."""
-    for cell in nb.cells:
-        merged = []
-        for out in cell.get("outputs", []):
-            last = merged[-1] if merged else None
-            if (out.get("output_type") == "stream" and last is not None and last.get("output_type") == "stream"
-                    and last.get("name") == out.get("name")):
-                last["text"] = "".join(last["text"]) + "".join(out["text"])
-            else:
-                merged.append(out)
-        if "outputs" in cell:
-            cell["outputs"] = merged
-    return nb
