@@ -316,3 +316,29 @@ def test_any_valid_arguments_generate_in_the_vocabulary(batch, length, n, seed):
     out = generate(model, prime, n, generator=torch.Generator().manual_seed(seed), progress=False)
     assert out.shape == (batch, length + n) and torch.equal(out[:, :length], prime)
     assert int(out.min()) >= 0 and int(out.max()) < 5
+
+
+def test_noise_taken_in_runs_equals_noise_taken_one_by_one():
+    """The multi-step graphs take the Gumbel noise in runs of steps; the runs must be the draws the single
+    steps would take, also where a run crosses the end of a drawn chunk."""
+    from sequnet.core.generation.state import _NoiseStream
+    state = init_state(residual(2, 3, 1), torch.zeros(1, 8, dtype=torch.long))
+    one = _NoiseStream(state, 50, 0.9, torch.Generator().manual_seed(3))
+    runs = _NoiseStream(state, 50, 0.9, torch.Generator().manual_seed(3))
+    one.chunk_len = runs.chunk_len = 7                   # force runs across chunk ends
+    singles = torch.cat([one.take(1) for _ in range(50)])
+    taken = torch.cat([runs.take(m) for m in (3, 16, 16, 1, 14)])
+    assert taken.shape == (50, 1, 5) and torch.equal(taken, singles)
+
+
+def test_keys_ahead_are_the_next_steps_keys():
+    model = residual(4, 3, 1)
+    state = init_state(model, torch.zeros(2, minimal_window(model), dtype=torch.long))
+    state.generate(5, greedy=True, progress=False)
+    ahead = state._keys_ahead(20)
+    assert state.steps == 4                               # looking ahead moves nothing
+    seen = []
+    for _ in range(20):
+        seen.append(state._next_key())
+        state.step(torch.zeros(2, dtype=torch.long))
+    assert ahead == tuple(seen)
