@@ -34,9 +34,9 @@ from training import build, loss_fn, make_batch, setting_for  # noqa: E402
 from sequnet.analysis.complexity import run_metadata, time_training_step  # noqa: E402
 
 DEFAULT_VARIANTS = [
-    "sequnet bf16", "sequnet bf16 features=184", "sequnet bf16 features=192", "sequnet bf16 cudnn_benchmark",
-    "sequnet bf16 fused_adam", "sequnet bf16 compile", "sequnet fp32", "sequnet fp32 features=192",
-    "wavenet bf16", "wavenet bf16 cudnn_benchmark",
+    "sequnet bf16", "sequnet bf16 features=184", "sequnet bf16 features=192", "sequnet bf16 fused_adam",
+    "sequnet fp32", "sequnet fp32 features=192", "wavenet bf16", "sequnet bf16 cudnn_benchmark",
+    "wavenet bf16 cudnn_benchmark", "sequnet bf16 compile",
 ]
 
 
@@ -105,6 +105,9 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path)
     args = ap.parse_args(argv)
     device = torch.device(args.device)
+    meta = {**run_metadata(device), "batch": args.batch, "steps": args.steps, "warmup": args.warmup,
+            "quick": args.quick, "cuda_graphs": device.type == "cuda", "channels_last": True,
+            "tf32_conv": torch.backends.cudnn.allow_tf32}
     rows = []
     for spec in args.variants:
         try:
@@ -112,13 +115,11 @@ def main(argv=None) -> int:
         except Exception as e:          # one variant failing (e.g. compile) must not lose the others
             print(f"{spec}: FAILED {type(e).__name__}: {e}", flush=True)
             rows.append({**parse(spec), "error": f"{type(e).__name__}: {e}"})
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        meta = {**run_metadata(device), "batch": args.batch, "steps": args.steps, "warmup": args.warmup,
-                "quick": args.quick, "cuda_graphs": device.type == "cuda", "channels_last": True,
-                "tf32_conv": torch.backends.cudnn.allow_tf32}
-        args.out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
-        print(f"wrote {args.out}")
+        if args.out:                    # after every variant, so that a time limit keeps what was measured
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            tmp = args.out.with_suffix(".tmp")
+            tmp.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
+            tmp.replace(args.out)
     if args.profile_steps and args.out:
         from training import profile
         v = parse(args.variants[0])
