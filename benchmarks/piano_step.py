@@ -4,17 +4,17 @@ Each variant is the piano Seq-U-Net (or WaveNet) training step at batch 16 (5,00
 graph with channels-last activations and the fused gate, under bf16 autocast or in float32 (TF32 convolutions),
 changed in one respect:
 
-* ``features=N``: N channels per layer instead of the paper's 180. 184 and 192 are tensor-core-friendly widths
-  (multiples of 8 and 64); a model padded with zero channels computes exactly the 180-channel model, so their
-  time is what channel padding would give (plus the padding's extra FLOPs, reported).
+* ``pad=M``: the paper's 180 channels stored padded with zeros to a multiple of M (``sequnet.core.models.padding``:
+  the same model; the trainer pads to 64 on a GPU). Without it, cuDNN pads the 180 channels itself on every call.
+* ``features=N``: N channels per layer instead of the paper's 180 (a different model, for comparison).
 * ``cudnn_benchmark``: cuDNN's autotuner picks each convolution's algorithm.
 * ``compile``: ``torch.compile`` of the model (with Inductor's own fused gate instead of the Triton one).
-* ``fused_adam``: Adam's ``fused=True`` implementation.
+* ``foreach_adam``: Adam's multi-tensor implementation instead of the fused kernel the trainer uses on a GPU.
 
     python benchmarks/piano_step.py --out results/bench/piano-step-h200.json
     python benchmarks/piano_step.py --device cpu --quick              # a smoke run on the CPU
 
-It also writes a torch.profiler table of the baseline step next to the JSON (``.profile.txt``) and the FLOPs of
+It also writes a torch.profiler table of the first variant's model as the trainer runs it (padded) next to the JSON (``.profile.txt``) and the FLOPs of
 every variant's step (``torch.utils.flop_counter``), so that each time reads as TFLOP/s.
 """
 from __future__ import annotations
@@ -31,22 +31,27 @@ from torch.utils.flop_counter import FlopCounterMode
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from training import build, loss_fn, make_batch, setting_for  # noqa: E402
+from sequnet.core.models import use_channels_last  # noqa: E402
+from sequnet.core.models.padding import pad_channels  # noqa: E402
 from sequnet.analysis.complexity import run_metadata, time_training_step  # noqa: E402
 
 DEFAULT_VARIANTS = [
-    "sequnet bf16", "sequnet bf16 features=184", "sequnet bf16 features=192", "sequnet bf16 fused_adam",
-    "sequnet fp32", "sequnet fp32 features=192", "wavenet bf16", "sequnet bf16 cudnn_benchmark",
-    "wavenet bf16 cudnn_benchmark", "sequnet bf16 compile",
+    "sequnet bf16 foreach_adam", "sequnet bf16", "sequnet bf16 pad=8", "sequnet bf16 pad=64",
+    "sequnet bf16 pad=64 compile", "sequnet fp32", "sequnet fp32 pad=64", "wavenet bf16 foreach_adam",
+    "wavenet bf16", "wavenet fp32",
 ]
 
 
 def parse(spec: str) -> dict:
     words = spec.split()
-    v = {"arch": words[0], "bf16": "bf16" in words, "features": None, "cudnn_benchmark": "cudnn_benchmark" in words,
-         "compile": "compile" in words, "fused_adam": "fused_adam" in words, "spec": spec}
+    v = {"arch": words[0], "bf16": "bf16" in words, "features": None, "pad": 0,
+         "cudnn_benchmark": "cudnn_benchmark" in words, "compile": "compile" in words,
+         "foreach_adam": "foreach_adam" in words, "spec": spec}
     for w in words:
         if w.startswith("features="):
             v["features"] = int(w.split("=")[1])
+        if w.startswith("pad="):
+            v["pad"] = int(w.split("=")[1])
     return v
 
 
@@ -65,19 +70,22 @@ def measure(v: dict, device, batch: int, steps: int, warmup: int, quick: bool) -
         setting = setting.replace(hidden=v["features"])
     cuda = device.type == "cuda"
     torch.backends.cudnn.benchmark = v["cudnn_benchmark"]
-    model = build(setting, device, {"channels_last": True, "fused_gate": not v["compile"]})
+    model = build(setting, device, {"channels_last": False, "fused_gate": not v["compile"]})
+    if v["pad"]:
+        pad_channels(model, v["pad"])
+    use_channels_last(model)
     x, y = make_batch(setting, batch, device, quick)
-    flops = step_flops(model, x, y, setting, v["bf16"])
-    if v["fused_adam"]:
-        # time_training_step builds a plain Adam; swap the class for the fused implementation for this variant
+    flops = step_flops(model, x, y, setting, v["bf16"])      # padded: the FLOPs the GPU runs, zeros included
+    if v["foreach_adam"]:
+        # time_training_step builds the fused Adam on CUDA; swap in the multi-tensor one for this variant
         orig = torch.optim.Adam
-        torch.optim.Adam = lambda params, **kw: orig(params, fused=True, **kw)
+        torch.optim.Adam = lambda params, **kw: orig(params, **{**kw, "fused": False})
     t0 = time.perf_counter()
     try:
         timing = time_training_step(model, x, y, lambda logits, target: loss_fn(setting, logits, target), steps,
                                     warmup, v["bf16"], v["compile"], cuda)
     finally:
-        if v["fused_adam"]:
+        if v["foreach_adam"]:
             torch.optim.Adam = orig
         torch.backends.cudnn.benchmark = False
     t = timing["time_median_s"]
@@ -125,7 +133,7 @@ def main(argv=None) -> int:
         v = parse(args.variants[0])
         setting = setting_for("piano_audio", v["arch"], args.quick)
         report = profile(setting, args.batch, device, args.profile_steps, v["bf16"], args.quick,
-                         rows=40, switches={"channels_last": True, "fused_gate": True})
+                         rows=40, switches={"channels_last": True, "fused_gate": True})     # padded, as trained
         args.out.with_suffix(".profile.txt").write_text(f"## {v['spec']}, batch {args.batch}\n{report}\n")
     return 0
 

@@ -17,6 +17,8 @@ A Seq-U-Net step updates only the levels whose clock ticks, on average fewer tha
 """
 from __future__ import annotations
 
+import copy
+
 import numbers
 
 import torch
@@ -65,6 +67,10 @@ def init_state(model: nn.Module, prime: torch.Tensor, pad_id: int | None = None,
     first (``check_prime``): at least one sequence of at least one id, every id in the model's vocabulary."""
     if not isinstance(model, (OneHotModel, TokenModel)):
         raise TypeError(f"expected a OneHotModel or TokenModel (see sequnet.build_model), got {type(model).__name__}")
+    if getattr(model.body, "channel_padding", 0):
+        # the state reads each layer's weights: give it the paper's shapes, not the training layout's zero padding
+        from sequnet.core.models.padding import unpad_channels
+        model = unpad_channels(copy.deepcopy(model))
     length = minimal_window(model)
     pad = default_pad_id(model) if pad_id is None else pad_id
     check_prime(prime, model.vocab if isinstance(model, TokenModel) else model.classes, pad)

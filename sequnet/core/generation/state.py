@@ -235,7 +235,7 @@ class InferenceState:
     def _graphs_for(self, greedy: bool) -> dict[Hashable, torch.cuda.CUDAGraph]:
         """One graph per update pattern, each a whole step: the layer updates, the head and the sampling."""
         if greedy not in self._graphs:
-            self._graphs[greedy] = self._capture({key: self.ops(key) + self._sample_ops(greedy)
+            self._graphs[greedy] = self._capture_graphs({key: self.ops(key) + self._sample_ops(greedy)
                                                   for key in self.keys()})
         return self._graphs[greedy]
 
@@ -246,10 +246,10 @@ class InferenceState:
                                             device=self.device)
         graphs = self._graphs.setdefault(("chunk", greedy), {})
         if keys not in graphs:
-            graphs[keys] = self._capture({keys: self._chunk_ops(keys, greedy)})[keys]
+            graphs[keys] = self._capture_graphs({keys: self._chunk_ops(keys, greedy)})[keys]
         return graphs[keys]
 
-    def _capture(self, plans: dict[Hashable, list[Op]]) -> dict[Hashable, torch.cuda.CUDAGraph]:
+    def _capture_graphs(self, plans: dict[Hashable, list[Op]]) -> dict[Hashable, torch.cuda.CUDAGraph]:
         """Capture each plan in a CUDA graph, sharing one memory pool.
 
         Capturing needs a warm-up run of every plan (kernel compilation, cuBLAS workspaces); it mutates the
