@@ -194,7 +194,8 @@ def run_generate(args: argparse.Namespace) -> int:
     try:
         s = sample(args.checkpoint, length=args.length, temperature=args.temperature, greedy=args.greedy,
                    seed=args.seed, batch=args.batch, prime=args.prime, prime_length=args.prime_length,
-                   device=args.device, out=args.out, overwrite=args.overwrite, progress=progress)
+                   device=args.device, out=args.out, overwrite=args.overwrite, progress=progress,
+                   cpu_threads=args.cpu_threads)
     except (CheckpointError, ValueError) as e:
         return _fail("generate", e, 2)
     except DataError as e:
@@ -237,6 +238,7 @@ def _register_generate(subparsers) -> None:
     g.add_argument("--out", metavar="FILE", help="file to write (FILE-1, FILE-2, ... for --batch > 1); text is "
                                                   "printed without it")
     g.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    g.add_argument("--cpu-threads", type=int, metavar="N", help="torch threads on the CPU (default: torch's)")
     g.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bar with samples/s (default: when stderr is a terminal)")
     g.set_defaults(func=run_generate)

@@ -83,7 +83,10 @@ def load_trained(source, device: str | torch.device = "cpu") -> tuple[nn.Module,
     ``train()`` run (its ``model`` and ``record.config``), in eval mode on ``device``."""
     device = resolve_device(device)
     if hasattr(source, "model") and hasattr(source, "record"):
-        return source.model.to(device).eval(), config_from_dict(source.record.config)
+        # the record's config also says how the run was launched (e.g. world_size): keep the RunConfig fields
+        fields = {f.name for f in dataclasses.fields(RunConfig)}
+        config = config_from_dict({k: v for k, v in source.record.config.items() if k in fields})
+        return source.model.to(device).eval(), config
     if not isinstance(source, (str, os.PathLike)):
         raise ValueError(f"checkpoint={source!r}: expected the path of a training checkpoint (.pt) or a run "
                          "returned by sequnet.experiment.training.train")
@@ -318,17 +321,20 @@ def _decode(fam: str, x: torch.Tensor, corpus):
 
 
 def sample(checkpoint, *, length: int | None = None, temperature: float = 1.0, greedy: bool = False, seed: int = 0,
-           batch: int = 1, prime: str | os.PathLike | None = None, prime_length: int | None = None,
+           batch: int = 1, prime: str | os.PathLike | torch.Tensor | None = None, prime_length: int | None = None,
            device: str = "auto", out: str | os.PathLike | None = None, overwrite: bool = False,
-           progress: bool = True, root=None, mirror=None) -> Sample:
+           progress: bool = True, cpu_threads: int | None = None, root=None, mirror=None) -> Sample:
     """Continue ``batch`` primes by ``length`` elements (characters, words, frames or 16 kHz samples; default
     ``DEFAULT_LENGTH``) with the model of ``checkpoint`` (a path, or a run returned by ``train``).
 
-    ``prime``: a file (UTF-8 text, a MIDI file, an audio file) continued by every sequence of the batch, else
+    ``prime``: a file (UTF-8 text, a MIDI file, an audio file) or a tensor (ids (T,), a roll (88, T)) continued
+    by every sequence of the batch, else
     test-set primes of ``prime_length`` elements (default ``DEFAULT_PRIME``, or the model's window) at positions
     drawn from ``seed``, which also seeds the sampling. ``temperature`` divides the logits; ``greedy`` takes the
     most likely element (music: every key above one half). ``out``: the file to write (one per sequence,
-    numbered, when ``batch`` > 1): text, ``.mid`` or ``.flac``. ``root``/``mirror``: where the data comes from.
+    numbered, when ``batch`` > 1): text, ``.mid`` or ``.flac``. ``cpu_threads``: torch's threads while generating
+    (then restored; a step is many tiny operations, and on a busy CPU one thread can be many times faster than
+    two, see sequnet.experiment.scales). ``root``/``mirror``: where the data comes from.
     """
     if not greedy and (isinstance(temperature, bool) or not isinstance(temperature, numbers.Real)
                        or not math.isfinite(temperature) or temperature <= 0):
@@ -336,6 +342,8 @@ def sample(checkpoint, *, length: int | None = None, temperature: float = 1.0, g
                          "distribution, lower is more conservative), or greedy=True (--greedy)")
     seed = _check_count("seed", seed, 0)
     batch = _check_count("batch", batch, 1, 4096, " (sequences generated side by side)")
+    if cpu_threads is not None:
+        cpu_threads = _check_count("cpu_threads", cpu_threads, 1)
     model, config = load_trained(checkpoint, device)
     fam, kind = family(config), config.setting.kind
     length = DEFAULT_LENGTH[fam] if length is None else _check_count("length", length, 1,
@@ -344,7 +352,10 @@ def sample(checkpoint, *, length: int | None = None, temperature: float = 1.0, g
         prime_length = _check_count("prime_length", prime_length, 1, MAX_PRIME[kind], f" ({UNITS[fam]})")
     paths = output_paths(config, out, batch, overwrite)
     corpus = _corpus(config, root, mirror) if kind == "token" else None
-    if prime is not None:
+    if isinstance(prime, torch.Tensor):         # ids (T,) or a roll (88, T); the generator checks it
+        one = prime[..., -prime_length:] if prime_length else prime
+        primes, sources = one.unsqueeze(0).expand(batch, *one.shape).contiguous(), ["the prime given"] * batch
+    elif prime is not None:
         one = file_prime(config, prime, prime_length, corpus)
         primes, sources = one.expand(batch, *one.shape[1:]).contiguous(), [Path(prime).name] * batch
     else:
@@ -353,11 +364,16 @@ def sample(checkpoint, *, length: int | None = None, temperature: float = 1.0, g
     dev = next(model.parameters()).device
     # a prime shorter than the model's window is front-padded: with line breaks (words) or spaces (characters)
     pad_id = corpus.vocab.index(text_data.EOS if corpus.kind == "word" else " ") if corpus else None
+    threads = torch.get_num_threads()
+    torch.set_num_threads(cpu_threads or threads)
     start = time.perf_counter()
-    new = _generate(model, kind, primes.to(dev), length, 1.0 if greedy else float(temperature), greedy,
-                    torch.Generator(dev).manual_seed(seed), progress, pad_id)
-    if dev.type == "cuda":
-        torch.cuda.synchronize(dev)
+    try:
+        new = _generate(model, kind, primes.to(dev), length, 1.0 if greedy else float(temperature), greedy,
+                        torch.Generator(dev).manual_seed(seed), progress, pad_id)
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+    finally:
+        torch.set_num_threads(threads)
     seconds = time.perf_counter() - start
     ids = torch.cat([primes.to(new.dtype), new.cpu()], dim=-1)
     P = primes.shape[-1]

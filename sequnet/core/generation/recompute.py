@@ -15,8 +15,10 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from sequnet.core.generation.state import _progress, save_pass
-from sequnet.core.models.layers import OneHotModel, TokenModel
+from torch.nn.utils import parametrize
+
+from sequnet.core.generation.state import _progress
+from sequnet.core.models.layers import IdModel, OneHotModel, TokenModel
 from sequnet.core.models.tcn import TCN
 
 
@@ -44,13 +46,28 @@ class RecomputeState:
         self.classes = model.vocab if isinstance(model, TokenModel) else (
             model.classes if isinstance(model, OneHotModel) else model.config.num_outputs)
         self.steps = 0
-        self.logits = save_pass(model, self.seq, {})
+        self.logits = self._last_logits()
+
+    @torch.no_grad()
+    def _last_logits(self) -> torch.Tensor:
+        """The model's logits at the window's last position, in eval mode (training flags restored after). The
+        head runs on that position alone: word-PTB's decoder has 10,000 outputs per position."""
+        model = self.model
+        modes = [(m, m.training) for m in model.modules()]
+        model.eval()
+        try:
+            if isinstance(model, IdModel):
+                return model.head(model.body(model.embed(self.seq))[..., -1:])[..., 0]
+            return model(self.seq)[..., -1]
+        finally:
+            for m, mode in modes:
+                m.training = mode
 
     @torch.no_grad()
     def _feed(self, x: torch.Tensor) -> torch.Tensor:
         x = x.to(self.device, self.seq.dtype).reshape(*self.seq.shape[:-1], 1)
         self.seq = torch.cat([self.seq[..., 1:] if self.seq.shape[-1] >= self.window else self.seq, x], dim=-1)
-        self.logits = save_pass(self.model, self.seq, {})
+        self.logits = self._last_logits()
         self.steps += 1
         return self.logits.clone()
 
@@ -72,7 +89,14 @@ class RecomputeState:
             raise ValueError(f"temperature must be positive (got {temperature}); use greedy=True for the argmax")
         out = torch.empty(self.batch, n, dtype=torch.long, device=self.device)
         bar = _progress(n, progress)
-        for s in range(n):
+        with parametrize.cached():       # the weight-normalised weights, computed once rather than every step
+            self._sample(out, temperature, greedy, generator, bar)
+        if bar is not None:
+            bar.close()
+        return out
+
+    def _sample(self, out, temperature, greedy, generator, bar) -> None:
+        for s in range(out.shape[1]):
             scores = self.logits.float()
             if not greedy:
                 dev = generator.device if generator is not None else self.device
@@ -82,6 +106,3 @@ class RecomputeState:
             self._feed(out[:, s])
             if bar is not None:
                 bar.update(1)
-        if bar is not None:
-            bar.close()
-        return out

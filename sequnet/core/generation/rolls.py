@@ -13,6 +13,7 @@ import numbers
 
 import torch
 import torch.nn as nn
+from torch.nn.utils import parametrize
 
 from sequnet.core.generation.recompute import RecomputeState
 from sequnet.core.generation.sequnet_state import SeqUNetState
@@ -77,7 +78,15 @@ def sample_frames(state, n: int, temperature: float = 1.0, greedy: bool = False,
     is drawn, so the state is ready for another call."""
     out = torch.empty(state.batch, state.logits.shape[1], n, device=state.device)
     bar = _progress(n, progress)
-    for s in range(n):
+    with parametrize.cached():       # the TCN's weight-normalised weights, computed once rather than every step
+        _sample(state, out, temperature, greedy, generator, bar)
+    if bar is not None:
+        bar.close()
+    return out
+
+
+def _sample(state, out, temperature, greedy, generator, bar) -> None:
+    for s in range(out.shape[2]):
         logits = state.logits.float()
         if greedy:
             frame = (logits > 0).float()
@@ -89,9 +98,6 @@ def sample_frames(state, n: int, temperature: float = 1.0, greedy: bool = False,
         state.step_frame(frame)
         if bar is not None:
             bar.update(1)
-    if bar is not None:
-        bar.close()
-    return out
 
 
 def generate_rolls(model: nn.Module, prime: torch.Tensor, n_frames: int, temperature: float = 1.0,
