@@ -14,6 +14,9 @@ from sequnet.core.models import SeqUNet, SeqUNetConfig, TCN, TCNConfig
 
 KEYS = 6
 
+pytestmark = pytest.mark.usefixtures("one_cpu_thread")
+
+
 
 def music_sequnet(L, k, padded=True):
     # dropout, and the model left in training mode: generation must switch dropout off

@@ -11,6 +11,7 @@ import pytest
 import soundfile
 import torch
 
+import sequnet
 from sequnet import sample
 from sequnet.cli import main
 from sequnet.core.configs import build_model
@@ -21,6 +22,8 @@ from sequnet.experiment import sampling
 from sequnet.experiment.checkpoints import CheckpointError, TrainState, save_checkpoint
 from sequnet.experiment.scales import resolve
 
+pytestmark = pytest.mark.usefixtures("one_cpu_thread")
+
 
 def make_checkpoint(folder, task, arch, seed=0):
     config = resolve(task, arch, "smoke")
@@ -30,6 +33,7 @@ def make_checkpoint(folder, task, arch, seed=0):
     save_checkpoint(path, config, model, torch.optim.Adam(model.parameters()), TrainState(lr=config.lr),
                     torch.Generator())
     return path, model.eval()
+
 
 
 @pytest.fixture(scope="module")
@@ -65,6 +69,7 @@ def test_text_continues_a_prime_file_as_the_generator_does(checkpoints, data_roo
 
 
 def test_text_from_the_test_set_is_reproducible(checkpoints, data_root):
+    assert "sample" in sequnet.__all__ and sequnet.sample is sampling.sample
     ckpt, _ = checkpoints["char_ptb/sequnet"]
     runs = [sample(ckpt, length=20, temperature=0.8, seed=3, batch=2, progress=False) for _ in range(2)]
     assert torch.equal(runs[0].ids, runs[1].ids) and runs[0].files == []
@@ -111,6 +116,11 @@ def test_the_command_line_writes_and_reports(checkpoints, tmp_path, capsys):
     assert out.is_file() and "samples/s" in capsys.readouterr().err
     assert main(["generate", str(ckpt), "--prime", str(prime), "--out", str(out), "--no-progress"]) == 2
     assert "exists" in capsys.readouterr().err
+    text = write_text(tmp_path / "p.txt", "the market\n")
+    assert main(["generate", str(checkpoints["char_ptb/sequnet"][0]), "--prime", str(text), "--length", "7",
+                 "--no-progress", "--cpu-threads", "1"]) == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith("the market\n»") and len(printed) == len("the market\n»") + 7 + 1
 
 
 # -- bad input: named, and nothing written ------------------------------------------------------------------------
