@@ -29,7 +29,7 @@ from sequnet.analysis.listening.items import (AUDIO_FORMATS, CLIP_NAME_PATTERN, 
                                               ITEMS_SCHEMA_TAG, ITEMS_SUBDIR, Item, ItemSet, Trial, blind_hash,
                                               find_items, load_items, presentation, publish_audio, write_items)
 from sequnet.analysis.listening.key import KEY_FILE, KEY_SCHEMA_TAG, Key, load_key, write_key
-from sequnet.analysis.listening.page import (export_static_page, static_page_fragment,
+from sequnet.analysis.listening.page import (book_audio_dir, export_static_page, static_page_fragment,
                                              static_page_html)
 from sequnet.analysis.listening.plots import FIGURE3_COLOURS, plot_figure3
 from sequnet.analysis.listening.responses import (MAX_ITEMS_PER_RESPONSE, MAX_RESPONSE_BYTES, MAX_RESPONSE_DEPTH,

@@ -117,6 +117,7 @@ def atomic_write(target: Path, text: str) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
+        os.chmod(tmp, 0o644)   # mkstemp makes the file private; these are shared data files
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

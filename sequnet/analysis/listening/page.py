@@ -108,6 +108,17 @@ def static_page_html(items_dir: str | os.PathLike, audio_rel_dir: str = "audio",
 
 
 
+def book_audio_dir(items_dir: str | os.PathLike, out_dir: str | os.PathLike) -> str:
+    """Where a page written from the working directory finds the items' audio, as ``audio_rel_dir``: the items
+    folder itself when it lies below the working directory (a ``sequnet run``: the piano run's folder, which the
+    book publishes, so each clip is stored and published once), else a copy in ``<out_dir>/audio``."""
+    items, here = Path(items_dir).resolve(), Path.cwd().resolve()
+    if not items.is_relative_to(here):
+        items = Path(out_dir).resolve() / "audio"
+        publish_audio(items_dir, items)
+    return Path(os.path.relpath(items, here)).as_posix()
+
+
 def export_static_page(items_dir: str | os.PathLike, out_html_path: str | os.PathLike,
                        audio_rel_dir: str = "audio", *, copy_audio: bool = True) -> Path:
     """Write the standalone kernel-free page to ``out_html_path``; with ``copy_audio`` also copy the items'

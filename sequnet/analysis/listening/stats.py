@@ -42,6 +42,15 @@ class Summary:
     def answers(self, question: str) -> int:
         return sum(self.counts[question].values())
 
+    def item_majorities(self, question: str) -> dict[str, int]:
+        """How many items each model won on ``question`` (more votes than the other), and how many tied: the
+        paper's "better continuations ... in 15 out of the 20 provided examples"."""
+        won = {"sequnet": 0, "wavenet": 0, "tie": 0}
+        for per_item in self.by_item.values():
+            s, w = per_item[question]["sequnet"], per_item[question]["wavenet"]
+            won["sequnet" if s > w else "wavenet" if w > s else "tie"] += 1
+        return won
+
     def markdown(self) -> str:
         if self.empty:
             return "No responses yet."
@@ -51,6 +60,9 @@ class Summary:
             c, n = self.counts[q], self.answers(q)
             rows.append(f"| {QUESTION_LABELS[q]} | " + " | ".join(f"{c[k]} ({100 * c[k] / n:.0f} %)"
                                                                  for k in CHOICES) + f" | {n} |")
+        rows.append("\nItems won (more votes for one model than the other), as the paper counts its 15 of 20: "
+                    + "; ".join(f"{QUESTION_LABELS[q].lower()}: Seq-U-Net {w['sequnet']}, WaveNet {w['wavenet']}, "
+                                f"tied {w['tie']}" for q in QUESTIONS for w in [self.item_majorities(q)]) + ".")
         if self.duplicates:
             rows.append(f"\n{len(self.duplicates)} repeated vote(s) replaced by the participant's later one: "
                         + "; ".join(str(d) for d in self.duplicates) + ".")
