@@ -22,6 +22,7 @@ import pytest
 matplotlib.use("Agg")
 
 from sequnet.analysis import listening as L  # noqa: E402
+from test_book import play  # noqa: E402  (the browser tests' helper: play an <audio> in Chromium)
 
 SR = 8000
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
@@ -549,29 +550,6 @@ def test_no_responses_means_no_numbers(tmp_path, S):
 
 # ---------------------------------------------------------------------------------------------------------------
 # The page in a real browser
-
-# Plays a player muted (so no autoplay rule stops it) and answers once its time has advanced, or with the error.
-PLAY = """
-const [audio, done] = arguments;
-audio.muted = true;
-audio.currentTime = 0;
-audio.play().then(() => {
-  const t0 = performance.now();
-  (function wait() {
-    if (audio.currentTime > 0.05) { audio.pause(); done(true); }
-    else if (audio.error) { done('error ' + audio.error.code); }
-    else if (performance.now() - t0 > 10000) { done('did not advance: ' + audio.currentTime); }
-    else { setTimeout(wait, 50); }
-  })();
-}, e => done('play() refused: ' + e));
-"""
-
-
-def play(driver, audio) -> bool | str:
-    """True when ``audio`` (a WebElement) plays in the browser, else why not."""
-    driver.set_script_timeout(20)
-    return driver.execute_async_script(PLAY, audio)
-
 
 @pytest.fixture
 def chrome(tmp_path):

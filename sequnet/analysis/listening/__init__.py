@@ -2,10 +2,11 @@
 
 One module per concern; this package re-exports their public names (``listening.make_items(...)``):
 
-* ``generation``: ``make_items``, the items from two trained models and the test audio (real primes, both
-  models' continuations);
-* ``items``: the item folder (``write_items`` from audio, ``load_items``, ``find_items``; random clip names, a
-  manifest that names no model) and each participant's A/B order (``presentation``, ``blind_hash``);
+* ``generation``: writing an item folder, from two trained models and the test audio (``make_items``: real
+  primes, both models' continuations) or from audio (``write_items``: random clip names, a manifest that names no
+  model, the key);
+* ``items``: reading an item folder (``load_items``, ``find_items``) and each participant's A/B order
+  (``presentation``, ``blind_hash``);
 * ``key``: which clip is which model (``load_key``; ``listening_key.json`` beside the items, never published);
 * ``responses``: the response format (``RESPONSE_SCHEMA``, validated with ``jsonschema``), reading response files
   with limits checked before parsing and against the item set (``load_responses``), writing one
@@ -24,10 +25,10 @@ from sequnet.analysis.listening.common import (ANSWER_LABELS, ANSWERS, ITEM_ID_P
                                                QUESTION_LABELS, QUESTION_TEXT, QUESTIONS, JSONLimitError,
                                                ListeningError, ResponseError, check_participant, json_depth,
                                                participant_key, read_json)
-from sequnet.analysis.listening.generation import make_items
+from sequnet.analysis.listening.generation import make_items, write_items
 from sequnet.analysis.listening.items import (AUDIO_FORMATS, CLIP_NAME_PATTERN, DEFAULT_ITEMS_DIR, ITEMS_MANIFEST,
                                               ITEMS_SCHEMA_TAG, ITEMS_SUBDIR, Item, ItemSet, Trial, blind_hash,
-                                              find_items, load_items, presentation, publish_audio, write_items)
+                                              find_items, load_items, presentation, publish_audio)
 from sequnet.analysis.listening.key import KEY_FILE, KEY_SCHEMA_TAG, Key, load_key, write_key
 from sequnet.analysis.listening.page import (book_audio_dir, export_static_page, static_page_fragment,
                                              static_page_html)
