@@ -446,6 +446,20 @@ def test_static_page_refers_to_every_clip_and_nothing_outside(items_dir, tmp_pat
             L.static_page_fragment(items_dir, bad)
 
 
+def test_the_book_page_reads_the_items_folder_itself_when_the_book_publishes_it(items_dir, tmp_path, monkeypatch):
+    """In a run folder the page refers to the piano run's items (each clip published once); items from elsewhere
+    are copied beside the chapter, as the book publishes only the run folder."""
+    monkeypatch.chdir(tmp_path)
+    assert L.book_audio_dir(items_dir, "listening_test") == "items"
+    assert not (tmp_path / "listening_test").exists()
+    elsewhere = tmp_path / "run"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert L.book_audio_dir(items_dir, "listening_test") == "listening_test/audio"
+    items = L.load_items(items_dir)
+    assert sorted(p.name for p in (elsewhere / "listening_test" / "audio").iterdir()) == sorted(items.audio_files())
+
+
 def test_the_page_files_are_package_data_and_fill_in_completely(items_dir):
     import tomllib
 
