@@ -74,7 +74,7 @@ def doc(items, participant="alice", answers=None):
 # ---------------------------------------------------------------------------------------------------------------
 # Items
 
-def test_write_items_writes_random_names_a_neutral_manifest_and_the_key(items_dir):
+def test_write_items_writes_random_names_a_neutral_manifest_and_the_key(items_dir, S):
     items = L.load_items(items_dir)
     manifest = json.loads((items_dir / "items.json").read_text())
     assert manifest["sample_rate"] == SR and manifest["prime_seconds"] == 0.1
@@ -89,8 +89,8 @@ def test_write_items_writes_random_names_a_neutral_manifest_and_the_key(items_di
     for it in items.items:
         assert sorted(key.models[it.id]) == sorted(it.clips)
         assert sorted(key.models[it.id].values()) == sorted(L.MODELS)
-    # the first listed clip is not one model's: the order is drawn per item
-    assert len({key.model(it.id, it.clips[0]) for it in items.items}) == 2
+    # the first listed clip is not one model's: the order is drawn per item (of 30 items, all alike: p = 2**-29)
+    assert len({L.load_key(S).model(it.id, it.clips[0]) for it in S.items}) == 2
     import soundfile
     assert soundfile.info(str(items_dir / items.items[0].clips[0])).frames == int(0.3 * SR)
 
@@ -98,7 +98,7 @@ def test_write_items_writes_random_names_a_neutral_manifest_and_the_key(items_di
 def test_the_blinding_comes_from_the_system_not_from_a_seed(tmp_path):
     """Two sets from the same audio get other names and (almost surely) another assignment: nothing published,
     such as a run's seed, lets anyone redraw the key."""
-    one, two = write_set(tmp_path / "one", 12), write_set(tmp_path / "two", 12)
+    one, two = write_set(tmp_path / "one", 30, 0.01, 0.02), write_set(tmp_path / "two", 30, 0.01, 0.02)
     assert not set(one.audio_files()) & set(two.audio_files()) - {it.prime for it in one.items}
     firsts = [[L.load_key(s).model(it.id, it.clips[0]) for it in s.items] for s in (one, two)]
     assert firsts[0] != firsts[1]
@@ -170,7 +170,8 @@ def write(folder: Path, name: str, content) -> None:
 
 def test_valid_responses_load_and_other_files_are_not_responses(tmp_path, S):
     write(tmp_path, "alice.json", doc(S, "alice"))
-    write(tmp_path, "bob.json", doc(S, "bob", [answer(S, "item01", "wavenet", "B", "A"), answer(S, "item02", "sequnet")]))
+    write(tmp_path, "bob.json", doc(S, "bob", [answer(S, "item01", "wavenet", "B", "A"),
+                                               answer(S, "item02", "sequnet")]))
     write(tmp_path, "README.md", "# not a response")
     assert [d["participant"] for d in L.load_responses(tmp_path, S)] == ["alice", "bob"]
 

@@ -27,8 +27,8 @@ import shutil
 from pathlib import Path
 from typing import Any, Mapping
 
-from sequnet.analysis.listening.common import (ITEM_ID_PATTERN, MODELS, JSONLimitError, ListeningError,
-                                               check_participant, read_json)
+from sequnet.analysis.listening.common import (ITEM_ID_PATTERN, MODELS, ListeningError, check_participant,
+                                               read_data_file)
 
 ITEMS_MANIFEST = "items.json"
 ITEMS_SCHEMA_TAG = "sequnet-listening-items/2"
@@ -45,7 +45,7 @@ CLIP_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
 # the parser's recursion.
 MAX_MANIFEST_BYTES = 16 * 2 ** 20
 MAX_MANIFEST_DEPTH = 8
-MODEL_WORDS = MODELS + ("seq-u-net", "seq_u_net", "unet")
+MODEL_WORDS = MODELS + ("seq-u-net", "seq_u_net")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,15 +105,9 @@ def load_items(items_dir: str | os.PathLike) -> ItemSet:
     model, and that every audio file it lists exists."""
     folder = Path(items_dir)
     manifest_path = folder / ITEMS_MANIFEST
-    if not manifest_path.is_file():
-        raise FileNotFoundError(f"{manifest_path} not found: build the items with sequnet.analysis.listening.make_items "
-                                f"(the piano run writes them to {DEFAULT_ITEMS_DIR} in its run folder)")
-    try:
-        data = read_json(manifest_path, MAX_MANIFEST_BYTES, MAX_MANIFEST_DEPTH)
-    except JSONLimitError as e:
-        raise ListeningError(f"{manifest_path}: {e}") from None
-    except ValueError as e:   # not UTF-8, not JSON
-        raise ListeningError(f"{manifest_path}: not valid JSON ({e})") from None
+    data = read_data_file(manifest_path, MAX_MANIFEST_BYTES, MAX_MANIFEST_DEPTH,
+                          f"build the items with sequnet.analysis.listening.make_items (the piano run writes them "
+                          f"to {DEFAULT_ITEMS_DIR} in its run folder)")
 
     def bad(reason: str) -> ListeningError:
         return ListeningError(f"{manifest_path}: {reason}")

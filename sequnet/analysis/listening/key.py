@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Mapping
 
-from sequnet.analysis.listening.common import MODELS, JSONLimitError, ListeningError, atomic_write, read_json
+from sequnet.analysis.listening.common import MODELS, ListeningError, atomic_write, read_data_file
 from sequnet.analysis.listening.items import ItemSet
 
 KEY_FILE = "listening_key.json"
@@ -47,14 +47,9 @@ def load_key(items: ItemSet, path: str | os.PathLike | None = None) -> Key:
     """The key of ``items`` from ``path`` (default: ``listening_key.json`` in the items folder), checked: it must
     be the key of this item set and map each item's two clips to the two models."""
     source = Path(path) if path is not None else items.folder / KEY_FILE
-    if not source.is_file():
-        raise FileNotFoundError(f"{source} not found: the key of the listening items in {items.folder} (written "
-                                f"by make_items beside items.json; it is kept out of the book, not out of the "
-                                f"repository)")
-    try:
-        doc = read_json(source, _MAX_KEY_BYTES, _MAX_KEY_DEPTH)
-    except (JSONLimitError, ValueError) as e:
-        raise ListeningError(f"{source}: not a readable key ({e})") from None
+    doc = read_data_file(source, _MAX_KEY_BYTES, _MAX_KEY_DEPTH,
+                         f"the key of the listening items in {items.folder} (written by make_items beside "
+                         f"items.json; it is kept out of the book, not out of the repository)")
     _check(items, doc, source)
     return Key(items, {item: dict(clips) for item, clips in doc["items"].items()})
 

@@ -20,8 +20,9 @@ from typing import Any, Mapping, Sequence
 
 import jsonschema
 
-from sequnet.analysis.listening.common import (ANSWERS, ITEM_ID_PATTERN, MAX_PARTICIPANT_CHARS, JSONLimitError, ListeningError, ResponseError, atomic_write,
-                                               check_participant, participant_key, read_json)
+from sequnet.analysis.listening.common import (ANSWERS, ITEM_ID_PATTERN, MAX_PARTICIPANT_CHARS, JSONLimitError,
+                                               ListeningError, ResponseError, atomic_write, check_participant,
+                                               participant_key, read_json)
 from sequnet.analysis.listening.items import CLIP_NAME_PATTERN, ItemSet
 
 SCHEMA_TAG = "sequnet-listening/2"

@@ -20,8 +20,9 @@ def listening_session(items_dir: str | os.PathLike, participant: str | None = No
     required: the caller knows where responses belong (``data/listening`` in the repository, for the notebook).
 
     Python callbacks need a kernel: in a static page the widget would render but record nothing, so the
-    listening chapter does not show it (its kernel-free page, ``static_page_fragment``, records in the browser). Only the current item's audio exists as widgets, so a saved notebook does not
-    carry every clip as base64."""
+    listening chapter shows it only when asked (its kernel-free page, ``static_page_fragment``, records in the
+    browser). Only the current item's audio exists as widgets, so a saved notebook does not carry every clip as
+    base64."""
     import ipywidgets as widgets
 
     if out_dir is None:
