@@ -13,7 +13,7 @@ One module per concern; this package re-exports their public names (``listening.
   (``response_document``, ``save_response``);
 * ``stats``: ``summarise`` (one vote per participant and item, clips mapped to models through the key) and
   ``binomial_test`` (exact test and Wilson interval per question);
-* ``plots``: ``plot_figure3``, the paper's Figure 3;
+* ``plots``: ``plot_figure3``, the paper's Figure 3, and ``plot_clip_stability``, noise over time per model;
 * ``widgets``: ``listening_session``, the test as ipywidgets in Jupyter;
 * ``page``: the test as a self-contained HTML page (``export_static_page``, ``static_page_fragment``), built from
   the package files ``page.html``, ``page.css`` and ``page.js``.
@@ -32,7 +32,7 @@ from sequnet.analysis.listening.items import (AUDIO_FORMATS, CLIP_NAME_PATTERN, 
 from sequnet.analysis.listening.key import KEY_FILE, KEY_SCHEMA_TAG, Key, load_key, write_key
 from sequnet.analysis.listening.page import (book_audio_dir, export_static_page, static_page_fragment,
                                              static_page_html)
-from sequnet.analysis.listening.plots import FIGURE3_COLOURS, plot_figure3
+from sequnet.analysis.listening.plots import FIGURE3_COLOURS, plot_clip_stability, plot_figure3
 from sequnet.analysis.listening.responses import (MAX_ITEMS_PER_RESPONSE, MAX_RESPONSE_BYTES, MAX_RESPONSE_DEPTH,
                                                   RESPONSE_SCHEMA, SCHEMA_TAG, check_response, item_set_problems,
                                                   load_responses, read_response, response_document,

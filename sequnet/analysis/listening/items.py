@@ -81,6 +81,15 @@ class ItemSet:
     def audio_files(self) -> list[str]:
         return [name for item in self.items for name in (item.prime, *item.clips)]
 
+    def describe(self) -> str:
+        """The set in one Markdown sentence: items, prime, how the clips were made, where the primes are from."""
+        gen = self.generation
+        made = (f"continued by {gen['continuation_seconds']:g} s at temperature {gen['temperature']}"
+                if "continuation_seconds" in gen else "then both continuations")
+        pieces = ", ".join(sorted({it.source.split(" @ ")[0] for it in self.items if it.source}))
+        return (f"**{len(self.items)} items** (the paper: 20): {self.prime_seconds:g} s of real piano each, {made}, "
+                f"at {self.sample_rate} Hz." + (f" Primes from: {pieces}." if pieces else ""))
+
     @property
     def set_id(self) -> str:
         """A fingerprint of the items and their clips: a response names the set it answers, so that a response
