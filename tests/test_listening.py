@@ -546,6 +546,9 @@ def test_summary_and_binomial_test_on_known_counts(S):
     assert coherence.p_value == pytest.approx(1.0) and coherence.share == 0.5
     assert "15 of 20 decided" in str(quality) and "4 not sure" in str(quality)
     assert "| Timbre / audio quality | 15 (62 %)" in summary.markdown()
+    # one answer per item here: items won as the paper counts its "15 out of the 20 provided examples"
+    assert summary.item_majorities("quality") == {"sequnet": 15, "wavenet": 5, "tie": 4}
+    assert "timbre / audio quality: Seq-U-Net 15, WaveNet 5, tied 4" in summary.markdown()
     ax = L.plot_figure3(summary)
     assert len(ax.patches) == 6 and ax.get_xlim() == (0, 100)
 
