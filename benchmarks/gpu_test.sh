@@ -15,7 +15,7 @@ mkdir -p "$(dirname "$log")"
 python=${PYTHON:-python3}
 "$python" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" || {
     echo "gpu-test: no CUDA GPU visible to $python; run this on the GPU machine" >&2; exit 2; }
-if ! "$python" -c "import papermill, jupytext, soundfile, hyperopt" 2>/dev/null; then
+if ! "$python" -c "import papermill, jupytext, soundfile, hyperopt, mido" 2>/dev/null; then
     ls .whl/*.whl >/dev/null 2>&1 || { echo "gpu-test: papermill is missing and there is no .whl/ wheelhouse" \
         "(a copy of shared/device-wheels)" >&2; exit 2; }
     "$python" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
