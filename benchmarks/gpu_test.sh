@@ -5,7 +5,8 @@
 #   benchmarks/gpu_test.sh [LOG]          LOG defaults to results/gpu-test/gpu-test.log
 #
 # It fails at once without a CUDA GPU (a suite that skipped every GPU test would vouch for nothing). The machine
-# has no network: the wheels of shared/device-wheels come from .whl/ (installed into /tmp/site when papermill is
+# has no network: the wheels of shared/device-wheels (and the project's extra ones; benchmarks/device_prep.sh makes
+# .whl and .devdata) come from .whl/ (installed into /tmp/site when papermill is
 # missing) and the data from SEQUNET_DATA_MIRROR, else the first of .devdata, ../shared/data that holds a
 # MANIFEST.md. The log starts with the GPU, the versions and the commit, and ends with pytest's summary; tests
 # that need more GPUs than are visible skip and say why (-rs lists them).
