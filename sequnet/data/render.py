@@ -23,6 +23,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 import zipfile
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -33,7 +34,7 @@ from tqdm.auto import tqdm
 
 from sequnet.data.audio import AUDIO_SUFFIXES, SAMPLE_RATE, _name_hash, split_pieces
 from sequnet.data.files import cannot_write, temporary_sibling
-from sequnet.data.registry import GROUPS, DataError, data_root, ensure, sha256_of
+from sequnet.data.registry import GROUPS, OPTIONAL, DataError, data_root, ensure, sha256_of
 from sequnet.data.render_tsf import PEAK_DB, SYNTH_RATE, load_tinysoundfont, synthesize
 
 MIDI_ZIP = "piano/midi/piano-midi.de_midis.zip"
@@ -105,6 +106,7 @@ def write_flac(audio: np.ndarray, target: Path, sr: int = SAMPLE_RATE) -> None:
     """16-bit mono FLAC, written under a temporary name and renamed when complete."""
     with temporary_sibling(target) as tmp:
         soundfile.write(tmp, audio, sr, format="FLAC", subtype="PCM_16")
+        os.chmod(tmp, 0o644)  # mkstemp makes it owner-only; a corpus is meant to be shared
         os.replace(tmp, target)
 
 
@@ -159,8 +161,10 @@ def _by_hours(names: list[str], seconds: dict[str, float], hours: float) -> list
     return sorted(chosen)
 
 
-def _render_one(renderer: str, name: str, midi: bytes, target: str, soundfont: str, sr: int) -> str | None:
-    """Render one piece to ``target``; None, or why it failed (a worker process's job)."""
+def _render_one(renderer: str, name: str, midi: bytes, target: str, soundfont: str,
+                sr: int) -> tuple[str | None, float]:
+    """Render one piece to ``target`` (a worker process's job): (None, or why it failed; CPU seconds spent)."""
+    start = time.process_time()
     try:
         if renderer == "tinysoundfont":
             write_flac(synthesize(midi, soundfont, sr), Path(target), sr)
@@ -170,14 +174,18 @@ def _render_one(renderer: str, name: str, midi: bytes, target: str, soundfont: s
                 path.write_bytes(midi)
                 render_midi(path, Path(target), find_render_tools(soundfont), sr)
     except Exception as exc:  # reported with the piece's name; the other pieces go on
-        return f"{type(exc).__name__}: {exc}"
-    return None
+        return f"{type(exc).__name__}: {exc}", time.process_time() - start
+    return None, time.process_time() - start
 
 
 def _pool(workers: int):
-    # fork would copy a parent that may run torch threads; forkserver starts clean workers once
-    method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
-    return concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method))
+    # fork would copy a parent that may run torch threads; the fork server imports this module once (a few seconds,
+    # it pulls in torch through the package) and forks clean workers from it
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([__name__])
+    return concurrent.futures.ProcessPoolExecutor(workers, mp_context=context)
 
 
 def _renderer_info(renderer: str, soundfont: Path, sr: int) -> dict:
@@ -189,9 +197,14 @@ def _renderer_info(renderer: str, soundfont: Path, sr: int) -> dict:
     else:
         settings = {"command": "fluidsynth -ni -q -o synth.chorus.active=0 -o synth.polyphony=1024 -g 0.5 -r 44100 "
                                "-O float -T wav; sox -R -b 16 -C 8 remix - rate -v SR gain -n -1"}
-        info = {"name": "fluidsynth+sox", "version": None, "settings": settings}
-    return {"renderer": info, "soundfont": {"name": soundfont.name, "bytes": soundfont.stat().st_size,
-                                            "sha256": sha256_of(soundfont)}, "sample_rate": sr,
+        tools = find_render_tools(soundfont)
+        versions = [subprocess.run([tool, "--version"], capture_output=True, text=True, check=False).stdout.strip()
+                    .splitlines()[:1] for tool in (tools.fluidsynth, tools.sox)]
+        info = {"name": "fluidsynth+sox", "version": "; ".join(v[0] for v in versions if v), "settings": settings}
+    sha = sha256_of(soundfont)
+    registered = next((f.path for f in OPTIONAL.values() if f.sha256 == sha), None)
+    return {"renderer": info, "soundfont": {"name": soundfont.name, "bytes": soundfont.stat().st_size, "sha256": sha,
+                                            "registered_as": registered}, "sample_rate": sr,
             "format": "FLAC, mono, 16-bit PCM, peak-normalised to -1 dBFS"}
 
 
@@ -282,6 +295,7 @@ def render_piano(out_dir: str | os.PathLike | None = None, midi_zip: str | os.Pa
         todo.sort(key=lambda job: -archive.getinfo(members[job[0]]).file_size)  # long pieces first: balanced
         args = [(renderer, name, archive.read(members[name]), str(target), str(font), sr) for name, target in todo]
     failed: dict[str, str] = {}
+    cpu_s, wall_start = 0.0, time.perf_counter()
     progress = tqdm(total=len(args), desc="render-piano", unit="piece")
     if workers == 1 or len(args) <= 1:
         outcomes = (_render_one(*a) for a in args)
@@ -289,18 +303,24 @@ def render_piano(out_dir: str | os.PathLike | None = None, midi_zip: str | os.Pa
         pool = _pool(min(workers, len(args)))
         outcomes = pool.map(_render_one, *zip(*args))
     try:
-        for (name, _target), error in zip(todo, outcomes):
+        for (name, _target), (error, seconds) in zip(todo, outcomes):
             progress.update()
+            cpu_s += seconds
             if error is not None:
                 failed[name] = error
     finally:
         progress.close()
         if workers > 1 and len(args) > 1:
             pool.shutdown(cancel_futures=True)
+    rendered = [t for n, t in todo if n not in failed]
+    last_run = {"pieces": len(rendered), "workers": workers, "cpu_seconds": round(cpu_s, 1),
+                "wall_seconds": round(time.perf_counter() - wall_start, 1),
+                "audio_hours": round(sum(soundfile.info(str(t)).duration for t in rendered) / 3600, 4)}
     manifest = dict(described, midi_zip={"name": midi_zip.name, "sha256": sha256_of(midi_zip)},
-                    splits=_folder_summary(out), test_fraction=test_fraction, failed=failed)
+                    splits=_folder_summary(out), test_fraction=test_fraction, failed=failed, last_run=last_run)
     path = out / MANIFEST_NAME
     with temporary_sibling(path) as tmp:
         tmp.write_text(json.dumps(manifest, indent=1) + "\n")
+        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
-    return RenderResult([t for n, t in todo if n not in failed], failed, path)
+    return RenderResult(rendered, failed, path)
