@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from sequnet.data import registry, render, render_tsf, soundfont, soundfont_bake
+from sequnet.data import piano_font, registry, render, render_tsf, soundfont, soundfont_bake
 from sequnet.data.registry import DataError
 
 RATE = 44100
@@ -107,7 +107,7 @@ def test_deb_member_is_extracted_without_dpkg(tmp_path):
     payload = b"sf2 bytes" * 100
     tar_bytes = io.BytesIO()
     with tarfile.open(fileobj=tar_bytes, mode="w:xz") as tar:
-        info = tarfile.TarInfo(soundfont.DEB_MEMBER)
+        info = tarfile.TarInfo(piano_font.DEB_MEMBER)
         info.size = len(payload)
         tar.addfile(info, io.BytesIO(payload))
     members = [(b"debian-binary", b"2.0\n"), (b"control.tar.xz", b"x"), (b"data.tar.xz", tar_bytes.getvalue())]
@@ -115,12 +115,12 @@ def test_deb_member_is_extracted_without_dpkg(tmp_path):
     deb.write_bytes(b"!<arch>\n" + b"".join(name.ljust(16) + b"0".ljust(12) + b"0".ljust(6) * 2 + b"644".ljust(8)
                                            + str(len(body)).encode().ljust(10) + b"`\n" + body + b"\n" * (len(body) & 1)
                                            for name, body in members))
-    soundfont._deb_member(deb, soundfont.DEB_MEMBER, tmp_path / "out.sf2")
+    piano_font._deb_member(deb, piano_font.DEB_MEMBER, tmp_path / "out.sf2")
     assert (tmp_path / "out.sf2").read_bytes() == payload
     with pytest.raises(DataError, match="does not contain ./nothing"):
-        soundfont._deb_member(deb, "./nothing", tmp_path / "x")
+        piano_font._deb_member(deb, "./nothing", tmp_path / "x")
     with pytest.raises(DataError, match="not a Debian package"):
-        soundfont._deb_member(tmp_path / "out.sf2", soundfont.DEB_MEMBER, tmp_path / "x")
+        piano_font._deb_member(tmp_path / "out.sf2", piano_font.DEB_MEMBER, tmp_path / "x")
 
 
 # --- modulator baking ---
@@ -231,3 +231,28 @@ def test_hours_choose_pieces_until_each_side_is_long_enough(tmp_path, font_path)
                                  hours=(0.5, 0.25), test_fraction=0.5)  # metadata says 900 s a piece
     manifest = json.loads(result.manifest.read_text())
     assert (manifest["splits"]["train"]["count"], manifest["splits"]["test"]["count"]) == (2, 1)
+
+
+# --- the registered piano font ---
+
+def test_piano_font_is_copied_verified_or_made_and_never_half_written(tmp_path, monkeypatch):
+    root, mirror = tmp_path / "root", tmp_path / "mirror"
+    (mirror / "soundfont").mkdir(parents=True)
+    with pytest.raises(DataError, match="missing from the data root and from the mirror"):
+        piano_font.piano_font(root=root, mirror=mirror)  # neither the font nor its Debian package: says so
+    deb, font = b"a stand-in package", b"a stand-in font"
+    for path, data in ((piano_font.PIANO_DEB, deb), (piano_font.PIANO_FONT, font)):
+        entry = registry.OPTIONAL[path]
+        monkeypatch.setitem(registry.OPTIONAL, path, registry.DataFile(
+            path, len(data), __import__("hashlib").sha256(data).hexdigest(), entry.group, None, entry.origin))
+    (mirror / piano_font.PIANO_DEB).write_bytes(deb)
+    monkeypatch.setattr(piano_font, "build_piano_font", lambda path: b"another encoder's font")
+    with pytest.raises(DataError, match="expected") as err:
+        piano_font.piano_font(root=root, mirror=mirror)       # made, but not the registered bytes: nothing written
+    assert "the recipe applied to" in str(err.value) and not (root / piano_font.PIANO_FONT).exists()
+    assert not list((root / "soundfont").glob(".*"))
+    monkeypatch.setattr(piano_font, "build_piano_font", lambda path: font if path.read_bytes() == deb else b"")
+    assert piano_font.piano_font(root=root, mirror=mirror).read_bytes() == font
+    rows = {row.path: row.status for row in registry.verify(root=root)}
+    assert rows[piano_font.PIANO_FONT] == registry.OK and rows[piano_font.PIANO_DEB] == registry.OK
+    assert "ptb/ptb.train.txt" in rows and piano_font.PIANO_FONT not in registry.resolve_names(["all"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from sequnet.data import registry, render, soundfont
+from sequnet.data import piano_font, registry, render
 
 
 def _fetch(args: argparse.Namespace) -> int:
@@ -49,7 +49,7 @@ def _render(args: argparse.Namespace) -> int:
 
 
 def _soundfont(args: argparse.Namespace) -> int:
-    print(soundfont.piano_font(root=args.root, mirror=args.mirror))
+    print(piano_font.piano_font(root=args.root, mirror=args.mirror))
     return 0
 
 

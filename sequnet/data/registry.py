@@ -59,8 +59,6 @@ _RENDER_ORIGIN = ("there is no download URL: it is rendered from piano/midi/pian
                   "(bit-identical with FluidSynth 2.3.1 and musescore-general-soundfont-lossless 0.2.1-1; "
                   "CC BY-SA 3.0 DE, Bernd Krueger)")
 
-PIANO_FONT_BYTES, PIANO_FONT_SHA256 = 12681640, "cff7fc6b8bc95288fc6e47500eb251c0f2e4dc22710b9c814c8a108aaa63eb2c"
-
 # (path, bytes, sha256); the group is the first path component, except that the piano folder has two groups.
 _ROWS = [
     ("ptb/ptb.train.txt", 5101618, "fcea919f6cf83f35d4d00c6cbf08040d13d4155226340912e2fef9c9c4102cbf"),
@@ -99,15 +97,17 @@ MANIFEST: dict[str, DataFile] = {
 
 # Files that only the GPU piano rendering needs: not in the shared mirror, so neither "all" nor `verify` asks for
 # them; `python -m sequnet data soundfont` obtains them (and `fetch soundfont` names them explicitly).
+PIANO_DEB = "soundfont/musescore-general-soundfont-lossless_0.2.1-1_all.deb"
+PIANO_FONT = "soundfont/musescore-grand-piano-baked.sf3"
 _DEB_URL = "https://deb.debian.org/debian/pool/main/m/musescore-general-soundfont/"
 OPTIONAL: dict[str, DataFile] = {f.path: f for f in [
-    DataFile("soundfont/musescore-general-soundfont-lossless_0.2.1-1_all.deb", 329861822,
+    DataFile(PIANO_DEB, 329861822,
              "ece0ce63dc4d4d44fecbd3ee6761b328e66c189892b2b369cbd8e79b4411a82b", "soundfont",
              _DEB_URL + "musescore-general-soundfont-lossless_0.2.1-1_all.deb",
              "Debian bookworm package (MuseScore_General_Full.sf2, MIT; the piano samples are public domain)"),
-    DataFile("soundfont/musescore-grand-piano-baked.sf3", PIANO_FONT_BYTES, PIANO_FONT_SHA256, "soundfont", None,
+    DataFile(PIANO_FONT, 12681640, "cff7fc6b8bc95288fc6e47500eb251c0f2e4dc22710b9c814c8a108aaa63eb2c", "soundfont", None,
              "made by `python -m sequnet data soundfont` from the Debian package above: its Grand Piano preset, "
-             "modulators baked into zones, samples as Ogg Vorbis (sequnet.data.soundfont)"),
+             "modulators baked into zones, samples as Ogg Vorbis (sequnet.data.piano_font)"),
 ]}
 GROUPS: dict[str, list[str]] = {}
 for _f in [*MANIFEST.values(), *OPTIONAL.values()]:
