@@ -3,6 +3,7 @@ the parallel corpus renderer with its manifest, and every bad input the issue li
 sine sample) stands in for the 12.7 MB piano font, so this runs in CI without it."""
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import struct
@@ -244,7 +245,7 @@ def test_piano_font_is_copied_verified_or_made_and_never_half_written(tmp_path, 
     for path, data in ((piano_font.PIANO_DEB, deb), (piano_font.PIANO_FONT, font)):
         entry = registry.OPTIONAL[path]
         monkeypatch.setitem(registry.OPTIONAL, path, registry.DataFile(
-            path, len(data), __import__("hashlib").sha256(data).hexdigest(), entry.group, None, entry.origin))
+            path, len(data), hashlib.sha256(data).hexdigest(), entry.group, None, entry.origin))
     (mirror / piano_font.PIANO_DEB).write_bytes(deb)
     monkeypatch.setattr(piano_font, "build_piano_font", lambda path: b"another encoder's font")
     with pytest.raises(DataError, match="expected") as err:

@@ -296,22 +296,26 @@ def render_piano(out_dir: str | os.PathLike | None = None, midi_zip: str | os.Pa
         args = [(renderer, name, archive.read(members[name]), str(target), str(font), sr) for name, target in todo]
     failed: dict[str, str] = {}
     cpu_s, wall_start = 0.0, time.perf_counter()
-    progress = tqdm(total=len(args), desc="render-piano", unit="piece")
-    if workers == 1 or len(args) <= 1:
-        outcomes = (_render_one(*a) for a in args)
-    else:
-        pool = _pool(min(workers, len(args)))
-        outcomes = pool.map(_render_one, *zip(*args))
-    try:
-        for (name, _target), (error, seconds) in zip(todo, outcomes):
-            progress.update()
-            cpu_s += seconds
-            if error is not None:
-                failed[name] = error
-    finally:
-        progress.close()
-        if workers > 1 and len(args) > 1:
-            pool.shutdown(cancel_futures=True)
+    with tqdm(total=len(args), desc="render-piano", unit="piece") as progress:
+        if workers == 1 or len(args) <= 1:
+            outcomes = ((a[1], _render_one(*a)) for a in args)
+            for name, (error, seconds) in outcomes:
+                progress.update()
+                cpu_s += seconds
+                if error is not None:
+                    failed[name] = error
+        else:
+            with _pool(min(workers, len(args))) as pool:
+                futures = {pool.submit(_render_one, *a): a[1] for a in args}
+                for future in concurrent.futures.as_completed(futures):
+                    progress.update()
+                    try:
+                        error, seconds = future.result()
+                    except Exception as exc:  # the worker process died (BrokenProcessPool): the piece failed
+                        error, seconds = f"{type(exc).__name__}: {exc}", 0.0
+                    cpu_s += seconds
+                    if error is not None:
+                        failed[futures[future]] = error
     rendered = [t for n, t in todo if n not in failed]
     last_run = {"pieces": len(rendered), "workers": workers, "cpu_seconds": round(cpu_s, 1),
                 "wall_seconds": round(time.perf_counter() - wall_start, 1),
