@@ -170,7 +170,7 @@ def fake_tools(tmp_path, monkeypatch):
         "fluidsynth": 'import sys, numpy, soundfile\n'
                       'if sys.argv[1] == "--version": print("FluidSynth runtime version 2.3.1"); sys.exit()\n'
                       'soundfile.write(sys.argv[sys.argv.index("-F") + 1], numpy.zeros(441, "float32"), 44100)\n',
-        "sox": "import shutil, sys\nif sys.argv[1] == '--version': print('sox: SoX v14'); sys.exit()\n"
+        "sox": "import shutil, sys\nif sys.argv[1] == '--version': print(sys.argv[0] + ':  SoX v14'); sys.exit()\n"
                "shutil.copyfile(sys.argv[2], sys.argv[7])\n",
     }
     for name, body in scripts.items():
@@ -196,7 +196,8 @@ def test_render_piano_layout_split_and_resume(tmp_path, fake_tools):
     assert sorted(p.stem for p in (out / "test").iterdir()) == test[:1]  # 5 * 0.2 = one held-out piece
     assert sorted(p.stem for p in (out / "train").iterdir()) == train[:4]
     assert [p.name for p in out.iterdir() if p.name.startswith(".")] == []  # no temporary leftovers
-    assert (out / "manifest.json").is_file()
+    manifest = (out / "manifest.json").read_text()
+    assert '"version": "FluidSynth runtime version 2.3.1; SoX v14"' in manifest and str(tmp_path) not in manifest
     again = render.render_piano(out, midi_zip, limit=5, test_fraction=0.2, soundfont=fake_tools).rendered
     assert again == []  # already rendered pieces are skipped
     with zipfile.ZipFile(midi_zip, "a") as z:

@@ -188,6 +188,14 @@ def _pool(workers: int):
     return concurrent.futures.ProcessPoolExecutor(workers, mp_context=context)
 
 
+def _version(tool: str) -> str:
+    """The first line of ``tool --version``, without the program's path that sox puts in front (records carry
+    no machine paths)."""
+    lines = subprocess.run([tool, "--version"], capture_output=True, text=True, check=False).stdout.splitlines()
+    head, colon, rest = (lines[0] if lines else "unknown").partition(":")
+    return rest.strip() if colon and (os.sep in head or head == Path(tool).name) else head.strip() + colon + rest
+
+
 def _renderer_info(renderer: str, soundfont: Path, sr: int) -> dict:
     if renderer == "tinysoundfont":
         from importlib.metadata import version
@@ -198,9 +206,8 @@ def _renderer_info(renderer: str, soundfont: Path, sr: int) -> dict:
         settings = {"command": "fluidsynth -ni -q -o synth.chorus.active=0 -o synth.polyphony=1024 -g 0.5 -r 44100 "
                                "-O float -T wav; sox -R -b 16 -C 8 remix - rate -v SR gain -n -1"}
         tools = find_render_tools(soundfont)
-        versions = [subprocess.run([tool, "--version"], capture_output=True, text=True, check=False).stdout.strip()
-                    .splitlines()[:1] for tool in (tools.fluidsynth, tools.sox)]
-        info = {"name": "fluidsynth+sox", "version": "; ".join(v[0] for v in versions if v), "settings": settings}
+        info = {"name": "fluidsynth+sox", "version": f"{_version(tools.fluidsynth)}; {_version(tools.sox)}",
+                "settings": settings}
     sha = sha256_of(soundfont)
     registered = next((f.path for f in OPTIONAL.values() if f.sha256 == sha), None)
     return {"renderer": info, "soundfont": {"name": soundfont.name, "bytes": soundfont.stat().st_size, "sha256": sha,
