@@ -129,6 +129,14 @@ def test_user_folder_is_split_by_piece(tmp_path):
         audio.load_audio_corpus(tmp_path / "absent")
 
 
+def test_16_bit_files_are_encoded_by_lookup_exactly_as_from_floats(tmp_path):
+    rng = np.random.default_rng(0)
+    pcm = np.concatenate([np.arange(-32768, 32768, dtype=np.int16), rng.integers(-32768, 32768, 5000, dtype=np.int16)])
+    soundfile.write(tmp_path / "all.flac", pcm, 16000, subtype="PCM_16")
+    codes = audio._encode(tmp_path / "all.flac", 16000)
+    assert codes.dtype == torch.uint8 and torch.equal(codes, audio.mu_law_encode(audio.load_audio(tmp_path / "all.flac")))
+
+
 def test_unreadable_audio_names_the_file(tmp_path):
     for i in range(3):
         _write_tone(tmp_path / f"rec{i}.flac", 0.1, 16000)
