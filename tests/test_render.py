@@ -193,8 +193,8 @@ def _zip(tmp_path, pieces: dict[str, bytes]):
     with zipfile.ZipFile(path, "w") as z:
         for name, data in pieces.items():
             z.writestr(f"midis/Someone/{name}.mid", data)
-        z.writestr("metadata.csv", "composer,title,year,midi,duration\n" + "".join(
-            f"Someone,{n},1800,midis/Someone/{n}.mid,900\n" for n in pieces))
+        z.writestr("metadata.csv", "composer,title,year,midi,duration\n" + "".join(  # case differs, as in the real one
+            f"Someone,{n},1800,midis/Someone/{n.upper()}.mid,900\n" for n in pieces))
     return path
 
 
@@ -232,6 +232,10 @@ def test_hours_choose_pieces_until_each_side_is_long_enough(tmp_path, font_path)
                                  hours=(0.5, 0.25), test_fraction=0.5)  # metadata says 900 s a piece
     manifest = json.loads(result.manifest.read_text())
     assert (manifest["splits"]["train"]["count"], manifest["splits"]["test"]["count"]) == (2, 1)
+    with zipfile.ZipFile(tmp_path / "midis.zip", "a") as z:
+        z.writestr("midis/Someone/extra.mid", NOTE)
+    with pytest.raises(DataError, match="no duration for extra"):
+        render.render_piano(out, tmp_path / "midis.zip", renderer="tinysoundfont", soundfont=font_path, hours=(1, 1))
 
 
 # --- the registered piano font ---

@@ -140,14 +140,19 @@ def _render_split(names: Iterable[str], test_fraction: float) -> tuple[list[str]
 
 
 def _durations(archive: zipfile.ZipFile, members: dict[str, str]) -> dict[str, float]:
-    """Seconds per piece from the zip's metadata.csv (piano-midi.de's, columns midi and duration)."""
+    """Seconds per piece from the zip's metadata.csv (piano-midi.de's, columns midi and duration; the paths there
+    differ in case from the members for a few pieces, e.g. schubert_D850_1.mid)."""
     try:
         rows = csv.DictReader(io.TextIOWrapper(archive.open("metadata.csv"), encoding="utf-8"))
-        by_member = {row["midi"]: float(row["duration"]) for row in rows}
+        by_member = {row["midi"].lower(): float(row["duration"]) for row in rows}
     except (KeyError, ValueError) as exc:
         raise DataError(f"--hours needs the durations in the zip's metadata.csv (columns midi, duration): {exc}; "
                         f"use --limit or --pieces with this zip") from exc
-    return {name: by_member[member] for name, member in members.items() if member in by_member}
+    missing = sorted(name for name, member in members.items() if member.lower() not in by_member)
+    if missing:
+        raise DataError(f"the zip's metadata.csv has no duration for {', '.join(missing[:10])}"
+                        f"{' ...' if len(missing) > 10 else ''}; --hours needs one for every piece (use --pieces)")
+    return {name: by_member[member.lower()] for name, member in members.items()}
 
 
 def _by_hours(names: list[str], seconds: dict[str, float], hours: float) -> list[str]:
@@ -157,7 +162,7 @@ def _by_hours(names: list[str], seconds: dict[str, float], hours: float) -> list
         if total >= hours * 3600:
             break
         chosen.append(name)
-        total += seconds.get(name, 0.0)
+        total += seconds[name]
     return sorted(chosen)
 
 
