@@ -95,13 +95,13 @@ def synthesize(midi: bytes, soundfont: str | os.PathLike, sr: int = SAMPLE_RATE,
                 held[ch].add(action.key)
             else:
                 font.channel_note_off(ch, action.key)
-        elif isinstance(action, tsf.midi.ControlChange) and action.control == 64:
-            pedal[ch] = action.control_value >= 64
+        elif isinstance(action, tsf.midi.ControlChange) and action.control in (64, 121):  # 121 resets the pedal
+            pedal[ch] = action.control == 64 and action.control_value >= 64
             if not pedal[ch]:
                 for key in held[ch] - down[ch]:
                     font.channel_note_off(ch, key)
                 held[ch].clear()
-        elif isinstance(action, tsf.midi.ControlChange) and action.control not in (0, 32):  # bank stays 0
+        if isinstance(action, tsf.midi.ControlChange) and action.control not in (0, 32, 64):  # bank stays 0
             font.channel_midi_control(ch, action.control, action.control_value)
     if done < len(out):
         font.render(out[done:], False)
