@@ -82,8 +82,8 @@ def test_subset_keeps_one_preset_and_what_it_uses(tmp_path):
         soundfont.read(sf2, keep=[(5, 5)])
 
 
-@pytest.mark.parametrize("content, match", [(None, "does not exist|cannot be read"), (b"RIFF1234WAVE", "not a SoundFont"),
-                                            ("dir", "is a directory")])
+@pytest.mark.parametrize("content, match", [(None, "does not exist|cannot be read"),
+                                            (b"RIFF1234WAVE", "not a SoundFont"), ("dir", "is a directory")])
 def test_reading_a_bad_soundfont_names_it(tmp_path, content, match):
     path = tmp_path / "bad.sf2"
     if content == "dir":

@@ -105,7 +105,8 @@ OPTIONAL: dict[str, DataFile] = {f.path: f for f in [
              "ece0ce63dc4d4d44fecbd3ee6761b328e66c189892b2b369cbd8e79b4411a82b", "soundfont",
              _DEB_URL + "musescore-general-soundfont-lossless_0.2.1-1_all.deb",
              "Debian bookworm package (MuseScore_General_Full.sf2, MIT; the piano samples are public domain)"),
-    DataFile(PIANO_FONT, 12681640, "cff7fc6b8bc95288fc6e47500eb251c0f2e4dc22710b9c814c8a108aaa63eb2c", "soundfont", None,
+    DataFile(PIANO_FONT, 12681640, "cff7fc6b8bc95288fc6e47500eb251c0f2e4dc22710b9c814c8a108aaa63eb2c", "soundfont",
+             None,
              "made by `python -m sequnet data soundfont` from the registered Debian package "
              "musescore-general-soundfont-lossless 0.2.1-1: its Grand Piano preset, modulators baked into zones, "
              "samples as Ogg Vorbis (sequnet.data.piano_font)"),

@@ -1,11 +1,12 @@
-"""A small piano SoundFont: one preset of a large SF2, its instruments and samples, optionally Vorbis-compressed (SF3).
+"""SoundFont files: read an SF2, keep some of its presets, write it back as SF2 or as SF3 (Vorbis samples).
 
-The piano that rendered the registered FLACs is the "Grand Piano" preset (bank 0, program 0) of MuseScore_General_Full.sf2
-(Debian ``musescore-general-soundfont-lossless``, 490 MB). Its 144 samples (stereo pairs, 44.1 kHz) hold 100 MB of
-PCM, too much to carry to the GPU machine, which gets at most 64 MiB per run. ``subset`` keeps one preset and what it
-uses, unchanged (zones, generators, modulators, loop points); ``write`` with ``vorbis_quality`` stores each sample
-as an Ogg Vorbis stream, the SF3 convention of MuseScore that TinySoundFont and FluidSynth both read. No SF2
-library on PyPI writes SoundFonts (sf2utils only parses), hence this reader/writer of the RIFF layout (SF2.04 spec).
+The piano that rendered the registered FLACs is the "Grand Piano" preset (bank 0, program 0) of
+MuseScore_General_Full.sf2 (Debian ``musescore-general-soundfont-lossless``, 490 MB). Its 144 samples (stereo pairs,
+44.1 kHz) hold 100 MB of PCM, too much to carry to the GPU machine, which gets at most 64 MiB per run. ``subset``
+keeps one preset and what it uses, unchanged (zones, generators, modulators, loop points); ``to_bytes`` with
+``vorbis_quality`` stores each sample as an Ogg Vorbis stream, the SF3 convention of MuseScore that TinySoundFont and
+FluidSynth both read. The SF2 library on PyPI that fits (sf2utils) only parses, hence this small reader and writer
+of the RIFF layout (SoundFont 2.04 specification).
 """
 from __future__ import annotations
 
