@@ -162,8 +162,8 @@ def test_default_corpus_holds_out_whole_pieces(data_root, data_mirror):
 # --- render-piano, with stand-ins for fluidsynth and sox that write tiny files ---
 
 def test_render_piano_names_what_to_install(monkeypatch, tmp_path):
-    monkeypatch.setattr(render.shutil, "which", lambda name: None)
-    monkeypatch.setattr(render, "_installed_soundfont", lambda: None)
+    monkeypatch.setattr(audio.shutil, "which", lambda name: None)
+    monkeypatch.setattr(audio, "_installed_soundfont", lambda: None)
     with pytest.raises(DataError) as err:
         render.render_piano(tmp_path)
     assert "apt-get install fluidsynth musescore-general-soundfont-lossless sox" in str(err.value)
@@ -228,7 +228,7 @@ def test_render_piano_names_an_unreadable_zip(tmp_path, fake_tools, make):
 def test_real_render_reproduces_a_registered_file(tmp_path, data_root, data_mirror):
     """With the Debian packages of the recipe installed, rendering is bit-for-bit (2-3 s for this 139 s piece)."""
     try:
-        render.find_render_tools()
+        audio.find_render_tools()
     except DataError as exc:
         pytest.skip(str(exc))
     done = render.render_piano(tmp_path, pieces=["scn15_7"], root=data_root, mirror=data_mirror).rendered

@@ -10,6 +10,9 @@ import dataclasses
 import hashlib
 import math
 import os
+import shutil
+import subprocess
+import tempfile
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -25,6 +28,8 @@ from sequnet.data.registry import GROUPS, DataError, ensure
 SAMPLE_RATE = 16000
 MU = 255
 AUDIO_SUFFIXES = (".flac", ".wav")
+INSTALL_HINT = "apt-get install fluidsynth musescore-general-soundfont-lossless sox"
+SOUNDFONT_NAME = "MuseScore_General_Full.sf2"
 
 
 def mu_law_encode(x: torch.Tensor, mu: int = MU) -> torch.Tensor:
@@ -218,3 +223,61 @@ def _padded(piece: torch.Tensor, begin: int, end: int) -> torch.Tensor:
     if hi > lo:
         out[lo - begin:hi - begin] = piece[lo:hi].long()
     return out
+
+
+# --- One MIDI file with FluidSynth + sox: the recipe of the registered FLACs (shared/data/MANIFEST.md §3); the corpus
+# renderer, with TinySoundFont as the alternative, is sequnet.data.render ---
+
+@dataclasses.dataclass(frozen=True)
+class RenderTools:
+    fluidsynth: str
+    sox: str
+    soundfont: Path
+
+
+def _installed_soundfont() -> Path | None:
+    # The recipe asks dpkg where the package put it; fall back to the usual directories (other distributions).
+    try:
+        listing = subprocess.run(["dpkg-query", "-L", "musescore-general-soundfont-lossless"],
+                                 capture_output=True, text=True, check=False).stdout.split()
+    except OSError:
+        listing = []
+    candidates = [Path(p) for p in listing if p.endswith("/" + SOUNDFONT_NAME)]
+    for base in ("/usr/share/sounds", "/usr/share/soundfonts", "/usr/local/share/sounds", "/usr/local/share/soundfonts"):
+        if Path(base).is_dir():
+            candidates += sorted(Path(base).rglob(SOUNDFONT_NAME))
+    return next((p for p in candidates if p.is_file()), None)
+
+
+def find_render_tools(soundfont: str | os.PathLike | None = None) -> RenderTools:
+    """fluidsynth, sox and the grand-piano SoundFont, or a DataError naming what is missing and how to install it."""
+    fluidsynth, sox = shutil.which("fluidsynth"), shutil.which("sox")
+    font = Path(soundfont) if soundfont else _installed_soundfont()
+    missing = [name for name, found in (("fluidsynth", fluidsynth), ("sox", sox)) if not found]
+    if font is None or not font.is_file():
+        missing.append(f"the SoundFont {font}" if soundfont else f"the SoundFont {SOUNDFONT_NAME}")
+    if missing:
+        raise DataError(f"render-piano needs {', '.join(missing)}. Install them with `{INSTALL_HINT}` "
+                        f"(or pass --soundfont FILE.sf2 for another piano SoundFont), or use "
+                        f"--renderer tinysoundfont (a wheel, no system packages).")
+    return RenderTools(fluidsynth, sox, font)
+
+
+def _run(command: list[str]) -> None:
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise DataError(f"`{' '.join(command)}` failed with exit code {done.returncode}: "
+                        f"{(done.stderr or done.stdout).strip()[-2000:]}")
+
+
+def render_midi(midi: Path, target: Path, tools: RenderTools, sr: int = SAMPLE_RATE) -> None:
+    """One MIDI file to a mono 16-bit FLAC at ``sr``, peak-normalised to -1 dBFS, written atomically."""
+    with tempfile.TemporaryDirectory(prefix=".render-", dir=target.parent) as tmp:
+        wav, flac = Path(tmp) / "synth.wav", Path(tmp) / "out.flac"
+        _run([tools.fluidsynth, "-ni", "-q", "-o", "synth.chorus.active=0", "-o", "synth.polyphony=1024",
+              "-g", "0.5", "-r", "44100", "-O", "float", "-T", "wav", "-F", str(wav), str(tools.soundfont),
+              str(midi)])
+        # -R fixes sox's dither seed, which makes the output bit-for-bit repeatable
+        _run([tools.sox, "-R", str(wav), "-b", "16", "-C", "8", str(flac), "remix", "-", "rate", "-v", str(sr),
+              "gain", "-n", "-1"])
+        os.replace(flac, target)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from sequnet.data import piano_font, registry, render
+from sequnet.data import audio, piano_font, registry, render
 
 
 def _fetch(args: argparse.Namespace) -> int:
@@ -93,7 +93,7 @@ def register(subparsers) -> None:
     piano.add_argument("--renderer", choices=render.RENDERERS, default="fluidsynth",
                        help="fluidsynth (+ sox, the registered recipe; default) or tinysoundfont (a wheel)")
     piano.add_argument("--soundfont", metavar="FILE",
-                       help=f"SoundFont (fluidsynth: the installed {render.SOUNDFONT_NAME} by default; tinysoundfont: "
+                       help=f"SoundFont (fluidsynth: the installed {audio.SOUNDFONT_NAME} by default; tinysoundfont: "
                             f"required, the path `data soundfont` prints)")
     piano.add_argument("--workers", type=int, default=1, metavar="N", help="pieces rendered at once (default 1)")
     piano.add_argument("--out", metavar="DIR", help=f"output folder (default: <root>/{render.RENDER_DIR})")

@@ -1,8 +1,9 @@
 """Rendering the piano-midi.de MIDI files to 16 kHz mono FLAC, split by piece, with a manifest of what was made.
 
 Two renderers:
-* ``fluidsynth``: FluidSynth + sox, the recipe of the six registered FLACs (shared/data/MANIFEST.md §3), for a
-  CPU machine with the Debian packages installed; bit for bit with FluidSynth 2.3.1 and the soundfont 0.2.1-1.
+* ``fluidsynth``: FluidSynth + sox (``audio.render_midi``, which other modules use for one file), the recipe of
+  the six registered FLACs (shared/data/MANIFEST.md §3), for a CPU machine with the Debian packages installed; bit
+  for bit with FluidSynth 2.3.1 and the soundfont 0.2.1-1.
 * ``tinysoundfont``: the TinySoundFont wheel (no system libraries), for the GPU machine, which has no package
   manager. Synthesis at 44.1 kHz, the sustain pedal applied here (TinySoundFont ignores CC64), polyphase
   resampling to 16 kHz, peak-normalised to -1 dBFS as sox does in the recipe.
@@ -20,7 +21,6 @@ import io
 import json
 import multiprocessing
 import os
-import shutil
 import subprocess
 import tempfile
 import time
@@ -32,74 +32,16 @@ import numpy as np
 import soundfile
 from tqdm.auto import tqdm
 
-from sequnet.data.audio import AUDIO_SUFFIXES, SAMPLE_RATE, _name_hash, split_pieces
+from sequnet.data.audio import (AUDIO_SUFFIXES, SAMPLE_RATE, _name_hash, find_render_tools, render_midi,
+                                split_pieces)
 from sequnet.data.files import cannot_write, temporary_sibling
 from sequnet.data.registry import GROUPS, OPTIONAL, DataError, data_root, ensure, sha256_of
 from sequnet.data.render_tsf import PEAK_DB, SYNTH_RATE, load_tinysoundfont, synthesize
 
 MIDI_ZIP = "piano/midi/piano-midi.de_midis.zip"
 RENDER_DIR = "piano/rendered-all"  # render-piano's default output, relative to the data root
-INSTALL_HINT = "apt-get install fluidsynth musescore-general-soundfont-lossless sox"
-SOUNDFONT_NAME = "MuseScore_General_Full.sf2"
 RENDERERS = ("fluidsynth", "tinysoundfont")
 MANIFEST_NAME = "manifest.json"
-
-
-# --- FluidSynth + sox: the registered recipe ---
-
-@dataclasses.dataclass(frozen=True)
-class RenderTools:
-    fluidsynth: str
-    sox: str
-    soundfont: Path
-
-
-def _installed_soundfont() -> Path | None:
-    # The recipe asks dpkg where the package put it; fall back to the usual directories (other distributions).
-    try:
-        listing = subprocess.run(["dpkg-query", "-L", "musescore-general-soundfont-lossless"],
-                                 capture_output=True, text=True, check=False).stdout.split()
-    except OSError:
-        listing = []
-    candidates = [Path(p) for p in listing if p.endswith("/" + SOUNDFONT_NAME)]
-    for base in ("/usr/share/sounds", "/usr/share/soundfonts", "/usr/local/share/sounds", "/usr/local/share/soundfonts"):
-        if Path(base).is_dir():
-            candidates += sorted(Path(base).rglob(SOUNDFONT_NAME))
-    return next((p for p in candidates if p.is_file()), None)
-
-
-def find_render_tools(soundfont: str | os.PathLike | None = None) -> RenderTools:
-    """fluidsynth, sox and the grand-piano SoundFont, or a DataError naming what is missing and how to install it."""
-    fluidsynth, sox = shutil.which("fluidsynth"), shutil.which("sox")
-    font = Path(soundfont) if soundfont else _installed_soundfont()
-    missing = [name for name, found in (("fluidsynth", fluidsynth), ("sox", sox)) if not found]
-    if font is None or not font.is_file():
-        missing.append(f"the SoundFont {font}" if soundfont else f"the SoundFont {SOUNDFONT_NAME}")
-    if missing:
-        raise DataError(f"render-piano needs {', '.join(missing)}. Install them with `{INSTALL_HINT}` "
-                        f"(or pass --soundfont FILE.sf2 for another piano SoundFont), or use "
-                        f"--renderer tinysoundfont (a wheel, no system packages).")
-    return RenderTools(fluidsynth, sox, font)
-
-
-def _run(command: list[str]) -> None:
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise DataError(f"`{' '.join(command)}` failed with exit code {done.returncode}: "
-                        f"{(done.stderr or done.stdout).strip()[-2000:]}")
-
-
-def render_midi(midi: Path, target: Path, tools: RenderTools, sr: int = SAMPLE_RATE) -> None:
-    """One MIDI file to a mono 16-bit FLAC at ``sr``, peak-normalised to -1 dBFS, written atomically."""
-    with tempfile.TemporaryDirectory(prefix=".render-", dir=target.parent) as tmp:
-        wav, flac = Path(tmp) / "synth.wav", Path(tmp) / "out.flac"
-        _run([tools.fluidsynth, "-ni", "-q", "-o", "synth.chorus.active=0", "-o", "synth.polyphony=1024",
-              "-g", "0.5", "-r", "44100", "-O", "float", "-T", "wav", "-F", str(wav), str(tools.soundfont),
-              str(midi)])
-        # -R fixes sox's dither seed, which makes the output bit-for-bit repeatable
-        _run([tools.sox, "-R", str(wav), "-b", "16", "-C", "8", str(flac), "remix", "-", "rate", "-v", str(sr),
-              "gain", "-n", "-1"])
-        os.replace(flac, target)
 
 
 def write_flac(audio: np.ndarray, target: Path, sr: int = SAMPLE_RATE) -> None:
