@@ -1,7 +1,8 @@
 """``sequnet train TASK ARCH`` and ``sequnet hpo TASK ARCH``.
 
-``train`` writes ``<out>/records/<task>_<arch>.json`` and a checkpoint after every epoch
-(``<out>/checkpoints/<task>_<arch>.pt``); ``--resume`` continues from it. A run whose record or checkpoint exists
+``train`` writes ``<out>/records/<name>.json`` and a checkpoint after every epoch (``<out>/checkpoints/<name>.pt``),
+the name being ``<task>_<arch>``, or ``<task>_<arch>_seed<N>`` with ``--seed N`` other than the default 1111 (so
+that the seeds of one model train side by side in one folder); ``--resume`` continues from it. A run whose record or checkpoint exists
 is refused unless ``--resume`` or ``--overwrite`` is given, and so is a run whose files another training is
 writing. Exit status: 0 finished, 1 diverged or failed, 3 stopped early by ``--time-limit`` (run the same command
 with ``--resume`` to go on), 2 bad arguments or refused before training (an existing or busy run, an unreadable
@@ -77,7 +78,7 @@ STATUS_FILE = "SEQUNET_TRAIN_STATUS_FILE"
 _VALUE_OPTIONS = ("scale", "epochs", "batch_size", "device", "seed", "max_steps_per_epoch", "eval_limit",
                   "cpu_threads", "out", "lr", "clip", "checkpoint", "time_limit")
 _OTHER_DESTS = {"command", "func", "task", "arch", "bf16", "cuda_graphs", "fast_kernels", "resume", "overwrite",
-                "progress", "nproc"}
+                "progress", "nproc", "note"}
 
 
 def _worker_argv(args: argparse.Namespace) -> list[str]:
@@ -102,6 +103,8 @@ def _worker_argv(args: argparse.Namespace) -> list[str]:
         argv.append("--overwrite")
     if args.progress is not None:
         argv.append("--progress" if args.progress else "--no-progress")
+    for note in args.note or ():
+        argv += ["--note", note]
     return argv
 
 
@@ -137,7 +140,7 @@ def _train_here(args: argparse.Namespace, config) -> int:
     progress = sys.stderr.isatty() if args.progress is None else args.progress
     try:
         run = train(config, out_dir=out, checkpoint=checkpoint, resume=resume, overwrite=args.overwrite,
-                    progress=progress, time_limit_s=args.time_limit)
+                    progress=progress, log=print, time_limit_s=args.time_limit, notes=args.note or ())
     except (ValueError, FileNotFoundError) as e:
         return _fail("train", e, 2)
     except DataError as e:
@@ -194,7 +197,8 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--epochs", type=int, metavar="N")
     parser.add_argument("--batch-size", type=int, metavar="N", help="training streams (language tasks)")
     parser.add_argument("--device", metavar="D", help="auto (default), cpu, cuda, cuda:N")
-    parser.add_argument("--seed", type=int)
+    parser.add_argument("--seed", type=int, metavar="N",
+                        help="seed of every random draw (default 1111; another seed adds _seedN to the file names)")
     parser.add_argument("--max-steps-per-epoch", type=int, metavar="N")
     parser.add_argument("--eval-limit", type=int, metavar="N", help="windows/sequences evaluated per split")
     parser.add_argument("--bf16", action="store_true", help="bfloat16 autocast for training steps")
@@ -221,7 +225,10 @@ def register(subparsers) -> None:
     p.add_argument("--time-limit", type=float, metavar="S",
                    help="stop (resumably) before an epoch that would end after S seconds")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
-                   help="tqdm bar per epoch (default: when stderr is a terminal)")
+                   help="one tqdm bar over the run's steps, each epoch's summary as its postfix, in place of one "
+                        "line per epoch (default: when stderr is a terminal)")
+    p.add_argument("--note", action="append", metavar="TEXT",
+                   help="a note for the record (repeatable), e.g. that the run shared its GPU with others")
     p.add_argument("--nproc", type=int, default=1, metavar="N",
                    help="data-parallel processes on this machine (DDP via torchrun; one per GPU, or gloo on the "
                         "CPU); --batch-size is per process; default 1")
