@@ -166,26 +166,33 @@ def _train_here(args: argparse.Namespace, config) -> int:
 
 
 def run_hpo(args: argparse.Namespace) -> int:
-    from sequnet.experiment.hpo import search
+    from sequnet.experiment.hpo import search, search_name, summary
 
     overrides = _overrides(args)
     overrides.pop("lr"), overrides.pop("clip")
     try:
         result = search(args.task, args.arch, args.scale, args.trials, search_seed=args.search_seed,
-                        **overrides)
+                        out_dir=args.out, time_limit_s=args.time_limit, **overrides)
     except ValueError as e:
         return _fail("hpo", e, 2)
     except (RuntimeError, DataError) as e:
         return _fail("hpo", e, 1)
     clip = "off" if result.clip is None else f"{result.clip:.4f}"
-    print(f"best: lr {result.lr:.6g}, clip {clip}, validation loss {result.best_valid_loss:.4f} nats")
+    done = len(result.trials.trials)
+    print(f"best of {done} trials: lr {result.lr:.6g}, clip {clip}, validation loss {result.best_valid_loss:.4f} nats")
     if args.out:
-        path = Path(args.out) / f"hpo_{args.task}_{args.arch}_{args.scale}.json"
+        path = Path(args.out) / f"{search_name(args.task, args.arch, args.scale)}.json"
+        data = summary(result, args.task, args.arch, args.scale, args.trials, args.search_seed, **overrides)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps({"task": args.task, "arch": args.arch, "scale": args.scale, "lr": result.lr,
-                                    "clip": result.clip, "best_valid_loss": result.best_valid_loss,
-                                    "trials": result.table()}, indent=1) + "\n")
-        print(f"trials: {path}")
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+        with os.fdopen(fd, "w") as f:
+            f.write(json.dumps(data, indent=1) + "\n")
+        os.replace(tmp, path)
+        print(f"trials: {path}" + (f" ({data['notes']})" if data["notes"] else ""))
+    if not result.complete:
+        print(f"stopped after {done} of {args.trials} trials (--time-limit); run the same command again to go on",
+              file=sys.stderr)
+        return 3
     return 0
 
 
@@ -236,10 +243,15 @@ def register(subparsers) -> None:
 
     h = subparsers.add_parser("hpo", help="hyperopt TPE search over learning rate and clipping",
                               description="TPE over lr ~ loguniform(-12, -2) and clipping (off or U(0.01, 1)); "
-                                          "each trial is a training run at --scale.")
+                                          "each trial is a training run at --scale (with --epochs N, a changed "
+                                          "preset that the records and the summary name). With --out, every "
+                                          "trial writes its record and the search resumes where it stopped.")
     _common(h)
     h.add_argument("--trials", type=int, default=20, metavar="N", help="number of trials (default 20)")
     h.add_argument("--search-seed", type=int, default=0, metavar="N", help="seed of the TPE sampler")
+    h.add_argument("--time-limit", type=float, metavar="S",
+                   help="stop (exit 3) before a trial that would end after S seconds; with --out, the same command "
+                        "again resumes the search")
     h.set_defaults(func=run_hpo, lr=None, clip=None)
 
 
