@@ -30,9 +30,9 @@ def test_committed_records_load_with_their_preset_changes():
     assert len(loaded) >= 19
     # Written before ``deviations`` was a field: the change is read from the notes, once, on loading.
     assert loaded["paper/word_ptb/variant-lr0.0002/word_ptb_sequnet.json"].deviations == {"lr": 0.0002}
-    # ... except a seed, which is the run's identity, not a change of the preset: it moves to its own field
+    # (a seed, named as a change then, is also the record's seed; runs since never name it a change)
     seeded = loaded["paper/music_seeds/seed1/nottingham_sequnet.json"]
-    assert seeded.deviations == {} and seeded.seed == 1
+    assert seeded.deviations == {"seed": 1} and seeded.seed == 1
     assert loaded["published/music_jsb/records/jsb_sequnet.json"].seed == 1111
     assert all(r.loss_spikes is None for r in loaded.values())     # no committed run counted them yet
     assert loaded["published/piano_audio/records/piano_audio_wavenet.json"].deviations == {"time_budget_s": 100.0}

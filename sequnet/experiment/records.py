@@ -5,8 +5,10 @@ A record says what was run (experiment, model, scale, config), what came out (me
 committed under ``results/`` so that the book can show them without re-running anything.
 
 Fields added after the first records were committed are optional on loading, so that every committed record still
-loads: ``deviations`` (read from the notes when absent), ``seed`` (read from ``config["seed"]`` when absent; the
-seed is the run's identity, never a preset change) and ``loss_spikes`` (None: the run did not count them).
+loads: ``deviations`` (read from the notes when absent), ``seed`` (read from ``config["seed"]`` when absent) and
+``loss_spikes`` (None: the run did not count them). A seed is the run's identity, not a preset change: records
+written since never list it in ``deviations``; the two written before (``results/paper/music_seeds``) still do,
+as their notes say "paper preset changed: seed=N" (``sequnet.experiment.seeds`` disregards it there).
 """
 from __future__ import annotations
 
@@ -94,11 +96,8 @@ class ResultRecord:
         self.host = self.host or platform.node()
         if self.deviations is None:
             self.deviations = deviations_from_notes(self.notes)
-        # Records written before seeds were runs' identities named a seed as a preset change ("seed=2" in the
-        # notes): it is the run's seed, another sample of the same procedure.
-        noted_seed = self.deviations.pop("seed", None)
         if self.seed is None:
-            seed = self.config.get("seed", noted_seed)
+            seed = self.config.get("seed", self.deviations.get("seed"))
             self.seed = seed if isinstance(seed, int) and not isinstance(seed, bool) else None
 
     def to_dict(self) -> dict[str, Any]:

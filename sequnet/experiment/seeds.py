@@ -47,8 +47,10 @@ def mismatch(record: ResultRecord, task: str, arch: str, scale: str = "paper") -
         return f"another cell ({record.experiment}/{record.model} at {record.scale} scale)"
     if record.status not in FINISHED:
         return f"status {record.status}"
-    if record.deviations:
-        return "preset changed: " + ", ".join(f"{k}={v}" for k, v in record.deviations.items())
+    # Records written before seeds had names list their seed as a change of the preset (from their notes).
+    changes = {k: v for k, v in (record.deviations or {}).items() if k != "seed"}
+    if changes:
+        return "preset changed: " + ", ".join(f"{k}={v}" for k, v in changes.items())
     try:
         config = record_config(record)
         changed = deviations(config)
