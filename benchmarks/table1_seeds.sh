@@ -19,9 +19,9 @@
 # ~3 min, MuseData ~10-11 min, Nottingham ~13-15 min.
 #   SESSION=1  char_ptb (4 runs) + jsb (4) + piano_midi (4): 12 processes, ~20 min, three commands
 #   SESSION=2  word_ptb (4) + nottingham sequnet (2): 6 processes, ~21 min, three commands
-#   SESSION=3  nottingham tcn (2) + muse tcn (2) + muse sequnet (1): 5 processes, ~12 min, two commands; the time
-#              left can run the TPE search of issue 20 part 3 if the seeds leave the Nottingham/MuseData gap
-#              unexplained (`python -m sequnet hpo`, see sequnet/experiment/hpo.py)
+#   SESSION=3  nottingham tcn (2) + muse tcn (2) + muse sequnet (1): 5 processes, ~12 min, two commands
+# Then, if the seeds leave the Nottingham / MuseData Seq-U-Net gap unexplained, a fourth session runs the paper's
+# TPE search at reduced cost: benchmarks/table1_hpo.sh (issue 20 part 3).
 # Without SESSION (or with CELLS="TASK:ARCH ...") every missing seed of those cells starts at once.
 # Each session: call `train` again (same OUT and WORK) until it exits 0; every call ends within TIME_LIMIT plus the
 # last epoch's evaluation (use the device tool's timeout of 600 s). Then unpack OUT/seeds.tar.gz and commit its

@@ -103,6 +103,26 @@ def test_seeds_script_trains_only_the_missing_seeds_side_by_side_and_is_idempote
     assert todo([("jsb", "tcn")], (1111, 2, 3), [have, work / "records"], "smoke") == []
 
 
+def test_hpo_script_runs_a_labelled_search_and_packs_it(tmp_path, data_mirror):
+    """A CPU dry run of benchmarks/table1_hpo.sh: one search of two one-epoch trials at smoke scale."""
+    import tarfile
+
+    env = dict(os.environ, CELLS="jsb:tcn", EPOCHS="1", TRIALS="2", SCALE="smoke", DEVICE="cpu", MPS="0",
+               PYTHON=sys.executable, SEQUNET_DATA_MIRROR=str(data_mirror),
+               PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
+    out, work = tmp_path / "out", tmp_path / "work"
+    done = subprocess.run(["bash", str(REPO / "benchmarks" / "table1_hpo.sh"), str(out), str(work)], env=env,
+                          cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    summary = json.loads((work / "hpo_jsb_tcn_smoke.json").read_text())
+    assert summary["complete"] and len(summary["trials"]) == 2 and summary["deviations"]["epochs"] == 1
+    assert "hpo_jsb_tcn.log: best of 2 trials" in (out / "status.txt").read_text()
+    with tarfile.open(out / "hpo.tar.gz") as tar:
+        names = tar.getnames()
+    assert "hpo_jsb_tcn_smoke.json" in names and "hpo_jsb_tcn_smoke/trial-002/records/jsb_tcn.json" in names
+    assert not any(n.endswith("trials.pkl") for n in names)
+
+
 def test_seeds_script_refuses_an_unknown_session(tmp_path):
     done = subprocess.run(["bash", str(REPO / "benchmarks" / "table1_seeds.sh"), "train", str(tmp_path)],
                           env=dict(os.environ, SESSION="4"), capture_output=True, text=True, timeout=60)

@@ -172,7 +172,7 @@ def run_hpo(args: argparse.Namespace) -> int:
     overrides.pop("lr"), overrides.pop("clip")
     try:
         result = search(args.task, args.arch, args.scale, args.trials, search_seed=args.search_seed,
-                        out_dir=args.out, time_limit_s=args.time_limit, **overrides)
+                        out_dir=args.out, time_limit_s=args.time_limit, notes=args.note or (), **overrides)
     except ValueError as e:
         return _fail("hpo", e, 2)
     except (RuntimeError, DataError) as e:
@@ -215,6 +215,8 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fast-kernels", action=argparse.BooleanOptionalAction, default=None,
                         help="on a GPU, the audio models run channels-last with the fused gate (default: on)")
     parser.add_argument("--out", metavar="DIR", help="output folder (default: runs/<scale>)")
+    parser.add_argument("--note", action="append", metavar="TEXT",
+                        help="a note for the record(s) (repeatable), e.g. that the run shared its GPU with others")
 
 
 def register(subparsers) -> None:
@@ -234,8 +236,6 @@ def register(subparsers) -> None:
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="one tqdm bar over the run's steps, each epoch's summary as its postfix, in place of one "
                         "line per epoch (default: when stderr is a terminal)")
-    p.add_argument("--note", action="append", metavar="TEXT",
-                   help="a note for the record (repeatable), e.g. that the run shared its GPU with others")
     p.add_argument("--nproc", type=int, default=1, metavar="N",
                    help="data-parallel processes on this machine (DDP via torchrun; one per GPU, or gloo on the "
                         "CPU); --batch-size is per process; default 1")

@@ -30,7 +30,7 @@ import pickle
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 from hyperopt import STATUS_FAIL, STATUS_OK, Trials, fmin, hp, space_eval, tpe
@@ -101,10 +101,11 @@ def _save(path: Path, trials: Trials, identity: dict[str, Any]) -> None:
 
 def search(task: str, arch: str, scale: str = "smoke", trials: int = 20, *, search_seed: int = 0,
            log: Callable[[str], None] | None = print, out_dir: str | os.PathLike | None = None,
-           time_limit_s: float | None = None, **overrides: Any) -> SearchResult:
+           time_limit_s: float | None = None, notes: Sequence[str] = (), **overrides: Any) -> SearchResult:
     """Run ``trials`` TPE trials of ``task``/``arch`` at ``scale`` (plus ``overrides``); return the best
     (lr, clip) and the hyperopt ``Trials``. ``search_seed`` seeds the TPE sampler (``seed``, an override, the
-    training runs). With ``out_dir`` each trial writes its record and the search resumes (module doc). Raises
+    training runs). With ``out_dir`` each trial writes its record (``notes`` added to its own) and the search
+    resumes (module doc). Raises
     RuntimeError when every trial failed."""
     if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
         raise ValueError(f"trials={trials!r}: expected a positive integer")
@@ -127,7 +128,7 @@ def search(task: str, arch: str, scale: str = "smoke", trials: int = 20, *, sear
         trial_dir = None if folder is None else folder / f"trial-{index:03d}"
         # overwrite: a trial whose record was written but whose result was not saved runs again, identically
         run = train(config, task=data, final_splits=(), out_dir=trial_dir, overwrite=True,
-                    notes=[note.format(index)])
+                    notes=[note.format(index), *notes])
         ok = run.record.status == "ok" and math.isfinite(run.best_valid_loss)
         if log:
             clip = "off" if config.clip is None else f"{config.clip:.3f}"

@@ -45,10 +45,10 @@ class SpikeRule:
     """A training step's loss is a spike when it exceeds ``factor`` times the median of the losses of the
     ``window`` steps before it (fewer at the start of a run, but at least ``min_history``; the window runs on
     across epochs). Losses are the step's mean in nats per scored item. The median is not moved by a few
-    earlier spikes, and the factor of 3 is meant to lie well above a healthy run's step-to-step spread: the spike
-    of the word-PTB Seq-U-Net's epoch 49 (its record: the epoch's mean loss rose from 4.16 to 5.88 nats over 1,289
-    steps, about 2,200 nats in one step) was hundreds of times its neighbours. Consecutive spikes count one
-    each."""
+    earlier spikes, and the factor of 3 is meant to lie well above a healthy run's step-to-step spread: in the
+    word-PTB Seq-U-Net's epoch 49 the mean loss rose from 4.16 to 5.88 nats over 1,289 steps, about 2,200 nats
+    more, most likely in one step (its record's note), hundreds of times the neighbouring steps' ~4 nats.
+    Consecutive spikes count one each."""
     factor: float = 3.0
     window: int = 100
     min_history: int = 20
