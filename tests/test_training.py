@@ -324,6 +324,13 @@ def test_cli_train_writes_a_valid_record(tmp_path, data_root):
     assert record.time_per_step_s > 0 and record.device.startswith(expected)
     assert len(record.history) == record.config["epochs"] == 2
     assert (tmp_path / "checkpoints" / "jsb_sequnet.pt").is_file()
+    assert record.seed == 1111 and record.loss_spikes["steps_checked"] == sum(h["steps"] for h in record.history)
+    # another seed of the same model: its own files beside the first, its record naming it
+    out = subprocess.run([sys.executable, "-m", "sequnet", "train", "jsb", "sequnet", "--scale", "smoke", "--seed",
+                          "2", "--out", str(tmp_path)], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert ResultRecord.load(tmp_path / "records" / "jsb_sequnet_seed2.json").seed == 2
+    assert (tmp_path / "checkpoints" / "jsb_sequnet_seed2.pt").is_file()
 
 
 def test_cli_rejects_bad_values(tmp_path, capsys):

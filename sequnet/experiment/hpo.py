@@ -9,9 +9,9 @@ hyperopt's TPE draws its first 20 points at random (``n_startup_jobs``), so a se
 search, in the paper as here.
 
 At reduced cost (issue 20: do the seeds explain the Nottingham and MuseData Seq-U-Net gaps?), the same procedure
-runs at paper scale with fewer epochs per trial, e.g. ``python -m sequnet hpo nottingham sequnet --scale paper
---epochs 20 --trials 20 --out DIR``: every trial's record (``DIR/hpo_<task>_<arch>_<scale>/trial-NNN/records/``)
-and the summary (``DIR/hpo_<task>_<arch>_<scale>.json``) say "paper preset changed: epochs=20, lr=..., clip=...",
+runs at paper scale with fewer epochs per trial (``benchmarks/table1_hpo.sh``), e.g.
+``python -m sequnet hpo nottingham sequnet --scale paper --epochs 10 --trials 20 --out DIR``: every trial's record
+(``DIR/hpo_<task>_<arch>_<scale>/trial-NNN/records/``) and the summary (``DIR/hpo_<task>_<arch>_<scale>.json``) say "paper preset changed: epochs=10, lr=..., clip=...",
 so none is taken for a reproduction. The best (lr, clip) is then retrained with the full 100 epochs
 (``sequnet train ... --scale paper --lr LR --clip CLIP``), whose record names those two changes.
 
