@@ -1,5 +1,19 @@
-# Shell functions shared by benchmarks/table1_paper.sh and benchmarks/table1_seeds.sh (sourced, not run).
-# They read the callers' variables python (the interpreter) and device (cuda or cpu).
+# Shell functions shared by benchmarks/table1_{paper,seeds,hpo}.sh (sourced, not run), and the settings they all
+# read from the environment: PYTHON (the interpreter), SCALE and DEVICE (SCALE=smoke DEVICE=cpu for a dry run on a
+# CPU; default paper, cuda).
+python=${PYTHON:-python3}
+scale=${SCALE:-paper}
+device=${DEVICE:-cuda}
+
+# use_dirs OUT WORK [SUBFOLDER...]: create OUT and WORK (and WORK/SUBFOLDER...) and set out and work to their
+# absolute paths (the runs are started elsewhere than the notebooks' kernels).
+use_dirs() {
+    out=$1 work=$2
+    shift 2
+    mkdir -p "$out" "$work" "${@/#/$work/}"
+    out=$(cd "$out" && pwd)
+    work=$(cd "$work" && pwd)
+}
 
 # Start the CUDA MPS daemon (MPS=1, the default, where nvidia-cuda-mps-control exists and the runs use the GPU), so
 # that the small models' kernels share the GPU instead of taking turns. Sets mps=1 when MPS is in use.

@@ -25,14 +25,8 @@
 # Exit status: 0 every search complete, 3 some stopped early (call again), 1 a failure (see the logs).
 set -u
 out=${1:?usage: benchmarks/table1_hpo.sh OUT [WORK]}
-work=${2:-runs/hpo}
-python=${PYTHON:-python3}
-scale=${SCALE:-paper}
-device=${DEVICE:-cuda}
-mkdir -p "$out" "$work/logs"
-out=$(cd "$out" && pwd)
-work=$(cd "$work" && pwd)
 . "$(dirname "$0")/table1_common.sh"
+use_dirs "$out" "${2:-runs/hpo}" logs
 use_device_copies || exit 1
 start_mps
 cells=${CELLS:-nottingham:sequnet muse:sequnet}

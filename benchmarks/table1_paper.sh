@@ -34,15 +34,9 @@
 set -u
 mode=${1:?usage: benchmarks/table1_paper.sh train|report OUT [WORK]}
 out=${2:?usage: benchmarks/table1_paper.sh train|report OUT [WORK]}
-work=${3:-runs/table1}
-python=${PYTHON:-python3}
 tasks=${TASKS:-char_ptb word_ptb nottingham muse jsb piano_midi}
-scale=${SCALE:-paper}
-device=${DEVICE:-cuda}
-mkdir -p "$out" "$work"
-out=$(cd "$out" && pwd)
-work=$(cd "$work" && pwd)
 . "$(dirname "$0")/table1_common.sh"
+use_dirs "$out" "${3:-runs/table1}"
 
 case $mode in
 train)

@@ -50,10 +50,6 @@ set -u
 usage="usage: benchmarks/table1_seeds.sh train|status OUT [WORK]"
 mode=${1:?$usage}
 out=${2:?$usage}
-work=${3:-runs/seeds}
-python=${PYTHON:-python3}
-scale=${SCALE:-paper}
-device=${DEVICE:-cuda}
 seeds=${SEEDS:-1111 1 2}
 all="char_ptb:tcn char_ptb:sequnet word_ptb:tcn word_ptb:sequnet jsb:tcn jsb:sequnet nottingham:tcn
      nottingham:sequnet muse:tcn muse:sequnet piano_midi:tcn piano_midi:sequnet"
@@ -65,10 +61,8 @@ case ${SESSION:-} in
     *) echo "SESSION=$SESSION: expected 1, 2 or 3 (the plan in this script's header)" >&2; exit 2 ;;
 esac
 case $mode in train|status) ;; *) echo "$usage" >&2; exit 2 ;; esac
-mkdir -p "$out" "$work/records" "$work/logs"
-out=$(cd "$out" && pwd)
-work=$(cd "$work" && pwd)
 . "$(dirname "$0")/table1_common.sh"
+use_dirs "$out" "${3:-runs/seeds}" records logs
 use_device_copies || exit 1
 read -ra have <<<"${HAVE-results/published results/paper}"
 seeds() {       # todo | status: the seeds of the cells still to train, or each cell's seeds and their records
