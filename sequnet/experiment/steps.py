@@ -29,6 +29,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 import torch
 import torch.nn as nn
+from tqdm.auto import tqdm
 
 from sequnet.experiment import distributed
 from sequnet.experiment.captured import CapturedStep
@@ -89,6 +90,21 @@ def count_spikes(summary: dict[str, Any] | None, losses: Sequence[float], previo
     summary["events"] += [{"epoch": epoch, "step": i + 1, "loss": loss, "median": median}
                           for i, loss, median in found[:max(room, 0)]]
     return summary
+
+
+def run_bar(config: RunConfig, done: int, steps: int, show: bool):
+    """A run's one progress bar (``tqdm.auto``: a widget in Jupyter, text in a terminal): every training step of
+    every epoch, ``done`` of them trained already (a resumed run)."""
+    return tqdm(total=config.epochs * steps, initial=done, desc=config.name, unit="step", mininterval=1.0,
+                disable=not show, dynamic_ncols=True)
+
+
+def epoch_summary(config: RunConfig, task: Task, h: dict[str, Any]) -> str:
+    """One epoch of a run's history in a line (the bar's postfix, or a log line)."""
+    valid = "" if h["valid"] is None else f" valid {h['valid']:.4f}"
+    return (f"epoch {h['epoch']:3d}/{config.epochs}: train {h['train']:.4f}{valid} "
+            f"{task.unit}  lr {h['lr']:.3g}  {h['epoch_time_s']:.1f} s"
+            + ("  *best*" if h["best"] else "") + ("  (lr halved)" if h["lr_halved"] else ""))
 
 
 def _sync(device: torch.device) -> None:

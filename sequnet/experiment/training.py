@@ -38,11 +38,10 @@ import os
 import statistics
 import time
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Callable, Sequence
 
 import torch
 import torch.nn as nn
-from tqdm.auto import tqdm
 
 from sequnet.core.configs import build_model, count_parameters
 from sequnet.core.models import ResSeqUNet, use_channels_last, use_fused_gate
@@ -55,8 +54,8 @@ from sequnet.experiment.checkpoints import (RunFolderError, RunLock, TrainState,
                                             resume_path, save_checkpoint, seed_everything)
 from sequnet.experiment.records import ResultRecord
 from sequnet.experiment.scales import RunConfig, deviations
-from sequnet.experiment.steps import (SPIKES, Diverged, count_spikes, device_name, torch_settings, train_epoch,
-                                      uses_cuda_graphs)
+from sequnet.experiment.steps import (SPIKES, Diverged, count_spikes, device_name, epoch_summary, run_bar,
+                                      torch_settings, train_epoch, uses_cuda_graphs)
 from sequnet.experiment.tasks import SPLITS, LanguageTask, Task, make_task
 
 
@@ -282,19 +281,6 @@ def _notes(config: RunConfig, task: Task, state: TrainState, status: str, ctx: d
     return notes
 
 
-def _epoch_summary(config: RunConfig, task: Task, h: dict[str, Any]) -> str:
-    valid = "" if h["valid"] is None else f" valid {h['valid']:.4f}"
-    return (f"epoch {h['epoch']:3d}/{config.epochs}: train {h['train']:.4f}{valid} "
-            f"{task.unit}  lr {h['lr']:.3g}  {h['epoch_time_s']:.1f} s"
-            + ("  *best*" if h["best"] else "") + ("  (lr halved)" if h["lr_halved"] else ""))
-
-
-def _bar(config: RunConfig, state: TrainState, steps: int, show: bool):
-    """The run's one progress bar: every training step of every epoch (the epochs already trained counted in)."""
-    return tqdm(total=config.epochs * steps, initial=state.epoch * steps, desc=config.name, unit="step",
-                mininterval=1.0, disable=not show, dynamic_ncols=True)
-
-
 def train(config: RunConfig, *, out_dir: str | os.PathLike | None = None,
           checkpoint: str | os.PathLike | None = None, resume: bool | str | os.PathLike = False,
           overwrite: bool = False, task: Task | None = None, progress: bool = False,
@@ -353,7 +339,7 @@ def train(config: RunConfig, *, out_dir: str | os.PathLike | None = None,
         warmup_left, last_epoch_s = config.warmup_steps, 0.0
         given_notes, notes = list(notes), []
         status, trained = "ok", False
-        bar = _bar(config, state, steps, progress)
+        bar = run_bar(config, state.epoch * steps, steps, progress)
         with torch_settings(config, device, task), contextlib.closing(bar):
             where = device_name(device)                  # inside: the thread count is the one training uses
             while state.epoch < config.epochs:
@@ -380,7 +366,7 @@ def train(config: RunConfig, *, out_dir: str | os.PathLike | None = None,
                     state.wall_time_s += time.perf_counter() - wall_mark
                     wall_mark = time.perf_counter()
                     _save(checkpoint, config, model, optimizer, state, data_order, ctx)
-                summary = _epoch_summary(config, task, state.history[-1])
+                summary = epoch_summary(config, task, state.history[-1])
                 if progress:
                     bar.set_postfix_str(summary, refresh=True)
                 elif log:
