@@ -42,6 +42,8 @@ def test_spikes_counted_epoch_by_epoch_equal_those_of_the_whole_series():
         summary = count_spikes(summary, part, previous, epoch, rule)
         previous = (previous + part)[-rule.window:]
     assert whole["count"] == summary["count"] == 3 and summary["steps_checked"] == len(series)
+    assert summary["largest"] == {"epoch": 3, "step": 2, "ratio": 60.0 / 3.9}
+    assert whole["largest"] == {"epoch": 1, "step": 9, "ratio": 60.0 / 3.9}         # the same step, one epoch
     assert [(e["epoch"], e["step"], e["loss"]) for e in summary["events"]] == [(1, 3, 30.0), (2, 4, 50.0),
                                                                                  (3, 2, 60.0)]
     assert summary["rule"].startswith("a training step whose loss exceeds 3 x the median of the previous 5")

@@ -43,6 +43,7 @@ def test_interrupted_and_resumed_run_equals_uninterrupted(tmp_path, data_root):
 
     assert resumed.record.status == whole.record.status == "ok"
     assert resumed.record.metrics == whole.record.metrics
+    assert resumed.record.loss_spikes == whole.record.loss_spikes and whole.record.loss_spikes["steps_checked"] == 16
     # the allocator's peak depends on what the process allocated before (on a GPU it differed by 0.04 MiB)
     strip = ("epoch_time_s", "step_time_median_s", "peak_memory_mib")
     assert [{k: v for k, v in h.items() if k not in strip} for h in resumed.record.history] == \

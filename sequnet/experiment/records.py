@@ -83,7 +83,8 @@ class ResultRecord:
     seed: int | None = None
     # Per-step training-loss spikes (``sequnet.experiment.steps.SpikeRule``): {"rule": its description, "factor",
     # "window", "min_history", "steps_checked", "count", "events": [{"epoch", "step", "loss", "median"}, ...] (the
-    # first ``MAX_EVENTS``)}, losses in nats per scored item. None: not counted (records written before).
+    # first ``MAX_EVENTS``), "largest": {"epoch", "step", "ratio"} (the largest loss / median of the run, null
+    # before a step was judged)}, losses in nats per scored item. None: not counted (records written before).
     loss_spikes: dict[str, Any] | None = None
 
     def __post_init__(self):
