@@ -15,11 +15,12 @@
 #
 # The GPU sessions (30 minutes of device time each, commands of at most 10 minutes; a fresh machine each, so a run
 # must finish within its session: checkpoints do not come back). Times from the committed records on an H200:
-# char ~16 min and word ~19-20 min with four language runs sharing; with twelve runs sharing, JSB and Piano-midi
-# ~3 min, MuseData ~10-11 min, Nottingham ~13-15 min.
-#   SESSION=1  char_ptb (4 runs) + jsb (4) + piano_midi (4): 12 processes, ~20 min, three commands
-#   SESSION=2  word_ptb (4) + nottingham sequnet (2): 6 processes, ~21 min, three commands
-#   SESSION=3  nottingham tcn (2) + muse tcn (2) + muse sequnet (1): 5 processes, ~12 min, two commands
+# with four language runs sharing (8.7 ms a step, against ~4.8 ms alone: the GPU is busy) char took ~16 min and
+# word would take ~20 min (1,289 steps an epoch against char's 1,013); with twelve runs sharing, JSB and
+# Piano-midi ~3 min, MuseData ~10-11 min, Nottingham ~13-15 min.
+#   SESSION=1  char_ptb (4 runs) + jsb (4) + piano_midi (4): 12 processes, ~18-20 min, three commands
+#   SESSION=2  word_ptb (4): 4 processes, ~20-21 min, three commands (nothing beside them: the session is full)
+#   SESSION=3  nottingham (4) + muse tcn (2) + muse sequnet (1): 7 processes, ~15 min, two commands
 # Then, if the seeds leave the Nottingham / MuseData Seq-U-Net gap unexplained, a fourth session runs the paper's
 # TPE search at reduced cost: benchmarks/table1_hpo.sh (issue 20 part 3).
 # Without SESSION (or with CELLS="TASK:ARCH ...") every missing seed of those cells starts at once.
@@ -56,8 +57,8 @@ all="char_ptb:tcn char_ptb:sequnet word_ptb:tcn word_ptb:sequnet jsb:tcn jsb:seq
 case ${SESSION:-} in
     "") cells=${CELLS:-$all} ;;
     1) cells="char_ptb:tcn char_ptb:sequnet jsb:tcn jsb:sequnet piano_midi:tcn piano_midi:sequnet" ;;
-    2) cells="word_ptb:tcn word_ptb:sequnet nottingham:sequnet" ;;
-    3) cells="nottingham:tcn muse:tcn muse:sequnet" ;;
+    2) cells="word_ptb:tcn word_ptb:sequnet" ;;
+    3) cells="nottingham:tcn nottingham:sequnet muse:tcn muse:sequnet" ;;
     *) echo "SESSION=$SESSION: expected 1, 2 or 3 (the plan in this script's header)" >&2; exit 2 ;;
 esac
 case $mode in train|status) ;; *) echo "$usage" >&2; exit 2 ;; esac
