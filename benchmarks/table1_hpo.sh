@@ -15,7 +15,7 @@
 # Cost, from the committed records on an H200: a Nottingham epoch ~5 s and a MuseData epoch ~4 s alone (slower
 # side by side), so 20 trials of 10 epochs are ~17 and ~14 minutes: one GPU session of three commands. Call it
 # again (same OUT and WORK) until it exits 0; each call stops its searches before a trial that would end after
-# TIME_LIMIT (default 480 s; every call runs at least one trial of each).
+# TIME_LIMIT (default 450 s; every call runs at least one trial of each).
 #
 # OUT   hpo.tar.gz (WORK's summaries, trial records and logs) and status.txt, rewritten by every call
 # WORK  the searches' saved trials, records and logs (default runs/hpo, git-ignored)
@@ -38,7 +38,7 @@ for cell in $cells; do
     task=${cell%%:*}; arch=${cell#*:}
     "$python" -m sequnet.experiment.cli hpo "$task" "$arch" --scale "$scale" --device "$device" --out "$work" \
         --epochs "${EPOCHS:-10}" --trials "${TRIALS:-20}" --search-seed "${SEARCH_SEED:-0}" \
-        --time-limit "${TIME_LIMIT:-480}" "${extra[@]}" >>"$work/logs/hpo_${task}_$arch.log" 2>&1 &
+        --time-limit "${TIME_LIMIT:-450}" "${extra[@]}" >>"$work/logs/hpo_${task}_$arch.log" 2>&1 &
     pids+=($!)
 done
 wait_all "${pids[@]}"; status=$?

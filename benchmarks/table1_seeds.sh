@@ -18,9 +18,13 @@
 # with four language runs sharing (8.7 ms a step, against ~4.8 ms alone: the GPU is busy) char took ~16 min and
 # word would take ~20 min (1,289 steps an epoch against char's 1,013); with twelve runs sharing, JSB and
 # Piano-midi ~3 min, MuseData ~10-11 min, Nottingham ~13-15 min.
-#   SESSION=1  char_ptb (4 runs) + jsb (4) + piano_midi (4): 12 processes, ~18-20 min, three commands
-#   SESSION=2  word_ptb (4): 4 processes, ~20-21 min, three commands (nothing beside them: the session is full)
-#   SESSION=3  nottingham (4) + muse tcn (2) + muse sequnet (1): 7 processes, ~15 min, two commands
+#   SESSION=1  char_ptb (4 runs) + jsb (4): 8 processes, ~17-19 min, three commands
+#   SESSION=2  word_ptb tcn (2) + word_ptb sequnet seed 1: 3 processes, as the committed word runs (19-20 min),
+#              three commands; nothing beside them (the session is full)
+#   SESSION=3  word_ptb sequnet seed 2 + nottingham (4) + muse tcn (2) + muse sequnet (1) + piano_midi (4):
+#              12 processes, ~15-20 min (the music runs wait on latencies more than they load the GPU), three
+#              commands
+# (three commands of a session take ~28 min of its 30 with the machine's start: no session can take more)
 # Then, if the seeds leave the Nottingham / MuseData Seq-U-Net gap unexplained, a fourth session runs the paper's
 # TPE search at reduced cost: benchmarks/table1_hpo.sh (issue 20 part 3).
 # Without SESSION (or with CELLS="TASK:ARCH ...") every missing seed of those cells starts at once.
@@ -37,11 +41,13 @@
 # shared/device-wheels are installed from .whl/ into /tmp/site; SEQUNET_DATA_MIRROR defaults to the first of
 # .devdata, ../shared/data with a MANIFEST.md. Set SEQUNET_GIT_COMMIT so that the records name the commit.
 #   SESSION     1, 2 or 3: the cells of that session of the plan above
-#   CELLS       "TASK:ARCH ..." instead of a session (default: all 12 cells)
+#   CELLS       "TASK:ARCH ..." (or TASK:ARCH:SEED for one seed) instead of a session (default: all 12 cells)
 #   SEEDS       default "1111 1 2"
 #   HAVE        folders of finished records besides WORK/records (default "results/published results/paper";
 #               empty: none)
-#   TIME_LIMIT  seconds each process may train in this call before it stops resumably (default 480)
+#   TIME_LIMIT  seconds each process may train in this call before it stops resumably (default 450: with the
+#               start-up (~20 s), a finishing run's last evaluation (~40-70 s for char/word) and the packing, a call
+#               ends within the device tool's 600 s)
 #   CUDA_GRAPHS 0 trains with --no-cuda-graphs; MPS 0 starts no MPS daemon
 #   SCALE, DEVICE  for a dry run on a CPU: SCALE=smoke DEVICE=cpu (default paper, cuda)
 # Every record of runs trained together names the contention in its notes ("trained side by side ..."), which the
@@ -56,9 +62,10 @@ all="char_ptb:tcn char_ptb:sequnet word_ptb:tcn word_ptb:sequnet jsb:tcn jsb:seq
      nottingham:sequnet muse:tcn muse:sequnet piano_midi:tcn piano_midi:sequnet"
 case ${SESSION:-} in
     "") cells=${CELLS:-$all} ;;
-    1) cells="char_ptb:tcn char_ptb:sequnet jsb:tcn jsb:sequnet piano_midi:tcn piano_midi:sequnet" ;;
-    2) cells="word_ptb:tcn word_ptb:sequnet" ;;
-    3) cells="nottingham:tcn nottingham:sequnet muse:tcn muse:sequnet" ;;
+    1) cells="char_ptb:tcn char_ptb:sequnet jsb:tcn jsb:sequnet" ;;
+    2) cells="word_ptb:tcn word_ptb:sequnet:1" ;;
+    3) cells="word_ptb:sequnet:2 nottingham:tcn nottingham:sequnet muse:tcn muse:sequnet piano_midi:tcn
+              piano_midi:sequnet" ;;
     *) echo "SESSION=$SESSION: expected 1, 2 or 3 (the plan in this script's header)" >&2; exit 2 ;;
 esac
 case $mode in train|status) ;; *) echo "$usage" >&2; exit 2 ;; esac
@@ -97,7 +104,7 @@ pids=()
 while read -r task arch seed; do
     # sequnet.experiment.cli loads only what training needs (no soundfile on GPU images)
     "$python" -m sequnet.experiment.cli train "$task" "$arch" --seed "$seed" --scale "$scale" --device "$device" \
-        --out "$work" --resume --no-progress --time-limit "${TIME_LIMIT:-480}" "${extra[@]}" \
+        --out "$work" --resume --no-progress --time-limit "${TIME_LIMIT:-450}" "${extra[@]}" \
         >>"$work/logs/${task}_${arch}_seed$seed.log" 2>&1 &
     pids+=($!)
 done <<<"$todo"

@@ -100,7 +100,7 @@ def test_seeds_script_trains_only_the_missing_seeds_side_by_side_and_is_idempote
     assert sorted(p.name for p in out.iterdir()) == ["seeds.tar.gz", "status.txt"]
     assert "jsb/tcn seed 1111: ok" in (out / "status.txt").read_text()
     # what a second call would start: nothing
-    assert todo([("jsb", "tcn")], (1111, 2, 3), [have, work / "records"], "smoke") == []
+    assert todo([("jsb", "tcn", None)], (1111, 2, 3), [have, work / "records"], "smoke") == []
 
 
 def test_hpo_script_runs_a_labelled_search_and_packs_it(tmp_path, data_mirror):

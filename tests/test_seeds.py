@@ -83,8 +83,9 @@ def test_committed_paper_runs_count_as_seed_1111_and_an_earlier_seed_run_as_its_
         "status interrupted"
     assert mismatch(by_name["paper/word_ptb/variant-lr0.0002/word_ptb_sequnet.json"], "word_ptb", "sequnet") == \
         "preset changed: lr=0.0002"
-    assert todo([("muse", "sequnet"), ("jsb", "tcn")], (1111, 1, 2), [REPO / "results"]) == \
+    assert todo([("muse", "sequnet", None), ("jsb", "tcn", None)], (1111, 1, 2), [REPO / "results"]) == \
         [("muse", "sequnet", 1), ("jsb", "tcn", 1), ("jsb", "tcn", 2)]
+    assert todo([("jsb", "tcn", 2), ("muse", "sequnet", 2)], (1111, 1, 2), [REPO / "results"]) == [("jsb", "tcn", 2)]
 
 
 def test_a_record_of_changed_settings_or_too_few_epochs_is_no_seed(tmp_path):
@@ -100,7 +101,7 @@ def test_a_record_of_changed_settings_or_too_few_epochs_is_no_seed(tmp_path):
     assert seeds_main(["todo", "--cells", "jsb"]) == 2
 
 
-@pytest.mark.parametrize("cell", ["jsb", "jsb:lstm", "opera:tcn"])
+@pytest.mark.parametrize("cell", ["jsb", "jsb:lstm", "opera:tcn", "jsb:tcn:two", "jsb:tcn:1:2"])
 def test_bad_cells_are_named(cell, capsys):
     assert seeds_main(["status", "--cells", cell]) == 2
     assert "error:" in capsys.readouterr().err

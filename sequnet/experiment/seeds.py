@@ -14,7 +14,8 @@ their cells wherever their settings match, and so does an earlier run with anoth
 with seed 2 in ``results/paper/music_seeds``). Records are matched by content, not by file name.
 
 ``python -m sequnet.experiment.seeds todo --cells jsb:tcn ... --have DIR ...`` prints "TASK ARCH SEED" for every
-seed still to train (what ``benchmarks/table1_seeds.sh`` starts); ``status`` prints what each cell has.
+seed still to train (what ``benchmarks/table1_seeds.sh`` starts); ``status`` prints what each cell has. A cell
+``TASK:ARCH:SEED`` stands for that one seed of the cell (a GPU session may take part of a cell).
 """
 from __future__ import annotations
 
@@ -90,23 +91,31 @@ def finished_seeds(records: Sequence[tuple[Path, ResultRecord]], task: str, arch
     return seeds
 
 
-def parse_cells(cells: Sequence[str], scale: str) -> list[tuple[str, str]]:
-    """``TASK:ARCH`` strings, checked (each must resolve at ``scale``)."""
+Cell = tuple[str, str, "int | None"]       # task, arch, and one seed or None (every seed asked for)
+
+
+def parse_cells(cells: Sequence[str], scale: str) -> list[Cell]:
+    """``TASK:ARCH`` or ``TASK:ARCH:SEED`` strings, checked (each must resolve at ``scale``)."""
     parsed = []
     for cell in cells:
-        task, sep, arch = cell.partition(":")
-        if not sep:
-            raise ValueError(f"cell {cell!r}: expected TASK:ARCH, e.g. jsb:sequnet")
-        resolve(task, arch, scale)           # raises ValueError naming the task or the model
-        parsed.append((task, arch))
+        parts = cell.split(":")
+        if len(parts) not in (2, 3) or (len(parts) == 3 and not parts[2].isdigit()):
+            raise ValueError(f"cell {cell!r}: expected TASK:ARCH or TASK:ARCH:SEED, e.g. jsb:sequnet or jsb:tcn:2")
+        resolve(parts[0], parts[1], scale)           # raises ValueError naming the task or the model
+        parsed.append((parts[0], parts[1], int(parts[2]) if len(parts) == 3 else None))
     return parsed
 
 
-def todo(cells: Sequence[tuple[str, str]], seeds: Sequence[int], roots: Iterable[str | Path],
+def _pairs(cells: Sequence[Cell], seeds: Sequence[int]) -> list[tuple[str, str, int]]:
+    return [(task, arch, seed) for task, arch, one in cells for seed in ((one,) if one is not None else seeds)]
+
+
+def todo(cells: Sequence[Cell], seeds: Sequence[int], roots: Iterable[str | Path],
          scale: str = "paper") -> list[tuple[str, str, int]]:
-    """The (task, arch, seed) of ``cells`` x ``seeds`` that no finished record under ``roots`` holds."""
+    """The (task, arch, seed) of ``cells`` (each with ``seeds``, or its own one) that no finished record under
+    ``roots`` holds."""
     records = records_in(roots)
-    return [(task, arch, seed) for task, arch in cells for seed in seeds
+    return [(task, arch, seed) for task, arch, seed in _pairs(cells, seeds)
             if seed not in finished_seeds(records, task, arch, scale)]
 
 
@@ -129,12 +138,10 @@ def main(argv: list[str] | None = None) -> int:
             print(task, arch, seed)
         return 0
     records = records_in(args.have)
-    for task, arch in cells:
-        have = finished_seeds(records, task, arch, scale)
-        for seed in args.seeds:
-            path, record = have.get(seed, (None, None))
-            what = "to train" if record is None else f"{record.status}: {path}"
-            print(f"{task}/{arch} seed {seed}: {what}")
+    for task, arch, seed in _pairs(cells, args.seeds):
+        path, record = finished_seeds(records, task, arch, scale).get(seed, (None, None))
+        what = "to train" if record is None else f"{record.status}: {path}"
+        print(f"{task}/{arch} seed {seed}: {what}")
     return 0
 
 
