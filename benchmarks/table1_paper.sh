@@ -14,7 +14,7 @@
 # The language and music models are small: one alone leaves most of an H100/H200 idle, its time going to kernel
 # launches and latencies. Run side by side under CUDA MPS (started here when `nvidia-cuda-mps-control` exists and
 # MPS=1), their kernels share the GPU; the time per step in their records is then measured under that sharing,
-# which the notebooks' records say nothing about: the clean per-model costs are benchmarks/training.py's.
+# which each record's notes say ("trained side by side ..."): the clean per-model costs are benchmarks/training.py's.
 #
 # Environment: run from the repository root with sequnet importable and SEQUNET_DATA_MIRROR at a copy of
 # shared/data (ptb/ and music/ are read).
@@ -34,20 +34,13 @@
 set -u
 mode=${1:?usage: benchmarks/table1_paper.sh train|report OUT [WORK]}
 out=${2:?usage: benchmarks/table1_paper.sh train|report OUT [WORK]}
-work=${3:-runs/table1}
-python=${PYTHON:-python3}
 tasks=${TASKS:-char_ptb word_ptb nottingham muse jsb piano_midi}
-scale=${SCALE:-paper}
-device=${DEVICE:-cuda}
-mkdir -p "$out" "$work"
-out=$(cd "$out" && pwd)
-work=$(cd "$work" && pwd)
+. "$(dirname "$0")/table1_common.sh"
+use_dirs "$out" "${3:-runs/table1}"
 
 case $mode in
 train)
-    if [ "${MPS:-1}" = 1 ] && command -v nvidia-cuda-mps-control >/dev/null; then
-        nvidia-cuda-mps-control -d 2>/dev/null && echo "started the CUDA MPS daemon"
-    fi
+    start_mps
     IFS=';' read -ra variants <<<"${VARIANTS:-}"
     for variant in "${variants[@]}"; do        # checked before anything starts
         read -ra words <<<"$variant"
@@ -58,6 +51,11 @@ train)
     extra=()
     [ "${CUDA_GRAPHS:-1}" = 0 ] && extra+=(--no-cuda-graphs)
     [ -n "${TIME_LIMIT:-}" ] && extra+=(--time-limit "$TIME_LIMIT")
+    n_runs=0
+    for task in $tasks; do n_runs=$((n_runs + 2)); done
+    for variant in "${variants[@]}"; do read -ra words <<<"$variant"; [ ${#words[@]} = 0 ] || n_runs=$((n_runs + 1)); done
+    note=$(contended_note $n_runs)
+    [ -n "$note" ] && extra+=(--note "$note")
     pids=()
     for task in $tasks; do
         for arch in tcn sequnet; do
@@ -77,11 +75,7 @@ train)
             >>"$out/${words[0]}_${words[1]}.variant-$n.log" 2>&1 &
         pids+=($!)
     done
-    status=0
-    for pid in "${pids[@]}"; do
-        wait "$pid"; rc=$?
-        if [ $rc = 3 ]; then [ $status = 0 ] && status=3; elif [ $rc != 0 ]; then status=1; fi
-    done
+    wait_all "${pids[@]}"; status=$?
     for task in $tasks; do tail -n 2 "$out/${task}"_*.log; done
     exit $status
     ;;

@@ -40,20 +40,24 @@ def test_table1_script_trains_then_reports_through_the_notebook(tmp_path, data_m
                SEQUNET_DATA_MIRROR=str(data_mirror), VARIANTS="jsb sequnet --lr 0.01; ")
     out, work = tmp_path / "out", tmp_path / "work"
     script = str(REPO / "benchmarks" / "table1_paper.sh")
+    checkpoints = {}
     for mode in ("train", "report"):
         done = subprocess.run(["bash", script, mode, str(out), str(work)], env=env, cwd=REPO, capture_output=True,
                               text=True, timeout=600)
         assert done.returncode == 0, done.stdout + done.stderr
+        checkpoints[mode] = {p.name: p.stat().st_mtime_ns for p in (work / "checkpoints").glob("*.pt")}
+    assert len(checkpoints["report"]) == 2 and checkpoints["report"] == checkpoints["train"], \
+        "the report resumes the finished runs: it trains no epoch, so it writes no checkpoint"
     assert (out / "music_jsb.ipynb").is_file() and not (out / "music_jsb.failed.ipynb").exists()
     for arch in ("tcn", "sequnet"):
         trained = json.loads((work / "records" / f"jsb_{arch}.json").read_text())
         reported = json.loads((out / "music_jsb" / "records" / f"jsb_{arch}.json").read_text())
         assert reported["metrics"]["test"] == trained["metrics"]["test"]
         assert reported["history"] == trained["history"], "the notebook must resume, not retrain"
-    assert "resumed from" in (out / "music_jsb.report.log").read_text()
     # the variant trained beside them, into its own folder, its record naming the change
     variant = json.loads((work / "variant-1" / "records" / "jsb_sequnet.json").read_text())
     assert "preset changed: lr=0.01" in variant["notes"] and variant["config"]["lr"] == 0.01
+    assert "side by side with other runs (3 training processes on one CPU" in variant["notes"]     # contended
     assert (out / "jsb_sequnet.variant-1.log").is_file() and not (work / "variant-2").exists()
 
 
@@ -69,6 +73,60 @@ def test_table1_script_refuses_a_variant_without_its_model_before_starting_anyth
                            str(tmp_path / "w")], env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "'jsb' names no TASK ARCH" in done.stderr
     assert not list((tmp_path / "o").glob("*.log")), "nothing may start when a variant is malformed"
+
+
+def test_seeds_script_trains_only_the_missing_seeds_side_by_side_and_is_idempotent(tmp_path, data_mirror):
+    """A CPU dry run of benchmarks/table1_seeds.sh at smoke scale: seed 1111 exists (a record under HAVE), so
+    seeds 2 and 3 train, together, each record naming its seed and the contention; a second call would train
+    nothing."""
+    from sequnet.experiment.records import ResultRecord
+    from sequnet.experiment.scales import resolve
+    from sequnet.experiment.seeds import todo
+    from sequnet.experiment.training import train
+
+    have, out, work = tmp_path / "have", tmp_path / "out", tmp_path / "work"
+    train(resolve("jsb", "tcn", "smoke", device="cpu"), out_dir=have)
+    env = dict(os.environ, CELLS="jsb:tcn", SEEDS="1111 2 3", HAVE=str(have), SCALE="smoke", DEVICE="cpu", MPS="0",
+               PYTHON=sys.executable, SEQUNET_DATA_MIRROR=str(data_mirror),
+               PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
+    script = ["bash", str(REPO / "benchmarks" / "table1_seeds.sh"), "train", str(out), str(work)]
+    done = subprocess.run(script, env=env, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "training 2 runs side by side: jsb tcn 2;jsb tcn 3;" in done.stdout
+    records = {p.name: ResultRecord.load(p) for p in (work / "records").glob("*.json")}
+    assert set(records) == {"jsb_tcn_seed2.json", "jsb_tcn_seed3.json"}
+    assert [records[f"jsb_tcn_seed{s}.json"].seed for s in (2, 3)] == [2, 3]
+    assert all("side by side with other runs (2 training processes on one CPU" in r.notes for r in records.values())
+    assert sorted(p.name for p in out.iterdir()) == ["seeds.tar.gz", "status.txt"]
+    assert "jsb/tcn seed 1111: ok" in (out / "status.txt").read_text()
+    # what a second call would start: nothing
+    assert todo([("jsb", "tcn", None)], (1111, 2, 3), [have, work / "records"], "smoke") == []
+
+
+def test_hpo_script_runs_a_labelled_search_and_packs_it(tmp_path, data_mirror):
+    """A CPU dry run of benchmarks/table1_hpo.sh: one search of two one-epoch trials at smoke scale."""
+    import tarfile
+
+    env = dict(os.environ, CELLS="jsb:tcn", EPOCHS="1", TRIALS="2", SCALE="smoke", DEVICE="cpu", MPS="0",
+               PYTHON=sys.executable, SEQUNET_DATA_MIRROR=str(data_mirror),
+               PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
+    out, work = tmp_path / "out", tmp_path / "work"
+    done = subprocess.run(["bash", str(REPO / "benchmarks" / "table1_hpo.sh"), str(out), str(work)], env=env,
+                          cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    summary = json.loads((work / "hpo_jsb_tcn_smoke.json").read_text())
+    assert summary["complete"] and len(summary["trials"]) == 2 and summary["deviations"]["epochs"] == 1
+    assert "hpo_jsb_tcn.log: best of 2 trials" in (out / "status.txt").read_text()
+    with tarfile.open(out / "hpo.tar.gz") as tar:
+        names = tar.getnames()
+    assert "hpo_jsb_tcn_smoke.json" in names and "hpo_jsb_tcn_smoke/trial-002/records/jsb_tcn.json" in names
+    assert not any(n.endswith("trials.pkl") for n in names)
+
+
+def test_seeds_script_refuses_an_unknown_session(tmp_path):
+    done = subprocess.run(["bash", str(REPO / "benchmarks" / "table1_seeds.sh"), "train", str(tmp_path)],
+                          env=dict(os.environ, SESSION="4"), capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "SESSION=4" in done.stderr and not list(tmp_path.iterdir())
 
 
 def test_training_benchmark_times_the_one_hot_input_path(tmp_path):
@@ -124,3 +182,20 @@ def test_breakdown_takes_every_pair_apart(tmp_path):
         assert r["adam_mib"] == pytest.approx(2 * r["params_mib"]) and r["grads_mib"] == r["params_mib"]
         assert r["saved_activations_mib"] > 0 and r["flops_per_step"] > 0 and r["eager_time_s"] > 0
     assert all("ratio_flops_per_step" in r for r in rows if r["arch"] == "sequnet")
+
+
+def test_piano_step_table_marks_the_targets_and_the_models_own_flops(tmp_path):
+    from sequnet.analysis import benchmarks
+    meta = {"device": "GPU", "torch": "2", "date": "2026-12-02", "batch": 16, "steps": 10, "warmup": 4}
+    rows = [{"spec": "sequnet bf16", "arch": "sequnet", "bf16": True, "pad": 0, "flops": 7e12,
+             "tflops_per_s": 140.0, "time_median_s": 0.050, "peak_memory_mib": 4580.0},
+            {"spec": "sequnet bf16 pad=64", "arch": "sequnet", "bf16": True, "pad": 64, "flops": 8e12,
+             "tflops_per_s": 400.0, "time_median_s": 0.020, "peak_memory_mib": 4900.0},
+            {"spec": "wavenet bf16 compile", "arch": "wavenet", "error": "TimeoutError: x"}]
+    (tmp_path / "piano-step-x.json").write_text(json.dumps({"meta": meta, "rows": rows}))
+    table = benchmarks.piano_step_markdown(tmp_path)
+    assert "| sequnet bf16 | 50.0 | 7.00 | 140 | 140 | 4,580 | ≤ 25 (not met) |" in table
+    # the padded step runs 8 TFLOP, but the model is the 7 TFLOP one: 350 TFLOP/s of the model
+    assert "| sequnet bf16 pad=64 | 20.0 | 8.00 | 400 | 350 | 4,900 | ≤ 25 (met) |" in table
+    assert "failed: TimeoutError" in table
+    assert "No piano-step benchmark" in benchmarks.piano_step_markdown(tmp_path / "none")

@@ -69,8 +69,8 @@ def test_a_finished_run_is_neither_replaced_nor_retrained_without_resume_or_over
         train(jsb(), out_dir=out, checkpoint=checkpoint, log=None)
     assert (record.read_bytes(), checkpoint.read_bytes()) == before
     # overwrite replaces it (a new record); resume and overwrite together are refused
-    run = train(jsb(seed=5), out_dir=out, checkpoint=checkpoint, overwrite=True, log=None)
-    assert run.record_path == record and ResultRecord.load(record).config["seed"] == 5
+    run = train(jsb(lr=0.005), out_dir=out, checkpoint=checkpoint, overwrite=True, log=None)
+    assert run.record_path == record and ResultRecord.load(record).config["lr"] == 0.005
     with pytest.raises(ValueError, match="exclude each other"):
         train(jsb(), out_dir=out, checkpoint=checkpoint, overwrite=True, resume=True, log=None)
 
@@ -78,7 +78,7 @@ def test_a_finished_run_is_neither_replaced_nor_retrained_without_resume_or_over
 def test_an_early_stop_never_replaces_a_finished_record(finished, tmp_path):
     out, record, checkpoint = copy_of(finished, tmp_path)
     before = record.read_bytes()
-    code, stdout, _ = cli("jsb", "tcn", "--scale", "smoke", "--seed", "9", "--out", str(out), "--overwrite",
+    code, stdout, _ = cli("jsb", "tcn", "--scale", "smoke", "--lr", "0.005", "--out", str(out), "--overwrite",
                           "--time-limit", "0.000001")
     assert code == 3 and record.read_bytes() == before and ResultRecord.load(record).status == "ok"
     assert "record: none (no epoch trained)" in stdout

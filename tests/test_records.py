@@ -30,7 +30,11 @@ def test_committed_records_load_with_their_preset_changes():
     assert len(loaded) >= 19
     # Written before ``deviations`` was a field: the change is read from the notes, once, on loading.
     assert loaded["paper/word_ptb/variant-lr0.0002/word_ptb_sequnet.json"].deviations == {"lr": 0.0002}
-    assert loaded["paper/music_seeds/seed1/nottingham_sequnet.json"].deviations == {"seed": 1}
+    # (a seed, named as a change then, is also the record's seed; runs since never name it a change)
+    seeded = loaded["paper/music_seeds/seed1/nottingham_sequnet.json"]
+    assert seeded.deviations == {"seed": 1} and seeded.seed == 1
+    assert loaded["published/music_jsb/records/jsb_sequnet.json"].seed == 1111
+    assert all(r.loss_spikes is None for r in loaded.values())     # no committed run counted them yet
     assert loaded["published/piano_audio/records/piano_audio_wavenet.json"].deviations == {"time_budget_s": 100.0}
     assert loaded["published/music_jsb/records/jsb_sequnet.json"].deviations == {}
 
@@ -44,7 +48,20 @@ def test_deviations_round_trip_and_a_given_field_wins_over_the_notes(tmp_path):
     assert ResultRecord.load(given.save(tmp_path / "b.json")).deviations == {"epochs": 5}
 
 
+def test_seed_and_loss_spikes_round_trip(tmp_path):
+    spikes = {"rule": "r", "factor": 3.0, "window": 100, "min_history": 20, "steps_checked": 9, "count": 1,
+              "events": [{"epoch": 2, "step": 4, "loss": 40.0, "median": 4.0}]}
+    r = record(config={"seed": 7}, loss_spikes=spikes)
+    assert r.seed == 7                               # taken from the config when not given
+    loaded = ResultRecord.load(r.save(tmp_path / "a.json"))
+    assert loaded.seed == 7 and loaded.loss_spikes == spikes
+    assert record(config={"seed": 7}, seed=3).seed == 3 and record().seed is None
+
+
 @pytest.mark.parametrize("change, field", [
+    ({"seed": "1111"}, "seed"),
+    ({"loss_spikes": {"count": -1, "events": []}}, "loss_spikes"),
+    ({"loss_spikes": {"count": 1, "events": [3]}}, "loss_spikes"),
     ({"metrics": {"train": 6.0, "valid": 8.0, "test": "n/a"}}, "metrics"),
     ({"params": "5.9M"}, "params"),
     ({"params": True}, "params"),

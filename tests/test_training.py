@@ -43,6 +43,7 @@ def test_interrupted_and_resumed_run_equals_uninterrupted(tmp_path, data_root):
 
     assert resumed.record.status == whole.record.status == "ok"
     assert resumed.record.metrics == whole.record.metrics
+    assert resumed.record.loss_spikes == whole.record.loss_spikes and whole.record.loss_spikes["steps_checked"] == 16
     # the allocator's peak depends on what the process allocated before (on a GPU it differed by 0.04 MiB)
     strip = ("epoch_time_s", "step_time_median_s", "peak_memory_mib")
     assert [{k: v for k, v in h.items() if k not in strip} for h in resumed.record.history] == \
@@ -279,6 +280,17 @@ def test_hpo_smoke_three_trials(data_root):
     assert set(SPACE) == {"lr", "clip"}
 
 
+def test_hpo_stopped_by_its_time_limit_resumes_to_the_uninterrupted_search(tmp_path, data_root):
+    args = dict(log=None, epochs=1, max_steps_per_epoch=1, eval_limit=1)
+    whole = search("jsb", "tcn", "smoke", trials=3, search_seed=4, **args)
+    part = search("jsb", "tcn", "smoke", trials=3, search_seed=4, out_dir=tmp_path, time_limit_s=1e-9, **args)
+    assert not part.complete and len(part.trials.trials) == 1
+    resumed = search("jsb", "tcn", "smoke", trials=3, search_seed=4, out_dir=tmp_path, **args)
+    assert resumed.complete and resumed.table() == whole.table()
+    with pytest.raises(ValueError, match="holds the trials of another search .* epochs"):
+        search("jsb", "tcn", "smoke", trials=3, search_seed=4, out_dir=tmp_path, **(args | dict(epochs=2)))
+
+
 def test_hpo_counts_diverged_trials_as_failures(data_root, monkeypatch):
     import sequnet.experiment.hpo as hpo
     real_train, calls = hpo.train, []
@@ -313,6 +325,13 @@ def test_cli_train_writes_a_valid_record(tmp_path, data_root):
     assert record.time_per_step_s > 0 and record.device.startswith(expected)
     assert len(record.history) == record.config["epochs"] == 2
     assert (tmp_path / "checkpoints" / "jsb_sequnet.pt").is_file()
+    assert record.seed == 1111 and record.loss_spikes["steps_checked"] == sum(h["steps"] for h in record.history)
+    # another seed of the same model: its own files beside the first, its record naming it
+    out = subprocess.run([sys.executable, "-m", "sequnet", "train", "jsb", "sequnet", "--scale", "smoke", "--seed",
+                          "2", "--out", str(tmp_path)], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert ResultRecord.load(tmp_path / "records" / "jsb_sequnet_seed2.json").seed == 2
+    assert (tmp_path / "checkpoints" / "jsb_sequnet_seed2.pt").is_file()
 
 
 def test_cli_rejects_bad_values(tmp_path, capsys):
@@ -328,9 +347,17 @@ def test_cli_hpo_writes_its_trials(tmp_path, data_root, capsys):
     from sequnet.cli import main
     assert main(["hpo", "jsb", "tcn", "--scale", "smoke", "--trials", "2", "--epochs", "1", "--max-steps-per-epoch",
                  "1", "--seed", "3", "--out", str(tmp_path)]) == 0
-    assert "best: lr" in capsys.readouterr().out
+    assert "best of 2 trials: lr" in capsys.readouterr().out
     data = json.loads((tmp_path / "hpo_jsb_tcn_smoke.json").read_text())
     assert len(data["trials"]) == 2 and data["lr"] in [t["lr"] for t in data["trials"]]
+    # a search at reduced cost names its change of the preset, and so does every trial's record
+    assert data["deviations"] == {"epochs": 1, "max_steps_per_epoch": 1} and data["complete"] is True
+    assert data["notes"] == "smoke preset changed: epochs=1, max_steps_per_epoch=1"
+    trial = ResultRecord.load(tmp_path / "hpo_jsb_tcn_smoke" / "trial-002" / "records" / "jsb_tcn_seed3.json")
+    assert trial.seed == 3 and trial.config["lr"] == data["trials"][1]["lr"]
+    assert trial.notes.startswith("smoke preset changed: epochs=1, lr=")
+    assert {"epochs", "max_steps_per_epoch", "lr"} <= trial.deviations.keys()
+    assert "trial 2 of a TPE search over lr ~ exp(U(-12, -2))" in trial.notes
 
 
 def test_checkpoint_in_names_the_train_commands_checkpoint():

@@ -157,12 +157,12 @@ def plot_stability(curves: Mapping[str, stability.StabilityMeasures], gen, scale
 
 def write_items(out: Path, primes: torch.Tensor, generated: Mapping[str, torch.Tensor], length: int, sr: int,
                 seed: int, sources: list[str], summary: dict[str, Any]) -> str:
-    """The listening-test items (prime + ``length`` samples of each model, neutral names, a per-item random A/B
-    assignment only the manifest knows) under ``out``, and ``summary`` with their folder as generation.json."""
-    items = listening.make_items(
+    """The listening-test items (prime + ``length`` samples of each model under random names; which is which
+    only the key beside them knows) under ``out``, and ``summary`` with their folder as generation.json."""
+    items = listening.write_items(
         out / listening.ITEMS_SUBDIR, [mu_law_decode(p).numpy() for p in primes],
         {arch: [mu_law_decode(ids[:length]).numpy() for ids in seqs] for arch, seqs in generated.items()}, sr,
-        seed=seed, sources=sources)
+        sources=sources, generation={"seed": seed})
     partial = out / ".generation.json.partial"
     partial.write_text(json.dumps(summary | {"items": str(items.folder)}, indent=1) + "\n")
     os.replace(partial, out / "generation.json")

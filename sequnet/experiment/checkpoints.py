@@ -67,6 +67,10 @@ class TrainState:
     peak_memory_mib: float | None = None
     wall_time_s: float = 0.0                          # summed over every call that worked on this run
     train_time_s: float = 0.0                         # time in training epochs: what a time budget counts
+    # Loss spikes so far (the record's ``loss_spikes``) and the last steps' losses that the next epoch's first
+    # steps are compared with (``steps.SpikeRule``); a checkpoint written before they existed starts them afresh.
+    loss_spikes: dict[str, Any] | None = None
+    recent_losses: list[float] = dataclasses.field(default_factory=list)
 
 
 # --- random generators ----------------------------------------------------------------------------------------------

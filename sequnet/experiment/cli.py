@@ -1,7 +1,8 @@
-"""``sequnet train TASK ARCH`` and ``sequnet hpo TASK ARCH``.
+"""``sequnet train TASK ARCH``, ``sequnet hpo TASK ARCH`` and ``sequnet generate CHECKPOINT``.
 
-``train`` writes ``<out>/records/<task>_<arch>.json`` and a checkpoint after every epoch
-(``<out>/checkpoints/<task>_<arch>.pt``); ``--resume`` continues from it. A run whose record or checkpoint exists
+``train`` writes ``<out>/records/<name>.json`` and a checkpoint after every epoch (``<out>/checkpoints/<name>.pt``),
+the name being ``<task>_<arch>``, or ``<task>_<arch>_seed<N>`` with ``--seed N`` other than the default 1111 (so
+that the seeds of one model train side by side in one folder); ``--resume`` continues from it. A run whose record or checkpoint exists
 is refused unless ``--resume`` or ``--overwrite`` is given, and so is a run whose files another training is
 writing. Exit status: 0 finished, 1 diverged or failed, 3 stopped early by ``--time-limit`` (run the same command
 with ``--resume`` to go on), 2 bad arguments or refused before training (an existing or busy run, an unreadable
@@ -77,7 +78,7 @@ STATUS_FILE = "SEQUNET_TRAIN_STATUS_FILE"
 _VALUE_OPTIONS = ("scale", "epochs", "batch_size", "device", "seed", "max_steps_per_epoch", "eval_limit",
                   "cpu_threads", "out", "lr", "clip", "checkpoint", "time_limit")
 _OTHER_DESTS = {"command", "func", "task", "arch", "bf16", "cuda_graphs", "fast_kernels", "resume", "overwrite",
-                "progress", "nproc"}
+                "progress", "nproc", "note"}
 
 
 def _worker_argv(args: argparse.Namespace) -> list[str]:
@@ -102,6 +103,8 @@ def _worker_argv(args: argparse.Namespace) -> list[str]:
         argv.append("--overwrite")
     if args.progress is not None:
         argv.append("--progress" if args.progress else "--no-progress")
+    for note in args.note or ():
+        argv += ["--note", note]
     return argv
 
 
@@ -137,7 +140,7 @@ def _train_here(args: argparse.Namespace, config) -> int:
     progress = sys.stderr.isatty() if args.progress is None else args.progress
     try:
         run = train(config, out_dir=out, checkpoint=checkpoint, resume=resume, overwrite=args.overwrite,
-                    progress=progress, time_limit_s=args.time_limit)
+                    progress=progress, log=print, time_limit_s=args.time_limit, notes=args.note or ())
     except (ValueError, FileNotFoundError) as e:
         return _fail("train", e, 2)
     except DataError as e:
@@ -163,27 +166,92 @@ def _train_here(args: argparse.Namespace, config) -> int:
 
 
 def run_hpo(args: argparse.Namespace) -> int:
-    from sequnet.experiment.hpo import search
+    from sequnet.experiment.hpo import search, search_name, summary
 
     overrides = _overrides(args)
     overrides.pop("lr"), overrides.pop("clip")
     try:
         result = search(args.task, args.arch, args.scale, args.trials, search_seed=args.search_seed,
-                        **overrides)
+                        out_dir=args.out, time_limit_s=args.time_limit, notes=args.note or (), **overrides)
     except ValueError as e:
         return _fail("hpo", e, 2)
     except (RuntimeError, DataError) as e:
         return _fail("hpo", e, 1)
     clip = "off" if result.clip is None else f"{result.clip:.4f}"
-    print(f"best: lr {result.lr:.6g}, clip {clip}, validation loss {result.best_valid_loss:.4f} nats")
+    done = len(result.trials.trials)
+    print(f"best of {done} trials: lr {result.lr:.6g}, clip {clip}, validation loss {result.best_valid_loss:.4f} nats")
     if args.out:
-        path = Path(args.out) / f"hpo_{args.task}_{args.arch}_{args.scale}.json"
+        path = Path(args.out) / f"{search_name(args.task, args.arch, args.scale)}.json"
+        data = summary(result, args.task, args.arch, args.scale, args.trials, args.search_seed, **overrides)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps({"task": args.task, "arch": args.arch, "scale": args.scale, "lr": result.lr,
-                                    "clip": result.clip, "best_valid_loss": result.best_valid_loss,
-                                    "trials": result.table()}, indent=1) + "\n")
-        print(f"trials: {path}")
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+        with os.fdopen(fd, "w") as f:
+            f.write(json.dumps(data, indent=1) + "\n")
+        os.replace(tmp, path)
+        print(f"trials: {path}" + (f" ({data['notes']})" if data["notes"] else ""))
+    if not result.complete:
+        print(f"stopped after {done} of {args.trials} trials (--time-limit); run the same command again to go on",
+              file=sys.stderr)
+        return 3
     return 0
+
+
+def run_generate(args: argparse.Namespace) -> int:
+    from sequnet.experiment.checkpoints import CheckpointError
+    from sequnet.experiment.sampling import sample
+
+    progress = sys.stderr.isatty() if args.progress is None else args.progress
+    try:
+        s = sample(args.checkpoint, length=args.length, temperature=args.temperature, greedy=args.greedy,
+                   seed=args.seed, batch=args.batch, prime=args.prime, prime_length=args.prime_length,
+                   device=args.device, out=args.out, overwrite=args.overwrite, progress=progress,
+                   cpu_threads=args.cpu_threads)
+    except (CheckpointError, ValueError) as e:
+        return _fail("generate", e, 2)
+    except DataError as e:
+        return _fail("generate", e, 1)
+    how = "greedy" if s.temperature is None else f"temperature {s.temperature:g}"
+    print(f"{s.task}_{s.arch}: {s.ids.shape[0]} x {s.ids.shape[-1] - s.prime_length} generated after a prime of "
+          f"{s.prime_length} ({how}, seed {args.seed}), {s.samples_per_s:,.0f} samples/s", file=sys.stderr)
+    for i, source in enumerate(s.prime_source):
+        print(f"prime {i + 1}: {source}", file=sys.stderr)
+    if s.files:
+        print("\n".join(f"wrote {path}" for path in s.files), file=sys.stderr)
+    elif isinstance(s.decoded[0], str):       # the prime, then » and the generated text
+        for prime, cont in zip(s.prime_decoded, s.continuation):
+            print(f"{prime}»{cont}" if len(s.decoded) == 1 else f"{prime}»{cont}\n")
+    else:
+        print("nothing written: give --out FILE (.mid for music, .flac for audio)", file=sys.stderr)
+    return 0
+
+
+def _register_generate(subparsers) -> None:
+    g = subparsers.add_parser("generate", help="continue a prime with a trained model: text, MIDI or FLAC",
+                              description="Continue a prime with the model of a training checkpoint (task and "
+                                          "architecture are read from it): text for char/word PTB, a MIDI file "
+                                          "for the music tasks, a 16 kHz FLAC for piano audio.",
+                              epilog="Exit status: 0 written, 2 bad arguments or an unusable checkpoint, 1 missing "
+                                     "data. Without --prime, primes come from the task's test data.")
+    g.add_argument("checkpoint", help="a checkpoint written by `sequnet train` (<out>/checkpoints/TASK_ARCH.pt)")
+    g.add_argument("--length", type=int, metavar="N",
+                   help="elements to generate: characters, words, frames (eighth notes) or 16 kHz samples "
+                        "(default 300, 60, 64, 16000)")
+    g.add_argument("--temperature", type=float, default=1.0, metavar="T", help="divides the logits (default 1)")
+    g.add_argument("--greedy", action="store_true", help="take the most likely element (music: keys above 1/2)")
+    g.add_argument("--seed", type=int, default=0, help="seeds the sampling and the test-set primes (default 0)")
+    g.add_argument("--batch", type=int, default=1, metavar="B", help="sequences generated side by side")
+    g.add_argument("--prime", metavar="FILE", help="continue this file: UTF-8 text, a MIDI file or audio (resampled "
+                                                    "to 16 kHz); default: test-set excerpts")
+    g.add_argument("--prime-length", type=int, metavar="N",
+                   help="elements of the prime: its last N (a file), or the test excerpts' length")
+    g.add_argument("--device", default="auto", metavar="D", help="auto (default), cpu, cuda, cuda:N")
+    g.add_argument("--out", metavar="FILE", help="file to write (FILE-1, FILE-2, ... for --batch > 1); text is "
+                                                  "printed without it")
+    g.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    g.add_argument("--cpu-threads", type=int, metavar="N", help="torch threads on the CPU (default: torch's)")
+    g.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="progress bar with samples/s (default: when stderr is a terminal)")
+    g.set_defaults(func=run_generate)
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -194,7 +262,8 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--epochs", type=int, metavar="N")
     parser.add_argument("--batch-size", type=int, metavar="N", help="training streams (language tasks)")
     parser.add_argument("--device", metavar="D", help="auto (default), cpu, cuda, cuda:N")
-    parser.add_argument("--seed", type=int)
+    parser.add_argument("--seed", type=int, metavar="N",
+                        help="seed of every random draw (default 1111; another seed adds _seedN to the file names)")
     parser.add_argument("--max-steps-per-epoch", type=int, metavar="N")
     parser.add_argument("--eval-limit", type=int, metavar="N", help="windows/sequences evaluated per split")
     parser.add_argument("--bf16", action="store_true", help="bfloat16 autocast for training steps")
@@ -204,6 +273,8 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fast-kernels", action=argparse.BooleanOptionalAction, default=None,
                         help="on a GPU, the audio models run channels-last with the fused gate (default: on)")
     parser.add_argument("--out", metavar="DIR", help="output folder (default: runs/<scale>)")
+    parser.add_argument("--note", action="append", metavar="TEXT",
+                        help="a note for the record(s) (repeatable), e.g. that the run shared its GPU with others")
 
 
 def register(subparsers) -> None:
@@ -221,7 +292,8 @@ def register(subparsers) -> None:
     p.add_argument("--time-limit", type=float, metavar="S",
                    help="stop (resumably) before an epoch that would end after S seconds")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
-                   help="tqdm bar per epoch (default: when stderr is a terminal)")
+                   help="one tqdm bar over the run's steps, each epoch's summary as its postfix, in place of one "
+                        "line per epoch (default: when stderr is a terminal)")
     p.add_argument("--nproc", type=int, default=1, metavar="N",
                    help="data-parallel processes on this machine (DDP via torchrun; one per GPU, or gloo on the "
                         "CPU); --batch-size is per process; default 1")
@@ -229,11 +301,17 @@ def register(subparsers) -> None:
 
     h = subparsers.add_parser("hpo", help="hyperopt TPE search over learning rate and clipping",
                               description="TPE over lr ~ loguniform(-12, -2) and clipping (off or U(0.01, 1)); "
-                                          "each trial is a training run at --scale.")
+                                          "each trial is a training run at --scale (with --epochs N, a changed "
+                                          "preset that the records and the summary name). With --out, every "
+                                          "trial writes its record and the search resumes where it stopped.")
     _common(h)
     h.add_argument("--trials", type=int, default=20, metavar="N", help="number of trials (default 20)")
     h.add_argument("--search-seed", type=int, default=0, metavar="N", help="seed of the TPE sampler")
+    h.add_argument("--time-limit", type=float, metavar="S",
+                   help="stop (exit 3) before a trial that would end after S seconds; with --out, the same command "
+                        "again resumes the search")
     h.set_defaults(func=run_hpo, lr=None, clip=None)
+    _register_generate(subparsers)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,6 +3,12 @@
 A record says what was run (experiment, model, scale, config), what came out (metrics per split), what it cost
 (time per step, peak memory, wall time) and where (device, torch, git commit, date). Records of GPU runs are
 committed under ``results/`` so that the book can show them without re-running anything.
+
+Fields added after the first records were committed are optional on loading, so that every committed record still
+loads: ``deviations`` (read from the notes when absent), ``seed`` (read from ``config["seed"]`` when absent) and
+``loss_spikes`` (None: the run did not count them). A seed is the run's identity, not a preset change: records
+written since never list it in ``deviations``; the two written before (``results/paper/music_seeds``) still do,
+as their notes say "paper preset changed: seed=N" (``sequnet.experiment.seeds`` disregards it there).
 """
 from __future__ import annotations
 
@@ -73,6 +79,13 @@ class ResultRecord:
     # {name: value}: a paper-scale record with any is not a reproduction. None: not given, read from ``notes``
     # (records written before this field say it there only: "paper preset changed: epochs=61, lr=0.01").
     deviations: dict[str, Any] | None = None
+    # The seed of every random draw of the run (``RunConfig.seed``). None: not given, read from ``config``.
+    seed: int | None = None
+    # Per-step training-loss spikes (``sequnet.experiment.steps.SpikeRule``): {"rule": its description, "factor",
+    # "window", "min_history", "steps_checked", "count", "events": [{"epoch", "step", "loss", "median"}, ...] (the
+    # first ``MAX_EVENTS``), "largest": {"epoch", "step", "ratio"} (the largest loss / median of the run, null
+    # before a step was judged)}, losses in nats per scored item. None: not counted (records written before).
+    loss_spikes: dict[str, Any] | None = None
 
     def __post_init__(self):
         if self.scale not in SCALE_NAMES:
@@ -84,6 +97,9 @@ class ResultRecord:
         self.host = self.host or platform.node()
         if self.deviations is None:
             self.deviations = deviations_from_notes(self.notes)
+        if self.seed is None:
+            seed = self.config.get("seed", self.deviations.get("seed"))
+            self.seed = seed if isinstance(seed, int) and not isinstance(seed, bool) else None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -159,6 +175,8 @@ _FIELD_TYPES = {
     "config": ((dict,), "must be a JSON object"),
     "history": ((list,), "must be a list of JSON objects, one per epoch"),
     "deviations": ((dict, type(None)), "must map each changed setting to its value"),
+    "seed": ((int, type(None)), "must be a whole number or null"),
+    "loss_spikes": ((dict, type(None)), "must be a JSON object with the spike count, or null"),
 }
 
 
@@ -177,6 +195,12 @@ def _type_problem(name: str, value: Any) -> str:
         return want
     if name == "deviations" and value is not None and not all(isinstance(v, _SCALAR) for v in value.values()):
         return f"{want} (a string, number, true/false or null)"
+    if name == "loss_spikes" and value is not None:
+        count, events = value.get("count"), value.get("events")
+        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+            return f"{want}; its 'count' is {json.dumps(count)[:60]}, not a whole number >= 0"
+        if not isinstance(events, list) or not all(isinstance(e, dict) for e in events):
+            return f"{want}; its 'events' must be a list of JSON objects"
     return ""
 
 

@@ -23,6 +23,13 @@ budget, paper scale runs 4920 epochs of 50 steps: the paper's 246k iterations.
 Why the demo scale uses one learning rate for both models: Table 3's rates were tuned by 20 full 100-epoch runs
 of the full-size models; for a few hundred steps of a narrow model they are far too small (char TCN: 1.4e-4) or
 not comparable. The music demos keep Table 3's rates and clipping, because JSB's models are the paper's own.
+
+Seeds: ``seed`` (default 1111, the official scripts' default) seeds the model's initialisation, the data order,
+dropout and every other random draw (:func:`sequnet.experiment.checkpoints.seed_everything`). It is the run's
+identity, not a setting of the paper's procedure: a run with another seed is still at its scale's preset (it is
+not in :func:`deviations`), its record names it (``ResultRecord.seed``), and its files get their own names
+(``RunConfig.name``: ``jsb_tcn`` for the default seed, ``jsb_tcn_seed2`` for seed 2), so that several seeds of one
+cell can be trained into one folder side by side.
 """
 from __future__ import annotations
 
@@ -38,6 +45,9 @@ from sequnet.experiment.tasks import check_batch_size
 from sequnet.experiment.presets import (AUDIO_GENERATION, PAPER_EXTENT, PRESETS, SCALE_NAMES, AudioGeneration,
                                         Preset, TRAINABLE_TASKS)
 
+# The official scripts' default seed: runs with it keep the plain names (``jsb_tcn``) they had before seeds were
+# part of the names.
+DEFAULT_SEED = 1111
 # The official LR rule compares with `>` in the char and music scripts and with `>=` in the word script.
 STRICT_LR_RULE = {task: task != "word_ptb" for task in TRAINABLE_TASKS}
 
@@ -57,7 +67,7 @@ class RunConfig:
     max_steps_per_epoch: int | None    # None = every window/sequence of the training split
     eval_limit: int | None             # windows (language) or sequences (music) per evaluated split; None = all
     device: str = "auto"               # "auto" = cuda when available, else cpu
-    seed: int = 1111                   # the official scripts' default seed
+    seed: int = DEFAULT_SEED           # every random draw of the run (not a preset setting: see the module doc)
     bf16: bool = False                 # bfloat16 autocast for forward and loss
     warmup_steps: int = 10             # training steps left out of the time-per-step median
     cpu_threads: int | None = None     # torch threads while training on the CPU; None = torch's default
@@ -73,10 +83,16 @@ class RunConfig:
 
     @property
     def name(self) -> str:
-        return f"{self.task}_{self.arch}"
+        """The run's file name: ``<task>_<arch>``, plus ``_seed<N>`` for a seed other than the default."""
+        return run_name(self.task, self.arch, self.seed)
 
     def resolved_device(self) -> torch.device:
         return resolve_device(self.device)
+
+
+def run_name(task: str, arch: str, seed: int = DEFAULT_SEED) -> str:
+    """``jsb_tcn`` for the default seed, ``jsb_tcn_seed2`` for seed 2: each seed of a cell has its own files."""
+    return f"{task}_{arch}" if seed == DEFAULT_SEED else f"{task}_{arch}_seed{seed}"
 
 
 def resolve_generation(scale: str, **overrides: Any) -> AudioGeneration:
@@ -244,10 +260,11 @@ def resolve(task: str, arch: str, scale: str = "demo", **overrides: Any) -> RunC
 
 
 def deviations(config: RunConfig) -> dict[str, Any]:
-    """The fields of ``config`` that differ from its scale's preset (where it runs and how it is timed aside):
-    a record at paper scale with, say, ``epochs=5`` must say so."""
+    """The fields of ``config`` that differ from its scale's preset (where it runs, how it is timed and its seed
+    aside): a record at paper scale with, say, ``epochs=5`` must say so; one with ``seed=2`` is another sample
+    of the same procedure."""
     preset = resolve(config.task, config.arch, config.scale)
-    ignore = ("device", "cpu_threads", "warmup_steps", "cuda_graphs", "fast_kernels")
+    ignore = ("device", "cpu_threads", "warmup_steps", "cuda_graphs", "fast_kernels", "seed")
     return {f.name: getattr(config, f.name) for f in dataclasses.fields(config)
             if f.name not in ignore and getattr(config, f.name) != getattr(preset, f.name)}
 

@@ -10,15 +10,22 @@ epoch's capture, which allocates the activations the replays reuse).
 
 With several processes (DDP) the only difference is one sum over the processes per step (the loss and the number
 of scored items, :func:`sequnet.experiment.distributed.all_sum`), so that every process checks the same loss.
+
+Loss spikes (:class:`SpikeRule`) are counted from the step losses that the divergence check reads anyway: the loop
+already waits for every step (its timing and the official scripts' per-step check), so keeping the float costs
+nothing on the GPU, and the rule runs once per epoch on the host.
 """
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import platform
+import statistics
 import time
+from collections import deque
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable, Sequence
 
 import torch
 import torch.nn as nn
@@ -32,6 +39,80 @@ from sequnet.experiment.tasks import Task
 
 class Diverged(RuntimeError):
     """The loss became non-finite or exceeded the task's limit; the message says where."""
+
+
+@dataclasses.dataclass(frozen=True)
+class SpikeRule:
+    """A training step's loss is a spike when it exceeds ``factor`` times the median of the losses of the
+    ``window`` steps before it (fewer at the start of a run, but at least ``min_history``; the window runs on
+    across epochs). Losses are the step's mean in nats per scored item. The median is not moved by a few
+    earlier spikes, and the factor of 3 is meant to lie well above a healthy run's step-to-step spread: in the
+    word-PTB Seq-U-Net's epoch 49 the mean loss rose from 4.16 to 5.88 nats over 1,289 steps, about 2,200 nats
+    more, most likely in one step (its record's note), hundreds of times the neighbouring steps' ~4 nats. On the
+    CPU at demo scale (the first 1-3 epochs, 2026-12-02) the largest ratio of a step's loss to its window's median
+    was 1.47 (JSB), 1.81 (Nottingham), 1.86 (MuseData), 1.43 (Piano-midi), 0.99 and 1.03 (char and word PTB).
+    Consecutive spikes count one each; a record also keeps the largest ratio of the run (``count_spikes``)."""
+    factor: float = 3.0
+    window: int = 100
+    min_history: int = 20
+
+    def describe(self) -> str:
+        return (f"a training step whose loss exceeds {self.factor:g} x the median of the previous {self.window} "
+                f"steps' losses (at least {self.min_history} of them)")
+
+    def judged(self, losses: Sequence[float], previous: Sequence[float] = ()):
+        """(index into ``losses``, loss, median of the window before it) for every step of ``losses`` (one
+        epoch's, in order, after the ``previous`` steps' losses) that has enough history to be judged."""
+        recent = deque(previous[-self.window:], maxlen=self.window)
+        for i, loss in enumerate(losses):
+            if len(recent) >= self.min_history:
+                yield i, loss, statistics.median(recent)
+            recent.append(loss)
+
+    def find(self, losses: Sequence[float], previous: Sequence[float] = ()) -> list[tuple[int, float, float]]:
+        """The spikes among ``losses``, as :meth:`judged` gives them."""
+        return [(i, loss, median) for i, loss, median in self.judged(losses, previous) if loss > self.factor * median]
+
+
+SPIKES = SpikeRule()
+MAX_EVENTS = 100            # spike events kept in a record (its count counts them all)
+
+
+def count_spikes(summary: dict[str, Any] | None, losses: Sequence[float], previous: Sequence[float], epoch: int,
+                 rule: SpikeRule = SPIKES) -> dict[str, Any]:
+    """``summary`` (a record's ``loss_spikes``; None starts one) with the spikes of ``epoch``'s step
+    ``losses`` added; ``previous`` are the losses of the steps before them (the last ``rule.window`` suffice)."""
+    if summary is None:
+        summary = {"rule": rule.describe(), **dataclasses.asdict(rule), "steps_checked": 0, "count": 0,
+                   "events": [], "largest": None}
+    found = []
+    for i, loss, median in rule.judged(losses, previous):
+        ratio = loss / median if median > 0 else math.inf
+        if summary.get("largest") is None or ratio > summary["largest"]["ratio"]:
+            summary["largest"] = {"epoch": epoch, "step": i + 1, "ratio": ratio}
+        if loss > rule.factor * median:
+            found.append((i, loss, median))
+    summary["steps_checked"] += len(losses)
+    summary["count"] += len(found)
+    room = MAX_EVENTS - len(summary["events"])
+    summary["events"] += [{"epoch": epoch, "step": i + 1, "loss": loss, "median": median}
+                          for i, loss, median in found[:max(room, 0)]]
+    return summary
+
+
+def run_bar(config: RunConfig, done: int, steps: int, show: bool):
+    """A run's one progress bar (``tqdm.auto``: a widget in Jupyter, text in a terminal): every training step of
+    every epoch, ``done`` of them trained already (a resumed run)."""
+    return tqdm(total=config.epochs * steps, initial=done, desc=config.name, unit="step", mininterval=1.0,
+                disable=not show, dynamic_ncols=True)
+
+
+def epoch_summary(config: RunConfig, task: Task, h: dict[str, Any]) -> str:
+    """One epoch of a run's history in a line (the bar's postfix, or a log line)."""
+    valid = "" if h["valid"] is None else f" valid {h['valid']:.4f}"
+    return (f"epoch {h['epoch']:3d}/{config.epochs}: train {h['train']:.4f}{valid} "
+            f"{task.unit}  lr {h['lr']:.3g}  {h['epoch_time_s']:.1f} s"
+            + ("  *best*" if h["best"] else "") + ("  (lr halved)" if h["lr_halved"] else ""))
 
 
 def _sync(device: torch.device) -> None:
@@ -98,12 +179,14 @@ def uses_cuda_graphs(config: RunConfig, device: torch.device, task: Task, world:
 
 def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, task: Task, batches: Iterable,
                 config: RunConfig, device: torch.device, *, steps: int, step_times: list[float],
-                warmup_left: int, progress: bool = False, desc: str = "",
+                warmup_left: int, step_losses: list[float] | None = None, bar=None,
                 deadline: float | None = None, cuda_graph: bool = False) -> tuple[float, int, int]:
     """Train on up to ``steps`` batches, starting none after ``deadline`` (a ``time.perf_counter()`` value);
     return (mean loss in nats per scored item, warm-up steps still to skip, steps done).
 
-    Appends the synchronised duration of every step after the warm-up to ``step_times``. Raises ``Diverged``
+    Appends the synchronised duration of every step after the warm-up to ``step_times``, and every step's loss
+    (nats per scored item, over all processes) to ``step_losses`` if given; ``bar`` (a tqdm bar, the run's) is
+    advanced by one per step. Raises ``Diverged``
     when the loss is not finite or exceeds the task's limit (the official scripts' checks). With ``cuda_graph``
     the steps after the first few replay one captured graph (the optimizer must be capturable, see
     :func:`sequnet.experiment.captured.make_capturable`); the learning rate must stay fixed within the epoch.
@@ -111,7 +194,6 @@ def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, task: Task, 
     model.train()
     total, count, done = 0.0, 0, 0
     window = 0.0                          # the losses since the last check of task.train_loss_interval
-    bar = tqdm(total=steps, desc=desc, leave=False, mininterval=1.0, disable=not progress)
     step_fn = step_function(model, optimizer, task, config, device)
     if cuda_graph:
         step_fn = CapturedStep(step_fn)
@@ -141,24 +223,24 @@ def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, task: Task, 
             loss = batch_total.item() / batch_count
             window += loss
             limit, interval = task.train_loss_limit, task.train_loss_interval
+            if step_losses is not None:
+                step_losses.append(loss)
             if not math.isfinite(loss) or (limit is not None and interval is None and loss > limit):
-                bar.close()
                 raise Diverged(f"training loss {loss:.4g} nats per item at step {step}"
                                + ("" if math.isfinite(loss) else " (not finite)"))
             if interval is not None and step > 1 and (step - 1) % interval == 0:
                 # The official word script's log line: the sum since the last one (its first holds one step
                 # more) over the interval, at 0-based batch indices interval, 2 interval, ...
                 if limit is not None and window / interval > limit:
-                    bar.close()
                     raise Diverged(f"training loss {window / interval:.4g} nats per item, the mean over the "
                                    f"log interval of {interval} steps ending at step {step}")
                 window = 0.0
             total += batch_total.item()
             count += batch_count
             done += 1
-            bar.update()
+            if bar is not None:
+                bar.update()
     finally:
         if cuda_graph:
             step_fn.release()
-    bar.close()
     return total / max(count, 1), warmup_left, done

@@ -20,7 +20,13 @@ over processes (training loss, evaluation), decisions every process takes alike 
 writing files. What that means for batches, metrics, randomness and checkpoints is in
 :mod:`sequnet.experiment.distributed`; with one process every one of those calls is a no-op.
 
-Time per step, peak memory and the divergence checks are those of :mod:`sequnet.experiment.steps`.
+Time per step, peak memory, the divergence checks and the count of loss spikes are those of
+:mod:`sequnet.experiment.steps`.
+
+What a run shows while it trains: with ``progress`` one tqdm bar (``tqdm.auto``: a widget in Jupyter, text in a
+terminal) over all the run's training steps, its postfix the last epoch's summary; without it, each epoch's summary
+is one line to ``log`` (the command line's log files). ``log`` defaults to nothing, so a notebook prints no line
+per epoch (and no machine path); the record's ``history`` holds every epoch for a table or a curve.
 """
 from __future__ import annotations
 
@@ -32,13 +38,14 @@ import os
 import statistics
 import time
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Callable, Sequence
 
 import torch
 import torch.nn as nn
 
 from sequnet.core.configs import build_model, count_parameters
-from sequnet.core.models import use_channels_last, use_fused_gate
+from sequnet.core.models import ResSeqUNet, use_channels_last, use_fused_gate
+from sequnet.core.models.padding import pad_channels
 from sequnet.core.models.layers import has_switch
 from sequnet.experiment import distributed
 from sequnet.experiment.captured import make_capturable
@@ -47,7 +54,8 @@ from sequnet.experiment.checkpoints import (RunFolderError, RunLock, TrainState,
                                             resume_path, save_checkpoint, seed_everything)
 from sequnet.experiment.records import ResultRecord
 from sequnet.experiment.scales import RunConfig, deviations
-from sequnet.experiment.steps import Diverged, device_name, torch_settings, train_epoch, uses_cuda_graphs
+from sequnet.experiment.steps import (SPIKES, Diverged, count_spikes, device_name, epoch_summary, run_bar,
+                                      torch_settings, train_epoch, uses_cuda_graphs)
 from sequnet.experiment.tasks import SPLITS, LanguageTask, Task, make_task
 
 
@@ -86,16 +94,23 @@ def build(config: RunConfig, device: torch.device) -> tuple[nn.Module, torch.opt
     torch.manual_seed(config.seed)
     model = build_model(config.setting).to(device)
     if uses_fast_kernels(config, device, model):
-        # before the optimizer: the switch moves the convolution weights to the channels-last layout
+        # before the optimizer: padding and the switch replace or move the convolution weights
+        if isinstance(getattr(model, "body", None), ResSeqUNet):
+            pad_channels(model, CHANNEL_MULTIPLE)
         use_channels_last(model)
         if has_switch(model, "fused_gate"):
             use_fused_gate(model)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    # Adam's fused CUDA kernel: the same update in one launch per step instead of one per parameter group op
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, fused=device.type == "cuda")
     return model, optimizer
 
 
+CHANNEL_MULTIPLE = 64     # the piano Seq-U-Net's 180 channels train stored as 192 (benchmarks/piano_step.py)
+
+
 def uses_fast_kernels(config: RunConfig, device: torch.device, model: nn.Module) -> bool:
-    """Whether the model runs with channels-last activations (and the fused gate where it has one): asked for, on
+    """Whether the model runs with channels-last activations (and the fused gate where it has one, and the residual
+    Seq-U-Net's channels padded to a multiple of CHANNEL_MULTIPLE): asked for, on
     a GPU, and a model with the switch (the audio models). On the CPU the switches buy nothing and the default
     layout keeps float64 checks exact."""
     return config.fast_kernels and device.type == "cuda" and has_switch(model, "channels_last")
@@ -168,7 +183,7 @@ def _stop_reason(config: RunConfig, state: TrainState, elapsed: float, last_epoc
 
 def _epoch(config: RunConfig, task: Task, net: nn.Module, model: nn.Module, optimizer, state: TrainState,
            rule: LRRule, data_order: torch.Generator, ctx: distributed.Context, *, steps: int, warmup_left: int,
-           progress: bool, cuda_graph: bool) -> int:
+           bar, cuda_graph: bool) -> int:
     """Train and evaluate epoch ``state.epoch + 1``, record it in ``state``; return the warm-up steps still to
     skip. Raises ``Diverged``."""
     device, budget, epoch = ctx.device, config.time_budget_s, state.epoch + 1
@@ -182,11 +197,13 @@ def _epoch(config: RunConfig, task: Task, net: nn.Module, model: nn.Module, opti
     # between epochs only.
     deadline = None if budget is None or ctx.world > 1 else epoch_start + budget - state.train_time_s
     batches = distributed.shard(task.train_batches(data_order), task, ctx)     # this process's share
+    losses: list[float] = []
     train_loss, warmup_left, done = train_epoch(
         net, optimizer, task, batches, config, device, steps=steps, step_times=state.step_times,
-        warmup_left=warmup_left, progress=progress, desc=f"{config.name} epoch {epoch}", deadline=deadline,
-        cuda_graph=cuda_graph)
+        warmup_left=warmup_left, step_losses=losses, bar=bar, deadline=deadline, cuda_graph=cuda_graph)
     state.train_time_s += time.perf_counter() - epoch_start
+    state.loss_spikes = count_spikes(state.loss_spikes, losses, state.recent_losses, epoch)
+    state.recent_losses = (state.recent_losses + losses)[-SPIKES.window:]
     peak = torch.cuda.max_memory_allocated(device) / 2 ** 20 if device.type == "cuda" else None
     has_valid = "valid" in task.splits
     valid_loss = distributed.evaluate(task, model, "valid", config.eval_limit, ctx) if has_valid else None
@@ -264,19 +281,12 @@ def _notes(config: RunConfig, task: Task, state: TrainState, status: str, ctx: d
     return notes
 
 
-def _epoch_line(config: RunConfig, task: Task, h: dict[str, Any]) -> str:
-    valid = "" if h["valid"] is None else f" valid {h['valid']:.4f}"
-    return (f"{config.name} epoch {h['epoch']:3d}/{config.epochs}: train {h['train']:.4f}{valid} "
-            f"{task.unit}  lr {h['lr']:.3g}  {h['epoch_time_s']:.1f} s"
-            + ("  *best*" if h["best"] else "") + ("  (lr halved)" if h["lr_halved"] else ""))
-
-
 def train(config: RunConfig, *, out_dir: str | os.PathLike | None = None,
           checkpoint: str | os.PathLike | None = None, resume: bool | str | os.PathLike = False,
           overwrite: bool = False, task: Task | None = None, progress: bool = False,
-          log: Callable[[str], None] | None = print, stop_after_epoch: int | None = None,
+          log: Callable[[str], None] | None = None, stop_after_epoch: int | None = None,
           time_limit_s: float | None = None, final_splits: Sequence[str] = SPLITS, data_root=None,
-          data_mirror=None) -> Run:
+          data_mirror=None, notes: Sequence[str] = ()) -> Run:
     """Train ``config`` and return the run (its record and the best-validation model).
 
     out_dir: where ``records/<task>_<arch>.json`` is written (nothing is written without it).
@@ -288,7 +298,11 @@ def train(config: RunConfig, *, out_dir: str | os.PathLike | None = None,
     stop_after_epoch / time_limit_s: stop early, leaving status "interrupted" (the checkpoint lets a later call
         finish the run); the time limit stops before an epoch that would not end within it.
     final_splits: the splits evaluated with the best weights at the end (empty for a search's trials).
-    progress: a tqdm bar per epoch; log: where the one-line epoch summaries go (None: nowhere).
+    progress: one tqdm bar over the run's training steps, the last epoch's summary as its postfix.
+    log: where messages go (resumed, diverged), and each epoch's one-line summary when there is no bar; None (the
+        default): nowhere.
+    notes: added to the record's notes, e.g. that the run shared its GPU with others (its time per step is then
+        contended; ``sequnet.publish.reproduction`` marks records whose notes say "side by side").
 
     Everything that can refuse the run does so before any data is loaded: files locked by another training
     (:class:`RunFolderError`), an existing run, an unreadable checkpoint (:class:`CheckpointError`), a checkpoint
@@ -323,8 +337,10 @@ def train(config: RunConfig, *, out_dir: str | os.PathLike | None = None,
 
         rule = LRRule(config.patience, strict=config.strict_lr_rule)
         warmup_left, last_epoch_s = config.warmup_steps, 0.0
-        status, notes, trained = "ok", [], False
-        with torch_settings(config, device, task):
+        given_notes, notes = list(notes), []
+        status, trained = "ok", False
+        bar = run_bar(config, state.epoch * steps, steps, progress)
+        with torch_settings(config, device, task), contextlib.closing(bar):
             where = device_name(device)                  # inside: the thread count is the one training uses
             while state.epoch < config.epochs:
                 stop = _stop_reason(config, state, time.perf_counter() - call_start, last_epoch_s,
@@ -338,8 +354,7 @@ def train(config: RunConfig, *, out_dir: str | os.PathLike | None = None,
                     break
                 try:
                     warmup_left = _epoch(config, task, net, model, optimizer, state, rule, data_order, ctx,
-                                         steps=steps, warmup_left=warmup_left, progress=progress,
-                                         cuda_graph=cuda_graph)
+                                         steps=steps, warmup_left=warmup_left, bar=bar, cuda_graph=cuda_graph)
                 except Diverged as e:
                     status = "diverged"
                     notes.append(f"diverged in epoch {state.epoch + 1}: {e}")
@@ -351,8 +366,11 @@ def train(config: RunConfig, *, out_dir: str | os.PathLike | None = None,
                     state.wall_time_s += time.perf_counter() - wall_mark
                     wall_mark = time.perf_counter()
                     _save(checkpoint, config, model, optimizer, state, data_order, ctx)
-                if log:
-                    log(_epoch_line(config, task, state.history[-1]))
+                summary = epoch_summary(config, task, state.history[-1])
+                if progress:
+                    bar.set_postfix_str(summary, refresh=True)
+                elif log:
+                    log(f"{config.name} {summary}")
 
             metrics = _final_metrics(config, task, model, state, final_splits if status == "ok" else (), ctx)
             if status == "ok" and metrics is None:
@@ -367,8 +385,9 @@ def train(config: RunConfig, *, out_dir: str | os.PathLike | None = None,
             peak_memory_mib=state.peak_memory_mib, wall_time_s=state.wall_time_s,
             device=f"{ctx.world} x {where}" if ctx.world > 1 else where,
             config=config.to_dict() | distributed.describe(config, ctx), history=copy.deepcopy(state.history),
-            status=status, notes="; ".join(notes + _notes(config, task, state, status, ctx)),
-            deviations={k: "model changed" if k == "setting" else v for k, v in deviations(config).items()})
+            status=status, notes="; ".join(notes + _notes(config, task, state, status, ctx) + given_notes),
+            deviations={k: "model changed" if k == "setting" else v for k, v in deviations(config).items()},
+            seed=config.seed, loss_spikes=copy.deepcopy(state.loss_spikes))
         # An early stop writes no record before its first epoch (there is nothing to report, and a later call must
         # not find a "run") and never replaces the record of a finished run (one that overwrite is replacing).
         keep = status == "interrupted" and (state.epoch == 0 or finished_record(record_file))

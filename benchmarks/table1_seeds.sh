@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# Table 1 with three seeds per cell (issue 20): every Table 1 run (6 datasets x TCN / Seq-U-Net) with seeds 1111, 1
+# and 2 at paper scale, the paper's settings unchanged, side by side on one GPU under CUDA MPS as
+# benchmarks/table1_paper.sh trains them. Resumable and idempotent: a seed whose finished record exists is skipped.
+#
+#   benchmarks/table1_seeds.sh train OUT [WORK]     start or resume the missing seeds of this session's cells
+#   benchmarks/table1_seeds.sh status OUT [WORK]    which seeds each cell has, where (nothing trains)
+#
+# Which seeds exist: `python -m sequnet.experiment.seeds` reads every record under HAVE (default results/published
+# results/paper) and WORK/records, and counts a record as seed N of a cell when it is a finished paper-scale run of
+# that cell whose configuration is the preset's (device, CUDA graphs and warm-up aside), in one process and for all
+# its epochs (see that module). So the runs committed before this script (seed 1111, the official scripts' default)
+# are the first seed of every cell, and the earlier MuseData Seq-U-Net run with seed 2 (results/paper/music_seeds)
+# is that cell's seed 2: 23 runs are left. A diverged seed counts as finished (it is a result) and is not retried.
+#
+# The GPU sessions (30 minutes of device time each, commands of at most 10 minutes; a fresh machine each, so a run
+# must finish within its session: checkpoints do not come back). Times from the committed records on an H200:
+# with four language runs sharing (8.7 ms a step, against ~4.8 ms alone: the GPU is busy) char took ~16 min and
+# word would take ~20 min (1,289 steps an epoch against char's 1,013); with twelve runs sharing, JSB and
+# Piano-midi ~3 min, MuseData ~10-11 min, Nottingham ~13-15 min.
+#   SESSION=1  char_ptb (4 runs) + jsb (4): 8 processes, ~17-19 min, three commands
+#   SESSION=2  word_ptb tcn (2) + word_ptb sequnet seed 1: 3 processes, as the committed word runs (19-20 min),
+#              three commands; nothing beside them (the session is full)
+#   SESSION=3  word_ptb sequnet seed 2 + nottingham (4) + muse tcn (2) + muse sequnet (1) + piano_midi (4):
+#              12 processes, ~15-20 min (the music runs wait on latencies more than they load the GPU), three
+#              commands
+# (three commands of a session take ~28 min of its 30 with the machine's start: no session can take more)
+# Then, if the seeds leave the Nottingham / MuseData Seq-U-Net gap unexplained, a fourth session runs the paper's
+# TPE search at reduced cost: benchmarks/table1_hpo.sh (issue 20 part 3).
+# Without SESSION (or with CELLS="TASK:ARCH ...") every missing seed of those cells starts at once.
+# Each session: call `train` again (same OUT and WORK) until it exits 0; every call ends within TIME_LIMIT plus the
+# last epoch's evaluation (use the device tool's timeout of 600 s). Then unpack OUT/seeds.tar.gz and commit its
+# records/ under results/paper/seeds/ before the next session, so that the next one skips them.
+#
+# OUT   seeds.tar.gz (WORK's records/ and logs/) and status.txt, rewritten by every call: at most two files, as the
+#       GPU machine's transfer allows
+# WORK  checkpoints/, records/ and logs/ of the training processes (default runs/seeds, git-ignored): `train` again
+#       resumes whatever had not finished.
+#
+# Environment: run from the repository root. Without tqdm/hyperopt importable, the wheels of
+# shared/device-wheels are installed from .whl/ into /tmp/site; SEQUNET_DATA_MIRROR defaults to the first of
+# .devdata, ../shared/data with a MANIFEST.md. Set SEQUNET_GIT_COMMIT so that the records name the commit.
+#   SESSION     1, 2 or 3: the cells of that session of the plan above
+#   CELLS       "TASK:ARCH ..." (or TASK:ARCH:SEED for one seed) instead of a session (default: all 12 cells)
+#   SEEDS       default "1111 1 2"
+#   HAVE        folders of finished records besides WORK/records (default "results/published results/paper";
+#               empty: none)
+#   TIME_LIMIT  seconds each process may train in this call before it stops resumably (default 450: with the
+#               start-up (~20 s), a finishing run's last evaluation (~40-70 s for char/word) and the packing, a call
+#               ends within the device tool's 600 s)
+#   CUDA_GRAPHS 0 trains with --no-cuda-graphs; MPS 0 starts no MPS daemon
+#   SCALE, DEVICE  for a dry run on a CPU: SCALE=smoke DEVICE=cpu (default paper, cuda)
+# Every record of runs trained together names the contention in its notes ("trained side by side ..."), which the
+# publishing code marks. Exit status: train: 0 every seed of the cells finished, 3 some stopped early (call again),
+# 1 a failure (see the logs), 2 bad arguments; status: 0.
+set -u
+usage="usage: benchmarks/table1_seeds.sh train|status OUT [WORK]"
+mode=${1:?$usage}
+out=${2:?$usage}
+seeds=${SEEDS:-1111 1 2}
+all="char_ptb:tcn char_ptb:sequnet word_ptb:tcn word_ptb:sequnet jsb:tcn jsb:sequnet nottingham:tcn
+     nottingham:sequnet muse:tcn muse:sequnet piano_midi:tcn piano_midi:sequnet"
+case ${SESSION:-} in
+    "") cells=${CELLS:-$all} ;;
+    1) cells="char_ptb:tcn char_ptb:sequnet jsb:tcn jsb:sequnet" ;;
+    2) cells="word_ptb:tcn word_ptb:sequnet:1" ;;
+    3) cells="word_ptb:sequnet:2 nottingham:tcn nottingham:sequnet muse:tcn muse:sequnet piano_midi:tcn
+              piano_midi:sequnet" ;;
+    *) echo "SESSION=$SESSION: expected 1, 2 or 3 (the plan in this script's header)" >&2; exit 2 ;;
+esac
+case $mode in train|status) ;; *) echo "$usage" >&2; exit 2 ;; esac
+. "$(dirname "$0")/table1_common.sh"
+use_dirs "$out" "${3:-runs/seeds}" records logs
+use_device_copies || exit 1
+read -ra have <<<"${HAVE-results/published results/paper}"
+seeds() {       # todo | status: the seeds of the cells still to train, or each cell's seeds and their records
+    "$python" -m sequnet.experiment.seeds "$1" --cells $cells --seeds $seeds --scale "$scale" \
+        --have "${have[@]}" "$work/records"
+}
+
+report() {      # what comes back from the GPU machine: the status and one archive of records and logs
+    seeds status | tee "$out/status.txt"
+    tar -czf "$out/seeds.tar.gz" -C "$work" records logs
+}
+
+if [ "$mode" = status ]; then
+    seeds status
+    exit $?
+fi
+todo=$(seeds todo) || exit 2
+if [ -z "$todo" ]; then
+    echo "every seed of these cells has a finished record"
+    report
+    exit 0
+fi
+start_mps
+n_runs=$(wc -l <<<"$todo")
+extra=()
+[ "${CUDA_GRAPHS:-1}" = 0 ] && extra+=(--no-cuda-graphs)
+note=$(contended_note "$n_runs")
+[ -n "$note" ] && extra+=(--note "$note")
+echo "training $n_runs runs side by side: $(tr '\n' ';' <<<"$todo")"
+pids=()
+while read -r task arch seed; do
+    # sequnet.experiment.cli loads only what training needs (no soundfile on GPU images)
+    "$python" -m sequnet.experiment.cli train "$task" "$arch" --seed "$seed" --scale "$scale" --device "$device" \
+        --out "$work" --resume --no-progress --time-limit "${TIME_LIMIT:-450}" "${extra[@]}" \
+        >>"$work/logs/${task}_${arch}_seed$seed.log" 2>&1 &
+    pids+=($!)
+done <<<"$todo"
+wait_all "${pids[@]}"; status=$?
+report
+exit $status
