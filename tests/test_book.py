@@ -25,6 +25,7 @@ import nbformat
 import pytest
 
 from sequnet.experiment.records import ResultRecord
+from sequnet.experiment.scales import resolve
 from sequnet.publish import book, htmlcheck, notebook_view, notebooks, reproduction
 
 REPO = Path(__file__).resolve().parents[1]
@@ -38,7 +39,10 @@ WINDOW_WIDTH = 1400     # issue 19: at this width no table may scroll sideways
 # The pipeline without a browser
 
 def record(scale: str, test: float, **kw) -> ResultRecord:
-    fields = dict(experiment="jsb", model="sequnet", scale=scale, metric="nll",
+    """A finished run with the preset of (jsb, sequnet) at ``scale``, all of its epochs in the history."""
+    config = resolve("jsb", "sequnet", scale)
+    fields = dict(experiment="jsb", model="sequnet", scale=scale, metric="nll", config=config.to_dict(),
+                  history=[{"epoch": e + 1} for e in range(config.epochs)],
                   metrics={"train": 6.0, "valid": 8.0, "test": test}, params=521938, receptive_field=12,
                   time_per_step_s=0.004, peak_memory_mib=8.0, device="cpu", wall_time_s=1.0,
                   date="2025-01-02T03:04:05+00:00", git_commit="abc1234", host="h")

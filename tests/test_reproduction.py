@@ -7,15 +7,18 @@ import re
 import pytest
 
 from sequnet.experiment.records import PAPER_TABLE1, ResultRecord
+from sequnet.experiment.scales import resolve
 from sequnet.publish import reproduction, table1
 
 
 def run(test: float, seed: int = 1111, experiment: str = "jsb", model: str = "sequnet", **kw) -> ResultRecord:
+    """A finished paper-scale run of the cell's preset with ``seed`` (all of its epochs in the history)."""
+    config = resolve(experiment, model, "paper", seed=seed)
     fields = dict(experiment=experiment, model=model, scale="paper", metric="nll",
                   metrics={"train": 6.0, "valid": 8.0, "test": test}, params=521938, receptive_field=12,
                   time_per_step_s=0.004, peak_memory_mib=8.0, device="NVIDIA H200", wall_time_s=1.0,
-                  config={"seed": seed}, date="2026-01-02T03:04:05+00:00", git_commit="abc1234", host="h",
-                  deviations={} if seed == 1111 else {"seed": seed})
+                  config=config.to_dict(), history=[{"epoch": e + 1, "steps": 10} for e in range(config.epochs)],
+                  date="2026-01-02T03:04:05+00:00", git_commit="abc1234", host="h", deviations={})
     return ResultRecord(**(fields | kw))
 
 
@@ -39,6 +42,12 @@ def test_three_seeds_show_mean_sd_range_n_and_whether_the_paper_lies_inside():
         "better than the paper in all 3 seeds"
 
 
+def test_records_written_before_seeds_had_names_count_by_their_config():
+    """The MuseData seed-2 run lists its seed as a preset change (from its notes): still a seed of the cell."""
+    rows = glance([run(8.10), run(8.30, seed=2, deviations={"seed": 2})])
+    assert rows["M-JSB", "Seq-U-Net"][2:4] == ["+0.027", "2: 8.100–8.300"]
+
+
 def test_one_seed_has_no_sd_and_a_verdict_by_tolerance():
     rows = glance([run(8.18), run(8.40, model="tcn")])
     assert rows["M-JSB", "Seq-U-Net"] == ["8.173", "8.180", "+0.007", "1: seed 1111", "matches (1 seed)"]
@@ -52,9 +61,10 @@ def test_one_row_per_seed_and_cell_the_newer_run_of_a_seed_replaces_the_older():
     new = run(8.171)
     changed_lr = run(8.5, deviations={"lr": 0.01})
     stopped = run(8.6, seed=5, status="interrupted")
-    page = reproduction.reproduction_markdown(sorted([old, new, changed_lr, stopped], key=lambda r: r.date),
+    short = run(8.7, seed=6, history=[{"epoch": 1}])           # a finished run must hold every epoch
+    page = reproduction.reproduction_markdown(sorted([old, new, changed_lr, stopped, short], key=lambda r: r.date),
                                               ["results"])
-    assert glance([old, new, changed_lr, stopped])["M-JSB", "Seq-U-Net"][:4] == ["8.173", "8.171", "-0.002",
+    assert glance([old, new, changed_lr, stopped, short])["M-JSB", "Seq-U-Net"][:4] == ["8.173", "8.171", "-0.002",
                                                                                 "1: seed 1111"]
     details = page.split("## Table 1 beside")[1].split("### Paper settings, changed training")[0]
     assert len(re.findall(r"\| M-JSB \| Seq-U-Net \| ours", details)) == 1
@@ -79,12 +89,13 @@ def test_every_task_lists_the_baseline_first_and_piano_midi_has_a_paper_column()
 
 def test_the_piano_audio_row_names_its_training_length_from_the_record():
     short = dict(experiment="piano_audio", metric="bits_per_sample", deviations={"time_budget_s": 100.0})
-    from_config = run(2.5, config={"seed": 1111, "steps": 779}, **short)
+    from_config = run(2.5, config={"seed": 1111, "steps": 779}, history=[], **short)
+    assert from_config.seed == 1111
     from_history = run(5.1, model="wavenet", history=[{"epoch": 1, "steps": 50}, {"epoch": 2, "steps": 47}], **short)
     rows = glance([from_config, from_history])
     assert rows["Piano (audio)", "Seq-U-Net (residual)"][-1] == "not comparable: 779 of the paper's 246k steps (0.32 %)"
     assert rows["Piano (audio)", "WaveNet"][-1] == "not comparable: 97 of the paper's 246k steps (0.039 %)"
-    neither = run(2.5, **short)
+    neither = run(2.5, history=[], **short)
     assert table1.training_label(neither) == "trained 100 s, not the paper's 246k steps"
 
 

@@ -7,6 +7,7 @@ import dataclasses
 import statistics
 
 from sequnet.core.configs import baseline_arch
+from sequnet.experiment import seeds
 from sequnet.experiment.records import ResultRecord
 
 # Table 1's tasks in the paper's order, Piano-midi (not in the paper's Table 1) before the audio task; within a
@@ -30,8 +31,8 @@ def task_order(key: tuple[str, str]) -> tuple:
 
 
 def seed_of(r: ResultRecord):
-    """The seed a record names (``config['seed']``); None for a record that does not say."""
-    return r.config.get("seed")
+    """The seed a record names (``ResultRecord.seed``, read from its config for older records); None if none."""
+    return r.seed
 
 
 def steps_trained(r: ResultRecord) -> int | None:
@@ -56,11 +57,15 @@ def training_label(r: ResultRecord) -> str:
 
 
 def in_cell(r: ResultRecord) -> bool:
-    """Whether a record is one seed of its Table 1 cell: paper scale, finished with a test score, and the paper's
-    preset apart from the seed (and, for tasks trained by iterations, the training length, which its row names)."""
-    allowed = SEED_ONLY | (TRAINING_LENGTH if r.experiment in PAPER_ITERATIONS else set())
-    return (r.scale == "paper" and r.status == "ok" and r.metrics.get("test") is not None
-            and set(r.deviations or {}) <= allowed)
+    """Whether a record is one seed of its Table 1 cell: a finished run with a test score of the cell's paper
+    preset, the seed aside (:func:`sequnet.experiment.seeds.mismatch`, which the seed runs' planning uses too);
+    for tasks trained by iterations, a run that changed only its training length also counts (its row says how
+    long it trained)."""
+    if r.scale != "paper" or r.status != "ok" or r.metrics.get("test") is None:
+        return False
+    if r.experiment in PAPER_ITERATIONS:
+        return set(r.deviations or {}) <= SEED_ONLY | TRAINING_LENGTH
+    return seeds.mismatch(r, r.experiment, r.model) is None
 
 
 def table1_cells(records: list[ResultRecord]) -> tuple[dict[tuple[str, str], list[ResultRecord]], list[ResultRecord]]:
