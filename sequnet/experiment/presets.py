@@ -73,8 +73,10 @@ PRESETS["piano_audio", "demo"] = Preset(
     {"sequnet": dict(hidden=32, levels=7, target_output=1024),
      "wavenet": dict(hidden=58, levels=10, blocks=2, skip=128, target_output=1024)},
     epochs=1000, batch_size=8, max_steps_per_epoch=10, eval_limit=32, lr=2e-3, time_budget_s=50.0)
-# Paper scale keeps Table 2's models, batch 16 and the learning rate, and changes only how long a run lasts.
-PAPER_EXTENT = {"piano_audio": dict(epochs=4920, max_steps_per_epoch=50, time_budget_s=3600.0)}
+# Paper scale is Table 2's models, batch 16, the learning rate and the paper's 246k iterations (4920 reporting
+# intervals of 50 steps). No time budget: a run given one trains for less than the paper, and its record says so
+# (``deviations`` and ``extent``), so that it is never called paper scale.
+PAPER_EXTENT = {"piano_audio": dict(epochs=4920, max_steps_per_epoch=50)}
 
 
 

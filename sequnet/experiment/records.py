@@ -73,6 +73,10 @@ class ResultRecord:
     # {name: value}: a paper-scale record with any is not a reproduction. None: not given, read from ``notes``
     # (records written before this field say it there only: "paper preset changed: epochs=61, lr=0.01").
     deviations: dict[str, Any] | None = None
+    # How long the run trained against the paper, and on how much data, for runs that say it (the piano-audio run,
+    # :func:`training_extent`): {"steps", "paper_steps", "fraction_of_paper", "train_audio_hours", ...}. A
+    # paper-scale record whose fraction is below 1 is not a reproduction (:func:`short_of_paper`).
+    extent: dict[str, Any] | None = None
 
     def __post_init__(self):
         if self.scale not in SCALE_NAMES:
@@ -159,6 +163,7 @@ _FIELD_TYPES = {
     "config": ((dict,), "must be a JSON object"),
     "history": ((list,), "must be a list of JSON objects, one per epoch"),
     "deviations": ((dict, type(None)), "must map each changed setting to its value"),
+    "extent": ((dict, type(None)), "must be a JSON object (steps, paper_steps, fraction_of_paper, ...) or null"),
 }
 
 
@@ -178,6 +183,36 @@ def _type_problem(name: str, value: Any) -> str:
     if name == "deviations" and value is not None and not all(isinstance(v, _SCALAR) for v in value.values()):
         return f"{want} (a string, number, true/false or null)"
     return ""
+
+
+# Training iterations of the paper's runs, where the paper states them in iterations (section 5.2: 246k at batch 16).
+PAPER_STEPS = {"piano_audio": 246_000}
+
+
+def training_extent(experiment: str, steps: int, **data: Any) -> dict[str, Any]:
+    """A record's ``extent``: ``steps`` trained against the paper's iterations for ``experiment``, and ``data``
+    (e.g. train_audio_hours, test_audio_hours, renderer, soundfont) as given."""
+    if experiment not in PAPER_STEPS:
+        raise ValueError(f"experiment={experiment!r}: the paper states its training length in iterations only for "
+                         f"{', '.join(PAPER_STEPS)}")
+    paper = PAPER_STEPS[experiment]
+    return {"steps": int(steps), "paper_steps": paper, "fraction_of_paper": steps / paper} | data
+
+
+def short_of_paper(record: "ResultRecord") -> bool:
+    """Whether the record trained for fewer iterations than the paper (its ``extent`` says so)."""
+    return bool(record.extent) and record.extent.get("fraction_of_paper", 1.0) < 1.0
+
+
+def extent_text(record: "ResultRecord") -> str:
+    """"2,513 steps, 1.0% of the paper's 246,000; 10.2 h of training audio" (empty without an extent)."""
+    e = record.extent or {}
+    if "steps" not in e:
+        return ""
+    text = f"{e['steps']:,} steps, {100 * e['fraction_of_paper']:.1f}% of the paper's {e['paper_steps']:,}"
+    if e.get("train_audio_hours") is not None:
+        text += f"; {e['train_audio_hours']:.1f} h of training audio"
+    return text
 
 
 _PYTHON_LITERALS = {"True": True, "False": False, "None": None}   # how the notes print them

@@ -1,0 +1,404 @@
+"""The raw piano experiment (the paper's section 5.2) as one resumable run: WaveNet and the residual Seq-U-Net
+trained on the same fast path, compared at equal iterations and at equal wall-clock time, then continuing real
+piano for the stability study and the listening test.
+
+    python -m sequnet.experiment.piano_run RUN_DIR --audio-dir DIR --budget-s 600 --limit-s 540
+
+Each call does what is left, in this order, and stops (exit status 75, "call again") before a stage that would
+not end within ``--limit-s``; every stage keeps its results on disk, so a GPU machine's 10-minute commands can
+finish the run between them:
+
+1. **WaveNet** trains for ``budget_s`` seconds of training steps (``sequnet.experiment.training.train``: batch 16,
+   5000 targets, Adam 5e-4 as the paper; on a GPU bf16 autocast, channels-last, the fused gate and CUDA graphs),
+   a checkpoint and its record after every ``report_every`` steps. It reaches N_w steps.
+2. **Seq-U-Net** trains the same way for ``sequnet_budget_s`` (default: the same budget); its weights after exactly
+   N_w steps are kept (``checkpoints/piano_audio_sequnet_at_N.pt``) for the equal-iteration comparison.
+3. Seq-U-Net at N_w steps is evaluated like the final models: ``comparison.json`` then holds (a) equal iterations
+   (both at N_w) and (b) equal time (each model at the end of its budget).
+4. Generation (cached step-wise inference, the primes of a set as one batch, CUDA graphs on a GPU): per set of
+   ``GENERATION_SETS``, real primes from the test pieces continued by each model at temperature 0.95, stored as
+   mu-law ids in ``generations/<set>.npz`` beside the real continuation.
+
+The records (``records/piano_audio_{wavenet,sequnet}.json``) carry ``extent``: the steps, their fraction of the
+paper's 246,000 iterations and the hours of audio (with the renderer and SoundFont of the folder's
+``manifest.json`` where it has one). ``curves.json`` holds both training curves against steps and seconds.
+
+For the listening test: :func:`trained_models` returns the final models and :func:`listening_material` the
+``listening`` set's primes and continuations as float samples, in the form ``sequnet.analysis.listening.make_items``
+takes.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from sequnet.core.configs import build_model
+from sequnet.core.generation import init_state
+from sequnet.data.audio import mu_law_decode
+from sequnet.experiment.checkpoints import load_checkpoint
+from sequnet.experiment.records import PAPER_STEPS, ResultRecord, training_extent
+from sequnet.experiment.scales import check_scale, resolve
+from sequnet.experiment.tasks import audio_task
+from sequnet.experiment.training import build, record_path, train
+
+ORDER = ("wavenet", "sequnet")        # WaveNet first: its step count is the equal-iteration point
+EXIT_AGAIN = 75                       # EX_TEMPFAIL: the run is not finished, call again
+
+
+@dataclasses.dataclass(frozen=True)
+class GenerationSet:
+    n: int                            # primes (one batch)
+    prime_s: float                    # seconds of real piano per prime (the paper: 1.5)
+    seconds: float                    # seconds generated after each prime
+
+
+@dataclasses.dataclass(frozen=True)
+class PianoRun:
+    """What one run trains, evaluates and generates (stored as ``run.json``; a later call must ask the same)."""
+    scale: str = "paper"                       # the models: Table 2's at "paper", tiny at "smoke"
+    budget_s: float = 600.0                    # seconds of training steps for WaveNet
+    sequnet_budget_s: float | None = None      # for Seq-U-Net; None: budget_s (equal wall-clock time)
+    audio_dir: str | None = None               # recordings in train/ and test/ (+ manifest.json); None: six pieces
+    report_every: tuple[tuple[str, int], ...] = (("wavenet", 100), ("sequnet", 400))   # steps per record point
+    eval_windows: int | None = 2048            # evenly spaced test windows (and as many train windows); None: all
+    bf16: bool = True                          # on a GPU (the CPU trains in float32)
+    generation: tuple[tuple[str, GenerationSet], ...] = (
+        ("long", GenerationSet(8, 1.5, 30.0)), ("listening", GenerationSet(20, 1.5, 5.0)))
+    temperature: float = 0.95                  # the paper's
+    seed: int = 0                              # primes and sampling noise
+
+    def budget(self, arch: str) -> float:
+        return self.budget_s if arch == "wavenet" or self.sequnet_budget_s is None else self.sequnet_budget_s
+
+
+# The smoke scale: tiny models, a few seconds of audio, seconds on a CPU (CI runs it).
+SMOKE = PianoRun(scale="smoke", budget_s=60.0, report_every=(("wavenet", 3), ("sequnet", 3)), eval_windows=4,
+                 generation=(("long", GenerationSet(2, 0.25, 0.3)), ("listening", GenerationSet(2, 0.25, 0.1))))
+
+
+def preset(scale: str, **changes: Any) -> PianoRun:
+    """The run of ``scale`` ("paper" or "smoke") with ``changes`` on top (None keeps the preset)."""
+    base = {"paper": PianoRun(), "smoke": SMOKE}
+    if check_scale(scale) not in base:
+        raise ValueError(f"scale={scale!r}: the piano run has the scales {', '.join(base)}")
+    return dataclasses.replace(base[scale], **{k: v for k, v in changes.items() if v is not None})
+
+
+def run_configs(run: PianoRun, device: str = "auto") -> dict:
+    """The trainer's configuration of each model: the scale's preset with the run's budget, reporting interval,
+    evaluation windows and, on a GPU, bf16 (fast kernels and CUDA graphs are the trainer's defaults on a GPU)."""
+    every = dict(run.report_every)
+    configs = {}
+    for arch in ORDER:
+        config = resolve("piano_audio", arch, run.scale, device=device, time_budget_s=run.budget(arch),
+                         max_steps_per_epoch=every[arch], eval_limit=run.eval_windows)
+        configs[arch] = config.replace(bf16=run.bf16 and config.resolved_device().type == "cuda")
+    return configs
+
+
+def _json_write(path: Path, data: Any) -> Path:
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(json.dumps(data, indent=1, default=float) + "\n")
+    os.replace(partial, path)
+    return path
+
+
+def _as_json(run: PianoRun) -> dict:
+    return json.loads(json.dumps(dataclasses.asdict(run)))
+
+
+def claim(run: PianoRun, run_dir: Path) -> None:
+    """Write ``run.json``, or check that the run folder holds this run (a changed run needs a new folder)."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path = run_dir / "run.json"
+    if path.is_file():
+        saved = json.loads(path.read_text())
+        differ = [f"{k}: folder {saved.get(k)!r}, now {v!r}" for k, v in _as_json(run).items() if saved.get(k) != v]
+        if differ:
+            raise ValueError(f"{run_dir} holds another piano run ({'; '.join(differ)}); give a new run folder, or "
+                             f"the settings in {path}")
+    else:
+        _json_write(path, _as_json(run))
+
+
+def audio_extent(task, audio_dir: str | None) -> dict[str, Any]:
+    """Hours and pieces of the task's audio, and the renderer and SoundFont of ``audio_dir/manifest.json``."""
+    corpus = task.corpus
+    extent = {f"{split}_audio_hours": sum(len(p) for p in pieces.values()) / corpus.sr / 3600
+              for split, pieces in (("train", corpus.train), ("test", corpus.test))}
+    extent |= {"train_pieces": len(corpus.train), "test_pieces": len(corpus.test)}
+    manifest = None if audio_dir is None else Path(audio_dir) / "manifest.json"
+    if manifest is not None and manifest.is_file():
+        try:
+            data = json.loads(manifest.read_text())
+        except (OSError, ValueError) as e:
+            raise ValueError(f"{manifest}: not a readable JSON manifest ({e}); fix or remove it") from e
+        extent |= {k: data[k] for k in ("renderer", "soundfont") if k in data}
+    return extent
+
+
+def _steps(record: ResultRecord) -> int:
+    return sum(h["steps"] for h in record.history)
+
+
+class _Snapshot:
+    """The task, whose training stream also saves the model's weights once exactly ``at`` steps are done (the
+    equal-iteration point). The trainer asks for batch k (from 0) of an epoch once the epoch's first k steps are
+    done, and asks for one batch more than it trains on, so the weights at that moment are those after
+    ``done + k`` steps; ``loss`` shows the model being trained."""
+
+    def __init__(self, task, at: int, done: int, path: Path):
+        self._task, self._at, self._done, self._path = task, at, done, path
+        self._model, self._asked = None, 0
+
+    def __getattr__(self, name):
+        return getattr(self._task, name)
+
+    def to(self, device):
+        self._task.to(device)
+        return self
+
+    def loss(self, model, batch):
+        self._model = model
+        return self._task.loss(model, batch)
+
+    def train_batches(self, generator):
+        self._done += max(self._asked - 1, 0)        # the steps of the previous epoch
+        self._asked = 0
+        for batch in self._task.train_batches(generator):
+            if self._done + self._asked == self._at and self._model is not None and not self._path.exists():
+                save_weights(self._path, self._model.state_dict(), self._at)
+            self._asked += 1
+            yield batch
+
+
+def save_weights(path: Path, state: dict, steps: int) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")
+    torch.save({"model": {k: v.detach().cpu().clone() for k, v in state.items()}, "steps": steps}, partial)
+    os.replace(partial, path)
+    return path
+
+
+def _train(arch: str, config, task, run: PianoRun, run_dir: Path, limit_s: float | None, log, progress,
+           snapshot_at: int | None = None) -> ResultRecord:
+    checkpoint = run_dir / "checkpoints" / f"{config.name}.pt"
+    if snapshot_at is not None:
+        snap = snapshot_path(run_dir, snapshot_at)
+        done = 0
+        if checkpoint.is_file():
+            payload = load_checkpoint(checkpoint)
+            done = sum(h["steps"] for h in payload["state"]["history"])
+            if done == snapshot_at and not snap.exists():
+                save_weights(snap, payload["model"], done)
+            elif done > snapshot_at and not snap.exists():
+                raise ValueError(f"{checkpoint} is past step {snapshot_at} without the weights at that step "
+                                 f"({snap}); start the Seq-U-Net again (remove the checkpoint)")
+        task = _Snapshot(task, snapshot_at, done, snap)
+    trained = train(config, out_dir=run_dir, checkpoint=checkpoint, resume=True, task=task, log=log,
+                    progress=progress, time_limit_s=limit_s, final_splits=("train", "test"))
+    record = trained.record
+    record.extent = training_extent("piano_audio", _steps(record), **audio_extent(task, run.audio_dir))
+    if trained.record_path is not None:
+        record.save(trained.record_path)
+    return record
+
+
+def snapshot_path(run_dir: Path, steps: int) -> Path:
+    return run_dir / "checkpoints" / f"piano_audio_sequnet_at_{steps}.pt"
+
+
+def curves(records: dict[str, ResultRecord]) -> dict[str, dict[str, list[float]]]:
+    """Each model's training loss (bits per sample, the mean over each reporting interval) against the steps and
+    the training seconds at the interval's end."""
+    out = {}
+    for arch, r in records.items():
+        steps = np.cumsum([h["steps"] for h in r.history]).tolist()
+        out[arch] = {"steps": steps, "seconds": [h.get("train_time_s") for h in r.history],
+                     "train_bits": [h["train"] for h in r.history]}
+    return out
+
+
+def _evaluate_snapshot(config, task, path: Path, device) -> dict[str, float]:
+    model = build(config, device)[0]
+    model.load_state_dict(torch.load(path, map_location=device, weights_only=True)["model"])
+    return {split: task.metric(task.evaluate(model, split, config.eval_limit)) for split in ("train", "test")}
+
+
+def comparison(records: dict[str, ResultRecord], at: dict[str, float], steps_at: int) -> dict[str, Any]:
+    """(a) both models after ``steps_at`` steps (WaveNet's final count), (b) each at the end of its budget."""
+    def point(metrics, steps):
+        return {"steps": steps, "fraction_of_paper": steps / PAPER_STEPS["piano_audio"],
+                "train_bits": metrics["train"], "test_bits": metrics["test"]}
+
+    w = records["wavenet"]
+    return {"paper_steps": PAPER_STEPS["piano_audio"],
+            "equal_iterations": {"wavenet": point(w.metrics, steps_at), "sequnet": point(at, steps_at)},
+            "equal_time": {arch: point(r.metrics, _steps(r)) | {"train_seconds": r.history[-1]["train_time_s"]}
+                           for arch, r in records.items()}}
+
+
+def generation_path(run_dir: Path, name: str) -> Path:
+    return run_dir / "generations" / f"{name}.npz"
+
+
+def _generate(models: dict, task, gset: GenerationSet, run: PianoRun, deadline: float | None, progress):
+    """The real excerpts and each model's continuation of their primes (ids, prime included), or None when the
+    first chunk shows that a model would not finish before ``deadline``."""
+    prime_len, new = round(gset.prime_s * task.sr), round(gset.seconds * task.sr)
+    real, sources = task.test_excerpts(gset.n, prime_len + new, seed=run.seed)
+    out, speed = {"real": real.to(torch.uint8).numpy()}, {}
+    for arch, model in models.items():
+        dev = next(model.parameters()).device
+        start = time.perf_counter()
+        state = init_state(model, real[:, :prime_len].to(dev))
+        noise = torch.Generator(dev).manual_seed(run.seed)
+        chunk, parts = max(1, min(new, task.sr * 2)), []
+        while sum(p.shape[1] for p in parts) < new:
+            n = min(chunk, new - sum(p.shape[1] for p in parts))
+            parts.append(state.generate(n, temperature=run.temperature, generator=noise, progress=progress,
+                                        cuda_graphs=dev.type == "cuda").cpu())
+            done, elapsed = sum(p.shape[1] for p in parts), time.perf_counter() - start
+            if deadline is not None and done < new and time.monotonic() + elapsed * (new - done) / done > deadline:
+                return None
+        seconds = time.perf_counter() - start
+        out[arch] = torch.cat([real[:, :prime_len], torch.cat(parts, 1)], 1).to(torch.uint8).numpy()
+        speed[arch] = {"batch": gset.n, "steps_per_s": new / seconds, "seconds": seconds, "device": str(dev),
+                       "cuda_graphs": dev.type == "cuda"}
+    meta = {"sr": task.sr, "prime_len": prime_len, "temperature": run.temperature, "sources": sources,
+            "speed": speed, "seed": run.seed}
+    return out, meta
+
+
+def trained_models(run_dir: str | os.PathLike, device: str = "auto", *, plain: bool = True) -> dict:
+    """The final model of each architecture from the run's checkpoints, in eval mode on ``device`` (``plain``:
+    without the training's channels-last and fused-gate switches, as generation wants them)."""
+    run = load_run(run_dir)
+    models = {}
+    for arch, config in run_configs(run, device).items():
+        path = Path(run_dir) / "checkpoints" / f"{config.name}.pt"
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: the run has not trained {arch} yet (run the piano run on)")
+        dev = config.resolved_device()
+        model = build_model(config.setting).to(dev) if plain else build(config, dev)[0]
+        model.load_state_dict(load_checkpoint(path)["model"])
+        models[arch] = model.eval()
+    return models
+
+
+def load_run(run_dir: str | os.PathLike) -> PianoRun:
+    path = Path(run_dir) / "run.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: not a piano run folder (run sequnet.experiment.piano_run first)")
+    data = json.loads(path.read_text())
+    data["report_every"] = tuple(tuple(x) for x in data["report_every"])
+    data["generation"] = tuple((name, GenerationSet(**g)) for name, g in data["generation"])
+    return PianoRun(**data)
+
+
+def load_generation(run_dir: str | os.PathLike, name: str) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """A generation set: {"real", "wavenet", "sequnet"} mu-law ids (n, prime + continuation) and its metadata."""
+    path = generation_path(Path(run_dir), name)
+    with np.load(path) as data:
+        ids = {k: data[k] for k in data.files if k != "meta"}
+        meta = json.loads(str(data["meta"]))
+    return ids, meta
+
+
+def decode(ids: np.ndarray) -> list[np.ndarray]:
+    """Rows of mu-law ids as float samples in [-1, 1]."""
+    return [mu_law_decode(torch.from_numpy(row.astype(np.int64))).numpy() for row in ids]
+
+
+def listening_material(run_dir: str | os.PathLike, name: str = "listening") -> dict[str, Any]:
+    """The ``listening`` set as ``sequnet.analysis.listening.make_items`` takes it: ``primes`` (float samples),
+    ``continuations`` ({model: prime + continuation, float samples}), ``sr`` and ``sources``."""
+    ids, meta = load_generation(run_dir, name)
+    return {"primes": decode(ids["real"][:, :meta["prime_len"]]), "sr": meta["sr"], "sources": meta["sources"],
+            "continuations": {a: decode(ids[a]) for a in ORDER}}
+
+
+def run_piano(run: PianoRun, run_dir: str | os.PathLike, *, device: str = "auto", limit_s: float | None = None,
+              reserve_s: float = 0.0, log: Callable[[str], None] | None = print, progress: bool = False) -> bool:
+    """Do what is left of ``run`` in ``run_dir`` within ``limit_s`` seconds (None: all of it); True when finished.
+    ``reserve_s``: seconds kept back from training for a model's final evaluation."""
+    start, run_dir = time.monotonic(), Path(run_dir)
+    deadline = None if limit_s is None else start + limit_s
+    left = (lambda: None) if deadline is None else (lambda: deadline - time.monotonic() - reserve_s)
+    say = log or (lambda _: None)
+    claim(run, run_dir)
+    configs = run_configs(run, device)
+    tasks = {arch: audio_task(c.setting, c.batch_size, run.audio_dir) for arch, c in configs.items()}
+    records = {}
+    for arch in ORDER:
+        path = record_path(run_dir, configs[arch])
+        record = ResultRecord.load(path) if path.is_file() else None
+        if record is None or record.status != "ok":
+            if left() is not None and left() <= 0:
+                return False
+            at = _steps(records["wavenet"]) if arch == "sequnet" else None
+            record = _train(arch, configs[arch], tasks[arch], run, run_dir, left(), log, progress, at)
+            if record.status != "ok":
+                say(f"{arch}: {record.status} after {_steps(record)} steps; call again to continue")
+                return False
+        records[arch] = record
+    _json_write(run_dir / "curves.json", curves(records))
+    steps_at = _steps(records["wavenet"])
+    if not (run_dir / "comparison.json").is_file():
+        snap = snapshot_path(run_dir, steps_at)
+        if not snap.is_file():
+            raise ValueError(f"{snap} is missing: Seq-U-Net trained {_steps(records['sequnet'])} steps, fewer than "
+                             f"WaveNet's {steps_at}; give it a larger sequnet_budget_s in a new run folder")
+        at = _evaluate_snapshot(configs["sequnet"], tasks["sequnet"], snap, configs["sequnet"].resolved_device())
+        _json_write(run_dir / "comparison.json", comparison(records, at, steps_at))
+    models = None
+    for name, gset in run.generation:
+        if generation_path(run_dir, name).is_file():
+            continue
+        models = models or trained_models(run_dir, device)
+        made = _generate(models, tasks["sequnet"], gset, run, deadline, progress)
+        if made is None:
+            say(f"generation {name!r} would not end within the time limit; call again")
+            return False
+        ids, meta = made
+        generation_path(run_dir, name).parent.mkdir(parents=True, exist_ok=True)
+        partial = generation_path(run_dir, name).with_suffix(".partial.npz")
+        np.savez_compressed(partial, meta=np.array(json.dumps(meta)), **ids)
+        os.replace(partial, generation_path(run_dir, name))
+        say(f"generation {name!r}: " + ", ".join(f"{a} {s['steps_per_s']:,.0f} steps/s at batch {s['batch']}"
+                                                  for a, s in meta["speed"].items()))
+    return True
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m sequnet.experiment.piano_run", description=__doc__.split("\n\n")[0])
+    p.add_argument("run_dir", help="the run's folder (created; a later call continues it)")
+    p.add_argument("--scale", default="paper", help="paper (Table 2's models) or smoke (tiny, for a CPU)")
+    p.add_argument("--audio-dir", help="recordings in train/ and test/ (+ manifest.json); default: six pieces")
+    p.add_argument("--budget-s", type=float, help="seconds of WaveNet's training steps (paper preset: 600)")
+    p.add_argument("--sequnet-budget-s", type=float, help="Seq-U-Net's (default: the same as WaveNet's)")
+    p.add_argument("--eval-windows", type=int, help="evenly spaced test windows evaluated (paper preset: 2048)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--limit-s", type=float, help="stop before a stage that would not end within this many s")
+    p.add_argument("--reserve-s", type=float, default=90.0, help="seconds kept back for a final evaluation")
+    p.add_argument("--progress", action="store_true")
+    a = p.parse_args(argv)
+    run = preset(a.scale, audio_dir=a.audio_dir and str(Path(a.audio_dir).resolve()), budget_s=a.budget_s,
+                 sequnet_budget_s=a.sequnet_budget_s, eval_windows=a.eval_windows)
+    done = run_piano(run, a.run_dir, device=a.device, limit_s=a.limit_s, reserve_s=a.reserve_s,
+                     log=lambda line: print(line, flush=True), progress=a.progress)
+    print("piano run finished" if done else "piano run not finished: call again", flush=True)
+    return 0 if done else EXIT_AGAIN
+
+
+if __name__ == "__main__":
+    sys.exit(main())
