@@ -42,23 +42,17 @@ import numpy as np
 import torch
 
 from sequnet.core.configs import build_model
-from sequnet.core.generation import init_state
-from sequnet.data.audio import mu_law_decode
+from sequnet.data.audio import AudioCorpus, load_audio_corpus
 from sequnet.experiment.checkpoints import load_checkpoint
+from sequnet.experiment.piano_generation import (GenerationSet, generate_set, generation_path, listening_material,
+                                                 load_generation, write_set)
 from sequnet.experiment.records import PAPER_STEPS, ResultRecord, training_extent
 from sequnet.experiment.scales import check_scale, resolve
-from sequnet.experiment.tasks import audio_task
+from sequnet.experiment.tasks import AudioTask, audio_task
 from sequnet.experiment.training import build, record_path, train
 
 ORDER = ("wavenet", "sequnet")        # WaveNet first: its step count is the equal-iteration point
 EXIT_AGAIN = 75                       # EX_TEMPFAIL: the run is not finished, call again
-
-
-@dataclasses.dataclass(frozen=True)
-class GenerationSet:
-    n: int                            # primes (one batch)
-    prime_s: float                    # seconds of real piano per prime (the paper: 1.5)
-    seconds: float                    # seconds generated after each prime
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,16 +75,25 @@ class PianoRun:
 
 
 # The smoke scale: tiny models, a few seconds of audio, seconds on a CPU (CI runs it).
-SMOKE = PianoRun(scale="smoke", budget_s=60.0, report_every=(("wavenet", 3), ("sequnet", 3)), eval_windows=4,
+# Seq-U-Net's epochs of 4 steps put the equal-iteration point (WaveNet's 6 steps) inside its second epoch.
+SMOKE = PianoRun(scale="smoke", budget_s=60.0, report_every=(("wavenet", 3), ("sequnet", 4)), eval_windows=4,
                  generation=(("long", GenerationSet(2, 0.25, 0.3)), ("listening", GenerationSet(2, 0.25, 0.1))))
 
 
+# The demo scale: the demo preset's models (about 0.56 M parameters each) for a minute each on a CPU.
+DEMO = PianoRun(scale="demo", budget_s=40.0, report_every=(("wavenet", 10), ("sequnet", 10)), eval_windows=32,
+                generation=(("long", GenerationSet(4, 1.5, 4.0)), ("listening", GenerationSet(4, 1.5, 2.0))))
+PRESETS = {"smoke": SMOKE, "demo": DEMO, "paper": PianoRun()}
+
+
 def preset(scale: str, **changes: Any) -> PianoRun:
-    """The run of ``scale`` ("paper" or "smoke") with ``changes`` on top (None keeps the preset)."""
-    base = {"paper": PianoRun(), "smoke": SMOKE}
-    if check_scale(scale) not in base:
-        raise ValueError(f"scale={scale!r}: the piano run has the scales {', '.join(base)}")
-    return dataclasses.replace(base[scale], **{k: v for k, v in changes.items() if v is not None})
+    """The run of ``scale`` with ``changes`` on top (None keeps the preset)."""
+    return dataclasses.replace(PRESETS[check_scale(scale)], **{k: v for k, v in changes.items() if v is not None})
+
+
+def open_run(run_dir: str | os.PathLike, scale: str, **changes: Any) -> PianoRun:
+    """The run a folder holds (its ``run.json``), else the preset of ``scale`` with ``changes``."""
+    return load_run(run_dir) if (Path(run_dir) / "run.json").is_file() else preset(scale, **changes)
 
 
 def run_configs(run: PianoRun, device: str = "auto") -> dict:
@@ -128,6 +131,36 @@ def claim(run: PianoRun, run_dir: Path) -> None:
                              f"the settings in {path}")
     else:
         _json_write(path, _as_json(run))
+
+
+def load_corpus(run: PianoRun, cache: Path | None = None):
+    """The run's audio: the six registered pieces, or ``run.audio_dir`` (kept as mu-law ids in ``cache``, keyed
+    by the folder's file names, sizes and times, so that a later call of a run skips decoding hours of audio)."""
+    if run.audio_dir is None:
+        return None
+    folder = Path(run.audio_dir)
+    key = sorted((str(p.relative_to(folder)), p.stat().st_size, p.stat().st_mtime_ns)
+                 for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else None
+    if cache is not None and cache.is_file():
+        saved = torch.load(cache, weights_only=True)
+        if saved["key"] == json.dumps(key):
+            return AudioCorpus(saved["sr"], saved["train"], saved["test"])
+    corpus = load_audio_corpus(folder)
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        partial = cache.with_name(f".{cache.name}.partial")
+        torch.save({"key": json.dumps(key), "sr": corpus.sr, "train": corpus.train, "test": corpus.test}, partial)
+        os.replace(partial, cache)
+    return corpus
+
+
+def make_tasks(run: PianoRun, configs: dict, cache: Path | None = None) -> dict:
+    """Each model's ``AudioTask`` on one copy of the run's audio (named by the folder's name, not its path)."""
+    corpus = load_corpus(run, cache)
+    if corpus is None:
+        return {arch: audio_task(c.setting, c.batch_size) for arch, c in configs.items()}
+    source = f"the recordings of {Path(run.audio_dir).name}/"
+    return {arch: AudioTask(c.setting, corpus, c.batch_size, source=source) for arch, c in configs.items()}
 
 
 def audio_extent(task, audio_dir: str | None) -> dict[str, Any]:
@@ -189,23 +222,26 @@ def save_weights(path: Path, state: dict, steps: int) -> Path:
     return path
 
 
-def _train(arch: str, config, task, run: PianoRun, run_dir: Path, limit_s: float | None, log, progress,
+def _train(config, task, run: PianoRun, run_dir: Path, limit_s: float | None, log, progress,
            snapshot_at: int | None = None) -> ResultRecord:
+    """Train (or continue) one model within ``limit_s`` seconds; with ``limit_s`` <= 0 one reporting interval."""
     checkpoint = run_dir / "checkpoints" / f"{config.name}.pt"
+    payload = load_checkpoint(checkpoint) if checkpoint.is_file() else None
+    done = 0 if payload is None else sum(h["steps"] for h in payload["state"]["history"])
     if snapshot_at is not None:
         snap = snapshot_path(run_dir, snapshot_at)
-        done = 0
-        if checkpoint.is_file():
-            payload = load_checkpoint(checkpoint)
-            done = sum(h["steps"] for h in payload["state"]["history"])
-            if done == snapshot_at and not snap.exists():
-                save_weights(snap, payload["model"], done)
-            elif done > snapshot_at and not snap.exists():
-                raise ValueError(f"{checkpoint} is past step {snapshot_at} without the weights at that step "
-                                 f"({snap}); start the Seq-U-Net again (remove the checkpoint)")
+        if done == snapshot_at and not snap.exists():
+            save_weights(snap, payload["model"], done)
+        elif done > snapshot_at and not snap.exists():
+            raise ValueError(f"{checkpoint} is past step {snapshot_at} without the weights at that step "
+                             f"({snap}); start the Seq-U-Net again (remove the checkpoint)")
         task = _Snapshot(task, snapshot_at, done, snap)
+    one = limit_s is not None and limit_s <= 0
+    epochs_done = 0 if payload is None else payload["state"]["epoch"]
+    del payload
     trained = train(config, out_dir=run_dir, checkpoint=checkpoint, resume=True, task=task, log=log,
-                    progress=progress, time_limit_s=limit_s, final_splits=("train", "test"))
+                    progress=progress, time_limit_s=None if one else limit_s,
+                    stop_after_epoch=epochs_done + 1 if one else None, final_splits=("train", "test"))
     record = trained.record
     record.extent = training_extent("piano_audio", _steps(record), **audio_extent(task, run.audio_dir))
     if trained.record_path is not None:
@@ -247,38 +283,6 @@ def comparison(records: dict[str, ResultRecord], at: dict[str, float], steps_at:
                            for arch, r in records.items()}}
 
 
-def generation_path(run_dir: Path, name: str) -> Path:
-    return run_dir / "generations" / f"{name}.npz"
-
-
-def _generate(models: dict, task, gset: GenerationSet, run: PianoRun, deadline: float | None, progress):
-    """The real excerpts and each model's continuation of their primes (ids, prime included), or None when the
-    first chunk shows that a model would not finish before ``deadline``."""
-    prime_len, new = round(gset.prime_s * task.sr), round(gset.seconds * task.sr)
-    real, sources = task.test_excerpts(gset.n, prime_len + new, seed=run.seed)
-    out, speed = {"real": real.to(torch.uint8).numpy()}, {}
-    for arch, model in models.items():
-        dev = next(model.parameters()).device
-        start = time.perf_counter()
-        state = init_state(model, real[:, :prime_len].to(dev))
-        noise = torch.Generator(dev).manual_seed(run.seed)
-        chunk, parts = max(1, min(new, task.sr * 2)), []
-        while sum(p.shape[1] for p in parts) < new:
-            n = min(chunk, new - sum(p.shape[1] for p in parts))
-            parts.append(state.generate(n, temperature=run.temperature, generator=noise, progress=progress,
-                                        cuda_graphs=dev.type == "cuda").cpu())
-            done, elapsed = sum(p.shape[1] for p in parts), time.perf_counter() - start
-            if deadline is not None and done < new and time.monotonic() + elapsed * (new - done) / done > deadline:
-                return None
-        seconds = time.perf_counter() - start
-        out[arch] = torch.cat([real[:, :prime_len], torch.cat(parts, 1)], 1).to(torch.uint8).numpy()
-        speed[arch] = {"batch": gset.n, "steps_per_s": new / seconds, "seconds": seconds, "device": str(dev),
-                       "cuda_graphs": dev.type == "cuda"}
-    meta = {"sr": task.sr, "prime_len": prime_len, "temperature": run.temperature, "sources": sources,
-            "speed": speed, "seed": run.seed}
-    return out, meta
-
-
 def trained_models(run_dir: str | os.PathLike, device: str = "auto", *, plain: bool = True) -> dict:
     """The final model of each architecture from the run's checkpoints, in eval mode on ``device`` (``plain``:
     without the training's channels-last and fused-gate switches, as generation wants them)."""
@@ -305,48 +309,42 @@ def load_run(run_dir: str | os.PathLike) -> PianoRun:
     return PianoRun(**data)
 
 
-def load_generation(run_dir: str | os.PathLike, name: str) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """A generation set: {"real", "wavenet", "sequnet"} mu-law ids (n, prime + continuation) and its metadata."""
-    path = generation_path(Path(run_dir), name)
-    with np.load(path) as data:
-        ids = {k: data[k] for k in data.files if k != "meta"}
-        meta = json.loads(str(data["meta"]))
-    return ids, meta
-
-
-def decode(ids: np.ndarray) -> list[np.ndarray]:
-    """Rows of mu-law ids as float samples in [-1, 1]."""
-    return [mu_law_decode(torch.from_numpy(row.astype(np.int64))).numpy() for row in ids]
-
-
-def listening_material(run_dir: str | os.PathLike, name: str = "listening") -> dict[str, Any]:
-    """The ``listening`` set as ``sequnet.analysis.listening.make_items`` takes it: ``primes`` (float samples),
-    ``continuations`` ({model: prime + continuation, float samples}), ``sr`` and ``sources``."""
-    ids, meta = load_generation(run_dir, name)
-    return {"primes": decode(ids["real"][:, :meta["prime_len"]]), "sr": meta["sr"], "sources": meta["sources"],
-            "continuations": {a: decode(ids[a]) for a in ORDER}}
-
-
 def run_piano(run: PianoRun, run_dir: str | os.PathLike, *, device: str = "auto", limit_s: float | None = None,
               reserve_s: float = 0.0, log: Callable[[str], None] | None = print, progress: bool = False) -> bool:
     """Do what is left of ``run`` in ``run_dir`` within ``limit_s`` seconds (None: all of it); True when finished.
-    ``reserve_s``: seconds kept back from training for a model's final evaluation."""
+
+    A call always gets something done (at least one reporting interval of training, or one stage), then starts
+    nothing that would not end within ``limit_s``; ``reserve_s``: seconds kept back from training for a model's
+    final evaluation."""
     start, run_dir = time.monotonic(), Path(run_dir)
     deadline = None if limit_s is None else start + limit_s
-    left = (lambda: None) if deadline is None else (lambda: deadline - time.monotonic() - reserve_s)
     say = log or (lambda _: None)
     claim(run, run_dir)
     configs = run_configs(run, device)
-    tasks = {arch: audio_task(c.setting, c.batch_size, run.audio_dir) for arch, c in configs.items()}
+    loaded: dict = {}
+    did = False                     # whether this call has got anything done
+
+    def left(reserve: float = 0.0) -> float | None:
+        return None if deadline is None else deadline - time.monotonic() - reserve
+
+    def out_of_time() -> bool:
+        return did and deadline is not None and time.monotonic() >= deadline
+
+    def tasks():                    # loaded once, and only by a stage that needs the audio
+        loaded.setdefault("tasks", make_tasks(run, configs, run_dir / "cache" / "corpus.pt"))
+        return loaded["tasks"]
+
     records = {}
     for arch in ORDER:
         path = record_path(run_dir, configs[arch])
         record = ResultRecord.load(path) if path.is_file() else None
         if record is None or record.status != "ok":
-            if left() is not None and left() <= 0:
+            limit = left(reserve_s)
+            if did and limit is not None and limit <= 0:
                 return False
             at = _steps(records["wavenet"]) if arch == "sequnet" else None
-            record = _train(arch, configs[arch], tasks[arch], run, run_dir, left(), log, progress, at)
+            record = _train(configs[arch], tasks()[arch], run, run_dir, limit, log, progress, at)
+            did = True
             if record.status != "ok":
                 say(f"{arch}: {record.status} after {_steps(record)} steps; call again to continue")
                 return False
@@ -354,36 +352,52 @@ def run_piano(run: PianoRun, run_dir: str | os.PathLike, *, device: str = "auto"
     _json_write(run_dir / "curves.json", curves(records))
     steps_at = _steps(records["wavenet"])
     if not (run_dir / "comparison.json").is_file():
+        if out_of_time():
+            return False
         snap = snapshot_path(run_dir, steps_at)
         if not snap.is_file():
             raise ValueError(f"{snap} is missing: Seq-U-Net trained {_steps(records['sequnet'])} steps, fewer than "
                              f"WaveNet's {steps_at}; give it a larger sequnet_budget_s in a new run folder")
-        at = _evaluate_snapshot(configs["sequnet"], tasks["sequnet"], snap, configs["sequnet"].resolved_device())
+        at = _evaluate_snapshot(configs["sequnet"], tasks()["sequnet"], snap, configs["sequnet"].resolved_device())
         _json_write(run_dir / "comparison.json", comparison(records, at, steps_at))
+        did = True
     models = None
     for name, gset in run.generation:
         if generation_path(run_dir, name).is_file():
             continue
+        if out_of_time():
+            return False
         models = models or trained_models(run_dir, device)
-        made = _generate(models, tasks["sequnet"], gset, run, deadline, progress)
+        made = _generate(models, tasks()["sequnet"], gset, run, configs["sequnet"], deadline if did else None,
+                         progress)
         if made is None:
             say(f"generation {name!r} would not end within the time limit; call again")
             return False
-        ids, meta = made
-        generation_path(run_dir, name).parent.mkdir(parents=True, exist_ok=True)
-        partial = generation_path(run_dir, name).with_suffix(".partial.npz")
-        np.savez_compressed(partial, meta=np.array(json.dumps(meta)), **ids)
-        os.replace(partial, generation_path(run_dir, name))
+        write_set(run_dir, name, *made)
+        did = True
         say(f"generation {name!r}: " + ", ".join(f"{a} {s['steps_per_s']:,.0f} steps/s at batch {s['batch']}"
-                                                  for a, s in meta["speed"].items()))
+                                                  for a, s in made[1]["speed"].items()))
     return True
+
+
+def _generate(models, task, gset: GenerationSet, run: PianoRun, config, deadline, progress):
+    """``generate_set`` with the training's CPU threads on a CPU (a step is a few hundred tiny operations: one
+    thread beats two that wait for each other at each of them)."""
+    threads = torch.get_num_threads()
+    if config.resolved_device().type == "cpu" and config.cpu_threads is not None:
+        torch.set_num_threads(config.cpu_threads)
+    try:
+        return generate_set(models, task, gset, run.temperature, run.seed, deadline, progress)
+    finally:
+        torch.set_num_threads(threads)
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m sequnet.experiment.piano_run", description=__doc__.split("\n\n")[0])
     p.add_argument("run_dir", help="the run's folder (created; a later call continues it)")
-    p.add_argument("--scale", default="paper", help="paper (Table 2's models) or smoke (tiny, for a CPU)")
-    p.add_argument("--audio-dir", help="recordings in train/ and test/ (+ manifest.json); default: six pieces")
+    p.add_argument("--scale", default="paper", help="paper (Table 2's models), demo or smoke (CPU)")
+    p.add_argument("--audio-dir", help="recordings in train/ and test/ (+ manifest.json), a path relative to the "
+                   "working directory as the run will be committed; default: the six registered pieces")
     p.add_argument("--budget-s", type=float, help="seconds of WaveNet's training steps (paper preset: 600)")
     p.add_argument("--sequnet-budget-s", type=float, help="Seq-U-Net's (default: the same as WaveNet's)")
     p.add_argument("--eval-windows", type=int, help="evenly spaced test windows evaluated (paper preset: 2048)")
@@ -392,7 +406,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--reserve-s", type=float, default=90.0, help="seconds kept back for a final evaluation")
     p.add_argument("--progress", action="store_true")
     a = p.parse_args(argv)
-    run = preset(a.scale, audio_dir=a.audio_dir and str(Path(a.audio_dir).resolve()), budget_s=a.budget_s,
+    run = preset(a.scale, audio_dir=a.audio_dir, budget_s=a.budget_s,
                  sequnet_budget_s=a.sequnet_budget_s, eval_windows=a.eval_windows)
     done = run_piano(run, a.run_dir, device=a.device, limit_s=a.limit_s, reserve_s=a.reserve_s,
                      log=lambda line: print(line, flush=True), progress=a.progress)

@@ -204,12 +204,17 @@ def short_of_paper(record: "ResultRecord") -> bool:
     return bool(record.extent) and record.extent.get("fraction_of_paper", 1.0) < 1.0
 
 
+def percent(fraction: float) -> str:
+    """"1.0%", or two significant digits below 0.1% ("0.0024%"), so that a short run never reads as 0%."""
+    return f"{100 * fraction:.1f}%" if fraction >= 1e-3 else f"{100 * fraction:.2g}%"
+
+
 def extent_text(record: "ResultRecord") -> str:
     """"2,513 steps, 1.0% of the paper's 246,000; 10.2 h of training audio" (empty without an extent)."""
     e = record.extent or {}
     if "steps" not in e:
         return ""
-    text = f"{e['steps']:,} steps, {100 * e['fraction_of_paper']:.1f}% of the paper's {e['paper_steps']:,}"
+    text = f"{e['steps']:,} steps, {percent(e['fraction_of_paper'])} of the paper's {e['paper_steps']:,}"
     if e.get("train_audio_hours") is not None:
         text += f"; {e['train_audio_hours']:.1f} h of training audio"
     return text

@@ -49,7 +49,7 @@ def scale_banner(nb, records: Sequence[ResultRecord] = ()) -> str:
     short = [f"{ARCH_LABELS.get(r.model, r.model)} {extent_text(r)}" for r in records if short_of_paper(r)]
     if scale in SCALES and SCALES[scale].reproduces_paper and short:
         return (f"```{{warning}}\n{ran} with the paper's models but **trained for less than the paper**: "
-                f"{html.escape('; '.join(short))}. Its numbers are **not** a reproduction of the paper's; the "
+                f"{html.escape('; '.join(short), quote=False)}. Its numbers are **not** a reproduction of the paper's; the "
                 f"{{doc}}`/reproduction` page lists them as changed runs.\n```")
     if scale in SCALES and SCALES[scale].reproduces_paper and changed:
         # e.g. the piano notebook with a time budget: the paper's models, but not its length of training
@@ -72,7 +72,7 @@ def scale_banner(nb, records: Sequence[ResultRecord] = ()) -> str:
 # Notebook parameters that say where a run reads and writes, not what it trains: any other one a run was given
 # (epochs, time_budget_s, n_items, ...) changes the scale's preset.
 WHERE_PARAMETERS = {"scale", "out_dir", "device", "dataset", "task", "progress", "checkpoints", "audio_dir",
-                    "items_dir", "responses_dir"}
+                    "items_dir", "responses_dir", "run_dir"}
 DATASET_TITLES = {"jsb": "JSB Chorales", "nottingham": "Nottingham", "muse": "MuseData", "piano_midi": "Piano-midi.de"}
 # Likewise the language notebook, run once per task.
 TASK_TITLES = {"char_ptb": "characters", "word_ptb": "words"}
