@@ -64,12 +64,12 @@ def test_a_smoke_run_trains_compares_and_generates(finished):
     assert curves["sequnet"]["steps"] == [4, 8] and len(curves["wavenet"]["seconds"]) == 2
 
     ids, meta = piano_run.load_generation(finished, "long")
-    assert ids["real"].shape == ids["wavenet"].shape == ids["sequnet"].shape == (2, round(0.55 * SR))
+    assert ids["real"].shape == ids["wavenet"].shape == ids["sequnet"].shape == (2, round(0.8 * SR))
     assert np.array_equal(ids["sequnet"][:, :meta["prime_len"]], ids["real"][:, :meta["prime_len"]])
     assert meta["temperature"] == 0.95 and len(meta["sources"]) == 2
     material = piano_run.listening_material(finished)
-    assert len(material["primes"]) == 2 and material["primes"][0].shape == (round(0.25 * SR),)
-    assert material["continuations"]["wavenet"][0].shape == (round(0.35 * SR),) and material["sr"] == SR
+    assert len(material["primes"]) == 2 and material["primes"][0].shape == (round(0.5 * SR),)
+    assert material["continuations"]["wavenet"][0].shape == (round(0.6 * SR),) and material["sr"] == SR
     assert set(piano_run.trained_models(finished, "cpu")) == {"wavenet", "sequnet"}
 
 
