@@ -118,6 +118,8 @@ def test_seq_u_net_is_kept_at_exactly_wavenets_step_count_inside_an_epoch(audio_
 def test_bad_input_is_named(audio_dir, tmp_path):
     with pytest.raises(ValueError, match="scale='huge'"):
         piano_run.preset("huge")
+    with pytest.raises(ValueError, match="budget_s=-1: expected a positive number"):
+        piano_run.preset("smoke", budget_s=-1)
     with pytest.raises(FileNotFoundError, match="not a piano run folder"):
         piano_run.load_run(tmp_path)
     (tmp_path / "empty" / "train").mkdir(parents=True)

@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import os
 import sys
 import time
@@ -69,6 +70,18 @@ class PianoRun:
         ("long", GenerationSet(8, 1.5, 30.0)), ("listening", GenerationSet(20, 1.5, 5.0)))
     temperature: float = 0.95                  # the paper's
     seed: int = 0                              # primes and sampling noise
+
+    def __post_init__(self):
+        positive = {"budget_s": self.budget_s, "sequnet_budget_s": self.sequnet_budget_s,
+                    "eval_windows": self.eval_windows, "temperature": self.temperature}
+        for name, value in positive.items():
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or
+                                      not math.isfinite(value) or value <= 0):
+                raise ValueError(f"{name}={value!r}: expected a positive number"
+                                 + ("" if name in ("budget_s", "temperature") else " or None"))
+        for name, g in self.generation:
+            if g.n < 1 or g.prime_s <= 0 or g.seconds <= 0:
+                raise ValueError(f"generation set {name!r}: {g} needs at least one prime and positive lengths")
 
     def budget(self, arch: str) -> float:
         return self.budget_s if arch == "wavenet" or self.sequnet_budget_s is None else self.sequnet_budget_s
@@ -340,11 +353,11 @@ def run_piano(run: PianoRun, run_dir: str | os.PathLike, *, device: str = "auto"
         path = record_path(run_dir, configs[arch])
         record = ResultRecord.load(path) if path.is_file() else None
         if record is None or record.status != "ok":
-            limit = left(reserve_s)
-            if did and limit is not None and limit <= 0:
+            if did and deadline is not None and left(reserve_s) <= 0:
                 return False
+            task = tasks()[arch]                   # loading the audio counts against the limit
             at = _steps(records["wavenet"]) if arch == "sequnet" else None
-            record = _train(configs[arch], tasks()[arch], run, run_dir, limit, log, progress, at)
+            record = _train(configs[arch], task, run, run_dir, left(reserve_s), log, progress, at)
             did = True
             if record.status != "ok":
                 say(f"{arch}: {record.status} after {_steps(record)} steps; call again to continue")
