@@ -19,7 +19,7 @@ import torch
 from sequnet.analysis import listening, stability
 from sequnet.core.configs import ARCH_LABELS
 from sequnet.data.audio import mu_law_decode
-from sequnet.experiment.piano_generation import load_generation
+from sequnet.experiment.piano_data import load_generation
 from sequnet.experiment.records import PAPER_TABLE1, ResultRecord, percent
 
 ARCHS = ("sequnet", "wavenet")       # the residual Seq-U-Net and its baseline, in the chapter's order

@@ -19,7 +19,7 @@ import torch
 from sequnet.core.configs import ARCH_LABELS
 from sequnet.core.generation import generate
 from sequnet.data.audio import mu_law_decode
-from sequnet.experiment.piano_generation import load_generation
+from sequnet.experiment.piano_data import load_generation
 from sequnet.experiment.piano_run import trained_models
 
 

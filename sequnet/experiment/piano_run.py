@@ -43,13 +43,11 @@ import numpy as np
 import torch
 
 from sequnet.core.configs import build_model
-from sequnet.data.audio import AudioCorpus, load_audio_corpus
 from sequnet.experiment.checkpoints import load_checkpoint
-from sequnet.experiment.piano_generation import (GenerationSet, generate_set, generation_path, listening_material,
-                                                 load_generation, write_set)
+from sequnet.experiment.piano_data import (GenerationSet, audio_extent, generate_set, generation_path,  # noqa: F401
+                                           listening_material, load_generation, make_tasks, write_set)
 from sequnet.experiment.records import PAPER_STEPS, ResultRecord, training_extent
 from sequnet.experiment.scales import check_scale, resolve
-from sequnet.experiment.tasks import AudioTask, audio_task
 from sequnet.experiment.training import build, record_path, train
 
 ORDER = ("wavenet", "sequnet")        # WaveNet first: its step count is the equal-iteration point
@@ -145,52 +143,6 @@ def claim(run: PianoRun, run_dir: Path) -> None:
                              f"the settings in {path}")
     else:
         _json_write(path, _as_json(run))
-
-
-def load_corpus(run: PianoRun, cache: Path | None = None):
-    """The run's audio: the six registered pieces, or ``run.audio_dir`` (kept as mu-law ids in ``cache``, keyed
-    by the folder's file names, sizes and times, so that a later call of a run skips decoding hours of audio)."""
-    if run.audio_dir is None:
-        return None
-    folder = Path(run.audio_dir)
-    key = sorted((str(p.relative_to(folder)), p.stat().st_size, p.stat().st_mtime_ns)
-                 for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else None
-    if cache is not None and cache.is_file():
-        saved = torch.load(cache, weights_only=True)
-        if saved["key"] == json.dumps(key):
-            return AudioCorpus(saved["sr"], saved["train"], saved["test"])
-    corpus = load_audio_corpus(folder)
-    if cache is not None:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        partial = cache.with_name(f".{cache.name}.partial")
-        torch.save({"key": json.dumps(key), "sr": corpus.sr, "train": corpus.train, "test": corpus.test}, partial)
-        os.replace(partial, cache)
-    return corpus
-
-
-def make_tasks(run: PianoRun, configs: dict, cache: Path | None = None) -> dict:
-    """Each model's ``AudioTask`` on one copy of the run's audio (named by the folder's name, not its path)."""
-    corpus = load_corpus(run, cache)
-    if corpus is None:
-        return {arch: audio_task(c.setting, c.batch_size) for arch, c in configs.items()}
-    source = f"the recordings of {Path(run.audio_dir).name}/"
-    return {arch: AudioTask(c.setting, corpus, c.batch_size, source=source) for arch, c in configs.items()}
-
-
-def audio_extent(task, audio_dir: str | None) -> dict[str, Any]:
-    """Hours and pieces of the task's audio, and the renderer and SoundFont of ``audio_dir/manifest.json``."""
-    corpus = task.corpus
-    extent = {f"{split}_audio_hours": sum(len(p) for p in pieces.values()) / corpus.sr / 3600
-              for split, pieces in (("train", corpus.train), ("test", corpus.test))}
-    extent |= {"train_pieces": len(corpus.train), "test_pieces": len(corpus.test)}
-    manifest = None if audio_dir is None else Path(audio_dir) / "manifest.json"
-    if manifest is not None and manifest.is_file():
-        try:
-            data = json.loads(manifest.read_text())
-        except (OSError, ValueError) as e:
-            raise ValueError(f"{manifest}: not a readable JSON manifest ({e}); fix or remove it") from e
-        extent |= {k: data[k] for k in ("renderer", "soundfont") if k in data}
-    return extent
 
 
 def _steps(record: ResultRecord) -> int:

@@ -1,7 +1,11 @@
-"""The generations of a piano run (:mod:`sequnet.experiment.piano_run`): real primes from the test pieces continued
-by each model, one batch per set, with cached step-wise inference (CUDA graphs on a GPU), stored as mu-law ids in
-``generations/<set>.npz`` beside the real continuation; and reading them back (:func:`listening_material` gives
-the ``listening`` set in the form ``sequnet.analysis.listening.make_items`` takes)."""
+"""What a piano run (:mod:`sequnet.experiment.piano_run`) reads and what it generates.
+
+* Its audio: the six registered pieces or a folder of recordings, decoded once and cached as mu-law ids
+  (:func:`load_corpus`), each model's ``AudioTask`` on it, and its extent (hours, pieces, renderer).
+* Its generations: real primes from the test pieces continued by each model, one batch per set, with cached
+  step-wise inference (CUDA graphs on a GPU), stored as mu-law ids in ``generations/<set>.npz`` beside the real
+  continuation; and reading them back (:func:`listening_material` gives the ``listening`` set in the form
+  ``sequnet.analysis.listening.make_items`` takes)."""
 from __future__ import annotations
 
 import dataclasses
@@ -15,9 +19,56 @@ import numpy as np
 import torch
 
 from sequnet.core.generation import init_state
-from sequnet.data.audio import mu_law_decode
+from sequnet.data.audio import AudioCorpus, load_audio_corpus, mu_law_decode
+from sequnet.experiment.tasks import AudioTask, audio_task
 
 ARCHS = ("wavenet", "sequnet")
+
+
+def load_corpus(run, cache: Path | None = None):
+    """The run's audio: the six registered pieces, or ``run.audio_dir`` (kept as mu-law ids in ``cache``, keyed
+    by the folder's file names, sizes and times, so that a later call of a run skips decoding hours of audio)."""
+    if run.audio_dir is None:
+        return None
+    folder = Path(run.audio_dir)
+    key = sorted((str(p.relative_to(folder)), p.stat().st_size, p.stat().st_mtime_ns)
+                 for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else None
+    if cache is not None and cache.is_file():
+        saved = torch.load(cache, weights_only=True)
+        if saved["key"] == json.dumps(key):
+            return AudioCorpus(saved["sr"], saved["train"], saved["test"])
+    corpus = load_audio_corpus(folder)
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        partial = cache.with_name(f".{cache.name}.partial")
+        torch.save({"key": json.dumps(key), "sr": corpus.sr, "train": corpus.train, "test": corpus.test}, partial)
+        os.replace(partial, cache)
+    return corpus
+
+
+def make_tasks(run, configs: dict, cache: Path | None = None) -> dict:
+    """Each model's ``AudioTask`` on one copy of the run's audio (named by the folder's name, not its path)."""
+    corpus = load_corpus(run, cache)
+    if corpus is None:
+        return {arch: audio_task(c.setting, c.batch_size) for arch, c in configs.items()}
+    source = f"the recordings of {Path(run.audio_dir).name}/"
+    return {arch: AudioTask(c.setting, corpus, c.batch_size, source=source) for arch, c in configs.items()}
+
+
+def audio_extent(task, audio_dir: str | None) -> dict[str, Any]:
+    """Hours and pieces of the task's audio, and the renderer and SoundFont of ``audio_dir/manifest.json``."""
+    corpus = task.corpus
+    extent = {f"{split}_audio_hours": sum(len(p) for p in pieces.values()) / corpus.sr / 3600
+              for split, pieces in (("train", corpus.train), ("test", corpus.test))}
+    extent |= {"train_pieces": len(corpus.train), "test_pieces": len(corpus.test)}
+    manifest = None if audio_dir is None else Path(audio_dir) / "manifest.json"
+    if manifest is not None and manifest.is_file():
+        try:
+            data = json.loads(manifest.read_text())
+        except (OSError, ValueError) as e:
+            raise ValueError(f"{manifest}: not a readable JSON manifest ({e}); fix or remove it") from e
+        extent |= {k: data[k] for k in ("renderer", "soundfont") if k in data}
+    return extent
 
 
 @dataclasses.dataclass(frozen=True)
