@@ -104,6 +104,14 @@ def stability_figure(measured: Mapping[str, list[stability.StabilityMeasures]], 
     curves = {label: stability.median_measures(m) for label, m in measured.items()}
     length = curves["real piano"].starts[-1] + curves["real piano"].window_s
     fig = stability.plot_stability(curves, reference="real piano", mark_s=10.0 if length > 10 else None)
+    # each generation's noise onset (its first noisy window's centre), a triangle in its model's colour
+    colours = {line.get_label(): line.get_color() for line in fig.axes[0].get_lines()}
+    for label, group in measured.items():
+        onsets = [t + m.window_s / 2 for t, m in ((stability.noise_onset(m), m) for m in group) if t is not None]
+        if onsets:
+            fig.axes[0].plot(onsets, [0.5] * len(onsets), "v", color=colours.get(label), ms=7, clip_on=False,
+                             label=f"{label}: noise onsets")
+    fig.axes[0].legend(loc="lower right", fontsize=9)
     n = len(measured["real piano"])
     fig.suptitle(f"{n} continuations of {length:g} s at temperature 0.95, medians ({scale} scale)")
     return fig

@@ -328,14 +328,14 @@ def run_piano(run: PianoRun, run_dir: str | os.PathLike, *, device: str = "auto"
         _json_write(run_dir / "comparison.json", comparison(records, at, steps_at))
         did = True
     models = None
-    for name, gset in run.generation:
+    for k, (name, gset) in enumerate(run.generation):
         if generation_path(run_dir, name).is_file():
             continue
         if out_of_time():
             return False
         models = models or trained_models(run_dir, device)
-        made = _generate(models, tasks()["sequnet"], gset, run, configs["sequnet"], deadline if did else None,
-                         progress)
+        made = _generate(models, tasks()["sequnet"], gset, run.seed + k, run, configs["sequnet"],
+                         deadline if did else None, progress)
         if made is None:
             say(f"generation {name!r} would not end within the time limit; call again")
             return False
@@ -346,14 +346,14 @@ def run_piano(run: PianoRun, run_dir: str | os.PathLike, *, device: str = "auto"
     return True
 
 
-def _generate(models, task, gset: GenerationSet, run: PianoRun, config, deadline, progress):
-    """``generate_set`` with the training's CPU threads on a CPU (a step is a few hundred tiny operations: one
-    thread beats two that wait for each other at each of them)."""
+def _generate(models, task, gset: GenerationSet, seed: int, run: PianoRun, config, deadline, progress):
+    """``generate_set`` (primes and noise from ``seed``: the run's, plus the set's index) with the training's CPU
+    threads on a CPU (a step is a few hundred tiny operations: one thread beats two waiting for each other)."""
     threads = torch.get_num_threads()
     if config.resolved_device().type == "cpu" and config.cpu_threads is not None:
         torch.set_num_threads(config.cpu_threads)
     try:
-        return generate_set(models, task, gset, run.temperature, run.seed, deadline, progress)
+        return generate_set(models, task, gset, run.temperature, seed, deadline, progress)
     finally:
         torch.set_num_threads(threads)
 
