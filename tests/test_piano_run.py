@@ -203,3 +203,22 @@ def test_the_banner_of_a_paper_scale_chapter_that_trained_less_than_the_paper(fi
     assert "trained for less than the paper" in banner and "WaveNet 6 steps, 0.0024% of the paper's" in banner
     assert "paper's settings" not in banner
     assert "paper's settings" in notebook_view.with_banner(nb, tmp_path / "none").cells[1].source
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_on_a_gpu_both_models_take_the_fast_path_and_the_kept_weights_are_the_trained_ones(audio_dir, tmp_path):
+    """Epochs of 5 steps: the CUDA graph is captured at each epoch's fourth step, so the weights at WaveNet's 10
+    steps are read after replays. Seq-U-Net also trains 10 steps: what is kept must be its final checkpoint."""
+    from sequnet.experiment.checkpoints import load_checkpoint
+
+    run = smoke(audio_dir, report_every=(("wavenet", 5), ("sequnet", 5)))
+    assert piano_run.run_piano(run, tmp_path, device="cuda", log=None)
+    for arch in ("wavenet", "sequnet"):
+        record = ResultRecord.load(tmp_path / "records" / f"piano_audio_{arch}.json")
+        assert record.config["bf16"] and record.config["cuda_graphs"] and record.config["fast_kernels"]
+        assert record.extent["steps"] == 10 and record.deviations["bf16"] is True
+    kept = torch.load(tmp_path / "checkpoints" / "piano_audio_sequnet_at_10.pt", weights_only=True)["model"]
+    final = load_checkpoint(tmp_path / "checkpoints" / "piano_audio_sequnet.pt")["model"]
+    assert all(torch.equal(kept[k].cpu(), final[k].cpu()) for k in final)
+    _, meta = piano_run.load_generation(tmp_path, "long")
+    assert all(s["cuda_graphs"] for s in meta["speed"].values())

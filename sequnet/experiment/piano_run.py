@@ -312,6 +312,8 @@ def run_piano(run: PianoRun, run_dir: str | os.PathLike, *, device: str = "auto"
             at = _steps(records["wavenet"]) if arch == "sequnet" else None
             record = _train(configs[arch], task, run, run_dir, left(reserve_s), log, progress, at)
             did = True
+            if record.status == "diverged":
+                raise RuntimeError(f"{arch} diverged ({record.notes}); its record is in {run_dir / 'records'}")
             if record.status != "ok":
                 say(f"{arch}: {record.status} after {_steps(record)} steps; call again to continue")
                 return False
