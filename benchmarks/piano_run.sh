@@ -35,6 +35,7 @@
 #   LIMIT           seconds this call may run the experiment (default 540)
 #   EVAL_WINDOWS    evenly spaced test windows (and as many train windows) evaluated (default 2048)
 #   WORK            where the run and the notebook live (default build/piano_run)
+#   NOTEBOOK_S      seconds the notebook needs: a call with less left (of LIMIT) leaves it to the next (150)
 #   SCALE, DEVICE   a dry run on a CPU: SCALE=smoke DEVICE=cpu (tiny models, seconds)
 # Exit status: 0 finished (notebook executed), 75 call again, anything else an error (see the log).
 set -u
@@ -83,6 +84,12 @@ cp "$work"/piano_audio/{curves,comparison}.json "$out/" 2>/dev/null
 if [ $rc != 0 ]; then
     echo "piano run: exit status $rc ($([ $rc = 75 ] && echo 'call again' || echo 'error, see the log'))" | tee -a "$log"
     exit $rc
+fi
+
+# The notebook takes about a minute or two: when the run ended late in this call, it waits for the next one.
+if [ $SECONDS -gt $(( ${LIMIT:-540} - ${NOTEBOOK_S:-150} )) ]; then
+    echo "piano run finished after $SECONDS s of this call; call again for the notebook" | tee -a "$log"
+    exit 75
 fi
 
 # Finished: the notebook at paper scale reads the run (its folder is the notebook's out_dir) and writes the

@@ -222,3 +222,19 @@ def test_on_a_gpu_both_models_take_the_fast_path_and_the_kept_weights_are_the_tr
     assert all(torch.equal(kept[k].cpu(), final[k].cpu()) for k in final)
     _, meta = piano_run.load_generation(tmp_path, "long")
     assert all(s["cuda_graphs"] for s in meta["speed"].values())
+
+
+def test_the_decoded_audio_is_cached_until_the_folder_changes(audio_dir, finished, monkeypatch, tmp_path):
+    from sequnet.experiment import piano_data
+
+    run, cache = smoke(audio_dir), finished / "cache" / "corpus.pt"
+    fresh = piano_data.load_audio_corpus(audio_dir)
+    monkeypatch.setattr(piano_data, "load_audio_corpus", lambda folder: pytest.fail("decoded again"))
+    cached = piano_data.load_corpus(run, cache)
+    assert all(torch.equal(cached.test[k], fresh.test[k]) for k in fresh.test) and set(cached.train) == set(fresh.train)
+    changed = tmp_path / "audio"
+    import shutil
+    shutil.copytree(audio_dir, changed)
+    (changed / "test" / "test1.flac").unlink()
+    with pytest.raises(pytest.fail.Exception, match="decoded again"):
+        piano_data.load_corpus(dataclasses.replace(run, audio_dir=str(changed)), cache)
