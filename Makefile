@@ -35,6 +35,7 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install torch==2.13.0
 	$(PY) -m pip install -e ".[notebooks,book,test]"
+	$(PY) -m pip install --no-deps tinysoundfont==0.3.7   # render extra without pyaudio (see pyproject.toml)
 	touch $@
 
 venv: $(STAMP)

@@ -1,7 +1,7 @@
 """Generation benchmark: samples per second of cached step-wise generation, Seq-U-Net against WaveNet.
 
 Both of the paper's piano models (random weights: speed does not depend on them) run in the same process on the
-same device, at batch 1 and 64, eagerly and with CUDA graphs, in float32 and in reduced precision. Each timed
+same device, at batch 1 and 64, eagerly, with one CUDA graph per step and with multi-step graphs, in float32 and in reduced precision. Each timed
 run samples a whole number of Seq-U-Net clock cycles (1024 steps each, so every update pattern is counted at
 its true frequency), after warm-up steps and graph capture, between ``torch.cuda.synchronize()`` calls; the
 median of the repeats is reported. Reduced precision (bf16, fp16 for the cached weights and windows) is also
@@ -27,6 +27,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import sequnet  # noqa: E402
 from sequnet.core.generation import init_state, kernels  # noqa: E402
+from sequnet.core.generation.state import InferenceState  # noqa: E402
 from sequnet.core.models import OneHotModel, ResSeqUNet, ResSeqUNetConfig, WaveNet, WaveNetConfig  # noqa: E402
 
 OFFICIAL_BATCH1 = {"sequnet": 327.0, "wavenet": 87.0}      # samples/s, official code on an H200 (DESIGN.md 7)
@@ -47,7 +48,8 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def speed(model, arch: str, device, batch: int, dtype, modes, steps: dict, warmup: int, repeats: int) -> list[dict]:
+def speed(model, arch: str, device, batch: int, dtype, modes, steps: dict, warmup: int, repeats: int,
+          chunk: int) -> list[dict]:
     """Time ``steps[mode]`` sampled steps per repeat, per mode, on one state (the save pass is timed apart)."""
     g = torch.Generator(device).manual_seed(0)
     prime = torch.randint(0, 256, (batch, 16), device=device, generator=g)
@@ -58,7 +60,9 @@ def speed(model, arch: str, device, batch: int, dtype, modes, steps: dict, warmu
     save_s = time.perf_counter() - t0
     rows = []
     for mode in modes:
-        graphs, n = mode == "graphs", steps[mode]
+        graphs, n = mode != "eager", steps[mode]
+        # "graphs-step": one graph per step, replayed from Python (the multi-step graphs switched off)
+        state.CHUNK = 1 << 62 if mode == "graphs-step" else chunk
         t0 = time.perf_counter()
         state.generate(warmup, temperature=0.95, generator=g, progress=False, cuda_graphs=graphs)
         sync(device)
@@ -76,9 +80,10 @@ def speed(model, arch: str, device, batch: int, dtype, modes, steps: dict, warmu
                      "best_samples_per_s": batch * n / min(times), "steps": n, "repeats": repeats,
                      "save_pass_s": save_s, "warmup_and_capture_s": warm_s,
                      "levels_per_step": state.mean_levels_per_step, "layers_per_step": state.mean_layers_per_step,
-                     "fused_activation": state.fused, "splitk_gemv": state.gemv})
+                     "fused_activation": state.fused, "splitk_gemv": state.gemv, "rowdot": state.rowdot,
+                     "chunk": state.CHUNK if mode == "graphs" else None})
         r = rows[-1]
-        print(f"{arch:8s} batch {batch:3d} {r['dtype']:9s} {mode:6s}: {r['samples_per_s']:12,.0f} samples/s "
+        print(f"{arch:8s} batch {batch:3d} {r['dtype']:9s} {mode:11s}: {r['samples_per_s']:12,.0f} samples/s "
               f"({r['step_us']:8.1f} us/step, {r['layers_per_step']:.1f} layers/step)", flush=True)
     del state
     return rows
@@ -102,14 +107,15 @@ def accuracy(model, arch: str, device, dtype, steps: int, batch: int = 4) -> dic
             "argmax_agreement": agree / steps, "last_step_total_variation": prob / 2}
 
 
-def run(device, archs, batches, dtypes, modes, steps, warmup, repeats, acc_steps, tiny) -> dict:
+def run(device, archs, batches, dtypes, modes, steps, warmup, repeats, acc_steps, tiny,
+        chunk: int = InferenceState.CHUNK) -> dict:
     torch.manual_seed(0)
     models = {a: build(a, tiny).to(device).eval() for a in archs}
     rows, acc = [], []
     for dtype in dtypes:
         for batch in batches:
             for arch in archs:
-                rows += speed(models[arch], arch, device, batch, dtype, modes, steps, warmup, repeats)
+                rows += speed(models[arch], arch, device, batch, dtype, modes, steps, warmup, repeats, chunk)
         if dtype != torch.float32 and acc_steps:
             for arch in archs:
                 acc.append(accuracy(models[arch], arch, device, dtype, acc_steps))
@@ -151,7 +157,10 @@ def main(argv=None) -> int:
     ap.add_argument("--models", nargs="+", default=["sequnet", "wavenet"], choices=["sequnet", "wavenet"])
     ap.add_argument("--batches", nargs="+", type=int, help="default 1 64 (1 4 with --quick)")
     ap.add_argument("--dtypes", nargs="+", choices=list(DTYPES), help="default float32 bfloat16 float16")
-    ap.add_argument("--modes", nargs="+", choices=["eager", "graphs"], help="default: both on CUDA, eager on CPU")
+    ap.add_argument("--modes", nargs="+", choices=["eager", "graphs-step", "graphs"],
+                    help="eager; graphs-step: one CUDA graph per step; graphs: multi-step graphs of --chunk steps "
+                    "(default: all three on CUDA, eager on CPU)")
+    ap.add_argument("--chunk", type=int, default=InferenceState.CHUNK, help="steps per multi-step graph")
     ap.add_argument("--cycles", type=int, default=2, help="timed steps with CUDA graphs = cycles x 1024 (one "
                     "Seq-U-Net clock cycle, so that every update pattern counts at its true frequency)")
     ap.add_argument("--eager-cycles", type=int, default=1, help="the same for the eager path")
@@ -165,15 +174,17 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     device = torch.device(args.device)
     cuda = device.type == "cuda"
-    steps = {"graphs": args.steps or args.cycles * 1024, "eager": args.steps or args.eager_cycles * 1024}
+    steps = {"graphs": args.steps or args.cycles * 1024, "graphs-step": args.steps or args.cycles * 1024,
+             "eager": args.steps or args.eager_cycles * 1024}
     batches, warmup, repeats, acc_steps = args.batches or [1, 64], args.warmup, args.repeats, args.accuracy_steps
     if args.quick:
         steps = {m: args.steps or 64 for m in steps}
         warmup, repeats, acc_steps = min(warmup, 8), 1, min(acc_steps, 16)
         batches = args.batches or [1, 4]
     dtypes = [DTYPES[d] for d in (args.dtypes or ["float32", "bfloat16", "float16"])]
-    modes = args.modes or (["eager", "graphs"] if cuda else ["eager"])
-    result = run(device, args.models, batches, dtypes, modes, steps, warmup, repeats, acc_steps, args.tiny)
+    modes = args.modes or (["eager", "graphs-step", "graphs"] if cuda else ["eager"])
+    result = run(device, args.models, batches, dtypes, modes, steps, warmup, repeats, acc_steps, args.tiny,
+                 args.chunk)
     print(table(result))
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -183,7 +194,7 @@ def main(argv=None) -> int:
                 "config": {"models": "tiny" if args.tiny else {a: f"paper_model('piano_audio', '{a}')"
                                                                for a in args.models},
                            "params": result["params"], "batches": batches, "dtypes": [str(d) for d in dtypes],
-                           "modes": modes, "steps": steps, "warmup": warmup, "repeats": repeats,
+                           "modes": modes, "chunk": args.chunk, "steps": steps, "warmup": warmup, "repeats": repeats,
                            "accuracy_steps": acc_steps, "temperature": 0.95, "quick": args.quick,
                            "cpu_threads": torch.get_num_threads()},
                 "official_batch1_samples_per_s": OFFICIAL_BATCH1}

@@ -5,7 +5,8 @@
 #   benchmarks/gpu_test.sh [LOG]          LOG defaults to results/gpu-test/gpu-test.log
 #
 # It fails at once without a CUDA GPU (a suite that skipped every GPU test would vouch for nothing). The machine
-# has no network: the wheels of shared/device-wheels come from .whl/ (installed into /tmp/site when papermill is
+# has no network: the wheels of shared/device-wheels (and the project's extra ones; benchmarks/device_prep.sh makes
+# .whl and .devdata) come from .whl/ (installed into /tmp/site when papermill is
 # missing) and the data from SEQUNET_DATA_MIRROR, else the first of .devdata, ../shared/data that holds a
 # MANIFEST.md. The log starts with the GPU, the versions and the commit, and ends with pytest's summary; tests
 # that need more GPUs than are visible skip and say why (-rs lists them).
@@ -15,7 +16,7 @@ mkdir -p "$(dirname "$log")"
 python=${PYTHON:-python3}
 "$python" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" || {
     echo "gpu-test: no CUDA GPU visible to $python; run this on the GPU machine" >&2; exit 2; }
-if ! "$python" -c "import papermill, jupytext, soundfile, hyperopt" 2>/dev/null; then
+if ! "$python" -c "import papermill, jupytext, soundfile, hyperopt, mido" 2>/dev/null; then
     ls .whl/*.whl >/dev/null 2>&1 || { echo "gpu-test: papermill is missing and there is no .whl/ wheelhouse" \
         "(a copy of shared/device-wheels)" >&2; exit 2; }
     "$python" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \

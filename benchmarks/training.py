@@ -14,7 +14,8 @@ frames), as the paper trains one sequence at a time. Piano is measured at batch 
 
 ``--channels-last`` and ``--fused-gate`` switch the audio models' speed-ups on (``on``, the flag alone), off
 (the default) or measure both (``both``): channels-last activations for both audio models
-(``sequnet.core.models.use_channels_last``), and the fused gate for both: the residual Seq-U-Net's gated residual
+(``sequnet.core.models.use_channels_last``), with the residual Seq-U-Net's 180 channels stored padded to 192 as the
+trainer does (``sequnet.core.models.padding``; WaveNet's channel counts are multiples of 64 already), and the fused gate for both: the residual Seq-U-Net's gated residual
 and WaveNet's gate (``sequnet.core.models.use_fused_gate``), so that a ratio compares the two models with the same
 speed-ups. Every row records the switches its model ran with; a measurement that a switch does not change is
 taken once.
@@ -33,7 +34,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import sequnet  # noqa: E402
 from sequnet.core.configs import baseline_arch  # noqa: E402
 from sequnet.analysis.complexity import run_metadata, time_training_step, training_step  # noqa: E402
-from sequnet.core.models import use_channels_last, use_fused_gate  # noqa: E402
+from sequnet.core.models import ResSeqUNet, use_channels_last, use_fused_gate  # noqa: E402
+from sequnet.core.models.padding import pad_channels  # noqa: E402
+from sequnet.experiment.training import CHANNEL_MULTIPLE  # noqa: E402
 from sequnet.experiment.records import PAPER_TABLE1  # noqa: E402
 
 MUSIC_MEAN_LENGTH = {"jsb": 60, "nottingham": 254, "muse": 468, "piano_midi": 873}
@@ -108,6 +111,8 @@ def build(setting, device, switches: dict = NO_SWITCHES):
     torch.manual_seed(0)
     model = sequnet.build_model(setting)
     if switches["channels_last"]:
+        if isinstance(getattr(model, "body", None), ResSeqUNet):
+            pad_channels(model, CHANNEL_MULTIPLE)          # as the trainer does with its fast kernels
         use_channels_last(model)
     if switches["fused_gate"]:
         use_fused_gate(model)

@@ -65,3 +65,13 @@ def default_tf32():
         yield
     finally:
         torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
+
+
+@pytest.fixture
+def one_cpu_thread():
+    """One torch thread for the test: step-wise generation is many tiny operations, and on a busy 2-core machine
+    one thread is many times faster than two that wait for each other (see sequnet.experiment.scales)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

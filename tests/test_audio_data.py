@@ -12,7 +12,7 @@ import pytest
 import soundfile
 import torch
 
-from sequnet.data import audio, registry
+from sequnet.data import audio, registry, render
 from sequnet.data.registry import DataError
 
 MU = 255
@@ -116,10 +116,26 @@ def test_user_folder_is_split_by_piece(tmp_path):
     assert not set(corpus.train) & set(corpus.test)
     assert all(codes.dtype == torch.uint8 and len(codes) == 1600 for codes in corpus.train.values())
     (tmp_path / "empty").mkdir()
-    with pytest.raises(DataError, match="no training audio"):
+    with pytest.raises(DataError, match="no training audio") as err:
         audio.load_audio_corpus(tmp_path / "empty")
+    assert str(tmp_path / "empty") in str(err.value)
+    for side in ("train", "test"):
+        (tmp_path / "split" / side).mkdir(parents=True)
+    _write_tone(tmp_path / "split" / "train" / "a.flac", 0.1, 16000)
+    (tmp_path / "split" / "test" / "notes.txt").write_text("no audio here")
+    with pytest.raises(DataError, match="no test audio"):
+        audio.load_audio_corpus(tmp_path / "split")
     with pytest.raises(DataError, match="not a folder"):
         audio.load_audio_corpus(tmp_path / "absent")
+
+
+def test_16_bit_files_are_encoded_by_lookup_exactly_as_from_floats(tmp_path):
+    rng = np.random.default_rng(0)
+    pcm = np.concatenate([np.arange(-32768, 32768, dtype=np.int16), rng.integers(-32768, 32768, 5000, dtype=np.int16)])
+    soundfile.write(tmp_path / "all.flac", pcm, 16000, subtype="PCM_16")
+    codes = audio._encode(tmp_path / "all.flac", 16000)
+    from_floats = audio.mu_law_encode(audio.load_audio(tmp_path / "all.flac"))
+    assert codes.dtype == torch.uint8 and torch.equal(codes, from_floats)
 
 
 def test_unreadable_audio_names_the_file(tmp_path):
@@ -149,9 +165,9 @@ def test_render_piano_names_what_to_install(monkeypatch, tmp_path):
     monkeypatch.setattr(audio.shutil, "which", lambda name: None)
     monkeypatch.setattr(audio, "_installed_soundfont", lambda: None)
     with pytest.raises(DataError) as err:
-        audio.render_piano(tmp_path)
+        render.render_piano(tmp_path)
     assert "apt-get install fluidsynth musescore-general-soundfont-lossless sox" in str(err.value)
-    assert "fluidsynth" in str(err.value).split("Install")[0]
+    assert "fluidsynth" in str(err.value).split("Install")[0] and "--renderer tinysoundfont" in str(err.value)
 
 
 @pytest.fixture
@@ -161,8 +177,10 @@ def fake_tools(tmp_path, monkeypatch):
     bin_dir.mkdir()
     scripts = {
         "fluidsynth": 'import sys, numpy, soundfile\n'
+                      'if sys.argv[1] == "--version": print("FluidSynth runtime version 2.3.1"); sys.exit()\n'
                       'soundfile.write(sys.argv[sys.argv.index("-F") + 1], numpy.zeros(441, "float32"), 44100)\n',
-        "sox": "import shutil, sys\nshutil.copyfile(sys.argv[2], sys.argv[7])\n",
+        "sox": "import shutil, sys\nif sys.argv[1] == '--version': print(sys.argv[0] + ':  SoX v14'); sys.exit()\n"
+               "shutil.copyfile(sys.argv[2], sys.argv[7])\n",
     }
     for name, body in scripts.items():
         path = bin_dir / name
@@ -181,27 +199,29 @@ def test_render_piano_layout_split_and_resume(tmp_path, fake_tools):
         for name in names:
             z.writestr(f"midis/Someone/{name}.mid", b"MThd")
     out = tmp_path / "out"
-    done = audio.render_piano(out, midi_zip, limit=5, test_fraction=0.2, soundfont=fake_tools)
+    done = render.render_piano(out, midi_zip, limit=5, test_fraction=0.2, soundfont=fake_tools).rendered
     train, test = audio.split_pieces(names, 0.2)
     assert len(done) == 5
     assert sorted(p.stem for p in (out / "test").iterdir()) == test[:1]  # 5 * 0.2 = one held-out piece
     assert sorted(p.stem for p in (out / "train").iterdir()) == train[:4]
     assert [p.name for p in out.iterdir() if p.name.startswith(".")] == []  # no temporary leftovers
-    again = audio.render_piano(out, midi_zip, limit=5, test_fraction=0.2, soundfont=fake_tools)
+    manifest = (out / "manifest.json").read_text()
+    assert '"version": "FluidSynth runtime version 2.3.1; SoX v14"' in manifest and str(tmp_path) not in manifest
+    again = render.render_piano(out, midi_zip, limit=5, test_fraction=0.2, soundfont=fake_tools).rendered
     assert again == []  # already rendered pieces are skipped
     with zipfile.ZipFile(midi_zip, "a") as z:
         z.writestr("midis/Beethoven/elise.mid", b"MThd")
-    audio.render_piano(out, midi_zip, pieces=["elise"], test_fraction=0.0, soundfont=fake_tools)
+    render.render_piano(out, midi_zip, pieces=["elise"], test_fraction=0.0, soundfont=fake_tools)
     assert (out / "test" / "elise.flac").is_file()  # a registered test piece stays a test piece
     with pytest.raises(DataError, match="no MIDI file for nope"):
-        audio.render_piano(out, midi_zip, pieces=["nope"], soundfont=fake_tools)
+        render.render_piano(out, midi_zip, pieces=["nope"], soundfont=fake_tools)
 
 
 @pytest.mark.parametrize("make", [lambda p: p.write_bytes(b"not a zip"), lambda p: p.mkdir()], ids=["garbage", "dir"])
 def test_render_piano_names_an_unreadable_zip(tmp_path, fake_tools, make):
     make(tmp_path / "midis.zip")
     with pytest.raises(DataError, match=f"cannot read the MIDI zip {tmp_path / 'midis.zip'}"):
-        audio.render_piano(tmp_path / "out", tmp_path / "midis.zip", soundfont=fake_tools)
+        render.render_piano(tmp_path / "out", tmp_path / "midis.zip", soundfont=fake_tools)
 
 
 @pytest.mark.slow
@@ -211,7 +231,7 @@ def test_real_render_reproduces_a_registered_file(tmp_path, data_root, data_mirr
         audio.find_render_tools()
     except DataError as exc:
         pytest.skip(str(exc))
-    done = audio.render_piano(tmp_path, pieces=["scn15_7"], root=data_root, mirror=data_mirror)
+    done = render.render_piano(tmp_path, pieces=["scn15_7"], root=data_root, mirror=data_mirror).rendered
     assert done == [tmp_path / "test" / "scn15_7.flac"]
     expected = registry.MANIFEST["piano/rendered/test/scn15_7.flac"].sha256
     if registry.sha256_of(done[0]) != expected:

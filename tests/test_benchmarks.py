@@ -124,3 +124,20 @@ def test_breakdown_takes_every_pair_apart(tmp_path):
         assert r["adam_mib"] == pytest.approx(2 * r["params_mib"]) and r["grads_mib"] == r["params_mib"]
         assert r["saved_activations_mib"] > 0 and r["flops_per_step"] > 0 and r["eager_time_s"] > 0
     assert all("ratio_flops_per_step" in r for r in rows if r["arch"] == "sequnet")
+
+
+def test_piano_step_table_marks_the_targets_and_the_models_own_flops(tmp_path):
+    from sequnet.analysis import benchmarks
+    meta = {"device": "GPU", "torch": "2", "date": "2026-12-02", "batch": 16, "steps": 10, "warmup": 4}
+    rows = [{"spec": "sequnet bf16", "arch": "sequnet", "bf16": True, "pad": 0, "flops": 7e12,
+             "tflops_per_s": 140.0, "time_median_s": 0.050, "peak_memory_mib": 4580.0},
+            {"spec": "sequnet bf16 pad=64", "arch": "sequnet", "bf16": True, "pad": 64, "flops": 8e12,
+             "tflops_per_s": 400.0, "time_median_s": 0.020, "peak_memory_mib": 4900.0},
+            {"spec": "wavenet bf16 compile", "arch": "wavenet", "error": "TimeoutError: x"}]
+    (tmp_path / "piano-step-x.json").write_text(json.dumps({"meta": meta, "rows": rows}))
+    table = benchmarks.piano_step_markdown(tmp_path)
+    assert "| sequnet bf16 | 50.0 | 7.00 | 140 | 140 | 4,580 | ≤ 25 (not met) |" in table
+    # the padded step runs 8 TFLOP, but the model is the 7 TFLOP one: 350 TFLOP/s of the model
+    assert "| sequnet bf16 pad=64 | 20.0 | 8.00 | 400 | 350 | 4,900 | ≤ 25 (met) |" in table
+    assert "failed: TimeoutError" in table
+    assert "No piano-step benchmark" in benchmarks.piano_step_markdown(tmp_path / "none")

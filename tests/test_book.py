@@ -303,10 +303,53 @@ def toggle_buttons_switch_the_settings_panel(driver, report):
     return [] if before and after and before != after else [f"the settings panel did not change ({before!r})"]
 
 
+# Plays a player muted (so no autoplay rule stops it) and answers once its time has advanced, or with the error.
+PLAY = """
+const [audio, done] = arguments;
+audio.muted = true;
+audio.currentTime = 0;
+audio.play().then(() => {
+  const t0 = performance.now();
+  (function wait() {
+    if (audio.currentTime > 0.05) { audio.pause(); done(true); }
+    else if (audio.error) { done('error ' + audio.error.code); }
+    else if (performance.now() - t0 > 10000) { done('did not advance: ' + audio.currentTime); }
+    else { setTimeout(wait, 50); }
+  })();
+}, e => done('play() refused: ' + e));
+"""
+
+
+def play(driver, audio) -> bool | str:
+    """True when ``audio`` (a WebElement) plays in the browser, else why not."""
+    driver.set_script_timeout(20)
+    return driver.execute_async_script(PLAY, audio)
+
+
+def listening_key_of(site: Path):
+    """The key of the listening items the site publishes, from the run folder in the repository that made them
+    (results/published or build/<scale>), or None when the site has no items. The site itself must not hold it."""
+    from sequnet.analysis import listening
+
+    folder = site / "notebooks" / listening.DEFAULT_ITEMS_DIR
+    if not (folder / listening.ITEMS_MANIFEST).is_file():
+        return None
+    items = listening.load_items(folder)
+    runs = [REPO / "results" / "published", *sorted((REPO / "build").glob("*"))]
+    for run in runs:
+        path = run / listening.DEFAULT_ITEMS_DIR / listening.KEY_FILE
+        try:
+            return listening.load_key(items, path)
+        except (FileNotFoundError, listening.ListeningError):
+            continue
+    raise AssertionError(f"no key in {', '.join(str(r.relative_to(REPO)) for r in runs)} fits the listening "
+                         f"items of {site}")
+
+
 @page_check("notebooks/listening_test")
 def listening_page_works_without_a_kernel(driver, report):
-    """When the piano notebook made items, the kernel-free A/B page must take a name, accept the two answers of
-    one item and offer them as a JSON download in the response schema."""
+    """When the piano run made items, the kernel-free A/B page must take a name, play one clip of each model,
+    accept the two answers of one item and offer them as a JSON download in the response schema."""
     import json
     import urllib.parse
 
@@ -325,14 +368,23 @@ def listening_page_works_without_a_kernel(driver, report):
     section = next((s for s in root.find_elements(By.CSS_SELECTOR, ".sl-item") if s.is_displayed()), None)
     if section is None:
         return ["no item is shown after entering a name"]
+    problems, heard = [], {}
+    key = listening_key_of(Path(os.environ.get("SEQUNET_BOOK_HTML", REPO / "book" / "_build" / "smoke" / "html")))
+    for slot in ("A", "B"):
+        player = section.find_element(By.CSS_SELECTOR, f'[data-slot="{slot}"] audio')
+        heard[key.model(section.get_attribute("data-item"), player.get_attribute("data-clip"))] = slot
+        if (played := play(driver, player)) is not True:
+            problems.append(f"clip {slot} does not play: {played}")
+    if sorted(heard) != sorted(listening.MODELS):
+        problems.append(f"A and B are not one clip of each model: {heard}")
     for question, answer in (("quality", "A"), ("coherence", "not sure")):
         section.find_element(By.CSS_SELECTOR, f'[data-question="{question}"] input[value="{answer}"]').click()
     href = root.find_element(By.CSS_SELECTOR, '[data-role="download"]').get_attribute("href") or ""
     prefix = "data:application/json;charset=utf-8,"
     if not href.startswith(prefix):
-        return [f"the download link is not a JSON data link: {href[:60]!r}"]
+        return problems + [f"the download link is not a JSON data link: {href[:60]!r}"]
     doc = json.loads(urllib.parse.unquote(href[len(prefix):]))
-    problems = listening.response_problems(doc)
+    problems += listening.response_problems(doc) or listening.item_set_problems(doc, key.items)
     if doc.get("items", [{}])[0].get("quality") != "A":
         problems.append(f"the answer was not recorded: {doc.get('items')}")
     return problems
@@ -617,3 +669,29 @@ def test_the_site_shows_no_machine_paths(site):
             if found:
                 hits[str(path.relative_to(site))] = found[:3]
     assert not hits, hits
+
+
+@pytest.mark.book
+def test_the_site_holds_no_key_to_the_listening_test(site):
+    """The listening test is blind: no key file in the site, and no page, script or data file that names a model
+    within a few hundred characters of a listening clip's file name (the chapter's prose names both models, far
+    from any clip). The key itself lies in the repository, beside the run's items."""
+    from sequnet.analysis import listening
+
+    assert not list(site.rglob(listening.KEY_FILE)), "the key was copied into the site"
+    key = listening_key_of(site)
+    if key is None:
+        return
+    clips = [re.escape(c) for it in key.items.items for c in it.clips]
+    model = r"wavenet|seq-?u-?net(?!-listening)"   # (the formats' tags, sequnet-listening..., name the project)
+    near = re.compile(rf"(?:{model})[\s\S]{{0,300}}(?:{'|'.join(clips)})|(?:{'|'.join(clips)})[\s\S]{{0,300}}"
+                      rf"(?:{model})", re.IGNORECASE)
+    hits = {}
+    for path in site.rglob("*"):
+        if path.is_file() and path.suffix in (".html", ".ipynb", ".json", ".js", ".txt", ".md"):
+            text = path.read_text(errors="replace")
+            if (found := near.search(text)):
+                hits[str(path.relative_to(site))] = found.group(0)[:200]
+    assert not hits, hits
+    # the test finds a key when one is there (the repository's copy, placed in a scratch site)
+    assert near.search(json.dumps(dict(key.models)))

@@ -138,6 +138,29 @@ def test_switched_paper_piano_model_computes_the_same(switches, arch, exact_floa
         assert _relative_error(a, b) < 1e-4, (name, _relative_error(a, b))
 
 
+def test_padded_paper_piano_model_trains_the_same(exact_float32):
+    """The trainer's layout (channels padded 180 -> 192, channels-last, fused gate) against the plain float32
+    model: the same loss, the same gradients for the paper's parameters, exactly zero ones for the padding."""
+    from sequnet.core.models.padding import _load_hook, _state_dict_hook, pad_channels
+    model, ids, target = _paper_piano(batch=1)
+    twin = use_fused_gate(use_channels_last(pad_channels(copy.deepcopy(model), 64)))
+    assert twin.body.stored_features == 192
+    results = []
+    for m in (model, twin):
+        loss = F.cross_entropy(m(ids)[..., -target.shape[-1]:], target)
+        results.append((loss, dict(zip([n for n, _ in m.named_parameters()],
+                                       torch.autograd.grad(loss, list(m.parameters()))))))
+    (loss, grads), (loss2, padded) = results
+    torch.testing.assert_close(loss2, loss, rtol=1e-5, atol=0)
+    logical = dict(padded)
+    _state_dict_hook(twin.body, logical, "body.", None)        # the padded gradients cut back to the paper's shapes
+    real = {name: torch.ones_like(g) for name, g in grads.items()}
+    _load_hook(twin.body, real, "body.")                        # 1 where a padded tensor holds a paper parameter
+    for name, g in grads.items():
+        assert _relative_error(logical[name], g) < 1e-4, (name, _relative_error(logical[name], g))
+        assert not padded[name][real[name] == 0].any(), f"{name}: the padding has a gradient"
+
+
 def test_channels_last_layout_holds_on_the_gpu():
     model = use_channels_last(_resnet().to(CUDA))
     seen = _layout_probe(model)

@@ -21,8 +21,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sequnet.core.generation import generate, init_state, minimal_window
-from sequnet.core.models import (OneHotModel, ResSeqUNet, ResSeqUNetConfig, SeqUNet, SeqUNetConfig, TokenModel, WaveNet,
-                            WaveNetConfig)
+from sequnet.core.models import (OneHotModel, ResSeqUNet, ResSeqUNetConfig, SeqUNet, SeqUNetConfig, TCN, TCNConfig,
+                            TokenModel, WaveNet, WaveNetConfig)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -34,6 +34,12 @@ def residual(L, k, D, classes=5, features=8):
 def base(L, k, vocab=11, emsize=6, hidden=7):
     # Dropout in the config: generation must switch it off (the model is left in training mode on purpose).
     return TokenModel(SeqUNet(SeqUNetConfig(emsize, (hidden,) * (L - 1) + (emsize,), emsize, k, dropout=0.3)),
+                      vocab, emsize, emb_dropout=0.2).train()
+
+
+def tcn(levels=3, k=3, history=9, vocab=11, emsize=6):
+    """A language TCN; its receptive field is 29 (a scored window of history + 1 may be shorter or longer)."""
+    return TokenModel(TCN(TCNConfig(emsize, (7,) * (levels - 1) + (emsize,), k, dropout=0.3, history=history)),
                       vocab, emsize, emb_dropout=0.2).train()
 
 
@@ -117,6 +123,16 @@ def test_wavenet_steps_equal_full_forward():
     check_exact(model, batch=2, n=12, seed=1)
 
 
+@pytest.mark.parametrize("history", [9, 40])
+def test_tcn_steps_equal_full_forward(history):
+    """The TCN recomputes its window each step: exact against one forward over the whole sequence."""
+    torch.manual_seed(history)
+    model = tcn(history=history).double()
+    assert minimal_window(model) == max(29, history + 1)     # receptive field 29
+    check_exact(model, batch=2, n=12)
+    assert model.training
+
+
 def test_interleaved_states_are_independent():
     """Two states of one model advanced alternately, each in its own phase, both stay exact."""
     torch.manual_seed(1)
@@ -157,8 +173,8 @@ def test_reference_is_phase_sensitive():
     assert max((a - ref(s)).abs().max().item() for s, a in enumerate(wrong)) > 1e-3
 
 
-@pytest.mark.parametrize("make", [lambda: residual(3, 3, 2), lambda: base(3, 3), wavenet],
-                         ids=["res", "base", "wavenet"])
+@pytest.mark.parametrize("make", [lambda: residual(3, 3, 2), lambda: base(3, 3), wavenet, tcn],
+                         ids=["res", "base", "wavenet", "tcn"])
 def test_greedy_is_argmax_of_full_forward(make):
     torch.manual_seed(3)
     model = make().double()
@@ -316,3 +332,29 @@ def test_any_valid_arguments_generate_in_the_vocabulary(batch, length, n, seed):
     out = generate(model, prime, n, generator=torch.Generator().manual_seed(seed), progress=False)
     assert out.shape == (batch, length + n) and torch.equal(out[:, :length], prime)
     assert int(out.min()) >= 0 and int(out.max()) < 5
+
+
+def test_noise_taken_in_runs_equals_noise_taken_one_by_one():
+    """The multi-step graphs take the Gumbel noise in runs of steps; the runs must be the draws the single
+    steps would take, also where a run crosses the end of a drawn chunk."""
+    from sequnet.core.generation.state import _NoiseStream
+    state = init_state(residual(2, 3, 1), torch.zeros(1, 8, dtype=torch.long))
+    one = _NoiseStream(state, 50, 0.9, torch.Generator().manual_seed(3))
+    runs = _NoiseStream(state, 50, 0.9, torch.Generator().manual_seed(3))
+    one.chunk_len = runs.chunk_len = 7                   # force runs across chunk ends
+    singles = torch.cat([one.take(1) for _ in range(50)])
+    taken = torch.cat([runs.take(m) for m in (3, 16, 16, 1, 14)])
+    assert taken.shape == (50, 1, 5) and torch.equal(taken, singles)
+
+
+def test_keys_ahead_are_the_next_steps_keys():
+    model = residual(4, 3, 1)
+    state = init_state(model, torch.zeros(2, minimal_window(model), dtype=torch.long))
+    state.generate(5, greedy=True, progress=False)
+    ahead = state._keys_ahead(20)
+    assert state.steps == 4                               # looking ahead moves nothing
+    seen = []
+    for _ in range(20):
+        seen.append(state._next_key())
+        state.step(torch.zeros(2, dtype=torch.long))
+    assert ahead == tuple(seen)

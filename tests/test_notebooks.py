@@ -9,8 +9,6 @@ from sequnet.analysis.notebook_params import check_parameters
 from sequnet.publish import notebooks, runner
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
-# Owned by the listening-test chapter, which keeps its own checks.
-OTHERS = {"listening_test"}
 MAX_CODE_LINES = 60
 
 
@@ -57,7 +55,7 @@ def test_check_parameters_names_the_bad_one(tmp_path, kwargs, named):
     assert not (tmp_path / "out").exists(), "nothing is created before every parameter passed"
 
 
-@pytest.mark.parametrize("name", sorted(p.stem for p in NOTEBOOKS.glob("*.md") if p.stem not in OTHERS))
+@pytest.mark.parametrize("name", sorted(p.stem for p in NOTEBOOKS.glob("*.md")))
 def test_notebook_is_a_thin_driver(name):
     path = NOTEBOOKS / f"{name}.md"
     assert code_lines(path) <= MAX_CODE_LINES, f"{path}: move code into sequnet.analysis"

@@ -204,3 +204,39 @@ def breakdown_markdown(bench_dir: Path) -> str:
                     f"{f(r['gpu_operations_per_step'])} | {r['flops_per_step'] / 1e9:,.1f} | {best * 1e3:.2f}"
                     f"{'' if r.get('graph_time_s') else ' (eager)'} | {r['tflops_per_s']:.1f} |")
     return "\n".join(rows)
+
+
+# the issue-16 targets for the piano Seq-U-Net's training step at batch 16 on one H200 (ms)
+PIANO_STEP_TARGET_MS = {"bf16": 25.0, "fp32": 45.0}
+
+
+def piano_step_markdown(bench_dir: Path) -> str:
+    """The newest ``piano-step*.json`` files (benchmarks/piano_step.py) as one table: each variant of the piano
+    training step (batch 16, CUDA graph, channels-last), its time, FLOPs (those the GPU runs, padding included),
+    TFLOP/s and peak memory, against the targets for the Seq-U-Net."""
+    found = load_bench(bench_dir, "piano-step*.json", full_only=True)
+    if not found:
+        return "No piano-step benchmark committed yet: run `python benchmarks/piano_step.py --out results/bench/piano-step.json`."
+    lines = ["| variant | ms/step | TFLOP/step run | TFLOP/s run | TFLOP/s of the model | peak MiB | "
+             "target (Seq-U-Net) | file |", "|---|---:|---:|---:|---:|---:|---:|---|"]
+    # the model's own FLOPs: the unpadded step's (padding runs more, on zeros)
+    model_flops = {}
+    for _, result in found:
+        for r in result["rows"]:
+            if "error" not in r and not r.get("pad") and "features=" not in r["spec"]:
+                model_flops[r["arch"]] = min(model_flops.get(r["arch"], r["flops"]), r["flops"])
+    for path, result in found:
+        for r in result["rows"]:
+            if "error" in r:
+                lines.append(f"| {r['spec']} | failed: {r['error'][:60]} | | | | | | `{path.name}` |")
+                continue
+            ms = r["time_median_s"] * 1e3
+            target = PIANO_STEP_TARGET_MS["bf16" if r["bf16"] else "fp32"] if r["arch"] == "sequnet" else None
+            mark = "" if target is None else f"≤ {target:.0f} ({'met' if ms <= target else 'not met'})"
+            own = model_flops.get(r["arch"])
+            own_rate = "–" if own is None else f"{own / r['time_median_s'] / 1e12:.0f}"
+            lines.append(f"| {r['spec']} | {ms:.1f} | {r['flops'] / 1e12:.2f} | {r['tflops_per_s']:.0f} | {own_rate} | "
+                         f"{r['peak_memory_mib']:,.0f} | {mark} | `{path.name}` |")
+    meta = found[0][1]["meta"]
+    return (f"{meta['device']}, torch {meta['torch']}, {meta['date'][:10]}; batch {meta['batch']}, "
+            f"{meta['steps']} timed steps after {meta['warmup']} warm-up steps, median.\n\n" + "\n".join(lines))

@@ -247,7 +247,8 @@ def training_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
     ``cuda_graph`` (CUDA only) the step is replayed from one captured graph after three eager ones, as the trainer
     does for fixed-shape batches (:mod:`sequnet.experiment.captured`)."""
     step_model = torch.compile(model) if compile_ else model
-    opt = torch.optim.Adam(model.parameters(), lr=1e-4, capturable=cuda_graph)
+    # fused on CUDA, as the trainer: one kernel launch per step for the whole update
+    opt = torch.optim.Adam(model.parameters(), lr=1e-4, capturable=cuda_graph, fused=x.device.type == "cuda")
     autocast = torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16, cache_enabled=False)
 
     def step(*batch):

@@ -263,5 +263,6 @@ def paper_model(task: str, arch: str) -> nn.Module:
 
 
 def count_parameters(model: nn.Module) -> int:
-    """Distinct parameters (a tied embedding/decoder weight counts once)."""
-    return sum(p.numel() for p in model.parameters())
+    """Distinct parameters (a tied embedding/decoder weight counts once); channels stored as zero padding
+    (``sequnet.core.models.padding``) are not the model's."""
+    return sum(p.numel() for p in model.parameters()) - sum(getattr(m, "padding_zeros", 0) for m in model.modules())

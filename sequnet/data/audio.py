@@ -1,10 +1,11 @@
-"""Raw piano audio: 8-bit mu-law, excerpts for training, test windows, and rendering a corpus from MIDI.
+"""Raw piano audio: 8-bit mu-law, excerpts for training, test windows (rendering a corpus: ``sequnet.data.render``).
 
 Audio is kept as mu-law class indices (uint8, as the official code keeps it in HDF5): 16 kHz needs 57.6 MB per
 hour instead of 230 MB as float32. The train/test split is always by piece, so no test piece is heard in training.
 """
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import hashlib
 import math
@@ -12,7 +13,6 @@ import os
 import shutil
 import subprocess
 import tempfile
-import zipfile
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -22,14 +22,12 @@ import soundfile
 import torch
 from tqdm.auto import tqdm
 
-from sequnet.data.files import cannot_write, reading
-from sequnet.data.registry import GROUPS, DataError, data_root, ensure
+from sequnet.data.files import reading
+from sequnet.data.registry import GROUPS, DataError, ensure
 
 SAMPLE_RATE = 16000
 MU = 255
 AUDIO_SUFFIXES = (".flac", ".wav")
-MIDI_ZIP = "piano/midi/piano-midi.de_midis.zip"
-RENDER_DIR = "piano/rendered-all"  # render-piano's default output, relative to the data root
 INSTALL_HINT = "apt-get install fluidsynth musescore-general-soundfont-lossless sox"
 SOUNDFONT_NAME = "MuseScore_General_Full.sf2"
 
@@ -112,9 +110,36 @@ class AudioCorpus:
         return AudioExcerpts(list(self.test.values()), input_length, output_length, hop=output_length)
 
 
+_PCM16_CODES: torch.Tensor | None = None
+
+
+def _pcm16_codes() -> torch.Tensor:
+    """Mu-law index of every 16-bit sample value: libsndfile reads PCM_16 as value / 32768 exactly, so looking the
+    index up gives the same as ``mu_law_encode`` of the float samples, several times faster."""
+    global _PCM16_CODES
+    if _PCM16_CODES is None:
+        _PCM16_CODES = mu_law_encode(torch.arange(-32768, 32768, dtype=torch.float32) / 32768).to(torch.uint8)
+    return _PCM16_CODES
+
+
+def _encode(path: Path, sr: int) -> torch.Tensor:
+    try:
+        info = soundfile.info(str(path))
+    except (OSError, soundfile.LibsndfileError):
+        info = None  # load_audio names the file and the problem
+    if info is not None and info.channels == 1 and info.samplerate == sr and info.subtype == "PCM_16":
+        with reading(path, "Give a readable FLAC or WAV file."):
+            pcm = soundfile.read(path, dtype="int16")[0]
+        return _pcm16_codes()[torch.from_numpy(pcm.astype(np.int64) + 32768)]
+    return mu_law_encode(load_audio(path, sr)).to(torch.uint8)
+
+
 def _encode_files(files: Sequence[Path], sr: int) -> dict[str, torch.Tensor]:
-    return {f.stem: mu_law_encode(load_audio(f, sr)).to(torch.uint8)
-            for f in tqdm(files, desc="loading audio", unit="file", leave=False)}
+    # Threads: libsndfile's FLAC decoding and torch release the GIL, so hours of audio load several times faster.
+    with concurrent.futures.ThreadPoolExecutor(min(8, os.cpu_count() or 1)) as pool:
+        codes = list(tqdm(pool.map(_encode, files, [sr] * len(files)), total=len(files), desc="loading audio",
+                          unit="file", leave=False))
+    return {f.stem: c for f, c in zip(files, codes)}
 
 
 def load_audio_corpus(folder: str | os.PathLike | None = None, *, sr: int = SAMPLE_RATE, test_fraction: float = 0.2,
@@ -123,7 +148,8 @@ def load_audio_corpus(folder: str | os.PathLike | None = None, *, sr: int = SAMP
     """Mu-law audio split by piece.
 
     ``folder`` None: the six registered pieces (``piano/rendered/{train,test}``, fetched if needed). A folder with
-    ``train/`` and ``test/`` subfolders: those. Any other folder of FLAC/WAV files: ``split_pieces``.
+    ``train/`` and ``test/`` subfolders: those (what ``render-piano`` writes). Any other folder of FLAC/WAV files:
+    ``split_pieces``. A folder without training or test audio raises ``DataError`` naming it.
     """
     if folder is None:
         paths = [ensure(p, root=root, mirror=mirror) for p in GROUPS["piano-rendered"]]
@@ -140,9 +166,11 @@ def load_audio_corpus(folder: str | os.PathLike | None = None, *, sr: int = SAMP
             files = {p.stem: p for p in audio_files(folder)}
             train_names, test_names = split_pieces(files, test_fraction)
             train, test = [files[n] for n in train_names], [files[n] for n in test_names]
-        if not train:
-            raise DataError(f"no training audio (*.flac, *.wav) in {folder}; put recordings there or render some "
-                            f"with `python -m sequnet data render-piano --out {folder}`")
+        for side, found in (("training", train), ("test", test)):
+            if not found:
+                raise DataError(f"no {side} audio (*.flac, *.wav) in {folder}; put recordings there (two or more, "
+                                f"or train/ and test/ subfolders) or render some with `python -m sequnet data "
+                                f"render-piano --out {folder}`")
     return AudioCorpus(sr, _encode_files(train, sr), _encode_files(test, sr))
 
 
@@ -197,7 +225,8 @@ def _padded(piece: torch.Tensor, begin: int, end: int) -> torch.Tensor:
     return out
 
 
-# --- Rendering a larger corpus from the piano-midi.de MIDI files (recipe: shared/data/MANIFEST.md §3) ---
+# --- One MIDI file with FluidSynth + sox: the recipe of the registered FLACs (shared/data/MANIFEST.md §3); the corpus
+# renderer, with TinySoundFont as the alternative, is sequnet.data.render ---
 
 @dataclasses.dataclass(frozen=True)
 class RenderTools:
@@ -229,7 +258,8 @@ def find_render_tools(soundfont: str | os.PathLike | None = None) -> RenderTools
         missing.append(f"the SoundFont {font}" if soundfont else f"the SoundFont {SOUNDFONT_NAME}")
     if missing:
         raise DataError(f"render-piano needs {', '.join(missing)}. Install them with `{INSTALL_HINT}` "
-                        f"(or pass --soundfont FILE.sf2 for another piano SoundFont).")
+                        f"(or pass --soundfont FILE.sf2 for another piano SoundFont), or use "
+                        f"--renderer tinysoundfont (a wheel, no system packages).")
     return RenderTools(fluidsynth, sox, font)
 
 
@@ -251,70 +281,3 @@ def render_midi(midi: Path, target: Path, tools: RenderTools, sr: int = SAMPLE_R
         _run([tools.sox, "-R", str(wav), "-b", "16", "-C", "8", str(flac), "remix", "-", "rate", "-v", str(sr),
               "gain", "-n", "-1"])
         os.replace(flac, target)
-
-
-def _choose(train: list[str], test: list[str], limit: int | None) -> tuple[list[str], list[str]]:
-    """At most ``limit`` pieces, keeping the train/test proportion (and one test piece when limit >= 2)."""
-    if limit is None or limit >= len(train) + len(test):
-        return train, test
-    n_test = round(limit * len(test) / (len(train) + len(test)))
-    n_test = min(len(test), max(n_test, 1 if limit >= 2 else 0))
-    return train[:limit - n_test], test[:n_test]
-
-
-def _render_split(names: Iterable[str], test_fraction: float) -> tuple[list[str], list[str]]:
-    """``split_pieces``, except that the six registered pieces keep their registered side: a larger rendered
-    corpus must not train on a piece that the default corpus tests on."""
-    train, test = split_pieces(names, test_fraction)
-    side = {name: "train" for name in train} | {name: "test" for name in test}
-    for path in GROUPS["piano-rendered"]:
-        if Path(path).stem in side:
-            side[Path(path).stem] = Path(path).parent.name
-    return sorted(n for n, s in side.items() if s == "train"), sorted(n for n, s in side.items() if s == "test")
-
-
-def render_piano(out_dir: str | os.PathLike | None = None, midi_zip: str | os.PathLike | None = None, *,
-                 limit: int | None = None, pieces: Sequence[str] | None = None, test_fraction: float = 0.1,
-                 soundfont: str | os.PathLike | None = None, sr: int = SAMPLE_RATE,
-                 root: str | os.PathLike | None = None, mirror: str | os.PathLike | None = None) -> list[Path]:
-    """Render piano-midi.de MIDI files to ``out_dir/{train,test}/<piece>.flac``; returns the files rendered now.
-
-    The split is ``split_pieces`` over every piece in the zip, so a piece's side does not depend on ``limit`` or
-    ``pieces``; the six registered pieces keep their registered side, so ``out_dir=<root>/piano/rendered``
-    reproduces the registered files (bit for bit with FluidSynth 2.3.1 and the soundfont package 0.2.1-1).
-    Pieces already rendered are skipped, so an interrupted run can simply be started again.
-    Defaults: ``out_dir`` = ``<data root>/piano/rendered-all``, ``midi_zip`` = the registered zip.
-    """
-    tools = find_render_tools(soundfont)
-    out = Path(out_dir) if out_dir else data_root(root) / RENDER_DIR
-    midi_zip = Path(midi_zip) if midi_zip else ensure(MIDI_ZIP, root=root, mirror=mirror)
-    try:
-        archive = zipfile.ZipFile(midi_zip)
-    except (OSError, zipfile.BadZipFile) as exc:
-        raise DataError(f"cannot read the MIDI zip {midi_zip} ({exc}); give a readable zip of .mid files with "
-                        f"--midi-zip, or leave it out to use the registered piano-midi.de zip") from exc
-    with archive:
-        members = {Path(n).stem: n for n in archive.namelist() if n.lower().endswith((".mid", ".midi"))}
-        unknown = sorted(set(pieces or ()) - set(members))
-        if unknown:
-            raise DataError(f"{midi_zip} has no MIDI file for {', '.join(unknown)}")
-        train, test = _render_split(members, test_fraction)
-        if pieces:
-            train, test = [p for p in train if p in pieces], [p for p in test if p in pieces]
-        train, test = _choose(train, test, limit)
-        jobs = [(name, out / side / f"{name}.flac") for side, names in (("train", train), ("test", test))
-                for name in names]
-        for side in ("train", "test"):
-            try:
-                (out / side).mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise cannot_write(out / side, exc) from exc
-        todo = [(name, target) for name, target in jobs if not target.exists()]
-        rendered = []
-        with tempfile.TemporaryDirectory(prefix="sequnet-midi-") as midi_dir:
-            for name, target in tqdm(todo, desc="render-piano", unit="piece"):
-                midi = Path(midi_dir) / f"{name}.mid"
-                midi.write_bytes(archive.read(members[name]))
-                render_midi(midi, target, tools, sr)
-                rendered.append(target)
-    return rendered

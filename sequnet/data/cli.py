@@ -1,10 +1,10 @@
-"""``sequnet data fetch | verify | render-piano``."""
+"""``sequnet data fetch | verify | soundfont | render-piano``."""
 from __future__ import annotations
 
 import argparse
 import sys
 
-from sequnet.data import audio, registry
+from sequnet.data import audio, piano_font, registry, render
 
 
 def _fetch(args: argparse.Namespace) -> int:
@@ -36,10 +36,20 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def _render(args: argparse.Namespace) -> int:
-    done = audio.render_piano(args.out, args.midi_zip, limit=args.limit, pieces=args.pieces,
-                              test_fraction=args.test_fraction, soundfont=args.soundfont, root=args.root,
-                              mirror=args.mirror)
-    print(f"rendered {len(done)} piece(s)")
+    result = render.render_piano(args.out, args.midi_zip, renderer=args.renderer, soundfont=args.soundfont,
+                                 workers=args.workers, limit=args.limit, pieces=args.pieces, hours=args.hours,
+                                 test_fraction=args.test_fraction, root=args.root, mirror=args.mirror)
+    print(f"rendered {len(result.rendered)} piece(s); manifest: {result.manifest}")
+    for name, why in result.failed.items():
+        print(f"error: {name} did not render: {why}", file=sys.stderr)
+    if result.failed:
+        print(f"{len(result.failed)} piece(s) failed (listed in the manifest); the others are in place. Fix or "
+              f"leave out those MIDI files (--pieces) and run the same command again.", file=sys.stderr)
+    return 1 if result.failed else 0
+
+
+def _soundfont(args: argparse.Namespace) -> int:
+    print(piano_font.piano_font(root=args.root, mirror=args.mirror))
     return 0
 
 
@@ -74,12 +84,23 @@ def register(subparsers) -> None:
     verify = actions.add_parser("verify", parents=[root], help="check every file's sha256 (exit 1 if any is bad)")
     verify.set_defaults(func=_reporting_errors(_verify))
 
-    render = actions.add_parser("render-piano", parents=[root, mirror],
-                                help="render piano-midi.de MIDI to 16 kHz FLAC (needs fluidsynth and sox)")
-    render.add_argument("--out", metavar="DIR", help=f"output folder (default: <root>/{audio.RENDER_DIR})")
-    render.add_argument("--limit", type=int, metavar="N", help="render at most N pieces")
-    render.add_argument("--pieces", nargs="+", metavar="NAME", help="only these pieces (e.g. elise deb_clai)")
-    render.add_argument("--midi-zip", metavar="FILE", help="MIDI zip (default: the registered piano-midi.de zip)")
-    render.add_argument("--soundfont", metavar="FILE", help=f"SoundFont (default: the installed {audio.SOUNDFONT_NAME})")
-    render.add_argument("--test-fraction", type=float, default=0.1, help="share of pieces held out (default 0.1)")
-    render.set_defaults(func=_reporting_errors(_render))
+    font = actions.add_parser("soundfont", parents=[root, mirror],
+                              help="make the piano SoundFont for --renderer tinysoundfont and print its path")
+    font.set_defaults(func=_reporting_errors(_soundfont))
+
+    piano = actions.add_parser("render-piano", parents=[root, mirror],
+                               help="render piano-midi.de MIDI to 16 kHz FLAC, split by piece, with a manifest")
+    piano.add_argument("--renderer", choices=render.RENDERERS, default="fluidsynth",
+                       help="fluidsynth (+ sox, the registered recipe; default) or tinysoundfont (a wheel)")
+    piano.add_argument("--soundfont", metavar="FILE",
+                       help=f"SoundFont (fluidsynth: the installed {audio.SOUNDFONT_NAME} by default; tinysoundfont: "
+                            f"required, the path `data soundfont` prints)")
+    piano.add_argument("--workers", type=int, default=1, metavar="N", help="pieces rendered at once (default 1)")
+    piano.add_argument("--out", metavar="DIR", help=f"output folder (default: <root>/{render.RENDER_DIR})")
+    piano.add_argument("--hours", type=float, nargs=2, metavar=("TRAIN", "TEST"),
+                       help="render pieces of each side until they reach these hours (e.g. 10.5 1.2)")
+    piano.add_argument("--limit", type=int, metavar="N", help="render at most N pieces")
+    piano.add_argument("--pieces", nargs="+", metavar="NAME", help="only these pieces (e.g. elise deb_clai)")
+    piano.add_argument("--midi-zip", metavar="FILE", help="MIDI zip (default: the registered piano-midi.de zip)")
+    piano.add_argument("--test-fraction", type=float, default=0.1, help="share of pieces held out (default 0.1)")
+    piano.set_defaults(func=_reporting_errors(_render))

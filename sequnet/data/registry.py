@@ -94,8 +94,25 @@ def _describe(path: str) -> tuple[str, str | None, str]:
 MANIFEST: dict[str, DataFile] = {
     path: DataFile(path, size, sha, *_describe(path)) for path, size, sha in _ROWS
 }
+
+# Files that only the GPU piano rendering needs: not in the shared mirror, so neither "all" nor `verify` asks for
+# them; `python -m sequnet data soundfont` obtains them (and `fetch soundfont` names them explicitly).
+PIANO_DEB = "soundfont/musescore-general-soundfont-lossless_0.2.1-1_all.deb"
+PIANO_FONT = "soundfont/musescore-grand-piano-baked.sf3"
+_DEB_URL = "https://deb.debian.org/debian/pool/main/m/musescore-general-soundfont/"
+OPTIONAL: dict[str, DataFile] = {f.path: f for f in [
+    DataFile(PIANO_DEB, 329861822,
+             "ece0ce63dc4d4d44fecbd3ee6761b328e66c189892b2b369cbd8e79b4411a82b", "soundfont",
+             _DEB_URL + "musescore-general-soundfont-lossless_0.2.1-1_all.deb",
+             "Debian bookworm package (MuseScore_General_Full.sf2, MIT; the piano samples are public domain)"),
+    DataFile(PIANO_FONT, 12681640, "cff7fc6b8bc95288fc6e47500eb251c0f2e4dc22710b9c814c8a108aaa63eb2c", "soundfont",
+             None,
+             "made by `python -m sequnet data soundfont` from the registered Debian package "
+             "musescore-general-soundfont-lossless 0.2.1-1: its Grand Piano preset, modulators baked into zones, "
+             "samples as Ogg Vorbis (sequnet.data.piano_font)"),
+]}
 GROUPS: dict[str, list[str]] = {}
-for _f in MANIFEST.values():
+for _f in [*MANIFEST.values(), *OPTIONAL.values()]:
     GROUPS.setdefault(_f.group, []).append(_f.path)
 
 
@@ -142,9 +159,10 @@ def check(path: Path, entry: DataFile, *, use_cache: bool = True) -> str | None:
 
 def entry_for(relpath: str) -> DataFile:
     key = Path(relpath).as_posix()
-    if key not in MANIFEST:
-        raise DataError(f"{relpath!r} is not a registered dataset file; known files: {', '.join(MANIFEST)}")
-    return MANIFEST[key]
+    if key not in MANIFEST and key not in OPTIONAL:
+        raise DataError(f"{relpath!r} is not a registered dataset file; known files: "
+                        f"{', '.join([*MANIFEST, *OPTIONAL])}")
+    return MANIFEST.get(key) or OPTIONAL[key]
 
 
 # Statuses of a registered file under the data root, as ``verify`` reports them.
@@ -198,7 +216,7 @@ def _problem_message(entry: DataFile, target: Path, row: FileStatus) -> str:
             f"copy (fetch replaces it): {entry.how_to_get()}.")
 
 
-def _install(entry: DataFile, target: Path, write: Callable[[Path], None], source: str) -> None:
+def install(entry: DataFile, target: Path, write: Callable[[Path], None], source: str) -> None:
     """Write ``entry`` via ``write(tmp)`` to a temporary file next to ``target``, verify it, then rename it over
     ``target``: a partial file never sits at ``target``, and a copy already there stays until then."""
     with temporary_sibling(target) as tmp:
@@ -233,7 +251,7 @@ def _copy_from_mirror(entry: DataFile, target: Path, mirror: Path, replacing: Fi
             raise DataError(f"copying {entry.path} from the mirror failed: {source} -> {tmp}: {describe(exc)}. "
                             f"Check that {source} is readable and that {tmp.parent} has room.") from exc
 
-    _install(entry, target, write, f"mirror {mirror}")
+    install(entry, target, write, f"mirror {mirror}")
 
 
 def _download(entry: DataFile, target: Path, replacing: FileStatus | None, timeout: float = 60.0) -> None:
@@ -255,7 +273,7 @@ def _download(entry: DataFile, target: Path, replacing: FileStatus | None, timeo
             raise DataError(f"downloading {entry.path} from {entry.url} failed: {exc}.{kept} "
                             f"Without internet use a mirror: `{FETCH_HINT.format(path=entry.path)}`.") from exc
 
-    _install(entry, target, write, entry.url)
+    install(entry, target, write, entry.url)
 
 
 def _obtain(entry: DataFile, target: Path, mirror: str | os.PathLike | None,
@@ -298,11 +316,11 @@ def resolve_names(names: Iterable[str] | None) -> list[str]:
             found = list(MANIFEST)
         elif name in GROUPS:
             found = GROUPS[name]
-        elif Path(name).as_posix() in MANIFEST:
+        elif Path(name).as_posix() in MANIFEST or Path(name).as_posix() in OPTIONAL:
             found = [Path(name).as_posix()]
         else:
             raise DataError(f"unknown data name {name!r}: use 'all', a group ({', '.join(GROUPS)}) "
-                            f"or one of the files {', '.join(MANIFEST)}")
+                            f"or one of the files {', '.join([*MANIFEST, *OPTIONAL])}")
         paths += [p for p in found if p not in paths]
     return paths
 
@@ -332,10 +350,13 @@ def fetch(names: Iterable[str] | None = None, *, root: str | os.PathLike | None 
 
 def verify(*, root: str | os.PathLike | None = None) -> list[FileStatus]:
     """Hash every registered file under the data root (no cache: this is the explicit check). Never raises for
-    what it finds: every file gets a row, OK, NOT_FETCHED, CORRUPT or UNREADABLE."""
+    what it finds: every file gets a row, OK, NOT_FETCHED, CORRUPT or UNREADABLE; an optional file (``OPTIONAL``)
+    only when it is there."""
     base = data_root(root)
-    return [status_of(entry, base / entry.path, use_cache=False)
+    rows = [status_of(entry, base / entry.path, use_cache=False)
             for entry in tqdm(MANIFEST.values(), desc="data verify", unit="file", leave=False)]
+    present = [status_of(entry, base / entry.path, use_cache=False) for entry in OPTIONAL.values()]
+    return rows + [row for row in present if row.status != NOT_FETCHED]
 
 
 def format_status(rows: list[FileStatus]) -> str:

@@ -1,4 +1,4 @@
-"""``sequnet train TASK ARCH`` and ``sequnet hpo TASK ARCH``.
+"""``sequnet train TASK ARCH``, ``sequnet hpo TASK ARCH`` and ``sequnet generate CHECKPOINT``.
 
 ``train`` writes ``<out>/records/<task>_<arch>.json`` and a checkpoint after every epoch
 (``<out>/checkpoints/<task>_<arch>.pt``); ``--resume`` continues from it. A run whose record or checkpoint exists
@@ -186,6 +186,64 @@ def run_hpo(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_generate(args: argparse.Namespace) -> int:
+    from sequnet.experiment.checkpoints import CheckpointError
+    from sequnet.experiment.sampling import sample
+
+    progress = sys.stderr.isatty() if args.progress is None else args.progress
+    try:
+        s = sample(args.checkpoint, length=args.length, temperature=args.temperature, greedy=args.greedy,
+                   seed=args.seed, batch=args.batch, prime=args.prime, prime_length=args.prime_length,
+                   device=args.device, out=args.out, overwrite=args.overwrite, progress=progress,
+                   cpu_threads=args.cpu_threads)
+    except (CheckpointError, ValueError) as e:
+        return _fail("generate", e, 2)
+    except DataError as e:
+        return _fail("generate", e, 1)
+    how = "greedy" if s.temperature is None else f"temperature {s.temperature:g}"
+    print(f"{s.task}_{s.arch}: {s.ids.shape[0]} x {s.ids.shape[-1] - s.prime_length} generated after a prime of "
+          f"{s.prime_length} ({how}, seed {args.seed}), {s.samples_per_s:,.0f} samples/s", file=sys.stderr)
+    for i, source in enumerate(s.prime_source):
+        print(f"prime {i + 1}: {source}", file=sys.stderr)
+    if s.files:
+        print("\n".join(f"wrote {path}" for path in s.files), file=sys.stderr)
+    elif isinstance(s.decoded[0], str):       # the prime, then » and the generated text
+        for prime, cont in zip(s.prime_decoded, s.continuation):
+            print(f"{prime}»{cont}" if len(s.decoded) == 1 else f"{prime}»{cont}\n")
+    else:
+        print("nothing written: give --out FILE (.mid for music, .flac for audio)", file=sys.stderr)
+    return 0
+
+
+def _register_generate(subparsers) -> None:
+    g = subparsers.add_parser("generate", help="continue a prime with a trained model: text, MIDI or FLAC",
+                              description="Continue a prime with the model of a training checkpoint (task and "
+                                          "architecture are read from it): text for char/word PTB, a MIDI file "
+                                          "for the music tasks, a 16 kHz FLAC for piano audio.",
+                              epilog="Exit status: 0 written, 2 bad arguments or an unusable checkpoint, 1 missing "
+                                     "data. Without --prime, primes come from the task's test data.")
+    g.add_argument("checkpoint", help="a checkpoint written by `sequnet train` (<out>/checkpoints/TASK_ARCH.pt)")
+    g.add_argument("--length", type=int, metavar="N",
+                   help="elements to generate: characters, words, frames (eighth notes) or 16 kHz samples "
+                        "(default 300, 60, 64, 16000)")
+    g.add_argument("--temperature", type=float, default=1.0, metavar="T", help="divides the logits (default 1)")
+    g.add_argument("--greedy", action="store_true", help="take the most likely element (music: keys above 1/2)")
+    g.add_argument("--seed", type=int, default=0, help="seeds the sampling and the test-set primes (default 0)")
+    g.add_argument("--batch", type=int, default=1, metavar="B", help="sequences generated side by side")
+    g.add_argument("--prime", metavar="FILE", help="continue this file: UTF-8 text, a MIDI file or audio (resampled "
+                                                    "to 16 kHz); default: test-set excerpts")
+    g.add_argument("--prime-length", type=int, metavar="N",
+                   help="elements of the prime: its last N (a file), or the test excerpts' length")
+    g.add_argument("--device", default="auto", metavar="D", help="auto (default), cpu, cuda, cuda:N")
+    g.add_argument("--out", metavar="FILE", help="file to write (FILE-1, FILE-2, ... for --batch > 1); text is "
+                                                  "printed without it")
+    g.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    g.add_argument("--cpu-threads", type=int, metavar="N", help="torch threads on the CPU (default: torch's)")
+    g.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="progress bar with samples/s (default: when stderr is a terminal)")
+    g.set_defaults(func=run_generate)
+
+
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("task", help=f"one of {', '.join(TRAINABLE_TASKS)}")
     parser.add_argument("arch", help="tcn or sequnet")
@@ -234,6 +292,7 @@ def register(subparsers) -> None:
     h.add_argument("--trials", type=int, default=20, metavar="N", help="number of trials (default 20)")
     h.add_argument("--search-seed", type=int, default=0, metavar="N", help="seed of the TPE sampler")
     h.set_defaults(func=run_hpo, lr=None, clip=None)
+    _register_generate(subparsers)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -25,6 +25,7 @@ import sys
 import time
 from pathlib import Path
 
+from sequnet.analysis.listening import KEY_FILE
 from sequnet.publish.htmlcheck import external_resources
 # The notebooks import audio_player from here (``from sequnet.publish.book import audio_player``).
 from sequnet.publish.notebook_view import audio_player, with_banner  # noqa: F401
@@ -38,6 +39,9 @@ from sequnet.publish.vendor import vendor_js
 ASSET_SUFFIXES = {".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".mp4", ".webm",
                   ".png", ".jpg", ".jpeg", ".gif", ".svg", ".webp", ".pdf",
                   ".html", ".css", ".js", ".json", ".txt", ".csv", ".mid"}
+# Files a notebook's folder may hold that never reach the site: the listening test's key (which clip is which
+# model) stays in the repository for the analysis; in the site it would unblind the test.
+PRIVATE_FILES = {KEY_FILE}
 
 
 def executed_notebooks(source: Path) -> dict[str, Path]:
@@ -70,7 +74,7 @@ def publish_notebooks(source: Path, book: Path) -> list[str]:
         nb = nbformat.read(path, as_version=4)
         nbformat.write(with_banner(without_machine_paths(nb, name), source / name), target / f"{name}.ipynb")
         for file in sorted((source / name).rglob("*")):
-            if file.is_file() and file.suffix.lower() in ASSET_SUFFIXES:
+            if file.is_file() and file.suffix.lower() in ASSET_SUFFIXES and file.name not in PRIVATE_FILES:
                 dst = assets / "notebooks" / name / file.relative_to(source / name)
                 dst.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(file, dst)

@@ -110,6 +110,19 @@ def read_json(path: str | os.PathLike, max_bytes: int, max_depth: int) -> Any:
     return json.loads(text)
 
 
+def read_data_file(path: Path, max_bytes: int, max_depth: int, missing: str) -> Any:
+    """``read_json`` for the test's own files (manifest, key): FileNotFoundError saying ``missing`` (how to make
+    the file) when it is absent, ListeningError naming the file when it is over a limit or not JSON."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: {missing}")
+    try:
+        return read_json(path, max_bytes, max_depth)
+    except JSONLimitError as e:
+        raise ListeningError(f"{path}: {e}") from None
+    except ValueError as e:   # not UTF-8, not JSON
+        raise ListeningError(f"{path}: not valid JSON ({e})") from None
+
+
 def atomic_write(target: Path, text: str) -> None:
     """Write ``text`` to ``target`` through a temporary file in the same folder and a rename, so a reader never
     sees half a file."""
@@ -117,6 +130,7 @@ def atomic_write(target: Path, text: str) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
+        os.chmod(tmp, 0o644)   # mkstemp makes the file private; these are shared data files
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -23,7 +23,7 @@ function blindHash(text) {
 function presentation(name) {
   var order = CONFIG.items.map(function (it) {
     return {item: it, key: blindHash(name + "\u0000order\u0000" + it.id),
-            a: (blindHash(name + "\u0000ab\u0000" + it.id) & 1) ? "y" : "x"};
+            a: it.clips[blindHash(name + "\u0000ab\u0000" + it.id) & 1]};
   });
   order.sort(function (p, q) { return p.key - q.key || (p.item.id < q.item.id ? -1 : p.item.id > q.item.id ? 1 : 0); });
   return order;
@@ -56,6 +56,7 @@ var state = loadState();
 var trials = [];
 var position = 0;
 
+function other(item, clip) { return clip === item.clips[0] ? item.clips[1] : item.clips[0]; }
 function person() { return state.participants[state.current]; }
 function complete(answer) { return answer && ANSWERS.indexOf(answer.quality) >= 0 && ANSWERS.indexOf(answer.coherence) >= 0; }
 
@@ -64,11 +65,10 @@ function resultsDocument() {
   CONFIG.items.forEach(function (it) {
     var ans = p.answers[it.id];
     if (!complete(ans)) { return; }
-    var other = ans.a === "x" ? "y" : "x";
-    items.push({item: it.id, a_model: it.models[ans.a], b_model: it.models[other],
-                quality: ans.quality, coherence: ans.coherence});
+    items.push({item: it.id, a: ans.a, b: other(it, ans.a), quality: ans.quality, coherence: ans.coherence});
   });
-  return {schema: CONFIG.schema, participant: state.current, created: p.created, items: items};
+  return {schema: CONFIG.schema, participant: state.current, created: p.created, item_set: CONFIG.itemSet,
+          items: items};
 }
 function refreshResults() {
   var doc = resultsDocument(), box = q('[data-role="results"]'), link = q('[data-role="download"]');
@@ -87,9 +87,8 @@ function showTrial() {
   var sec = root.querySelector('.sl-item[data-item="' + t.item.id + '"]');
   sec.style.display = "";
   sec.querySelector(".sl-progress").textContent = "Item " + (position + 1) + " of " + trials.length;
-  var other = t.a === "x" ? "y" : "x";
   sec.querySelector('[data-slot="A"]').appendChild(sec.querySelector('audio[data-clip="' + t.a + '"]'));
-  sec.querySelector('[data-slot="B"]').appendChild(sec.querySelector('audio[data-clip="' + other + '"]'));
+  sec.querySelector('[data-slot="B"]').appendChild(sec.querySelector('audio[data-clip="' + other(t.item, t.a) + '"]'));
   var ans = p.answers[t.item.id] || {};
   QUESTIONS.forEach(function (question) {
     Array.prototype.forEach.call(sec.querySelectorAll('[data-question="' + question + '"] input'), function (input) {

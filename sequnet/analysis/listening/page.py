@@ -49,33 +49,34 @@ def static_page_fragment(items_dir: str | os.PathLike, audio_rel_dir: str = "aud
     in a notebook's HTML output and in a MyST page's ``{raw} html`` block. Audio is referred to as
     ``<audio_rel_dir>/<file>`` relative to the page; nothing is loaded from anywhere else.
 
-    Model names are not in the visible page: the audio ``src`` are the neutral item files and the mapping from
-    x/y to models sits in the script, which needs it to write ``a_model``/``b_model`` into the results."""
+    The page holds no model identity: the audio ``src`` are the items' random file names, and the script knows
+    only each item's two clips; the response it offers records which clip was A, and the analysis maps clips to
+    models through the key, which never reaches the page."""
     items = load_items(items_dir)
     prefix = _check_rel_dir(audio_rel_dir)
-    config = {"schema": SCHEMA_TAG,
-              "items": [{"id": it.id, "models": dict(it.models)} for it in items.items]}
+    config = {"schema": SCHEMA_TAG, "itemSet": items.set_id,
+              "items": [{"id": it.id, "clips": list(it.clips)} for it in items.items]}
     key = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:12]
     config["storageKey"] = f"listening-test:{key}"
     root_id = f"listening-test-{key}"
     # Script-safe JSON: ASCII only and no "</" that could end the <script> element early.
     config_js = json.dumps(config, ensure_ascii=True).replace("</", "<\\/")
 
-    def audio(name: str, role: str) -> str:
-        return (f'<audio controls preload="metadata" data-clip="{role}" '
+    def audio(name: str) -> str:
+        return (f'<audio controls preload="metadata" data-clip="{html.escape(name, quote=True)}" '
                 f'src="{html.escape(prefix + name, quote=True)}"></audio>')
 
     sections = []
     for it in items.items:
-        # The x and y players sit in a hidden pool; the script moves them to the A and B slots per participant.
+        # The two clips' players sit in a hidden pool; the script moves them to the A and B slots per participant.
         sections.append(
             f'<section class="sl-item" data-item="{html.escape(it.id)}" style="display:none">\n'
             f'<p class="sl-progress"></p>\n'
-            f'<div class="sl-clip"><span>Real piano</span>{audio(it.prime, "prime")}</div>\n'
+            f'<div class="sl-clip"><span>Real piano</span>{audio(it.prime)}</div>\n'
             f'<p class="sl-note">Both excerpts begin with this real piano and continue it.</p>\n'
             f'<div class="sl-clip"><span>Excerpt A</span><span class="sl-slot" data-slot="A"></span></div>\n'
             f'<div class="sl-clip"><span>Excerpt B</span><span class="sl-slot" data-slot="B"></span></div>\n'
-            f'<div class="sl-pool" style="display:none">{audio(it.x, "x")}{audio(it.y, "y")}</div>\n'
+            f'<div class="sl-pool" style="display:none">{"".join(audio(c) for c in it.clips)}</div>\n'
             + "".join(_question_html(it.id, q) for q in QUESTIONS)
             + '</section>')
     # The sections are filled in last, so no text inside them is taken for a placeholder.
@@ -105,6 +106,17 @@ def static_page_html(items_dir: str | os.PathLike, audio_rel_dir: str = "audio",
             f'{static_page_fragment(items_dir, audio_rel_dir)}</body>\n</html>\n')
 
 
+
+
+def book_audio_dir(items_dir: str | os.PathLike, out_dir: str | os.PathLike) -> str:
+    """Where a page written from the working directory finds the items' audio, as ``audio_rel_dir``: the items
+    folder itself when it lies below the working directory (a ``sequnet run``: the piano run's folder, which the
+    book publishes, so each clip is stored and published once), else a copy in ``<out_dir>/audio``."""
+    items, here = Path(items_dir).resolve(), Path.cwd().resolve()
+    if not items.is_relative_to(here):
+        items = Path(out_dir).resolve() / "audio"
+        publish_audio(items_dir, items)
+    return Path(os.path.relpath(items, here)).as_posix()
 
 
 def export_static_page(items_dir: str | os.PathLike, out_html_path: str | os.PathLike,

@@ -1,9 +1,11 @@
-"""The paper's Figure 3 from a listening-test summary."""
+"""The paper's Figure 3 from a listening-test summary, and the noise over time in the items' clips."""
 from __future__ import annotations
 
 import numpy as np
 
-from sequnet.analysis.listening.common import MODEL_NAMES, QUESTION_LABELS, QUESTIONS
+from sequnet.analysis import stability
+from sequnet.analysis.listening.common import MODEL_NAMES, MODELS, QUESTION_LABELS, QUESTIONS
+from sequnet.analysis.listening.key import Key
 from sequnet.analysis.listening.stats import Summary
 
 FIGURE3_COLOURS = {"sequnet": "#1f77b4", "not sure": "#bbbbbb", "wavenet": "#ff7f0e"}
@@ -40,3 +42,18 @@ def plot_figure3(summary: Summary, ax=None):
     ax.set_title(f"Listening test: {summary.participants} participant{'s' if summary.participants != 1 else ''}, "
                  f"{n} answers per question")
     return ax
+
+
+def plot_clip_stability(key: Key, window_s: float = 0.5):
+    """``stability.plot_stability`` of the items: the median over all primes (real piano) and over each model's
+    clips (sorted through the key), window by window; medians, so that no single item's clip is given away."""
+    from sequnet.data.audio import load_audio
+
+    items, sr = key.items, key.items.sample_rate
+    groups = {"real piano (primes)": [load_audio(items.path(it.prime), sr) for it in items.items]}
+    groups |= {MODEL_NAMES[m]: [load_audio(items.path(c), sr) for it in items.items for c in it.clips
+                                if key.model(it.id, c) == m] for m in MODELS}
+    fig = stability.plot_stability(stability.median_curves(groups, sr, window_s=window_s),
+                                   mark_s=items.prime_seconds, reference="real piano (primes)")
+    fig.suptitle(f"Median over {len(items.items)} items; dotted line: end of the real prime")
+    return fig

@@ -1,10 +1,13 @@
 """Listening-test responses: the format (``RESPONSE_SCHEMA``, checked with ``jsonschema``), reading a folder of
 response files safely (``load_responses``) and writing one (``response_document``, ``save_response``).
 
-Answers are kept as one JSON document per participant; the document records which model was A, so counting needs
-no manifest. A response file is read with limits checked before it is parsed (size, nesting depth), must follow
-the schema, may answer only items of the item set it is checked against, and its participant may appear in no
-other file, where "Ann", "ann" and " ann " are one participant (``participant_key``).
+Answers are kept as one JSON document per participant. The document names the item set it answers
+(``ItemSet.set_id``) and, per item, which clip (file name) the participant heard as A and which as B; it names no
+model: the analysis maps each clip to its model through the key (module ``key``), which the page never sees. A
+response file is read with limits checked before it is parsed (size, nesting depth), must follow the schema, must
+answer the item set it is checked against (a response to another set is refused, naming the file), may answer
+only that set's items with their own clips, and its participant may appear in no other file, where "Ann", "ann"
+and " ann " are one participant (``participant_key``).
 """
 from __future__ import annotations
 
@@ -13,16 +16,16 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import jsonschema
 
-from sequnet.analysis.listening.common import (ANSWERS, ITEM_ID_PATTERN, MAX_PARTICIPANT_CHARS, MODELS,
-                                               JSONLimitError, ListeningError, ResponseError, atomic_write,
-                                               check_participant, participant_key, read_json)
-from sequnet.analysis.listening.items import ItemSet
+from sequnet.analysis.listening.common import (ANSWERS, ITEM_ID_PATTERN, MAX_PARTICIPANT_CHARS, JSONLimitError,
+                                               ListeningError, ResponseError, atomic_write, check_participant,
+                                               participant_key, read_json)
+from sequnet.analysis.listening.items import CLIP_NAME_PATTERN, ItemSet
 
-SCHEMA_TAG = "sequnet-listening/1"
+SCHEMA_TAG = "sequnet-listening/2"
 # A response of 20 items is about 2 kB; the limits leave room for far larger tests and refuse, before parsing,
 # a file that could only exhaust memory or the parser's recursion (the format nests 3 deep).
 MAX_RESPONSE_BYTES = 2 ** 20
@@ -32,29 +35,31 @@ MAX_ITEMS_PER_RESPONSE = 1000
 RESPONSE_SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "title": "Seq-U-Net listening test: the answers of one participant",
-    "description": "One file per participant. For each answered item, which model was played as A and which as "
-                   "B, and the answer to each question: 'A', 'B' or 'not sure'. Two more rules than the schema "
-                   "states: a_model differs from b_model, and no item is answered twice.",
+    "description": "One file per participant. The item set answered; for each answered item, which clip (file "
+                   "name) was played as A and which as B, and the answer to each question: 'A', 'B' or 'not "
+                   "sure'. Two more rules than the schema states: a differs from b, and no item is answered twice.",
     "type": "object",
-    "required": ["schema", "participant", "created", "items"],
+    "required": ["schema", "participant", "created", "item_set", "items"],
     "additionalProperties": False,
     "properties": {
         "schema": {"const": SCHEMA_TAG},
         "participant": {"type": "string", "minLength": 1, "maxLength": MAX_PARTICIPANT_CHARS, "pattern": r"\S"},
         "created": {"type": "string", "format": "date-time",
                     "description": "ISO 8601 date and time, e.g. 2025-01-02T03:04:05Z"},
+        "item_set": {"type": "string", "pattern": "^[0-9a-f]{16}$",
+                     "description": "the set_id of the item set answered (its items.json)"},
         "items": {
             "type": "array",
             "minItems": 1,
             "maxItems": MAX_ITEMS_PER_RESPONSE,
             "items": {
                 "type": "object",
-                "required": ["item", "a_model", "b_model", "quality", "coherence"],
+                "required": ["item", "a", "b", "quality", "coherence"],
                 "additionalProperties": False,
                 "properties": {
                     "item": {"type": "string", "pattern": ITEM_ID_PATTERN},
-                    "a_model": {"enum": list(MODELS)},
-                    "b_model": {"enum": list(MODELS)},
+                    "a": {"type": "string", "pattern": CLIP_NAME_PATTERN},
+                    "b": {"type": "string", "pattern": CLIP_NAME_PATTERN},
                     "quality": {"enum": list(ANSWERS)},
                     "coherence": {"enum": list(ANSWERS)},
                 },
@@ -126,8 +131,8 @@ def response_problems(doc: Any) -> list[str]:
         return problems
     seen: set[str] = set()
     for i, entry in enumerate(doc["items"]):
-        if entry["a_model"] == entry["b_model"]:
-            problems.append(f"items[{i}]: a_model and b_model are both {entry['a_model']!r}")
+        if entry["a"] == entry["b"]:
+            problems.append(f"items[{i}]: a and b are both {entry['a']!r}")
         if entry["item"] in seen:
             problems.append(f"items[{i}]: item {entry['item']!r} is answered twice")
         seen.add(entry["item"])
@@ -142,26 +147,37 @@ def check_response(doc: Any, source: str = "response") -> dict:
     return doc
 
 
-def item_ids(items: ItemSet | Iterable[str]) -> frozenset[str]:
-    """The ids of an item set, or the given ids."""
-    if isinstance(items, ItemSet):
-        return frozenset(items.ids)
-    if isinstance(items, (str, bytes)) or not isinstance(items, Iterable):
-        raise ListeningError(f"items={items!r}: give the ItemSet (load_items) or the item ids the responses answer")
-    return frozenset(items)
+def _item_set(items: ItemSet) -> ItemSet:
+    if not isinstance(items, ItemSet):
+        raise ListeningError(f"items={items!r}: give the ItemSet (load_items) that the responses answer")
+    return items
 
 
-def unknown_item_problems(doc: Mapping[str, Any], known: frozenset[str]) -> list[str]:
-    """An entry per answer of a valid ``doc`` to an item outside ``known``."""
+def item_set_problems(doc: Mapping[str, Any], items: ItemSet) -> list[str]:
+    """What in a valid ``doc`` does not fit ``items``: another item set, an unknown item, clips not of the item."""
+    if doc["item_set"] != items.set_id:
+        return [f"answers the item set {doc['item_set']!r}, not the items in {items.folder} ({items.set_id!r}): a "
+                f"response to another listening test (other items, or an earlier run's); analyse it with the items "
+                f"it was made for, or leave it out of this folder"]
+    known = {it.id: it for it in items.items}
     listed = ", ".join(sorted(known)[:3]) + (", ..." if len(known) > 3 else "")
-    return [f"items[{i}]: item {entry['item']!r} is not in the item set ({len(known)} items: {listed})"
-            for i, entry in enumerate(doc["items"]) if entry["item"] not in known]
+    problems = []
+    for i, entry in enumerate(doc["items"]):
+        item = known.get(entry["item"])
+        if item is None:
+            problems.append(f"items[{i}]: item {entry['item']!r} is not in the item set ({len(known)} items: "
+                            f"{listed})")
+        elif sorted((entry["a"], entry["b"])) != sorted(item.clips):
+            problems.append(f"items[{i}]: a and b ({entry['a']!r}, {entry['b']!r}) are not the two clips of "
+                            f"{item.id} ({', '.join(item.clips)})")
+    return problems
 
 
-def read_response(path: str | os.PathLike, items: ItemSet | Iterable[str]) -> dict:
+def read_response(path: str | os.PathLike, items: ItemSet) -> dict:
     """The response document in the file ``path``, checked: size and nesting depth before it is parsed, then
-    the schema, then that it answers only items of ``items``. ResponseError names the file and why."""
-    path, known = Path(path), item_ids(items)
+    the schema, then that it answers the item set ``items`` with its own clips. ResponseError names the file and
+    why."""
+    path, items = Path(path), _item_set(items)
     try:
         doc = read_json(path, MAX_RESPONSE_BYTES, MAX_RESPONSE_DEPTH)
     except JSONLimitError as e:
@@ -170,13 +186,13 @@ def read_response(path: str | os.PathLike, items: ItemSet | Iterable[str]) -> di
         raise ResponseError([(path.name, f"not UTF-8 text ({e})")]) from None
     except ValueError as e:
         raise ResponseError([(path.name, f"not valid JSON ({e})")]) from None
-    found = response_problems(doc) or unknown_item_problems(doc, known)
+    found = response_problems(doc) or item_set_problems(doc, items)
     if found:
         raise ResponseError([(path.name, "; ".join(found))])
     return doc
 
 
-def load_responses(folder: str | os.PathLike, items: ItemSet | Iterable[str]) -> list[dict]:
+def load_responses(folder: str | os.PathLike, items: ItemSet) -> list[dict]:
     """Every response document in ``folder`` (its ``*.json`` files, sorted by name; other files such as the
     README are not responses), each checked by ``read_response`` against the item set ``items``. Raises
     ResponseError listing each malformed file and why, and each participant who appears in two files (their
@@ -184,11 +200,11 @@ def load_responses(folder: str | os.PathLike, items: ItemSet | Iterable[str]) ->
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder} is not a folder of listening-test responses")
-    known = item_ids(items)
+    items = _item_set(items)
     docs, problems, owner = [], [], {}
     for path in sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() == ".json"):
         try:
-            doc = read_response(path, known)
+            doc = read_response(path, items)
         except ResponseError as e:
             problems += e.problems
             continue
@@ -206,12 +222,14 @@ def load_responses(folder: str | os.PathLike, items: ItemSet | Iterable[str]) ->
     return docs
 
 
-def response_document(participant: str, answers: Sequence[Mapping[str, str]],
+def response_document(participant: str, item_set: str, answers: Sequence[Mapping[str, str]],
                       created: str | None = None) -> dict:
-    """A valid response document from ``answers`` (dicts with item, a_model, b_model, quality, coherence)."""
+    """A valid response document to the item set ``item_set`` (its ``set_id``) from ``answers`` (dicts with
+    item, a, b, quality, coherence)."""
     doc = {"schema": SCHEMA_TAG, "participant": check_participant(participant),
            "created": created or _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-           "items": [{k: a[k] for k in ("item", "a_model", "b_model", "quality", "coherence")} for a in answers]}
+           "item_set": item_set,
+           "items": [{k: a[k] for k in ("item", "a", "b", "quality", "coherence")} for a in answers]}
     return check_response(doc, f"responses of {participant!r}")
 
 

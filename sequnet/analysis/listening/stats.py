@@ -6,8 +6,8 @@ import dataclasses
 from typing import Any, Iterable, Mapping
 
 from sequnet.analysis.listening.common import QUESTION_LABELS, QUESTIONS, ResponseError, participant_key
-from sequnet.analysis.listening.items import ItemSet
-from sequnet.analysis.listening.responses import check_response, item_ids, unknown_item_problems
+from sequnet.analysis.listening.key import Key
+from sequnet.analysis.listening.responses import check_response, item_set_problems
 
 CHOICES = ("sequnet", "wavenet", "not sure")
 
@@ -42,6 +42,15 @@ class Summary:
     def answers(self, question: str) -> int:
         return sum(self.counts[question].values())
 
+    def item_majorities(self, question: str) -> dict[str, int]:
+        """How many items each model won on ``question`` (more votes than the other), and how many tied: the
+        paper's "better continuations ... in 15 out of the 20 provided examples"."""
+        won = {"sequnet": 0, "wavenet": 0, "tie": 0}
+        for per_item in self.by_item.values():
+            s, w = per_item[question]["sequnet"], per_item[question]["wavenet"]
+            won["sequnet" if s > w else "wavenet" if w > s else "tie"] += 1
+        return won
+
     def markdown(self) -> str:
         if self.empty:
             return "No responses yet."
@@ -51,6 +60,9 @@ class Summary:
             c, n = self.counts[q], self.answers(q)
             rows.append(f"| {QUESTION_LABELS[q]} | " + " | ".join(f"{c[k]} ({100 * c[k] / n:.0f} %)"
                                                                  for k in CHOICES) + f" | {n} |")
+        rows.append("\nItems won (more votes for one model than the other), as the paper counts its 15 of 20: "
+                    + "; ".join(f"{QUESTION_LABELS[q].lower()}: Seq-U-Net {w['sequnet']}, WaveNet {w['wavenet']}, "
+                                f"tied {w['tie']}" for q in QUESTIONS for w in [self.item_majorities(q)]) + ".")
         if self.duplicates:
             rows.append(f"\n{len(self.duplicates)} repeated vote(s) replaced by the participant's later one: "
                         + "; ".join(str(d) for d in self.duplicates) + ".")
@@ -61,25 +73,26 @@ def _empty_counts() -> dict[str, dict[str, int]]:
     return {q: dict.fromkeys(CHOICES, 0) for q in QUESTIONS}
 
 
-def summarise(responses: Iterable[Mapping[str, Any]], items: ItemSet | Iterable[str] | None = None) -> Summary:
-    """Preference counts over valid response documents (each is checked; an invalid one raises ResponseError,
-    and so does an answer to an item outside ``items`` when it is given). With no responses the summary is empty
-    (``summary.empty``): nothing is made up.
+def summarise(responses: Iterable[Mapping[str, Any]], key: Key) -> Summary:
+    """Preference counts over valid response documents to the items of ``key``: each document is checked (an
+    invalid one, or one that answers another item set or with clips not of its items, raises ResponseError), and
+    the clips a participant heard as A and B are mapped to their models through the key. With no responses the
+    summary is empty (``summary.empty``): nothing is made up.
 
     One vote per participant and item: participants are told apart by their normalised name
     (``participant_key``: "Ann", "ann" and " ann " are one person), and when one answers an item more than once
     across documents, the answer in the later document counts; the replaced ones are listed in
     ``summary.duplicates``."""
-    known = item_ids(items) if items is not None else None
+    if not isinstance(key, Key):
+        raise TypeError(f"key={key!r}: give the Key of the item set (listening.load_key(items))")
     votes: dict[tuple[str, str], tuple[int, Mapping[str, str]]] = {}
     duplicates, problems = [], []
     for i, doc in enumerate(responses):
         check_response(doc, f"responses[{i}]")
-        if known is not None:
-            unknown = unknown_item_problems(doc, known)
-            if unknown:
-                problems.append((f"responses[{i}]", "; ".join(unknown)))
-                continue
+        unfit = item_set_problems(doc, key.items)
+        if unfit:
+            problems.append((f"responses[{i}]", "; ".join(unfit)))
+            continue
         who = participant_key(doc["participant"])
         for entry in doc["items"]:
             earlier = votes.get((who, entry["item"]))
@@ -93,7 +106,8 @@ def summarise(responses: Iterable[Mapping[str, Any]], items: ItemSet | Iterable[
         per_item = by_item.setdefault(item, _empty_counts())
         for q in QUESTIONS:
             answer = entry[q]
-            choice = entry["a_model"] if answer == "A" else entry["b_model"] if answer == "B" else "not sure"
+            choice = key.model(item, entry["a"] if answer == "A" else entry["b"]) if answer in ("A", "B") \
+                else "not sure"
             counts[q][choice] += 1
             per_item[q][choice] += 1
     return Summary(counts, dict(sorted(by_item.items())), len({who for who, _ in votes}), tuple(duplicates))

@@ -19,9 +19,10 @@ def listening_session(items_dir: str | os.PathLike, participant: str | None = No
     item saves ``out_dir/<participant>.json`` (atomically). Returns the widget to display. ``out_dir`` is
     required: the caller knows where responses belong (``data/listening`` in the repository, for the notebook).
 
-    Python callbacks need a kernel: in the static book the widget renders but records nothing (use the page of
-    ``export_static_page`` there). Only the current item's audio exists as widgets, so a saved notebook does not
-    carry every clip as base64."""
+    Python callbacks need a kernel: in a static page the widget would render but record nothing, so the
+    listening chapter shows it only when asked (its kernel-free page, ``static_page_fragment``, records in the
+    browser). Only the current item's audio exists as widgets, so a saved notebook does not carry every clip as
+    base64."""
     import ipywidgets as widgets
 
     if out_dir is None:
@@ -71,8 +72,8 @@ class _Session:
         self.trials, self.answers, self.position = presentation(self.items, self.participant), [], 0
         self.show_item()
 
-    def _audio(self, key: str, trial: Trial):
-        path = self.items.path(trial.item.file(key))
+    def _audio(self, name: str):
+        path = self.items.path(name)
         return self.w.Audio(value=path.read_bytes(), format=path.suffix.lstrip(".").lower(), autoplay=False,
                             loop=False)
 
@@ -87,7 +88,7 @@ class _Session:
             nxt.disabled = any(t.value is None for t in toggles.values())
 
         def advance(_):
-            self.answers.append({"item": trial.item.id, "a_model": trial.a_model, "b_model": trial.b_model,
+            self.answers.append({"item": trial.item.id, "a": trial.a, "b": trial.b,
                                  **{q: toggles[q].value for q in QUESTIONS}})
             self.position += 1
             if self.position < len(self.trials):
@@ -99,15 +100,15 @@ class _Session:
         nxt.on_click(advance)
         rows = [w.HTML(f"<b>Item {self.position + 1} of {len(self.trials)}</b> &nbsp; participant "
                        f"{html.escape(self.participant)}"),
-                w.HTML("Real piano (the beginning that both excerpts continue):"), self._audio("prime", trial),
-                w.HTML("Excerpt A:"), self._audio(trial.a, trial),
-                w.HTML("Excerpt B:"), self._audio(trial.b, trial)]
+                w.HTML("Real piano (the beginning that both excerpts continue):"), self._audio(trial.item.prime),
+                w.HTML("Excerpt A:"), self._audio(trial.a),
+                w.HTML("Excerpt B:"), self._audio(trial.b)]
         for q in QUESTIONS:
             rows += [w.HTML(html.escape(QUESTION_TEXT[q])), toggles[q]]
         self._show(*rows, nxt)
 
     def finish(self) -> None:
-        doc = response_document(self.participant, self.answers, self.created)
+        doc = response_document(self.participant, self.items.set_id, self.answers, self.created)
         path = save_response(doc, self.out_dir)
         self._show(self.w.HTML(f"Thank you! {len(self.answers)} answers saved to <code>{html.escape(str(path))}"
                                f"</code>."))

@@ -11,11 +11,16 @@ Everything a generation carries between steps lives in the state object; the mod
 one model are independent, and a new state always starts in the right phase of the Seq-U-Net's clock (the
 official code kept the clock on the module and never reset it).
 
+Piano rolls (the music models) go through ``generate_rolls`` (``rolls``); the TCN baseline has no cached state and
+recomputes its receptive field at every step (``recompute``), for ids and rolls alike.
+
 A Seq-U-Net step updates only the levels whose clock ticks, on average fewer than two
 (``state.mean_levels_per_step``); a WaveNet step updates all its layers. See ``sequnet_state`` and
 ``wavenet_state`` for how the windows are kept, and ``state`` for the sampling and CUDA-graph driver.
 """
 from __future__ import annotations
+
+import copy
 
 import numbers
 
@@ -23,21 +28,24 @@ import torch
 import torch.nn as nn
 
 from sequnet.core import sizes
+from sequnet.core.generation.recompute import RecomputeState, tcn_window
+from sequnet.core.generation.rolls import generate_rolls, init_roll_state, sample_frames
 from sequnet.core.generation.sequnet_state import SeqUNetState
 from sequnet.core.generation.state import InferenceState, check_prime, prime_window
 from sequnet.core.generation.wavenet_state import WaveNetState
 from sequnet.core.models.layers import OneHotModel, TokenModel
 from sequnet.core.models.sequnet import SeqUNet
 from sequnet.core.models.sequnet_res import ResSeqUNet
+from sequnet.core.models.tcn import TCN
 from sequnet.core.models.wavenet import WaveNet
 
-__all__ = ["generate", "init_state", "minimal_window", "default_pad_id", "InferenceState", "SeqUNetState",
-           "WaveNetState"]
+__all__ = ["generate", "generate_rolls", "init_state", "init_roll_state", "sample_frames", "minimal_window",
+           "default_pad_id", "InferenceState", "RecomputeState", "SeqUNetState", "WaveNetState"]
 
 
 def minimal_window(model: nn.Module) -> int:
     """The shortest input the save pass can take: a residual/base Seq-U-Net's smallest allowed length (one cycle
-    of outputs for the residual net), or WaveNet's receptive field."""
+    of outputs for the residual net), WaveNet's receptive field, or the window a TCN recomputes."""
     body = getattr(model, "body", None)
     if isinstance(body, ResSeqUNet):
         return body.plan.input_length
@@ -45,8 +53,10 @@ def minimal_window(model: nn.Module) -> int:
         return sizes.sequnet_valid_io(body.config.levels, body.config.kernel_size)[0]
     if isinstance(body, WaveNet):
         return body.history + 1
+    if isinstance(body, TCN):
+        return tcn_window(body)
     raise NotImplementedError(f"step-wise generation supports OneHotModel/TokenModel around ResSeqUNet, a "
-                              f"valid-mode SeqUNet or WaveNet; got {type(model).__name__} around "
+                              f"valid-mode SeqUNet, WaveNet or a TCN (music models: generate_rolls); got {type(model).__name__} around "
                               f"{type(body).__name__}")
 
 
@@ -65,10 +75,16 @@ def init_state(model: nn.Module, prime: torch.Tensor, pad_id: int | None = None,
     first (``check_prime``): at least one sequence of at least one id, every id in the model's vocabulary."""
     if not isinstance(model, (OneHotModel, TokenModel)):
         raise TypeError(f"expected a OneHotModel or TokenModel (see sequnet.build_model), got {type(model).__name__}")
+    if getattr(model.body, "channel_padding", 0):
+        # the state reads each layer's weights: give it the paper's shapes, not the training layout's zero padding
+        from sequnet.core.models.padding import unpad_channels
+        model = unpad_channels(copy.deepcopy(model))
     length = minimal_window(model)
     pad = default_pad_id(model) if pad_id is None else pad_id
     check_prime(prime, model.vocab if isinstance(model, TokenModel) else model.classes, pad)
     window = prime_window(prime, length, pad, next(model.parameters()).device)
+    if isinstance(model.body, TCN):
+        return RecomputeState(model, window)
     cls = WaveNetState if isinstance(model.body, WaveNet) else SeqUNetState
     return cls(model, window, dtype)
 

@@ -26,6 +26,13 @@ official code's ``next_output``.
 
 The first layer's input is an embedding (one-hot ids for audio), so its convolution is folded into a table:
 each new id adds its row (one k-tap contribution per future output) to k running partial sums.
+
+Piano rolls (the zero-padded music Seq-U-Net). Its input is a frame of 88 keys, not an id, so the first layer is
+an ordinary layer over a window of frames, and the save pass runs over the whole prime: the model front-pads its
+input to 2^(L-1) m + 1 frames, which puts the newest frame on a cycle boundary, as an allowed window does in valid
+mode. The convolutions' own zero padding needs nothing: a window slot older than the sequence holds zeros. Step s
+then equals the output aligned with it of one forward over the prime and the s frames after it, extended to a
+cycle boundary (whose front padding is the prime's).
 """
 from __future__ import annotations
 
@@ -136,18 +143,23 @@ def _transposed_matrix(w: torch.Tensor) -> torch.Tensor:
 
 
 class SeqUNetState(InferenceState):
-    """Step-wise inference for a residual Seq-U-Net (raw audio) or a valid-mode base Seq-U-Net (language)."""
+    """Step-wise inference for a residual Seq-U-Net (raw audio), a valid-mode base Seq-U-Net (language, ids) or a
+    zero-padded base Seq-U-Net over piano rolls (music: ``window`` is a (batch, keys, T) roll, see
+    ``sequnet.core.generation.rolls``)."""
 
     def __init__(self, model: nn.Module, window: torch.Tensor, dtype: torch.dtype | None = None):
         body = model.body
         self.residual = isinstance(body, ResSeqUNet)
-        if not self.residual and (not isinstance(body, SeqUNet) or body.config.padded):
-            raise NotImplementedError("step-wise generation supports the residual Seq-U-Net and the valid-mode "
-                                      "base Seq-U-Net (not the zero-padded music model)")
+        self.roll = window.dim() == 3
+        if not self.residual and (not isinstance(body, SeqUNet) or body.config.padded != self.roll):
+            raise NotImplementedError("step-wise generation supports the residual Seq-U-Net, the valid-mode base "
+                                      "Seq-U-Net over ids and the zero-padded base Seq-U-Net over piano rolls")
         cfg = body.config
         self.L, self.k = cfg.levels, cfg.kernel_size
         self.cycle = 2 ** (self.L - 1)
         super().__init__(model, window.shape[0], dtype, self.L)
+        if self.roll:       # the newest input frame, written into the first stream at each step
+            self.cur_x = torch.zeros(self.batch, cfg.num_inputs, dtype=self.dtype, device=self.device)
         self.win = _Windows(self.k, self.batch, self.dtype, self.device)
         self.layers: dict[tuple, _Layer] = {}
         self._captures: dict[nn.Module, list[tuple[str, str, int, int]]] = defaultdict(list)
@@ -160,7 +172,8 @@ class SeqUNetState(InferenceState):
         # The save pass: the model's own forward fills the windows through pre-hooks.
         hooks = {m: functools.partial(self._capture, caps) for m, caps in self._captures.items()}
         self.logits.copy_(save_pass(model, window, hooks))
-        self._init_input_sums(window)
+        if not self.roll:
+            self._init_input_sums(window)
         for i in range(self.L - 1):        # fill the "next" fine sample of every transposed layer
             for op in self._layer_ops(("trans", i), [0] * self.L):
                 op()
@@ -212,15 +225,17 @@ class SeqUNetState(InferenceState):
     def _describe_base(self, model: nn.Module, body: SeqUNet) -> None:
         L, ch = self.L, body.config.channels
         lin = lambda w, i, j: self._weight(_conv_matrix(w, i, j))   # noqa: E731
-        self._input_layer(model, body.down[0].conv1.conv, act="leaky")
+        if not self.roll:   # ids: embedding and first conv folded into a table
+            self._input_layer(model, body.down[0].conv1.conv, act="leaky")
         for i in range(L - 1):
             s = self._stream(body.down[i].conv2, "x", f"{i}.s", i, ch[i])
-            if i > 0:
-                a = self._stream(body.down[i].conv1, "x", f"{i}.a", i, ch[i - 1])
+            if i > 0 or self.roll:
+                c_in = ch[i - 1] if i > 0 else body.config.num_inputs
+                a = self._stream(body.down[i].conv1, "x", f"{i}.a", i, c_in)
                 c = body.down[i].conv1.conv
-                self.layers["down", i, 0] = _Layer([(a, lin(c.weight, 0, ch[i - 1]), self.k)],
+                self.layers["down", i, 0] = _Layer([(a, lin(c.weight, 0, c_in), self.k)],
                                                    self._cast(c.bias), "leaky", s)
-        self._first_stream = "0.s"
+        self._first_stream = "0.a" if self.roll else "0.s"
         a = self._stream(body.bottleneck, "x", f"{L - 1}.a", L - 1, ch[L - 2])
         b = self._stream(body.up[L - 2].upconv, "x", f"{L - 1}.b", L - 1, ch[L - 1])
         c = body.bottleneck.conv
@@ -308,7 +323,9 @@ class SeqUNetState(InferenceState):
             ops += self.win.shift_ops(i, par[i])
         q = par[0]
         first = self.win.newest(self._first_stream, q)
-        if self.fused:
+        if self.roll:
+            ops.append(functools.partial(first.copy_, self.cur_x))
+        elif self.fused:
             ops.append(functools.partial(kernels.input_triton, self._table, self.cur_id, self._acc[1 - q],
                                          self._acc[q], first, self._input_act == "leaky"))
         else:
@@ -347,4 +364,14 @@ class SeqUNetState(InferenceState):
         return self._linear(name, parts, layer.bias, layer.act, out, identity, layer.rows)
 
     def _persistent(self):
-        return self.win.tensors() + [self._acc]
+        return self.win.tensors() + ([] if self.roll else [self._acc])
+
+    @torch.no_grad()
+    def step_frame(self, frame: torch.Tensor) -> torch.Tensor:
+        """Piano rolls: feed one frame per sequence, (batch, keys); return the logits for the next frame."""
+        self.cur_x.copy_(frame)
+        key = self._next_key()
+        for op in self.ops(key):
+            op()
+        self._advance(key)
+        return self.logits.clone()

@@ -52,6 +52,7 @@ class InferenceState:
         self._noise = torch.zeros(batch, self.classes, dtype=noise_dtype, device=self.device)
         self._noisy = torch.zeros_like(self._noise)
         self._pending = False      # the last sampled id has not been fed yet
+        self._pool = None          # the CUDA graphs' shared memory pool
 
     # -- what a model-specific state provides --------------------------------------------------------------
     def _build_ops(self, key: Hashable) -> tuple[list[Op], int]:
@@ -132,14 +133,35 @@ class InferenceState:
         self._pending = False
         return self.logits.clone()
 
-    def _sample_ops(self, greedy: bool) -> list[Op]:
+    def _sample_ops(self, greedy: bool, noise: torch.Tensor | None = None) -> list[Op]:
+        """Sample ``cur_id`` from ``logits`` plus ``noise`` (default: the state's noise tensor)."""
+        noise = self._noise if noise is None else noise
         if self.fused and self.classes <= 1 << 15:
-            return [functools.partial(kernels.sample_triton, self.logits, None if greedy else self._noise,
-                                      self.cur_id)]
+            return [functools.partial(kernels.sample_triton, self.logits, None if greedy else noise, self.cur_id)]
         if greedy:
             return [functools.partial(torch.argmax, self.logits, -1, out=self.cur_id)]
-        return [functools.partial(torch.add, self.logits, self._noise, out=self._noisy),
+        return [functools.partial(torch.add, self.logits, noise, out=self._noisy),
                 functools.partial(torch.argmax, self._noisy, -1, out=self.cur_id)]
+
+    def _keys_ahead(self, m: int) -> tuple[Hashable, ...]:
+        """The update patterns of the next ``m`` steps (``_next_key`` reads only the step counter)."""
+        steps, keys = self.steps, []
+        try:
+            for _ in range(m):
+                keys.append(self._next_key())
+                self.steps += 1
+        finally:
+            self.steps = steps
+        return tuple(keys)
+
+    def _chunk_ops(self, keys: tuple[Hashable, ...], greedy: bool) -> list[Op]:
+        """``len(keys)`` whole steps in a row: each feeds ``cur_id``, samples the next one with its own slice of
+        the chunk's noise and writes it to its column of ``_chunk_ids``."""
+        ops = []
+        for j, key in enumerate(keys):
+            ops += self.ops(key) + self._sample_ops(greedy, self._chunk_noise[j])
+            ops.append(functools.partial(self._chunk_ids[:, j].copy_, self.cur_id))
+        return ops
 
     @torch.no_grad()
     def generate(self, n: int, temperature: float = 1.0, greedy: bool = False,
@@ -150,6 +172,11 @@ class InferenceState:
         Sampling is Gumbel-max, ``argmax(logits / temperature + G)``, with the Gumbel noise drawn ahead in chunks
         from ``generator`` (on any device), so a step needs no host synchronisation and the eager and graph
         paths consume the same random numbers. ``greedy=True`` takes the argmax.
+
+        With CUDA graphs, runs of ``CHUNK`` steps that start at a multiple of ``CHUNK`` replay one graph for the
+        whole run (one per sequence of update patterns: a few for a Seq-U-Net, one for WaveNet): at batch 1 a
+        step's kernels take a few microseconds each, so launching every step from Python would cost about as
+        much as the step itself. The steps before the first such run and after the last replay one graph each.
         """
         if not greedy and not temperature > 0:
             raise ValueError(f"temperature must be positive (got {temperature}); use greedy=True for the argmax")
@@ -158,30 +185,46 @@ class InferenceState:
         eager_sample = self._sample_ops(greedy)
         noise = None if greedy else _NoiseStream(self, n, temperature, generator)
         bar = _progress(n, progress)
-        for s in range(n):
-            if noise is not None:
-                self._noise.copy_(noise.next())
-            if self._pending:          # feed the previous sample, then sample from the new logits
-                key = self._next_key()
-                if graphs is not None:
-                    graphs[key].replay()
-                else:
-                    for op in self.ops(key) + eager_sample:
+        s = 0
+        while s < n:
+            if (graphs is not None and self._pending and self.steps % self.CHUNK == 0
+                    and n - s >= self.CHUNK):
+                keys = self._keys_ahead(self.CHUNK)
+                graph = self._chunk_graph(keys, greedy)
+                if noise is not None:
+                    self._chunk_noise.copy_(noise.take(self.CHUNK))
+                graph.replay()
+                for key in keys:
+                    self._advance(key)
+                out[:, s:s + self.CHUNK].copy_(self._chunk_ids)
+                done = self.CHUNK
+            else:
+                if noise is not None:
+                    self._noise.copy_(noise.take(1)[0])
+                if self._pending:          # feed the previous sample, then sample from the new logits
+                    key = self._next_key()
+                    if graphs is not None:
+                        graphs[key].replay()
+                    else:
+                        for op in self.ops(key) + eager_sample:
+                            op()
+                    self._advance(key)
+                else:                      # the logits are fresh (after the save pass or a teacher-forced step)
+                    for op in eager_sample:
                         op()
-                self._advance(key)
-            else:                      # the logits are fresh (after the save pass or a teacher-forced step)
-                for op in eager_sample:
-                    op()
-            self._pending = True
-            out[:, s].copy_(self.cur_id)
-            if bar is not None and (s + 1) % 64 == 0:
-                bar.update(64)
+                self._pending = True
+                out[:, s].copy_(self.cur_id)
+                done = 1
+            if bar is not None:
+                bar.update(done)
+            s += done
         if bar is not None:
-            bar.update(n % 64)
             bar.close()
         return out
 
     # -- CUDA graphs -------------------------------------------------------------------------------------------
+    CHUNK = 16                          # steps per multi-step graph
+
     def _want_graphs(self, cuda_graphs: bool) -> bool:
         if cuda_graphs and self.device.type != "cuda":
             warnings.warn("cuda_graphs=True needs a model on a CUDA device; generating eagerly instead",
@@ -190,17 +233,31 @@ class InferenceState:
         return bool(cuda_graphs)
 
     def _graphs_for(self, greedy: bool) -> dict[Hashable, torch.cuda.CUDAGraph]:
-        """One graph per update pattern, each a whole step: the layer updates, the head and the sampling.
+        """One graph per update pattern, each a whole step: the layer updates, the head and the sampling."""
+        if greedy not in self._graphs:
+            self._graphs[greedy] = self._capture_graphs({key: self.ops(key) + self._sample_ops(greedy)
+                                                  for key in self.keys()})
+        return self._graphs[greedy]
 
-        Capturing needs a warm-up run of every pattern (kernel compilation, cuBLAS workspaces); it mutates the
+    def _chunk_graph(self, keys: tuple[Hashable, ...], greedy: bool) -> torch.cuda.CUDAGraph:
+        if not hasattr(self, "_chunk_ids"):
+            self._chunk_ids = torch.zeros(self.batch, self.CHUNK, dtype=torch.long, device=self.device)
+            self._chunk_noise = torch.zeros(self.CHUNK, *self._noise.shape, dtype=self._noise.dtype,
+                                            device=self.device)
+        graphs = self._graphs.setdefault(("chunk", greedy), {})
+        if keys not in graphs:
+            graphs[keys] = self._capture_graphs({keys: self._chunk_ops(keys, greedy)})[keys]
+        return graphs[keys]
+
+    def _capture_graphs(self, plans: dict[Hashable, list[Op]]) -> dict[Hashable, torch.cuda.CUDAGraph]:
+        """Capture each plan in a CUDA graph, sharing one memory pool.
+
+        Capturing needs a warm-up run of every plan (kernel compilation, cuBLAS workspaces); it mutates the
         state, so the carried tensors are saved before and restored after. The graphs replay into the same
         tensors, whose addresses therefore never change.
         """
-        if greedy in self._graphs:
-            return self._graphs[greedy]
         persistent = self._persistent() + [self.cur_id, self.logits, self._noise]
         saved = [t.clone() for t in persistent]
-        plans = {key: self.ops(key) + self._sample_ops(greedy) for key in self.keys()}
         side = torch.cuda.Stream(self.device)
         side.wait_stream(torch.cuda.current_stream(self.device))
         with torch.cuda.stream(side):
@@ -208,18 +265,18 @@ class InferenceState:
                 for op in plan:
                     op()
         torch.cuda.current_stream(self.device).wait_stream(side)
-        pool = torch.cuda.graph_pool_handle()
+        if self._pool is None:
+            self._pool = torch.cuda.graph_pool_handle()
         graphs = {}
         for key, plan in plans.items():
             graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graph, pool=pool):
+            with torch.cuda.graph(graph, pool=self._pool):
                 for op in plan:
                     op()
             graphs[key] = graph
         for t, s in zip(persistent, saved):
             t.copy_(s)
         torch.cuda.synchronize(self.device)
-        self._graphs[greedy] = graphs
         return graphs
 
 
@@ -231,16 +288,23 @@ class _NoiseStream:
         self.chunk_len = max(1, min(n, (1 << 22) // (state.batch * state.classes)))
         self.pos, self.chunk = 0, None
 
-    def next(self) -> torch.Tensor:
-        j = self.pos % self.chunk_len
-        if j == 0:
-            m = min(self.chunk_len, self.n - self.pos)
-            st = self.state
-            device = self.generator.device if self.generator is not None else st.device
-            e = torch.empty(m, st.batch, st.classes, device=device).exponential_(generator=self.generator)
-            self.chunk = e.log_().mul_(-self.temperature).to(st.device, st._noise.dtype)
-        self.pos += 1
-        return self.chunk[j]
+    def take(self, m: int) -> torch.Tensor:
+        """The next ``m`` draws, (m, batch, classes): a view of the current chunk unless ``m`` crosses its end."""
+        parts = []
+        while m > 0:
+            j = self.pos % self.chunk_len
+            if j == 0:
+                self._draw(min(self.chunk_len, self.n - self.pos))
+            k = min(m, self.chunk.shape[0] - j)
+            parts.append(self.chunk[j:j + k])
+            self.pos, m = self.pos + k, m - k
+        return parts[0] if len(parts) == 1 else torch.cat(parts)
+
+    def _draw(self, m: int) -> None:
+        st = self.state
+        device = self.generator.device if self.generator is not None else st.device
+        e = torch.empty(m, st.batch, st.classes, device=device).exponential_(generator=self.generator)
+        self.chunk = e.log_().mul_(-self.temperature).to(st.device, st._noise.dtype)
 
 
 def _progress(n: int, enabled: bool):

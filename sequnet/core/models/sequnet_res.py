@@ -89,6 +89,9 @@ class GatedLayer(nn.Module):
 class ResSeqUNet(nn.Module):
     takes_ids = True                   # forward also takes (batch, T) integer ids for one-hot inputs
     channels_last = False              # see sequnet.core.models.layers.use_channels_last
+    channel_padding = 0                # channels stored padded to a multiple of this (sequnet.core.models.padding)
+    padding_zeros = 0                  # the padding's parameters (always zero; not counted as the model's)
+    padding_hooks = False
 
     def __init__(self, config: ResSeqUNetConfig):
         super().__init__()
@@ -107,6 +110,12 @@ class ResSeqUNet(nn.Module):
     @property
     def history(self) -> int:
         return self.plan.input_length - self.plan.output_length
+
+    @property
+    def stored_features(self) -> int:
+        """Channels per layer as stored: the features, or padded to a multiple of ``channel_padding``."""
+        m, f = self.channel_padding, self.config.features
+        return -(-f // m) * m if m else f
 
     @property
     def cycle(self) -> int:

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Prepare the two git-ignored folders that travel to the GPU machine (the device tool's `carry`), run here:
+#
+#   benchmarks/device_prep.sh            .whl/ and .devdata/ from ../shared, plus the project's extra wheels
+#
+# The GPU machine has Python 3.12, torch and no network or package index. .whl/ is a copy of
+# shared/device-wheels (papermill, jupytext, soundfile, hyperopt, ...) plus the wheels this project added since:
+# mido (MIDI files, `sequnet generate` and the music chapters) and tinysoundfont (rendering piano audio from MIDI
+# there), downloaded for cp312/manylinux. .devdata/ is a copy of shared/data (the verified datasets) plus the baked
+# piano SoundFont in the mirror's layout (`python -m sequnet data soundfont` builds or finds it, 12.7 MB; building
+# downloads the 330 MB Debian package once). Together they must stay under the 64 MiB a call carries; the script
+# prints their sizes.
+set -euo pipefail
+shared=${SHARED:-../shared}
+extra=("mido==1.3.3" "tinysoundfont==0.3.7")
+[ -d "$shared/device-wheels" ] && [ -d "$shared/data" ] || { echo "device_prep: no $shared/device-wheels or $shared/data" >&2; exit 2; }
+rm -rf .whl .devdata
+cp -r "$shared/device-wheels" .whl && cp -r "$shared/data" .devdata
+chmod -R u+w .whl .devdata
+python=${PYTHON:-.venv/bin/python}
+"$python" -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 \
+    --platform manylinux2014_x86_64 --platform any -d .whl "${extra[@]}"
+font=$("$python" -m sequnet data soundfont)
+mkdir -p .devdata/soundfont && cp "$font" .devdata/soundfont/
+du -sh .whl .devdata
+du -scm .whl .devdata | tail -1 | awk '{ if ($1 > 64) { print "device_prep: over 64 MiB" > "/dev/stderr"; exit 1 } }'

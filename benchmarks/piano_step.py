@@ -1,0 +1,142 @@
+"""Where the piano training step's time goes, and what the candidate speed-ups would give: one process, one GPU.
+
+Each variant is the piano Seq-U-Net (or WaveNet) training step at batch 16 (5,000 targets), replayed from a CUDA
+graph with channels-last activations and the fused gate, under bf16 autocast or in float32 (TF32 convolutions),
+changed in one respect:
+
+* ``pad=M``: the paper's 180 channels stored padded with zeros to a multiple of M (``sequnet.core.models.padding``:
+  the same model; the trainer pads to 64 on a GPU). Without it, cuDNN pads the 180 channels itself on every call.
+* ``features=N``: N channels per layer instead of the paper's 180 (a different model, for comparison).
+* ``cudnn_benchmark``: cuDNN's autotuner picks each convolution's algorithm.
+* ``compile``: ``torch.compile`` of the model (with Inductor's own fused gate instead of the Triton one).
+* ``foreach_adam``: Adam's multi-tensor implementation instead of the fused kernel the trainer uses on a GPU.
+
+    python benchmarks/piano_step.py --out results/bench/piano-step-h200.json
+    python benchmarks/piano_step.py --device cpu --quick              # a smoke run on the CPU
+
+It also writes a torch.profiler table of the first variant's model as the trainer runs it (padded) next to the JSON (``.profile.txt``) and the FLOPs of
+every variant's step (``torch.utils.flop_counter``), so that each time reads as TFLOP/s.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from training import build, loss_fn, make_batch, setting_for  # noqa: E402
+from sequnet.core.models import use_channels_last  # noqa: E402
+from sequnet.core.models.padding import pad_channels  # noqa: E402
+from sequnet.analysis.complexity import run_metadata, time_training_step  # noqa: E402
+
+DEFAULT_VARIANTS = [
+    "sequnet bf16 foreach_adam", "sequnet bf16", "sequnet bf16 pad=8", "sequnet bf16 pad=64",
+    "sequnet bf16 pad=64 compile", "sequnet fp32", "sequnet fp32 pad=64", "wavenet bf16 foreach_adam",
+    "wavenet bf16", "wavenet fp32",
+]
+
+
+def parse(spec: str) -> dict:
+    words = spec.split()
+    v = {"arch": words[0], "bf16": "bf16" in words, "features": None, "pad": 0,
+         "cudnn_benchmark": "cudnn_benchmark" in words, "compile": "compile" in words,
+         "foreach_adam": "foreach_adam" in words, "spec": spec}
+    for w in words:
+        if w.startswith("features="):
+            v["features"] = int(w.split("=")[1])
+        if w.startswith("pad="):
+            v["pad"] = int(w.split("=")[1])
+    return v
+
+
+def step_flops(model, x, y, setting, bf16: bool) -> int:
+    with FlopCounterMode(display=False) as counter:
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
+            logits = model(x)
+        loss_fn(setting, logits.float(), y).backward()
+    model.zero_grad(set_to_none=True)
+    return counter.get_total_flops()
+
+
+def measure(v: dict, device, batch: int, steps: int, warmup: int, quick: bool) -> dict:
+    setting = setting_for("piano_audio", v["arch"], quick)
+    if v["features"]:
+        setting = setting.replace(hidden=v["features"])
+    cuda = device.type == "cuda"
+    torch.backends.cudnn.benchmark = v["cudnn_benchmark"]
+    model = build(setting, device, {"channels_last": False, "fused_gate": not v["compile"]})
+    if v["pad"]:
+        pad_channels(model, v["pad"])
+    use_channels_last(model)
+    x, y = make_batch(setting, batch, device, quick)
+    flops = step_flops(model, x, y, setting, v["bf16"])      # padded: the FLOPs the GPU runs, zeros included
+    if v["foreach_adam"]:
+        # time_training_step builds the fused Adam on CUDA; swap in the multi-tensor one for this variant
+        orig = torch.optim.Adam
+        torch.optim.Adam = lambda params, **kw: orig(params, **{**kw, "fused": False})
+    t0 = time.perf_counter()
+    try:
+        timing = time_training_step(model, x, y, lambda logits, target: loss_fn(setting, logits, target), steps,
+                                    warmup, v["bf16"], v["compile"], cuda)
+    finally:
+        if v["foreach_adam"]:
+            torch.optim.Adam = orig
+        torch.backends.cudnn.benchmark = False
+    t = timing["time_median_s"]
+    row = {**v, "batch": batch, "features": setting.hidden, "flops": flops, "tflops_per_s": flops / t / 1e12,
+           "setup_and_timing_s": time.perf_counter() - t0, **timing}
+    print(f"{v['spec']:36s} {t * 1e3:8.2f} ms/step  {flops / 1e12:6.2f} TFLOP  {row['tflops_per_s']:6.1f} TFLOP/s  "
+          f"peak {timing['peak_memory_mib'] or float('nan'):8.0f} MiB", flush=True)
+    del model
+    if cuda:
+        torch.cuda.empty_cache()
+    return row
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--variants", nargs="+", default=DEFAULT_VARIANTS,
+                    help='e.g. "sequnet bf16 features=192" (arch, then any of bf16, features=N, cudnn_benchmark, '
+                         'compile, fused_adam)')
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--steps", type=int, default=10)
+    ap.add_argument("--warmup", type=int, default=4)
+    ap.add_argument("--profile-steps", type=int, default=3, help="profile the first variant (0: no profile)")
+    ap.add_argument("--quick", action="store_true", help="tiny shapes for a CPU smoke run")
+    ap.add_argument("--out", type=Path)
+    args = ap.parse_args(argv)
+    device = torch.device(args.device)
+    meta = {**run_metadata(device), "batch": args.batch, "steps": args.steps, "warmup": args.warmup,
+            "quick": args.quick, "cuda_graphs": device.type == "cuda", "channels_last": True,
+            "tf32_conv": torch.backends.cudnn.allow_tf32}
+    rows = []
+    for spec in args.variants:
+        try:
+            rows.append(measure(parse(spec), device, args.batch, args.steps, args.warmup, args.quick))
+        except Exception as e:          # one variant failing (e.g. compile) must not lose the others
+            print(f"{spec}: FAILED {type(e).__name__}: {e}", flush=True)
+            rows.append({**parse(spec), "error": f"{type(e).__name__}: {e}"})
+        if args.out:                    # after every variant, so that a time limit keeps what was measured
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            tmp = args.out.with_suffix(".tmp")
+            tmp.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
+            tmp.replace(args.out)
+    if args.profile_steps and args.out:
+        from training import profile
+        v = parse(args.variants[0])
+        setting = setting_for("piano_audio", v["arch"], args.quick)
+        report = profile(setting, args.batch, device, args.profile_steps, v["bf16"], args.quick,
+                         rows=40, switches={"channels_last": True, "fused_gate": True})     # padded, as trained
+        args.out.with_suffix(".profile.txt").write_text(f"## {v['spec']}, batch {args.batch}\n{report}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,117 @@
+"""What the trained models produce, for the language and music chapters: a few sampled lines of text, and a
+short generated excerpt of music as MIDI (rendered to audio where the project's renderer is installed) with a
+piano-roll figure next to the real continuation of the same prime.
+
+Everything goes through ``sequnet.experiment.sampling.sample``, the function behind ``sequnet generate``.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping
+
+import matplotlib.pyplot as plt
+import torch
+
+from sequnet.core.configs import ARCH_LABELS
+from sequnet.data.files import DataError
+from sequnet.experiment.sampling import sample
+
+# Elements generated in the chapters per scale: a CPU generates the smaller scales' samples in seconds.
+LENGTHS = {"smoke": {"char_ptb": 40, "word_ptb": 10, "music": 16},
+           "demo": {"char_ptb": 200, "word_ptb": 40, "music": 48},
+           "paper": {"char_ptb": 300, "word_ptb": 60, "music": 64}}
+PRIME_SHOWN = {"char_ptb": 80, "word_ptb": 200}      # characters of the prime printed before the sample
+
+
+def _which(scale: str) -> str:
+    return "paper scale" if scale == "paper" else f"{scale} scale, hardly trained"
+
+
+def language_samples(runs: Mapping[str, object], task: str, scale: str, temperature: float = 0.8,
+                     batch: int = 3, seed: int = 0) -> str:
+    """Markdown: ``batch`` continuations of test-set primes by each model of ``runs`` (arch -> trained run)."""
+    parts = []
+    for arch, run in runs.items():
+        s = sample(run, length=LENGTHS[scale][task], temperature=temperature, batch=batch, seed=seed,
+                   progress=False, cpu_threads=_threads(run))
+        lines = [f"…{_one_line(p[-PRIME_SHOWN[task]:])} »{_one_line(c)}"
+                 for p, c in zip(s.prime_decoded, s.continuation)]
+        parts.append(f"**{ARCH_LABELS[arch]}**, {_which(scale)}, temperature {temperature:g}, seed {seed}: "
+                     f"{s.samples_per_s:,.0f} {'characters' if task == 'char_ptb' else 'words'}/s here\n\n"
+                     "```text\n" + "\n\n".join(lines) + "\n```")
+    return ("Each paragraph: the end of a prime from the test split, then » and what the model wrote after it "
+            "(a line break, PTB's end of sentence, is shown as ⏎).\n\n" + "\n\n".join(parts))
+
+
+def _threads(run) -> int | None:
+    """The CPU threads the run trained with (its scale's choice; see sequnet.experiment.scales)."""
+    return run.record.config.get("cpu_threads")
+
+
+def _one_line(text: str) -> str:
+    return text.replace("\n", " ⏎ ")
+
+
+def _real_excerpt(task: str, length: int, seed: int) -> tuple[torch.Tensor, str]:
+    from sequnet.data.music import load_music
+
+    pieces = load_music(task).test
+    fits = [i for i, p in enumerate(pieces) if p.shape[1] >= length]
+    if not fits:
+        raise ValueError(f"no {task} test piece has {length} frames: shorten the excerpt")
+    i = fits[int(torch.randint(len(fits), (), generator=torch.Generator().manual_seed(seed)))]
+    return pieces[i][:, :length], f"{task} test piece {i}"
+
+
+def _render(midi: Path) -> tuple[Path | None, str]:
+    """The MIDI file rendered to FLAC beside it with the project's renderer, or None and why not."""
+    from sequnet.data.audio import find_render_tools, render_midi
+
+    try:
+        tools = find_render_tools()
+        target = midi.with_suffix(".flac")
+        render_midi(midi, target, tools)
+        return target, ""
+    except DataError as e:
+        return None, str(e)
+
+
+def music_samples(runs: Mapping[str, object], task: str, scale: str, out_dir: str | Path,
+                  temperature: float = 1.0, prime_frames: int = 16, seed: int = 0):
+    """Both models continue the same real prime from a test piece: MIDI files (and audio where the renderer is
+    installed) under ``out_dir/samples``, and a figure of the real piece and each continuation as piano rolls.
+    Returns (figure, [(audio path, caption)], a Markdown note)."""
+    n = LENGTHS[scale]["music"]
+    real, source = _real_excerpt(task, prime_frames + n, seed)
+    folder = Path(out_dir) / "samples"
+    rolls, audio, why = {"real": real}, [], ""
+    for arch, run in runs.items():
+        s = sample(run, prime=real[:, :prime_frames], length=n, temperature=temperature, seed=seed, progress=False,
+                   out=folder / f"{task}_{arch}.mid", overwrite=True, cpu_threads=_threads(run))
+        rolls[arch] = s.decoded[0]
+        path, why = _render(s.files[0])
+        if path is not None:
+            audio.append((path, f"prime + {ARCH_LABELS[arch]}"))
+    fig = plot_rolls(rolls, prime_frames, f"{source}: the first {prime_frames} frames are the prime")
+    note = (f"Prime: the first {prime_frames} frames (eighth notes) of {source}; each model ({_which(scale)}) "
+            f"continued it for {n} frames at temperature {temperature:g}, seed {seed}. The MIDI files play at 120 "
+            "beats per minute.")
+    if not audio:
+        note += f" Not rendered to audio on this machine, so only the piano rolls are shown: {why}"
+    return fig, audio, note
+
+
+def plot_rolls(rolls: Mapping[str, torch.Tensor], prime_frames: int, title: str):
+    """One panel per roll (88, T), the keys any of them plays, the prime's end marked."""
+    used = torch.stack([r.sum(1) > 0 for r in rolls.values()]).any(0).nonzero().flatten()
+    low, high = (int(used.min()) - 2, int(used.max()) + 3) if len(used) else (30, 60)
+    fig, axes = plt.subplots(1, len(rolls), figsize=(4 * len(rolls), 3.2), sharey=True, squeeze=False)
+    for ax, (name, roll) in zip(axes[0], rolls.items()):
+        ax.imshow(roll[max(low, 0):high], aspect="auto", origin="lower", cmap="Greys", interpolation="nearest",
+                  extent=(-0.5, roll.shape[1] - 0.5, max(low, 0) + 20.5, high + 20.5))
+        ax.axvline(prime_frames - 0.5, color="tab:red", lw=1)
+        ax.set(title="real continuation" if name == "real" else ARCH_LABELS[name], xlabel="frame (eighth note)")
+    axes[0][0].set_ylabel("MIDI note")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,97 @@
+"""Cached generation on a GPU (skipped without CUDA; run on the device machine): the Triton kernels, one CUDA
+graph per step and the multi-step graphs give the same samples as the eager path, and stay exact against the
+full forward. The CPU side is in ``test_generation.py``."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+import sequnet
+from sequnet.core.generation import init_state, minimal_window
+from test_generation import reference, residual, wavenet
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+CUDA = torch.device("cuda")
+
+
+def _generate(model, prime, n, mode, greedy=False, seed=0, dtype=None, split=()):
+    """Generate ``n`` ids in one call, or in calls of the lengths ``split`` then the rest; mode "eager",
+    "graphs-step" (one graph per step) or "graphs" (multi-step graphs)."""
+    state = init_state(model, prime, dtype=dtype)
+    if mode == "graphs-step":
+        state.CHUNK = 1 << 62
+    g = torch.Generator(CUDA).manual_seed(seed)
+    parts = [state.generate(m, temperature=0.95, greedy=greedy, generator=g, progress=False,
+                            cuda_graphs=mode != "eager") for m in list(split) + [n - sum(split)]]
+    return torch.cat(parts, 1), state
+
+
+@pytest.mark.parametrize("make", [lambda: residual(4, 5, 2, classes=256, features=16),
+                                  lambda: wavenet(classes=256)], ids=["sequnet", "wavenet"])
+@pytest.mark.parametrize("greedy", [False, True], ids=["sampled", "greedy"])
+def test_graph_paths_give_the_eager_samples(make, greedy):
+    """The same random numbers reach the same kernels in the same order: bit-identical ids, including runs that
+    start off a chunk boundary, stop inside one and continue in a second call."""
+    torch.manual_seed(1)
+    model = make().to(CUDA).eval()
+    prime = torch.randint(0, 256, (3, minimal_window(model) + 5), device=CUDA)
+    n = 3 * 16 + 7
+    for mode, split in [("graphs-step", ()), ("graphs", ()), ("graphs", (5,)), ("graphs", (21, 16))]:
+        # each call draws its own noise, so the eager run is split the same way
+        eager, st_eager = _generate(model, prime, n, "eager", greedy, split=split)
+        ids, st = _generate(model, prime, n, mode, greedy, split=split)
+        assert torch.equal(ids, eager), f"{mode} {split}"
+        assert st.steps == st_eager.steps and st.level_counts == st_eager.level_counts
+        torch.testing.assert_close(st.logits, st_eager.logits, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("make", [lambda: residual(4, 5, 2, classes=256, features=16),
+                                  lambda: wavenet(classes=256)], ids=["sequnet", "wavenet"])
+def test_multi_step_graphs_are_exact_against_the_full_forward(make):
+    """Greedy decoding with multi-step graphs equals the argmax of the model's own forward over the generated
+    sequence, wherever that argmax is not a near-tie at float32 precision."""
+    torch.manual_seed(2)
+    model = make().to(CUDA).eval()
+    prime_len, n = minimal_window(model) + 3, 4 * 16 + 3
+    prime = torch.randint(0, 256, (2, prime_len), device=CUDA)
+    ids, _ = _generate(model, prime, n, "graphs", greedy=True)
+    out = torch.cat([prime, ids], 1)
+    period = getattr(model.body, "cycle", 1)
+    pad = torch.zeros(2, (-(n - 1)) % period + period, dtype=torch.long, device=CUDA)
+    ref = reference(model.double(), torch.cat([out, pad], 1), prime_len)
+    checked = 0
+    for s in range(n):
+        logits = ref(s)
+        top2 = logits.topk(2, dim=1).values
+        clear = (top2[:, 0] - top2[:, 1]) > 1e-4
+        assert torch.equal(logits.argmax(1)[clear], out[clear, prime_len + s]), f"step {s}"
+        checked += int(clear.sum())
+    assert checked >= n            # most steps are no near-ties, so the check has teeth
+
+
+@pytest.mark.parametrize("arch", ["sequnet", "wavenet"])
+def test_paper_models_multi_step_graphs_equal_eager(arch):
+    """The paper's piano models over more than one Seq-U-Net clock cycle (1024 steps), so that every update
+    pattern, and every sequence of patterns a multi-step graph can hold, is replayed."""
+    torch.manual_seed(3)
+    model = sequnet.paper_model("piano_audio", arch).to(CUDA).eval()
+    prime = torch.randint(0, 256, (1, 24), device=CUDA)
+    n = 1024 + 40
+    eager, _ = _generate(model, prime, n, "eager", seed=4, split=(9,))
+    graphs, state = _generate(model, prime, n, "graphs", seed=4, split=(9,))
+    assert torch.equal(graphs, eager)
+    if arch == "sequnet":
+        assert state.mean_levels_per_step <= 2
+
+
+@pytest.mark.parametrize("arch", ["sequnet", "wavenet"])
+def test_bf16_state_stays_close_to_float32(arch):
+    """Teacher-forced on the same ids, a bf16 state's logits stay within 2 % of the float32 state's scale."""
+    torch.manual_seed(5)
+    model = sequnet.paper_model("piano_audio", arch).to(CUDA).eval()
+    ids = torch.randint(0, 256, (4, 16 + 64), device=CUDA)
+    ref, low = init_state(model, ids[:, :16]), init_state(model, ids[:, :16], dtype=torch.bfloat16)
+    for s in range(64):
+        a, b = ref.step(ids[:, 16 + s]).float(), low.step(ids[:, 16 + s]).float()
+        assert (a - b).abs().max() <= 0.02 * a.abs().max(), f"step {s}"
