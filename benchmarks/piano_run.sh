@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The raw piano experiment on one GPU, over several 10-minute commands: both models trained on the same fast path
 # (bf16, channels-last, fused gate, CUDA graphs), compared at equal iterations and equal time, long generations
-# for the stability study and the listening items; when the run is finished, the piano notebook at paper scale
-# on it.
+# for the stability study; when the run is finished, the piano notebook at paper scale on it (which also makes the
+# listening items from the run's checkpoints).
 #
 #   benchmarks/piano_run.sh OUT AUDIO_DIR      # call again (within 30 s, so that the machine is kept) while it
 #                                              # exits with 75; 0: finished, notebook executed
@@ -15,9 +15,9 @@
 #
 # Time on an H200 (bf16 and every switch: 52 ms per Seq-U-Net step, 269 ms per WaveNet step, batch 16): the
 # budgets' training, ~20-30 s per call to load the audio (once decoded, it is cached in the run folder), ~1 min to
-# evaluate the three models on EVAL_WINDOWS test and train windows, and the generations: 8 x 30 s and 20 x 5 s per
-# model at ~45 us (Seq-U-Net) and ~450 us (WaveNet) per step and batch (results/bench/generation-h200.json),
-# about 30 s and 4.5 min. Then the notebook, about a minute.
+# evaluate the three models on EVAL_WINDOWS test and train windows, and the long generations: 8 x 30 s per model
+# at ~45 us (Seq-U-Net) and ~450 us (WaveNet) per step and batch (results/bench/generation-h200.json), about 25 s
+# and 4 min. Then the notebook, which makes the 20 listening items (5 s each: ~45 s) and reads the rest: ~2-3 min.
 #
 # OUT receives at most 8 files (what the device tool brings back, each under 16 MiB):
 #   piano_run.log             this call's output (GPU, versions, the run's epochs), appended to by every call
@@ -26,7 +26,7 @@
 #                             checkpoints/, cache/, generations/ and listening_items/ (unpack into a run folder
 #                             such as build/paper/ for `sequnet book --from build/paper`)
 #   piano_generations.tar     when finished: piano_audio/generations/ (the generated sets as mu-law ids)
-#   piano_items.tar           when finished: piano_audio/listening_items/
+#   piano_items.tar           when finished: piano_audio/listening_items/ (with the key, listening_key.json)
 #
 # Environment: run from the repository root. Without papermill installed, the wheels of shared/device-wheels are
 # taken from .whl/ (installed into /tmp/site once per machine).
@@ -35,7 +35,7 @@
 #   LIMIT           seconds this call may run the experiment (default 540)
 #   EVAL_WINDOWS    evenly spaced test windows (and as many train windows) evaluated (default 2048)
 #   WORK            where the run and the notebook live (default build/piano_run)
-#   NOTEBOOK_S      seconds the notebook needs: a call with less left (of LIMIT) leaves it to the next (150)
+#   NOTEBOOK_S      seconds the notebook needs: a call with less left (of LIMIT) leaves it to the next (240)
 #   SCALE, DEVICE   a dry run on a CPU: SCALE=smoke DEVICE=cpu (tiny models, seconds)
 # Exit status: 0 finished (notebook executed), 75 call again, anything else an error (see the log).
 set -u
@@ -86,8 +86,8 @@ if [ $rc != 0 ]; then
     exit $rc
 fi
 
-# The notebook takes about a minute or two: when the run ended late in this call, it waits for the next one.
-if [ $SECONDS -gt $(( ${LIMIT:-540} - ${NOTEBOOK_S:-150} )) ]; then
+# The notebook takes two or three minutes: when the run ended late in this call, it waits for the next one.
+if [ $SECONDS -gt $(( ${LIMIT:-540} - ${NOTEBOOK_S:-240} )) ]; then
     echo "piano run finished after $SECONDS s of this call; call again for the notebook" | tee -a "$log"
     exit 75
 fi

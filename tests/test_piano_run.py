@@ -67,10 +67,8 @@ def test_a_smoke_run_trains_compares_and_generates(finished):
     assert ids["real"].shape == ids["wavenet"].shape == ids["sequnet"].shape == (2, round(0.8 * SR))
     assert np.array_equal(ids["sequnet"][:, :meta["prime_len"]], ids["real"][:, :meta["prime_len"]])
     assert meta["temperature"] == 0.95 and len(meta["sources"]) == 2
-    material = piano_run.listening_material(finished)
-    assert len(material["primes"]) == 2 and material["primes"][0].shape == (round(0.5 * SR),)
-    assert material["continuations"]["wavenet"][0].shape == (round(0.6 * SR),) and material["sr"] == SR
-    assert set(piano_run.trained_models(finished, "cpu")) == {"wavenet", "sequnet"}
+    models, task = piano_run.listening_inputs(finished, "cpu")
+    assert set(models) == {"wavenet", "sequnet"} and set(task.corpus.test) == {"test0", "test1"}
 
 
 def test_the_run_continues_across_calls_to_the_same_result(audio_dir, finished, tmp_path):
@@ -147,8 +145,10 @@ def test_the_chapter_reads_the_run(finished, tmp_path):
     assert "6 training steps, 0.0024% of the paper's 246,000" in piano.stability_claim(finished, measured)
     shown = piano.long_excerpts(tmp_path / "audio", finished, count=1)
     assert [caption for _, caption in shown[0][1]] == ["real piano", "prime + Seq-U-Net", "prime + WaveNet"]
-    assert "2 listening items" in piano.write_items(tmp_path, finished, {"scale": "smoke"})
-    assert json.loads((tmp_path / "generation.json").read_text())["generation"]["temperature"] == 0.95
+    assert "2 listening items" in piano.write_items(tmp_path, finished, "cpu")
+    items = json.loads((tmp_path / "listening_items" / "items.json").read_text())
+    assert "wavenet" not in json.dumps(items) and (tmp_path / "listening_items" / "listening_key.json").is_file()
+    assert "are kept (2 items)" in piano.write_items(tmp_path, tmp_path / "no-run", "cpu")
 
 
 def test_the_generation_widget_generates_what_is_asked(finished):

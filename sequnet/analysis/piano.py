@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Mapping
 
 import numpy as np
 import soundfile
@@ -19,6 +19,7 @@ import torch
 from sequnet.analysis import listening, stability
 from sequnet.core.configs import ARCH_LABELS
 from sequnet.data.audio import mu_law_decode
+from sequnet.experiment import piano_run
 from sequnet.experiment.piano_data import load_generation
 from sequnet.experiment.records import PAPER_TABLE1, ResultRecord, percent
 
@@ -187,17 +188,26 @@ def long_excerpts(folder: Path, run_dir: str | os.PathLike, count: int = 2,
                       f"{seconds:g} s" for i in range(min(count, len(ids["real"])))])
 
 
-def write_items(out: Path, run_dir: str | os.PathLike, summary: dict[str, Any], name: str = "listening") -> str:
-    """The listening-test items of the run's ``listening`` set (prime + continuation of each model, neutral names,
-    a per-item random A/B assignment only the manifest knows) under ``out``, and ``summary`` with the set's
-    metadata as generation.json."""
-    ids, meta = _set(run_dir, name)
-    prime_len, sr = meta["prime_len"], meta["sr"]
-    items = listening.make_items(
-        out / listening.ITEMS_SUBDIR, [mu_law_decode(p[:prime_len]).numpy() for p in ids["real"]],
-        {arch: [mu_law_decode(row).numpy() for row in ids[arch]] for arch in ARCHS}, sr,
-        seed=meta["seed"], sources=meta["sources"])
-    partial = out / ".generation.json.partial"
-    partial.write_text(json.dumps(summary | {"generation": meta, "items": items.folder.name}, indent=1) + "\n")
-    os.replace(partial, out / "generation.json")
-    return f"{len(items.items)} listening items in {items.folder.name}/; generation summary in generation.json"
+def write_items(out: Path, run_dir: str | os.PathLike, device: str = "auto") -> str:
+    """The listening-test items under ``out``: ``listening.make_items`` with the run's final models and its test
+    audio, as many items of the lengths the run's ``items`` setting says (their own primes, never this chapter's
+    excerpts; random clip names; the key beside them). A run folder without checkpoints (a published run) keeps
+    the items it has."""
+    folder = out / listening.ITEMS_SUBDIR
+    if not all((Path(run_dir) / "checkpoints" / f"piano_audio_{a}.pt").is_file() for a in ARCHS):
+        found = (folder / listening.ITEMS_MANIFEST).is_file()
+        return (f"the run's checkpoints are not here: the items already in {folder.name}/ are kept "
+                f"({len(listening.load_items(folder).items)} items)" if found else
+                f"the run's checkpoints are not here and {folder.name}/ holds no items: nothing to write")
+    run = piano_run.load_run(run_dir)
+    models, task = piano_run.listening_inputs(run_dir, device)
+    threads = torch.get_num_threads()
+    if next(models["sequnet"].parameters()).device.type == "cpu":
+        torch.set_num_threads(1)      # a step is a few hundred tiny operations: one thread beats two waiting
+    try:
+        items = listening.make_items(models, task, run.items.n, out_dir=folder, prime_seconds=run.items.prime_s,
+                                     continuation_seconds=run.items.seconds, temperature=run.temperature,
+                                     seed=run.seed)
+    finally:
+        torch.set_num_threads(threads)
+    return f"{len(items.items)} listening items in {items.folder.name}/: " + items.describe()

@@ -4,8 +4,7 @@
   (:func:`load_corpus`), each model's ``AudioTask`` on it, and its extent (hours, pieces, renderer).
 * Its generations: real primes from the test pieces continued by each model, one batch per set, with cached
   step-wise inference (CUDA graphs on a GPU), stored as mu-law ids in ``generations/<set>.npz`` beside the real
-  continuation; and reading them back (:func:`listening_material` gives the ``listening`` set in the form
-  ``sequnet.analysis.listening.make_items`` takes)."""
+  continuation; and reading them back (:func:`load_generation`)."""
 from __future__ import annotations
 
 import dataclasses
@@ -19,11 +18,8 @@ import numpy as np
 import torch
 
 from sequnet.core.generation import init_state
-from sequnet.data.audio import AudioCorpus, load_audio_corpus, mu_law_decode
+from sequnet.data.audio import AudioCorpus, load_audio_corpus
 from sequnet.experiment.tasks import AudioTask, audio_task
-
-ARCHS = ("wavenet", "sequnet")
-
 
 def load_corpus(run, cache: Path | None = None):
     """The run's audio: the six registered pieces, or ``run.audio_dir`` (kept as mu-law ids in ``cache``, keyed
@@ -130,16 +126,3 @@ def load_generation(run_dir: str | os.PathLike, name: str) -> tuple[dict[str, np
         ids = {k: data[k] for k in data.files if k != "meta"}
         meta = json.loads(str(data["meta"]))
     return ids, meta
-
-
-def decode(ids: np.ndarray) -> list[np.ndarray]:
-    """Rows of mu-law ids as float samples in [-1, 1]."""
-    return [mu_law_decode(torch.from_numpy(row.astype(np.int64))).numpy() for row in ids]
-
-
-def listening_material(run_dir: str | os.PathLike, name: str = "listening") -> dict[str, Any]:
-    """The ``listening`` set as ``sequnet.analysis.listening.make_items`` takes it: ``primes`` (float samples),
-    ``continuations`` ({model: prime + continuation, float samples}), ``sr`` and ``sources``."""
-    ids, meta = load_generation(run_dir, name)
-    return {"primes": decode(ids["real"][:, :meta["prime_len"]]), "sr": meta["sr"], "sources": meta["sources"],
-            "continuations": {a: decode(ids[a]) for a in ARCHS}}

@@ -16,16 +16,17 @@ finish the run between them:
 3. Seq-U-Net at N_w steps is evaluated like the final models: ``comparison.json`` then holds (a) equal iterations
    (both at N_w) and (b) equal time (each model at the end of its budget).
 4. Generation (cached step-wise inference, the primes of a set as one batch, CUDA graphs on a GPU): per set of
-   ``GENERATION_SETS``, real primes from the test pieces continued by each model at temperature 0.95, stored as
-   mu-law ids in ``generations/<set>.npz`` beside the real continuation.
+   ``generation`` (8 primes of 1.5 s continued for 30 s at paper scale), real primes from the test pieces
+   continued by each model at temperature 0.95, stored as mu-law ids in ``generations/<set>.npz`` beside the
+   real continuation.
 
 The records (``records/piano_audio_{wavenet,sequnet}.json``) carry ``extent``: the steps, their fraction of the
 paper's 246,000 iterations and the hours of audio (with the renderer and SoundFont of the folder's
 ``manifest.json`` where it has one). ``curves.json`` holds both training curves against steps and seconds.
 
-For the listening test: :func:`trained_models` returns the final models and :func:`listening_material` the
-``listening`` set's primes and continuations as float samples, in the form ``sequnet.analysis.listening.make_items``
-takes.
+For the listening test: :func:`listening_inputs` returns the final models and the run's ``AudioTask``, what
+``sequnet.analysis.listening.make_items`` takes to draw its own primes from the test pieces and continue them; the
+run's ``items`` setting says how many items of which lengths (the piano chapter calls it so).
 """
 from __future__ import annotations
 
@@ -45,7 +46,7 @@ import torch
 from sequnet.core.configs import build_model
 from sequnet.experiment.checkpoints import load_checkpoint
 from sequnet.experiment.piano_data import (GenerationSet, audio_extent, generate_set, generation_path,  # noqa: F401
-                                           listening_material, load_generation, make_tasks, write_set)
+                                           load_generation, make_tasks, write_set)
 from sequnet.experiment.records import PAPER_STEPS, ResultRecord, training_extent
 from sequnet.experiment.scales import check_scale, resolve
 from sequnet.experiment.training import build, record_path, train
@@ -64,8 +65,8 @@ class PianoRun:
     report_every: tuple[tuple[str, int], ...] = (("wavenet", 100), ("sequnet", 400))   # steps per record point
     eval_windows: int | None = 2048            # evenly spaced test windows (and as many train windows); None: all
     bf16: bool = True                          # on a GPU (the CPU trains in float32)
-    generation: tuple[tuple[str, GenerationSet], ...] = (
-        ("long", GenerationSet(8, 1.5, 30.0)), ("listening", GenerationSet(20, 1.5, 5.0)))
+    generation: tuple[tuple[str, GenerationSet], ...] = (("long", GenerationSet(8, 1.5, 30.0)),)
+    items: GenerationSet = GenerationSet(20, 1.5, 5.0)      # the listening test's (made by the chapter)
     temperature: float = 0.95                  # the paper's
     seed: int = 0                              # primes and sampling noise
 
@@ -77,7 +78,7 @@ class PianoRun:
                                       not math.isfinite(value) or value <= 0):
                 raise ValueError(f"{name}={value!r}: expected a positive number"
                                  + ("" if name in ("budget_s", "temperature") else " or None"))
-        for name, g in self.generation:
+        for name, g in self.generation + (("items", self.items),):
             if g.n < 1 or g.prime_s <= 0 or g.seconds <= 0:
                 raise ValueError(f"generation set {name!r}: {g} needs at least one prime and positive lengths")
 
@@ -89,13 +90,13 @@ class PianoRun:
 # Seq-U-Net's epochs of 4 steps put the equal-iteration point (WaveNet's 6 steps) inside its second epoch; the
 # listening notebook measures the items in 0.5 s windows, so primes are no shorter.
 SMOKE = PianoRun(scale="smoke", budget_s=60.0, report_every=(("wavenet", 3), ("sequnet", 4)), eval_windows=4,
-                 generation=(("long", GenerationSet(2, 0.5, 0.3)), ("listening", GenerationSet(2, 0.5, 0.1))))
+                 generation=(("long", GenerationSet(2, 0.5, 0.3)),), items=GenerationSet(2, 0.5, 0.1))
 
 
 # The demo scale: the demo preset's models (about 0.56 M parameters each) for 40 s each on a CPU, and short
 # generations (a demo WaveNet generates about 300 steps/s at batch 4 on one busy CPU core, the Seq-U-Net 2,200).
 DEMO = PianoRun(scale="demo", budget_s=40.0, report_every=(("wavenet", 10), ("sequnet", 10)), eval_windows=32,
-                generation=(("long", GenerationSet(4, 1.5, 2.5)), ("listening", GenerationSet(4, 1.5, 1.0))))
+                generation=(("long", GenerationSet(4, 1.5, 2.5)),), items=GenerationSet(4, 1.5, 1.0))
 PRESETS = {"smoke": SMOKE, "demo": DEMO, "paper": PianoRun()}
 
 
@@ -266,6 +267,14 @@ def trained_models(run_dir: str | os.PathLike, device: str = "auto", *, plain: b
     return models
 
 
+def listening_inputs(run_dir: str | os.PathLike, device: str = "auto") -> tuple[dict, Any]:
+    """What ``sequnet.analysis.listening.make_items`` takes: the run's final models ({"sequnet", "wavenet"}) and
+    the ``AudioTask`` whose test pieces give the primes."""
+    run = load_run(run_dir)
+    configs = run_configs(run, device)
+    return trained_models(run_dir, device), make_tasks(run, configs, Path(run_dir) / "cache" / "corpus.pt")["sequnet"]
+
+
 def load_run(run_dir: str | os.PathLike) -> PianoRun:
     path = Path(run_dir) / "run.json"
     if not path.is_file():
@@ -273,6 +282,7 @@ def load_run(run_dir: str | os.PathLike) -> PianoRun:
     data = json.loads(path.read_text())
     data["report_every"] = tuple(tuple(x) for x in data["report_every"])
     data["generation"] = tuple((name, GenerationSet(**g)) for name, g in data["generation"])
+    data["items"] = GenerationSet(**data["items"])
     return PianoRun(**data)
 
 
