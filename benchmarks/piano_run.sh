@@ -7,9 +7,9 @@
 #   benchmarks/piano_run.sh OUT AUDIO_DIR      # call again (within 30 s, so that the machine is kept) while it
 #                                              # exits with 75; 0: finished, notebook executed
 #
-# AUDIO_DIR: rendered recordings in train/ and test/ with manifest.json (relative to the repository root, as the
-# records will name it). The run lives in WORK/piano_audio (default build/piano_run/piano_audio, inside the
-# checkout, so it stays between the commands of one machine; checkpoints and the audio cache never leave it).
+# AUDIO_DIR: rendered recordings in train/ and test/ with manifest.json (python -m sequnet data render-piano).
+# The run lives in WORK/piano_audio (default build/piano_run/piano_audio, inside the checkout, so it stays between
+# the commands of one machine; checkpoints and the audio cache never leave it).
 # Each call continues it (python -m sequnet.experiment.piano_run) for at most LIMIT seconds, starting no stage
 # that would not end by then, and copies what exists so far to OUT.
 #
@@ -67,12 +67,12 @@ export PYTHONPATH=$repo${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
     date -u +"call at %F %T UTC"
     nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>&1
     "$python" -c "import sys, torch; print('python', sys.version.split()[0], 'torch', torch.__version__)"
-    echo "scale $scale; audio $audio; budgets: WaveNet ${BUDGET:-600} s, Seq-U-Net ${SEQUNET_BUDGET:-${BUDGET:-600}} s;" \
+    echo "scale $scale; audio $audio; budgets: WaveNet ${BUDGET:-600} s," \
+         "Seq-U-Net ${SEQUNET_BUDGET:-${BUDGET:-600}} s;" \
          "limit ${LIMIT:-540} s"
 } >>"$log" 2>&1
 
-# relative to the repository root: run.json names it, and run.json is published with the chapter
-audio=$(realpath --relative-to="$repo" "$audio")
+# the run stores it relative to its own folder (run.json, published with the chapter, names no machine path)
 args=(--scale "$scale" --audio-dir "$audio" --device "${DEVICE:-cuda}" --limit-s "${LIMIT:-540}")
 [ "$scale" = paper ] && args+=(--budget-s "${BUDGET:-600}" --eval-windows "${EVAL_WINDOWS:-2048}")
 [ -n "${SEQUNET_BUDGET:-}" ] && args+=(--sequnet-budget-s "$SEQUNET_BUDGET")
@@ -82,7 +82,8 @@ rc=$?
 cp "$work"/piano_audio/records/*.json "$out/records/" 2>/dev/null
 cp "$work"/piano_audio/{curves,comparison}.json "$out/" 2>/dev/null
 if [ $rc != 0 ]; then
-    echo "piano run: exit status $rc ($([ $rc = 75 ] && echo 'call again' || echo 'error, see the log'))" | tee -a "$log"
+    echo "piano run: exit status $rc ($([ $rc = 75 ] && echo 'call again' || echo 'error, see the log'))" |
+        tee -a "$log"
     exit $rc
 fi
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
 
 import matplotlib
 import numpy as np
@@ -15,7 +16,7 @@ import torch
 matplotlib.use("Agg")
 
 from sequnet.data.files import DataError  # noqa: E402
-from sequnet.experiment import piano_run  # noqa: E402
+from sequnet.experiment import piano_data, piano_run  # noqa: E402
 from sequnet.experiment.records import RecordError, ResultRecord  # noqa: E402
 
 SR = 16000
@@ -32,7 +33,9 @@ def audio_dir(tmp_path_factory):
         for i in range(2):
             x = 0.3 * np.sin(2 * np.pi * 220 * (i + 1) * t) * np.exp(-3 * (t % 1)) + 0.01 * rng.normal(size=len(t))
             soundfile.write(root / split / f"{split}{i}.flac", x.astype(np.float32), SR)
-    (root / "manifest.json").write_text(json.dumps({"renderer": "tinysoundfont 0.3", "soundfont": "piano.sf2"}))
+    (root / "manifest.json").write_text(json.dumps({  # as render-piano writes it, in part
+        "renderer": {"name": "tinysoundfont", "version": "0.3", "settings": {}},
+        "soundfont": {"name": "piano.sf2", "bytes": 10, "sha256": "ab" * 32, "registered_as": None}}))
     return root
 
 
@@ -53,7 +56,9 @@ def test_a_smoke_run_trains_compares_and_generates(finished):
         assert r.status == "ok" and r.extent["steps"] == n and r.extent["paper_steps"] == 246_000
         assert r.extent["fraction_of_paper"] == pytest.approx(n / 246_000)
         assert r.extent["train_audio_hours"] == pytest.approx(6 / 3600) and r.extent["test_pieces"] == 2
-        assert r.extent["renderer"] == "tinysoundfont 0.3" and r.extent["soundfont"] == "piano.sf2"
+        assert r.extent["renderer"] == "tinysoundfont (0.3)"
+        assert r.extent["soundfont"] == "piano.sf2 (sha256 abababababab)"
+        assert r.extent["pieces"] == {"train": ["train0", "train1"], "test": ["test0", "test1"]}
         assert "/" not in r.notes.split("recordings of ")[1].split("/")[0]     # the folder's name, not its path
     comparison = json.loads((finished / "comparison.json").read_text())
     assert comparison["equal_iterations"]["sequnet"]["steps"] == comparison["equal_iterations"]["wavenet"]["steps"]
@@ -100,7 +105,7 @@ def test_seq_u_net_is_kept_at_exactly_wavenets_step_count_inside_an_epoch(audio_
     run = smoke(audio_dir)
     config = piano_run.run_configs(run, "cpu")["sequnet"]
     assert config.max_steps_per_epoch == 4
-    task = piano_run.make_tasks(run, {"sequnet": config})["sequnet"]
+    task = piano_run.make_tasks(run, {"sequnet": config}, finished)["sequnet"]
     order = seed_everything(config.seed)
     model, optimizer = build(config, torch.device("cpu"))
     for n in (4, 2):
@@ -127,10 +132,16 @@ def test_bad_input_is_named(audio_dir, tmp_path):
     assert not (tmp_path / "run" / "records").exists()
 
 
-def test_the_command_line_runs_the_smoke_run(audio_dir, finished, capsys):
-    # the finished run's folder: nothing is left to do, so the command only checks and reports
-    assert piano_run.main([str(finished), "--scale", "smoke", "--audio-dir", str(audio_dir), "--device", "cpu"]) == 0
+def test_the_command_line_runs_the_smoke_run(audio_dir, finished, capsys, monkeypatch):
+    # the finished run's folder: nothing is left to do, so the command only checks and reports; the audio folder
+    # is stored relative to the run folder and found from another working directory
+    monkeypatch.chdir(audio_dir / "train")
+    assert piano_run.main([str(finished), "--scale", "smoke", "--audio-dir", "..", "--device", "cpu"]) == 0
     assert "piano run finished" in capsys.readouterr().out
+    assert piano_run.relative_audio(audio_dir, finished) == str(Path("..") / audio_dir.name)
+    monkeypatch.chdir(finished)
+    run = piano_run.open_run(finished / "x", "smoke", audio_dir=audio_dir)
+    assert piano_data.audio_folder(run.audio_dir, finished / "x").resolve() == audio_dir.resolve()
 
 
 def test_the_chapter_reads_the_run(finished, tmp_path):
@@ -225,16 +236,14 @@ def test_on_a_gpu_both_models_take_the_fast_path_and_the_kept_weights_are_the_tr
 
 
 def test_the_decoded_audio_is_cached_until_the_folder_changes(audio_dir, finished, monkeypatch, tmp_path):
-    from sequnet.experiment import piano_data
-
-    run, cache = smoke(audio_dir), finished / "cache" / "corpus.pt"
+    run = smoke(audio_dir)
     fresh = piano_data.load_audio_corpus(audio_dir)
     monkeypatch.setattr(piano_data, "load_audio_corpus", lambda folder: pytest.fail("decoded again"))
-    cached = piano_data.load_corpus(run, cache)
+    cached = piano_data.load_corpus(run, finished)
     assert all(torch.equal(cached.test[k], fresh.test[k]) for k in fresh.test) and set(cached.train) == set(fresh.train)
     changed = tmp_path / "audio"
     import shutil
     shutil.copytree(audio_dir, changed)
     (changed / "test" / "test1.flac").unlink()
     with pytest.raises(pytest.fail.Exception, match="decoded again"):
-        piano_data.load_corpus(dataclasses.replace(run, audio_dir=str(changed)), cache)
+        piano_data.load_corpus(dataclasses.replace(run, audio_dir=str(changed)), finished)

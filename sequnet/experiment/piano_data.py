@@ -21,49 +21,64 @@ from sequnet.core.generation import init_state
 from sequnet.data.audio import AudioCorpus, load_audio_corpus
 from sequnet.experiment.tasks import AudioTask, audio_task
 
-def load_corpus(run, cache: Path | None = None):
-    """The run's audio: the six registered pieces, or ``run.audio_dir`` (kept as mu-law ids in ``cache``, keyed
-    by the folder's file names, sizes and times, so that a later call of a run skips decoding hours of audio)."""
-    if run.audio_dir is None:
+def audio_folder(audio_dir: str | None, run_dir: str | os.PathLike) -> Path | None:
+    """A run's recordings: its ``audio_dir``, relative to the run folder unless absolute; None for the six
+    registered pieces."""
+    if audio_dir is None:
         return None
-    folder = Path(run.audio_dir)
+    return Path(audio_dir) if Path(audio_dir).is_absolute() else Path(run_dir) / audio_dir
+
+
+def load_corpus(run, run_dir: str | os.PathLike):
+    """The run's audio: None for the six registered pieces, else its folder's recordings, kept as mu-law ids in
+    ``cache/corpus.pt`` of the run folder, keyed by the folder's file names, sizes and times, so that a later call
+    of a run skips decoding hours of audio."""
+    folder, cache = audio_folder(run.audio_dir, run_dir), Path(run_dir) / "cache" / "corpus.pt"
+    if folder is None:
+        return None
     key = sorted((str(p.relative_to(folder)), p.stat().st_size, p.stat().st_mtime_ns)
                  for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else None
-    if cache is not None and cache.is_file():
+    if cache.is_file():
         saved = torch.load(cache, weights_only=True)
         if saved["key"] == json.dumps(key):
             return AudioCorpus(saved["sr"], saved["train"], saved["test"])
     corpus = load_audio_corpus(folder)
-    if cache is not None:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        partial = cache.with_name(f".{cache.name}.partial")
-        torch.save({"key": json.dumps(key), "sr": corpus.sr, "train": corpus.train, "test": corpus.test}, partial)
-        os.replace(partial, cache)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    partial = cache.with_name(f".{cache.name}.partial")
+    torch.save({"key": json.dumps(key), "sr": corpus.sr, "train": corpus.train, "test": corpus.test}, partial)
+    os.replace(partial, cache)
     return corpus
 
 
-def make_tasks(run, configs: dict, cache: Path | None = None) -> dict:
+def make_tasks(run, configs: dict, run_dir: str | os.PathLike) -> dict:
     """Each model's ``AudioTask`` on one copy of the run's audio (named by the folder's name, not its path)."""
-    corpus = load_corpus(run, cache)
+    corpus = load_corpus(run, run_dir)
     if corpus is None:
         return {arch: audio_task(c.setting, c.batch_size) for arch, c in configs.items()}
-    source = f"the recordings of {Path(run.audio_dir).name}/"
+    source = f"the recordings of {audio_folder(run.audio_dir, run_dir).resolve().name}/"
     return {arch: AudioTask(c.setting, corpus, c.batch_size, source=source) for arch, c in configs.items()}
 
 
-def audio_extent(task, audio_dir: str | None) -> dict[str, Any]:
-    """Hours and pieces of the task's audio, and the renderer and SoundFont of ``audio_dir/manifest.json``."""
+def audio_extent(task, folder: Path | None) -> dict[str, Any]:
+    """Hours and pieces of the task's audio, and the renderer and SoundFont named by ``folder/manifest.json``
+    (written by ``python -m sequnet data render-piano``) where there is one."""
     corpus = task.corpus
-    extent = {f"{split}_audio_hours": sum(len(p) for p in pieces.values()) / corpus.sr / 3600
-              for split, pieces in (("train", corpus.train), ("test", corpus.test))}
-    extent |= {"train_pieces": len(corpus.train), "test_pieces": len(corpus.test)}
-    manifest = None if audio_dir is None else Path(audio_dir) / "manifest.json"
+    extent: dict[str, Any] = {f"{split}_audio_hours": sum(len(p) for p in pieces.values()) / corpus.sr / 3600
+                              for split, pieces in (("train", corpus.train), ("test", corpus.test))}
+    extent |= {"train_pieces": len(corpus.train), "test_pieces": len(corpus.test),
+               "pieces": {"train": sorted(corpus.train), "test": sorted(corpus.test)}}
+    manifest = None if folder is None else folder / "manifest.json"
     if manifest is not None and manifest.is_file():
         try:
             data = json.loads(manifest.read_text())
         except (OSError, ValueError) as e:
             raise ValueError(f"{manifest}: not a readable JSON manifest ({e}); fix or remove it") from e
-        extent |= {k: data[k] for k in ("renderer", "soundfont") if k in data}
+        renderer, font = data.get("renderer"), data.get("soundfont")
+        if isinstance(renderer, dict):          # render-piano's: {"name", "version", "settings"}
+            renderer = f"{renderer.get('name', '?')} ({renderer.get('version', 'version unknown')})"
+        if isinstance(font, dict):              # {"name", "bytes", "sha256", "registered_as"}
+            font = f"{font.get('name', '?')} (sha256 {str(font.get('sha256', '?'))[:12]})"
+        extent |= {k: v for k, v in (("renderer", renderer), ("soundfont", font)) if v is not None}
     return extent
 
 

@@ -45,8 +45,8 @@ import torch
 
 from sequnet.core.configs import build_model
 from sequnet.experiment.checkpoints import load_checkpoint
-from sequnet.experiment.piano_data import (GenerationSet, audio_extent, generate_set, generation_path,  # noqa: F401
-                                           load_generation, make_tasks, write_set)
+from sequnet.experiment.piano_data import (GenerationSet, audio_extent, audio_folder, generate_set,  # noqa: F401
+                                           generation_path, load_generation, make_tasks, write_set)
 from sequnet.experiment.records import PAPER_STEPS, ResultRecord, training_extent
 from sequnet.experiment.scales import check_scale, resolve
 from sequnet.experiment.training import build, record_path, train
@@ -61,7 +61,8 @@ class PianoRun:
     scale: str = "paper"                       # the models: Table 2's at "paper", tiny at "smoke"
     budget_s: float = 600.0                    # seconds of training steps for WaveNet
     sequnet_budget_s: float | None = None      # for Seq-U-Net; None: budget_s (equal wall-clock time)
-    audio_dir: str | None = None               # recordings in train/ and test/ (+ manifest.json); None: six pieces
+    audio_dir: str | None = None               # recordings in train/ and test/ (+ manifest.json), relative to the
+    #                                            run folder unless absolute (see relative_audio); None: six pieces
     report_every: tuple[tuple[str, int], ...] = (("wavenet", 100), ("sequnet", 400))   # steps per record point
     eval_windows: int | None = 2048            # evenly spaced test windows (and as many train windows); None: all
     bf16: bool = True                          # on a GPU (the CPU trains in float32)
@@ -105,9 +106,19 @@ def preset(scale: str, **changes: Any) -> PianoRun:
     return dataclasses.replace(PRESETS[check_scale(scale)], **{k: v for k, v in changes.items() if v is not None})
 
 
-def open_run(run_dir: str | os.PathLike, scale: str, **changes: Any) -> PianoRun:
-    """The run a folder holds (its ``run.json``), else the preset of ``scale`` with ``changes``."""
-    return load_run(run_dir) if (Path(run_dir) / "run.json").is_file() else preset(scale, **changes)
+def relative_audio(audio_dir: str | os.PathLike | None, run_dir: str | os.PathLike) -> str | None:
+    """``audio_dir`` (from the working directory) as the run stores it: relative to the run folder, so that
+    ``run.json`` names no machine path and the run can be continued from any working directory."""
+    return None if audio_dir is None else os.path.relpath(Path(audio_dir).resolve(), Path(run_dir).resolve())
+
+
+def open_run(run_dir: str | os.PathLike, scale: str, *, audio_dir: str | os.PathLike | None = None,
+             **changes: Any) -> PianoRun:
+    """The run a folder holds (its ``run.json``), else the preset of ``scale`` with ``audio_dir`` (from the
+    working directory) and ``changes``."""
+    if (Path(run_dir) / "run.json").is_file():
+        return load_run(run_dir)
+    return preset(scale, audio_dir=relative_audio(audio_dir, run_dir), **changes)
 
 
 def run_configs(run: PianoRun, device: str = "auto") -> dict:
@@ -138,8 +149,11 @@ def claim(run: PianoRun, run_dir: Path) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
     path = run_dir / "run.json"
     if path.is_file():
-        saved = json.loads(path.read_text())
-        differ = [f"{k}: folder {saved.get(k)!r}, now {v!r}" for k, v in _as_json(run).items() if saved.get(k) != v]
+        saved, now = json.loads(path.read_text()), _as_json(run)
+        for data in (saved, now):       # the same recordings, however the path is spelt
+            folder = audio_folder(data.get("audio_dir"), run_dir)
+            data["audio_dir"] = folder and str(folder.resolve())
+        differ = [f"{k}: folder {saved.get(k)!r}, now {v!r}" for k, v in now.items() if saved.get(k) != v]
         if differ:
             raise ValueError(f"{run_dir} holds another piano run ({'; '.join(differ)}); give a new run folder, or "
                              f"the settings in {path}")
@@ -211,7 +225,8 @@ def _train(config, task, run: PianoRun, run_dir: Path, limit_s: float | None, lo
                     progress=progress, time_limit_s=None if one else limit_s,
                     stop_after_epoch=epochs_done + 1 if one else None, final_splits=("train", "test"))
     record = trained.record
-    record.extent = training_extent("piano_audio", _steps(record), **audio_extent(task, run.audio_dir))
+    data = audio_extent(task, audio_folder(run.audio_dir, run_dir))
+    record.extent = training_extent("piano_audio", _steps(record), **data)
     if trained.record_path is not None:
         record.save(trained.record_path)
     return record
@@ -272,7 +287,7 @@ def listening_inputs(run_dir: str | os.PathLike, device: str = "auto") -> tuple[
     the ``AudioTask`` whose test pieces give the primes."""
     run = load_run(run_dir)
     configs = run_configs(run, device)
-    return trained_models(run_dir, device), make_tasks(run, configs, Path(run_dir) / "cache" / "corpus.pt")["sequnet"]
+    return trained_models(run_dir, device), make_tasks(run, configs, run_dir)["sequnet"]
 
 
 def load_run(run_dir: str | os.PathLike) -> PianoRun:
@@ -308,7 +323,7 @@ def run_piano(run: PianoRun, run_dir: str | os.PathLike, *, device: str = "auto"
         return did and deadline is not None and time.monotonic() >= deadline
 
     def tasks():                    # loaded once, and only by a stage that needs the audio
-        loaded.setdefault("tasks", make_tasks(run, configs, run_dir / "cache" / "corpus.pt"))
+        loaded.setdefault("tasks", make_tasks(run, configs, run_dir))
         return loaded["tasks"]
 
     records = {}
@@ -375,8 +390,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m sequnet.experiment.piano_run", description=__doc__.split("\n\n")[0])
     p.add_argument("run_dir", help="the run's folder (created; a later call continues it)")
     p.add_argument("--scale", default="paper", help="paper (Table 2's models), demo or smoke (CPU)")
-    p.add_argument("--audio-dir", help="recordings in train/ and test/ (+ manifest.json), a path relative to the "
-                   "working directory as the run will be committed; default: the six registered pieces")
+    p.add_argument("--audio-dir", help="recordings in train/ and test/ (+ manifest.json); default: the six "
+                   "registered pieces")
     p.add_argument("--budget-s", type=float, help="seconds of WaveNet's training steps (paper preset: 600)")
     p.add_argument("--sequnet-budget-s", type=float, help="Seq-U-Net's (default: the same as WaveNet's)")
     p.add_argument("--eval-windows", type=int, help="evenly spaced test windows evaluated (paper preset: 2048)")
@@ -385,7 +400,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--reserve-s", type=float, default=90.0, help="seconds kept back for a final evaluation")
     p.add_argument("--progress", action="store_true")
     a = p.parse_args(argv)
-    run = preset(a.scale, audio_dir=a.audio_dir, budget_s=a.budget_s,
+    run = preset(a.scale, audio_dir=relative_audio(a.audio_dir, a.run_dir), budget_s=a.budget_s,
                  sequnet_budget_s=a.sequnet_budget_s, eval_windows=a.eval_windows)
     done = run_piano(run, a.run_dir, device=a.device, limit_s=a.limit_s, reserve_s=a.reserve_s,
                      log=lambda line: print(line, flush=True), progress=a.progress)

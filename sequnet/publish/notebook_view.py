@@ -49,8 +49,8 @@ def scale_banner(nb, records: Sequence[ResultRecord] = ()) -> str:
     short = [f"{ARCH_LABELS.get(r.model, r.model)} {extent_text(r)}" for r in records if short_of_paper(r)]
     if scale in SCALES and SCALES[scale].reproduces_paper and short:
         return (f"```{{warning}}\n{ran} with the paper's models but **trained for less than the paper**: "
-                f"{html.escape('; '.join(short), quote=False)}. Its numbers are **not** a reproduction of the paper's; the "
-                f"{{doc}}`/reproduction` page lists them as changed runs.\n```")
+                f"{html.escape('; '.join(short), quote=False)}. Its numbers are **not** a reproduction of the "
+                f"paper's; the {{doc}}`/reproduction` page lists them as changed runs.\n```")
     if scale in SCALES and SCALES[scale].reproduces_paper and changed:
         # e.g. the piano notebook with a time budget: the paper's models, but not its length of training
         listed = html.escape(", ".join(f"{k}={v}" for k, v in sorted(changed.items())))
