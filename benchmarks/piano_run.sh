@@ -53,14 +53,14 @@ log=$out/piano_run.log
     echo "AUDIO_DIR=$audio: no train/ and test/ folders of recordings there" | tee -a "$log" >&2; exit 2; }
 
 if ! "$python" -c "import papermill, jupytext, soundfile" 2>/dev/null; then
-    if [ ! -d /tmp/site ]; then
+    export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}      # installed there by an earlier call, or now
+    if ! "$python" -c "import papermill, jupytext, soundfile" 2>/dev/null; then
         ls .whl/*.whl >/dev/null 2>&1 || {
             echo "papermill is not installed and there is no .whl/ wheelhouse (a copy of shared/device-wheels)" >&2
             exit 1; }
         "$python" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
             .whl/*.whl || exit 1
     fi
-    export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
 fi
 export PYTHONPATH=$repo${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
 {
