@@ -337,13 +337,13 @@ def run_piano(run: PianoRun, run_dir: str | os.PathLike, *, device: str = "auto"
             at = _steps(records["wavenet"]) if arch == "sequnet" else None
             record = _train(configs[arch], task, run, run_dir, left(reserve_s), log, progress, at)
             did = True
+            _json_write(run_dir / "curves.json", curves(records | {arch: record}))    # the curves so far
             if record.status == "diverged":
                 raise RuntimeError(f"{arch} diverged ({record.notes}); its record is in {run_dir / 'records'}")
             if record.status != "ok":
                 say(f"{arch}: {record.status} after {_steps(record)} steps; call again to continue")
                 return False
         records[arch] = record
-    _json_write(run_dir / "curves.json", curves(records))
     steps_at = _steps(records["wavenet"])
     if not (run_dir / "comparison.json").is_file():
         if out_of_time():
