@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from sequnet import build_model, count_parameters, paper_setting
 from sequnet.experiment.records import ResultRecord
-from sequnet.experiment.scales import resolve, resolve_generation
+from sequnet.experiment.scales import resolve
 from sequnet.experiment.tasks import make_task
 from sequnet.experiment.training import train
 
@@ -123,8 +123,6 @@ def test_presets_match_the_models_and_the_paper():
     assert demo["sequnet"].time_budget_s == demo["wavenet"].time_budget_s
     with pytest.raises(ValueError, match="time_budget_s=-1"):
         resolve("piano_audio", "sequnet", "demo", time_budget_s=-1)
-    with pytest.raises(ValueError, match="long_seconds"):
-        resolve_generation("demo", long_seconds=0.1)
 
 
 def test_test_excerpts_come_from_test_pieces(data_root):

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from sequnet.experiment.records import PAPER_TABLE1, ResultRecord
+from sequnet.experiment.records import PAPER_TABLE1, ResultRecord, training_extent
 from sequnet.experiment.scales import resolve
 from sequnet.publish import reproduction, table1
 
@@ -93,10 +93,14 @@ def test_the_piano_audio_row_names_its_training_length_from_the_record():
     assert from_config.seed == 1111
     from_history = run(5.1, model="wavenet", history=[{"epoch": 1, "steps": 50}, {"epoch": 2, "steps": 47}], **short)
     rows = glance([from_config, from_history])
-    assert rows["Piano (audio)", "Seq-U-Net (residual)"][-1] == "not comparable: 779 of the paper's 246k steps (0.32 %)"
-    assert rows["Piano (audio)", "WaveNet"][-1] == "not comparable: 97 of the paper's 246k steps (0.039 %)"
+    assert rows["Piano (audio)", "Seq-U-Net (residual)"][-1] == "not comparable: 779 steps, 0.3% of the paper's 246,000"
+    assert rows["Piano (audio)", "WaveNet"][-1] == "not comparable: 97 steps, 0.039% of the paper's 246,000"
     neither = run(2.5, history=[], **short)
-    assert table1.training_label(neither) == "trained 100 s, not the paper's 246k steps"
+    assert table1.training_label(neither) == "trained 100 s, not the paper's 246,000 steps"
+    # A record of the piano run names its extent (steps and hours of audio): the row takes the record's words.
+    extended = run(2.4, history=[], extent=training_extent("piano_audio", 2513, train_audio_hours=10.2), **short)
+    assert glance([extended])["Piano (audio)", "Seq-U-Net (residual)"][-1] == \
+        "not comparable: 2,513 steps, 1.0% of the paper's 246,000; 10.2 h of training audio"
 
 
 def test_seed_summary_of_one_run_has_no_sd():

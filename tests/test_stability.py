@@ -90,3 +90,28 @@ def test_median_curves_and_noise_onsets_per_label():
     assert onsets["stable"] is None and onsets["noisy"] == pytest.approx(4.0)
     assert stability.onsets_text(onsets) == ("noise onset (median flatness above 0.5 for 2 windows): stable never, "
                                              "noisy at 4 s")
+
+
+def test_behaviour_and_claim_text_tell_accumulating_noise_from_stable_and_from_noise():
+    real = [stability.measure(piano_like(6, seed=s), SR) for s in range(3)]
+    reference = stability.median_measures(real)
+    # noise that grows from nothing: the flatness climbs over the 6 s and ends as noise
+    growing = [stability.measure(piano_like(6, seed=s) + white(6, level=0.002, seed=s)
+                                 * np.linspace(0, 40, 6 * SR), SR) for s in range(3)]
+    stable = [stability.measure(piano_like(6, seed=s + 5), SR) for s in range(3)]
+    noise = [stability.measure(white(6, seed=s), SR) for s in range(3)]
+    kinds = {name: stability.behaviour(m, reference) for name, m in
+             (("growing", growing), ("stable", stable), ("noise", noise))}
+    assert kinds["growing"].kind() == "accumulates noise" and kinds["growing"].drift_db > 3
+    assert kinds["stable"].kind() == "stable" and kinds["stable"].noisy == 0
+    assert abs(kinds["stable"].excess_db) < 6 and kinds["noise"].excess_db > 20
+    assert kinds["noise"].kind() == "noise from the start" and kinds["noise"].noisy_from_start == 3
+
+    steps = {"WaveNet": 2_460, "Seq-U-Net": 12_300}
+    text = stability.claim_text({"Seq-U-Net": kinds["stable"], "WaveNet": kinds["growing"]}, steps, 246_000)
+    assert "This is the paper's observation" in text and "2,460 training steps, 1.0% of the paper's 246,000" in text
+    assert "none of 3 generations turns into noise" in text
+    text = stability.claim_text({"Seq-U-Net": kinds["stable"], "WaveNet": kinds["noise"]}, steps, 246_000)
+    assert "does not test the paper's observation" in text and "100 times longer" in text
+    text = stability.claim_text({"Seq-U-Net": kinds["growing"], "WaveNet": kinds["stable"]}, steps, 246_000)
+    assert "does not show the paper's observation" in text

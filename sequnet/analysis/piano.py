@@ -1,86 +1,142 @@
-"""The raw piano chapter after training: both models continue the same real primes, the continuations are written
-as audio, measured for stability and turned into listening-test items.
+"""The raw piano chapter: what a piano run (:mod:`sequnet.experiment.piano_run`) produced, as tables, figures,
+audio files and listening-test items.
 
-Audio files go under the notebook's ``out_dir`` (the notebook plays them with ``sequnet.publish.book.audio_player``,
-which this layer may not import): the functions here return the paths and captions to play.
+Audio files go under the notebook's ``out_dir`` (the notebook plays them with
+``sequnet.publish.notebook_view.audio_player``, which this layer may not import): the functions here return the
+paths and captions to play.
 """
 from __future__ import annotations
 
 import json
 import os
-import time
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Mapping
 
+import numpy as np
 import soundfile
 import torch
 
 from sequnet.analysis import listening, stability
 from sequnet.core.configs import ARCH_LABELS
-from sequnet.core.generation import generate
 from sequnet.data.audio import mu_law_decode
-from sequnet.experiment.tasks import audio_task
+from sequnet.experiment import piano_run
+from sequnet.experiment.piano_data import load_generation
+from sequnet.experiment.records import PAPER_TABLE1, ResultRecord, percent
 
 ARCHS = ("sequnet", "wavenet")       # the residual Seq-U-Net and its baseline, in the chapter's order
 
 
-def audio_tasks(configs: Mapping[str, Any], audio_dir: str | None) -> dict[str, Any]:
-    """Each model's ``AudioTask``: the pieces (the six pre-rendered ones, or ``audio_dir``'s) cut into its
-    training windows, at its config's batch size."""
-    return {arch: audio_task(c.setting, c.batch_size, audio_dir) for arch, c in configs.items()}
+def run_records(run_dir: str | os.PathLike) -> dict[str, ResultRecord]:
+    """The run's final record of each model, in the chapter's order."""
+    return {a: ResultRecord.load(Path(run_dir) / "records" / f"piano_audio_{a}.json") for a in ARCHS}
 
 
-def generation_note(gen) -> str:
-    """What the generation part of the chapter will do at this scale (``scales.resolve_generation``)."""
-    return (f"Generation: {gen.n_items} primes of {gen.prime_seconds:g} s, continued for "
-            f"{max(gen.gen_seconds, gen.long_seconds):g} s at temperature {gen.temperature}; listening items keep "
-            f"{gen.gen_seconds:g} s of it, the stability study all {gen.long_seconds:g} s.")
+def steps(record: ResultRecord) -> int:
+    return sum(h["steps"] for h in record.history)
 
 
-def data_note(tasks: Mapping[str, Any]) -> str:
-    """The audio data and each model's training window (``tasks``: arch -> ``AudioTask``)."""
-    lines = [next(iter(tasks.values())).data_note]
-    lines += [f"{ARCH_LABELS[arch]}: windows of {task.input_length:,} inputs scoring {task.output_length:,}; "
-              f"{len(task.windows['test']):,} test windows" for arch, task in tasks.items()]
-    return "\n".join(lines)
+def _fmt(value: float | None, digits: int = 3) -> str:
+    return "–" if value is None else f"{value:.{digits}f}"
 
 
-def training_note(records) -> str:
-    """Steps taken, status and metrics of each trained model."""
-    return "\n".join(f"{ARCH_LABELS[r.model]}: {sum(h['steps'] for h in r.history)} steps, {r.status}; train "
-                     f"{r.metrics['train']:.3f}, test {r.metrics['test']:.3f} bits per sample" for r in records)
+def comparison_markdown(run_dir: str | os.PathLike) -> str:
+    """Test bits per sample (a) at equal iterations, (b) at equal training time, beside the paper's (which trained
+    both models 246k iterations); from the run's ``comparison.json`` and records."""
+    comp = json.loads((Path(run_dir) / "comparison.json").read_text())
+    records = run_records(run_dir)
+    head = ["| model | steps | of the paper's | train time (s) | train | test | paper test |",
+            "|---|---:|---:|---:|---:|---:|---:|"]
+
+    def row(arch, point):
+        seconds = point.get("train_seconds")
+        return (f"| {ARCH_LABELS[arch]} | {point['steps']:,} | {percent(point['fraction_of_paper'])} "
+                f"| {'–' if seconds is None else f'{seconds:,.1f}'} | {_fmt(point['train_bits'])} "
+                f"| {_fmt(point['test_bits'])} | {PAPER_TABLE1[('piano_audio', arch)]['test']:.2f} |")
+
+    a, b = comp["equal_iterations"], comp["equal_time"]
+    costs = " ".join(f"{ARCH_LABELS[x]}: {1000 * r.time_per_step_s:.1f} ms per step, peak "
+                     f"{_fmt(r.peak_memory_mib, 0)} MiB." for x, r in records.items() if r.time_per_step_s)
+    return "\n".join([f"**(a) Equal iterations**: both models after {a['wavenet']['steps']:,} steps (WaveNet's "
+                      "last), bits per sample", "", *head, *(row(x, a[x]) for x in ARCHS), "",
+                      "**(b) Equal training time**: each model at the end of its budget", "", *head,
+                      *(row(x, b[x]) for x in ARCHS), "", costs + f" Device: {records['sequnet'].device}."])
 
 
-def continue_primes(models: Mapping[str, torch.nn.Module], real: torch.Tensor, primes: torch.Tensor,
-                    temperature: float, seed: int, progress: bool = False,
-                    cpu_threads: int | None = None) -> tuple[dict[str, torch.Tensor], dict[str, dict]]:
-    """Every model continues all ``primes`` (one batch, cached step-wise generation; CUDA graphs on a GPU) by
-    as many samples as ``real`` has after them. Returns the generated ids (prime included, on the CPU) and the speed of each model, the pass
-    over the primes and, on a GPU, the graph capture included. ``cpu_threads``: torch's CPU threads from now on
-    (the preset's: a generation step is a few hundred tiny operations, and on a CPU one thread beats two that
-    wait for each other at each of them, see sequnet.experiment.scales)."""
-    if cpu_threads is not None:
-        torch.set_num_threads(cpu_threads)
-    generated, speed, steps = {}, {}, real.shape[1] - primes.shape[1]
-    for arch, model in models.items():
-        model = model.eval()
-        dev = next(model.parameters()).device
-        start = time.perf_counter()
-        ids = generate(model, primes, steps, temperature=temperature, progress=progress,
-                       generator=torch.Generator(dev).manual_seed(seed), cuda_graphs=dev.type == "cuda")
-        if dev.type == "cuda":
-            torch.cuda.synchronize(dev)
-        seconds = time.perf_counter() - start
-        generated[arch] = ids.cpu()
-        speed[arch] = {"steps_per_s": steps / seconds, "samples_per_s": len(primes) * steps / seconds,
-                       "batch": len(primes), "seconds": seconds, "device": str(dev), "cuda_graphs": dev.type == "cuda"}
-    return generated, speed
+def plot_run_curves(run_dir: str | os.PathLike):
+    """Training loss of both models (mean over each reporting interval of random excerpts) against steps and
+    against training seconds; the dotted line marks the equal-iteration point."""
+    import matplotlib.pyplot as plt
+
+    data = json.loads((Path(run_dir) / "curves.json").read_text())
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), layout="constrained")
+    for ax, x, label in zip(axes, ("steps", "seconds"), ("training steps", "training time (s)")):
+        for arch in ARCHS:
+            ax.plot(data[arch][x], data[arch]["train_bits"], "-o", ms=3, label=ARCH_LABELS[arch])
+        ax.set_xlabel(label)
+        ax.set_ylabel("train loss (bits per sample)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=10)
+    axes[0].axvline(data["wavenet"]["steps"][-1], color="k", linestyle=":", linewidth=1)
+    return fig
 
 
-def speed_markdown(speed: Mapping[str, dict], sr: int) -> str:
-    lines = ["| model | sequences | steps/s | samples/s | × real time (per sequence) |", "|---|---:|---:|---:|---:|"]
-    lines += [f"| {ARCH_LABELS[a]} | {s['batch']} | {s['steps_per_s']:,.0f} | {s['samples_per_s']:,.0f} "
-              f"| {s['steps_per_s'] / sr:.2f} |" for a, s in speed.items()]
+def stability_window(seconds: float) -> tuple[float, int]:
+    """Measuring window (s) and Welch segment for continuations of ``seconds``: 1 s (the per-second measure) for
+    long ones, shorter for the small scales' short ones (at least four windows)."""
+    window = min(1.0, seconds / 4)
+    return window, min(512, 2 ** int(np.log2(window * 16000)))
+
+
+def long_measures(run_dir: str | os.PathLike, name: str = "long") -> dict[str, list[stability.StabilityMeasures]]:
+    """Every continuation of a generated set measured window by window after its prime: "real piano" (what
+    followed each prime), then each model."""
+    ids, meta = load_generation(run_dir, name)
+    start, sr = meta["prime_len"], meta["sr"]
+    window, nperseg = stability_window((ids["real"].shape[1] - start) / sr)
+    groups = {"real piano": ids["real"]} | {ARCH_LABELS[a]: ids[a] for a in ARCHS}
+    return {label: [stability.measure(mu_law_decode(torch.from_numpy(row[start:].astype(np.int64))).numpy(), sr,
+                                      window_s=window, nperseg=nperseg) for row in rows]
+            for label, rows in groups.items()}
+
+
+def stability_figure(measured: Mapping[str, list[stability.StabilityMeasures]], scale: str):
+    """Median measures per window of each group, with real piano as the reference and the paper's 10 s marked
+    when the generations reach it."""
+    curves = {label: stability.median_measures(m) for label, m in measured.items()}
+    length = curves["real piano"].starts[-1] + curves["real piano"].window_s
+    fig = stability.plot_stability(curves, reference="real piano", mark_s=10.0 if length > 10 else None)
+    # each generation's noise onset (its first noisy window's centre), a triangle in its model's colour
+    colours = {line.get_label(): line.get_color() for line in fig.axes[0].get_lines()}
+    for label, group in measured.items():
+        onsets = [t + m.window_s / 2 for t, m in ((stability.noise_onset(m), m) for m in group) if t is not None]
+        if onsets:
+            fig.axes[0].plot(onsets, [0.5] * len(onsets), "v", color=colours.get(label), ms=7, clip_on=False,
+                             label=f"{label}: noise onsets")
+    fig.axes[0].legend(loc="lower right", fontsize=9)
+    n = len(measured["real piano"])
+    fig.suptitle(f"{n} continuations of {length:g} s at temperature 0.95, medians ({scale} scale)")
+    return fig
+
+
+def stability_claim(run_dir: str | os.PathLike, measured: Mapping[str, list[stability.StabilityMeasures]]) -> str:
+    """What the measurements say about "WaveNet accumulates noise, Seq-U-Net stays stable", with each model's
+    training steps and their fraction of the paper's (``stability.claim_text``)."""
+    records = run_records(run_dir)
+    reference = stability.median_measures(measured["real piano"])
+    behaviours = {ARCH_LABELS[a]: stability.behaviour(measured[ARCH_LABELS[a]], reference) for a in ARCHS}
+    paper = records["sequnet"].extent["paper_steps"]
+    return stability.claim_text(behaviours, {ARCH_LABELS[a]: steps(r) for a, r in records.items()}, paper)
+
+
+def speed_markdown(run_dir: str | os.PathLike, name: str = "long") -> str:
+    """How fast each model generated the run's ``name`` set (all primes as one batch)."""
+    ids, meta = load_generation(run_dir, name)
+    sr = meta["sr"]
+    lines = ["| model | sequences | steps/s | samples/s | × real time (per sequence) | device |",
+             "|---|---:|---:|---:|---:|---|"]
+    lines += [f"| {ARCH_LABELS[a]} | {s['batch']} | {s['steps_per_s']:,.0f} | {s['batch'] * s['steps_per_s']:,.0f} "
+              f"| {s['steps_per_s'] / sr:.2f} | {s['device']}{' (CUDA graphs)' * s['cuda_graphs']} |"
+              for a, s in meta["speed"].items()]
     return "\n".join(lines) + ("\n\nIncluding the pass over the primes (and, on a GPU, capturing the CUDA graphs). "
                                "The paper: 309 (Seq-U-Net) and 69 (WaveNet) samples/s at batch 1 on a GTX 1080.")
 
@@ -89,18 +145,9 @@ def write_audio(path: Path, ids: torch.Tensor, sr: int) -> Path:
     """Decode mu-law ids to a 16-bit FLAC at ``path`` (written beside, then renamed: never half a file)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.stem}.partial{path.suffix}")
-    soundfile.write(partial, mu_law_decode(ids).numpy(), sr, subtype="PCM_16", format="FLAC")
+    soundfile.write(partial, mu_law_decode(torch.as_tensor(ids).long()).numpy(), sr, subtype="PCM_16", format="FLAC")
     os.replace(partial, path)
     return path
-
-
-def test_primes(task, gen, seed: int) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
-    """Excerpts of the test pieces (never heard in training) at positions drawn with ``seed``: the real audio
-    (prime and what followed it, as long as the longest generation), the primes, and where each excerpt is from."""
-    prime_len = round(gen.prime_seconds * task.sr)
-    n_new = round(max(gen.gen_seconds, gen.long_seconds) * task.sr)
-    real, sources = task.test_excerpts(gen.n_items, prime_len + n_new, seed=seed)
-    return real, real[:, :prime_len], sources
 
 
 def _excerpts(folder: Path, prefix: str, reference: torch.Tensor, reference_name: str, reference_label: str,
@@ -125,45 +172,42 @@ def listening_excerpts(folder: Path, primes: torch.Tensor, generated: Mapping[st
                      [f"**Excerpt {i + 1}** ({source})" for i, source in enumerate(sources)])
 
 
-def long_excerpts(folder: Path, real: torch.Tensor, generated: Mapping[str, torch.Tensor], prime_len: int, sr: int,
-                  gen, count: int = 2) -> list[tuple[str, list[tuple[Path, str]]]]:
-    """The first ``count`` long continuations (``gen.long_seconds`` after the prime) with the real piano that
-    followed the same prime."""
-    length = prime_len + round(gen.long_seconds * sr)
-    return _excerpts(folder, "long", real, "real", "real piano", generated, length, sr,
-                     [f"**Excerpt {i + 1}**, {gen.prime_seconds:g} s prime + {gen.long_seconds:g} s"
-                      for i in range(min(count, len(real)))])
+def _set(run_dir, name: str):
+    ids, meta = load_generation(run_dir, name)
+    return {k: torch.from_numpy(v.astype(np.int64)) for k, v in ids.items()}, meta
 
 
-def stability_curves(real: torch.Tensor, generated: Mapping[str, torch.Tensor], start: int, gen,
-                     sr: int) -> dict[str, stability.StabilityMeasures]:
-    """Median stability measures of the real continuation and of each model's over the ``gen.long_seconds``
-    after sample ``start`` (the prime left out), in ``gen``'s windows."""
-    length = round(gen.long_seconds * sr)
-    groups = {"real piano": real[:, start:start + length]}
-    groups |= {ARCH_LABELS[a]: ids[:, start:start + length] for a, ids in generated.items()}
-    return stability.median_curves({label: [mu_law_decode(s).numpy() for s in signals]
-                                    for label, signals in groups.items()}, sr, window_s=gen.window_s,
-                                   nperseg=gen.nperseg)
+def long_excerpts(folder: Path, run_dir: str | os.PathLike, count: int = 2,
+                  name: str = "long") -> list[tuple[str, list[tuple[Path, str]]]]:
+    """The first ``count`` long continuations of the run with the real piano that followed the same prime."""
+    ids, meta = _set(run_dir, name)
+    seconds = (ids["real"].shape[1] - meta["prime_len"]) / meta["sr"]
+    return _excerpts(folder, "long", ids["real"], "real", "real piano", {a: ids[a] for a in ARCHS},
+                     ids["real"].shape[1], meta["sr"],
+                     [f"**Excerpt {i + 1}** ({meta['sources'][i]}), {meta['prime_len'] / meta['sr']:g} s prime + "
+                      f"{seconds:g} s" for i in range(min(count, len(ids["real"])))])
 
 
-def plot_stability(curves: Mapping[str, stability.StabilityMeasures], gen, scale: str):
-    """The stability figure of the chapter, with real piano as the reference and the paper's 10 s marked when
-    the generations reach it."""
-    fig = stability.plot_stability(curves, reference="real piano", mark_s=10.0 if gen.long_seconds > 10 else None)
-    fig.suptitle(f"{gen.n_items} continuations of {gen.long_seconds:g} s, medians ({scale} scale)")
-    return fig
-
-
-def write_items(out: Path, primes: torch.Tensor, generated: Mapping[str, torch.Tensor], length: int, sr: int,
-                seed: int, sources: list[str], summary: dict[str, Any]) -> str:
-    """The listening-test items (prime + ``length`` samples of each model under random names; which is which
-    only the key beside them knows) under ``out``, and ``summary`` with their folder as generation.json."""
-    items = listening.write_items(
-        out / listening.ITEMS_SUBDIR, [mu_law_decode(p).numpy() for p in primes],
-        {arch: [mu_law_decode(ids[:length]).numpy() for ids in seqs] for arch, seqs in generated.items()}, sr,
-        sources=sources, generation={"seed": seed})
-    partial = out / ".generation.json.partial"
-    partial.write_text(json.dumps(summary | {"items": str(items.folder)}, indent=1) + "\n")
-    os.replace(partial, out / "generation.json")
-    return f"{len(items.items)} listening items in {items.folder}; generation summary in {out / 'generation.json'}"
+def write_items(out: Path, run_dir: str | os.PathLike, device: str = "auto") -> str:
+    """The listening-test items under ``out``: ``listening.make_items`` with the run's final models and its test
+    audio, as many items of the lengths the run's ``items`` setting says (their own primes, never this chapter's
+    excerpts; random clip names; the key beside them). A run folder without checkpoints (a published run) keeps
+    the items it has."""
+    folder = out / listening.ITEMS_SUBDIR
+    if not all((Path(run_dir) / "checkpoints" / f"piano_audio_{a}.pt").is_file() for a in ARCHS):
+        found = (folder / listening.ITEMS_MANIFEST).is_file()
+        return (f"the run's checkpoints are not here: the items already in {folder.name}/ are kept "
+                f"({len(listening.load_items(folder).items)} items)" if found else
+                f"the run's checkpoints are not here and {folder.name}/ holds no items: nothing to write")
+    run = piano_run.load_run(run_dir)
+    models, task = piano_run.listening_inputs(run_dir, device)
+    threads = torch.get_num_threads()
+    if next(models["sequnet"].parameters()).device.type == "cpu":
+        torch.set_num_threads(1)      # a step is a few hundred tiny operations: one thread beats two waiting
+    try:
+        items = listening.make_items(models, task, run.items.n, out_dir=folder, prime_seconds=run.items.prime_s,
+                                     continuation_seconds=run.items.seconds, temperature=run.temperature,
+                                     seed=run.seed)
+    finally:
+        torch.set_num_threads(threads)
+    return f"{len(items.items)} listening items in {items.folder.name}/: " + items.describe()

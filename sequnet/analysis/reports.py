@@ -8,15 +8,16 @@ from typing import Any, Sequence
 import numpy as np
 
 from sequnet.core.configs import ARCH_LABELS, baseline_arch, build_model, count_parameters
-from sequnet.experiment.records import PAPER_TABLE1, ResultRecord
+from sequnet.experiment.records import PAPER_TABLE1, ResultRecord, extent_text, short_of_paper
 from sequnet.experiment.scales import RunConfig
 from sequnet.experiment.metrics import describe_unit
 from sequnet.analysis.figures import MAX_WIDTH_IN, STYLE
 
 def scale_label(record: ResultRecord) -> str:
-    """How a number must be labelled: only paper-scale runs are (attempted) reproductions."""
-    if record.scale == "paper" and record.deviations:
-        changed = ", ".join(f"{k}={v}" for k, v in sorted(record.deviations.items()))
+    """How a number must be labelled: only paper-scale runs of the paper's length are (attempted) reproductions."""
+    if record.scale == "paper" and (record.deviations or short_of_paper(record)):
+        changed = ", ".join([extent_text(record)] * short_of_paper(record)
+                            + [f"{k}={v}" for k, v in sorted((record.deviations or {}).items())])
         return f"paper-size models with changed training ({changed}) on {record.device}: not a reproduction"
     if record.scale == "paper":
         return f"paper scale (Table 3 settings) on {record.device}"

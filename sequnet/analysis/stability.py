@@ -23,6 +23,8 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import scipy.signal
 
+from sequnet.experiment.records import percent
+
 # What plot_stability draws. Both ratios span orders of magnitude (real piano: flatness ~1e-3, white noise ~1),
 # so they are drawn in dB, floored at FLOOR_DB where a ratio is exactly zero.
 PLOTTED = ("flatness_db", "high_fraction_db", "rms_db")
@@ -194,3 +196,95 @@ def onsets_text(onsets: Mapping[str, float | None], *, flatness: float = 0.5, pe
     """:func:`noise_onsets` (found with the same ``flatness`` and ``persist``) in one line."""
     return (f"noise onset (median flatness above {flatness:g} for {persist} windows): "
             + ", ".join(f"{label} {'never' if t is None else f'at {t:g} s'}" for label, t in onsets.items()))
+
+
+# --- what a set of long generations shows ------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class Behaviour:
+    """How one model's long generations behave, from the per-window measures of each (``measure``):
+
+    * ``onsets``: per generation, where it turns into noise and stays noise (:func:`noise_onset`), None if never;
+    * ``early_db`` / ``late_db``: median flatness (dB) over the first and the last third of the windows, over all
+      generations; ``drift_db`` = late - early (a model that accumulates noise drifts upwards);
+    * ``excess_db``: median over windows of the median flatness minus the reference's (e.g. real piano), or None.
+    """
+    n: int
+    onsets: tuple[float | None, ...]
+    early_db: float
+    late_db: float
+    excess_db: float | None
+    first_window_s: float
+
+    @property
+    def drift_db(self) -> float:
+        return self.late_db - self.early_db
+
+    @property
+    def noisy(self) -> int:
+        return sum(t is not None for t in self.onsets)
+
+    @property
+    def noisy_from_start(self) -> int:
+        return sum(t is not None and t <= self.first_window_s for t in self.onsets)
+
+    def kind(self, drift_db: float = 3.0) -> str:
+        """"noise from the start" (most generations are noise from their first window), "accumulates noise"
+        (a generation turns into noise later, or the flatness rises by more than ``drift_db``) or "stable"."""
+        if 2 * self.noisy_from_start > self.n:
+            return "noise from the start"
+        if self.noisy > self.noisy_from_start or self.drift_db > drift_db:
+            return "accumulates noise"
+        return "stable"
+
+
+def behaviour(measured: Sequence[StabilityMeasures], reference: StabilityMeasures | None = None, *,
+              flatness: float = 0.5, persist: int = 2) -> Behaviour:
+    """:class:`Behaviour` of several generations measured alike; ``reference``: the median measures of what the
+    generations should sound like (real piano), or None."""
+    median = median_measures(measured)
+    db = median.flatness_db
+    third = max(1, len(db) // 3)
+    with warnings.catch_warnings():      # all-silent thirds stay NaN without a warning
+        warnings.simplefilter("ignore", RuntimeWarning)
+        early, late = float(np.nanmedian(db[:third])), float(np.nanmedian(db[-third:]))
+        excess = None
+        if reference is not None:
+            n = min(len(db), len(reference.starts))
+            excess = float(np.nanmedian(db[:n] - reference.flatness_db[:n]))
+    return Behaviour(len(measured), tuple(noise_onset(m, flatness=flatness, persist=persist) for m in measured),
+                     early, late, excess, float(median.starts[0]))
+
+
+def _steps_text(steps: int, paper_steps: int) -> str:
+    return f"{steps:,} training steps, {percent(steps / paper_steps)} of the paper's {paper_steps:,}"
+
+
+def claim_text(behaviours: Mapping[str, Behaviour], steps: Mapping[str, int], paper_steps: int, *,
+               noisy: str = "WaveNet", stable: str = "Seq-U-Net", drift_db: float = 3.0) -> str:
+    """What the measured generations say about the paper's observation that ``noisy`` "introduces progressively
+    more noise" while ``stable`` "appears stable": one sentence per model and a conclusion, every number computed
+    from ``behaviours`` (label -> :class:`Behaviour`) and ``steps`` (label -> training steps)."""
+    lines = []
+    for label, b in behaviours.items():
+        onsets = sorted(t for t in b.onsets if t is not None)
+        noise = (f"{b.noisy} of {b.n} generations turn into noise (first at {onsets[0]:g} s, median "
+                 f"{float(np.median(onsets)):g} s)" if onsets else f"none of {b.n} generations turns into noise")
+        near = "" if b.excess_db is None else f", {b.excess_db:+.1f} dB against real piano"
+        lines.append(f"* **{label}** ({_steps_text(steps[label], paper_steps)}): {b.kind(drift_db)}. Median "
+                     f"spectral flatness {b.early_db:.1f} dB in the first third and {b.late_db:.1f} dB in the last "
+                     f"third ({b.drift_db:+.1f} dB{near}); {noise}.")
+    kinds = {label: b.kind(drift_db) for label, b in behaviours.items()}
+    if kinds.get(noisy) == "accumulates noise" and kinds.get(stable) == "stable":
+        verdict = (f"This is the paper's observation: {noisy} accumulates noise while {stable} stays stable, "
+                   f"here after {steps[noisy]:,} ({noisy}) and {steps[stable]:,} ({stable}) training steps.")
+    elif kinds.get(noisy) == "noise from the start":
+        verdict = (f"This does not test the paper's observation: after {steps[noisy]:,} steps "
+                   f"({percent(steps[noisy] / paper_steps)} of the paper's training) {noisy} produces noise from "
+                   f"the first window on, so nothing can accumulate; the paper's models trained "
+                   f"{paper_steps / max(steps[noisy], 1):.0f} times longer.")
+    else:
+        verdict = (f"This does not show the paper's observation at this training length: {noisy} is "
+                   f"{kinds.get(noisy)}, {stable} is {kinds.get(stable)} (criteria: a generation turning into noise "
+                   f"after its first window, or median flatness rising by more than {drift_db:g} dB).")
+    return "\n".join(lines + ["", verdict])

@@ -86,6 +86,10 @@ class ResultRecord:
     # first ``MAX_EVENTS``), "largest": {"epoch", "step", "ratio"} (the largest loss / median of the run, null
     # before a step was judged)}, losses in nats per scored item. None: not counted (records written before).
     loss_spikes: dict[str, Any] | None = None
+    # How long the run trained against the paper, and on how much data, for runs that say it (the piano-audio run,
+    # :func:`training_extent`): {"steps", "paper_steps", "fraction_of_paper", "train_audio_hours", ...}. A
+    # paper-scale record whose fraction is below 1 is not a reproduction (:func:`short_of_paper`).
+    extent: dict[str, Any] | None = None
 
     def __post_init__(self):
         if self.scale not in SCALE_NAMES:
@@ -177,6 +181,7 @@ _FIELD_TYPES = {
     "deviations": ((dict, type(None)), "must map each changed setting to its value"),
     "seed": ((int, type(None)), "must be a whole number or null"),
     "loss_spikes": ((dict, type(None)), "must be a JSON object with the spike count, or null"),
+    "extent": ((dict, type(None)), "must be a JSON object (steps, paper_steps, fraction_of_paper, ...) or null"),
 }
 
 
@@ -202,6 +207,41 @@ def _type_problem(name: str, value: Any) -> str:
         if not isinstance(events, list) or not all(isinstance(e, dict) for e in events):
             return f"{want}; its 'events' must be a list of JSON objects"
     return ""
+
+
+# Training iterations of the paper's runs, where the paper states them in iterations (section 5.2: 246k at batch 16).
+PAPER_STEPS = {"piano_audio": 246_000}
+
+
+def training_extent(experiment: str, steps: int, **data: Any) -> dict[str, Any]:
+    """A record's ``extent``: ``steps`` trained against the paper's iterations for ``experiment``, and ``data``
+    (e.g. train_audio_hours, test_audio_hours, renderer, soundfont) as given."""
+    if experiment not in PAPER_STEPS:
+        raise ValueError(f"experiment={experiment!r}: the paper states its training length in iterations only for "
+                         f"{', '.join(PAPER_STEPS)}")
+    paper = PAPER_STEPS[experiment]
+    return {"steps": int(steps), "paper_steps": paper, "fraction_of_paper": steps / paper} | data
+
+
+def short_of_paper(record: "ResultRecord") -> bool:
+    """Whether the record trained for fewer iterations than the paper (its ``extent`` says so)."""
+    return bool(record.extent) and record.extent.get("fraction_of_paper", 1.0) < 1.0
+
+
+def percent(fraction: float) -> str:
+    """"1.0%", or two significant digits below 0.1% ("0.0024%"), so that a short run never reads as 0%."""
+    return f"{100 * fraction:.1f}%" if fraction >= 1e-3 else f"{100 * fraction:.2g}%"
+
+
+def extent_text(record: "ResultRecord") -> str:
+    """"2,513 steps, 1.0% of the paper's 246,000; 10.2 h of training audio" (empty without an extent)."""
+    e = record.extent or {}
+    if "steps" not in e:
+        return ""
+    text = f"{e['steps']:,} steps, {percent(e['fraction_of_paper'])} of the paper's {e['paper_steps']:,}"
+    if e.get("train_audio_hours") is not None:
+        text += f"; {e['train_audio_hours']:.1f} h of training audio"
+    return text
 
 
 _PYTHON_LITERALS = {"True": True, "False": False, "None": None}   # how the notes print them

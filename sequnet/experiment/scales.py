@@ -14,11 +14,12 @@ little from a second thread (about 1.4x for the language demos on an idle 2-core
 machine two OpenMP threads wait for each other at every operation and a step can take 10-100 times longer
 (measured here). ``cpu_threads`` overrides it; paper scale leaves torch's default.
 
-Why raw piano audio trains for a wall-clock budget: the paper trained both audio models for 246k iterations of
-batch 16 (about a GPU-week each), out of reach here. Its claim is about cost (Seq-U-Net 4x faster per step), so
-each model gets the same ``time_budget_s`` of training steps and the run ends there (status "ok"); an "epoch" of
-the endless stream of random excerpts is only a reporting interval of ``max_steps_per_epoch`` steps. Without a
-budget, paper scale runs 4920 epochs of 50 steps: the paper's 246k iterations.
+Why raw piano audio can train for a wall-clock budget: the paper trained both audio models for 246k iterations of
+batch 16 (about a GPU-week each), out of reach here. Its claim is about cost (Seq-U-Net 4x faster per step), so the
+piano run (``sequnet.experiment.piano_run``) gives each model a ``time_budget_s`` of training steps and the run ends
+there (status "ok"); an "epoch" of the endless stream of random excerpts is only a reporting interval of
+``max_steps_per_epoch`` steps. Paper scale's preset has no budget: 4920 epochs of 50 steps, the paper's 246k
+iterations, so that a budgeted run's record lists the budget among its deviations.
 
 Why the demo scale uses one learning rate for both models: Table 3's rates were tuned by 20 full 100-epoch runs
 of the full-size models; for a few hundred steps of a narrow model they are far too small (char TCN: 1.4e-4) or
@@ -42,8 +43,7 @@ import torch
 
 from sequnet.core.configs import ARCHS, MUSIC_TASKS, PaperSetting, UnknownConfigError, paper_setting
 from sequnet.experiment.tasks import check_batch_size
-from sequnet.experiment.presets import (AUDIO_GENERATION, PAPER_EXTENT, PRESETS, SCALE_NAMES, AudioGeneration,
-                                        Preset, TRAINABLE_TASKS)
+from sequnet.experiment.presets import PAPER_EXTENT, PRESETS, SCALE_NAMES, Preset, TRAINABLE_TASKS
 
 # The official scripts' default seed: runs with it keep the plain names (``jsb_tcn``) they had before seeds were
 # part of the names.
@@ -93,24 +93,6 @@ class RunConfig:
 def run_name(task: str, arch: str, seed: int = DEFAULT_SEED) -> str:
     """``jsb_tcn`` for the default seed, ``jsb_tcn_seed2`` for seed 2: each seed of a cell has its own files."""
     return f"{task}_{arch}" if seed == DEFAULT_SEED else f"{task}_{arch}_seed{seed}"
-
-
-def resolve_generation(scale: str, **overrides: Any) -> AudioGeneration:
-    """The generation settings of ``scale`` with ``overrides`` (prime_seconds, gen_seconds, long_seconds, n_items;
-    None keeps the preset) on top, checked."""
-    fields = ("prime_seconds", "gen_seconds", "long_seconds", "n_items")
-    unknown = sorted(set(overrides) - set(fields))
-    if unknown:
-        raise ValueError(f"unknown generation parameter(s) {', '.join(unknown)}; allowed: {', '.join(fields)}")
-    given = {k: v for k, v in overrides.items() if v is not None}
-    checked = {k: _positive_float(k, v) for k, v in given.items() if k != "n_items"}
-    if "n_items" in given:
-        checked["n_items"] = _positive_int("n_items", given["n_items"])
-    g = dataclasses.replace(AUDIO_GENERATION[check_scale(scale)], **checked)
-    if g.long_seconds < 2 * g.window_s:
-        raise ValueError(f"long_seconds={g.long_seconds}: the stability study needs at least two windows of "
-                         f"{g.window_s} s at scale {scale!r}")
-    return g
 
 
 # --- validation -------------------------------------------------------------------------------------------------

@@ -72,7 +72,7 @@ def publish_notebooks(source: Path, book: Path) -> list[str]:
     assets.mkdir(parents=True)
     for name, path in notebooks.items():
         nb = nbformat.read(path, as_version=4)
-        nbformat.write(with_banner(without_machine_paths(nb, name)), target / f"{name}.ipynb")
+        nbformat.write(with_banner(without_machine_paths(nb, name), source / name), target / f"{name}.ipynb")
         for file in sorted((source / name).rglob("*")):
             if file.is_file() and file.suffix.lower() in ASSET_SUFFIXES and file.name not in PRIVATE_FILES:
                 dst = assets / "notebooks" / name / file.relative_to(source / name)

@@ -10,8 +10,11 @@ from __future__ import annotations
 import html
 import os
 from pathlib import Path
+from typing import Sequence
 
+from sequnet.core.configs import ARCH_LABELS
 from sequnet.experiment.presets import SCALES
+from sequnet.experiment.records import ResultRecord, extent_text, short_of_paper
 
 
 def audio_player(path: str | os.PathLike, caption: str = ""):
@@ -34,13 +37,20 @@ def audio_player(path: str | os.PathLike, caption: str = ""):
                 f'src="{html.escape(src)}"></audio></figure>')
 
 
-def scale_banner(nb) -> str:
-    """A note saying at what scale and when the notebook ran, so no small-scale number passes for the paper's."""
+def scale_banner(nb, records: Sequence[ResultRecord] = ()) -> str:
+    """A note saying at what scale and when the notebook ran, so no small-scale number passes for the paper's.
+    ``records``: the chapter's result records; one that trained for less than the paper (its ``extent``) makes a
+    paper-scale chapter a changed run, named with its steps and their fraction of the paper's."""
     meta = nb.metadata.get("papermill", {})
     scale = meta.get("parameters", {}).get("scale")
     when = html.escape(str(meta.get("end_time") or "")[:16].replace("T", " "))
     ran = f"Executed at **{scale}** scale" + (f" on {when} UTC" if when else "")
     changed = {k: v for k, v in meta.get("parameters", {}).items() if k not in WHERE_PARAMETERS and v is not None}
+    short = [f"{ARCH_LABELS.get(r.model, r.model)} {extent_text(r)}" for r in records if short_of_paper(r)]
+    if scale in SCALES and SCALES[scale].reproduces_paper and short:
+        return (f"```{{warning}}\n{ran} with the paper's models but **trained for less than the paper**: "
+                f"{html.escape('; '.join(short), quote=False)}. Its numbers are **not** a reproduction of the "
+                f"paper's; the {{doc}}`/reproduction` page lists them as changed runs.\n```")
     if scale in SCALES and SCALES[scale].reproduces_paper and changed:
         # e.g. the piano notebook with a time budget: the paper's models, but not its length of training
         listed = html.escape(", ".join(f"{k}={v}" for k, v in sorted(changed.items())))
@@ -62,18 +72,26 @@ def scale_banner(nb) -> str:
 # Notebook parameters that say where a run reads and writes, not what it trains: any other one a run was given
 # (epochs, time_budget_s, n_items, ...) changes the scale's preset.
 WHERE_PARAMETERS = {"scale", "out_dir", "device", "dataset", "task", "progress", "checkpoints", "audio_dir",
-                    "items_dir", "responses_dir"}
+                    "items_dir", "responses_dir", "run_dir"}
 DATASET_TITLES = {"jsb": "JSB Chorales", "nottingham": "Nottingham", "muse": "MuseData", "piano_midi": "Piano-midi.de"}
 # Likewise the language notebook, run once per task.
 TASK_TITLES = {"char_ptb": "characters", "word_ptb": "words"}
 
 
-def with_banner(nb):
+def chapter_records(folder: str | os.PathLike | None) -> list[ResultRecord]:
+    """The result records a chapter wrote (``<folder>/records/*.json``; none without a folder)."""
+    if folder is None or not (Path(folder) / "records").is_dir():
+        return []
+    return [ResultRecord.load(p) for p in sorted((Path(folder) / "records").glob("*.json"))]
+
+
+def with_banner(nb, folder: str | os.PathLike | None = None):
     """Insert the scale banner right under the notebook's title (the first markdown cell's `# ` line), and name
-    the dataset (or the language task) in the title when the notebook ran with a ``dataset`` (``task``) parameter."""
+    the dataset (or the language task) in the title when the notebook ran with a ``dataset`` (``task``) parameter.
+    ``folder``: the chapter's output folder, whose records the banner reads (:func:`chapter_records`)."""
     import nbformat
 
-    banner = nbformat.v4.new_markdown_cell(scale_banner(nb))
+    banner = nbformat.v4.new_markdown_cell(scale_banner(nb, chapter_records(folder)))
     first = next((i for i, c in enumerate(nb.cells) if c.cell_type == "markdown"), None)
     if first is None:
         nb.cells.insert(0, banner)
@@ -91,4 +109,3 @@ def with_banner(nb):
         nb.cells.insert(first + 1, nbformat.v4.new_markdown_cell(rest.strip()))
     nb.cells.insert(first + 1, banner)
     return nb
-

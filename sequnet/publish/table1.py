@@ -8,14 +8,14 @@ import statistics
 
 from sequnet.core.configs import baseline_arch
 from sequnet.experiment import seeds
-from sequnet.experiment.records import ResultRecord
+from sequnet.experiment.records import PAPER_STEPS, ResultRecord, extent_text, percent
 
 # Table 1's tasks in the paper's order, Piano-midi (not in the paper's Table 1) before the audio task; within a
 # task the baseline comes first, then the Seq-U-Net.
 TASK_ORDER = ("char_ptb", "word_ptb", "muse", "nottingham", "jsb", "piano_midi", "piano_audio")
 # Tasks the paper trained for a number of iterations rather than epochs (section 5.2: 246,000 for raw audio). Our
 # runs of them at the paper's models may train for less; their row says how much of that training they had.
-PAPER_ITERATIONS = {"piano_audio": 246_000}
+PAPER_ITERATIONS = PAPER_STEPS
 TRAINING_LENGTH = {"epochs", "max_steps_per_epoch", "time_budget_s"}
 # A run that differs from the paper's preset only in these is still one seed of its Table 1 cell.
 SEED_ONLY = {"seed"}
@@ -36,24 +36,29 @@ def seed_of(r: ResultRecord):
 
 
 def steps_trained(r: ResultRecord) -> int | None:
-    """Training steps a run took: ``config['steps']`` where the record has it, else the sum over its epochs."""
-    if isinstance(r.config.get("steps"), int):
-        return r.config["steps"]
+    """Training steps a run took: its ``extent`` (records since the piano run), ``config['steps']``, or the sum
+    over its epochs (older records)."""
+    for steps in ((r.extent or {}).get("steps"), r.config.get("steps")):
+        if isinstance(steps, int) and not isinstance(steps, bool):
+            return steps
     steps = [h.get("steps") for h in r.history]
     return sum(steps) if steps and all(isinstance(s, int) for s in steps) else None
 
 
 def training_label(r: ResultRecord) -> str:
-    """How long an iteration-counted run trained, against the paper's iterations (``779 of the paper's 246k steps
-    (0.32 %)``); empty for tasks trained by epochs."""
+    """How long an iteration-counted run trained, against the paper's iterations (``779 steps, 0.3% of the
+    paper's 246,000``, the record's own :func:`extent_text` where it has an extent); empty for tasks trained by
+    epochs."""
     paper = PAPER_ITERATIONS.get(r.experiment)
     if paper is None:
         return ""
+    if extent_text(r):
+        return extent_text(r)
     steps = steps_trained(r)
     if steps is None:
         budget = (r.deviations or {}).get("time_budget_s")
-        return f"trained {budget:g} s, not the paper's {paper // 1000}k steps" if budget else ""
-    return f"{steps:,} of the paper's {paper // 1000}k steps ({100 * steps / paper:.2g} %)"
+        return f"trained {budget:g} s, not the paper's {paper:,} steps" if budget else ""
+    return f"{steps:,} steps, {percent(steps / paper)} of the paper's {paper:,}"
 
 
 def in_cell(r: ResultRecord) -> bool:

@@ -1,0 +1,412 @@
+"""The raw piano experiment (the paper's section 5.2) as one resumable run: WaveNet and the residual Seq-U-Net
+trained on the same fast path, compared at equal iterations and at equal wall-clock time, then continuing real
+piano for the stability study and the listening test.
+
+    python -m sequnet.experiment.piano_run RUN_DIR --audio-dir DIR --budget-s 600 --limit-s 540
+
+Each call does what is left, in this order, and stops (exit status 75, "call again") before a stage that would
+not end within ``--limit-s``; every stage keeps its results on disk, so a GPU machine's 10-minute commands can
+finish the run between them:
+
+1. **WaveNet** trains for ``budget_s`` seconds of training steps (``sequnet.experiment.training.train``: batch 16,
+   5000 targets, Adam 5e-4 as the paper; on a GPU bf16 autocast, channels-last, the fused gate and CUDA graphs),
+   a checkpoint and its record after every ``report_every`` steps. It reaches N_w steps.
+2. **Seq-U-Net** trains the same way for ``sequnet_budget_s`` (default: the same budget); its weights after exactly
+   N_w steps are kept (``checkpoints/piano_audio_sequnet_at_N.pt``) for the equal-iteration comparison.
+3. Seq-U-Net at N_w steps is evaluated like the final models: ``comparison.json`` then holds (a) equal iterations
+   (both at N_w) and (b) equal time (each model at the end of its budget).
+4. Generation (cached step-wise inference, the primes of a set as one batch, CUDA graphs on a GPU): per set of
+   ``generation`` (8 primes of 1.5 s continued for 30 s at paper scale), real primes from the test pieces
+   continued by each model at temperature 0.95, stored as mu-law ids in ``generations/<set>.npz`` beside the
+   real continuation.
+
+The records (``records/piano_audio_{wavenet,sequnet}.json``) carry ``extent``: the steps, their fraction of the
+paper's 246,000 iterations and the hours of audio (with the renderer and SoundFont of the folder's
+``manifest.json`` where it has one). ``curves.json`` holds both training curves against steps and seconds.
+
+For the listening test: :func:`listening_inputs` returns the final models and the run's ``AudioTask``, what
+``sequnet.analysis.listening.make_items`` takes to draw its own primes from the test pieces and continue them; the
+run's ``items`` setting says how many items of which lengths (the piano chapter calls it so).
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from sequnet.core.configs import build_model
+from sequnet.experiment.checkpoints import load_checkpoint
+from sequnet.experiment.piano_data import (GenerationSet, audio_extent, audio_folder, generate_set,  # noqa: F401
+                                           generation_path, load_generation, make_tasks, write_set)
+from sequnet.experiment.records import PAPER_STEPS, ResultRecord, training_extent
+from sequnet.experiment.scales import check_scale, resolve
+from sequnet.experiment.training import build, record_path, train
+
+ORDER = ("wavenet", "sequnet")        # WaveNet first: its step count is the equal-iteration point
+EXIT_AGAIN = 75                       # EX_TEMPFAIL: the run is not finished, call again
+
+
+@dataclasses.dataclass(frozen=True)
+class PianoRun:
+    """What one run trains, evaluates and generates (stored as ``run.json``; a later call must ask the same)."""
+    scale: str = "paper"                       # the models: Table 2's at "paper", tiny at "smoke"
+    budget_s: float = 600.0                    # seconds of training steps for WaveNet
+    sequnet_budget_s: float | None = None      # for Seq-U-Net; None: budget_s (equal wall-clock time)
+    audio_dir: str | None = None               # recordings in train/ and test/ (+ manifest.json), relative to the
+    #                                            run folder unless absolute (see relative_audio); None: six pieces
+    report_every: tuple[tuple[str, int], ...] = (("wavenet", 100), ("sequnet", 400))   # steps per record point
+    eval_windows: int | None = 2048            # evenly spaced test windows (and as many train windows); None: all
+    bf16: bool = True                          # on a GPU (the CPU trains in float32)
+    generation: tuple[tuple[str, GenerationSet], ...] = (("long", GenerationSet(8, 1.5, 30.0)),)
+    items: GenerationSet = GenerationSet(20, 1.5, 5.0)      # the listening test's (made by the chapter)
+    temperature: float = 0.95                  # the paper's
+    seed: int = 0                              # primes and sampling noise
+
+    def __post_init__(self):
+        positive = {"budget_s": self.budget_s, "sequnet_budget_s": self.sequnet_budget_s,
+                    "eval_windows": self.eval_windows, "temperature": self.temperature}
+        for name, value in positive.items():
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or
+                                      not math.isfinite(value) or value <= 0):
+                raise ValueError(f"{name}={value!r}: expected a positive number"
+                                 + ("" if name in ("budget_s", "temperature") else " or None"))
+        for name, g in self.generation + (("items", self.items),):
+            if g.n < 1 or g.prime_s <= 0 or g.seconds <= 0:
+                raise ValueError(f"generation set {name!r}: {g} needs at least one prime and positive lengths")
+
+    def budget(self, arch: str) -> float:
+        return self.budget_s if arch == "wavenet" or self.sequnet_budget_s is None else self.sequnet_budget_s
+
+
+# The smoke scale: tiny models, a few seconds of audio, seconds on a CPU (CI runs it).
+# Seq-U-Net's epochs of 4 steps put the equal-iteration point (WaveNet's 6 steps) inside its second epoch; the
+# listening notebook measures the items in 0.5 s windows, so primes are no shorter.
+SMOKE = PianoRun(scale="smoke", budget_s=60.0, report_every=(("wavenet", 3), ("sequnet", 4)), eval_windows=4,
+                 generation=(("long", GenerationSet(2, 0.5, 0.3)),), items=GenerationSet(2, 0.5, 0.1))
+
+
+# The demo scale: the demo preset's models (about 0.56 M parameters each) for 40 s each on a CPU, and short
+# generations (a demo WaveNet generates about 300 steps/s at batch 4 on one busy CPU core, the Seq-U-Net 2,200).
+DEMO = PianoRun(scale="demo", budget_s=40.0, report_every=(("wavenet", 10), ("sequnet", 10)), eval_windows=32,
+                generation=(("long", GenerationSet(4, 1.5, 2.5)),), items=GenerationSet(4, 1.5, 1.0))
+PRESETS = {"smoke": SMOKE, "demo": DEMO, "paper": PianoRun()}
+
+
+def preset(scale: str, **changes: Any) -> PianoRun:
+    """The run of ``scale`` with ``changes`` on top (None keeps the preset)."""
+    return dataclasses.replace(PRESETS[check_scale(scale)], **{k: v for k, v in changes.items() if v is not None})
+
+
+def relative_audio(audio_dir: str | os.PathLike | None, run_dir: str | os.PathLike) -> str | None:
+    """``audio_dir`` (from the working directory) as the run stores it: relative to the run folder, so that
+    ``run.json`` names no machine path and the run can be continued from any working directory."""
+    return None if audio_dir is None else os.path.relpath(Path(audio_dir).resolve(), Path(run_dir).resolve())
+
+
+def open_run(run_dir: str | os.PathLike, scale: str, *, audio_dir: str | os.PathLike | None = None,
+             **changes: Any) -> PianoRun:
+    """The run a folder holds (its ``run.json``), else the preset of ``scale`` with ``audio_dir`` (from the
+    working directory) and ``changes``."""
+    if (Path(run_dir) / "run.json").is_file():
+        return load_run(run_dir)
+    return preset(scale, audio_dir=relative_audio(audio_dir, run_dir), **changes)
+
+
+def run_configs(run: PianoRun, device: str = "auto") -> dict:
+    """The trainer's configuration of each model: the scale's preset with the run's budget, reporting interval,
+    evaluation windows and, on a GPU, bf16 (fast kernels and CUDA graphs are the trainer's defaults on a GPU)."""
+    every = dict(run.report_every)
+    configs = {}
+    for arch in ORDER:
+        config = resolve("piano_audio", arch, run.scale, device=device, time_budget_s=run.budget(arch),
+                         max_steps_per_epoch=every[arch], eval_limit=run.eval_windows)
+        configs[arch] = config.replace(bf16=run.bf16 and config.resolved_device().type == "cuda")
+    return configs
+
+
+def _json_write(path: Path, data: Any) -> Path:
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(json.dumps(data, indent=1, default=float) + "\n")
+    os.replace(partial, path)
+    return path
+
+
+def _as_json(run: PianoRun) -> dict:
+    return json.loads(json.dumps(dataclasses.asdict(run)))
+
+
+def claim(run: PianoRun, run_dir: Path) -> None:
+    """Write ``run.json``, or check that the run folder holds this run (a changed run needs a new folder)."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path = run_dir / "run.json"
+    if path.is_file():
+        saved, now = json.loads(path.read_text()), _as_json(run)
+        for data in (saved, now):       # the same recordings, however the path is spelt
+            folder = audio_folder(data.get("audio_dir"), run_dir)
+            data["audio_dir"] = folder and str(folder.resolve())
+        differ = [f"{k}: folder {saved.get(k)!r}, now {v!r}" for k, v in now.items() if saved.get(k) != v]
+        if differ:
+            raise ValueError(f"{run_dir} holds another piano run ({'; '.join(differ)}); give a new run folder, or "
+                             f"the settings in {path}")
+    else:
+        _json_write(path, _as_json(run))
+
+
+def _steps(record: ResultRecord) -> int:
+    return sum(h["steps"] for h in record.history)
+
+
+class _Snapshot:
+    """The task, whose training stream also saves the model's weights once exactly ``at`` steps are done (the
+    equal-iteration point). The trainer asks for batch k (from 0) of an epoch once the epoch's first k steps are
+    done, and asks for one batch more than it trains on, so the weights at that moment are those after
+    ``done + k`` steps; ``loss`` shows the model being trained."""
+
+    def __init__(self, task, at: int, done: int, path: Path):
+        self._task, self._at, self._done, self._path = task, at, done, path
+        self._model, self._asked = None, 0
+
+    def __getattr__(self, name):
+        return getattr(self._task, name)
+
+    def to(self, device):
+        self._task.to(device)
+        return self
+
+    def loss(self, model, batch):
+        self._model = model
+        return self._task.loss(model, batch)
+
+    def train_batches(self, generator):
+        self._done += max(self._asked - 1, 0)        # the steps of the previous epoch
+        self._asked = 0
+        for batch in self._task.train_batches(generator):
+            if self._done + self._asked == self._at and self._model is not None and not self._path.exists():
+                save_weights(self._path, self._model.state_dict(), self._at)
+            self._asked += 1
+            yield batch
+
+
+def save_weights(path: Path, state: dict, steps: int) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")
+    torch.save({"model": {k: v.detach().cpu().clone() for k, v in state.items()}, "steps": steps}, partial)
+    os.replace(partial, path)
+    return path
+
+
+def _train(config, task, run: PianoRun, run_dir: Path, limit_s: float | None, log, progress,
+           snapshot_at: int | None = None) -> ResultRecord:
+    """Train (or continue) one model within ``limit_s`` seconds; with ``limit_s`` <= 0 one reporting interval."""
+    checkpoint = run_dir / "checkpoints" / f"{config.name}.pt"
+    payload = load_checkpoint(checkpoint) if checkpoint.is_file() else None
+    done = 0 if payload is None else sum(h["steps"] for h in payload["state"]["history"])
+    if snapshot_at is not None:
+        snap = snapshot_path(run_dir, snapshot_at)
+        if done == snapshot_at and not snap.exists():
+            save_weights(snap, payload["model"], done)
+        elif done > snapshot_at and not snap.exists():
+            raise ValueError(f"{checkpoint} is past step {snapshot_at} without the weights at that step "
+                             f"({snap}); start the Seq-U-Net again (remove the checkpoint)")
+        task = _Snapshot(task, snapshot_at, done, snap)
+    one = limit_s is not None and limit_s <= 0
+    epochs_done = 0 if payload is None else payload["state"]["epoch"]
+    del payload
+    trained = train(config, out_dir=run_dir, checkpoint=checkpoint, resume=True, task=task, log=log,
+                    progress=progress, time_limit_s=None if one else limit_s,
+                    stop_after_epoch=epochs_done + 1 if one else None, final_splits=("train", "test"))
+    record = trained.record
+    data = audio_extent(task, audio_folder(run.audio_dir, run_dir))
+    record.extent = training_extent("piano_audio", _steps(record), **data)
+    if trained.record_path is not None:
+        record.save(trained.record_path)
+    return record
+
+
+def snapshot_path(run_dir: Path, steps: int) -> Path:
+    return run_dir / "checkpoints" / f"piano_audio_sequnet_at_{steps}.pt"
+
+
+def curves(records: dict[str, ResultRecord]) -> dict[str, dict[str, list[float]]]:
+    """Each model's training loss (bits per sample, the mean over each reporting interval) against the steps and
+    the training seconds at the interval's end."""
+    out = {}
+    for arch, r in records.items():
+        steps = np.cumsum([h["steps"] for h in r.history]).tolist()
+        out[arch] = {"steps": steps, "seconds": [h.get("train_time_s") for h in r.history],
+                     "train_bits": [h["train"] for h in r.history]}
+    return out
+
+
+def _evaluate_snapshot(config, task, path: Path, device) -> dict[str, float]:
+    model = build(config, device)[0]
+    model.load_state_dict(torch.load(path, map_location=device, weights_only=True)["model"])
+    return {split: task.metric(task.evaluate(model, split, config.eval_limit)) for split in ("train", "test")}
+
+
+def comparison(records: dict[str, ResultRecord], at: dict[str, float], steps_at: int) -> dict[str, Any]:
+    """(a) both models after ``steps_at`` steps (WaveNet's final count), (b) each at the end of its budget."""
+    def point(metrics, steps):
+        return {"steps": steps, "fraction_of_paper": steps / PAPER_STEPS["piano_audio"],
+                "train_bits": metrics["train"], "test_bits": metrics["test"]}
+
+    w = records["wavenet"]
+    return {"paper_steps": PAPER_STEPS["piano_audio"],
+            "equal_iterations": {"wavenet": point(w.metrics, steps_at), "sequnet": point(at, steps_at)},
+            "equal_time": {arch: point(r.metrics, _steps(r)) | {"train_seconds": r.history[-1]["train_time_s"]}
+                           for arch, r in records.items()}}
+
+
+def trained_models(run_dir: str | os.PathLike, device: str = "auto", *, plain: bool = True) -> dict:
+    """The final model of each architecture from the run's checkpoints, in eval mode on ``device`` (``plain``:
+    without the training's channels-last and fused-gate switches, as generation wants them)."""
+    run = load_run(run_dir)
+    models = {}
+    for arch, config in run_configs(run, device).items():
+        path = Path(run_dir) / "checkpoints" / f"{config.name}.pt"
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: the run has not trained {arch} yet (run the piano run on)")
+        dev = config.resolved_device()
+        model = build_model(config.setting).to(dev) if plain else build(config, dev)[0]
+        model.load_state_dict(load_checkpoint(path)["model"])
+        models[arch] = model.eval()
+    return models
+
+
+def listening_inputs(run_dir: str | os.PathLike, device: str = "auto") -> tuple[dict, Any]:
+    """What ``sequnet.analysis.listening.make_items`` takes: the run's final models ({"sequnet", "wavenet"}) and
+    the ``AudioTask`` whose test pieces give the primes."""
+    run = load_run(run_dir)
+    configs = run_configs(run, device)
+    return trained_models(run_dir, device), make_tasks(run, configs, run_dir)["sequnet"]
+
+
+def load_run(run_dir: str | os.PathLike) -> PianoRun:
+    path = Path(run_dir) / "run.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: not a piano run folder (run sequnet.experiment.piano_run first)")
+    data = json.loads(path.read_text())
+    data["report_every"] = tuple(tuple(x) for x in data["report_every"])
+    data["generation"] = tuple((name, GenerationSet(**g)) for name, g in data["generation"])
+    data["items"] = GenerationSet(**data["items"])
+    return PianoRun(**data)
+
+
+def run_piano(run: PianoRun, run_dir: str | os.PathLike, *, device: str = "auto", limit_s: float | None = None,
+              reserve_s: float = 0.0, log: Callable[[str], None] | None = print, progress: bool = False) -> bool:
+    """Do what is left of ``run`` in ``run_dir`` within ``limit_s`` seconds (None: all of it); True when finished.
+
+    A call always gets something done (at least one reporting interval of training, or one stage), then starts
+    nothing that would not end within ``limit_s``; ``reserve_s``: seconds kept back from training for a model's
+    final evaluation."""
+    start, run_dir = time.monotonic(), Path(run_dir)
+    deadline = None if limit_s is None else start + limit_s
+    say = log or (lambda _: None)
+    claim(run, run_dir)
+    configs = run_configs(run, device)
+    loaded: dict = {}
+    did = False                     # whether this call has got anything done
+
+    def left(reserve: float = 0.0) -> float | None:
+        return None if deadline is None else deadline - time.monotonic() - reserve
+
+    def out_of_time() -> bool:
+        return did and deadline is not None and time.monotonic() >= deadline
+
+    def tasks():                    # loaded once, and only by a stage that needs the audio
+        loaded.setdefault("tasks", make_tasks(run, configs, run_dir))
+        return loaded["tasks"]
+
+    records = {}
+    for arch in ORDER:
+        path = record_path(run_dir, configs[arch])
+        record = ResultRecord.load(path) if path.is_file() else None
+        if record is None or record.status != "ok":
+            if did and deadline is not None and left(reserve_s) <= 0:
+                return False
+            task = tasks()[arch]                   # loading the audio counts against the limit
+            at = _steps(records["wavenet"]) if arch == "sequnet" else None
+            record = _train(configs[arch], task, run, run_dir, left(reserve_s), log, progress, at)
+            did = True
+            _json_write(run_dir / "curves.json", curves(records | {arch: record}))    # the curves so far
+            if record.status == "diverged":
+                raise RuntimeError(f"{arch} diverged ({record.notes}); its record is in {run_dir / 'records'}")
+            if record.status != "ok":
+                say(f"{arch}: {record.status} after {_steps(record)} steps; call again to continue")
+                return False
+        records[arch] = record
+    steps_at = _steps(records["wavenet"])
+    if not (run_dir / "comparison.json").is_file():
+        if out_of_time():
+            return False
+        snap = snapshot_path(run_dir, steps_at)
+        if not snap.is_file():
+            raise ValueError(f"{snap} is missing: Seq-U-Net trained {_steps(records['sequnet'])} steps, fewer than "
+                             f"WaveNet's {steps_at}; give it a larger sequnet_budget_s in a new run folder")
+        at = _evaluate_snapshot(configs["sequnet"], tasks()["sequnet"], snap, configs["sequnet"].resolved_device())
+        _json_write(run_dir / "comparison.json", comparison(records, at, steps_at))
+        did = True
+    models = None
+    for k, (name, gset) in enumerate(run.generation):
+        if generation_path(run_dir, name).is_file():
+            continue
+        if out_of_time():
+            return False
+        models = models or trained_models(run_dir, device)
+        made = _generate(models, tasks()["sequnet"], gset, run.seed + k, run, configs["sequnet"],
+                         deadline if did else None, progress)
+        if made is None:
+            say(f"generation {name!r} would not end within the time limit; call again")
+            return False
+        write_set(run_dir, name, *made)
+        did = True
+        say(f"generation {name!r}: " + ", ".join(f"{a} {s['steps_per_s']:,.0f} steps/s at batch {s['batch']}"
+                                                  for a, s in made[1]["speed"].items()))
+    return True
+
+
+def _generate(models, task, gset: GenerationSet, seed: int, run: PianoRun, config, deadline, progress):
+    """``generate_set`` (primes and noise from ``seed``: the run's, plus the set's index) with the training's CPU
+    threads on a CPU (a step is a few hundred tiny operations: one thread beats two waiting for each other)."""
+    threads = torch.get_num_threads()
+    if config.resolved_device().type == "cpu" and config.cpu_threads is not None:
+        torch.set_num_threads(config.cpu_threads)
+    try:
+        return generate_set(models, task, gset, run.temperature, seed, deadline, progress)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m sequnet.experiment.piano_run", description=__doc__.split("\n\n")[0])
+    p.add_argument("run_dir", help="the run's folder (created; a later call continues it)")
+    p.add_argument("--scale", default="paper", help="paper (Table 2's models), demo or smoke (CPU)")
+    p.add_argument("--audio-dir", help="recordings in train/ and test/ (+ manifest.json); default: the six "
+                   "registered pieces")
+    p.add_argument("--budget-s", type=float, help="seconds of WaveNet's training steps (paper preset: 600)")
+    p.add_argument("--sequnet-budget-s", type=float, help="Seq-U-Net's (default: the same as WaveNet's)")
+    p.add_argument("--eval-windows", type=int, help="evenly spaced test windows evaluated (paper preset: 2048)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--limit-s", type=float, help="stop before a stage that would not end within this many s")
+    p.add_argument("--reserve-s", type=float, default=90.0, help="seconds kept back for a final evaluation")
+    p.add_argument("--progress", action="store_true")
+    a = p.parse_args(argv)
+    run = preset(a.scale, audio_dir=relative_audio(a.audio_dir, a.run_dir), budget_s=a.budget_s,
+                 sequnet_budget_s=a.sequnet_budget_s, eval_windows=a.eval_windows)
+    done = run_piano(run, a.run_dir, device=a.device, limit_s=a.limit_s, reserve_s=a.reserve_s,
+                     log=lambda line: print(line, flush=True), progress=a.progress)
+    print("piano run finished" if done else "piano run not finished: call again", flush=True)
+    return 0 if done else EXIT_AGAIN
+
+
+if __name__ == "__main__":
+    sys.exit(main())

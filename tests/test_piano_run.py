@@ -1,0 +1,249 @@
+"""The piano run (sequnet.experiment.piano_run) at smoke scale on a CPU, on a few seconds of synthetic audio:
+both models trained, Seq-U-Net's weights kept at WaveNet's step count, continuing across calls, generations,
+the records' training extent, and the chapter's tables, figures, items and generation widget built from it."""
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+import pytest
+import soundfile
+import torch
+
+matplotlib.use("Agg")
+
+from sequnet.data.files import DataError  # noqa: E402
+from sequnet.experiment import piano_data, piano_run  # noqa: E402
+from sequnet.experiment.records import RecordError, ResultRecord  # noqa: E402
+
+SR = 16000
+
+
+@pytest.fixture(scope="module")
+def audio_dir(tmp_path_factory):
+    """Two training and two test pieces of 3 s (decaying tones over a little noise) and a render manifest."""
+    root = tmp_path_factory.mktemp("audio")
+    rng = np.random.default_rng(0)
+    t = np.arange(3 * SR) / SR
+    for split in ("train", "test"):
+        (root / split).mkdir()
+        for i in range(2):
+            x = 0.3 * np.sin(2 * np.pi * 220 * (i + 1) * t) * np.exp(-3 * (t % 1)) + 0.01 * rng.normal(size=len(t))
+            soundfile.write(root / split / f"{split}{i}.flac", x.astype(np.float32), SR)
+    (root / "manifest.json").write_text(json.dumps({  # as render-piano writes it, in part
+        "renderer": {"name": "tinysoundfont", "version": "0.3", "settings": {}},
+        "soundfont": {"name": "piano.sf2", "bytes": 10, "sha256": "ab" * 32, "registered_as": None}}))
+    return root
+
+
+def smoke(audio_dir, **changes):
+    return piano_run.preset("smoke", audio_dir=str(audio_dir), **changes)
+
+
+@pytest.fixture(scope="module")
+def finished(audio_dir, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("run")
+    assert piano_run.run_piano(smoke(audio_dir), folder, device="cpu", log=None)
+    return folder
+
+
+def test_a_smoke_run_trains_compares_and_generates(finished):
+    records = {a: ResultRecord.load(finished / "records" / f"piano_audio_{a}.json") for a in ("sequnet", "wavenet")}
+    for r, n in zip(records.values(), (8, 6)):
+        assert r.status == "ok" and r.extent["steps"] == n and r.extent["paper_steps"] == 246_000
+        assert r.extent["fraction_of_paper"] == pytest.approx(n / 246_000)
+        assert r.extent["train_audio_hours"] == pytest.approx(6 / 3600) and r.extent["test_pieces"] == 2
+        assert r.extent["renderer"] == "tinysoundfont (0.3)"
+        assert r.extent["soundfont"] == "piano.sf2 (sha256 abababababab)"
+        assert r.extent["pieces"] == {"train": ["train0", "train1"], "test": ["test0", "test1"]}
+        assert "/" not in r.notes.split("recordings of ")[1].split("/")[0]     # the folder's name, not its path
+    comparison = json.loads((finished / "comparison.json").read_text())
+    assert comparison["equal_iterations"]["sequnet"]["steps"] == comparison["equal_iterations"]["wavenet"]["steps"]
+    assert comparison["equal_time"]["wavenet"]["test_bits"] == records["wavenet"].metrics["test"]
+    assert 0 < comparison["equal_iterations"]["sequnet"]["test_bits"] < 9
+    assert comparison["equal_iterations"]["sequnet"]["test_bits"] != comparison["equal_time"]["sequnet"]["test_bits"]
+    curves = json.loads((finished / "curves.json").read_text())
+    assert curves["sequnet"]["steps"] == [4, 8] and len(curves["wavenet"]["seconds"]) == 2
+
+    ids, meta = piano_run.load_generation(finished, "long")
+    assert ids["real"].shape == ids["wavenet"].shape == ids["sequnet"].shape == (2, round(0.8 * SR))
+    assert np.array_equal(ids["sequnet"][:, :meta["prime_len"]], ids["real"][:, :meta["prime_len"]])
+    assert meta["temperature"] == 0.95 and len(meta["sources"]) == 2
+    models, task = piano_run.listening_inputs(finished, "cpu")
+    assert set(models) == {"wavenet", "sequnet"} and set(task.corpus.test) == {"test0", "test1"}
+
+
+def test_the_run_continues_across_calls_to_the_same_result(audio_dir, finished, tmp_path):
+    calls = 0
+    while not piano_run.run_piano(smoke(audio_dir), tmp_path, device="cpu", limit_s=0, log=None):
+        calls += 1
+        assert calls < 10
+    assert calls >= 4           # a call with no time left does one reporting interval or one stage
+    for name in ("comparison.json", "curves.json"):
+        again, once = json.loads((tmp_path / name).read_text()), json.loads((finished / name).read_text())
+        if name == "curves.json":
+            again, once = {a: c["train_bits"] for a, c in again.items()}, {a: c["train_bits"] for a, c in once.items()}
+        else:
+            for point in list(again["equal_time"].values()) + list(once["equal_time"].values()):
+                point.pop("train_seconds")
+        assert again == once
+    with pytest.raises(ValueError, match="holds another piano run.*budget_s"):
+        piano_run.run_piano(smoke(audio_dir, budget_s=5.0), tmp_path, device="cpu", log=None)
+
+
+def test_seq_u_net_is_kept_at_exactly_wavenets_step_count_inside_an_epoch(audio_dir, finished):
+    from sequnet.experiment.checkpoints import load_checkpoint, seed_everything
+    from sequnet.experiment.steps import train_epoch
+    from sequnet.experiment.training import build
+
+    kept = torch.load(finished / "checkpoints" / "piano_audio_sequnet_at_6.pt", weights_only=True)
+    assert kept["steps"] == 6
+    # the trainer's first 6 steps by hand: an epoch of 4, then 2 of the next
+    run = smoke(audio_dir)
+    config = piano_run.run_configs(run, "cpu")["sequnet"]
+    assert config.max_steps_per_epoch == 4
+    task = piano_run.make_tasks(run, {"sequnet": config}, finished)["sequnet"]
+    order = seed_everything(config.seed)
+    model, optimizer = build(config, torch.device("cpu"))
+    for n in (4, 2):
+        train_epoch(model, optimizer, task, task.train_batches(order), config, torch.device("cpu"), steps=n,
+                    step_times=[], warmup_left=0)
+    for name, value in model.state_dict().items():
+        torch.testing.assert_close(kept["model"][name], value)
+    final = load_checkpoint(finished / "checkpoints" / "piano_audio_sequnet.pt")
+    assert sum(h["steps"] for h in final["state"]["history"]) == 8
+    assert any(not torch.equal(final["model"][k], kept["model"][k]) for k in kept["model"])
+
+
+def test_bad_input_is_named(audio_dir, tmp_path):
+    with pytest.raises(ValueError, match="scale='huge'"):
+        piano_run.preset("huge")
+    with pytest.raises(ValueError, match="budget_s=-1: expected a positive number"):
+        piano_run.preset("smoke", budget_s=-1)
+    with pytest.raises(FileNotFoundError, match="not a piano run folder"):
+        piano_run.load_run(tmp_path)
+    (tmp_path / "empty" / "train").mkdir(parents=True)
+    (tmp_path / "empty" / "test").mkdir()
+    with pytest.raises(DataError, match="no training audio"):
+        piano_run.run_piano(smoke(tmp_path / "empty"), tmp_path / "run", device="cpu", log=None)
+    assert not (tmp_path / "run" / "records").exists()
+
+
+def test_the_command_line_runs_the_smoke_run(audio_dir, finished, capsys, monkeypatch):
+    # the finished run's folder: nothing is left to do, so the command only checks and reports; the audio folder
+    # is stored relative to the run folder and found from another working directory
+    monkeypatch.chdir(audio_dir / "train")
+    assert piano_run.main([str(finished), "--scale", "smoke", "--audio-dir", "..", "--device", "cpu"]) == 0
+    assert "piano run finished" in capsys.readouterr().out
+    assert piano_run.relative_audio(audio_dir, finished) == str(Path("..") / audio_dir.name)
+    monkeypatch.chdir(finished)
+    run = piano_run.open_run(finished / "x", "smoke", audio_dir=audio_dir)
+    assert piano_data.audio_folder(run.audio_dir, finished / "x").resolve() == audio_dir.resolve()
+
+
+def test_the_chapter_reads_the_run(finished, tmp_path):
+    from sequnet.analysis import piano
+
+    table = piano.comparison_markdown(finished)
+    assert "(a) Equal iterations" in table and "| Seq-U-Net | 6 | 0.0024% |" in table and "| 1.88 |" in table
+    assert len(piano.plot_run_curves(finished).axes) == 2
+    measured = piano.long_measures(finished)
+    assert set(measured) == {"real piano", "Seq-U-Net", "WaveNet"} and len(measured["WaveNet"]) == 2
+    assert len(piano.stability_figure(measured, "smoke").axes) == 3
+    assert "6 training steps, 0.0024% of the paper's 246,000" in piano.stability_claim(finished, measured)
+    shown = piano.long_excerpts(tmp_path / "audio", finished, count=1)
+    assert [caption for _, caption in shown[0][1]] == ["real piano", "prime + Seq-U-Net", "prime + WaveNet"]
+    assert "2 listening items" in piano.write_items(tmp_path, finished, "cpu")
+    items = json.loads((tmp_path / "listening_items" / "items.json").read_text())
+    assert "wavenet" not in json.dumps(items) and (tmp_path / "listening_items" / "listening_key.json").is_file()
+    assert "are kept (2 items)" in piano.write_items(tmp_path, tmp_path / "no-run", "cpu")
+
+
+def test_the_generation_widget_generates_what_is_asked(finished):
+    from sequnet.analysis import piano_widget
+
+    widget = piano_widget.from_run(finished, "cpu")
+    assert isinstance(widget, piano_widget.GenerationWidget)
+    widget.prime.value, widget.model.value, widget.temperature.value, widget.seconds.value = 1, "wavenet", 0.8, 0.05
+    widget.button.click()
+    prime_len = widget.primes.shape[1]
+    assert widget.last.shape == (prime_len + round(0.05 * SR),) and np.abs(widget.last).max() <= 1
+    assert widget.status.value.startswith("WaveNet, temperature 0.80")
+
+
+def test_the_widget_says_what_is_missing_without_checkpoints(tmp_path):
+    from sequnet.analysis import piano_widget
+
+    assert "checkpoints are not part of the book" in piano_widget.from_run(tmp_path)
+
+
+def test_records_carry_the_training_extent_and_labels_say_it(tmp_path):
+    from sequnet.analysis.reports import scale_label
+    from sequnet.experiment.records import extent_text, short_of_paper, training_extent
+
+    fields = dict(experiment="piano_audio", model="wavenet", scale="paper", metric="bits_per_sample",
+                  metrics={"train": 2.0, "valid": None, "test": 2.5}, params=1, receptive_field=1,
+                  time_per_step_s=0.27, peak_memory_mib=1.0, device="NVIDIA H200", wall_time_s=1.0, deviations={})
+    short = ResultRecord(**fields, extent=training_extent("piano_audio", 2_460, train_audio_hours=10.2))
+    assert short_of_paper(short) and extent_text(short) == ("2,460 steps, 1.0% of the paper's 246,000; 10.2 h of "
+                                                            "training audio")
+    assert "not a reproduction" in scale_label(short) and "2,460 steps" in scale_label(short)
+    full = ResultRecord(**fields, extent=training_extent("piano_audio", 246_000))
+    assert not short_of_paper(full) and scale_label(full).startswith("paper scale")
+    with pytest.raises(ValueError, match="iterations only for piano_audio"):
+        training_extent("jsb", 10)
+    bad = dataclasses.replace(short, extent=[1]).save(tmp_path / "r.json")
+    with pytest.raises(RecordError, match="field 'extent' must be a JSON object"):
+        ResultRecord.load(bad)
+
+
+def test_the_banner_of_a_paper_scale_chapter_that_trained_less_than_the_paper(finished, tmp_path):
+    import nbformat
+
+    from sequnet.publish import notebook_view
+
+    record = ResultRecord.load(finished / "records" / "piano_audio_wavenet.json")
+    (tmp_path / "records").mkdir()
+    dataclasses.replace(record, scale="paper").save(tmp_path / "records" / "piano_audio_wavenet.json")
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# Raw piano audio")])
+    nb.metadata["papermill"] = {"parameters": {"scale": "paper", "out_dir": "x", "run_dir": "y"}}
+    banner = notebook_view.with_banner(nb, tmp_path).cells[1].source
+    assert "trained for less than the paper" in banner and "WaveNet 6 steps, 0.0024% of the paper's" in banner
+    assert "paper's settings" not in banner
+    assert "paper's settings" in notebook_view.with_banner(nb, tmp_path / "none").cells[1].source
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_on_a_gpu_both_models_take_the_fast_path_and_the_kept_weights_are_the_trained_ones(audio_dir, tmp_path):
+    """Epochs of 5 steps: the CUDA graph is captured at each epoch's fourth step, so the weights at WaveNet's 10
+    steps are read after replays. Seq-U-Net also trains 10 steps: what is kept must be its final checkpoint."""
+    from sequnet.experiment.checkpoints import load_checkpoint
+
+    run = smoke(audio_dir, report_every=(("wavenet", 5), ("sequnet", 5)))
+    assert piano_run.run_piano(run, tmp_path, device="cuda", log=None)
+    for arch in ("wavenet", "sequnet"):
+        record = ResultRecord.load(tmp_path / "records" / f"piano_audio_{arch}.json")
+        assert record.config["bf16"] and record.config["cuda_graphs"] and record.config["fast_kernels"]
+        assert record.extent["steps"] == 10 and record.deviations["bf16"] is True
+    kept = torch.load(tmp_path / "checkpoints" / "piano_audio_sequnet_at_10.pt", weights_only=True)["model"]
+    final = load_checkpoint(tmp_path / "checkpoints" / "piano_audio_sequnet.pt")["model"]
+    assert all(torch.equal(kept[k].cpu(), final[k].cpu()) for k in final)
+    _, meta = piano_run.load_generation(tmp_path, "long")
+    assert all(s["cuda_graphs"] for s in meta["speed"].values())
+
+
+def test_the_decoded_audio_is_cached_until_the_folder_changes(audio_dir, finished, monkeypatch, tmp_path):
+    run = smoke(audio_dir)
+    fresh = piano_data.load_audio_corpus(audio_dir)
+    monkeypatch.setattr(piano_data, "load_audio_corpus", lambda folder: pytest.fail("decoded again"))
+    cached = piano_data.load_corpus(run, finished)
+    assert all(torch.equal(cached.test[k], fresh.test[k]) for k in fresh.test) and set(cached.train) == set(fresh.train)
+    changed = tmp_path / "audio"
+    import shutil
+    shutil.copytree(audio_dir, changed)
+    (changed / "test" / "test1.flac").unlink()
+    with pytest.raises(pytest.fail.Exception, match="decoded again"):
+        piano_data.load_corpus(dataclasses.replace(run, audio_dir=str(changed)), finished)
