@@ -10,7 +10,7 @@ import pytest
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from sequnet.analysis import benchmarks, figures, overview, reports  # noqa: E402
+from sequnet.analysis import benchmarks, figures, generation_checks, overview, reports, sweeps  # noqa: E402
 from sequnet.experiment.records import ResultRecord  # noqa: E402
 from sequnet.publish.paths import RESULTS  # noqa: E402
 
@@ -36,6 +36,11 @@ def helpers():
         "costs, GPU": lambda: reports.plot_costs(GPU),
         "activations": lambda: overview.plot_activations(points=4)[0],
         "generation benchmark": lambda: benchmarks.plot_generation(bench),
+        "closed forms": lambda: sweeps.plot_closed_forms(),
+        "committed sweep": lambda: sweeps.plot_sweeps(
+            benchmarks.load_bench(RESULTS / "bench", "complexity*.json", full_only=True)[0][1], "GPU"),
+        "levels per step": lambda: generation_checks.plot_levels_per_step({}),
+        "update grid": lambda: generation_checks.plot_update_grid(11, 64),
     }
 
 

@@ -56,3 +56,15 @@ def problems(fig) -> list[str]:
             if axis.get_visible() and _numeric(ticks) and not axis.get_label_text().strip():
                 found.append(f"axes {ax.get_title()!r}: the {name} axis has numbers and no label (unit)")
     return found
+
+
+def styled(plot):
+    """Draw the figure helper ``plot`` in STYLE (a decorator): its text is then at least MIN_FONT_PT."""
+    import functools
+
+    @functools.wraps(plot)
+    def draw(*args, **kwargs):
+        import matplotlib.pyplot as plt
+        with plt.rc_context(STYLE):
+            return plot(*args, **kwargs)
+    return draw

@@ -11,16 +11,18 @@ import torch
 
 from sequnet.analysis.complexity import (clock_schedule, mean_levels_per_step, measured_generation_counts,
                                          res_sequnet_mean_layers_per_step)
+from sequnet.analysis.figures import MAX_WIDTH_IN, styled
 from sequnet.analysis.sweeps import SEQ, AudioModels
 from sequnet.core.models import OneHotModel, ResSeqUNet, ResSeqUNetConfig, WaveNet, WaveNetConfig
 
 
+@styled
 def plot_update_grid(levels: int = 11, steps: int = 64):
     """Black where level i (row) computes at generation step s (column): every 2^(i-1) steps."""
     import matplotlib.pyplot as plt
 
     updated = np.array([[s % 2 ** i == 0 for s in range(steps)] for i in range(levels)])
-    fig, ax = plt.subplots(figsize=(9, 2.8))
+    fig, ax = plt.subplots(figsize=(MAX_WIDTH_IN, 2.8))
     ax.imshow(updated, aspect="auto", cmap="Greys", interpolation="nearest", origin="lower")
     ax.set(xlabel="generation step", ylabel="level", yticks=range(levels), yticklabels=range(1, levels + 1),
            title="Levels updated per step (black), piano Seq-U-Net")
@@ -38,12 +40,13 @@ def measure_levels(small: AudioModels, levels: tuple[int, ...]) -> dict[int, dic
         return {}
 
 
+@styled
 def plot_levels_per_step(measured: dict[int, dict], show_levels: int = 6):
     """Left: the clock schedule of the first 64 steps. Right: the mean levels per step against L, closed form
     and (when ``measured``) the generator's counters, with the worst step and the bound 2."""
     import matplotlib.pyplot as plt
 
-    fig, (sched, mean) = plt.subplots(1, 2, figsize=(11, 3.4))
+    fig, (sched, mean) = plt.subplots(1, 2, figsize=(MAX_WIDTH_IN, 3.4))
     sched.bar(np.arange(1, 65), clock_schedule(64, show_levels), color=SEQ, width=0.8)
     sched.axhline(mean_levels_per_step(show_levels), color="k", ls="--", lw=1, label="mean")
     sched.set(xlabel="generated sample", ylabel="levels updated", title=f"Clock schedule, L = {show_levels}")
@@ -57,7 +60,7 @@ def plot_levels_per_step(measured: dict[int, dict], show_levels: int = 6):
     mean.axhline(2, color="k", lw=1, label="bound 2")
     mean.set(xlabel="levels L", ylabel="levels updated per sample", title="Average over a clock period",
              yscale="log")
-    mean.legend(fontsize=8)
+    mean.legend()
     fig.tight_layout()
     return fig
 

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from sequnet.analysis.figures import MAX_WIDTH_IN, styled
 from sequnet.analysis.complexity import (activations, count_saved_activations, layer_shapes, model_layers,
                                          res_sequnet_layers, single_cpu_thread, time_training_step, wavenet_layers)
 from sequnet.core.sizes import res_sequnet_ideal_activations, sequnet_ideal_activations, wavenet_ideal_activations
@@ -166,6 +167,7 @@ def time_key(meta: dict) -> str:
     return "time_median_s" if meta["device"] != "cpu" else "time_min_s"
 
 
+@styled
 def plot_sweeps(result: dict, title: str):
     """Saved activations, step time and peak memory (GPU only) against input length (top row) and depth (bottom
     row), markers measured, dashed lines the analytic counts scaled by :func:`predicted`."""
@@ -177,7 +179,7 @@ def plot_sweeps(result: dict, title: str):
               (time_key(meta), 1e3, "training step (ms)" + ("" if on_gpu else ", best of steps"), True)]
     if on_gpu:
         panels.append(("peak_memory_mib", 1, "peak allocated (MiB)", True))
-    fig, axes = plt.subplots(2, len(panels), figsize=(4.2 * len(panels), 6.4), squeeze=False)
+    fig, axes = plt.subplots(2, len(panels), figsize=(min(MAX_WIDTH_IN, 2.7 * len(panels)), 6.4), squeeze=False)
     seq_levels = [r["levels"] for r in rows if r["sweep"] == "depth" and r["arch"] == "sequnet"]
     for row, (kind, xlabel) in enumerate([("length", "input length I (samples)"), ("depth", "Seq-U-Net levels L")]):
         for col, (key, factor, ylabel, offset) in enumerate(panels):
@@ -194,7 +196,7 @@ def plot_sweeps(result: dict, title: str):
             if kind == "length":
                 ax.set_xscale("log")
                 ax.xaxis.set_minor_formatter(plt.NullFormatter())     # crowded minor labels overlap
-    axes[0, 0].legend(fontsize=8)
+    axes[0, 0].legend()
     fig.suptitle(f"{title}: {meta['device']}, torch {meta['torch']}, {meta['date'][:10]} ({meta['plan']} plan)",
                  fontsize=10)
     fig.tight_layout()
@@ -225,12 +227,13 @@ def sweep_summary(result: dict) -> str:
     return "\n".join(lines)
 
 
+@styled
 def plot_closed_forms(pair: AudioModels = AudioModels(), input_length: int = 2 ** 16):
     """Left: activations per input sample of the closed forms against depth. Right: the exact per-layer counts of
     Table 2's two piano models (valid convolutions) against input length, with their closed forms."""
     import matplotlib.pyplot as plt
 
-    fig, (by_depth, by_length) = plt.subplots(1, 2, figsize=(11, 3.8))
+    fig, (by_depth, by_length) = plt.subplots(1, 2, figsize=(MAX_WIDTH_IN, 3.8))
     levels, I0 = np.arange(2, 17), input_length
     by_depth.plot(levels, [wavenet_ideal_activations(I0, 4, L + 2) / I0 for L in levels], "o-", color=WAVE,
                   label="WaveNet, 4 stacks (receptive field matched)")
@@ -241,10 +244,10 @@ def plot_closed_forms(pair: AudioModels = AudioModels(), input_length: int = 2 *
     by_depth.plot(levels, [sequnet_ideal_activations(I0, L) / I0 for L in levels], "s--", color=SEQ, mfc="none",
                   label="Seq-U-Net, base")
     by_depth.axhline(8, color="grey", ls=":", lw=1)
-    by_depth.text(12, 8.4, "8 I (paper's bound)", color="grey", fontsize=8)
+    by_depth.text(12, 8.4, "8 I (paper's bound)", color="grey")
     by_depth.set(yscale="log", xlabel="Seq-U-Net levels L", ylabel="activations per input sample",
                  title="Closed forms vs depth")
-    by_depth.legend(fontsize=8)
+    by_depth.legend()
 
     outputs = np.unique(np.geomspace(1, 2 ** 18, 20).astype(int))
     seq_in = [pair.sequnet_input(11, outputs=int(t)) for t in outputs]
@@ -260,7 +263,7 @@ def plot_closed_forms(pair: AudioModels = AudioModels(), input_length: int = 2 *
     by_length.set(xscale="log", yscale="log", xlabel="input length I (samples)",
                   ylabel="activations (time positions)", title="Table 2's models vs input length")
     by_length.xaxis.set_minor_formatter(plt.NullFormatter())
-    by_length.legend(fontsize=8)
+    by_length.legend()
     fig.tight_layout()
     return fig
 
