@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from sequnet.data import piano_font, registry, render, render_tsf, soundfont, soundfont_bake
+from sequnet.data import audio, piano_font, registry, render, render_tsf, soundfont, soundfont_bake
 from sequnet.data.registry import DataError
 
 RATE = 44100
@@ -282,3 +282,29 @@ def test_registered_font_sounds_like_the_registered_fluidsynth_render(data_root,
         return np.array([10 * np.log10(power[(freq >= lo) & (freq < 2 * lo)].sum() / power.sum())
                          for lo in (250, 500, 1000, 2000)])
     assert np.abs(bands(ours) - bands(theirs[:60 * 16000])).max() < 3.0
+
+
+def test_music_excerpts_fall_back_to_tinysoundfont_and_say_why_not(tmp_path, monkeypatch, font_path):
+    """The music chapters render their generated MIDI with FluidSynth where it is installed, else with
+    TinySoundFont and the baked piano font where that is already here (never downloading it)."""
+    pytest.importorskip("tinysoundfont")
+    from sequnet.analysis import samples
+
+    def no_fluidsynth(*args, **kwargs):
+        raise DataError("render-piano needs fluidsynth, sox.")
+
+    monkeypatch.setattr(audio, "find_render_tools", no_fluidsynth)
+    monkeypatch.setenv("SEQUNET_DATA", str(tmp_path / "root"))
+    monkeypatch.delenv("SEQUNET_DATA_MIRROR", raising=False)
+    midi = tmp_path / "excerpt.mid"
+    midi.write_bytes(NOTE)
+    path, why = samples._render(midi)
+    assert path is None and "fluidsynth" in why and "data soundfont" in why
+    font = tmp_path / "root" / registry.PIANO_FONT
+    font.parent.mkdir(parents=True)
+    font.write_bytes(font_path.read_bytes())
+    monkeypatch.setattr(registry, "ensure", lambda relpath, **kwargs: font)   # the tiny font has no registered hash
+    path, why = samples._render(midi)
+    assert (path, why) == (midi.with_suffix(".flac"), "")
+    info = soundfile.info(path)
+    assert info.samplerate == 16000 and info.duration > 0.5

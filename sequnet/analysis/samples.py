@@ -64,13 +64,36 @@ def _real_excerpt(task: str, length: int, seed: int) -> tuple[torch.Tensor, str]
 
 
 def _render(midi: Path) -> tuple[Path | None, str]:
-    """The MIDI file rendered to FLAC beside it with the project's renderer, or None and why not."""
+    """The MIDI file rendered to FLAC beside it with the project's renderer, or None and why not: FluidSynth with
+    the registered recipe where it is installed, else TinySoundFont with the baked piano SoundFont where both are
+    already here (a notebook never downloads the 330 MB package the font is made from)."""
     from sequnet.data.audio import find_render_tools, render_midi
 
+    target = midi.with_suffix(".flac")
     try:
         tools = find_render_tools()
-        target = midi.with_suffix(".flac")
+    except DataError as e:
+        return _render_tinysoundfont(midi, target, str(e))
+    try:
         render_midi(midi, target, tools)
+        return target, ""
+    except DataError as e:
+        return None, str(e)
+
+
+def _render_tinysoundfont(midi: Path, target: Path, why_not_fluidsynth: str) -> tuple[Path | None, str]:
+    from sequnet.data import registry
+    from sequnet.data.render import write_flac
+    from sequnet.data.render_tsf import synthesize
+
+    entry, mirror = registry.entry_for(registry.PIANO_FONT), registry.mirror_dir(None)
+    here = [registry.data_root(None) / entry.path] + ([mirror / entry.path] if mirror is not None else [])
+    if not any(p.is_file() for p in here):
+        return None, (f"{why_not_fluidsynth} Nor is the baked piano SoundFont for TinySoundFont here "
+                      f"(`python -m sequnet data soundfont` makes it).")
+    try:
+        font = registry.ensure(registry.PIANO_FONT)            # verified; copied from the mirror if need be
+        write_flac(synthesize(midi.read_bytes(), font), target)
         return target, ""
     except DataError as e:
         return None, str(e)
