@@ -76,17 +76,12 @@ def measure(v: dict, device, batch: int, steps: int, warmup: int, quick: bool) -
     use_channels_last(model)
     x, y = make_batch(setting, batch, device, quick)
     flops = step_flops(model, x, y, setting, v["bf16"])      # padded: the FLOPs the GPU runs, zeros included
-    if v["foreach_adam"]:
-        # time_training_step builds the fused Adam on CUDA; swap in the multi-tensor one for this variant
-        orig = torch.optim.Adam
-        torch.optim.Adam = lambda params, **kw: orig(params, **{**kw, "fused": False})
     t0 = time.perf_counter()
     try:
         timing = time_training_step(model, x, y, lambda logits, target: loss_fn(setting, logits, target), steps,
-                                    warmup, v["bf16"], v["compile"], cuda)
+                                    warmup, v["bf16"], v["compile"], cuda,
+                                    fused_adam=False if v["foreach_adam"] else None)
     finally:
-        if v["foreach_adam"]:
-            torch.optim.Adam = orig
         torch.backends.cudnn.benchmark = False
     t = timing["time_median_s"]
     row = {**v, "batch": batch, "features": setting.hidden, "flops": flops, "tflops_per_s": flops / t / 1e12,

@@ -242,13 +242,15 @@ def count_saved_activations(module: nn.Module, x: torch.Tensor) -> SavedActivati
 
 def training_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
                   loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], bf16: bool = False,
-                  compile_: bool = False, cuda_graph: bool = False) -> Callable[[], None]:
+                  compile_: bool = False, cuda_graph: bool = False,
+                  fused_adam: bool | None = None) -> Callable[[], None]:
     """One full training step (forward, loss, backward, Adam step) on a fixed batch, as a closure. With
     ``cuda_graph`` (CUDA only) the step is replayed from one captured graph after three eager ones, as the trainer
-    does for fixed-shape batches (:mod:`sequnet.experiment.captured`)."""
+    does for fixed-shape batches (:mod:`sequnet.experiment.captured`). ``fused_adam`` (default: on CUDA, as the
+    trainer) runs Adam's fused kernel, one launch per step for the whole update."""
     step_model = torch.compile(model) if compile_ else model
-    # fused on CUDA, as the trainer: one kernel launch per step for the whole update
-    opt = torch.optim.Adam(model.parameters(), lr=1e-4, capturable=cuda_graph, fused=x.device.type == "cuda")
+    fused = x.device.type == "cuda" if fused_adam is None else fused_adam
+    opt = torch.optim.Adam(model.parameters(), lr=1e-4, capturable=cuda_graph, fused=fused)
     autocast = torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16, cache_enabled=False)
 
     def step(*batch):
@@ -271,7 +273,7 @@ def training_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
 def time_training_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
                        loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], steps: int = 20,
                        warmup: int = 5, bf16: bool = False, compile_: bool = False,
-                       cuda_graph: bool = False) -> dict:
+                       cuda_graph: bool = False, fused_adam: bool | None = None) -> dict:
     """Median time of a full training step (forward, loss, backward, Adam step) and the allocator's peak.
 
     The model must already be on ``x``'s device and in training mode. On CUDA the timed region is bracketed by
@@ -283,7 +285,7 @@ def time_training_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
     cuda = device.type == "cuda"
     if cuda:
         torch.cuda.empty_cache()        # the previous measurement's cached blocks, so large shapes still fit
-    step = training_step(model, x, y, loss_fn, bf16, compile_, cuda_graph)
+    step = training_step(model, x, y, loss_fn, bf16, compile_, cuda_graph, fused_adam)
     if cuda and cuda_graph:
         # A graph's activations are allocated once, while it is captured (a warm-up step), and then live in its
         # private pool as freed-but-reserved blocks: the peak must include the capture.
