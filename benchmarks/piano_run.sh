@@ -36,6 +36,8 @@
 #   EVAL_WINDOWS    evenly spaced test windows (and as many train windows) evaluated (default 2048)
 #   WORK            where the run and the notebook live (default build/piano_run)
 #   NOTEBOOK_S      seconds the notebook needs: a call with less left (of LIMIT) leaves it to the next (240)
+#   NOTEBOOK=0      no notebook there, only the listening items (ITEMS_S seconds, default 90) and the three
+#                   archives; the notebook then runs on a CPU from them (benchmarks/piano_gpu_call.sh says how)
 #   SCALE, DEVICE   a dry run on a CPU: SCALE=smoke DEVICE=cpu (tiny models, seconds)
 # Exit status: 0 finished (notebook executed), 75 call again, anything else an error (see the log).
 set -u
@@ -87,10 +89,38 @@ if [ $rc != 0 ]; then
     exit $rc
 fi
 
-# The notebook takes two or three minutes: when the run ended late in this call, it waits for the next one.
-if [ $SECONDS -gt $(( ${LIMIT:-540} - ${NOTEBOOK_S:-240} )) ]; then
-    echo "piano run finished after $SECONDS s of this call; call again for the notebook" | tee -a "$log"
+# The notebook takes two or three minutes (the items alone about one): when the run ended late in this call, it
+# waits for the next one.
+need=$([ "${NOTEBOOK:-1}" = 0 ] && echo "${ITEMS_S:-90}" || echo "${NOTEBOOK_S:-240}")
+if [ $SECONDS -gt $(( ${LIMIT:-540} - need )) ]; then
+    echo "piano run finished after $SECONDS s of this call; call again for the notebook or the items" | tee -a "$log"
     exit 75
+fi
+
+if [ "${NOTEBOOK:-1}" = 0 ]; then
+    # Only what needs the checkpoints: the listening items (written once). The notebook then runs on a CPU from
+    # piano_audio.tar and the two other archives, which hold everything else it reads.
+    start=$SECONDS
+    "$python" - "$work/piano_audio" "${DEVICE:-cuda}" >>"$log" 2>&1 <<'EOF'
+import sys
+from pathlib import Path
+from sequnet.analysis import listening, piano
+run = Path(sys.argv[1])
+if (run / listening.ITEMS_SUBDIR / listening.ITEMS_MANIFEST).is_file():
+    print("listening items already made")
+else:
+    print(piano.write_items(run, run, sys.argv[2]))
+EOF
+    rc=$?
+    echo "listening items: exit status $rc after $((SECONDS - start)) s" | tee -a "$log"
+    [ $rc = 0 ] || exit $rc
+    tar -cf "$out/piano_audio.tar" -C "$work" --exclude=piano_audio/checkpoints --exclude=piano_audio/cache \
+        --exclude=piano_audio/generations --exclude=piano_audio/listening_items --exclude="*.lock" piano_audio \
+        2>>"$log"
+    tar -cf "$out/piano_generations.tar" -C "$work" piano_audio/generations 2>>"$log"
+    tar -cf "$out/piano_items.tar" -C "$work" piano_audio/listening_items 2>>"$log"
+    ls -l "$out" | tee -a "$log"
+    exit 0
 fi
 
 # Finished: the notebook at paper scale reads the run (its folder is the notebook's out_dir) and writes the

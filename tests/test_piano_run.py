@@ -62,9 +62,20 @@ def test_a_smoke_run_trains_compares_and_generates(finished):
         assert "/" not in r.notes.split("recordings of ")[1].split("/")[0]     # the folder's name, not its path
     comparison = json.loads((finished / "comparison.json").read_text())
     assert comparison["equal_iterations"]["sequnet"]["steps"] == comparison["equal_iterations"]["wavenet"]["steps"]
-    assert comparison["equal_time"]["wavenet"]["test_bits"] == records["wavenet"].metrics["test"]
+    ends, same = comparison["ends"], comparison["equal_time"]
+    assert ends["wavenet"]["test_bits"] == records["wavenet"].metrics["test"]
     assert 0 < comparison["equal_iterations"]["sequnet"]["test_bits"] < 9
-    assert comparison["equal_iterations"]["sequnet"]["test_bits"] != comparison["equal_time"]["sequnet"]["test_bits"]
+    assert comparison["equal_iterations"]["sequnet"]["test_bits"] != ends["sequnet"]["test_bits"]
+    # equal time: the shorter budget's end, each model at its reporting interval ending nearest it
+    assert same["seconds"] == min(p["train_seconds"] for p in ends.values())
+    curves = json.loads((finished / "curves.json").read_text())
+    for arch in ("wavenet", "sequnet"):
+        i = curves[arch]["steps"].index(same[arch]["steps"])
+        assert same[arch]["train_seconds"] == curves[arch]["seconds"][i]
+        assert same[arch]["train_loss_bits"] == curves[arch]["train_bits"][i]
+        last = i == len(curves[arch]["steps"]) - 1
+        assert same[arch]["test_bits"] == (ends[arch]["test_bits"] if last else None)
+    assert any(same[a]["test_bits"] is not None for a in ("wavenet", "sequnet"))
     curves = json.loads((finished / "curves.json").read_text())
     assert curves["sequnet"]["steps"] == [4, 8] and len(curves["wavenet"]["seconds"]) == 2
 
@@ -87,8 +98,10 @@ def test_the_run_continues_across_calls_to_the_same_result(audio_dir, finished, 
         if name == "curves.json":
             again, once = {a: c["train_bits"] for a, c in again.items()}, {a: c["train_bits"] for a, c in once.items()}
         else:
-            for point in list(again["equal_time"].values()) + list(once["equal_time"].values()):
-                point.pop("train_seconds")
+            for data in (again, once):        # times differ between runs, and so may the equal-time point
+                data.pop("equal_time")
+                for point in data["ends"].values():
+                    point.pop("train_seconds")
         assert again == once
     with pytest.raises(ValueError, match="holds another piano run.*budget_s"):
         piano_run.run_piano(smoke(audio_dir, budget_s=5.0), tmp_path, device="cpu", log=None)
@@ -149,6 +162,8 @@ def test_the_chapter_reads_the_run(finished, tmp_path):
 
     table = piano.comparison_markdown(finished)
     assert "(a) Equal iterations" in table and "| Seq-U-Net | 6 | 0.0024% |" in table and "| 1.88 |" in table
+    assert "(b) Equal training time" in table and "(c) Each model at the end of its budget" in table
+    assert "| Seq-U-Net | 8 | 0.0033% |" in table          # its end, in (c)
     assert len(piano.plot_run_curves(finished).axes) == 2
     measured = piano.long_measures(finished)
     assert set(measured) == {"real piano", "Seq-U-Net", "WaveNet"} and len(measured["WaveNet"]) == 2

@@ -40,14 +40,14 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
 import torch
 
 from sequnet.core.configs import build_model
 from sequnet.experiment.checkpoints import load_checkpoint
+from sequnet.experiment.piano_compare import comparison, curves, total_steps
 from sequnet.experiment.piano_data import (GenerationSet, audio_extent, audio_folder, generate_set,  # noqa: F401
                                            generation_path, load_generation, make_tasks, write_set)
-from sequnet.experiment.records import PAPER_STEPS, ResultRecord, training_extent
+from sequnet.experiment.records import ResultRecord, training_extent
 from sequnet.experiment.scales import check_scale, resolve
 from sequnet.experiment.training import build, record_path, train
 
@@ -161,10 +161,6 @@ def claim(run: PianoRun, run_dir: Path) -> None:
         _json_write(path, _as_json(run))
 
 
-def _steps(record: ResultRecord) -> int:
-    return sum(h["steps"] for h in record.history)
-
-
 class _Snapshot:
     """The task, whose training stream also saves the model's weights once exactly ``at`` steps are done (the
     equal-iteration point). The trainer asks for batch k (from 0) of an epoch once the epoch's first k steps are
@@ -205,11 +201,17 @@ def save_weights(path: Path, state: dict, steps: int) -> Path:
 
 
 def _train(config, task, run: PianoRun, run_dir: Path, limit_s: float | None, log, progress,
-           snapshot_at: int | None = None) -> ResultRecord:
-    """Train (or continue) one model within ``limit_s`` seconds; with ``limit_s`` <= 0 one reporting interval."""
+           snapshot_at: int | None = None, reserve_s: float = 0.0) -> ResultRecord:
+    """Train (or continue) one model within ``limit_s`` seconds; with ``limit_s`` <= 0 one reporting interval.
+    ``reserve_s`` is kept back for the final evaluation only when the budget would end in this call without
+    leaving that much: a call that cannot finish the budget trains to its end, wasting nothing."""
     checkpoint = run_dir / "checkpoints" / f"{config.name}.pt"
     payload = load_checkpoint(checkpoint) if checkpoint.is_file() else None
     done = 0 if payload is None else sum(h["steps"] for h in payload["state"]["history"])
+    if limit_s is not None and limit_s > 0 and config.time_budget_s is not None:
+        remaining = config.time_budget_s - (0.0 if payload is None else payload["state"]["train_time_s"])
+        if remaining < limit_s < remaining + reserve_s:
+            limit_s -= reserve_s         # may leave none: one reporting interval, as a call always does
     if snapshot_at is not None:
         snap = snapshot_path(run_dir, snapshot_at)
         if done == snapshot_at and not snap.exists():
@@ -226,7 +228,7 @@ def _train(config, task, run: PianoRun, run_dir: Path, limit_s: float | None, lo
                     stop_after_epoch=epochs_done + 1 if one else None, final_splits=("train", "test"))
     record = trained.record
     data = audio_extent(task, audio_folder(run.audio_dir, run_dir))
-    record.extent = training_extent("piano_audio", _steps(record), **data)
+    record.extent = training_extent("piano_audio", total_steps(record), **data)
     if trained.record_path is not None:
         record.save(trained.record_path)
     return record
@@ -236,34 +238,10 @@ def snapshot_path(run_dir: Path, steps: int) -> Path:
     return run_dir / "checkpoints" / f"piano_audio_sequnet_at_{steps}.pt"
 
 
-def curves(records: dict[str, ResultRecord]) -> dict[str, dict[str, list[float]]]:
-    """Each model's training loss (bits per sample, the mean over each reporting interval) against the steps and
-    the training seconds at the interval's end."""
-    out = {}
-    for arch, r in records.items():
-        steps = np.cumsum([h["steps"] for h in r.history]).tolist()
-        out[arch] = {"steps": steps, "seconds": [h.get("train_time_s") for h in r.history],
-                     "train_bits": [h["train"] for h in r.history]}
-    return out
-
-
 def _evaluate_snapshot(config, task, path: Path, device) -> dict[str, float]:
     model = build(config, device)[0]
     model.load_state_dict(torch.load(path, map_location=device, weights_only=True)["model"])
     return {split: task.metric(task.evaluate(model, split, config.eval_limit)) for split in ("train", "test")}
-
-
-def comparison(records: dict[str, ResultRecord], at: dict[str, float], steps_at: int) -> dict[str, Any]:
-    """(a) both models after ``steps_at`` steps (WaveNet's final count), (b) each at the end of its budget."""
-    def point(metrics, steps):
-        return {"steps": steps, "fraction_of_paper": steps / PAPER_STEPS["piano_audio"],
-                "train_bits": metrics["train"], "test_bits": metrics["test"]}
-
-    w = records["wavenet"]
-    return {"paper_steps": PAPER_STEPS["piano_audio"],
-            "equal_iterations": {"wavenet": point(w.metrics, steps_at), "sequnet": point(at, steps_at)},
-            "equal_time": {arch: point(r.metrics, _steps(r)) | {"train_seconds": r.history[-1]["train_time_s"]}
-                           for arch, r in records.items()}}
 
 
 def trained_models(run_dir: str | os.PathLike, device: str = "auto", *, plain: bool = True) -> dict:
@@ -334,23 +312,23 @@ def run_piano(run: PianoRun, run_dir: str | os.PathLike, *, device: str = "auto"
             if did and deadline is not None and left(reserve_s) <= 0:
                 return False
             task = tasks()[arch]                   # loading the audio counts against the limit
-            at = _steps(records["wavenet"]) if arch == "sequnet" else None
-            record = _train(configs[arch], task, run, run_dir, left(reserve_s), log, progress, at)
+            at = total_steps(records["wavenet"]) if arch == "sequnet" else None
+            record = _train(configs[arch], task, run, run_dir, left(), log, progress, at, reserve_s)
             did = True
             _json_write(run_dir / "curves.json", curves(records | {arch: record}))    # the curves so far
             if record.status == "diverged":
                 raise RuntimeError(f"{arch} diverged ({record.notes}); its record is in {run_dir / 'records'}")
             if record.status != "ok":
-                say(f"{arch}: {record.status} after {_steps(record)} steps; call again to continue")
+                say(f"{arch}: {record.status} after {total_steps(record)} steps; call again to continue")
                 return False
         records[arch] = record
-    steps_at = _steps(records["wavenet"])
+    steps_at = total_steps(records["wavenet"])
     if not (run_dir / "comparison.json").is_file():
         if out_of_time():
             return False
         snap = snapshot_path(run_dir, steps_at)
         if not snap.is_file():
-            raise ValueError(f"{snap} is missing: Seq-U-Net trained {_steps(records['sequnet'])} steps, fewer than "
+            raise ValueError(f"{snap} is missing: Seq-U-Net trained {total_steps(records['sequnet'])} steps, fewer than "
                              f"WaveNet's {steps_at}; give it a larger sequnet_budget_s in a new run folder")
         at = _evaluate_snapshot(configs["sequnet"], tasks()["sequnet"], snap, configs["sequnet"].resolved_device())
         _json_write(run_dir / "comparison.json", comparison(records, at, steps_at))

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# One device call of the raw piano experiment, as a session with 30 minutes of device time runs it: the same
+# command three times, each within 30 s of the last (so that the machine, the rendered audio and the checkpoints
+# stay), until it exits with 0.
+#
+#   SEQUNET_GIT_COMMIT=$(git rev-parse --short HEAD) BUDGET=680 SEQUNET_BUDGET=450 \
+#       bash benchmarks/piano_gpu_call.sh OUT        # device tool: carry [".whl", ".devdata"] (device_prep.sh)
+#
+# Each call installs the wheels once (into /tmp/site), renders the piano audio once (TinySoundFont with the baked
+# piano SoundFont of .devdata, 16 processes: at least 10.5 h of training and 1.2 h of test pieces into
+# data/piano/rendered-tsf, about a minute and a half), then continues benchmarks/piano_run.sh with NOTEBOOK=0
+# for what is left of CALL_S seconds (default 570). When the run is finished and more than GPU_TESTS_S seconds
+# (default 200) are left, the GPU tests of the fast training path, the generation and the piano run follow
+# (OUT/gpu-test-piano.log). Exit status: piano_run.sh's (0 finished, 75 call again).
+#
+# Then, on a CPU here: unpack the three archives into build/paper/ and execute the chapter from them
+#   mkdir -p build/paper && for t in piano_audio piano_generations piano_items; do tar -xf OUT/$t.tar -C build/paper; done
+#   (cd build/paper && jupytext --to ipynb ../../notebooks/piano_audio.md -o in.ipynb &&
+#    papermill in.ipynb piano_audio.ipynb -k python3 -p scale paper -p out_dir piano_audio -p device cpu)
+set -u
+out=${1:?usage: benchmarks/piano_gpu_call.sh OUT}
+call_s=${CALL_S:-570}
+audio=data/piano/rendered-tsf
+mkdir -p "$out"
+log=$out/piano_run.log
+if [ ! -d /tmp/site/papermill ]; then
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
+        .whl/*.whl >>"$log" 2>&1 || { echo "installing .whl/ failed (see $log)" >&2; exit 1; }
+fi
+export PYTHONPATH=$PWD:/tmp/site SEQUNET_DATA_MIRROR=$PWD/.devdata
+if [ ! -f "$audio/manifest.json" ]; then
+    start=$SECONDS
+    python3 -m sequnet data render-piano --renderer tinysoundfont \
+        --soundfont .devdata/soundfont/musescore-grand-piano-baked.sf3 --workers 16 --hours 10.5 1.2 \
+        --out "$audio" >>"$log" 2>&1 || { echo "render-piano failed (see $log)" >&2; exit 1; }
+    echo "render-piano: $((SECONDS - start)) s" | tee -a "$log"
+fi
+LIMIT=$((call_s - SECONDS)) NOTEBOOK=0 bash benchmarks/piano_run.sh "$out" "$audio"
+rc=$?
+if [ $rc = 0 ]; then
+    rm -rf "$out/records" "$out/curves.json" "$out/comparison.json"      # in piano_audio.tar; OUT takes 8 files
+    left=$((call_s - SECONDS))
+    if [ $left -gt "${GPU_TESTS_S:-200}" ]; then
+        { echo "# GPU tests of the piano run's paths, commit ${SEQUNET_GIT_COMMIT:-unknown}"
+          python3 -c "import torch; print('#', torch.cuda.get_device_name(0), 'torch', torch.__version__)"
+          timeout $((left - 10)) python3 -m pytest -q -rs -p no:cacheprovider tests/test_fast_training_cuda.py \
+              tests/test_generation_cuda.py tests/test_captured.py tests/test_piano_run.py tests/test_padding.py
+          echo "# pytest exit status $?"; } >"$out/gpu-test-piano.log" 2>&1
+        tail -3 "$out/gpu-test-piano.log"
+    fi
+fi
+exit $rc
