@@ -44,6 +44,7 @@ import torch.nn.functional as F
 from sequnet.core.configs import MUSIC_TASKS, PaperSetting
 from sequnet.data import music as music_data
 from sequnet.data import text as text_data
+from sequnet.data.prefetch import on_device
 from sequnet.data.registry import data_root
 from sequnet.experiment.metrics import METRICS
 from sequnet.experiment.records import METRIC_UNITS
@@ -243,6 +244,7 @@ class AudioTask(Task):
     # The stream of random excerpts never ends, so an epoch is only a reporting interval: this many steps, or the
     # run's max_steps_per_epoch if smaller. (The official script's epoch over our few pieces would be ~27 steps.)
     STEPS_PER_EPOCH = 1000
+    prefetch: bool | None = None      # cut batches in a thread during the previous step (None: on a GPU only)
 
     def __init__(self, setting: PaperSetting, corpus, batch_size: int, source: str = "the registered pieces"):
         from sequnet.data.audio import AudioExcerpts   # soundfile and scipy only where audio is used
@@ -272,21 +274,31 @@ class AudioTask(Task):
     def steps_per_epoch(self) -> int:
         return self.STEPS_PER_EPOCH
 
-    def _stack(self, items) -> tuple[torch.Tensor, torch.Tensor]:
-        inputs, targets = zip(*items)
-        return torch.stack(inputs).to(self.device), torch.stack(targets).to(self.device)
+    def _stack(self, items, pin: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        inputs, targets = (torch.stack(x) for x in zip(*items))
+        return (inputs.pin_memory(), targets.pin_memory()) if pin else (inputs, targets)
 
-    def train_batches(self, generator):
-        """Endless batches: each round gives every item of the official dataset a fresh random position and
-        visits the items in a random order, both drawn from ``generator``."""
-        pending = []
+    def _on_device(self, cpu_batches):
+        ahead = self.device.type == "cuda" if self.prefetch is None else self.prefetch
+        return on_device(cpu_batches, self.device, ahead=ahead)
+
+    def _cpu_train_batches(self, generator):
+        pending, pin = [], self.device.type == "cuda"
         while True:
             self.excerpts.set_epoch(int(torch.randint(2 ** 62, (), generator=generator)))
             for index in torch.randperm(len(self.excerpts), generator=generator).tolist():
                 pending.append(self.excerpts[index])
                 if len(pending) == self.batch_size:
-                    yield self._stack(pending)
+                    yield self._stack(pending, pin)
                     pending = []
+
+    def train_batches(self, generator):
+        """Endless batches: each round gives every item of the official dataset a fresh random position and
+        visits the items in a random order. Both come from a generator of their own, seeded by one draw from
+        ``generator`` now: a thread cutting batches ahead then never draws from the run's generator, whose state
+        (saved with each checkpoint) stays independent of how far ahead the thread got."""
+        seed = int(torch.randint(2 ** 62, (), generator=generator))
+        return self._on_device(self._cpu_train_batches(torch.Generator().manual_seed(seed)))
 
     def loss(self, model, batch):
         inputs, targets = batch                      # (batch, I) ids, (batch, O) ids
@@ -303,10 +315,10 @@ class AudioTask(Task):
         return np.unique(np.linspace(0, n - 1, want).round().astype(int)).tolist()
 
     def eval_batches(self, split, limit):
-        windows = self.windows[split]
+        windows, pin = self.windows[split], self.device.type == "cuda"
         chosen = self.eval_indices(split, limit)
-        for k in range(0, len(chosen), self.batch_size):
-            yield self._stack([windows[i] for i in chosen[k:k + self.batch_size]])
+        return self._on_device(self._stack([windows[i] for i in chosen[k:k + self.batch_size]], pin)
+                               for k in range(0, len(chosen), self.batch_size))
 
     def describe_eval(self, limit: int) -> str:
         return f"metrics over {limit} evenly spaced non-overlapping windows of each split"
