@@ -1,7 +1,12 @@
 #!/usr/bin/env bash
 # Prepare the two git-ignored folders that travel to the GPU machine (the device tool's `carry`), run here:
 #
-#   benchmarks/device_prep.sh            .whl/ and .devdata/ from ../shared, plus the project's extra wheels
+#   benchmarks/device_prep.sh [tests|piano]     .whl/ and .devdata/ from ../shared, plus the project's extra wheels
+#
+# What travels must fit 64 MiB together with the working tree, so .devdata/ holds what the call needs: "tests"
+# (the default, for gpu_test.sh) the verified datasets without the SoundFont; "piano" (for piano_gpu_call.sh) the
+# SoundFont and the MIDI archive it renders, without the six registered piano FLACs (17 MB) that the run does not
+# read.
 #
 # The GPU machine has Python 3.12, torch and no network or package index. .whl/ is a copy of
 # shared/device-wheels (papermill, jupytext, soundfile, hyperopt, ...) plus the wheels this project added since:
@@ -20,7 +25,15 @@ chmod -R u+w .whl .devdata
 python=${PYTHON:-.venv/bin/python}
 "$python" -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 \
     --platform manylinux2014_x86_64 --platform any -d .whl "${extra[@]}"
-font=$("$python" -m sequnet data soundfont)
-mkdir -p .devdata/soundfont && cp "$font" .devdata/soundfont/
+case ${1:-tests} in
+    tests) ;;
+    piano) font=$("$python" -m sequnet data soundfont)
+           rm -rf .devdata/piano/rendered
+           mkdir -p .devdata/soundfont && cp "$font" .devdata/soundfont/ ;;
+    *) echo "device_prep: give tests or piano, not $1" >&2; exit 2 ;;
+esac
+tree=$(git ls-files -z --cached --others --exclude-standard | du -cb --files0-from=- | tail -1 | cut -f1)
 du -sh .whl .devdata
-du -scm .whl .devdata | tail -1 | awk '{ if ($1 > 64) { print "device_prep: over 64 MiB" > "/dev/stderr"; exit 1 } }'
+total=$(( tree + $(du -scb .whl .devdata | tail -1 | cut -f1) ))
+echo "with the working tree: $((total / 1048576)) MiB of the 64 MiB a call carries"
+[ $total -le $((64 * 1048576)) ] || { echo "device_prep: over 64 MiB" >&2; exit 1; }

@@ -3,15 +3,22 @@
 # command three times, each within 30 s of the last (so that the machine, the rendered audio and the checkpoints
 # stay), until it exits with 0.
 #
-#   SEQUNET_GIT_COMMIT=$(git rev-parse --short HEAD) BUDGET=680 SEQUNET_BUDGET=450 \
-#       bash benchmarks/piano_gpu_call.sh OUT        # device tool: carry [".whl", ".devdata"] (device_prep.sh)
+#   SEQUNET_GIT_COMMIT=$(git rev-parse --short HEAD) BUDGET=680 SEQUNET_BUDGET=450 EVAL_WINDOWS=1024 \
+#       bash benchmarks/piano_gpu_call.sh OUT        # device tool: carry [".whl", ".devdata"]
+#                                                    # (made here by `benchmarks/device_prep.sh piano`)
+#
+# The machine goes back 30 s after a call ends, and with it the rendered audio and the checkpoints (a run was
+# lost so on 2026-12-02, when the second call came too late). So send the three calls back to back, each the
+# same command, and read nothing long in between: this script prints a few lines, the progress stays in the log.
 #
 # Each call installs the wheels once (into /tmp/site), renders the piano audio once (TinySoundFont with the baked
 # piano SoundFont of .devdata, 16 processes: at least 10.5 h of training and 1.2 h of test pieces into
 # data/piano/rendered-tsf, about a minute and a half), then continues benchmarks/piano_run.sh with NOTEBOOK=0
 # for what is left of CALL_S seconds (default 570). When the run is finished and more than GPU_TESTS_S seconds
 # (default 200) are left, the GPU tests of the fast training path, the generation and the piano run follow
-# (OUT/gpu-test-piano.log). Exit status: piano_run.sh's (0 finished, 75 call again).
+# (OUT/gpu-test-piano.log). Exit status: piano_run.sh's (0 finished, 75 call again). AUDIO, HOURS, WORKERS and
+# SOUNDFONT change where, how much and with what it renders; with SCALE=smoke DEVICE=cpu HOURS="0.05 0.02" it
+# runs on a CPU in a minute.
 #
 # Then, on a CPU here: unpack the three archives into build/paper/ and execute the chapter from them
 #   mkdir -p build/paper && for t in piano_audio piano_generations piano_items; do tar -xf OUT/$t.tar -C build/paper; done
@@ -20,18 +27,19 @@
 set -u
 out=${1:?usage: benchmarks/piano_gpu_call.sh OUT}
 call_s=${CALL_S:-570}
-audio=data/piano/rendered-tsf
+audio=${AUDIO:-data/piano/rendered-tsf}
 mkdir -p "$out"
 log=$out/piano_run.log
-if [ ! -d /tmp/site/papermill ]; then
+export PYTHONPATH=$PWD:/tmp/site SEQUNET_DATA_MIRROR=${SEQUNET_DATA_MIRROR:-$PWD/.devdata}
+if ! python3 -c "import papermill, soundfile, mido, tinysoundfont" 2>/dev/null; then
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
         .whl/*.whl >>"$log" 2>&1 || { echo "installing .whl/ failed (see $log)" >&2; exit 1; }
 fi
-export PYTHONPATH=$PWD:/tmp/site SEQUNET_DATA_MIRROR=$PWD/.devdata
 if [ ! -f "$audio/manifest.json" ]; then
     start=$SECONDS
-    python3 -m sequnet data render-piano --renderer tinysoundfont \
-        --soundfont .devdata/soundfont/musescore-grand-piano-baked.sf3 --workers 16 --hours 10.5 1.2 \
+    # shellcheck disable=SC2086  # HOURS is two numbers
+    python3 -m sequnet data render-piano --renderer tinysoundfont --soundfont "${SOUNDFONT:-$SEQUNET_DATA_MIRROR/soundfont/musescore-grand-piano-baked.sf3}" \
+        --workers "${WORKERS:-16}" --hours ${HOURS:-10.5 1.2} \
         --out "$audio" >>"$log" 2>&1 || { echo "render-piano failed (see $log)" >&2; exit 1; }
     echo "render-piano: $((SECONDS - start)) s" | tee -a "$log"
 fi
@@ -49,4 +57,6 @@ if [ $rc = 0 ]; then
         tail -3 "$out/gpu-test-piano.log"
     fi
 fi
+grep -a -o "render-piano: [0-9]* s\|piano_audio_[a-z]* epoch *[0-9]*/[0-9]*: train [0-9.]*\|generation .*\|listening items: .*" \
+    "$log" | tail -3
 exit $rc
