@@ -687,6 +687,21 @@ def test_a_paper_scale_run_with_changed_settings_is_not_called_a_reproduction():
     assert "with the paper's settings" in banner(checkpoints="ckpt", dataset="jsb")
 
 
+def test_a_paper_scale_chapter_that_trains_nothing_points_to_no_records(tmp_path):
+    """The models and generation chapters run at paper scale without training: their banner says so instead of
+    pointing to result records they do not have; a training chapter's banner keeps the pointer."""
+    import nbformat
+
+    def banner(folder):
+        nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# A chapter")])
+        nb.metadata["papermill"] = {"parameters": {"scale": "paper", "out_dir": folder.name}}
+        return notebook_view.with_banner(nb, folder).cells[1].source
+
+    for name in ("models", "generation", "complexity"):
+        assert "trains nothing" in banner(tmp_path / name) and "result records" not in banner(tmp_path / name)
+    assert "puts its result records beside" in banner(tmp_path / "music_jsb")
+
+
 def test_a_changed_record_is_labelled_as_such():
     from sequnet.analysis.reports import scale_label
     from sequnet.experiment.records import ResultRecord

@@ -15,6 +15,7 @@ from typing import Sequence
 from sequnet.core.configs import ARCH_LABELS
 from sequnet.experiment.presets import SCALES
 from sequnet.experiment.records import ResultRecord, extent_text, short_of_paper
+from sequnet.publish.notebooks import TRAINS_NOTHING
 
 
 def audio_player(path: str | os.PathLike, caption: str = ""):
@@ -37,10 +38,11 @@ def audio_player(path: str | os.PathLike, caption: str = ""):
                 f'src="{html.escape(src)}"></audio></figure>')
 
 
-def scale_banner(nb, records: Sequence[ResultRecord] = ()) -> str:
+def scale_banner(nb, records: Sequence[ResultRecord] = (), trains_nothing: bool = False) -> str:
     """A note saying at what scale and when the notebook ran, so no small-scale number passes for the paper's.
     ``records``: the chapter's result records; one that trained for less than the paper (its ``extent``) makes a
-    paper-scale chapter a changed run, named with its steps and their fraction of the paper's."""
+    paper-scale chapter a changed run, named with its steps and their fraction of the paper's. ``trains_nothing``:
+    a chapter whose numbers come from no training run (``notebooks.TRAINS_NOTHING``), which has none to point to."""
     meta = nb.metadata.get("papermill", {})
     scale = meta.get("parameters", {}).get("scale")
     when = html.escape(str(meta.get("end_time") or "")[:16].replace("T", " "))
@@ -57,6 +59,8 @@ def scale_banner(nb, records: Sequence[ResultRecord] = ()) -> str:
         return (f"```{{warning}}\n{ran} with the paper's models and data but **changed settings** ({listed}): its "
                 f"numbers are **not** a reproduction of the paper's; the {{doc}}`/reproduction` page lists them as "
                 f"changed runs.\n```")
+    if scale in SCALES and SCALES[scale].reproduces_paper and trains_nothing:
+        return f"```{{note}}\n{ran} with the paper's models (Table 2); this chapter trains nothing.\n```"
     if scale in SCALES and SCALES[scale].reproduces_paper:
         return (f"```{{note}}\n{ran} with the paper's settings (Tables 2 and 3). The {{doc}}`/reproduction` page "
                 f"puts its result records beside the paper's Table 1.\n```")
@@ -91,7 +95,8 @@ def with_banner(nb, folder: str | os.PathLike | None = None):
     ``folder``: the chapter's output folder, whose records the banner reads (:func:`chapter_records`)."""
     import nbformat
 
-    banner = nbformat.v4.new_markdown_cell(scale_banner(nb, chapter_records(folder)))
+    untrained = folder is not None and Path(folder).name in TRAINS_NOTHING
+    banner = nbformat.v4.new_markdown_cell(scale_banner(nb, chapter_records(folder), untrained))
     first = next((i for i, c in enumerate(nb.cells) if c.cell_type == "markdown"), None)
     if first is None:
         nb.cells.insert(0, banner)

@@ -27,6 +27,11 @@ def order_names(names) -> list[str]:
     return sorted(names, key=lambda n: (place(n), n))
 
 
+# Chapters whose numbers come from no training run (they build, count, check and time models): at paper scale
+# their banner points to no result records.
+TRAINS_NOTHING = ("models", "generation", "complexity")
+
+
 # A notebook executed more than once, each run under its own name (<name>.ipynb, out_dir <name>/) with its own
 # parameters: one language-model notebook, one run per task.
 RUNS = {"language": (("char_ptb", {"task": "char_ptb"}), ("word_ptb", {"task": "word_ptb"}))}
