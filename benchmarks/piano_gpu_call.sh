@@ -3,9 +3,12 @@
 # command three times, each within 30 s of the last (so that the machine, the rendered audio and the checkpoints
 # stay), until it exits with 0.
 #
-#   SEQUNET_GIT_COMMIT=$(git rev-parse --short HEAD) BUDGET=680 SEQUNET_BUDGET=450 EVAL_WINDOWS=1024 \
+#   CALL=1 SEQUNET_GIT_COMMIT=$(git rev-parse --short HEAD) BUDGET=690 SEQUNET_BUDGET=455 EVAL_WINDOWS=1024 \
 #       bash benchmarks/piano_gpu_call.sh OUT        # device tool: carry [".whl", ".devdata"]
 #                                                    # (made here by `benchmarks/device_prep.sh piano`)
+#   then CALL=2 and CALL=3: a later call that finds a fresh machine (no run there) stops at once with 3, as a
+#   whole run no longer fits the session (the GPU test suite is then the best use of the time left:
+#   `benchmarks/device_prep.sh tests`, then `bash benchmarks/gpu_test.sh $OUT/gpu-test.log`).
 #
 # The machine goes back 30 s after a call ends, and with it the rendered audio and the checkpoints (a run was
 # lost so on 2026-12-02, when the second call came too late). So send the three calls back to back, each the
@@ -35,6 +38,13 @@ if ! python3 -c "import papermill, soundfile, mido, tinysoundfont" 2>/dev/null; 
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
         .whl/*.whl >>"$log" 2>&1 || { echo "installing .whl/ failed (see $log)" >&2; exit 1; }
 fi
+run_json=${WORK:-build/piano_run}/piano_audio/run.json
+if [ "${CALL:-1}" != 1 ] && [ ! -f "$run_json" ]; then
+    # A later call on a fresh machine: the run (and the audio) went with the last one, and what is left of the
+    # session's device time no longer holds a whole run. Stop at once, before rendering for nothing.
+    echo "call ${CALL}: no $run_json here, a fresh machine: the run is lost" | tee -a "$log"
+    exit 3
+fi
 if [ ! -f "$audio/manifest.json" ]; then
     start=$SECONDS
     # shellcheck disable=SC2086  # HOURS is two numbers
@@ -51,7 +61,9 @@ if [ $rc = 0 ]; then
     if [ $left -gt "${GPU_TESTS_S:-200}" ]; then
         { echo "# GPU tests of the piano run's paths, commit ${SEQUNET_GIT_COMMIT:-unknown}"
           python3 -c "import torch; print('#', torch.cuda.get_device_name(0), 'torch', torch.__version__)"
-          timeout $((left - 10)) python3 -m pytest -q -rs -p no:cacheprovider tests/test_fast_training_cuda.py \
+          xdist=$(python3 -c "import xdist" 2>/dev/null && echo "-n 8")
+          # shellcheck disable=SC2086
+          timeout $((left - 10)) python3 -m pytest -q -rs -p no:cacheprovider $xdist tests/test_fast_training_cuda.py \
               tests/test_generation_cuda.py tests/test_captured.py tests/test_piano_run.py tests/test_padding.py
           echo "# pytest exit status $?"; } >"$out/gpu-test-piano.log" 2>&1
         tail -3 "$out/gpu-test-piano.log"
