@@ -199,3 +199,16 @@ def test_piano_step_table_marks_the_targets_and_the_models_own_flops(tmp_path):
     assert "| sequnet bf16 pad=64 | 20.0 | 8.00 | 400 | 350 | 4,900 | ≤ 25 (met) |" in table
     assert "failed: TimeoutError" in table
     assert "No piano-step benchmark" in benchmarks.piano_step_markdown(tmp_path / "none")
+
+
+def test_trainer_loop_benchmark_times_both_models_with_and_without_prefetching(tmp_path):
+    out = tmp_path / "loop.json"
+    subprocess.run([sys.executable, str(REPO / "benchmarks" / "trainer_loop.py"), "--device", "cpu", "--quick",
+                    "--out", str(out)], check=True, capture_output=True, text=True)
+    bench = json.loads(out.read_text())
+    assert [(r["arch"], r["prefetch"]) for r in bench["rows"]] == [
+        ("sequnet", False), ("sequnet", True), ("wavenet", False), ("wavenet", True)]
+    for r in bench["rows"]:
+        assert r["steps"] == 6 and r["median_step_ms"] > 0
+        assert r["loop_ms_per_step"] == pytest.approx(r["epoch_per_step_ms"] - r["median_step_ms"])
+    assert bench["meta"]["scale"] == "smoke" and bench["meta"]["device"] == "cpu"
