@@ -28,10 +28,11 @@
 # SOUNDFONT change where, how much and with what it renders; with SCALE=smoke DEVICE=cpu HOURS="0.05 0.02" it
 # runs on a CPU in a minute.
 #
-# Then, on a CPU here: unpack the three archives into build/paper/ and execute the chapter from them
+# Then, on a CPU here: the chapter and the listening test executed from the three archives (no checkpoints
+# needed: the items were made on the GPU), and both published in results/published/:
 #   mkdir -p build/paper && for t in piano_audio piano_generations piano_items; do tar -xf OUT/$t.tar -C build/paper; done
-#   (cd build/paper && jupytext --to ipynb ../../notebooks/piano_audio.md -o in.ipynb &&
-#    papermill in.ipynb piano_audio.ipynb -k python3 -p scale paper -p out_dir piano_audio -p device cpu)
+#   python -m sequnet run --scale paper --only piano_audio listening_test --out build/paper -p device cpu
+#   python -m sequnet.publish.promote build/paper piano_audio listening_test --replace
 set -u
 out=${1:?usage: benchmarks/piano_gpu_call.sh OUT}
 call_s=${CALL_S:-570}
