@@ -12,6 +12,8 @@ are sampled by ``sequnet.core.generation.rolls``.
 """
 from __future__ import annotations
 
+import contextlib
+
 import torch
 import torch.nn as nn
 
@@ -20,6 +22,19 @@ from torch.nn.utils import parametrize
 from sequnet.core.generation.state import _progress
 from sequnet.core.models.layers import IdModel, OneHotModel, TokenModel
 from sequnet.core.models.tcn import TCN
+
+
+@contextlib.contextmanager
+def steps(n: int, progress: bool):
+    """The progress bar of ``n`` generated steps (None when off), with weight-normalised weights (the TCN's)
+    computed once for all of them rather than at every step."""
+    bar = _progress(n, progress)
+    try:
+        with parametrize.cached():
+            yield bar
+    finally:
+        if bar is not None:
+            bar.close()
 
 
 def tcn_window(model: nn.Module) -> int:
@@ -88,11 +103,8 @@ class RecomputeState:
         if not greedy and not temperature > 0:
             raise ValueError(f"temperature must be positive (got {temperature}); use greedy=True for the argmax")
         out = torch.empty(self.batch, n, dtype=torch.long, device=self.device)
-        bar = _progress(n, progress)
-        with parametrize.cached():       # the weight-normalised weights, computed once rather than every step
+        with steps(n, progress) as bar:
             self._sample(out, temperature, greedy, generator, bar)
-        if bar is not None:
-            bar.close()
         return out
 
     def _sample(self, out, temperature, greedy, generator, bar) -> None:

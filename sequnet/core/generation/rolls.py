@@ -13,11 +13,9 @@ import numbers
 
 import torch
 import torch.nn as nn
-from torch.nn.utils import parametrize
 
-from sequnet.core.generation.recompute import RecomputeState
+from sequnet.core.generation.recompute import RecomputeState, steps
 from sequnet.core.generation.sequnet_state import SeqUNetState
-from sequnet.core.generation.state import _progress
 from sequnet.core.models.sequnet import SeqUNet
 from sequnet.core.models.tcn import TCN
 
@@ -77,11 +75,8 @@ def sample_frames(state, n: int, temperature: float = 1.0, greedy: bool = False,
     """Continue a roll state by ``n`` frames, (batch, keys, n) float in {0, 1}; each frame is fed before the next
     is drawn, so the state is ready for another call."""
     out = torch.empty(state.batch, state.logits.shape[1], n, device=state.device)
-    bar = _progress(n, progress)
-    with parametrize.cached():       # the TCN's weight-normalised weights, computed once rather than every step
+    with steps(n, progress) as bar:
         _sample(state, out, temperature, greedy, generator, bar)
-    if bar is not None:
-        bar.close()
     return out
 
 
