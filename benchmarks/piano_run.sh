@@ -97,6 +97,16 @@ if [ $SECONDS -gt $(( ${LIMIT:-540} - need )) ]; then
     exit 75
 fi
 
+# The three archives of a finished run: the run folder without checkpoints, cache, generations and items (and
+# the executed notebook, when named), the generated sets, the listening items with their key.
+archives() {
+    tar -cf "$out/piano_audio.tar" -C "$work" --exclude=piano_audio/checkpoints --exclude=piano_audio/cache \
+        --exclude=piano_audio/generations --exclude=piano_audio/listening_items --exclude="*.lock" "$@" piano_audio \
+        2>>"$log"
+    tar -cf "$out/piano_generations.tar" -C "$work" piano_audio/generations 2>>"$log"
+    tar -cf "$out/piano_items.tar" -C "$work" piano_audio/listening_items 2>>"$log"
+}
+
 if [ "${NOTEBOOK:-1}" = 0 ]; then
     # Only what needs the checkpoints: the listening items (written once). The notebook then runs on a CPU from
     # piano_audio.tar and the two other archives, which hold everything else it reads.
@@ -114,11 +124,7 @@ EOF
     rc=$?
     echo "listening items: exit status $rc after $((SECONDS - start)) s" | tee -a "$log"
     [ $rc = 0 ] || exit $rc
-    tar -cf "$out/piano_audio.tar" -C "$work" --exclude=piano_audio/checkpoints --exclude=piano_audio/cache \
-        --exclude=piano_audio/generations --exclude=piano_audio/listening_items --exclude="*.lock" piano_audio \
-        2>>"$log"
-    tar -cf "$out/piano_generations.tar" -C "$work" piano_audio/generations 2>>"$log"
-    tar -cf "$out/piano_items.tar" -C "$work" piano_audio/listening_items 2>>"$log"
+    archives
     ls -l "$out" | tee -a "$log"
     exit 0
 fi
@@ -133,18 +139,18 @@ rc=$?
 echo "papermill exit status $rc after $((SECONDS - start)) s" | tee -a "$log"
 name=$([ $rc = 0 ] && echo piano_audio.ipynb || echo piano_audio.failed.ipynb)
 [ -f "$work/piano_audio.partial.ipynb" ] && mv "$work/piano_audio.partial.ipynb" "$work/$name"
-tar -cf "$out/piano_audio.tar" -C "$work" --exclude=piano_audio/checkpoints --exclude=piano_audio/cache \
-    --exclude=piano_audio/generations --exclude=piano_audio/listening_items --exclude="*.lock" "$name" piano_audio \
-    2>>"$log"
-tar -cf "$out/piano_generations.tar" -C "$work" piano_audio/generations 2>>"$log"
-tar -cf "$out/piano_items.tar" -C "$work" piano_audio/listening_items 2>>"$log"
+archives "$name"
 ls -l "$out" "$out/records" | tee -a "$log"
 "$python" - "$work/piano_audio" <<'EOF' | tee -a "$log"
 import json, pathlib, sys
 run = pathlib.Path(sys.argv[1])
 comparison = json.loads((run / "comparison.json").read_text())
-for what, points in (("equal iterations", comparison["equal_iterations"]), ("equal time", comparison["equal_time"])):
+for what, points in (("equal iterations", comparison["equal_iterations"]), ("each at its end", comparison["ends"])):
     print(what + ": " + "; ".join(f"{arch} {p['steps']} steps, test {p['test_bits']:.3f} bits/sample"
                                   for arch, p in points.items()))
+same = comparison["equal_time"]
+print(f"equal time ({same['seconds']:.0f} s): " + "; ".join(
+    f"{arch} {same[arch]['steps']} steps, training loss {same[arch]['train_loss_bits']:.3f} bits/sample"
+    for arch in ("wavenet", "sequnet")))
 EOF
 exit $rc

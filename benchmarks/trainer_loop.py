@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -70,16 +71,11 @@ def main(argv=None) -> int:
               f"step {r['median_step_ms']:8.2f} ms  loop {r['loop_ms_per_step']:7.2f} ms ({r['loop_share']:.0%})")
     if a.out:
         meta = run_metadata(torch.device(a.device)) | {"scale": scale, "steps": steps, "minutes": minutes,
-                                                         "git_commit": _commit()}
+                                                         "git_commit": os.environ.get("SEQUNET_GIT_COMMIT")}
         a.out.parent.mkdir(parents=True, exist_ok=True)
         a.out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
         print(f"wrote {a.out}")
     return 0
-
-
-def _commit() -> str | None:
-    import os
-    return os.environ.get("SEQUNET_GIT_COMMIT")
 
 
 if __name__ == "__main__":
