@@ -16,7 +16,7 @@ mkdir -p "$(dirname "$log")"
 python=${PYTHON:-python3}
 "$python" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" || {
     echo "gpu-test: no CUDA GPU visible to $python; run this on the GPU machine" >&2; exit 2; }
-if ! "$python" -c "import papermill, jupytext, soundfile, hyperopt, mido" 2>/dev/null; then
+if ! "$python" -c "import papermill, jupytext, soundfile, hyperopt, mido, xdist" 2>/dev/null; then
     ls .whl/*.whl >/dev/null 2>&1 || { echo "gpu-test: papermill is missing and there is no .whl/ wheelhouse" \
         "(a copy of shared/device-wheels)" >&2; exit 2; }
     "$python" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
@@ -30,7 +30,7 @@ if [ -z "${SEQUNET_DATA_MIRROR:-}" ]; then
     done
 fi
 # The suite outgrew one 10-minute command run serially (2026-12-02: still in tests/test_midi.py after 540 s):
-# pytest-xdist (on the GPU machine's image) spreads it over WORKERS processes (default 8 of the 16 cores), which
+# pytest-xdist (carried in .whl/, benchmarks/device_prep.sh) spreads it over WORKERS processes (default 8 of the 16 cores), which
 # share the one GPU; no test times anything, and `make test` runs the same tests serially.
 parallel=()
 if [ "${WORKERS:-8}" != 0 ] && "$python" -c "import xdist" 2>/dev/null; then parallel=(-n "${WORKERS:-8}"); fi

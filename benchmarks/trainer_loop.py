@@ -5,8 +5,9 @@ Each row trains two epochs of STEPS steps with the trainer itself (``sequnet.exp
 GPU bf16, channels-last, the fused gate, CUDA graphs, fused Adam, channels padded) on random mu-law audio of the
 piano run's corpus size, and reports the second epoch's time per step (the first holds cuDNN's autotuning, paid
 once per run) against the median synchronised step. What is left is the loop's own cost: cutting and copying
-batches, the loss check, and each epoch's three eager warm-up steps and graph capture, during which the GPU
-waits or works beside the point.
+batches, the loss check and the checkpoint. (The three eager warm-up steps and the graph capture are paid once
+per learning rate since the trainer keeps its graph across epochs, sequnet.experiment.captured.StepPerRate: the
+first epoch holds them, and the second, at the same rate, shows what is left.)
 
     python benchmarks/trainer_loop.py --out results/bench/trainer-loop-h200.json
     python benchmarks/trainer_loop.py --device cpu --quick              # a smoke run on the CPU

@@ -4,13 +4,15 @@ The CPU tests cover what runs everywhere (the optimizer conversion, when graphs 
 the CUDA tests (skipped without a GPU, run on the device machine) compare graphed and eager training."""
 from __future__ import annotations
 
+import threading
+
 import pytest
 import torch
 import torch.nn.functional as F
 
 import sequnet
 from sequnet.experiment import steps, training
-from sequnet.experiment.captured import CapturedStep, make_capturable
+from sequnet.experiment.captured import CapturedStep, StepPerRate, make_capturable
 from sequnet.experiment.scales import resolve
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -38,6 +40,22 @@ def test_make_capturable_refuses_an_optimizer_without_the_mode():
 def test_captured_step_needs_a_warm_up():
     with pytest.raises(ValueError, match="warmup"):
         CapturedStep(lambda *b: b, warmup=0)
+
+
+def test_step_per_rate_keeps_one_step_until_the_rate_changes():
+    made = []
+
+    def make():
+        made.append(object())
+        return lambda *batch: batch
+
+    steps_ = StepPerRate(make)
+    first = steps_.at(1e-3)
+    assert steps_.at(1e-3) is first and len(made) == 1
+    second = steps_.at(5e-4)
+    assert second is not first and len(made) == 2 and steps_.lr == 5e-4
+    steps_.release()
+    assert steps_.step is None and steps_.at(5e-4) is not second and len(made) == 3
 
 
 def test_cuda_graphs_only_where_they_apply():
@@ -111,14 +129,61 @@ def test_graphed_training_equals_eager_training(arch, exact_float32):
 
 
 @cuda
-def test_trainer_with_graphs_trains_and_records(tmp_path):
+def test_capture_while_another_thread_pins_host_memory():
+    # The training batches are cut and pinned in a background thread while the step is captured; in the default
+    # "global" capture mode that thread's cudaHostAlloc invalidated the capture (the H200 piano run, 2026-12-02).
+    stop = threading.Event()
+
+    def pin():
+        size = 1
+        while not stop.is_set():
+            torch.empty(1 << 16, size, dtype=torch.uint8).pin_memory()    # new sizes: new host allocations
+            size = size % 97 + 1
+
+    thread = threading.Thread(target=pin, daemon=True)
+    thread.start()
+    try:
+        weight = torch.randn(256, 256, device="cuda") / 16
+        x = torch.randn(64, 256, device="cuda")
+
+        def step(batch):
+            for _ in range(50):
+                batch = torch.tanh(batch @ weight)
+            return (batch.sum(),)
+
+        expected = float(step(x)[0])
+        for _ in range(5):
+            captured = CapturedStep(step, warmup=1)
+            values = [float(captured(x)[0]) for _ in range(3)]
+            assert captured.captured
+            assert values == pytest.approx([expected] * 3, rel=1e-5)
+            captured.release()
+    finally:
+        stop.set()
+        thread.join()
+
+
+@cuda
+def test_trainer_with_graphs_trains_and_records(tmp_path, monkeypatch):
+    captures = []
+
+    class Counted(StepPerRate):
+        def at(self, lr):
+            step = super().at(lr)
+            if not any(step is seen for seen in captures):
+                captures.append(step)
+            return step
+
+    monkeypatch.setattr(training, "StepPerRate", Counted)
     config = resolve("char_ptb", "sequnet", "smoke", device="cuda", max_steps_per_epoch=12, epochs=4)
     graphed = training.train(config, out_dir=tmp_path / "g", log=None)
+    # one captured step per learning rate, kept across the epochs that use it (not one per epoch)
+    assert len(captures) == len({h["lr"] for h in graphed.record.history}) < 4
     eager = training.train(config.replace(cuda_graphs=False), out_dir=tmp_path / "e", log=None)
     assert graphed.record.status == eager.record.status == "ok"
     assert graphed.record.config["cuda_graphs"] is True
     assert [h["steps"] for h in graphed.record.history] == [12] * 4
-    # one graph per epoch, each freed at the epoch's end: the peak must not grow from epoch to epoch
+    # the graph kept across epochs (or a new one for a new rate, the old one freed): the peak must not grow
     peaks = [h["peak_memory_mib"] for h in graphed.record.history]
     assert max(peaks) <= 1.05 * peaks[0] + 8, peaks
     # the graph's activations live in its pool, allocated at capture: its peak must count them

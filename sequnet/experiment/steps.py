@@ -180,7 +180,8 @@ def uses_cuda_graphs(config: RunConfig, device: torch.device, task: Task, world:
 def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, task: Task, batches: Iterable,
                 config: RunConfig, device: torch.device, *, steps: int, step_times: list[float],
                 warmup_left: int, step_losses: list[float] | None = None, bar=None,
-                deadline: float | None = None, cuda_graph: bool = False) -> tuple[float, int, int]:
+                deadline: float | None = None, cuda_graph: bool = False,
+                captured: CapturedStep | None = None) -> tuple[float, int, int]:
     """Train on up to ``steps`` batches, starting none after ``deadline`` (a ``time.perf_counter()`` value);
     return (mean loss in nats per scored item, warm-up steps still to skip, steps done).
 
@@ -189,14 +190,20 @@ def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, task: Task, 
     advanced by one per step. Raises ``Diverged``
     when the loss is not finite or exceeds the task's limit (the official scripts' checks). With ``cuda_graph``
     the steps after the first few replay one captured graph (the optimizer must be capturable, see
-    :func:`sequnet.experiment.captured.make_capturable`); the learning rate must stay fixed within the epoch.
+    :func:`sequnet.experiment.captured.make_capturable`), freed at the epoch's end; the learning rate must stay
+    fixed within the epoch. ``captured`` instead is a caller's captured step of this model at this learning rate,
+    kept after the epoch (the trainer's :class:`~sequnet.experiment.captured.StepPerRate`).
     """
     model.train()
     total, count, done = 0.0, 0, 0
     window = 0.0                          # the losses since the last check of task.train_loss_interval
-    step_fn = step_function(model, optimizer, task, config, device)
-    if cuda_graph:
-        step_fn = CapturedStep(step_fn)
+    if captured is not None:
+        step_fn, cuda_graph, own = captured, True, False
+    else:
+        step_fn = step_function(model, optimizer, task, config, device)
+        own = cuda_graph
+        if cuda_graph:
+            step_fn = CapturedStep(step_fn)
     try:
         for step, batch in enumerate(batches, start=1):
             if step > steps or (deadline is not None and time.perf_counter() >= deadline):
@@ -241,6 +248,6 @@ def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, task: Task, 
             if bar is not None:
                 bar.update()
     finally:
-        if cuda_graph:
+        if own:
             step_fn.release()
     return total / max(count, 1), warmup_left, done

@@ -48,14 +48,14 @@ from sequnet.core.models import ResSeqUNet, use_channels_last, use_fused_gate
 from sequnet.core.models.padding import pad_channels
 from sequnet.core.models.layers import has_switch
 from sequnet.experiment import distributed
-from sequnet.experiment.captured import make_capturable
+from sequnet.experiment.captured import StepPerRate, make_capturable
 from sequnet.experiment.checkpoints import (RunFolderError, RunLock, TrainState, check_resumable, cpu_copy,
                                             finished_record, load_checkpoint, refuse_existing, restore,
                                             resume_path, save_checkpoint, seed_everything)
 from sequnet.experiment.records import ResultRecord
 from sequnet.experiment.scales import RunConfig, deviations
 from sequnet.experiment.steps import (SPIKES, Diverged, count_spikes, device_name, epoch_summary, run_bar,
-                                      torch_settings, train_epoch, uses_cuda_graphs)
+                                      step_function, torch_settings, train_epoch, uses_cuda_graphs)
 from sequnet.experiment.tasks import SPLITS, LanguageTask, Task, make_task
 
 
@@ -183,7 +183,7 @@ def _stop_reason(config: RunConfig, state: TrainState, elapsed: float, last_epoc
 
 def _epoch(config: RunConfig, task: Task, net: nn.Module, model: nn.Module, optimizer, state: TrainState,
            rule: LRRule, data_order: torch.Generator, ctx: distributed.Context, *, steps: int, warmup_left: int,
-           bar, cuda_graph: bool) -> int:
+           bar, graphs: StepPerRate | None) -> int:
     """Train and evaluate epoch ``state.epoch + 1``, record it in ``state``; return the warm-up steps still to
     skip. Raises ``Diverged``."""
     device, budget, epoch = ctx.device, config.time_budget_s, state.epoch + 1
@@ -198,13 +198,16 @@ def _epoch(config: RunConfig, task: Task, net: nn.Module, model: nn.Module, opti
     deadline = None if budget is None or ctx.world > 1 else epoch_start + budget - state.train_time_s
     batches = distributed.shard(task.train_batches(data_order), task, ctx)     # this process's share
     losses: list[float] = []
+    captured = None if graphs is None else graphs.at(state.lr)
     train_loss, warmup_left, done = train_epoch(
         net, optimizer, task, batches, config, device, steps=steps, step_times=state.step_times,
-        warmup_left=warmup_left, step_losses=losses, bar=bar, deadline=deadline, cuda_graph=cuda_graph)
+        warmup_left=warmup_left, step_losses=losses, bar=bar, deadline=deadline, captured=captured)
     state.train_time_s += time.perf_counter() - epoch_start
     state.loss_spikes = count_spikes(state.loss_spikes, losses, state.recent_losses, epoch)
     state.recent_losses = (state.recent_losses + losses)[-SPIKES.window:]
-    peak = torch.cuda.max_memory_allocated(device) / 2 ** 20 if device.type == "cuda" else None
+    peak = None
+    if device.type == "cuda":       # an epoch replaying an earlier epoch's graph counts that graph's activations
+        peak = max(torch.cuda.max_memory_allocated(device), captured.capture_peak_bytes if captured else 0) / 2 ** 20
     has_valid = "valid" in task.splits
     valid_loss = distributed.evaluate(task, model, "valid", config.eval_limit, ctx) if has_valid else None
     if valid_loss is not None and (not math.isfinite(valid_loss) or valid_loss > task.valid_loss_limit):
@@ -331,9 +334,10 @@ def train(config: RunConfig, *, out_dir: str | os.PathLike | None = None,
             log(f"{config.name}: resumed from {resume_from} after epoch {state.epoch}")
         distributed.start_rank_rng(ctx, config.seed, saved and saved.get("rank_rng"), state.epoch)
         net = distributed.wrap(model, ctx)             # what training steps call; `model` stays the bare module
-        cuda_graph = uses_cuda_graphs(config, device, task, ctx.world)
-        if cuda_graph:
+        graphs = None
+        if uses_cuda_graphs(config, device, task, ctx.world):
             make_capturable(optimizer)
+            graphs = StepPerRate(lambda: step_function(net, optimizer, task, config, device))
 
         rule = LRRule(config.patience, strict=config.strict_lr_rule)
         warmup_left, last_epoch_s = config.warmup_steps, 0.0
@@ -354,7 +358,7 @@ def train(config: RunConfig, *, out_dir: str | os.PathLike | None = None,
                     break
                 try:
                     warmup_left = _epoch(config, task, net, model, optimizer, state, rule, data_order, ctx,
-                                         steps=steps, warmup_left=warmup_left, bar=bar, cuda_graph=cuda_graph)
+                                         steps=steps, warmup_left=warmup_left, bar=bar, graphs=graphs)
                 except Diverged as e:
                     status = "diverged"
                     notes.append(f"diverged in epoch {state.epoch + 1}: {e}")
@@ -371,6 +375,8 @@ def train(config: RunConfig, *, out_dir: str | os.PathLike | None = None,
                     bar.set_postfix_str(summary, refresh=True)
                 elif log:
                     log(f"{config.name} {summary}")
+            if graphs is not None:
+                graphs.release()                         # its memory pool, before the final evaluation
 
             metrics = _final_metrics(config, task, model, state, final_splits if status == "ok" else (), ctx)
             if status == "ok" and metrics is None:
