@@ -30,8 +30,8 @@ if [ -z "${SEQUNET_DATA_MIRROR:-}" ]; then
     done
 fi
 # The suite outgrew one 10-minute command run serially (2026-12-02: still in tests/test_midi.py after 540 s):
-# pytest-xdist (carried in .whl/, benchmarks/device_prep.sh) spreads it over WORKERS processes (default 8 of the 16 cores), which
-# share the one GPU; no test times anything, and `make test` runs the same tests serially.
+# pytest-xdist (carried in .whl/, see benchmarks/device_prep.sh) spreads it over WORKERS processes (default 8 of
+# the 16 cores), which share the one GPU; no test times anything, and `make test` runs the same tests serially.
 parallel=()
 if [ "${WORKERS:-8}" != 0 ] && "$python" -c "import xdist" 2>/dev/null; then parallel=(-n "${WORKERS:-8}"); fi
 {
