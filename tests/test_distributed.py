@@ -268,7 +268,9 @@ def test_cli_nproc_rejects_nonsense(tmp_path, capsys):
 def test_scaling_benchmark_runs_on_the_cpu(tmp_path):
     out = subprocess.run([sys.executable, "benchmarks/ddp_scaling.py", "--device", "cpu", "--quick", "--workloads",
                           "char_ptb/tcn", "--steps", "2", "--warmup", "1", "--out", str(tmp_path / "s.json")],
-                         capture_output=True, text=True, cwd=REPO, timeout=120)
+                         capture_output=True, text=True, cwd=REPO, timeout=360)
+    # (the timeout only stops a hung process group: with the suite on 8 pytest-xdist workers sharing the GPU
+    # machine's cores, this run passed 120 s on 2026-12-02)
     assert out.returncode == 0, out.stdout + out.stderr
     rows = json.loads((tmp_path / "s.json").read_text())["rows"]
     assert [(r["nproc"], r["backend"]) for r in rows] == [(1, None), (2, "gloo")]

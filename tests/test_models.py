@@ -154,7 +154,11 @@ def test_wavenet_rf_and_causality():
 
 
 def test_tcn_rf_and_causality():
-    body = TCN(TCNConfig(4, (6, 6, 6), 3, 0.0, num_outputs=3))
+    # 16 channels: with 6, about one random initialisation in five (36 of 200 seeds) had a ReLU zero every path
+    # from some early input, and the test failed whenever the test order gave the global generator such a state
+    # (on the H200 under pytest-xdist, 2026-12-02)
+    torch.manual_seed(0)
+    body = TCN(TCNConfig(4, (16, 16, 16), 3, 0.0, num_outputs=3))
     rf = _measure(body, 80)
     assert max(rf.values()) == sizes.tcn_rf(3, 3)
     assert all(rf[j] == j + 1 for j in range(sizes.tcn_rf(3, 3)))   # early outputs see everything before them
