@@ -36,7 +36,13 @@ parallel=()
 if [ "${WORKERS:-8}" != 0 ] && "$python" -c "import xdist" 2>/dev/null; then parallel=(-n "${WORKERS:-8}"); fi
 {
     echo "# GPU test suite, $(date -u +%Y-%m-%dT%H:%M:%SZ)"
-    echo "# commit ${SEQUNET_GIT_COMMIT:-$(git rev-parse HEAD 2>/dev/null || echo unknown)}"
+    # The device tool's copy of the checkout keeps the last landed commit's git with this session's tree on top:
+    # without SEQUNET_GIT_COMMIT, a changed tree is said to be one (the 2026-12-02 logs named the wrong commit).
+    commit=${SEQUNET_GIT_COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}
+    if [ -z "${SEQUNET_GIT_COMMIT:-}" ] && [ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ]; then
+        commit="$commit with uncommitted changes (set SEQUNET_GIT_COMMIT to the commit they are)"
+    fi
+    echo "# commit $commit"
     "$python" - <<'PY'
 import platform, torch, pytest
 print(f"# {torch.cuda.get_device_name(0)} x {torch.cuda.device_count()}, torch {torch.__version__}, "
