@@ -3,17 +3,19 @@
 # command three times, each within 30 s of the last (so that the machine, the rendered audio and the checkpoints
 # stay), until it exits with 0.
 #
-#   CALL=1 SEQUNET_GIT_COMMIT=$(git rev-parse --short HEAD) BUDGET=705 SEQUNET_BUDGET=455 EVAL_WINDOWS=1024 CALL_S=585 \
+#   CALL=1 SEQUNET_GIT_COMMIT=$(git rev-parse --short HEAD) BUDGET=675 SEQUNET_BUDGET=455 EVAL_WINDOWS=1024 CALL_S=585 \
 #       bash benchmarks/piano_gpu_call.sh OUT        # device tool: carry [".whl", ".devdata"]
 #                                                    # (made here by `benchmarks/device_prep.sh piano`)
 #   then CALL=2 and CALL=3: a later call that finds a fresh machine (no run there) stops at once with 3, as a
 #   whole run no longer fits the session (the GPU test suite is then the best use of the time left:
 #   `benchmarks/device_prep.sh tests`, then `bash benchmarks/gpu_test.sh $OUT/gpu-test.log`).
 #
-# The budgets aim at issue 15's targets: WaveNet's 100-step epochs took 28.5 s in the H200 trainer on 2026-12-02
-# (a 271 ms median step plus the loop's own cost), so 705 s give about 2,500 steps; a Seq-U-Net step of about
-# 45 ms gives 10,000 in 455 s. With the start (~60 s), rendering (~90 s), evaluations (~35 s), the long
-# generations (~240 s) and the listening items (~45 s) the three calls take about 1,730 of a session's 1,800 s.
+# The budgets aim at issue 15's targets: in the H200 trainer a WaveNet step costs 268.6 ms and a Seq-U-Net step
+# 45.2 ms, loop included, now that batches are cut ahead and the graph is kept across epochs
+# (results/bench/trainer-loop-h200.json), so 675 s give about 2,500 WaveNet steps and 455 s 10,000 Seq-U-Net
+# steps. With the start (~70 s), rendering (~100 s), loading the audio in each call (~25 s), evaluations (~35 s),
+# the long generations (~240 s) and the listening items (~45 s) the three calls take about 1,700 of a session's
+# 1,800 s: a refused start (which cost 91 s on 2026-12-02) leaves too little, and the session then does other work.
 #
 # The machine goes back 30 s after a call ends, and with it the rendered audio and the checkpoints (a run was
 # lost so on 2026-12-02, when the second call came too late). So send the three calls back to back, each the
