@@ -26,9 +26,10 @@
 # data/piano/rendered-tsf, about a minute and a half), then continues benchmarks/piano_run.sh with NOTEBOOK=0
 # for what is left of CALL_S seconds (default 570). When the run is finished and more than GPU_TESTS_S seconds
 # (default 200) are left, the GPU tests of the fast training path, the generation and the piano run follow
-# (OUT/gpu-test-piano.log). Exit status: piano_run.sh's (0 finished, 75 call again). AUDIO, HOURS, WORKERS and
-# SOUNDFONT change where, how much and with what it renders; with SCALE=smoke DEVICE=cpu HOURS="0.05 0.02" it
-# runs on a CPU in a minute.
+# (OUT/gpu-test-piano.log). Exit status: piano_run.sh's (0 finished, 75 call again), 4 when the GPU tests of
+# cached generation and of the captured step, run beside the rendering, fail (OUT/gpu-check.log). AUDIO, HOURS,
+# WORKERS and SOUNDFONT change where, how much and with what it renders; with SCALE=smoke DEVICE=cpu
+# HOURS="0.05 0.02" it runs on a CPU in a minute.
 #
 # Then, on a CPU here: the chapter and the listening test executed from the three archives (no checkpoints
 # needed: the items were made on the GPU), and both published in results/published/:
@@ -55,11 +56,26 @@ if [ "${CALL:-1}" != 1 ] && [ ! -f "$run_json" ]; then
 fi
 if [ ! -f "$audio/manifest.json" ]; then
     start=$SECONDS
+    checking=
+    if [ "${DEVICE:-cuda}" != cpu ]; then
+        # While the CPUs render, the GPU checks the paths this run takes that changed since the last GPU test
+        # log (cached generation, the captured training step beside the prefetch thread): a failure stops the
+        # call before training (exit 4), not after twenty minutes of it.
+        python3 -m pytest -q -x -p no:cacheprovider tests/test_generation_cuda.py tests/test_captured.py \
+            >"$out/gpu-check.log" 2>&1 &
+        checking=$!
+    fi
     # shellcheck disable=SC2086  # HOURS is two numbers
     python3 -m sequnet data render-piano --renderer tinysoundfont --soundfont "${SOUNDFONT:-$SEQUNET_DATA_MIRROR/soundfont/musescore-grand-piano-baked.sf3}" \
         --workers "${WORKERS:-16}" --hours ${HOURS:-10.5 1.2} \
         --out "$audio" >>"$log" 2>&1 || { echo "render-piano failed (see $log)" >&2; exit 1; }
     echo "render-piano: $((SECONDS - start)) s" | tee -a "$log"
+    if [ -n "$checking" ] && ! wait "$checking"; then
+        echo "GPU check failed before training (see $out/gpu-check.log):" | tee -a "$log"
+        tail -5 "$out/gpu-check.log"
+        exit 4
+    fi
+    [ -n "$checking" ] && tail -1 "$out/gpu-check.log"
 fi
 LIMIT=$((call_s - SECONDS)) NOTEBOOK=0 bash benchmarks/piano_run.sh "$out" "$audio"
 rc=$?
