@@ -108,3 +108,12 @@ def test_seed_summary_of_one_run_has_no_sd():
     assert (s.n, s.sd, s.low, s.high) == (1, None, 8.0, 8.0)
     s = table1.SeedSummary.of([run(1.0, seed=1), run(3.0, seed=2)])
     assert (s.n, s.mean, s.low, s.high) == (2, 2.0, 1.0, 3.0) and s.sd == pytest.approx(2 ** 0.5)
+
+
+def test_run_label_leaves_a_cpu_model_name_out_of_the_table_cell():
+    # "Intel(R) Xeon(R) Processor" wrapped the smoke book's Run cells to four lines (the browser test's limit is
+    # three); a GPU keeps its name, and the record keeps the whole device.
+    cpu = run(8.0, device="cpu (Intel(R) Xeon(R) Processor, 2 threads)", scale="smoke")
+    assert reproduction.run_label(cpu) == "ours: **smoke** scale, cpu, 2 threads, 2026-01-02 @ `abc1234`"
+    assert "Xeon" in cpu.device
+    assert "NVIDIA H200" in reproduction.run_label(run(8.0))

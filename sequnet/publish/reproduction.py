@@ -77,6 +77,13 @@ def model_name(task: str, model: str) -> str:
     return name + " (residual)" if (task, model) == ("piano_audio", "sequnet") else name
 
 
+def short_device(device: str) -> str:
+    """A record's device for a table cell: a CPU's model name left out ("cpu (Intel(R) Xeon(R) Processor,
+    2 threads)" is "cpu, 2 threads"), since a long one wrapped the Run cell to four lines on such a machine; the
+    record and the chapter keep the whole name."""
+    return re.sub(r"^cpu \(.*, (\d+ threads?)\)$", r"cpu, \1", device)
+
+
 def run_label(r: ResultRecord) -> str:
     """Where a number of ours comes from: scale, device, date and commit, and the status unless it is ok."""
     commit = ""
@@ -84,7 +91,7 @@ def run_label(r: ResultRecord) -> str:
         # A code span shows its text as it is, so only a plain commit id goes into one.
         commit = f" @ `{r.git_commit}`" if re.fullmatch(r"[0-9a-f]{4,40}", r.git_commit) else f" @ {text(r.git_commit)}"
     status = "" if r.status == "ok" else f", **{text(r.status)}**"
-    return f"ours: **{text(r.scale)}** scale, {text(r.device)}, {text(r.date[:10])}{commit}{status}"
+    return f"ours: **{text(r.scale)}** scale, {text(short_device(r.device))}, {text(r.date[:10])}{commit}{status}"
 
 
 def is_reproduction(r: ResultRecord) -> bool:
