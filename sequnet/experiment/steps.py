@@ -5,8 +5,9 @@ Time per step is wall-clock time around zero_grad, forward, loss, backward, clip
 ``torch.cuda.synchronize()`` on both sides on a GPU (the official code did not synchronise, spec section 6.5);
 the first ``warmup_steps`` steps of each process are left out and the median is reported. Peak memory is
 ``torch.cuda.max_memory_allocated`` over the training steps of an epoch, as in the paper: reset at its start, and
-again after the warm-up steps, whose cuDNN autotuning allocates large workspaces (with CUDA graphs, just before each
-epoch's capture, which allocates the activations the replays reuse).
+again after the warm-up steps, whose cuDNN autotuning allocates large workspaces (with CUDA graphs, just before the
+capture, which allocates the activations the replays reuse; an epoch replaying an earlier epoch's graph adds the
+peak of that capture, see ``CapturedStep.capture_peak_bytes``).
 
 With several processes (DDP) the only difference is one sum over the processes per step (the loss and the number
 of scored items, :func:`sequnet.experiment.distributed.all_sum`), so that every process checks the same loss.
