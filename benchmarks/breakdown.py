@@ -23,7 +23,6 @@ Music pairs train on one sequence of the training set's mean length, as benchmar
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -33,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from training import MUSIC_MEAN_LENGTH, loss_fn, make_batch, setting_for  # noqa: E402
 
 import sequnet  # noqa: E402
+from sequnet.analysis.benchmarks import write_bench  # noqa: E402
 from sequnet.analysis.complexity import (count_saved_activations, run_metadata, time_training_step,  # noqa: E402
                                          training_step)
 
@@ -168,13 +168,10 @@ def main(argv=None) -> int:
     add_ratios(rows)
     print(table(rows))
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
         meta = {**run_metadata(device), "quick": args.quick, "steps": args.steps, "warmup": args.warmup,
                 "dtype": "float32", "tf32_conv": torch.backends.cudnn.allow_tf32,
                 "tf32_matmul": torch.backends.cuda.matmul.allow_tf32}
-        tmp = args.out.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
-        tmp.replace(args.out)
+        write_bench(args.out, {"meta": meta, "rows": rows})
         print(f"wrote {args.out}")
     return 0
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import sys
 from pathlib import Path
 
@@ -26,6 +25,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sequnet.analysis import complexity, sweeps  # noqa: E402
+from sequnet.analysis.benchmarks import write_bench  # noqa: E402
 
 
 def table(rows) -> str:
@@ -60,11 +60,10 @@ def main(argv=None) -> int:
     rows = sweeps.sweep(plan, device)
     print(table(rows))
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
         meta = {**complexity.run_metadata(device), "plan": name, "quick": name != "paper",
                 "config": dataclasses.asdict(plan), "cudnn_benchmark": args.cudnn_benchmark,
                 "tf32_conv": torch.backends.cudnn.allow_tf32}
-        args.out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
+        write_bench(args.out, {"meta": meta, "rows": rows})
         print(f"wrote {args.out}")
     return 0
 

@@ -39,6 +39,7 @@ import sequnet  # noqa: E402
 from sequnet.experiment import distributed  # noqa: E402
 from sequnet.analysis.complexity import run_metadata  # noqa: E402
 from sequnet.experiment.scales import resolve_device  # noqa: E402
+from sequnet.analysis.benchmarks import write_bench  # noqa: E402
 
 WORKLOADS = {"piano_audio/sequnet": 16, "char_ptb/tcn": 16}   # name -> batch per process
 
@@ -199,8 +200,7 @@ def main() -> int:
     print(f"DDP scaling on {meta['device']} ({backends}, torch {meta['torch']}"
           + (", quick: tiny models" if args.quick else "") + ")\n" + table(rows))
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
+        write_bench(args.out, {"meta": meta, "rows": rows})
         print(f"written: {args.out}")
     return 0
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import statistics
 import sys
 import time
@@ -29,6 +28,7 @@ import sequnet  # noqa: E402
 from sequnet.core.generation import init_state, kernels  # noqa: E402
 from sequnet.core.generation.state import InferenceState  # noqa: E402
 from sequnet.core.models import OneHotModel, ResSeqUNet, ResSeqUNetConfig, WaveNet, WaveNetConfig  # noqa: E402
+from sequnet.analysis.benchmarks import write_bench  # noqa: E402
 
 OFFICIAL_BATCH1 = {"sequnet": 327.0, "wavenet": 87.0}      # samples/s, official code on an H200 (DESIGN.md 7)
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -198,7 +198,7 @@ def main(argv=None) -> int:
                            "accuracy_steps": acc_steps, "temperature": 0.95, "quick": args.quick,
                            "cpu_threads": torch.get_num_threads()},
                 "official_batch1_samples_per_s": OFFICIAL_BATCH1}
-        args.out.write_text(json.dumps({"meta": meta} | result, indent=1) + "\n")
+        write_bench(args.out, {"meta": meta} | result)
         print(f"wrote {args.out}")
     return 0
 

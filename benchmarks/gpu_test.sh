@@ -16,13 +16,8 @@ mkdir -p "$(dirname "$log")"
 python=${PYTHON:-python3}
 "$python" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" || {
     echo "gpu-test: no CUDA GPU visible to $python; run this on the GPU machine" >&2; exit 2; }
-if ! "$python" -c "import papermill, jupytext, soundfile, hyperopt, mido, xdist" 2>/dev/null; then
-    ls .whl/*.whl >/dev/null 2>&1 || { echo "gpu-test: papermill is missing and there is no .whl/ wheelhouse" \
-        "(a copy of shared/device-wheels)" >&2; exit 2; }
-    "$python" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
-        .whl/*.whl || exit 2
-    export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
-fi
+. "$(dirname "${BASH_SOURCE[0]}")/device_wheels.sh"
+device_wheels "$python" papermill jupytext soundfile hyperopt mido xdist || exit 2
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
 if [ -z "${SEQUNET_DATA_MIRROR:-}" ]; then
     for d in .devdata ../shared/data; do

@@ -7,7 +7,6 @@ bf16 autocast, at batch 1 and 16. A GPU only.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -17,6 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import sequnet  # noqa: E402
 from sequnet.analysis.complexity import layout_conversions, run_metadata  # noqa: E402
 from sequnet.core.models import use_channels_last, use_fused_gate  # noqa: E402
+from sequnet.analysis.benchmarks import write_bench  # noqa: E402
 
 
 def piano_batch(batch: int, device: torch.device):
@@ -49,7 +49,7 @@ def main() -> None:
                 print(f"batch {batch:2d} {'bf16' if bf16 else 'fp32'} {'switched' if switched else 'plain   '}: "
                       f"{len(found)} conversion kernels", flush=True)
     if args.out:
-        args.out.write_text(json.dumps({"meta": run_metadata(device), "rows": rows}, indent=1) + "\n")
+        write_bench(args.out, {"meta": run_metadata(device), "rows": rows})
 
 
 if __name__ == "__main__":

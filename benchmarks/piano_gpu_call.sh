@@ -43,10 +43,9 @@ audio=${AUDIO:-data/piano/rendered-tsf}
 mkdir -p "$out"
 log=$out/piano_run.log
 export PYTHONPATH=$PWD:/tmp/site SEQUNET_DATA_MIRROR=${SEQUNET_DATA_MIRROR:-$PWD/.devdata}
-if ! python3 -c "import papermill, soundfile, mido, tinysoundfont" 2>/dev/null; then
-    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
-        .whl/*.whl >>"$log" 2>&1 || { echo "installing .whl/ failed (see $log)" >&2; exit 1; }
-fi
+. "$(dirname "${BASH_SOURCE[0]}")/device_wheels.sh"
+device_wheels python3 papermill soundfile mido tinysoundfont >>"$log" 2>&1 || {
+    echo "installing .whl/ failed (see $log)" >&2; exit 1; }
 run_json=${WORK:-build/piano_run}/piano_audio/run.json
 if [ "${CALL:-1}" != 1 ] && [ ! -f "$run_json" ]; then
     # A later call on a fresh machine: the run (and the audio) went with the last one, and what is left of the

@@ -54,16 +54,8 @@ log=$out/piano_run.log
 [ -d "$audio/train" ] && [ -d "$audio/test" ] || {
     echo "AUDIO_DIR=$audio: no train/ and test/ folders of recordings there" | tee -a "$log" >&2; exit 2; }
 
-if ! "$python" -c "import papermill, jupytext, soundfile" 2>/dev/null; then
-    export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}      # installed there by an earlier call, or now
-    if ! "$python" -c "import papermill, jupytext, soundfile" 2>/dev/null; then
-        ls .whl/*.whl >/dev/null 2>&1 || {
-            echo "papermill is not installed and there is no .whl/ wheelhouse (a copy of shared/device-wheels)" >&2
-            exit 1; }
-        "$python" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
-            .whl/*.whl || exit 1
-    fi
-fi
+. "$(dirname "${BASH_SOURCE[0]}")/device_wheels.sh"
+device_wheels "$python" papermill jupytext soundfile || exit 1
 export PYTHONPATH=$repo${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
 {
     date -u +"call at %F %T UTC"

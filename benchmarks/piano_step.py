@@ -20,7 +20,6 @@ every variant's step (``torch.utils.flop_counter``), so that each time reads as 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -34,6 +33,7 @@ from training import build, loss_fn, make_batch, setting_for  # noqa: E402
 from sequnet.core.models import use_channels_last  # noqa: E402
 from sequnet.core.models.padding import pad_channels  # noqa: E402
 from sequnet.analysis.complexity import run_metadata, time_training_step  # noqa: E402
+from sequnet.analysis.benchmarks import write_bench  # noqa: E402
 
 DEFAULT_VARIANTS = [
     "sequnet bf16 foreach_adam", "sequnet bf16", "sequnet bf16 pad=8", "sequnet bf16 pad=64",
@@ -119,10 +119,7 @@ def main(argv=None) -> int:
             print(f"{spec}: FAILED {type(e).__name__}: {e}", flush=True)
             rows.append({**parse(spec), "error": f"{type(e).__name__}: {e}"})
         if args.out:                    # after every variant, so that a time limit keeps what was measured
-            args.out.parent.mkdir(parents=True, exist_ok=True)
-            tmp = args.out.with_suffix(".tmp")
-            tmp.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
-            tmp.replace(args.out)
+            write_bench(args.out, {"meta": meta, "rows": rows})
     if args.profile_steps and args.out:
         from training import profile
         v = parse(args.variants[0])

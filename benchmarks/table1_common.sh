@@ -46,14 +46,13 @@ wait_all() {
     return $status
 }
 
-# The GPU machine has no network: when the interpreter lacks the packages training and the search need, install the wheels of
-# shared/device-wheels from .whl/ into /tmp/site; point SEQUNET_DATA_MIRROR at the first of .devdata,
+# The GPU machine has no network: where there is a .whl/ wheelhouse, make the packages training and the search
+# need importable from it (device_wheels.sh); point SEQUNET_DATA_MIRROR at the first of .devdata,
 # ../shared/data that holds a MANIFEST.md unless it is set.
+. "$(dirname "${BASH_SOURCE[0]}")/device_wheels.sh"
 use_device_copies() {
-    if ! "$python" -c "import tqdm, hyperopt" 2>/dev/null && ls .whl/*.whl >/dev/null 2>&1; then
-        "$python" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
-            .whl/*.whl || return 1
-        export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
+    if ls .whl/*.whl >/dev/null 2>&1; then
+        device_wheels "$python" tqdm hyperopt || return 1
     fi
     export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
     if [ -z "${SEQUNET_DATA_MIRROR:-}" ]; then

@@ -15,7 +15,6 @@ first epoch holds them, and the second, at the same rate, shows what is left.)
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
@@ -28,6 +27,7 @@ from sequnet.data.audio import AudioCorpus  # noqa: E402
 from sequnet.experiment.scales import resolve  # noqa: E402
 from sequnet.experiment.tasks import AudioTask  # noqa: E402
 from sequnet.experiment.training import train  # noqa: E402
+from sequnet.analysis.benchmarks import write_bench  # noqa: E402
 
 
 def corpus(minutes: float, pieces: int, seed: int = 0) -> AudioCorpus:
@@ -73,8 +73,7 @@ def main(argv=None) -> int:
     if a.out:
         meta = run_metadata(torch.device(a.device)) | {"scale": scale, "steps": steps, "minutes": minutes,
                                                          "git_commit": os.environ.get("SEQUNET_GIT_COMMIT")}
-        a.out.parent.mkdir(parents=True, exist_ok=True)
-        a.out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
+        write_bench(a.out, {"meta": meta, "rows": rows})
         print(f"wrote {a.out}")
     return 0
 

@@ -23,7 +23,6 @@ taken once.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -38,6 +37,7 @@ from sequnet.core.models import ResSeqUNet, use_channels_last, use_fused_gate  #
 from sequnet.core.models.padding import pad_channels  # noqa: E402
 from sequnet.experiment.training import CHANNEL_MULTIPLE  # noqa: E402
 from sequnet.experiment.records import PAPER_TABLE1  # noqa: E402
+from sequnet.analysis.benchmarks import write_bench  # noqa: E402
 
 MUSIC_MEAN_LENGTH = {"jsb": 60, "nottingham": 254, "muse": 468, "piano_midi": 873}
 PAIRS = {
@@ -265,13 +265,12 @@ def main(argv=None) -> int:
                tuple(args.piano_batches), args.cuda_graphs, args.one_hot_input, switch_variants, args.archs)
     print(table(rows))
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
         meta = {**run_metadata(device), "bf16": args.bf16, "compile": args.compile,
                 "cuda_graphs": args.cuda_graphs, "one_hot_input": args.one_hot_input, "quick": args.quick,
                 "channels_last": args.channels_last, "fused_gate": args.fused_gate, "archs": args.archs,
                 "steps": args.steps, "warmup": args.warmup, "tf32_conv": torch.backends.cudnn.allow_tf32,
                 "tf32_matmul": torch.backends.cuda.matmul.allow_tf32}
-        args.out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
+        write_bench(args.out, {"meta": meta, "rows": rows})
         print(f"wrote {args.out}")
     return 0
 

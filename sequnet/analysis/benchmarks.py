@@ -24,6 +24,16 @@ def load_bench(bench_dir: Path, pattern: str, full_only: bool = False) -> list[t
     return sorted(found, key=lambda item: item[1].get("meta", {}).get("date", ""), reverse=True)
 
 
+def write_bench(path: Path, payload: dict) -> None:
+    """Write a benchmark result (``{"meta": ..., "rows": ...}``) as indented JSON, whole or not at all: through a
+    temporary file beside it, so a run stopped by a time limit never leaves half a file for the book to read."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(payload, indent=1) + "\n")
+    tmp.replace(path)
+
+
 def ratio(a: float | None, b: float | None) -> float | None:
     return None if a is None or b is None else a / b
 
