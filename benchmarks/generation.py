@@ -9,6 +9,8 @@ checked for accuracy: the largest logit deviation from float32 over teacher-forc
 
     python benchmarks/generation.py --device cuda --out results/bench/generation.json
     python benchmarks/generation.py --device cpu --quick              # a smoke run on the CPU
+    python benchmarks/generation.py --batches 1 4 8 16 20 64 --kernels rowdot splitk cublas --modes graphs \
+        --dtypes float32 --out results/bench/generation-kernels-h200.json   # which products at which batch
 
 The official code generated 327 samples/s (Seq-U-Net) and 87 samples/s (WaveNet) at batch 1 on an H200.
 """
@@ -27,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import sequnet  # noqa: E402
 from sequnet.core.generation import init_state, kernels  # noqa: E402
 from sequnet.core.generation.state import InferenceState  # noqa: E402
+from sequnet.core.generation.tuning import TOO_BIG  # noqa: E402
 from sequnet.core.models import OneHotModel, ResSeqUNet, ResSeqUNetConfig, WaveNet, WaveNetConfig  # noqa: E402
 from sequnet.analysis.benchmarks import write_bench  # noqa: E402
 
@@ -49,13 +52,14 @@ def sync(device: torch.device) -> None:
 
 
 def speed(model, arch: str, device, batch: int, dtype, modes, steps: dict, warmup: int, repeats: int,
-          chunk: int) -> list[dict]:
-    """Time ``steps[mode]`` sampled steps per repeat, per mode, on one state (the save pass is timed apart)."""
+          chunk: int, kernel: str = "auto") -> list[dict]:
+    """Time ``steps[mode]`` sampled steps per repeat, per mode, on one state (the save pass is timed apart), its
+    products pinned to ``kernel`` ("auto": the batch rule)."""
     g = torch.Generator(device).manual_seed(0)
     prime = torch.randint(0, 256, (batch, 16), device=device, generator=g)
     sync(device)
     t0 = time.perf_counter()
-    state = init_state(model, prime, dtype=dtype)
+    state = init_state(model, prime, dtype=dtype, kernel=kernel)
     sync(device)
     save_s = time.perf_counter() - t0
     rows = []
@@ -80,10 +84,12 @@ def speed(model, arch: str, device, batch: int, dtype, modes, steps: dict, warmu
                      "best_samples_per_s": batch * n / min(times), "steps": n, "repeats": repeats,
                      "save_pass_s": save_s, "warmup_and_capture_s": warm_s,
                      "levels_per_step": state.mean_levels_per_step, "layers_per_step": state.mean_layers_per_step,
-                     "fused_activation": state.fused, "splitk_gemv": state.gemv, "rowdot": state.rowdot,
+                     "kernel": state.kernel, "fused_activation": state.fused, "splitk_gemv": state.gemv,
+                     "rowdot": state.rowdot,
                      "chunk": state.CHUNK if mode == "graphs" else None})
         r = rows[-1]
-        print(f"{arch:8s} batch {batch:3d} {r['dtype']:9s} {mode:11s}: {r['samples_per_s']:12,.0f} samples/s "
+        print(f"{arch:8s} batch {batch:3d} {r['dtype']:9s} {mode:11s} {state.kernel:6s}: "
+              f"{r['samples_per_s']:12,.0f} samples/s "
               f"({r['step_us']:8.1f} us/step, {r['layers_per_step']:.1f} layers/step)", flush=True)
     del state
     return rows
@@ -108,14 +114,23 @@ def accuracy(model, arch: str, device, dtype, steps: int, batch: int = 4) -> dic
 
 
 def run(device, archs, batches, dtypes, modes, steps, warmup, repeats, acc_steps, tiny,
-        chunk: int = InferenceState.CHUNK) -> dict:
+        chunk: int = InferenceState.CHUNK, kernel_names: tuple[str, ...] = ("auto",)) -> dict:
     torch.manual_seed(0)
     models = {a: build(a, tiny).to(device).eval() for a in archs}
     rows, acc = [], []
     for dtype in dtypes:
         for batch in batches:
             for arch in archs:
-                rows += speed(models[arch], arch, device, batch, dtype, modes, steps, warmup, repeats, chunk)
+                done = set()
+                for kernel in kernel_names:
+                    try:
+                        if kernels.resolved_kernel(kernel, device, dtype, batch) in done:
+                            continue          # "auto" is one of the pinned kernels at this batch
+                        done.add(kernels.resolved_kernel(kernel, device, dtype, batch))
+                        rows += speed(models[arch], arch, device, batch, dtype, modes, steps, warmup, repeats,
+                                      chunk, kernel)
+                    except (ValueError, *((TOO_BIG,) if TOO_BIG else ())) as err:   # not for this batch/GPU
+                        print(f"{arch:8s} batch {batch:3d} {kernel}: skipped ({err})", flush=True)
         if dtype != torch.float32 and acc_steps:
             for arch in archs:
                 acc.append(accuracy(models[arch], arch, device, dtype, acc_steps))
@@ -126,22 +141,25 @@ def run(device, archs, batches, dtypes, modes, steps, warmup, repeats, acc_steps
     ratios = []
     for r in rows:
         if r["model"] == "sequnet":
-            w = [x for x in rows if x["model"] == "wavenet" and all(x[k] == r[k] for k in ("batch", "dtype", "mode"))]
+            w = [x for x in rows if x["model"] == "wavenet"
+                 and all(x[k] == r[k] for k in ("batch", "dtype", "mode", "kernel"))]
             if w:
-                ratios.append({k: r[k] for k in ("batch", "dtype", "mode")}
+                ratios.append({k: r[k] for k in ("batch", "dtype", "mode", "kernel")}
                               | {"sequnet_over_wavenet": r["samples_per_s"] / w[0]["samples_per_s"]})
     return {"rows": rows, "accuracy": acc, "ratios": ratios,
             "params": {a: sequnet.count_parameters(m) for a, m in models.items()}}
 
 
 def table(result: dict) -> str:
-    lines = ["| model | batch | dtype | mode | samples/s | us/step | x official (batch 1) | Seq-U-Net / WaveNet |",
-             "|---|---:|---|---|---:|---:|---:|---:|"]
-    ratio = {(r["batch"], r["dtype"], r["mode"]): r["sequnet_over_wavenet"] for r in result["ratios"]}
+    lines = ["| model | batch | dtype | mode | kernel | samples/s | us/step | x official (batch 1) | "
+             "Seq-U-Net / WaveNet |", "|---|---:|---|---|---|---:|---:|---:|---:|"]
+    keys = ("batch", "dtype", "mode", "kernel")
+    ratio = {tuple(r[k] for k in keys): r["sequnet_over_wavenet"] for r in result["ratios"]}
     for r in result["rows"]:
         off = (f"{r['samples_per_s'] / OFFICIAL_BATCH1[r['model']]:.0f}" if r["batch"] == 1 else "")
-        rat = ratio.get((r["batch"], r["dtype"], r["mode"])) if r["model"] == "sequnet" else None
-        lines.append(f"| {r['model']} | {r['batch']} | {r['dtype']} | {r['mode']} | {r['samples_per_s']:,.0f} | "
+        rat = ratio.get(tuple(r[k] for k in keys)) if r["model"] == "sequnet" else None
+        lines.append(f"| {r['model']} | {r['batch']} | {r['dtype']} | {r['mode']} | {r['kernel']} | "
+                     f"{r['samples_per_s']:,.0f} | "
                      f"{r['step_us']:.1f} | {off} | {'' if rat is None else f'{rat:.2f}'} |")
     lines.append("")
     for a in result["accuracy"]:
@@ -170,6 +188,9 @@ def main(argv=None) -> int:
     ap.add_argument("--accuracy-steps", type=int, default=300, help="teacher-forced steps for the precision check")
     ap.add_argument("--quick", action="store_true", help="few steps and small batches (a CPU smoke run)")
     ap.add_argument("--tiny", action="store_true", help="tiny models instead of the paper's (for tests)")
+    ap.add_argument("--kernels", nargs="+", default=["auto"], choices=["auto", *kernels.KERNELS],
+                    help="the products each state is pinned to (default auto: by batch); a kernel that cannot run "
+                    "at a batch is skipped and said so")
     ap.add_argument("--out", type=Path, help="write the JSON here")
     args = ap.parse_args(argv)
     device = torch.device(args.device)
@@ -184,7 +205,7 @@ def main(argv=None) -> int:
     dtypes = [DTYPES[d] for d in (args.dtypes or ["float32", "bfloat16", "float16"])]
     modes = args.modes or (["eager", "graphs-step", "graphs"] if cuda else ["eager"])
     result = run(device, args.models, batches, dtypes, modes, steps, warmup, repeats, acc_steps, args.tiny,
-                 args.chunk)
+                 args.chunk, tuple(args.kernels))
     print(table(result))
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -194,7 +215,7 @@ def main(argv=None) -> int:
                 "config": {"models": "tiny" if args.tiny else {a: f"paper_model('piano_audio', '{a}')"
                                                                for a in args.models},
                            "params": result["params"], "batches": batches, "dtypes": [str(d) for d in dtypes],
-                           "modes": modes, "chunk": args.chunk, "steps": steps, "warmup": warmup, "repeats": repeats,
+                           "modes": modes, "kernels": args.kernels, "chunk": args.chunk, "steps": steps, "warmup": warmup, "repeats": repeats,
                            "accuracy_steps": acc_steps, "temperature": 0.95, "quick": args.quick,
                            "cpu_threads": torch.get_num_threads()},
                 "official_batch1_samples_per_s": OFFICIAL_BATCH1}

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 import sequnet
-from sequnet.core.generation import init_state, minimal_window
+from sequnet.core.generation import init_state, kernels, minimal_window
+from sequnet.core.generation.tuning import TOO_BIG, fastest_kernel
 from test_generation import reference, residual, wavenet
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -15,10 +16,10 @@ pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a C
 CUDA = torch.device("cuda")
 
 
-def _generate(model, prime, n, mode, greedy=False, seed=0, dtype=None, split=()):
+def _generate(model, prime, n, mode, greedy=False, seed=0, dtype=None, split=(), kernel="auto"):
     """Generate ``n`` ids in one call, or in calls of the lengths ``split`` then the rest; mode "eager",
     "graphs-step" (one graph per step) or "graphs" (multi-step graphs)."""
-    state = init_state(model, prime, dtype=dtype)
+    state = init_state(model, prime, dtype=dtype, kernel=kernel)
     if mode == "graphs-step":
         state.CHUNK = 1 << 62
     g = torch.Generator(CUDA).manual_seed(seed)
@@ -51,14 +52,28 @@ def test_graph_paths_give_the_eager_samples(make, greedy):
 def test_multi_step_graphs_are_exact_against_the_full_forward(make):
     """Greedy decoding with multi-step graphs equals the argmax of the model's own forward over the generated
     sequence, wherever that argmax is not a near-tie at float32 precision."""
+    _check_exact(make, batch=2, kernel="auto")
+
+
+@pytest.mark.parametrize("kernel", sorted(kernels.KERNELS))
+@pytest.mark.parametrize("make", [lambda: residual(4, 5, 2, classes=256, features=16),
+                                  lambda: wavenet(classes=256)], ids=["sequnet", "wavenet"])
+def test_every_kernel_at_batch_8_is_exact_against_the_full_forward(make, kernel):
+    """The same check for every product a state can be pinned to, at the piano run's long-generation batch,
+    where the fastest of them is chosen by timing (``fastest_kernel``)."""
+    _check_exact(make, batch=8, kernel=kernel)
+
+
+def _check_exact(make, batch, kernel):
     torch.manual_seed(2)
     model = make().to(CUDA).eval()
     prime_len, n = minimal_window(model) + 3, 4 * 16 + 3
-    prime = torch.randint(0, 256, (2, prime_len), device=CUDA)
-    ids, _ = _generate(model, prime, n, "graphs", greedy=True)
+    prime = torch.randint(0, 256, (batch, prime_len), device=CUDA)
+    ids, state = _generate(model, prime, n, "graphs", greedy=True, kernel=kernel)
+    assert kernel == "auto" or state.kernel == kernel
     out = torch.cat([prime, ids], 1)
     period = getattr(model.body, "cycle", 1)
-    pad = torch.zeros(2, (-(n - 1)) % period + period, dtype=torch.long, device=CUDA)
+    pad = torch.zeros(batch, (-(n - 1)) % period + period, dtype=torch.long, device=CUDA)
     ref = reference(model.double(), torch.cat([out, pad], 1), prime_len)
     checked = 0
     for s in range(n):
@@ -95,3 +110,39 @@ def test_bf16_state_stays_close_to_float32(arch):
     for s in range(64):
         a, b = ref.step(ids[:, 16 + s]).float(), low.step(ids[:, 16 + s]).float()
         assert (a - b).abs().max() <= 0.02 * a.abs().max(), f"step {s}"
+
+
+@pytest.mark.parametrize("batch", [8, 20])
+@pytest.mark.parametrize("kernel", ["rowdot", "splitk", "cublas"])
+@pytest.mark.parametrize("arch", ["sequnet", "wavenet"])
+def test_paper_models_every_kernel_agrees_at_the_piano_runs_batches(arch, kernel, batch):
+    """The piano run's batches (8 long continuations, 20 listening items) with the paper's layer sizes, where a
+    Triton kernel's tiles are largest: teacher-forced on the same ids, each kernel's logits stay within float32
+    (or TF32) rounding of the torch products', and its graphs replay its eager steps exactly. A fused kernel too
+    large for this GPU is skipped, as ``fastest_kernel`` leaves it out."""
+    torch.manual_seed(6)
+    model = sequnet.paper_model("piano_audio", arch).to(CUDA).eval()
+    ids = torch.randint(0, 256, (batch, 16 + 48), device=CUDA)
+    ref, state = init_state(model, ids[:, :16], kernel="torch"), init_state(model, ids[:, :16], kernel=kernel)
+    for s in range(48):
+        expected = ref.step(ids[:, 16 + s])
+        try:
+            got = state.step(ids[:, 16 + s])
+        except TOO_BIG:
+            assert kernel == "rowdot", f"{kernel} ran out of GPU resources"
+            pytest.skip(f"the fused per-layer kernel does not fit this GPU at batch {batch}")
+        assert (got - expected).abs().max() <= 2e-3 * expected.abs().max(), f"step {s}"
+    eager, _ = _generate(model, ids[:, :24], 40, "eager", seed=7, kernel=kernel)
+    graphs, _ = _generate(model, ids[:, :24], 40, "graphs", seed=7, kernel=kernel)
+    assert torch.equal(graphs, eager)
+
+
+def test_fastest_kernel_times_both_candidates_on_the_paper_wavenet():
+    torch.manual_seed(8)
+    model = sequnet.paper_model("piano_audio", "wavenet").to(CUDA).eval()
+    prime = torch.randint(0, 256, (8, 24), device=CUDA)
+    kernel, speed = fastest_kernel(model, prime, steps=64)
+    assert set(speed) == {"rowdot", "splitk"} and all(v > 0 for v in speed.values())
+    assert kernel == max(speed, key=speed.get)
+    assert init_state(model, prime, kernel=kernel).kernel == kernel
+    assert fastest_kernel(model, torch.randint(0, 256, (65, 24), device=CUDA)) == ("auto", {})

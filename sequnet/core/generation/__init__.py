@@ -67,12 +67,14 @@ def default_pad_id(model: nn.Module) -> int:
 
 
 def init_state(model: nn.Module, prime: torch.Tensor, pad_id: int | None = None,
-               dtype: torch.dtype | None = None) -> InferenceState:
+               dtype: torch.dtype | None = None, kernel: str = "auto") -> InferenceState:
     """Build the inference state with one forward over the last ``minimal_window(model)`` ids of ``prime``
     (batch, T), front-padded with ``pad_id`` when T is shorter. Any allowed window ending at the prime's last
     element gives the same state, so the shortest is used. ``dtype`` (default: the model's) sets the precision
-    of the cached weights and windows; the save pass runs in the model's own precision. The prime is checked
-    first (``check_prime``): at least one sequence of at least one id, every id in the model's vocabulary."""
+    of the cached weights and windows; the save pass runs in the model's own precision. ``kernel`` pins the
+    products' implementation (``kernels.KERNELS``; "auto": by batch size; ``tuning.fastest_kernel`` times them).
+    The prime is checked first (``check_prime``): at least one sequence of at least one id, every id in the
+    model's vocabulary."""
     if not isinstance(model, (OneHotModel, TokenModel)):
         raise TypeError(f"expected a OneHotModel or TokenModel (see sequnet.build_model), got {type(model).__name__}")
     if getattr(model.body, "channel_padding", 0):
@@ -84,14 +86,17 @@ def init_state(model: nn.Module, prime: torch.Tensor, pad_id: int | None = None,
     check_prime(prime, model.vocab if isinstance(model, TokenModel) else model.classes, pad)
     window = prime_window(prime, length, pad, next(model.parameters()).device)
     if isinstance(model.body, TCN):
+        if kernel != "auto":
+            raise ValueError(f"kernel={kernel!r}: a TCN has no cached state (it recomputes its window with the "
+                             f"model's own forward); use kernel='auto'")
         return RecomputeState(model, window)
     cls = WaveNetState if isinstance(model.body, WaveNet) else SeqUNetState
-    return cls(model, window, dtype)
+    return cls(model, window, dtype, kernel)
 
 
 def generate(model: nn.Module, prime: torch.Tensor, n_samples: int, temperature: float = 1.0, greedy: bool = False,
              generator: torch.Generator | None = None, progress: bool = True, cuda_graphs: bool = False,
-             pad_id: int | None = None, dtype: torch.dtype | None = None) -> torch.Tensor:
+             pad_id: int | None = None, dtype: torch.dtype | None = None, kernel: str = "auto") -> torch.Tensor:
     """Continue each sequence of ``prime`` (batch, T) by ``n_samples`` ids; return prime + continuation,
     (batch, T + n_samples), on the model's device.
 
@@ -99,7 +104,7 @@ def generate(model: nn.Module, prime: torch.Tensor, n_samples: int, temperature:
     ``generator`` (a torch.Generator on any device) makes sampling reproducible. ``cuda_graphs=True`` replays
     one captured CUDA graph per update pattern (L + 1 for a Seq-U-Net with L levels, 1 for WaveNet) instead of
     launching every kernel from Python; the results are identical. On a CPU model it warns and runs eagerly.
-    ``progress`` shows a tqdm bar.
+    ``progress`` shows a tqdm bar. ``kernel`` as for ``init_state``.
 
     Every argument is checked before anything runs on the model's device; a bad one raises a ValueError (a
     TypeError for a prime that is not integer ids) naming it.
@@ -109,7 +114,7 @@ def generate(model: nn.Module, prime: torch.Tensor, n_samples: int, temperature:
     if not greedy and not (isinstance(temperature, numbers.Real) and temperature > 0):
         raise ValueError(f"temperature must be a positive number (got {temperature!r}); use greedy=True for the "
                          f"argmax")
-    state = init_state(model, prime, pad_id=pad_id, dtype=dtype)
+    state = init_state(model, prime, pad_id=pad_id, dtype=dtype, kernel=kernel)
     new = state.generate(int(n_samples), temperature=temperature, greedy=greedy, generator=generator,
                          progress=progress, cuda_graphs=cuda_graphs)
     return torch.cat([prime.to(device=new.device, dtype=torch.long), new], dim=1)

@@ -53,6 +53,38 @@ def use_rowdot(device: torch.device, dtype: torch.dtype, batch: int) -> bool:
             and os.environ.get("SEQUNET_GEMV") != "splitk")
 
 
+# The products a state can be told to use (``init_state(..., kernel=)``), as (fused activation, split-K GEMV,
+# rowdot) switches. "auto" is the batch rule above; the others pin one path, for a state whose batch the rule
+# guesses wrong (``sequnet.core.generation.tuning`` times them) and for comparisons.
+KERNELS = {"rowdot": (True, True, True), "splitk": (True, True, False), "cublas": (True, False, False),
+           "torch": (False, False, False)}
+
+
+def kernel_switches(kernel: str, device: torch.device, dtype: torch.dtype, batch: int) -> tuple[bool, bool, bool]:
+    """(fused activation, split-K GEMV, rowdot) for ``kernel``: "auto" or one of ``KERNELS``. A Triton path
+    needs a CUDA device, Triton and a float32/bf16/fp16 state; the GEMV paths a batch of at most
+    ``GEMV_MAX_BATCH``: asked for elsewhere, it is a ValueError that says so."""
+    if kernel == "auto":
+        return use_triton(device, dtype), use_gemv(device, dtype, batch), use_rowdot(device, dtype, batch)
+    if kernel not in KERNELS:
+        raise ValueError(f"kernel={kernel!r}: expected 'auto' or one of {', '.join(map(repr, KERNELS))}")
+    switches = KERNELS[kernel]
+    if switches[0] and not use_triton(device, dtype):
+        raise ValueError(f"kernel={kernel!r} runs Triton kernels, which need a CUDA device, Triton and a float32, "
+                         f"bfloat16 or float16 state (here: {device.type}, {dtype}, Triton "
+                         f"{'off' if triton is not None else 'not installed'}); use kernel='auto'")
+    if switches[1] and batch > GEMV_MAX_BATCH:
+        raise ValueError(f"kernel={kernel!r} takes a batch of at most {GEMV_MAX_BATCH}, got {batch}; use "
+                         f"kernel='cublas' or 'auto'")
+    return switches
+
+
+def resolved_kernel(kernel: str, device: torch.device, dtype: torch.dtype, batch: int) -> str:
+    """The name in ``KERNELS`` of what ``kernel`` ("auto" or a name) runs on this device, dtype and batch."""
+    switches = kernel_switches(kernel, device, dtype, batch)
+    return next(name for name, s in KERNELS.items() if s == switches)
+
+
 # -- torch reference path ----------------------------------------------------------------------------------------
 
 def activate_torch(kind: str, pre: torch.Tensor, bias: torch.Tensor | None, identity: torch.Tensor | None,

@@ -147,7 +147,8 @@ class SeqUNetState(InferenceState):
     zero-padded base Seq-U-Net over piano rolls (music: ``window`` is a (batch, keys, T) roll, see
     ``sequnet.core.generation.rolls``)."""
 
-    def __init__(self, model: nn.Module, window: torch.Tensor, dtype: torch.dtype | None = None):
+    def __init__(self, model: nn.Module, window: torch.Tensor, dtype: torch.dtype | None = None,
+                 kernel: str = "auto"):
         body = model.body
         self.residual = isinstance(body, ResSeqUNet)
         self.roll = window.dim() == 3
@@ -157,7 +158,7 @@ class SeqUNetState(InferenceState):
         cfg = body.config
         self.L, self.k = cfg.levels, cfg.kernel_size
         self.cycle = 2 ** (self.L - 1)
-        super().__init__(model, window.shape[0], dtype, self.L)
+        super().__init__(model, window.shape[0], dtype, self.L, kernel)
         if self.roll:       # the newest input frame, written into the first stream at each step
             self.cur_x = torch.zeros(self.batch, cfg.num_inputs, dtype=self.dtype, device=self.device)
         self.win = _Windows(self.k, self.batch, self.dtype, self.device)

@@ -30,7 +30,7 @@ class InferenceState:
     ``level_counts[i]`` steps that updated level i, ``layer_updates`` layer evaluations in all.
     """
 
-    def __init__(self, model: nn.Module, batch: int, dtype: torch.dtype | None, levels: int):
+    def __init__(self, model: nn.Module, batch: int, dtype: torch.dtype | None, levels: int, kernel: str = "auto"):
         param = next(model.parameters())
         self.device = param.device
         self.dtype = dtype or param.dtype
@@ -41,9 +41,9 @@ class InferenceState:
         self.layer_updates = 0
         self.cur_id = torch.zeros(batch, dtype=torch.long, device=self.device)
         self.logits = torch.zeros(batch, self.classes, dtype=self.dtype, device=self.device)
-        self.fused = kernels.use_triton(self.device, self.dtype)          # fused activation kernel
-        self.gemv = kernels.use_gemv(self.device, self.dtype, batch)        # split-K GEMV for the products
-        self.rowdot = kernels.use_rowdot(self.device, self.dtype, batch)    # or one fused kernel per layer
+        # fused activation kernel; split-K GEMV for the products; or one fused kernel per layer
+        self.fused, self.gemv, self.rowdot = kernels.kernel_switches(kernel, self.device, self.dtype, batch)
+        self.kernel = kernels.resolved_kernel(kernel, self.device, self.dtype, batch)
         self._act = kernels.activate_triton if self.fused else kernels.activate_torch
         self._pre: dict[Hashable, torch.Tensor] = {}
         self._plans: dict[Hashable, tuple[list[Op], int]] = {}

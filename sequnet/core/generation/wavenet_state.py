@@ -26,12 +26,13 @@ from sequnet.core.models.wavenet import WaveNet
 
 
 class WaveNetState(InferenceState):
-    def __init__(self, model: nn.Module, window: torch.Tensor, dtype: torch.dtype | None = None):
+    def __init__(self, model: nn.Module, window: torch.Tensor, dtype: torch.dtype | None = None,
+                 kernel: str = "auto"):
         body: WaveNet = model.body
         cfg = body.config
         if cfg.kernel_size != 2:
             raise NotImplementedError("cached WaveNet generation supports kernel size 2 (the paper's WaveNet)")
-        super().__init__(model, window.shape[0], dtype, levels=1)
+        super().__init__(model, window.shape[0], dtype, levels=1, kernel=kernel)
         B, C, n = self.batch, cfg.residual_channels, len(body.layers)
         dev, dt = self.device, self.dtype
         cast = lambda t: t.detach().to(dev, dt).contiguous()   # noqa: E731

@@ -1,0 +1,64 @@
+"""Which products make one model's cached steps fastest at one batch size, timed rather than guessed.
+
+``kernels.use_rowdot`` picks one fused kernel per layer up to batch 4 and the split-K GEMV with a separate
+activation above, a rule set from batch-1 and batch-64 timings. In between, where the piano run generates (8
+long continuations, 20 listening items), the right choice depends on the layer shapes and was never measured;
+the wrong one costs WaveNet about two kernels per layer and step. ``fastest_kernel`` times each candidate on the
+caller's own model and prime with CUDA graphs, as the generation that follows runs, and returns the fastest with
+every timing, so that the choice can be recorded beside the generated audio.
+
+The candidates compute the same products in float32 with different summation orders, so their samples agree
+to rounding, not bit for bit: a state made with the chosen ``kernel`` then behaves exactly like any other
+state of that kernel (the GPU tests check every kernel against the model's full forward).
+"""
+from __future__ import annotations
+
+import time
+
+import torch
+import torch.nn as nn
+
+from sequnet.core.generation import init_state, kernels
+from sequnet.core.triton_guard import triton
+
+CANDIDATES = ("rowdot", "splitk")
+# What Triton raises when a kernel's tiles do not fit a GPU's registers or shared memory (at its first launch)
+TOO_BIG = getattr(getattr(getattr(triton, "runtime", None), "errors", None), "OutOfResources", ())
+
+
+def fastest_kernel(model: nn.Module, prime: torch.Tensor, steps: int = 512, dtype: torch.dtype | None = None,
+                   candidates: tuple[str, ...] = CANDIDATES) -> tuple[str, dict[str, float]]:
+    """The fastest of ``candidates`` for cached generation from ``prime`` (batch, T) with ``model``, and the
+    steps per second each reached ({kernel: steps/s}; a candidate whose Triton kernel does not fit this GPU's
+    registers or shared memory is left out).
+
+    Each candidate gets a fresh state, ``steps`` sampled steps to compile and capture its graphs, then
+    ``steps`` timed steps. Where the candidates cannot run (a CPU model, no Triton, a float64 state, a batch
+    above ``kernels.GEMV_MAX_BATCH``) the answer is ("auto", {}) at no cost: the state's own rule decides."""
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps must be a positive integer (timed steps per candidate), got {steps!r}")
+    unknown = [c for c in candidates if c not in kernels.KERNELS]
+    if unknown or not candidates:
+        raise ValueError(f"candidates={candidates!r}: expected some of {', '.join(map(repr, kernels.KERNELS))}")
+    param = next(model.parameters())
+    dt = dtype or param.dtype
+    if (param.device.type != "cuda" or not kernels.use_triton(param.device, dt)
+            or prime.shape[0] > kernels.GEMV_MAX_BATCH):
+        return "auto", {}
+    speed: dict[str, float] = {}
+    for kernel in candidates:
+        try:
+            state = init_state(model, prime, dtype=dtype, kernel=kernel)
+            generator = torch.Generator(param.device).manual_seed(0)
+            state.generate(steps, temperature=1.0, generator=generator, progress=False, cuda_graphs=True)
+            torch.cuda.synchronize(param.device)
+            start = time.perf_counter()
+            state.generate(steps, temperature=1.0, generator=generator, progress=False, cuda_graphs=True)
+            torch.cuda.synchronize(param.device)
+            speed[kernel] = steps / (time.perf_counter() - start)
+        except TOO_BIG:
+            continue
+        del state                       # its windows and graph pool, before the next candidate's
+    if not speed:
+        return "auto", {}
+    return max(speed, key=speed.get), speed
