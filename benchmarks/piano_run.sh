@@ -13,11 +13,14 @@
 # Each call continues it (python -m sequnet.experiment.piano_run) for at most LIMIT seconds, starting no stage
 # that would not end by then, and copies what exists so far to OUT.
 #
-# Time on an H200 (bf16 and every switch: 52 ms per Seq-U-Net step, 269 ms per WaveNet step, batch 16): the
-# budgets' training, ~20-30 s per call to load the audio (once decoded, it is cached in the run folder), ~1 min to
-# evaluate the three models on EVAL_WINDOWS test and train windows, and the long generations: 8 x 30 s per model
-# at ~45 us (Seq-U-Net) and ~450 us (WaveNet) per step and batch (results/bench/generation-h200.json), about 25 s
-# and 4 min. Then the notebook, which makes the 20 listening items (5 s each: ~45 s) and reads the rest: ~2-3 min.
+# Time on an H200, measured in the run of 2026-12-02 (results/logs/2026-12-02e-h200-piano-training.tar.xz; bf16
+# and every switch, batch 16): 3.67 WaveNet and 21.4 Seq-U-Net steps per second of budget, loop and captures
+# included; ~20 s per call to start, load the audio (once decoded, it is cached in the run folder) and resume;
+# ~30 s to evaluate the three models on EVAL_WINDOWS=1024 test and train windows; and the long generations,
+# 8 x 30 s per model at batch 8: 297 s for WaveNet (1,616 steps/s with the split-K products the batch rule then
+# chose) and 44 s for the Seq-U-Net (10,975 steps/s). Each model's products are now timed first
+# (sequnet.core.generation.tuning): the fused per-layer kernel may make WaveNet's part shorter. Then the notebook,
+# which makes the 20 listening items (5 s each: ~1 min) and reads the rest: ~2-3 min.
 #
 # OUT receives at most 8 files (what the device tool brings back, each under 16 MiB):
 #   piano_run.log             this call's output (GPU, versions, the run's epochs), appended to by every call
@@ -25,7 +28,7 @@
 #   piano_audio.tar           when finished: the executed notebook and its folder piano_audio/ without
 #                             checkpoints/, cache/, generations/ and listening_items/ (unpack into a run folder
 #                             such as build/paper/ for `sequnet book --from build/paper`)
-#   piano_generations.tar     when finished: piano_audio/generations/ (the generated sets as mu-law ids)
+#   piano_generations.tar     as soon as one exists: piano_audio/generations/ (the generated sets as mu-law ids)
 #   piano_items.tar           when finished: piano_audio/listening_items/ (with the key, listening_key.json)
 #
 # Environment: run from the repository root. Without papermill installed, the wheels of shared/device-wheels are
@@ -75,6 +78,10 @@ args=(--scale "$scale" --audio-dir "$audio" --device "${DEVICE:-cuda}" --limit-s
 rc=$?
 cp "$work"/piano_audio/records/*.json "$out/records/" 2>/dev/null
 cp "$work"/piano_audio/{curves,comparison}.json "$out/" 2>/dev/null
+# The generated sets as soon as they exist, finished run or not: the machine (and with it the run) may not be
+# there for another call (2026-12-02: the long generations were made, then lost with the session's last second).
+[ -d "$work/piano_audio/generations" ] && tar -cf "$out/piano_generations.tar" -C "$work" piano_audio/generations \
+    2>>"$log"
 if [ $rc != 0 ]; then
     echo "piano run: exit status $rc ($([ $rc = 75 ] && echo 'call again' || echo 'error, see the log'))" |
         tee -a "$log"

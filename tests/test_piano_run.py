@@ -177,6 +177,21 @@ def test_the_chapter_reads_the_run(finished, tmp_path):
     assert "are kept (2 items)" in piano.write_items(tmp_path, tmp_path / "no-run", "cpu")
 
 
+def test_the_speed_table_says_which_products_were_timed(finished, tmp_path):
+    """A CPU run times nothing (the torch products are the only ones); a GPU set names the kernel it chose and
+    what each candidate reached in the trial."""
+    from sequnet.analysis import piano
+
+    ids, meta = piano_run.load_generation(finished, "long")
+    assert {s["kernel"] for s in meta["speed"].values()} == {"torch"}
+    assert all(s["kernel_trial_steps_per_s"] == {} for s in meta["speed"].values())
+    assert "timed" not in piano.speed_markdown(finished)
+    meta["speed"]["wavenet"] |= {"kernel": "rowdot", "kernel_trial_steps_per_s": {"rowdot": 2300.0, "splitk": 1600.4}}
+    piano_data.write_set(tmp_path, "long", ids, meta)
+    table = piano.speed_markdown(tmp_path)
+    assert "| cpu, rowdot kernels (timed: rowdot 2,300, splitk 1,600 steps/s) |" in table
+
+
 def test_the_generation_widget_generates_what_is_asked(finished):
     from sequnet.analysis import piano_widget
 

@@ -151,10 +151,20 @@ def speed_markdown(run_dir: str | os.PathLike, name: str = "long") -> str:
     lines = ["| model | sequences | steps/s | samples/s | × real time (per sequence) | device |",
              "|---|---:|---:|---:|---:|---|"]
     lines += [f"| {ARCH_LABELS[a]} | {s['batch']} | {s['steps_per_s']:,.0f} | {s['batch'] * s['steps_per_s']:,.0f} "
-              f"| {s['steps_per_s'] / sr:.2f} | {s['device']}{' (CUDA graphs)' * s['cuda_graphs']} |"
-              for a, s in meta["speed"].items()]
+              f"| {s['steps_per_s'] / sr:.2f} | {s['device']}{' (CUDA graphs)' * s['cuda_graphs']}"
+              f"{_kernel_words(s)} |" for a, s in meta["speed"].items()]
     return "\n".join(lines) + ("\n\nIncluding the pass over the primes (and, on a GPU, capturing the CUDA graphs). "
                                "The paper: 309 (Seq-U-Net) and 69 (WaveNet) samples/s at batch 1 on a GTX 1080.")
+
+
+def _kernel_words(speed: dict) -> str:
+    """', rowdot kernels (timed: rowdot 2,300, splitk 1,600 steps/s)' for a set whose products were timed first
+    (sets made before that have no "kernel")."""
+    trial = speed.get("kernel_trial_steps_per_s") or {}
+    if not trial:
+        return ""
+    timed = ", ".join(f"{k} {v:,.0f}" for k, v in trial.items())
+    return f", {speed['kernel']} kernels (timed: {timed} steps/s)"
 
 
 def write_audio(path: Path, ids: torch.Tensor, sr: int) -> Path:

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from sequnet.core.generation import init_state
+from sequnet.core.generation.tuning import fastest_kernel
 from sequnet.data.audio import AudioCorpus, load_audio_corpus
 from sequnet.experiment.tasks import AudioTask, audio_task
 
@@ -98,14 +99,17 @@ def generate_set(models: dict, task, gset: GenerationSet, temperature: float, se
     """``gset.n`` excerpts of the test pieces (positions from ``seed``) and each model's continuation of their
     primes, all primes as one batch: ({"real": ids, arch: ids (prime included)}, metadata with the speed), or None
     when a model's first chunks show that it would not finish before ``deadline`` (a ``time.monotonic()``).
-    Generated in chunks of 2 s (the deadline is checked between them) with the sampling noise from ``seed``."""
+    Generated in chunks of 2 s (the deadline is checked between them) with the sampling noise from ``seed``; on
+    a GPU with the products that a short trial found fastest for each model (``speed[arch]["kernel"]``)."""
     prime_len, new = round(gset.prime_s * task.sr), round(gset.seconds * task.sr)
     real, sources = task.test_excerpts(gset.n, prime_len + new, seed=seed)
     out, speed = {"real": real.to(torch.uint8).numpy()}, {}
     for arch, model in models.items():
         dev = next(model.parameters()).device
+        # on a GPU, the products that run this model fastest at this batch, timed on its own prime
+        kernel, trial = fastest_kernel(model, real[:, :prime_len].to(dev))
         start = time.perf_counter()
-        state = init_state(model, real[:, :prime_len].to(dev))
+        state = init_state(model, real[:, :prime_len].to(dev), kernel=kernel)
         noise = torch.Generator(dev).manual_seed(seed)
         chunk, parts = max(1, min(new, task.sr * 2)), []
         while sum(p.shape[1] for p in parts) < new:
@@ -118,7 +122,7 @@ def generate_set(models: dict, task, gset: GenerationSet, temperature: float, se
         seconds = time.perf_counter() - start
         out[arch] = torch.cat([real[:, :prime_len], torch.cat(parts, 1)], 1).to(torch.uint8).numpy()
         speed[arch] = {"batch": gset.n, "steps_per_s": new / seconds, "seconds": seconds, "device": str(dev),
-                       "cuda_graphs": dev.type == "cuda"}
+                       "cuda_graphs": dev.type == "cuda", "kernel": state.kernel, "kernel_trial_steps_per_s": trial}
     meta = {"sr": task.sr, "prime_len": prime_len, "temperature": temperature, "sources": sources,
             "speed": speed, "seed": seed}
     return out, meta
