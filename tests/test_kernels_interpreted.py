@@ -1,0 +1,86 @@
+"""The generation kernels' arithmetic checked without a GPU, in Triton's CPU interpreter (opt-in: skipped unless
+``TRITON_INTERPRET=1`` and Triton is importable, which the CPU environment does not install):
+
+    pip install --no-deps --target /tmp/triton-site triton==3.6.0
+    PYTHONPATH=/tmp/triton-site TRITON_INTERPRET=1 python -m pytest tests/test_kernels_interpreted.py   # ~3 min
+
+The interpreter runs each kernel's program logic on CPU tensors with NumPy, so a wrong index, mask or stride
+shows here; launch limits (registers, shared memory) and speed do not. The same checks on a GPU are in
+``test_generation_cuda.py``."""
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+from sequnet.core.generation import init_state, kernels, minimal_window
+from test_generation import reference, residual, wavenet
+
+pytestmark = pytest.mark.skipif(os.environ.get("TRITON_INTERPRET") != "1" or kernels.triton is None,
+                                reason="needs Triton and TRITON_INTERPRET=1 (see the module docstring)")
+
+
+@pytest.fixture
+def triton_on_cpu(monkeypatch):
+    """Let the states take their Triton paths on CPU tensors (the interpreter runs them)."""
+    monkeypatch.setattr(kernels, "use_triton", lambda device, dtype: dtype in (torch.float32, torch.bfloat16))
+
+
+@pytest.mark.parametrize("batch", [1, 3, 8, 20])
+@pytest.mark.parametrize("c, k, kind, rows, parts, identity", [
+    (128, 128, "gate", 1, 2, True),      # the paper WaveNet's dilated layer: x_{t-d} W0 + x_t W1, residual added
+    (128, 129, "none", 1, 1, True),      # its residual 1x1 with the bias row folded in
+    (180, 900, "gate", 1, 1, False),     # a Seq-U-Net level: kernel 5 x 180 channels
+    (180, 360, "leaky", 2, 1, False)],   # a transposed layer's two fine samples
+    ids=["wavenet-dilated", "wavenet-residual", "sequnet-level", "sequnet-up"])
+def test_fused_and_split_k_products_equal_torch(triton_on_cpu, batch, c, k, kind, rows, parts, identity):
+    torch.manual_seed(batch)
+    n = (2 * c if kind == "gate" else c) * rows
+    xs = [torch.randn(batch, k) for _ in range(parts)]
+    ws = [torch.randn(k, n) / k ** 0.5 for _ in range(parts)]
+    bias = torch.randn(2 * c if kind == "gate" else c)
+    ident = torch.randn(batch, 1, c) if identity else None
+    expected = torch.empty(batch, rows, c)
+    kernels.activate_torch(kind, sum(x @ w for x, w in zip(xs, ws)).view(batch, rows, -1), bias, ident, expected)
+    fused = torch.empty(batch, rows, c)
+    kernels.rowdot_triton([(x, w.t().contiguous()) for x, w in zip(xs, ws)], bias, kind, ident, fused)
+    torch.testing.assert_close(fused, expected, rtol=1e-5, atol=1e-5)
+    if rows == 1:
+        ops, part = kernels.matmul(list(zip(xs, ws)), None, gemv=True)
+        for op in ops:
+            op()
+        split = torch.empty(batch, 1, c)
+        kernels.activate_triton(kind, part.view(*part.shape[:-1], 1, -1), bias, ident, split)
+        torch.testing.assert_close(split, expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("make", [lambda: residual(4, 5, 2, classes=256, features=16),
+                                  lambda: wavenet(classes=256)], ids=["sequnet", "wavenet"])
+def test_every_kernel_state_at_batch_8_agrees_and_greedy_is_exact(triton_on_cpu, make):
+    """Whole states pinned to each kernel, teacher-forced on the same ids, against the torch products; then
+    greedy decoding with the fused kernel against the model's float64 full forward."""
+    torch.manual_seed(2)
+    model = make().eval()
+    p = minimal_window(model) + 3
+    ids = torch.randint(0, 256, (8, p + 12))
+    states = {name: init_state(model, ids[:, :p], kernel=name) for name in kernels.KERNELS}
+    assert {name: s.kernel for name, s in states.items()} == {name: name for name in kernels.KERNELS}
+    for s in range(12):
+        out = {name: st.step(ids[:, p + s]) for name, st in states.items()}
+        for name in out:
+            torch.testing.assert_close(out[name], out["torch"], rtol=1e-5, atol=1e-5)
+    n = 2 * 16 + 3
+    generated = init_state(model, ids[:, :p], kernel="rowdot").generate(n, greedy=True, progress=False)
+    seq = torch.cat([ids[:, :p], generated], 1)
+    period = getattr(model.body, "cycle", 1)
+    ref = reference(model.double(), torch.cat([seq, torch.zeros(8, (-(n - 1)) % period + period,
+                                                                dtype=torch.long)], 1), p)
+    checked = 0
+    for s in range(n):
+        logits = ref(s)
+        top2 = logits.topk(2, dim=1).values
+        clear = (top2[:, 0] - top2[:, 1]) > 1e-4
+        assert torch.equal(logits.argmax(1)[clear], seq[clear, p + s]), f"step {s}"
+        checked += int(clear.sum())
+    assert checked >= n
