@@ -69,6 +69,23 @@ def reference(model, seq, prime_len):
     return lambda s: out[:, :, first_out - 1 + s]
 
 
+def greedy_agrees_with_forward(model, out, prime_len, n, tie=1e-4):
+    """How many greedy choices of ``out`` (prime + n generated ids, batch first) the float64 full forward
+    confirms, asserting that it confirms each one whose top two logits lie more than ``tie`` apart (a float32
+    state may break a closer near-tie either way)."""
+    period = cycle_of(model)
+    pad = torch.zeros(out.shape[0], (-(n - 1)) % period + period, dtype=torch.long, device=out.device)
+    ref = reference(model.double(), torch.cat([out, pad], 1), prime_len)
+    checked = 0
+    for s in range(n):
+        logits = ref(s)
+        top2 = logits.topk(2, dim=1).values
+        clear = (top2[:, 0] - top2[:, 1]) > tie
+        assert torch.equal(logits.argmax(1)[clear], out[clear, prime_len + s]), f"step {s}"
+        checked += int(clear.sum())
+    return checked
+
+
 def stepped_logits(state, seq, prime_len, n):
     logits = [state.logits.clone()]
     for s in range(1, n):

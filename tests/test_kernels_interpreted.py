@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from sequnet.core.generation import init_state, kernels, minimal_window
-from test_generation import reference, residual, wavenet
+from test_generation import greedy_agrees_with_forward, residual, wavenet
 
 pytestmark = pytest.mark.skipif(os.environ.get("TRITON_INTERPRET") != "1" or kernels.triton is None,
                                 reason="needs Triton and TRITON_INTERPRET=1 (see the module docstring)")
@@ -72,15 +72,5 @@ def test_every_kernel_state_at_batch_8_agrees_and_greedy_is_exact(triton_on_cpu,
             torch.testing.assert_close(out[name], out["torch"], rtol=1e-5, atol=1e-5)
     n = 2 * 16 + 3
     generated = init_state(model, ids[:, :p], kernel="rowdot").generate(n, greedy=True, progress=False)
-    seq = torch.cat([ids[:, :p], generated], 1)
-    period = getattr(model.body, "cycle", 1)
-    ref = reference(model.double(), torch.cat([seq, torch.zeros(8, (-(n - 1)) % period + period,
-                                                                dtype=torch.long)], 1), p)
-    checked = 0
-    for s in range(n):
-        logits = ref(s)
-        top2 = logits.topk(2, dim=1).values
-        clear = (top2[:, 0] - top2[:, 1]) > 1e-4
-        assert torch.equal(logits.argmax(1)[clear], seq[clear, p + s]), f"step {s}"
-        checked += int(clear.sum())
+    checked = greedy_agrees_with_forward(model, torch.cat([ids[:, :p], generated], 1), p, n)
     assert checked >= n
