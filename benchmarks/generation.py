@@ -124,9 +124,10 @@ def run(device, archs, batches, dtypes, modes, steps, warmup, repeats, acc_steps
                 done = set()
                 for kernel in kernel_names:
                     try:
-                        if kernels.resolved_kernel(kernel, device, dtype, batch) in done:
+                        name = kernels.resolved_kernel(kernel, device, dtype, batch)
+                        if name in done:
                             continue          # "auto" is one of the pinned kernels at this batch
-                        done.add(kernels.resolved_kernel(kernel, device, dtype, batch))
+                        done.add(name)
                         rows += speed(models[arch], arch, device, batch, dtype, modes, steps, warmup, repeats,
                                       chunk, kernel)
                     except (ValueError, *((TOO_BIG,) if TOO_BIG else ())) as err:   # not for this batch/GPU
@@ -215,7 +216,8 @@ def main(argv=None) -> int:
                 "config": {"models": "tiny" if args.tiny else {a: f"paper_model('piano_audio', '{a}')"
                                                                for a in args.models},
                            "params": result["params"], "batches": batches, "dtypes": [str(d) for d in dtypes],
-                           "modes": modes, "kernels": args.kernels, "chunk": args.chunk, "steps": steps, "warmup": warmup, "repeats": repeats,
+                           "modes": modes, "kernels": args.kernels, "chunk": args.chunk, "steps": steps,
+                           "warmup": warmup, "repeats": repeats,
                            "accuracy_steps": acc_steps, "temperature": 0.95, "quick": args.quick,
                            "cpu_threads": torch.get_num_threads()},
                 "official_batch1_samples_per_s": OFFICIAL_BATCH1}

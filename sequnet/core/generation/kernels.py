@@ -22,6 +22,9 @@ share the bias) and ``identity`` (batch, 1 or rows, c) or None:
 * ``"relu"``:  out = identity + relu(pre + bias)                                                 (n = c)
 * ``"none"``:  out = identity + pre + bias                                                       (n = c)
 
+``init_state(..., kernel=)`` pins one of them by name (``KERNELS``) where the batch rule would guess, and
+``sequnet.core.generation.tuning.fastest_kernel`` times them for a model and batch.
+
 Every tensor may be a strided view, so the outputs go straight into the state's windows. The eager and the
 CUDA-graph paths run the same kernels, so they give bit-identical results; the Triton kernels compute in float32
 (hence float64 states always take the torch path). ``SEQUNET_TRITON=0`` turns Triton off and
