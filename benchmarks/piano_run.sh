@@ -80,8 +80,8 @@ cp "$work"/piano_audio/records/*.json "$out/records/" 2>/dev/null
 cp "$work"/piano_audio/{curves,comparison}.json "$out/" 2>/dev/null
 # The generated sets as soon as they exist, finished run or not: the machine (and with it the run) may not be
 # there for another call (2026-12-02: the long generations were made, then lost with the session's last second).
-[ -d "$work/piano_audio/generations" ] && tar -cf "$out/piano_generations.tar" -C "$work" piano_audio/generations \
-    2>>"$log"
+[ -d "$work/piano_audio/generations" ] && tar -cf "$out/piano_generations.tar" -C "$work" \
+    --exclude="*.partial.npz" piano_audio/generations 2>>"$log"
 if [ $rc != 0 ]; then
     echo "piano run: exit status $rc ($([ $rc = 75 ] && echo 'call again' || echo 'error, see the log'))" |
         tee -a "$log"
@@ -102,7 +102,7 @@ archives() {
     tar -cf "$out/piano_audio.tar" -C "$work" --exclude=piano_audio/checkpoints --exclude=piano_audio/cache \
         --exclude=piano_audio/generations --exclude=piano_audio/listening_items --exclude="*.lock" "$@" piano_audio \
         2>>"$log"
-    tar -cf "$out/piano_generations.tar" -C "$work" piano_audio/generations 2>>"$log"
+    tar -cf "$out/piano_generations.tar" -C "$work" --exclude="*.partial.npz" piano_audio/generations 2>>"$log"
     tar -cf "$out/piano_items.tar" -C "$work" piano_audio/listening_items 2>>"$log"
 }
 
