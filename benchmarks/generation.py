@@ -130,7 +130,7 @@ def run(device, archs, batches, dtypes, modes, steps, warmup, repeats, acc_steps
                         done.add(name)
                         rows += speed(models[arch], arch, device, batch, dtype, modes, steps, warmup, repeats,
                                       chunk, kernel)
-                    except (ValueError, *((TOO_BIG,) if TOO_BIG else ())) as err:   # not for this batch/GPU
+                    except (ValueError, *TOO_BIG) as err:   # not for this batch/GPU
                         print(f"{arch:8s} batch {batch:3d} {kernel}: skipped ({err})", flush=True)
         if dtype != torch.float32 and acc_steps:
             for arch in archs:

@@ -42,8 +42,8 @@ class InferenceState:
         self.cur_id = torch.zeros(batch, dtype=torch.long, device=self.device)
         self.logits = torch.zeros(batch, self.classes, dtype=self.dtype, device=self.device)
         # fused activation kernel; split-K GEMV for the products; or one fused kernel per layer
-        self.fused, self.gemv, self.rowdot = kernels.kernel_switches(kernel, self.device, self.dtype, batch)
         self.kernel = kernels.resolved_kernel(kernel, self.device, self.dtype, batch)
+        self.fused, self.gemv, self.rowdot = kernels.KERNELS[self.kernel]
         self._act = kernels.activate_triton if self.fused else kernels.activate_torch
         self._pre: dict[Hashable, torch.Tensor] = {}
         self._plans: dict[Hashable, tuple[list[Op], int]] = {}

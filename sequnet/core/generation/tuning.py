@@ -22,8 +22,10 @@ from sequnet.core.generation import init_state, kernels
 from sequnet.core.triton_guard import triton
 
 CANDIDATES = ("rowdot", "splitk")
-# What Triton raises when a kernel's tiles do not fit a GPU's registers or shared memory (at its first launch)
-TOO_BIG = getattr(getattr(getattr(triton, "runtime", None), "errors", None), "OutOfResources", ())
+# What Triton raises when a kernel's tiles do not fit a GPU's registers or shared memory (at its first launch),
+# as a tuple for ``except``: empty without Triton
+_ERRORS = getattr(getattr(triton, "runtime", None), "errors", None)
+TOO_BIG = (_ERRORS.OutOfResources,) if hasattr(_ERRORS, "OutOfResources") else ()
 
 
 def fastest_kernel(model: nn.Module, prime: torch.Tensor, steps: int = 512, dtype: torch.dtype | None = None,
