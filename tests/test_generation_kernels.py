@@ -44,6 +44,9 @@ def test_unknown_kernel_and_too_large_batch_are_named():
     if kernels.triton is not None:
         with pytest.raises(ValueError, match=rf"at most {kernels.GEMV_MAX_BATCH}, got 65"):
             kernels.kernel_switches("splitk", torch.device("cuda"), torch.float32, 65)
+    # the fused per-layer kernel stops at batch 8 on any machine (its tiles hold the whole batch)
+    with pytest.raises(ValueError, match=r"kernel='rowdot' takes a batch of at most 8, got 9.*'splitk'"):
+        init_state(model, torch.randint(0, 5, (9, minimal_window(model))), kernel="rowdot")
 
 
 def test_a_tcn_takes_no_kernel():

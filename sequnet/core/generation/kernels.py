@@ -44,6 +44,10 @@ _KINDS = {"gate": 0, "leaky": 1, "none": 2, "relu": 3}
 GEMV_MAX_BATCH = 64
 _CHUNK, _BK, _BN = 64, 32, 64          # split-K GEMV: rows of W per program, rows per iteration, columns
 ROWDOT_MAX_BATCH = 4
+# The fused per-layer kernel holds the whole batch in one tile, so it may be pinned (kernel="rowdot") up to batch 8
+# and no further: on an H200 it was 6x slower than split-K for the Seq-U-Net at batch 20, and WaveNet's did not
+# finish in minutes (results/logs/2026-12-02f-h200-kernels-and-suite.tar.xz).
+ROWDOT_PINNED_MAX_BATCH = 8
 _ACT_BLOCK = 64                        # columns per program of the activation
 
 
@@ -66,12 +70,15 @@ KERNELS = {"rowdot": (True, True, True), "splitk": (True, True, False), "cublas"
 def kernel_switches(kernel: str, device: torch.device, dtype: torch.dtype, batch: int) -> tuple[bool, bool, bool]:
     """(fused activation, split-K GEMV, rowdot) for ``kernel``: "auto" or one of ``KERNELS``. A Triton path
     needs a CUDA device, Triton and a float32/bf16/fp16 state; the GEMV paths a batch of at most
-    ``GEMV_MAX_BATCH``: asked for elsewhere, it is a ValueError that says so."""
+    ``GEMV_MAX_BATCH`` (rowdot: ``ROWDOT_PINNED_MAX_BATCH``): asked for elsewhere, it is a ValueError that says so."""
     if kernel == "auto":
         return use_triton(device, dtype), use_gemv(device, dtype, batch), use_rowdot(device, dtype, batch)
     if kernel not in KERNELS:
         raise ValueError(f"kernel={kernel!r}: expected 'auto' or one of {', '.join(map(repr, KERNELS))}")
     switches = KERNELS[kernel]
+    if switches[2] and batch > ROWDOT_PINNED_MAX_BATCH:
+        raise ValueError(f"kernel='rowdot' takes a batch of at most {ROWDOT_PINNED_MAX_BATCH}, got {batch}: its tiles "
+                         f"hold the whole batch and spill above that; use kernel='splitk' or 'auto'")
     if switches[0] and not use_triton(device, dtype):
         raise ValueError(f"kernel={kernel!r} runs Triton kernels, which need a CUDA device, Triton and a float32, "
                          f"bfloat16 or float16 state (here: {device.type}, {dtype}, Triton "

@@ -1,11 +1,9 @@
 """Which products make one model's cached steps fastest at one batch size, timed rather than guessed.
 
 ``kernels.use_rowdot`` picks one fused kernel per layer up to batch 4 and the split-K GEMV with a separate
-activation above, a rule set from batch-1 and batch-64 timings. In between, where the piano run generates (8
-long continuations, 20 listening items), the right choice depends on the layer shapes and was never measured;
-the wrong one costs WaveNet about two kernels per layer and step. ``fastest_kernel`` times each candidate on the
-caller's own model and prime with CUDA graphs, as the generation that follows runs, and returns the fastest with
-every timing, so that the choice can be recorded beside the generated audio.
+activation above, a rule set from batch-1 and batch-64 timings. For another model or batch, ``fastest_kernel``
+times each candidate on the caller's own model and prime with CUDA graphs, as the generation that follows runs,
+and returns the fastest with every timing, so that the choice can be recorded beside the generated audio.
 
 The candidates compute the same products in float32 with different summation orders, so their samples agree
 to rounding, not bit for bit: a state made with the chosen ``kernel`` then behaves exactly like any other
@@ -36,7 +34,12 @@ def fastest_kernel(model: nn.Module, prime: torch.Tensor, steps: int = 512, dtyp
 
     Each candidate gets a fresh state, ``steps`` sampled steps to compile and capture its graphs, then
     ``steps`` timed steps. Where the candidates cannot run (a CPU model, no Triton, a float64 state, a batch
-    above ``kernels.GEMV_MAX_BATCH``) the answer is ("auto", {}) at no cost: the state's own rule decides."""
+    above ``kernels.GEMV_MAX_BATCH``), or only one can (rowdot stops at ``kernels.ROWDOT_PINNED_MAX_BATCH``), the
+    answer is ("auto", {}) at no cost: the state's own rule decides.
+
+    Measured on an H200 (results/logs/2026-12-02f-h200-kernels-and-suite.tar.xz): at batch 8 the two were within
+    1 % for WaveNet and split-K was 15 % faster for the Seq-U-Net, as the batch rule has it; the piano run
+    therefore generates with the rule ("auto") and no trial."""
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps must be a positive integer (timed steps per candidate), got {steps!r}")
     unknown = [c for c in candidates if c not in kernels.KERNELS]
@@ -44,8 +47,10 @@ def fastest_kernel(model: nn.Module, prime: torch.Tensor, steps: int = 512, dtyp
         raise ValueError(f"candidates={candidates!r}: expected some of {', '.join(map(repr, kernels.KERNELS))}")
     param = next(model.parameters())
     dt = dtype or param.dtype
+    if prime.shape[0] > kernels.ROWDOT_PINNED_MAX_BATCH:
+        candidates = tuple(c for c in candidates if c != "rowdot")
     if (param.device.type != "cuda" or not kernels.use_triton(param.device, dt)
-            or prime.shape[0] > kernels.GEMV_MAX_BATCH):
+            or prime.shape[0] > kernels.GEMV_MAX_BATCH or len(candidates) < 2):
         return "auto", {}
     speed: dict[str, float] = {}
     for kernel in candidates:
