@@ -14,10 +14,12 @@
 # 2,479 steps in 675 s and 9,741 in 455 s, first epoch and captures included
 # (results/logs/2026-12-02e-h200-piano-training.tar.xz), so 685 s and 470 s. Its three calls took 1,770 s of
 # device time (start 43 s, rendering 109 s, training, evaluations, and 341 s of long generations at batch 8, 297 of
-# them WaveNet's), and the listening items did not fit any more. Generation now times each model's products
-# first, which may shorten WaveNet's part; without that the whole run needs about 1,850 s, more than a session's
-# 1,800. So every call also sends back the generated sets as soon as they exist, and a refused start (91 s on
-# 2026-12-02) means the session does other work.
+# them WaveNet's), and the listening items, a second generation of about a minute, did not fit any more. The
+# items' primes now ride in the long generations' batch (28 primes, the items cut at 5 s), which leaves the
+# run's device time at about 1,740 s of a session's 1,800 by the 2026-12-02 figures; the items' set is written
+# after the first 5 s of generation, so a call that runs out during the long continuations still sends the
+# items back. The GPU check beside the rendering is bounded (CHECK_S), and every call sends back the generated
+# sets as soon as they exist; a refused start (91 s on 2026-12-02) means the session does other work.
 #
 # The machine goes back 30 s after a call ends, and with it the rendered audio and the checkpoints (a run was
 # lost so on 2026-12-02, when the second call came too late). So send the three calls back to back, each the
@@ -33,9 +35,10 @@
 # WORKERS and SOUNDFONT change where, how much and with what it renders; with SCALE=smoke DEVICE=cpu
 # HOURS="0.05 0.02" it runs on a CPU in a minute.
 #
-# Then, on a CPU here: the chapter and the listening test executed from the three archives (no checkpoints
-# needed: the items were made on the GPU), and both published in results/published/:
-#   mkdir -p build/paper && for t in piano_audio piano_generations piano_items; do tar -xf OUT/$t.tar -C build/paper; done
+# Then, on a CPU here: the chapter and the listening test executed from the two archives (no checkpoints
+# needed: the chapter writes the listening items from generations/items.npz), and both published in
+# results/published/:
+#   mkdir -p build/paper && for t in piano_audio piano_generations; do tar -xf OUT/$t.tar -C build/paper; done
 #   python -m sequnet run --scale paper --only piano_audio listening_test --out build/paper -p device cpu
 #   python -m sequnet.publish.promote build/paper piano_audio listening_test --replace
 set -u
@@ -59,14 +62,16 @@ if [ ! -f "$audio/manifest.json" ]; then
     start=$SECONDS
     checking=
     if [ "${DEVICE:-cuda}" != cpu ]; then
-        # While the CPUs render, the GPU checks the paths this run takes that changed since the last GPU test
-        # log (cached generation, the captured training step beside the prefetch thread): a failure stops the
-        # call before training (exit 4), not after twenty minutes of it.
-        # Two workers where xdist is installed (the check must end with the rendering); the states pinned to the
-        # cuBLAS or torch products, which no generation of the run uses, are left to the GPU suite.
+        # While the CPUs render, the GPU checks the paths this run takes (cached generation with the products
+        # the batch rule picks at batch 28, the captured training step beside the prefetch thread): a failure
+        # stops the call before training (exit 4), not after twenty minutes of it. The check has to end with the
+        # rendering: two workers where xdist is installed, only the paths the run takes (no states pinned to the
+        # fused per-layer, cuBLAS or torch products), and a bound of CHECK_S seconds (on 2026-12-02 a check
+        # waiting on the fused kernel at batch 20 held the call to the tool's 600 s limit, and the run was lost).
         # shellcheck disable=SC2046
-        python3 -m pytest -q -x -p no:cacheprovider $(python3 -c "import xdist" 2>/dev/null && echo "-n 2") \
-            -k "not cublas and not torch" tests/test_generation_cuda.py tests/test_captured.py >"$out/gpu-check.log" 2>&1 &
+        timeout "${CHECK_S:-150}" python3 -m pytest -q -x -p no:cacheprovider $(python3 -c "import xdist" 2>/dev/null && echo "-n 2") \
+            -k "not cublas and not torch and not rowdot" tests/test_generation_cuda.py tests/test_captured.py \
+            >"$out/gpu-check.log" 2>&1 &
         checking=$!
     fi
     # shellcheck disable=SC2086  # HOURS is two numbers
@@ -75,7 +80,7 @@ if [ ! -f "$audio/manifest.json" ]; then
         --out "$audio" >>"$log" 2>&1 || { echo "render-piano failed (see $log)" >&2; exit 1; }
     echo "render-piano: $((SECONDS - start)) s" | tee -a "$log"
     if [ -n "$checking" ] && ! wait "$checking"; then
-        echo "GPU check failed before training (see $out/gpu-check.log):" | tee -a "$log"
+        echo "GPU check failed or ran past ${CHECK_S:-150} s before training (see $out/gpu-check.log):" | tee -a "$log"
         tail -5 "$out/gpu-check.log"
         exit 4
     fi
@@ -97,6 +102,6 @@ if [ $rc = 0 ]; then
         tail -3 "$out/gpu-test-piano.log"
     fi
 fi
-grep -a -o "render-piano: [0-9]* s\|piano_audio_[a-z]* epoch *[0-9]*/[0-9]*: train [0-9.]*\|generation .*\|listening items: .*" \
-    "$log" | tail -3
+grep -a -o "render-piano: [0-9]* s\|piano_audio_[a-z]* epoch *[0-9]*/[0-9]*: train [0-9.]*\|generation .*" \
+    "$log" | tail -4
 exit $rc

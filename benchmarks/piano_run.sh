@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The raw piano experiment on one GPU, over several 10-minute commands: both models trained on the same fast path
 # (bf16, channels-last, fused gate, CUDA graphs), compared at equal iterations and equal time, long generations
-# for the stability study; when the run is finished, the piano notebook at paper scale on it (which also makes the
-# listening items from the run's checkpoints).
+# for the stability study and the listening items' continuations; when the run is finished, the piano notebook at
+# paper scale on it (which also writes the listening items from the generated set).
 #
 #   benchmarks/piano_run.sh OUT AUDIO_DIR      # call again (within 30 s, so that the machine is kept) while it
 #                                              # exits with 75; 0: finished, notebook executed
@@ -17,10 +17,10 @@
 # and every switch, batch 16): 3.67 WaveNet and 21.4 Seq-U-Net steps per second of budget, loop and captures
 # included; ~20 s per call to start, load the audio (once decoded, it is cached in the run folder) and resume;
 # ~30 s to evaluate the three models on EVAL_WINDOWS=1024 test and train windows; and the long generations,
-# 8 x 30 s per model at batch 8: 297 s for WaveNet (1,616 steps/s with the split-K products the batch rule then
-# chose) and 44 s for the Seq-U-Net (10,975 steps/s). Each model's products are now timed first
-# (sequnet.core.generation.tuning): the fused per-layer kernel may make WaveNet's part shorter. Then the notebook,
-# which makes the 20 listening items (5 s each: ~1 min) and reads the rest: ~2-3 min.
+# 8 x 30 s per model at batch 8: 297 s for WaveNet (1,616 steps/s, split-K products) and 44 s for the Seq-U-Net
+# (10,975 steps/s). The fused per-layer kernel is no faster at batch 8 (608 against 613 us per WaveNet step,
+# results/logs/2026-12-02f-h200-kernels-and-suite.tar.xz), so the listening items' 20 primes now ride in the same
+# batch instead of a second generation of ~1 min. Then the notebook, which reads the run: ~2 min.
 #
 # OUT receives at most 8 files (what the device tool brings back, each under 16 MiB):
 #   piano_run.log             this call's output (GPU, versions, the run's epochs), appended to by every call
@@ -29,7 +29,7 @@
 #                             checkpoints/, cache/, generations/ and listening_items/ (unpack into a run folder
 #                             such as build/paper/ for `sequnet book --from build/paper`)
 #   piano_generations.tar     as soon as one exists: piano_audio/generations/ (the generated sets as mu-law ids)
-#   piano_items.tar           when finished: piano_audio/listening_items/ (with the key, listening_key.json)
+#   piano_items.tar           when the notebook ran: piano_audio/listening_items/ (with the key, listening_key.json)
 #
 # Environment: run from the repository root. Without papermill installed, the wheels of shared/device-wheels are
 # taken from .whl/ (installed into /tmp/site once per machine).
@@ -39,8 +39,8 @@
 #   EVAL_WINDOWS    evenly spaced test windows (and as many train windows) evaluated (default 2048)
 #   WORK            where the run and the notebook live (default build/piano_run)
 #   NOTEBOOK_S      seconds the notebook needs: a call with less left (of LIMIT) leaves it to the next (240)
-#   NOTEBOOK=0      no notebook there, only the listening items (ITEMS_S seconds, default 90) and the three
-#                   archives; the notebook then runs on a CPU from them (benchmarks/piano_gpu_call.sh says how)
+#   NOTEBOOK=0      no notebook there, only the archives; the notebook then runs on a CPU from them and writes
+#                   the listening items there (benchmarks/piano_gpu_call.sh says how)
 #   SCALE, DEVICE   a dry run on a CPU: SCALE=smoke DEVICE=cpu (tiny models, seconds)
 # Exit status: 0 finished (notebook executed), 75 call again, anything else an error (see the log).
 set -u
@@ -88,41 +88,26 @@ if [ $rc != 0 ]; then
     exit $rc
 fi
 
-# The notebook takes two or three minutes (the items alone about one): when the run ended late in this call, it
-# waits for the next one.
-need=$([ "${NOTEBOOK:-1}" = 0 ] && echo "${ITEMS_S:-90}" || echo "${NOTEBOOK_S:-240}")
-if [ $SECONDS -gt $(( ${LIMIT:-540} - need )) ]; then
-    echo "piano run finished after $SECONDS s of this call; call again for the notebook or the items" | tee -a "$log"
+# The notebook takes about two minutes: when the run ended late in this call, it waits for the next one.
+if [ "${NOTEBOOK:-1}" != 0 ] && [ $SECONDS -gt $(( ${LIMIT:-540} - ${NOTEBOOK_S:-240} )) ]; then
+    echo "piano run finished after $SECONDS s of this call; call again for the notebook" | tee -a "$log"
     exit 75
 fi
 
-# The three archives of a finished run: the run folder without checkpoints, cache, generations and items (and
-# the executed notebook, when named), the generated sets, the listening items with their key.
+# The archives of a finished run: the run folder without checkpoints, cache, generations and items (and the
+# executed notebook, when named), the generated sets, and the listening items with their key once written.
 archives() {
     tar -cf "$out/piano_audio.tar" -C "$work" --exclude=piano_audio/checkpoints --exclude=piano_audio/cache \
         --exclude=piano_audio/generations --exclude=piano_audio/listening_items --exclude="*.lock" "$@" piano_audio \
         2>>"$log"
     tar -cf "$out/piano_generations.tar" -C "$work" --exclude="*.partial.npz" piano_audio/generations 2>>"$log"
-    tar -cf "$out/piano_items.tar" -C "$work" piano_audio/listening_items 2>>"$log"
+    [ ! -d "$work/piano_audio/listening_items" ] ||
+        tar -cf "$out/piano_items.tar" -C "$work" piano_audio/listening_items 2>>"$log"
 }
 
 if [ "${NOTEBOOK:-1}" = 0 ]; then
-    # Only what needs the checkpoints: the listening items (written once). The notebook then runs on a CPU from
-    # piano_audio.tar and the two other archives, which hold everything else it reads.
-    start=$SECONDS
-    "$python" - "$work/piano_audio" "${DEVICE:-cuda}" >>"$log" 2>&1 <<'EOF'
-import sys
-from pathlib import Path
-from sequnet.analysis import listening, piano
-run = Path(sys.argv[1])
-if (run / listening.ITEMS_SUBDIR / listening.ITEMS_MANIFEST).is_file():
-    print("listening items already made")
-else:
-    print(piano.write_items(run, run, sys.argv[2]))
-EOF
-    rc=$?
-    echo "listening items: exit status $rc after $((SECONDS - start)) s" | tee -a "$log"
-    [ $rc = 0 ] || exit $rc
+    # Nothing else needs this machine: the notebook runs on a CPU from piano_audio.tar and piano_generations.tar
+    # (the listening items are written there from generations/items.npz).
     archives
     ls -l "$out" | tee -a "$log"
     exit 0

@@ -83,8 +83,13 @@ def test_a_smoke_run_trains_compares_and_generates(finished):
     assert ids["real"].shape == ids["wavenet"].shape == ids["sequnet"].shape == (2, round(0.8 * SR))
     assert np.array_equal(ids["sequnet"][:, :meta["prime_len"]], ids["real"][:, :meta["prime_len"]])
     assert meta["temperature"] == 0.95 and len(meta["sources"]) == 2
-    models, task = piano_run.listening_inputs(finished, "cpu")
-    assert set(models) == {"wavenet", "sequnet"} and set(task.corpus.test) == {"test0", "test1"}
+    # the listening items' continuations came in the same batch (2 + 2 primes), cut at their own length, from
+    # primes of their own
+    items, items_meta = piano_run.load_generation(finished, "items")
+    assert items["real"].shape == items["wavenet"].shape == items["sequnet"].shape == (2, round(0.6 * SR))
+    assert np.array_equal(items["wavenet"][:, :meta["prime_len"]], items["real"][:, :meta["prime_len"]])
+    assert {s["batch"] for s in meta["speed"].values()} == {s["batch"] for s in items_meta["speed"].values()} == {4}
+    assert items_meta["sources"] != meta["sources"]
 
 
 def test_the_run_continues_across_calls_to_the_same_result(audio_dir, finished, tmp_path):
@@ -136,6 +141,11 @@ def test_bad_input_is_named(audio_dir, tmp_path):
         piano_run.preset("huge")
     with pytest.raises(ValueError, match="budget_s=-1: expected a positive number"):
         piano_run.preset("smoke", budget_s=-1)
+    GS = piano_data.GenerationSet
+    with pytest.raises(ValueError, match="'long': primes of 1.0 s, the items' of 0.5 s.*one batch"):
+        piano_run.preset("smoke", generation=(("long", GS(2, 1.0, 0.3)),))
+    with pytest.raises(ValueError, match="'items' is the listening items' set"):
+        piano_run.preset("smoke", generation=(("items", GS(2, 0.5, 0.3)),))
     with pytest.raises(FileNotFoundError, match="not a piano run folder"):
         piano_run.load_run(tmp_path)
     (tmp_path / "empty" / "train").mkdir(parents=True)
@@ -171,25 +181,63 @@ def test_the_chapter_reads_the_run(finished, tmp_path):
     assert "6 training steps, 0.0024% of the paper's 246,000" in piano.stability_claim(finished, measured)
     shown = piano.long_excerpts(tmp_path / "audio", finished, count=1)
     assert [caption for _, caption in shown[0][1]] == ["real piano", "prime + Seq-U-Net", "prime + WaveNet"]
-    assert "2 listening items" in piano.write_items(tmp_path, finished, "cpu")
+    assert "2 listening items" in piano.write_items(tmp_path, finished)
     items = json.loads((tmp_path / "listening_items" / "items.json").read_text())
     assert "wavenet" not in json.dumps(items) and (tmp_path / "listening_items" / "listening_key.json").is_file()
-    assert "are kept (2 items)" in piano.write_items(tmp_path, tmp_path / "no-run", "cpu")
+    key = (tmp_path / "listening_items" / "listening_key.json").read_text()
+    assert "are kept (2 items)" in piano.write_items(tmp_path, finished)           # not written again
+    assert (tmp_path / "listening_items" / "listening_key.json").read_text() == key
+    assert "nothing to write" in piano.write_items(tmp_path / "elsewhere", tmp_path / "no-run")
+    # each item's clips are the items set's rows: the prime, then each model's continuation
+    ids, meta = piano_run.load_generation(finished, "items")
+    from sequnet.analysis import listening
+    written = listening.load_items(tmp_path / "listening_items")
+    by_model = listening.load_key(written).models[written.items[0].id]
+    for clip, model in by_model.items():
+        audio, sr = soundfile.read(tmp_path / "listening_items" / clip)
+        expected = piano_run_decode(ids[model][0])
+        assert sr == SR and len(audio) == len(expected) and np.abs(audio - expected).max() < 1e-3
 
 
-def test_the_speed_table_says_which_products_were_timed(finished, tmp_path):
-    """A CPU run times nothing (the torch products are the only ones); a GPU set names the kernel it chose and
-    what each candidate reached in the trial."""
+def piano_run_decode(ids):
+    from sequnet.data.audio import mu_law_decode
+    return mu_law_decode(torch.from_numpy(ids.astype(np.int64))).numpy()
+
+
+def test_the_speed_table_names_the_products_and_the_joint_batch(finished, tmp_path):
+    """A CPU set ran the torch products (named nowhere); a GPU set names the kernels the batch rule chose. The
+    long set's 2 rows were generated in one batch of 4 with the items', and the table says so."""
     from sequnet.analysis import piano
 
     ids, meta = piano_run.load_generation(finished, "long")
     assert {s["kernel"] for s in meta["speed"].values()} == {"torch"}
-    assert all(s["kernel_trial_steps_per_s"] == {} for s in meta["speed"].values())
-    assert "timed" not in piano.speed_markdown(finished)
-    meta["speed"]["wavenet"] |= {"kernel": "rowdot", "kernel_trial_steps_per_s": {"rowdot": 2300.0, "splitk": 1600.4}}
+    table = piano.speed_markdown(finished)
+    assert "kernels" not in table and "| Seq-U-Net | 4 |" in table
+    assert "The 2 continuations of this set were generated in one batch of 4 with the listening items' 2 primes" in table
+    meta["speed"]["wavenet"] |= {"kernel": "splitk"}
     piano_data.write_set(tmp_path, "long", ids, meta)
-    table = piano.speed_markdown(tmp_path)
-    assert "| cpu, rowdot kernels (timed: rowdot 2,300, splitk 1,600 steps/s) |" in table
+    assert "| cpu, splitk kernels |" in piano.speed_markdown(tmp_path)
+
+
+def test_generation_writes_the_shorter_set_first_and_stops_at_a_deadline(finished, tmp_path):
+    """The items (0.1 s) are written after the third 0.05 s chunk, the long set (0.3 s) at the end; with the
+    deadline already past, nothing starts beyond the first chunk and nothing is written."""
+    import time
+    from sequnet.experiment.piano_data import GenerationSet, generate_sets
+
+    run = piano_run.load_run(finished)
+    models = piano_run.trained_models(finished, "cpu")
+    task = piano_run.make_tasks(run, piano_run.run_configs(run, "cpu"), finished)["sequnet"]
+    sets = [("long", GenerationSet(2, 0.5, 0.3), 0), ("items", GenerationSet(1, 0.5, 0.1), 1)]
+    order = []
+    assert generate_sets(models, task, sets, 0.95, 0, lambda name, ids, meta: order.append((name, ids)),
+                         chunk_s=0.05) == ["items", "long"]
+    assert [name for name, _ in order] == ["items", "long"]
+    assert order[0][1]["sequnet"].shape == (1, round(0.6 * SR)) and order[1][1]["wavenet"].shape == (2, round(0.8 * SR))
+    assert generate_sets(models, task, sets, 0.95, 0, lambda *a: pytest.fail("written"), time.monotonic(),
+                         chunk_s=0.05) == []
+    with pytest.raises(ValueError, match="equally long"):
+        generate_sets(models, task, [sets[0], ("items", GenerationSet(1, 0.25, 0.1), 1)], 0.95, 0, order.append)
 
 
 def test_the_generation_widget_generates_what_is_asked(finished):

@@ -20,7 +20,7 @@ from sequnet.analysis import listening, stability
 from sequnet.core.configs import ARCH_LABELS
 from sequnet.data.audio import mu_law_decode
 from sequnet.experiment import piano_run
-from sequnet.experiment.piano_data import load_generation
+from sequnet.experiment.piano_data import generation_path, load_generation
 from sequnet.experiment.records import PAPER_TABLE1, ResultRecord, percent
 
 ARCHS = ("sequnet", "wavenet")       # the residual Seq-U-Net and its baseline, in the chapter's order
@@ -153,18 +153,16 @@ def speed_markdown(run_dir: str | os.PathLike, name: str = "long") -> str:
     lines += [f"| {ARCH_LABELS[a]} | {s['batch']} | {s['steps_per_s']:,.0f} | {s['batch'] * s['steps_per_s']:,.0f} "
               f"| {s['steps_per_s'] / sr:.2f} | {s['device']}{' (CUDA graphs)' * s['cuda_graphs']}"
               f"{_kernel_words(s)} |" for a, s in meta["speed"].items()]
-    return "\n".join(lines) + ("\n\nIncluding the pass over the primes (and, on a GPU, capturing the CUDA graphs). "
-                               "The paper: 309 (Seq-U-Net) and 69 (WaveNet) samples/s at batch 1 on a GTX 1080.")
+    batch = max(s["batch"] for s in meta["speed"].values())
+    joint = (f" The {len(ids['real'])} continuations of this set were generated in one batch of {batch} with the "
+             f"listening items' {batch - len(ids['real'])} primes: the speeds above are of that batch." if batch > len(ids["real"]) else "")
+    return "\n".join(lines) + ("\n\nIncluding the pass over the primes (and, on a GPU, capturing the CUDA graphs)." + joint
+                               + " The paper: 309 (Seq-U-Net) and 69 (WaveNet) samples/s at batch 1 on a GTX 1080.")
 
 
 def _kernel_words(speed: dict) -> str:
-    """', rowdot kernels (timed: rowdot 2,300, splitk 1,600 steps/s)' for a set whose products were timed first
-    (sets made before that have no "kernel")."""
-    trial = speed.get("kernel_trial_steps_per_s") or {}
-    if not trial:
-        return ""
-    timed = ", ".join(f"{k} {v:,.0f}" for k, v in trial.items())
-    return f", {speed['kernel']} kernels (timed: {timed} steps/s)"
+    """', splitk kernels' on a GPU (sets made before the state named its products have no "kernel")."""
+    return f", {speed['kernel']} kernels" if speed.get("kernel") and speed["kernel"] != "torch" else ""
 
 
 def write_audio(path: Path, ids: torch.Tensor, sr: int) -> Path:
@@ -214,26 +212,22 @@ def long_excerpts(folder: Path, run_dir: str | os.PathLike, count: int = 2,
                       f"{seconds:g} s" for i in range(min(count, len(ids["real"])))])
 
 
-def write_items(out: Path, run_dir: str | os.PathLike, device: str = "auto") -> str:
-    """The listening-test items under ``out``: ``listening.make_items`` with the run's final models and its test
-    audio, as many items of the lengths the run's ``items`` setting says (their own primes, never this chapter's
-    excerpts; random clip names; the key beside them). A run folder without checkpoints (a published run) keeps
-    the items it has."""
+def write_items(out: Path, run_dir: str | os.PathLike) -> str:
+    """The listening-test items under ``out`` from the run's ``items`` generation set: per item the real prime
+    and both models' continuations (prime included), written by ``listening.write_items`` under random clip names
+    with the key beside them. The set has its own primes, never this chapter's excerpts. Items already in the
+    folder are kept (their key holds the clip names that responses refer to)."""
     folder = out / listening.ITEMS_SUBDIR
-    if not all((Path(run_dir) / "checkpoints" / f"piano_audio_{a}.pt").is_file() for a in ARCHS):
-        found = (folder / listening.ITEMS_MANIFEST).is_file()
-        return (f"the run's checkpoints are not here: the items already in {folder.name}/ are kept "
-                f"({len(listening.load_items(folder).items)} items)" if found else
-                f"the run's checkpoints are not here and {folder.name}/ holds no items: nothing to write")
-    run = piano_run.load_run(run_dir)
-    models, task = piano_run.listening_inputs(run_dir, device)
-    threads = torch.get_num_threads()
-    if next(models["sequnet"].parameters()).device.type == "cpu":
-        torch.set_num_threads(1)      # a step is a few hundred tiny operations: one thread beats two waiting
-    try:
-        items = listening.make_items(models, task, run.items.n, out_dir=folder, prime_seconds=run.items.prime_s,
-                                     continuation_seconds=run.items.seconds, temperature=run.temperature,
-                                     seed=run.seed)
-    finally:
-        torch.set_num_threads(threads)
+    if (folder / listening.ITEMS_MANIFEST).is_file():
+        return f"the items already in {folder.name}/ are kept ({len(listening.load_items(folder).items)} items)"
+    if not generation_path(Path(run_dir), piano_run.ITEMS_SET).is_file():
+        return (f"the run holds no generated items ({piano_run.ITEMS_SET}.npz) and {folder.name}/ holds no items: "
+                f"nothing to write")
+    ids, meta = _set(run_dir, piano_run.ITEMS_SET)
+    p, sr = meta["prime_len"], meta["sr"]
+    decode = lambda rows: [mu_law_decode(row).numpy() for row in rows]      # noqa: E731
+    generation = {"prime_seconds": p / sr, "continuation_seconds": (ids["real"].shape[1] - p) / sr,
+                  "temperature": meta["temperature"], "seed": meta["seed"], "n_items": len(ids["real"])}
+    items = listening.write_items(folder, decode(ids["real"][:, :p]), {a: decode(ids[a]) for a in ARCHS}, sr,
+                                  sources=meta["sources"], generation=generation)
     return f"{len(items.items)} listening items in {items.folder.name}/: " + items.describe()

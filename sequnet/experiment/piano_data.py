@@ -12,13 +12,12 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
 
 from sequnet.core.generation import init_state
-from sequnet.core.generation.tuning import fastest_kernel
 from sequnet.data.audio import AudioCorpus, load_audio_corpus
 from sequnet.experiment.tasks import AudioTask, audio_task
 
@@ -94,38 +93,76 @@ def generation_path(run_dir: Path, name: str) -> Path:
     return run_dir / "generations" / f"{name}.npz"
 
 
-def generate_set(models: dict, task, gset: GenerationSet, temperature: float, seed: int,
-                 deadline: float | None = None, progress: bool = False):
-    """``gset.n`` excerpts of the test pieces (positions from ``seed``) and each model's continuation of their
-    primes, all primes as one batch: ({"real": ids, arch: ids (prime included)}, metadata with the speed), or None
-    when a model's first chunks show that it would not finish before ``deadline`` (a ``time.monotonic()``).
-    Generated in chunks of 2 s (the deadline is checked between them) with the sampling noise from ``seed``; on
-    a GPU with the products that a short trial found fastest for each model (``speed[arch]["kernel"]``)."""
-    prime_len, new = round(gset.prime_s * task.sr), round(gset.seconds * task.sr)
-    real, sources = task.test_excerpts(gset.n, prime_len + new, seed=seed)
-    out, speed = {"real": real.to(torch.uint8).numpy()}, {}
+def generate_sets(models: dict, task, sets: list[tuple[str, GenerationSet, int]], temperature: float, seed: int,
+                  write: Callable[[str, dict, dict], Any], deadline: float | None = None,
+                  progress: bool = False, chunk_s: float = 2.0) -> list[str]:
+    """Continue the primes of several sets as one batch per model, and ``write(name, ids, meta)`` each set as
+    soon as its continuations are long enough; returns the names written.
+
+    ``sets``: (name, GenerationSet, seed of its excerpts), all with the same prime length: each set draws
+    ``n`` excerpts of the test pieces (positions from its seed), and every model continues all primes at once for
+    the longest set's seconds, the sampling noise from ``seed``. A set's ids are {"real": ids, arch: ids (prime
+    included)} for its own rows, cut to its own length (a causal sample does not depend on what follows it).
+    Cached step-wise generation is bound by the latency of a step, not by the batch (on an H200 the Seq-U-Net's
+    split-K step took 134 us at batch 8 and 119 us at batch 20), so the listening items ride along with the long
+    continuations nearly for free. The models take turns every ``chunk_s`` of audio, so a set is written once both have
+    reached its length; with a ``deadline`` (a ``time.monotonic()``) the generation stops early when the next set
+    would not be finished by then (the caller calls again)."""
+    sr = task.sr
+    prime_len = {round(g.prime_s * sr) for _, g, _ in sets}
+    if len(prime_len) != 1:
+        raise ValueError(f"sets {[name for name, _, _ in sets]}: their primes must be equally long to be generated "
+                         f"as one batch, got {sorted(p / sr for p in prime_len)} s")
+    prime_len = prime_len.pop()
+    lengths = {name: round(g.seconds * sr) for name, g, _ in sets}
+    real, sources, rows, first = {}, {}, {}, 0
+    for name, g, excerpt_seed in sets:
+        real[name], sources[name] = task.test_excerpts(g.n, prime_len + lengths[name], seed=excerpt_seed)
+        rows[name], first = slice(first, first + g.n), first + g.n
+    primes = torch.cat([real[name][:, :prime_len] for name, _, _ in sets])
+    states, noise, parts, spent = {}, {}, {arch: [] for arch in models}, dict.fromkeys(models, 0.0)
     for arch, model in models.items():
         dev = next(model.parameters()).device
-        # on a GPU, the products that run this model fastest at this batch, timed on its own prime
-        kernel, trial = fastest_kernel(model, real[:, :prime_len].to(dev))
         start = time.perf_counter()
-        state = init_state(model, real[:, :prime_len].to(dev), kernel=kernel)
-        noise = torch.Generator(dev).manual_seed(seed)
-        chunk, parts = max(1, min(new, task.sr * 2)), []
-        while sum(p.shape[1] for p in parts) < new:
-            n = min(chunk, new - sum(p.shape[1] for p in parts))
-            parts.append(state.generate(n, temperature=temperature, generator=noise, progress=progress,
-                                        cuda_graphs=dev.type == "cuda").cpu())
-            done, elapsed = sum(p.shape[1] for p in parts), time.perf_counter() - start
-            if deadline is not None and done < new and time.monotonic() + elapsed * (new - done) / done > deadline:
-                return None
-        seconds = time.perf_counter() - start
-        out[arch] = torch.cat([real[:, :prime_len], torch.cat(parts, 1)], 1).to(torch.uint8).numpy()
-        speed[arch] = {"batch": gset.n, "steps_per_s": new / seconds, "seconds": seconds, "device": str(dev),
-                       "cuda_graphs": dev.type == "cuda", "kernel": state.kernel, "kernel_trial_steps_per_s": trial}
-    meta = {"sr": task.sr, "prime_len": prime_len, "temperature": temperature, "sources": sources,
+        states[arch] = init_state(model, primes.to(dev))
+        noise[arch] = torch.Generator(dev).manual_seed(seed)
+        spent[arch] += time.perf_counter() - start
+    new, made, written = max(lengths.values()), 0, []
+    chunk = max(1, min(new, round(sr * chunk_s)))
+    while made < new:
+        n = min(chunk, new - made)
+        for arch, state in states.items():
+            start = time.perf_counter()
+            parts[arch].append(state.generate(n, temperature=temperature, generator=noise[arch], progress=progress,
+                                              cuda_graphs=state.device.type == "cuda").cpu())
+            spent[arch] += time.perf_counter() - start
+        made += n
+        for name, g, _ in sets:
+            if name not in written and made >= lengths[name]:
+                write(name, *_one_set(name, real, sources, rows, parts, states, spent, made, prime_len, lengths,
+                                      len(primes), temperature, seed, sr))
+                written.append(name)
+        left = [lengths[name] for name, _, _ in sets if name not in written]
+        if deadline is not None and left and time.monotonic() + sum(spent.values()) * (min(left) - made) / made > deadline:
+            break
+    return written
+
+
+def _one_set(name, real, sources, rows, parts, states, spent, made, prime_len, lengths, batch, temperature, seed, sr):
+    """One set's ids and metadata out of the joint batch (its rows, cut to its length)."""
+    length = lengths[name]
+    ids = {"real": real[name].to(torch.uint8).numpy()}
+    speed = {}
+    for arch, chunks in parts.items():
+        generated = torch.cat(chunks, 1)[rows[name], :length]
+        ids[arch] = torch.cat([real[name][:, :prime_len], generated], 1).to(torch.uint8).numpy()
+        state = states[arch]
+        speed[arch] = {"batch": batch, "steps_per_s": made / spent[arch], "seconds": spent[arch],
+                       "device": str(state.device), "cuda_graphs": state.device.type == "cuda",
+                       "kernel": state.kernel}
+    meta = {"sr": sr, "prime_len": prime_len, "temperature": temperature, "sources": sources[name],
             "speed": speed, "seed": seed}
-    return out, meta
+    return ids, meta
 
 
 def write_set(run_dir: Path, name: str, ids: dict[str, np.ndarray], meta: dict[str, Any]) -> Path:

@@ -15,18 +15,17 @@ finish the run between them:
    N_w steps are kept (``checkpoints/piano_audio_sequnet_at_N.pt``) for the equal-iteration comparison.
 3. Seq-U-Net at N_w steps is evaluated like the final models: ``comparison.json`` then holds (a) equal iterations
    (both at N_w) and (b) equal time (each model at the end of its budget).
-4. Generation (cached step-wise inference, the primes of a set as one batch, CUDA graphs on a GPU): per set of
-   ``generation`` (8 primes of 1.5 s continued for 30 s at paper scale), real primes from the test pieces
-   continued by each model at temperature 0.95, stored as mu-law ids in ``generations/<set>.npz`` beside the
-   real continuation.
+4. Generation (cached step-wise inference, CUDA graphs on a GPU): the primes of every ``generation`` set (8 primes of
+   1.5 s continued for 30 s at paper scale) and of the listening test's ``items`` (20 primes, 5 s) as one batch
+   per model, real primes from the test pieces continued at temperature 0.95; each set is stored as mu-law ids in
+   ``generations/<set>.npz`` beside the real continuation as soon as both models have reached its length.
 
 The records (``records/piano_audio_{wavenet,sequnet}.json``) carry ``extent``: the steps, their fraction of the
 paper's 246,000 iterations and the hours of audio (with the renderer and SoundFont of the folder's
 ``manifest.json`` where it has one). ``curves.json`` holds both training curves against steps and seconds.
 
-For the listening test: :func:`listening_inputs` returns the final models and the run's ``AudioTask``, what
-``sequnet.analysis.listening.make_items`` takes to draw its own primes from the test pieces and continue them; the
-run's ``items`` setting says how many items of which lengths (the piano chapter calls it so).
+The listening items are written from ``generations/items.npz`` (``sequnet.analysis.piano.write_items``, on any
+machine: no checkpoints needed), with their own primes, never the chapter's excerpts of the long set.
 """
 from __future__ import annotations
 
@@ -45,7 +44,7 @@ import torch
 from sequnet.core.configs import build_model
 from sequnet.experiment.checkpoints import load_checkpoint
 from sequnet.experiment.piano_compare import comparison, curves, total_steps
-from sequnet.experiment.piano_data import (GenerationSet, audio_extent, audio_folder, generate_set,  # noqa: F401
+from sequnet.experiment.piano_data import (GenerationSet, audio_extent, audio_folder, generate_sets,  # noqa: F401
                                            generation_path, load_generation, make_tasks, write_set)
 from sequnet.experiment.records import ResultRecord, training_extent
 from sequnet.experiment.scales import check_scale, resolve
@@ -53,6 +52,7 @@ from sequnet.experiment.training import build, record_path, train
 
 ORDER = ("wavenet", "sequnet")        # WaveNet first: its step count is the equal-iteration point
 EXIT_AGAIN = 75                       # EX_TEMPFAIL: the run is not finished, call again
+ITEMS_SET = "items"                   # the generation set of the listening test's items
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,7 +67,7 @@ class PianoRun:
     eval_windows: int | None = 2048            # evenly spaced test windows (and as many train windows); None: all
     bf16: bool = True                          # on a GPU (the CPU trains in float32)
     generation: tuple[tuple[str, GenerationSet], ...] = (("long", GenerationSet(8, 1.5, 30.0)),)
-    items: GenerationSet = GenerationSet(20, 1.5, 5.0)      # the listening test's (made by the chapter)
+    items: GenerationSet = GenerationSet(20, 1.5, 5.0)      # the listening test's, generated with the others
     temperature: float = 0.95                  # the paper's
     seed: int = 0                              # primes and sampling noise
 
@@ -79,9 +79,14 @@ class PianoRun:
                                       not math.isfinite(value) or value <= 0):
                 raise ValueError(f"{name}={value!r}: expected a positive number"
                                  + ("" if name in ("budget_s", "temperature") else " or None"))
-        for name, g in self.generation + (("items", self.items),):
+        for name, g in self.generation + ((ITEMS_SET, self.items),):
             if g.n < 1 or g.prime_s <= 0 or g.seconds <= 0:
                 raise ValueError(f"generation set {name!r}: {g} needs at least one prime and positive lengths")
+            if g.prime_s != self.items.prime_s:
+                raise ValueError(f"generation set {name!r}: primes of {g.prime_s} s, the items' of "
+                                 f"{self.items.prime_s} s; all sets are generated as one batch, so give them one length")
+        if ITEMS_SET in dict(self.generation):
+            raise ValueError(f"generation: {ITEMS_SET!r} is the listening items' set; name the others differently")
 
     def budget(self, arch: str) -> float:
         return self.budget_s if arch == "wavenet" or self.sequnet_budget_s is None else self.sequnet_budget_s
@@ -260,14 +265,6 @@ def trained_models(run_dir: str | os.PathLike, device: str = "auto", *, plain: b
     return models
 
 
-def listening_inputs(run_dir: str | os.PathLike, device: str = "auto") -> tuple[dict, Any]:
-    """What ``sequnet.analysis.listening.make_items`` takes: the run's final models ({"sequnet", "wavenet"}) and
-    the ``AudioTask`` whose test pieces give the primes."""
-    run = load_run(run_dir)
-    configs = run_configs(run, device)
-    return trained_models(run_dir, device), make_tasks(run, configs, run_dir)["sequnet"]
-
-
 def load_run(run_dir: str | os.PathLike) -> PianoRun:
     path = Path(run_dir) / "run.json"
     if not path.is_file():
@@ -333,33 +330,39 @@ def run_piano(run: PianoRun, run_dir: str | os.PathLike, *, device: str = "auto"
         at = _evaluate_snapshot(configs["sequnet"], tasks()["sequnet"], snap, configs["sequnet"].resolved_device())
         _json_write(run_dir / "comparison.json", comparison(records, at, steps_at))
         did = True
-    models = None
-    for k, (name, gset) in enumerate(run.generation):
-        if generation_path(run_dir, name).is_file():
-            continue
+    missing = [(name, gset, run.seed + k) for k, (name, gset) in enumerate(generation_sets(run))
+               if not generation_path(run_dir, name).is_file()]
+    if missing:
         if out_of_time():
             return False
-        models = models or trained_models(run_dir, device)
-        made = _generate(models, tasks()["sequnet"], gset, run.seed + k, run, configs["sequnet"],
-                         deadline if did else None, progress)
-        if made is None:
-            say(f"generation {name!r} would not end within the time limit; call again")
+        def write(name: str, ids: dict, meta: dict) -> None:
+            write_set(run_dir, name, ids, meta)
+            say(f"generation {name!r}: " + ", ".join(f"{a} {s['steps_per_s']:,.0f} steps/s at batch {s['batch']}"
+                                                      for a, s in meta["speed"].items()))
+
+        written = _generate(trained_models(run_dir, device), tasks()["sequnet"], missing, run, configs["sequnet"],
+                            deadline if did else None, progress, write)
+        if len(written) < len(missing):
+            say(f"generation {', '.join(repr(n) for n, _, _ in missing if n not in written)} would not end within "
+                f"the time limit; call again")
             return False
-        write_set(run_dir, name, *made)
-        did = True
-        say(f"generation {name!r}: " + ", ".join(f"{a} {s['steps_per_s']:,.0f} steps/s at batch {s['batch']}"
-                                                  for a, s in made[1]["speed"].items()))
     return True
 
 
-def _generate(models, task, gset: GenerationSet, seed: int, run: PianoRun, config, deadline, progress):
-    """``generate_set`` (primes and noise from ``seed``: the run's, plus the set's index) with the training's CPU
-    threads on a CPU (a step is a few hundred tiny operations: one thread beats two waiting for each other)."""
+def generation_sets(run: PianoRun) -> tuple[tuple[str, GenerationSet], ...]:
+    """What the run generates, in one batch: its ``generation`` sets and the listening test's ``items``."""
+    return run.generation + ((ITEMS_SET, run.items),)
+
+
+def _generate(models, task, sets, run: PianoRun, config, deadline, progress, write) -> list[str]:
+    """``generate_sets`` (each set's excerpts from its seed: the run's plus its index; the sampling noise from the
+    run's seed) with the training's CPU threads on a CPU (a step is a few hundred tiny operations: one thread
+    beats two waiting for each other)."""
     threads = torch.get_num_threads()
     if config.resolved_device().type == "cpu" and config.cpu_threads is not None:
         torch.set_num_threads(config.cpu_threads)
     try:
-        return generate_set(models, task, gset, run.temperature, seed, deadline, progress)
+        return generate_sets(models, task, sets, run.temperature, run.seed, write, deadline, progress)
     finally:
         torch.set_num_threads(threads)
 

@@ -22,7 +22,6 @@ from sequnet.analysis.listening.items import (AUDIO_FORMATS, ITEMS_MANIFEST, ITE
                                               ItemSet, load_items)
 from sequnet.analysis.listening.key import write_key
 from sequnet.core.generation import generate
-from sequnet.core.generation.tuning import fastest_kernel
 from sequnet.data.audio import mu_law_decode
 
 # Mixed into the seed: the listening items' primes and samples differ from the piano chapter's.
@@ -64,10 +63,8 @@ def make_items(models: Mapping[str, torch.nn.Module], test_audio: Any, n_items: 
     for model_name in MODELS:
         model = models[model_name].eval()
         dev = next(model.parameters()).device
-        kernel = fastest_kernel(model, primes.to(dev))[0]       # on a GPU: timed, not guessed from the batch
         ids = generate(model, primes, round(continuation_seconds * sr), temperature=temperature, progress=progress,
-                       generator=torch.Generator(dev).manual_seed(salted), cuda_graphs=dev.type == "cuda",
-                       kernel=kernel)
+                       generator=torch.Generator(dev).manual_seed(salted), cuda_graphs=dev.type == "cuda")
         clips[model_name] = [mu_law_decode(row.cpu()).numpy() for row in ids]
     generation = {"prime_seconds": prime_seconds, "continuation_seconds": continuation_seconds,
                   "temperature": temperature, "seed": seed, "n_items": n_items}
