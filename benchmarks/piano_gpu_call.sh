@@ -62,15 +62,16 @@ if [ ! -f "$audio/manifest.json" ]; then
     start=$SECONDS
     checking=
     if [ "${DEVICE:-cuda}" != cpu ]; then
-        # While the CPUs render, the GPU checks the paths this run takes (cached generation with the products
-        # the batch rule picks at batch 28, the captured training step beside the prefetch thread): a failure
-        # stops the call before training (exit 4), not after twenty minutes of it. The check has to end with the
-        # rendering: two workers where xdist is installed, only the paths the run takes (no states pinned to the
-        # fused per-layer, cuBLAS or torch products), and a bound of CHECK_S seconds (on 2026-12-02 a check
-        # waiting on the fused kernel at batch 20 held the call to the tool's 600 s limit, and the run was lost).
+        # While the CPUs render, the GPU checks the paths this run takes (cached generation of the paper's models
+        # with the split-K products the batch rule picks at batch 8 and 28, the captured training step beside the
+        # prefetch thread): a failure stops the call before training (exit 4), not after twenty minutes of it.
+        # The check has to end with the rendering (about 100 s): three workers where xdist is installed, those
+        # tests only, and a bound of CHECK_S seconds (on 2026-12-02 a check waiting on the fused kernel at batch
+        # 20 held the call to the tool's 600 s limit, and the run was lost). The GPU suite covers the rest.
         # shellcheck disable=SC2046
-        timeout "${CHECK_S:-150}" python3 -m pytest -q -x -p no:cacheprovider $(python3 -c "import xdist" 2>/dev/null && echo "-n 2") \
-            -k "not cublas and not torch and not rowdot" tests/test_generation_cuda.py tests/test_captured.py \
+        timeout "${CHECK_S:-150}" python3 -m pytest -q -x -p no:cacheprovider $(python3 -c "import xdist" 2>/dev/null && echo "-n 3") \
+            -k "splitk or not piano_runs_batches" tests/test_captured.py \
+            tests/test_generation_cuda.py::test_paper_models_every_kernel_agrees_at_the_piano_runs_batches \
             >"$out/gpu-check.log" 2>&1 &
         checking=$!
     fi
