@@ -6,7 +6,9 @@
 #   CALL=1 SEQUNET_GIT_COMMIT=$(git rev-parse --short HEAD) BUDGET=685 SEQUNET_BUDGET=470 EVAL_WINDOWS=1024 CALL_S=585 \
 #       bash benchmarks/piano_gpu_call.sh OUT        # device tool: carry [".whl", ".devdata"]
 #                                                    # (made here by `benchmarks/device_prep.sh piano`)
-#   then CALL=2 and CALL=3: a later call that finds a fresh machine (no run there) stops at once with 3, as a
+#   then CALL=2 and CALL=3 (with CUT=1 and CALL_S = the lease's budget_left_s minus about 20: the last call keeps
+#   the long continuations as long as they got if the session's time runs out during them; the listening items'
+#   set comes first); a later call that finds a fresh machine (no run there) stops at once with 3, as a
 #   whole run no longer fits the session (the GPU test suite is then the best use of the time left:
 #   `benchmarks/device_prep.sh tests`, then `bash benchmarks/gpu_test.sh $OUT/gpu-test.log`).
 #

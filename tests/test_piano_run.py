@@ -220,9 +220,11 @@ def test_the_speed_table_names_the_products_and_the_joint_batch(finished, tmp_pa
 
 
 def test_generation_writes_the_shorter_set_first_and_stops_at_a_deadline(finished, tmp_path):
-    """The items (0.1 s) are written after the third 0.05 s chunk, the long set (0.3 s) at the end; with the
-    deadline already past, nothing starts beyond the first chunk and nothing is written."""
+    """The items (0.1 s) are written after the second 0.05 s chunk, the long set (0.3 s) at the end; with the
+    deadline already past, nothing starts beyond the first chunk and nothing is written, unless the call is the
+    session's last (``cut``)."""
     import time
+    from sequnet.analysis import piano
     from sequnet.experiment.piano_data import GenerationSet, generate_sets
 
     run = piano_run.load_run(finished)
@@ -236,6 +238,16 @@ def test_generation_writes_the_shorter_set_first_and_stops_at_a_deadline(finishe
     assert order[0][1]["sequnet"].shape == (1, round(0.6 * SR)) and order[1][1]["wavenet"].shape == (2, round(0.8 * SR))
     assert generate_sets(models, task, sets, 0.95, 0, lambda *a: pytest.fail("written"), time.monotonic(),
                          chunk_s=0.05) == []
+    # the session's last call keeps what it got: one chunk of each set, said to be cut
+    cut = {}
+    assert sorted(generate_sets(models, task, sets, 0.95, 0, lambda name, ids, meta: cut.update({name: (ids, meta)}),
+                                time.monotonic(), chunk_s=0.05, cut=True)) == ["items", "long"]
+    for name, asked in (("items", 0.1), ("long", 0.3)):
+        ids, meta = cut[name]
+        assert meta["cut_from_s"] == asked
+        assert ids["real"].shape[1] == ids["wavenet"].shape[1] == round(0.55 * SR)
+    piano_data.write_set(tmp_path, "long", *cut["long"])
+    assert "**This set was cut at 0.05 s of the 0.3 s asked:**" in piano.speed_markdown(tmp_path)
     with pytest.raises(ValueError, match="equally long"):
         generate_sets(models, task, [sets[0], ("items", GenerationSet(1, 0.25, 0.1), 1)], 0.95, 0, order.append)
 

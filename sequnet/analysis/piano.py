@@ -156,6 +156,9 @@ def speed_markdown(run_dir: str | os.PathLike, name: str = "long") -> str:
     batch = max(s["batch"] for s in meta["speed"].values())
     joint = (f" The {len(ids['real'])} continuations of this set were generated in one batch of {batch} with the "
              f"listening items' {batch - len(ids['real'])} primes: the speeds above are of that batch." if batch > len(ids["real"]) else "")
+    if "cut_from_s" in meta:
+        joint += (f" **This set was cut at {(ids['real'].shape[1] - meta['prime_len']) / sr:g} s of the "
+                  f"{meta['cut_from_s']:g} s asked:** the session's device time ran out during it.")
     return "\n".join(lines) + ("\n\nIncluding the pass over the primes (and, on a GPU, capturing the CUDA graphs)." + joint
                                + " The paper: 309 (Seq-U-Net) and 69 (WaveNet) samples/s at batch 1 on a GTX 1080.")
 

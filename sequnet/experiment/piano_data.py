@@ -95,7 +95,7 @@ def generation_path(run_dir: Path, name: str) -> Path:
 
 def generate_sets(models: dict, task, sets: list[tuple[str, GenerationSet, int]], temperature: float, seed: int,
                   write: Callable[[str, dict, dict], Any], deadline: float | None = None,
-                  progress: bool = False, chunk_s: float = 2.0) -> list[str]:
+                  progress: bool = False, chunk_s: float = 2.0, cut: bool = False) -> list[str]:
     """Continue the primes of several sets as one batch per model, and ``write(name, ids, meta)`` each set as
     soon as its continuations are long enough; returns the names written.
 
@@ -107,7 +107,9 @@ def generate_sets(models: dict, task, sets: list[tuple[str, GenerationSet, int]]
     split-K step took 134 us at batch 8 and 119 us at batch 20), so the listening items ride along with the long
     continuations nearly for free. The models take turns every ``chunk_s`` of audio, so a set is written once both have
     reached its length; with a ``deadline`` (a ``time.monotonic()``) the generation stops early when the next set
-    would not be finished by then (the caller calls again)."""
+    would not be finished by then (the caller calls again). With ``cut`` (the last call a session can make) it
+    goes on while another chunk fits, and then writes the unfinished sets as long as they got, their metadata
+    saying so (``cut_from_s``: the seconds asked)."""
     sr = task.sr
     prime_len = {round(g.prime_s * sr) for _, g, _ in sets}
     if len(prime_len) != 1:
@@ -143,15 +145,26 @@ def generate_sets(models: dict, task, sets: list[tuple[str, GenerationSet, int]]
                                       len(primes), temperature, seed, sr))
                 written.append(name)
         left = [lengths[name] for name, _, _ in sets if name not in written]
-        if deadline is not None and left and time.monotonic() + sum(spent.values()) * (min(left) - made) / made > deadline:
+        if deadline is None or not left:
+            continue
+        per_step = sum(spent.values()) / made
+        if cut and time.monotonic() + per_step * min(chunk, new - made) > deadline:
+            for name, g, _ in sets:
+                if name not in written:
+                    ids, meta = _one_set(name, real, sources, rows, parts, states, spent, made, prime_len, lengths,
+                                         len(primes), temperature, seed, sr)
+                    write(name, ids, meta | {"cut_from_s": g.seconds})
+                    written.append(name)
+            break
+        if not cut and time.monotonic() + per_step * (min(left) - made) > deadline:
             break
     return written
 
 
 def _one_set(name, real, sources, rows, parts, states, spent, made, prime_len, lengths, batch, temperature, seed, sr):
-    """One set's ids and metadata out of the joint batch (its rows, cut to its length)."""
-    length = lengths[name]
-    ids = {"real": real[name].to(torch.uint8).numpy()}
+    """One set's ids and metadata out of the joint batch (its rows, cut to its length or to what was made)."""
+    length = min(lengths[name], made)
+    ids = {"real": real[name][:, :prime_len + length].to(torch.uint8).numpy()}
     speed = {}
     for arch, chunks in parts.items():
         generated = torch.cat(chunks, 1)[rows[name], :length]
