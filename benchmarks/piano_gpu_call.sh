@@ -3,10 +3,12 @@
 # command three times, each within 30 s of the last (so that the machine, the rendered audio and the checkpoints
 # stay), until it exits with 0.
 #
-#   CALL=1 SEQUNET_GIT_COMMIT=$(git rev-parse --short HEAD) BUDGET=685 SEQUNET_BUDGET=470 EVAL_WINDOWS=1024 CALL_S=585 \
-#       bash benchmarks/piano_gpu_call.sh OUT        # device tool: carry [".whl", ".devdata"]
+#   CALL=1 SEQUNET_GIT_COMMIT=$(git rev-parse --short HEAD) BUDGET=685 SEQUNET_BUDGET=470 EVAL_WINDOWS=512 CALL_S=575 \
+#       bash benchmarks/piano_gpu_call.sh OUT        # device tool: carry [".whl", ".devdata"], timeout_s 600
 #                                                    # (made here by `benchmarks/device_prep.sh piano`)
-#   then CALL=2 and CALL=3 (with CUT=1 and CALL_S = the lease's budget_left_s minus about 20: the last call keeps
+#   A call overruns CALL_S by up to ~10 s (595 s for 585 on 2026-12-02), and one that reaches the tool's 600 s is
+#   killed with its machine (2026-12-02, sixth session): so 575.
+#   then CALL=2 and CALL=3 (with CUT=1 and CALL_S = the lease's budget_left_s minus about 25: the last call keeps
 #   the long continuations as long as they got if the session's time runs out during them; the listening items'
 #   set comes first); a later call that finds a fresh machine (no run there) stops at once with 3, as a
 #   whole run no longer fits the session (the GPU test suite is then the best use of the time left:
