@@ -130,6 +130,21 @@ def generate_sets(models: dict, task, sets: list[tuple[str, GenerationSet, int]]
         noise[arch] = torch.Generator(dev).manual_seed(seed)
         spent[arch] += time.perf_counter() - start
     new, made, written = max(lengths.values()), 0, []
+
+    def take(name: str) -> tuple[dict, dict]:
+        """One set's ids and metadata out of the joint batch: its rows, cut to its length or to what was made."""
+        length = min(lengths[name], made)
+        ids = {"real": real[name][:, :prime_len + length].to(torch.uint8).numpy()}
+        speed = {}
+        for arch, state in states.items():
+            generated = torch.cat(parts[arch], 1)[rows[name], :length]
+            ids[arch] = torch.cat([real[name][:, :prime_len], generated], 1).to(torch.uint8).numpy()
+            speed[arch] = {"batch": len(primes), "steps_per_s": made / spent[arch], "seconds": spent[arch],
+                           "device": str(state.device), "cuda_graphs": state.device.type == "cuda",
+                           "kernel": state.kernel}
+        return ids, {"sr": sr, "prime_len": prime_len, "temperature": temperature, "sources": sources[name],
+                     "speed": speed, "seed": seed}
+
     chunk = max(1, min(new, round(sr * chunk_s)))
     while made < new:
         n = min(chunk, new - made)
@@ -139,10 +154,9 @@ def generate_sets(models: dict, task, sets: list[tuple[str, GenerationSet, int]]
                                               cuda_graphs=state.device.type == "cuda").cpu())
             spent[arch] += time.perf_counter() - start
         made += n
-        for name, g, _ in sets:
+        for name, _, _ in sets:
             if name not in written and made >= lengths[name]:
-                write(name, *_one_set(name, real, sources, rows, parts, states, spent, made, prime_len, lengths,
-                                      len(primes), temperature, seed, sr))
+                write(name, *take(name))
                 written.append(name)
         left = [lengths[name] for name, _, _ in sets if name not in written]
         if deadline is None or not left:
@@ -151,31 +165,13 @@ def generate_sets(models: dict, task, sets: list[tuple[str, GenerationSet, int]]
         if cut and time.monotonic() + per_step * min(chunk, new - made) > deadline:
             for name, g, _ in sets:
                 if name not in written:
-                    ids, meta = _one_set(name, real, sources, rows, parts, states, spent, made, prime_len, lengths,
-                                         len(primes), temperature, seed, sr)
+                    ids, meta = take(name)
                     write(name, ids, meta | {"cut_from_s": g.seconds})
                     written.append(name)
             break
         if not cut and time.monotonic() + per_step * (min(left) - made) > deadline:
             break
     return written
-
-
-def _one_set(name, real, sources, rows, parts, states, spent, made, prime_len, lengths, batch, temperature, seed, sr):
-    """One set's ids and metadata out of the joint batch (its rows, cut to its length or to what was made)."""
-    length = min(lengths[name], made)
-    ids = {"real": real[name][:, :prime_len + length].to(torch.uint8).numpy()}
-    speed = {}
-    for arch, chunks in parts.items():
-        generated = torch.cat(chunks, 1)[rows[name], :length]
-        ids[arch] = torch.cat([real[name][:, :prime_len], generated], 1).to(torch.uint8).numpy()
-        state = states[arch]
-        speed[arch] = {"batch": batch, "steps_per_s": made / spent[arch], "seconds": spent[arch],
-                       "device": str(state.device), "cuda_graphs": state.device.type == "cuda",
-                       "kernel": state.kernel}
-    meta = {"sr": sr, "prime_len": prime_len, "temperature": temperature, "sources": sources[name],
-            "speed": speed, "seed": seed}
-    return ids, meta
 
 
 def write_set(run_dir: Path, name: str, ids: dict[str, np.ndarray], meta: dict[str, Any]) -> Path:
