@@ -195,11 +195,11 @@ def test_the_chapter_reads_the_run(finished, tmp_path):
     by_model = listening.load_key(written).models[written.items[0].id]
     for clip, model in by_model.items():
         audio, sr = soundfile.read(tmp_path / "listening_items" / clip)
-        expected = piano_run_decode(ids[model][0])
+        expected = _decoded(ids[model][0])
         assert sr == SR and len(audio) == len(expected) and np.abs(audio - expected).max() < 1e-3
 
 
-def piano_run_decode(ids):
+def _decoded(ids):
     from sequnet.data.audio import mu_law_decode
     return mu_law_decode(torch.from_numpy(ids.astype(np.int64))).numpy()
 
@@ -213,7 +213,8 @@ def test_the_speed_table_names_the_products_and_the_joint_batch(finished, tmp_pa
     assert {s["kernel"] for s in meta["speed"].values()} == {"torch"}
     table = piano.speed_markdown(finished)
     assert "kernels" not in table and "| Seq-U-Net | 4 |" in table
-    assert "The 2 continuations of this set were generated in one batch of 4 with the listening items' 2 primes" in table
+    assert ("The 2 continuations of this set were generated in one batch of 4 with the listening items' 2 primes"
+            in table)
     meta["speed"]["wavenet"] |= {"kernel": "splitk"}
     piano_data.write_set(tmp_path, "long", ids, meta)
     assert "| cpu, splitk kernels |" in piano.speed_markdown(tmp_path)

@@ -153,14 +153,15 @@ def speed_markdown(run_dir: str | os.PathLike, name: str = "long") -> str:
     lines += [f"| {ARCH_LABELS[a]} | {s['batch']} | {s['steps_per_s']:,.0f} | {s['batch'] * s['steps_per_s']:,.0f} "
               f"| {s['steps_per_s'] / sr:.2f} | {s['device']}{' (CUDA graphs)' * s['cuda_graphs']}"
               f"{_kernel_words(s)} |" for a, s in meta["speed"].items()]
-    batch = max(s["batch"] for s in meta["speed"].values())
-    joint = (f" The {len(ids['real'])} continuations of this set were generated in one batch of {batch} with the "
-             f"listening items' {batch - len(ids['real'])} primes: the speeds above are of that batch." if batch > len(ids["real"]) else "")
+    batch, rows = max(s["batch"] for s in meta["speed"].values()), len(ids["real"])
+    notes = "\n\nIncluding the pass over the primes (and, on a GPU, capturing the CUDA graphs)."
+    if batch > rows:
+        notes += (f" The {rows} continuations of this set were generated in one batch of {batch} with the listening "
+                  f"items' {batch - rows} primes: the speeds above are of that batch.")
     if "cut_from_s" in meta:
-        joint += (f" **This set was cut at {(ids['real'].shape[1] - meta['prime_len']) / sr:g} s of the "
+        notes += (f" **This set was cut at {(ids['real'].shape[1] - meta['prime_len']) / sr:g} s of the "
                   f"{meta['cut_from_s']:g} s asked:** the session's device time ran out during it.")
-    return "\n".join(lines) + ("\n\nIncluding the pass over the primes (and, on a GPU, capturing the CUDA graphs)." + joint
-                               + " The paper: 309 (Seq-U-Net) and 69 (WaveNet) samples/s at batch 1 on a GTX 1080.")
+    return "\n".join(lines) + notes + " The paper: 309 (Seq-U-Net) and 69 (WaveNet) samples/s at batch 1 on a GTX 1080."
 
 
 def _kernel_words(speed: dict) -> str:
@@ -228,9 +229,12 @@ def write_items(out: Path, run_dir: str | os.PathLike) -> str:
                 f"nothing to write")
     ids, meta = _set(run_dir, piano_run.ITEMS_SET)
     p, sr = meta["prime_len"], meta["sr"]
-    decode = lambda rows: [mu_law_decode(row).numpy() for row in rows]      # noqa: E731
     generation = {"prime_seconds": p / sr, "continuation_seconds": (ids["real"].shape[1] - p) / sr,
                   "temperature": meta["temperature"], "seed": meta["seed"], "n_items": len(ids["real"])}
-    items = listening.write_items(folder, decode(ids["real"][:, :p]), {a: decode(ids[a]) for a in ARCHS}, sr,
+    items = listening.write_items(folder, _decoded(ids["real"][:, :p]), {a: _decoded(ids[a]) for a in ARCHS}, sr,
                                   sources=meta["sources"], generation=generation)
     return f"{len(items.items)} listening items in {items.folder.name}/: " + items.describe()
+
+
+def _decoded(rows: torch.Tensor) -> list[np.ndarray]:
+    return [mu_law_decode(row).numpy() for row in rows]

@@ -84,7 +84,8 @@ class PianoRun:
                 raise ValueError(f"generation set {name!r}: {g} needs at least one prime and positive lengths")
             if g.prime_s != self.items.prime_s:
                 raise ValueError(f"generation set {name!r}: primes of {g.prime_s} s, the items' of "
-                                 f"{self.items.prime_s} s; all sets are generated as one batch, so give them one length")
+                                 f"{self.items.prime_s} s; all sets are generated as one batch, so give them "
+                                 f"one length")
         if ITEMS_SET in dict(self.generation):
             raise ValueError(f"generation: {ITEMS_SET!r} is the listening items' set; name the others differently")
 
