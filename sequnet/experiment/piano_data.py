@@ -116,7 +116,8 @@ def generate_sets(models: dict, task, sets: list[tuple[str, GenerationSet, int]]
         raise ValueError(f"sets {[name for name, _, _ in sets]}: their primes must be equally long to be generated "
                          f"as one batch, got {sorted(p / sr for p in prime_len)} s")
     prime_len = prime_len.pop()
-    lengths = {name: round(g.seconds * sr) for name, g, _ in sets}
+    asked = {name: g.seconds for name, g, _ in sets}
+    lengths = {name: round(seconds * sr) for name, seconds in asked.items()}
     real, sources, rows, first = {}, {}, {}, 0
     for name, g, excerpt_seed in sets:
         real[name], sources[name] = task.test_excerpts(g.n, prime_len + lengths[name], seed=excerpt_seed)
@@ -131,8 +132,9 @@ def generate_sets(models: dict, task, sets: list[tuple[str, GenerationSet, int]]
         spent[arch] += time.perf_counter() - start
     new, made, written = max(lengths.values()), 0, []
 
-    def take(name: str) -> tuple[dict, dict]:
-        """One set's ids and metadata out of the joint batch: its rows, cut to its length or to what was made."""
+    def emit(name: str) -> None:
+        """Write one set out of the joint batch: its rows, cut to its length or to what was made (then its
+        metadata says how long it was asked to be)."""
         length = min(lengths[name], made)
         ids = {"real": real[name][:, :prime_len + length].to(torch.uint8).numpy()}
         speed = {}
@@ -142,8 +144,12 @@ def generate_sets(models: dict, task, sets: list[tuple[str, GenerationSet, int]]
             speed[arch] = {"batch": len(primes), "steps_per_s": made / spent[arch], "seconds": spent[arch],
                            "device": str(state.device), "cuda_graphs": state.device.type == "cuda",
                            "kernel": state.kernel}
-        return ids, {"sr": sr, "prime_len": prime_len, "temperature": temperature, "sources": sources[name],
-                     "speed": speed, "seed": seed}
+        meta = {"sr": sr, "prime_len": prime_len, "temperature": temperature, "sources": sources[name],
+                "speed": speed, "seed": seed}
+        if length < lengths[name]:
+            meta["cut_from_s"] = asked[name]
+        write(name, ids, meta)
+        written.append(name)
 
     chunk = max(1, min(new, round(sr * chunk_s)))
     while made < new:
@@ -156,18 +162,14 @@ def generate_sets(models: dict, task, sets: list[tuple[str, GenerationSet, int]]
         made += n
         for name, _, _ in sets:
             if name not in written and made >= lengths[name]:
-                write(name, *take(name))
-                written.append(name)
+                emit(name)
         left = [lengths[name] for name, _, _ in sets if name not in written]
         if deadline is None or not left:
             continue
         per_step = sum(spent.values()) / made
         if cut and time.monotonic() + per_step * min(chunk, new - made) > deadline:
-            for name, g, _ in sets:
-                if name not in written:
-                    ids, meta = take(name)
-                    write(name, ids, meta | {"cut_from_s": g.seconds})
-                    written.append(name)
+            for name in [n for n, _, _ in sets if n not in written]:
+                emit(name)
             break
         if not cut and time.monotonic() + per_step * (min(left) - made) > deadline:
             break
