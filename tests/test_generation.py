@@ -245,6 +245,23 @@ def test_generation_continues_across_calls():
     assert torch.equal(one, two) and st.steps == 10
 
 
+@pytest.mark.parametrize("make", [lambda: residual(4, 3, 1), lambda: base(3, 3), wavenet],
+                         ids=["residual", "base", "wavenet"])
+def test_the_update_patterns_repeat_with_the_states_period(make):
+    """A benchmark warms up ``period + CHUNK`` steps so that it times no CUDA graph capture: every run of CHUNK
+    steps that ``generate`` can meet (any start) occurs in the first ``period + CHUNK`` steps, and the patterns
+    repeat with ``period`` and no shorter period."""
+    model = make()
+    state = init_state(model, torch.zeros(1, minimal_window(model), dtype=torch.long))
+    chunk = 4
+    keys = state._keys_ahead(4 * state.period + chunk)
+    assert keys[state.period:] == keys[:-state.period]
+    assert all(keys[p:] != keys[:-p] for p in range(1, state.period))
+    warm = {keys[s:s + chunk] for s in range(0, state.period + 1)}
+    assert warm == {keys[s:s + chunk] for s in range(0, len(keys) - chunk + 1)}
+    assert state.period == (2 * cycle_of(model) if cycle_of(model) > 1 else 1)
+
+
 def test_cuda_graphs_on_cpu_warn_and_fall_back():
     model = residual(2, 3, 1)
     prime = torch.randint(0, 5, (1, 20))

@@ -299,6 +299,10 @@ class SeqUNetState(InferenceState):
     def keys(self):
         return [(u, 0) for u in range(self.L - 1)] + [(self.L - 1, 0), (self.L - 1, 1)]
 
+    @property
+    def period(self) -> int:
+        return 2 * self.cycle       # the top level's update alternates between two patterns, cycle by cycle
+
     def _next_key(self):
         s = self.steps + 1
         c = s % self.cycle

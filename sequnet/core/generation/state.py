@@ -70,6 +70,12 @@ class InferenceState:
         """Every update pattern a step can have (one CUDA graph each)."""
         raise NotImplementedError
 
+    @property
+    def period(self) -> int:
+        """Steps after which the sequence of update patterns repeats: ``period + CHUNK`` steps meet every
+        multi-step graph ``generate`` captures, so a benchmark that warms up that long times no capture."""
+        return 1
+
     def _persistent(self) -> list[torch.Tensor]:
         """Tensors that carry information from one step to the next (restored after the graph warm-up)."""
         raise NotImplementedError
