@@ -74,7 +74,7 @@ class InferenceState:
     def period(self) -> int:
         """Steps after which the sequence of update patterns repeats: ``period + CHUNK`` steps meet every
         multi-step graph ``generate`` captures, so a benchmark that warms up that long times no capture."""
-        return 1
+        raise NotImplementedError
 
     def _persistent(self) -> list[torch.Tensor]:
         """Tensors that carry information from one step to the next (restored after the graph warm-up)."""

@@ -86,6 +86,10 @@ class WaveNetState(InferenceState):
     def keys(self):
         return [0]
 
+    @property
+    def period(self) -> int:
+        return 1                    # every step updates every layer
+
     def _next_key(self):
         return 0
 
