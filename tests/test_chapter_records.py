@@ -18,7 +18,9 @@ def test_published_chapter_tables_agree_with_their_records(notebook):
     nb = nbformat.read(notebook, as_version=4)
     tables = [t for _, _, text in chapter_records._text_outputs(nb) for t in chapter_records.markdown_tables(text)]
     assert any("peak MiB" in row for t in tables for row in t), f"{notebook.name}: no result table found"
-    assert chapter_records.disagreements(nb, chapter_records.chapter_records(notebook)) == []
+    found = chapter_records.disagreements(nb, chapter_records.chapter_records(notebook),
+                                          chapter_records.chapter_points(notebook))
+    assert found == []
 
 
 def test_a_number_that_differs_from_the_record_is_found_and_refresh_redraws_it(tmp_path):

@@ -174,6 +174,21 @@ def test_the_chapter_reads_the_run(finished, tmp_path):
     assert "(a) Equal iterations" in table and "| Seq-U-Net | 6 | 0.0024% |" in table and "| 1.88 |" in table
     assert "(b) Equal training time" in table and "(c) Each model at the end of its budget" in table
     assert "| Seq-U-Net | 8 | 0.0033% |" in table          # its end, in (c)
+    # every number of the three tables is the records' (the ends, with their costs) or comparison.json's
+    import nbformat
+
+    from sequnet.publish import chapter_records
+    assert "| ms/step | peak MiB |" in table
+    records = [ResultRecord.load(p) for p in sorted((finished / "records").glob("*.json"))]
+    points = chapter_records.chapter_points(finished.parent / f"{finished.name}.ipynb")
+    shown = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(outputs=[
+        nbformat.v4.new_output("display_data", data={"text/markdown": table})])])
+    assert chapter_records.disagreements(shown, records, points) == []
+    row = next(line for line in table.splitlines() if line.startswith("| Seq-U-Net | 6 |"))
+    cells = row.split("|")
+    cells[6] = " 9.999 "                                  # the test column of the equal-iteration point
+    shown.cells[0].outputs[0].data["text/markdown"] = table.replace(row, "|".join(cells))
+    assert [p for p in chapter_records.disagreements(shown, records, points) if "at 6 steps, test" in p]
     assert len(piano.plot_run_curves(finished).axes) == 2
     measured = piano.long_measures(finished)
     assert set(measured) == {"real piano", "Seq-U-Net", "WaveNet"} and len(measured["WaveNet"]) == 2
@@ -302,7 +317,7 @@ def test_the_banner_of_a_paper_scale_chapter_that_trained_less_than_the_paper(fi
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# Raw piano audio")])
     nb.metadata["papermill"] = {"parameters": {"scale": "paper", "out_dir": "x", "run_dir": "y"}}
     banner = notebook_view.with_banner(nb, tmp_path).cells[1].source
-    assert "trained for less than the paper" in banner and "WaveNet 6 steps, 0.0024% of the paper's" in banner
+    assert "trained for less than the paper" in banner and "WaveNet (6 steps, 0.0024% of the paper's" in banner
     assert "paper's settings" not in banner
     assert "paper's settings" in notebook_view.with_banner(nb, tmp_path / "none").cells[1].source
 

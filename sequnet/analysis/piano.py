@@ -54,8 +54,11 @@ def comparison_markdown(run_dir: str | os.PathLike) -> str:
                 f"| {_fmt(point['test_bits'])} | {PAPER_TABLE1[('piano_audio', arch)]['test']:.2f} |")
 
     a, ends = comp["equal_iterations"], comp.get("ends", comp["equal_time"])   # a run before "ends": one table
-    costs = " ".join(f"{ARCH_LABELS[x]}: {1000 * r.time_per_step_s:.1f} ms per step, peak "
-                     f"{_fmt(r.peak_memory_mib, 0)} MiB." for x, r in records.items() if r.time_per_step_s)
+
+    def end_row(arch):   # the records' own point, with their costs (checked against them: publish.chapter_records)
+        r = records[arch]
+        ms = "–" if r.time_per_step_s is None else f"{1000 * r.time_per_step_s:.1f}"
+        return row(arch, ends[arch]) + f" {ms} | {_fmt(r.peak_memory_mib, 1)} |"
     lines = [f"**(a) Equal iterations**: both models after {a['wavenet']['steps']:,} steps (WaveNet's last), bits "
              "per sample", "", *head, *(row(x, a[x]) for x in ARCHS), ""]
     same = comp["equal_time"]
@@ -72,8 +75,9 @@ def comparison_markdown(run_dir: str | os.PathLike) -> str:
                   "**(c) Each model at the end of its budget**", ""]
     else:
         lines += ["**(b) Equal training time**: each model at the end of its budget", ""]
-    return "\n".join(lines + [*head, *(row(x, ends[x]) for x in ARCHS), "",
-                              costs + f" Device: {records['sequnet'].device}."])
+    return "\n".join(lines + [head[0] + " ms/step | peak MiB |", head[1] + "---:|---:|",
+                              *(end_row(x) for x in ARCHS), "",
+                              f"Time per training step and peak memory on {records['sequnet'].device}."])
 
 
 def plot_run_curves(run_dir: str | os.PathLike):

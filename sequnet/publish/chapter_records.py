@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import math
 import re
 from pathlib import Path
 
 from sequnet.core.configs import ARCH_LABELS
 from sequnet.experiment.records import ResultRecord
+from sequnet.publish.table1 import steps_trained
 
 MODELS = {label: arch for arch, label in ARCH_LABELS.items()}
 # Result-table columns of ours and how each is read from a record.
@@ -38,6 +40,10 @@ CONFIG_COLUMNS = {
     "clip": lambda r: r.config.get("clip"),
     "time budget": lambda r: r.config.get("time_budget_s"),
 }
+# A row at other steps than its record's (the piano chapter's equal-iteration and equal-time tables) shows one of
+# the run's comparison points (``comparison.json``): its columns and the point's keys.
+POINT_COLUMNS = {"train": "train_bits", "test": "test_bits", "training loss": "train_loss_bits",
+                 "train time (s)": "train_seconds"}
 RATIO_LINE = re.compile(r"^Seq-U-Net / (\w+): (.*?) \(", re.M)
 REFRESHED = ("*This table and the figures above were drawn again from the result records after the run, because a "
              "record was corrected after it (its notes say what and why).*")
@@ -85,9 +91,22 @@ def _text_outputs(nb):
                 yield i, out, "".join(text) if isinstance(text, list) else text
 
 
-def disagreements(nb, records: list[ResultRecord]) -> list[str]:
+def _point_problems(i: int, row: dict[str, str], arch: str, steps: int, points: dict) -> list[str]:
+    """A row at ``steps`` that are not its record's: the numbers of the run's comparison point at those steps."""
+    found = [p for p in points.get(arch, []) if p.get("steps") == steps]
+    if not found:
+        return [f"cell {i}, {row['model']}: a row at {steps:,} steps, which neither its record nor the run's "
+                f"comparison points have"]
+    return [f"cell {i}, {row['model']} at {steps:,} steps, {column}: shows {row[column]}, comparison.json says "
+            f"{found[0].get(key)}" for column, key in POINT_COLUMNS.items()
+            if column in row and not _shown_matches(row[column], found[0].get(key))]
+
+
+def disagreements(nb, records: list[ResultRecord], points: dict[str, list[dict]] | None = None) -> list[str]:
     """Every number of the chapter's result and configuration tables (and of the Seq-U-Net-to-baseline ratio
-    line) that differs from its record, as "cell N, MODEL, COLUMN: shows X, the record says Y"."""
+    line) that differs from its record, as "cell N, MODEL, COLUMN: shows X, the record says Y". ``points``
+    (:func:`chapter_points`): the run's comparison points per model, which rows at other steps than the record's
+    must show."""
     by_model = {r.model: r for r in records}
     problems = []
     for i, _, text in _text_outputs(nb):
@@ -98,6 +117,10 @@ def disagreements(nb, records: list[ResultRecord]) -> list[str]:
                     continue
                 if arch not in by_model:
                     problems.append(f"cell {i}: a row for {row['model']} but no record of it")
+                    continue
+                shown_steps = row.get("steps", "").replace(",", "")
+                if shown_steps.isdigit() and int(shown_steps) != steps_trained(by_model[arch]):
+                    problems += _point_problems(i, row, arch, int(shown_steps), points or {})
                     continue
                 columns = RESULT_COLUMNS if "test" in row else CONFIG_COLUMNS
                 for column, read in columns.items():
@@ -120,6 +143,20 @@ def disagreements(nb, records: list[ResultRecord]) -> list[str]:
 def chapter_records(notebook: Path) -> list[ResultRecord]:
     """The result records a published chapter wrote: ``<folder>/<name>/records/*.json``."""
     return [ResultRecord.load(p) for p in sorted((notebook.parent / notebook.stem / "records").glob("*.json"))]
+
+
+def chapter_points(notebook: Path) -> dict[str, list[dict]]:
+    """The comparison points of a published chapter's run (``<folder>/<name>/comparison.json``, the piano run's
+    equal-iteration, equal-time and end points) per model; empty for a chapter without one."""
+    path = notebook.parent / notebook.stem / "comparison.json"
+    if not path.is_file():
+        return {}
+    points: dict[str, list[dict]] = {}
+    for group in json.loads(path.read_text()).values():
+        for arch, point in (group.items() if isinstance(group, dict) else ()):
+            if isinstance(point, dict) and "steps" in point:
+                points.setdefault(arch, []).append(point)
+    return points
 
 
 def _png(fig) -> str:

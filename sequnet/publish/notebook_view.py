@@ -14,8 +14,9 @@ from typing import Sequence
 
 from sequnet.core.configs import ARCH_LABELS
 from sequnet.experiment.presets import SCALES
-from sequnet.experiment.records import ResultRecord, extent_text, short_of_paper
+from sequnet.experiment.records import ResultRecord, short_of_paper
 from sequnet.publish.notebooks import TRAINS_NOTHING
+from sequnet.publish.table1 import training_label
 
 
 def audio_player(path: str | os.PathLike, caption: str = ""):
@@ -48,11 +49,13 @@ def scale_banner(nb, records: Sequence[ResultRecord] = (), trains_nothing: bool 
     when = html.escape(str(meta.get("end_time") or "")[:16].replace("T", " "))
     ran = f"Executed at **{scale}** scale" + (f" on {when} UTC" if when else "")
     changed = {k: v for k, v in meta.get("parameters", {}).items() if k not in WHERE_PARAMETERS and v is not None}
-    short = [f"{ARCH_LABELS.get(r.model, r.model)} {extent_text(r)}" for r in records if short_of_paper(r)]
+    # training_label: the same words as the run's Table 1 row (its length, and bf16 or a test subset where so)
+    short = [f"{ARCH_LABELS.get(r.model, r.model)} ({training_label(r)})" for r in records if short_of_paper(r)]
     if scale in SCALES and SCALES[scale].reproduces_paper and short:
         return (f"```{{warning}}\n{ran} with the paper's models but **trained for less than the paper**: "
-                f"{html.escape('; '.join(short), quote=False)}. Its numbers are **not** a reproduction of the "
-                f"paper's; the {{doc}}`/reproduction` page lists them as changed runs.\n```")
+                f"{html.escape(' and '.join(short), quote=False)}. Its numbers are **not** a reproduction of the "
+                f"paper's; the {{doc}}`/reproduction` page shows them in Table 1 as not comparable, with these "
+                f"words.\n```")
     if scale in SCALES and SCALES[scale].reproduces_paper and changed:
         # e.g. the piano notebook with a time budget: the paper's models, but not its length of training
         listed = html.escape(", ".join(f"{k}={v}" for k, v in sorted(changed.items())))

@@ -17,6 +17,9 @@ TASK_ORDER = ("char_ptb", "word_ptb", "muse", "nottingham", "jsb", "piano_midi",
 # runs of them at the paper's models may train for less; their row says how much of that training they had.
 PAPER_ITERATIONS = PAPER_STEPS
 TRAINING_LENGTH = {"epochs", "max_steps_per_epoch", "time_budget_s"}
+# How such a run was trained and scored, where one GPU run differs from the paper's (bf16 autocast; the test metric
+# over a number of evenly spaced windows rather than the whole test set): still its cell, and its row says so.
+RUN_SETTINGS = {"bf16": lambda on: "bf16" if on else "", "eval_limit": lambda n: f"test over {n:,} windows"}
 # A run that differs from the paper's preset only in these is still one seed of its Table 1 cell.
 SEED_ONLY = {"seed"}
 # Within half a per cent of the paper's number counts as matching it: about the smallest difference the paper
@@ -52,24 +55,28 @@ def training_label(r: ResultRecord) -> str:
     paper = PAPER_ITERATIONS.get(r.experiment)
     if paper is None:
         return ""
-    if extent_text(r):
-        return extent_text(r)
+    changed = r.deviations or {}
+    settings = [say(changed[k]) for k, say in RUN_SETTINGS.items() if changed.get(k) is not None]
     steps = steps_trained(r)
-    if steps is None:
-        budget = (r.deviations or {}).get("time_budget_s")
-        return f"trained {budget:g} s, not the paper's {paper:,} steps" if budget else ""
-    return f"{steps:,} steps, {percent(steps / paper)} of the paper's {paper:,}"
+    if extent_text(r):
+        length = extent_text(r)
+    elif steps is None:
+        budget = changed.get("time_budget_s")
+        length = f"trained {budget:g} s, not the paper's {paper:,} steps" if budget else ""
+    else:
+        length = f"{steps:,} steps, {percent(steps / paper)} of the paper's {paper:,}"
+    return "; ".join(filter(None, [length, *settings]))
 
 
 def in_cell(r: ResultRecord) -> bool:
     """Whether a record is one seed of its Table 1 cell: a finished run with a test score of the cell's paper
     preset, the seed aside (:func:`sequnet.experiment.seeds.mismatch`, which the seed runs' planning uses too);
-    for tasks trained by iterations, a run that changed only its training length also counts (its row says how
-    long it trained)."""
+    for tasks trained by iterations, a run that changed only its training length and its run settings
+    (``RUN_SETTINGS``) also counts (its row says how long it trained, and how)."""
     if r.scale != "paper" or r.status != "ok" or r.metrics.get("test") is None:
         return False
     if r.experiment in PAPER_ITERATIONS:
-        return set(r.deviations or {}) <= SEED_ONLY | TRAINING_LENGTH
+        return set(r.deviations or {}) <= SEED_ONLY | TRAINING_LENGTH | set(RUN_SETTINGS)
     return seeds.mismatch(r, r.experiment, r.model) is None
 
 
