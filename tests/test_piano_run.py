@@ -192,7 +192,9 @@ def test_the_chapter_reads_the_run(finished, tmp_path):
     assert len(piano.plot_run_curves(finished).axes) == 2
     measured = piano.long_measures(finished)
     assert set(measured) == {"real piano", "Seq-U-Net", "WaveNet"} and len(measured["WaveNet"]) == 2
-    assert len(piano.stability_figure(measured, "smoke").axes) == 3
+    assert piano.trained_words(finished) == "Seq-U-Net 8 steps, WaveNet 6 (of the paper's 246,000)"
+    figure = piano.stability_figure(measured, piano.trained_words(finished))
+    assert len(figure.axes) == 3 and "WaveNet 6 (of the paper's" in figure.get_suptitle()
     assert "6 training steps, 0.0024% of the paper's 246,000" in piano.stability_claim(finished, measured)
     shown = piano.long_excerpts(tmp_path / "audio", finished, count=1)
     assert [caption for _, caption in shown[0][1]] == ["real piano", "prime + Seq-U-Net", "prime + WaveNet"]

@@ -119,9 +119,17 @@ def long_measures(run_dir: str | os.PathLike, name: str = "long") -> dict[str, l
             for label, rows in groups.items()}
 
 
-def stability_figure(measured: Mapping[str, list[stability.StabilityMeasures]], scale: str):
+def trained_words(run_dir: str | os.PathLike) -> str:
+    """How long each model trained: "Seq-U-Net 9,982 steps, WaveNet 2,519 (of the paper's 246,000)"."""
+    records = run_records(run_dir)
+    counts = [f"{ARCH_LABELS[a]} {steps(r):,}" + " steps" * (i == 0) for i, (a, r) in enumerate(records.items())]
+    return f"{', '.join(counts)} (of the paper's {records['sequnet'].extent['paper_steps']:,})"
+
+
+def stability_figure(measured: Mapping[str, list[stability.StabilityMeasures]], trained: str):
     """Median measures per window of each group, with real piano as the reference and the paper's 10 s marked
-    when the generations reach it."""
+    when the generations reach it; ``trained`` (:func:`trained_words`) says in the title how long the models
+    trained, so that a figure taken out of the chapter still says it."""
     curves = {label: stability.median_measures(m) for label, m in measured.items()}
     length = curves["real piano"].starts[-1] + curves["real piano"].window_s
     fig = stability.plot_stability(curves, reference="real piano", mark_s=10.0 if length > 10 else None)
@@ -134,7 +142,7 @@ def stability_figure(measured: Mapping[str, list[stability.StabilityMeasures]], 
                              label=f"{label}: noise onsets")
     fig.axes[0].legend(loc="lower right", fontsize=9)
     n = len(measured["real piano"])
-    fig.suptitle(f"{n} continuations of {length:g} s at temperature 0.95, medians ({scale} scale)")
+    fig.suptitle(f"{n} continuations of {length:g} s at temperature 0.95, medians\n{trained}")
     return fig
 
 
