@@ -140,7 +140,7 @@ def stability_figure(measured: Mapping[str, list[stability.StabilityMeasures]], 
         if onsets:
             fig.axes[0].plot(onsets, [0.5] * len(onsets), "v", color=colours.get(label), ms=7, clip_on=False,
                              label=f"{label}: noise onsets")
-    fig.axes[0].legend(loc="lower right", fontsize=9)
+    fig.axes[0].legend(loc="upper right", fontsize=9)   # the curves lie low: piano is far below white noise
     n = len(measured["real piano"])
     fig.suptitle(f"{n} continuations of {length:g} s at temperature 0.95, medians\n{trained}")
     return fig
