@@ -24,6 +24,9 @@
 # after the first 5 s of generation, so a call that runs out during the long continuations still sends the
 # items back. The GPU check beside the rendering is bounded (CHECK_S), and every call sends back the generated
 # sets as soon as they exist; a refused start (91 s on 2026-12-02) means the session does other work.
+# The first whole run, 2026-12-03 at 5b77791 (results/logs/2026-12-03-h200-piano-run.tar.xz): 2,519 WaveNet steps
+# in 685 s and 9,982 Seq-U-Net steps in 470 s (18 short of 10,000: about 471 s would reach it), the three calls
+# 577 + 572 + 556 s, 1,756 s of device time held; the third call ended 22 s inside its CALL_S.
 #
 # The machine goes back 30 s after a call ends, and with it the rendered audio and the checkpoints (a run was
 # lost so on 2026-12-02, when the second call came too late). So send the three calls back to back, each the
