@@ -21,6 +21,8 @@
 #   TASKS       default "char_ptb word_ptb nottingham muse jsb piano_midi"
 #   EPOCHS      `report` only: report the runs as they stand after this many epochs (their records then say that
 #               the paper's 100 epochs were changed); `train` always aims at the paper's epochs
+#   SEED        `report` only: report the runs of this seed (checkpoints <task>_<arch>_seed<N>.pt; default the
+#               preset's 1111), as benchmarks/table1_seeds.sh report does
 #   TIME_LIMIT  `train`: seconds each process may train in this call before stopping resumably (default: none)
 #   CUDA_GRAPHS 0 trains with --no-cuda-graphs (default 1: the trainer's default)
 #   MPS         1 (default) starts the MPS daemon if there is one; 0 does not
@@ -87,6 +89,7 @@ report)
             *) notebook=music; name=music_$task; params=(-p dataset "$task") ;;
         esac
         [ -n "${EPOCHS:-}" ] && params+=(-p epochs "$EPOCHS")
+        [ -n "${SEED:-}" ] && params+=(-p seed "$SEED")
         "$python" -m jupytext --to ipynb "notebooks/$notebook.md" -o "$out/$name.in.ipynb" >/dev/null || exit 1
         # the kernel's working directory is OUT and out_dir is <name>: the layout of `sequnet run`
         (cd "$out" && "$python" -m papermill "$name.in.ipynb" "$name.partial.ipynb" -k python3 --log-output \

@@ -5,6 +5,7 @@
 #
 #   benchmarks/table1_seeds.sh train OUT [WORK]     start or resume the missing seeds of this session's cells
 #   benchmarks/table1_seeds.sh status OUT [WORK]    which seeds each cell has, where (nothing trains)
+#   benchmarks/table1_seeds.sh report OUT [WORK]    the chapters of this session's tasks on one seed's checkpoints
 #
 # Which seeds exist: `python -m sequnet.experiment.seeds` reads every record under HAVE (default results/published
 # results/paper) and WORK/records, and counts a record as seed N of a cell when it is a finished paper-scale run of
@@ -31,6 +32,13 @@
 # Each session: call `train` again (same OUT and WORK) until it exits 0; every call ends within TIME_LIMIT plus the
 # last epoch's evaluation (use the device tool's timeout of 600 s). Then unpack OUT/seeds.tar.gz and commit its
 # records/ under results/paper/seeds/ before the next session, so that the next one skips them.
+# When a session's seeds have finished and a command's time is left, `report` (same OUT and WORK, on the same
+# machine: the checkpoints do not come back) executes the chapter of each task of the session whose two models both
+# finished seed REPORT_SEED (default 1) in WORK, on their checkpoints (benchmarks/table1_paper.sh report with SEED):
+# the paper-scale chapters with their text and music samples (issue 21), which only a machine holding the
+# checkpoints can write. Seconds per task on a GPU. OUT/chapters.tar.gz holds the executed notebooks and their
+# folders in the layout of `sequnet run`; here: untar it into build/paper and `python -m sequnet.publish.promote
+# build/paper NAME... --replace`.
 #
 # OUT   seeds.tar.gz (WORK's records/ and logs/) and status.txt, rewritten by every call: at most two files, as the
 #       GPU machine's transfer allows
@@ -52,9 +60,10 @@
 #   SCALE, DEVICE  for a dry run on a CPU: SCALE=smoke DEVICE=cpu (default paper, cuda)
 # Every record of runs trained together names the contention in its notes ("trained side by side ..."), which the
 # publishing code marks. Exit status: train: 0 every seed of the cells finished, 3 some stopped early (call again),
-# 1 a failure (see the logs), 2 bad arguments; status: 0.
+# 1 a failure (see the logs), 2 bad arguments; status: 0; report: 0 every chapter ran, 1 one failed, 3 no task has
+# both models of REPORT_SEED finished here.
 set -u
-usage="usage: benchmarks/table1_seeds.sh train|status OUT [WORK]"
+usage="usage: benchmarks/table1_seeds.sh train|status|report OUT [WORK]"
 mode=${1:?$usage}
 out=${2:?$usage}
 seeds=${SEEDS:-1111 1 2}
@@ -68,7 +77,7 @@ case ${SESSION:-} in
               piano_midi:sequnet" ;;
     *) echo "SESSION=$SESSION: expected 1, 2 or 3 (the plan in this script's header)" >&2; exit 2 ;;
 esac
-case $mode in train|status) ;; *) echo "$usage" >&2; exit 2 ;; esac
+case $mode in train|status|report) ;; *) echo "$usage" >&2; exit 2 ;; esac
 . "$(dirname "$0")/table1_common.sh"
 use_dirs "$out" "${3:-runs/seeds}" records logs
 use_device_copies || exit 1
@@ -86,6 +95,33 @@ report() {      # what comes back from the GPU machine: the status and one archi
 if [ "$mode" = status ]; then
     seeds status
     exit $?
+fi
+if [ "$mode" = report ]; then
+    seed=${REPORT_SEED:-1}
+    suffix=_seed$seed
+    [ "$seed" = 1111 ] && suffix=     # the preset's seed: the checkpoint has no suffix (sequnet.experiment.cli)
+    todo=$(seeds todo) || exit 2
+    tasks=()
+    for task in $(for cell in $cells; do echo "${cell%%:*}"; done | sort -u); do
+        # both models of the task finished that seed here: a checkpoint in WORK, and the seed is not left to train
+        ready=1
+        for arch in tcn sequnet; do
+            if [ ! -f "$work/checkpoints/${task}_$arch$suffix.pt" ] || grep -qx "$task $arch $seed" <<<"$todo"; then
+                ready=0
+            fi
+        done
+        [ $ready = 1 ] && tasks+=("$task")
+    done
+    if [ ${#tasks[@]} = 0 ]; then
+        echo "no task of these cells has both models of seed $seed finished in $work" >&2
+        exit 3
+    fi
+    echo "reporting seed $seed of: ${tasks[*]}"
+    rm -rf "$out/chapters"
+    SEED=$seed TASKS="${tasks[*]}" bash "$(dirname "$0")/table1_paper.sh" report "$out/chapters" "$work"
+    status=$?
+    tar -czf "$out/chapters.tar.gz" -C "$out/chapters" . && rm -rf "$out/chapters"
+    exit $status
 fi
 todo=$(seeds todo) || exit 2
 if [ -z "$todo" ]; then

@@ -103,6 +103,47 @@ def test_seeds_script_trains_only_the_missing_seeds_side_by_side_and_is_idempote
     assert todo([("jsb", "tcn", None)], (1111, 2, 3), [have, work / "records"], "smoke") == []
 
 
+def test_seeds_script_reports_a_seeds_chapter_from_its_checkpoints(tmp_path, data_mirror):
+    """`table1_seeds.sh report` executes the chapter of a task whose two models finished the seed, on their
+    checkpoints (no retraining), names the seed in its banner and packs it; with no such task it says so (3)."""
+    import tarfile
+
+    import nbformat
+
+    from sequnet.publish import notebook_view
+
+    out, work = tmp_path / "out", tmp_path / "work"
+    env = dict(os.environ, CELLS="jsb:tcn:2 jsb:sequnet:2", SEEDS="2", HAVE="", SCALE="smoke", DEVICE="cpu", MPS="0",
+               PYTHON=sys.executable, SEQUNET_DATA_MIRROR=str(data_mirror),
+               PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
+    script = str(REPO / "benchmarks" / "table1_seeds.sh")
+    early = subprocess.run(["bash", script, "report", str(out), str(work)], env=dict(env, REPORT_SEED="2"),
+                           cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert early.returncode == 3 and "no task of these cells has both models of seed 2" in early.stderr
+    done = subprocess.run(["bash", script, "train", str(out), str(work)], env=env, cwd=REPO, capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    trained = {p.name: p.stat().st_mtime_ns for p in (work / "checkpoints").glob("*.pt")}
+    done = subprocess.run(["bash", script, "report", str(out), str(work)], env=dict(env, REPORT_SEED="2"), cwd=REPO,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "reporting seed 2 of: jsb" in done.stdout and not (out / "chapters").exists()
+    assert {p.name: p.stat().st_mtime_ns for p in (work / "checkpoints").glob("*.pt")} == trained, "no retraining"
+    with tarfile.open(out / "chapters.tar.gz") as tar:
+        tar.extractall(tmp_path / "build", filter="data")
+    build = tmp_path / "build"
+    for arch in ("tcn", "sequnet"):
+        reported = json.loads((build / "music_jsb" / "records" / f"jsb_{arch}_seed2.json").read_text())
+        assert reported["seed"] == 2
+        assert reported["metrics"] == json.loads((work / "records" / f"jsb_{arch}_seed2.json").read_text())["metrics"]
+    nb = nbformat.read(build / "music_jsb.ipynb", as_version=4)
+    assert nb.metadata["papermill"]["parameters"]["seed"] == 2
+    assert any("music_samples" in c.source for c in nb.cells)
+    nb.metadata["papermill"]["parameters"]["scale"] = "paper"     # the banner the GPU run's chapter gets
+    banner = notebook_view.scale_banner(nb)
+    assert "paper's settings (Tables 2 and 3), seed 2." in banner and "changed settings" not in banner
+
+
 def test_hpo_script_runs_a_labelled_search_and_packs_it(tmp_path, data_mirror):
     """A CPU dry run of benchmarks/table1_hpo.sh: one search of two one-epoch trials at smoke scale."""
     import tarfile

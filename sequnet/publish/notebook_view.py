@@ -48,7 +48,10 @@ def scale_banner(nb, records: Sequence[ResultRecord] = (), trains_nothing: bool 
     scale = meta.get("parameters", {}).get("scale")
     when = html.escape(str(meta.get("end_time") or "")[:16].replace("T", " "))
     ran = f"Executed at **{scale}** scale" + (f" on {when} UTC" if when else "")
-    changed = {k: v for k, v in meta.get("parameters", {}).items() if k not in WHERE_PARAMETERS and v is not None}
+    given = meta.get("parameters", {})
+    # a seed is no change of the paper's settings (they fix none; Table 1's cells hold several): it is named
+    changed = {k: v for k, v in given.items() if k not in WHERE_PARAMETERS | {"seed"} and v is not None}
+    seed = f", seed {given['seed']}" if given.get("seed") is not None else ""
     # training_label: the same words as the run's Table 1 row (its length, and bf16 or a test subset where so)
     short = [f"{ARCH_LABELS.get(r.model, r.model)} ({training_label(r)})" for r in records if short_of_paper(r)]
     if scale in SCALES and SCALES[scale].reproduces_paper and short:
@@ -65,8 +68,8 @@ def scale_banner(nb, records: Sequence[ResultRecord] = (), trains_nothing: bool 
     if scale in SCALES and SCALES[scale].reproduces_paper and trains_nothing:
         return f"```{{note}}\n{ran} with the paper's models (Table 2); this chapter trains nothing.\n```"
     if scale in SCALES and SCALES[scale].reproduces_paper:
-        return (f"```{{note}}\n{ran} with the paper's settings (Tables 2 and 3). The {{doc}}`/reproduction` page "
-                f"puts its result records beside the paper's Table 1.\n```")
+        return (f"```{{note}}\n{ran} with the paper's settings (Tables 2 and 3){seed}. The {{doc}}`/reproduction` "
+                f"page puts its result records beside the paper's Table 1.\n```")
     if scale in SCALES:
         size = SCALES[scale].summary
         return (f"```{{warning}}\n{ran}: {size}. Its numbers are **not** a reproduction of the paper's results; "
