@@ -38,7 +38,8 @@
 # the paper-scale chapters with their text and music samples (issue 21), which only a machine holding the
 # checkpoints can write. Seconds per task on a GPU. OUT/chapters.tar.gz holds the executed notebooks and their
 # folders in the layout of `sequnet run`; here: untar it into build/paper and `python -m sequnet.publish.promote
-# build/paper NAME... --replace`.
+# build/paper NAME... --replace`. With REPORT_SEED set, `train` runs it itself when the seeds have finished and
+# more than 60 s of CALL_S (default 570, seconds since the call started) are left, bounded by the rest.
 #
 # OUT   seeds.tar.gz (WORK's records/ and logs/) and status.txt, rewritten by every call: at most two files, as the
 #       GPU machine's transfer allows
@@ -146,4 +147,15 @@ while read -r task arch seed; do
 done <<<"$todo"
 wait_all "${pids[@]}"; status=$?
 report
+if [ $status = 0 ] && [ -n "${REPORT_SEED:-}" ]; then
+    # The session's seeds are done and this command has time left: the chapters now, on this machine (a fourth
+    # command would not fit the session), bounded so that the call still ends within CALL_S; the seeds' records
+    # are already packed above.
+    left=$(( ${CALL_S:-570} - SECONDS ))
+    if [ $left -gt 60 ]; then
+        timeout "$left" bash "$0" report "$out" "$work" || echo "report: exit status $? (chapters.tar.gz may be partial or missing)"
+    else
+        echo "report: only $left s left of CALL_S; run \`$0 report\` on this machine if the session has time"
+    fi
+fi
 exit $status

@@ -120,14 +120,16 @@ def test_seeds_script_reports_a_seeds_chapter_from_its_checkpoints(tmp_path, dat
     early = subprocess.run(["bash", script, "report", str(out), str(work)], env=dict(env, REPORT_SEED="2"),
                            cwd=REPO, capture_output=True, text=True, timeout=120)
     assert early.returncode == 3 and "no task of these cells has both models of seed 2" in early.stderr
-    done = subprocess.run(["bash", script, "train", str(out), str(work)], env=env, cwd=REPO, capture_output=True,
-                          text=True, timeout=600)
+    # with REPORT_SEED, the call that finishes the seeds reports them too (the session has no room for another)
+    done = subprocess.run(["bash", script, "train", str(out), str(work)], env=dict(env, REPORT_SEED="2"), cwd=REPO,
+                          capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
+    assert "reporting seed 2 of: jsb" in done.stdout and not (out / "chapters").exists()
+    assert sorted(p.name for p in out.iterdir()) == ["chapters.tar.gz", "seeds.tar.gz", "status.txt"]
     trained = {p.name: p.stat().st_mtime_ns for p in (work / "checkpoints").glob("*.pt")}
     done = subprocess.run(["bash", script, "report", str(out), str(work)], env=dict(env, REPORT_SEED="2"), cwd=REPO,
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "reporting seed 2 of: jsb" in done.stdout and not (out / "chapters").exists()
     assert {p.name: p.stat().st_mtime_ns for p in (work / "checkpoints").glob("*.pt")} == trained, "no retraining"
     with tarfile.open(out / "chapters.tar.gz") as tar:
         tar.extractall(tmp_path / "build", filter="data")
