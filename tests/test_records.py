@@ -34,8 +34,11 @@ def test_committed_records_load_with_their_preset_changes():
     seeded = loaded["paper/music_seeds/seed1/nottingham_sequnet.json"]
     assert seeded.deviations == {"seed": 1} and seeded.seed == 1
     assert loaded["published/music_jsb/records/jsb_sequnet.json"].seed == 1111
-    assert all(r.loss_spikes is None for r in loaded.values())     # no committed run counted them yet
-    assert loaded["published/piano_audio/records/piano_audio_wavenet.json"].deviations == {"time_budget_s": 100.0}
+    # the piano run of 2026-12-03 is the first committed run that counted its loss spikes (none in 2,519 steps)
+    piano = loaded["published/piano_audio/records/piano_audio_wavenet.json"]
+    assert piano.loss_spikes["steps_checked"] == 2519 and piano.loss_spikes["count"] == 0
+    assert all(r.loss_spikes is None for k, r in loaded.items() if not k.startswith("published/piano_audio/"))
+    assert piano.deviations == {"max_steps_per_epoch": 100, "eval_limit": 512, "bf16": True, "time_budget_s": 685.0}
     assert loaded["published/music_jsb/records/jsb_sequnet.json"].deviations == {}
 
 
