@@ -146,6 +146,25 @@ def test_seeds_script_reports_a_seeds_chapter_from_its_checkpoints(tmp_path, dat
     assert "paper's settings (Tables 2 and 3), seed 2." in banner and "changed settings" not in banner
 
 
+def test_book_gpu_script_packs_the_benchmark_and_the_complexity_chapter(tmp_path, data_mirror):
+    """A CPU dry run of benchmarks/book_gpu.sh at smoke scale: the generation benchmark's JSON and the complexity
+    chapter packed in the layout of `sequnet run`, for the promotion on a CPU."""
+    import tarfile
+
+    out = tmp_path / "out"
+    env = dict(os.environ, SCALE="smoke", DEVICE="cpu", SEQUNET_DATA_MIRROR=str(data_mirror),
+               GEN_ARGS="--tiny --modes eager --steps 16 --batches 1 --dtypes float32 --repeats 1",
+               PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]]))
+    done = subprocess.run(["bash", str(REPO / "benchmarks" / "book_gpu.sh"), str(out)], env=env, cwd=REPO,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr + (out / "book_gpu.log").read_text()
+    bench = json.loads((out / "generation-h200.json").read_text())
+    assert {row["model"] for row in bench["rows"]} == {"sequnet", "wavenet"}
+    with tarfile.open(out / "complexity.tar") as tar:
+        names = tar.getnames()
+    assert "complexity.ipynb" in names and any(n.startswith("complexity/") for n in names)
+
+
 def test_hpo_script_runs_a_labelled_search_and_packs_it(tmp_path, data_mirror):
     """A CPU dry run of benchmarks/table1_hpo.sh: one search of two one-epoch trials at smoke scale."""
     import tarfile
