@@ -38,7 +38,8 @@
 # the paper-scale chapters with their text and music samples (issue 21), which only a machine holding the
 # checkpoints can write. Seconds per task on a GPU. OUT/chapters.tar.gz holds the executed notebooks and their
 # folders in the layout of `sequnet run`; here: untar it into build/paper and `python -m sequnet.publish.promote
-# build/paper NAME... --replace`. With REPORT_SEED set, `train` runs it itself when the seeds have finished and
+# build/paper NAME... --replace` (the replaced chapters' records of other seeds, 1111's, move to
+# results/paper/seeds/records/, beside the seeds' own; the reproduction page counts a run recorded twice once). With REPORT_SEED set, `train` runs it itself when the seeds have finished and
 # more than 60 s of CALL_S (default 570, seconds since the call started) are left, bounded by the rest.
 #
 # OUT   seeds.tar.gz (WORK's records/ and logs/) and status.txt, rewritten by every call: at most two files, as the

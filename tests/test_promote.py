@@ -65,3 +65,29 @@ def test_a_missing_or_failed_notebook_or_a_huge_file_is_refused_before_anything_
         promote.promote(source, ["piano_audio"], dest)
     assert not list(dest.iterdir())
     assert promote.main([str(source), "models", "--dest", str(dest)]) == 2
+
+
+def test_a_replaced_chapter_keeps_the_records_of_runs_the_new_one_does_not_report(tmp_path):
+    """Seed 1111's chapter replaced by one executed on seed 1's checkpoints: seed 1111's records move to the kept
+    records (still results); a record the new chapter writes again is simply replaced."""
+    source, dest, keep = tmp_path / "build", tmp_path / "published", tmp_path / "kept"
+    source.mkdir(), dest.mkdir()
+    folder = run_folder(source)
+    (folder / "records" / "piano_audio_wavenet.json").write_text('{"seed": 1111}')
+    promote.promote(source, ["piano_audio"], dest, keep=keep)
+    (folder / "records" / "piano_audio_wavenet.json").unlink()
+    (folder / "records" / "piano_audio_wavenet_seed1.json").write_text('{"seed": 1}')
+    (folder / "records" / "piano_audio_sequnet.json").write_text('{"again": true}')
+    (keep).mkdir()
+    (keep / "piano_audio_wavenet.json").write_text('{"seed": 1111, "another": "run"}')
+    with pytest.raises(FileExistsError, match="piano_audio_wavenet.json already holds another record"):
+        promote.promote(source, ["piano_audio"], dest, replace=True, keep=keep)
+    assert (dest / "piano_audio" / "records" / "piano_audio_wavenet.json").is_file()     # nothing moved
+    assert not list(dest.glob(".*"))                                                   # nor staged
+    (keep / "piano_audio_wavenet.json").unlink()
+    promote.promote(source, ["piano_audio"], dest, replace=True, keep=keep)
+    assert sorted(p.name for p in (dest / "piano_audio" / "records").iterdir()) == [
+        "piano_audio_sequnet.json", "piano_audio_wavenet_seed1.json"]
+    assert (keep / "piano_audio_wavenet.json").read_text() == '{"seed": 1111}'
+    assert (dest / "piano_audio" / "records" / "piano_audio_sequnet.json").read_text() == '{"again": true}'
+    assert [p.name for p in keep.iterdir()] == ["piano_audio_wavenet.json"]

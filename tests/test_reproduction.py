@@ -2,6 +2,7 @@
 the verdict, and the training-length label of runs shorter than the paper's."""
 from __future__ import annotations
 
+import dataclasses
 import re
 
 import pytest
@@ -127,3 +128,15 @@ def test_run_label_leaves_a_cpu_model_name_out_of_the_table_cell():
     assert reproduction.run_label(cpu) == "ours: **smoke** scale, cpu, 2 threads, 2026-01-02 @ `abc1234`"
     assert "Xeon" in cpu.device
     assert "NVIDIA H200" in reproduction.run_label(run(8.0))
+
+
+def test_a_run_recorded_twice_is_one_seed_and_replaces_nothing():
+    """A seed's training record and the record its chapter wrote from the finished checkpoint (same epochs and
+    metrics, a later date) are one run: one seed in the cell, not an older run replaced by a newer one."""
+    trained = run(8.10, seed=1)
+    reported = dataclasses.replace(trained, date="2026-02-03T04:05:06+00:00")
+    cells, replaced = table1.table1_cells([trained, reported])
+    assert len(cells["jsb", "sequnet"]) == 1 and replaced == []
+    rerun = dataclasses.replace(trained, metrics={**trained.metrics, "test": 8.2}, date="2026-03-01T00:00:00+00:00")
+    cells, replaced = table1.table1_cells([trained, rerun])
+    assert cells["jsb", "sequnet"] == [rerun] and replaced == [trained]

@@ -19,15 +19,19 @@ from sequnet.publish.paths import RESULTS
 from sequnet.publish.storage import link_duplicates
 
 MAX_FILE_BYTES = 5_000_000        # larger files belong in a data store, not in the repository
+# Where a replaced chapter's records of runs the new chapter does not hold go (e.g. seed 1111's, when the chapter is
+# executed again on seed 1's checkpoints): they stay results, and the seed planning and the reproduction page still
+# find them (benchmarks/table1_seeds.sh commits the seeds' own records there too).
+KEPT_RECORDS = RESULTS / "paper" / "seeds" / "records"
 
 
 def _kept(path: Path) -> bool:
     return path.is_file() and path.suffix.lower() in ASSET_SUFFIXES and not path.name.startswith(".")
 
 
-def check(source: Path, names: list[str], dest: Path, replace: bool) -> None:
-    """Refuse before copying anything: a missing (or only failed) notebook, a file too large to commit, or a
-    chapter already published without ``replace``."""
+def check(source: Path, names: list[str], dest: Path, replace: bool, keep: Path = KEPT_RECORDS) -> None:
+    """Refuse before copying anything: a missing (or only failed) notebook, a file too large to commit, a
+    chapter already published without ``replace``, or a replaced chapter's record that cannot be kept."""
     for name in names:
         if not (source / f"{name}.ipynb").is_file():
             failed = (source / f"{name}.failed.ipynb").is_file()
@@ -40,15 +44,40 @@ def check(source: Path, names: list[str], dest: Path, replace: bool) -> None:
     there = [name for name in names if (dest / f"{name}.ipynb").exists() or (dest / name).exists()]
     if there and not replace:
         raise FileExistsError(f"{', '.join(there)} already published in {dest}; pass --replace to replace them")
+    clash = [keep / p.name for name in there for p in leaving_records(dest / name, source / name)
+             if (keep / p.name).exists() and (keep / p.name).read_bytes() != p.read_bytes()]
+    if clash:
+        raise FileExistsError(f"{', '.join(map(str, clash))} already holds another record than the one the "
+                              f"replaced chapter has, which would move there; move one of them aside first")
+
+
+def leaving_records(old: Path, new: Path) -> list[Path]:
+    """The records of a published chapter folder ``old`` that its replacement ``new`` does not write again (a
+    record's file name names its task, model and seed)."""
+    return [p for p in sorted((old / "records").glob("*.json")) if not (new / "records" / p.name).exists()]
+
+
+def keep_other_records(old: Path, new: Path, keep: Path) -> list[Path]:
+    """Move :func:`leaving_records` to ``keep`` (checked by :func:`check` first); returns where they went."""
+    kept = []
+    for path in leaving_records(old, new):
+        keep.mkdir(parents=True, exist_ok=True)
+        if (keep / path.name).exists():          # the same record, kept by an earlier promotion
+            path.unlink()
+        else:
+            os.replace(path, keep / path.name)
+        kept.append(keep / path.name)
+    return kept
 
 
 def promote(source: str | os.PathLike, names: list[str], dest: str | os.PathLike = RESULTS / "published",
-            replace: bool = False) -> list[Path]:
-    """Publish the executed notebooks ``names`` of ``source`` in ``dest``; returns the notebooks written."""
+            replace: bool = False, keep: str | os.PathLike = KEPT_RECORDS) -> list[Path]:
+    """Publish the executed notebooks ``names`` of ``source`` in ``dest``; returns the notebooks written. A replaced
+    chapter's records of runs the new one does not hold move to ``keep`` (:func:`keep_other_records`)."""
     import nbformat
 
     source, dest = Path(source), Path(dest)
-    check(source, names, dest, replace)
+    check(source, names, dest, replace, Path(keep))
     written = []
     for name in names:
         staged_nb, staged_dir = dest / f".{name}.ipynb.partial", dest / f".{name}.partial"
@@ -61,6 +90,9 @@ def promote(source: str | os.PathLike, names: list[str], dest: str | os.PathLike
         staged_dir.mkdir(parents=True, exist_ok=True)
         nb = without_machine_paths(nbformat.read(source / f"{name}.ipynb", as_version=4), name)
         nbformat.write(nb, staged_nb)
+        if (dest / name).is_dir():
+            for path in keep_other_records(dest / name, staged_dir, Path(keep)):
+                print(f"kept {path} (a run the new chapter does not report)")
         shutil.rmtree(dest / name, ignore_errors=True)
         os.replace(staged_dir, dest / name)
         os.replace(staged_nb, dest / f"{name}.ipynb")

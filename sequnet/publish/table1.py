@@ -80,6 +80,12 @@ def in_cell(r: ResultRecord) -> bool:
     return seeds.mismatch(r, r.experiment, r.model) is None
 
 
+def same_run(a: ResultRecord, b: ResultRecord) -> bool:
+    """Two records of one run: the training record of a seed and the record its chapter wrote when it reported the
+    finished run from its checkpoint (benchmarks/table1_seeds.sh report) have the same epochs and metrics."""
+    return a.history == b.history and a.metrics == b.metrics
+
+
 def table1_cells(records: list[ResultRecord]) -> tuple[dict[tuple[str, str], list[ResultRecord]], list[ResultRecord]]:
     """The records of each Table 1 cell (task, model), one per seed (the newest, records being sorted by date), in
     Table 1's order; and the older runs of a seed that a newer run replaced."""
@@ -87,7 +93,7 @@ def table1_cells(records: list[ResultRecord]) -> tuple[dict[tuple[str, str], lis
     for r in records:
         if in_cell(r):
             key = (r.experiment, r.model, seed_of(r))
-            if key in newest:
+            if key in newest and not same_run(newest[key], r):
                 replaced.append(newest[key])
             newest[key] = r
     cells = {}
