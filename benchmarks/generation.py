@@ -1,11 +1,12 @@
 """Generation benchmark: samples per second of cached step-wise generation, Seq-U-Net against WaveNet.
 
 Both of the paper's piano models (random weights: speed does not depend on them) run in the same process on the
-same device, at batch 1 and 64, eagerly, with one CUDA graph per step and with multi-step graphs, in float32 and in reduced precision. Each timed
-run samples a whole number of Seq-U-Net clock cycles (1024 steps each, so every update pattern is counted at
-its true frequency), after warm-up steps and graph capture, between ``torch.cuda.synchronize()`` calls; the
-median of the repeats is reported. Reduced precision (bf16, fp16 for the cached weights and windows) is also
-checked for accuracy: the largest logit deviation from float32 over teacher-forced steps fed the same ids.
+same device, at batch 1 and 64, eagerly, with one CUDA graph per step and with multi-step graphs, in float32 and in
+reduced precision. Each timed run samples a whole number of Seq-U-Net clock cycles (1024 steps each, so every
+update pattern is counted at its true frequency), after warm-up steps and graph capture, between
+``torch.cuda.synchronize()`` calls; the median of the repeats is reported. Reduced precision (bf16, fp16 for the
+cached weights and windows) is also checked for accuracy: the largest logit deviation from float32 over
+teacher-forced steps fed the same ids.
 
     python benchmarks/generation.py --device cuda --out results/bench/generation.json
     python benchmarks/generation.py --device cpu --quick              # a smoke run on the CPU
