@@ -25,7 +25,8 @@ mkdir -p "$out"
 log=$out/book_gpu.log
 export PYTHONPATH=$PWD:/tmp/site SEQUNET_DATA_MIRROR=${SEQUNET_DATA_MIRROR:-$PWD/.devdata}
 . "$(dirname "${BASH_SOURCE[0]}")/device_wheels.sh"
-device_wheels python3 papermill jupytext tqdm >>"$log" 2>&1 || { echo "installing .whl/ failed (see $log)" >&2; exit 1; }
+device_wheels python3 papermill jupytext tqdm >>"$log" 2>&1 ||
+    { echo "installing .whl/ failed (see $log)" >&2; exit 1; }
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null | tee -a "$log"
 status=0
 
@@ -33,7 +34,8 @@ status=0
 # 64 (the issue's bf16 target), two clock cycles of 1,024 steps timed three times after a whole pattern period of
 # warm-up (benchmarks/generation.py warms up at least the period with graphs).
 start=$SECONDS
-read -ra gen_args <<<"${GEN_ARGS:---batches 1 64 --kernels auto --modes graphs --dtypes float32 bfloat16 --repeats 3 --cycles 2}"
+gen_default="--batches 1 64 --kernels auto --modes graphs --dtypes float32 bfloat16 --repeats 3 --cycles 2"
+read -ra gen_args <<<"${GEN_ARGS:-$gen_default}"
 timeout "${GEN_S:-150}" python3 benchmarks/generation.py --device "${DEVICE:-cuda}" "${gen_args[@]}" \
     --out "$out/generation-h200.json" >>"$log" 2>&1 || status=4
 echo "generation benchmark: $((SECONDS - start)) s, status $status" | tee -a "$log"

@@ -39,8 +39,9 @@
 # checkpoints can write. Seconds per task on a GPU. OUT/chapters.tar.gz holds the executed notebooks and their
 # folders in the layout of `sequnet run`; here: untar it into build/paper and `python -m sequnet.publish.promote
 # build/paper NAME... --replace` (the replaced chapters' records of other seeds, 1111's, move to
-# results/paper/seeds/records/, beside the seeds' own; the reproduction page counts a run recorded twice once). With REPORT_SEED set, `train` runs it itself when the seeds have finished and
-# more than 60 s of CALL_S (default 570, seconds since the call started) are left, bounded by the rest.
+# results/paper/seeds/records/, beside the seeds' own; the reproduction page counts a run recorded twice once).
+# With REPORT_SEED set, `train` runs it itself when the seeds have finished and more than 60 s of CALL_S (default
+# 570, seconds since the call started) are left, bounded by the rest.
 #
 # OUT   seeds.tar.gz (WORK's records/ and logs/) and status.txt, rewritten by every call: at most two files, as the
 #       GPU machine's transfer allows
@@ -154,7 +155,8 @@ if [ $status = 0 ] && [ -n "${REPORT_SEED:-}" ]; then
     # are already packed above.
     left=$(( ${CALL_S:-570} - SECONDS ))
     if [ $left -gt 60 ]; then
-        timeout "$left" bash "$0" report "$out" "$work" || echo "report: exit status $? (chapters.tar.gz may be partial or missing)"
+        timeout "$left" bash "$0" report "$out" "$work" ||
+            echo "report: exit status $? (chapters.tar.gz may be partial or missing)"
     else
         echo "report: only $left s left of CALL_S; run \`$0 report\` on this machine if the session has time"
     fi
