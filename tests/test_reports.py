@@ -34,3 +34,18 @@ def test_a_long_run_is_compact_and_keeps_each_models_best_and_last_epoch():
     assert body[-1][4:] == ["–", "–", "–"], "the shorter run has no epoch 100"
     assert epoch_rows(5, {3}, 12) == [1, 2, 3, 4, 5]
 
+
+
+def test_the_training_log_names_the_loss_spikes_of_runs_that_counted_them():
+    import dataclasses
+
+    plain = [record("tcn", 4, best=3), record("sequnet", 4, best=4)]
+    assert "Loss spikes" not in epoch_table(plain)          # records from before the trainer counted them
+    spikes = {"rule": "a training step whose loss exceeds 3 x the median", "steps_checked": 1289, "count": 1,
+              "events": [{"epoch": 49, "step": 12, "loss": 4000.0, "median": 4.6}], "largest": None}
+    counted = [dataclasses.replace(plain[0], loss_spikes=dict(spikes, count=0, events=[])),
+               dataclasses.replace(plain[1], loss_spikes=spikes)]
+    last = epoch_table(counted).splitlines()[-1]
+    assert last == ("**Loss spikes** (a training step whose loss exceeds 3 x the median): TCN 0 in 1,289 steps; "
+                    "Seq-U-Net 1 in 1,289 steps (epoch 49). The reproduction page counts them over every seed of "
+                    "each cell.")

@@ -140,3 +140,21 @@ def test_a_run_recorded_twice_is_one_seed_and_replaces_nothing():
     rerun = dataclasses.replace(trained, metrics={**trained.metrics, "test": 8.2}, date="2026-03-01T00:00:00+00:00")
     cells, replaced = table1.table1_cells([trained, rerun])
     assert cells["jsb", "sequnet"] == [rerun] and replaced == [trained]
+
+
+def test_loss_spikes_are_summed_over_the_seeds_that_counted_them():
+    def spikes(count, ratio):
+        return {"rule": "a training step whose loss exceeds 3 x the median", "factor": 3.0, "window": 100,
+                "min_history": 20, "steps_checked": 1000, "count": count, "events": [],
+                "largest": {"epoch": 49, "step": 7, "ratio": ratio}}
+
+    def section(records):
+        page = reproduction.reproduction_markdown(records, ["results"])
+        return page.split("### Loss spikes across seeds")[1].split("###")[0]
+
+    assert "No Table 1 run has counted its loss spikes yet" in section([run(8.1, seed=1)])
+    runs = [run(8.1, seed=1, loss_spikes=spikes(2, 40.5)), run(8.2, seed=2, loss_spikes=spikes(0, 1.3)),
+            run(8.3, seed=3)]
+    shown = section(runs)
+    assert "a training step whose loss exceeds 3 x the median" in shown
+    assert "| M-JSB | Seq-U-Net | 2 of 3 | 2 | 1 | 40.50 |" in shown

@@ -117,7 +117,22 @@ def epoch_table(records: Sequence[ResultRecord], max_rows: int = 12) -> str:
                 cells.append(_fmt(h.get("valid"), digits) + mark)
             cells.append(_fmt(h.get("epoch_time_s"), 1))
         lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    return "\n".join(lines + spikes_lines(records))
+
+
+def spikes_lines(records: Sequence[ResultRecord]) -> list[str]:
+    """One sentence on the runs' loss spikes (issue 20: the word Seq-U-Net's epoch-49 jump), for the runs whose
+    records counted them; nothing for older records."""
+    counted = [r for r in records if r.loss_spikes is not None]
+    if not counted:
+        return []
+    parts = []
+    for r in counted:
+        s, name = r.loss_spikes, ARCH_LABELS.get(r.model, r.model)
+        where = ", ".join(f"epoch {e['epoch']}" for e in s.get("events", [])[:3])
+        parts.append(f"{name} {s['count']} in {s['steps_checked']:,} steps" + (f" ({where})" if where else ""))
+    return ["", f"**Loss spikes** ({counted[0].loss_spikes['rule']}): {'; '.join(parts)}. The reproduction page "
+                "counts them over every seed of each cell."]
 
 
 CURVE_AXES = {"epoch": "epoch", "time": "training time (s)"}

@@ -15,8 +15,8 @@ from pathlib import Path
 from sequnet.core.configs import baseline_arch
 from sequnet.experiment.records import METRIC_UNITS, PAPER_TABLE1, RecordError, ResultRecord
 from sequnet.publish.paths import RESULTS
-from sequnet.publish.table1 import (MATCH_TOLERANCE, SeedSummary, seed_of, table1_cells, task_order,
-                                    training_label, verdict)
+from sequnet.publish.table1 import (MATCH_TOLERANCE, SeedSummary, SpikeSummary, seed_of, table1_cells,
+                                    task_order, training_label, verdict)
 
 TASK_NAMES = {"char_ptb": "Char-LM (PTB)", "word_ptb": "Word-LM (PTB)", "muse": "M-Muse", "nottingham": "M-Nott",
               "jsb": "M-JSB", "piano_midi": "M-Piano-midi", "piano_audio": "Piano (audio)"}
@@ -144,6 +144,27 @@ def glance_section(records: list[ResultRecord]) -> list[str]:
         note = f": {text(label)}" if label else ""
         lines.append(head + f"| {ours} | {diff} | {spread} | {verdict(task, paper, s, runs)}{note} |")
     return lines
+
+
+def spikes_section(records: list[ResultRecord]) -> list[str]:
+    """Loss spikes across the seeds of each Table 1 cell whose runs counted them (the word-PTB Seq-U-Net's epoch-49
+    jump was one)."""
+    cells, _ = table1_cells(records)
+    summaries = {key: SpikeSummary.of(runs) for key, runs in cells.items()}
+    counted = {key: s for key, s in summaries.items() if s.counted}
+    lines = ["### Loss spikes across seeds", ""]
+    if not counted:
+        return lines + ["No Table 1 run has counted its loss spikes yet (the trainer counts them since 2026-12-02; "
+                        "the runs before it have none in their records).", ""]
+    rule = next(s.rule for s in counted.values() if s.rule)
+    lines += [f"A loss spike is {text(rule)}. *Runs* counts the seeds whose records counted them.", "",
+              "| Task | Model | Runs | Spikes | Runs with a spike | Largest step loss / median |",
+              "|---|---|---:|---:|---:|---:|"]
+    for (task, model), s in counted.items():
+        largest = "–" if s.largest is None else f"{s.largest:.2f}"
+        lines.append(f"| {task_name(task)} | {model_name(task, model)} | {s.counted} of {s.runs} | {s.spikes} "
+                     f"| {s.with_spikes} | {largest} |")
+    return lines + [""]
 
 
 def paper_number(value: float | None) -> str:
@@ -319,6 +340,7 @@ def reproduction_markdown(records: list[ResultRecord], sources: list[str]) -> st
         "\\* The paper measured the piano models' time and memory at batch size 2 instead of 16.", "",
         CONTENDED_NOTE, "",
         *changed_section(records), "",
+        *spikes_section(records),
         "### Seq-U-Net relative to its baseline", "",
         "Time per step and peak memory of Seq-U-Net divided by those of TCN (WaveNet for piano audio), measured "
         "on the same device: below 1 means Seq-U-Net is cheaper. Ratios travel across devices better than "

@@ -139,3 +139,23 @@ def verdict(task: str, paper: float | None, s: SeedSummary, runs: list[ResultRec
     if abs(rel) <= MATCH_TOLERANCE:
         return "matches (1 seed)"
     return f"{'better' if rel < 0 else 'worse'} by {100 * abs(rel):.1f} % (1 seed)"
+
+
+@dataclasses.dataclass
+class SpikeSummary:
+    """A cell's loss spikes over its seeds (issue 20): how many runs counted them (records since 2026-12-02 do),
+    the spikes in all, the runs with at least one, and the largest ratio of a step's loss to the median before it."""
+    runs: int
+    counted: int
+    spikes: int
+    with_spikes: int
+    largest: float | None
+    rule: str | None
+
+    @classmethod
+    def of(cls, runs: list[ResultRecord]) -> "SpikeSummary":
+        counted = [r.loss_spikes for r in runs if r.loss_spikes is not None]
+        ratios = [s["largest"]["ratio"] for s in counted if s.get("largest")]
+        return cls(len(runs), len(counted), sum(s["count"] for s in counted),
+                   sum(s["count"] > 0 for s in counted), max(ratios) if ratios else None,
+                   counted[0].get("rule") if counted else None)
