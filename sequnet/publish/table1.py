@@ -57,10 +57,9 @@ def training_label(r: ResultRecord) -> str:
         return ""
     changed = r.deviations or {}
     settings = [say(changed[k]) for k, say in RUN_SETTINGS.items() if changed.get(k) is not None]
-    steps = steps_trained(r)
     if extent_text(r):
         length = extent_text(r)
-    elif steps is None:
+    elif (steps := steps_trained(r)) is None:
         budget = changed.get("time_budget_s")
         length = f"trained {budget:g} s, not the paper's {paper:,} steps" if budget else ""
     else:
