@@ -11,7 +11,7 @@
 # The GPU machine has Python 3.12, torch and no network or package index. .whl/ is a copy of
 # shared/device-wheels (papermill, jupytext, soundfile, hyperopt, ...) plus the wheels this project added since:
 # mido (MIDI files, `sequnet generate` and the music chapters), tinysoundfont (rendering piano audio from MIDI
-# there) and pytest-xdist with execnet (gpu_test.sh spreads the suite over 8 processes), downloaded for
+# there) and pytest-xdist with execnet (gpu_test.sh spreads the suite over 6 processes), downloaded for
 # cp312/manylinux. .devdata/ is a copy of shared/data (the verified datasets) plus the baked
 # piano SoundFont in the mirror's layout (`python -m sequnet data soundfont` builds or finds it, 12.7 MB; building
 # downloads the 330 MB Debian package once). Together they must stay under the 64 MiB a call carries; the script

@@ -25,10 +25,14 @@ if [ -z "${SEQUNET_DATA_MIRROR:-}" ]; then
     done
 fi
 # The suite outgrew one 10-minute command run serially (2026-12-02: still in tests/test_midi.py after 540 s):
-# pytest-xdist (carried in .whl/, see benchmarks/device_prep.sh) spreads it over WORKERS processes (default 8 of
+# pytest-xdist (carried in .whl/, see benchmarks/device_prep.sh) spreads it over WORKERS processes (default 6 of
 # the 16 cores), which share the one GPU; no test times anything, and `make test` runs the same tests serially.
+# More is not faster: with 6 workers the suite took 314 s (2026-12-02), with 12 it had not finished when a 330 s
+# limit (wheels included) stopped it (2026-12-03). -v prints a line per test, so that a log cut short by the
+# command's limit still says how far it got (without it the progress dots wait for a newline: that log stopped at
+# the collection).
 parallel=()
-if [ "${WORKERS:-8}" != 0 ] && "$python" -c "import xdist" 2>/dev/null; then parallel=(-n "${WORKERS:-8}"); fi
+if [ "${WORKERS:-6}" != 0 ] && "$python" -c "import xdist" 2>/dev/null; then parallel=(-n "${WORKERS:-6}"); fi
 {
     echo "# GPU test suite, $(date -u +%Y-%m-%dT%H:%M:%SZ)"
     # The device tool's copy of the checkout keeps the last landed commit's git with this session's tree on top:
@@ -43,11 +47,11 @@ import platform, torch, pytest
 print(f"# {torch.cuda.get_device_name(0)} x {torch.cuda.device_count()}, torch {torch.__version__}, "
       f"cuDNN {torch.backends.cudnn.version()}, Python {platform.python_version()}, pytest {pytest.__version__}")
 PY
-    echo "# command: pytest -m 'not book' -rs -p no:cacheprovider ${parallel[*]}"
+    echo "# command: pytest -m 'not book' -rs -v -p no:cacheprovider ${parallel[*]}"
 } > "$log"
 start=$SECONDS
 # The checkout's and the wheelhouse's absolute paths are this machine's: the committed log shows them relative.
-"$python" -m pytest -m "not book" -rs -p no:cacheprovider -o console_output_style=classic "${parallel[@]}" 2>&1 \
+"$python" -m pytest -m "not book" -rs -v -p no:cacheprovider -o console_output_style=classic "${parallel[@]}" 2>&1 \
     | sed -u -e "s#$PWD/##g" -e "s#$PWD#.#g" -e "s#/tmp/site/#site-packages/#g" | tee -a "$log"
 status=${PIPESTATUS[0]}
 echo "# pytest exit status $status after $((SECONDS - start)) s" | tee -a "$log"
