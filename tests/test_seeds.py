@@ -108,3 +108,13 @@ def test_a_record_of_changed_settings_or_too_few_epochs_is_no_seed(tmp_path):
 def test_bad_cells_are_named(cell, capsys):
     assert seeds_main(["status", "--cells", cell]) == 2
     assert "error:" in capsys.readouterr().err
+
+
+def test_status_shows_records_under_the_working_directory_relative(tmp_path, monkeypatch, capsys):
+    """status.txt comes back from the GPU machine into the logs: no absolute paths of that machine in it."""
+    records = tmp_path / "runs" / "records"
+    records.mkdir(parents=True)
+    shutil.copy(REPO / "results" / "published" / "music_jsb" / "records" / "jsb_tcn.json", records / "jsb_tcn.json")
+    monkeypatch.chdir(tmp_path)
+    assert seeds_main(["status", "--cells", "jsb:tcn", "--seeds", "1111", "--have", str(records)]) == 0
+    assert capsys.readouterr().out == "jsb/tcn seed 1111: ok: runs/records/jsb_tcn.json\n"

@@ -119,6 +119,15 @@ def todo(cells: Sequence[Cell], seeds: Sequence[int], roots: Iterable[str | Path
             if seed not in finished_seeds(records, task, arch, scale)]
 
 
+def _shown(path: Path) -> str:
+    """A record's path relative to the working directory where it lies inside it: the status goes back from the GPU
+    machine into logs, which should not carry that machine's folders."""
+    try:
+        return Path(path).resolve().relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return str(path)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sequnet.experiment.seeds", description=__doc__.splitlines()[0])
     parser.add_argument("mode", choices=("todo", "status"))
@@ -140,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     records = records_in(args.have)
     for task, arch, seed in _pairs(cells, args.seeds):
         path, record = finished_seeds(records, task, arch, scale).get(seed, (None, None))
-        what = "to train" if record is None else f"{record.status}: {path}"
+        what = "to train" if record is None else f"{record.status}: {_shown(path)}"
         print(f"{task}/{arch} seed {seed}: {what}")
     return 0
 
