@@ -31,8 +31,9 @@ fi
 # limit (wheels included) stopped it (2026-12-03). -v prints a line per test, so that a log cut short by the
 # command's limit still says how far it got (without it the progress dots wait for a newline: that log stopped at
 # the collection).
+workers=${WORKERS:-6}
 parallel=()
-if [ "${WORKERS:-6}" != 0 ] && "$python" -c "import xdist" 2>/dev/null; then parallel=(-n "${WORKERS:-6}"); fi
+if [ "$workers" != 0 ] && "$python" -c "import xdist" 2>/dev/null; then parallel=(-n "$workers"); fi
 {
     echo "# GPU test suite, $(date -u +%Y-%m-%dT%H:%M:%SZ)"
     # The device tool's copy of the checkout keeps the last landed commit's git with this session's tree on top:
