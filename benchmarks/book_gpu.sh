@@ -2,7 +2,8 @@
 # The book's GPU chapters and their generation figures in one device call (issues 19 and 16): the generation
 # benchmark of both piano models side by side, then the complexity chapter (it measures Table 2's models on inputs
 # of up to 229,372 samples, which a CPU cannot) and the generation chapter (its exactness check and speed table on
-# this GPU, beside the benchmark's JSON just written), both executed at paper scale on the GPU.
+# this GPU, beside the benchmark's JSON just written), both executed at paper scale on the GPU, and the models
+# chapter beside them.
 #
 #   SEQUNET_GIT_COMMIT=$(git rev-parse --short HEAD) bash benchmarks/book_gpu.sh $OUT
 #       device tool: carry [".whl", ".devdata"] (benchmarks/device_prep.sh tests), timeout_s 600
@@ -10,7 +11,7 @@
 # Then here, on a CPU:
 #   cp OUT/generation-h200.json results/bench/          (after reading it: the chapter shows the newest)
 #   mkdir -p build/paper && tar -xf OUT/chapters.tar -C build/paper
-#   python -m sequnet.publish.promote build/paper complexity generation --replace
+#   python -m sequnet.publish.promote build/paper complexity generation models --replace
 # and, in the same session, the GPU suite that vouches for the figures (benchmarks/gpu_test.sh), committed with them.
 #
 # Each step is bounded so that the call ends within the tool's 600 s with what it has: the benchmark GEN_S seconds
@@ -42,15 +43,17 @@ timeout "${GEN_S:-150}" python3 benchmarks/generation.py --device "${DEVICE:-cud
 echo "generation benchmark: $((SECONDS - start)) s, status $status" | tee -a "$log"
 
 # The chapters at paper scale on this GPU, in the layout of `sequnet run` (build/paper/NAME.ipynb and its folder),
-# packed for the promotion here. The generation chapter shows results/bench/generation*.json: this machine's copy
-# of the checkout gets the benchmark just measured, so the chapter and the committed JSON agree (at paper scale
-# only: a dry run here must not replace the committed JSON).
+# packed for the promotion here. The models chapter trains nothing and needs no GPU (6 s on a CPU), but runs here
+# too, so that every chapter of the reader's book was executed on the machine the paper's models are measured on.
+# The generation chapter shows results/bench/generation*.json: this machine's copy of the checkout gets the
+# benchmark just measured, so the chapter and the committed JSON agree (at paper scale only: a dry run here must
+# not replace the committed JSON).
 if [ $status = 0 ] && [ "${SCALE:-paper}" = paper ]; then
     cp "$out/generation-h200.json" results/bench/generation-h200.json
 fi
 start=$SECONDS
 build=build/${SCALE:-paper}
-names=(complexity generation)
+names=(complexity generation models)
 for name in "${names[@]}"; do rm -rf "${build:?}/$name" "$build/$name.ipynb"; done
 timeout "${CHAPTER_S:-330}" python3 -m sequnet run --scale "${SCALE:-paper}" --only "${names[@]}" --out "$build" \
     -p device "${DEVICE:-cuda}" >>"$log" 2>&1 || status=4

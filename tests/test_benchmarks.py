@@ -147,8 +147,8 @@ def test_seeds_script_reports_a_seeds_chapter_from_its_checkpoints(tmp_path, dat
 
 
 def test_book_gpu_script_packs_the_benchmark_and_the_gpu_chapters(tmp_path, data_mirror):
-    """A CPU dry run of benchmarks/book_gpu.sh at smoke scale: the generation benchmark's JSON, and the complexity
-    and generation chapters packed in the layout of `sequnet run`, for the promotion on a CPU; the committed
+    """A CPU dry run of benchmarks/book_gpu.sh at smoke scale: the generation benchmark's JSON, and the complexity,
+    generation and models chapters packed in the layout of `sequnet run`, for the promotion on a CPU; the committed
     benchmark JSON stays as it was."""
     import tarfile
 
@@ -164,7 +164,7 @@ def test_book_gpu_script_packs_the_benchmark_and_the_gpu_chapters(tmp_path, data
     assert {row["model"] for row in bench["rows"]} == {"sequnet", "wavenet"}
     with tarfile.open(out / "chapters.tar") as tar:
         names = tar.getnames()
-    assert {"complexity.ipynb", "generation.ipynb"} <= set(names)     # (the generation chapter writes no files)
+    assert {"complexity.ipynb", "generation.ipynb", "models.ipynb"} <= set(names)  # (generation writes no files)
     assert any(n.startswith("complexity/") for n in names)
     assert (REPO / "results" / "bench" / "generation-h200.json").read_bytes() == committed
 
