@@ -730,6 +730,22 @@ def test_published_notebooks_lose_the_machine_paths_papermill_recorded():
     assert meta["parameters"] == {"scale": "smoke"}
 
 
+def test_path_parameters_of_a_gpu_run_lose_the_machine_prefix():
+    """A seeds report is executed with the checkpoints folder of the GPU machine (an absolute path): papermill
+    records it in the metadata and writes it into the injected-parameters cell, which a reader downloads."""
+    import nbformat
+
+    source = '# Parameters\nscale = "paper"\ncheckpoints = "/work/main/runs/seeds/checkpoints"\n'
+    cell = nbformat.v4.new_code_cell(source, metadata={"tags": ["injected-parameters"]})
+    nb = nbformat.v4.new_notebook(cells=[cell])
+    nb.metadata["papermill"] = {"parameters": {"scale": "paper", "checkpoints": "/work/main/runs/seeds/checkpoints",
+                                               "out_dir": "/tmp/x/music_muse"}}
+    nb = book.without_machine_paths(nb, "music_muse")
+    assert nb.metadata["papermill"]["parameters"] == {"scale": "paper", "checkpoints": "runs/seeds/checkpoints",
+                                                      "out_dir": "music_muse"}
+    assert nb.cells[0].source == '# Parameters\nscale = "paper"\ncheckpoints = "runs/seeds/checkpoints"\n'
+
+
 @pytest.mark.book
 def test_the_site_shows_no_machine_paths(site):
     """Pages, downloadable notebooks and data files: no path of the machine that built or executed them."""

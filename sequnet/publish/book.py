@@ -50,13 +50,36 @@ def executed_notebooks(source: Path) -> dict[str, Path]:
     return {name: found[name] for name in order_names(found)}
 
 
+# Git-ignored work folders of the repository (``runs/``: training runs, ``build/``: executed notebooks): a path
+# parameter inside one reads from the repository root once the machine's prefix is gone.
+WORK_FOLDERS = ("runs", "build")
+
+
+def repo_relative(path: str) -> str:
+    """An absolute path of the machine that ran a notebook, as a reader can use it: from the project's work folder
+    on (``/work/main/runs/seeds/checkpoints`` -> ``runs/seeds/checkpoints``), else the file or folder's name."""
+    parts = Path(path).parts
+    starts = [i for i, part in enumerate(parts) if part in WORK_FOLDERS]
+    return str(Path(*parts[starts[-1]:])) if starts else parts[-1]
+
+
 def without_machine_paths(nb, name: str):
-    """The notebook without the paths papermill records of the machine that ran it (its temporary input and its
-    output file): the site offers each notebook for download, and a reader has no use for them."""
+    """The notebook without the paths papermill records of the machine that ran it: its temporary input and its
+    output file, and absolute paths given as parameters (the checkpoints folder of a GPU run), in the metadata and
+    in the injected-parameters cell. The site offers each notebook for download, and a reader has no use for
+    them."""
     meta = nb.metadata.get("papermill", {})
     for key, value in (("input_path", f"{name}.md"), ("output_path", f"{name}.ipynb")):
         if key in meta:
             meta[key] = value
+    params = meta.get("parameters", {})
+    for key, value in params.items():
+        if isinstance(value, str) and value.startswith("/") and len(value) > 1:
+            params[key] = repo_relative(value)
+            for cell in nb.cells:
+                if "injected-parameters" in cell.get("metadata", {}).get("tags", []):
+                    cell.source = cell.source.replace(f"{key} = {value!r}", f"{key} = {params[key]!r}").replace(
+                        f'{key} = "{value}"', f'{key} = "{params[key]}"')
     return nb
 
 
