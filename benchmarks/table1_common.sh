@@ -31,8 +31,9 @@ contended_note() {
     local where="on one GPU"
     [ "$device" = cpu ] && where="on one CPU"
     [ "${mps:-0}" = 1 ] && where="$where under CUDA MPS"
-    echo "trained side by side with other runs ($1 training processes $where in the call that ended it), so its" \
-         "time per step includes contention: benchmarks/training.py gives the uncontended costs"
+    # (the checkpoint keeps the note, so a record written by a later call of fewer processes still says it)
+    echo "trained side by side with other runs ($1 training processes $where in a call that trained some of its" \
+         "epochs), so its time per step includes contention: benchmarks/training.py gives the uncontended costs"
 }
 
 # Wait for the given process ids; return 0 when every one exited 0, 3 when some stopped early (resumable) and none

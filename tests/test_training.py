@@ -36,10 +36,15 @@ def test_interrupted_and_resumed_run_equals_uninterrupted(tmp_path, data_root):
     config = jsb_smoke(epochs=4, max_steps_per_epoch=4)
     whole = train(config, checkpoint=tmp_path / "whole.pt", log=None)
 
-    part = train(config, checkpoint=tmp_path / "part.pt", stop_after_epoch=2, log=None)
+    shared = "trained side by side with other runs (3 training processes ...)"
+    part = train(config, checkpoint=tmp_path / "part.pt", stop_after_epoch=2, log=None, notes=[shared])
     assert part.record.status == "interrupted" and len(part.record.history) == 2
     torch.manual_seed(12345)                      # disturb every generator between the two calls
     resumed = train(config, checkpoint=tmp_path / "part.pt", resume=True, log=None)
+    # the first call's note outlives it: the checkpoint keeps it for the record the second call writes, and for
+    # a report that only reads the finished checkpoint (2026-12-03: a MuseData seed's record lost it)
+    assert shared in resumed.record.notes and shared not in whole.record.notes
+    assert shared in train(config, checkpoint=tmp_path / "part.pt", resume=True, log=None).record.notes
 
     assert resumed.record.status == whole.record.status == "ok"
     assert resumed.record.metrics == whole.record.metrics

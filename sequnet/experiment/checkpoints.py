@@ -71,6 +71,9 @@ class TrainState:
     # steps are compared with (``steps.SpikeRule``); a checkpoint written before they existed starts them afresh.
     loss_spikes: dict[str, Any] | None = None
     recent_losses: list[float] = dataclasses.field(default_factory=list)
+    # Notes given by the calls that trained epochs of this run (``train(notes=...)``: that it shared its GPU, say),
+    # so that the record a later call writes, after a resume, still says them.
+    given_notes: list[str] = dataclasses.field(default_factory=list)
 
 
 # --- random generators ----------------------------------------------------------------------------------------------
