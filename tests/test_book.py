@@ -702,6 +702,21 @@ def test_a_paper_scale_chapter_that_trains_nothing_points_to_no_records(tmp_path
     assert "puts its result records beside" in banner(tmp_path / "music_jsb")
 
 
+def test_a_chapter_of_runs_that_shared_their_gpu_says_its_times_are_contended():
+    """The music chapters' runs trained side by side under CUDA MPS: their cost figures compare contended times,
+    drawn when they ran, so the banner says what those times are worth; a chapter of runs alone says nothing."""
+    import nbformat
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# Music")])
+    nb.metadata["papermill"] = {"parameters": {"scale": "paper", "dataset": "muse"}}
+    shared = notebook_view.chapter_records(REPO / "results" / "published" / "music_muse")
+    alone = [dataclasses.replace(r, notes="best validation loss in epoch 9") for r in shared]
+    assert shared and all("side by side" in r.notes for r in shared)
+    text = notebook_view.scale_banner(nb, shared)
+    assert "**no cost comparison**" in text and text.startswith("```{note}") and text.endswith("\n```")
+    assert "contention" not in notebook_view.scale_banner(nb, alone)
+
+
 def test_a_changed_record_is_labelled_as_such():
     from sequnet.analysis.reports import scale_label
     from sequnet.experiment.records import ResultRecord

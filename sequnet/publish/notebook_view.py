@@ -16,6 +16,7 @@ from sequnet.core.configs import ARCH_LABELS
 from sequnet.experiment.presets import SCALES
 from sequnet.experiment.records import ResultRecord, short_of_paper
 from sequnet.publish.notebooks import TRAINS_NOTHING
+from sequnet.publish.reproduction import contended
 from sequnet.publish.table1 import training_label
 
 
@@ -42,8 +43,20 @@ def audio_player(path: str | os.PathLike, caption: str = ""):
 def scale_banner(nb, records: Sequence[ResultRecord] = (), trains_nothing: bool = False) -> str:
     """A note saying at what scale and when the notebook ran, so no small-scale number passes for the paper's.
     ``records``: the chapter's result records; one that trained for less than the paper (its ``extent``) makes a
-    paper-scale chapter a changed run, named with its steps and their fraction of the paper's. ``trains_nothing``:
-    a chapter whose numbers come from no training run (``notebooks.TRAINS_NOTHING``), which has none to point to."""
+    paper-scale chapter a changed run, named with its steps and their fraction of the paper's; one that shared its
+    GPU with other training runs adds that its times are contended. ``trains_nothing``: a chapter whose numbers
+    come from no training run (``notebooks.TRAINS_NOTHING``), which has none to point to."""
+    text = _scale_text(nb, records, trains_nothing)
+    if any(contended(r) for r in records):
+        # the chapters' cost figures were drawn when they ran; the banner says what their times are worth
+        text = text.removesuffix("\n```") + (
+            " Its runs trained side by side with other training runs on one GPU (CUDA MPS), so their times per "
+            "step include that contention and are **no cost comparison**, nor is their ratio; the "
+            "{doc}`/reproduction` page gives uncontended costs, both models of a pair in one process.\n```")
+    return text
+
+
+def _scale_text(nb, records: Sequence[ResultRecord], trains_nothing: bool) -> str:
     meta = nb.metadata.get("papermill", {})
     scale = meta.get("parameters", {}).get("scale")
     when = html.escape(str(meta.get("end_time") or "")[:16].replace("T", " "))
