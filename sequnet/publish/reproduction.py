@@ -15,7 +15,7 @@ from pathlib import Path
 from sequnet.core.configs import baseline_arch
 from sequnet.experiment.records import METRIC_UNITS, PAPER_TABLE1, RecordError, ResultRecord
 from sequnet.publish.paths import RESULTS
-from sequnet.publish.table1 import (MATCH_TOLERANCE, SeedSummary, SpikeSummary, seed_of, table1_cells,
+from sequnet.publish.table1 import (MATCH_TOLERANCE, SeedSummary, SpikeSummary, same_run, seed_of, table1_cells,
                                     task_order, training_label, verdict)
 
 TASK_NAMES = {"char_ptb": "Char-LM (PTB)", "word_ptb": "Word-LM (PTB)", "muse": "M-Muse", "nottingham": "M-Nott",
@@ -220,8 +220,9 @@ def changed_section(records: list[ResultRecord]) -> list[str]:
     paper's models and data, not its exact training, so they sit beside Table 1 rather than in it, with the change
     named."""
     cells, replaced = table1_cells(records)
-    shown = {id(r) for runs in cells.values() for r in runs}
-    runs = [r for r in records if r.scale == "paper" and id(r) not in shown]
+    shown = [r for runs in cells.values() for r in runs]
+    # (a run recorded twice, by its training and by the chapter that reported it, is in Table 1 once and not here)
+    runs = [r for r in records if r.scale == "paper" and not any(r is s or same_run(r, s) for s in shown)]
     if not runs:
         return []
     lines = ["### Paper settings, changed training", "",
