@@ -12,22 +12,26 @@
 # that cell whose configuration is the preset's (device, CUDA graphs and warm-up aside), in one process and for all
 # its epochs (see that module). So the runs committed before this script (seed 1111, the official scripts' default)
 # are the first seed of every cell, and the earlier MuseData Seq-U-Net run with seed 2 (results/paper/music_seeds)
-# is that cell's seed 2: 23 runs are left. A diverged seed counts as finished (it is a result) and is not retried.
+# is that cell's seed 2: 23 runs were left, 12 are (char, word, Nottingham). A diverged seed counts as finished (it
+# is a result) and is not retried.
 #
 # The GPU sessions (30 minutes of device time each, commands of at most 10 minutes; a fresh machine each, so a run
-# must finish within its session: checkpoints do not come back). Times from the committed records on an H200:
-# with four language runs sharing (8.7 ms a step, against ~4.8 ms alone: the GPU is busy) char took ~16 min and
-# word would take ~20 min (1,289 steps an epoch against char's 1,013); with twelve runs sharing, JSB and
-# Piano-midi ~3 min, MuseData ~10-11 min, Nottingham ~13-15 min.
-#   SESSION=1  char_ptb (4 runs) + jsb (4): 8 processes, ~17-19 min, three commands
-#   SESSION=2  word_ptb tcn (2) + word_ptb sequnet seed 1: 3 processes, as the committed word runs (19-20 min),
-#              three commands; nothing beside them (the session is full)
-#   SESSION=3  word_ptb sequnet seed 2 + nottingham (4) + muse tcn (2) + muse sequnet (1) + piano_midi (4):
-#              12 processes, ~15-20 min (the music runs wait on latencies more than they load the GPU), three
-#              commands
-# (three commands of a session take ~28 min of its 30 with the machine's start: no session can take more)
-# Then, if the seeds leave the Nottingham / MuseData Seq-U-Net gap unexplained, a fourth session runs the paper's
-# TPE search at reduced cost: benchmarks/table1_hpo.sh (issue 20 part 3).
+# must finish within its session: checkpoints do not come back). Done so far (results/paper/seeds/records/): JSB
+# (2026-12-03, eight runs side by side with char's, which were lost with their machine), Piano-midi (four runs,
+# 96-112 s each) and MuseData (three runs, 395-484 s; the Seq-U-Net's last four epochs in a second command), with
+# each task's chapter reported on seed 1. Left, from the committed records' times on an H200: with four language
+# runs sharing (8.7 ms a step, against ~4.8 ms alone: the GPU is busy) char took ~16 min and word would take ~20
+# min (1,289 steps an epoch against char's 1,013); Nottingham took 760-874 s with twelve runs sharing and should
+# take ~8-9 min with four (Piano-midi and MuseData took 0.6-0.7 of their twelve-run times with three or four).
+#   SESSION=1  char_ptb (4 runs): ~17 min, three commands (or two with TIME_LIMIT=500)
+#   SESSION=2  word_ptb (4 runs): ~20 min, three commands
+#   SESSION=3  nottingham (4 runs): ~9 min, two commands; the rest of the session can run benchmarks/table1_hpo.sh
+# A session's commands must follow each other within the 30 s a machine waits, or its checkpoints are lost
+# (2026-12-03: no machine could be had for the second command, twice). Cells that fit one command (CELLS with
+# TASK:ARCH:SEED, e.g. "nottingham:tcn:1 nottingham:sequnet:1", then the two seeds 2) lose nothing that way.
+# The MuseData Seq-U-Net's three seeds (7.009, 7.070, 7.038 against the paper's 6.969) leave its gap unexplained,
+# so the paper's TPE search at reduced cost follows, benchmarks/table1_hpo.sh (issue 20 part 3); Nottingham's
+# after its seeds, if they leave its gap too.
 # Without SESSION (or with CELLS="TASK:ARCH ...") every missing seed of those cells starts at once.
 # Each session: call `train` again (same OUT and WORK) until it exits 0; every call ends within TIME_LIMIT plus the
 # last epoch's evaluation (use the device tool's timeout of 600 s). Then unpack OUT/seeds.tar.gz and commit its
@@ -43,8 +47,8 @@
 # With REPORT_SEED set, `train` runs it itself when the seeds have finished and more than 60 s of CALL_S (default
 # 570, seconds since the call started) are left, bounded by the rest.
 #
-# OUT   seeds.tar.gz (WORK's records/ and logs/) and status.txt, rewritten by every call: at most two files, as the
-#       GPU machine's transfer allows
+# OUT   seeds.tar.gz (WORK's records/ and logs/) and status.txt, rewritten by every call, and chapters.tar.gz from
+#       a report: few files, as the GPU machine's transfer allows
 # WORK  checkpoints/, records/ and logs/ of the training processes (default runs/seeds, git-ignored): `train` again
 #       resumes whatever had not finished.
 #
@@ -74,10 +78,9 @@ all="char_ptb:tcn char_ptb:sequnet word_ptb:tcn word_ptb:sequnet jsb:tcn jsb:seq
      nottingham:sequnet muse:tcn muse:sequnet piano_midi:tcn piano_midi:sequnet"
 case ${SESSION:-} in
     "") cells=${CELLS:-$all} ;;
-    1) cells="char_ptb:tcn char_ptb:sequnet jsb:tcn jsb:sequnet" ;;
-    2) cells="word_ptb:tcn word_ptb:sequnet:1" ;;
-    3) cells="word_ptb:sequnet:2 nottingham:tcn nottingham:sequnet muse:tcn muse:sequnet piano_midi:tcn
-              piano_midi:sequnet" ;;
+    1) cells="char_ptb:tcn char_ptb:sequnet" ;;
+    2) cells="word_ptb:tcn word_ptb:sequnet" ;;
+    3) cells="nottingham:tcn nottingham:sequnet" ;;
     *) echo "SESSION=$SESSION: expected 1, 2 or 3 (the plan in this script's header)" >&2; exit 2 ;;
 esac
 case $mode in train|status|report) ;; *) echo "$usage" >&2; exit 2 ;; esac
