@@ -15,10 +15,15 @@
 # Cost, from the committed records on an H200: a Nottingham epoch ~5 s and a MuseData epoch ~4 s alone (slower
 # side by side), so 20 trials of 10 epochs are ~17 and ~14 minutes: one GPU session of three commands. Call it
 # again (same OUT and WORK) until it exits 0; each call stops its searches before a trial that would end after
-# TIME_LIMIT (default 450 s; every call runs at least one trial of each).
+# TIME_LIMIT (default 450 s; every call runs at least one trial of each), on the same machine or, from
+# OUT/hpo-state.tar.gz, on another.
 #
-# OUT   hpo.tar.gz (WORK's summaries, trial records and logs) and status.txt, rewritten by every call
+# OUT   hpo.tar.gz (WORK's summaries, trial records and logs: what is committed), hpo-state.tar.gz (all of WORK,
+#       the searches' pickled trials included: tens of kB, no checkpoints) and status.txt, rewritten by every call
 # WORK  the searches' saved trials, records and logs (default runs/hpo, git-ignored)
+# A search resumes on another machine, so a call that finds a fresh one loses nothing: here, unpack
+# OUT/hpo-state.tar.gz into WORK (`mkdir -p runs/hpo && tar -xzf hpo-state.tar.gz -C runs/hpo`), and carry that
+# folder in the next call (device tool: carry [".whl", ".devdata", "runs/hpo"]).
 # Environment: as benchmarks/table1_seeds.sh (wheels from .whl/, data from .devdata, SEQUNET_GIT_COMMIT), and
 #   CELLS "TASK:ARCH ..." (default "nottingham:sequnet muse:sequnet"), EPOCHS, TRIALS, TIME_LIMIT, SEARCH_SEED
 #   (default 0), MPS, and SCALE, DEVICE for a dry run on a CPU (SCALE=smoke DEVICE=cpu).
@@ -45,4 +50,5 @@ wait_all "${pids[@]}"; status=$?
 for log in "$work"/logs/hpo_*.log; do echo "${log##*/}: $(grep -E '^(best|stopped|sequnet)' "$log" | tail -n 1)"; done \
     | tee "$out/status.txt"
 (cd "$work" && tar -czf "$out/hpo.tar.gz" --exclude=trials.pkl logs $(ls -d hpo_* 2>/dev/null))
+tar -czf "$out/hpo-state.tar.gz" -C "$work" .
 exit $status

@@ -187,6 +187,18 @@ def test_hpo_script_runs_a_labelled_search_and_packs_it(tmp_path, data_mirror):
         names = tar.getnames()
     assert "hpo_jsb_tcn_smoke.json" in names and "hpo_jsb_tcn_smoke/trial-002/records/jsb_tcn.json" in names
     assert not any(n.endswith("trials.pkl") for n in names)
+    # the search continues on another machine from hpo-state.tar.gz unpacked into a new WORK: one more trial
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    with tarfile.open(out / "hpo-state.tar.gz") as tar:
+        tar.extractall(elsewhere, filter="data")
+    done = subprocess.run(["bash", str(REPO / "benchmarks" / "table1_hpo.sh"), str(out), str(elsewhere)],
+                          env=env | {"TRIALS": "3"}, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    resumed = json.loads((elsewhere / "hpo_jsb_tcn_smoke.json").read_text())
+    assert len(resumed["trials"]) == 3 and resumed["trials"][:2] == summary["trials"]
+    log = (elsewhere / "logs" / "hpo_jsb_tcn.log").read_text()       # both calls' lines: no trial ran twice
+    assert [log.count(f"trial {i} lr=") for i in (1, 2, 3)] == [1, 1, 1], log
 
 
 def test_seeds_script_refuses_an_unknown_session(tmp_path):
