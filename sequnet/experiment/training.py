@@ -392,8 +392,8 @@ def train(config: RunConfig, *, out_dir: str | os.PathLike | None = None,
             peak_memory_mib=state.peak_memory_mib, wall_time_s=state.wall_time_s,
             device=f"{ctx.world} x {where}" if ctx.world > 1 else where,
             config=config.to_dict() | distributed.describe(config, ctx), history=copy.deepcopy(state.history),
-            status=status, notes="; ".join(notes + _notes(config, task, state, status, ctx) + state.given_notes
-                                           + [n for n in given_notes if n not in state.given_notes]),
+            status=status, notes="; ".join(notes + _notes(config, task, state, status, ctx)
+                                           + list(dict.fromkeys(state.given_notes + given_notes))),
             deviations={k: "model changed" if k == "setting" else v for k, v in deviations(config).items()},
             seed=config.seed, loss_spikes=copy.deepcopy(state.loss_spikes))
         # An early stop writes no record before its first epoch (there is nothing to report, and a later call must

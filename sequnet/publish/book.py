@@ -73,13 +73,12 @@ def without_machine_paths(nb, name: str):
         if key in meta:
             meta[key] = value
     params = meta.get("parameters", {})
+    injected = [c for c in nb.cells if "injected-parameters" in c.get("metadata", {}).get("tags", [])]
     for key, value in params.items():
         if isinstance(value, str) and value.startswith("/") and len(value) > 1:
             params[key] = repo_relative(value)
-            for cell in nb.cells:
-                if "injected-parameters" in cell.get("metadata", {}).get("tags", []):
-                    cell.source = cell.source.replace(f"{key} = {value!r}", f"{key} = {params[key]!r}").replace(
-                        f'{key} = "{value}"', f'{key} = "{params[key]}"')
+            for cell in injected:       # papermill writes the value as a double-quoted Python string
+                cell.source = cell.source.replace(f'{key} = "{value}"', f'{key} = "{params[key]}"')
     return nb
 
 

@@ -222,7 +222,7 @@ def changed_section(records: list[ResultRecord]) -> list[str]:
     cells, replaced = table1_cells(records)
     shown = [r for runs in cells.values() for r in runs]
     # (a run recorded twice, by its training and by the chapter that reported it, is in Table 1 once and not here)
-    runs = [r for r in records if r.scale == "paper" and not any(r is s or same_run(r, s) for s in shown)]
+    runs = [r for r in records if r.scale == "paper" and not any(same_run(r, s) for s in shown)]
     if not runs:
         return []
     lines = ["### Paper settings, changed training", "",
