@@ -33,7 +33,7 @@ def test_committed_records_load_with_their_preset_changes():
     # (a seed, named as a change then, is also the record's seed; runs since never name it a change)
     seeded = loaded["paper/music_seeds/seed1/nottingham_sequnet.json"]
     assert seeded.deviations == {"seed": 1} and seeded.seed == 1
-    assert loaded["published/music_jsb/records/jsb_sequnet.json"].seed == 1111
+    assert loaded["paper/seeds/records/jsb_sequnet.json"].seed == 1111
     # the piano run of 2026-12-03 is the first committed run that counted its loss spikes (none in 2,519 steps)
     piano = loaded["published/piano_audio/records/piano_audio_wavenet.json"]
     assert piano.loss_spikes["steps_checked"] == 2519 and piano.loss_spikes["count"] == 0
@@ -48,7 +48,7 @@ def test_committed_records_load_with_their_preset_changes():
     # MuseData Seq-U-Net seed 1 (2026-12-03): three steps of 4.5-25 x the running median, in epochs 34, 48 and 54
     assert loaded["published/music_muse/records/muse_sequnet_seed1.json"].loss_spikes["count"] == 3
     assert piano.deviations == {"max_steps_per_epoch": 100, "eval_limit": 512, "bf16": True, "time_budget_s": 685.0}
-    assert loaded["published/music_jsb/records/jsb_sequnet.json"].deviations == {}
+    assert loaded["paper/seeds/records/jsb_sequnet.json"].deviations == {}
 
 
 def test_deviations_round_trip_and_a_given_field_wins_over_the_notes(tmp_path):

@@ -84,17 +84,17 @@ def test_committed_paper_runs_count_as_seed_1111_and_an_earlier_seed_run_as_its_
         "status interrupted"
     assert mismatch(by_name["paper/word_ptb/variant-lr0.0002/word_ptb_sequnet.json"], "word_ptb", "sequnet") == \
         "preset changed: lr=0.0002"
-    # JSB's seeds 1 and 2 are committed under results/paper/seeds/ (2026-12-03): that cell has all three
+    # JSB's and Nottingham's seeds 1 and 2 are committed under results/paper/seeds/ (2026-12-03): all three each
     assert set(finished_seeds(records, "jsb", "tcn")) == {1111, 1, 2}
+    assert set(finished_seeds(records, "nottingham", "sequnet")) == {1111, 1, 2}
     assert todo([("word_ptb", "sequnet", None), ("nottingham", "tcn", None), ("jsb", "tcn", None)], (1111, 1, 2),
-                [REPO / "results"]) == [("word_ptb", "sequnet", 1), ("word_ptb", "sequnet", 2),
-                                        ("nottingham", "tcn", 1), ("nottingham", "tcn", 2)]
-    assert todo([("nottingham", "tcn", 2), ("muse", "sequnet", 2), ("jsb", "tcn", 2)], (1111, 1, 2),
-                [REPO / "results"]) == [("nottingham", "tcn", 2)]
+                [REPO / "results"]) == [("word_ptb", "sequnet", 1), ("word_ptb", "sequnet", 2)]
+    assert todo([("char_ptb", "tcn", 2), ("muse", "sequnet", 2), ("jsb", "tcn", 2)], (1111, 1, 2),
+                [REPO / "results"]) == [("char_ptb", "tcn", 2)]
 
 
 def test_a_record_of_changed_settings_or_too_few_epochs_is_no_seed(tmp_path):
-    path = REPO / "results" / "published" / "music_jsb" / "records" / "jsb_tcn.json"
+    path = REPO / "results" / "paper" / "seeds" / "records" / "jsb_tcn.json"
     data = json.loads(path.read_text())
     short = ResultRecord(**(data | {"history": data["history"][:50]}))
     assert mismatch(short, "jsb", "tcn") == "50 of 100 epochs"
@@ -116,7 +116,7 @@ def test_status_shows_records_under_the_working_directory_relative(tmp_path, mon
     """status.txt comes back from the GPU machine into the logs: no absolute paths of that machine in it."""
     records = tmp_path / "runs" / "records"
     records.mkdir(parents=True)
-    shutil.copy(REPO / "results" / "published" / "music_jsb" / "records" / "jsb_tcn.json", records / "jsb_tcn.json")
+    shutil.copy(REPO / "results" / "paper" / "seeds" / "records" / "jsb_tcn.json", records / "jsb_tcn.json")
     monkeypatch.chdir(tmp_path)
     assert seeds_main(["status", "--cells", "jsb:tcn", "--seeds", "1111", "--have", str(records)]) == 0
     assert capsys.readouterr().out == "jsb/tcn seed 1111: ok: runs/records/jsb_tcn.json\n"
