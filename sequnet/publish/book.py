@@ -31,6 +31,7 @@ from sequnet.publish.htmlcheck import external_resources
 from sequnet.publish.notebook_view import audio_player, with_banner  # noqa: F401
 from sequnet.publish.paths import BOOK, BUILD, REPO, RESULTS
 from sequnet.publish.reproduction import find_records, reproduction_markdown
+from sequnet.publish.searches import find_searches
 from sequnet.publish.notebooks import order_names
 from sequnet.publish.vendor import vendor_js
 
@@ -151,6 +152,7 @@ def main(source: Path, book: Path = BOOK, strict: bool = False, site: str | None
     # Records first: a damaged one stops the build before anything in book/ is replaced.
     roots = [RESULTS, source]
     records = find_records(roots)
+    searches = find_searches(roots)
     vendor_js(book)
     chapters = publish_notebooks(source, book)
     if not chapters:
@@ -158,7 +160,7 @@ def main(source: Path, book: Path = BOOK, strict: bool = False, site: str | None
               f"the reproduction page", file=sys.stderr)
     (book / "_toc.yml").write_text(toc_yaml(chapters))
     (book / "reproduction.md").write_text(reproduction_markdown(
-        records, sorted({os.path.relpath(r, REPO) for r in roots})))
+        records, sorted({os.path.relpath(r, REPO) for r in roots}), searches))
     site = book / "_build" / (site or site_name(source)) / "html"
     run_jupyter_book(book, strict, site)
     external = external_resources(site)
