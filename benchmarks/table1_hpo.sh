@@ -10,7 +10,9 @@
 # TRIALS trials (default 20, as the paper's; hyperopt's first 20 points are random draws). Every trial's record
 # says "paper preset changed: epochs=10, lr=..., clip=..." and so does the summary of each search
 # (WORK/hpo_<task>_sequnet_paper.json: every trial, the best lr and clip, "complete"). Retrain the best with the
-# paper's 100 epochs afterwards: `python -m sequnet train TASK sequnet --scale paper --lr LR --clip CLIP --seed N`.
+# paper's 100 epochs afterwards, with each seed: benchmarks/table1_retrain.sh (SEARCHES=WORK reads these summaries).
+# 2026-12-03 (results/paper/hpo/): MuseData's search complete, Nottingham's at 19 of 20 trials (its state in
+# results/logs/2026-12-03d-h200-nottingham-jsb-seeds-hpo.tar.xz, call5/hpo-state.tar.gz).
 #
 # Cost, from the committed records on an H200: a Nottingham epoch ~5 s and a MuseData epoch ~4 s alone (slower
 # side by side), so 20 trials of 10 epochs are ~17 and ~14 minutes: one GPU session of three commands. Call it

@@ -18,20 +18,20 @@
 # The GPU sessions (30 minutes of device time each, commands of at most 10 minutes; a fresh machine each, so a run
 # must finish within its session: checkpoints do not come back). Done so far (results/paper/seeds/records/): JSB
 # (2026-12-03, eight runs side by side with char's, which were lost with their machine), Piano-midi (four runs,
-# 96-112 s each) and MuseData (three runs, 395-484 s; the Seq-U-Net's last four epochs in a second command), with
-# each task's chapter reported on seed 1. Left, from the committed records' times on an H200: with four language
-# runs sharing (8.7 ms a step, against ~4.8 ms alone: the GPU is busy) char took ~16 min and word would take ~20
-# min (1,289 steps an epoch against char's 1,013); Nottingham took 760-874 s with twelve runs sharing and should
-# take ~8-9 min with four (Piano-midi and MuseData took 0.6-0.7 of their twelve-run times with three or four).
+# 96-112 s each), MuseData (three runs, 395-484 s; the Seq-U-Net's last four epochs in a second command) and
+# Nottingham (four runs beside a second JSB seed-1 pair, whose checkpoints the JSB chapter needed: two commands,
+# 462 and 206 s), with each task's chapter reported on seed 1. Left, from the committed records' times on an H200:
+# with four language runs sharing (8.7 ms a step, against ~4.8 ms alone: the GPU is busy) char took ~16 min and
+# word would take ~20 min (1,289 steps an epoch against char's 1,013).
 #   SESSION=1  char_ptb (4 runs): ~17 min, three commands (or two with TIME_LIMIT=500)
 #   SESSION=2  word_ptb (4 runs): ~20 min, three commands
-#   SESSION=3  nottingham (4 runs): ~9 min, two commands; the rest of the session can run benchmarks/table1_hpo.sh
+#   SESSION=3  nottingham (done 2026-12-03)
 # A session's commands must follow each other within the 30 s a machine waits, or its checkpoints are lost
 # (2026-12-03: no machine could be had for the second command, twice). Cells that fit one command (CELLS with
 # TASK:ARCH:SEED, e.g. "nottingham:tcn:1 nottingham:sequnet:1", then the two seeds 2) lose nothing that way.
-# The MuseData Seq-U-Net's three seeds (7.009, 7.070, 7.038 against the paper's 6.969) leave its gap unexplained,
-# so the paper's TPE search at reduced cost follows, benchmarks/table1_hpo.sh (issue 20 part 3); Nottingham's
-# after its seeds, if they leave its gap too.
+# The three seeds leave the Seq-U-Net gaps of MuseData (7.039 +- 0.031 against 6.969) and Nottingham (3.085 +-
+# 0.075 against 2.97) unexplained, so the paper's search at reduced cost followed (benchmarks/table1_hpo.sh, issue
+# 20 part 3), then its best setting for 100 epochs (benchmarks/table1_retrain.sh).
 # Without SESSION (or with CELLS="TASK:ARCH ...") every missing seed of those cells starts at once.
 # Each session: call `train` again (same OUT and WORK) until it exits 0; every call ends within TIME_LIMIT plus the
 # last epoch's evaluation (use the device tool's timeout of 600 s). Then unpack OUT/seeds.tar.gz and commit its

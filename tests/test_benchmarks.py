@@ -201,6 +201,38 @@ def test_hpo_script_runs_a_labelled_search_and_packs_it(tmp_path, data_mirror):
     assert [log.count(f"trial {i} lr=") for i in (1, 2, 3)] == [1, 1, 1], log
 
 
+def test_retrain_script_trains_the_best_setting_of_a_search_with_each_seed(tmp_path, data_mirror):
+    """A CPU dry run of benchmarks/table1_retrain.sh from a search summary: two seeds, labelled as changed runs."""
+    import tarfile
+
+    searches = tmp_path / "hpo"
+    searches.mkdir()
+    (searches / "hpo_jsb_tcn_smoke.json").write_text(json.dumps({"lr": 0.003, "clip": 0.5, "trials": []}))
+    env = dict(os.environ, CELLS="jsb:tcn", SEEDS="1111 2", SEARCHES=str(searches), SCALE="smoke", DEVICE="cpu",
+               MPS="0", PYTHON=sys.executable, SEQUNET_DATA_MIRROR=str(data_mirror),
+               PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
+    out, work = tmp_path / "out", tmp_path / "work"
+    script = ["bash", str(REPO / "benchmarks" / "table1_retrain.sh"), str(out), str(work)]
+    done = subprocess.run(script, env=env, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    for name, seed in (("jsb_tcn", 1111), ("jsb_tcn_seed2", 2)):
+        record = json.loads((work / "jsb_tcn-best" / "records" / f"{name}.json").read_text())
+        assert record["deviations"] == {"lr": 0.003, "clip": 0.5} and record["seed"] == seed
+        assert record["status"] == "ok" and "search hpo_jsb_tcn_smoke.json" in record["notes"]
+    with tarfile.open(out / "retrain.tar.gz") as tar:
+        names = tar.getnames()
+    assert {"./jsb_tcn-best/records/jsb_tcn.json", "logs/jsb_tcn_seed2.log"} <= set(names)
+    assert not any("checkpoints" in n or n.endswith(".lock") for n in names)
+    # called again, nothing is left to train
+    done = subprocess.run(script, env=env, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0 and "every run of these cells has a finished record" in done.stdout
+    # a cell without a search: refused before anything trains, naming the summary it looked for
+    done = subprocess.run(script, env=env | {"CELLS": "muse:sequnet"}, cwd=REPO, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 2 and "hpo_muse_sequnet_smoke.json: no search summary" in done.stderr
+    assert not (work / "muse_sequnet-best").exists()
+
+
 def test_seeds_script_refuses_an_unknown_session(tmp_path):
     done = subprocess.run(["bash", str(REPO / "benchmarks" / "table1_seeds.sh"), "train", str(tmp_path)],
                           env=dict(os.environ, SESSION="4"), capture_output=True, text=True, timeout=60)

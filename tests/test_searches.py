@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from sequnet.experiment.scales import resolve
 from sequnet.publish import reproduction
 from sequnet.publish.searches import find_searches, first_epochs_best, search_rows
 from test_reproduction import run
@@ -77,9 +78,9 @@ def test_the_page_shows_each_search_beside_table_3s_setting(tmp_path):
         epoch["valid_loss"] = 3.25
     (row,) = section(find_searches([tmp_path]), [r])
     assert row == ["M-Nott", "Seq-U-Net", "3 of 20, going on, 10 epochs each", "1", "0.00108", "0.904", "3.119",
-                   "0.00108, off", "3.250 (1 seed)"]
+                   "0.00108, off", "3.250 (1 seed)", "not yet", "2.97"]
     (row,) = section(find_searches([tmp_path]), [])
-    assert row[-1] == "no seed record"
+    assert row[-3] == "no seed record"
     assert "reduced cost" not in reproduction.reproduction_markdown([r], ["results"])
 
 
@@ -94,3 +95,22 @@ def test_the_committed_searches_are_on_the_page():
     # at equal epochs the searches found a better setting than Table 3's in every seed
     assert muse.search.best["valid_loss"] < min(muse.preset_best)
     assert nott.search.best["valid_loss"] < min(nott.preset_best)
+
+
+def test_runs_retrained_with_the_best_setting_are_shown_beside_the_paper(tmp_path):
+    write(tmp_path / "hpo_nottingham_sequnet_paper.json", summary())
+    (search,) = find_searches([tmp_path])
+
+    def retrained_run(test, seed, lr=0.00108, clip=0.904, **kw):
+        config = resolve("nottingham", "sequnet", "paper", seed=seed, lr=lr, clip=clip)
+        return run(test, seed=seed, experiment="nottingham", config=config.to_dict(),
+                   deviations={"lr": lr, "clip": clip}, **kw)
+    records = [retrained_run(2.95, 1111), retrained_run(3.05, 1),
+               retrained_run(2.5, 2, clip=0.5),                       # another setting
+               retrained_run(2.5, 3, history=[{"epoch": 1}]),         # stopped early
+               run(3.0, experiment="nottingham")]                      # Table 3's setting
+    (row,) = search_rows([search], records)
+    assert [r.seed for r in row.retrained] == [1111, 1] and row.retrained_text == "3.000 ± 0.071 (2 seeds)"
+    (cells,) = section([search], records)
+    assert cells[-2:] == ["3.000 ± 0.071 (2 seeds)", "2.97"]
+    assert section([search], records[-1:])[0][-2] == "not yet"

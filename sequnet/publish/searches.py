@@ -16,7 +16,8 @@ from pathlib import Path
 
 from sequnet.experiment.records import ResultRecord
 from sequnet.experiment.scales import resolve
-from sequnet.publish.table1 import table1_cells
+from sequnet.experiment.seeds import record_config
+from sequnet.publish.table1 import SeedSummary, table1_cells
 
 SUMMARY_KEYS = {"task", "arch", "scale", "space", "trials", "trials_planned", "complete"}
 
@@ -89,6 +90,29 @@ def first_epochs_best(records: list[ResultRecord], task: str, arch: str, epochs:
     return best
 
 
+def _same(a: float | None, b: float | None) -> bool:
+    return a is None and b is None or a is not None and b is not None and math.isclose(a, b, rel_tol=1e-9)
+
+
+def retrained(records: list[ResultRecord], search: Search) -> list[ResultRecord]:
+    """The finished runs (``benchmarks/table1_retrain.sh``) of the search's cell that trained the preset's epochs
+    with its best lr and clipping and changed nothing else, one per seed (the newest)."""
+    best = search.best
+    if best is None:
+        return []
+    preset = resolve(search.task, search.arch, search.scale)
+    runs = {}
+    for r in records:
+        if (r.experiment, r.model, r.scale, r.status) != (search.task, search.arch, search.scale, "ok"):
+            continue
+        config = record_config(r)
+        if (set(r.deviations) <= {"lr", "clip"} and config.epochs == preset.epochs
+                and len(r.history) == preset.epochs and _same(config.lr, best["lr"])
+                and _same(config.clip, best["clip"]) and r.metrics.get("test") is not None):
+            runs[config.seed] = r
+    return list(runs.values())
+
+
 def clip_text(value: float | None) -> str:
     return "off" if value is None else f"{value:.3g}"
 
@@ -100,6 +124,7 @@ class SearchRow:
     preset_lr: float
     preset_clip: float | None
     preset_best: list[float]        # Table 3's setting: each seed's best validation loss in the same epochs
+    retrained: list[ResultRecord]   # the best setting trained for the preset's epochs, one per seed
 
     @property
     def progress(self) -> str:
@@ -110,6 +135,14 @@ class SearchRow:
     @property
     def diverged(self) -> int:
         return sum(t["status"] != "ok" for t in self.search.trials)
+
+    @property
+    def retrained_text(self) -> str:
+        if not self.retrained:
+            return "not yet"
+        summary = SeedSummary.of(self.retrained)
+        spread = f" ± {summary.sd:.3f}" if summary.sd is not None else ""
+        return f"{summary.mean:.3f}{spread} ({summary.n} seed{'s' if summary.n > 1 else ''})"
 
     @property
     def preset_text(self) -> str:
@@ -123,5 +156,6 @@ def search_rows(searches: list[Search], records: list[ResultRecord]) -> list[Sea
     rows = []
     for s in searches:
         preset = resolve(s.task, s.arch, s.scale)
-        rows.append(SearchRow(s, preset.lr, preset.clip, first_epochs_best(records, s.task, s.arch, s.epochs)))
+        rows.append(SearchRow(s, preset.lr, preset.clip, first_epochs_best(records, s.task, s.arch, s.epochs),
+                              retrained(records, s)))
     return rows
