@@ -33,7 +33,15 @@ fi
 # the collection).
 workers=${WORKERS:-6}
 parallel=()
-if [ "$workers" != 0 ] && "$python" -c "import xdist" 2>/dev/null; then parallel=(-n "$workers"); fi
+if [ "$workers" != 0 ] && "$python" -c "import xdist" 2>/dev/null; then
+    parallel=(-n "$workers")
+    # Each worker's torch would otherwise start one CPU thread per core: 6 x 16 threads on 16 cores. The CPU tests
+    # then wait on each other's spinning threads: test_piano_fast_script_writes_every_variant took 277 s there
+    # (2026-12-02) and 11 s serially on a 2-core machine. So the cores are shared out (OMP_NUM_THREADS, which torch
+    # and MKL read at start-up; a test that sets its own threads still does).
+    export OMP_NUM_THREADS=${OMP_NUM_THREADS:-$(( $(nproc) / workers > 0 ? $(nproc) / workers : 1 ))}
+    export MKL_NUM_THREADS=${MKL_NUM_THREADS:-$OMP_NUM_THREADS}
+fi
 {
     echo "# GPU test suite, $(date -u +%Y-%m-%dT%H:%M:%SZ)"
     # The device tool's copy of the checkout keeps the last landed commit's git with this session's tree on top:
@@ -48,7 +56,8 @@ import platform, torch, pytest
 print(f"# {torch.cuda.get_device_name(0)} x {torch.cuda.device_count()}, torch {torch.__version__}, "
       f"cuDNN {torch.backends.cudnn.version()}, Python {platform.python_version()}, pytest {pytest.__version__}")
 PY
-    echo "# command: pytest -m 'not book' -rs -v --durations=25 -p no:cacheprovider ${parallel[*]}"
+    echo "# command: pytest -m 'not book' -rs -v --durations=25 -p no:cacheprovider ${parallel[*]}" \
+        "(OMP_NUM_THREADS=${OMP_NUM_THREADS:-unset})"
 } > "$log"
 start=$SECONDS
 # The checkout's and the wheelhouse's absolute paths are this machine's: the committed log shows them relative.
