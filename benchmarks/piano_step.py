@@ -10,12 +10,15 @@ changed in one respect:
 * ``cudnn_benchmark``: cuDNN's autotuner picks each convolution's algorithm.
 * ``compile``: ``torch.compile`` of the model (with Inductor's own fused gate instead of the Triton one).
 * ``foreach_adam``: Adam's multi-tensor implementation instead of the fused kernel the trainer uses on a GPU.
+* ``crop``: WaveNet's skip outputs computed only at the samples the output reads
+  (``sequnet.core.models.use_cropped_skips``, the trainer's path on a GPU: 11.7 instead of 18.0 TFLOP a step).
 
     python benchmarks/piano_step.py --out results/bench/piano-step-h200.json
     python benchmarks/piano_step.py --device cpu --quick              # a smoke run on the CPU
 
-It also writes a torch.profiler table of the first variant's model as the trainer runs it (padded) next to the JSON (``.profile.txt``) and the FLOPs of
-every variant's step (``torch.utils.flop_counter``), so that each time reads as TFLOP/s.
+It also writes a torch.profiler table of the first variant's model as the trainer runs it (padded) next to the
+JSON (``.profile.txt``) and the FLOPs of every variant's step (``torch.utils.flop_counter``), so that each time
+reads as TFLOP/s.
 """
 from __future__ import annotations
 
@@ -30,7 +33,7 @@ from torch.utils.flop_counter import FlopCounterMode
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from training import build, loss_fn, make_batch, setting_for  # noqa: E402
-from sequnet.core.models import use_channels_last  # noqa: E402
+from sequnet.core.models import use_channels_last, use_cropped_skips  # noqa: E402
 from sequnet.core.models.padding import pad_channels  # noqa: E402
 from sequnet.analysis.complexity import run_metadata, time_training_step  # noqa: E402
 from sequnet.analysis.benchmarks import write_bench  # noqa: E402
@@ -38,7 +41,7 @@ from sequnet.analysis.benchmarks import write_bench  # noqa: E402
 DEFAULT_VARIANTS = [
     "sequnet bf16 foreach_adam", "sequnet bf16", "sequnet bf16 pad=8", "sequnet bf16 pad=64",
     "sequnet bf16 pad=64 compile", "sequnet fp32", "sequnet fp32 pad=64", "wavenet bf16 foreach_adam",
-    "wavenet bf16", "wavenet fp32",
+    "wavenet bf16", "wavenet bf16 crop", "wavenet fp32", "wavenet fp32 crop",
 ]
 
 
@@ -46,7 +49,7 @@ def parse(spec: str) -> dict:
     words = spec.split()
     v = {"arch": words[0], "bf16": "bf16" in words, "features": None, "pad": 0,
          "cudnn_benchmark": "cudnn_benchmark" in words, "compile": "compile" in words,
-         "foreach_adam": "foreach_adam" in words, "spec": spec}
+         "foreach_adam": "foreach_adam" in words, "crop": "crop" in words, "spec": spec}
     for w in words:
         if w.startswith("features="):
             v["features"] = int(w.split("=")[1])
@@ -73,6 +76,8 @@ def measure(v: dict, device, batch: int, steps: int, warmup: int, quick: bool) -
     model = build(setting, device, {"channels_last": False, "fused_gate": not v["compile"]})
     if v["pad"]:
         pad_channels(model, v["pad"])
+    if v["crop"]:
+        use_cropped_skips(model)                # raises for the Seq-U-Net, which has no such switch
     use_channels_last(model)
     x, y = make_batch(setting, batch, device, quick)
     flops = step_flops(model, x, y, setting, v["bf16"])      # padded: the FLOPs the GPU runs, zeros included
@@ -98,8 +103,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--variants", nargs="+", default=DEFAULT_VARIANTS,
-                    help='e.g. "sequnet bf16 features=192" (arch, then any of bf16, features=N, cudnn_benchmark, '
-                         'compile, fused_adam)')
+                    help='e.g. "sequnet bf16 features=192" (arch, then any of bf16, features=N, pad=M, '
+                         'cudnn_benchmark, compile, foreach_adam, crop)')
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--warmup", type=int, default=4)

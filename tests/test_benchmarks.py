@@ -294,6 +294,17 @@ def test_breakdown_takes_every_pair_apart(tmp_path):
     assert all("ratio_flops_per_step" in r for r in rows if r["arch"] == "sequnet")
 
 
+def test_piano_step_counts_fewer_flops_for_wavenet_with_cropped_skips(tmp_path):
+    out = tmp_path / "step.json"
+    subprocess.run([sys.executable, str(REPO / "benchmarks" / "piano_step.py"), "--device", "cpu", "--quick",
+                    "--steps", "1", "--warmup", "1", "--profile-steps", "0", "--out", str(out), "--variants",
+                    "wavenet fp32", "wavenet fp32 crop", "sequnet fp32 crop"], check=True, capture_output=True,
+                   text=True, timeout=300)
+    plain, cropped, sequnet_row = json.loads(out.read_text())["rows"]
+    assert cropped["crop"] and not plain["crop"] and 0 < cropped["flops"] < plain["flops"]
+    assert "no 'crop_skips' switch" in sequnet_row["error"]        # the Seq-U-Net has no skips to crop
+
+
 def test_piano_step_table_marks_the_targets_and_the_models_own_flops(tmp_path):
     from sequnet.analysis import benchmarks
     meta = {"device": "GPU", "torch": "2", "date": "2026-12-02", "batch": 16, "steps": 10, "warmup": 4}

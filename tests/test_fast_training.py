@@ -16,7 +16,7 @@ from sequnet.core.models.fused_gate import fused_gate, gated_residual, use_fused
 from sequnet.core.models.layers import (autocast_dtype, crop_front, gate, input_conv, to_channels_last,
                                    use_channels_last)
 from sequnet.core.models.sequnet_res import GatedLayer
-from sequnet.core.models.wavenet import WaveNetLayer
+from sequnet.core.models.wavenet import WaveNetLayer, use_cropped_skips
 
 
 def test_lookup_returns_the_autocast_dtype_rounded_once():
@@ -264,6 +264,30 @@ def test_fused_gate_wavenet_computes_the_same(switches):
     assert all(m.fused_gate for m in twin.modules() if isinstance(m, WaveNetLayer))
     out = _assert_same_maths(model.body, twin.body, _input(model, float_input=False))
     assert _is_time_major(out) == (use_channels_last in switches)
+
+
+@pytest.mark.parametrize("switches", [[use_cropped_skips], [use_channels_last, use_fused_gate, use_cropped_skips]],
+                         ids=["cropped", "all-switches"])
+@pytest.mark.parametrize("float_input", [False, True], ids=["ids", "one-hot"])
+def test_wavenet_with_cropped_skips_computes_the_same(switches, float_input):
+    """Skips computed only at the output's samples: the same outputs and gradients (float64), and each layer's
+    skip is as long as the output, not as the layer."""
+    model, twin = _switched_copies(_wavenet, *switches)
+    x = _input(model, float_input)
+    out = _assert_same_maths(model.body, twin.body, x)
+    assert out.shape[-1] == 10 and all(m.crop_skips for m in twin.modules() if isinstance(m, WaveNetLayer))
+    cl = use_channels_last in switches
+    layer, plain_layer = twin.body.layers[0], model.body.layers[0]
+    h = twin.body.start(x.double() if float_input else model.embed(x))
+    h = to_channels_last(h) if cl else h
+    res, skip = layer(h, keep=10)
+    ref_res, ref_skip = plain_layer(h.contiguous(), keep=10)        # unswitched: keep changes nothing
+    assert skip.shape[-1] == 10 and ref_skip.shape[-1] == res.shape[-1] == h.shape[-1] - 1
+    torch.testing.assert_close(skip, crop_front(ref_skip, 10), rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(res, ref_res, rtol=1e-12, atol=1e-12)
+    assert (skip.stride(1) == 1) == cl                              # the layout holds
+    with pytest.raises(ValueError, match="crop_skips"):
+        use_cropped_skips(_resnet())
 
 
 @pytest.mark.parametrize("time_major", [False, True], ids=["ncl", "nlc"])

@@ -213,6 +213,9 @@ def test_trainer_trains_the_audio_models_with_the_switches(tmp_path):
         model, _ = training.build(resolve("piano_audio", arch, "smoke", device="cuda"), CUDA)
         assert all(m.channels_last for m in model.modules() if hasattr(type(m), "channels_last"))
         assert all(m.fused_gate for m in model.modules() if hasattr(type(m), "fused_gate"))
+        # WaveNet's skips are cropped to the output (the Seq-U-Net has no such switch)
+        assert all(m.crop_skips for m in model.modules() if hasattr(type(m), "crop_skips"))
+        assert any(hasattr(type(m), "crop_skips") for m in model.modules()) == (arch == "wavenet")
     fast = training.train(config, out_dir=tmp_path / "fast", log=None)
     plain = training.train(config.replace(fast_kernels=False), out_dir=tmp_path / "plain", log=None)
     assert fast.record.status == plain.record.status == "ok"

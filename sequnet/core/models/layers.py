@@ -65,9 +65,14 @@ class Conv1d(nn.Conv1d):
     channels_last = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x, self.weight, self.bias)
+
+    def conv(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        """This convolution with ``weight`` and ``bias`` in place of its own (WaveNet's skip outputs use a slice of
+        its output channels)."""
         if not self.channels_last or self.padding_mode != "zeros" or isinstance(self.padding, str):
-            return super().forward(x)
-        return F.conv2d(x.unsqueeze(2), self.weight.unsqueeze(2), self.bias, (1, *self.stride), (0, *self.padding),
+            return self._conv_forward(x, weight, bias)
+        return F.conv2d(x.unsqueeze(2), weight.unsqueeze(2), bias, (1, *self.stride), (0, *self.padding),
                         (1, *self.dilation), self.groups).squeeze(2)
 
 

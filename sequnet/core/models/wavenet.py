@@ -7,6 +7,12 @@ ReLU -> 1x1 -> ReLU -> 1x1 on the skip sum. Valid convolutions: ``history = RF -
 Filter and gate share one convolution, and skip and residual 1x1 convs share one, with the official parameter
 count (8,141,184). The official last layer's residual output is unused; it is kept so the parameter count
 matches, and it is simply not added anywhere (its gradient is zero).
+
+Cropped skips (``use_cropped_skips``, a switch of the trainer's fast path): the output is the head of the skip
+sum at the newest ``T - history`` samples only, so each layer's skip convolution is needed there only, not over
+the layer's whole length (on average 24,000 samples against 5,000 in the paper's training step). Computed there
+alone, the same outputs and gradients cost 35 % fewer FLOPs, and the running skip sum (512 channels) stays 5,000
+samples long. The official code, and the model without the switch, compute every skip sample and crop at the end.
 """
 from __future__ import annotations
 
@@ -18,8 +24,8 @@ import torch.nn.functional as F
 
 from sequnet.core import sizes
 from sequnet.core.models.fused_gate import fused_gate
-from sequnet.core.models.layers import (Conv1d, LengthError, crop_front, gate, input_conv, split_channels,
-                                   to_channels_last)
+from sequnet.core.models.layers import (Conv1d, LengthError, crop_front, gate, input_conv, set_switch,
+                                        split_channels, to_channels_last)
 
 
 @dataclass
@@ -41,6 +47,7 @@ class WaveNetConfig:
 class WaveNetLayer(nn.Module):
     channels_last = False              # see sequnet.core.models.layers.use_channels_last
     fused_gate = False                 # see sequnet.core.models.fused_gate.use_fused_gate
+    crop_skips = False                 # see use_cropped_skips
 
     def __init__(self, channels: int, skip: int, k: int, dilation: int):
         super().__init__()
@@ -53,12 +60,18 @@ class WaveNetLayer(nn.Module):
         # the same maths either way; fused, one kernel keeps only y for the backward pass
         return fused_gate(y) if self.fused_gate else gate(y, self.channels_last)
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Return (residual output, skip contribution), both ``dilation * (k-1)`` shorter than x."""
+    def forward(self, x: torch.Tensor, keep: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return (residual output, skip contribution), both ``dilation * (k-1)`` shorter than x; switched to
+        cropped skips and given ``keep``, the skip contribution at the newest ``keep`` samples only."""
         z = self.gated(x)
-        out = self.out_conv(z)
-        skip, res = split_channels(out, [out.shape[1] - self.channels, self.channels], self.channels_last)
-        return res + crop_front(x, res.shape[-1], self.channels_last), skip
+        cl, n_skip = self.channels_last, self.out_conv.out_channels - self.channels
+        if self.crop_skips and keep is not None and keep < z.shape[-1]:
+            w, b = self.out_conv.weight, self.out_conv.bias
+            skip = self.out_conv.conv(crop_front(z, keep, cl), w[:n_skip], b[:n_skip])
+            res = self.out_conv.conv(z, w[n_skip:], b[n_skip:])
+        else:
+            skip, res = split_channels(self.out_conv(z), [n_skip, self.channels], cl)
+        return res + crop_front(x, res.shape[-1], cl), skip
 
 
 class WaveNet(nn.Module):
@@ -100,6 +113,14 @@ class WaveNet(nn.Module):
             x = to_channels_last(x)                             # the ids' lookup gives that layout already
         skip = 0
         for layer in self.layers:
-            x, s = layer(x)
+            x, s = layer(x, keep=n_out)
             skip = s + (crop_front(skip, s.shape[-1], cl) if torch.is_tensor(skip) else 0)
         return crop_front(self.head(skip), n_out, cl)
+
+
+def use_cropped_skips(model: nn.Module, flag: bool = True) -> nn.Module:
+    """Switch a WaveNet's layers to compute their skip outputs only where the model's output reads them (see the
+    module's docstring): the same outputs and gradients, fewer FLOPs and less memory. Raises for a model without
+    WaveNet layers."""
+    set_switch(model, "crop_skips", flag)
+    return model
