@@ -115,9 +115,10 @@ def _layout_probe(model):
     return seen
 
 
-@pytest.mark.parametrize("build", [_resnet, _wavenet], ids=["sequnet", "wavenet"])
-def test_channels_last_layout_holds_through_the_layers_and_their_gradients(build):
-    _, model = _switched_copies(build, use_channels_last)
+@pytest.mark.parametrize("build, switches", [(_resnet, []), (_wavenet, []), (_wavenet, [use_cropped_skips])],
+                         ids=["sequnet", "wavenet", "wavenet-cropped"])
+def test_channels_last_layout_holds_through_the_layers_and_their_gradients(build, switches):
+    _, model = _switched_copies(build, use_channels_last, *switches)
     seen = _layout_probe(model)
     model(_input(model, float_input=False)).square().sum().backward()
     kinds = {where.rsplit(" ", 1)[-1] if "gradient" not in where else "gradient" for where, _, _ in seen}
