@@ -18,7 +18,10 @@ frames), as the paper trains one sequence at a time. Piano is measured at batch 
 trainer does (``sequnet.core.models.padding``; WaveNet's channel counts are multiples of 64 already), and the fused gate for both: the residual Seq-U-Net's gated residual
 and WaveNet's gate (``sequnet.core.models.use_fused_gate``), so that a ratio compares the two models with the same
 speed-ups. Every row records the switches its model ran with; a measurement that a switch does not change is
-taken once.
+taken once. ``--crop-skips`` (off, on or both) computes WaveNet's skip outputs only at the samples its output
+reads (``sequnet.core.models.use_cropped_skips``, WaveNet only: the Seq-U-Net has no such skips); the Seq-U-Net
+is then measured again beside each WaveNet, so that each row's ratio has its own baseline, and its row names the
+baseline's crop (``baseline_crop_skips``).
 """
 from __future__ import annotations
 
@@ -33,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import sequnet  # noqa: E402
 from sequnet.core.configs import baseline_arch  # noqa: E402
 from sequnet.analysis.complexity import run_metadata, time_training_step, training_step  # noqa: E402
-from sequnet.core.models import ResSeqUNet, use_channels_last, use_fused_gate  # noqa: E402
+from sequnet.core.models import ResSeqUNet, use_channels_last, use_cropped_skips, use_fused_gate  # noqa: E402
 from sequnet.core.models.padding import pad_channels  # noqa: E402
 from sequnet.experiment.training import CHANNEL_MULTIPLE  # noqa: E402
 from sequnet.experiment.records import PAPER_TABLE1  # noqa: E402
@@ -45,7 +48,7 @@ PAIRS = {
     "nottingham": ("tcn", "sequnet"), "jsb": ("tcn", "sequnet"), "piano_audio": ("wavenet", "sequnet"),
 }
 SWITCH_VALUES = {"off": (False,), "on": (True,), "both": (False, True)}
-NO_SWITCHES = {"channels_last": False, "fused_gate": False}
+NO_SWITCHES = {"channels_last": False, "fused_gate": False, "crop_skips": False}
 
 
 def setting_for(task: str, arch: str, quick: bool):
@@ -87,17 +90,18 @@ class OneHotInput(torch.nn.Module):
         return self.model.head(self.model.body(self.model.embed(ids)))
 
 
-def variants(channels_last: str = "off", fused_gate: str = "off") -> list[dict]:
+def variants(channels_last: str = "off", fused_gate: str = "off", crop_skips: str = "off") -> list[dict]:
     """The switch settings to measure, from the options' values ("off", "on" or "both")."""
-    return [{"channels_last": c, "fused_gate": f}
-            for c in SWITCH_VALUES[channels_last] for f in SWITCH_VALUES[fused_gate]]
+    return [{"channels_last": c, "fused_gate": f, "crop_skips": k} for c in SWITCH_VALUES[channels_last]
+            for f in SWITCH_VALUES[fused_gate] for k in SWITCH_VALUES[crop_skips]]
 
 
 def applicable(setting, variant: dict) -> dict:
     """The switches of ``variant`` that ``setting``'s model has: both apply to both audio models (the WaveNet's
     fused gate is the gate alone, the Seq-U-Net's also adds the identity)."""
     audio = setting.kind == "audio"
-    return {"channels_last": variant["channels_last"] and audio, "fused_gate": variant["fused_gate"] and audio}
+    return {"channels_last": variant["channels_last"] and audio, "fused_gate": variant["fused_gate"] and audio,
+            "crop_skips": variant.get("crop_skips", False) and setting.arch == "wavenet"}
 
 
 def label(row: dict) -> str:
@@ -116,6 +120,8 @@ def build(setting, device, switches: dict = NO_SWITCHES):
         use_channels_last(model)
     if switches["fused_gate"]:
         use_fused_gate(model)
+    if switches.get("crop_skips"):
+        use_cropped_skips(model)
     return model.to(device).train()
 
 
@@ -163,7 +169,8 @@ def run(tasks, device, steps, warmup, bf16, compile_, quick, piano_batches=(2, 1
                 for arch in selected(task, archs):
                     s = setting_for(task, arch, quick)
                     switches = applicable(s, variant)
-                    key = (task, arch, batch, tuple(switches.values()))
+                    # the Seq-U-Net again beside another WaveNet: each ratio gets its own pair
+                    key = (task, arch, batch, tuple(switches.values()), variant.get("crop_skips", False))
                     if key in measured:                 # the same model as in an earlier variant
                         pair[arch] = measured[key]
                         continue
@@ -172,6 +179,8 @@ def run(tasks, device, steps, warmup, bf16, compile_, quick, piano_batches=(2, 1
                     r = measure(s, batch, device, steps, warmup, bf16, compile_, quick, graph, one_hot_input,
                                 switches)
                     r.update(cuda_graph=graph, bf16=bf16, task=task, arch=arch, batch=batch)
+                    if task == "piano_audio" and arch == "sequnet":
+                        r["baseline_crop_skips"] = bool(variant.get("crop_skips"))
                     paper = PAPER_TABLE1.get((task, arch))
                     if paper:
                         r["paper_time_s"], r["paper_mem_mb"] = paper["time_s"], paper["mem_mb"]
@@ -226,7 +235,8 @@ def main(argv=None) -> int:
                     help="feed the audio models one-hot channels (the first convolution as a convolution, not the "
                          "weight lookup the models use), to time the two input paths")
     for name, what in [("channels-last", "channels-last activations for the audio models"),
-                       ("fused-gate", "the fused gate (Triton on CUDA) for both audio models")]:
+                       ("fused-gate", "the fused gate (Triton on CUDA) for both audio models"),
+                       ("crop-skips", "WaveNet's skip outputs only where its output reads them")]:
         ap.add_argument(f"--{name}", nargs="?", const="on", default="off", choices=list(SWITCH_VALUES),
                         help=f"{what}: on (the flag alone), off (default) or both, measured one after the other")
     ap.add_argument("--archs", nargs="+", choices=sorted({a for pair in PAIRS.values() for a in pair}),
@@ -243,7 +253,7 @@ def main(argv=None) -> int:
     if device.type == "cuda":
         # autotuning, when asked for, happens in the warm-up steps, not the timed ones
         torch.backends.cudnn.benchmark = args.cudnn_benchmark
-    switch_variants = variants(args.channels_last, args.fused_gate)
+    switch_variants = variants(args.channels_last, args.fused_gate, args.crop_skips)
     if args.profile:
         report, profiled = [], set()
         for task in args.tasks:
@@ -267,7 +277,8 @@ def main(argv=None) -> int:
     if args.out:
         meta = {**run_metadata(device), "bf16": args.bf16, "compile": args.compile,
                 "cuda_graphs": args.cuda_graphs, "one_hot_input": args.one_hot_input, "quick": args.quick,
-                "channels_last": args.channels_last, "fused_gate": args.fused_gate, "archs": args.archs,
+                "channels_last": args.channels_last, "fused_gate": args.fused_gate, "crop_skips": args.crop_skips,
+                "archs": args.archs,
                 "steps": args.steps, "warmup": args.warmup, "tf32_conv": torch.backends.cudnn.allow_tf32,
                 "tf32_matmul": torch.backends.cuda.matmul.allow_tf32}
         write_bench(args.out, {"meta": meta, "rows": rows})

@@ -263,6 +263,20 @@ def test_training_benchmark_records_the_speed_up_switches(tmp_path):
     assert all(r["time_ratio"] > 0 for r in bench["rows"] if r["arch"] == "sequnet")
 
 
+def test_training_benchmark_measures_the_sequnet_beside_each_wavenet_crop(tmp_path):
+    out = tmp_path / "bench.json"
+    subprocess.run([sys.executable, str(SCRIPT), "--device", "cpu", "--quick", "--tasks", "piano_audio",
+                    "--piano-batches", "1", "--steps", "1", "--warmup", "1", "--crop-skips", "both", "--out",
+                    str(out)], check=True, capture_output=True, text=True, timeout=300)
+    bench = json.loads(out.read_text())
+    assert bench["meta"]["crop_skips"] == "both"
+    rows = [(r["arch"], r["crop_skips"], r.get("baseline_crop_skips")) for r in bench["rows"]]
+    # the crop applies to WaveNet alone; the Seq-U-Net is measured again beside each WaveNet, for its own ratio
+    assert rows == [("wavenet", False, None), ("sequnet", False, False), ("wavenet", True, None),
+                    ("sequnet", False, True)]
+    assert all(r["time_ratio"] > 0 for r in bench["rows"] if r["arch"] == "sequnet")
+
+
 def test_piano_fast_script_writes_every_variant(tmp_path):
     env = dict(os.environ, DEVICE="cpu", OPTIONS="--quick --steps 1 --warmup 1 --piano-batches 1",
                PYTHON=sys.executable, PYTHONPATH=str(REPO))

@@ -208,3 +208,18 @@ def test_piano_rows_pair_models_with_the_same_speed_ups(tmp_path):
     piano = benchmarks.piano_variants_markdown(tmp_path)
     assert "| 80.0 | 400.0 | 100 | 100 | 0.20 | 1.00 |" in piano
     assert "| 60.0 | 360.0 | 100 | 100 | 0.17 | 1.00 |" in piano
+
+
+def test_piano_rows_pair_each_sequnet_with_the_wavenet_it_was_measured_beside(tmp_path):
+    """A Seq-U-Net measured beside a WaveNet with cropped skips gets that WaveNet; the one beside the uncropped
+    WaveNet keeps its own (benchmarks/training.py --crop-skips both)."""
+    def row(arch, ms, crop):
+        extra = {"crop_skips": crop} if arch == "wavenet" else {"crop_skips": False, "baseline_crop_skips": crop}
+        return dict(task="piano_audio", arch=arch, batch=16, time_median_s=ms / 1e3, peak_memory_mib=100,
+                    channels_last=True, fused_gate=True, **extra)
+
+    _bench(tmp_path, "training-piano.json", {"date": "2026-01-02", "cuda_graphs": True},
+           [row("wavenet", 400, False), row("sequnet", 80, False), row("wavenet", 250, True), row("sequnet", 81, True)])
+    piano = benchmarks.piano_variants_markdown(tmp_path)
+    assert "| 80.0 | 400.0 | 100 | 100 | 0.20 | 1.00 |" in piano
+    assert "WaveNet's skips cropped | 16 | 81.0 | 250.0 | 100 | 100 | 0.32 | 1.00 |" in piano

@@ -89,16 +89,23 @@ def variant(meta: dict, row: dict) -> str:
     parts = ["bf16" if meta.get("bf16") else "fp32", "CUDA graphs" if meta.get("cuda_graphs") else "eager"]
     parts += ["compiled"] if meta.get("compile") else []
     parts += ["channels-last"] if row.get("channels_last") else []
-    return ", ".join(parts + (["fused gate"] if row.get("fused_gate") else []))
+    parts += ["fused gate"] if row.get("fused_gate") else []
+    return ", ".join(parts + (["WaveNet's skips cropped"] if cropped(row) else []))
+
+
+def cropped(row: dict) -> bool:
+    """Whether a piano row's WaveNet computed its skips only at the output's samples: the WaveNet row's own
+    switch, or the Seq-U-Net row's record of the WaveNet it was measured beside."""
+    return bool(row.get("crop_skips") or row.get("baseline_crop_skips"))
 
 
 def piano_key(meta: dict, row: dict) -> tuple:
-    """What a Seq-U-Net row and its WaveNet must share: precision, execution, layout and the fused gate, so that a
-    ratio compares the two models with the same speed-ups (files from before WaveNet had the fused gate have no
-    fused WaveNet row: their fused Seq-U-Net rows get no ratio)."""
+    """What a Seq-U-Net row and its WaveNet must share: precision, execution, layout, the fused gate and whether
+    the WaveNet's skips were cropped, so that a ratio compares the two models with the same speed-ups (files from
+    before WaveNet had the fused gate have no fused WaveNet row: their fused Seq-U-Net rows get no ratio)."""
     return (meta["device"], bool(meta.get("bf16")), bool(meta.get("cuda_graphs")), bool(meta.get("compile")),
             bool(meta.get("one_hot_input")), row["batch"], bool(row.get("channels_last")),
-            bool(row.get("fused_gate")))
+            bool(row.get("fused_gate")), cropped(row))
 
 
 def _ms(row: dict | None) -> str:
@@ -124,7 +131,8 @@ def piano_variants_markdown(bench_dir: Path) -> str:
     for path, result in bench:
         meta = result["meta"]
         for r in sorted((r for r in result["rows"] if r["task"] == "piano_audio" and r["arch"] == "sequnet"),
-                        key=lambda r: (r["batch"], bool(r.get("channels_last")), bool(r.get("fused_gate")))):
+                        key=lambda r: (r["batch"], bool(r.get("channels_last")), bool(r.get("fused_gate")),
+                                       cropped(r))):
             w = wavenets.get(piano_key(meta, r)) or {}
             rows.append(f"| `{path.name}` | {meta['device']} | {variant(meta, r)} | {r['batch']} | {_ms(r)} | "
                         f"{_ms(w or None)} | {_mib(r)} | {_mib(w or None)} | "
