@@ -17,7 +17,7 @@ from pathlib import Path
 from sequnet.experiment.records import ResultRecord
 from sequnet.experiment.scales import resolve
 from sequnet.experiment.seeds import record_config
-from sequnet.publish.table1 import SeedSummary, table1_cells
+from sequnet.publish.table1 import SeedSummary, table1_cells, task_order
 
 SUMMARY_KEYS = {"task", "arch", "scale", "space", "trials", "trials_planned", "complete"}
 
@@ -29,9 +29,8 @@ class Search:
     scale: str
     epochs: int                 # per trial
     planned: int
-    trials: tuple[dict, ...]    # {"lr", "clip", "status", "valid_loss", "note"} per trial, in order
+    trials: tuple[dict, ...]    # {"lr", "clip", "status", "valid_loss"} per trial, in order
     complete: bool
-    path: Path
 
     @property
     def finished(self) -> list[dict]:
@@ -51,7 +50,7 @@ def _search(path: Path, data: dict) -> Search:
                         "valid_loss": None if t["valid_loss"] is None else float(t["valid_loss"])}
                        for t in data["trials"])
         return Search(data["task"], data["arch"], data["scale"], epochs, int(data["trials_planned"]), trials,
-                      bool(data["complete"]), path)
+                      bool(data["complete"]))
     except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise SystemExit(f"sequnet book: {path} looks like a search summary but cannot be read "
                          f"({type(e).__name__}: {e}); write it again with benchmarks/table1_hpo.sh, or remove "
@@ -74,7 +73,7 @@ def find_searches(roots: list[Path]) -> list[Search]:
             key = (s.task, s.arch, s.scale)
             if key not in found or len(s.trials) > len(found[key].trials):
                 found[key] = s
-    return sorted(found.values(), key=lambda s: (s.task, s.arch))
+    return sorted(found.values(), key=lambda s: task_order((s.task, s.arch)))
 
 
 def first_epochs_best(records: list[ResultRecord], task: str, arch: str, epochs: int) -> list[float]:
