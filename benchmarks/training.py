@@ -97,11 +97,12 @@ def variants(channels_last: str = "off", fused_gate: str = "off", crop_skips: st
 
 
 def applicable(setting, variant: dict) -> dict:
-    """The switches of ``variant`` that ``setting``'s model has: both apply to both audio models (the WaveNet's
-    fused gate is the gate alone, the Seq-U-Net's also adds the identity)."""
+    """The switches of ``variant`` that ``setting``'s model has: channels-last and the fused gate apply to both
+    audio models (the WaveNet's fused gate is the gate alone, the Seq-U-Net's also adds the identity), the cropped
+    skips to WaveNet alone."""
     audio = setting.kind == "audio"
     return {"channels_last": variant["channels_last"] and audio, "fused_gate": variant["fused_gate"] and audio,
-            "crop_skips": variant.get("crop_skips", False) and setting.arch == "wavenet"}
+            "crop_skips": variant["crop_skips"] and setting.arch == "wavenet"}
 
 
 def label(row: dict) -> str:
@@ -170,7 +171,7 @@ def run(tasks, device, steps, warmup, bf16, compile_, quick, piano_batches=(2, 1
                     s = setting_for(task, arch, quick)
                     switches = applicable(s, variant)
                     # the Seq-U-Net again beside another WaveNet: each ratio gets its own pair
-                    key = (task, arch, batch, tuple(switches.values()), variant.get("crop_skips", False))
+                    key = (task, arch, batch, tuple(switches.values()), variant["crop_skips"])
                     if key in measured:                 # the same model as in an earlier variant
                         pair[arch] = measured[key]
                         continue
@@ -180,7 +181,7 @@ def run(tasks, device, steps, warmup, bf16, compile_, quick, piano_batches=(2, 1
                                 switches)
                     r.update(cuda_graph=graph, bf16=bf16, task=task, arch=arch, batch=batch)
                     if task == "piano_audio" and arch == "sequnet":
-                        r["baseline_crop_skips"] = bool(variant.get("crop_skips"))
+                        r["baseline_crop_skips"] = variant["crop_skips"]
                     paper = PAPER_TABLE1.get((task, arch))
                     if paper:
                         r["paper_time_s"], r["paper_mem_mb"] = paper["time_s"], paper["mem_mb"]
