@@ -11,8 +11,9 @@
 # says "paper preset changed: epochs=10, lr=..., clip=..." and so does the summary of each search
 # (WORK/hpo_<task>_sequnet_paper.json: every trial, the best lr and clip, "complete"). Retrain the best with the
 # paper's 100 epochs afterwards, with each seed: benchmarks/table1_retrain.sh (SEARCHES=WORK reads these summaries).
-# 2026-12-03 (results/paper/hpo/): MuseData's search complete, Nottingham's at 19 of 20 trials (its state in
-# results/logs/2026-12-03d-h200-nottingham-jsb-seeds-hpo.tar.xz, call5/hpo-state.tar.gz).
+# 2026-12-03 (results/paper/hpo/): both searches complete, Nottingham's 20th trial in a later session from the
+# saved state. The state both leave, for table1_retrain.sh: results/logs/2026-12-03e-h200-char-seeds-crop-search.tar.xz,
+# call5/hpo-state.tar.gz (untar it into runs/hpo).
 #
 # Cost, from the committed records on an H200: a Nottingham epoch ~5 s and a MuseData epoch ~4 s alone (slower
 # side by side), so 20 trials of 10 epochs are ~17 and ~14 minutes: one GPU session of three commands. Call it

@@ -12,18 +12,18 @@
 # that cell whose configuration is the preset's (device, CUDA graphs and warm-up aside), in one process and for all
 # its epochs (see that module). So the runs committed before this script (seed 1111, the official scripts' default)
 # are the first seed of every cell, and the earlier MuseData Seq-U-Net run with seed 2 (results/paper/music_seeds)
-# is that cell's seed 2: 23 runs were left, 12 are (char, word, Nottingham). A diverged seed counts as finished (it
+# is that cell's seed 2: 23 runs were left, 4 are (word). A diverged seed counts as finished (it
 # is a result) and is not retried.
 #
 # The GPU sessions (30 minutes of device time each, commands of at most 10 minutes; a fresh machine each, so a run
 # must finish within its session: checkpoints do not come back). Done so far (results/paper/seeds/records/): JSB
 # (2026-12-03, eight runs side by side with char's, which were lost with their machine), Piano-midi (four runs,
-# 96-112 s each), MuseData (three runs, 395-484 s; the Seq-U-Net's last four epochs in a second command) and
+# 96-112 s each), MuseData (three runs, 395-484 s; the Seq-U-Net's last four epochs in a second command),
 # Nottingham (four runs beside a second JSB seed-1 pair, whose checkpoints the JSB chapter needed: two commands,
-# 462 and 206 s), with each task's chapter reported on seed 1. Left, from the committed records' times on an H200:
-# with four language runs sharing (8.7 ms a step, against ~4.8 ms alone: the GPU is busy) char took ~16 min and
-# word would take ~20 min (1,289 steps an epoch against char's 1,013).
-#   SESSION=1  char_ptb (4 runs): ~17 min, three commands (or two with TIME_LIMIT=500)
+# 462 and 206 s) and char-PTB (four runs, 1,025-1,090 s each: three commands of 465, 466 and 265 s, the last with
+# the chapter's report), with each task's chapter reported on seed 1. Left, from the committed records' times on
+# an H200: word would take ~20 min (1,289 steps an epoch against char's 1,013).
+#   SESSION=1  char_ptb (done 2026-12-03)
 #   SESSION=2  word_ptb (4 runs): ~20 min, three commands
 #   SESSION=3  nottingham (done 2026-12-03)
 # A session's commands must follow each other within the 30 s a machine waits, or its checkpoints are lost
