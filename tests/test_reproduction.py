@@ -43,6 +43,20 @@ def test_three_seeds_show_mean_sd_range_n_and_whether_the_paper_lies_inside():
         "better than the paper in all 3 seeds"
 
 
+def test_the_paper_number_counts_at_the_precision_it_is_printed_with():
+    """The paper prints char-PTB's bpc with two decimals: its Seq-U-Net's 1.30 may be up to 1.305, so seeds of
+    1.3005-1.309 (ours, 2026-12-03) hold it; a range clear of that half step is still worse in all seeds."""
+    char = [run(t, seed=s, experiment="char_ptb", metric="bpc") for s, t in ((1111, 1.302), (1, 1.309), (2, 1.3005))]
+    assert glance(char)["Char-LM (PTB)", "Seq-U-Net"][-1] == "paper inside our 3 seeds at its 2 decimals"
+    clear = [run(t, seed=s, experiment="char_ptb", metric="bpc") for s, t in ((1111, 1.306), (1, 1.309), (2, 1.31))]
+    assert glance(clear)["Char-LM (PTB)", "Seq-U-Net"][-1] == "worse than the paper in all 3 seeds"
+    # JSB's 8.173 has three decimals: 8.1734 may be it, 8.1736 is past it
+    assert glance([run(8.1734, seed=s) for s in (1, 2)])["M-JSB", "Seq-U-Net"][-1] == \
+        "paper inside our 2 seeds at its 3 decimals"
+    assert glance([run(8.1736, seed=s) for s in (1, 2)])["M-JSB", "Seq-U-Net"][-1] == \
+        "worse than the paper in both seeds"
+
+
 def test_records_written_before_seeds_had_names_count_by_their_config():
     """The MuseData seed-2 run lists its seed as a preset change (from its notes): still a seed of the cell."""
     rows = glance([run(8.10), run(8.30, seed=2, deviations={"seed": 2})])

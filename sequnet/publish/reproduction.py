@@ -144,7 +144,7 @@ def glance_section(records: list[ResultRecord]) -> list[str]:
         spread = f"1: seed {seed_text(runs[0])}" if s.n == 1 else f"{s.n}: {fmt(s.low)}–{fmt(s.high)}"
         label = "; ".join(filter(None, {training_label(r) for r in runs}))
         note = f": {text(label)}" if label else ""
-        lines.append(head + f"| {ours} | {diff} | {spread} | {verdict(task, paper, s, runs)}{note} |")
+        lines.append(head + f"| {ours} | {diff} | {spread} | {verdict(task, paper, s, runs, model)}{note} |")
     return lines
 
 
@@ -356,7 +356,9 @@ def reproduction_markdown(records: list[ResultRecord], sources: list[str], searc
         "The paper's test metric for each task and model beside ours at paper scale (lower is better). Where a cell "
         "has runs with several seeds (the paper's settings otherwise unchanged), *Ours* is their mean ± standard "
         "deviation and *Seeds* their number and range (with one run, n = 1: its seed and no deviation); the "
-        "verdict then says whether the paper's number lies inside that range. With one seed the verdict can only "
+        "verdict then says whether the paper's number lies inside that range, or only within the precision the "
+        "paper prints it with (*at its 2 decimals*: its 1.30 stands for anything from 1.295 to 1.305). With one "
+        "seed the verdict can only "
         f"say whether ours is within {100 * MATCH_TOLERANCE:g} % of the paper's (*matches*) or by how much it is "
         "better or worse: one run "
         "cannot tell a real difference from the spread between seeds. *Difference* is ours minus the paper's.", "",
