@@ -205,3 +205,21 @@ def test_a_failed_write_leaves_no_file(checkpoints, tmp_path, monkeypatch):
     with pytest.raises(OSError, match="disk full"):
         sample(checkpoints["jsb/tcn"][0], prime=prime, length=3, batch=2, out=out / "g.mid", progress=False)
     assert nothing_in(out) and len(calls) == 2
+
+
+def test_the_chapters_time_their_samples_after_an_untimed_warm_up(checkpoints, data_root, monkeypatch):
+    """The first generation in a process also compiles the GPU's generation kernels: the language chapters time a
+    second call, and say so."""
+    from sequnet.analysis import samples
+    ckpt, _ = checkpoints["char_ptb/sequnet"]
+    lengths = []
+
+    def recording(run, **kw):
+        lengths.append(kw["length"])
+        return sample(ckpt, **kw)
+    monkeypatch.setattr(samples, "sample", recording)
+    monkeypatch.setattr(samples, "_threads", lambda run: None)
+    text = samples.language_samples({"sequnet": None}, "char_ptb", "smoke")
+    assert lengths == [samples.WARM_UP, samples.LENGTHS["smoke"]["char_ptb"]]
+    # one » in the legend, then one per sample
+    assert "characters/s here (after a warm-up call)" in text and text.count("»") == 1 + 3
