@@ -3,6 +3,7 @@ the verdict, and the training-length label of runs shorter than the paper's."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 
 import pytest
@@ -183,3 +184,28 @@ def test_loss_spikes_are_summed_over_the_seeds_that_counted_them():
     shown = section(runs)
     assert "a training step whose loss exceeds 3 x the median" in shown
     assert "| M-JSB | Seq-U-Net | 2 of 3 | 2 | 1 | 40.50 |" in shown
+
+
+def test_the_training_step_table_pairs_each_seq_u_net_with_the_baseline_of_its_speed_ups(tmp_path):
+    """A piano file holds several pairs of one batch (here `--crop-skips both`: one Seq-U-Net beside WaveNet with
+    and without its skips cropped). Each row keeps its own WaveNet and says which speed-ups both had; a fused
+    Seq-U-Net without a fused WaveNet gets no ratio, and a file that is not a benchmark stops the build."""
+    from sequnet.publish.bench_table import bench_section
+
+    def row(arch, ms, **switches):
+        return {"task": "piano_audio", "arch": arch, "batch": 16, "time_median_s": ms / 1e3, "peak_memory_mib": 1e3,
+                "channels_last": True, "fused_gate": True} | switches
+    meta = {"device": "NVIDIA H200", "date": "2026-12-03T11:59:00+00:00", "bf16": True, "cuda_graphs": True}
+    rows = [row("wavenet", 268.0), row("sequnet", 44.3, baseline_crop_skips=False),
+            row("wavenet", 181.6, crop_skips=True), row("sequnet", 44.3, baseline_crop_skips=True),
+            row("sequnet", 60.0, channels_last=False)]
+    (tmp_path / "training-crop.json").write_text(json.dumps({"meta": meta, "rows": rows}))
+    table = [line for line in bench_section(tmp_path) if line.startswith("| Piano")]
+    assert table == [
+        "| Piano (audio) | 16 | ours: NVIDIA H200, 2026-12-03, bf16, CUDA graphs, channels-last, fused gate | 44.3 | "
+        "268.0 | 0.17 | 1.00 |",
+        "| Piano (audio) | 16 | ours: NVIDIA H200, 2026-12-03, bf16, CUDA graphs, channels-last, fused gate, "
+        "WaveNet's skips cropped | 44.3 | 181.6 | 0.24 | 1.00 |"]
+    (tmp_path / "training-bad.json").write_text(json.dumps({"rows": rows}))
+    with pytest.raises(SystemExit, match="training-bad.json: not a benchmarks/training.py result"):
+        bench_section(tmp_path)

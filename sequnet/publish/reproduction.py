@@ -3,38 +3,24 @@ records, the changed paper-scale runs, the reduced-cost searches, cost ratios, t
 the small-scale runs.
 
 Every string taken from a record or a benchmark file is made literal text before it reaches the page
-(:func:`text`): HTML-escaped, so that a ``<script>`` in a device name stays text, and with Markdown's table and
-emphasis characters escaped, so that a ``|`` cannot split a table row.
-"""
+(:func:`sequnet.publish.names.text`)."""
 from __future__ import annotations
 
-import html
 import json
 import re
 from pathlib import Path
 
 from sequnet.core.configs import baseline_arch
 from sequnet.experiment.records import METRIC_UNITS, PAPER_TABLE1, RecordError, ResultRecord
-from sequnet.publish.paths import RESULTS
+from sequnet.publish.bench_table import bench_section
+from sequnet.publish.names import TASK_NAMES, model_name, task_name, text
 from sequnet.publish.searches import Search, SearchRow, clip_text, search_rows
 from sequnet.publish.table1 import (MATCH_TOLERANCE, SeedSummary, SpikeSummary, same_run, seed_of, table1_cells,
                                     task_order, training_label, verdict)
 
-TASK_NAMES = {"char_ptb": "Char-LM (PTB)", "word_ptb": "Word-LM (PTB)", "muse": "M-Muse", "nottingham": "M-Nott",
-              "jsb": "M-JSB", "piano_midi": "M-Piano-midi", "piano_audio": "Piano (audio)"}
-MODEL_NAMES = {"tcn": "TCN", "sequnet": "Seq-U-Net", "wavenet": "WaveNet"}
 # Keys that make a JSON file a result record; other JSON files (widget state, listening pairs, benchmarks) have
 # neither.
 RECORD_KEYS = {"experiment", "metrics"}
-# Markdown's (and MyST's) characters with a meaning inline: escaped with a backslash so that text stays text.
-_MARKDOWN = re.compile(r"([\\`*_\[\]{}|$~#!])")
-
-
-def text(value) -> str:
-    """``value`` as literal text in a Markdown table cell of the page: no HTML, no emphasis, no cell break."""
-    return html.escape(_MARKDOWN.sub(r"\\\1", str(value)), quote=False)
-
-
 def find_records(roots: list[Path]) -> list[ResultRecord]:
     """Result records below ``roots``, each once; other JSON files (widget state, listening pairs) are skipped.
 
@@ -68,15 +54,6 @@ def fmt(value) -> str:
     if isinstance(value, int):
         return f"{value:,}"
     return f"{value:.2f}" if abs(value) >= 100 else f"{value:.3f}" if abs(value) >= 1 else f"{value:.3g}"
-
-
-def task_name(task: str) -> str:
-    return TASK_NAMES.get(task) or text(task)
-
-
-def model_name(task: str, model: str) -> str:
-    name = MODEL_NAMES.get(model) or text(model)
-    return name + " (residual)" if (task, model) == ("piano_audio", "sequnet") else name
 
 
 def short_device(device: str) -> str:
@@ -265,38 +242,6 @@ def ratios_section(records: list[ResultRecord]) -> list[str]:
                 lines.append(f"| {TASK_NAMES[task]} | ours: **paper** scale, {text(device)} | "
                              f"{ratio(r.time_per_step_s, other.time_per_step_s)}{mark} | "
                              f"{ratio(r.peak_memory_mib, other.peak_memory_mib)} |")
-    return lines
-
-
-def bench_section(bench_dir: Path = RESULTS / "bench") -> list[str]:
-    """Training-step ratios from the committed ``benchmarks/training.py`` runs: both models of every Table 1 pair
-    timed in one process on one GPU, with synthetic inputs of the paper's shapes (no training)."""
-    files = sorted(bench_dir.glob("training*.json"))
-    if not files:
-        return []
-    lines = ["### Training-step benchmark (all Table 1 pairs)", "",
-             "`benchmarks/training.py` times a full training step (forward, loss, backward, Adam) of both models "
-             "of each pair in one process, synchronised, median after warm-up, with inputs of the paper's training "
-             "shapes; memory is the allocator's peak. These are measurements of cost, not of accuracy.", "",
-             "| Task | Batch | Source | Seq-U-Net ms/step | baseline ms/step | Time ratio | Memory ratio |",
-             "|---|---|---|---|---|---|---|"]
-    for path in files:
-        try:
-            bench = json.loads(path.read_bytes().decode("utf-8"))
-            meta, rows = bench["meta"], {(r["task"], r["arch"], r["batch"]): r for r in bench["rows"]}
-        except (OSError, ValueError, KeyError, TypeError) as e:
-            raise SystemExit(f"sequnet book: {path}: not a benchmarks/training.py result ({type(e).__name__}: {e}); "
-                             f"fix or remove it") from e
-        label = (f"ours: {text(meta.get('device', '?'))}, {text(str(meta.get('date', ''))[:10])}"
-                 f"{', bf16' if meta.get('bf16') else ''}{', compiled' if meta.get('compile') else ''}"
-                 f"{', CUDA graphs' if meta.get('cuda_graphs') else ''}")
-        for (task, arch, batch), r in rows.items():
-            base = rows.get((task, baseline_arch(task), batch))
-            if arch != "sequnet" or base is None:
-                continue
-            lines.append(f"| {task_name(task)} | {text(batch)} | {label} | {r['time_median_s'] * 1e3:.1f} | "
-                         f"{base['time_median_s'] * 1e3:.1f} | {ratio(r['time_median_s'], base['time_median_s'])} | "
-                         f"{ratio(r['peak_memory_mib'], base['peak_memory_mib'])} |")
     return lines
 
 
