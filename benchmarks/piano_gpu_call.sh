@@ -3,7 +3,7 @@
 # command three times, each within 30 s of the last (so that the machine, the rendered audio and the checkpoints
 # stay), until it exits with 0.
 #
-#   CALL=1 SEQUNET_GIT_COMMIT=$(git rev-parse --short HEAD) BUDGET=685 SEQUNET_BUDGET=470 EVAL_WINDOWS=512 CALL_S=575 \
+#   CALL=1 SEQUNET_GIT_COMMIT=$(git rev-parse --short HEAD) BUDGET=475 SEQUNET_BUDGET=680 EVAL_WINDOWS=512 CALL_S=575 \
 #       bash benchmarks/piano_gpu_call.sh OUT        # device tool: carry [".whl", ".devdata"], timeout_s 600
 #                                                    # (made here by `benchmarks/device_prep.sh piano`)
 #   A call overruns CALL_S by up to ~10 s (595 s for 585 on 2026-12-02), and one that reaches the tool's 600 s is
@@ -27,6 +27,11 @@
 # The first whole run, 2026-12-03 at 5b77791 (results/logs/2026-12-03-h200-piano-run.tar.xz): 2,519 WaveNet steps
 # in 685 s and 9,982 Seq-U-Net steps in 470 s (18 short of 10,000: about 471 s would reach it), the three calls
 # 577 + 572 + 556 s, 1,756 s of device time held; the third call ended 22 s inside its CALL_S.
+# Since then WaveNet computes its skips only at the output's samples on the trainer's GPU path (2462a84): 181.8 ms
+# a step in bf16 at batch 16 against 268.1 (results/bench/piano-step-crop-h200.json, f3b93d1). So the same
+# 1,155 s of training split as BUDGET=475 (2,500 steps x 181.8 ms and the ~11 s of first epoch and captures the
+# 2026-12-02 run had) and SEQUNET_BUDGET=680 (about 14,700 steps at 44.2 ms, ~29 s of it evaluations and
+# captures), the rest of the session unchanged. Not yet run so.
 #
 # The machine goes back 30 s after a call ends, and with it the rendered audio and the checkpoints (a run was
 # lost so on 2026-12-02, when the second call came too late). So send the three calls back to back, each the
