@@ -24,7 +24,9 @@
 # the chapter's report), with each task's chapter reported on seed 1. Left, from the committed records' times on
 # an H200: word would take ~20 min (1,289 steps an epoch against char's 1,013).
 #   SESSION=1  char_ptb (done 2026-12-03)
-#   SESSION=2  word_ptb (4 runs): ~20 min, three commands
+#   SESSION=2  word_ptb (4 runs): ~25 min (three side by side took 1,160-1,216 s on 2026-11-22; char's four took
+#              1,025-1,090 s), three commands with TIME_LIMIT=560, about 1,700 s of device time with the start and
+#              the report: only with a whole session's budget and a machine at the first ask
 #   SESSION=3  nottingham (done 2026-12-03)
 # A session's commands must follow each other within the 30 s a machine waits, or its checkpoints are lost
 # (2026-12-03: no machine could be had for the second command, twice). Cells that fit one command (CELLS with
