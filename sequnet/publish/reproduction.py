@@ -21,6 +21,8 @@ from sequnet.publish.table1 import (MATCH_TOLERANCE, SeedSummary, SpikeSummary, 
 # Keys that make a JSON file a result record; other JSON files (widget state, listening pairs, benchmarks) have
 # neither.
 RECORD_KEYS = {"experiment", "metrics"}
+
+
 def find_records(roots: list[Path]) -> list[ResultRecord]:
     """Result records below ``roots``, each once; other JSON files (widget state, listening pairs) are skipped.
 
@@ -121,7 +123,7 @@ def glance_section(records: list[ResultRecord]) -> list[str]:
         spread = f"1: seed {seed_text(runs[0])}" if s.n == 1 else f"{s.n}: {fmt(s.low)}–{fmt(s.high)}"
         label = "; ".join(filter(None, {training_label(r) for r in runs}))
         note = f": {text(label)}" if label else ""
-        lines.append(head + f"| {ours} | {diff} | {spread} | {verdict(task, paper, s, runs, model)}{note} |")
+        lines.append(head + f"| {ours} | {diff} | {spread} | {verdict(task, model, paper, s, runs)}{note} |")
     return lines
 
 

@@ -26,9 +26,10 @@ SEED_ONLY = {"seed"}
 # Within half a per cent of the paper's number counts as matching it: about the smallest difference the paper
 # reports between its two models of a task where it calls them on par (JSB 0.2 %, word-PTB 0.5 %, MuseData 0.6 %).
 MATCH_TOLERANCE = 0.005
-# Decimals the paper prints a cell's test number with, where fewer than three (the others have three): "1.30" stands for anything from
-# 1.295 to 1.305, so a seed range reaching into that interval holds the paper's number (char-PTB Seq-U-Net's seeds,
-# 1.3005-1.309, would otherwise be "worse than the paper in all 3" against a 1.30 that may be 1.3049).
+# Decimals the paper prints a cell's test number with, where fewer than three (the others have three): "1.30"
+# stands for anything from 1.295 to 1.305, so a seed range reaching into that interval holds the paper's number
+# (char-PTB Seq-U-Net's seeds, 1.3005-1.309, would otherwise be "worse than the paper in all 3" against a 1.30
+# that may be 1.3049).
 PAPER_DECIMALS = {("char_ptb", "tcn"): 2, ("char_ptb", "sequnet"): 2, ("word_ptb", "tcn"): 2,
                   ("word_ptb", "sequnet"): 2, ("nottingham", "sequnet"): 2, ("piano_audio", "wavenet"): 2,
                   ("piano_audio", "sequnet"): 2}
@@ -142,7 +143,7 @@ class SeedSummary:
         return self.low - half_step <= value <= self.high + half_step
 
 
-def verdict(task: str, paper: float | None, s: SeedSummary, runs: list[ResultRecord], model: str = "") -> str:
+def verdict(task: str, model: str, paper: float | None, s: SeedSummary, runs: list[ResultRecord]) -> str:
     """One short judgement of a cell. Several seeds: whether the paper's number, at the precision it is printed
     with, lies inside our range. One seed: matching within ``MATCH_TOLERANCE``, or better / worse by how much (one
     seed cannot tell noise apart). Lower is better in every task's unit."""
