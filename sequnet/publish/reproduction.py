@@ -12,7 +12,7 @@ from pathlib import Path
 
 from sequnet.core.configs import baseline_arch
 from sequnet.experiment.records import METRIC_UNITS, PAPER_TABLE1, RecordError, ResultRecord
-from sequnet.publish.bench_table import bench_section
+from sequnet.publish.bench_table import bench_section, ratio
 from sequnet.publish.names import TASK_NAMES, model_name, task_name, text
 from sequnet.publish.searches import Search, SearchRow, clip_text, search_rows
 from sequnet.publish.table1 import (MATCH_TOLERANCE, SeedSummary, SpikeSummary, same_run, seed_of, table1_cells,
@@ -222,10 +222,6 @@ def changed_section(records: list[ResultRecord]) -> list[str]:
                      f"{params_label(r.params)} | {fmt(r.metrics.get('train'))} | "
                      f"{fmt(r.metrics.get('test'))}{valid} | {step_time(r)} | {mem} |")
     return lines
-
-
-def ratio(a, b) -> str:
-    return f"{a / b:.2f}" if a and b else "–"
 
 
 def ratios_section(records: list[ResultRecord]) -> list[str]:
