@@ -186,6 +186,29 @@ def test_loss_spikes_are_summed_over_the_seeds_that_counted_them():
     assert "| M-JSB | Seq-U-Net | 2 of 3 | 2 | 1 | 40.50 |" in shown
 
 
+def test_a_diverged_seed_is_named_beside_its_cell_and_left_out_of_the_mean():
+    """The word-PTB Seq-U-Net's seed 2 diverged in epoch 38 with the paper's settings (2026-12-03): a result of its
+    cell without a test score. The glance names it, the details list it with its validation score, its spikes
+    count, and it is not a "changed" run; a seed that diverged once and finished later is just finished."""
+    spikes = {"rule": "r", "factor": 3.0, "window": 100, "min_history": 20, "steps_checked": 9, "count": 3,
+              "events": [], "largest": {"epoch": 36, "step": 1054, "ratio": 44.99}}
+    lost = run(None, seed=2, status="diverged", metrics={"train": None, "valid": 8.4, "test": None},
+               history=[{"epoch": e + 1, "steps": 10} for e in range(37)], loss_spikes=spikes)
+    records = [run(8.10, seed=1111), run(8.20, seed=1), lost]
+    paper, ours, diff, seeds, verdict = glance(records)["M-JSB", "Seq-U-Net"]
+    assert ours == "8.150 ± 0.071" and seeds == "2: 8.100–8.200; seed 2 diverged"
+    assert verdict == "paper inside our 2 seeds"
+    page = reproduction.reproduction_markdown(records, ["results"])
+    details = page.split("## Table 1 beside")[1]
+    assert re.search(r"ours, seed 2: H200, 2026-01-02, `abc1234`, \*\*diverged\*\* \| [^|]+\| – \| – \(valid 8.400\)",
+                     details)
+    assert "| M-JSB | Seq-U-Net | 1 of 3 | 3 | 1 | 44.99 |" in page
+    assert "Paper settings, changed training" not in page
+    # a later finished run of that seed replaces the divergence
+    again = run(8.3, seed=2, date="2026-02-01T00:00:00+00:00")
+    assert glance(records + [again])["M-JSB", "Seq-U-Net"][3] == "3: 8.100–8.300"
+
+
 def test_the_training_step_table_pairs_each_seq_u_net_with_the_baseline_of_its_speed_ups(tmp_path):
     """A piano file holds several pairs of one batch (here `--crop-skips both`: one Seq-U-Net beside WaveNet with
     and without its skips cropped). Each row keeps its own WaveNet and says which speed-ups both had; a fused

@@ -15,7 +15,8 @@ from sequnet.experiment.records import METRIC_UNITS, PAPER_TABLE1, RecordError, 
 from sequnet.publish.bench_table import bench_section, ratio
 from sequnet.publish.names import TASK_NAMES, model_name, task_name, text
 from sequnet.publish.searches import Search, SearchRow, clip_text, search_rows
-from sequnet.publish.table1 import (MATCH_TOLERANCE, SeedSummary, SpikeSummary, same_run, seed_of, table1_cells,
+from sequnet.publish.table1 import (MATCH_TOLERANCE, SeedSummary, SpikeSummary, diverged_seeds, same_run, seed_of,
+                                    table1_cells,
                                     task_order, training_label, verdict)
 
 # Keys that make a JSON file a result record; other JSON files (widget state, listening pairs, benchmarks) have
@@ -106,6 +107,7 @@ def glance_section(records: list[ResultRecord]) -> list[str]:
     """Table 1 at a glance: one row per task and model, the paper's test metric beside ours (mean ± sd over seeds),
     the difference, the seeds' range and a verdict."""
     cells, _ = table1_cells(records)
+    diverged = diverged_seeds(records)
     keys = sorted(set(PAPER_TABLE1) | set(cells), key=task_order)
     lines = ["| Task | Model | Paper | Ours | Difference | Seeds (n: range) | Verdict |",
              "|---|---|---:|---:|---:|---|---|"]
@@ -121,6 +123,8 @@ def glance_section(records: list[ResultRecord]) -> list[str]:
         ours = fmt(s.mean) + ("" if s.sd is None else f" ± {s.sd:.{places}f}")
         diff = "–" if paper is None else f"{s.mean - paper:+.{places}f}"
         spread = f"1: seed {seed_text(runs[0])}" if s.n == 1 else f"{s.n}: {fmt(s.low)}–{fmt(s.high)}"
+        if lost := diverged.get((task, model)):   # a result of the cell too, without a test score
+            spread += f"; seed {', '.join(seed_text(r) for r in lost)} diverged"
         label = "; ".join(filter(None, {training_label(r) for r in runs}))
         note = f": {text(label)}" if label else ""
         lines.append(head + f"| {ours} | {diff} | {spread} | {verdict(task, model, paper, s, runs)}{note} |")
@@ -131,14 +135,16 @@ def spikes_section(records: list[ResultRecord]) -> list[str]:
     """Loss spikes across the seeds of each Table 1 cell whose runs counted them (the word-PTB Seq-U-Net's epoch-49
     jump was one)."""
     cells, _ = table1_cells(records)
-    summaries = {key: SpikeSummary.of(runs) for key, runs in cells.items()}
+    diverged = diverged_seeds(records)
+    summaries = {key: SpikeSummary.of(runs + diverged.get(key, [])) for key, runs in cells.items()}
     counted = {key: s for key, s in summaries.items() if s.counted}
     lines = ["### Loss spikes across seeds", ""]
     if not counted:
         return lines + ["No Table 1 run has counted its loss spikes yet (the trainer counts them since 2026-12-02; "
                         "the runs before it have none in their records).", ""]
     rule = next(s.rule for s in counted.values() if s.rule)
-    lines += [f"A loss spike is {text(rule)}. *Runs* counts the seeds whose records counted them.", "",
+    lines += [f"A loss spike is {text(rule)}. *Runs* counts the seeds whose records counted them, diverged "
+              "seeds included.", "",
               "| Task | Model | Runs | Spikes | Runs with a spike | Largest step loss / median |",
               "|---|---|---:|---:|---:|---:|"]
     for (task, model), s in counted.items():
@@ -174,6 +180,7 @@ def source_label(r: ResultRecord) -> str:
 def table1_section(records: list[ResultRecord]) -> list[str]:
     """Each cell's details: the paper's row (its GTX 1080 costs), then every seed of ours at paper scale."""
     cells, _ = table1_cells(records)
+    diverged = diverged_seeds(records)
     lines = ["| Task | Model | Run | Params | Train | Test | Time/step (s) | Peak memory |",
              "|---|---|---|---|---|---|---|---|"]
     for task, model in sorted(set(PAPER_TABLE1) | set(cells), key=task_order):
@@ -183,11 +190,12 @@ def table1_section(records: list[ResultRecord]) -> list[str]:
             star = "\\*" if task == "piano_audio" else ""   # measured at batch 2
             lines.append(head + f"| **paper**, GTX 1080 | {p.get('params', '–')} | {p['train']:g} | {p['test']:g} | "
                                 f"{p['time_s']:g}{star} | {p['mem_mb']:g} MB{star} |")
-        for r in cells.get((task, model), []):
+        for r in cells.get((task, model), []) + diverged.get((task, model), []):
             mem = f"{r.peak_memory_mib:.1f} MiB" if r.peak_memory_mib is not None else "–"
+            valid = f" (valid {fmt(r.metrics.get('valid'))})" if r.metrics.get("test") is None else ""
             lines.append(head + f"| ours, seed {seed_text(r)}: {source_label(r)} | {params_label(r.params)} | "
-                                f"{fmt(r.metrics.get('train'))} | {fmt(r.metrics.get('test'))} | {step_time(r)} | "
-                                f"{mem} |")
+                                f"{fmt(r.metrics.get('train'))} | {fmt(r.metrics.get('test'))}{valid} | "
+                                f"{step_time(r)} | {mem} |")
     return lines
 
 
@@ -201,7 +209,7 @@ def changed_section(records: list[ResultRecord]) -> list[str]:
     paper's models and data, not its exact training, so they sit beside Table 1 rather than in it, with the change
     named."""
     cells, replaced = table1_cells(records)
-    shown = [r for runs in cells.values() for r in runs]
+    shown = [r for group in (cells, diverged_seeds(records)) for runs in group.values() for r in runs]
     # (a run recorded twice, by its training and by the chapter that reported it, is in Table 1 once and not here)
     runs = [r for r in records if r.scale == "paper" and not any(same_run(r, s) for s in shown)]
     if not runs:

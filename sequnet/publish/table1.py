@@ -89,7 +89,13 @@ def in_cell(r: ResultRecord) -> bool:
     preset, the seed aside (:func:`sequnet.experiment.seeds.mismatch`, which the seed runs' planning uses too);
     for tasks trained by iterations, a run that changed only its training length and its run settings
     (``RUN_SETTINGS``) also counts (its row says how long it trained, and how)."""
-    if r.scale != "paper" or r.status != "ok" or r.metrics.get("test") is None:
+    return r.status == "ok" and r.metrics.get("test") is not None and of_preset(r)
+
+
+def of_preset(r: ResultRecord) -> bool:
+    """Whether a paper-scale record ran its cell's paper preset, the seed aside (and, for tasks trained by
+    iterations, its training length and run settings), whatever its outcome."""
+    if r.scale != "paper":
         return False
     if r.experiment in PAPER_ITERATIONS:
         return set(r.deviations or {}) <= SEED_ONLY | TRAINING_LENGTH | set(RUN_SETTINGS)
@@ -121,6 +127,22 @@ def table1_cells(records: list[ResultRecord]) -> tuple[dict[tuple[str, str], lis
     for (task, model, _), r in newest.items():
         cells.setdefault((task, model), []).append(r)
     return {k: cells[k] for k in sorted(cells, key=task_order)}, replaced
+
+
+def diverged_seeds(records: list[ResultRecord]) -> dict[tuple[str, str], list[ResultRecord]]:
+    """The seeds of each Table 1 cell that diverged with the paper's settings (the newest record of each seed,
+    unless a finished run of that seed exists): results of the cell without a test score, which its mean leaves out
+    and the page names (the word-PTB Seq-U-Net's seed 2 diverged in epoch 38 on 2026-12-03)."""
+    finished = {(r.experiment, r.model, seed_of(r)) for r in records if in_cell(r)}
+    newest = {}
+    for r in records:
+        key = (r.experiment, r.model, seed_of(r))
+        if r.status == "diverged" and of_preset(r) and key not in finished:
+            newest[key] = r
+    cells = {}
+    for (task, model, _), r in newest.items():
+        cells.setdefault((task, model), []).append(r)
+    return cells
 
 
 @dataclasses.dataclass
