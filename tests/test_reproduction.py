@@ -200,8 +200,8 @@ def test_a_diverged_seed_is_named_beside_its_cell_and_left_out_of_the_mean():
     assert verdict == "paper inside our 2 seeds"
     page = reproduction.reproduction_markdown(records, ["results"])
     details = page.split("## Table 1 beside")[1]
-    assert re.search(r"ours, seed 2: H200, 2026-01-02, `abc1234`, \*\*diverged\*\* \| [^|]+\| – \| – \(valid 8.400\)",
-                     details)
+    assert re.search(r"ours, seed 2: H200, 2026-01-02, `abc1234`, \*\*diverged\*\* \| [^|]+\| – \| "
+                     r"– \(valid 8.400\)", details)
     assert "| M-JSB | Seq-U-Net | 1 of 3 | 3 | 1 | 44.99 |" in page
     assert "Paper settings, changed training" not in page
     # a later finished run of that seed replaces the divergence

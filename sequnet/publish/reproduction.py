@@ -16,8 +16,7 @@ from sequnet.publish.bench_table import bench_section, ratio
 from sequnet.publish.names import TASK_NAMES, model_name, task_name, text
 from sequnet.publish.searches import Search, SearchRow, clip_text, search_rows
 from sequnet.publish.table1 import (MATCH_TOLERANCE, SeedSummary, SpikeSummary, diverged_seeds, same_run, seed_of,
-                                    table1_cells,
-                                    task_order, training_label, verdict)
+                                    table1_cells, task_order, training_label, verdict)
 
 # Keys that make a JSON file a result record; other JSON files (widget state, listening pairs, benchmarks) have
 # neither.

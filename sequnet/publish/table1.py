@@ -123,10 +123,15 @@ def table1_cells(records: list[ResultRecord]) -> tuple[dict[tuple[str, str], lis
             if key in newest and not same_run(newest[key], r):
                 replaced.append(newest[key])
             newest[key] = r
+    return by_cell(newest), replaced
+
+
+def by_cell(newest: dict[tuple[str, str, int | None], ResultRecord]) -> dict[tuple[str, str], list[ResultRecord]]:
+    """Records keyed by (task, model, seed), grouped by cell in Table 1's order."""
     cells = {}
     for (task, model, _), r in newest.items():
         cells.setdefault((task, model), []).append(r)
-    return {k: cells[k] for k in sorted(cells, key=task_order)}, replaced
+    return {k: cells[k] for k in sorted(cells, key=task_order)}
 
 
 def diverged_seeds(records: list[ResultRecord]) -> dict[tuple[str, str], list[ResultRecord]]:
@@ -139,10 +144,7 @@ def diverged_seeds(records: list[ResultRecord]) -> dict[tuple[str, str], list[Re
         key = (r.experiment, r.model, seed_of(r))
         if r.status == "diverged" and of_preset(r) and key not in finished:
             newest[key] = r
-    cells = {}
-    for (task, model, _), r in newest.items():
-        cells.setdefault((task, model), []).append(r)
-    return cells
+    return by_cell(newest)
 
 
 @dataclasses.dataclass
