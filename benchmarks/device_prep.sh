@@ -19,6 +19,8 @@
 set -euo pipefail
 shared=${SHARED:-../shared}
 extra=("mido==1.3.3" "tinysoundfont==0.3.7" "pytest-xdist==3.8.0" "execnet==2.1.2")
+# the variant is checked before anything is removed: a mistyped one must not leave the machine without its carry
+case ${1:-tests} in tests|piano) ;; *) echo "device_prep: give tests or piano, not $1" >&2; exit 2 ;; esac
 [ -d "$shared/device-wheels" ] && [ -d "$shared/data" ] || { echo "device_prep: no $shared/device-wheels or $shared/data" >&2; exit 2; }
 rm -rf .whl .devdata
 cp -r "$shared/device-wheels" .whl && cp -r "$shared/data" .devdata
@@ -31,7 +33,6 @@ case ${1:-tests} in
     piano) font=$("$python" -m sequnet data soundfont)
            rm -rf .devdata/piano/rendered
            mkdir -p .devdata/soundfont && cp "$font" .devdata/soundfont/ ;;
-    *) echo "device_prep: give tests or piano, not $1" >&2; exit 2 ;;
 esac
 tree=$(git ls-files -z --cached --others --exclude-standard | du -cb --files0-from=- | tail -1 | cut -f1)
 du -sh .whl .devdata

@@ -24,6 +24,16 @@ if [ -z "${SEQUNET_DATA_MIRROR:-}" ]; then
         if [ -f "$d/MANIFEST.md" ]; then export SEQUNET_DATA_MIRROR=$(cd "$d" && pwd); break; fi
     done
 fi
+# A mirror without every registered file fails the tests that read the missing ones, after minutes of device time
+# (2026-12-03: the piano variant of .devdata, which leaves out the six registered piano FLACs, failed 15 tests
+# after 383 s). So the mirror is verified first (seconds), and an incomplete one stops the suite here.
+if [ -n "${SEQUNET_DATA_MIRROR:-}" ]; then
+    verified=$("$python" -m sequnet data verify --root "$SEQUNET_DATA_MIRROR" 2>&1) || {
+        echo "$verified" | grep -v " ok$" >&2
+        echo "gpu-test: the data mirror $SEQUNET_DATA_MIRROR lacks registered files (above), which the suite reads;" \
+            "make it with \`benchmarks/device_prep.sh tests\` (the piano variant leaves the piano FLACs out)" >&2
+        exit 2; }
+fi
 # The suite outgrew one 10-minute command run serially (2026-12-02: still in tests/test_midi.py after 540 s):
 # pytest-xdist (carried in .whl/, see benchmarks/device_prep.sh) spreads it over WORKERS processes (default 6 of
 # the 16 cores), which share the one GPU; no test times anything, and `make test` runs the same tests serially.

@@ -1,0 +1,64 @@
+"""The scripts that prepare and run the GPU machine's work refuse bad input before they cost anything: a mistyped
+variant of benchmarks/device_prep.sh, a data mirror that lacks files the GPU suite reads (benchmarks/gpu_test.sh).
+They run here on the CPU, with an interpreter that answers the GPU script's checks of the machine."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_device_prep_refuses_an_unknown_variant_before_removing_the_carry(tmp_path):
+    """2026-12-03: `device_prep.sh --help` removed .whl and .devdata, copied them afresh and only then refused the
+    argument; the piano variant made earlier was gone."""
+    shared = tmp_path / "shared"
+    (shared / "device-wheels").mkdir(parents=True)
+    (shared / "data").mkdir()
+    work = tmp_path / "checkout"
+    (work / ".whl").mkdir(parents=True)
+    (work / ".whl" / "kept.whl").write_text("made earlier")
+    done = subprocess.run(["bash", str(REPO / "benchmarks" / "device_prep.sh"), "--help"], cwd=work,
+                          env=dict(os.environ, SHARED=str(shared), PYTHON=sys.executable), capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "give tests or piano, not --help" in done.stderr
+    assert (work / ".whl" / "kept.whl").read_text() == "made earlier"
+
+
+def _gpu_machine_python(tmp_path: Path) -> Path:
+    """An interpreter that says a GPU is there and the wheels are installed, prints a header for the log and
+    stands in for pytest (which would run the whole suite): everything else runs in this Python."""
+    python = tmp_path / "python"
+    python.write_text(f"""#!/usr/bin/env bash
+case "$1 $2" in
+  "-c import torch, sys"*|"-c import papermill"*) exit 0 ;;
+  "- ") cat >/dev/null; echo "# a GPU"; exit 0 ;;
+  "-m pytest") echo "pytest ran"; exit 0 ;;
+esac
+exec {sys.executable} "$@"
+""")
+    python.chmod(0o755)
+    return python
+
+
+def test_gpu_suite_stops_at_once_on_a_mirror_that_lacks_registered_files(tmp_path, data_mirror):
+    """2026-12-03: the suite ran 383 s on the GPU machine with the piano variant of .devdata (no registered piano
+    FLACs) and failed 15 tests. Now the mirror is verified first; a complete one lets the suite run."""
+    python = _gpu_machine_python(tmp_path)
+    script = ["bash", str(REPO / "benchmarks" / "gpu_test.sh"), str(tmp_path / "gpu-test.log")]
+    env = dict(os.environ, PYTHON=str(python),
+               PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
+    partial = tmp_path / "mirror"
+    (partial / "ptb").mkdir(parents=True)
+    (partial / "MANIFEST.md").write_text("a mirror without most of its files\n")
+    done = subprocess.run(script, cwd=REPO, env=dict(env, SEQUNET_DATA_MIRROR=str(partial)), capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "piano/rendered/test/elise.flac" in done.stderr and "benchmarks/device_prep.sh tests" in done.stderr
+    assert "pytest ran" not in done.stdout and not (tmp_path / "gpu-test.log").exists()
+
+    done = subprocess.run(script, cwd=REPO, env=dict(env, SEQUNET_DATA_MIRROR=str(data_mirror)), capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "pytest ran" in (tmp_path / "gpu-test.log").read_text()
