@@ -222,3 +222,26 @@ def test_trainer_trains_the_audio_models_with_the_switches(tmp_path):
     assert fast.record.config["fast_kernels"] is True
     # same maths, other rounding (and TF32 convolutions in both)
     assert fast.record.metrics["test"] == pytest.approx(plain.record.metrics["test"], rel=0.02)
+
+
+def test_trainer_compiles_both_audio_models_on_the_fast_path(tmp_path):
+    """torch.compile for both models of the piano pair, with bf16, channels-last, WaveNet's cropped skips and CUDA
+    graphs (Inductor fuses the gate itself, so the Triton gate is off): the test loss follows the uncompiled fast
+    path's, and the steps did run through the compiler."""
+    from torch._dynamo.utils import counters
+
+    from sequnet.experiment import training
+    from sequnet.experiment.scales import resolve
+
+    for arch in ("sequnet", "wavenet"):
+        config = resolve("piano_audio", arch, "smoke", device="cuda", epochs=1, max_steps_per_epoch=6, bf16=True)
+        model, _ = training.build(config.replace(compile=True), CUDA)
+        assert not any(m.fused_gate for m in model.modules() if hasattr(type(m), "fused_gate"))
+        assert all(m.channels_last for m in model.modules() if hasattr(type(m), "channels_last"))
+        counters.clear()
+        compiled = training.train(config.replace(compile=True), out_dir=tmp_path / arch / "compiled", log=None)
+        assert counters["stats"]["unique_graphs"] >= 1, "the training steps ran through torch.compile"
+        eager = training.train(config, out_dir=tmp_path / arch / "eager", log=None)
+        assert compiled.record.status == eager.record.status == "ok"
+        assert compiled.record.config["compile"] and compiled.record.config["fast_kernels"]
+        assert compiled.record.metrics["test"] == pytest.approx(eager.record.metrics["test"], rel=0.02)

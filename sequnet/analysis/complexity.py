@@ -248,7 +248,8 @@ def training_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
     ``cuda_graph`` (CUDA only) the step is replayed from one captured graph after three eager ones, as the trainer
     does for fixed-shape batches (:mod:`sequnet.experiment.captured`). ``fused_adam`` (default: on CUDA, as the
     trainer) runs Adam's fused kernel, one launch per step for the whole update."""
-    step_model = torch.compile(model) if compile_ else model
+    # static shapes: a second model of the same wrapper class would otherwise compile for every shape (slower)
+    step_model = torch.compile(model, dynamic=False) if compile_ else model
     fused = x.device.type == "cuda" if fused_adam is None else fused_adam
     opt = torch.optim.Adam(model.parameters(), lr=1e-4, capturable=cuda_graph, fused=fused)
     autocast = torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16, cache_enabled=False)

@@ -37,7 +37,7 @@ from sequnet.experiment.scales import RunConfig
 CHECKPOINT_FORMAT = 1
 # Fields of a run's configuration that may change between an interrupted run and its resumption.
 RESUMABLE_CHANGES = ("epochs", "device", "warmup_steps", "cpu_threads", "time_budget_s", "cuda_graphs",
-                     "fast_kernels")
+                     "fast_kernels", "compile")
 PAYLOAD_KEYS = ("config", "model", "optimizer", "state", "rng")
 
 

@@ -35,7 +35,7 @@ def _overrides(args: argparse.Namespace) -> dict:
     return dict(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, clip=clip, device=args.device,
                 seed=args.seed, max_steps_per_epoch=args.max_steps_per_epoch, eval_limit=args.eval_limit,
                 bf16=True if args.bf16 else None, cpu_threads=args.cpu_threads, cuda_graphs=args.cuda_graphs,
-                fast_kernels=args.fast_kernels)
+                fast_kernels=args.fast_kernels, compile=args.compile)
 
 
 def _number(flag: str, text: str) -> float:
@@ -77,8 +77,8 @@ STATUS_FILE = "SEQUNET_TRAIN_STATUS_FILE"
 # Options passed on to the processes as they were given (every option of `train` except --nproc).
 _VALUE_OPTIONS = ("scale", "epochs", "batch_size", "device", "seed", "max_steps_per_epoch", "eval_limit",
                   "cpu_threads", "out", "lr", "clip", "checkpoint", "time_limit")
-_OTHER_DESTS = {"command", "func", "task", "arch", "bf16", "cuda_graphs", "fast_kernels", "resume", "overwrite",
-                "progress", "nproc", "note"}
+_OTHER_DESTS = {"command", "func", "task", "arch", "bf16", "cuda_graphs", "fast_kernels", "compile", "resume",
+                "overwrite", "progress", "nproc", "note"}
 
 
 def _worker_argv(args: argparse.Namespace) -> list[str]:
@@ -93,7 +93,7 @@ def _worker_argv(args: argparse.Namespace) -> list[str]:
             argv += [f"--{dest.replace('_', '-')}", str(getattr(args, dest))]
     if args.bf16:
         argv.append("--bf16")
-    for dest in ("cuda_graphs", "fast_kernels"):
+    for dest in ("cuda_graphs", "fast_kernels", "compile"):
         if getattr(args, dest) is not None:
             flag = dest.replace("_", "-")
             argv.append(f"--{flag}" if getattr(args, dest) else f"--no-{flag}")
@@ -272,6 +272,9 @@ def _common(parser: argparse.ArgumentParser) -> None:
                         help="on a GPU, replay fixed-shape training steps from one CUDA graph (default: on)")
     parser.add_argument("--fast-kernels", action=argparse.BooleanOptionalAction, default=None,
                         help="on a GPU, the audio models run channels-last with the fused gate (default: on)")
+    parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
+                        help="torch.compile the model for training steps (default: off; compiling takes a minute "
+                             "or more on a GPU, and Inductor then fuses the gate itself)")
     parser.add_argument("--out", metavar="DIR", help="output folder (default: runs/<scale>)")
     parser.add_argument("--note", action="append", metavar="TEXT",
                         help="a note for the record(s) (repeatable), e.g. that the run shared its GPU with others")

@@ -115,7 +115,8 @@ def search(task: str, arch: str, scale: str = "smoke", trials: int = 20, *, sear
     base = resolve(task, arch, scale, **overrides)
     folder = None if out_dir is None else Path(out_dir) / search_name(base.task, arch, scale)
     # what makes two calls one search (where it runs and how steps are timed may differ; lr and clip are chosen)
-    ignore = ("lr", "clip", "device", "cpu_threads", "warmup_steps", "cuda_graphs", "fast_kernels")
+    ignore = ("lr", "clip", "device", "cpu_threads", "warmup_steps", "cuda_graphs", "fast_kernels",
+              "compile")
     identity = {k: v for k, v in base.to_dict().items() if k not in ignore} | {"search_seed": search_seed}
     history = Trials() if folder is None else _load(folder / "trials.pkl", identity)
     data = make_task(base.task, base.setting, base.batch_size)   # loaded once, shared by every trial

@@ -66,6 +66,7 @@ class PianoRun:
     report_every: tuple[tuple[str, int], ...] = (("wavenet", 100), ("sequnet", 400))   # steps per record point
     eval_windows: int | None = 2048            # evenly spaced test windows (and as many train windows); None: all
     bf16: bool = True                          # on a GPU (the CPU trains in float32)
+    compile: bool = False                      # torch.compile both models for their training steps
     generation: tuple[tuple[str, GenerationSet], ...] = (("long", GenerationSet(8, 1.5, 30.0)),)
     items: GenerationSet = GenerationSet(20, 1.5, 5.0)      # the listening test's, generated with the others
     temperature: float = 0.95                  # the paper's
@@ -129,13 +130,15 @@ def open_run(run_dir: str | os.PathLike, scale: str, *, audio_dir: str | os.Path
 
 def run_configs(run: PianoRun, device: str = "auto") -> dict:
     """The trainer's configuration of each model: the scale's preset with the run's budget, reporting interval,
-    evaluation windows and, on a GPU, bf16 (fast kernels and CUDA graphs are the trainer's defaults on a GPU)."""
+    evaluation windows and, on a GPU, bf16; both or neither compiled (fast kernels and CUDA graphs are the
+    trainer's defaults on a GPU)."""
     every = dict(run.report_every)
     configs = {}
     for arch in ORDER:
         config = resolve("piano_audio", arch, run.scale, device=device, time_budget_s=run.budget(arch),
                          max_steps_per_epoch=every[arch], eval_limit=run.eval_windows)
-        configs[arch] = config.replace(bf16=run.bf16 and config.resolved_device().type == "cuda")
+        configs[arch] = config.replace(bf16=run.bf16 and config.resolved_device().type == "cuda",
+                                       compile=run.compile)
     return configs
 
 
@@ -155,7 +158,8 @@ def claim(run: PianoRun, run_dir: Path) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
     path = run_dir / "run.json"
     if path.is_file():
-        saved, now = json.loads(path.read_text()), _as_json(run)
+        # a field newer than the folder's run.json (such as compile) has its default there
+        saved, now = _as_json(PianoRun()) | json.loads(path.read_text()), _as_json(run)
         for data in (saved, now):       # the same recordings, however the path is spelt
             folder = audio_folder(data.get("audio_dir"), run_dir)
             data["audio_dir"] = folder and str(folder.resolve())
@@ -384,10 +388,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--reserve-s", type=float, default=90.0, help="seconds kept back for a final evaluation")
     p.add_argument("--cut-at-limit", action="store_true", help="the session's last call: write the generated sets "
                    "that would not be finished within --limit-s as long as they got (their metadata says so)")
+    p.add_argument("--compile", action="store_true", help="torch.compile both models for their training steps")
     p.add_argument("--progress", action="store_true")
     a = p.parse_args(argv)
     run = preset(a.scale, audio_dir=relative_audio(a.audio_dir, a.run_dir), budget_s=a.budget_s,
-                 sequnet_budget_s=a.sequnet_budget_s, eval_windows=a.eval_windows)
+                 sequnet_budget_s=a.sequnet_budget_s, eval_windows=a.eval_windows, compile=a.compile or None)
     done = run_piano(run, a.run_dir, device=a.device, limit_s=a.limit_s, reserve_s=a.reserve_s,
                      log=lambda line: print(line, flush=True), progress=a.progress, cut_at_limit=a.cut_at_limit)
     print("piano run finished" if done else "piano run not finished: call again", flush=True)

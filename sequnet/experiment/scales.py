@@ -74,6 +74,7 @@ class RunConfig:
     time_budget_s: float | None = None # stop (status "ok") once training steps took this long; None = no budget
     cuda_graphs: bool = True           # on a GPU, replay fixed-shape training steps from a CUDA graph (same maths)
     fast_kernels: bool = True          # on a GPU, audio models run channels-last with the fused gate (same maths)
+    compile: bool = False              # torch.compile the model for training steps (same maths, other rounding)
 
     def replace(self, **changes) -> "RunConfig":
         return dataclasses.replace(self, **changes)
@@ -178,7 +179,7 @@ def check_task(task: Any, dataset: Any = None) -> str:
 
 OVERRIDES = ("epochs", "batch_size", "lr", "clip", "device", "seed", "dataset", "max_steps_per_epoch", "eval_limit",
              "patience", "bf16", "warmup_steps", "cpu_threads", "time_budget_s", "cuda_graphs",
-             "fast_kernels")
+             "fast_kernels", "compile")
 
 
 def resolve(task: str, arch: str, scale: str = "demo", **overrides: Any) -> RunConfig:
@@ -186,7 +187,7 @@ def resolve(task: str, arch: str, scale: str = "demo", **overrides: Any) -> RunC
 
     Overrides: epochs, batch_size, lr, clip (<= 0 or None turns clipping off), device, seed, dataset (music),
     max_steps_per_epoch, eval_limit, patience, bf16, warmup_steps, cpu_threads, time_budget_s (seconds of
-    training steps; 0 removes the budget), cuda_graphs, fast_kernels.
+    training steps; 0 removes the budget), cuda_graphs, fast_kernels, compile.
     """
     unknown = sorted(set(overrides) - set(OVERRIDES))
     if unknown:
@@ -232,7 +233,7 @@ def resolve(task: str, arch: str, scale: str = "demo", **overrides: Any) -> RunC
         budget = given["time_budget_s"]
         off = budget == 0 and not isinstance(budget, bool)
         checked["time_budget_s"] = None if off else _positive_float("time_budget_s", budget)
-    for name in ("bf16", "cuda_graphs", "fast_kernels"):
+    for name in ("bf16", "cuda_graphs", "fast_kernels", "compile"):
         if name in given:
             if not isinstance(given[name], bool):
                 raise ValueError(f"{name}={given[name]!r}: expected True or False")
@@ -246,7 +247,7 @@ def deviations(config: RunConfig) -> dict[str, Any]:
     aside): a record at paper scale with, say, ``epochs=5`` must say so; one with ``seed=2`` is another sample
     of the same procedure."""
     preset = resolve(config.task, config.arch, config.scale)
-    ignore = ("device", "cpu_threads", "warmup_steps", "cuda_graphs", "fast_kernels", "seed")
+    ignore = ("device", "cpu_threads", "warmup_steps", "cuda_graphs", "fast_kernels", "compile", "seed")
     return {f.name: getattr(config, f.name) for f in dataclasses.fields(config)
             if f.name not in ignore and getattr(config, f.name) != getattr(preset, f.name)}
 

@@ -158,11 +158,16 @@ def step_function(model: nn.Module, optimizer: torch.optim.Optimizer, task: Task
     so it can be captured in a CUDA graph (:mod:`sequnet.experiment.captured`)."""
     # autocast's weight cache cannot live across graph replays; the models cast each weight once per step anyway
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.bf16, cache_enabled=False)
+    # Compiled for the batches' one shape where they have one: dynamo would otherwise compile a second model of the
+    # same wrapper class in one process for every shape (2026-12-03, benchmarks/piano_step.py on an H200: the
+    # Seq-U-Net compiled after WaveNet took 397 s instead of 68 s, and its step 34.0 ms instead of 31.4). The
+    # weights stay the model's: checkpoints and evaluation use the model itself.
+    forward = torch.compile(model, dynamic=False if task.fixed_shapes else None) if config.compile else model
 
     def step(*batch):
         optimizer.zero_grad(set_to_none=True)
         with autocast:
-            objective, batch_total, batch_count = task.loss(model, batch)
+            objective, batch_total, batch_count = task.loss(forward, batch)
         objective.backward()
         if config.clip is not None:
             nn.utils.clip_grad_norm_(model.parameters(), config.clip)

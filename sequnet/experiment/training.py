@@ -98,7 +98,7 @@ def build(config: RunConfig, device: torch.device) -> tuple[nn.Module, torch.opt
         if isinstance(getattr(model, "body", None), ResSeqUNet):
             pad_channels(model, CHANNEL_MULTIPLE)
         use_channels_last(model)
-        if has_switch(model, "fused_gate"):
+        if has_switch(model, "fused_gate") and not config.compile:     # compiled, Inductor fuses the gate
             use_fused_gate(model)
         if has_switch(model, "crop_skips"):
             use_cropped_skips(model)

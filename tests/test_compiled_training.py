@@ -1,0 +1,67 @@
+"""The trainer's ``compile`` switch: torch.compile of the model for training steps, the same maths as the eager
+step (other rounding), for both models of the piano pair alike. On the CPU here; tests/test_fast_training_cuda.py
+trains both compiled on a GPU with the fast path's other switches."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from sequnet.experiment import training
+from sequnet.experiment.scales import deviations, resolve
+
+
+@pytest.mark.parametrize("arch", ["sequnet", "wavenet"])
+def test_compiled_training_follows_the_eager_training(arch, tmp_path, data_root):
+    config = resolve("piano_audio", arch, "smoke", device="cpu", epochs=2, max_steps_per_epoch=3, eval_limit=2)
+    from torch._dynamo.utils import counters
+
+    eager = training.train(config, out_dir=tmp_path / "eager", log=None)
+    counters.clear()
+    compiled = training.train(config.replace(compile=True), out_dir=tmp_path / "compiled", log=None)
+    assert counters["stats"]["unique_graphs"] >= 1, "the training steps ran through torch.compile"
+    assert compiled.record.status == eager.record.status == "ok"
+    assert compiled.record.config["compile"] is True and eager.record.config["compile"] is False
+    for got, want in zip(compiled.record.history, eager.record.history, strict=True):
+        assert got["train_loss"] == pytest.approx(want["train_loss"], rel=1e-4)
+    assert compiled.record.metrics["test"] == pytest.approx(eager.record.metrics["test"], rel=1e-4)
+    # the compiled model's weights are the model's own: what was saved is what the eager model evaluates
+    torch.testing.assert_close(compiled.model(torch.zeros(1, 2001, dtype=torch.long)),
+                               eager.model(torch.zeros(1, 2001, dtype=torch.long)), rtol=1e-3, atol=1e-4)
+
+
+def test_compile_is_a_checked_switch_that_changes_no_procedure():
+    with pytest.raises(ValueError, match="compile='yes'"):
+        resolve("piano_audio", "sequnet", "smoke", compile="yes")
+    assert "compile" not in deviations(resolve("piano_audio", "sequnet", "paper", compile=True))
+    assert resolve("jsb", "tcn", "smoke").compile is False
+
+
+def test_cli_passes_compile_on():
+    from sequnet.cli import build_parser
+    from sequnet.experiment import cli as train_cli
+
+    args = build_parser().parse_args(["train", "piano_audio", "wavenet", "--compile", "--nproc", "2"])
+    assert train_cli._overrides(args)["compile"] is True
+    assert "--compile" in train_cli._worker_argv(args)
+    args = build_parser().parse_args(["train", "piano_audio", "wavenet"])
+    assert train_cli._overrides(args)["compile"] is None and "--compile" not in train_cli._worker_argv(args)
+
+
+def test_piano_run_compiles_both_models_or_neither_and_continues_an_older_run_folder(tmp_path):
+    from sequnet.experiment import piano_run
+
+    run = piano_run.preset("smoke", compile=True)
+    assert {c.compile for c in piano_run.run_configs(run, "cpu").values()} == {True}
+    assert {c.compile for c in piano_run.run_configs(piano_run.preset("smoke"), "cpu").values()} == {False}
+    # a run folder from before the switch: its run.json has no "compile", which means the default (off)
+    old = piano_run.preset("smoke")
+    piano_run.claim(old, tmp_path)
+    saved = json.loads((tmp_path / "run.json").read_text())
+    del saved["compile"]
+    (tmp_path / "run.json").write_text(json.dumps(saved))
+    piano_run.claim(old, tmp_path)
+    assert piano_run.load_run(tmp_path) == old
+    with pytest.raises(ValueError, match="compile: folder False, now True"):
+        piano_run.claim(run, tmp_path)
