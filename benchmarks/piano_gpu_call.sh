@@ -36,6 +36,8 @@
 # The machine goes back 30 s after a call ends, and with it the rendered audio and the checkpoints (a run was
 # lost so on 2026-12-02, when the second call came too late). So send the three calls back to back, each the
 # same command, and read nothing long in between: this script prints a few lines, the progress stays in the log.
+# Even so, a machine can go: on 2026-12-03 (fourteenth session) call 2, sent as soon as call 1 had returned,
+# found a fresh one and stopped with 3 (results/logs/2026-12-03g-h200-lost-piano-run-suite-compile.tar.xz).
 #
 # Each call installs the wheels once (into /tmp/site), renders the piano audio once (TinySoundFont with the baked
 # piano SoundFont of .devdata, 16 processes: at least 10.5 h of training and 1.2 h of test pieces into
@@ -44,7 +46,9 @@
 # (default 200) are left, the GPU tests of the fast training path, the generation and the piano run follow
 # (OUT/gpu-test-piano.log). Exit status: piano_run.sh's (0 finished, 75 call again), 4 when the GPU tests of
 # cached generation and of the captured step, run beside the rendering, fail (OUT/gpu-check.log). AUDIO, HOURS,
-# WORKERS and SOUNDFONT change where, how much and with what it renders; with SCALE=smoke DEVICE=cpu
+# WORKERS and SOUNDFONT change where, how much and with what it renders; COMPILE=1 (passed on to piano_run.sh)
+# compiles both models' training steps (the GPU suite's test_trainer_compiles_both_audio_models_on_the_fast_path
+# covers it, the check beside the rendering does not); with SCALE=smoke DEVICE=cpu
 # HOURS="0.05 0.02" it runs on a CPU in a minute.
 #
 # Then, on a CPU here: the chapter and the listening test executed from the two archives (no checkpoints
