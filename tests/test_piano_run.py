@@ -136,6 +136,19 @@ def test_seq_u_net_is_kept_at_exactly_wavenets_step_count_inside_an_epoch(audio_
     assert any(not torch.equal(final["model"][k], kept["model"][k]) for k in kept["model"])
 
 
+def test_a_compiled_run_keeps_the_models_own_weights_at_the_equal_iteration_point(audio_dir, finished, tmp_path):
+    """Both models compiled (2026-12-03: the weights kept at WaveNet's step count were the compiled wrapper's, keys
+    "_orig_mod.body...", and the run failed where it loads them): the uncompiled run's weights, up to rounding."""
+    assert piano_run.run_piano(smoke(audio_dir, compile=True), tmp_path, device="cpu", log=None)
+    kept = torch.load(tmp_path / "checkpoints" / "piano_audio_sequnet_at_6.pt", weights_only=True)["model"]
+    plain = torch.load(finished / "checkpoints" / "piano_audio_sequnet_at_6.pt", weights_only=True)["model"]
+    assert kept.keys() == plain.keys()
+    for name, value in plain.items():
+        torch.testing.assert_close(kept[name], value, rtol=1e-4, atol=1e-5)
+    assert all(ResultRecord.load(tmp_path / "records" / f"piano_audio_{arch}.json").config["compile"]
+               for arch in ("sequnet", "wavenet"))
+
+
 def test_bad_input_is_named(audio_dir, tmp_path):
     with pytest.raises(ValueError, match="scale='huge'"):
         piano_run.preset("huge")

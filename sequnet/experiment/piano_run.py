@@ -189,7 +189,7 @@ class _Snapshot:
         return self
 
     def loss(self, model, batch):
-        self._model = model
+        self._model = getattr(model, "_orig_mod", model)    # compiled: the model itself, whose keys are plain
         return self._task.loss(model, batch)
 
     def train_batches(self, generator):
