@@ -8,7 +8,10 @@ changed in one respect:
   the same model; the trainer pads to 64 on a GPU). Without it, cuDNN pads the 180 channels itself on every call.
 * ``features=N``: N channels per layer instead of the paper's 180 (a different model, for comparison).
 * ``cudnn_benchmark``: cuDNN's autotuner picks each convolution's algorithm.
-* ``compile``: ``torch.compile`` of the model (with Inductor's own fused gate instead of the Triton one).
+* ``compile``: ``torch.compile`` of the model (with Inductor's own fused gate instead of the Triton one), with
+  static shapes. ``autotune`` (with or without ``compile``): the same in Inductor's max-autotune mode without its
+  CUDA graphs (the step is replayed from our own), which also times Triton templates against cuBLAS and cuDNN for
+  the products and convolutions; compiling takes much longer.
 * ``foreach_adam``: Adam's multi-tensor implementation instead of the fused kernel the trainer uses on a GPU.
 * ``crop``: WaveNet's skip outputs computed only at the samples the output reads
   (``sequnet.core.models.use_cropped_skips``, the trainer's path on a GPU: 11.7 instead of 18.0 TFLOP a step).
@@ -48,7 +51,8 @@ DEFAULT_VARIANTS = [
 def parse(spec: str) -> dict:
     words = spec.split()
     v = {"arch": words[0], "bf16": "bf16" in words, "features": None, "pad": 0,
-         "cudnn_benchmark": "cudnn_benchmark" in words, "compile": "compile" in words,
+         "cudnn_benchmark": "cudnn_benchmark" in words, "compile": "compile" in words or "autotune" in words,
+         "compile_mode": "max-autotune-no-cudagraphs" if "autotune" in words else None,
          "foreach_adam": "foreach_adam" in words, "crop": "crop" in words, "spec": spec}
     for w in words:
         if w.startswith("features="):
@@ -84,7 +88,7 @@ def measure(v: dict, device, batch: int, steps: int, warmup: int, quick: bool) -
     t0 = time.perf_counter()
     try:
         timing = time_training_step(model, x, y, lambda logits, target: loss_fn(setting, logits, target), steps,
-                                    warmup, v["bf16"], v["compile"], cuda,
+                                    warmup, v["bf16"], v["compile_mode"] or v["compile"], cuda,
                                     fused_adam=False if v["foreach_adam"] else None)
     finally:
         torch.backends.cudnn.benchmark = False

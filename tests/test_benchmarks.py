@@ -346,6 +346,21 @@ def test_piano_step_counts_fewer_flops_for_wavenet_with_cropped_skips(tmp_path):
     assert "no 'crop_skips' switch" in sequnet_row["error"]        # the Seq-U-Net has no skips to crop
 
 
+def test_piano_step_variants_name_the_compile_mode():
+    """"autotune" compiles in Inductor's max-autotune mode without its CUDA graphs (the step is replayed from our
+    own graph); "compile" in the default mode. (A CPU run of an autotuned variant takes minutes, so only the
+    parsing is tested here.)"""
+    code = ("import json, sys; sys.path.insert(0, 'benchmarks'); import piano_step; print(json.dumps("
+            "[piano_step.parse(s) for s in ('wavenet bf16 crop autotune', 'sequnet bf16 compile', 'sequnet bf16')]))")
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120,
+                          env=dict(os.environ, PYTHONPATH=str(REPO)))
+    assert done.returncode == 0, done.stderr
+    autotuned, compiled, plain = json.loads(done.stdout)
+    assert autotuned["compile"] and autotuned["compile_mode"] == "max-autotune-no-cudagraphs" and autotuned["crop"]
+    assert compiled["compile"] and compiled["compile_mode"] is None
+    assert not plain["compile"] and plain["compile_mode"] is None
+
+
 def test_piano_step_table_marks_the_targets_and_the_models_own_flops(tmp_path):
     from sequnet.analysis import benchmarks
     meta = {"device": "GPU", "torch": "2", "date": "2026-12-02", "batch": 16, "steps": 10, "warmup": 4}

@@ -242,14 +242,16 @@ def count_saved_activations(module: nn.Module, x: torch.Tensor) -> SavedActivati
 
 def training_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
                   loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], bf16: bool = False,
-                  compile_: bool = False, cuda_graph: bool = False,
+                  compile_: bool | str = False, cuda_graph: bool = False,
                   fused_adam: bool | None = None) -> Callable[[], None]:
     """One full training step (forward, loss, backward, Adam step) on a fixed batch, as a closure. With
     ``cuda_graph`` (CUDA only) the step is replayed from one captured graph after three eager ones, as the trainer
     does for fixed-shape batches (:mod:`sequnet.experiment.captured`). ``fused_adam`` (default: on CUDA, as the
-    trainer) runs Adam's fused kernel, one launch per step for the whole update."""
+    trainer) runs Adam's fused kernel, one launch per step for the whole update. ``compile_``: torch.compile the
+    model, a string being its ``mode``."""
     # static shapes: a second model of the same wrapper class would otherwise compile for every shape (slower)
-    step_model = torch.compile(model, dynamic=False) if compile_ else model
+    mode = compile_ if isinstance(compile_, str) else None
+    step_model = torch.compile(model, dynamic=False, mode=mode) if compile_ else model
     fused = x.device.type == "cuda" if fused_adam is None else fused_adam
     opt = torch.optim.Adam(model.parameters(), lr=1e-4, capturable=cuda_graph, fused=fused)
     autocast = torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16, cache_enabled=False)
@@ -273,7 +275,7 @@ def training_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
 
 def time_training_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
                        loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], steps: int = 20,
-                       warmup: int = 5, bf16: bool = False, compile_: bool = False,
+                       warmup: int = 5, bf16: bool = False, compile_: bool | str = False,
                        cuda_graph: bool = False, fused_adam: bool | None = None) -> dict:
     """Median time of a full training step (forward, loss, backward, Adam step) and the allocator's peak.
 
