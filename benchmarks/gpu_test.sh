@@ -70,12 +70,14 @@ PY
         "(OMP_NUM_THREADS=${OMP_NUM_THREADS:-unset})"
 } > "$log"
 start=$SECONDS
-# The checkout's and the wheelhouse's absolute paths are this machine's: the committed log shows them relative.
+# The checkout's, the wheelhouse's and pytest's temporary paths are this machine's: the committed log shows them
+# relative (a failing test's traceback names its temporary folder).
 # --durations: the suite's time on the machine grew from 314 s (807 tests) to 467 s (817 tests, 2026-12-03) of the
 # command's 600; the slowest tests say where to look before it outgrows one command.
 "$python" -m pytest -m "not book" -rs -v --durations=25 -p no:cacheprovider -o console_output_style=classic \
     "${parallel[@]}" 2>&1 \
-    | sed -u -e "s#$PWD/##g" -e "s#$PWD#.#g" -e "s#/tmp/site/#site-packages/#g" | tee -a "$log"
+    | sed -u -e "s#$PWD/##g" -e "s#$PWD#.#g" -e "s#/tmp/site/#site-packages/#g" \
+        -e "s#/tmp/pytest-of-[^/]*/pytest-[0-9]*/#<pytest-tmp>/#g" | tee -a "$log"
 status=${PIPESTATUS[0]}
 echo "# pytest exit status $status after $((SECONDS - start)) s" | tee -a "$log"
 exit "$status"
