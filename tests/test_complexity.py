@@ -197,6 +197,26 @@ def test_benchmark_tables_pair_each_sequnet_with_its_baseline(tmp_path):
     assert "no GPU benchmark committed" in benchmarks.table1_ratios_markdown(tmp_path / "none")
 
 
+def test_each_pair_is_compared_plain_side_by_side_and_each_model_at_its_best(tmp_path):
+    """Plain: both models as written, from one file; best: each model's fastest step and smallest peak, whichever
+    file and speed-ups they came from; a pair with only one model measured has no row."""
+    def row(arch, ms, mib, **switches):
+        return dict(task="piano_audio", arch=arch, batch=16, time_median_s=ms / 1e3, peak_memory_mib=mib, **switches)
+
+    _bench(tmp_path, "training-plain.json", {"date": "2026-01-01"},
+           [row("sequnet", 120, 8000), row("wavenet", 600, 40000)])
+    _bench(tmp_path, "training-fast.json", {"date": "2026-01-02", "bf16": True, "cuda_graphs": True},
+           [row("sequnet", 40, None, channels_last=True, fused_gate=True),
+            row("wavenet", 200, 20000, channels_last=True, fused_gate=True),
+            dict(task="jsb", arch="sequnet", batch=1, time_median_s=0.003, peak_memory_mib=10)])
+    table = benchmarks.plain_and_best_markdown(tmp_path)
+    assert ("| GPU | piano_audio | 16 | 120.0 / 600.0 | 0.20, 0.20 | 40.0 (bf16, CUDA graphs, channels-last, fused "
+            "gate, `training-fast.json`) | 200.0 (bf16, CUDA graphs, channels-last, fused gate, `training-fast.json`) "
+            "| 0.20, 0.40 | 0.25, 0.29 |") in table
+    assert "jsb" not in table
+    assert "No full training benchmark" in benchmarks.plain_and_best_markdown(tmp_path / "none")
+
+
 def test_piano_rows_pair_models_with_the_same_speed_ups(tmp_path):
     """Each Seq-U-Net row beside the WaveNet with the same switches: plain with plain, fused with fused."""
     def row(arch, ms, fused):

@@ -151,6 +151,48 @@ def piano_variants_markdown(bench_dir: Path) -> str:
     return text
 
 
+def plain(meta: dict, row: dict) -> bool:
+    """Whether a row ran the model as written: float32, eager, uncompiled, default layout, no fused gate, nothing
+    cropped."""
+    return not (meta.get("bf16") or meta.get("cuda_graphs") or meta.get("compile") or row.get("channels_last")
+                or row.get("fused_gate") or cropped(row))
+
+
+def plain_and_best_markdown(bench_dir: Path) -> str:
+    """Every pair's ratios twice, per GPU and batch: both models plain, measured side by side in one file; and each
+    model at its fastest committed step, whatever speed-ups that took (the benchmarks give each speed-up to both
+    models of a pair wherever it applies), and at its smallest committed peak."""
+    found: dict[tuple, dict[str, list]] = {}
+    for path, result in load_bench(bench_dir, "training*.json", full_only=True):       # newest file first
+        for r in result["rows"]:
+            found.setdefault((result["meta"]["device"], r["task"], r["batch"]), {}).setdefault(r["arch"], []).append(
+                (path, result["meta"], r))
+    lines = ["| GPU | task | batch | plain: Seq-U-Net / baseline ms | plain: time, memory ratio | best: Seq-U-Net ms "
+             "(how) | best: baseline ms (how) | best: time, memory ratio | paper: time, memory ratio |",
+             "|---|---|---:|---:|---:|---|---|---:|---:|"]
+    order = {task: i for i, task in enumerate(TABLE1_TASKS)}
+    for (device, task, batch), arms in sorted(found.items(), key=lambda kv: (kv[0][0], order.get(kv[0][1], 99),
+                                                                              kv[0][2])):
+        ours, theirs = arms.get("sequnet", []), arms.get(baseline_arch(task), [])
+        if not ours or not theirs:
+            continue
+        side_by_side = [(s, b) for s in ours for b in theirs
+                        if s[0] == b[0] and plain(s[1], s[2]) and plain(b[1], b[2])]
+        s, b = side_by_side[0] if side_by_side else (None, None)
+        plain_cells = ("–", "–") if s is None else (
+            f"{_ms(s[2])} / {_ms(b[2])}", f"{fmt(ratio(s[2]['time_median_s'], b[2]['time_median_s']))}, "
+            f"{fmt(ratio(s[2]['peak_memory_mib'], b[2]['peak_memory_mib']))}")
+        fast = [min(rows, key=lambda x: x[2]["time_median_s"]) for rows in (ours, theirs)]
+        small = [min((x[2]["peak_memory_mib"] for x in rows if x[2]["peak_memory_mib"] is not None), default=None)
+                 for rows in (ours, theirs)]
+        paper_time, paper_mem = paper_ratios(task)
+        lines.append(f"| {device} | {task} | {batch} | {plain_cells[0]} | {plain_cells[1]} | "
+                     + " | ".join(f"{_ms(r)} ({variant(meta, r)}, `{path.name}`)" for path, meta, r in fast)
+                     + f" | {fmt(ratio(fast[0][2]['time_median_s'], fast[1][2]['time_median_s']))}, "
+                     f"{fmt(ratio(*small))} | {paper_time:.2f}, {paper_mem:.2f} |")
+    return "\n".join(lines) if len(lines) > 2 else "No full training benchmark committed yet."
+
+
 def sweep_piano_point(result: dict) -> str | None:
     """A complexity sweep contains Table 1's piano point (batch 2, 5000 outputs): its ratios beside the paper's."""
     point = {r["arch"]: r for r in result["rows"] if r["sweep"] == "length" and r["output_length"] in (5000, 5120)}
