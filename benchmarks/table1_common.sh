@@ -36,15 +36,26 @@ contended_note() {
          "epochs), so its time per step includes contention: benchmarks/training.py gives the uncontended costs"
 }
 
-# Wait for the given process ids; return 0 when every one exited 0, 3 when some stopped early (resumable) and none
-# failed, 1 when any failed.
+# The status of runs so far ($1) with one more run's exit status ($2): 0 when every one exited 0, 3 when some
+# stopped early (resumable) and none failed, 1 when any failed.
+fold_status() {
+    if [ "$2" = 3 ]; then [ "$1" = 0 ] && echo 3 || echo "$1"; elif [ "$2" != 0 ]; then echo 1; else echo "$1"; fi
+}
+
+# Wait for the given process ids; return their folded status (fold_status).
 wait_all() {
-    local status=0 pid rc
+    local status=0 pid
     for pid in "$@"; do
-        wait "$pid"; rc=$?
-        if [ $rc = 3 ]; then [ $status = 0 ] && status=3; elif [ $rc != 0 ]; then status=1; fi
+        wait "$pid"
+        status=$(fold_status "$status" $?)
     done
-    return $status
+    return "$status"
+}
+
+# A run's file name (record, checkpoint): TASK_ARCH, plus _seedN for a seed other than the preset's 1111
+# (sequnet.experiment.scales.run_name).
+run_name() {
+    if [ "$3" = 1111 ]; then echo "${1}_$2"; else echo "${1}_${2}_seed$3"; fi
 }
 
 # The GPU machine has no network: where there is a .whl/ wheelhouse, make the packages training and the search

@@ -53,8 +53,8 @@ for cell in $cells; do
     values=$(best "$task" "$arch") || exit 2
     read -r lr clip <<<"$values"
     for seed in $seeds; do
-        name=${task}_$arch; [ "$seed" = 1111 ] || name=${name}_seed$seed   # the preset's seed has no suffix
-        finished "$work/${task}_$arch-best/records/$name.json" || todo+=("$task $arch $seed $lr $clip")
+        finished "$work/${task}_$arch-best/records/$(run_name "$task" "$arch" "$seed").json" ||
+            todo+=("$task $arch $seed $lr $clip")
     done
 done
 

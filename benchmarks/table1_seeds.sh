@@ -105,15 +105,14 @@ if [ "$mode" = status ]; then
 fi
 if [ "$mode" = report ]; then
     seed=${REPORT_SEED:-1}
-    suffix=_seed$seed
-    [ "$seed" = 1111 ] && suffix=     # the preset's seed: the checkpoint has no suffix (sequnet.experiment.cli)
     todo=$(seeds todo) || exit 2
     tasks=()
     for task in $(for cell in $cells; do echo "${cell%%:*}"; done | sort -u); do
         # both models of the task finished that seed here: a checkpoint in WORK, and the seed is not left to train
         ready=1
         for arch in tcn sequnet; do
-            if [ ! -f "$work/checkpoints/${task}_$arch$suffix.pt" ] || grep -qx "$task $arch $seed" <<<"$todo"; then
+            checkpoint=$work/checkpoints/$(run_name "$task" "$arch" "$seed").pt
+            if [ ! -f "$checkpoint" ] || grep -qx "$task $arch $seed" <<<"$todo"; then
                 ready=0
             fi
         done
@@ -145,8 +144,7 @@ note=$(contended_note "$n_runs")
 echo "training $n_runs runs side by side: $(tr '\n' ';' <<<"$todo")"
 pids=(); records=()
 while read -r task arch seed; do
-    name=${task}_$arch; [ "$seed" = 1111 ] || name+=_seed$seed      # sequnet.experiment.scales.run_name
-    records+=("$work/records/$name.json")
+    records+=("$work/records/$(run_name "$task" "$arch" "$seed").json")
     # sequnet.experiment.cli loads only what training needs (no soundfile on GPU images)
     "$python" -m sequnet.experiment.cli train "$task" "$arch" --seed "$seed" --scale "$scale" --device "$device" \
         --out "$work" --resume --no-progress --time-limit "${TIME_LIMIT:-450}" "${extra[@]}" \
@@ -163,7 +161,7 @@ for i in "${!pids[@]}"; do
             "${records[$i]}" 2>/dev/null; then
         rc=0
     fi
-    if [ $rc = 3 ]; then [ $status = 0 ] && status=3; elif [ $rc != 0 ]; then status=1; fi
+    status=$(fold_status "$status" "$rc")
 done
 report
 if [ $status = 0 ] && [ -n "${REPORT_SEED:-}" ]; then
