@@ -142,3 +142,30 @@ def test_fastest_kernel_times_both_candidates_on_the_paper_wavenet():
     assert init_state(model, prime, kernel=kernel).kernel == kernel
     assert fastest_kernel(model, torch.randint(0, 256, (65, 24), device=CUDA)) == ("auto", {})
     assert fastest_kernel(model, torch.randint(0, 256, (20, 24), device=CUDA)) == ("auto", {})   # rowdot stops at 8
+
+
+@pytest.mark.parametrize("batch", [1, 8])
+def test_wavenet_chain_is_exact_against_the_full_forward(batch):
+    """WaveNet's dilated layers in one launch per sequence (``kernel="chain"``): greedy decoding with multi-step
+    graphs equals the full forward's argmax, as for every other kernel."""
+    _check_exact(lambda: wavenet(classes=256), batch=batch, kernel="chain")
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("batch", [1, 28])
+def test_paper_wavenet_chain_agrees_at_the_piano_runs_batches(batch, dtype):
+    """The paper's piano WaveNet (52 layers of 128 channels, the chain's full register tiles): teacher-forced on
+    the same ids, the chain's logits stay within float32 rounding of the torch products' (bf16: within 2 % of
+    the float32 scale, as for the other kernels), and its graphs replay its eager steps exactly."""
+    torch.manual_seed(9)
+    model = sequnet.paper_model("piano_audio", "wavenet").to(CUDA).eval()
+    ids = torch.randint(0, 256, (batch, 16 + 48), device=CUDA)
+    ref = init_state(model, ids[:, :16], kernel="torch")
+    state = init_state(model, ids[:, :16], dtype=dtype, kernel="chain")
+    bound = 2e-3 if dtype == torch.float32 else 2e-2
+    for s in range(48):
+        expected, got = ref.step(ids[:, 16 + s]), state.step(ids[:, 16 + s]).float()
+        assert (got - expected).abs().max() <= bound * expected.abs().max(), f"step {s}"
+    eager, _ = _generate(model, ids[:, :24], 40, "eager", seed=7, dtype=dtype, kernel="chain")
+    graphs, _ = _generate(model, ids[:, :24], 40, "graphs", seed=7, dtype=dtype, kernel="chain")
+    assert torch.equal(graphs, eager)

@@ -65,3 +65,18 @@ def test_fastest_kernel_on_a_cpu_leaves_the_choice_to_the_state():
         fastest_kernel(model, prime, steps=0)
     with pytest.raises(ValueError, match="candidates=.*expected some of"):
         fastest_kernel(model, prime, candidates=("rowdot", "fastest"))
+
+
+def test_the_chain_kernel_is_wavenets_and_needs_triton(monkeypatch):
+    """``kernel="chain"`` (WaveNet's dilated layers in one launch): refused for a Seq-U-Net with the reason, and
+    where Triton cannot run with what is missing; wider layers than its register tiles hold are named too."""
+    from sequnet.core.generation import wavenet_chain
+    seq = residual(3, 3, 2).eval()
+    with pytest.raises(ValueError, match=r"kernel='chain': expected .*'chain' runs WaveNet's layers only"):
+        init_state(seq, torch.randint(0, 5, (1, minimal_window(seq))), kernel="chain")
+    model = wavenet().eval()
+    with pytest.raises(ValueError, match=r"kernel='chain' cannot run here: it is a Triton kernel.*cpu.*'auto'"):
+        init_state(model, torch.randint(0, 5, (1, minimal_window(model))), kernel="chain")
+    monkeypatch.setattr(kernels, "use_triton", lambda device, dtype: True)     # as on a GPU machine
+    assert wavenet_chain.chain_problem(torch.device("cuda"), torch.float32, 128) is None
+    assert "at most 128" in wavenet_chain.chain_problem(torch.device("cuda"), torch.float32, 256)

@@ -72,7 +72,8 @@ def init_state(model: nn.Module, prime: torch.Tensor, pad_id: int | None = None,
     (batch, T), front-padded with ``pad_id`` when T is shorter. Any allowed window ending at the prime's last
     element gives the same state, so the shortest is used. ``dtype`` (default: the model's) sets the precision
     of the cached weights and windows; the save pass runs in the model's own precision. ``kernel`` pins the
-    products' implementation (``kernels.KERNELS``; "auto": by batch size; ``tuning.fastest_kernel`` times them).
+    products' implementation (``kernels.KERNELS``; "auto": by batch size; ``tuning.fastest_kernel`` times them;
+    for WaveNet also "chain": all its dilated layers in one launch, ``wavenet_chain``).
     The prime is checked first (``check_prime``): at least one sequence of at least one id, every id in the
     model's vocabulary."""
     if not isinstance(model, (OneHotModel, TokenModel)):

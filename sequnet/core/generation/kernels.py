@@ -74,7 +74,8 @@ def kernel_switches(kernel: str, device: torch.device, dtype: torch.dtype, batch
     if kernel == "auto":
         return use_triton(device, dtype), use_gemv(device, dtype, batch), use_rowdot(device, dtype, batch)
     if kernel not in KERNELS:
-        raise ValueError(f"kernel={kernel!r}: expected 'auto' or one of {', '.join(map(repr, KERNELS))}")
+        chain = " ('chain' runs WaveNet's layers only)" if kernel == "chain" else ""
+        raise ValueError(f"kernel={kernel!r}: expected 'auto' or one of {', '.join(map(repr, KERNELS))}{chain}")
     switches = KERNELS[kernel]
     if switches[2] and batch > ROWDOT_PINNED_MAX_BATCH:
         raise ValueError(f"kernel='rowdot' takes a batch of at most {ROWDOT_PINNED_MAX_BATCH}, got {batch}: its tiles "

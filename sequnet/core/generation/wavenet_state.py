@@ -13,6 +13,9 @@ one scatter at its end. Per layer that is two operations, where a gather and a w
 batch 1 a WaveNet step is 52 layers of a few microseconds each, and the count of operations is its cost. The
 skip 1x1 convolutions of all layers are one matrix product at the end: the gated outputs z_j are kept side by
 side, each with a constant 1 appended so the skip and residual biases ride along in the products.
+
+``kernel="chain"`` runs all the dilated layers of a step in one Triton launch instead (``wavenet_chain``); the
+skip, end and head products then take the batch rule's kernels.
 """
 from __future__ import annotations
 
@@ -21,6 +24,7 @@ import functools
 import torch
 import torch.nn as nn
 
+from sequnet.core.generation import wavenet_chain
 from sequnet.core.generation.state import InferenceState, embedding_matrix, fold_head, save_pass
 from sequnet.core.models.wavenet import WaveNet
 
@@ -32,7 +36,13 @@ class WaveNetState(InferenceState):
         cfg = body.config
         if cfg.kernel_size != 2:
             raise NotImplementedError("cached WaveNet generation supports kernel size 2 (the paper's WaveNet)")
-        super().__init__(model, window.shape[0], dtype, levels=1, kernel=kernel)
+        chain = kernel == "chain"
+        super().__init__(model, window.shape[0], dtype, levels=1, kernel="auto" if chain else kernel)
+        if chain:
+            problem = wavenet_chain.chain_problem(self.device, self.dtype, cfg.residual_channels)
+            if problem:
+                raise ValueError(f"kernel='chain' cannot run here: {problem}; use kernel='auto'")
+            self.kernel = "chain"
         B, C, n = self.batch, cfg.residual_channels, len(body.layers)
         dev, dt = self.device, self.dtype
         cast = lambda t: t.detach().to(dev, dt).contiguous()   # noqa: E731
@@ -58,15 +68,20 @@ class WaveNetState(InferenceState):
 
         skip = cfg.skip_channels
         self._dil_w, self._dil_b, self._res_w = [], [], []
-        skip_rows = []
+        skip_rows, taps, residuals = [], [], []
         for layer in body.layers:
             w = layer.dil_conv.weight.detach().double()                 # (2C, C, 2): tap 0 = t - d, tap 1 = t
-            self._dil_w.append((self._weight(w[:, :, 0].t()), self._weight(w[:, :, 1].t())))
+            taps.append((w[:, :, 0].t(), w[:, :, 1].t()))
+            self._dil_w.append(tuple(self._weight(tw) for tw in taps[-1]))
             self._dil_b.append(cast(layer.dil_conv.bias))
             ow, ob = layer.out_conv.weight.detach().double()[:, :, 0], layer.out_conv.bias.detach().double()
             aug = torch.cat([ow, ob[:, None]], dim=1)                   # (skip + C, C + 1)
             skip_rows.append(aug[:skip])
-            self._res_w.append(self._weight(aug[skip:].t()))
+            residuals.append(aug[skip:].t())
+            self._res_w.append(self._weight(residuals[-1]))
+        if self.kernel == "chain":
+            self._chain = wavenet_chain.pack_weights(taps, [layer.dil_conv.bias.detach().double()
+                                                            for layer in body.layers], residuals[:-1], dt, dev)
         self._skip_w = self._weight(torch.cat(skip_rows, dim=1).t())    # (n (C + 1), skip)
         self._skip = torch.zeros(B, skip, dtype=dt, device=dev)
         self._end1_w, self._end1_b = self._weight(body.end1.weight[:, :, 0].t()), cast(body.end1.bias)
@@ -102,8 +117,22 @@ class WaveNetState(InferenceState):
         ops = [p(torch.add, self._offsets, self._clock, out=self._rows),
                p(torch.remainder, self._rows, self._period, out=self._rows),
                p(self._rows.add_, self._base),
-               p(self._clock.add_, 1),
-               p(torch.index_select, self._ring, 0, self._rows[0], out=self._old),
+               p(self._clock.add_, 1)]
+        if self.kernel == "chain":
+            ops.append(p(wavenet_chain.chain_triton, self._ring, self._rows[0], self._table, self.cur_id,
+                         self._chain, self._x, self._z))
+        else:
+            ops += self._layer_ops(B, n)
+        ops.append(p(self._ring.index_copy_, 0, self._rows[1], self._x))
+        ops += self._linear("skip", [(self._z.view(B, -1), self._skip_w)], None, "relu", self._skip.unsqueeze(1))
+        ops += self._linear("end1", [(self._skip, self._end1_w)], self._end1_b, "relu", self._h.unsqueeze(1))
+        ops += self._linear("head", [(self._h, self._head_w)], self._head_b, "none", self.logits.unsqueeze(1))
+        return ops, n
+
+    def _layer_ops(self, B: int, n: int):
+        """The dilated layers one product and one activation at a time (every kernel but "chain")."""
+        p = functools.partial
+        ops = [p(torch.index_select, self._ring, 0, self._rows[0], out=self._old),
                p(torch.index_select, self._table, 0, self.cur_id, out=self._x[0])]
         for j, (w_old, w_now) in enumerate(self._dil_w):
             ops += self._linear("dilated", [(self._old[j], w_old), (self._x[j], w_now)], self._dil_b[j], "gate",
@@ -112,11 +141,7 @@ class WaveNetState(InferenceState):
                             # officially)
                 ops += self._linear("residual", [(self._z[:, j], self._res_w[j])], None, "none",
                                     self._x[j + 1].unsqueeze(1), self._x[j].unsqueeze(1))
-        ops.append(p(self._ring.index_copy_, 0, self._rows[1], self._x))
-        ops += self._linear("skip", [(self._z.view(B, -1), self._skip_w)], None, "relu", self._skip.unsqueeze(1))
-        ops += self._linear("end1", [(self._skip, self._end1_w)], self._end1_b, "relu", self._h.unsqueeze(1))
-        ops += self._linear("head", [(self._h, self._head_w)], self._head_b, "none", self.logits.unsqueeze(1))
-        return ops, n
+        return ops
 
     def _persistent(self):
         return [self._ring, self._clock, self._z]
