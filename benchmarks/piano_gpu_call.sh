@@ -3,8 +3,8 @@
 # command three times, each within 30 s of the last (so that the machine, the rendered audio and the checkpoints
 # stay), until it exits with 0.
 #
-#   CALL=1 SEQUNET_GIT_COMMIT=$(git rev-parse --short HEAD) BUDGET=490 SEQUNET_BUDGET=665 EVAL_WINDOWS=512 CALL_S=575 \
-#       bash benchmarks/piano_gpu_call.sh OUT        # device tool: carry [".whl", ".devdata"], timeout_s 600
+#   CALL=1 CHAIN=1 SEQUNET_GIT_COMMIT=$(git rev-parse --short HEAD) BUDGET=490 SEQUNET_BUDGET=665 EVAL_WINDOWS=512 \
+#       CALL_S=575 bash benchmarks/piano_gpu_call.sh OUT   # device tool: carry [".whl", ".devdata"], timeout_s 600
 #                                                    # (made here by `benchmarks/device_prep.sh piano`)
 #   A call overruns CALL_S by up to ~10 s (595 s for 585 on 2026-12-02), and one that reaches the tool's 600 s is
 #   killed with its machine (2026-12-02, sixth session): so 575.
@@ -56,7 +56,9 @@
 # cached generation and of the captured step, run beside the rendering, fail (OUT/gpu-check.log). AUDIO, HOURS,
 # WORKERS and SOUNDFONT change where, how much and with what it renders; COMPILE=1 (passed on to piano_run.sh)
 # compiles both models' training steps, and the check beside the rendering then also trains both compiled against
-# the uncompiled fast path (test_trainer_compiles_both_audio_models_on_the_fast_path); with SCALE=smoke DEVICE=cpu
+# the uncompiled fast path (test_trainer_compiles_both_audio_models_on_the_fast_path); CHAIN=1 runs the GPU tests
+# of WaveNet's one-launch layers beside the rendering too (OUT/gpu-chain.log), and where they pass WaveNet's
+# generation times them against split-K and takes the faster; with SCALE=smoke DEVICE=cpu
 # HOURS="0.05 0.02" it runs on a CPU in a minute.
 #
 # Then, on a CPU here: the chapter and the listening test executed from the two archives (no checkpoints
@@ -75,7 +77,8 @@ export PYTHONPATH=$PWD:/tmp/site SEQUNET_DATA_MIRROR=${SEQUNET_DATA_MIRROR:-$PWD
 . "$(dirname "${BASH_SOURCE[0]}")/device_wheels.sh"
 device_wheels python3 papermill soundfile mido tinysoundfont >>"$log" 2>&1 || {
     echo "installing .whl/ failed (see $log)" >&2; exit 1; }
-run_json=${WORK:-build/piano_run}/piano_audio/run.json
+work=${WORK:-build/piano_run}
+run_json=$work/piano_audio/run.json
 if [ "${CALL:-1}" != 1 ] && [ ! -f "$run_json" ]; then
     # A later call on a fresh machine: the run (and the audio) went with the last one, and what is left of the
     # session's device time no longer holds a whole run. Stop at once, before rendering for nothing.
@@ -103,6 +106,15 @@ if [ ! -f "$audio/manifest.json" ]; then
             $([ "${COMPILE:-0}" = 1 ] && echo "$compiled_test") \
             >"$out/gpu-check.log" 2>&1 &
         checking=$!
+        if [ "${CHAIN:-0}" = 1 ]; then
+            # WaveNet's dilated layers in one launch (kernel="chain") become a candidate only where their GPU tests
+            # pass here; the run then times them against split-K on its own batch and generates with the faster
+            # (the metadata of each generated set keeps both timings). A failure costs nothing but the candidate.
+            mkdir -p "$work"
+            { timeout "$check_s" python3 -m pytest -q -x -p no:cacheprovider -k chain tests/test_generation_cuda.py \
+                  >"$out/gpu-chain.log" 2>&1 && echo "splitk chain" || echo auto; } >"$work/wavenet-kernels" &
+            chaining=$!
+        fi
     fi
     # shellcheck disable=SC2086  # HOURS is two numbers
     python3 -m sequnet data render-piano --renderer tinysoundfont --soundfont "${SOUNDFONT:-$SEQUNET_DATA_MIRROR/soundfont/musescore-grand-piano-baked.sf3}" \
@@ -115,7 +127,13 @@ if [ ! -f "$audio/manifest.json" ]; then
         exit 4
     fi
     [ -n "$checking" ] && tail -1 "$out/gpu-check.log"
+    if [ -n "${chaining:-}" ]; then
+        wait "$chaining"
+        echo "WaveNet's generation kernels: $(cat "$work/wavenet-kernels") ($(tail -1 "$out/gpu-chain.log"))" |
+            tee -a "$log"
+    fi
 fi
+[ -f "$work/wavenet-kernels" ] && WAVENET_KERNELS=$(cat "$work/wavenet-kernels") && export WAVENET_KERNELS
 LIMIT=$((call_s - SECONDS)) NOTEBOOK=0 bash benchmarks/piano_run.sh "$out" "$audio"
 rc=$?
 if [ $rc = 0 ]; then

@@ -42,6 +42,7 @@
 #   NOTEBOOK=0      no notebook there, only the archives; the notebook then runs on a CPU from them and writes
 #                   the listening items there (benchmarks/piano_gpu_call.sh says how)
 #   COMPILE=1       torch.compile both models for their training steps (run.json keeps it; every call must agree)
+#   WAVENET_KERNELS WaveNet's generation kernel, or candidates timed on the run's batch first ("splitk chain")
 #   CUT=1           the session's last call: generated sets that would not be finished within LIMIT are kept as
 #                   long as they got (their metadata says so), instead of waiting for a call that cannot come
 #   SCALE, DEVICE   a dry run on a CPU: SCALE=smoke DEVICE=cpu (tiny models, seconds)
@@ -79,6 +80,8 @@ args=(--scale "$scale" --audio-dir "$audio" --device "${DEVICE:-cuda}" --limit-s
 [ "$scale" = paper ] || args+=(--reserve-s 0)
 [ "${CUT:-0}" = 1 ] && args+=(--cut-at-limit)
 [ "${COMPILE:-0}" = 1 ] && args+=(--compile)
+# shellcheck disable=SC2206  # WAVENET_KERNELS is a list of names
+[ -n "${WAVENET_KERNELS:-}" ] && args+=(--wavenet-kernels $WAVENET_KERNELS)
 "$python" -m sequnet.experiment.piano_run "$work/piano_audio" "${args[@]}" >>"$log" 2>&1
 rc=$?
 cp "$work"/piano_audio/records/*.json "$out/records/" 2>/dev/null

@@ -63,8 +63,9 @@ def test_fastest_kernel_on_a_cpu_leaves_the_choice_to_the_state():
     assert fastest_kernel(model, prime) == ("auto", {})
     with pytest.raises(ValueError, match="steps must be a positive integer"):
         fastest_kernel(model, prime, steps=0)
-    with pytest.raises(ValueError, match="candidates=.*expected some of"):
+    with pytest.raises(ValueError, match="candidates=.*expected some of.*'chain' for WaveNet"):
         fastest_kernel(model, prime, candidates=("rowdot", "fastest"))
+    assert fastest_kernel(model, prime, candidates=("splitk", "chain")) == ("auto", {})
 
 
 def test_the_chain_kernel_is_wavenets_and_needs_triton(monkeypatch):

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from sequnet.core.generation import init_state
+from sequnet.core.generation.tuning import fastest_kernel
 from sequnet.data.audio import AudioCorpus, load_audio_corpus
 from sequnet.experiment.tasks import AudioTask, audio_task
 
@@ -95,7 +96,8 @@ def generation_path(run_dir: Path, name: str) -> Path:
 
 def generate_sets(models: dict, task, sets: list[tuple[str, GenerationSet, int]], temperature: float, seed: int,
                   write: Callable[[str, dict, dict], Any], deadline: float | None = None,
-                  progress: bool = False, chunk_s: float = 2.0, cut: bool = False) -> list[str]:
+                  progress: bool = False, chunk_s: float = 2.0, cut: bool = False,
+                  kernels: dict[str, tuple[str, ...]] | None = None) -> list[str]:
     """Continue the primes of several sets as one batch per model, and ``write(name, ids, meta)`` each set as
     soon as its continuations are long enough; returns the names written.
 
@@ -109,7 +111,9 @@ def generate_sets(models: dict, task, sets: list[tuple[str, GenerationSet, int]]
     reached its length; with a ``deadline`` (a ``time.monotonic()``) the generation stops early when the next set
     would not be finished by then (the caller calls again). With ``cut`` (the last call a session can make) it
     goes on while another chunk fits, and then writes the unfinished sets as long as they got, their metadata
-    saying so (``cut_from_s``: the seconds asked)."""
+    saying so (``cut_from_s``: the seconds asked). ``kernels``: a model's kernel candidates (default "auto",
+    the batch rule); several are timed on the joint batch first (``tuning.fastest_kernel``, its timings in the
+    metadata), and the fastest generates."""
     sr = task.sr
     prime_len = {round(g.prime_s * sr) for _, g, _ in sets}
     if len(prime_len) != 1:
@@ -124,10 +128,14 @@ def generate_sets(models: dict, task, sets: list[tuple[str, GenerationSet, int]]
         rows[name], first = slice(first, first + g.n), first + g.n
     primes = torch.cat([real[name][:, :prime_len] for name, _, _ in sets])
     states, noise, parts, spent = {}, {}, {arch: [] for arch in models}, dict.fromkeys(models, 0.0)
+    trials = {}
     for arch, model in models.items():
         dev = next(model.parameters()).device
+        kernel, *others = (kernels or {}).get(arch, ("auto",))
+        if others:                          # timed before the clock starts: the trial is not generation
+            kernel, trials[arch] = fastest_kernel(model, primes.to(dev), candidates=(kernel, *others))
         start = time.perf_counter()
-        states[arch] = init_state(model, primes.to(dev))
+        states[arch] = init_state(model, primes.to(dev), kernel=kernel)
         noise[arch] = torch.Generator(dev).manual_seed(seed)
         spent[arch] += time.perf_counter() - start
     new, made, written = max(lengths.values()), 0, []
@@ -143,7 +151,7 @@ def generate_sets(models: dict, task, sets: list[tuple[str, GenerationSet, int]]
             ids[arch] = torch.cat([real[name][:, :prime_len], generated], 1).to(torch.uint8).numpy()
             speed[arch] = {"batch": len(primes), "steps_per_s": made / spent[arch], "seconds": spent[arch],
                            "device": str(state.device), "cuda_graphs": state.device.type == "cuda",
-                           "kernel": state.kernel}
+                           "kernel": state.kernel} | ({"kernel_trial": trials[arch]} if arch in trials else {})
         meta = {"sr": sr, "prime_len": prime_len, "temperature": temperature, "sources": sources[name],
                 "speed": speed, "seed": seed}
         if length < lengths[name]:

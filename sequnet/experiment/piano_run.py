@@ -283,13 +283,14 @@ def load_run(run_dir: str | os.PathLike) -> PianoRun:
 
 def run_piano(run: PianoRun, run_dir: str | os.PathLike, *, device: str = "auto", limit_s: float | None = None,
               reserve_s: float = 0.0, log: Callable[[str], None] | None = print, progress: bool = False,
-              cut_at_limit: bool = False) -> bool:
+              cut_at_limit: bool = False, wavenet_kernels: tuple[str, ...] = ("auto",)) -> bool:
     """Do what is left of ``run`` in ``run_dir`` within ``limit_s`` seconds (None: all of it); True when finished.
 
     A call always gets something done (at least one reporting interval of training, or one stage), then starts
     nothing that would not end within ``limit_s``; ``reserve_s``: seconds kept back from training for a model's
     final evaluation. ``cut_at_limit`` (the last call a session can make): generated sets that would not be
-    finished within ``limit_s`` are written as long as they got, and say so (``generate_sets``'s ``cut``)."""
+    finished within ``limit_s`` are written as long as they got, and say so (``generate_sets``'s ``cut``).
+    ``wavenet_kernels``: WaveNet's generation kernel, or candidates timed first (e.g. ("splitk", "chain"))."""
     start, run_dir = time.monotonic(), Path(run_dir)
     deadline = None if limit_s is None else start + limit_s
     say = log or (lambda _: None)
@@ -348,7 +349,7 @@ def run_piano(run: PianoRun, run_dir: str | os.PathLike, *, device: str = "auto"
                                                       for a, s in meta["speed"].items()))
 
         written = _generate(trained_models(run_dir, device), tasks()["sequnet"], missing, run, configs["sequnet"],
-                            deadline if did else None, progress, write, cut_at_limit)
+                            deadline if did else None, progress, write, cut_at_limit, {"wavenet": wavenet_kernels})
         if len(written) < len(missing):
             say(f"generation {', '.join(repr(n) for n, _, _ in missing if n not in written)} would not end within "
                 f"the time limit; call again")
@@ -361,7 +362,7 @@ def generation_sets(run: PianoRun) -> tuple[tuple[str, GenerationSet], ...]:
     return run.generation + ((ITEMS_SET, run.items),)
 
 
-def _generate(models, task, sets, run: PianoRun, config, deadline, progress, write, cut) -> list[str]:
+def _generate(models, task, sets, run: PianoRun, config, deadline, progress, write, cut, kernels) -> list[str]:
     """``generate_sets`` (each set's excerpts from its seed: the run's plus its index; the sampling noise from the
     run's seed) with the training's CPU threads on a CPU (a step is a few hundred tiny operations: one thread
     beats two waiting for each other)."""
@@ -369,7 +370,8 @@ def _generate(models, task, sets, run: PianoRun, config, deadline, progress, wri
     if config.resolved_device().type == "cpu" and config.cpu_threads is not None:
         torch.set_num_threads(config.cpu_threads)
     try:
-        return generate_sets(models, task, sets, run.temperature, run.seed, write, deadline, progress, cut=cut)
+        return generate_sets(models, task, sets, run.temperature, run.seed, write, deadline, progress, cut=cut,
+                             kernels=kernels)
     finally:
         torch.set_num_threads(threads)
 
@@ -389,12 +391,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cut-at-limit", action="store_true", help="the session's last call: write the generated sets "
                    "that would not be finished within --limit-s as long as they got (their metadata says so)")
     p.add_argument("--compile", action="store_true", help="torch.compile both models for their training steps")
+    p.add_argument("--wavenet-kernels", nargs="+", default=["auto"], metavar="KERNEL",
+                   help="WaveNet's generation kernel (default auto), or candidates timed first, e.g. splitk chain")
     p.add_argument("--progress", action="store_true")
     a = p.parse_args(argv)
     run = preset(a.scale, audio_dir=relative_audio(a.audio_dir, a.run_dir), budget_s=a.budget_s,
                  sequnet_budget_s=a.sequnet_budget_s, eval_windows=a.eval_windows, compile=a.compile or None)
     done = run_piano(run, a.run_dir, device=a.device, limit_s=a.limit_s, reserve_s=a.reserve_s,
-                     log=lambda line: print(line, flush=True), progress=a.progress, cut_at_limit=a.cut_at_limit)
+                     log=lambda line: print(line, flush=True), progress=a.progress, cut_at_limit=a.cut_at_limit,
+                     wavenet_kernels=tuple(a.wavenet_kernels))
     print("piano run finished" if done else "piano run not finished: call again", flush=True)
     return 0 if done else EXIT_AGAIN
 

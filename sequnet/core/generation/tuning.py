@@ -16,7 +16,8 @@ import time
 import torch
 import torch.nn as nn
 
-from sequnet.core.generation import init_state, kernels
+from sequnet.core.generation import init_state, kernels, wavenet_chain
+from sequnet.core.models.wavenet import WaveNet
 from sequnet.core.triton_guard import triton
 
 CANDIDATES = ("rowdot", "splitk")
@@ -30,7 +31,8 @@ def fastest_kernel(model: nn.Module, prime: torch.Tensor, steps: int = 512, dtyp
                    candidates: tuple[str, ...] = CANDIDATES) -> tuple[str, dict[str, float]]:
     """The fastest of ``candidates`` for cached generation from ``prime`` (batch, T) with ``model``, and the
     steps per second each reached ({kernel: steps/s}; a candidate whose Triton kernel does not fit this GPU's
-    registers or shared memory is left out).
+    registers or shared memory is left out, and so is "chain" (WaveNet's one-launch layers) for another model or
+    where it cannot run).
 
     Each candidate gets a fresh state, ``steps`` sampled steps to compile and capture its graphs, then
     ``steps`` timed steps. Where the candidates cannot run (a CPU model, no Triton, a float64 state, a batch
@@ -42,11 +44,16 @@ def fastest_kernel(model: nn.Module, prime: torch.Tensor, steps: int = 512, dtyp
     therefore generates with the rule ("auto") and no trial."""
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps must be a positive integer (timed steps per candidate), got {steps!r}")
-    unknown = [c for c in candidates if c not in kernels.KERNELS]
+    unknown = [c for c in candidates if c not in (*kernels.KERNELS, "chain")]
     if unknown or not candidates:
-        raise ValueError(f"candidates={candidates!r}: expected some of {', '.join(map(repr, kernels.KERNELS))}")
+        raise ValueError(f"candidates={candidates!r}: expected some of {', '.join(map(repr, kernels.KERNELS))} "
+                         f"(and 'chain' for WaveNet)")
     param = next(model.parameters())
     dt = dtype or param.dtype
+    if not isinstance(getattr(model, "body", None), WaveNet):
+        candidates = tuple(c for c in candidates if c != "chain")
+    elif "chain" in candidates and wavenet_chain.chain_problem(param.device, dt, model.body.config.residual_channels):
+        candidates = tuple(c for c in candidates if c != "chain")
     if prime.shape[0] > kernels.ROWDOT_PINNED_MAX_BATCH:
         candidates = tuple(c for c in candidates if c != "rowdot")
     if (param.device.type != "cuda" or not kernels.use_triton(param.device, dt)
