@@ -248,6 +248,9 @@ def test_the_speed_table_names_the_products_and_the_joint_batch(finished, tmp_pa
     meta["speed"]["wavenet"] |= {"kernel": "splitk"}
     piano_data.write_set(tmp_path, "long", ids, meta)
     assert "| cpu, splitk kernels |" in piano.speed_markdown(tmp_path)
+    meta["speed"]["wavenet"] |= {"kernel": "chain", "kernel_trial": {"splitk": 1522.4, "chain": 5012.9}}
+    piano_data.write_set(tmp_path, "long", ids, meta)
+    assert "| cpu, chain kernels (timed first: chain 5,013, splitk 1,522 steps/s) |" in piano.speed_markdown(tmp_path)
 
 
 def test_generation_writes_the_shorter_set_first_and_stops_at_a_deadline(finished, tmp_path):
