@@ -65,6 +65,7 @@ def speed(model, arch: str, device, batch: int, dtype, modes, steps: dict, warmu
     state = init_state(model, prime, dtype=dtype, kernel=kernel)
     sync(device)
     save_s = time.perf_counter() - t0
+    ops = state.ops_per_step()
     rows = []
     for mode in modes:
         graphs, n = mode != "eager", steps[mode]
@@ -93,12 +94,12 @@ def speed(model, arch: str, device, batch: int, dtype, modes, steps: dict, warmu
                      "save_pass_s": save_s, "warmup_steps": warm_n, "warmup_and_capture_s": warm_s,
                      "levels_per_step": state.mean_levels_per_step, "layers_per_step": state.mean_layers_per_step,
                      "kernel": state.kernel, "fused_activation": state.fused, "splitk_gemv": state.gemv,
-                     "rowdot": state.rowdot,
+                     "rowdot": state.rowdot, "ops_per_step": ops, "us_per_op": t / n * 1e6 / ops,
                      "chunk": state.CHUNK if mode == "graphs" else None})
         r = rows[-1]
         print(f"{arch:8s} batch {batch:3d} {r['dtype']:9s} {mode:11s} {state.kernel:6s}: "
               f"{r['samples_per_s']:12,.0f} samples/s "
-              f"({r['step_us']:8.1f} us/step, {r['layers_per_step']:.1f} layers/step)", flush=True)
+              f"({r['step_us']:8.1f} us/step, {r['layers_per_step']:.1f} layers/step, {ops:.1f} ops/step)", flush=True)
     del state
     return rows
 
@@ -161,8 +162,8 @@ def run(device, archs, batches, dtypes, modes, steps, warmup, repeats, acc_steps
 
 
 def table(result: dict) -> str:
-    lines = ["| model | batch | dtype | mode | kernel | samples/s | us/step | x official (batch 1) | "
-             "Seq-U-Net / WaveNet |", "|---|---:|---|---|---|---:|---:|---:|---:|"]
+    lines = ["| model | batch | dtype | mode | kernel | samples/s | us/step | ops/step | us/op | "
+             "x official (batch 1) | Seq-U-Net / WaveNet |", "|---|---:|---|---|---|---:|---:|---:|---:|---:|---:|"]
     keys = ("batch", "dtype", "mode", "kernel")
     ratio = {tuple(r[k] for k in keys): r["sequnet_over_wavenet"] for r in result["ratios"]}
     for r in result["rows"]:
@@ -170,7 +171,8 @@ def table(result: dict) -> str:
         rat = ratio.get(tuple(r[k] for k in keys)) if r["model"] == "sequnet" else None
         lines.append(f"| {r['model']} | {r['batch']} | {r['dtype']} | {r['mode']} | {r['kernel']} | "
                      f"{r['samples_per_s']:,.0f} | "
-                     f"{r['step_us']:.1f} | {off} | {'' if rat is None else f'{rat:.2f}'} |")
+                     f"{r['step_us']:.1f} | {r['ops_per_step']:.1f} | {r['us_per_op']:.2f} | {off} | "
+                     f"{'' if rat is None else f'{rat:.2f}'} |")
     lines.append("")
     for a in result["accuracy"]:
         lines.append(f"{a['model']} {a['dtype']}: max |logit - float32 logit| = {a['max_abs_logit_dev']:.3g} over "

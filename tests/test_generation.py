@@ -300,7 +300,20 @@ def test_benchmark_script_smoke(tmp_path):
     assert {(r["model"], r["batch"], r["dtype"]) for r in res["rows"]} == {
         (m, b, d) for m in ("sequnet", "wavenet") for b in (1, 2) for d in ("float32", "bfloat16")}
     assert all(r["samples_per_s"] > 0 for r in res["rows"])
+    assert all(r["us_per_op"] == pytest.approx(r["step_us"] / r["ops_per_step"]) for r in res["rows"])
     assert {a["dtype"] for a in res["accuracy"]} == {"bfloat16"}
+
+
+def test_ops_per_step_counts_a_period_of_update_patterns_and_the_sampling():
+    """WaveNet runs the same operations every step; a Seq-U-Net's count lies between its cheapest pattern (level
+    0 only) and its dearest (every level), weighted by how often each pattern comes."""
+    wn = init_state(wavenet().eval(), torch.randint(0, 5, (1, minimal_window(wavenet()))))
+    assert wn.ops_per_step() == len(wn.ops(0)) + len(wn._sample_ops(False))
+    model = residual(4, 3, 2).eval()
+    st = init_state(model, torch.randint(0, 5, (1, minimal_window(model))))
+    counts = [len(st.ops(key)) for key in st.keys()]
+    assert min(counts) + 1 < st.ops_per_step() < max(counts) + 1
+    assert st.steps == 0            # counting builds the plans; it feeds nothing
 
 
 # -- argument checks: a bad argument is named before anything runs on the device -------------------------------

@@ -117,6 +117,12 @@ class InferenceState:
     def mean_layers_per_step(self) -> float:
         return self.layer_updates / max(self.steps, 1)
 
+    def ops_per_step(self) -> float:
+        """Operations (each one kernel on a GPU) a sampled step runs, averaged over one period of update patterns:
+        at batch 1 a step's time is about this count times the cost of one small kernel in a graph."""
+        keys = self._keys_ahead(self.period)
+        return sum(len(self.ops(key)) for key in keys) / len(keys) + len(self._sample_ops(False))
+
     # -- stepping ----------------------------------------------------------------------------------------------
     def ops(self, key: Hashable) -> list[Op]:
         if key not in self._plans:
