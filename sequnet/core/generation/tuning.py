@@ -50,9 +50,8 @@ def fastest_kernel(model: nn.Module, prime: torch.Tensor, steps: int = 512, dtyp
                          f"(and 'chain' for WaveNet)")
     param = next(model.parameters())
     dt = dtype or param.dtype
-    if not isinstance(getattr(model, "body", None), WaveNet):
-        candidates = tuple(c for c in candidates if c != "chain")
-    elif "chain" in candidates and wavenet_chain.chain_problem(param.device, dt, model.body.config.residual_channels):
+    body = getattr(model, "body", None)
+    if not isinstance(body, WaveNet) or wavenet_chain.chain_problem(param.device, dt, body.config.residual_channels):
         candidates = tuple(c for c in candidates if c != "chain")
     if prime.shape[0] > kernels.ROWDOT_PINNED_MAX_BATCH:
         candidates = tuple(c for c in candidates if c != "rowdot")

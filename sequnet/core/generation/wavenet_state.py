@@ -67,21 +67,21 @@ class WaveNetState(InferenceState):
         self._z[:, :, C] = 1
 
         skip = cfg.skip_channels
-        self._dil_w, self._dil_b, self._res_w = [], [], []
-        skip_rows, taps, residuals = [], [], []
+        skip_rows, taps, biases, residuals = [], [], [], []
         for layer in body.layers:
             w = layer.dil_conv.weight.detach().double()                 # (2C, C, 2): tap 0 = t - d, tap 1 = t
             taps.append((w[:, :, 0].t(), w[:, :, 1].t()))
-            self._dil_w.append(tuple(self._weight(tw) for tw in taps[-1]))
-            self._dil_b.append(cast(layer.dil_conv.bias))
+            biases.append(layer.dil_conv.bias.detach().double())
             ow, ob = layer.out_conv.weight.detach().double()[:, :, 0], layer.out_conv.bias.detach().double()
             aug = torch.cat([ow, ob[:, None]], dim=1)                   # (skip + C, C + 1)
             skip_rows.append(aug[:skip])
             residuals.append(aug[skip:].t())
-            self._res_w.append(self._weight(residuals[-1]))
-        if self.kernel == "chain":
-            self._chain = wavenet_chain.pack_weights(taps, [layer.dil_conv.bias.detach().double()
-                                                            for layer in body.layers], residuals[:-1], dt, dev)
+        if self.kernel == "chain":      # the layers' weights packed for the one launch, not also one by one
+            self._chain = wavenet_chain.pack_weights(taps, biases, residuals[:-1], dt, dev)
+        else:
+            self._dil_w = [tuple(self._weight(tw) for tw in pair) for pair in taps]
+            self._dil_b = [cast(b) for b in biases]
+            self._res_w = [self._weight(r) for r in residuals]
         self._skip_w = self._weight(torch.cat(skip_rows, dim=1).t())    # (n (C + 1), skip)
         self._skip = torch.zeros(B, skip, dtype=dt, device=dev)
         self._end1_w, self._end1_b = self._weight(body.end1.weight[:, :, 0].t()), cast(body.end1.bias)
