@@ -3,7 +3,7 @@
 # command three times, each within 30 s of the last (so that the machine, the rendered audio and the checkpoints
 # stay), until it exits with 0.
 #
-#   CALL=1 CHAIN=1 SEQUNET_GIT_COMMIT=$(git rev-parse --short HEAD) BUDGET=490 SEQUNET_BUDGET=665 EVAL_WINDOWS=512 \
+#   CALL=1 CHAIN=1 SEQUNET_GIT_COMMIT=$(git rev-parse --short HEAD) BUDGET=490 SEQUNET_BUDGET=620 EVAL_WINDOWS=512 \
 #       CALL_S=575 bash benchmarks/piano_gpu_call.sh OUT   # device tool: carry [".whl", ".devdata"], timeout_s 600
 #                                                    # (made here by `benchmarks/device_prep.sh piano`)
 #   A call overruns CALL_S by up to ~10 s (595 s for 585 on 2026-12-02), and one that reaches the tool's 600 s is
@@ -35,7 +35,12 @@
 # (results/logs/2026-12-04-h200-piano-run.tar.xz, the published run): WaveNet 2,491 steps in its 475 s, 9 short of
 # 2,500 (the first epoch took 22.7 s and the first one after resuming 21.4 s, against 18.2 s for 100 steps
 # after), the Seq-U-Net 14,413 in 680 s; the calls 577 + 585 + 583 s, 1,790 s of device time held, and no time
-# left for the GPU tests after the run. Hence BUDGET=490 SEQUNET_BUDGET=665 above: ~2,570 and ~14,080 steps.
+# left for the GPU tests after the run. Hence BUDGET=490 SEQUNET_BUDGET=665 planned: ~2,570 and ~14,080 steps.
+# Run as above (SEQUNET_BUDGET 620, not 665, to leave the session 45 s more) on 2026-12-04 at ac2192c
+# (results/logs/2026-12-04b-h200-piano-run.tar.xz, the published run): rendering 82 s, WaveNet 2,614 steps in 490 s
+# (first epoch 21.8 s, first after resuming 20.7 s), the Seq-U-Net 13,333 in 620 s; the chain kernel's 6 GPU
+# tests passed beside the rendering and it timed 1,301 steps/s at batch 28 against split-K's 1,543, so split-K
+# generated; the calls 574 + 569 + 505 s, 1,690 s of device time held.
 # With COMPILE=1 both models train compiled (2026-12-03, benchmarks/piano_step.py: WaveNet 183.0 -> 111.8 ms a step
 # after 106 s of compiling, Seq-U-Net 44.3 -> 31.4 ms after 68 s), and the check beside the rendering takes
 # longer: BUDGET=440 SEQUNET_BUDGET=640 would give about 3,000 and 18,000 steps and leave ~75 s of the session

@@ -120,7 +120,7 @@ def long_measures(run_dir: str | os.PathLike, name: str = "long") -> dict[str, l
 
 
 def trained_words(run_dir: str | os.PathLike) -> str:
-    """How long each model trained: "Seq-U-Net 14,413 steps, WaveNet 2,491 (of the paper's 246,000)"."""
+    """How long each model trained: "Seq-U-Net 13,333 steps, WaveNet 2,614 (of the paper's 246,000)"."""
     records = run_records(run_dir)
     counts = [f"{ARCH_LABELS[a]} {steps(r):,}" + " steps" * (i == 0) for i, (a, r) in enumerate(records.items())]
     return f"{', '.join(counts)} (of the paper's {records['sequnet'].extent['paper_steps']:,})"
