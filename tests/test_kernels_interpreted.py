@@ -29,7 +29,7 @@ def triton_on_cpu(monkeypatch):
     monkeypatch.setattr(kernels, "use_triton", lambda device, dtype: dtype in (torch.float32, torch.bfloat16))
 
 
-@pytest.mark.parametrize("batch", [1, 3, 8, 20])
+@pytest.mark.parametrize("batch", [1, 3, 8, 20, 64])     # above 8 the fused kernel multiplies on the tensor cores
 @pytest.mark.parametrize("c, k, kind, rows, parts, identity", [
     (128, 128, "gate", 1, 2, True),      # the paper WaveNet's dilated layer: x_{t-d} W0 + x_t W1, residual added
     (128, 129, "none", 1, 1, True),      # its residual 1x1 with the bias row folded in
@@ -59,13 +59,14 @@ def test_fused_and_split_k_products_equal_torch(triton_on_cpu, batch, c, k, kind
 
 @pytest.mark.parametrize("make", [lambda: residual(4, 5, 2, classes=256, features=16),
                                   lambda: wavenet(classes=256)], ids=["sequnet", "wavenet"])
-def test_every_kernel_state_at_batch_8_agrees_and_greedy_is_exact(triton_on_cpu, make):
+@pytest.mark.parametrize("batch", [8, 20])       # the fused kernel's two tilings: the whole batch, blocks of 16
+def test_every_kernel_state_agrees_and_greedy_is_exact(triton_on_cpu, make, batch):
     """Whole states pinned to each kernel, teacher-forced on the same ids, against the torch products; then
     greedy decoding with the fused kernel against the model's float64 full forward."""
     torch.manual_seed(2)
     model = make().eval()
     p = minimal_window(model) + 3
-    ids = torch.randint(0, 256, (8, p + 12))
+    ids = torch.randint(0, 256, (batch, p + 12))
     states = {name: init_state(model, ids[:, :p], kernel=name) for name in kernels.KERNELS}
     assert {name: s.kernel for name, s in states.items()} == {name: name for name in kernels.KERNELS}
     for s in range(12):

@@ -13,6 +13,10 @@ how well each product streams its weights, not by arithmetic. Four implementatio
 * one fused kernel per layer (CUDA, batch <= ``ROWDOT_MAX_BATCH``): with W stored transposed (n, k), each program
   streams whole rows for its output columns, the filter and the gate column of an output side by side, and
   applies the activation in its epilogue: one launch per layer (about 2.6 us on an H200 for the piano model).
+  Up to batch ``ROWDOT_TILE_MAX_BATCH`` a program holds the whole batch and multiplies element-wise; above it,
+  each program takes a block of ``_DOT_BB`` sequences and multiplies on the tensor cores (``tl.dot``), so that
+  a larger batch also runs one launch per layer where split-K runs two (product, then activation). Pinned
+  (``kernel="rowdot"``) or timed (``tuning.fastest_kernel``) only: the batch rule keeps split-K above batch 4.
 
 The activations, for ``out`` of shape (batch, rows, c) (rows = 2 for a transposed layer's two fine samples, which
 share the bias) and ``identity`` (batch, 1 or rows, c) or None:
@@ -44,10 +48,12 @@ _KINDS = {"gate": 0, "leaky": 1, "none": 2, "relu": 3}
 GEMV_MAX_BATCH = 64
 _CHUNK, _BK, _BN = 64, 32, 64          # split-K GEMV: rows of W per program, rows per iteration, columns
 ROWDOT_MAX_BATCH = 4
-# The fused per-layer kernel holds the whole batch in one tile, so it may be pinned (kernel="rowdot") up to batch 8
-# and no further: on an H200 it was 6x slower than split-K for the Seq-U-Net at batch 20, and WaveNet's did not
-# finish in minutes (results/logs/2026-12-02f-h200-kernels-and-suite.tar.xz).
-ROWDOT_PINNED_MAX_BATCH = 8
+# Up to this batch the fused per-layer kernel holds the whole batch in one element-wise tile. Above it, a tile so
+# built was 6x slower than split-K for the Seq-U-Net at batch 20 on an H200, and WaveNet's did not finish in
+# minutes (results/logs/2026-12-02f-h200-kernels-and-suite.tar.xz): so larger batches go in blocks of _DOT_BB
+# sequences through tl.dot, whose tiles stay the same size at any batch.
+ROWDOT_TILE_MAX_BATCH = 8
+_DOT_BB, _DOT_BK = 16, 64               # rowdot on the tensor cores: sequences and rows of W^T per tile
 _ACT_BLOCK = 64                        # columns per program of the activation
 
 
@@ -70,16 +76,13 @@ KERNELS = {"rowdot": (True, True, True), "splitk": (True, True, False), "cublas"
 def kernel_switches(kernel: str, device: torch.device, dtype: torch.dtype, batch: int) -> tuple[bool, bool, bool]:
     """(fused activation, split-K GEMV, rowdot) for ``kernel``: "auto" or one of ``KERNELS``. A Triton path
     needs a CUDA device, Triton and a float32/bf16/fp16 state; the GEMV paths a batch of at most
-    ``GEMV_MAX_BATCH`` (rowdot: ``ROWDOT_PINNED_MAX_BATCH``): asked for elsewhere, it is a ValueError that says so."""
+    ``GEMV_MAX_BATCH``: asked for elsewhere, it is a ValueError that says so."""
     if kernel == "auto":
         return use_triton(device, dtype), use_gemv(device, dtype, batch), use_rowdot(device, dtype, batch)
     if kernel not in KERNELS:
         chain = " ('chain' runs WaveNet's layers only)" if kernel == "chain" else ""
         raise ValueError(f"kernel={kernel!r}: expected 'auto' or one of {', '.join(map(repr, KERNELS))}{chain}")
     switches = KERNELS[kernel]
-    if switches[2] and batch > ROWDOT_PINNED_MAX_BATCH:
-        raise ValueError(f"kernel='rowdot' takes a batch of at most {ROWDOT_PINNED_MAX_BATCH}, got {batch}: its tiles "
-                         f"hold the whole batch and spill above that; use kernel='splitk' or 'auto'")
     if switches[0] and not use_triton(device, dtype):
         raise ValueError(f"kernel={kernel!r} runs Triton kernels, which need a CUDA device, Triton and a float32, "
                          f"bfloat16 or float16 state (here: {device.type}, {dtype}, Triton "
@@ -249,22 +252,30 @@ if triton is not None:   # pragma: no cover - GPU only
 
 if triton is not None:   # pragma: no cover - GPU only
 
+    @triton.jit
+    def _rows_dot(xt, wt, IEEE: tl.constexpr):
+        """xt (BB, BK) @ wt (N, BK)^T on the tensor cores, in float32; IEEE float32 for a float32 state."""
+        if IEEE:
+            return tl.dot(xt, tl.trans(wt), input_precision="ieee")
+        return tl.dot(xt, tl.trans(wt))
+
     @triton.jit(do_not_specialize=["sx1", "k1", "sx2", "k2", "c", "batch", "s_ib", "s_ir", "s_ob", "s_or"])
     def _rowdot_kernel(x1, sx1, w1, k1, x2, sx2, w2, k2, bias, ident, out, c, batch, s_ib, s_ir, s_ob, s_or,
                        KIND: tl.constexpr, NPART: tl.constexpr, ROWS: tl.constexpr, HAS_BIAS: tl.constexpr,
                        HAS_ID: tl.constexpr, RELU_X: tl.constexpr, BB: tl.constexpr, BC: tl.constexpr,
-                       BK: tl.constexpr, NK: tl.constexpr):
-        """A whole layer update for a small batch: out[b, r, j] = act(x[b] . W^T[col(r, j)] + bias) (+ identity)
-        for the BC output columns j of this program, with the gate's filter and gate columns side by side.
+                       BK: tl.constexpr, NK: tl.constexpr, DOT: tl.constexpr, IEEE: tl.constexpr):
+        """A whole layer update: out[b, r, j] = act(x[b] . W^T[col(r, j)] + bias) (+ identity) for the BC output
+        columns j of this program and its BB sequences, with the gate's filter and gate columns side by side.
 
-        W^T is (n, k) with k contiguous, so every program streams whole rows of it; no partial sums."""
+        W^T is (n, k) with k contiguous, so every program streams whole rows of it; no partial sums. With DOT the
+        products run on the tensor cores (BB, BK and ROWS * BC at least 16), else element-wise in float32."""
         q = 2 if KIND == 0 else 1                               # columns per output: (filter, gate) or one
         t = tl.arange(0, ROWS * BC)
         r = t // BC
         j = tl.program_id(0) * BC + t % BC
         jmask = j < c
         col = r * q * c + j                                     # filter (or only) column of output (r, j)
-        rb = tl.arange(0, BB)
+        rb = tl.program_id(1) * BB + tl.arange(0, BB)
         bmask = rb < batch
         acc_f = tl.zeros((BB, ROWS * BC), dtype=tl.float32)
         acc_g = tl.zeros((BB, ROWS * BC), dtype=tl.float32)
@@ -276,16 +287,23 @@ if triton is not None:   # pragma: no cover - GPU only
             for it in tl.static_range(NK):                      # unrolled: all loads can be in flight
                 ks = it * BK + tl.arange(0, BK)
                 kmask = ks < k
-                xt = tl.load(x + rb[:, None] * sx + ks[None, :], mask=bmask[:, None] & kmask[None, :],
-                             other=0.0).to(tl.float32)
+                xt = tl.load(x + rb[:, None] * sx + ks[None, :], mask=bmask[:, None] & kmask[None, :], other=0.0)
                 if RELU_X:
                     xt = tl.maximum(xt, 0.0)
                 m2 = jmask[:, None] & kmask[None, :]
-                wf = tl.load(w + col[:, None] * k + ks[None, :], mask=m2, other=0.0).to(tl.float32)
-                acc_f += tl.sum(xt[:, None, :] * wf[None, :, :], axis=2)
+                wf = tl.load(w + col[:, None] * k + ks[None, :], mask=m2, other=0.0)
+                if DOT:
+                    xt = xt.to(wf.dtype)
+                    acc_f += _rows_dot(xt, wf, IEEE)
+                else:
+                    xt = xt.to(tl.float32)
+                    acc_f += tl.sum(xt[:, None, :] * wf.to(tl.float32)[None, :, :], axis=2)
                 if KIND == 0:
-                    wg = tl.load(w + (col + c)[:, None] * k + ks[None, :], mask=m2, other=0.0).to(tl.float32)
-                    acc_g += tl.sum(xt[:, None, :] * wg[None, :, :], axis=2)
+                    wg = tl.load(w + (col + c)[:, None] * k + ks[None, :], mask=m2, other=0.0)
+                    if DOT:
+                        acc_g += _rows_dot(xt, wg, IEEE)
+                    else:
+                        acc_g += tl.sum(xt[:, None, :] * wg.to(tl.float32)[None, :, :], axis=2)
         if HAS_BIAS:                                            # one bias for all rows (a transposed layer's two)
             acc_f += tl.load(bias + j, mask=jmask, other=0.0).to(tl.float32)[None, :]
             if KIND == 0:
@@ -316,18 +334,22 @@ def rowdot_triton(parts, bias: torch.Tensor | None, kind: str, identity: torch.T
     if identity is not None:
         s_ib = identity.stride(0)
         s_ir = identity.stride(1) if identity.shape[1] > 1 else 0
-    bc = 1
-    while bc < 16 and triton.cdiv(c, 2 * bc) >= 64:        # about 64 programs or more
-        bc *= 2
-    bb = triton.next_power_of_2(batch)
     k_max = max(w.shape[1] for _, w in parts)
-    bk = max(32, min(triton.next_power_of_2(k_max), 4096 // (bb * rows * bc)))
-    _rowdot_kernel[(triton.cdiv(c, bc),)](
+    dot = batch > ROWDOT_TILE_MAX_BATCH
+    if dot:     # blocks of _DOT_BB sequences, 16 columns a tile (tl.dot's least): the most programs at any batch
+        bb, bc, bk = _DOT_BB, 16 // rows, _DOT_BK
+    else:       # the whole batch in one element-wise tile of at most 4,096 products a row block
+        bc = 1
+        while bc < 16 and triton.cdiv(c, 2 * bc) >= 64:    # about 64 programs or more
+            bc *= 2
+        bb = triton.next_power_of_2(batch)
+        bk = max(32, min(triton.next_power_of_2(k_max), 4096 // (bb * rows * bc)))
+    _rowdot_kernel[(triton.cdiv(c, bc), triton.cdiv(batch, bb))](
         x1, x1.stride(0), w1, w1.shape[1], x2, x2.stride(0), w2, w2.shape[1],
         bias if bias is not None else w1, identity if identity is not None else out, out, c, batch,
         s_ib, s_ir, out.stride(0), out.stride(1), KIND=_KINDS[kind], NPART=len(parts), ROWS=rows,
         HAS_BIAS=bias is not None, HAS_ID=identity is not None, RELU_X=relu_x, BB=bb, BC=bc, BK=bk,
-        NK=triton.cdiv(k_max, bk))
+        NK=triton.cdiv(k_max, bk), DOT=dot, IEEE=w1.dtype == torch.float32)
 
 
 def matvec_triton(parts, part: torch.Tensor, relu_x: bool = False) -> None:   # pragma: no cover - GPU only

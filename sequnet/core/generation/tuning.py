@@ -36,8 +36,8 @@ def fastest_kernel(model: nn.Module, prime: torch.Tensor, steps: int = 512, dtyp
 
     Each candidate gets a fresh state, ``steps`` sampled steps to compile and capture its graphs, then
     ``steps`` timed steps. Where the candidates cannot run (a CPU model, no Triton, a float64 state, a batch
-    above ``kernels.GEMV_MAX_BATCH``), or only one can (rowdot stops at ``kernels.ROWDOT_PINNED_MAX_BATCH``), the
-    answer is ("auto", {}) at no cost: the state's own rule decides.
+    above ``kernels.GEMV_MAX_BATCH``), or only one is left, the answer is ("auto", {}) at no cost: the state's
+    own rule decides.
 
     Measured on an H200 (results/logs/2026-12-02f-h200-kernels-and-suite.tar.xz): at batch 8 the two were within
     1 % for WaveNet and split-K was 15 % faster for the Seq-U-Net, as the batch rule has it; the piano run
@@ -53,8 +53,6 @@ def fastest_kernel(model: nn.Module, prime: torch.Tensor, steps: int = 512, dtyp
     body = getattr(model, "body", None)
     if not isinstance(body, WaveNet) or wavenet_chain.chain_problem(param.device, dt, body.config.residual_channels):
         candidates = tuple(c for c in candidates if c != "chain")
-    if prime.shape[0] > kernels.ROWDOT_PINNED_MAX_BATCH:
-        candidates = tuple(c for c in candidates if c != "rowdot")
     if (param.device.type != "cuda" or not kernels.use_triton(param.device, dt)
             or prime.shape[0] > kernels.GEMV_MAX_BATCH or len(candidates) < 2):
         return "auto", {}
