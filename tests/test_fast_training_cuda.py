@@ -11,8 +11,8 @@ import torch.nn.functional as F
 
 import sequnet
 from sequnet.analysis.complexity import layout_conversions, training_step
-from sequnet.core.models import fused_gate, use_channels_last, use_fused_gate
-from sequnet.core.models.layers import to_channels_last
+from sequnet.core.models import fused_gate, id_lookup, use_channels_last, use_fused_gate, use_fused_lookup
+from sequnet.core.models.layers import input_conv, to_channels_last
 from sequnet.core.triton_guard import use_triton
 from test_fast_training import _is_time_major, _layout_probe, _resnet
 
@@ -120,8 +120,9 @@ def _paper_piano(batch: int, arch: str = "sequnet"):
     return model, ids, target
 
 
-@pytest.mark.parametrize("switches", [[use_fused_gate], [use_channels_last], [use_channels_last, use_fused_gate]],
-                         ids=["fused", "channels-last", "both"])
+@pytest.mark.parametrize("switches", [[use_fused_gate], [use_channels_last], [use_channels_last, use_fused_gate],
+                                      [use_fused_lookup], [use_channels_last, use_fused_gate, use_fused_lookup]],
+                         ids=["fused", "channels-last", "both", "lookup", "all"])
 @pytest.mark.parametrize("arch", ["sequnet", "wavenet"])
 def test_switched_paper_piano_model_computes_the_same(switches, arch, exact_float32):
     model, ids, target = _paper_piano(batch=1, arch=arch)
@@ -136,6 +137,24 @@ def test_switched_paper_piano_model_computes_the_same(switches, arch, exact_floa
     torch.testing.assert_close(loss2, loss, rtol=1e-5, atol=0)
     for (name, _), a, b in zip(model.named_parameters(), grads2, grads):
         assert _relative_error(a, b) < 1e-4, (name, _relative_error(a, b))
+
+
+@pytest.mark.parametrize("arch", ["sequnet", "wavenet"])
+def test_fused_lookup_under_bf16_autocast_matches_embedding_bag(arch):
+    """As the trainer runs the first convolution: the Triton lookup's bf16 output is embedding_bag's float32 sums
+    rounded once (within a unit, should the two sum in another order), and the weight and bias gradients from the
+    same bf16 output gradient agree to float32 rounding."""
+    model, ids, _ = _paper_piano(batch=2, arch=arch)
+    conv = model.body.in_conv if arch == "sequnet" else model.body.start
+    assert id_lookup.fusable(ids, conv.weight, torch.bfloat16)
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        ref, got = input_conv(conv, ids), input_conv(conv, ids, fused=True)
+    assert got.dtype == ref.dtype == torch.bfloat16 and got.stride() == ref.stride()
+    torch.testing.assert_close(got.float(), ref.float(), rtol=2 ** -7, atol=0)
+    grad = torch.randn_like(ref)
+    for a, b in zip(torch.autograd.grad(ref, [conv.weight, conv.bias], grad),
+                    torch.autograd.grad(got, [conv.weight, conv.bias], grad)):
+        assert _relative_error(b, a) < 1e-5, _relative_error(b, a)
 
 
 def test_padded_paper_piano_model_trains_the_same(exact_float32):

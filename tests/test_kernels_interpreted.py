@@ -13,9 +13,11 @@ import os
 
 import pytest
 import torch
+import torch.nn as nn
 
 from sequnet.core.generation import init_state, kernels, minimal_window
-from sequnet.core.models.layers import OneHotModel
+from sequnet.core.models import id_lookup, use_fused_lookup
+from sequnet.core.models.layers import OneHotModel, input_conv
 from sequnet.core.models.wavenet import WaveNet, WaveNetConfig
 from test_generation import greedy_agrees_with_forward, residual, wavenet
 
@@ -106,3 +108,60 @@ def test_wavenet_chain_agrees_with_the_torch_path_and_greedy_is_exact(triton_on_
         n = 2 * 16 + 3
         generated = init_state(model, ids[:, :p], kernel="chain").generate(n, greedy=True, progress=False)
         assert greedy_agrees_with_forward(model, torch.cat([ids[:, :p], generated], 1), p, n) >= n
+
+
+@pytest.fixture
+def lookup_on_cpu(monkeypatch):
+    """Let ``input_conv`` take the Triton lookup on CPU tensors (the interpreter runs it)."""
+    monkeypatch.setattr(id_lookup, "use_triton", lambda device, dtype: dtype in (torch.float32, torch.bfloat16))
+
+
+# 16 bits: float16, since the interpreter's tl.dot mishandles bf16 tiles (Triton 3.9: errors of 1e10 on a plain
+# product); the kernels' 16-bit path is one code for both, and the GPU tests run it in bf16
+@pytest.mark.parametrize("half", [None, torch.float16], ids=["float32", "float16-autocast"])
+@pytest.mark.parametrize("classes, k, c", [(256, 5, 40), (256, 2, 128), (10, 3, 33)],
+                         ids=["sequnet-input", "wavenet-input", "masked"])
+def test_fused_lookup_equals_embedding_bag(lookup_on_cpu, classes, k, c, half):
+    """The lookup's kernels against ``embedding_bag``: the same sums forward (in the same order: equal in float32,
+    and within a unit after the cast to 16 bits), the weight and bias gradients to float32 rounding (another
+    summation order)."""
+    torch.manual_seed(k)
+    conv = nn.Conv1d(classes, c, k)
+    ids = torch.randint(0, classes, (3, 301))
+    grad = torch.randn(3, c, 302 - k)
+
+    def run(fused):
+        conv.zero_grad()
+        if fused:
+            with torch.autocast("cpu", dtype=half or torch.bfloat16, enabled=half is not None):
+                out = input_conv(conv, ids, fused)
+        else:   # CPU autocast would sum embedding_bag's rows in 16 bits; a GPU sums them in float32, rounded once
+            out = input_conv(conv, ids)
+            out = out.to(half) if half else out
+        (out.float() * grad).sum().backward()
+        return out, conv.weight.grad.clone(), conv.bias.grad.clone()
+
+    (ref, ref_w, ref_b), (got, got_w, got_b) = run(False), run(True)
+    assert got.dtype == ref.dtype == (half or torch.float32) and got.stride() == ref.stride()
+    # float32: the same sums; 16 bits: within one unit of the float32 sum (the interpreter may cast by truncation,
+    # where a GPU rounds to nearest as torch does)
+    torch.testing.assert_close(got.float(), input_conv(conv, ids).detach(), rtol=2 ** -10 if half else 0,
+                               atol=1e-4 if half else 0)
+    torch.testing.assert_close(got_w, ref_w, rtol=1e-5, atol=1e-4)
+    torch.testing.assert_close(got_b, ref_b, rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("make", [lambda: residual(3, 5, 1, classes=256, features=16),
+                                  lambda: wavenet(classes=256)], ids=["sequnet", "wavenet"])
+def test_models_with_the_fused_lookup_train_as_without(lookup_on_cpu, make):
+    torch.manual_seed(4)
+    model = make()
+    ids = torch.randint(0, 256, (2, model.body.history + 40))
+    grads = []
+    for fused in (False, True):
+        use_fused_lookup(model, fused)
+        model.zero_grad()
+        model(ids).square().mean().backward()
+        grads.append([p.grad.clone() for p in model.parameters()])
+    for a, b in zip(*grads):
+        torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-6)

@@ -259,6 +259,26 @@ def test_one_hot_lookup_equals_the_convolution_of_one_hot_inputs(k):
 
 
 @pytest.mark.parametrize("arch", ["sequnet", "wavenet"])
+def test_the_fused_lookup_switch_keeps_embedding_bag_where_triton_cannot_run(arch):
+    """Both audio models take the switch; on a CPU (no Triton) the switched model computes what it did, bit for
+    bit; a model without a lookup over ids, and a lookup of the wrong shapes, are refused with what was wrong."""
+    from sequnet.core.models import id_lookup, use_fused_lookup
+
+    s = sequnet.paper_setting("piano_audio", arch)
+    s = s.replace(hidden=8, levels=3) if arch == "sequnet" else s.replace(hidden=8, skip=8, levels=3, blocks=1)
+    model = sequnet.build_model(s)
+    ids = torch.randint(0, 256, (2, model.body.plan.input_length if arch == "sequnet" else 40))
+    before = model(ids)
+    assert use_fused_lookup(model) is model and model.body.fused_lookup
+    torch.testing.assert_close(model(ids), before, rtol=0, atol=0)
+    assert not use_fused_lookup(model, False).body.fused_lookup
+    with pytest.raises(ValueError, match="no 'fused_lookup' switch"):
+        use_fused_lookup(sequnet.build_model(sequnet.paper_setting("jsb", "tcn")))
+    with pytest.raises(ValueError, match=r"ids \(2, 3\) and table \(1280, 8\).*\(batch, T >= 5\)"):
+        id_lookup.lookup(ids[:, :3], torch.zeros(1280, 8), 5, torch.float32)
+
+
+@pytest.mark.parametrize("arch", ["sequnet", "wavenet"])
 def test_audio_models_take_ids_without_one_hot_inputs(arch):
     s = sequnet.paper_setting("piano_audio", arch)
     s = s.replace(hidden=8, levels=3) if arch == "sequnet" else s.replace(hidden=8, skip=8, levels=3, blocks=1)

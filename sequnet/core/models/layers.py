@@ -19,6 +19,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from sequnet.core.models import id_lookup
+
 
 def crop_front(x: torch.Tensor, length: int, channels_last: bool = False) -> torch.Tensor:
     """Keep the newest ``length`` samples: causal models align sequences at their ends."""
@@ -133,9 +135,17 @@ def autocast_dtype(device_type: str) -> torch.dtype | None:
     return torch.get_autocast_dtype(device_type)
 
 
-def input_conv(conv: nn.Conv1d, x: torch.Tensor) -> torch.Tensor:
+def use_fused_lookup(model: nn.Module, flag: bool = True) -> nn.Module:
+    """Switch the first convolution over ids of ``model``'s audio body to the Triton lookup of
+    ``sequnet.core.models.id_lookup`` (on a GPU), or back to ``embedding_bag``. Raises for a model without one."""
+    set_switch(model, "fused_lookup", flag)
+    return model
+
+
+def input_conv(conv: nn.Conv1d, x: torch.Tensor, fused: bool = False) -> torch.Tensor:
     """A body's first convolution over ``x``: features (batch, channels, T), or integer ids (batch, T) standing
-    for their one-hot encoding over ``conv.in_channels`` classes.
+    for their one-hot encoding over ``conv.in_channels`` classes (``fused``: through the Triton lookup where it
+    can run, see ``sequnet.core.models.id_lookup``).
 
     For ids the result equals ``conv(one_hot(ids))`` without building the one-hot tensor: output t sums, over the
     taps j, column ``ids[t + j]`` of tap j's weight, one ``embedding_bag`` lookup. At the piano model's training
@@ -155,17 +165,20 @@ def input_conv(conv: nn.Conv1d, x: torch.Tensor) -> torch.Tensor:
     k, classes = conv.kernel_size[0], conv.in_channels
     batch, length = x.shape
     n = length - (k - 1)
-    # bag of output t: ids[t + j] * k + j for the taps j (rows of the weight laid out as (class, tap))
     taps = torch.arange(k, device=x.device)
-    bags = x.unfold(1, k, 1) * k + taps                                   # (batch, n, k)
     table = conv.weight.permute(1, 2, 0)                                  # (class, tap, out)
     if conv.bias is not None:
         # every bag holds exactly one tap-0 row, so a bias on those rows is added once per output, inside the
         # lookup rather than in a pass over the (large) result; its gradient is summed over the small table
         table = table + conv.bias * (taps == 0)[:, None]
-    out = F.embedding_bag(bags.reshape(batch * n, k), table.reshape(classes * k, conv.out_channels), mode="sum")
-    out = out.view(batch, n, -1).transpose(1, 2)
+    table = table.reshape(classes * k, conv.out_channels)
     dtype = autocast_dtype(x.device.type)
+    if fused and id_lookup.fusable(x, table, dtype or table.dtype):
+        return id_lookup.lookup(x, table, k, dtype or table.dtype)
+    # bag of output t: ids[t + j] * k + j for the taps j (rows of the weight laid out as (class, tap))
+    bags = x.unfold(1, k, 1) * k + taps                                   # (batch, n, k)
+    out = F.embedding_bag(bags.reshape(batch * n, k), table, mode="sum")
+    out = out.view(batch, n, -1).transpose(1, 2)
     return out.to(dtype) if dtype is not None and out.dtype == torch.float32 else out
 
 

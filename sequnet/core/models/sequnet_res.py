@@ -89,6 +89,7 @@ class GatedLayer(nn.Module):
 class ResSeqUNet(nn.Module):
     takes_ids = True                   # forward also takes (batch, T) integer ids for one-hot inputs
     channels_last = False              # see sequnet.core.models.layers.use_channels_last
+    fused_lookup = False               # see sequnet.core.models.layers.use_fused_lookup
     channel_padding = 0                # channels stored padded to a multiple of this (sequnet.core.models.padding)
     padding_zeros = 0                  # the padding's parameters (always zero; not counted as the model's)
     padding_hooks = False
@@ -131,7 +132,7 @@ class ResSeqUNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(batch, num_inputs, T), or (batch, T) ids of one-hot inputs -> (batch, num_outputs, T - history)."""
         n_out = self.check_length(x.shape[-1])
-        x = input_conv(self.in_conv, x)
+        x = input_conv(self.in_conv, x, self.fused_lookup)
         if self.channels_last:
             x = to_channels_last(x)                             # the ids' lookup gives that layout already
         shortcuts = []

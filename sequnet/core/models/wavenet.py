@@ -77,6 +77,7 @@ class WaveNetLayer(nn.Module):
 class WaveNet(nn.Module):
     takes_ids = True                   # forward also takes (batch, T) integer ids for one-hot inputs
     channels_last = False              # see sequnet.core.models.layers.use_channels_last
+    fused_lookup = False               # see sequnet.core.models.layers.use_fused_lookup
 
     def __init__(self, config: WaveNetConfig):
         super().__init__()
@@ -108,7 +109,7 @@ class WaveNet(nn.Module):
         """(batch, num_inputs, T), or (batch, T) ids of one-hot inputs -> (batch, num_outputs, T - history)."""
         n_out = self.check_length(x.shape[-1])
         cl = self.channels_last
-        x = input_conv(self.start, x)
+        x = input_conv(self.start, x, self.fused_lookup)
         if cl:
             x = to_channels_last(x)                             # the ids' lookup gives that layout already
         skip = 0
