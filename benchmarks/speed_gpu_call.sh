@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# One device call of issue 16's measurements (the GPU suite, then the kernels built since the last suite), as a
+# session with 30 minutes of device time runs them: each call stands alone (nothing carries over from one call to
+# the next but the installed wheels), so a machine lost between calls costs that call only.
+#
+#   CALL=1 SEQUNET_GIT_COMMIT=$(git rev-parse --short HEAD) CALL_S=575 bash benchmarks/speed_gpu_call.sh OUT
+#       device tool: carry [".whl", ".devdata"] (made here by `benchmarks/device_prep.sh tests`), timeout_s 600
+#   then CALL=2 the same way; then the book's GPU chapters in a third call (benchmarks/book_gpu.sh).
+#
+# CALL=1  the GPU test suite (benchmarks/gpu_test.sh, about 400-470 s; OUT/gpu-test.log), then with the time left
+#         the generation benchmark of the products per layer at batches 1, 28 and 64: the batch rule (auto), the
+#         fused per-layer kernel, which takes batches above 8 on the tensor cores since f165623 (rowdot), and
+#         WaveNet's one-launch chain (OUT/generation-kernels-h200.json).
+# CALL=2  the piano training step with and without the Triton lookup of the first convolution (74195d3), eager and
+#         compiled, bf16 and TF32 (OUT/piano-step-lookup-h200.json, with a torch.profiler table of the first
+#         variant), then with the time left the language and music pairs' breakdown with its sweep of batch and
+#         window (OUT/breakdown-h200.json).
+# Each step is bounded so that the call ends within CALL_S (default 570) with what it has; the tool kills a call at
+# 600 s, and its machine with it. A step that fails or runs out of time makes the exit status 4 (the rest still
+# runs); 1: the wheels could not be installed. Then, on a CPU here, copy the JSON under results/bench/ after
+# reading it, and commit it with the call's log and the suite's log. QUICK=1 makes a dry run on a CPU (no suite;
+# the benchmarks' --quick shapes, tiny generation models): CALL=1 in about a minute, CALL=2 longer (compiling).
+set -u
+out=${1:?usage: benchmarks/speed_gpu_call.sh OUT}
+call_s=${CALL_S:-570}
+mkdir -p "$out"
+log=$out/speed_gpu_call.log
+export PYTHONPATH=$PWD:/tmp/site SEQUNET_DATA_MIRROR=${SEQUNET_DATA_MIRROR:-$PWD/.devdata}
+. "$(dirname "${BASH_SOURCE[0]}")/device_wheels.sh"
+device_wheels python3 soundfile mido >>"$log" 2>&1 ||     # the suite installs its own (gpu_test.sh)
+    { echo "installing .whl/ failed (see $log)" >&2; exit 1; }
+{ echo "call ${CALL:-1} at $(date -u '+%Y-%m-%d %H:%M:%S UTC'), commit ${SEQUNET_GIT_COMMIT:-unknown}"
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null; } | tee -a "$log"
+status=0
+
+# step NAME LIMIT COMMAND...: run COMMAND for at most LIMIT seconds (and never past CALL_S less 15 s), logging it
+step() {
+    local name=$1 limit=$2 start=$SECONDS left=$((call_s - SECONDS - 15)) rc=0; shift 2
+    [ "$limit" -gt "$left" ] && limit=$left
+    if [ "$limit" -lt 30 ]; then echo "$name: skipped, $left s left" | tee -a "$log"; status=4; return; fi
+    timeout "$limit" "$@" >>"$log" 2>&1 || rc=$?
+    [ $rc = 0 ] || status=4
+    echo "$name: $((SECONDS - start)) s of at most $limit, exit $rc" | tee -a "$log"
+}
+quick=()
+[ "${QUICK:-0}" = 1 ] && quick=(--device cpu --quick)
+
+case ${CALL:-1} in
+    1)
+        # the suite writes its own log (gpu_test.sh); its last lines are pytest's summary
+        if [ "${QUICK:-0}" != 1 ]; then
+            step "GPU suite" 480 bash benchmarks/gpu_test.sh "$out/gpu-test.log"
+            tail -2 "$out/gpu-test.log"
+        fi
+        # shellcheck disable=SC2046  # --tiny: the dry run's models
+        step "generation kernels" 300 python3 benchmarks/generation.py "${quick[@]}" $([ "${QUICK:-0}" = 1 ] &&
+            echo --tiny) --models sequnet wavenet --batches 1 28 64 --kernels auto rowdot chain --modes graphs \
+            --dtypes float32 bfloat16 --repeats 2 --cycles 1 --out "$out/generation-kernels-h200.json" ;;
+    2)
+        # the first variant is profiled (as the trainer runs it); compiling takes 70-110 s a model
+        step "piano step" 330 python3 benchmarks/piano_step.py "${quick[@]}" \
+            --out "$out/piano-step-lookup-h200.json" --variants \
+            "sequnet bf16 pad=64" "sequnet bf16 pad=64 lookup" "wavenet bf16 crop" "wavenet bf16 crop lookup" \
+            "sequnet fp32 pad=64" "sequnet fp32 pad=64 lookup" "sequnet bf16 pad=64 compile lookup" \
+            "wavenet bf16 crop compile lookup"
+        step "breakdown with sweep" 400 python3 benchmarks/breakdown.py "${quick[@]}" \
+            --out "$out/breakdown-h200.json" ;;
+    *) echo "CALL=${CALL}: expected 1 or 2" >&2; exit 2 ;;
+esac
+exit $status
