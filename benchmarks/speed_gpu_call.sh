@@ -5,21 +5,22 @@
 #
 #   CALL=1 SEQUNET_GIT_COMMIT=$(git rev-parse --short HEAD) CALL_S=575 bash benchmarks/speed_gpu_call.sh OUT
 #       device tool: carry [".whl", ".devdata"] (made here by `benchmarks/device_prep.sh tests`), timeout_s 600
-#   then CALL=2 the same way; then the book's GPU chapters in a third call (benchmarks/book_gpu.sh).
+#   then CALL=2 and CALL=3 the same way, each as soon as the last has answered (or in another session).
 #
-# CALL=1  the GPU test suite (benchmarks/gpu_test.sh, about 400-470 s; OUT/gpu-test.log), then with the time left
-#         the generation benchmark of the products per layer at batches 1, 28 and 64: the batch rule (auto), the
+# CALL=1  the GPU test suite (benchmarks/gpu_test.sh; 467 s at fa65671 with 6 workers, more tests since):
+#         OUT/gpu-test.log.
+# CALL=2  the generation benchmark of the products per layer at batches 1, 28 and 64: the batch rule (auto), the
 #         fused per-layer kernel, which takes batches above 8 on the tensor cores since f165623 (rowdot), and
-#         WaveNet's one-launch chain (OUT/generation-kernels-h200.json).
-# CALL=2  the piano training step with and without the Triton lookup of the first convolution (74195d3), eager and
-#         compiled, bf16 and TF32 (OUT/piano-step-lookup-h200.json, with a torch.profiler table of the first
-#         variant), then with the time left the language and music pairs' breakdown with its sweep of batch and
-#         window (OUT/breakdown-h200.json).
+#         WaveNet's one-launch chain (OUT/generation-kernels-h200.json); then the piano training step with and
+#         without the Triton lookup of the first convolution (74195d3), eager and compiled, bf16 and TF32
+#         (OUT/piano-step-lookup-h200.json, with a torch.profiler table of the first variant).
+# CALL=3  the language and music pairs' breakdown with its sweep of batch and window (OUT/breakdown-h200.json),
+#         never yet run whole on a GPU.
 # Each step is bounded so that the call ends within CALL_S (default 570) with what it has; the tool kills a call at
 # 600 s, and its machine with it. A step that fails or runs out of time makes the exit status 4 (the rest still
 # runs); 1: the wheels could not be installed. Then, on a CPU here, copy the JSON under results/bench/ after
-# reading it, and commit it with the call's log and the suite's log. QUICK=1 makes a dry run on a CPU (no suite;
-# the benchmarks' --quick shapes, tiny generation models): CALL=1 in about a minute, CALL=2 longer (compiling).
+# reading it, and commit it with the call's log and the suite's log. QUICK=1 makes a dry run on a CPU (no suite,
+# no compiled variants; the benchmarks' --quick shapes, tiny generation models) in about a minute a call.
 set -u
 out=${1:?usage: benchmarks/speed_gpu_call.sh OUT}
 call_s=${CALL_S:-570}
@@ -47,24 +48,24 @@ quick=()
 
 case ${CALL:-1} in
     1)
-        # the suite writes its own log (gpu_test.sh); its last lines are pytest's summary
-        if [ "${QUICK:-0}" != 1 ]; then
-            step "GPU suite" 480 bash benchmarks/gpu_test.sh "$out/gpu-test.log"
+        if [ "${QUICK:-0}" = 1 ]; then echo "GPU suite: skipped in a dry run" | tee -a "$log"; else
+            step "GPU suite" 545 bash benchmarks/gpu_test.sh "$out/gpu-test.log"     # it writes its own log
             tail -2 "$out/gpu-test.log"
-        fi
-        # shellcheck disable=SC2046  # --tiny: the dry run's models
-        step "generation kernels" 300 python3 benchmarks/generation.py "${quick[@]}" $([ "${QUICK:-0}" = 1 ] &&
-            echo --tiny) --models sequnet wavenet --batches 1 28 64 --kernels auto rowdot chain --modes graphs \
-            --dtypes float32 bfloat16 --repeats 2 --cycles 1 --out "$out/generation-kernels-h200.json" ;;
+        fi ;;
     2)
+        # shellcheck disable=SC2046  # --tiny: the dry run's models
+        step "generation kernels" 220 python3 benchmarks/generation.py "${quick[@]}" $([ "${QUICK:-0}" = 1 ] &&
+            echo --tiny) --models sequnet wavenet --batches 1 28 64 --kernels auto rowdot chain --modes graphs \
+            --dtypes float32 bfloat16 --repeats 2 --cycles 1 --out "$out/generation-kernels-h200.json"
         # the first variant is profiled (as the trainer runs it); compiling takes 70-110 s a model
+        variants=("sequnet bf16 pad=64" "sequnet bf16 pad=64 lookup" "wavenet bf16 crop" "wavenet bf16 crop lookup"
+                  "sequnet fp32 pad=64" "sequnet fp32 pad=64 lookup")
+        [ "${QUICK:-0}" = 1 ] || variants+=("sequnet bf16 pad=64 compile lookup" "wavenet bf16 crop compile lookup")
         step "piano step" 330 python3 benchmarks/piano_step.py "${quick[@]}" \
-            --out "$out/piano-step-lookup-h200.json" --variants \
-            "sequnet bf16 pad=64" "sequnet bf16 pad=64 lookup" "wavenet bf16 crop" "wavenet bf16 crop lookup" \
-            "sequnet fp32 pad=64" "sequnet fp32 pad=64 lookup" "sequnet bf16 pad=64 compile lookup" \
-            "wavenet bf16 crop compile lookup"
-        step "breakdown with sweep" 400 python3 benchmarks/breakdown.py "${quick[@]}" \
+            --out "$out/piano-step-lookup-h200.json" --variants "${variants[@]}" ;;
+    3)
+        step "breakdown with sweep" 540 python3 benchmarks/breakdown.py "${quick[@]}" \
             --out "$out/breakdown-h200.json" ;;
-    *) echo "CALL=${CALL}: expected 1 or 2" >&2; exit 2 ;;
+    *) echo "CALL=${CALL}: expected 1, 2 or 3" >&2; exit 2 ;;
 esac
 exit $status

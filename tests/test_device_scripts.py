@@ -68,9 +68,9 @@ def test_gpu_suite_stops_at_once_on_a_mirror_that_lacks_registered_files(tmp_pat
 
 
 def test_speed_call_dry_run_measures_every_kernel_and_bounds_its_steps(tmp_path, data_mirror):
-    """benchmarks/speed_gpu_call.sh as a CPU dry run (QUICK=1): call 1's generation benchmark runs with the flags the
-    GPU call will pass and writes its JSON; a step that cannot get 30 s of the call is skipped and makes the exit
-    status 4; an unknown call is refused."""
+    """benchmarks/speed_gpu_call.sh as a CPU dry run (QUICK=1): call 2's generation benchmark and piano step run with
+    the flags the GPU call will pass and write their JSON; a step that cannot get 30 s of the call is skipped and
+    makes the exit status 4; an unknown call is refused."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     (bin_dir / "python3").write_text(f"#!/usr/bin/env bash\nexec {sys.executable} \"$@\"\n")   # a venv's own
@@ -78,14 +78,16 @@ def test_speed_call_dry_run_measures_every_kernel_and_bounds_its_steps(tmp_path,
     env = dict(os.environ, PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}", QUICK="1",
                SEQUNET_DATA_MIRROR=str(data_mirror))
     script = ["bash", str(REPO / "benchmarks" / "speed_gpu_call.sh")]
-    done = subprocess.run(script + [str(tmp_path / "out")], cwd=REPO, env=dict(env, CALL="1", CALL_S="300"),
+    done = subprocess.run(script + [str(tmp_path / "out")], cwd=REPO, env=dict(env, CALL="2", CALL_S="300"),
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
     rows = json.loads((tmp_path / "out" / "generation-kernels-h200.json").read_text())["rows"]
     assert {(r["model"], r["batch"]) for r in rows} == {(m, b) for m in ("sequnet", "wavenet") for b in (1, 28, 64)}
-    short = subprocess.run(script + [str(tmp_path / "short")], cwd=REPO, env=dict(env, CALL="1", CALL_S="40"),
+    steps = json.loads((tmp_path / "out" / "piano-step-lookup-h200.json").read_text())["rows"]
+    assert [r["lookup"] for r in steps] == [False, True] * 3 and not any("error" in r for r in steps)
+    short = subprocess.run(script + [str(tmp_path / "short")], cwd=REPO, env=dict(env, CALL="2", CALL_S="40"),
                            capture_output=True, text=True, timeout=120)
     assert short.returncode == 4 and "generation kernels: skipped" in short.stdout, short.stdout + short.stderr
-    unknown = subprocess.run(script + [str(tmp_path / "unknown")], cwd=REPO, env=dict(env, CALL="3"),
+    unknown = subprocess.run(script + [str(tmp_path / "unknown")], cwd=REPO, env=dict(env, CALL="4"),
                              capture_output=True, text=True, timeout=120)
-    assert unknown.returncode == 2 and "CALL=3: expected 1 or 2" in unknown.stderr
+    assert unknown.returncode == 2 and "CALL=4: expected 1, 2 or 3" in unknown.stderr
