@@ -39,9 +39,11 @@ def fastest_kernel(model: nn.Module, prime: torch.Tensor, steps: int = 512, dtyp
     above ``kernels.GEMV_MAX_BATCH``), or only one is left, the answer is ("auto", {}) at no cost: the state's
     own rule decides.
 
-    Measured on an H200 (results/logs/2026-12-02f-h200-kernels-and-suite.tar.xz): at batch 8 the two were within
-    1 % for WaveNet and split-K was 15 % faster for the Seq-U-Net, as the batch rule has it; the piano run
-    therefore generates with the rule ("auto") and no trial."""
+    Measured on an H200: at batch 8 rowdot and split-K were within 1 % for WaveNet and split-K was 15 % faster for
+    the Seq-U-Net, as the batch rule has it (results/logs/2026-12-02f-h200-kernels-and-suite.tar.xz); at the piano
+    run's batch of 28, WaveNet's split-K made 1,543 steps/s and the chain 1,301 (the run timed both,
+    results/logs/2026-12-04b-h200-piano-run.tar.xz). The piano run times WaveNet's candidates where its GPU tests
+    of the chain pass (``--wavenet-kernels``) and gives the Seq-U-Net the rule."""
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps must be a positive integer (timed steps per candidate), got {steps!r}")
     unknown = [c for c in candidates if c not in (*kernels.KERNELS, "chain")]
