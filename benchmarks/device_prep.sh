@@ -28,6 +28,10 @@ chmod -R u+w .whl .devdata
 python=${PYTHON:-.venv/bin/python}
 "$python" -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 \
     --platform manylinux2014_x86_64 --platform any -d .whl "${extra[@]}"
+# The notebook and JupyterLab front-end assets of ipywidgets (2.4 MB): nothing on the machine imports them (papermill
+# runs kernels, no front end), and without them the tests' carry fits again now that the published audio has grown
+# the tree (2026-12-04: 65.3 MiB with them).
+rm -f .whl/widgetsnbextension-*.whl .whl/jupyterlab_widgets-*.whl
 case ${1:-tests} in
     tests) ;;
     piano) font=$("$python" -m sequnet data soundfont)
