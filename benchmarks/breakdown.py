@@ -158,20 +158,21 @@ def main(argv=None) -> int:
         plan += [p for p in SWEEP if p[1:] != (16, 1)]
     if args.quick:
         plan = list(dict.fromkeys((task, min(batch, 4), 1) for task, batch, mult in plan if mult == 1))
+    meta = {**run_metadata(device), "quick": args.quick, "steps": args.steps, "warmup": args.warmup,
+            "dtype": "float32", "tf32_conv": torch.backends.cudnn.allow_tf32,
+            "tf32_matmul": torch.backends.cuda.matmul.allow_tf32, "planned": len(plan)}
     rows = []
-    for task, batch, mult in plan:
+    for i, (task, batch, mult) in enumerate(plan, 1):
         for arch in ARCHS:
             row = measure(task, arch, device, batch, mult, args.steps, args.warmup, args.quick)
             rows.append(row)
             print(f"{task:10s} {arch:8s} batch {batch:4d} x{mult}: eager {row['eager_time_s'] * 1e3:8.2f} ms, "
                   f"peak {row['eager_peak_mib'] or float('nan'):8.1f} MiB", flush=True)
-    add_ratios(rows)
+        add_ratios(rows)
+        if args.out:     # after every pair, whole: a run stopped by its call's time limit keeps the pairs it measured
+            write_bench(args.out, {"meta": {**meta, "measured": i, "complete": i == len(plan)}, "rows": rows})
     print(table(rows))
     if args.out:
-        meta = {**run_metadata(device), "quick": args.quick, "steps": args.steps, "warmup": args.warmup,
-                "dtype": "float32", "tf32_conv": torch.backends.cudnn.allow_tf32,
-                "tf32_matmul": torch.backends.cuda.matmul.allow_tf32}
-        write_bench(args.out, {"meta": meta, "rows": rows})
         print(f"wrote {args.out}")
     return 0
 
