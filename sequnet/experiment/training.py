@@ -44,7 +44,8 @@ import torch
 import torch.nn as nn
 
 from sequnet.core.configs import build_model, count_parameters
-from sequnet.core.models import ResSeqUNet, use_channels_last, use_cropped_skips, use_fused_gate
+from sequnet.core.models import (ResSeqUNet, use_channels_last, use_cropped_skips, use_fused_gate,
+                                  use_fused_lookup)
 from sequnet.core.models.padding import pad_channels
 from sequnet.core.models.layers import has_switch
 from sequnet.experiment import distributed
@@ -100,6 +101,10 @@ def build(config: RunConfig, device: torch.device) -> tuple[nn.Module, torch.opt
         use_channels_last(model)
         if has_switch(model, "fused_gate") and not config.compile:     # compiled, Inductor fuses the gate
             use_fused_gate(model)
+        # The Triton lookup of the first convolution pays only compiled (2026-12-04, H200, piano_step.py, bf16:
+        # 31.5 -> 29.4 ms a step compiled; 44.4 -> 45.2 eager, and 64.3 -> 73.0 in float32)
+        if has_switch(model, "fused_lookup") and config.compile:
+            use_fused_lookup(model)
         if has_switch(model, "crop_skips"):
             use_cropped_skips(model)
     # Adam's fused CUDA kernel: the same update in one launch per step instead of one per parameter group op
@@ -111,8 +116,9 @@ CHANNEL_MULTIPLE = 64     # the piano Seq-U-Net's 180 channels train stored as 1
 
 
 def uses_fast_kernels(config: RunConfig, device: torch.device, model: nn.Module) -> bool:
-    """Whether the model runs with channels-last activations (and the fused gate where it has one, WaveNet's skips
-    cropped to the output, and the residual Seq-U-Net's channels padded to a multiple of CHANNEL_MULTIPLE): asked
+    """Whether the model runs with channels-last activations (and the fused gate where it has one, uncompiled, or
+    the Triton lookup of its first convolution, compiled; WaveNet's skips cropped to the output, and the residual
+    Seq-U-Net's channels padded to a multiple of CHANNEL_MULTIPLE): asked
     for, on a GPU, and a model with the switch (the audio models). On the CPU the switches buy nothing and the
     default layout keeps float64 checks exact."""
     return config.fast_kernels and device.type == "cuda" and has_switch(model, "channels_last")
