@@ -333,6 +333,48 @@ def test_breakdown_takes_every_pair_apart(tmp_path):
         assert r["adam_mib"] == pytest.approx(2 * r["params_mib"]) and r["grads_mib"] == r["params_mib"]
         assert r["saved_activations_mib"] > 0 and r["flops_per_step"] > 0 and r["eager_time_s"] > 0
     assert all("ratio_flops_per_step" in r for r in rows if r["arch"] == "sequnet")
+    meta = json.loads(out.read_text())["meta"]
+    assert meta["complete"] is True and meta["measured"] == meta["planned"] == 5
+
+
+def test_breakdown_table_tells_the_sweeps_windows_apart_and_says_when_a_run_was_cut(tmp_path):
+    from sequnet.analysis import benchmarks
+
+    def row(arch, batch, window, flops, peak, graph_s):
+        return {"task": "char_ptb", "arch": arch, "batch": batch, "window_multiple": window, "params_mib": 1.0,
+                "grads_mib": 1.0, "adam_mib": 2.0, "saved_activations_mib": peak / 2, "remainder_mib": 10.0,
+                "eager_peak_mib": peak, "gpu_operations_per_step": 300, "flops_per_step": flops,
+                "eager_time_s": 2 * graph_s, "graph_time_s": graph_s, "tflops_per_s": 1.0}
+    rows = [row("tcn", 16, 1, 1e11, 400.0, 0.005), row("sequnet", 16, 1, 4e10, 380.0, 0.004),
+            row("tcn", 16, 4, 4e11, 1000.0, 0.010), row("sequnet", 16, 4, 2e11, 700.0, 0.009)]
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        import breakdown
+        breakdown.add_ratios(rows)
+    finally:
+        sys.path.remove(str(REPO / "benchmarks"))
+    meta = {"device": "GPU", "torch": "2", "date": "2026-12-04", "complete": False, "measured": 2, "planned": 5}
+    (tmp_path / "breakdown-x.json").write_text(json.dumps({"meta": meta, "rows": rows}))
+    table = benchmarks.breakdown_markdown(tmp_path)
+    assert "after 2 of 5 pairs" in table
+    assert "| char_ptb | sequnet | 16 | 4 |" in table and "| char_ptb | sequnet | 16 | 1 |" in table
+    # the ratios: FLOPs, saved activations, peak and graphed time of the Seq-U-Net over the TCN, window by window
+    assert "| char_ptb | 16 | 1 | 0.40 | 0.95 | 0.95 | 0.80 |" in table
+    assert "| char_ptb | 16 | 4 | 0.50 | 0.70 | 0.70 | 0.90 |" in table
+
+
+def test_generation_table_names_the_kernel_when_a_file_compares_them(tmp_path):
+    from sequnet.analysis import benchmarks
+    meta = {"device": "GPU", "torch": "2", "date": "2026-12-04"}
+    base = {"model": "wavenet", "batch": 28, "dtype": "float32", "mode": "graphs", "step_us": 100.0,
+            "samples_per_s": 280000.0}
+    kernels = {"meta": meta, "rows": [base | {"kernel": "splitk", "ops_per_step": 220.0},
+                                      base | {"kernel": "chain", "ops_per_step": 13.0}]}
+    table = benchmarks.generation_markdown(tmp_path / "g.json", kernels)
+    assert "| wavenet | 28 | float32 | graphs | splitk | 220 | 280,000 |" in table
+    assert "| wavenet | 28 | float32 | graphs | chain | 13 | 280,000 |" in table
+    older = benchmarks.generation_markdown(tmp_path / "g.json", {"meta": meta, "rows": [base]})
+    assert "kernel" not in older and "| wavenet | 28 | float32 | graphs | 280,000 |" in older
 
 
 def test_piano_step_counts_fewer_flops_for_wavenet_with_cropped_skips(tmp_path):

@@ -42,6 +42,10 @@ def fmt(value: float | None) -> str:
     return "–" if value is None else f"{value:.2f}"
 
 
+def fmt_count(value: float | None) -> str:
+    return "–" if value is None else f"{value:.0f}"
+
+
 def baseline_pairs(result: dict) -> dict[tuple[str, int], tuple[dict, dict]]:
     """(task, batch) -> (Seq-U-Net row, baseline row) of one training benchmark, for every pair it measured."""
     rows = {(r["task"], r["arch"], r["batch"]): r for r in result["rows"]}
@@ -212,11 +216,17 @@ def generation_markdown(path: Path, bench: dict) -> str:
     """One generation benchmark: samples per second per model, batch, dtype and mode, and the reduced-precision
     deviations when it measured them."""
     meta = bench["meta"]
+    # a file that compares the per-layer kernels has several rows per model, batch and dtype: the kernel tells them
+    # apart (with GPU operations per step, the launches a step costs)
+    kernels = any("kernel" in r for r in bench["rows"])
+    extra = " kernel | GPU ops/step |" if kernels else ""
     lines = [f"**{path.name}**: {meta['device']}, torch {meta['torch']}, {meta['date'][:10]}", "",
-             "| model | batch | dtype | mode | samples/s | µs/step | x real time (16 kHz) |",
-             "|---|---:|---|---|---:|---:|---:|"]
-    lines += [f"| {r['model']} | {r['batch']} | {r['dtype']} | {r['mode']} | {r['samples_per_s']:,.0f} | "
-              f"{r['step_us']:.1f} | {r['samples_per_s'] / 16000:.1f} |" for r in bench["rows"]]
+             f"| model | batch | dtype | mode |{extra} samples/s | µs/step | x real time (16 kHz) |",
+             "|---|---:|---|---|" + ("---|---:|" if kernels else "") + "---:|---:|---:|"]
+    for r in bench["rows"]:
+        cells = f" {r.get('kernel', '–')} | {fmt_count(r.get('ops_per_step'))} |" if kernels else ""
+        lines.append(f"| {r['model']} | {r['batch']} | {r['dtype']} | {r['mode']} |{cells} "
+                     f"{r['samples_per_s']:,.0f} | {r['step_us']:.1f} | {r['samples_per_s'] / 16000:.1f} |")
     acc = bench.get("accuracy", [])
     if acc:
         lines += ["", f"Reduced precision against float32 over {acc[0]['steps']} teacher-forced steps:", "",
@@ -233,12 +243,17 @@ def plot_generation(bench: dict):
     with plt.rc_context(STYLE):
         fig, ax = plt.subplots(figsize=(MAX_WIDTH_IN, 3.8))
         f32 = [r for r in bench["rows"] if r["dtype"] == "float32"]
-        ax.bar(range(len(f32)), [r["samples_per_s"] for r in f32],
-               color=["C0" if r["model"] == "sequnet" else "C1" for r in f32])
+        for model, colour, label in (("sequnet", "C0", "Seq-U-Net"), ("wavenet", "C1", "WaveNet")):
+            at = [i for i, r in enumerate(f32) if r["model"] == model]
+            ax.bar(at, [f32[i]["samples_per_s"] for i in at], color=colour, label=label)
         ax.axhline(16000, color="k", ls="--", lw=1)
         ax.text(len(f32) - 0.5, 16000 * 1.15, "real time, 16 kHz", ha="right")
         ax.set_yscale("log")
-        ax.set_xticks(range(len(f32)), [f"{r['model']}\nbatch {r['batch']}\n{r['mode']}" for r in f32])
+        # the model is the bar's colour; below it the batch and the per-layer kernel (or the mode, in older files)
+        ax.set_xticks(range(len(f32)), [f"{r['batch']}\n{r.get('kernel', r['mode'])}" for r in f32],
+                      fontsize="small" if len(f32) > 8 else None)
+        ax.set_xlabel("batch, " + ("per-layer kernel" if any("kernel" in r for r in f32) else "mode"))
+        ax.legend(loc="upper left")
         ax.set(ylabel="samples per second", title=f"Cached generation, float32, {bench['meta']['device']}")
         fig.tight_layout()
     return fig
@@ -256,15 +271,31 @@ def breakdown_markdown(bench_dir: Path) -> str:
     def f(v, fmt=",.0f"):
         return "–" if v is None else format(v, fmt)
 
-    rows = [f"`{path.name}`: {meta['device']}, torch {meta['torch']}, {meta['date'][:10]}, float32.", "",
-            "| task | model | batch | params + grads + Adam MiB | saved activations MiB | rest of the peak MiB | "
-            "peak MiB | GPU operations | GFLOP | ms (graphed) | TFLOP/s |", "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    partial = "" if meta.get("complete", True) else \
+        f" Stopped by its call's time limit after {meta['measured']} of {meta['planned']} pairs."
+    rows = [f"`{path.name}`: {meta['device']}, torch {meta['torch']}, {meta['date'][:10]}, float32.{partial}", "",
+            "| task | model | batch | window × | params + grads + Adam MiB | saved activations MiB | "
+            "rest of the peak MiB | peak MiB | GPU operations | GFLOP | ms (graphed) | TFLOP/s |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in result["rows"]:
         best = r.get("graph_time_s") or r["eager_time_s"]
-        rows.append(f"| {r['task']} | {r['arch']} | {r['batch']} | {f(r['params_mib'] + r['grads_mib'] + r['adam_mib'])} "
+        rows.append(f"| {r['task']} | {r['arch']} | {r['batch']} | {r.get('window_multiple', 1)} | "
+                    f"{f(r['params_mib'] + r['grads_mib'] + r['adam_mib'])} "
                     f"| {f(r['saved_activations_mib'])} | {f(r.get('remainder_mib'))} | {f(r['eager_peak_mib'])} | "
                     f"{f(r['gpu_operations_per_step'])} | {r['flops_per_step'] / 1e9:,.1f} | {best * 1e3:.2f}"
                     f"{'' if r.get('graph_time_s') else ' (eager)'} | {r['tflops_per_s']:.1f} |")
+    # Seq-U-Net over TCN at each batch and window (breakdown.py's ratio_* fields), beside the paper's Table 1
+    rows += ["", "Seq-U-Net / TCN at each batch and window (Table 1 on a GTX 1080: char-PTB 0.41 in time and 0.68 in "
+             "memory, word-PTB 0.49 and 0.66):", "",
+             "| task | batch | window × | FLOPs | saved activations | peak memory | time (graphed, else eager) |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    for r in result["rows"]:
+        if "ratio_flops_per_step" not in r:
+            continue
+        time = r.get("ratio_graph_time_s") or r.get("ratio_eager_time_s")
+        rows.append(f"| {r['task']} | {r['batch']} | {r.get('window_multiple', 1)} | "
+                    f"{f(r['ratio_flops_per_step'], '.2f')} | {f(r.get('ratio_saved_activations_mib'), '.2f')} | "
+                    f"{f(r.get('ratio_eager_peak_mib'), '.2f')} | {f(time, '.2f')} |")
     return "\n".join(rows)
 
 
