@@ -7,15 +7,15 @@
 #       device tool: carry [".whl", ".devdata"] (made here by `benchmarks/device_prep.sh tests`), timeout_s 600
 #   then CALL=2 and CALL=3 the same way, each as soon as the last has answered (or in another session).
 #
-# CALL=1  the GPU test suite (benchmarks/gpu_test.sh; 467 s at fa65671 with 6 workers, more tests since):
+# CALL=1  the GPU test suite (benchmarks/gpu_test.sh; 434 s at 696871a with 6 workers, 2026-12-04):
 #         OUT/gpu-test.log.
 # CALL=2  the generation benchmark of the products per layer at batches 1, 28 and 64: the batch rule (auto), the
 #         fused per-layer kernel, which takes batches above 8 on the tensor cores since f165623 (rowdot), and
 #         WaveNet's one-launch chain (OUT/generation-kernels-h200.json); then the piano training step with and
 #         without the Triton lookup of the first convolution (74195d3), eager and compiled, bf16 and TF32
-#         (OUT/piano-step-lookup-h200.json, with a torch.profiler table of the first variant).
-# CALL=3  the language and music pairs' breakdown with its sweep of batch and window (OUT/breakdown-h200.json),
-#         never yet run whole on a GPU.
+#         (OUT/piano-step-lookup-h200.json, with a torch.profiler table of the first variant); 322 s in all.
+# CALL=3  the language and music pairs' breakdown with its sweep of batch and window (OUT/breakdown-h200.json);
+#         26 s at 696871a, so it fits after another call's work.
 # Each step is bounded so that the call ends within CALL_S (default 570) with what it has; the tool kills a call at
 # 600 s, and its machine with it. A step that fails or runs out of time makes the exit status 4 (the rest still
 # runs); 1: the wheels could not be installed. Then, on a CPU here, copy the JSON under results/bench/ after

@@ -16,7 +16,9 @@ how well each product streams its weights, not by arithmetic. Four implementatio
   Up to batch ``ROWDOT_TILE_MAX_BATCH`` a program holds the whole batch and multiplies element-wise; above it,
   each program takes a block of ``_DOT_BB`` sequences and multiplies on the tensor cores (``tl.dot``), so that
   a larger batch also runs one launch per layer where split-K runs two (product, then activation). Pinned
-  (``kernel="rowdot"``) or timed (``tuning.fastest_kernel``) only: the batch rule keeps split-K above batch 4.
+  (``kernel="rowdot"``) or timed (``tuning.fastest_kernel``) only: the batch rule keeps split-K above batch 4,
+  since the fewer launches did not pay (H200, 2026-12-04, results/bench/generation-kernels-h200.json, bf16:
+  the Seq-U-Net at batch 64 made 299,605 samples/s against split-K's 718,971; WaveNet 108,707 against 105,886).
 
 The activations, for ``out`` of shape (batch, rows, c) (rows = 2 for a transposed layer's two fine samples, which
 share the bias) and ``identity`` (batch, 1 or rows, c) or None:
