@@ -21,8 +21,8 @@ changed in one respect:
     python benchmarks/piano_step.py --out results/bench/piano-step-h200.json
     python benchmarks/piano_step.py --device cpu --quick              # a smoke run on the CPU
 
-It also writes a torch.profiler table of the first variant's model as the trainer runs it (padded) next to the
-JSON (``.profile.txt``) and the FLOPs of every variant's step (``torch.utils.flop_counter``), so that each time
+It also writes a torch.profiler table of the first variant's step, switched and compiled as timed but not graphed,
+next to the JSON (``.profile.txt``) and the FLOPs of every variant's step (``torch.utils.flop_counter``), so that each time
 reads as TFLOP/s.
 """
 from __future__ import annotations
@@ -40,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from training import build, loss_fn, make_batch, setting_for  # noqa: E402
 from sequnet.core.models import use_channels_last, use_cropped_skips, use_fused_lookup  # noqa: E402
 from sequnet.core.models.padding import pad_channels  # noqa: E402
-from sequnet.analysis.complexity import run_metadata, time_training_step  # noqa: E402
+from sequnet.analysis.complexity import run_metadata, time_training_step, training_step  # noqa: E402
 from sequnet.analysis.benchmarks import write_bench  # noqa: E402
 
 DEFAULT_VARIANTS = [
@@ -74,12 +74,11 @@ def step_flops(model, x, y, setting, bf16: bool) -> int:
     return counter.get_total_flops()
 
 
-def measure(v: dict, device, batch: int, steps: int, warmup: int, quick: bool) -> dict:
+def variant_model(v: dict, device, batch: int, quick: bool):
+    """The variant's setting, model (switched as the variant says) and batch."""
     setting = setting_for("piano_audio", v["arch"], quick)
     if v["features"]:
         setting = setting.replace(hidden=v["features"])
-    cuda = device.type == "cuda"
-    torch.backends.cudnn.benchmark = v["cudnn_benchmark"]
     model = build(setting, device, {"channels_last": False, "fused_gate": not v["compile"]})
     if v["pad"]:
         pad_channels(model, v["pad"])
@@ -88,7 +87,13 @@ def measure(v: dict, device, batch: int, steps: int, warmup: int, quick: bool) -
     if v["lookup"]:
         use_fused_lookup(model)
     use_channels_last(model)
-    x, y = make_batch(setting, batch, device, quick)
+    return setting, model, *make_batch(setting, batch, device, quick)
+
+
+def measure(v: dict, device, batch: int, steps: int, warmup: int, quick: bool) -> dict:
+    cuda = device.type == "cuda"
+    torch.backends.cudnn.benchmark = v["cudnn_benchmark"]
+    setting, model, x, y = variant_model(v, device, batch, quick)
     flops = step_flops(model, x, y, setting, v["bf16"])      # padded: the FLOPs the GPU runs, zeros included
     t0 = time.perf_counter()
     try:
@@ -135,13 +140,34 @@ def main(argv=None) -> int:
         if args.out:                    # after every variant, so that a time limit keeps what was measured
             write_bench(args.out, {"meta": meta, "rows": rows})
     if args.profile_steps and args.out:
-        from training import profile
         v = parse(args.variants[0])
-        setting = setting_for("piano_audio", v["arch"], args.quick)
-        report = profile(setting, args.batch, device, args.profile_steps, v["bf16"], args.quick,
-                         rows=40, switches={"channels_last": True, "fused_gate": True})     # padded, as trained
-        args.out.with_suffix(".profile.txt").write_text(f"## {v['spec']}, batch {args.batch}\n{report}\n")
+        report = profile_variant(v, device, args.batch, args.profile_steps, args.quick)
+        args.out.with_suffix(".profile.txt").write_text(f"## {v['spec']}, batch {args.batch}, not graphed\n{report}\n")
     return 0
+
+
+def profile_variant(v: dict, device, batch: int, steps: int, quick: bool, rows: int = 40) -> str:
+    """torch.profiler's operator table of ``steps`` steps of variant ``v``, switched, padded and compiled as
+    :func:`measure` runs it, sorted by device time. The steps run without the CUDA graph, whose replay the profiler
+    would see as one launch; a compiled variant shows Inductor's kernels by name."""
+    from torch.profiler import ProfilerActivity, profile
+
+    setting, model, x, y = variant_model(v, device, batch, quick)
+    cuda = device.type == "cuda"
+    torch.backends.cudnn.benchmark = v["cudnn_benchmark"]
+    try:
+        step = training_step(model, x, y, lambda logits, target: loss_fn(setting, logits, target), v["bf16"],
+                             v["compile_mode"] or v["compile"], fused_adam=False if v["foreach_adam"] else None)
+        for _ in range(2):              # compiling, cuDNN's choices and Adam's state stay out of the table
+            step()
+        with profile(activities=[ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])) as prof:
+            for _ in range(steps):
+                step()
+            if cuda:
+                torch.cuda.synchronize(device)
+    finally:
+        torch.backends.cudnn.benchmark = False
+    return prof.key_averages().table(sort_by="cuda_time_total" if cuda else "self_cpu_time_total", row_limit=rows)
 
 
 if __name__ == "__main__":

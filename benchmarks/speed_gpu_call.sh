@@ -5,7 +5,7 @@
 #
 #   CALL=1 SEQUNET_GIT_COMMIT=$(git rev-parse --short HEAD) CALL_S=575 bash benchmarks/speed_gpu_call.sh OUT
 #       device tool: carry [".whl", ".devdata"] (made here by `benchmarks/device_prep.sh tests`), timeout_s 600
-#   then CALL=2 and CALL=3 the same way, each as soon as the last has answered (or in another session).
+#   then CALL=2, 3 and 4 the same way, each as soon as the last has answered (or in another session).
 #
 # CALL=1  the GPU test suite (benchmarks/gpu_test.sh; 434 s at 696871a with 6 workers, 2026-12-04):
 #         OUT/gpu-test.log.
@@ -16,6 +16,9 @@
 #         (OUT/piano-step-lookup-h200.json, with a torch.profiler table of the first variant); 322 s in all.
 # CALL=3  the language and music pairs' breakdown with its sweep of batch and window (OUT/breakdown-h200.json);
 #         26 s at 696871a, so it fits after another call's work.
+# CALL=4  the piano step compiled as the trainer runs it (with the Triton lookup), both models, the first variant
+#         profiled (OUT/piano-step-compiled-lookup-h200.json, .profile.txt); then the Seq-U-Net in Inductor's
+#         max-autotune mode (OUT/piano-step-autotune-h200.json), if the call has time left.
 # Each step is bounded so that the call ends within CALL_S (default 570) with what it has; the tool kills a call at
 # 600 s, and its machine with it. A step that fails or runs out of time makes the exit status 4 (the rest still
 # runs); 1: the wheels could not be installed. Then, on a CPU here, copy the JSON under results/bench/ after
@@ -66,6 +69,16 @@ case ${CALL:-1} in
     3)
         step "breakdown with sweep" 540 python3 benchmarks/breakdown.py "${quick[@]}" \
             --out "$out/breakdown-h200.json" ;;
-    *) echo "CALL=${CALL}: expected 1, 2 or 3" >&2; exit 2 ;;
+    4)
+        # the compiled steps as the trainer runs them since 2c6b757 (the lookup on), side by side, WaveNet with and
+        # without the lookup; the first variant's step profiled (not graphed: Inductor's kernels by name); then
+        # Inductor's max-autotune, which compiles for minutes, in a step of its own
+        c=" compile"; [ "${QUICK:-0}" = 1 ] && c=""
+        step "piano step compiled" 400 python3 benchmarks/piano_step.py "${quick[@]}" \
+            --out "$out/piano-step-compiled-lookup-h200.json" --variants "sequnet bf16 pad=64$c lookup" \
+            "sequnet fp32 pad=64$c lookup" "wavenet bf16 crop$c" "wavenet bf16 crop$c lookup"
+        [ "${QUICK:-0}" = 1 ] || step "piano step autotuned" 400 python3 benchmarks/piano_step.py \
+            --profile-steps 0 --out "$out/piano-step-autotune-h200.json" --variants "sequnet bf16 pad=64 autotune lookup" ;;
+    *) echo "CALL=${CALL}: expected 1, 2, 3 or 4" >&2; exit 2 ;;
 esac
 exit $status

@@ -388,6 +388,18 @@ def test_piano_step_counts_fewer_flops_for_wavenet_with_cropped_skips(tmp_path):
     assert "no 'crop_skips' switch" in sequnet_row["error"]        # the Seq-U-Net has no skips to crop
 
 
+def test_piano_step_profiles_its_first_variant_as_timed_compiled_included(tmp_path):
+    """The profile follows the first variant's switches: a compiled variant's table shows the compiled step (on
+    the CPU about a minute, most of it compiling)."""
+    out = tmp_path / "step.json"
+    subprocess.run([sys.executable, str(REPO / "benchmarks" / "piano_step.py"), "--device", "cpu", "--quick",
+                    "--steps", "1", "--warmup", "1", "--profile-steps", "1", "--out", str(out), "--variants",
+                    "sequnet fp32 compile"], check=True, capture_output=True, text=True, timeout=600)
+    report = out.with_suffix(".profile.txt").read_text()
+    assert report.startswith("## sequnet fp32 compile, batch 16, not graphed")
+    assert "CompiledFunctionBackward" in report and "aten::" in report
+
+
 def test_piano_step_variants_name_the_compile_mode():
     """"autotune" compiles in Inductor's max-autotune mode without its CUDA graphs (the step is replayed from our
     own graph); "compile" in the default mode. (A CPU run of an autotuned variant takes minutes, so only the

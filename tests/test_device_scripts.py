@@ -88,6 +88,15 @@ def test_speed_call_dry_run_measures_every_kernel_and_bounds_its_steps(tmp_path,
     short = subprocess.run(script + [str(tmp_path / "short")], cwd=REPO, env=dict(env, CALL="2", CALL_S="40"),
                            capture_output=True, text=True, timeout=120)
     assert short.returncode == 4 and "generation kernels: skipped" in short.stdout, short.stdout + short.stderr
-    unknown = subprocess.run(script + [str(tmp_path / "unknown")], cwd=REPO, env=dict(env, CALL="4"),
+    # call 4 (uncompiled in a dry run): both models, WaveNet with and without the lookup, the first one profiled
+    done = subprocess.run(script + [str(tmp_path / "four")], cwd=REPO, env=dict(env, CALL="4", CALL_S="300"),
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    steps = json.loads((tmp_path / "four" / "piano-step-compiled-lookup-h200.json").read_text())["rows"]
+    assert [(r["arch"], r["lookup"]) for r in steps] == [("sequnet", True), ("sequnet", True), ("wavenet", False),
+                                                          ("wavenet", True)] and not any("error" in r for r in steps)
+    assert (tmp_path / "four" / "piano-step-compiled-lookup-h200.profile.txt").read_text().startswith(
+        "## sequnet bf16 pad=64 lookup, batch 16")
+    unknown = subprocess.run(script + [str(tmp_path / "unknown")], cwd=REPO, env=dict(env, CALL="5"),
                              capture_output=True, text=True, timeout=120)
-    assert unknown.returncode == 2 and "CALL=4: expected 1, 2 or 3" in unknown.stderr
+    assert unknown.returncode == 2 and "CALL=5: expected 1, 2, 3 or 4" in unknown.stderr
