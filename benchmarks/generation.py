@@ -14,6 +14,8 @@ teacher-forced steps fed the same ids.
         --dtypes float32 --out results/bench/generation-kernels-h200.json   # which products at which batch
     python benchmarks/generation.py --models sequnet wavenet --batches 1 8 28 64 --kernels auto chain --modes graphs \
         --out results/bench/generation-wavenet-chain-h200.json   # WaveNet's layers in one launch against the rule
+    python benchmarks/generation.py --batches 1 64 --pdl off on --modes graphs --out results/bench/generation-pdl.json
+        # each kernel launched plainly and with programmatic dependent launch, side by side
 
 The official code generated 327 samples/s (Seq-U-Net) and 87 samples/s (WaveNet) at batch 1 on an H200.
 """
@@ -21,6 +23,8 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import itertools
+import os
 import statistics
 import sys
 import time
@@ -34,6 +38,7 @@ from sequnet.core.generation import init_state, kernels  # noqa: E402
 from sequnet.core.generation.state import InferenceState  # noqa: E402
 from sequnet.core.generation.tuning import TOO_BIG  # noqa: E402
 from sequnet.core.models import OneHotModel, ResSeqUNet, ResSeqUNetConfig, WaveNet, WaveNetConfig  # noqa: E402
+from sequnet.core.triton_guard import pdl_options  # noqa: E402
 from sequnet.analysis.benchmarks import write_bench  # noqa: E402
 
 OFFICIAL_BATCH1 = {"sequnet": 327.0, "wavenet": 87.0}      # samples/s, official code on an H200 (DESIGN.md 7)
@@ -95,6 +100,7 @@ def speed(model, arch: str, device, batch: int, dtype, modes, steps: dict, warmu
                      "levels_per_step": state.mean_levels_per_step, "layers_per_step": state.mean_layers_per_step,
                      "kernel": state.kernel, "fused_activation": state.fused, "splitk_gemv": state.gemv,
                      "rowdot": state.rowdot, "ops_per_step": ops, "us_per_op": t / n * 1e6 / ops,
+                     "pdl": pdl_options(device)["PDL"],
                      "chunk": state.CHUNK if mode == "graphs" else None})
         r = rows[-1]
         print(f"{arch:8s} batch {batch:3d} {r['dtype']:9s} {mode:11s} {state.kernel:6s}: "
@@ -123,25 +129,34 @@ def accuracy(model, arch: str, device, dtype, steps: int, batch: int = 4) -> dic
 
 
 def run(device, archs, batches, dtypes, modes, steps, warmup, repeats, acc_steps, tiny,
-        chunk: int = InferenceState.CHUNK, kernel_names: tuple[str, ...] = ("auto",)) -> dict:
+        chunk: int = InferenceState.CHUNK, kernel_names: tuple[str, ...] = ("auto",),
+        pdl: tuple[str, ...] = ("off",)) -> dict:
     torch.manual_seed(0)
     models = {a: build(a, tiny).to(device).eval() for a in archs}
     rows, acc = [], []
+    before = os.environ.get("SEQUNET_PDL")
     for dtype in dtypes:
         for batch in batches:
             for arch in archs:
                 done = set()
-                for kernel in kernel_names:
+                for kernel, launch in itertools.product(kernel_names, pdl):
                     try:
                         name = (kernel if kernel == "chain" and arch == "wavenet"      # WaveNet's one-launch layers
                                 else kernels.resolved_kernel(kernel, device, dtype, batch))
-                        if name in done:
-                            continue          # "auto" is one of the pinned kernels at this batch
-                        done.add(name)
+                        if (name, launch) in done or (name in ("chain", "torch") and launch == "on"):
+                            continue          # "auto" is one of the pinned kernels; no PDL in these two
+                        done.add((name, launch))
+                        os.environ["SEQUNET_PDL"] = "1" if launch == "on" else "0"     # read at each launch
+                        if launch == "on" and not pdl_options(device)["PDL"]:
+                            raise ValueError("programmatic dependent launch needs a Hopper or newer CUDA GPU")
                         rows += speed(models[arch], arch, device, batch, dtype, modes, steps, warmup, repeats,
                                       chunk, kernel)
                     except (ValueError, *TOO_BIG) as err:   # not for this batch/GPU
                         print(f"{arch:8s} batch {batch:3d} {kernel}: skipped ({err})", flush=True)
+                    finally:
+                        os.environ.pop("SEQUNET_PDL", None)
+                        if before is not None:
+                            os.environ["SEQUNET_PDL"] = before
         if dtype != torch.float32 and acc_steps:
             for arch in archs:
                 acc.append(accuracy(models[arch], arch, device, dtype, acc_steps))
@@ -153,23 +168,27 @@ def run(device, archs, batches, dtypes, modes, steps, warmup, repeats, acc_steps
     for r in rows:
         if r["model"] == "sequnet":
             w = [x for x in rows if x["model"] == "wavenet"
-                 and all(x[k] == r[k] for k in ("batch", "dtype", "mode", "kernel"))]
+                 and all(x[k] == r[k] for k in ("batch", "dtype", "mode", "kernel", "pdl"))]
             if w:
-                ratios.append({k: r[k] for k in ("batch", "dtype", "mode", "kernel")}
+                ratios.append({k: r[k] for k in ("batch", "dtype", "mode", "kernel", "pdl")}
                               | {"sequnet_over_wavenet": r["samples_per_s"] / w[0]["samples_per_s"]})
     return {"rows": rows, "accuracy": acc, "ratios": ratios,
             "params": {a: sequnet.count_parameters(m) for a, m in models.items()}}
 
 
+def kernel_label(row: dict) -> str:
+    return row["kernel"] + ("+pdl" if row.get("pdl") else "")
+
+
 def table(result: dict) -> str:
     lines = ["| model | batch | dtype | mode | kernel | samples/s | us/step | ops/step | us/op | "
              "x official (batch 1) | Seq-U-Net / WaveNet |", "|---|---:|---|---|---|---:|---:|---:|---:|---:|---:|"]
-    keys = ("batch", "dtype", "mode", "kernel")
+    keys = ("batch", "dtype", "mode", "kernel", "pdl")
     ratio = {tuple(r[k] for k in keys): r["sequnet_over_wavenet"] for r in result["ratios"]}
     for r in result["rows"]:
         off = (f"{r['samples_per_s'] / OFFICIAL_BATCH1[r['model']]:.0f}" if r["batch"] == 1 else "")
         rat = ratio.get(tuple(r[k] for k in keys)) if r["model"] == "sequnet" else None
-        lines.append(f"| {r['model']} | {r['batch']} | {r['dtype']} | {r['mode']} | {r['kernel']} | "
+        lines.append(f"| {r['model']} | {r['batch']} | {r['dtype']} | {r['mode']} | {kernel_label(r)} | "
                      f"{r['samples_per_s']:,.0f} | "
                      f"{r['step_us']:.1f} | {r['ops_per_step']:.1f} | {r['us_per_op']:.2f} | {off} | "
                      f"{'' if rat is None else f'{rat:.2f}'} |")
@@ -205,6 +224,9 @@ def main(argv=None) -> int:
     ap.add_argument("--kernels", nargs="+", default=["auto"], choices=["auto", *kernels.KERNELS, "chain"],
                     help="the products each state is pinned to (default auto: by batch); a kernel that cannot run "
                     "at a batch is skipped and said so")
+    ap.add_argument("--pdl", nargs="+", default=["off"], choices=["off", "on"],
+                    help="programmatic dependent launch of the generation kernels (SEQUNET_PDL), off, on or both "
+                         "side by side; on needs a Hopper or newer GPU, elsewhere it runs as off")
     ap.add_argument("--out", type=Path, help="write the JSON here")
     args = ap.parse_args(argv)
     device = torch.device(args.device)
@@ -219,7 +241,7 @@ def main(argv=None) -> int:
     dtypes = [DTYPES[d] for d in (args.dtypes or ["float32", "bfloat16", "float16"])]
     modes = args.modes or (["eager", "graphs-step", "graphs"] if cuda else ["eager"])
     result = run(device, args.models, batches, dtypes, modes, steps, warmup, repeats, acc_steps, args.tiny,
-                 args.chunk, tuple(args.kernels))
+                 args.chunk, tuple(args.kernels), tuple(args.pdl))
     print(table(result))
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -229,7 +251,8 @@ def main(argv=None) -> int:
                 "config": {"models": "tiny" if args.tiny else {a: f"paper_model('piano_audio', '{a}')"
                                                                for a in args.models},
                            "params": result["params"], "batches": batches, "dtypes": [str(d) for d in dtypes],
-                           "modes": modes, "kernels": args.kernels, "chunk": args.chunk, "steps": steps,
+                           "modes": modes, "kernels": args.kernels, "pdl": args.pdl, "chunk": args.chunk,
+                           "steps": steps,
                            "warmup": warmup, "repeats": repeats,
                            "accuracy_steps": acc_steps, "temperature": 0.95, "quick": args.quick,
                            "cpu_threads": torch.get_num_threads()},

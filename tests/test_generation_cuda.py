@@ -165,3 +165,36 @@ def test_paper_wavenet_chain_agrees_at_the_piano_runs_batches(batch, dtype):
     eager, _ = _generate(model, ids[:, :24], 40, "eager", seed=7, dtype=dtype, kernel="chain")
     graphs, _ = _generate(model, ids[:, :24], 40, "graphs", seed=7, dtype=dtype, kernel="chain")
     assert torch.equal(graphs, eager)
+
+
+_HOPPER = torch.cuda.is_available() and torch.cuda.get_device_capability()[0] >= 9
+
+
+@pytest.mark.skipif(not _HOPPER, reason="programmatic dependent launch needs a Hopper or newer GPU")
+@pytest.mark.parametrize("batch, kernel", [(1, "rowdot"), (28, "splitk"), (28, "rowdot")])
+@pytest.mark.parametrize("arch", ["sequnet", "wavenet"])
+def test_programmatic_dependent_launch_gives_the_same_samples(arch, batch, kernel, monkeypatch):
+    """SEQUNET_PDL=1 lets each generation kernel launch while the one before it runs; each waits at its entry
+    for that kernel's writes, so the samples and logits are bit-identical to plain launches, eager and replayed
+    from multi-step graphs (where the launches become the graph's programmatic edges)."""
+    from sequnet.core.triton_guard import pdl_options
+
+    torch.manual_seed(8)
+    model = sequnet.paper_model("piano_audio", arch).to(CUDA).eval()
+    prime = torch.randint(0, 256, (batch, 24), device=CUDA)
+    plain, st_plain = _generate(model, prime, 40, "graphs", seed=9, kernel=kernel)
+    assert not pdl_options(CUDA)["PDL"]
+    monkeypatch.setenv("SEQUNET_PDL", "1")
+    assert pdl_options(CUDA) == {"PDL": True, "launch_pdl": True}
+    for mode in ("eager", "graphs"):
+        ids, st = _generate(model, prime, 40, mode, seed=9, kernel=kernel)
+        assert torch.equal(ids, plain), mode
+        torch.testing.assert_close(st.logits, st_plain.logits, rtol=0, atol=0)
+
+
+@pytest.mark.skipif(not _HOPPER, reason="programmatic dependent launch needs a Hopper or newer GPU")
+@pytest.mark.parametrize("make", [lambda: residual(4, 5, 2, classes=256, features=16),
+                                  lambda: wavenet(classes=256)], ids=["sequnet", "wavenet"])
+def test_programmatic_dependent_launch_is_exact_against_the_full_forward(make, monkeypatch):
+    monkeypatch.setenv("SEQUNET_PDL", "1")
+    _check_exact(make, batch=2, kernel="auto")

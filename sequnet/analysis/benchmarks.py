@@ -224,7 +224,7 @@ def generation_markdown(path: Path, bench: dict) -> str:
              f"| model | batch | dtype | mode |{extra} samples/s | µs/step | x real time (16 kHz) |",
              "|---|---:|---|---|" + ("---|---:|" if kernels else "") + "---:|---:|---:|"]
     for r in bench["rows"]:
-        cells = f" {r.get('kernel', '–')} | {fmt_count(r.get('ops_per_step'))} |" if kernels else ""
+        cells = f" {kernel_name(r)} | {fmt_count(r.get('ops_per_step'))} |" if kernels else ""
         lines.append(f"| {r['model']} | {r['batch']} | {r['dtype']} | {r['mode']} |{cells} "
                      f"{r['samples_per_s']:,.0f} | {r['step_us']:.1f} | {r['samples_per_s'] / 16000:.1f} |")
     acc = bench.get("accuracy", [])
@@ -234,6 +234,12 @@ def generation_markdown(path: Path, bench: dict) -> str:
         lines += [f"| {a['model']} | {a['dtype']} | {a['max_abs_logit_dev']:.2g} | {a['argmax_agreement']:.1%} |"
                   for a in acc]
     return "\n".join(lines)
+
+
+def kernel_name(row: dict) -> str:
+    """A generation row's per-layer kernel, "+pdl" where its kernels were launched with programmatic dependent
+    launch (``benchmarks/generation.py --pdl``)."""
+    return row.get("kernel", "–") + ("+pdl" if row.get("pdl") else "")
 
 
 def plot_generation(bench: dict):
@@ -250,13 +256,20 @@ def plot_generation(bench: dict):
         ax.text(len(f32) - 0.5, 16000 * 1.15, "real time, 16 kHz", ha="right")
         ax.set_yscale("log")
         # the model is the bar's colour; below it the batch and the per-layer kernel (or the mode, in older files)
-        ax.set_xticks(range(len(f32)), [f"{r['batch']}\n{r.get('kernel', r['mode'])}" for r in f32],
+        labels = [f"{r['batch']}\n{kernel_name(r) if 'kernel' in r else r['mode']}" for r in f32]
+        ax.set_xticks(range(len(f32)), labels,
                       fontsize="small" if len(f32) > 8 else None)
         ax.set_xlabel("batch, " + ("per-layer kernel" if any("kernel" in r for r in f32) else "mode"))
         ax.legend(loc="upper left")
         ax.set(ylabel="samples per second", title=f"Cached generation, float32, {bench['meta']['device']}")
         fig.tight_layout()
     return fig
+
+
+def batch_window(row: dict) -> str:
+    """A breakdown row's batch, with its window's multiple of the paper's where the sweep lengthened it."""
+    multiple = row.get("window_multiple", 1)
+    return str(row["batch"]) + ("" if multiple == 1 else f" (×{multiple})")
 
 
 def breakdown_markdown(bench_dir: Path) -> str:
@@ -274,12 +287,12 @@ def breakdown_markdown(bench_dir: Path) -> str:
     partial = "" if meta.get("complete", True) else \
         f" Stopped by its call's time limit after {meta['measured']} of {meta['planned']} pairs."
     rows = [f"`{path.name}`: {meta['device']}, torch {meta['torch']}, {meta['date'][:10]}, float32.{partial}", "",
-            "| task | model | batch | window × | params + grads + Adam MiB | saved activations MiB | "
+            "| task | model | batch (window) | params + grads + Adam MiB | saved activations MiB | "
             "rest of the peak MiB | peak MiB | GPU operations | GFLOP | ms (graphed) | TFLOP/s |",
-            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in result["rows"]:
         best = r.get("graph_time_s") or r["eager_time_s"]
-        rows.append(f"| {r['task']} | {r['arch']} | {r['batch']} | {r.get('window_multiple', 1)} | "
+        rows.append(f"| {r['task']} | {r['arch']} | {batch_window(r)} | "
                     f"{f(r['params_mib'] + r['grads_mib'] + r['adam_mib'])} "
                     f"| {f(r['saved_activations_mib'])} | {f(r.get('remainder_mib'))} | {f(r['eager_peak_mib'])} | "
                     f"{f(r['gpu_operations_per_step'])} | {r['flops_per_step'] / 1e9:,.1f} | {best * 1e3:.2f}"
@@ -287,13 +300,13 @@ def breakdown_markdown(bench_dir: Path) -> str:
     # Seq-U-Net over TCN at each batch and window (breakdown.py's ratio_* fields), beside the paper's Table 1
     rows += ["", "Seq-U-Net / TCN at each batch and window (Table 1 on a GTX 1080: char-PTB 0.41 in time and 0.68 in "
              "memory, word-PTB 0.49 and 0.66):", "",
-             "| task | batch | window × | FLOPs | saved activations | peak memory | time (graphed, else eager) |",
-             "|---|---:|---:|---:|---:|---:|---:|"]
+             "| task | batch (window) | FLOPs | saved activations | peak memory | time (graphed, else eager) |",
+             "|---|---:|---:|---:|---:|---:|"]
     for r in result["rows"]:
         if "ratio_flops_per_step" not in r:
             continue
         time = r.get("ratio_graph_time_s") or r.get("ratio_eager_time_s")
-        rows.append(f"| {r['task']} | {r['batch']} | {r.get('window_multiple', 1)} | "
+        rows.append(f"| {r['task']} | {batch_window(r)} | "
                     f"{f(r['ratio_flops_per_step'], '.2f')} | {f(r.get('ratio_saved_activations_mib'), '.2f')} | "
                     f"{f(r.get('ratio_eager_peak_mib'), '.2f')} | {f(time, '.2f')} |")
     return "\n".join(rows)

@@ -1,7 +1,8 @@
 """Triton where it can run: the import guard and the switch that every Triton kernel of the package obeys.
 
 The kernels compute in float32, so float64 tensors always take the torch paths. ``SEQUNET_TRITON=0`` turns
-Triton off everywhere (for comparisons)."""
+Triton off everywhere (for comparisons); ``SEQUNET_PDL=1`` launches the generation kernels with programmatic
+dependent launch (:func:`pdl_options`)."""
 from __future__ import annotations
 
 import os
@@ -19,3 +20,27 @@ def use_triton(device: torch.device, dtype: torch.dtype) -> bool:
     """Triton computes in float32, so float64 tensors keep the exact torch path."""
     return (triton is not None and os.environ.get("SEQUNET_TRITON", "1") != "0" and device.type == "cuda"
             and dtype in (torch.float32, torch.bfloat16, torch.float16))
+
+
+def pdl_options(device: torch.device) -> dict:
+    """The ``PDL`` argument and launch options of a kernel that opens with :func:`pdl_enter`. With
+    ``SEQUNET_PDL=1`` on a Hopper or newer GPU: programmatic dependent launch, which lets the GPU launch the kernel
+    while the one before it still runs (a step of generation is a chain of kernels of a few microseconds, each
+    paying a launch). At its entry the kernel waits until that one has finished and its writes are visible, so the
+    results are the same. Off by default: opt-in until a GPU has timed it (``benchmarks/generation.py --pdl``)."""
+    on = (os.environ.get("SEQUNET_PDL") == "1" and device.type == "cuda"
+          and torch.cuda.get_device_capability(device)[0] >= 9)
+    return {"PDL": True, "launch_pdl": True} if on else {"PDL": False}
+
+
+if triton is not None:   # pragma: no cover - GPU only
+
+    @triton.jit
+    def pdl_enter(PDL: tl.constexpr):
+        """First statement of a kernel launched with ``pdl_options``: wait for the kernel before it (griddepcontrol
+        .wait), then let the next one launch. Without PDL, nothing."""
+        if PDL:
+            tl.extra.cuda.gdc_wait()
+            tl.extra.cuda.gdc_launch_dependents()
+else:
+    pdl_enter = None

@@ -44,7 +44,7 @@ import os
 import torch
 import torch.nn.functional as F
 
-from sequnet.core.triton_guard import tl, triton, use_triton
+from sequnet.core.triton_guard import pdl_enter, pdl_options, tl, triton, use_triton
 
 _KINDS = {"gate": 0, "leaky": 1, "none": 2, "relu": 3}
 GEMV_MAX_BATCH = 64
@@ -158,7 +158,8 @@ if triton is not None:   # pragma: no cover - GPU only
     @triton.jit(do_not_specialize=["nsplit", "c", "s_ps", "s_pb", "s_pr", "s_ib", "s_ir", "s_ob", "s_or"])
     def _activate_kernel(pre, bias, ident, out, nsplit, c, s_ps, s_pb, s_pr, s_ib, s_ir, s_ob, s_or,
                          KIND: tl.constexpr, NS: tl.constexpr, HAS_BIAS: tl.constexpr, HAS_ID: tl.constexpr,
-                         BLOCK: tl.constexpr):
+                         BLOCK: tl.constexpr, PDL: tl.constexpr):
+        pdl_enter(PDL)
         b = tl.program_id(0)
         r = tl.program_id(1)
         cols = tl.program_id(2) * BLOCK + tl.arange(0, BLOCK)
@@ -187,8 +188,9 @@ if triton is not None:   # pragma: no cover - GPU only
     @triton.jit(do_not_specialize=["sx1", "k1", "ns1", "sx2", "k2", "n", "sp_s", "sp_b", "batch"])
     def _matvec_kernel(x1, sx1, w1, k1, ns1, x2, sx2, w2, k2, n, part, sp_s, sp_b, batch,
                        CHUNK: tl.constexpr, BK: tl.constexpr, BN: tl.constexpr, BB: tl.constexpr,
-                       DOT: tl.constexpr, IEEE: tl.constexpr, RELU_X: tl.constexpr):
+                       DOT: tl.constexpr, IEEE: tl.constexpr, RELU_X: tl.constexpr, PDL: tl.constexpr):
         """part[s, b, cols] = x[b, rows] @ w[rows, cols] over the s-th chunk of CHUNK rows of the two parts."""
+        pdl_enter(PDL)
         s = tl.program_id(1)
         x = x1
         sx = sx1
@@ -223,7 +225,9 @@ if triton is not None:   # pragma: no cover - GPU only
         tl.store(part + s * sp_s + rb[:, None] * sp_b + cols[None, :], acc, mask=bmask[:, None] & cmask[None, :])
 
     @triton.jit(do_not_specialize=["s_lb", "s_nb", "v"])
-    def _sample_kernel(logits, s_lb, noise, s_nb, out, v, HAS_NOISE: tl.constexpr, BLOCK: tl.constexpr):
+    def _sample_kernel(logits, s_lb, noise, s_nb, out, v, HAS_NOISE: tl.constexpr, BLOCK: tl.constexpr,
+                       PDL: tl.constexpr):
+        pdl_enter(PDL)
         b = tl.program_id(0)
         cols = tl.arange(0, BLOCK)
         mask = cols < v
@@ -234,8 +238,9 @@ if triton is not None:   # pragma: no cover - GPU only
 
     @triton.jit(do_not_specialize=["c", "s_ab", "s_ob"])
     def _input_kernel(table, ids, src, dst, s_ab, out, s_ob, c, K: tl.constexpr, LEAKY: tl.constexpr,
-                      BLOCK: tl.constexpr):
+                      BLOCK: tl.constexpr, PDL: tl.constexpr):
         """dst[b, m] = src[b, m + 1] + table[ids[b], m] (m < K; src[b, K] is zero); out[b] = act(dst[b, 0])."""
+        pdl_enter(PDL)
         b = tl.program_id(0)
         cols = tl.program_id(1) * BLOCK + tl.arange(0, BLOCK)
         mask = cols < c
@@ -265,12 +270,14 @@ if triton is not None:   # pragma: no cover - GPU only
     def _rowdot_kernel(x1, sx1, w1, k1, x2, sx2, w2, k2, bias, ident, out, c, batch, s_ib, s_ir, s_ob, s_or,
                        KIND: tl.constexpr, NPART: tl.constexpr, ROWS: tl.constexpr, HAS_BIAS: tl.constexpr,
                        HAS_ID: tl.constexpr, RELU_X: tl.constexpr, BB: tl.constexpr, BC: tl.constexpr,
-                       BK: tl.constexpr, NK: tl.constexpr, DOT: tl.constexpr, IEEE: tl.constexpr):
+                       BK: tl.constexpr, NK: tl.constexpr, DOT: tl.constexpr, IEEE: tl.constexpr,
+                       PDL: tl.constexpr):
         """A whole layer update: out[b, r, j] = act(x[b] . W^T[col(r, j)] + bias) (+ identity) for the BC output
         columns j of this program and its BB sequences, with the gate's filter and gate columns side by side.
 
         W^T is (n, k) with k contiguous, so every program streams whole rows of it; no partial sums. With DOT the
         products run on the tensor cores (BB, BK and ROWS * BC at least 16), else element-wise in float32."""
+        pdl_enter(PDL)
         q = 2 if KIND == 0 else 1                               # columns per output: (filter, gate) or one
         t = tl.arange(0, ROWS * BC)
         r = t // BC
@@ -351,7 +358,7 @@ def rowdot_triton(parts, bias: torch.Tensor | None, kind: str, identity: torch.T
         bias if bias is not None else w1, identity if identity is not None else out, out, c, batch,
         s_ib, s_ir, out.stride(0), out.stride(1), KIND=_KINDS[kind], NPART=len(parts), ROWS=rows,
         HAS_BIAS=bias is not None, HAS_ID=identity is not None, RELU_X=relu_x, BB=bb, BC=bc, BK=bk,
-        NK=triton.cdiv(k_max, bk), DOT=dot, IEEE=w1.dtype == torch.float32)
+        NK=triton.cdiv(k_max, bk), DOT=dot, IEEE=w1.dtype == torch.float32, **pdl_options(out.device))
 
 
 def matvec_triton(parts, part: torch.Tensor, relu_x: bool = False) -> None:   # pragma: no cover - GPU only
@@ -366,7 +373,8 @@ def matvec_triton(parts, part: torch.Tensor, relu_x: bool = False) -> None:   # 
     grid = (triton.cdiv(n, _BN), ns1 + triton.cdiv(k2, _CHUNK))
     _matvec_kernel[grid](x1, x1.stride(0), w1, w1.shape[0], ns1, x2, x2.stride(0), w2, k2, n, part,
                          part.stride(0), part.stride(1), batch, CHUNK=_CHUNK, BK=_BK, BN=_BN,
-                         BB=max(bb, 16) if dot else bb, DOT=dot, IEEE=w1.dtype == torch.float32, RELU_X=relu_x)
+                         BB=max(bb, 16) if dot else bb, DOT=dot, IEEE=w1.dtype == torch.float32, RELU_X=relu_x,
+                         **pdl_options(part.device))
 
 
 def sample_triton(logits: torch.Tensor, noise: torch.Tensor | None, out: torch.Tensor) -> None:   # pragma: no cover
@@ -374,7 +382,7 @@ def sample_triton(logits: torch.Tensor, noise: torch.Tensor | None, out: torch.T
     batch, v = logits.shape
     _sample_kernel[(batch,)](logits, logits.stride(0), noise if noise is not None else logits,
                              noise.stride(0) if noise is not None else 0, out, v, HAS_NOISE=noise is not None,
-                             BLOCK=triton.next_power_of_2(v))
+                             BLOCK=triton.next_power_of_2(v), **pdl_options(out.device))
 
 
 def input_triton(table: torch.Tensor, ids: torch.Tensor, src: torch.Tensor, dst: torch.Tensor, out: torch.Tensor,
@@ -383,7 +391,7 @@ def input_triton(table: torch.Tensor, ids: torch.Tensor, src: torch.Tensor, dst:
     assert src.is_contiguous() and dst.is_contiguous() and table.is_contiguous() and out.stride(-1) == 1
     block = min(256, triton.next_power_of_2(c))
     _input_kernel[(batch, triton.cdiv(c, block))](table, ids, src, dst, src.stride(0), out, out.stride(0), c,
-                                                   K=k1 - 1, LEAKY=leaky, BLOCK=block)
+                                                   K=k1 - 1, LEAKY=leaky, BLOCK=block, **pdl_options(out.device))
 
 
 def activate_triton(kind: str, pre: torch.Tensor, bias: torch.Tensor | None, identity: torch.Tensor | None,
@@ -404,4 +412,4 @@ def activate_triton(kind: str, pre: torch.Tensor, bias: torch.Tensor | None, ide
     _activate_kernel[grid](pre, bias if bias is not None else pre, identity if identity is not None else pre, out,
                            nsplit, c, s_ps, pre.stride(-3), pre.stride(-2), s_ib, s_ir, out.stride(0),
                            out.stride(1), KIND=_KINDS[kind], NS=ns, HAS_BIAS=bias is not None,
-                           HAS_ID=identity is not None, BLOCK=block)
+                           HAS_ID=identity is not None, BLOCK=block, **pdl_options(out.device))
