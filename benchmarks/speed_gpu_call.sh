@@ -5,20 +5,20 @@
 #
 #   CALL=1 SEQUNET_GIT_COMMIT=$(git rev-parse --short HEAD) CALL_S=575 bash benchmarks/speed_gpu_call.sh OUT
 #       device tool: carry [".whl", ".devdata"] (made here by `benchmarks/device_prep.sh tests`), timeout_s 600
-#   then CALL=2, 3 and 4 the same way, each as soon as the last has answered (or in another session).
+#   then CALL=2 and CALL=3 the same way, each as soon as the last has answered (or in another session).
 #
 # CALL=1  the GPU test suite (benchmarks/gpu_test.sh; 434 s at 696871a with 6 workers, 2026-12-04):
 #         OUT/gpu-test.log.
-# CALL=2  the generation benchmark of the products per layer at batches 1, 28 and 64: the batch rule (auto), the
-#         fused per-layer kernel, which takes batches above 8 on the tensor cores since f165623 (rowdot), and
-#         WaveNet's one-launch chain (OUT/generation-kernels-h200.json); then the piano training step with and
-#         without the Triton lookup of the first convolution (74195d3), eager and compiled, bf16 and TF32
-#         (OUT/piano-step-lookup-h200.json, with a torch.profiler table of the first variant); 322 s in all.
-# CALL=3  the language and music pairs' breakdown with its sweep of batch and window (OUT/breakdown-h200.json);
-#         26 s at 696871a, so it fits after another call's work.
-# CALL=4  the piano step compiled as the trainer runs it (with the Triton lookup), both models, the first variant
-#         profiled (OUT/piano-step-compiled-lookup-h200.json, .profile.txt); then the Seq-U-Net in Inductor's
-#         max-autotune mode (OUT/piano-step-autotune-h200.json), if the call has time left.
+# CALL=2  the generation benchmark at batches 1, 28 and 64, float32 and bf16, the batch rule's kernels launched
+#         plainly and with programmatic dependent launch side by side (OUT/generation-pdl-h200.json); then the
+#         piano step compiled as the trainer runs it since 2c6b757 (the Triton lookup on), both models, WaveNet
+#         with and without the lookup, the first variant profiled (OUT/piano-step-compiled-lookup-h200.json and
+#         its .profile.txt; compiling takes 70-110 s a model).
+# CALL=3  the language and music pairs' breakdown with its sweep of batch and window (OUT/breakdown-h200.json;
+#         26 s at 696871a), then the Seq-U-Net's step in Inductor's max-autotune mode, which compiles for
+#         minutes (OUT/piano-step-autotune-h200.json), if the call has time left.
+# At ffb9265 (2026-12-04) call 2 compared the per-layer kernels (rowdot, split-K, WaveNet's chain) and the lookup
+# uncompiled (results/bench/generation-kernels-h200.json and piano-step-lookup-h200.json; that commit's script).
 # Each step is bounded so that the call ends within CALL_S (default 570) with what it has; the tool kills a call at
 # 600 s, and its machine with it. A step that fails or runs out of time makes the exit status 4 (the rest still
 # runs); 1: the wheels could not be installed. Then, on a CPU here, copy the JSON under results/bench/ after
@@ -57,28 +57,20 @@ case ${CALL:-1} in
         fi ;;
     2)
         # shellcheck disable=SC2046  # --tiny: the dry run's models
-        step "generation kernels" 220 python3 benchmarks/generation.py "${quick[@]}" $([ "${QUICK:-0}" = 1 ] &&
-            echo --tiny) --models sequnet wavenet --batches 1 28 64 --kernels auto rowdot chain --modes graphs \
-            --dtypes float32 bfloat16 --repeats 2 --cycles 1 --out "$out/generation-kernels-h200.json"
-        # the first variant is profiled (as the trainer runs it); compiling takes 70-110 s a model
-        variants=("sequnet bf16 pad=64" "sequnet bf16 pad=64 lookup" "wavenet bf16 crop" "wavenet bf16 crop lookup"
-                  "sequnet fp32 pad=64" "sequnet fp32 pad=64 lookup")
-        [ "${QUICK:-0}" = 1 ] || variants+=("sequnet bf16 pad=64 compile lookup" "wavenet bf16 crop compile lookup")
-        step "piano step" 330 python3 benchmarks/piano_step.py "${quick[@]}" \
-            --out "$out/piano-step-lookup-h200.json" --variants "${variants[@]}" ;;
-    3)
-        step "breakdown with sweep" 540 python3 benchmarks/breakdown.py "${quick[@]}" \
-            --out "$out/breakdown-h200.json" ;;
-    4)
-        # the compiled steps as the trainer runs them since 2c6b757 (the lookup on), side by side, WaveNet with and
-        # without the lookup; the first variant's step profiled (not graphed: Inductor's kernels by name); then
-        # Inductor's max-autotune, which compiles for minutes, in a step of its own
+        step "generation with and without PDL" 160 python3 benchmarks/generation.py "${quick[@]}" \
+            $([ "${QUICK:-0}" = 1 ] && echo --tiny) --models sequnet wavenet --batches 1 28 64 --kernels auto \
+            --pdl off on --modes graphs --dtypes float32 bfloat16 --repeats 2 --cycles 1 \
+            --out "$out/generation-pdl-h200.json"
         c=" compile"; [ "${QUICK:-0}" = 1 ] && c=""
         step "piano step compiled" 400 python3 benchmarks/piano_step.py "${quick[@]}" \
             --out "$out/piano-step-compiled-lookup-h200.json" --variants "sequnet bf16 pad=64$c lookup" \
-            "sequnet fp32 pad=64$c lookup" "wavenet bf16 crop$c" "wavenet bf16 crop$c lookup"
-        [ "${QUICK:-0}" = 1 ] || step "piano step autotuned" 400 python3 benchmarks/piano_step.py \
-            --profile-steps 0 --out "$out/piano-step-autotune-h200.json" --variants "sequnet bf16 pad=64 autotune lookup" ;;
-    *) echo "CALL=${CALL}: expected 1, 2, 3 or 4" >&2; exit 2 ;;
+            "sequnet fp32 pad=64$c lookup" "wavenet bf16 crop$c" "wavenet bf16 crop$c lookup" ;;
+    3)
+        step "breakdown with sweep" 120 python3 benchmarks/breakdown.py "${quick[@]}" \
+            --out "$out/breakdown-h200.json"
+        [ "${QUICK:-0}" = 1 ] || step "piano step autotuned" 420 python3 benchmarks/piano_step.py \
+            --profile-steps 0 --out "$out/piano-step-autotune-h200.json" \
+            --variants "sequnet bf16 pad=64 autotune lookup" ;;
+    *) echo "CALL=${CALL}: expected 1, 2 or 3" >&2; exit 2 ;;
 esac
 exit $status

@@ -67,7 +67,7 @@ def test_gpu_suite_stops_at_once_on_a_mirror_that_lacks_registered_files(tmp_pat
     assert "pytest ran in <pytest-tmp>/popen-gw0/data-root0" in (tmp_path / "gpu-test.log").read_text()
 
 
-def test_speed_call_dry_run_measures_every_kernel_and_bounds_its_steps(tmp_path, data_mirror):
+def test_speed_call_dry_run_measures_both_launches_and_bounds_its_steps(tmp_path, data_mirror):
     """benchmarks/speed_gpu_call.sh as a CPU dry run (QUICK=1): call 2's generation benchmark and piano step run with
     the flags the GPU call will pass and write their JSON; a step that cannot get 30 s of the call is skipped and
     makes the exit status 4; an unknown call is refused."""
@@ -81,22 +81,20 @@ def test_speed_call_dry_run_measures_every_kernel_and_bounds_its_steps(tmp_path,
     done = subprocess.run(script + [str(tmp_path / "out")], cwd=REPO, env=dict(env, CALL="2", CALL_S="300"),
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
-    rows = json.loads((tmp_path / "out" / "generation-kernels-h200.json").read_text())["rows"]
-    assert {(r["model"], r["batch"]) for r in rows} == {(m, b) for m in ("sequnet", "wavenet") for b in (1, 28, 64)}
-    steps = json.loads((tmp_path / "out" / "piano-step-lookup-h200.json").read_text())["rows"]
-    assert [r["lookup"] for r in steps] == [False, True] * 3 and not any("error" in r for r in steps)
-    short = subprocess.run(script + [str(tmp_path / "short")], cwd=REPO, env=dict(env, CALL="2", CALL_S="40"),
-                           capture_output=True, text=True, timeout=120)
-    assert short.returncode == 4 and "generation kernels: skipped" in short.stdout, short.stdout + short.stderr
-    # call 4 (uncompiled in a dry run): both models, WaveNet with and without the lookup, the first one profiled
-    done = subprocess.run(script + [str(tmp_path / "four")], cwd=REPO, env=dict(env, CALL="4", CALL_S="300"),
-                          capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stdout + done.stderr
-    steps = json.loads((tmp_path / "four" / "piano-step-compiled-lookup-h200.json").read_text())["rows"]
+    rows = json.loads((tmp_path / "out" / "generation-pdl-h200.json").read_text())["rows"]
+    # PDL needs a Hopper GPU: on the CPU only the plain launches run
+    assert {(r["model"], r["batch"], r["pdl"]) for r in rows} == {(m, b, False) for m in ("sequnet", "wavenet")
+                                                                  for b in (1, 28, 64)}
+    # both models (uncompiled in a dry run), WaveNet with and without the lookup, the first one profiled
+    steps = json.loads((tmp_path / "out" / "piano-step-compiled-lookup-h200.json").read_text())["rows"]
     assert [(r["arch"], r["lookup"]) for r in steps] == [("sequnet", True), ("sequnet", True), ("wavenet", False),
                                                           ("wavenet", True)] and not any("error" in r for r in steps)
-    assert (tmp_path / "four" / "piano-step-compiled-lookup-h200.profile.txt").read_text().startswith(
+    assert (tmp_path / "out" / "piano-step-compiled-lookup-h200.profile.txt").read_text().startswith(
         "## sequnet bf16 pad=64 lookup, batch 16")
-    unknown = subprocess.run(script + [str(tmp_path / "unknown")], cwd=REPO, env=dict(env, CALL="5"),
+    short = subprocess.run(script + [str(tmp_path / "short")], cwd=REPO, env=dict(env, CALL="2", CALL_S="40"),
+                           capture_output=True, text=True, timeout=120)
+    assert short.returncode == 4 and "generation with and without PDL: skipped" in short.stdout, \
+        short.stdout + short.stderr
+    unknown = subprocess.run(script + [str(tmp_path / "unknown")], cwd=REPO, env=dict(env, CALL="4"),
                              capture_output=True, text=True, timeout=120)
-    assert unknown.returncode == 2 and "CALL=5: expected 1, 2, 3 or 4" in unknown.stderr
+    assert unknown.returncode == 2 and "CALL=4: expected 1, 2 or 3" in unknown.stderr
