@@ -39,7 +39,7 @@ from sequnet.core.generation.state import InferenceState  # noqa: E402
 from sequnet.core.generation.tuning import TOO_BIG  # noqa: E402
 from sequnet.core.models import OneHotModel, ResSeqUNet, ResSeqUNetConfig, WaveNet, WaveNetConfig  # noqa: E402
 from sequnet.core.triton_guard import pdl_options  # noqa: E402
-from sequnet.analysis.benchmarks import write_bench  # noqa: E402
+from sequnet.analysis.benchmarks import kernel_name, write_bench  # noqa: E402
 
 OFFICIAL_BATCH1 = {"sequnet": 327.0, "wavenet": 87.0}      # samples/s, official code on an H200 (DESIGN.md 7)
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -176,10 +176,6 @@ def run(device, archs, batches, dtypes, modes, steps, warmup, repeats, acc_steps
             "params": {a: sequnet.count_parameters(m) for a, m in models.items()}}
 
 
-def kernel_label(row: dict) -> str:
-    return row["kernel"] + ("+pdl" if row.get("pdl") else "")
-
-
 def table(result: dict) -> str:
     lines = ["| model | batch | dtype | mode | kernel | samples/s | us/step | ops/step | us/op | "
              "x official (batch 1) | Seq-U-Net / WaveNet |", "|---|---:|---|---|---|---:|---:|---:|---:|---:|---:|"]
@@ -188,7 +184,7 @@ def table(result: dict) -> str:
     for r in result["rows"]:
         off = (f"{r['samples_per_s'] / OFFICIAL_BATCH1[r['model']]:.0f}" if r["batch"] == 1 else "")
         rat = ratio.get(tuple(r[k] for k in keys)) if r["model"] == "sequnet" else None
-        lines.append(f"| {r['model']} | {r['batch']} | {r['dtype']} | {r['mode']} | {kernel_label(r)} | "
+        lines.append(f"| {r['model']} | {r['batch']} | {r['dtype']} | {r['mode']} | {kernel_name(r)} | "
                      f"{r['samples_per_s']:,.0f} | "
                      f"{r['step_us']:.1f} | {r['ops_per_step']:.1f} | {r['us_per_op']:.2f} | {off} | "
                      f"{'' if rat is None else f'{rat:.2f}'} |")

@@ -21,9 +21,9 @@ changed in one respect:
     python benchmarks/piano_step.py --out results/bench/piano-step-h200.json
     python benchmarks/piano_step.py --device cpu --quick              # a smoke run on the CPU
 
-It also writes a torch.profiler table of the first variant's step, switched and compiled as timed but not graphed,
-next to the JSON (``.profile.txt``) and the FLOPs of every variant's step (``torch.utils.flop_counter``), so that each time
-reads as TFLOP/s.
+It also writes a torch.profiler table of the first variant's step, switched and compiled as timed but not
+graphed, next to the JSON (``.profile.txt``), and the FLOPs of every variant's step (``torch.utils.flop_counter``),
+so that each time reads as TFLOP/s.
 """
 from __future__ import annotations
 
@@ -142,7 +142,8 @@ def main(argv=None) -> int:
     if args.profile_steps and args.out:
         v = parse(args.variants[0])
         report = profile_variant(v, device, args.batch, args.profile_steps, args.quick)
-        args.out.with_suffix(".profile.txt").write_text(f"## {v['spec']}, batch {args.batch}, not graphed\n{report}\n")
+        header = f"## {v['spec']}, batch {args.batch}, not graphed"
+        args.out.with_suffix(".profile.txt").write_text(f"{header}\n{report}\n")
     return 0
 
 
