@@ -22,7 +22,8 @@
 # Each step is bounded so that the call ends within CALL_S (default 570) with what it has; the tool kills a call at
 # 600 s, and its machine with it. A step that fails or runs out of time makes the exit status 4 (the rest still
 # runs); 1: the wheels could not be installed. Then, on a CPU here, copy the JSON under results/bench/ after
-# reading it, and commit it with the call's log and the suite's log. QUICK=1 makes a dry run on a CPU (no suite,
+# reading it, render the published chapters' tables of it again (python -m sequnet.publish.rerender complexity
+# generation; a test fails until they show it), and commit it with the chapters, the call's log and the suite's. QUICK=1 makes a dry run on a CPU (no suite,
 # no compiled variants; the benchmarks' --quick shapes, tiny generation models) in about a minute a call.
 set -u
 out=${1:?usage: benchmarks/speed_gpu_call.sh OUT}

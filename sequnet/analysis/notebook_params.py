@@ -58,7 +58,9 @@ def check_parameters(scale: Any, out_dir: Any, device: Any = None, *, task: Any 
         if value is not None:
             _folder(name, value)
     dev = None if device is None else resolve_device(device)      # raises naming the allowed values
-    if paper_needs_gpu and scale == "paper" and (dev is None or dev.type != "cuda"):
+    # SEQUNET_RENDER_COMMITTED=1: sequnet.publish.rerender runs only the cells showing committed files, no GPU
+    rendering = os.environ.get("SEQUNET_RENDER_COMMITTED") == "1"
+    if paper_needs_gpu and scale == "paper" and (dev is None or dev.type != "cuda") and not rendering:
         raise ValueError(f"scale='paper' needs a GPU here (device={device!r} resolved to {dev}): {paper_needs_gpu}")
     out.mkdir(parents=True, exist_ok=True)
     return NotebookParameters(scale=scale, out=out, device=dev, task=task if tasks else None)

@@ -53,6 +53,14 @@ def scale_banner(nb, records: Sequence[ResultRecord] = (), trains_nothing: bool 
             " Its runs trained side by side with other training runs on one GPU (CUDA MPS), so their times per "
             "step include that contention and are **no cost comparison**, nor is their ratio; the "
             "{doc}`/reproduction` page gives uncontended costs, both models of a pair in one process.\n```")
+    again = nb.metadata.get("sequnet", {}).get("rerendered")
+    if again:       # sequnet.publish.rerender: the cells showing committed benchmark files, drawn after the run
+        which = "Its cell that only shows" if again["cells"] == 1 else f"Its {again['cells']} cells that only show"
+        text = text.removesuffix("\n```") + (
+            f" {which} committed benchmark files (`results/bench/`) "
+            f"{'was' if again['cells'] == 1 else 'were'} rendered again on {again['date']} from the files committed "
+            f"then (`python -m sequnet.publish.rerender`), so {'it shows' if again['cells'] == 1 else 'they show'} "
+            f"the newest measurements; every other output is the run's.\n```")
     return text
 
 
