@@ -20,6 +20,21 @@ def test_training_benchmark_writes_both_models_of_a_pair(tmp_path):
     assert set(rows) == {("jsb", "tcn"), ("jsb", "sequnet")}
     assert rows["jsb", "sequnet"]["time_ratio"] > 0 and rows["jsb", "tcn"]["params"] > 0
     assert bench["meta"]["quick"] is True
+    from sequnet.experiment.records import git_commit
+    assert bench["meta"]["git_commit"] == git_commit()        # SEQUNET_GIT_COMMIT on a copy without .git
+
+
+def test_a_benchmark_file_names_the_commit_it_measured_and_its_tables_say_it(tmp_path, monkeypatch):
+    from sequnet.analysis import benchmarks
+    monkeypatch.setenv("SEQUNET_GIT_COMMIT", "1a2b3c4")        # a copy of the tree without .git (a GPU machine)
+    benchmarks.write_bench(tmp_path / "generation-x.json", {"meta": {"device": "GPU", "torch": "2",
+                                                                     "date": "2026-12-05"}, "rows": []})
+    written = json.loads((tmp_path / "generation-x.json").read_text())
+    assert written["meta"]["git_commit"] == "1a2b3c4" and list(tmp_path.iterdir()) == [tmp_path / "generation-x.json"]
+    assert benchmarks.generation_markdown(tmp_path / "generation-x.json", written).startswith(
+        "**generation-x.json**: GPU, torch 2, 2026-12-05, at 1a2b3c4\n")
+    benchmarks.write_bench(tmp_path / "kept.json", {"meta": {"git_commit": "given"}, "rows": []})
+    assert json.loads((tmp_path / "kept.json").read_text())["meta"]["git_commit"] == "given"
 
 
 def test_training_benchmark_profile_names_the_operators(tmp_path):

@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 
 from sequnet.core.configs import baseline_arch
-from sequnet.experiment.records import PAPER_TABLE1
+from sequnet.experiment.records import PAPER_TABLE1, git_commit
 from sequnet.analysis.figures import MAX_WIDTH_IN, STYLE
 
 TABLE1_TASKS = ("char_ptb", "word_ptb", "muse", "nottingham", "jsb", "piano_audio")
@@ -28,10 +28,16 @@ def write_bench(path: Path, payload: dict) -> None:
     """Write a benchmark result (``{"meta": ..., "rows": ...}``) as indented JSON, whole or not at all: through a
     temporary file beside it, so a run stopped by a time limit never leaves half a file for the book to read."""
     path = Path(path)
+    payload = {**payload, "meta": {"git_commit": git_commit(), **payload.get("meta", {})}}   # what was measured
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(payload, indent=1) + "\n")
     tmp.replace(path)
+
+
+def at_commit(meta: dict) -> str:
+    """", at 1a2b3c4" for a file that names the commit it measured (files from before 2026-12-05 do not)."""
+    return f", at {meta['git_commit']}" if meta.get("git_commit") else ""
 
 
 def ratio(a: float | None, b: float | None) -> float | None:
@@ -227,7 +233,7 @@ def generation_markdown(path: Path, bench: dict) -> str:
     # apart (with GPU operations per step, the launches a step costs)
     kernels = any("kernel" in r for r in bench["rows"])
     extra = " kernel | GPU ops/step |" if kernels else ""
-    lines = [f"**{path.name}**: {meta['device']}, torch {meta['torch']}, {meta['date'][:10]}", "",
+    lines = [f"**{path.name}**: {meta['device']}, torch {meta['torch']}, {meta['date'][:10]}{at_commit(meta)}", "",
              f"| model | batch | dtype | mode |{extra} samples/s | µs/step | x real time (16 kHz) |",
              "|---|---:|---|---|" + ("---|---:|" if kernels else "") + "---:|---:|---:|"]
     for r in bench["rows"]:
@@ -295,7 +301,8 @@ def breakdown_markdown(bench_dir: Path) -> str:
 
     partial = "" if meta.get("complete", True) else \
         f" Stopped by its call's time limit after {meta['measured']} of {meta['planned']} pairs."
-    rows = [f"`{path.name}`: {meta['device']}, torch {meta['torch']}, {meta['date'][:10]}, float32.{partial}", "",
+    rows = [f"`{path.name}`: {meta['device']}, torch {meta['torch']}, {meta['date'][:10]}{at_commit(meta)}, float32."
+            f"{partial}", "",
             "| task | model | batch (window) | params + grads + Adam MiB | saved activations MiB | "
             "rest of the peak MiB | peak MiB | GPU operations | GFLOP | ms (graphed) | TFLOP/s |",
             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
@@ -331,7 +338,8 @@ def piano_step_markdown(bench_dir: Path) -> str:
     TFLOP/s and peak memory, against the targets for the Seq-U-Net."""
     found = load_bench(bench_dir, "piano-step*.json", full_only=True)
     if not found:
-        return "No piano-step benchmark committed yet: run `python benchmarks/piano_step.py --out results/bench/piano-step.json`."
+        return ("No piano-step benchmark committed yet: run `python benchmarks/piano_step.py --out "
+                "results/bench/piano-step.json`.")
     lines = ["| variant | ms/step | TFLOP/step run | TFLOP/s run | TFLOP/s of the model | peak MiB | "
              "target (Seq-U-Net) | file |", "|---|---:|---:|---:|---:|---:|---:|---|"]
     # the model's own FLOPs: the unpadded step's (padding runs more, on zeros)
@@ -353,5 +361,5 @@ def piano_step_markdown(bench_dir: Path) -> str:
             lines.append(f"| {r['spec']} | {ms:.1f} | {r['flops'] / 1e12:.2f} | {r['tflops_per_s']:.0f} | {own_rate} | "
                          f"{r['peak_memory_mib']:,.0f} | {mark} | `{path.name}` |")
     meta = found[0][1]["meta"]
-    return (f"{meta['device']}, torch {meta['torch']}, {meta['date'][:10]}; batch {meta['batch']}, "
+    return (f"{meta['device']}, torch {meta['torch']}, {meta['date'][:10]}{at_commit(meta)}; batch {meta['batch']}, "
             f"{meta['steps']} timed steps after {meta['warmup']} warm-up steps, median.\n\n" + "\n".join(lines))
