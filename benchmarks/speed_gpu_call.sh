@@ -9,11 +9,11 @@
 #
 # CALL=1  the GPU test suite (benchmarks/gpu_test.sh; 434 s at 696871a with 6 workers, 2026-12-04):
 #         OUT/gpu-test.log.
-# CALL=2  the generation benchmark at batches 1, 28 and 64, float32 and bf16, the batch rule's kernels launched
-#         plainly and with programmatic dependent launch side by side (OUT/generation-pdl-h200.json); then the
-#         piano step compiled as the trainer runs it since 2c6b757 (the Triton lookup on), both models, WaveNet
-#         with and without the lookup, the first variant profiled (OUT/piano-step-compiled-lookup-h200.json and
-#         its .profile.txt; compiling takes 70-110 s a model).
+# CALL=2  the generation benchmark at batches 1, 28 and 64, float32 and bf16, the batch rule's kernels and split-K
+#         in one launch (splitk1), each launched plainly and with programmatic dependent launch, side by side
+#         (OUT/generation-pdl-h200.json); then the Seq-U-Net's piano step compiled as the trainer runs it since
+#         2c6b757 (the Triton lookup on), bf16 and TF32, the first profiled (OUT/piano-step-compiled-lookup-h200.json
+#         and its .profile.txt; compiling takes about 70 s; WaveNet's, 109.8 ms, is in piano-step-lookup-h200.json).
 # CALL=3  the language and music pairs' breakdown with its sweep of batch and window (OUT/breakdown-h200.json;
 #         26 s at 696871a), then the Seq-U-Net's step in Inductor's max-autotune mode, which compiles for
 #         minutes (OUT/piano-step-autotune-h200.json), if the call has time left.
@@ -23,8 +23,9 @@
 # 600 s, and its machine with it. A step that fails or runs out of time makes the exit status 4 (the rest still
 # runs); 1: the wheels could not be installed. Then, on a CPU here, copy the JSON under results/bench/ after
 # reading it, render the published chapters' tables of it again (python -m sequnet.publish.rerender complexity
-# generation; a test fails until they show it), and commit it with the chapters, the call's log and the suite's. QUICK=1 makes a dry run on a CPU (no suite,
-# no compiled variants; the benchmarks' --quick shapes, tiny generation models) in about a minute a call.
+# generation; a test fails until they show it), and commit it with the chapters, the call's log and the suite's.
+# QUICK=1 makes a dry run on a CPU (no suite, no compiled variants; the benchmarks' --quick shapes, tiny generation
+# models) in about a minute a call.
 set -u
 out=${1:?usage: benchmarks/speed_gpu_call.sh OUT}
 call_s=${CALL_S:-570}
@@ -58,14 +59,14 @@ case ${CALL:-1} in
         fi ;;
     2)
         # shellcheck disable=SC2046  # --tiny: the dry run's models
-        step "generation with and without PDL" 160 python3 benchmarks/generation.py "${quick[@]}" \
-            $([ "${QUICK:-0}" = 1 ] && echo --tiny) --models sequnet wavenet --batches 1 28 64 --kernels auto \
-            --pdl off on --modes graphs --dtypes float32 bfloat16 --repeats 2 --cycles 1 \
+        step "generation with and without PDL" 220 python3 benchmarks/generation.py "${quick[@]}" \
+            $([ "${QUICK:-0}" = 1 ] && echo --tiny) --models sequnet wavenet --batches 1 28 64 \
+            --kernels auto splitk1 --pdl off on --modes graphs --dtypes float32 bfloat16 --repeats 2 --cycles 1 \
             --out "$out/generation-pdl-h200.json"
         c=" compile"; [ "${QUICK:-0}" = 1 ] && c=""
-        step "piano step compiled" 400 python3 benchmarks/piano_step.py "${quick[@]}" \
+        step "piano step compiled" 330 python3 benchmarks/piano_step.py "${quick[@]}" \
             --out "$out/piano-step-compiled-lookup-h200.json" --variants "sequnet bf16 pad=64$c lookup" \
-            "sequnet fp32 pad=64$c lookup" "wavenet bf16 crop$c" "wavenet bf16 crop$c lookup" ;;
+            "sequnet fp32 pad=64$c lookup" ;;
     3)
         step "breakdown with sweep" 120 python3 benchmarks/breakdown.py "${quick[@]}" \
             --out "$out/breakdown-h200.json"

@@ -103,7 +103,7 @@ def test_bf16_state_stays_close_to_float32(arch):
 
 
 @pytest.mark.parametrize("batch", [8, 28])
-@pytest.mark.parametrize("kernel", ["rowdot", "splitk", "cublas"])
+@pytest.mark.parametrize("kernel", ["rowdot", "splitk", "splitk1", "cublas"])
 @pytest.mark.parametrize("arch", ["sequnet", "wavenet"])
 def test_paper_models_every_kernel_agrees_at_the_piano_runs_batches(arch, kernel, batch):
     """The piano run's batch (8 long continuations and 20 listening items: 28) and 8, with the paper's layer
@@ -126,6 +126,29 @@ def test_paper_models_every_kernel_agrees_at_the_piano_runs_batches(arch, kernel
         assert (got - expected).abs().max() <= 2e-3 * expected.abs().max(), f"step {s}"
     eager, _ = _generate(model, ids[:, :24], 40, "eager", seed=7, kernel=kernel)
     graphs, _ = _generate(model, ids[:, :24], 40, "graphs", seed=7, kernel=kernel)
+    assert torch.equal(graphs, eager)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("arch", ["sequnet", "wavenet"])
+def test_split_k_in_one_launch_equals_split_k_and_repeats_itself_at_batch_64(arch, dtype):
+    """kernel="splitk1" (the last program of each output block adds the partial sums): over more than a clock
+    cycle of the Seq-U-Net at batch 64, the bf16 target's batch, teacher-forced on the same ids, its logits stay
+    within rounding of two-launch split-K's (the same partial sums, added in another order), and a second state
+    replays them bit for bit: no result depends on which program finished last."""
+    torch.manual_seed(10)
+    model = sequnet.paper_model("piano_audio", arch).to(CUDA).eval()
+    steps = 1040 if arch == "sequnet" else 100         # WaveNet's layers all run at every step
+    ids = torch.randint(0, 256, (64, 16 + steps), device=CUDA)
+    two, one, again = (init_state(model, ids[:, :16], dtype=dtype, kernel=k) for k in ("splitk", "splitk1", "splitk1"))
+    bound = 1e-4 if dtype == torch.float32 else 2e-2
+    for s in range(steps):
+        x = ids[:, 16 + s]
+        expected, got = two.step(x).float(), one.step(x).float()
+        assert (got - expected).abs().max() <= bound * expected.abs().max(), f"step {s}"
+        assert torch.equal(again.step(x).float(), got), f"step {s}"
+    eager, _ = _generate(model, ids[:, :24], 40, "eager", seed=7, dtype=dtype, kernel="splitk1")
+    graphs, _ = _generate(model, ids[:, :24], 40, "graphs", seed=7, dtype=dtype, kernel="splitk1")
     assert torch.equal(graphs, eager)
 
 
@@ -171,7 +194,7 @@ _HOPPER = torch.cuda.is_available() and torch.cuda.get_device_capability()[0] >=
 
 
 @pytest.mark.skipif(not _HOPPER, reason="programmatic dependent launch needs a Hopper or newer GPU")
-@pytest.mark.parametrize("batch, kernel", [(1, "rowdot"), (28, "splitk"), (28, "rowdot")])
+@pytest.mark.parametrize("batch, kernel", [(1, "rowdot"), (28, "splitk"), (28, "rowdot"), (28, "splitk1")])
 @pytest.mark.parametrize("arch", ["sequnet", "wavenet"])
 def test_programmatic_dependent_launch_gives_the_same_samples(arch, batch, kernel, monkeypatch):
     """SEQUNET_PDL=1 lets each generation kernel launch while the one before it runs; each waits at its entry

@@ -2,7 +2,7 @@
 
 A step of cached generation is a chain of tiny operations (at batch 1 a layer update multiplies a window of a
 few hundred values by a weight matrix of one or two megabytes), so its speed is set by kernel launches and by
-how well each product streams its weights, not by arithmetic. Four implementations, chosen per state:
+how well each product streams its weights, not by arithmetic. Five implementations, chosen per state:
 
 * torch (CPU, float64, or no Triton): an MKL/cuBLAS product (``matmul``), then ``activate_torch``: a few
   in-place element-wise operations.
@@ -10,6 +10,7 @@ how well each product streams its weights, not by arithmetic. Four implementatio
 * split-K GEMV + fused activation (CUDA, batch <= 64): cuBLAS runs a 1 x 900 x 360 product on a few
   multiprocessors (about 5 us; measured on an H200); the split-K kernel spreads the rows of W over about a
   hundred programs that write partial sums, and the activation adds them in a fixed order (no atomics).
+* the same split-K in one launch per layer (``kernel="splitk1"``, pinned only; ``sequnet.core.generation.splitk``).
 * one fused kernel per layer (CUDA, batch <= ``ROWDOT_MAX_BATCH``): with W stored transposed (n, k), each program
   streams whole rows for its output columns, the filter and the gate column of an output side by side, and
   applies the activation in its epilogue: one launch per layer (about 2.6 us on an H200 for the piano model).
@@ -44,11 +45,11 @@ import os
 import torch
 import torch.nn.functional as F
 
+from sequnet.core.generation import splitk
+from sequnet.core.generation.splitk import KINDS, activation, matvec_triton
 from sequnet.core.triton_guard import pdl_enter, pdl_options, tl, triton, use_triton
 
-_KINDS = {"gate": 0, "leaky": 1, "none": 2, "relu": 3}
 GEMV_MAX_BATCH = 64
-_CHUNK, _BK, _BN = 64, 32, 64          # split-K GEMV: rows of W per program, rows per iteration, columns
 ROWDOT_MAX_BATCH = 4
 # Up to this batch the fused per-layer kernel holds the whole batch in one element-wise tile. Above it, a tile so
 # built was 6x slower than split-K for the Seq-U-Net at batch 20 on an H200, and WaveNet's did not finish in
@@ -69,18 +70,21 @@ def use_rowdot(device: torch.device, dtype: torch.dtype, batch: int) -> bool:
 
 
 # The products a state can be told to use (``init_state(..., kernel=)``), as (fused activation, split-K GEMV,
-# rowdot) switches. "auto" is the batch rule above; the others pin one path, for a state whose batch the rule
-# guesses wrong (``sequnet.core.generation.tuning`` times them) and for comparisons.
-KERNELS = {"rowdot": (True, True, True), "splitk": (True, True, False), "cublas": (True, False, False),
-           "torch": (False, False, False)}
+# rowdot, split-K in one launch) switches. "auto" is the batch rule above; the others pin one path, for a state
+# whose batch the rule guesses wrong (``sequnet.core.generation.tuning`` times them) and for comparisons.
+# "splitk1" (``splitk.matvec_act_triton``) is pinned only, until a GPU has timed it beside "splitk".
+KERNELS = {"rowdot": (True, True, True, False), "splitk": (True, True, False, False),
+           "splitk1": (True, True, False, True), "cublas": (True, False, False, False),
+           "torch": (False, False, False, False)}
 
 
-def kernel_switches(kernel: str, device: torch.device, dtype: torch.dtype, batch: int) -> tuple[bool, bool, bool]:
-    """(fused activation, split-K GEMV, rowdot) for ``kernel``: "auto" or one of ``KERNELS``. A Triton path
+def kernel_switches(kernel: str, device: torch.device, dtype: torch.dtype,
+                    batch: int) -> tuple[bool, bool, bool, bool]:
+    """(fused activation, split-K GEMV, rowdot, one launch) for ``kernel``: "auto" or one of ``KERNELS``. A Triton path
     needs a CUDA device, Triton and a float32/bf16/fp16 state; the GEMV paths a batch of at most
     ``GEMV_MAX_BATCH``: asked for elsewhere, it is a ValueError that says so."""
     if kernel == "auto":
-        return use_triton(device, dtype), use_gemv(device, dtype, batch), use_rowdot(device, dtype, batch)
+        return use_triton(device, dtype), use_gemv(device, dtype, batch), use_rowdot(device, dtype, batch), False
     if kernel not in KERNELS:
         chain = " ('chain' runs WaveNet's layers only)" if kernel == "chain" else ""
         raise ValueError(f"kernel={kernel!r}: expected 'auto' or one of {', '.join(map(repr, KERNELS))}{chain}")
@@ -140,7 +144,7 @@ def matmul(parts: list[tuple[torch.Tensor, torch.Tensor]], bias: torch.Tensor | 
     if gemv:
         assert len(parts) <= 2, "the split-K GEMV takes one or two input parts"
         if pre is None:
-            splits = sum(triton.cdiv(w.shape[0], _CHUNK) for _, w in parts)
+            splits = sum(triton.cdiv(w.shape[0], splitk.CHUNK) for _, w in parts)
             pre = torch.zeros(splits, x0.shape[0], w0.shape[1], dtype=torch.float32, device=x0.device)
         return [functools.partial(matvec_triton, parts, pre, relu_x)], pre
     assert not relu_x
@@ -170,59 +174,15 @@ if triton is not None:   # pragma: no cover - GPU only
         f = tl.sum(tl.load(p, mask=m2, other=0.0).to(tl.float32), axis=0)      # the splits, in a fixed order
         if HAS_BIAS:
             f += tl.load(bias + cols, mask=mask, other=0.0).to(tl.float32)
+        g = f
         if KIND == 0:
             g = tl.sum(tl.load(p + c, mask=m2, other=0.0).to(tl.float32), axis=0)
             if HAS_BIAS:
                 g += tl.load(bias + c + cols, mask=mask, other=0.0).to(tl.float32)
-            y = (2.0 * tl.sigmoid(2.0 * f) - 1.0) * tl.sigmoid(g)      # tanh(f) = 2 sigmoid(2f) - 1
-        elif KIND == 1:
-            y = tl.where(f > 0, f, 0.01 * f)
-        elif KIND == 3:
-            y = tl.maximum(f, 0.0)
-        else:
-            y = f
+        y = activation(f, g, KIND)
         if HAS_ID:
             y += tl.load(ident + b * s_ib + r * s_ir + cols, mask=mask, other=0.0).to(tl.float32)
         tl.store(out + b * s_ob + r * s_or + cols, y.to(out.dtype.element_ty), mask=mask)
-
-    @triton.jit(do_not_specialize=["sx1", "k1", "ns1", "sx2", "k2", "n", "sp_s", "sp_b", "batch"])
-    def _matvec_kernel(x1, sx1, w1, k1, ns1, x2, sx2, w2, k2, n, part, sp_s, sp_b, batch,
-                       CHUNK: tl.constexpr, BK: tl.constexpr, BN: tl.constexpr, BB: tl.constexpr,
-                       DOT: tl.constexpr, IEEE: tl.constexpr, RELU_X: tl.constexpr, PDL: tl.constexpr):
-        """part[s, b, cols] = x[b, rows] @ w[rows, cols] over the s-th chunk of CHUNK rows of the two parts."""
-        pdl_enter(PDL)
-        s = tl.program_id(1)
-        x = x1
-        sx = sx1
-        w = w1
-        k = k1
-        start = s * CHUNK
-        if s >= ns1:
-            x = x2
-            sx = sx2
-            w = w2
-            k = k2
-            start = (s - ns1) * CHUNK
-        cols = tl.program_id(0) * BN + tl.arange(0, BN)
-        cmask = cols < n
-        rb = tl.arange(0, BB)
-        bmask = rb < batch
-        acc = tl.zeros((BB, BN), dtype=tl.float32)
-        for kk in tl.static_range(0, CHUNK, BK):
-            ks = start + kk + tl.arange(0, BK)
-            kmask = ks < k
-            wt = tl.load(w + ks[:, None] * n + cols[None, :], mask=kmask[:, None] & cmask[None, :], other=0.0)
-            xt = tl.load(x + rb[:, None] * sx + ks[None, :], mask=bmask[:, None] & kmask[None, :], other=0.0)
-            if RELU_X:
-                xt = tl.maximum(xt, 0.0).to(wt.dtype)
-            if DOT:
-                if IEEE:
-                    acc += tl.dot(xt.to(wt.dtype), wt, input_precision="ieee")
-                else:
-                    acc += tl.dot(xt.to(wt.dtype), wt)
-            else:
-                acc += tl.sum(xt.to(tl.float32)[:, :, None] * wt.to(tl.float32)[None, :, :], axis=1)
-        tl.store(part + s * sp_s + rb[:, None] * sp_b + cols[None, :], acc, mask=bmask[:, None] & cmask[None, :])
 
     @triton.jit(do_not_specialize=["s_lb", "s_nb", "v"])
     def _sample_kernel(logits, s_lb, noise, s_nb, out, v, HAS_NOISE: tl.constexpr, BLOCK: tl.constexpr,
@@ -317,14 +277,7 @@ if triton is not None:   # pragma: no cover - GPU only
             acc_f += tl.load(bias + j, mask=jmask, other=0.0).to(tl.float32)[None, :]
             if KIND == 0:
                 acc_g += tl.load(bias + c + j, mask=jmask, other=0.0).to(tl.float32)[None, :]
-        if KIND == 0:                                           # the activation, as in _activate_kernel
-            y = (2.0 * tl.sigmoid(2.0 * acc_f) - 1.0) * tl.sigmoid(acc_g)
-        elif KIND == 1:
-            y = tl.where(acc_f > 0, acc_f, 0.01 * acc_f)
-        elif KIND == 3:
-            y = tl.maximum(acc_f, 0.0)
-        else:
-            y = acc_f
+        y = activation(acc_f, acc_g, KIND)
         m = bmask[:, None] & jmask[None, :]
         if HAS_ID:
             y += tl.load(ident + rb[:, None] * s_ib + (r * s_ir + j)[None, :], mask=m, other=0.0).to(tl.float32)
@@ -356,25 +309,9 @@ def rowdot_triton(parts, bias: torch.Tensor | None, kind: str, identity: torch.T
     _rowdot_kernel[(triton.cdiv(c, bc), triton.cdiv(batch, bb))](
         x1, x1.stride(0), w1, w1.shape[1], x2, x2.stride(0), w2, w2.shape[1],
         bias if bias is not None else w1, identity if identity is not None else out, out, c, batch,
-        s_ib, s_ir, out.stride(0), out.stride(1), KIND=_KINDS[kind], NPART=len(parts), ROWS=rows,
+        s_ib, s_ir, out.stride(0), out.stride(1), KIND=KINDS[kind], NPART=len(parts), ROWS=rows,
         HAS_BIAS=bias is not None, HAS_ID=identity is not None, RELU_X=relu_x, BB=bb, BC=bc, BK=bk,
         NK=triton.cdiv(k_max, bk), DOT=dot, IEEE=w1.dtype == torch.float32, **pdl_options(out.device))
-
-
-def matvec_triton(parts, part: torch.Tensor, relu_x: bool = False) -> None:   # pragma: no cover - GPU only
-    (x1, w1), (x2, w2) = parts[0], parts[-1]
-    batch, n = x1.shape[0], w1.shape[1]
-    for x, w in parts:
-        assert x.stride(1) == 1 and w.is_contiguous() and w.shape[1] == n and x.shape[0] == batch
-    ns1 = triton.cdiv(w1.shape[0], _CHUNK)
-    k2 = w2.shape[0] if len(parts) == 2 else 0
-    bb = triton.next_power_of_2(batch)
-    dot = bb >= 16
-    grid = (triton.cdiv(n, _BN), ns1 + triton.cdiv(k2, _CHUNK))
-    _matvec_kernel[grid](x1, x1.stride(0), w1, w1.shape[0], ns1, x2, x2.stride(0), w2, k2, n, part,
-                         part.stride(0), part.stride(1), batch, CHUNK=_CHUNK, BK=_BK, BN=_BN,
-                         BB=max(bb, 16) if dot else bb, DOT=dot, IEEE=w1.dtype == torch.float32, RELU_X=relu_x,
-                         **pdl_options(part.device))
 
 
 def sample_triton(logits: torch.Tensor, noise: torch.Tensor | None, out: torch.Tensor) -> None:   # pragma: no cover
@@ -411,5 +348,5 @@ def activate_triton(kind: str, pre: torch.Tensor, bias: torch.Tensor | None, ide
     grid = (batch, rows, triton.cdiv(c, block))
     _activate_kernel[grid](pre, bias if bias is not None else pre, identity if identity is not None else pre, out,
                            nsplit, c, s_ps, pre.stride(-3), pre.stride(-2), s_ib, s_ir, out.stride(0),
-                           out.stride(1), KIND=_KINDS[kind], NS=ns, HAS_BIAS=bias is not None,
+                           out.stride(1), KIND=KINDS[kind], NS=ns, HAS_BIAS=bias is not None,
                            HAS_ID=identity is not None, BLOCK=block, **pdl_options(out.device))

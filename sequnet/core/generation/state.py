@@ -15,7 +15,7 @@ from collections.abc import Callable, Hashable
 import torch
 import torch.nn as nn
 
-from sequnet.core.generation import kernels
+from sequnet.core.generation import kernels, splitk
 from sequnet.core.models.layers import OneHotModel, TokenModel
 
 Op = Callable[[], object]
@@ -43,7 +43,7 @@ class InferenceState:
         self.logits = torch.zeros(batch, self.classes, dtype=self.dtype, device=self.device)
         # fused activation kernel; split-K GEMV for the products; or one fused kernel per layer
         self.kernel = kernels.resolved_kernel(kernel, self.device, self.dtype, batch)
-        self.fused, self.gemv, self.rowdot = kernels.KERNELS[self.kernel]
+        self.fused, self.gemv, self.rowdot, self.one_launch = kernels.KERNELS[self.kernel]
         self._act = kernels.activate_triton if self.fused else kernels.activate_torch
         self._pre: dict[Hashable, torch.Tensor] = {}
         self._plans: dict[Hashable, tuple[list[Op], int]] = {}
@@ -87,6 +87,11 @@ class InferenceState:
         shape (batch, rows, c); the products' scratch tensor is kept per ``name``, shared by all patterns."""
         if self.rowdot:
             return [functools.partial(kernels.rowdot_triton, parts, bias, act, identity, out, relu_x)]
+        if self.one_launch:
+            if name not in self._pre:
+                self._pre[name] = splitk.scratch(parts, out, act)
+            return [functools.partial(splitk.matvec_act_triton, parts, *self._pre[name], bias, act, identity, out,
+                                      relu_x)]
         ops = []
         if relu_x and not self.gemv:
             x, w = parts[0]
