@@ -254,3 +254,25 @@ def test_piano_rows_pair_each_sequnet_with_the_wavenet_it_was_measured_beside(tm
     piano = benchmarks.piano_variants_markdown(tmp_path)
     assert "| 80.0 | 400.0 | 100 | 100 | 0.20 | 1.00 |" in piano
     assert "WaveNet's skips cropped | 16 | 81.0 | 250.0 | 100 | 100 | 0.32 | 1.00 |" in piano
+
+
+def test_step_times_are_fitted_as_a_fixed_cost_plus_flops_at_one_rate():
+    """Rows made from a known fixed cost (2 ms over 400 operations: 5 us each) and rate (50 TFLOP/s) give them back;
+    the longer window is compared with the fit, not fitted; a model with one batch only has no fit."""
+    from sequnet.analysis import step_model
+
+    def row(arch, batch, gflop, window=1, extra_ms=0.0):
+        return dict(task="char_ptb", arch=arch, batch=batch, window_multiple=window, flops_per_step=gflop * 1e9,
+                    gpu_operations_per_step=400, graph_time_s=2e-3 + gflop * 1e9 / 50e12 + extra_ms / 1e3,
+                    eager_time_s=1.0)
+
+    result = {"rows": [row("tcn", 16, 100), row("tcn", 64, 400), row("tcn", 256, 1600),
+                       row("tcn", 16, 300, window=4, extra_ms=8.0), dict(row("sequnet", 16, 40), task="jsb")]}
+    (fit,) = step_model.fit_steps(result)
+    assert (fit["task"], fit["arch"], fit["points"]) == ("char_ptb", "tcn", 3)
+    assert fit["fixed_ms"] == pytest.approx(2.0) and fit["per_operation_us"] == pytest.approx(5.0)
+    assert fit["rate_tflops"] == pytest.approx(50.0) and fit["worst_residual"] < 1e-9
+    assert fit["arithmetic_share"] == pytest.approx(2 / 4)                  # 2 ms of arithmetic in a 4 ms step
+    assert fit["window_over_fit"] == pytest.approx(16 / 8)                  # 8 ms predicted, 16 ms measured
+    assert "| char_ptb | tcn | 2.00 (5.0) | 50.0 | 0.0 % | 50 % | 2.00 |" in step_model.fit_markdown(result)
+    assert "no batch sweep" in step_model.fit_markdown({"rows": [row("tcn", 16, 100)]})

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from sequnet.core.configs import baseline_arch
 from sequnet.experiment.records import PAPER_TABLE1, git_commit
+from sequnet.analysis import step_model
 from sequnet.analysis.figures import MAX_WIDTH_IN, STYLE
 
 TABLE1_TASKS = ("char_ptb", "word_ptb", "muse", "nottingham", "jsb", "piano_audio")
@@ -325,6 +326,8 @@ def breakdown_markdown(bench_dir: Path) -> str:
         rows.append(f"| {r['task']} | {batch_window(r)} | "
                     f"{f(r['ratio_flops_per_step'], '.2f')} | {f(r.get('ratio_saved_activations_mib'), '.2f')} | "
                     f"{f(r.get('ratio_eager_peak_mib'), '.2f')} | {f(time, '.2f')} |")
+    rows += ["", "Each model's step time fitted over the batch sweep as a fixed cost plus its FLOPs at one rate "
+             "(`sequnet.analysis.step_model`):", "", step_model.fit_markdown(result)]
     return "\n".join(rows)
 
 
