@@ -13,15 +13,19 @@ MAX_CODE_LINES = 60
 
 
 def code_lines(path: Path) -> int:
-    """Lines inside ```{code-cell} blocks (the cell options between --- lines included)."""
-    count, inside = 0, False
+    """Lines inside ```{code-cell} blocks (the cell options between --- lines included); a cell's short-form
+    options (``:tags: [...]`` and the blank line after them) are metadata, not code, and are not counted."""
+    count, inside, head = 0, False, False
     for line in path.read_text().splitlines():
         if line.startswith("```{code-cell}"):
-            inside = True
+            inside = head = True
         elif inside and line.startswith("```"):
             inside = False
+        elif inside and head and (line.startswith(":") or not line.strip()):
+            continue
         elif inside:
             count += 1
+            head = False
     return count
 
 
