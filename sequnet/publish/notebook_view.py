@@ -55,12 +55,12 @@ def scale_banner(nb, records: Sequence[ResultRecord] = (), trains_nothing: bool 
             "{doc}`/reproduction` page gives uncontended costs, both models of a pair in one process.\n```")
     again = nb.metadata.get("sequnet", {}).get("rerendered")
     if again:       # sequnet.publish.rerender: the cells showing committed benchmark files, drawn after the run
-        which = "Its cell that only shows" if again["cells"] == 1 else f"Its {again['cells']} cells that only show"
+        which, was, shows = (("Its cell that only shows", "was", "it shows") if again["cells"] == 1 else
+                             (f"Its {again['cells']} cells that only show", "were", "they show"))
         text = text.removesuffix("\n```") + (
-            f" {which} committed benchmark files (`results/bench/`) "
-            f"{'was' if again['cells'] == 1 else 'were'} rendered again on {again['date']} from the files committed "
-            f"then (`python -m sequnet.publish.rerender`), so {'it shows' if again['cells'] == 1 else 'they show'} "
-            f"the newest measurements; every other output is the run's.\n```")
+            f" {which} committed benchmark files (`results/bench/`) {was} rendered again on {again['date']} from "
+            f"the files committed then (`python -m sequnet.publish.rerender`), so {shows} the newest measurements; "
+            f"every other output is the run's.\n```")
     return text
 
 

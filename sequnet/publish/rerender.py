@@ -29,6 +29,7 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
+from unittest import mock
 
 from sequnet.publish.book import without_machine_paths
 from sequnet.publish.paths import REPO, RESULTS
@@ -88,18 +89,11 @@ def _render(source_nb, published_nb, work: Path, log=None):
     out = work / "out"
     params["out_dir"] = str(out)
     params.pop("device", None)          # the parameters cell's default: this machine's device
-    previous = os.environ.get(ENV)
-    os.environ[ENV] = "1"
-    try:
-        nbformat.write(nb, work / "render.ipynb")
+    nbformat.write(nb, work / "render.ipynb")
+    with mock.patch.dict(os.environ, {ENV: "1"}):        # the kernel inherits it
         executed = papermill.execute_notebook(str(work / "render.ipynb"), str(work / "rendered.ipynb"),
                                               parameters=params, kernel_name="python3", cwd=str(work),
                                               progress_bar=False, log_output=log is not None, stdout_file=log)
-    finally:
-        if previous is None:
-            os.environ.pop(ENV)
-        else:
-            os.environ[ENV] = previous
     return [c for c in executed.cells if TAG in _tags(c)], out
 
 

@@ -143,9 +143,7 @@ def matmul(parts: list[tuple[torch.Tensor, torch.Tensor]], bias: torch.Tensor | 
     x0, w0 = parts[0]
     if gemv:
         assert len(parts) <= 2, "the split-K GEMV takes one or two input parts"
-        if pre is None:
-            splits = sum(triton.cdiv(w.shape[0], splitk.CHUNK) for _, w in parts)
-            pre = torch.zeros(splits, x0.shape[0], w0.shape[1], dtype=torch.float32, device=x0.device)
+        pre = splitk.partial_sums(parts) if pre is None else pre
         return [functools.partial(matvec_triton, parts, pre, relu_x)], pre
     assert not relu_x
     if pre is None:

@@ -29,15 +29,24 @@ CHUNK, BK, BN = 64, 32, 64          # rows of W per program, rows per iteration,
 KINDS = {"gate": 0, "leaky": 1, "none": 2, "relu": 3}   # the activations, as the kernels' KIND
 
 
-def scratch(parts, out: torch.Tensor, kind: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """The partial sums (splits, batch, n) in float32 and the per-block counters of :func:`matvec_act_triton`
-    for a layer writing ``out`` (batch, rows, c)."""
-    batch, rows, c = out.shape
+def partial_sums(parts) -> torch.Tensor:
+    """The float32 tensor (splits, batch, n) the split-K products write for parts [(x_p, w_p (k_p, n))]."""
+    (x0, w0) = parts[0]
     splits = sum(-(-w.shape[0] // CHUNK) for _, w in parts)
-    n = parts[0][1].shape[1]
-    part = torch.zeros(splits, batch, n, dtype=torch.float32, device=out.device)
-    count = torch.zeros(rows * -(-c // (BN // (2 if kind == "gate" else 1))), dtype=torch.int32, device=out.device)
-    return part, count
+    return torch.zeros(splits, x0.shape[0], w0.shape[1], dtype=torch.float32, device=x0.device)
+
+
+def _outputs_per_block(kind: str) -> int:
+    """Outputs a program of :func:`matvec_act_triton` covers: BN columns, a gate's two per output."""
+    return BN // (2 if kind == "gate" else 1)
+
+
+def scratch(parts, out: torch.Tensor, kind: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """The partial sums and the per-block counters of :func:`matvec_act_triton` for a layer writing ``out``
+    (batch, rows, c)."""
+    _, rows, c = out.shape
+    count = torch.zeros(rows * -(-c // _outputs_per_block(kind)), dtype=torch.int32, device=out.device)
+    return partial_sums(parts), count
 
 
 if triton is not None:   # pragma: no cover - GPU only
@@ -184,7 +193,7 @@ def matvec_act_triton(parts, part: torch.Tensor, count: torch.Tensor, bias: torc
     if identity is not None:
         s_ib = identity.stride(0)
         s_ir = identity.stride(1) if identity.shape[1] > 1 else 0
-    bj = BN // (2 if kind == "gate" else 1)
+    bj = _outputs_per_block(kind)
     nsplit = ns1 + triton.cdiv(k2, CHUNK)
     grid = (rows * triton.cdiv(c, bj), nsplit)
     assert part.shape[0] == nsplit and count.numel() == grid[0] and count.dtype == torch.int32
