@@ -304,15 +304,54 @@ def test_benchmark_script_smoke(tmp_path):
     assert {a["dtype"] for a in res["accuracy"]} == {"bfloat16"}
 
 
+def chunk_run_eagerly(model, prime, temperature=None):
+    """What ``generate`` samples through one multi-step graph, with that graph's operations run eagerly: the first
+    id sampled from the save pass's logits, then ``CHUNK`` steps that each feed the last id, sample the next and
+    record it. Greedy without a temperature; else Gumbel noise from a seeded generator, as generate draws it."""
+    state = init_state(model, prime)
+    chunk = state.CHUNK
+    state._chunk_ids = torch.full((prime.shape[0], chunk), -1, dtype=torch.long)
+    state._chunk_noise = torch.zeros(chunk, *state._noise.shape, dtype=state._noise.dtype)
+    greedy = temperature is None
+    if not greedy:
+        g = torch.Generator().manual_seed(5)
+        noise = torch.empty(chunk + 1, *state._noise.shape).exponential_(generator=g).log_().mul_(-temperature)
+        state._noise.copy_(noise[0])
+        state._chunk_noise.copy_(noise[1:])
+    for op in state._sample_ops(greedy):
+        op()
+    first = state.cur_id.clone()
+    for op in state._chunk_ops(state._keys_ahead(chunk), greedy):
+        op()
+    return torch.cat([first[:, None], state._chunk_ids], 1)
+
+
+@pytest.mark.parametrize("make", [lambda: residual(4, 3, 2), wavenet], ids=["sequnet", "wavenet"])
+def test_a_multi_step_graphs_operations_record_what_generate_samples(make):
+    """The operations a multi-step graph captures (each step samples and writes its id into the graph's record),
+    run eagerly, give the ids that step-by-step generation gives, greedy and sampled."""
+    torch.manual_seed(3)
+    model = make().eval()
+    prime = torch.randint(0, classes_of(model), (2, minimal_window(model)))
+    assert torch.equal(chunk_run_eagerly(model, prime), init_state(model, prime).generate(17, greedy=True,
+                                                                                           progress=False))
+    sampled = chunk_run_eagerly(model, prime, temperature=0.9)
+    assert torch.equal(sampled, init_state(model, prime).generate(17, temperature=0.9, progress=False,
+                                                                  generator=torch.Generator().manual_seed(5)))
+
+
 def test_ops_per_step_counts_a_period_of_update_patterns_and_the_sampling():
     """WaveNet runs the same operations every step; a Seq-U-Net's count lies between its cheapest pattern (level
-    0 only) and its dearest (every level), weighted by how often each pattern comes."""
+    0 only) and its dearest (every level), weighted by how often each pattern comes. Sampling counts as a
+    multi-step graph runs it: on the torch path, the sum, the argmax and the copy into the graph's record."""
     wn = init_state(wavenet().eval(), torch.randint(0, 5, (1, minimal_window(wavenet()))))
-    assert wn.ops_per_step() == len(wn.ops(0)) + len(wn._sample_ops(False))
+    sampled = len(wn._sample_ops(False)) + 1
+    assert sampled == 3
+    assert wn.ops_per_step() == len(wn.ops(0)) + sampled
     model = residual(4, 3, 2).eval()
     st = init_state(model, torch.randint(0, 5, (1, minimal_window(model))))
     counts = [len(st.ops(key)) for key in st.keys()]
-    assert min(counts) + 1 < st.ops_per_step() < max(counts) + 1
+    assert min(counts) + sampled < st.ops_per_step() < max(counts) + sampled
     assert st.steps == 0            # counting builds the plans; it feeds nothing
 
 

@@ -19,7 +19,7 @@ from sequnet.core.generation import init_state, kernels, minimal_window, splitk
 from sequnet.core.models import id_lookup, use_fused_lookup
 from sequnet.core.models.layers import OneHotModel, input_conv
 from sequnet.core.models.wavenet import WaveNet, WaveNetConfig
-from test_generation import greedy_agrees_with_forward, residual, wavenet
+from test_generation import chunk_run_eagerly, greedy_agrees_with_forward, residual, wavenet
 
 pytestmark = pytest.mark.skipif(os.environ.get("TRITON_INTERPRET") != "1" or kernels.triton is None,
                                 reason="needs Triton and TRITON_INTERPRET=1 (see the module docstring)")
@@ -87,6 +87,33 @@ def test_every_kernel_state_agrees_and_greedy_is_exact(triton_on_cpu, make, batc
     generated = init_state(model, ids[:, :p], kernel="rowdot").generate(n, greedy=True, progress=False)
     checked = greedy_agrees_with_forward(model, torch.cat([ids[:, :p], generated], 1), p, n)
     assert checked >= n
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+@pytest.mark.parametrize("make", [lambda: residual(4, 5, 2, classes=256, features=16),
+                                  lambda: wavenet(classes=256)], ids=["sequnet", "wavenet"])
+def test_triton_steps_are_layers_and_one_launch_each_for_start_end_and_sampling(triton_on_cpu, make, batch):
+    """On the Triton path a step's bookkeeping is one launch at its start (a Seq-U-Net's window shifts and input
+    layer; WaveNet's ring rows and reads), one at WaveNet's end (the ring write) and the sampling, which also
+    records the id in a multi-step graph: run eagerly, those operations give what the torch path's generation
+    gives step by step, greedy and sampled."""
+    torch.manual_seed(batch)
+    model = make().eval()
+    prime = torch.randint(0, 256, (batch, minimal_window(model)))
+    state = init_state(model, prime)
+    assert state.kernel == ("rowdot" if batch <= kernels.ROWDOT_MAX_BATCH else "splitk")
+    ends = 1 if isinstance(model.body, WaveNet) else 0
+    for key in state.keys():
+        ops = state.ops(key)
+        products = [op for op in ops if op.func is kernels.rowdot_triton]
+        assert len(ops) == 1 + len(products) + ends
+        assert ops[0].func.__module__ == "sequnet.core.generation.step_kernels"
+    assert len(state._sample_ops(False, record=state.cur_id)) == 1
+    plain = init_state(model, prime, kernel="torch")
+    assert torch.equal(chunk_run_eagerly(model, prime), plain.generate(17, greedy=True, progress=False))
+    plain = init_state(model, prime, kernel="torch")
+    assert torch.equal(chunk_run_eagerly(model, prime, temperature=0.9),
+                       plain.generate(17, temperature=0.9, progress=False, generator=torch.Generator().manual_seed(5)))
 
 
 def wide_wavenet():

@@ -182,47 +182,45 @@ if triton is not None:   # pragma: no cover - GPU only
             y += tl.load(ident + b * s_ib + r * s_ir + cols, mask=mask, other=0.0).to(tl.float32)
         tl.store(out + b * s_ob + r * s_or + cols, y.to(out.dtype.element_ty), mask=mask)
 
-    @triton.jit(do_not_specialize=["s_lb", "s_nb", "v"])
-    def _sample_kernel(logits, s_lb, noise, s_nb, out, v, HAS_NOISE: tl.constexpr, BLOCK: tl.constexpr,
-                       PDL: tl.constexpr):
-        pdl_enter(PDL)
-        b = tl.program_id(0)
-        cols = tl.arange(0, BLOCK)
-        mask = cols < v
-        x = tl.load(logits + b * s_lb + cols, mask=mask, other=-float("inf")).to(tl.float32)
-        if HAS_NOISE:
-            x += tl.load(noise + b * s_nb + cols, mask=mask, other=0.0).to(tl.float32)
-        tl.store(out + b, tl.argmax(x, axis=0).to(tl.int64))
-
-    @triton.jit(do_not_specialize=["c", "s_ab", "s_ob"])
-    def _input_kernel(table, ids, src, dst, s_ab, out, s_ob, c, K: tl.constexpr, LEAKY: tl.constexpr,
-                      BLOCK: tl.constexpr, PDL: tl.constexpr):
-        """dst[b, m] = src[b, m + 1] + table[ids[b], m] (m < K; src[b, K] is zero); out[b] = act(dst[b, 0])."""
-        pdl_enter(PDL)
-        b = tl.program_id(0)
-        cols = tl.program_id(1) * BLOCK + tl.arange(0, BLOCK)
-        mask = cols < c
-        row = table + tl.load(ids + b) * (K * c)
-        for m in tl.static_range(K):
-            v = (tl.load(row + m * c + cols, mask=mask, other=0.0).to(tl.float32)
-                 + tl.load(src + b * s_ab + (m + 1) * c + cols, mask=mask, other=0.0).to(tl.float32))
-            v = v.to(dst.dtype.element_ty)
-            tl.store(dst + b * s_ab + m * c + cols, v, mask=mask)
-            if m == 0:
-                y = v.to(tl.float32)
-                if LEAKY:
-                    y = tl.where(y > 0, y, 0.01 * y)
-                tl.store(out + b * s_ob + cols, y.to(out.dtype.element_ty), mask=mask)
-
 
 if triton is not None:   # pragma: no cover - GPU only
 
     @triton.jit
-    def _rows_dot(xt, wt, IEEE: tl.constexpr):
-        """xt (BB, BK) @ wt (N, BK)^T on the tensor cores, in float32; IEEE float32 for a float32 state."""
-        if IEEE:
-            return tl.dot(xt, tl.trans(wt), input_precision="ieee")
-        return tl.dot(xt, tl.trans(wt))
+    def _row_weights(w, k, col, c, ks, jmask, KIND: tl.constexpr):
+        """The filter (or only) and the gate rows of W^T (n, k) for output columns ``col``, taps ``ks``; for a
+        layer without a gate the second is the first (not loaded twice)."""
+        m2 = jmask[:, None] & (ks < k)[None, :]
+        wf = tl.load(w + col[:, None] * k + ks[None, :], mask=m2, other=0.0)
+        wg = wf
+        if KIND == 0:
+            wg = tl.load(w + (col + c)[:, None] * k + ks[None, :], mask=m2, other=0.0)
+        return wf, wg
+
+    @triton.jit
+    def _row_products(acc_f, acc_g, x, sx, k, ks, rb, bmask, wf, wg, KIND: tl.constexpr, RELU_X: tl.constexpr,
+                      DOT: tl.constexpr, IEEE: tl.constexpr):
+        """acc += x[rb, ks] . rows: on the tensor cores with DOT, else element-wise in float32."""
+        xt = tl.load(x + rb[:, None] * sx + ks[None, :], mask=bmask[:, None] & (ks < k)[None, :], other=0.0)
+        if RELU_X:
+            xt = tl.maximum(xt, 0.0)
+        if DOT:
+            xt = xt.to(wf.dtype)
+            if IEEE:
+                acc_f += tl.dot(xt, tl.trans(wf), input_precision="ieee")
+            else:
+                acc_f += tl.dot(xt, tl.trans(wf))
+        else:
+            xt = xt.to(tl.float32)
+            acc_f += tl.sum(xt[:, None, :] * wf.to(tl.float32)[None, :, :], axis=2)
+        if KIND == 0:
+            if DOT:
+                if IEEE:
+                    acc_g += tl.dot(xt, tl.trans(wg), input_precision="ieee")
+                else:
+                    acc_g += tl.dot(xt, tl.trans(wg))
+            else:
+                acc_g += tl.sum(xt[:, None, :] * wg.to(tl.float32)[None, :, :], axis=2)
+        return acc_f, acc_g
 
     @triton.jit(do_not_specialize=["sx1", "k1", "sx2", "k2", "c", "batch", "s_ib", "s_ir", "s_ob", "s_or"])
     def _rowdot_kernel(x1, sx1, w1, k1, x2, sx2, w2, k2, bias, ident, out, c, batch, s_ib, s_ir, s_ob, s_or,
@@ -234,8 +232,12 @@ if triton is not None:   # pragma: no cover - GPU only
         columns j of this program and its BB sequences, with the gate's filter and gate columns side by side.
 
         W^T is (n, k) with k contiguous, so every program streams whole rows of it; no partial sums. With DOT the
-        products run on the tensor cores (BB, BK and ROWS * BC at least 16), else element-wise in float32."""
-        pdl_enter(PDL)
+        products run on the tensor cores (BB, BK and ROWS * BC at least 16), else element-wise in float32.
+
+        The weights and the bias do not depend on the kernel before (only x and the identity do). When a part's
+        rows are one tile (NK = 1: every layer of the paper's piano models at batch 1), they are loaded before
+        ``pdl_enter``: launched with programmatic dependent launch, the kernel streams its weights while the one
+        before it still runs, and after the wait only reads x, multiplies and stores."""
         q = 2 if KIND == 0 else 1                               # columns per output: (filter, gate) or one
         t = tl.arange(0, ROWS * BC)
         r = t // BC
@@ -246,35 +248,39 @@ if triton is not None:   # pragma: no cover - GPU only
         bmask = rb < batch
         acc_f = tl.zeros((BB, ROWS * BC), dtype=tl.float32)
         acc_g = tl.zeros((BB, ROWS * BC), dtype=tl.float32)
-        for p in tl.static_range(NPART):
-            if p == 0:
-                x, w, sx, k = x1, w1, sx1, k1
-            else:
-                x, w, sx, k = x2, w2, sx2, k2
-            for it in tl.static_range(NK):                      # unrolled: all loads can be in flight
-                ks = it * BK + tl.arange(0, BK)
-                kmask = ks < k
-                xt = tl.load(x + rb[:, None] * sx + ks[None, :], mask=bmask[:, None] & kmask[None, :], other=0.0)
-                if RELU_X:
-                    xt = tl.maximum(xt, 0.0)
-                m2 = jmask[:, None] & kmask[None, :]
-                wf = tl.load(w + col[:, None] * k + ks[None, :], mask=m2, other=0.0)
-                if DOT:
-                    xt = xt.to(wf.dtype)
-                    acc_f += _rows_dot(xt, wf, IEEE)
-                else:
-                    xt = xt.to(tl.float32)
-                    acc_f += tl.sum(xt[:, None, :] * wf.to(tl.float32)[None, :, :], axis=2)
-                if KIND == 0:
-                    wg = tl.load(w + (col + c)[:, None] * k + ks[None, :], mask=m2, other=0.0)
-                    if DOT:
-                        acc_g += _rows_dot(xt, wg, IEEE)
-                    else:
-                        acc_g += tl.sum(xt[:, None, :] * wg.to(tl.float32)[None, :, :], axis=2)
-        if HAS_BIAS:                                            # one bias for all rows (a transposed layer's two)
-            acc_f += tl.load(bias + j, mask=jmask, other=0.0).to(tl.float32)[None, :]
+        bf = tl.zeros((ROWS * BC,), dtype=tl.float32)          # one bias for all rows (a transposed layer's two)
+        bg = bf
+        if HAS_BIAS:
+            bf = tl.load(bias + j, mask=jmask, other=0.0).to(tl.float32)
             if KIND == 0:
-                acc_g += tl.load(bias + c + j, mask=jmask, other=0.0).to(tl.float32)[None, :]
+                bg = tl.load(bias + c + j, mask=jmask, other=0.0).to(tl.float32)
+        if NK == 1:
+            ks = tl.arange(0, BK)
+            wf1, wg1 = _row_weights(w1, k1, col, c, ks, jmask, KIND)
+            wf2, wg2 = wf1, wg1
+            if NPART == 2:
+                wf2, wg2 = _row_weights(w2, k2, col, c, ks, jmask, KIND)
+            pdl_enter(PDL)
+            acc_f, acc_g = _row_products(acc_f, acc_g, x1, sx1, k1, ks, rb, bmask, wf1, wg1, KIND, RELU_X, DOT,
+                                         IEEE)
+            if NPART == 2:
+                acc_f, acc_g = _row_products(acc_f, acc_g, x2, sx2, k2, ks, rb, bmask, wf2, wg2, KIND, RELU_X, DOT,
+                                             IEEE)
+        else:
+            pdl_enter(PDL)
+            for p in tl.static_range(NPART):
+                if p == 0:
+                    x, w, sx, k = x1, w1, sx1, k1
+                else:
+                    x, w, sx, k = x2, w2, sx2, k2
+                for it in tl.static_range(NK):                  # unrolled: all loads can be in flight
+                    ks = it * BK + tl.arange(0, BK)
+                    wf, wg = _row_weights(w, k, col, c, ks, jmask, KIND)
+                    acc_f, acc_g = _row_products(acc_f, acc_g, x, sx, k, ks, rb, bmask, wf, wg, KIND, RELU_X, DOT,
+                                                 IEEE)
+        if HAS_BIAS:
+            acc_f += bf[None, :]
+            acc_g += bg[None, :]
         y = activation(acc_f, acc_g, KIND)
         m = bmask[:, None] & jmask[None, :]
         if HAS_ID:
@@ -310,23 +316,6 @@ def rowdot_triton(parts, bias: torch.Tensor | None, kind: str, identity: torch.T
         s_ib, s_ir, out.stride(0), out.stride(1), KIND=KINDS[kind], NPART=len(parts), ROWS=rows,
         HAS_BIAS=bias is not None, HAS_ID=identity is not None, RELU_X=relu_x, BB=bb, BC=bc, BK=bk,
         NK=triton.cdiv(k_max, bk), DOT=dot, IEEE=w1.dtype == torch.float32, **pdl_options(out.device))
-
-
-def sample_triton(logits: torch.Tensor, noise: torch.Tensor | None, out: torch.Tensor) -> None:   # pragma: no cover
-    """out = argmax(logits + noise, -1), one program per sequence."""
-    batch, v = logits.shape
-    _sample_kernel[(batch,)](logits, logits.stride(0), noise if noise is not None else logits,
-                             noise.stride(0) if noise is not None else 0, out, v, HAS_NOISE=noise is not None,
-                             BLOCK=triton.next_power_of_2(v), **pdl_options(out.device))
-
-
-def input_triton(table: torch.Tensor, ids: torch.Tensor, src: torch.Tensor, dst: torch.Tensor, out: torch.Tensor,
-                 leaky: bool) -> None:   # pragma: no cover - GPU only
-    batch, k1, c = src.shape
-    assert src.is_contiguous() and dst.is_contiguous() and table.is_contiguous() and out.stride(-1) == 1
-    block = min(256, triton.next_power_of_2(c))
-    _input_kernel[(batch, triton.cdiv(c, block))](table, ids, src, dst, src.stride(0), out, out.stride(0), c,
-                                                   K=k1 - 1, LEAKY=leaky, BLOCK=block, **pdl_options(out.device))
 
 
 def activate_triton(kind: str, pre: torch.Tensor, bias: torch.Tensor | None, identity: torch.Tensor | None,

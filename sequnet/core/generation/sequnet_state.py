@@ -44,7 +44,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from sequnet.core.generation import kernels
+from sequnet.core.generation import step_kernels
 from sequnet.core.generation.state import InferenceState, embedding_matrix, fold_head, save_pass
 from sequnet.core.models.sequnet import SeqUNet
 from sequnet.core.models.sequnet_res import ResSeqUNet
@@ -63,14 +63,19 @@ class _Windows:
         return name
 
     def build(self) -> None:
+        """Every group is a view of one buffer, ``flat``, so that one kernel can shift the windows of every level a
+        step updates (``shift_rows``)."""
         groups = defaultdict(list)
         for name, (level, c) in self.spec.items():
             groups[level, c].append(name)
-        self.groups = {}
-        self.where = {}
+        sizes = {key: 2 * len(names) * self.batch * self.k * key[1] for key, names in groups.items()}
+        self.flat = torch.zeros(sum(sizes.values()), dtype=self.dtype, device=self.device)
+        self.groups, self.offsets, self.where = {}, {}, {}
+        offset = 0
         for (level, c), names in groups.items():
-            t = torch.zeros(2, len(names), self.batch, self.k, c, dtype=self.dtype, device=self.device)
-            self.groups[level, c] = t
+            t = self.flat[offset:offset + sizes[level, c]].view(2, len(names), self.batch, self.k, c)
+            self.groups[level, c], self.offsets[level, c] = t, offset
+            offset += sizes[level, c]
             for i, name in enumerate(names):
                 self.where[name] = (t, i)
 
@@ -96,6 +101,18 @@ class _Windows:
         """Make window ``parity`` of every stream of ``level`` the other window advanced by one sample."""
         return [functools.partial(t[parity, :, :, :-1].copy_, t[1 - parity, :, :, 1:])
                 for (lv, _), t in self.groups.items() if lv == level and self.k > 1]
+
+    def shift_rows(self, level: int, parity: int) -> list[list[int]]:
+        """``shift_ops`` as copies within ``flat``: per group, (source, destination, runs, run length, run stride)
+        in elements. Window p of a group is (streams, batch, k, channels); each (stream, sequence) is a run whose
+        slots 0..k-2 take slots 1..k-1 of the other window."""
+        rows = []
+        for (lv, c), t in self.groups.items():
+            if lv == level and self.k > 1:
+                half, off = t[0].numel(), self.offsets[lv, c]
+                rows.append([off + (1 - parity) * half + c, off + parity * half, t.shape[1] * self.batch,
+                             (self.k - 1) * c, self.k * c])
+        return rows
 
     def fill(self, name: str, x: torch.Tensor) -> None:
         """Put the newest samples of ``x`` (batch, channels, time) into window 0 (zeros where x is short)."""
@@ -324,16 +341,21 @@ class SeqUNetState(InferenceState):
         u = key[0]
         par = self._parities(key)
         ops = []
-        for i in range(u + 1):
-            ops += self.win.shift_ops(i, par[i])
         q = par[0]
         first = self.win.newest(self._first_stream, q)
+        if self.fused:      # the shifts of every updated level and the input layer in one launch
+            rows = [r for i in range(u + 1) for r in self.win.shift_rows(i, par[i])]
+            inputs = None if self.roll else (self._table, self.cur_id, self._acc[1 - q], self._acc[q], first,
+                                             self._input_act == "leaky")
+            if rows or inputs:
+                ops.append(functools.partial(step_kernels.sequnet_start_triton, self.win.flat,
+                                             step_kernels.shift_table(rows, self.device), len(rows), inputs))
+        else:
+            for i in range(u + 1):
+                ops += self.win.shift_ops(i, par[i])
         if self.roll:
             ops.append(functools.partial(first.copy_, self.cur_x))
-        elif self.fused:
-            ops.append(functools.partial(kernels.input_triton, self._table, self.cur_id, self._acc[1 - q],
-                                         self._acc[q], first, self._input_act == "leaky"))
-        else:
+        elif not self.fused:
             ops.append(functools.partial(torch.index_select, self._table, 0, self.cur_id, out=self._gathered))
             ops.append(functools.partial(torch.add, self._acc[1 - q, :, 1:],
                                          self._gathered.view(self.batch, self.k, -1), out=self._acc[q, :, :self.k]))

@@ -14,6 +14,9 @@ programs stream the weights at once (cuBLAS runs a 1 x 900 x 360 product on a fe
   results/bench/generation-kernels-h200.json), about half of them activations: launches, not arithmetic, set the
   time of a step there. Opt-in (``init_state(..., kernel="splitk1")``) until a GPU has timed it beside split-K.
 
+Both kernels load their rows of W (two tiles of ``BK``) before ``pdl_enter``: launched with programmatic
+dependent launch, a program streams its weights, which no kernel writes, while the kernel before it still runs.
+
 The partial sums are written and counted under the CUDA memory model's rules for this pattern (the programs'
 threads meet at a barrier before one of them counts with release semantics at GPU scope; the last program
 acquires and reads the partial sums from L2), and they are added in a fixed order, so the results do not depend
@@ -66,23 +69,23 @@ if triton is not None:   # pragma: no cover - GPU only
         return y
 
     @triton.jit
-    def _product(acc, x, sx, w, n, start, k, cols, cmask, rb, bmask, CHUNK: tl.constexpr, BK: tl.constexpr,
-                 DOT: tl.constexpr, IEEE: tl.constexpr, RELU_X: tl.constexpr):
-        """acc (BB, len(cols)) += x[rb, start:start + CHUNK] @ w[start:start + CHUNK, cols]."""
-        for kk in tl.static_range(0, CHUNK, BK):
-            ks = start + kk + tl.arange(0, BK)
-            kmask = ks < k
-            wt = tl.load(w + ks[:, None] * n + cols[None, :], mask=kmask[:, None] & cmask[None, :], other=0.0)
-            xt = tl.load(x + rb[:, None] * sx + ks[None, :], mask=bmask[:, None] & kmask[None, :], other=0.0)
-            if RELU_X:
-                xt = tl.maximum(xt, 0.0).to(wt.dtype)
-            if DOT:
-                if IEEE:
-                    acc += tl.dot(xt.to(wt.dtype), wt, input_precision="ieee")
-                else:
-                    acc += tl.dot(xt.to(wt.dtype), wt)
+    def _w_tile(w, n, ks, k, cols, cmask):
+        """Rows ``ks`` of W (k, n), columns ``cols``."""
+        return tl.load(w + ks[:, None] * n + cols[None, :], mask=(ks < k)[:, None] & cmask[None, :], other=0.0)
+
+    @triton.jit
+    def _times(acc, x, sx, ks, k, rb, bmask, wt, DOT: tl.constexpr, IEEE: tl.constexpr, RELU_X: tl.constexpr):
+        """acc (BB, len(cols)) += x[rb, ks] @ wt, a tile of :func:`_w_tile`."""
+        xt = tl.load(x + rb[:, None] * sx + ks[None, :], mask=bmask[:, None] & (ks < k)[None, :], other=0.0)
+        if RELU_X:
+            xt = tl.maximum(xt, 0.0).to(wt.dtype)
+        if DOT:
+            if IEEE:
+                acc += tl.dot(xt.to(wt.dtype), wt, input_precision="ieee")
             else:
-                acc += tl.sum(xt.to(tl.float32)[:, :, None] * wt.to(tl.float32)[None, :, :], axis=1)
+                acc += tl.dot(xt.to(wt.dtype), wt)
+        else:
+            acc += tl.sum(xt.to(tl.float32)[:, :, None] * wt.to(tl.float32)[None, :, :], axis=1)
         return acc
 
     @triton.jit(do_not_specialize=["sx1", "k1", "ns1", "sx2", "k2", "n", "sp_s", "sp_b", "batch"])
@@ -90,7 +93,7 @@ if triton is not None:   # pragma: no cover - GPU only
                        CHUNK: tl.constexpr, BK: tl.constexpr, BN: tl.constexpr, BB: tl.constexpr,
                        DOT: tl.constexpr, IEEE: tl.constexpr, RELU_X: tl.constexpr, PDL: tl.constexpr):
         """part[s, b, cols] = x[b, rows] @ w[rows, cols] over the s-th chunk of CHUNK rows of the two parts."""
-        pdl_enter(PDL)
+        tl.static_assert(CHUNK == 2 * BK)
         s = tl.program_id(1)
         cols = tl.program_id(0) * BN + tl.arange(0, BN)
         cmask = cols < n
@@ -99,8 +102,14 @@ if triton is not None:   # pragma: no cover - GPU only
         x, sx, w, k, start = x1, sx1, w1, k1, s * CHUNK
         if s >= ns1:
             x, sx, w, k, start = x2, sx2, w2, k2, (s - ns1) * CHUNK
+        ka = start + tl.arange(0, BK)
+        kb = ka + BK
+        wa = _w_tile(w, n, ka, k, cols, cmask)          # the weights before the wait (see the module docstring)
+        wb = _w_tile(w, n, kb, k, cols, cmask)
+        pdl_enter(PDL)
         acc = tl.zeros((BB, BN), dtype=tl.float32)
-        acc = _product(acc, x, sx, w, n, start, k, cols, cmask, rb, bmask, CHUNK, BK, DOT, IEEE, RELU_X)
+        acc = _times(acc, x, sx, ka, k, rb, bmask, wa, DOT, IEEE, RELU_X)
+        acc = _times(acc, x, sx, kb, k, rb, bmask, wb, DOT, IEEE, RELU_X)
         tl.store(part + s * sp_s + rb[:, None] * sp_b + cols[None, :], acc, mask=bmask[:, None] & cmask[None, :])
 
     @triton.jit(do_not_specialize=["sx1", "k1", "ns1", "sx2", "k2", "n", "sp_s", "sp_b", "c", "batch", "nsplit",
@@ -112,7 +121,7 @@ if triton is not None:   # pragma: no cover - GPU only
                            PDL: tl.constexpr):
         """out[b, r, j] = act(x[b] @ W[:, col(r, j)] + bias) (+ identity) for the BJ outputs j of block
         program_id(0) (row r of a transposed layer's two), in one launch: see the module docstring."""
-        pdl_enter(PDL)
+        tl.static_assert(CHUNK == 2 * BK)
         blk = tl.program_id(0)
         s = tl.program_id(1)
         nj = tl.cdiv(c, BJ)
@@ -128,11 +137,22 @@ if triton is not None:   # pragma: no cover - GPU only
         x, sx, w, k, start = x1, sx1, w1, k1, s * CHUNK
         if s >= ns1:
             x, sx, w, k, start = x2, sx2, w2, k2, (s - ns1) * CHUNK
-        acc_f = _product(acc_f, x, sx, w, n, start, k, fcol, jmask, rb, bmask, CHUNK, BK, DOT, IEEE, RELU_X)
+        ka = start + tl.arange(0, BK)
+        kb = ka + BK
+        wfa = _w_tile(w, n, ka, k, fcol, jmask)         # the weights before the wait (see the module docstring)
+        wfb = _w_tile(w, n, kb, k, fcol, jmask)
+        wga, wgb = wfa, wfb
+        if KIND == 0:
+            wga = _w_tile(w, n, ka, k, fcol + c, jmask)
+            wgb = _w_tile(w, n, kb, k, fcol + c, jmask)
+        pdl_enter(PDL)
+        acc_f = _times(acc_f, x, sx, ka, k, rb, bmask, wfa, DOT, IEEE, RELU_X)
+        acc_f = _times(acc_f, x, sx, kb, k, rb, bmask, wfb, DOT, IEEE, RELU_X)
         pp = part + s * sp_s + rb[:, None] * sp_b
         tl.store(pp + fcol[None, :], acc_f, mask=m)
         if KIND == 0:
-            acc_g = _product(acc_g, x, sx, w, n, start, k, fcol + c, jmask, rb, bmask, CHUNK, BK, DOT, IEEE, RELU_X)
+            acc_g = _times(acc_g, x, sx, ka, k, rb, bmask, wga, DOT, IEEE, RELU_X)
+            acc_g = _times(acc_g, x, sx, kb, k, rb, bmask, wgb, DOT, IEEE, RELU_X)
             tl.store(pp + (fcol + c)[None, :], acc_g, mask=m)
         tl.debug_barrier()             # all of this program's partial sums are written before it counts itself in
         arrived = tl.atomic_add(count + blk, 1, sem="acq_rel", scope="gpu")

@@ -15,7 +15,7 @@ from collections.abc import Callable, Hashable
 import torch
 import torch.nn as nn
 
-from sequnet.core.generation import kernels, splitk
+from sequnet.core.generation import kernels, splitk, step_kernels
 from sequnet.core.models.layers import OneHotModel, TokenModel
 
 Op = Callable[[], object]
@@ -123,10 +123,12 @@ class InferenceState:
         return self.layer_updates / max(self.steps, 1)
 
     def ops_per_step(self) -> float:
-        """Operations (each one kernel on a GPU) a sampled step runs, averaged over one period of update patterns:
-        at batch 1 a step's time is about this count times the cost of one small kernel in a graph."""
+        """Operations (each one kernel on a GPU) a sampled step of a multi-step graph runs (sampling included, and
+        the copy of the sample into the graph's record where sampling does not write it), averaged over one period
+        of update patterns: at batch 1 a step's time is about this count times the cost of one small kernel."""
         keys = self._keys_ahead(self.period)
-        return sum(len(self.ops(key)) for key in keys) / len(keys) + len(self._sample_ops(False))
+        return (sum(len(self.ops(key)) for key in keys) / len(keys)
+                + len(self._sample_ops(False, record=self.cur_id)))     # the record only counted here, never run
 
     # -- stepping ----------------------------------------------------------------------------------------------
     def ops(self, key: Hashable) -> list[Op]:
@@ -150,15 +152,20 @@ class InferenceState:
         self._pending = False
         return self.logits.clone()
 
-    def _sample_ops(self, greedy: bool, noise: torch.Tensor | None = None) -> list[Op]:
-        """Sample ``cur_id`` from ``logits`` plus ``noise`` (default: the state's noise tensor)."""
+    def _sample_ops(self, greedy: bool, noise: torch.Tensor | None = None,
+                    record: torch.Tensor | None = None) -> list[Op]:
+        """Sample ``cur_id`` from ``logits`` plus ``noise`` (default: the state's noise tensor), and copy it into
+        ``record`` (batch,) when given."""
         noise = self._noise if noise is None else noise
         if self.fused and self.classes <= 1 << 15:
-            return [functools.partial(kernels.sample_triton, self.logits, None if greedy else noise, self.cur_id)]
+            return [functools.partial(step_kernels.sample_triton, self.logits, None if greedy else noise,
+                                      self.cur_id, record)]
         if greedy:
-            return [functools.partial(torch.argmax, self.logits, -1, out=self.cur_id)]
-        return [functools.partial(torch.add, self.logits, noise, out=self._noisy),
-                functools.partial(torch.argmax, self._noisy, -1, out=self.cur_id)]
+            ops = [functools.partial(torch.argmax, self.logits, -1, out=self.cur_id)]
+        else:
+            ops = [functools.partial(torch.add, self.logits, noise, out=self._noisy),
+                   functools.partial(torch.argmax, self._noisy, -1, out=self.cur_id)]
+        return ops + ([functools.partial(record.copy_, self.cur_id)] if record is not None else [])
 
     def _keys_ahead(self, m: int) -> tuple[Hashable, ...]:
         """The update patterns of the next ``m`` steps (``_next_key`` reads only the step counter)."""
@@ -176,8 +183,7 @@ class InferenceState:
         the chunk's noise and writes it to its column of ``_chunk_ids``."""
         ops = []
         for j, key in enumerate(keys):
-            ops += self.ops(key) + self._sample_ops(greedy, self._chunk_noise[j])
-            ops.append(functools.partial(self._chunk_ids[:, j].copy_, self.cur_id))
+            ops += self.ops(key) + self._sample_ops(greedy, self._chunk_noise[j], self._chunk_ids[:, j])
         return ops
 
     @torch.no_grad()

@@ -9,8 +9,10 @@ never copies a window.
 A step reads every layer's x_{t-d} from the ring in one gather at its start (none of them is written during the
 step), runs each layer as one fused product with two input parts (x_{t-d} W_0 + x_t W_1, the gate; then the
 residual 1x1 with x_t as identity, into the next layer's input), and writes every layer's x_t into the ring in
-one scatter at its end. Per layer that is two operations, where a gather and a write per layer made four: at
-batch 1 a WaveNet step is 52 layers of a few microseconds each, and the count of operations is its cost. The
+one scatter at its end (on the Triton paths the start, with the clock's ring rows and x_0, is one launch, and
+so is the end, with the clock advanced: ``step_kernels``). Per layer that is two operations, where a gather and
+a write per layer made four: at batch 1 a WaveNet step is 52 layers of a few microseconds each, and the count of
+operations is its cost. The
 skip 1x1 convolutions of all layers are one matrix product at the end: the gated outputs z_j are kept side by
 side, each with a constant 1 appended so the skip and residual biases ride along in the products.
 
@@ -24,7 +26,7 @@ import functools
 import torch
 import torch.nn as nn
 
-from sequnet.core.generation import wavenet_chain
+from sequnet.core.generation import step_kernels, wavenet_chain
 from sequnet.core.generation.state import InferenceState, embedding_matrix, fold_head, save_pass
 from sequnet.core.models.wavenet import WaveNet
 
@@ -114,26 +116,34 @@ class WaveNetState(InferenceState):
     def _build_ops(self, key):
         B, n = self.batch, len(self.dilations)
         p = functools.partial
-        ops = [p(torch.add, self._offsets, self._clock, out=self._rows),
-               p(torch.remainder, self._rows, self._period, out=self._rows),
-               p(self._rows.add_, self._base),
-               p(self._clock.add_, 1)]
+        if self.fused and self.kernel != "chain":   # the ring rows, the reads of x_{t-d} and x_0 in one launch
+            ops = [p(step_kernels.wavenet_start_triton, self._ring, self._old, self._rows, self._clock,
+                     self._period[0], self._base[0], self._table, self.cur_id, self._x[0])]
+        else:
+            ops = [p(torch.add, self._offsets, self._clock, out=self._rows),
+                   p(torch.remainder, self._rows, self._period, out=self._rows),
+                   p(self._rows.add_, self._base),
+                   p(self._clock.add_, 1)]
         if self.kernel == "chain":
             ops.append(p(wavenet_chain.chain_triton, self._ring, self._rows[0], self._table, self.cur_id,
                          self._chain, self._x, self._z))
         else:
-            ops += self._layer_ops(B, n)
-        ops.append(p(self._ring.index_copy_, 0, self._rows[1], self._x))
+            if not self.fused:
+                ops += [p(torch.index_select, self._ring, 0, self._rows[0], out=self._old),
+                        p(torch.index_select, self._table, 0, self.cur_id, out=self._x[0])]
+            ops += self._layer_ops(n)
+        if self.fused and self.kernel != "chain":   # x_t into the ring, and the clock advanced, in one launch
+            ops.append(p(step_kernels.wavenet_end_triton, self._ring, self._x, self._rows, self._clock))
+        else:
+            ops.append(p(self._ring.index_copy_, 0, self._rows[1], self._x))
         ops += self._linear("skip", [(self._z.view(B, -1), self._skip_w)], None, "relu", self._skip.unsqueeze(1))
         ops += self._linear("end1", [(self._skip, self._end1_w)], self._end1_b, "relu", self._h.unsqueeze(1))
         ops += self._linear("head", [(self._h, self._head_w)], self._head_b, "none", self.logits.unsqueeze(1))
         return ops, n
 
-    def _layer_ops(self, B: int, n: int):
+    def _layer_ops(self, n: int):
         """The dilated layers one product and one activation at a time (every kernel but "chain")."""
-        p = functools.partial
-        ops = [p(torch.index_select, self._ring, 0, self._rows[0], out=self._old),
-               p(torch.index_select, self._table, 0, self.cur_id, out=self._x[0])]
+        ops = []
         for j, (w_old, w_now) in enumerate(self._dil_w):
             ops += self._linear("dilated", [(self._old[j], w_old), (self._x[j], w_now)], self._dil_b[j], "gate",
                                 self._z[:, j:j + 1, :-1])
