@@ -15,7 +15,8 @@
 #         a step's bookkeeping is Triton launches (sequnet/core/generation/step_kernels.py: 13 kernels a Seq-U-Net
 #         step at batch 1, from 16) and every product loads its weights before it waits under PDL. Then the
 #         Seq-U-Net's piano step compiled as the trainer runs it since 2c6b757 (the Triton lookup on), bf16 and
-#         TF32, the first profiled (OUT/piano-step-compiled-lookup-h200.json and its .profile.txt; compiling takes about 70 s; WaveNet's, 109.8 ms, is in piano-step-lookup-h200.json).
+#         TF32, the first profiled (OUT/piano-step-compiled-lookup-h200.json and its .profile.txt; compiling
+#         takes about 70 s; WaveNet's, 109.8 ms, is in piano-step-lookup-h200.json).
 # CALL=3  the language and music pairs' breakdown with its sweep of batch and window (OUT/breakdown-h200.json;
 #         26 s at 696871a), then the Seq-U-Net's step in Inductor's max-autotune mode, which compiles for
 #         minutes (OUT/piano-step-autotune-h200.json), if the call has time left.
