@@ -16,6 +16,8 @@ teacher-forced steps fed the same ids.
         --out results/bench/generation-wavenet-chain-h200.json   # WaveNet's layers in one launch against the rule
     python benchmarks/generation.py --batches 1 64 --pdl off on --modes graphs --out results/bench/generation-pdl.json
         # each kernel launched plainly and with programmatic dependent launch, side by side
+    python benchmarks/generation.py --batches 1 64 --step-kernels on off --modes graphs --dtypes bfloat16 \
+        --out results/bench/generation-step-kernels.json   # a step's bookkeeping in Triton launches or torch ops
 
 The official code generated 327 samples/s (Seq-U-Net) and 87 samples/s (WaveNet) at batch 1 on an H200.
 """
@@ -100,7 +102,7 @@ def speed(model, arch: str, device, batch: int, dtype, modes, steps: dict, warmu
                      "levels_per_step": state.mean_levels_per_step, "layers_per_step": state.mean_layers_per_step,
                      "kernel": state.kernel, "fused_activation": state.fused, "splitk_gemv": state.gemv,
                      "rowdot": state.rowdot, "ops_per_step": ops, "us_per_op": t / n * 1e6 / ops,
-                     "pdl": pdl_options(device)["PDL"],
+                     "pdl": pdl_options(device)["PDL"], "step_kernels": state.step_fused,
                      "chunk": state.CHUNK if mode == "graphs" else None})
         r = rows[-1]
         print(f"{arch:8s} batch {batch:3d} {r['dtype']:9s} {mode:11s} {state.kernel:6s}: "
@@ -128,25 +130,30 @@ def accuracy(model, arch: str, device, dtype, steps: int, batch: int = 4) -> dic
             "argmax_agreement": agree / steps, "last_step_total_variation": prob / 2}
 
 
+_SAME = ("batch", "dtype", "mode", "kernel", "pdl", "step_kernels")     # what a ratio's two rows share
+
+
 def run(device, archs, batches, dtypes, modes, steps, warmup, repeats, acc_steps, tiny,
         chunk: int = InferenceState.CHUNK, kernel_names: tuple[str, ...] = ("auto",),
-        pdl: tuple[str, ...] = ("off",)) -> dict:
+        pdl: tuple[str, ...] = ("off",), step_kernels: tuple[str, ...] = ("on",)) -> dict:
     torch.manual_seed(0)
     models = {a: build(a, tiny).to(device).eval() for a in archs}
     rows, acc = [], []
-    before = os.environ.get("SEQUNET_PDL")
+    before = {v: os.environ.get(v) for v in ("SEQUNET_PDL", "SEQUNET_STEP_KERNELS")}
     for dtype in dtypes:
         for batch in batches:
             for arch in archs:
                 done = set()
-                for kernel, launch in itertools.product(kernel_names, pdl):
+                for kernel, launch, steps_on in itertools.product(kernel_names, pdl, step_kernels):
                     try:
                         name = (kernel if kernel == "chain" and arch == "wavenet"      # WaveNet's one-launch layers
                                 else kernels.resolved_kernel(kernel, device, dtype, batch))
-                        if (name, launch) in done or (name in ("chain", "torch") and launch == "on"):
-                            continue          # "auto" is one of the pinned kernels; no PDL in these two
-                        done.add((name, launch))
+                        if ((name, launch, steps_on) in done or (name in ("chain", "torch") and launch == "on")
+                                or (name == "torch" and steps_on == "off" and "on" in step_kernels)):
+                            continue          # "auto" is one of the pinned kernels; no PDL or step kernels in torch
+                        done.add((name, launch, steps_on))
                         os.environ["SEQUNET_PDL"] = "1" if launch == "on" else "0"     # read at each launch
+                        os.environ["SEQUNET_STEP_KERNELS"] = "1" if steps_on == "on" else "0"   # read by the state
                         if launch == "on" and not pdl_options(device)["PDL"]:
                             raise ValueError("programmatic dependent launch needs a Hopper or newer CUDA GPU")
                         rows += speed(models[arch], arch, device, batch, dtype, modes, steps, warmup, repeats,
@@ -154,9 +161,10 @@ def run(device, archs, batches, dtypes, modes, steps, warmup, repeats, acc_steps
                     except (ValueError, *TOO_BIG) as err:   # not for this batch/GPU
                         print(f"{arch:8s} batch {batch:3d} {kernel}: skipped ({err})", flush=True)
                     finally:
-                        os.environ.pop("SEQUNET_PDL", None)
-                        if before is not None:
-                            os.environ["SEQUNET_PDL"] = before
+                        for v, value in before.items():
+                            os.environ.pop(v, None)
+                            if value is not None:
+                                os.environ[v] = value
         if dtype != torch.float32 and acc_steps:
             for arch in archs:
                 acc.append(accuracy(models[arch], arch, device, dtype, acc_steps))
@@ -168,9 +176,9 @@ def run(device, archs, batches, dtypes, modes, steps, warmup, repeats, acc_steps
     for r in rows:
         if r["model"] == "sequnet":
             w = [x for x in rows if x["model"] == "wavenet"
-                 and all(x[k] == r[k] for k in ("batch", "dtype", "mode", "kernel", "pdl"))]
+                 and all(x[k] == r[k] for k in _SAME)]
             if w:
-                ratios.append({k: r[k] for k in ("batch", "dtype", "mode", "kernel", "pdl")}
+                ratios.append({k: r[k] for k in _SAME}
                               | {"sequnet_over_wavenet": r["samples_per_s"] / w[0]["samples_per_s"]})
     return {"rows": rows, "accuracy": acc, "ratios": ratios,
             "params": {a: sequnet.count_parameters(m) for a, m in models.items()}}
@@ -179,11 +187,10 @@ def run(device, archs, batches, dtypes, modes, steps, warmup, repeats, acc_steps
 def table(result: dict) -> str:
     lines = ["| model | batch | dtype | mode | kernel | samples/s | us/step | ops/step | us/op | "
              "x official (batch 1) | Seq-U-Net / WaveNet |", "|---|---:|---|---|---|---:|---:|---:|---:|---:|---:|"]
-    keys = ("batch", "dtype", "mode", "kernel", "pdl")
-    ratio = {tuple(r[k] for k in keys): r["sequnet_over_wavenet"] for r in result["ratios"]}
+    ratio = {tuple(r[k] for k in _SAME): r["sequnet_over_wavenet"] for r in result["ratios"]}
     for r in result["rows"]:
         off = (f"{r['samples_per_s'] / OFFICIAL_BATCH1[r['model']]:.0f}" if r["batch"] == 1 else "")
-        rat = ratio.get(tuple(r[k] for k in keys)) if r["model"] == "sequnet" else None
+        rat = ratio.get(tuple(r[k] for k in _SAME)) if r["model"] == "sequnet" else None
         lines.append(f"| {r['model']} | {r['batch']} | {r['dtype']} | {r['mode']} | {kernel_name(r)} | "
                      f"{r['samples_per_s']:,.0f} | "
                      f"{r['step_us']:.1f} | {r['ops_per_step']:.1f} | {r['us_per_op']:.2f} | {off} | "
@@ -223,6 +230,10 @@ def main(argv=None) -> int:
     ap.add_argument("--pdl", nargs="+", default=["off"], choices=["off", "on"],
                     help="programmatic dependent launch of the generation kernels (SEQUNET_PDL), off, on or both "
                          "side by side; on needs a Hopper or newer GPU, elsewhere it runs as off")
+    ap.add_argument("--step-kernels", nargs="+", default=["on"], choices=["on", "off"],
+                    help="a step's bookkeeping (window shifts, ring rows, the record of samples) in Triton launches "
+                         "(on, the default) or in torch operations (off: SEQUNET_STEP_KERNELS=0), or both side by "
+                         "side; Triton paths only")
     ap.add_argument("--out", type=Path, help="write the JSON here")
     args = ap.parse_args(argv)
     device = torch.device(args.device)
@@ -237,7 +248,7 @@ def main(argv=None) -> int:
     dtypes = [DTYPES[d] for d in (args.dtypes or ["float32", "bfloat16", "float16"])]
     modes = args.modes or (["eager", "graphs-step", "graphs"] if cuda else ["eager"])
     result = run(device, args.models, batches, dtypes, modes, steps, warmup, repeats, acc_steps, args.tiny,
-                 args.chunk, tuple(args.kernels), tuple(args.pdl))
+                 args.chunk, tuple(args.kernels), tuple(args.pdl), tuple(args.step_kernels))
     print(table(result))
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -247,7 +258,8 @@ def main(argv=None) -> int:
                 "config": {"models": "tiny" if args.tiny else {a: f"paper_model('piano_audio', '{a}')"
                                                                for a in args.models},
                            "params": result["params"], "batches": batches, "dtypes": [str(d) for d in dtypes],
-                           "modes": modes, "kernels": args.kernels, "pdl": args.pdl, "chunk": args.chunk,
+                           "modes": modes, "kernels": args.kernels, "pdl": args.pdl,
+                           "step_kernels": args.step_kernels, "chunk": args.chunk,
                            "steps": steps,
                            "warmup": warmup, "repeats": repeats,
                            "accuracy_steps": acc_steps, "temperature": 0.95, "quick": args.quick,

@@ -89,26 +89,36 @@ def test_every_kernel_state_agrees_and_greedy_is_exact(triton_on_cpu, make, batc
     assert checked >= n
 
 
+@pytest.mark.parametrize("step_kernels", ["1", "0"], ids=["step-kernels", "torch-bookkeeping"])
 @pytest.mark.parametrize("batch", [1, 3])
 @pytest.mark.parametrize("make", [lambda: residual(4, 5, 2, classes=256, features=16),
                                   lambda: wavenet(classes=256)], ids=["sequnet", "wavenet"])
-def test_triton_steps_are_layers_and_one_launch_each_for_start_end_and_sampling(triton_on_cpu, make, batch):
+def test_triton_steps_are_layers_and_one_launch_each_for_start_end_and_sampling(triton_on_cpu, monkeypatch, make,
+                                                                                batch, step_kernels):
     """On the Triton path a step's bookkeeping is one launch at its start (a Seq-U-Net's window shifts and input
     layer; WaveNet's ring rows and reads), one at WaveNet's end (the ring write) and the sampling, which also
     records the id in a multi-step graph: run eagerly, those operations give what the torch path's generation
-    gives step by step, greedy and sampled."""
+    gives step by step, greedy and sampled. With SEQUNET_STEP_KERNELS=0 the bookkeeping is torch operations
+    again (the Seq-U-Net's input layer still one launch), with the same results."""
+    monkeypatch.setenv("SEQUNET_STEP_KERNELS", step_kernels)
     torch.manual_seed(batch)
     model = make().eval()
     prime = torch.randint(0, 256, (batch, minimal_window(model)))
     state = init_state(model, prime)
     assert state.kernel == ("rowdot" if batch <= kernels.ROWDOT_MAX_BATCH else "splitk")
-    ends = 1 if isinstance(model.body, WaveNet) else 0
+    assert state.step_fused == (step_kernels == "1")
+    wave = isinstance(model.body, WaveNet)
     for key in state.keys():
         ops = state.ops(key)
         products = [op for op in ops if op.func is kernels.rowdot_triton]
-        assert len(ops) == 1 + len(products) + ends
-        assert ops[0].func.__module__ == "sequnet.core.generation.step_kernels"
-    assert len(state._sample_ops(False, record=state.cur_id)) == 1
+        if state.step_fused:
+            assert len(ops) == 1 + len(products) + wave
+            assert ops[0].func.__module__ == "sequnet.core.generation.step_kernels"
+        else:       # WaveNet: clock and rows (4), two gathers, the ring write; Seq-U-Net: the shifts, the input
+            shifts = 0 if wave else sum(len(state.win.shift_ops(i, p))
+                                        for i, p in enumerate(state._parities(key)[:key[0] + 1]))
+            assert len(ops) == len(products) + (7 if wave else shifts + 1)
+    assert len(state._sample_ops(False, record=state.cur_id)) == 2 - state.step_fused
     plain = init_state(model, prime, kernel="torch")
     assert torch.equal(chunk_run_eagerly(model, prime), plain.generate(17, greedy=True, progress=False))
     plain = init_state(model, prime, kernel="torch")

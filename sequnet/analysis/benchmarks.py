@@ -252,8 +252,11 @@ def generation_markdown(path: Path, bench: dict) -> str:
 
 def kernel_name(row: dict) -> str:
     """A generation row's per-layer kernel, "+pdl" where its kernels were launched with programmatic dependent
-    launch (``benchmarks/generation.py --pdl``)."""
-    return row.get("kernel", "–") + ("+pdl" if row.get("pdl") else "")
+    launch (``benchmarks/generation.py --pdl``), and ", torch bookkeeping" where a Triton path's step kept its
+    window shifts and ring rows in torch operations (``--step-kernels off``; rows from before the step kernels
+    carry no mark)."""
+    return (row.get("kernel", "–") + ("+pdl" if row.get("pdl") else "")
+            + (", torch bookkeeping" if row.get("step_kernels") is False and row.get("fused_activation") else ""))
 
 
 def plot_generation(bench: dict):

@@ -2,7 +2,8 @@
 
 The kernels compute in float32, so float64 tensors always take the torch paths. ``SEQUNET_TRITON=0`` turns
 Triton off everywhere (for comparisons); ``SEQUNET_PDL=1`` launches the generation kernels with programmatic
-dependent launch (:func:`pdl_options`)."""
+dependent launch (:func:`pdl_options`); ``SEQUNET_STEP_KERNELS=0`` keeps a generation step's bookkeeping in torch
+operations (:func:`use_step_kernels`)."""
 from __future__ import annotations
 
 import os
@@ -20,6 +21,13 @@ def use_triton(device: torch.device, dtype: torch.dtype) -> bool:
     """Triton computes in float32, so float64 tensors keep the exact torch path."""
     return (triton is not None and os.environ.get("SEQUNET_TRITON", "1") != "0" and device.type == "cuda"
             and dtype in (torch.float32, torch.bfloat16, torch.float16))
+
+
+def use_step_kernels() -> bool:
+    """Whether a generation state on a Triton path runs its step's bookkeeping (window shifts, ring rows,
+    sampling's record) as the Triton launches of ``sequnet.core.generation.step_kernels`` (default) or as the
+    torch operations they replaced: ``SEQUNET_STEP_KERNELS=0``, read when a state is built, for comparisons."""
+    return os.environ.get("SEQUNET_STEP_KERNELS", "1") != "0"
 
 
 def pdl_options(device: torch.device) -> dict:

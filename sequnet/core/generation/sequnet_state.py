@@ -343,16 +343,17 @@ class SeqUNetState(InferenceState):
         ops = []
         q = par[0]
         first = self.win.newest(self._first_stream, q)
-        if self.fused:      # the shifts of every updated level and the input layer in one launch
-            rows = [r for i in range(u + 1) for r in self.win.shift_rows(i, par[i])]
-            inputs = None if self.roll else (self._table, self.cur_id, self._acc[1 - q], self._acc[q], first,
-                                             self._input_act == "leaky")
-            if rows or inputs:
-                ops.append(functools.partial(step_kernels.sequnet_start_triton, self.win.flat,
-                                             step_kernels.shift_table(rows, self.device), len(rows), inputs))
-        else:
+        # Triton: the shifts of every updated level and the input layer in one launch (with
+        # SEQUNET_STEP_KERNELS=0 the shifts are torch copies, and the launch does the input layer only)
+        rows = [r for i in range(u + 1) for r in self.win.shift_rows(i, par[i])] if self.step_fused else []
+        if not self.step_fused:
             for i in range(u + 1):
                 ops += self.win.shift_ops(i, par[i])
+        inputs = None if self.roll or not self.fused else (self._table, self.cur_id, self._acc[1 - q],
+                                                           self._acc[q], first, self._input_act == "leaky")
+        if rows or inputs:
+            ops.append(functools.partial(step_kernels.sequnet_start_triton, self.win.flat,
+                                         step_kernels.shift_table(rows, self.device), len(rows), inputs))
         if self.roll:
             ops.append(functools.partial(first.copy_, self.cur_x))
         elif not self.fused:

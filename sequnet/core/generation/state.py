@@ -17,6 +17,7 @@ import torch.nn as nn
 
 from sequnet.core.generation import kernels, splitk, step_kernels
 from sequnet.core.models.layers import OneHotModel, TokenModel
+from sequnet.core.triton_guard import use_step_kernels
 
 Op = Callable[[], object]
 
@@ -45,6 +46,8 @@ class InferenceState:
         self.kernel = kernels.resolved_kernel(kernel, self.device, self.dtype, batch)
         self.fused, self.gemv, self.rowdot, self.one_launch = kernels.KERNELS[self.kernel]
         self._act = kernels.activate_triton if self.fused else kernels.activate_torch
+        # the step's bookkeeping in Triton launches (step_kernels), unless SEQUNET_STEP_KERNELS=0
+        self.step_fused = self.fused and use_step_kernels()
         self._pre: dict[Hashable, torch.Tensor] = {}
         self._plans: dict[Hashable, tuple[list[Op], int]] = {}
         self._graphs: dict[bool, dict[Hashable, torch.cuda.CUDAGraph]] = {}
@@ -158,8 +161,10 @@ class InferenceState:
         ``record`` (batch,) when given."""
         noise = self._noise if noise is None else noise
         if self.fused and self.classes <= 1 << 15:
-            return [functools.partial(step_kernels.sample_triton, self.logits, None if greedy else noise,
-                                      self.cur_id, record)]
+            sample = [functools.partial(step_kernels.sample_triton, self.logits, None if greedy else noise,
+                                        self.cur_id, record if self.step_fused else None)]
+            return sample + ([functools.partial(record.copy_, self.cur_id)]
+                             if record is not None and not self.step_fused else [])
         if greedy:
             ops = [functools.partial(torch.argmax, self.logits, -1, out=self.cur_id)]
         else:

@@ -116,7 +116,7 @@ class WaveNetState(InferenceState):
     def _build_ops(self, key):
         B, n = self.batch, len(self.dilations)
         p = functools.partial
-        if self.fused and self.kernel != "chain":   # the ring rows, the reads of x_{t-d} and x_0 in one launch
+        if self.step_fused and self.kernel != "chain":   # the ring rows, the reads of x_{t-d} and x_0 in one launch
             ops = [p(step_kernels.wavenet_start_triton, self._ring, self._old, self._rows, self._clock,
                      self._period[0], self._base[0], self._table, self.cur_id, self._x[0])]
         else:
@@ -128,11 +128,11 @@ class WaveNetState(InferenceState):
             ops.append(p(wavenet_chain.chain_triton, self._ring, self._rows[0], self._table, self.cur_id,
                          self._chain, self._x, self._z))
         else:
-            if not self.fused:
+            if not self.step_fused:
                 ops += [p(torch.index_select, self._ring, 0, self._rows[0], out=self._old),
                         p(torch.index_select, self._table, 0, self.cur_id, out=self._x[0])]
             ops += self._layer_ops(n)
-        if self.fused and self.kernel != "chain":   # x_t into the ring, and the clock advanced, in one launch
+        if self.step_fused and self.kernel != "chain":   # x_t into the ring, and the clock advanced, in one launch
             ops.append(p(step_kernels.wavenet_end_triton, self._ring, self._x, self._rows, self._clock))
         else:
             ops.append(p(self._ring.index_copy_, 0, self._rows[1], self._x))
