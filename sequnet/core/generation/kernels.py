@@ -186,6 +186,16 @@ if triton is not None:   # pragma: no cover - GPU only
 if triton is not None:   # pragma: no cover - GPU only
 
     @triton.jit
+    def _rows_times(xt, wt, DOT: tl.constexpr, IEEE: tl.constexpr):
+        """xt (BB, BK) @ wt (N, BK)^T in float32: on the tensor cores with DOT (IEEE float32 for a float32 state),
+        else element-wise (xt already float32)."""
+        if DOT:
+            if IEEE:
+                return tl.dot(xt, tl.trans(wt), input_precision="ieee")
+            return tl.dot(xt, tl.trans(wt))
+        return tl.sum(xt[:, None, :] * wt.to(tl.float32)[None, :, :], axis=2)
+
+    @triton.jit
     def _row_weights(w, k, col, c, ks, jmask, KIND: tl.constexpr):
         """The filter (or only) and the gate rows of W^T (n, k) for output columns ``col``, taps ``ks``; for a
         layer without a gate the second is the first (not loaded twice)."""
@@ -205,21 +215,11 @@ if triton is not None:   # pragma: no cover - GPU only
             xt = tl.maximum(xt, 0.0)
         if DOT:
             xt = xt.to(wf.dtype)
-            if IEEE:
-                acc_f += tl.dot(xt, tl.trans(wf), input_precision="ieee")
-            else:
-                acc_f += tl.dot(xt, tl.trans(wf))
         else:
             xt = xt.to(tl.float32)
-            acc_f += tl.sum(xt[:, None, :] * wf.to(tl.float32)[None, :, :], axis=2)
+        acc_f += _rows_times(xt, wf, DOT, IEEE)
         if KIND == 0:
-            if DOT:
-                if IEEE:
-                    acc_g += tl.dot(xt, tl.trans(wg), input_precision="ieee")
-                else:
-                    acc_g += tl.dot(xt, tl.trans(wg))
-            else:
-                acc_g += tl.sum(xt[:, None, :] * wg.to(tl.float32)[None, :, :], axis=2)
+            acc_g += _rows_times(xt, wg, DOT, IEEE)
         return acc_f, acc_g
 
     @triton.jit(do_not_specialize=["sx1", "k1", "sx2", "k2", "c", "batch", "s_ib", "s_ir", "s_ob", "s_or"])

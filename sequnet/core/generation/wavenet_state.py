@@ -12,9 +12,9 @@ residual 1x1 with x_t as identity, into the next layer's input), and writes ever
 one scatter at its end (on the Triton paths the start, with the clock's ring rows and x_0, is one launch, and
 so is the end, with the clock advanced: ``step_kernels``). Per layer that is two operations, where a gather and
 a write per layer made four: at batch 1 a WaveNet step is 52 layers of a few microseconds each, and the count of
-operations is its cost. The
-skip 1x1 convolutions of all layers are one matrix product at the end: the gated outputs z_j are kept side by
-side, each with a constant 1 appended so the skip and residual biases ride along in the products.
+operations is its cost. The skip 1x1 convolutions of all layers are one matrix product at the end: the gated
+outputs z_j are kept side by side, each with a constant 1 appended so the skip and residual biases ride along in
+the products.
 
 ``kernel="chain"`` runs all the dilated layers of a step in one Triton launch instead (``wavenet_chain``); the
 skip, end and head products then take the batch rule's kernels.
