@@ -17,11 +17,13 @@
 #         Seq-U-Net's piano step compiled as the trainer runs it since 2c6b757 (the Triton lookup on), bf16 and
 #         TF32, the first profiled (OUT/piano-step-compiled-lookup-h200.json and its .profile.txt; compiling
 #         takes about 70 s; WaveNet's, 109.8 ms, is in piano-step-lookup-h200.json).
-# CALL=3  the language and music pairs' breakdown with its sweep of batch and window (OUT/breakdown-h200.json;
-#         26 s at 696871a); the step kernels against the torch bookkeeping they replaced, in one run (batches 1
-#         and 64, bf16, the batch rule's kernels, PDL off and on: OUT/generation-step-kernels-h200.json); then
+# CALL=3  the step kernels against the torch bookkeeping they replaced, in one run (batches 1 and 64, bf16, the
+#         batch rule's kernels, PDL off and on: OUT/generation-step-kernels-h200.json); call 2's compiled piano
+#         steps with cuDNN's autotuner on (OUT/piano-step-cudnn-benchmark-h200.json: the trainer leaves it off for
+#         audio since an H100 measurement in which it sped nothing up, before bf16, padding and compiling); then
 #         the Seq-U-Net's step in Inductor's max-autotune mode, which compiles for minutes
-#         (OUT/piano-step-autotune-h200.json), if the call has time left.
+#         (OUT/piano-step-autotune-h200.json), if the call has time left. (The breakdown and its sweep ran at
+#         2026-12-04: results/bench/breakdown-h200.json; benchmarks/breakdown.py, 26 s.)
 # At ffb9265 (2026-12-04) call 2 compared the per-layer kernels (rowdot, split-K, WaveNet's chain) and the lookup
 # uncompiled (results/bench/generation-kernels-h200.json and piano-step-lookup-h200.json; that commit's script).
 # Each step is bounded so that the call ends within CALL_S (default 570) with what it has; the tool kills a call at
@@ -73,13 +75,15 @@ case ${CALL:-1} in
             --out "$out/piano-step-compiled-lookup-h200.json" --variants "sequnet bf16 pad=64$c lookup" \
             "sequnet fp32 pad=64$c lookup" ;;
     3)
-        step "breakdown with sweep" 120 python3 benchmarks/breakdown.py "${quick[@]}" \
-            --out "$out/breakdown-h200.json"
         # shellcheck disable=SC2046  # --tiny: the dry run's models
         step "generation with and without the step kernels" 120 python3 benchmarks/generation.py "${quick[@]}" \
             $([ "${QUICK:-0}" = 1 ] && echo --tiny) --models sequnet wavenet --batches 1 64 --step-kernels on off \
             --pdl off on --modes graphs --dtypes bfloat16 --repeats 2 --cycles 1 --accuracy-steps 0 \
             --out "$out/generation-step-kernels-h200.json"
+        c=" compile"; [ "${QUICK:-0}" = 1 ] && c=""
+        step "piano step with cuDNN's autotuner" 240 python3 benchmarks/piano_step.py "${quick[@]}" \
+            --profile-steps 0 --out "$out/piano-step-cudnn-benchmark-h200.json" \
+            --variants "sequnet bf16 pad=64$c lookup cudnn_benchmark" "sequnet fp32 pad=64$c lookup cudnn_benchmark"
         [ "${QUICK:-0}" = 1 ] || step "piano step autotuned" 420 python3 benchmarks/piano_step.py \
             --profile-steps 0 --out "$out/piano-step-autotune-h200.json" \
             --variants "sequnet bf16 pad=64 autotune lookup" ;;

@@ -69,9 +69,9 @@ def test_gpu_suite_stops_at_once_on_a_mirror_that_lacks_registered_files(tmp_pat
 
 def test_speed_call_dry_run_measures_both_launches_and_bounds_its_steps(tmp_path, data_mirror):
     """benchmarks/speed_gpu_call.sh as a CPU dry run (QUICK=1): call 2's generation benchmark and piano step, and
-    call 3's breakdown and comparison of the step kernels, run with the flags the GPU call will pass and write their
-    JSON; a step that cannot get 30 s of the call is skipped and
-    makes the exit status 4; an unknown call is refused."""
+    call 3's comparison of the step kernels and piano steps with cuDNN's autotuner, run with the flags the GPU call
+    will pass and write their JSON; a step that cannot get 30 s of the call is skipped and makes the exit status 4;
+    an unknown call is refused."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     (bin_dir / "python3").write_text(f"#!/usr/bin/env bash\nexec {sys.executable} \"$@\"\n")   # a venv's own
@@ -101,6 +101,9 @@ def test_speed_call_dry_run_measures_both_launches_and_bounds_its_steps(tmp_path
     rows = json.loads((tmp_path / "out3" / "generation-step-kernels-h200.json").read_text())["rows"]
     assert sorted((r["model"], r["batch"], r["step_kernels"]) for r in rows) == [
         (m, b, False) for m in ("sequnet", "wavenet") for b in (1, 64)]
+    steps = json.loads((tmp_path / "out3" / "piano-step-cudnn-benchmark-h200.json").read_text())["rows"]
+    assert [(r["bf16"], r["lookup"], r["cudnn_benchmark"]) for r in steps] == [(True, True, True), (False, True, True)]
+    assert not any("error" in r for r in steps)
     short = subprocess.run(script + [str(tmp_path / "short")], cwd=REPO, env=dict(env, CALL="2", CALL_S="40"),
                            capture_output=True, text=True, timeout=120)
     assert short.returncode == 4 and "generation with and without PDL: skipped" in short.stdout, \
