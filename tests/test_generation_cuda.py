@@ -190,6 +190,27 @@ def test_paper_wavenet_chain_agrees_at_the_piano_runs_batches(batch, dtype):
     assert torch.equal(graphs, eager)
 
 
+@pytest.mark.parametrize("batch, kernel", [(1, "rowdot"), (28, "splitk"), (64, "splitk1")])
+@pytest.mark.parametrize("arch", ["sequnet", "wavenet"])
+def test_step_kernels_give_the_torch_bookkeepings_samples(arch, batch, kernel, monkeypatch):
+    """A step's bookkeeping in Triton launches (``step_kernels``: window shifts, ring reads and writes, the input
+    layer, the record of samples) moves the same numbers as the torch operations it replaced
+    (SEQUNET_STEP_KERNELS=0), around the same layer kernels: bit-identical samples and logits, eager and
+    replayed from multi-step graphs, with a run that stops inside a graph's chunk and goes on in a second call."""
+    torch.manual_seed(10)
+    model = sequnet.paper_model("piano_audio", arch).to(CUDA).eval()
+    prime = torch.randint(0, 256, (batch, 24), device=CUDA)
+    monkeypatch.setenv("SEQUNET_STEP_KERNELS", "0")
+    plain, st_plain = _generate(model, prime, 50, "graphs", seed=11, split=(21,), kernel=kernel)
+    assert not st_plain.step_fused
+    monkeypatch.delenv("SEQUNET_STEP_KERNELS")
+    for mode in ("eager", "graphs"):
+        ids, st = _generate(model, prime, 50, mode, seed=11, split=(21,), kernel=kernel)
+        assert st.step_fused
+        assert torch.equal(ids, plain), mode
+        torch.testing.assert_close(st.logits, st_plain.logits, rtol=0, atol=0)
+
+
 _HOPPER = torch.cuda.is_available() and torch.cuda.get_device_capability()[0] >= 9
 
 
