@@ -96,10 +96,10 @@ def test_every_kernel_state_agrees_and_greedy_is_exact(triton_on_cpu, make, batc
 def test_triton_steps_are_layers_and_one_launch_each_for_start_end_and_sampling(triton_on_cpu, monkeypatch, make,
                                                                                 batch, step_kernels):
     """On the Triton path a step's bookkeeping is one launch at its start (a Seq-U-Net's window shifts and input
-    layer; WaveNet's ring rows and reads), one at WaveNet's end (the ring write) and the sampling, which also
+    layer; WaveNet's ring rows and reads) and one at WaveNet's end (the ring write); the head's kernel samples and
     records the id in a multi-step graph: run eagerly, those operations give what the torch path's generation
     gives step by step, greedy and sampled. With SEQUNET_STEP_KERNELS=0 the bookkeeping is torch operations
-    again (the Seq-U-Net's input layer still one launch), with the same results."""
+    again (the Seq-U-Net's input layer still one launch, sampling its own), with the same results."""
     monkeypatch.setenv("SEQUNET_STEP_KERNELS", step_kernels)
     torch.manual_seed(batch)
     model = make().eval()
@@ -118,12 +118,37 @@ def test_triton_steps_are_layers_and_one_launch_each_for_start_end_and_sampling(
             shifts = 0 if wave else sum(len(state.win.shift_ops(i, p))
                                         for i, p in enumerate(state._parities(key)[:key[0] + 1]))
             assert len(ops) == len(products) + (7 if wave else shifts + 1)
-    assert len(state._sample_ops(False, record=state.cur_id)) == 2 - state.step_fused
+        sampled = state._sampled_ops(key, False, record=state.cur_id)
+        if state.step_fused:        # the head's kernel samples and records too
+            assert len(sampled) == len(ops) and sampled[-1].func is kernels.rowdot_triton
+            assert sampled[-1].args[-2] is not None and sampled[:-1] == ops[:-1]
+        else:                       # the sampling kernel, then the record's copy
+            assert len(sampled) == len(ops) + 2
     plain = init_state(model, prime, kernel="torch")
     assert torch.equal(chunk_run_eagerly(model, prime), plain.generate(17, greedy=True, progress=False))
     plain = init_state(model, prime, kernel="torch")
     assert torch.equal(chunk_run_eagerly(model, prime, temperature=0.9),
                        plain.generate(17, temperature=0.9, progress=False, generator=torch.Generator().manual_seed(5)))
+
+
+@pytest.mark.parametrize("make", [lambda: residual(4, 5, 2, classes=256, features=16),
+                                  lambda: wavenet(classes=256)], ids=["sequnet", "wavenet"])
+def test_the_split_k_heads_activation_samples_as_the_sampling_kernel_would(triton_on_cpu, make):
+    """Above batch 4 the head is a split-K product and an activation; the activation samples each sequence's next
+    id from the logits it wrote, one program per sequence: the same ids as the torch path, greedy and sampled."""
+    torch.manual_seed(6)
+    model = make().eval()
+    prime = torch.randint(0, 256, (6, minimal_window(model)))
+    state = init_state(model, prime)
+    assert state.kernel == "splitk"
+    key = state.keys()[0]
+    sampled = state._sampled_ops(key, True, record=state.cur_id)
+    assert len(sampled) == len(state.ops(key)) and sampled[-1].func is kernels.activate_triton
+    assert torch.equal(chunk_run_eagerly(model, prime),
+                       init_state(model, prime, kernel="torch").generate(17, greedy=True, progress=False))
+    assert torch.equal(chunk_run_eagerly(model, prime, temperature=0.9),
+                       init_state(model, prime, kernel="torch").generate(
+                           17, temperature=0.9, progress=False, generator=torch.Generator().manual_seed(5)))
 
 
 def wide_wavenet():

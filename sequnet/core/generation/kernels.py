@@ -29,6 +29,9 @@ share the bias) and ``identity`` (batch, 1 or rows, c) or None:
 * ``"relu"``:  out = identity + relu(pre + bias)                                                 (n = c)
 * ``"none"``:  out = identity + pre + bias                                                       (n = c)
 
+A head's last kernel (rowdot, or the activation after split-K or cuBLAS) can also sample the next ids from the
+logits it wrote (``sample=``; ``step_kernels`` says how), which saves the sampling kernel's launch.
+
 ``init_state(..., kernel=)`` pins one of them by name (``KERNELS``) where the batch rule would guess, and
 ``sequnet.core.generation.tuning.fastest_kernel`` times them for a model and batch.
 
@@ -47,6 +50,7 @@ import torch.nn.functional as F
 
 from sequnet.core.generation import splitk
 from sequnet.core.generation.splitk import KINDS, activation, matvec_triton
+from sequnet.core.generation.step_kernels import sample_args, sample_rows
 from sequnet.core.triton_guard import pdl_enter, pdl_options, tl, triton, use_triton
 
 GEMV_MAX_BATCH = 64
@@ -58,6 +62,9 @@ ROWDOT_MAX_BATCH = 4
 ROWDOT_TILE_MAX_BATCH = 8
 _DOT_BB, _DOT_BK = 16, 64               # rowdot on the tensor cores: sequences and rows of W^T per tile
 _ACT_BLOCK = 64                        # columns per program of the activation
+# A head samples in its own kernel (``sample=``) up to this many classes (the audio models' 256): the activation
+# then holds a sequence's logits in one program.
+HEAD_SAMPLE_MAX_CLASSES = 1024
 
 
 def use_gemv(device: torch.device, dtype: torch.dtype, batch: int) -> bool:
@@ -157,10 +164,14 @@ def matmul(parts: list[tuple[torch.Tensor, torch.Tensor]], bias: torch.Tensor | 
 
 if triton is not None:   # pragma: no cover - GPU only
 
-    @triton.jit(do_not_specialize=["nsplit", "c", "s_ps", "s_pb", "s_pr", "s_ib", "s_ir", "s_ob", "s_or"])
+    @triton.jit(do_not_specialize=["nsplit", "c", "s_ps", "s_pb", "s_pr", "s_ib", "s_ir", "s_ob", "s_or", "s_nb",
+                                   "s_rb"])
     def _activate_kernel(pre, bias, ident, out, nsplit, c, s_ps, s_pb, s_pr, s_ib, s_ir, s_ob, s_or,
-                         KIND: tl.constexpr, NS: tl.constexpr, HAS_BIAS: tl.constexpr, HAS_ID: tl.constexpr,
-                         BLOCK: tl.constexpr, PDL: tl.constexpr):
+                         noise, s_nb, ids, rec, s_rb, KIND: tl.constexpr, NS: tl.constexpr, HAS_BIAS: tl.constexpr,
+                         HAS_ID: tl.constexpr, BLOCK: tl.constexpr, SAMPLE: tl.constexpr, HAS_NOISE: tl.constexpr,
+                         HAS_REC: tl.constexpr, VB: tl.constexpr, PDL: tl.constexpr):
+        """With SAMPLE (a head: one program per sequence, BLOCK >= c) the program then samples the sequence's next
+        id from the logits it wrote (``step_kernels.sample_rows``)."""
         pdl_enter(PDL)
         b = tl.program_id(0)
         r = tl.program_id(1)
@@ -181,6 +192,10 @@ if triton is not None:   # pragma: no cover - GPU only
         if HAS_ID:
             y += tl.load(ident + b * s_ib + r * s_ir + cols, mask=mask, other=0.0).to(tl.float32)
         tl.store(out + b * s_ob + r * s_or + cols, y.to(out.dtype.element_ty), mask=mask)
+        if SAMPLE:
+            tl.debug_barrier()          # the logits this program's threads wrote, visible to all of them
+            rb = b + tl.arange(0, 1)
+            sample_rows(out, s_ob, noise, s_nb, ids, rec, s_rb, rb, rb >= 0, c, VB, HAS_NOISE, HAS_REC)
 
 
 if triton is not None:   # pragma: no cover - GPU only
@@ -222,12 +237,14 @@ if triton is not None:   # pragma: no cover - GPU only
             acc_g += _rows_times(xt, wg, DOT, IEEE)
         return acc_f, acc_g
 
-    @triton.jit(do_not_specialize=["sx1", "k1", "sx2", "k2", "c", "batch", "s_ib", "s_ir", "s_ob", "s_or"])
+    @triton.jit(do_not_specialize=["sx1", "k1", "sx2", "k2", "c", "batch", "s_ib", "s_ir", "s_ob", "s_or", "s_nb",
+                                   "s_rb"])
     def _rowdot_kernel(x1, sx1, w1, k1, x2, sx2, w2, k2, bias, ident, out, c, batch, s_ib, s_ir, s_ob, s_or,
-                       KIND: tl.constexpr, NPART: tl.constexpr, ROWS: tl.constexpr, HAS_BIAS: tl.constexpr,
-                       HAS_ID: tl.constexpr, RELU_X: tl.constexpr, BB: tl.constexpr, BC: tl.constexpr,
-                       BK: tl.constexpr, NK: tl.constexpr, DOT: tl.constexpr, IEEE: tl.constexpr,
-                       PDL: tl.constexpr):
+                       noise, s_nb, ids, rec, s_rb, count, KIND: tl.constexpr, NPART: tl.constexpr,
+                       ROWS: tl.constexpr, HAS_BIAS: tl.constexpr, HAS_ID: tl.constexpr, RELU_X: tl.constexpr,
+                       BB: tl.constexpr, BC: tl.constexpr, BK: tl.constexpr, NK: tl.constexpr, DOT: tl.constexpr,
+                       IEEE: tl.constexpr, SAMPLE: tl.constexpr, HAS_NOISE: tl.constexpr, HAS_REC: tl.constexpr,
+                       VB: tl.constexpr, PDL: tl.constexpr):
         """A whole layer update: out[b, r, j] = act(x[b] . W^T[col(r, j)] + bias) (+ identity) for the BC output
         columns j of this program and its BB sequences, with the gate's filter and gate columns side by side.
 
@@ -237,7 +254,11 @@ if triton is not None:   # pragma: no cover - GPU only
         The weights and the bias do not depend on the kernel before (only x and the identity do). When a part's
         rows are one tile (NK = 1: every layer of the paper's piano models at batch 1), they are loaded before
         ``pdl_enter``: launched with programmatic dependent launch, the kernel streams its weights while the one
-        before it still runs, and after the wait only reads x, multiplies and stores."""
+        before it still runs, and after the wait only reads x, multiplies and stores.
+
+        With SAMPLE (a head) each program then counts itself in at its block of sequences' counter, as split-K in
+        one launch does (``splitk``), and the last to arrive samples the block's next ids from all the logits
+        (``step_kernels.sample_rows``) and sets the counter back to zero."""
         q = 2 if KIND == 0 else 1                               # columns per output: (filter, gate) or one
         t = tl.arange(0, ROWS * BC)
         r = t // BC
@@ -286,11 +307,20 @@ if triton is not None:   # pragma: no cover - GPU only
         if HAS_ID:
             y += tl.load(ident + rb[:, None] * s_ib + (r * s_ir + j)[None, :], mask=m, other=0.0).to(tl.float32)
         tl.store(out + rb[:, None] * s_ob + (r * s_or + j)[None, :], y.to(out.dtype.element_ty), mask=m)
+        if SAMPLE:
+            tl.debug_barrier()          # this program's logits are written before it counts itself in
+            arrived = tl.atomic_add(count + tl.program_id(1), 1, sem="acq_rel", scope="gpu")
+            if arrived == tl.num_programs(0) - 1:
+                sample_rows(out, s_ob, noise, s_nb, ids, rec, s_rb, rb, bmask, c, VB, HAS_NOISE, HAS_REC)
+                tl.store(count + tl.program_id(1), 0)
 
 
 def rowdot_triton(parts, bias: torch.Tensor | None, kind: str, identity: torch.Tensor | None, out: torch.Tensor,
-                  relu_x: bool = False) -> None:   # pragma: no cover - GPU only
-    """out (batch, rows, c) = act(sum_p x_p @ wt_p.T + bias) (+ identity) for parts [(x_p, wt_p (n, k_p))]."""
+                  relu_x: bool = False, sample: tuple | None = None,
+                  count: torch.Tensor | None = None) -> None:   # pragma: no cover - GPU only
+    """out (batch, rows, c) = act(sum_p x_p @ wt_p.T + bias) (+ identity) for parts [(x_p, wt_p (n, k_p))]; with
+    ``sample`` = (noise or None, ids, record or None), a head's logits (rows 1), then ids = argmax(out + noise)
+    (and the record), counted in at ``count`` (int32 zeros, one per block of sequences; zero again after)."""
     batch, rows, c = out.shape
     (x1, w1), (x2, w2) = parts[0], parts[-1]
     for x, w in parts:
@@ -310,16 +340,21 @@ def rowdot_triton(parts, bias: torch.Tensor | None, kind: str, identity: torch.T
             bc *= 2
         bb = triton.next_power_of_2(batch)
         bk = max(32, min(triton.next_power_of_2(k_max), 4096 // (bb * rows * bc)))
+    if sample is not None:
+        assert rows == 1 and count is not None and count.numel() >= triton.cdiv(batch, bb)
     _rowdot_kernel[(triton.cdiv(c, bc), triton.cdiv(batch, bb))](
         x1, x1.stride(0), w1, w1.shape[1], x2, x2.stride(0), w2, w2.shape[1],
         bias if bias is not None else w1, identity if identity is not None else out, out, c, batch,
-        s_ib, s_ir, out.stride(0), out.stride(1), KIND=KINDS[kind], NPART=len(parts), ROWS=rows,
+        s_ib, s_ir, out.stride(0), out.stride(1), count=count if count is not None else out,
+        **sample_args(sample, c, out), KIND=KINDS[kind], NPART=len(parts), ROWS=rows,
         HAS_BIAS=bias is not None, HAS_ID=identity is not None, RELU_X=relu_x, BB=bb, BC=bc, BK=bk,
         NK=triton.cdiv(k_max, bk), DOT=dot, IEEE=w1.dtype == torch.float32, **pdl_options(out.device))
 
 
 def activate_triton(kind: str, pre: torch.Tensor, bias: torch.Tensor | None, identity: torch.Tensor | None,
-                    out: torch.Tensor) -> None:   # pragma: no cover - GPU only
+                    out: torch.Tensor, sample: tuple | None = None) -> None:   # pragma: no cover - GPU only
+    """out = act(the partial sums of ``pre`` + bias) (+ identity); with ``sample`` as for :func:`rowdot_triton`, a
+    head's logits, then the next ids sampled from them."""
     batch, rows, c = out.shape
     nsplit, s_ps = (pre.shape[0], pre.stride(0)) if pre.dim() == 4 else (1, 0)
     for t in (pre, out) + ((identity,) if identity is not None else ()):
@@ -332,8 +367,12 @@ def activate_triton(kind: str, pre: torch.Tensor, bias: torch.Tensor | None, ide
         s_ir = identity.stride(1) if identity.shape[1] > 1 else 0
     ns = triton.next_power_of_2(nsplit)
     block = min(triton.next_power_of_2(c), _ACT_BLOCK if nsplit > 1 else 1024)
+    if sample is not None:      # a sequence's logits in one program
+        assert rows == 1 and c <= HEAD_SAMPLE_MAX_CLASSES
+        block = triton.next_power_of_2(c)
     grid = (batch, rows, triton.cdiv(c, block))
     _activate_kernel[grid](pre, bias if bias is not None else pre, identity if identity is not None else pre, out,
                            nsplit, c, s_ps, pre.stride(-3), pre.stride(-2), s_ib, s_ir, out.stride(0),
-                           out.stride(1), KIND=KINDS[kind], NS=ns, HAS_BIAS=bias is not None,
-                           HAS_ID=identity is not None, BLOCK=block, **pdl_options(out.device))
+                           out.stride(1), **sample_args(sample, c, out), KIND=KINDS[kind], NS=ns,
+                           HAS_BIAS=bias is not None, HAS_ID=identity is not None, BLOCK=block,
+                           **pdl_options(out.device))

@@ -373,8 +373,8 @@ class SeqUNetState(InferenceState):
             names += sorted(n for n in self.layers if n[0] == "up" and n[1] == i)
         for name in names:
             ops += self._layer_ops(name, par)
-        ops += self._linear("head", [(self.win.newest(self._head_stream, q), self._head_w)], self._head_b, "none",
-                            self.logits.unsqueeze(1), relu_x=self._head_relu)
+        ops += self._head(key, [(self.win.newest(self._head_stream, q), self._head_w)], self._head_b,
+                          relu_x=self._head_relu)
         return ops, len(names) + 1
 
     def _layer_ops(self, name, par) -> list:

@@ -49,6 +49,7 @@ class InferenceState:
         # the step's bookkeeping in Triton launches (step_kernels), unless SEQUNET_STEP_KERNELS=0
         self.step_fused = self.fused and use_step_kernels()
         self._pre: dict[Hashable, torch.Tensor] = {}
+        self._heads: dict[Hashable, tuple] = {}     # per pattern: the head's inputs (see _head)
         self._plans: dict[Hashable, tuple[list[Op], int]] = {}
         self._graphs: dict[bool, dict[Hashable, torch.cuda.CUDAGraph]] = {}
         noise_dtype = torch.promote_types(self.dtype, torch.float32)
@@ -109,6 +110,35 @@ class InferenceState:
         ops.append(functools.partial(self._act, act, pre, bias if self.fused else None, identity, out))
         return ops
 
+    def _head(self, key: Hashable, parts: list[tuple[torch.Tensor, torch.Tensor]], bias: torch.Tensor,
+              relu_x: bool = False) -> list[Op]:
+        """The head's operations, logits = relu?(x) @ W + bias, remembered per pattern so that a sampled step can
+        swap the last of them for a kernel that also samples (:meth:`_sampled_ops`)."""
+        self._heads[key] = (parts, bias, relu_x)
+        return self._linear("head", parts, bias, "none", self.logits.unsqueeze(1), relu_x=relu_x)
+
+    def _sampled_ops(self, key: Hashable, greedy: bool, noise: torch.Tensor | None = None,
+                     record: torch.Tensor | None = None) -> list[Op]:
+        """A sampled step: ``ops(key)``, then ``_sample_ops``. With the step kernels the head's last kernel samples
+        too where it can (rowdot, or the activation after split-K or cuBLAS; up to
+        ``kernels.HEAD_SAMPLE_MAX_CLASSES`` classes): one launch fewer, the same ids (``step_kernels.sample_rows``
+        reads the logits as stored)."""
+        ops = self.ops(key)
+        if not self.step_fused or self.one_launch or self.classes > kernels.HEAD_SAMPLE_MAX_CLASSES:
+            return ops + self._sample_ops(greedy, noise, record)
+        parts, bias, relu_x = self._heads[key]
+        noise = None if greedy else (self._noise if noise is None else noise)
+        sample, logits = (noise, self.cur_id, record), self.logits.unsqueeze(1)
+        if self.rowdot:
+            count = self._pre.setdefault(("head", "count"), torch.zeros(self.batch, dtype=torch.int32,
+                                                                        device=self.device))
+            head = functools.partial(kernels.rowdot_triton, parts, bias, "none", None, logits, relu_x, sample, count)
+        else:           # the products wrote the head's partial sums (or its product) into its scratch tensor
+            pre = self._pre["head"]
+            head = functools.partial(kernels.activate_triton, "none", pre.view(*pre.shape[:-1], 1, -1), bias, None,
+                                     logits, sample)
+        return ops[:-1] + [head]
+
     def _weight(self, w: torch.Tensor) -> torch.Tensor:
         """A (k, n) weight matrix in this state's precision and in the layout its products read: (k, n) for
         torch/cuBLAS and the split-K GEMV, (n, k) for the fused small-batch kernel."""
@@ -130,8 +160,8 @@ class InferenceState:
         the copy of the sample into the graph's record where sampling does not write it), averaged over one period
         of update patterns: at batch 1 a step's time is about this count times the cost of one small kernel."""
         keys = self._keys_ahead(self.period)
-        return (sum(len(self.ops(key)) for key in keys) / len(keys)
-                + len(self._sample_ops(False, record=self.cur_id)))     # the record only counted here, never run
+        # the record only counted here, never run
+        return sum(len(self._sampled_ops(key, False, record=self.cur_id)) for key in keys) / len(keys)
 
     # -- stepping ----------------------------------------------------------------------------------------------
     def ops(self, key: Hashable) -> list[Op]:
@@ -188,7 +218,7 @@ class InferenceState:
         the chunk's noise and writes it to its column of ``_chunk_ids``."""
         ops = []
         for j, key in enumerate(keys):
-            ops += self.ops(key) + self._sample_ops(greedy, self._chunk_noise[j], self._chunk_ids[:, j])
+            ops += self._sampled_ops(key, greedy, self._chunk_noise[j], self._chunk_ids[:, j])
         return ops
 
     @torch.no_grad()
@@ -234,7 +264,7 @@ class InferenceState:
                     if graphs is not None:
                         graphs[key].replay()
                     else:
-                        for op in self.ops(key) + eager_sample:
+                        for op in self._sampled_ops(key, greedy):
                             op()
                     self._advance(key)
                 else:                      # the logits are fresh (after the save pass or a teacher-forced step)
@@ -263,8 +293,7 @@ class InferenceState:
     def _graphs_for(self, greedy: bool) -> dict[Hashable, torch.cuda.CUDAGraph]:
         """One graph per update pattern, each a whole step: the layer updates, the head and the sampling."""
         if greedy not in self._graphs:
-            self._graphs[greedy] = self._capture_graphs({key: self.ops(key) + self._sample_ops(greedy)
-                                                  for key in self.keys()})
+            self._graphs[greedy] = self._capture_graphs({key: self._sampled_ops(key, greedy) for key in self.keys()})
         return self._graphs[greedy]
 
     def _chunk_graph(self, keys: tuple[Hashable, ...], greedy: bool) -> torch.cuda.CUDAGraph:

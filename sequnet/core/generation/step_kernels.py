@@ -18,7 +18,11 @@ Here, for every Triton path, each of those groups is one launch that opens with 
 * :func:`wavenet_start_triton`: the ring rows from the clock, every layer's x_{t-d} from the ring, x_0 from the
   start table. :func:`wavenet_end_triton`: every layer's x_t into the ring, and the clock advanced (the start
   kernel's programs all read it; only this kernel writes it).
-* :func:`sample_triton`: the argmax of logits plus noise, also written into the record of a multi-step graph.
+* sampling (:func:`sample_rows`): the argmax of logits plus noise, also written into the record of a multi-step
+  graph, at the end of the head's own kernel (``kernels.rowdot_triton``: the last of its programs to finish reads
+  all the logits; ``kernels.activate_triton``: one program per sequence), or as a kernel of its own
+  (:func:`sample_triton`) after split-K in one launch, for logits of more than
+  ``kernels.HEAD_SAMPLE_MAX_CLASSES`` classes and from the logits of a save pass.
 
 For the paper's piano models (``InferenceState.ops_per_step``, which counts the record's copy): a Seq-U-Net step
 at batch 1 is 13.0 kernels (from 16.0), all of them Triton, and 24.0 at batch 64 (from 27.0); a WaveNet step 109
@@ -35,20 +39,28 @@ _COPY_BLOCK = 1024
 
 if triton is not None:   # pragma: no cover - GPU only
 
+    @triton.jit
+    def sample_rows(logits, s_lb, noise, s_nb, ids, rec, s_rb, rb, bmask, v, VB: tl.constexpr,
+                    HAS_NOISE: tl.constexpr, HAS_REC: tl.constexpr):
+        """ids[rb] = argmax(logits[rb, :v] + noise[rb, :v]), also into rec[rb * s_rb]: the sampling of every path,
+        here and at the end of a head's kernel (``kernels``), which reads logits other programs wrote: through L2."""
+        cols = tl.arange(0, VB)
+        m = bmask[:, None] & (cols < v)[None, :]
+        x = tl.load(logits + rb[:, None] * s_lb + cols[None, :], mask=m, other=-float("inf"),
+                    cache_modifier=".cg").to(tl.float32)
+        if HAS_NOISE:
+            x += tl.load(noise + rb[:, None] * s_nb + cols[None, :], mask=m, other=0.0).to(tl.float32)
+        i = tl.argmax(x, axis=1).to(tl.int64)
+        tl.store(ids + rb, i, mask=bmask)
+        if HAS_REC:
+            tl.store(rec + rb * s_rb, i, mask=bmask)
+
     @triton.jit(do_not_specialize=["s_lb", "s_nb", "s_rb", "v"])
     def _sample_kernel(logits, s_lb, noise, s_nb, out, rec, s_rb, v, HAS_NOISE: tl.constexpr,
                        HAS_REC: tl.constexpr, BLOCK: tl.constexpr, PDL: tl.constexpr):
         pdl_enter(PDL)
-        b = tl.program_id(0)
-        cols = tl.arange(0, BLOCK)
-        mask = cols < v
-        x = tl.load(logits + b * s_lb + cols, mask=mask, other=-float("inf")).to(tl.float32)
-        if HAS_NOISE:
-            x += tl.load(noise + b * s_nb + cols, mask=mask, other=0.0).to(tl.float32)
-        i = tl.argmax(x, axis=0).to(tl.int64)
-        tl.store(out + b, i)
-        if HAS_REC:
-            tl.store(rec + b * s_rb, i)
+        rb = tl.program_id(0) + tl.arange(0, 1)
+        sample_rows(logits, s_lb, noise, s_nb, out, rec, s_rb, rb, rb >= 0, v, BLOCK, HAS_NOISE, HAS_REC)
 
     @triton.jit(do_not_specialize=["ndesc", "s_ab", "s_ob", "c", "batch", "ncb"])
     def _sequnet_start_kernel(buf, desc, ndesc, table, ids, src, dst, s_ab, out, s_ob, c, batch, ncb,
@@ -123,6 +135,9 @@ if triton is not None:   # pragma: no cover - GPU only
         if (j == 0) & (tl.program_id(1) == 0):
             tl.store(clock, tl.load(clock) + 1)
 
+else:
+    sample_rows = None
+
 
 def sample_triton(logits: torch.Tensor, noise: torch.Tensor | None, out: torch.Tensor,
                   record: torch.Tensor | None = None) -> None:   # pragma: no cover - GPU only
@@ -133,6 +148,17 @@ def sample_triton(logits: torch.Tensor, noise: torch.Tensor | None, out: torch.T
                              record if record is not None else out, record.stride(0) if record is not None else 0,
                              v, HAS_NOISE=noise is not None, HAS_REC=record is not None,
                              BLOCK=triton.next_power_of_2(v), **pdl_options(out.device))
+
+
+def sample_args(sample: tuple | None, classes: int, dummy: torch.Tensor) -> dict:
+    """The sampling arguments of a head's kernel (``kernels.rowdot_triton``, ``kernels.activate_triton``) for
+    ``sample`` = (noise or None, ids, record or None) or None (no sampling); ``dummy`` fills unused pointers."""
+    noise, ids, record = sample if sample is not None else (None, None, None)
+    return dict(noise=dummy if noise is None else noise, s_nb=0 if noise is None else noise.stride(0),
+                ids=dummy if ids is None else ids, rec=dummy if record is None else record,
+                s_rb=0 if record is None else record.stride(0), SAMPLE=sample is not None,
+                HAS_NOISE=noise is not None, HAS_REC=record is not None,
+                VB=triton.next_power_of_2(classes) if sample is not None else 16)
 
 
 def shift_table(rows: list[list[int]], device: torch.device) -> tuple[torch.Tensor, int, int]:

@@ -138,7 +138,7 @@ class WaveNetState(InferenceState):
             ops.append(p(self._ring.index_copy_, 0, self._rows[1], self._x))
         ops += self._linear("skip", [(self._z.view(B, -1), self._skip_w)], None, "relu", self._skip.unsqueeze(1))
         ops += self._linear("end1", [(self._skip, self._end1_w)], self._end1_b, "relu", self._h.unsqueeze(1))
-        ops += self._linear("head", [(self._h, self._head_w)], self._head_b, "none", self.logits.unsqueeze(1))
+        ops += self._head(key, [(self._h, self._head_w)], self._head_b)
         return ops, n
 
     def _layer_ops(self, n: int):
