@@ -12,11 +12,11 @@
 # CALL=2  the generation benchmark at batches 1, 28 and 64, float32 and bf16, the batch rule's kernels and split-K
 #         in one launch (splitk1), each launched plainly and with programmatic dependent launch, side by side
 #         (OUT/generation-pdl-h200.json). Since the last generation run (generation-kernels-h200.json, ffb9265),
-#         a step's bookkeeping is Triton launches (sequnet/core/generation/step_kernels.py: 13 kernels a Seq-U-Net
-#         step at batch 1, from 16) and every product loads its weights before it waits under PDL. Then the
-#         Seq-U-Net's piano step compiled as the trainer runs it since 2c6b757 (the Triton lookup on), bf16 and
-#         TF32, the first profiled (OUT/piano-step-compiled-lookup-h200.json and its .profile.txt; compiling
-#         takes about 70 s; WaveNet's, 109.8 ms, is in piano-step-lookup-h200.json).
+#         a step's bookkeeping is Triton launches and the head samples (sequnet/core/generation/step_kernels.py:
+#         12 kernels a Seq-U-Net step at batch 1, from 16), and every product loads its weights before it waits
+#         under PDL. Then the Seq-U-Net's piano step compiled as the trainer runs it since 2c6b757 (the Triton
+#         lookup on), bf16 and TF32, the first profiled (OUT/piano-step-compiled-lookup-h200.json and its
+#         .profile.txt; compiling takes about 70 s; WaveNet's, 109.8 ms, is in piano-step-lookup-h200.json).
 # CALL=3  the step kernels against the torch bookkeeping they replaced, in one run (batches 1 and 64, bf16, the
 #         batch rule's kernels, PDL off and on: OUT/generation-step-kernels-h200.json); call 2's compiled piano
 #         steps with cuDNN's autotuner on (OUT/piano-step-cudnn-benchmark-h200.json: the trainer leaves it off for

@@ -3,12 +3,14 @@
 At batch 1 a step is a chain of kernels of a few microseconds each, so every kernel counts, and the bookkeeping
 around the layers used to be torch kernels. A Seq-U-Net step ran 16 (H200, 2026-12-04,
 results/bench/generation-kernels-h200.json counts 14.99 a step, without the copy of each sampled id into the
-record of a multi-step graph): one window shift per updated level (two on average), the input layer, 11 layers,
-sampling and that copy. A WaveNet step began with six torch kernels (its clock, the ring rows, two gathers) and
-ended with two (the ring write, the copy). Torch kernels also break a chain launched with programmatic dependent
-launch (``triton_guard.pdl_options``): a kernel can start early only behind one that lets it.
+record of a multi-step graph): one window shift per updated level (two on average), the input layer, 11 layers
+(the head included), sampling and that copy. A WaveNet step began with six torch kernels (its clock, the ring
+rows, two gathers) and ended with two (the ring write, the copy). Torch kernels also break a chain launched with
+programmatic dependent launch (``triton_guard.pdl_options``): a kernel can start early only behind one that lets
+it.
 
-Here, for every Triton path, each of those groups is one launch that opens with ``pdl_enter``:
+Here, for every Triton path, each of those groups is one launch that opens with ``pdl_enter`` (unless
+``SEQUNET_STEP_KERNELS=0``, ``triton_guard.use_step_kernels``):
 
 * :func:`sequnet_start_triton`: all the window shifts of a step (every level it updates) and the input layer.
   The shifts write slots 0..k-2 of the windows the step uses and read the other windows; the input layer writes
@@ -25,8 +27,8 @@ Here, for every Triton path, each of those groups is one launch that opens with 
   ``kernels.HEAD_SAMPLE_MAX_CLASSES`` classes and from the logits of a save pass.
 
 For the paper's piano models (``InferenceState.ops_per_step``, which counts the record's copy): a Seq-U-Net step
-at batch 1 is 13.0 kernels (from 16.0), all of them Triton, and 24.0 at batch 64 (from 27.0); a WaveNet step 109
-(from 115) and 215 (from 221).
+at batch 1 is 12.0 kernels (from 16.0), all of them Triton, and 23.0 at batch 64 (from 27.0); a WaveNet step 108
+(from 115) and 214 (from 221).
 """
 from __future__ import annotations
 
