@@ -69,6 +69,15 @@ if triton is not None:   # pragma: no cover - GPU only
         return y
 
     @triton.jit
+    def _split(s, ns1, x1, sx1, w1, k1, x2, sx2, w2, k2, CHUNK: tl.constexpr, BK: tl.constexpr):
+        """Split s's part and rows: x, its row stride, W, W's rows, and the chunk's two tiles of rows."""
+        x, sx, w, k, start = x1, sx1, w1, k1, s * CHUNK
+        if s >= ns1:
+            x, sx, w, k, start = x2, sx2, w2, k2, (s - ns1) * CHUNK
+        ka = start + tl.arange(0, BK)
+        return x, sx, w, k, ka, ka + BK
+
+    @triton.jit
     def _w_tile(w, n, ks, k, cols, cmask):
         """Rows ``ks`` of W (k, n), columns ``cols``."""
         return tl.load(w + ks[:, None] * n + cols[None, :], mask=(ks < k)[:, None] & cmask[None, :], other=0.0)
@@ -99,11 +108,7 @@ if triton is not None:   # pragma: no cover - GPU only
         cmask = cols < n
         rb = tl.arange(0, BB)
         bmask = rb < batch
-        x, sx, w, k, start = x1, sx1, w1, k1, s * CHUNK
-        if s >= ns1:
-            x, sx, w, k, start = x2, sx2, w2, k2, (s - ns1) * CHUNK
-        ka = start + tl.arange(0, BK)
-        kb = ka + BK
+        x, sx, w, k, ka, kb = _split(s, ns1, x1, sx1, w1, k1, x2, sx2, w2, k2, CHUNK, BK)
         wa = _w_tile(w, n, ka, k, cols, cmask)          # the weights before the wait (see the module docstring)
         wb = _w_tile(w, n, kb, k, cols, cmask)
         pdl_enter(PDL)
@@ -134,11 +139,7 @@ if triton is not None:   # pragma: no cover - GPU only
         m = bmask[:, None] & jmask[None, :]
         acc_f = tl.zeros((BB, BJ), dtype=tl.float32)
         acc_g = tl.zeros((BB, BJ), dtype=tl.float32)
-        x, sx, w, k, start = x1, sx1, w1, k1, s * CHUNK
-        if s >= ns1:
-            x, sx, w, k, start = x2, sx2, w2, k2, (s - ns1) * CHUNK
-        ka = start + tl.arange(0, BK)
-        kb = ka + BK
+        x, sx, w, k, ka, kb = _split(s, ns1, x1, sx1, w1, k1, x2, sx2, w2, k2, CHUNK, BK)
         wfa = _w_tile(w, n, ka, k, fcol, jmask)         # the weights before the wait (see the module docstring)
         wfb = _w_tile(w, n, kb, k, fcol, jmask)
         wga, wgb = wfa, wfb
