@@ -31,7 +31,8 @@ from sequnet.core import sizes
 from sequnet.core.generation.recompute import RecomputeState, tcn_window
 from sequnet.core.generation.rolls import generate_rolls, init_roll_state, sample_frames
 from sequnet.core.generation.sequnet_state import SeqUNetState
-from sequnet.core.generation.state import InferenceState, check_prime, prime_window
+from sequnet.core.generation.priming import check_prime, prime_window
+from sequnet.core.generation.state import InferenceState
 from sequnet.core.generation.wavenet_state import WaveNetState
 from sequnet.core.models.layers import OneHotModel, TokenModel
 from sequnet.core.models.sequnet import SeqUNet

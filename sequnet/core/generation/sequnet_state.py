@@ -45,7 +45,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from sequnet.core.generation import step_kernels
-from sequnet.core.generation.state import InferenceState, embedding_matrix, fold_head, save_pass
+from sequnet.core.generation.priming import embedding_matrix, fold_head, save_pass
+from sequnet.core.generation.state import InferenceState
 from sequnet.core.models.sequnet import SeqUNet
 from sequnet.core.models.sequnet_res import ResSeqUNet
 

@@ -27,7 +27,8 @@ import torch
 import torch.nn as nn
 
 from sequnet.core.generation import step_kernels, wavenet_chain
-from sequnet.core.generation.state import InferenceState, embedding_matrix, fold_head, save_pass
+from sequnet.core.generation.priming import embedding_matrix, fold_head, save_pass
+from sequnet.core.generation.state import InferenceState
 from sequnet.core.models.wavenet import WaveNet
 
 
