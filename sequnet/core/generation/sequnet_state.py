@@ -346,9 +346,11 @@ class SeqUNetState(InferenceState):
         first = self.win.newest(self._first_stream, q)
         # Triton: the shifts of every updated level and the input layer in one launch (with
         # SEQUNET_STEP_KERNELS=0 the shifts are torch copies, and the launch does the input layer only)
-        rows = [r for i in range(u + 1) for r in self.win.shift_rows(i, par[i])] if self.step_fused else []
-        if not self.step_fused:
-            for i in range(u + 1):
+        rows = []
+        for i in range(u + 1):
+            if self.step_fused:
+                rows += self.win.shift_rows(i, par[i])
+            else:
                 ops += self.win.shift_ops(i, par[i])
         inputs = None if self.roll or not self.fused else (self._table, self.cur_id, self._acc[1 - q],
                                                            self._acc[q], first, self._input_act == "leaky")
