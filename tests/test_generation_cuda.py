@@ -242,3 +242,49 @@ def test_programmatic_dependent_launch_gives_the_same_samples(arch, batch, kerne
 def test_programmatic_dependent_launch_is_exact_against_the_full_forward(make, monkeypatch):
     monkeypatch.setenv("SEQUNET_PDL", "1")
     _check_exact(make, batch=2, kernel="auto")
+
+
+@pytest.mark.skipif(not _HOPPER, reason="programmatic dependent launch needs a Hopper or newer GPU")
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("c, k, kind, rows, parts", [
+    (128, 128, "gate", 1, 2), (256, 129, "none", 1, 1), (180, 900, "gate", 1, 1), (180, 360, "leaky", 2, 1)],
+    ids=["wavenet-dilated", "head", "sequnet-level", "sequnet-up"])
+def test_each_product_launched_alone_gives_the_same_bits_with_and_without_pdl(c, k, kind, rows, parts, dtype,
+                                                                                monkeypatch):
+    """One layer's kernels on fixed inputs at batch 28 (on the tensor cores), each launched alone: the fused
+    product (rowdot), split-K (partial sums, then the activation) and split-K in one launch, compiled with and
+    without programmatic dependent launch, give the same bits; and split-K in one launch gives them again on each
+    of 50 launches. Beside the generation tests, this tells a kernel that compiles to other arithmetic under PDL
+    from kernels that race with each other in a step."""
+    from sequnet.core.generation import splitk
+
+    torch.manual_seed(c + k)
+    batch, n = 28, (2 * c if kind == "gate" else c) * rows
+    xs = [torch.randn(batch, k, device=CUDA).to(dtype) for _ in range(parts)]
+    ws = [(torch.randn(k, n, device=CUDA) / k ** 0.5).to(dtype) for _ in range(parts)]
+    bias = torch.randn(2 * c if kind == "gate" else c, device=CUDA).to(dtype)
+    got = {}
+    for pdl in ("0", "1"):
+        monkeypatch.setenv("SEQUNET_PDL", pdl)
+        fused = torch.empty(batch, rows, c, device=CUDA, dtype=dtype)
+        kernels.rowdot_triton([(x, w.t().contiguous()) for x, w in zip(xs, ws)], bias, kind, None, fused)
+        got["rowdot", pdl] = fused
+        if rows == 1:
+            ops, part = kernels.matmul(list(zip(xs, ws)), None, gemv=True)
+            for op in ops:
+                op()
+            split = torch.empty(batch, 1, c, device=CUDA, dtype=dtype)
+            kernels.activate_triton(kind, part.view(*part.shape[:-1], 1, -1), bias, None, split)
+            got["splitk", pdl] = split
+        part, count = splitk.scratch(list(zip(xs, ws)), fused, kind)
+        runs = []
+        for _ in range(50):
+            once = torch.full_like(fused, float("nan"))
+            splitk.matvec_act_triton(list(zip(xs, ws)), part, count, bias, kind, None, once)
+            runs.append(once)
+        torch.cuda.synchronize()
+        assert all(torch.equal(r, runs[0]) for r in runs), f"split-K in one launch repeats itself (PDL {pdl})"
+        got["splitk1", pdl] = runs[0]
+    for name in ("rowdot", "splitk", "splitk1"):
+        if (name, "0") in got:
+            torch.testing.assert_close(got[name, "1"], got[name, "0"], rtol=0, atol=0, msg=lambda m: f"{name}: {m}")
