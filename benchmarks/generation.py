@@ -15,7 +15,7 @@ teacher-forced steps fed the same ids.
     python benchmarks/generation.py --models sequnet wavenet --batches 1 8 28 64 --kernels auto chain --modes graphs \
         --out results/bench/generation-wavenet-chain-h200.json   # WaveNet's layers in one launch against the rule
     python benchmarks/generation.py --batches 1 64 --pdl off on --modes graphs --out results/bench/generation-pdl.json
-        # each kernel launched plainly and with programmatic dependent launch, side by side
+        # each kernel launched plainly and with programmatic dependent launch (the default on Hopper), side by side
     python benchmarks/generation.py --batches 1 64 --step-kernels on off --modes graphs --dtypes bfloat16 \
         --out results/bench/generation-step-kernels.json   # a step's bookkeeping in Triton launches or torch ops
 
@@ -102,7 +102,7 @@ def speed(model, arch: str, device, batch: int, dtype, modes, steps: dict, warmu
                      "levels_per_step": state.mean_levels_per_step, "layers_per_step": state.mean_layers_per_step,
                      "kernel": state.kernel, "fused_activation": state.fused, "splitk_gemv": state.gemv,
                      "rowdot": state.rowdot, "ops_per_step": ops, "us_per_op": t / n * 1e6 / ops,
-                     "pdl": pdl_options(device)["PDL"], "step_kernels": state.step_fused,
+                     "pdl": pdl_options(device)["PDL"] and state.fused, "step_kernels": state.step_fused,
                      "chunk": state.CHUNK if mode == "graphs" else None})
         r = rows[-1]
         print(f"{arch:8s} batch {batch:3d} {r['dtype']:9s} {mode:11s} {state.kernel:6s}: "
@@ -135,7 +135,7 @@ _SAME = ("batch", "dtype", "mode", "kernel", "pdl", "step_kernels")     # what a
 
 def run(device, archs, batches, dtypes, modes, steps, warmup, repeats, acc_steps, tiny,
         chunk: int = InferenceState.CHUNK, kernel_names: tuple[str, ...] = ("auto",),
-        pdl: tuple[str, ...] = ("off",), step_kernels: tuple[str, ...] = ("on",)) -> dict:
+        pdl: tuple[str, ...] = ("on",), step_kernels: tuple[str, ...] = ("on",)) -> dict:
     torch.manual_seed(0)
     models = {a: build(a, tiny).to(device).eval() for a in archs}
     rows, acc = [], []
@@ -148,13 +148,14 @@ def run(device, archs, batches, dtypes, modes, steps, warmup, repeats, acc_steps
                     try:
                         name = (kernel if kernel == "chain" and arch == "wavenet"      # WaveNet's one-launch layers
                                 else kernels.resolved_kernel(kernel, device, dtype, batch))
-                        if ((name, launch, steps_on) in done or (name in ("chain", "torch") and launch == "on")
+                        if ((name, launch, steps_on) in done
+                                or (name in ("chain", "torch") and launch == "on" and "off" in pdl)
                                 or (name == "torch" and steps_on == "off" and "on" in step_kernels)):
                             continue          # "auto" is one of the pinned kernels; no PDL or step kernels in torch
                         done.add((name, launch, steps_on))
                         os.environ["SEQUNET_PDL"] = "1" if launch == "on" else "0"     # read at each launch
                         os.environ["SEQUNET_STEP_KERNELS"] = "1" if steps_on == "on" else "0"   # read by the state
-                        if launch == "on" and not pdl_options(device)["PDL"]:
+                        if launch == "on" and not pdl_options(device)["PDL"] and "off" in pdl:   # no A/B here
                             raise ValueError("programmatic dependent launch needs a Hopper or newer CUDA GPU")
                         rows += speed(models[arch], arch, device, batch, dtype, modes, steps, warmup, repeats,
                                       chunk, kernel)
@@ -227,9 +228,10 @@ def main(argv=None) -> int:
     ap.add_argument("--kernels", nargs="+", default=["auto"], choices=["auto", *kernels.KERNELS, "chain"],
                     help="the products each state is pinned to (default auto: by batch); a kernel that cannot run "
                     "at a batch is skipped and said so")
-    ap.add_argument("--pdl", nargs="+", default=["off"], choices=["off", "on"],
-                    help="programmatic dependent launch of the generation kernels (SEQUNET_PDL), off, on or both "
-                         "side by side; on needs a Hopper or newer GPU, elsewhere it runs as off")
+    ap.add_argument("--pdl", nargs="+", default=["on"], choices=["off", "on"],
+                    help="programmatic dependent launch of the generation kernels (SEQUNET_PDL): on (the default), "
+                         "off, or both side by side; on needs a Hopper or newer GPU, elsewhere it runs as off (and "
+                         "is skipped beside off)")
     ap.add_argument("--step-kernels", nargs="+", default=["on"], choices=["on", "off"],
                     help="a step's bookkeeping (window shifts, ring rows, the record of samples) in Triton launches "
                          "(on, the default) or in torch operations (off: SEQUNET_STEP_KERNELS=0), or both side by "

@@ -9,23 +9,19 @@
 #
 # CALL=1  the GPU test suite (benchmarks/gpu_test.sh; 434 s at 696871a with 6 workers, 2026-12-04):
 #         OUT/gpu-test.log.
-# CALL=2  the generation benchmark at batches 1, 28 and 64, float32 and bf16, the batch rule's kernels and split-K
-#         in one launch (splitk1), each launched plainly and with programmatic dependent launch, side by side
-#         (OUT/generation-pdl-h200.json). Since the last generation run (generation-kernels-h200.json, ffb9265),
-#         a step's bookkeeping is Triton launches and the head samples (sequnet/core/generation/step_kernels.py:
-#         12 kernels a Seq-U-Net step at batch 1, from 16), and every product loads its weights before it waits
-#         under PDL. Then the Seq-U-Net's piano step compiled as the trainer runs it since 2c6b757 (the Triton
-#         lookup on), bf16 and TF32, the first profiled (OUT/piano-step-compiled-lookup-h200.json and its
-#         .profile.txt; compiling takes about 70 s; WaveNet's, 109.8 ms, is in piano-step-lookup-h200.json).
-# CALL=3  the step kernels against the torch bookkeeping they replaced, in one run (batches 1 and 64, bf16, the
-#         batch rule's kernels, PDL off and on: OUT/generation-step-kernels-h200.json); call 2's compiled piano
-#         steps with cuDNN's autotuner on (OUT/piano-step-cudnn-benchmark-h200.json: the trainer leaves it off for
-#         audio since an H100 measurement in which it sped nothing up, before bf16, padding and compiling); then
-#         the Seq-U-Net's step in Inductor's max-autotune mode, which compiles for minutes
-#         (OUT/piano-step-autotune-h200.json), if the call has time left. (The breakdown and its sweep ran at
-#         2026-12-04: results/bench/breakdown-h200.json; benchmarks/breakdown.py, 26 s.)
-# At ffb9265 (2026-12-04) call 2 compared the per-layer kernels (rowdot, split-K, WaveNet's chain) and the lookup
-# uncompiled (results/bench/generation-kernels-h200.json and piano-step-lookup-h200.json; that commit's script).
+# CALL=2  the generation benchmark at batches 1, 28 and 64, float32 and bf16, the batch rule's kernels, each
+#         launched plainly and with programmatic dependent launch, with a step's bookkeeping in the Triton step
+#         kernels and in the torch operations they replaced, side by side (OUT/generation-pdl-h200.json, about
+#         100 s). Then the Seq-U-Net's piano step compiled as the trainer runs it (the Triton lookup on), bf16 and
+#         TF32, the first profiled (OUT/piano-step-compiled-lookup-h200.json and its .profile.txt; compiling takes
+#         about 70 s).
+# CALL=3  call 2's compiled piano steps with cuDNN's autotuner on (OUT/piano-step-cudnn-benchmark-h200.json: the
+#         trainer leaves it off for audio since an H100 measurement in which it sped nothing up, before bf16,
+#         padding and compiling); then the Seq-U-Net's step in Inductor's max-autotune mode, which compiles for
+#         minutes (OUT/piano-step-autotune-h200.json), if the call has time left.
+# At 1ead015 (2026-12-05) call 2's generation benchmark, with split-K in one launch beside the rule's kernels, ran
+# past its bound (its log: results/logs/2026-12-05-h200-pdl-and-splitk1.tar.xz); that split-K was then removed and
+# the comparison above ran on its own (results/bench/generation-pdl-h200.json).
 # Each step is bounded so that the call ends within CALL_S (default 570) with what it has; the tool kills a call at
 # 600 s, and its machine with it. A step that fails or runs out of time makes the exit status 4 (the rest still
 # runs); 1: the wheels could not be installed. Then, on a CPU here, copy the JSON under results/bench/ after
@@ -67,19 +63,14 @@ case ${CALL:-1} in
     2)
         # shellcheck disable=SC2046  # --tiny: the dry run's models
         step "generation with and without PDL" 220 python3 benchmarks/generation.py "${quick[@]}" \
-            $([ "${QUICK:-0}" = 1 ] && echo --tiny) --models sequnet wavenet --batches 1 28 64 \
-            --kernels auto splitk1 --pdl off on --modes graphs --dtypes float32 bfloat16 --repeats 2 --cycles 1 \
-            --out "$out/generation-pdl-h200.json"
+            $([ "${QUICK:-0}" = 1 ] && echo --tiny) --models sequnet wavenet --batches 1 28 64 --kernels auto \
+            --pdl off on --step-kernels on off --modes graphs --dtypes float32 bfloat16 --repeats 2 --cycles 1 \
+            --accuracy-steps 0 --out "$out/generation-pdl-h200.json"
         c=" compile"; [ "${QUICK:-0}" = 1 ] && c=""
         step "piano step compiled" 330 python3 benchmarks/piano_step.py "${quick[@]}" \
             --out "$out/piano-step-compiled-lookup-h200.json" --variants "sequnet bf16 pad=64$c lookup" \
             "sequnet fp32 pad=64$c lookup" ;;
     3)
-        # shellcheck disable=SC2046  # --tiny: the dry run's models
-        step "generation with and without the step kernels" 120 python3 benchmarks/generation.py "${quick[@]}" \
-            $([ "${QUICK:-0}" = 1 ] && echo --tiny) --models sequnet wavenet --batches 1 64 --step-kernels on off \
-            --pdl off on --modes graphs --dtypes bfloat16 --repeats 2 --cycles 1 --accuracy-steps 0 \
-            --out "$out/generation-step-kernels-h200.json"
         c=" compile"; [ "${QUICK:-0}" = 1 ] && c=""
         step "piano step with cuDNN's autotuner" 240 python3 benchmarks/piano_step.py "${quick[@]}" \
             --profile-steps 0 --out "$out/piano-step-cudnn-benchmark-h200.json" \

@@ -15,7 +15,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from sequnet.core.generation import init_state, kernels, minimal_window, splitk
+from sequnet.core.generation import init_state, kernels, minimal_window
 from sequnet.core.models import id_lookup, use_fused_lookup
 from sequnet.core.models.layers import OneHotModel, input_conv
 from sequnet.core.models.wavenet import WaveNet, WaveNetConfig
@@ -57,14 +57,6 @@ def test_fused_and_split_k_products_equal_torch(triton_on_cpu, batch, c, k, kind
         split = torch.empty(batch, 1, c)
         kernels.activate_triton(kind, part.view(*part.shape[:-1], 1, -1), bias, ident, split)
         torch.testing.assert_close(split, expected, rtol=1e-5, atol=1e-5)
-    # split-K in one launch: twice, since the last program of each block sets its counter back for the next launch
-    once = torch.empty(batch, rows, c)
-    part, count = splitk.scratch(list(zip(xs, ws)), once, kind)
-    for _ in range(2):
-        once.fill_(float("nan"))
-        splitk.matvec_act_triton(list(zip(xs, ws)), part, count, bias, kind, ident, once)
-        torch.testing.assert_close(once, expected, rtol=1e-5, atol=1e-5)
-        assert not count.any()
 
 
 @pytest.mark.parametrize("make", [lambda: residual(4, 5, 2, classes=256, features=16),

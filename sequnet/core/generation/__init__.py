@@ -57,7 +57,8 @@ def minimal_window(model: nn.Module) -> int:
     if isinstance(body, TCN):
         return tcn_window(body)
     raise NotImplementedError(f"step-wise generation supports OneHotModel/TokenModel around ResSeqUNet, a "
-                              f"valid-mode SeqUNet, WaveNet or a TCN (music models: generate_rolls); got {type(model).__name__} around "
+                              f"valid-mode SeqUNet, WaveNet or a TCN (music models: generate_rolls); got "
+                              f"{type(model).__name__} around "
                               f"{type(body).__name__}")
 
 

@@ -2,7 +2,7 @@
 
 A step of cached generation is a chain of tiny operations (at batch 1 a layer update multiplies a window of a
 few hundred values by a weight matrix of one or two megabytes), so its speed is set by kernel launches and by
-how well each product streams its weights, not by arithmetic. Five implementations, chosen per state:
+how well each product streams its weights, not by arithmetic. Four implementations, chosen per state:
 
 * torch (CPU, float64, or no Triton): an MKL/cuBLAS product (``matmul``), then ``activate_torch``: a few
   in-place element-wise operations.
@@ -10,7 +10,6 @@ how well each product streams its weights, not by arithmetic. Five implementatio
 * split-K GEMV + fused activation (CUDA, batch <= 64): cuBLAS runs a 1 x 900 x 360 product on a few
   multiprocessors (about 5 us; measured on an H200); the split-K kernel spreads the rows of W over about a
   hundred programs that write partial sums, and the activation adds them in a fixed order (no atomics).
-* the same split-K in one launch per layer (``kernel="splitk1"``, pinned only; ``sequnet.core.generation.splitk``).
 * one fused kernel per layer (CUDA, batch <= ``ROWDOT_MAX_BATCH``): with W stored transposed (n, k), each program
   streams whole rows for its output columns, the filter and the gate column of an output side by side, and
   applies the activation in its epilogue: one launch per layer (about 2.6 us on an H200 for the piano model).
@@ -77,21 +76,19 @@ def use_rowdot(device: torch.device, dtype: torch.dtype, batch: int) -> bool:
 
 
 # The products a state can be told to use (``init_state(..., kernel=)``), as (fused activation, split-K GEMV,
-# rowdot, split-K in one launch) switches. "auto" is the batch rule above; the others pin one path, for a state
-# whose batch the rule guesses wrong (``sequnet.core.generation.tuning`` times them) and for comparisons.
-# "splitk1" (``splitk.matvec_act_triton``) is pinned only, until a GPU has timed it beside "splitk".
-KERNELS = {"rowdot": (True, True, True, False), "splitk": (True, True, False, False),
-           "splitk1": (True, True, False, True), "cublas": (True, False, False, False),
-           "torch": (False, False, False, False)}
+# rowdot) switches. "auto" is the batch rule above; the others pin one path, for a state whose batch the rule
+# guesses wrong (``sequnet.core.generation.tuning`` times them) and for comparisons.
+KERNELS = {"rowdot": (True, True, True), "splitk": (True, True, False), "cublas": (True, False, False),
+           "torch": (False, False, False)}
 
 
 def kernel_switches(kernel: str, device: torch.device, dtype: torch.dtype,
-                    batch: int) -> tuple[bool, bool, bool, bool]:
-    """(fused activation, split-K GEMV, rowdot, one launch) for ``kernel``: "auto" or one of ``KERNELS``. A Triton path
-    needs a CUDA device, Triton and a float32/bf16/fp16 state; the GEMV paths a batch of at most
-    ``GEMV_MAX_BATCH``: asked for elsewhere, it is a ValueError that says so."""
+                    batch: int) -> tuple[bool, bool, bool]:
+    """(fused activation, split-K GEMV, rowdot) for ``kernel``: "auto" or one of ``KERNELS``. A Triton path needs a
+    CUDA device, Triton and a float32/bf16/fp16 state; the GEMV paths a batch of at most ``GEMV_MAX_BATCH``:
+    asked for elsewhere, it is a ValueError that says so."""
     if kernel == "auto":
-        return use_triton(device, dtype), use_gemv(device, dtype, batch), use_rowdot(device, dtype, batch), False
+        return use_triton(device, dtype), use_gemv(device, dtype, batch), use_rowdot(device, dtype, batch)
     if kernel not in KERNELS:
         chain = " ('chain' runs WaveNet's layers only)" if kernel == "chain" else ""
         raise ValueError(f"kernel={kernel!r}: expected 'auto' or one of {', '.join(map(repr, KERNELS))}{chain}")
@@ -259,9 +256,11 @@ if triton is not None:   # pragma: no cover - GPU only
         ``pdl_enter``: launched with programmatic dependent launch, the kernel streams its weights while the one
         before it still runs, and after the wait only reads x, multiplies and stores.
 
-        With SAMPLE (a head) each program then counts itself in at its block of sequences' counter, as split-K in
-        one launch does (``splitk``), and the last to arrive samples the block's next ids from all the logits
-        (``step_kernels.sample_rows``) and sets the counter back to zero."""
+        With SAMPLE (a head) each program then counts itself in at its block of sequences' counter, and the last
+        to arrive samples the block's next ids from all the logits (``step_kernels.sample_rows``) and sets the
+        counter back to zero. The count follows the CUDA memory model's rule for this pattern: a program's threads
+        meet at a barrier after their stores, then one counts with release semantics at GPU scope; the last
+        program's count acquires, so the logits it reads are the ones written."""
         q = 2 if KIND == 0 else 1                               # columns per output: (filter, gate) or one
         t = tl.arange(0, ROWS * BC)
         r = t // BC

@@ -15,7 +15,7 @@ from collections.abc import Callable, Hashable
 import torch
 import torch.nn as nn
 
-from sequnet.core.generation import kernels, splitk, step_kernels
+from sequnet.core.generation import kernels, step_kernels
 from sequnet.core.models.layers import TokenModel
 from sequnet.core.triton_guard import use_step_kernels
 
@@ -44,7 +44,7 @@ class InferenceState:
         self.logits = torch.zeros(batch, self.classes, dtype=self.dtype, device=self.device)
         # fused activation kernel; split-K GEMV for the products; or one fused kernel per layer
         self.kernel = kernels.resolved_kernel(kernel, self.device, self.dtype, batch)
-        self.fused, self.gemv, self.rowdot, self.one_launch = kernels.KERNELS[self.kernel]
+        self.fused, self.gemv, self.rowdot = kernels.KERNELS[self.kernel]
         self._act = kernels.activate_triton if self.fused else kernels.activate_torch
         # the step's bookkeeping in Triton launches (step_kernels), unless SEQUNET_STEP_KERNELS=0
         self.step_fused = self.fused and use_step_kernels()
@@ -91,11 +91,6 @@ class InferenceState:
         shape (batch, rows, c); the products' scratch tensor is kept per ``name``, shared by all patterns."""
         if self.rowdot:
             return [functools.partial(kernels.rowdot_triton, parts, bias, act, identity, out, relu_x)]
-        if self.one_launch:
-            if name not in self._pre:
-                self._pre[name] = splitk.scratch(parts, out, act)
-            return [functools.partial(splitk.matvec_act_triton, parts, *self._pre[name], bias, act, identity, out,
-                                      relu_x)]
         ops = []
         if relu_x and not self.gemv:
             x, w = parts[0]
@@ -124,7 +119,7 @@ class InferenceState:
         ``kernels.HEAD_SAMPLE_MAX_CLASSES`` classes): one launch fewer, the same ids (``step_kernels.sample_rows``
         reads the logits as stored)."""
         ops = self.ops(key)
-        if not self.step_fused or self.one_launch or self.classes > kernels.HEAD_SAMPLE_MAX_CLASSES:
+        if not self.step_fused or self.classes > kernels.HEAD_SAMPLE_MAX_CLASSES:
             return ops + self._sample_ops(greedy, noise, record)
         parts, bias, relu_x = self._heads[key]
         noise = None if greedy else (self._noise if noise is None else noise)

@@ -23,8 +23,8 @@ Here, for every Triton path, each of those groups is one launch that opens with 
 * sampling (:func:`sample_rows`): the argmax of logits plus noise, also written into the record of a multi-step
   graph, at the end of the head's own kernel (``kernels.rowdot_triton``: the last of its programs to finish reads
   all the logits; ``kernels.activate_triton``: one program per sequence), or as a kernel of its own
-  (:func:`sample_triton`) after split-K in one launch, for logits of more than
-  ``kernels.HEAD_SAMPLE_MAX_CLASSES`` classes and from the logits of a save pass.
+  (:func:`sample_triton`) for logits of more than ``kernels.HEAD_SAMPLE_MAX_CLASSES`` classes and from the
+  logits of a save pass.
 
 For the paper's piano models (``InferenceState.ops_per_step``, which counts the record's copy): a Seq-U-Net step
 at batch 1 is 12.0 kernels (from 16.0), all of them Triton, and 23.0 at batch 64 (from 27.0); a WaveNet step 108
