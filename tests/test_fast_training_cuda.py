@@ -266,9 +266,11 @@ def test_trainer_compiles_both_audio_models_on_the_fast_path(tmp_path):
         config = resolve("piano_audio", arch, "smoke", device="cuda", epochs=1, max_steps_per_epoch=6, bf16=True)
         model, _ = training.build(config.replace(compile=True), CUDA)
         assert not any(m.fused_gate for m in model.modules() if hasattr(type(m), "fused_gate"))
-        # compiled, the first convolution is the Triton lookup (faster only there: sequnet.experiment.training)
+        # compiled in bf16, the first convolution is the Triton lookup (faster only there: sequnet.experiment.training)
         assert all(m.fused_lookup for m in model.modules() if hasattr(type(m), "fused_lookup"))
         assert any(hasattr(type(m), "fused_lookup") for m in model.modules())
+        float32, _ = training.build(config.replace(compile=True, bf16=False), CUDA)
+        assert not any(m.fused_lookup for m in float32.modules() if hasattr(type(m), "fused_lookup"))
         assert all(m.channels_last for m in model.modules() if hasattr(type(m), "channels_last"))
         runs = {}
         for compiled in (True, False):

@@ -101,9 +101,10 @@ def build(config: RunConfig, device: torch.device) -> tuple[nn.Module, torch.opt
         use_channels_last(model)
         if has_switch(model, "fused_gate") and not config.compile:     # compiled, Inductor fuses the gate
             use_fused_gate(model)
-        # The Triton lookup of the first convolution pays only compiled (2026-12-04, H200, piano_step.py, bf16:
-        # 31.5 -> 29.4 ms a step compiled; 44.4 -> 45.2 eager, and 64.3 -> 73.0 in float32)
-        if has_switch(model, "fused_lookup") and config.compile:
+        # The Triton lookup of the first convolution pays only compiled in bf16 (H200, piano_step.py, the Seq-U-Net:
+        # bf16 31.5 -> 29.4 ms a step compiled, 44.4 -> 45.2 eager, 2026-12-04; float32 64.3 -> 73.0 eager, and
+        # compiled 58.6 ms without it at 696871a, 69.8 with it at 1ead015, results/bench/piano-step-compiled*)
+        if has_switch(model, "fused_lookup") and config.compile and config.bf16:
             use_fused_lookup(model)
         if has_switch(model, "crop_skips"):
             use_cropped_skips(model)
