@@ -224,7 +224,33 @@ def test_programmatic_dependent_launch_gives_the_same_samples(arch, batch, kerne
         if d.max() > 0:     # both modes, so that a failure says which differ and where
             rows = sorted(set(d.nonzero()[:, 0].tolist()))
             differ.append(f"{mode}: {int((d > 0).sum())} logits of sequences {rows} differ, at most {d.max():.3g}")
+    if differ and arch == "sequnet":
+        differ.append(_first_stream_that_differs(model, prime, plain, kernel, monkeypatch))
     assert not differ, "; ".join(differ)
+
+
+def _first_stream_that_differs(model, prime, ids, kernel, monkeypatch) -> str:
+    """Teacher-forced on ``ids``, eager, plain and PDL launches in lockstep: the first step after which a window
+    of the Seq-U-Net's state, or its logits, differ between the two, with the streams and sequences concerned."""
+    states = []
+    for pdl in ("0", "1"):
+        monkeypatch.setenv("SEQUNET_PDL", pdl)
+        states.append(init_state(model, prime, kernel=kernel))
+    for s in range(ids.shape[1]):
+        logits = []
+        for pdl, state in zip(("0", "1"), states):
+            monkeypatch.setenv("SEQUNET_PDL", pdl)
+            logits.append(state.step(ids[:, s]).float())
+        streams = [f"{name} (level {states[0].win.level(name)}) sequences "
+                   f"{sorted(set((a != b).nonzero()[:, 1].tolist()))}"
+                   for name in states[0].win.where
+                   for a, b in [(states[0].win.where[name][0][:, states[0].win.where[name][1]],
+                                 states[1].win.where[name][0][:, states[1].win.where[name][1]])]
+                   if not torch.equal(a, b)]
+        if streams or not torch.equal(*logits):
+            return f"lockstep: first at step {s}, logits {'differ' if not torch.equal(*logits) else 'equal'}, " \
+                   f"windows of {streams or 'no stream'}"
+    return "lockstep: no step differs"
 
 
 @pytest.mark.skipif(not _HOPPER, reason="programmatic dependent launch needs a Hopper or newer GPU")
