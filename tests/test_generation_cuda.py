@@ -3,6 +3,8 @@ graph per step and the multi-step graphs give the same samples as the eager path
 full forward. The CPU side is in ``test_generation.py``."""
 from __future__ import annotations
 
+import warnings
+
 import pytest
 import torch
 
@@ -226,6 +228,8 @@ def test_programmatic_dependent_launch_gives_the_same_samples(arch, batch, kerne
             differ.append(f"{mode}: {int((d > 0).sum())} logits of sequences {rows} differ, at most {d.max():.3g}")
     if differ and arch == "sequnet":
         differ.append(_first_stream_that_differs(model, prime, plain, kernel, monkeypatch))
+    if differ:      # also as a warning: the log's summary shows it where the case is an expected failure
+        warnings.warn(f"PDL against plain launches, {arch} batch {batch} {kernel}: " + "; ".join(differ))
     assert not differ, "; ".join(differ)
 
 
