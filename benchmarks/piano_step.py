@@ -16,7 +16,8 @@ changed in one respect:
 * ``crop``: WaveNet's skip outputs computed only at the samples the output reads
   (``sequnet.core.models.use_cropped_skips``, the trainer's path on a GPU: 11.7 instead of 18.0 TFLOP a step).
 * ``lookup``: the first convolution over the ids through the Triton lookup (``sequnet.core.models.id_lookup``)
-  instead of ``embedding_bag``: both models have it.
+  instead of ``embedding_bag``: both models have it. ``lookup_bmm``: the same with its table's gradient as cuBLAS
+  batched GEMMs on a one-hot tensor instead of its Triton backward kernel (``id_lookup.BACKWARD``).
 
     python benchmarks/piano_step.py --out results/bench/piano-step-h200.json
     python benchmarks/piano_step.py --device cpu --quick              # a smoke run on the CPU
@@ -38,7 +39,7 @@ from torch.utils.flop_counter import FlopCounterMode
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from training import build, loss_fn, make_batch, setting_for  # noqa: E402
-from sequnet.core.models import use_channels_last, use_cropped_skips, use_fused_lookup  # noqa: E402
+from sequnet.core.models import id_lookup, use_channels_last, use_cropped_skips, use_fused_lookup  # noqa: E402
 from sequnet.core.models.padding import pad_channels  # noqa: E402
 from sequnet.analysis.complexity import run_metadata, time_training_step, training_step  # noqa: E402
 from sequnet.analysis.benchmarks import write_bench  # noqa: E402
@@ -55,7 +56,9 @@ def parse(spec: str) -> dict:
     v = {"arch": words[0], "bf16": "bf16" in words, "features": None, "pad": 0,
          "cudnn_benchmark": "cudnn_benchmark" in words, "compile": "compile" in words or "autotune" in words,
          "compile_mode": "max-autotune-no-cudagraphs" if "autotune" in words else None,
-         "foreach_adam": "foreach_adam" in words, "crop": "crop" in words, "lookup": "lookup" in words,
+         "foreach_adam": "foreach_adam" in words, "crop": "crop" in words,
+         "lookup": "lookup" in words or "lookup_bmm" in words, "lookup_backward": "bmm" if "lookup_bmm" in words
+         else "triton",
          "spec": spec}
     for w in words:
         if w.startswith("features="):
@@ -86,6 +89,7 @@ def variant_model(v: dict, device, batch: int, quick: bool):
         use_cropped_skips(model)                # raises for the Seq-U-Net, which has no such switch
     if v["lookup"]:
         use_fused_lookup(model)
+    id_lookup.BACKWARD = v["lookup_backward"]       # read at each backward: every variant sets its own
     use_channels_last(model)
     return setting, model, *make_batch(setting, batch, device, quick)
 
@@ -118,7 +122,7 @@ def main(argv=None) -> int:
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--variants", nargs="+", default=DEFAULT_VARIANTS,
                     help='e.g. "sequnet bf16 features=192" (arch, then any of bf16, features=N, pad=M, '
-                         'cudnn_benchmark, compile, foreach_adam, crop, lookup)')
+                         'cudnn_benchmark, compile, foreach_adam, crop, lookup, lookup_bmm)')
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--warmup", type=int, default=4)

@@ -15,7 +15,10 @@
 #         100 s). Then the Seq-U-Net's piano step compiled as the trainer runs it (the Triton lookup on), bf16 and
 #         TF32, the first profiled (OUT/piano-step-compiled-lookup-h200.json and its .profile.txt; compiling takes
 #         about 70 s).
-# CALL=3  call 2's compiled piano steps with cuDNN's autotuner on (OUT/piano-step-cudnn-benchmark-h200.json: the
+# CALL=3  the compiled bf16 piano step with the lookup's table gradient as cuBLAS batched GEMMs against its Triton
+#         backward kernel (3.7 ms of the 30.0 ms step in call 2's profile at 1ead015), the first profiled
+#         (OUT/piano-step-lookup-bmm-h200.json and its .profile.txt); then
+#         call 2's compiled piano steps with cuDNN's autotuner on (OUT/piano-step-cudnn-benchmark-h200.json: the
 #         trainer leaves it off for audio since an H100 measurement in which it sped nothing up, before bf16,
 #         padding and compiling); then the Seq-U-Net's step in Inductor's max-autotune mode, which compiles for
 #         minutes (OUT/piano-step-autotune-h200.json), if the call has time left.
@@ -72,6 +75,9 @@ case ${CALL:-1} in
             "sequnet fp32 pad=64$c lookup" ;;
     3)
         c=" compile"; [ "${QUICK:-0}" = 1 ] && c=""
+        step "piano step with the lookup's GEMM backward" 200 python3 benchmarks/piano_step.py "${quick[@]}" \
+            --out "$out/piano-step-lookup-bmm-h200.json" --variants "sequnet bf16 pad=64$c lookup_bmm" \
+            "sequnet bf16 pad=64$c lookup"
         step "piano step with cuDNN's autotuner" 240 python3 benchmarks/piano_step.py "${quick[@]}" \
             --profile-steps 0 --out "$out/piano-step-cudnn-benchmark-h200.json" \
             --variants "sequnet bf16 pad=64$c lookup cudnn_benchmark" "sequnet fp32 pad=64$c lookup cudnn_benchmark"

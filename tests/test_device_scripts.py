@@ -69,9 +69,9 @@ def test_gpu_suite_stops_at_once_on_a_mirror_that_lacks_registered_files(tmp_pat
 
 def test_speed_call_dry_run_measures_both_launches_and_bounds_its_steps(tmp_path, data_mirror):
     """benchmarks/speed_gpu_call.sh as a CPU dry run (QUICK=1): call 2's generation benchmark (PDL and the step
-    kernels, each on and off) and piano step, and call 3's piano steps with cuDNN's autotuner, run with the flags the GPU call
-    will pass and write their JSON; a step that cannot get 30 s of the call is skipped and makes the exit status 4;
-    an unknown call is refused."""
+    kernels, each on and off) and piano step, and call 3's piano steps (the lookup's two backwards, cuDNN's
+    autotuner), run with the flags the GPU call will pass and write their JSON; a step that cannot get 30 s of the
+    call is skipped and makes the exit status 4; an unknown call is refused."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     (bin_dir / "python3").write_text(f"#!/usr/bin/env bash\nexec {sys.executable} \"$@\"\n")   # a venv's own
@@ -92,10 +92,13 @@ def test_speed_call_dry_run_measures_both_launches_and_bounds_its_steps(tmp_path
     assert not any("error" in r for r in steps)
     assert (tmp_path / "out" / "piano-step-compiled-lookup-h200.profile.txt").read_text().startswith(
         "## sequnet bf16 pad=64 lookup, batch 16")
-    # call 3: the compiled piano steps (uncompiled in a dry run) with cuDNN's autotuner
+    # call 3: the lookup's two backwards, then the compiled piano steps (uncompiled in a dry run) with cuDNN's
+    # autotuner
     done = subprocess.run(script + [str(tmp_path / "out3")], cwd=REPO, env=dict(env, CALL="3", CALL_S="300"),
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
+    steps = json.loads((tmp_path / "out3" / "piano-step-lookup-bmm-h200.json").read_text())["rows"]
+    assert [(r["lookup"], r["lookup_backward"]) for r in steps] == [(True, "bmm"), (True, "triton")]
     steps = json.loads((tmp_path / "out3" / "piano-step-cudnn-benchmark-h200.json").read_text())["rows"]
     assert [(r["bf16"], r["lookup"], r["cudnn_benchmark"]) for r in steps] == [(True, True, True), (False, True, True)]
     assert not any("error" in r for r in steps)

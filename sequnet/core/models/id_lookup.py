@@ -18,6 +18,12 @@ results/logs/2026-12-02b-h200-speed.tar.xz). The bags are all of k rows and the 
   gradient atomically: about a thousand partial sums in all, in an order that varies from run to run (as cuDNN's
   weight gradients do). A float32 gradient is multiplied in IEEE float32, not TF32.
 
+That backward took 3.7 ms of a 30.0 ms compiled bf16 step of the piano Seq-U-Net (H200, 2026-12-05, torch.profiler:
+results/logs/2026-12-05-h200-pdl-and-splitk1.tar.xz): about 290 GFLOP of one-hot products at 78 TFLOP/s. ``BACKWARD =
+"bmm"`` computes the same products as cuBLAS batched GEMMs on a one-hot tensor built once (:func:`table_grad_bmm`,
+bf16/fp16 gradients only), for ``benchmarks/piano_step.py``'s ``lookup_bmm`` to time against the kernel; the
+slower of the two goes once a GPU has timed both.
+
 Elsewhere (CPU, float64, no Triton, ``SEQUNET_TRITON=0``) ``input_conv`` keeps ``embedding_bag``.
 """
 from __future__ import annotations
@@ -29,6 +35,7 @@ from sequnet.core.triton_guard import tl, triton, use_triton
 _BT, _BC = 64, 64              # forward: positions x channels per program
 _BT_BACK, _BC_BACK = 32, 32    # backward: positions per one-hot tile, channels per program
 _PROGRAMS = 1024               # backward: about this many programs (chunks of positions x channel blocks x taps)
+BACKWARD = "triton"            # the table's gradient: "triton" (_backward_kernel) or "bmm" (table_grad_bmm)
 
 
 def fusable(ids: torch.Tensor, table: torch.Tensor, dtype: torch.dtype) -> bool:
@@ -68,6 +75,8 @@ class _Lookup(torch.autograd.Function):
         (ids,) = ctx.saved_tensors
         batch, c, n = grad.shape
         k, classes = ctx.k, ctx.rows // ctx.k
+        if BACKWARD == "bmm" and grad.dtype != torch.float32:
+            return None, table_grad_bmm(ids, grad, k, classes).to(ctx.table_dtype), None, None
         grad_table = torch.zeros(ctx.rows, c, dtype=torch.float32, device=grad.device)
         positions = batch * n
         blocks = triton.cdiv(c, _BC_BACK)
@@ -78,6 +87,21 @@ class _Lookup(torch.autograd.Function):
             grad.stride(1), grad.stride(2), K=k, V=max(16, triton.next_power_of_2(classes)), BT=_BT_BACK,
             BC=_BC_BACK, IEEE=grad.dtype == torch.float32)
         return None, grad_table.to(ctx.table_dtype), None, None
+
+
+def table_grad_bmm(ids: torch.Tensor, grad: torch.Tensor, k: int, classes: int) -> torch.Tensor:
+    """The table's gradient (classes * k, c) in float32 for ``grad`` (batch, c, n) of the lookup's output: for
+    each tap j, the sum over the sequences b of grad[b] @ one_hot(ids[b, j:j + n]), as one batched GEMM (cuBLAS on
+    a GPU), with the one-hot tensor of all the ids built once in grad's dtype (exact 0 and 1; 302 MB in bf16 at
+    the piano models' training shape). Each GEMM accumulates in float32 and rounds a sequence's (c, classes)
+    result to grad's dtype, as cuDNN's weight gradients under autocast do; the sequences add in float32."""
+    batch, c, n = grad.shape
+    onehot = torch.zeros(batch, ids.shape[1], classes, dtype=grad.dtype, device=grad.device)
+    onehot.scatter_(2, ids.long().unsqueeze(2), 1)
+    out = torch.empty(classes, k, c, dtype=torch.float32, device=grad.device)
+    for j in range(k):
+        out[:, j] = torch.bmm(grad, onehot[:, j:j + n]).sum(0, dtype=torch.float32).t()
+    return out.view(classes * k, c)
 
 
 if triton is not None:   # pragma: no cover - GPU only (and Triton's interpreter: tests/test_kernels_interpreted.py)
