@@ -58,8 +58,7 @@ def minimal_window(model: nn.Module) -> int:
         return tcn_window(body)
     raise NotImplementedError(f"step-wise generation supports OneHotModel/TokenModel around ResSeqUNet, a "
                               f"valid-mode SeqUNet, WaveNet or a TCN (music models: generate_rolls); got "
-                              f"{type(model).__name__} around "
-                              f"{type(body).__name__}")
+                              f"{type(model).__name__} around {type(body).__name__}")
 
 
 def default_pad_id(model: nn.Module) -> int:
