@@ -130,11 +130,11 @@ def accuracy(model, arch: str, device, dtype, steps: int, batch: int = 4) -> dic
             "argmax_agreement": agree / steps, "last_step_total_variation": prob / 2}
 
 
-_SAME = ("batch", "dtype", "mode", "kernel", "pdl", "step_kernels")     # what a ratio's two rows share
+_SAME = ("batch", "dtype", "mode", "kernel", "pdl", "step_kernels", "chunk")     # what a ratio's two rows share
 
 
 def run(device, archs, batches, dtypes, modes, steps, warmup, repeats, acc_steps, tiny,
-        chunk: int = InferenceState.CHUNK, kernel_names: tuple[str, ...] = ("auto",),
+        chunks: tuple[int, ...] = (InferenceState.CHUNK,), kernel_names: tuple[str, ...] = ("auto",),
         pdl: tuple[str, ...] = ("on",), step_kernels: tuple[str, ...] = ("on",)) -> dict:
     torch.manual_seed(0)
     models = {a: build(a, tiny).to(device).eval() for a in archs}
@@ -144,21 +144,24 @@ def run(device, archs, batches, dtypes, modes, steps, warmup, repeats, acc_steps
         for batch in batches:
             for arch in archs:
                 done = set()
-                for kernel, launch, steps_on in itertools.product(kernel_names, pdl, step_kernels):
+                for kernel, launch, steps_on, chunk in itertools.product(kernel_names, pdl, step_kernels, chunks):
                     try:
                         name = (kernel if kernel == "chain" and arch == "wavenet"      # WaveNet's one-launch layers
                                 else kernels.resolved_kernel(kernel, device, dtype, batch))
-                        if ((name, launch, steps_on) in done
+                        if ((name, launch, steps_on, chunk) in done
                                 or (name in ("chain", "torch") and launch == "on" and "off" in pdl)
                                 or (name == "torch" and steps_on == "off" and "on" in step_kernels)):
                             continue          # "auto" is one of the pinned kernels; no PDL or step kernels in torch
-                        done.add((name, launch, steps_on))
+                        done.add((name, launch, steps_on, chunk))
                         os.environ["SEQUNET_PDL"] = "1" if launch == "on" else "0"     # read at each launch
                         os.environ["SEQUNET_STEP_KERNELS"] = "1" if steps_on == "on" else "0"   # read by the state
                         if launch == "on" and not pdl_options(device)["PDL"] and "off" in pdl:   # no A/B here
                             raise ValueError("programmatic dependent launch needs a Hopper or newer CUDA GPU")
-                        rows += speed(models[arch], arch, device, batch, dtype, modes, steps, warmup, repeats,
-                                      chunk, kernel)
+                        # the eager and one-graph-per-step modes have no chunk: timed with the first only
+                        chunk_modes = modes if chunk == chunks[0] else [m for m in modes if m == "graphs"]
+                        if chunk_modes:
+                            rows += speed(models[arch], arch, device, batch, dtype, chunk_modes, steps, warmup,
+                                          repeats, chunk, kernel)
                     except (ValueError, *TOO_BIG) as err:   # not for this batch/GPU
                         print(f"{arch:8s} batch {batch:3d} {kernel}: skipped ({err})", flush=True)
                     finally:
@@ -213,7 +216,8 @@ def main(argv=None) -> int:
     ap.add_argument("--modes", nargs="+", choices=["eager", "graphs-step", "graphs"],
                     help="eager; graphs-step: one CUDA graph per step; graphs: multi-step graphs of --chunk steps "
                     "(default: all three on CUDA, eager on CPU)")
-    ap.add_argument("--chunk", type=int, default=InferenceState.CHUNK, help="steps per multi-step graph")
+    ap.add_argument("--chunk", nargs="+", type=int, default=[InferenceState.CHUNK],
+                    help="steps per multi-step graph; several: side by side, a state each")
     ap.add_argument("--cycles", type=int, default=2, help="timed steps with CUDA graphs = cycles x 1024 (one "
                     "Seq-U-Net clock cycle, so that every update pattern counts at its true frequency)")
     ap.add_argument("--eager-cycles", type=int, default=1, help="the same for the eager path")
@@ -250,7 +254,7 @@ def main(argv=None) -> int:
     dtypes = [DTYPES[d] for d in (args.dtypes or ["float32", "bfloat16", "float16"])]
     modes = args.modes or (["eager", "graphs-step", "graphs"] if cuda else ["eager"])
     result = run(device, args.models, batches, dtypes, modes, steps, warmup, repeats, acc_steps, args.tiny,
-                 args.chunk, tuple(args.kernels), tuple(args.pdl), tuple(args.step_kernels))
+                 tuple(args.chunk), tuple(args.kernels), tuple(args.pdl), tuple(args.step_kernels))
     print(table(result))
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -5,7 +5,7 @@
 #
 #   CALL=1 SEQUNET_GIT_COMMIT=$(git rev-parse --short HEAD) CALL_S=575 bash benchmarks/speed_gpu_call.sh OUT
 #       device tool: carry [".whl", ".devdata"] (made here by `benchmarks/device_prep.sh tests`), timeout_s 600
-#   then CALL=2 and CALL=3 the same way, each as soon as the last has answered (or in another session).
+#   then CALL=2, 3 and 4 the same way, each as soon as the last has answered (or in another session).
 #
 # CALL=1  the GPU test suite (benchmarks/gpu_test.sh; 434 s at 696871a with 6 workers, 2026-12-04):
 #         OUT/gpu-test.log.
@@ -22,6 +22,10 @@
 #         an H100 measurement in which it sped nothing up, before bf16, padding and compiling); then the
 #         Seq-U-Net's step in Inductor's max-autotune mode, which compiles for minutes
 #         (OUT/piano-step-autotune-h200.json), if the call has time left.
+# CALL=4  the generation benchmark in bf16 at batches 1 and 64 with multi-step CUDA graphs of 16 (the default), 64
+#         and 256 steps side by side (OUT/generation-chunk-h200.json, about 100 s): between two graphs the host
+#         copies the next chunk's noise in and the samples out, and the GPU runs the boundary without PDL's
+#         overlap, a cost that longer graphs spread over more steps.
 # At 1ead015 (2026-12-05) call 2's generation benchmark, with split-K in one launch beside the rule's kernels, ran
 # past its bound (its log: results/logs/2026-12-05-h200-pdl-and-splitk1.tar.xz); that split-K was then removed and
 # the comparison above ran on its own (results/bench/generation-pdl-h200.json).
@@ -84,6 +88,12 @@ case ${CALL:-1} in
         [ "${QUICK:-0}" = 1 ] || step "piano step autotuned" 420 python3 benchmarks/piano_step.py \
             --profile-steps 0 --out "$out/piano-step-autotune-h200.json" \
             --variants "sequnet bf16 pad=64 autotune lookup" ;;
-    *) echo "CALL=${CALL}: expected 1, 2 or 3" >&2; exit 2 ;;
+    4)
+        # shellcheck disable=SC2046  # --tiny: the dry run's models
+        step "generation by graph length" 250 python3 benchmarks/generation.py "${quick[@]}" \
+            $([ "${QUICK:-0}" = 1 ] && echo --tiny) --models sequnet wavenet --batches 1 64 --modes graphs \
+            --dtypes bfloat16 --chunk 16 64 256 --repeats 2 --cycles 2 --accuracy-steps 0 \
+            --out "$out/generation-chunk-h200.json" ;;
+    *) echo "CALL=${CALL}: expected 1, 2, 3 or 4" >&2; exit 2 ;;
 esac
 exit $status

@@ -391,6 +391,10 @@ def test_generation_table_names_the_kernel_when_a_file_compares_them(tmp_path):
     launched = benchmarks.generation_markdown(tmp_path / "g.json", {"meta": meta, "rows": [
         base | {"kernel": "splitk", "ops_per_step": 220.0, "pdl": True}]})
     assert "| wavenet | 28 | float32 | graphs | splitk+pdl | 220 | 280,000 |" in launched
+    chunked = benchmarks.generation_markdown(tmp_path / "g.json", {"meta": meta, "rows": [
+        base | {"kernel": "splitk", "ops_per_step": 220.0, "chunk": 16},
+        base | {"kernel": "splitk", "ops_per_step": 220.0, "chunk": 64}]})
+    assert "| splitk | 220 |" in chunked and "| splitk, 64-step graphs | 220 |" in chunked
     older = benchmarks.generation_markdown(tmp_path / "g.json", {"meta": meta, "rows": [base]})
     assert "kernel" not in older and "| wavenet | 28 | float32 | graphs | 280,000 |" in older
 

@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 from sequnet.core.configs import baseline_arch
+from sequnet.core.generation.state import InferenceState
 from sequnet.experiment.records import PAPER_TABLE1, git_commit
 from sequnet.analysis import step_model
 from sequnet.analysis.figures import MAX_WIDTH_IN, STYLE
@@ -254,9 +255,12 @@ def kernel_name(row: dict) -> str:
     """A generation row's per-layer kernel, "+pdl" where its kernels were launched with programmatic dependent
     launch (``benchmarks/generation.py --pdl``), and ", torch bookkeeping" where a Triton path's step kept its
     window shifts and ring rows in torch operations (``--step-kernels off``; rows from before the step kernels
-    carry no mark)."""
+    carry no mark), and the steps per multi-step graph where they are not the default
+    (``benchmarks/generation.py --chunk``)."""
+    chunk = row.get("chunk")
     return (row.get("kernel", "–") + ("+pdl" if row.get("pdl") else "")
-            + (", torch bookkeeping" if row.get("step_kernels") is False and row.get("fused_activation") else ""))
+            + (", torch bookkeeping" if row.get("step_kernels") is False and row.get("fused_activation") else "")
+            + (f", {chunk}-step graphs" if chunk not in (None, InferenceState.CHUNK) else ""))
 
 
 def plot_generation(bench: dict):
