@@ -17,7 +17,9 @@
 #         about 70 s).
 # CALL=3  the compiled bf16 piano step with the lookup's table gradient as cuBLAS batched GEMMs against its Triton
 #         backward kernel (3.7 ms of the 30.0 ms step in call 2's profile at 1ead015), the first profiled
-#         (OUT/piano-step-lookup-bmm-h200.json and its .profile.txt); then call 2's compiled piano steps with
+#         (OUT/piano-step-lookup-bmm-h200.json and its .profile.txt); the PDL test's diagnosis of the one
+#         case where PDL and plain launches differ (rowdot at batch 28: is the save pass itself deterministic, and
+#         which window slots part first); then call 2's compiled piano steps with
 #         cuDNN's autotuner on (OUT/piano-step-cudnn-benchmark-h200.json: the trainer leaves it off for audio since
 #         an H100 measurement in which it sped nothing up, before bf16, padding and compiling); then the
 #         Seq-U-Net's step in Inductor's max-autotune mode, which compiles for minutes
@@ -82,6 +84,10 @@ case ${CALL:-1} in
         step "piano step with the lookup's GEMM backward" 200 python3 benchmarks/piano_step.py "${quick[@]}" \
             --out "$out/piano-step-lookup-bmm-h200.json" --variants "sequnet bf16 pad=64$c lookup_bmm" \
             "sequnet bf16 pad=64$c lookup"
+        # the rowdot/PDL difference at batch 28: where it starts (its test's warning, in the log's summary)
+        pdl_case="tests/test_generation_cuda.py::test_programmatic_dependent_launch_gives_the_same_samples"
+        [ "${QUICK:-0}" = 1 ] || step "PDL diagnosis" 120 python3 -m pytest -q -p no:cacheprovider -rxX \
+            "$pdl_case[sequnet-28-rowdot]"
         step "piano step with cuDNN's autotuner" 240 python3 benchmarks/piano_step.py "${quick[@]}" \
             --profile-steps 0 --out "$out/piano-step-cudnn-benchmark-h200.json" \
             --variants "sequnet bf16 pad=64$c lookup cudnn_benchmark" "sequnet fp32 pad=64$c lookup cudnn_benchmark"

@@ -233,28 +233,39 @@ def test_programmatic_dependent_launch_gives_the_same_samples(arch, batch, kerne
     assert not differ, "; ".join(differ)
 
 
+def _windows_that_differ(a, b) -> list[str]:
+    """The streams whose windows differ between two Seq-U-Net states: sequences, and (window, slot) pairs."""
+    found = []
+    for name, (t, i) in a.win.where.items():
+        x, y = t[:, i], b.win.where[name][0][:, b.win.where[name][1]]      # (2 windows, batch, k slots, channels)
+        if not torch.equal(x, y):
+            at = (x != y).nonzero()
+            found.append(f"{name} (level {a.win.level(name)}) sequences {sorted(set(at[:, 1].tolist()))} "
+                         f"(window, slot) {sorted(set(map(tuple, at[:, [0, 2]].tolist())))}")
+    return found
+
+
 def _first_stream_that_differs(model, prime, ids, kernel, monkeypatch) -> str:
-    """Teacher-forced on ``ids``, eager, plain and PDL launches in lockstep: the first step after which a window
-    of the Seq-U-Net's state, or its logits, differ between the two, with the streams and sequences concerned."""
+    """Where plain and PDL launches part: two plain states built alike (is the save pass deterministic?), then
+    plain against PDL after construction, then teacher-forced on ``ids``, eager, in lockstep: the first step after
+    which a window of the Seq-U-Net's state, or its logits, differ, with the streams, sequences and slots."""
     states = []
-    for pdl in ("0", "1"):
+    for pdl in ("0", "1", "0"):
         monkeypatch.setenv("SEQUNET_PDL", pdl)
         states.append(init_state(model, prime, kernel=kernel))
+    found = [f"plain against plain after construction: {_windows_that_differ(states[0], states[2]) or 'equal'}",
+             f"plain against PDL after construction: {_windows_that_differ(states[0], states[1]) or 'equal'}"]
     for s in range(ids.shape[1]):
         logits = []
         for pdl, state in zip(("0", "1"), states):
             monkeypatch.setenv("SEQUNET_PDL", pdl)
             logits.append(state.step(ids[:, s]).float())
-        streams = [f"{name} (level {states[0].win.level(name)}) sequences "
-                   f"{sorted(set((a != b).nonzero()[:, 1].tolist()))}"
-                   for name in states[0].win.where
-                   for a, b in [(states[0].win.where[name][0][:, states[0].win.where[name][1]],
-                                 states[1].win.where[name][0][:, states[1].win.where[name][1]])]
-                   if not torch.equal(a, b)]
+        streams = _windows_that_differ(states[0], states[1])
         if streams or not torch.equal(*logits):
-            return f"lockstep: first at step {s}, logits {'differ' if not torch.equal(*logits) else 'equal'}, " \
-                   f"windows of {streams or 'no stream'}"
-    return "lockstep: no step differs"
+            return "; ".join(found + [f"lockstep: first at step {s}, logits "
+                                      f"{'differ' if not torch.equal(*logits) else 'equal'}, windows of "
+                                      f"{streams or 'no stream'}"])
+    return "; ".join(found + ["lockstep: no step differs"])
 
 
 @pytest.mark.skipif(not _HOPPER, reason="programmatic dependent launch needs a Hopper or newer GPU")
