@@ -36,6 +36,8 @@ def helpers():
         "costs, GPU": lambda: reports.plot_costs(GPU),
         "activations": lambda: overview.plot_activations(points=4)[0],
         "generation benchmark": lambda: benchmarks.plot_generation(bench),
+        "generation benchmark, bf16 only": lambda: benchmarks.plot_generation(
+            json.loads((RESULTS / "bench" / "generation-chunk-h200.json").read_text())),
         "closed forms": lambda: sweeps.plot_closed_forms(),
         "committed sweep": lambda: sweeps.plot_sweeps(
             benchmarks.load_bench(RESULTS / "bench", "complexity*.json", full_only=True)[0][1], "GPU"),
@@ -50,6 +52,15 @@ def test_figure_text_reads_at_9_pt_and_every_numeric_axis_has_a_unit(name):
     try:
         assert fig.get_figwidth() <= figures.MAX_WIDTH_IN + 1e-9
         assert figures.problems(fig) == []
+    finally:
+        plt.close(fig)
+
+
+def test_a_generation_file_without_float32_plots_its_own_dtype():
+    fig = helpers()["generation benchmark, bf16 only"]()
+    try:
+        ax = fig.axes[0]
+        assert "bfloat16" in ax.get_title() and len(ax.get_yticks()) == 12
     finally:
         plt.close(fig)
 

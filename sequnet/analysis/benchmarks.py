@@ -264,27 +264,28 @@ def kernel_name(row: dict) -> str:
 
 
 def plot_generation(bench: dict):
-    """Samples per second of the float32 rows on a log scale, with real time at 16 kHz marked."""
+    """Samples per second of the float32 rows (of the first row's dtype in a file without any) as horizontal bars
+    on a log scale, one row per batch and kernel, with real time at 16 kHz marked."""
     import matplotlib.pyplot as plt
 
+    dtypes = [r["dtype"] for r in bench["rows"]]
+    dtype = "float32" if "float32" in dtypes or not dtypes else dtypes[0]
+    rows = [r for r in bench["rows"] if r["dtype"] == dtype]
     with plt.rc_context(STYLE):
-        fig, ax = plt.subplots(figsize=(MAX_WIDTH_IN, 3.8))
-        f32 = [r for r in bench["rows"] if r["dtype"] == "float32"]
+        # a bar's label stands on its own line, however many kernels and graph lengths a file compares
+        fig, ax = plt.subplots(figsize=(MAX_WIDTH_IN, max(3.0, 1.4 + 0.32 * len(rows))))
         for model, colour, label in (("sequnet", "C0", "Seq-U-Net"), ("wavenet", "C1", "WaveNet")):
-            at = [i for i, r in enumerate(f32) if r["model"] == model]
-            ax.bar(at, [f32[i]["samples_per_s"] for i in at], color=colour, label=label)
-        ax.axhline(16000, color="k", ls="--", lw=1)
-        # on a white ground: the label lies across the right-hand bars
-        ax.text(len(f32) - 0.5, 16000 * 1.15, "real time, 16 kHz", ha="right",
-                bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.85, "pad": 1})
-        ax.set_yscale("log")
-        # the model is the bar's colour; below it the batch and the per-layer kernel (or the mode, in older files)
-        labels = [f"{r['batch']}\n{kernel_name(r) if 'kernel' in r else r['mode']}" for r in f32]
-        ax.set_xticks(range(len(f32)), labels,
-                      fontsize="small" if len(f32) > 8 else None)
-        ax.set_xlabel("batch, " + ("per-layer kernel" if any("kernel" in r for r in f32) else "mode"))
-        ax.legend(loc="upper left")
-        ax.set(ylabel="samples per second", title=f"Cached generation, float32, {bench['meta']['device']}")
+            at = [i for i, r in enumerate(rows) if r["model"] == model]
+            ax.barh(at, [rows[i]["samples_per_s"] for i in at], color=colour, label=label)
+        ax.axvline(16000, color="k", ls="--", lw=1, label="real time, 16 kHz")
+        ax.set_xscale("log")
+        # the model is the bar's colour; beside it the batch and the per-layer kernel (or the mode, in older files)
+        ax.set_yticks(range(len(rows)), [f"batch {r['batch']}, {kernel_name(r) if 'kernel' in r else r['mode']}"
+                                         for r in rows])
+        ax.invert_yaxis()           # the file's order, top to bottom
+        ax.set_ylabel("batch, " + ("per-layer kernel" if any("kernel" in r for r in rows) else "mode"))
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.1), ncols=3)    # below the axis: no bar hidden
+        ax.set(xlabel="samples per second", title=f"Cached generation, {dtype}, {bench['meta']['device']}")
         fig.tight_layout()
     return fig
 
