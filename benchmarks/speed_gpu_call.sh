@@ -17,17 +17,17 @@
 #         about 70 s).
 # CALL=3  the compiled bf16 piano step with the lookup's table gradient as cuBLAS batched GEMMs against its Triton
 #         backward kernel (3.7 ms of the 30.0 ms step in call 2's profile at 1ead015), the first profiled
-#         (OUT/piano-step-lookup-bmm-h200.json and its .profile.txt); the PDL test's diagnosis of the one
-#         case where PDL and plain launches differ (rowdot at batch 28: is the save pass itself deterministic, and
-#         which window slots part first); then call 2's compiled piano steps with
-#         cuDNN's autotuner on (OUT/piano-step-cudnn-benchmark-h200.json: the trainer leaves it off for audio since
-#         an H100 measurement in which it sped nothing up, before bf16, padding and compiling); then the
-#         Seq-U-Net's step in Inductor's max-autotune mode, which compiles for minutes
-#         (OUT/piano-step-autotune-h200.json), if the call has time left.
+#         (OUT/piano-step-lookup-bmm-h200.json and its .profile.txt); the PDL test's diagnosis of the one case where
+#         PDL and plain launches differ (rowdot at batch 28: is the save pass itself deterministic, and which window
+#         slots part first); then call 2's compiled piano steps with cuDNN's autotuner on
+#         (OUT/piano-step-cudnn-benchmark-h200.json: the trainer leaves it off for audio since an H100 measurement
+#         in which it sped nothing up, before bf16, padding and compiling); then the Seq-U-Net's step in Inductor's
+#         max-autotune mode, which compiles for minutes (OUT/piano-step-autotune-h200.json), if time is left.
 # CALL=4  the generation benchmark in bf16 at batches 1 and 64 with multi-step CUDA graphs of 16 (the default), 64
-#         and 256 steps side by side (OUT/generation-chunk-h200.json, about 100 s): between two graphs the host
-#         copies the next chunk's noise in and the samples out, and the GPU runs the boundary without PDL's
-#         overlap, a cost that longer graphs spread over more steps.
+#         and 256 steps side by side (OUT/generation-chunk-h200.json, 36 s at 94cb339): between two graphs the
+#         host copies the next chunk's noise in and the samples out, and the GPU runs the boundary without PDL's
+#         overlap, a cost that longer graphs would spread over more steps. They did not pay
+#         (results/bench/generation-chunk-h200.json).
 # At 1ead015 (2026-12-05) call 2's generation benchmark, with split-K in one launch beside the rule's kernels, ran
 # past its bound (its log: results/logs/2026-12-05-h200-pdl-and-splitk1.tar.xz); that split-K was then removed and
 # the comparison above ran on its own (results/bench/generation-pdl-h200.json).
