@@ -304,10 +304,11 @@ def test_benchmark_script_smoke(tmp_path):
     assert {a["dtype"] for a in res["accuracy"]} == {"bfloat16"}
 
 
-def chunk_run_eagerly(model, prime, temperature=None):
-    """What ``generate`` samples through one multi-step graph, with that graph's operations run eagerly: the first
-    id sampled from the save pass's logits, then ``CHUNK`` steps that each feed the last id, sample the next and
-    record it. Greedy without a temperature; else Gumbel noise from a seeded generator, as generate draws it."""
+def chunk_run_eagerly(model, prime, temperature=None, chunks=1, with_state=False):
+    """What ``generate`` samples through ``chunks`` multi-step graphs, with their operations run eagerly: the first
+    id sampled from the save pass's logits, then ``CHUNK`` steps a graph that each feed the last id, sample the next
+    and record it. Greedy without a temperature; else Gumbel noise from a seeded generator, as generate draws it.
+    Returns the ids, and the state after with ``with_state``."""
     state = init_state(model, prime)
     chunk = state.CHUNK
     state._chunk_ids = torch.full((prime.shape[0], chunk), -1, dtype=torch.long)
@@ -315,15 +316,22 @@ def chunk_run_eagerly(model, prime, temperature=None):
     greedy = temperature is None
     if not greedy:
         g = torch.Generator().manual_seed(5)
-        noise = torch.empty(chunk + 1, *state._noise.shape).exponential_(generator=g).log_().mul_(-temperature)
+        noise = (torch.empty(chunks * chunk + 1, *state._noise.shape).exponential_(generator=g).log_()
+                 .mul_(-temperature))
         state._noise.copy_(noise[0])
-        state._chunk_noise.copy_(noise[1:])
     for op in state._sample_ops(greedy):
         op()
-    first = state.cur_id.clone()
-    for op in state._chunk_ops(state._keys_ahead(chunk), greedy):
-        op()
-    return torch.cat([first[:, None], state._chunk_ids], 1)
+    out = [state.cur_id[:, None].clone()]
+    for c in range(chunks):
+        if not greedy:
+            state._chunk_noise.copy_(noise[1 + c * chunk:1 + (c + 1) * chunk])
+        keys = state._keys_ahead(chunk)
+        for op in state._chunk_ops(keys, greedy):
+            op()
+        for key in keys:
+            state._advance(key)
+        out.append(state._chunk_ids.clone())
+    return (torch.cat(out, 1), state) if with_state else torch.cat(out, 1)
 
 
 @pytest.mark.parametrize("make", [lambda: residual(4, 3, 2), wavenet], ids=["sequnet", "wavenet"])

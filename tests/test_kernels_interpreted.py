@@ -143,6 +143,42 @@ def test_the_split_k_heads_activation_samples_as_the_sampling_kernel_would(trito
                            17, temperature=0.9, progress=False, generator=torch.Generator().manual_seed(5)))
 
 
+@pytest.mark.parametrize("batch", [1, 6])      # the head: rowdot's last program, or split-K's activation
+@pytest.mark.parametrize("make", [lambda: residual(4, 5, 2, classes=256, features=16),
+                                  lambda: wavenet(classes=256)], ids=["sequnet", "wavenet"])
+def test_a_start_run_by_the_head_before_it_samples_the_same_ids(triton_on_cpu, monkeypatch, make, batch):
+    """With SEQUNET_START_IN_HEAD=1 every step of a multi-step graph but its first has its start (a Seq-U-Net's
+    shifts and input layer, WaveNet's x_0 and clock) run by the head kernel of the step before: one operation fewer
+    each; over two graphs in a row the ids the torch path samples, and the same logits and carried tensors (windows,
+    partial sums, ring, clock) as the start's own launch, bit for bit."""
+    monkeypatch.setenv("SEQUNET_START_IN_HEAD", "1")
+    torch.manual_seed(batch)
+    model = make().eval()
+    prime = torch.randint(0, 256, (batch, minimal_window(model)))
+    state = init_state(model, prime)
+    assert state.start_in_head and state._folds_start()
+    keys = state._keys_ahead(state.CHUNK)
+    state._chunk_ids = torch.zeros(batch, state.CHUNK, dtype=torch.long)
+    state._chunk_noise = torch.zeros(state.CHUNK, *state._noise.shape)
+    ops = state._chunk_ops(keys, False)
+    assert len(ops) == sum(len(state.ops(key)) for key in keys) - (state.CHUNK - 1)
+    heads = [op for op in ops if op.func in (kernels.rowdot_triton, kernels.activate_triton)
+             and isinstance(op.args[-1], tuple)]             # a head given the next step's start
+    assert len(heads) == state.CHUNK - 1
+    assert state.ops_per_step() == pytest.approx(
+        sum(len(state._sampled_ops(key, False, record=state.cur_id)) for key in state._keys_ahead(state.period))
+        / state.period - (state.CHUNK - 1) / state.CHUNK)
+    expected = init_state(model, prime, kernel="torch").generate(
+        2 * state.CHUNK + 1, temperature=0.9, progress=False, generator=torch.Generator().manual_seed(5))
+    ids, folded = chunk_run_eagerly(model, prime, temperature=0.9, chunks=2, with_state=True)
+    assert torch.equal(ids, expected)
+    monkeypatch.setenv("SEQUNET_START_IN_HEAD", "0")
+    ids, own = chunk_run_eagerly(model, prime, temperature=0.9, chunks=2, with_state=True)
+    assert not own._folds_start() and torch.equal(ids, expected)
+    for a, b in zip(folded._persistent() + [folded.logits], own._persistent() + [own.logits]):
+        assert torch.equal(a, b)
+
+
 def wide_wavenet():
     """Three layers at the paper's 128 residual channels: the chain kernel's whole register tile, no mask."""
     return OneHotModel(WaveNet(WaveNetConfig(256, blocks=1, layers=3, residual_channels=128, skip_channels=32,

@@ -3,7 +3,8 @@
 The kernels compute in float32, so float64 tensors always take the torch paths. ``SEQUNET_TRITON=0`` turns
 Triton off everywhere (for comparisons); ``SEQUNET_PDL=0`` launches the generation kernels without programmatic
 dependent launch (:func:`pdl_options`); ``SEQUNET_STEP_KERNELS=0`` keeps a generation step's bookkeeping in torch
-operations (:func:`use_step_kernels`)."""
+operations (:func:`use_step_kernels`); ``SEQUNET_START_IN_HEAD=1`` runs a step's start in the head before it
+(:func:`start_in_head`)."""
 from __future__ import annotations
 
 import os
@@ -28,6 +29,13 @@ def use_step_kernels() -> bool:
     sampling's record) as the Triton launches of ``sequnet.core.generation.step_kernels`` (default) or as the
     torch operations they replaced: ``SEQUNET_STEP_KERNELS=0``, read when a state is built, for comparisons."""
     return os.environ.get("SEQUNET_STEP_KERNELS", "1") != "0"
+
+
+def start_in_head() -> bool:
+    """Whether a multi-step graph runs each step's start in the head kernel of the step before
+    (``step_kernels``: one launch fewer a step): ``SEQUNET_START_IN_HEAD=1``, read when a state is built. Off by
+    default until the generation benchmark has timed it against the start's own launch."""
+    return os.environ.get("SEQUNET_START_IN_HEAD", "0") == "1"
 
 
 def pdl_options(device: torch.device) -> dict:

@@ -29,7 +29,7 @@ share the bias) and ``identity`` (batch, 1 or rows, c) or None:
 * ``"none"``:  out = identity + pre + bias                                                       (n = c)
 
 A head's last kernel (rowdot, or the activation after split-K or cuBLAS) can also sample the next ids from the
-logits it wrote (``sample=``; ``step_kernels`` says how), which saves the sampling kernel's launch.
+logits it wrote (``sample=``), and then run the next step's start (``next_start=``; ``step_kernels`` says how).
 
 ``init_state(..., kernel=)`` pins one of them by name (``KERNELS``) where the batch rule would guess, and
 ``sequnet.core.generation.tuning.fastest_kernel`` times them for a model and batch.
@@ -49,7 +49,7 @@ import torch.nn.functional as F
 
 from sequnet.core.generation import splitk
 from sequnet.core.generation.splitk import KINDS, activation, matvec_triton
-from sequnet.core.generation.step_kernels import sample_args, sample_rows
+from sequnet.core.generation.step_kernels import sample_args, sample_rows, shift_share, start_args, start_rows
 from sequnet.core.triton_guard import pdl_enter, pdl_options, tl, triton, use_triton
 
 GEMV_MAX_BATCH = 64
@@ -162,13 +162,17 @@ def matmul(parts: list[tuple[torch.Tensor, torch.Tensor]], bias: torch.Tensor | 
 if triton is not None:   # pragma: no cover - GPU only
 
     @triton.jit(do_not_specialize=["nsplit", "c", "s_ps", "s_pb", "s_pr", "s_ib", "s_ir", "s_ob", "s_or", "s_nb",
-                                   "s_rb"])
+                                   "s_rb", "n_ndesc", "n_s_ab", "n_s_ob", "n_c"])
     def _activate_kernel(pre, bias, ident, out, nsplit, c, s_ps, s_pb, s_pr, s_ib, s_ir, s_ob, s_or,
-                         noise, s_nb, ids, rec, s_rb, KIND: tl.constexpr, HAS_BIAS: tl.constexpr,
+                         noise, s_nb, ids, rec, s_rb, n_buf, n_desc, n_ndesc, n_table, n_src, n_dst, n_s_ab, n_out,
+                         n_s_ob, n_c, n_clock, KIND: tl.constexpr, HAS_BIAS: tl.constexpr,
                          HAS_ID: tl.constexpr, BLOCK: tl.constexpr, SAMPLE: tl.constexpr, HAS_NOISE: tl.constexpr,
-                         HAS_REC: tl.constexpr, VB: tl.constexpr, PDL: tl.constexpr):
+                         HAS_REC: tl.constexpr, VB: tl.constexpr, NEXT: tl.constexpr, N_K: tl.constexpr,
+                         N_LEAKY: tl.constexpr, N_SUMS: tl.constexpr, N_CLOCK: tl.constexpr, N_BLOCK: tl.constexpr,
+                         N_IBLOCK: tl.constexpr, PDL: tl.constexpr):
         """With SAMPLE (a head: one program per sequence, BLOCK >= c) the program then samples the sequence's next
-        id from the logits it wrote (``step_kernels.sample_rows``)."""
+        id from the logits it wrote (``step_kernels.sample_rows``); with NEXT it also runs the next step's start
+        (``step_kernels.start_args``): that sequence's inputs, and a share of the shifts."""
         pdl_enter(PDL)
         b = tl.program_id(0)
         r = tl.program_id(1)
@@ -195,7 +199,12 @@ if triton is not None:   # pragma: no cover - GPU only
         if SAMPLE:
             tl.debug_barrier()          # the logits this program's threads wrote, visible to all of them
             rb = b + tl.arange(0, 1)
-            sample_rows(out, s_ob, noise, s_nb, ids, rec, s_rb, rb, rb >= 0, c, VB, HAS_NOISE, HAS_REC)
+            idx = sample_rows(out, s_ob, noise, s_nb, ids, rec, s_rb, rb, rb >= 0, c, VB, HAS_NOISE, HAS_REC)
+            if NEXT:
+                start_rows(n_table, idx, rb, rb >= 0, n_src, n_dst, n_s_ab, n_out, n_s_ob, n_c, n_clock, b == 0,
+                           N_K, N_LEAKY, N_SUMS, N_CLOCK, N_IBLOCK)
+        if NEXT:
+            shift_share(n_buf, n_desc, n_ndesc, b, tl.num_programs(0), N_BLOCK)
 
 
 if triton is not None:   # pragma: no cover - GPU only
@@ -238,13 +247,16 @@ if triton is not None:   # pragma: no cover - GPU only
         return acc_f, acc_g
 
     @triton.jit(do_not_specialize=["sx1", "k1", "sx2", "k2", "c", "batch", "s_ib", "s_ir", "s_ob", "s_or", "s_nb",
-                                   "s_rb"])
+                                   "s_rb", "n_ndesc", "n_s_ab", "n_s_ob", "n_c"])
     def _rowdot_kernel(x1, sx1, w1, k1, x2, sx2, w2, k2, bias, ident, out, c, batch, s_ib, s_ir, s_ob, s_or,
-                       noise, s_nb, ids, rec, s_rb, count, KIND: tl.constexpr, NPART: tl.constexpr,
+                       noise, s_nb, ids, rec, s_rb, count, n_buf, n_desc, n_ndesc, n_table, n_src, n_dst, n_s_ab,
+                       n_out, n_s_ob, n_c, n_clock, KIND: tl.constexpr, NPART: tl.constexpr,
                        ROWS: tl.constexpr, HAS_BIAS: tl.constexpr, HAS_ID: tl.constexpr, RELU_X: tl.constexpr,
                        BB: tl.constexpr, BC: tl.constexpr, BK: tl.constexpr, NK: tl.constexpr, DOT: tl.constexpr,
                        IEEE: tl.constexpr, SAMPLE: tl.constexpr, HAS_NOISE: tl.constexpr, HAS_REC: tl.constexpr,
-                       VB: tl.constexpr, PDL: tl.constexpr):
+                       VB: tl.constexpr, NEXT: tl.constexpr, N_K: tl.constexpr, N_LEAKY: tl.constexpr,
+                       N_SUMS: tl.constexpr, N_CLOCK: tl.constexpr, N_BLOCK: tl.constexpr, N_IBLOCK: tl.constexpr,
+                       PDL: tl.constexpr):
         """A whole layer update: out[b, r, j] = act(x[b] . W^T[col(r, j)] + bias) (+ identity) for the BC output
         columns j of this program and its BB sequences, with the gate's filter and gate columns side by side.
 
@@ -260,7 +272,11 @@ if triton is not None:   # pragma: no cover - GPU only
         to arrive samples the block's next ids from all the logits (``step_kernels.sample_rows``) and sets the
         counter back to zero. The count follows the CUDA memory model's rule for this pattern: a program's threads
         meet at a barrier after their stores, then one counts with release semantics at GPU scope; the last
-        program's count acquires, so the logits it reads are the ones written."""
+        program's count acquires, so the logits it reads are the ones written.
+
+        With NEXT (a sampling head) the kernel also runs the next step's start (``step_kernels.start_args``): the
+        last program of a block of sequences feeds the ids it sampled to the inputs, and every program copies a
+        share of the shifts."""
         q = 2 if KIND == 0 else 1                               # columns per output: (filter, gate) or one
         t = tl.arange(0, ROWS * BC)
         r = t // BC
@@ -313,16 +329,23 @@ if triton is not None:   # pragma: no cover - GPU only
             tl.debug_barrier()          # this program's logits are written before it counts itself in
             arrived = tl.atomic_add(count + tl.program_id(1), 1, sem="acq_rel", scope="gpu")
             if arrived == tl.num_programs(0) - 1:
-                sample_rows(out, s_ob, noise, s_nb, ids, rec, s_rb, rb, bmask, c, VB, HAS_NOISE, HAS_REC)
+                idx = sample_rows(out, s_ob, noise, s_nb, ids, rec, s_rb, rb, bmask, c, VB, HAS_NOISE, HAS_REC)
+                if NEXT:
+                    start_rows(n_table, idx, rb, bmask, n_src, n_dst, n_s_ab, n_out, n_s_ob, n_c, n_clock,
+                               tl.program_id(1) == 0, N_K, N_LEAKY, N_SUMS, N_CLOCK, N_IBLOCK)
                 tl.store(count + tl.program_id(1), 0)
+        if NEXT:
+            shift_share(n_buf, n_desc, n_ndesc, tl.program_id(0) + tl.program_id(1) * tl.num_programs(0),
+                        tl.num_programs(0) * tl.num_programs(1), N_BLOCK)
 
 
 def rowdot_triton(parts, bias: torch.Tensor | None, kind: str, identity: torch.Tensor | None, out: torch.Tensor,
-                  relu_x: bool = False, sample: tuple | None = None,
-                  count: torch.Tensor | None = None) -> None:   # pragma: no cover - GPU only
+                  relu_x: bool = False, sample: tuple | None = None, count: torch.Tensor | None = None,
+                  next_start: tuple | None = None) -> None:   # pragma: no cover - GPU only
     """out (batch, rows, c) = act(sum_p x_p @ wt_p.T + bias) (+ identity) for parts [(x_p, wt_p (n, k_p))]; with
     ``sample`` = (noise or None, ids, record or None), a head's logits (rows 1), then ids = argmax(out + noise)
-    (and the record), counted in at ``count`` (int32 zeros, one per block of sequences; zero again after)."""
+    (and the record), counted in at ``count`` (int32 zeros, one per block of sequences; zero again after), and
+    then the next step's start (``next_start``, the arguments of a ``step_kernels.start_triton`` operation)."""
     batch, rows, c = out.shape
     (x1, w1), (x2, w2) = parts[0], parts[-1]
     for x, w in parts:
@@ -348,15 +371,17 @@ def rowdot_triton(parts, bias: torch.Tensor | None, kind: str, identity: torch.T
         x1, x1.stride(0), w1, w1.shape[1], x2, x2.stride(0), w2, w2.shape[1],
         bias if bias is not None else w1, identity if identity is not None else out, out, c, batch,
         s_ib, s_ir, out.stride(0), out.stride(1), count=count if count is not None else out,
-        **sample_args(sample, c, out), KIND=KINDS[kind], NPART=len(parts), ROWS=rows,
+        **sample_args(sample, c, out), **start_args(next_start, sample, out), KIND=KINDS[kind], NPART=len(parts),
+        ROWS=rows,
         HAS_BIAS=bias is not None, HAS_ID=identity is not None, RELU_X=relu_x, BB=bb, BC=bc, BK=bk,
         NK=triton.cdiv(k_max, bk), DOT=dot, IEEE=w1.dtype == torch.float32, **pdl_options(out.device))
 
 
 def activate_triton(kind: str, pre: torch.Tensor, bias: torch.Tensor | None, identity: torch.Tensor | None,
-                    out: torch.Tensor, sample: tuple | None = None) -> None:   # pragma: no cover - GPU only
-    """out = act(the partial sums of ``pre`` + bias) (+ identity); with ``sample`` as for :func:`rowdot_triton`, a
-    head's logits, then the next ids sampled from them."""
+                    out: torch.Tensor, sample: tuple | None = None,
+                    next_start: tuple | None = None) -> None:   # pragma: no cover - GPU only
+    """out = act(the partial sums of ``pre`` + bias) (+ identity); with ``sample`` and ``next_start`` as for
+    :func:`rowdot_triton`, a head's logits, then the next ids sampled from them and the next step's start."""
     batch, rows, c = out.shape
     nsplit, s_ps = (pre.shape[0], pre.stride(0)) if pre.dim() == 4 else (1, 0)
     for t in (pre, out) + ((identity,) if identity is not None else ()):
@@ -374,6 +399,7 @@ def activate_triton(kind: str, pre: torch.Tensor, bias: torch.Tensor | None, ide
     grid = (batch, rows, triton.cdiv(c, block))
     _activate_kernel[grid](pre, bias if bias is not None else pre, identity if identity is not None else pre, out,
                            nsplit, c, s_ps, pre.stride(-3), pre.stride(-2), s_ib, s_ir, out.stride(0),
-                           out.stride(1), **sample_args(sample, c, out), KIND=KINDS[kind],
+                           out.stride(1), **sample_args(sample, c, out), **start_args(next_start, sample, out),
+                           KIND=KINDS[kind],
                            HAS_BIAS=bias is not None, HAS_ID=identity is not None, BLOCK=block,
                            **pdl_options(out.device))

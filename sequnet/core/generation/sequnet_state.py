@@ -352,10 +352,10 @@ class SeqUNetState(InferenceState):
                 rows += self.win.shift_rows(i, par[i])
             else:
                 ops += self.win.shift_ops(i, par[i])
-        inputs = None if self.roll or not self.fused else (self._table, self.cur_id, self._acc[1 - q],
-                                                           self._acc[q], first, self._input_act == "leaky")
+        inputs = None if self.roll or not self.fused else step_kernels.StartInputs(
+            self._table, self.cur_id, first, self._acc[1 - q], self._acc[q], self._input_act == "leaky")
         if rows or inputs:
-            ops.append(functools.partial(step_kernels.sequnet_start_triton, self.win.flat,
+            ops.append(functools.partial(step_kernels.start_triton, self.win.flat,
                                          step_kernels.shift_table(rows, self.device), len(rows), inputs))
         if self.roll:
             ops.append(functools.partial(first.copy_, self.cur_x))

@@ -17,7 +17,7 @@ import torch.nn as nn
 
 from sequnet.core.generation import kernels, step_kernels
 from sequnet.core.models.layers import TokenModel
-from sequnet.core.triton_guard import use_step_kernels
+from sequnet.core.triton_guard import start_in_head, use_step_kernels
 
 Op = Callable[[], object]
 
@@ -48,6 +48,8 @@ class InferenceState:
         self._act = kernels.activate_triton if self.fused else kernels.activate_torch
         # the step's bookkeeping in Triton launches (step_kernels), unless SEQUNET_STEP_KERNELS=0
         self.step_fused = self.fused and use_step_kernels()
+        # inside a multi-step graph, each step's start in the head kernel before it (``_chunk_ops``)
+        self.start_in_head = self.step_fused and start_in_head()
         self._pre: dict[Hashable, torch.Tensor] = {}
         self._heads: dict[Hashable, tuple] = {}     # per pattern: the head's inputs (see _head)
         self._plans: dict[Hashable, tuple[list[Op], int]] = {}
@@ -112,14 +114,19 @@ class InferenceState:
         self._heads[key] = (parts, bias, relu_x)
         return self._linear("head", parts, bias, "none", self.logits.unsqueeze(1), relu_x=relu_x)
 
+    def _head_samples(self) -> bool:
+        return self.step_fused and self.classes <= kernels.HEAD_SAMPLE_MAX_CLASSES
+
     def _sampled_ops(self, key: Hashable, greedy: bool, noise: torch.Tensor | None = None,
-                     record: torch.Tensor | None = None) -> list[Op]:
+                     record: torch.Tensor | None = None, next_start: tuple | None = None) -> list[Op]:
         """A sampled step: ``ops(key)``, then ``_sample_ops``. With the step kernels the head's last kernel samples
         too where it can (rowdot, or the activation after split-K or cuBLAS; up to
         ``kernels.HEAD_SAMPLE_MAX_CLASSES`` classes): one launch fewer, the same ids (``step_kernels.sample_rows``
-        reads the logits as stored)."""
+        reads the logits as stored). ``next_start``: the arguments of the next step's start, which that kernel
+        then runs too (``_chunk_ops``)."""
         ops = self.ops(key)
-        if not self.step_fused or self.classes > kernels.HEAD_SAMPLE_MAX_CLASSES:
+        if not self._head_samples():
+            assert next_start is None, "only a head that samples runs the next step's start"
             return ops + self._sample_ops(greedy, noise, record)
         parts, bias, relu_x = self._heads[key]
         noise = None if greedy else (self._noise if noise is None else noise)
@@ -128,11 +135,11 @@ class InferenceState:
             if ("head", "count") not in self._pre:      # allocated once: eager generation builds a step per step
                 self._pre["head", "count"] = torch.zeros(self.batch, dtype=torch.int32, device=self.device)
             head = functools.partial(kernels.rowdot_triton, parts, bias, "none", None, logits, relu_x, sample,
-                                     self._pre["head", "count"])
+                                     self._pre["head", "count"], next_start)
         else:           # the products wrote the head's partial sums (or its product) into its scratch tensor
             pre = self._pre["head"]
             head = functools.partial(kernels.activate_triton, "none", pre.view(*pre.shape[:-1], 1, -1), bias, None,
-                                     logits, sample)
+                                     logits, sample, next_start)
         return ops[:-1] + [head]
 
     def _weight(self, w: torch.Tensor) -> torch.Tensor:
@@ -157,7 +164,8 @@ class InferenceState:
         of update patterns: at batch 1 a step's time is about this count times the cost of one small kernel."""
         keys = self._keys_ahead(self.period)
         # the record only counted here, never run
-        return sum(len(self._sampled_ops(key, False, record=self.cur_id)) for key in keys) / len(keys)
+        ops = sum(len(self._sampled_ops(key, False, record=self.cur_id)) for key in keys) / len(keys)
+        return ops - ((self.CHUNK - 1) / self.CHUNK if self._folds_start() else 0)   # starts run by heads
 
     # -- stepping ----------------------------------------------------------------------------------------------
     def ops(self, key: Hashable) -> list[Op]:
@@ -209,12 +217,23 @@ class InferenceState:
             self.steps = steps
         return tuple(keys)
 
+    def _folds_start(self) -> bool:
+        """Whether ``_chunk_ops`` runs each step's start in the head kernel of the step before: with
+        ``start_in_head``, where the head samples and a step opens with ``step_kernels.start_triton`` over ids."""
+        if not (self.start_in_head and self._head_samples()):
+            return False
+        first = self.ops(self.keys()[0])[0]
+        return first.func is step_kernels.start_triton and first.args[3] is not None
+
     def _chunk_ops(self, keys: tuple[Hashable, ...], greedy: bool) -> list[Op]:
         """``len(keys)`` whole steps in a row: each feeds ``cur_id``, samples the next one with its own slice of
-        the chunk's noise and writes it to its column of ``_chunk_ids``."""
-        ops = []
+        the chunk's noise and writes it to its column of ``_chunk_ids``. With ``_folds_start`` every step but the
+        first has its start run by the head kernel of the step before."""
+        fold, ops = self._folds_start(), []
         for j, key in enumerate(keys):
-            ops += self._sampled_ops(key, greedy, self._chunk_noise[j], self._chunk_ids[:, j])
+            nxt = self.ops(keys[j + 1])[0].args if fold and j + 1 < len(keys) else None
+            step = self._sampled_ops(key, greedy, self._chunk_noise[j], self._chunk_ids[:, j], nxt)
+            ops += step[1:] if fold and j > 0 else step
         return ops
 
     @torch.no_grad()

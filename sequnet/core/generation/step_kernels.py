@@ -12,25 +12,35 @@ it.
 Here, for every Triton path, each of those groups is one launch that opens with ``pdl_enter`` (unless
 ``SEQUNET_STEP_KERNELS=0``, ``triton_guard.use_step_kernels``):
 
-* :func:`sequnet_start_triton`: all the window shifts of a step (every level it updates) and the input layer.
-  The shifts write slots 0..k-2 of the windows the step uses and read the other windows; the input layer writes
-  the newest slot of the first stream and its own partial sums: no two programs touch the same element, so they
-  need no order among themselves. The windows of all levels are views of one buffer (``_Windows.flat``), so a
-  shift is a row of a small table of offsets.
-* :func:`wavenet_start_triton`: the ring rows from the clock, every layer's x_{t-d} from the ring, x_0 from the
-  start table. :func:`wavenet_end_triton`: every layer's x_t into the ring, and the clock advanced (the start
-  kernel's programs all read it; only this kernel writes it).
+* :func:`start_triton`, a step's start: the Seq-U-Net's window shifts (every level the step updates) and input
+  layer (:class:`StartInputs`: each new id adds its table row to k running partial sums); WaveNet's x_0 from its
+  start table, and its clock advanced. The shifts write slots 0..k-2 of the windows the step uses and read the
+  other windows; the input layer writes the newest slot of the first stream and its own partial sums: no two
+  programs touch the same element, so they need no order among themselves. The windows of all levels are views of
+  one buffer (``_Windows.flat``), so a shift is a row of a small table of offsets.
+* :func:`wavenet_end_triton`: every layer's x_t into the ring, and every layer's x_{t+1-d} read from it for the
+  next step (the only rows a step reads are written a step or more before, so the read needs no start kernel).
 * sampling (:func:`sample_rows`): the argmax of logits plus noise, also written into the record of a multi-step
   graph, at the end of the head's own kernel (``kernels.rowdot_triton``: the last of its programs to finish reads
   all the logits; ``kernels.activate_triton``: one program per sequence), or as a kernel of its own
   (:func:`sample_triton`) for logits of more than ``kernels.HEAD_SAMPLE_MAX_CLASSES`` classes and from the
   logits of a save pass.
 
+The start in the head before it (``SEQUNET_START_IN_HEAD=1``, ``triton_guard.start_in_head``). Inside a
+multi-step graph the next step's start can run in this step's head kernel: the programs that sampled the ids
+feed them to the input layer (:func:`input_rows`) and every program copies a share of the shifts
+(:func:`shift_share`): one launch fewer for every step of a graph but its first. Nothing they write is read by
+the head: the shifts write the windows of the next step's parity and read those the step just wrote (a level
+above 0 that the next step updates is not updated by this one), and the input layer writes the other half of
+its partial sums. WaveNet's clock is advanced there too, after this step's end kernel has read it.
+
 For the paper's piano models (``InferenceState.ops_per_step``, which counts the record's copy): a Seq-U-Net step
 at batch 1 is 12.0 kernels (from 16.0), all of them Triton, and 23.0 at batch 64 (from 27.0); a WaveNet step 108
-(from 115) and 214 (from 221).
+(from 115) and 214 (from 221). With the start in the head, 1 - 1/16 fewer each.
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 
@@ -39,13 +49,44 @@ from sequnet.core.triton_guard import pdl_enter, pdl_options, tl, triton
 _COPY_BLOCK = 1024
 
 
+@dataclass
+class StartInputs:
+    """The input part of a step's start, for the ids in ``ids``: v_m = table[ids, m] (+ src[:, m + 1] with partial
+    sums) for m < k; out = act(v_0), with the sums dst[:, m] = v_m; with a clock, the clock advanced by one."""
+    table: torch.Tensor                     # (classes, k * c)
+    ids: torch.Tensor                       # (batch,)
+    out: torch.Tensor                       # (batch, c), unit stride along c
+    src: torch.Tensor | None = None         # the partial sums before, (batch, k + 1, c) with src[:, k] zero
+    dst: torch.Tensor | None = None         # and after, the same shape
+    leaky: bool = False                     # act = leaky ReLU (0.01), else none
+    clock: torch.Tensor | None = None       # a step counter (0-d, int64)
+
+    @property
+    def k(self) -> int:
+        return 1 if self.src is None else self.src.shape[1] - 1
+
+    def launch_args(self) -> dict:
+        """The kernels' arguments for these inputs (``IBLOCK`` channels a block)."""
+        batch, c = self.out.shape
+        sums = self.src is not None
+        assert self.table.is_contiguous() and self.out.stride(-1) == 1 and self.table.shape[1] == self.k * c
+        if sums:
+            assert self.src.is_contiguous() and self.dst.is_contiguous() and self.src.shape == self.dst.shape
+        return dict(table=self.table, ids=self.ids, src=self.src if sums else self.table,
+                    dst=self.dst if sums else self.table, s_ab=self.src.stride(0) if sums else 0, out=self.out,
+                    s_ob=self.out.stride(0), c=c, clock=self.clock if self.clock is not None else self.ids,
+                    K=self.k, LEAKY=self.leaky, SUMS=sums, CLOCK=self.clock is not None,
+                    IBLOCK=min(256, triton.next_power_of_2(c)))
+
+
 if triton is not None:   # pragma: no cover - GPU only
 
     @triton.jit
     def sample_rows(logits, s_lb, noise, s_nb, ids, rec, s_rb, rb, bmask, v, VB: tl.constexpr,
                     HAS_NOISE: tl.constexpr, HAS_REC: tl.constexpr):
-        """ids[rb] = argmax(logits[rb, :v] + noise[rb, :v]), also into rec[rb * s_rb]: the sampling of every path,
-        here and at the end of a head's kernel (``kernels``), which reads logits other programs wrote: through L2."""
+        """ids[rb] = argmax(logits[rb, :v] + noise[rb, :v]), also into rec[rb * s_rb], and returned: the sampling of
+        every path, here and at the end of a head's kernel (``kernels``), which reads logits other programs wrote:
+        through L2."""
         cols = tl.arange(0, VB)
         m = bmask[:, None] & (cols < v)[None, :]
         x = tl.load(logits + rb[:, None] * s_lb + cols[None, :], mask=m, other=-float("inf"),
@@ -56,6 +97,7 @@ if triton is not None:   # pragma: no cover - GPU only
         tl.store(ids + rb, i, mask=bmask)
         if HAS_REC:
             tl.store(rec + rb * s_rb, i, mask=bmask)
+        return i
 
     @triton.jit(do_not_specialize=["s_lb", "s_nb", "s_rb", "v"])
     def _sample_kernel(logits, s_lb, noise, s_nb, out, rec, s_rb, v, HAS_NOISE: tl.constexpr,
@@ -64,81 +106,102 @@ if triton is not None:   # pragma: no cover - GPU only
         rb = tl.program_id(0) + tl.arange(0, 1)
         sample_rows(logits, s_lb, noise, s_nb, out, rec, s_rb, rb, rb >= 0, v, BLOCK, HAS_NOISE, HAS_REC)
 
+    @triton.jit
+    def copy_run(buf, desc, d, r, BLOCK: tl.constexpr):
+        """Run r of shift d, desc[d] = (source, destination, runs, run length, run stride) in elements of ``buf``."""
+        row = desc + d * 5
+        if r < tl.load(row + 2):
+            length = tl.load(row + 3)
+            shift = r * tl.load(row + 4)
+            s0 = buf + tl.load(row) + shift
+            d0 = buf + tl.load(row + 1) + shift
+            for o in range(0, length, BLOCK):
+                i = o + tl.arange(0, BLOCK)
+                m = i < length
+                tl.store(d0 + i, tl.load(s0 + i, mask=m), mask=m)
+
+    @triton.jit
+    def shift_share(buf, desc, ndesc, p, nprog, BLOCK: tl.constexpr):
+        """Program p of ``nprog``: runs p, p + nprog, ... of each of the ``ndesc`` shifts."""
+        for d in range(0, ndesc):
+            for r in range(p, tl.load(desc + d * 5 + 2), nprog):
+                copy_run(buf, desc, d, r, BLOCK)
+
+    @triton.jit
+    def input_rows(table, idx, rb, bmask, src, dst, s_ab, out, s_ob, c, cols, K: tl.constexpr,
+                   LEAKY: tl.constexpr, SUMS: tl.constexpr):
+        """:class:`StartInputs` for sequences ``rb`` with ids ``idx``, channels ``cols``: v_m = table[idx, m] (+
+        src[rb, m + 1]) in float32, stored as dst[rb, m] with SUMS; out[rb] = act(v_0 as stored)."""
+        m2 = bmask[:, None] & (cols < c)[None, :]
+        trow = table + idx[:, None] * (K * c) + cols[None, :]
+        for m in tl.static_range(K):
+            v = tl.load(trow + m * c, mask=m2, other=0.0).to(tl.float32)
+            if SUMS:
+                v += tl.load(src + rb[:, None] * s_ab + (m + 1) * c + cols[None, :], mask=m2,
+                             other=0.0).to(tl.float32)
+                v = v.to(dst.dtype.element_ty)
+                tl.store(dst + rb[:, None] * s_ab + m * c + cols[None, :], v, mask=m2)
+            if m == 0:
+                y = v.to(tl.float32)
+                if LEAKY:
+                    y = tl.where(y > 0, y, 0.01 * y)
+                tl.store(out + rb[:, None] * s_ob + cols[None, :], y.to(out.dtype.element_ty), mask=m2)
+
+    @triton.jit
+    def start_rows(table, idx, rb, bmask, src, dst, s_ab, out, s_ob, c, clock, first, K: tl.constexpr,
+                   LEAKY: tl.constexpr, SUMS: tl.constexpr, CLOCK: tl.constexpr, IBLOCK: tl.constexpr):
+        """:func:`input_rows` over every channel; where ``first``, the clock advanced (with CLOCK)."""
+        for c0 in range(0, c, IBLOCK):
+            input_rows(table, idx, rb, bmask, src, dst, s_ab, out, s_ob, c, c0 + tl.arange(0, IBLOCK), K, LEAKY,
+                       SUMS)
+        if CLOCK:
+            if first:
+                tl.store(clock, tl.load(clock) + 1)
+
     @triton.jit(do_not_specialize=["ndesc", "s_ab", "s_ob", "c", "batch", "ncb"])
-    def _sequnet_start_kernel(buf, desc, ndesc, table, ids, src, dst, s_ab, out, s_ob, c, batch, ncb,
-                              K: tl.constexpr, LEAKY: tl.constexpr, HAS_INPUT: tl.constexpr,
-                              BLOCK: tl.constexpr, IBLOCK: tl.constexpr, PDL: tl.constexpr):
-        """Program (d, r), d < ndesc: run r of shift d, desc[d] = (source, destination, runs, run length, run
-        stride) in elements of ``buf``. Program (ndesc, r): the input layer for sequence r // ncb, channel block
-        r % ncb: dst[b, m] = src[b, m + 1] + table[ids[b], m] (m < K; src[b, K] is zero); out[b] = act(dst[b, 0])."""
+    def _start_kernel(buf, desc, ndesc, table, ids, src, dst, s_ab, out, s_ob, c, batch, ncb, clock,
+                      K: tl.constexpr, LEAKY: tl.constexpr, SUMS: tl.constexpr, CLOCK: tl.constexpr,
+                      HAS_INPUT: tl.constexpr, BLOCK: tl.constexpr, IBLOCK: tl.constexpr, PDL: tl.constexpr):
+        """Program (d, r), d < ndesc: run r of shift d (:func:`copy_run`). Program (ndesc, r): the inputs of
+        sequence r // ncb, channel block r % ncb (:func:`input_rows`); program (ndesc, 0) also advances the clock."""
         pdl_enter(PDL)
         d = tl.program_id(0)
         r = tl.program_id(1)
         if d < ndesc:
-            row = desc + d * 5
-            runs = tl.load(row + 2)
-            if r < runs:
-                length = tl.load(row + 3)
-                shift = r * tl.load(row + 4)
-                s0 = buf + tl.load(row) + shift
-                d0 = buf + tl.load(row + 1) + shift
-                for o in range(0, length, BLOCK):
-                    i = o + tl.arange(0, BLOCK)
-                    m = i < length
-                    tl.store(d0 + i, tl.load(s0 + i, mask=m), mask=m)
+            copy_run(buf, desc, d, r, BLOCK)
         if HAS_INPUT:
             b = r // ncb
             if (d == ndesc) & (b < batch):
+                rb = b + tl.arange(0, 1)
                 cols = (r % ncb) * IBLOCK + tl.arange(0, IBLOCK)
-                mask = cols < c
-                trow = table + tl.load(ids + b) * (K * c)
-                for m in tl.static_range(K):
-                    v = (tl.load(trow + m * c + cols, mask=mask, other=0.0).to(tl.float32)
-                         + tl.load(src + b * s_ab + (m + 1) * c + cols, mask=mask, other=0.0).to(tl.float32))
-                    v = v.to(dst.dtype.element_ty)
-                    tl.store(dst + b * s_ab + m * c + cols, v, mask=mask)
-                    if m == 0:
-                        y = v.to(tl.float32)
-                        if LEAKY:
-                            y = tl.where(y > 0, y, 0.01 * y)
-                        tl.store(out + b * s_ob + cols, y.to(out.dtype.element_ty), mask=mask)
-
-    @triton.jit(do_not_specialize=["n", "bc", "c"])
-    def _wavenet_start_kernel(ring, old, rows, clock, period, base, table, ids, x0, n, bc, c, BLOCK: tl.constexpr,
-                              PDL: tl.constexpr):
-        """Program (j, blk), j < n: rows[:, j] = base_j + ((t + 1, t) mod period_j) for the clock t, and block blk of
-        old[j] = ring[rows[0, j]]. Program (n, blk): block blk of x0 = table[ids] (x0 flat, (batch, c))."""
-        pdl_enter(PDL)
-        j = tl.program_id(0)
-        i = tl.program_id(1) * BLOCK + tl.arange(0, BLOCK)
-        m = i < bc
-        if j < n:
-            t = tl.load(clock)
-            p = tl.load(period + j)
-            b0 = tl.load(base + j)
-            r_old = b0 + (t + 1) % p
-            tl.store(old + j * bc + i, tl.load(ring + r_old * bc + i, mask=m), mask=m)
-            if tl.program_id(1) == 0:
-                tl.store(rows + j, r_old)
-                tl.store(rows + n + j, b0 + t % p)
-        else:
-            idx = tl.load(ids + i // c, mask=m, other=0)
-            tl.store(x0 + i, tl.load(table + idx * c + i % c, mask=m), mask=m)
+                input_rows(table, tl.load(ids + rb), rb, rb >= 0, src, dst, s_ab, out, s_ob, c, cols, K, LEAKY,
+                           SUMS)
+                if CLOCK:
+                    if r == 0:
+                        tl.store(clock, tl.load(clock) + 1)
 
     @triton.jit(do_not_specialize=["n", "bc"])
-    def _wavenet_end_kernel(ring, x, rows, clock, n, bc, BLOCK: tl.constexpr, PDL: tl.constexpr):
-        """ring[rows[1, j]] = x[j] (block program_id(1)); program (0, 0) also advances the clock."""
+    def _wavenet_end_kernel(ring, x, old, clock, period, base, n, bc, BLOCK: tl.constexpr, PDL: tl.constexpr):
+        """Program (j, blk), block blk of layer j, for the step of time t = clock - 1 (the start advanced it):
+        ring[base_j + t mod p_j] = x[j]; then the next step's old[j] = x_{t+1-d_j}, which is ring row
+        base_j + (t + 2) mod p_j, another row unless p_j = 2 (d_j = 1): then x[j] itself."""
         pdl_enter(PDL)
         j = tl.program_id(0)
         i = tl.program_id(1) * BLOCK + tl.arange(0, BLOCK)
         m = i < bc
-        row = tl.load(rows + n + j)
-        tl.store(ring + row * bc + i, tl.load(x + j * bc + i, mask=m), mask=m)
-        if (j == 0) & (tl.program_id(1) == 0):
-            tl.store(clock, tl.load(clock) + 1)
+        t = tl.load(clock) - 1
+        p = tl.load(period + j)
+        b0 = tl.load(base + j)
+        xj = tl.load(x + j * bc + i, mask=m)
+        tl.store(ring + (b0 + t % p) * bc + i, xj, mask=m)
+        if p == 2:
+            nxt = xj
+        else:
+            nxt = tl.load(ring + (b0 + (t + 2) % p) * bc + i, mask=m)
+        tl.store(old + j * bc + i, nxt, mask=m)
 
 else:
-    sample_rows = None
+    sample_rows = shift_share = start_rows = None
 
 
 def sample_triton(logits: torch.Tensor, noise: torch.Tensor | None, out: torch.Tensor,
@@ -163,55 +226,59 @@ def sample_args(sample: tuple | None, classes: int, dummy: torch.Tensor) -> dict
                 VB=triton.next_power_of_2(classes) if sample is not None else 16)
 
 
+def _inputs_args(inputs: StartInputs | None, dummy: torch.Tensor) -> dict:
+    if inputs is not None:
+        return inputs.launch_args()
+    return dict(table=dummy, ids=dummy, src=dummy, dst=dummy, s_ab=0, out=dummy, s_ob=0, c=0, clock=dummy, K=1,
+                LEAKY=False, SUMS=False, CLOCK=False, IBLOCK=16)
+
+
+def _copy_block(longest: int) -> int:
+    return max(16, min(_COPY_BLOCK, triton.next_power_of_2(max(longest, 1))))
+
+
+def start_args(start: tuple | None, sample: tuple | None, dummy: torch.Tensor) -> dict:
+    """The arguments of a head's kernel that also runs the next step's start, ``start`` = the (buf, shifts, ndesc,
+    inputs) of a :func:`start_triton` operation, or none (None). The head must sample the ids the inputs read."""
+    if start is None:
+        buf, (desc, _, longest), ndesc, inputs = dummy, (dummy, 0, 0), 0, None
+    else:
+        buf, (desc, _, longest), ndesc, inputs = start
+        assert sample is not None and inputs is not None and inputs.ids is sample[1], \
+            "the next step's start reads the ids that this head samples"
+    args = {("N_" if k.isupper() else "n_") + k: v for k, v in _inputs_args(inputs, dummy).items() if k != "ids"}
+    return args | dict(n_buf=buf, n_desc=desc, n_ndesc=ndesc, N_BLOCK=_copy_block(longest), NEXT=start is not None)
+
+
 def shift_table(rows: list[list[int]], device: torch.device) -> tuple[torch.Tensor, int, int]:
-    """The descriptors of :func:`sequnet_start_triton`'s shifts, (source, destination, runs, run length, run
-    stride) each, as a device tensor, with the most runs and the longest run (kept on the host for the grid)."""
+    """The descriptors of :func:`start_triton`'s shifts, (source, destination, runs, run length, run stride) each,
+    as a device tensor, with the most runs and the longest run (kept on the host for the grid)."""
     table = torch.tensor(rows or [[0] * 5], dtype=torch.int64, device=device)
     return table, max((r[2] for r in rows), default=0), max((r[3] for r in rows), default=0)
 
 
-def sequnet_start_triton(buf: torch.Tensor, shifts: tuple[torch.Tensor, int, int], ndesc: int,
-                         inputs: tuple | None = None) -> None:   # pragma: no cover - GPU only
-    """The start of a Seq-U-Net step: the ``ndesc`` shifts of ``shifts`` (:func:`shift_table`) within ``buf``, and,
-    with ``inputs`` = (table (classes, k * c), ids (batch,), src, dst (batch, k + 1, c), out (batch, c), leaky),
-    the input layer's partial sums: dst[:, m] = src[:, m + 1] + table[ids, m], out = act(dst[:, 0])."""
-    desc, runs, longest = shifts
-    block = max(16, min(_COPY_BLOCK, triton.next_power_of_2(max(longest, 1))))
-    if inputs is None:
-        table = ids = src = dst = out = buf
-        s_ab = s_ob = c = batch = ncb = 0
-        k, leaky, iblock, grid = 1, False, 16, (ndesc, runs)
-    else:
-        table, ids, src, dst, out, leaky = inputs
-        batch, k1, c = src.shape
-        assert src.is_contiguous() and dst.is_contiguous() and table.is_contiguous() and out.stride(-1) == 1
-        k, s_ab, s_ob = k1 - 1, src.stride(0), out.stride(0)
-        iblock = min(256, triton.next_power_of_2(c))
-        ncb = triton.cdiv(c, iblock)
+def start_triton(buf: torch.Tensor, shifts: tuple[torch.Tensor, int, int], ndesc: int,
+                 inputs: StartInputs | None = None) -> None:   # pragma: no cover - GPU only
+    """A step's start: the ``ndesc`` shifts of ``shifts`` (:func:`shift_table`) within ``buf``, and the
+    :class:`StartInputs`, if any."""
+    desc, runs, _ = shifts
+    grid = (ndesc, runs)
+    batch = ncb = 0
+    args = _inputs_args(inputs, buf)
+    if inputs is not None:
+        batch = inputs.out.shape[0]
+        ncb = triton.cdiv(args["c"], args["IBLOCK"])
         grid = (ndesc + 1, max(runs, batch * ncb))
-    _sequnet_start_kernel[grid](buf, desc, ndesc, table, ids, src, dst, s_ab, out, s_ob, c, batch, ncb, K=k,
-                                LEAKY=leaky, HAS_INPUT=inputs is not None, BLOCK=block, IBLOCK=iblock,
-                                **pdl_options(buf.device))
+    _start_kernel[grid](buf, desc, ndesc, batch=batch, ncb=ncb, HAS_INPUT=inputs is not None,
+                        BLOCK=_copy_block(shifts[2]), **args, **pdl_options(buf.device))
 
 
-def wavenet_start_triton(ring: torch.Tensor, old: torch.Tensor, rows: torch.Tensor, clock: torch.Tensor,
-                         period: torch.Tensor, base: torch.Tensor, table: torch.Tensor, ids: torch.Tensor,
-                         x0: torch.Tensor) -> None:   # pragma: no cover - GPU only
-    """The start of a WaveNet step: ``rows`` (2, n) = base + ((t + 1, t) mod period) for the clock t, ``old`` (n,
-    batch, C) = ring[rows[0]], ``x0`` (batch, C) = table[ids]."""
-    n, batch, c = old.shape
-    assert ring.is_contiguous() and old.is_contiguous() and rows.is_contiguous() and x0.is_contiguous()
-    block = min(_COPY_BLOCK, triton.next_power_of_2(batch * c))
-    _wavenet_start_kernel[(n + 1, triton.cdiv(batch * c, block))](ring, old, rows, clock, period, base, table, ids,
-                                                                   x0, n, batch * c, c, BLOCK=block,
-                                                                   **pdl_options(ring.device))
-
-
-def wavenet_end_triton(ring: torch.Tensor, x: torch.Tensor, rows: torch.Tensor,
-                       clock: torch.Tensor) -> None:   # pragma: no cover - GPU only
-    """The end of a WaveNet step: ring[rows[1]] = x, then the clock advanced by one."""
+def wavenet_end_triton(ring: torch.Tensor, x: torch.Tensor, old: torch.Tensor, clock: torch.Tensor,
+                       period: torch.Tensor, base: torch.Tensor) -> None:   # pragma: no cover - GPU only
+    """The end of a WaveNet step (the start advanced the clock to t + 1): ring rows of time t = x, and ``old``
+    (n, batch, C) = every layer's x_{t+1-d} for the next step."""
     n, batch, c = x.shape
-    assert ring.is_contiguous() and x.is_contiguous() and rows.is_contiguous()
+    assert ring.is_contiguous() and x.is_contiguous() and old.is_contiguous()
     block = min(_COPY_BLOCK, triton.next_power_of_2(batch * c))
-    _wavenet_end_kernel[(n, triton.cdiv(batch * c, block))](ring, x, rows, clock, n, batch * c, BLOCK=block,
-                                                             **pdl_options(ring.device))
+    _wavenet_end_kernel[(n, triton.cdiv(batch * c, block))](ring, x, old, clock, period, base, n, batch * c,
+                                                             BLOCK=block, **pdl_options(ring.device))

@@ -6,15 +6,15 @@ base_j + t mod (d + 1), so the one of time t - d is in row base_j + (t + 1) mod 
 tensors computed from a device-side clock, so a step touches fixed tensors (one CUDA graph for every step) and
 never copies a window.
 
-A step reads every layer's x_{t-d} from the ring in one gather at its start (none of them is written during the
-step), runs each layer as one fused product with two input parts (x_{t-d} W_0 + x_t W_1, the gate; then the
-residual 1x1 with x_t as identity, into the next layer's input), and writes every layer's x_t into the ring in
-one scatter at its end (on the Triton paths the start, with the clock's ring rows and x_0, is one launch, and
-so is the end, with the clock advanced: ``step_kernels``). Per layer that is two operations, where a gather and
-a write per layer made four: at batch 1 a WaveNet step is 52 layers of a few microseconds each, and the count of
-operations is its cost. The skip 1x1 convolutions of all layers are one matrix product at the end: the gated
-outputs z_j are kept side by side, each with a constant 1 appended so the skip and residual biases ride along in
-the products.
+A step reads every layer's x_{t-d} from the ring in one gather (none of them is written during the step), runs
+each layer as one fused product with two input parts (x_{t-d} W_0 + x_t W_1, the gate; then the residual 1x1 with
+x_t as identity, into the next layer's input), and writes every layer's x_t into the ring in one scatter at its
+end. On the torch paths the gather opens the step. On the Triton paths the end kernel does both, the scatter and
+the next step's gather (``step_kernels``), and the step opens with x_0 and the clock in one launch. Per layer
+that is two operations, where a gather and a write per layer made four: at batch 1 a WaveNet step is 52 layers
+of a few microseconds each, and the count of operations is its cost. The skip 1x1 convolutions of all layers
+are one matrix product at the end: the gated outputs z_j are kept side by side, each with a constant 1 appended
+so the skip and residual biases ride along in the products.
 
 ``kernel="chain"`` runs all the dilated layers of a step in one Triton launch instead (``wavenet_chain``); the
 skip, end and head products then take the batch rule's kernels.
@@ -94,6 +94,10 @@ class WaveNetState(InferenceState):
 
         hooks = {layer: functools.partial(self._capture, j) for j, layer in enumerate(body.layers)}
         self.logits.copy_(save_pass(model, window, hooks))
+        # The first step's x_{t-d}: at t = 0, ring row base + (t + 1) mod (d + 1) = base + 1. After it the Triton
+        # paths' end kernel reads each next step's, and the torch paths read their own at the step's start.
+        self._old.copy_(self._ring[self._base[0] + 1])
+        self._no_shifts = step_kernels.shift_table([], dev)
 
     def _capture(self, j, module, args, kwargs) -> None:
         """Ring rows for times -d..-1 (the newest prime sample is time -1)."""
@@ -117,9 +121,9 @@ class WaveNetState(InferenceState):
     def _build_ops(self, key):
         B, n = self.batch, len(self.dilations)
         p = functools.partial
-        if self.step_fused and self.kernel != "chain":   # the ring rows, the reads of x_{t-d} and x_0 in one launch
-            ops = [p(step_kernels.wavenet_start_triton, self._ring, self._old, self._rows, self._clock,
-                     self._period[0], self._base[0], self._table, self.cur_id, self._x[0])]
+        if self.step_fused and self.kernel != "chain":   # x_0 and the clock; the end kernel before read x_{t-d}
+            ops = [p(step_kernels.start_triton, self._ring, self._no_shifts, 0,
+                     step_kernels.StartInputs(self._table, self.cur_id, self._x[0], clock=self._clock))]
         else:
             ops = [p(torch.add, self._offsets, self._clock, out=self._rows),
                    p(torch.remainder, self._rows, self._period, out=self._rows),
@@ -133,8 +137,9 @@ class WaveNetState(InferenceState):
                 ops += [p(torch.index_select, self._ring, 0, self._rows[0], out=self._old),
                         p(torch.index_select, self._table, 0, self.cur_id, out=self._x[0])]
             ops += self._layer_ops(n)
-        if self.step_fused and self.kernel != "chain":   # x_t into the ring, and the clock advanced, in one launch
-            ops.append(p(step_kernels.wavenet_end_triton, self._ring, self._x, self._rows, self._clock))
+        if self.step_fused and self.kernel != "chain":   # x_t into the ring, the next step's x_{t-d} from it
+            ops.append(p(step_kernels.wavenet_end_triton, self._ring, self._x, self._old, self._clock,
+                         self._period[0], self._base[0]))
         else:
             ops.append(p(self._ring.index_copy_, 0, self._rows[1], self._x))
         ops += self._linear("skip", [(self._z.view(B, -1), self._skip_w)], None, "relu", self._skip.unsqueeze(1))
@@ -155,4 +160,4 @@ class WaveNetState(InferenceState):
         return ops
 
     def _persistent(self):
-        return [self._ring, self._clock, self._z]
+        return [self._ring, self._clock, self._z, self._old]
