@@ -18,6 +18,8 @@ teacher-forced steps fed the same ids.
         # each kernel launched plainly and with programmatic dependent launch (the default on Hopper), side by side
     python benchmarks/generation.py --batches 1 64 --step-kernels on off --modes graphs --dtypes bfloat16 \
         --out results/bench/generation-step-kernels.json   # a step's bookkeeping in Triton launches or torch ops
+    python benchmarks/generation.py --batches 1 64 --step-kernels on head --modes graphs --dtypes bfloat16 \
+        --out results/bench/generation-start-in-head.json  # each step's start in its own launch or the head before
 
 The official code generated 327 samples/s (Seq-U-Net) and 87 samples/s (WaveNet) at batch 1 on an H200.
 """
@@ -103,6 +105,7 @@ def speed(model, arch: str, device, batch: int, dtype, modes, steps: dict, warmu
                      "kernel": state.kernel, "fused_activation": state.fused, "splitk_gemv": state.gemv,
                      "rowdot": state.rowdot, "ops_per_step": ops, "us_per_op": t / n * 1e6 / ops,
                      "pdl": pdl_options(device)["PDL"] and state.fused, "step_kernels": state.step_fused,
+                     "start_in_head": mode == "graphs" and state._folds_start(),
                      "chunk": state.CHUNK if mode == "graphs" else None})
         r = rows[-1]
         print(f"{arch:8s} batch {batch:3d} {r['dtype']:9s} {mode:11s} {state.kernel:6s}: "
@@ -130,7 +133,7 @@ def accuracy(model, arch: str, device, dtype, steps: int, batch: int = 4) -> dic
             "argmax_agreement": agree / steps, "last_step_total_variation": prob / 2}
 
 
-_SAME = ("batch", "dtype", "mode", "kernel", "pdl", "step_kernels", "chunk")     # what a ratio's two rows share
+_SAME = ("batch", "dtype", "mode", "kernel", "pdl", "step_kernels", "start_in_head", "chunk")   # a ratio's rows
 
 
 def run(device, archs, batches, dtypes, modes, steps, warmup, repeats, acc_steps, tiny,
@@ -139,7 +142,7 @@ def run(device, archs, batches, dtypes, modes, steps, warmup, repeats, acc_steps
     torch.manual_seed(0)
     models = {a: build(a, tiny).to(device).eval() for a in archs}
     rows, acc = [], []
-    before = {v: os.environ.get(v) for v in ("SEQUNET_PDL", "SEQUNET_STEP_KERNELS")}
+    before = {v: os.environ.get(v) for v in ("SEQUNET_PDL", "SEQUNET_STEP_KERNELS", "SEQUNET_START_IN_HEAD")}
     for dtype in dtypes:
         for batch in batches:
             for arch in archs:
@@ -150,15 +153,20 @@ def run(device, archs, batches, dtypes, modes, steps, warmup, repeats, acc_steps
                                 else kernels.resolved_kernel(kernel, device, dtype, batch))
                         if ((name, launch, steps_on, chunk) in done
                                 or (name in ("chain", "torch") and launch == "on" and "off" in pdl)
-                                or (name == "torch" and steps_on == "off" and "on" in step_kernels)):
+                                or (name == "torch" and steps_on == "off" and "on" in step_kernels)
+                                or (name in ("chain", "torch") and steps_on == "head")):
                             continue          # "auto" is one of the pinned kernels; no PDL or step kernels in torch
                         done.add((name, launch, steps_on, chunk))
                         os.environ["SEQUNET_PDL"] = "1" if launch == "on" else "0"     # read at each launch
-                        os.environ["SEQUNET_STEP_KERNELS"] = "1" if steps_on == "on" else "0"   # read by the state
+                        # read by the state
+                        os.environ["SEQUNET_STEP_KERNELS"] = "0" if steps_on == "off" else "1"
+                        os.environ["SEQUNET_START_IN_HEAD"] = "1" if steps_on == "head" else "0"
                         if launch == "on" and not pdl_options(device)["PDL"] and "off" in pdl:   # no A/B here
                             raise ValueError("programmatic dependent launch needs a Hopper or newer CUDA GPU")
-                        # the eager and one-graph-per-step modes have no chunk: timed with the first only
-                        chunk_modes = modes if chunk == chunks[0] else [m for m in modes if m == "graphs"]
+                        # the eager and one-graph-per-step modes have no chunk (timed with the first only) and
+                        # no start in the head (a multi-step graph's)
+                        chunk_modes = (modes if chunk == chunks[0] and steps_on != "head"
+                                       else [m for m in modes if m == "graphs"])
                         if chunk_modes:
                             rows += speed(models[arch], arch, device, batch, dtype, chunk_modes, steps, warmup,
                                           repeats, chunk, kernel)
@@ -236,10 +244,11 @@ def main(argv=None) -> int:
                     help="programmatic dependent launch of the generation kernels (SEQUNET_PDL): on (the default), "
                          "off, or both side by side; on needs a Hopper or newer GPU, elsewhere it runs as off (and "
                          "is skipped beside off)")
-    ap.add_argument("--step-kernels", nargs="+", default=["on"], choices=["on", "off"],
+    ap.add_argument("--step-kernels", nargs="+", default=["on"], choices=["on", "off", "head"],
                     help="a step's bookkeeping (window shifts, ring rows, the record of samples) in Triton launches "
-                         "(on, the default) or in torch operations (off: SEQUNET_STEP_KERNELS=0), or both side by "
-                         "side; Triton paths only")
+                         "(on, the default), in torch operations (off: SEQUNET_STEP_KERNELS=0), or with each step's "
+                         "start run by the head kernel before it in a multi-step graph (head: "
+                         "SEQUNET_START_IN_HEAD=1, the graphs mode only); several side by side; Triton paths only")
     ap.add_argument("--out", type=Path, help="write the JSON here")
     args = ap.parse_args(argv)
     device = torch.device(args.device)

@@ -5,7 +5,7 @@
 #
 #   CALL=1 SEQUNET_GIT_COMMIT=$(git rev-parse --short HEAD) CALL_S=575 bash benchmarks/speed_gpu_call.sh OUT
 #       device tool: carry [".whl", ".devdata"] (made here by `benchmarks/device_prep.sh tests`), timeout_s 600
-#   then CALL=2, 3 and 4 the same way, each as soon as the last has answered (or in another session).
+#   then CALL=2, 3, 4 and 5 the same way, each as soon as the last has answered (or in another session).
 #
 # CALL=1  the GPU test suite (benchmarks/gpu_test.sh; 434 s at 696871a with 6 workers, 2026-12-04):
 #         OUT/gpu-test.log.
@@ -28,6 +28,10 @@
 #         host copies the next chunk's noise in and the samples out, and the GPU runs the boundary without PDL's
 #         overlap, a cost that longer graphs would spread over more steps. They did not pay
 #         (results/bench/generation-chunk-h200.json).
+# CALL=5  the generation benchmark in bf16 and float32 at batches 1 and 64 with each step's start in its own launch
+#         and run by the head kernel of the step before (SEQUNET_START_IN_HEAD=1: one launch fewer a step in a
+#         multi-step graph), side by side (OUT/generation-start-in-head-h200.json). It changed library kernels, so
+#         call 1's suite (which tests it against the start's own launch) comes first.
 # At 1ead015 (2026-12-05) call 2's generation benchmark, with split-K in one launch beside the rule's kernels, ran
 # past its bound (its log: results/logs/2026-12-05-h200-pdl-and-splitk1.tar.xz); that split-K was then removed and
 # the comparison above ran on its own (results/bench/generation-pdl-h200.json).
@@ -100,6 +104,12 @@ case ${CALL:-1} in
             $([ "${QUICK:-0}" = 1 ] && echo --tiny) --models sequnet wavenet --batches 1 64 --modes graphs \
             --dtypes bfloat16 --chunk 16 64 256 --repeats 2 --cycles 2 --accuracy-steps 0 \
             --out "$out/generation-chunk-h200.json" ;;
-    *) echo "CALL=${CALL}: expected 1, 2, 3 or 4" >&2; exit 2 ;;
+    5)
+        # shellcheck disable=SC2046  # --tiny: the dry run's models
+        step "generation with the start in the head" 200 python3 benchmarks/generation.py "${quick[@]}" \
+            $([ "${QUICK:-0}" = 1 ] && echo --tiny) --models sequnet wavenet --batches 1 64 --modes graphs \
+            --dtypes bfloat16 float32 --step-kernels on head --repeats 3 --cycles 2 --accuracy-steps 0 \
+            --out "$out/generation-start-in-head-h200.json" ;;
+    *) echo "CALL=${CALL}: expected 1, 2, 3, 4 or 5" >&2; exit 2 ;;
 esac
 exit $status

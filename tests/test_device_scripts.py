@@ -69,9 +69,10 @@ def test_gpu_suite_stops_at_once_on_a_mirror_that_lacks_registered_files(tmp_pat
 
 def test_speed_call_dry_run_measures_both_launches_and_bounds_its_steps(tmp_path, data_mirror):
     """benchmarks/speed_gpu_call.sh as a CPU dry run (QUICK=1): call 2's generation benchmark (PDL and the step
-    kernels, each on and off) and piano step, call 3's piano steps (the lookup's two backwards, cuDNN's autotuner)
-    and call 4's graph lengths, run with the flags the GPU call will pass and write their JSON; a step that cannot
-    get 30 s of the call is skipped and makes the exit status 4; an unknown call is refused."""
+    kernels, each on and off) and piano step, call 3's piano steps (the lookup's two backwards, cuDNN's autotuner),
+    call 4's graph lengths and call 5's start in the head, run with the flags the GPU call will pass and write their
+    JSON; a step that cannot get 30 s of the call is skipped and makes the exit status 4; an unknown call is
+    refused."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     (bin_dir / "python3").write_text(f"#!/usr/bin/env bash\nexec {sys.executable} \"$@\"\n")   # a venv's own
@@ -113,6 +114,13 @@ def test_speed_call_dry_run_measures_both_launches_and_bounds_its_steps(tmp_path
     rows = json.loads((tmp_path / "out4" / "generation-chunk-h200.json").read_text())["rows"]
     assert sorted((r["model"], r["batch"], r["chunk"]) for r in rows) == sorted(
         (m, b, c) for m in ("sequnet", "wavenet") for b in (1, 64) for c in (16, 64, 256))
-    unknown = subprocess.run(script + [str(tmp_path / "unknown")], cwd=REPO, env=dict(env, CALL="5"),
+    # call 5: the start in its own launch and in the head before; on a CPU (no Triton) the first only
+    done = subprocess.run(script + [str(tmp_path / "out5")], cwd=REPO, env=dict(env, CALL="5", CALL_S="300"),
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    rows = json.loads((tmp_path / "out5" / "generation-start-in-head-h200.json").read_text())["rows"]
+    assert sorted((r["model"], r["batch"], r["dtype"], r["start_in_head"]) for r in rows) == sorted(
+        (m, b, d, False) for m in ("sequnet", "wavenet") for b in (1, 64) for d in ("bfloat16", "float32"))
+    unknown = subprocess.run(script + [str(tmp_path / "unknown")], cwd=REPO, env=dict(env, CALL="6"),
                              capture_output=True, text=True, timeout=120)
-    assert unknown.returncode == 2 and "CALL=5: expected 1, 2, 3 or 4" in unknown.stderr
+    assert unknown.returncode == 2 and "CALL=6: expected 1, 2, 3, 4 or 5" in unknown.stderr

@@ -255,11 +255,12 @@ def kernel_name(row: dict) -> str:
     """A generation row's per-layer kernel, "+pdl" where its kernels were launched with programmatic dependent
     launch (``benchmarks/generation.py --pdl``), and ", torch bookkeeping" where a Triton path's step kept its
     window shifts and ring rows in torch operations (``--step-kernels off``; rows from before the step kernels
-    carry no mark), and the steps per multi-step graph where they are not the default
-    (``benchmarks/generation.py --chunk``)."""
+    carry no mark), ", start in head" where the head kernel ran each next step's start (``--step-kernels head``),
+    and the steps per multi-step graph where they are not the default (``benchmarks/generation.py --chunk``)."""
     chunk = row.get("chunk")
     return (row.get("kernel", "–") + ("+pdl" if row.get("pdl") else "")
             + (", torch bookkeeping" if row.get("step_kernels") is False and row.get("fused_activation") else "")
+            + (", start in head" if row.get("start_in_head") else "")
             + (f", {chunk}-step graphs" if chunk not in (None, InferenceState.CHUNK) else ""))
 
 
