@@ -74,7 +74,8 @@ def speed(model, arch: str, device, batch: int, dtype, modes, steps: dict, warmu
     state = init_state(model, prime, dtype=dtype, kernel=kernel)
     sync(device)
     save_s = time.perf_counter() - t0
-    ops = state.ops_per_step()
+    state.CHUNK = chunk
+    ops = state.ops_per_step()      # of a multi-step graph's step (a start run by the head before counts as none)
     rows = []
     for mode in modes:
         graphs, n = mode != "eager", steps[mode]

@@ -88,10 +88,11 @@ def test_every_kernel_state_agrees_and_greedy_is_exact(triton_on_cpu, make, batc
 def test_triton_steps_are_layers_and_one_launch_each_for_start_end_and_sampling(triton_on_cpu, monkeypatch, make,
                                                                                 batch, step_kernels):
     """On the Triton path a step's bookkeeping is one launch at its start (a Seq-U-Net's window shifts and input
-    layer; WaveNet's ring rows and reads) and one at WaveNet's end (the ring write); the head's kernel samples and
-    records the id in a multi-step graph: run eagerly, those operations give what the torch path's generation
-    gives step by step, greedy and sampled. With SEQUNET_STEP_KERNELS=0 the bookkeeping is torch operations
-    again (the Seq-U-Net's input layer still one launch, sampling its own), with the same results."""
+    layer; WaveNet's x_0 and clock) and one at WaveNet's end (the ring write and the next step's reads); the head's
+    kernel samples and records the id in a multi-step graph: run eagerly, those operations give what the torch
+    path's generation gives step by step, greedy and sampled. With SEQUNET_STEP_KERNELS=0 the bookkeeping is torch
+    operations again (the Seq-U-Net's input layer still one launch, sampling its own), with the same results: the
+    same ids, and the same logits and carried tensors bit for bit."""
     monkeypatch.setenv("SEQUNET_STEP_KERNELS", step_kernels)
     torch.manual_seed(batch)
     model = make().eval()
@@ -113,14 +114,27 @@ def test_triton_steps_are_layers_and_one_launch_each_for_start_end_and_sampling(
         sampled = state._sampled_ops(key, False, record=state.cur_id)
         if state.step_fused:        # the head's kernel samples and records too
             assert len(sampled) == len(ops) and sampled[-1].func is kernels.rowdot_triton
-            assert sampled[-1].args[-2] is not None and sampled[:-1] == ops[:-1]
+            *_, sample, _, next_start = sampled[-1].args
+            assert sample is not None and next_start is None and sampled[:-1] == ops[:-1]
         else:                       # the sampling kernel, then the record's copy
             assert len(sampled) == len(ops) + 2
     plain = init_state(model, prime, kernel="torch")
     assert torch.equal(chunk_run_eagerly(model, prime), plain.generate(17, greedy=True, progress=False))
     plain = init_state(model, prime, kernel="torch")
-    assert torch.equal(chunk_run_eagerly(model, prime, temperature=0.9),
-                       plain.generate(17, temperature=0.9, progress=False, generator=torch.Generator().manual_seed(5)))
+    ids, run = chunk_run_eagerly(model, prime, temperature=0.9, with_state=True)
+    assert torch.equal(ids, plain.generate(17, temperature=0.9, progress=False,
+                                           generator=torch.Generator().manual_seed(5)))
+    if state.step_fused:    # ids alone can hide a wrong window: a small model's samples hardly depend on them
+        monkeypatch.setenv("SEQUNET_STEP_KERNELS", "0")
+        _, torch_run = chunk_run_eagerly(model, prime, temperature=0.9, with_state=True)
+        for a, b in zip(_carried(run), _carried(torch_run)):
+            assert torch.equal(a, b)
+
+
+def _carried(state) -> list[torch.Tensor]:
+    """What a state carries from step to step, and its logits, but WaveNet's x_{t-d}: the torch bookkeeping reads
+    them at a step's start, the step kernels at the end of the step before."""
+    return [t for t in state._persistent() if t is not getattr(state, "_old", None)] + [state.logits]
 
 
 @pytest.mark.parametrize("make", [lambda: residual(4, 5, 2, classes=256, features=16),
@@ -175,7 +189,7 @@ def test_a_start_run_by_the_head_before_it_samples_the_same_ids(triton_on_cpu, m
     monkeypatch.setenv("SEQUNET_START_IN_HEAD", "0")
     ids, own = chunk_run_eagerly(model, prime, temperature=0.9, chunks=2, with_state=True)
     assert not own._folds_start() and torch.equal(ids, expected)
-    for a, b in zip(folded._persistent() + [folded.logits], own._persistent() + [own.logits]):
+    for a, b in zip(own._persistent() + [own.logits], folded._persistent() + [folded.logits]):
         assert torch.equal(a, b)
 
 
