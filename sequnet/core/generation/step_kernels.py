@@ -148,15 +148,20 @@ if triton is not None:   # pragma: no cover - GPU only
                 tl.store(out + rb[:, None] * s_ob + cols[None, :], y.to(out.dtype.element_ty), mask=m2)
 
     @triton.jit
-    def start_rows(table, idx, rb, bmask, src, dst, s_ab, out, s_ob, c, clock, first, K: tl.constexpr,
-                   LEAKY: tl.constexpr, SUMS: tl.constexpr, CLOCK: tl.constexpr, IBLOCK: tl.constexpr):
-        """:func:`input_rows` over every channel; where ``first``, the clock advanced (with CLOCK)."""
-        for c0 in range(0, c, IBLOCK):
-            input_rows(table, idx, rb, bmask, src, dst, s_ab, out, s_ob, c, c0 + tl.arange(0, IBLOCK), K, LEAKY,
-                       SUMS)
+    def advance_clock(clock, first, CLOCK: tl.constexpr):
+        """With CLOCK, the one program ``first`` of a start advances the clock by one."""
         if CLOCK:
             if first:
                 tl.store(clock, tl.load(clock) + 1)
+
+    @triton.jit
+    def start_rows(table, idx, rb, bmask, src, dst, s_ab, out, s_ob, c, clock, first, K: tl.constexpr,
+                   LEAKY: tl.constexpr, SUMS: tl.constexpr, CLOCK: tl.constexpr, IBLOCK: tl.constexpr):
+        """:func:`input_rows` over every channel, and :func:`advance_clock`."""
+        for c0 in range(0, c, IBLOCK):
+            input_rows(table, idx, rb, bmask, src, dst, s_ab, out, s_ob, c, c0 + tl.arange(0, IBLOCK), K, LEAKY,
+                       SUMS)
+        advance_clock(clock, first, CLOCK)
 
     @triton.jit(do_not_specialize=["ndesc", "s_ab", "s_ob", "c", "batch", "ncb"])
     def _start_kernel(buf, desc, ndesc, table, ids, src, dst, s_ab, out, s_ob, c, batch, ncb, clock,
@@ -176,9 +181,7 @@ if triton is not None:   # pragma: no cover - GPU only
                 cols = (r % ncb) * IBLOCK + tl.arange(0, IBLOCK)
                 input_rows(table, tl.load(ids + rb), rb, rb >= 0, src, dst, s_ab, out, s_ob, c, cols, K, LEAKY,
                            SUMS)
-                if CLOCK:
-                    if r == 0:
-                        tl.store(clock, tl.load(clock) + 1)
+                advance_clock(clock, r == 0, CLOCK)
 
     @triton.jit(do_not_specialize=["n", "bc"])
     def _wavenet_end_kernel(ring, x, old, clock, period, base, n, bc, BLOCK: tl.constexpr, PDL: tl.constexpr):
