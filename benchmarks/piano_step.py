@@ -16,8 +16,10 @@ changed in one respect:
 * ``crop``: WaveNet's skip outputs computed only at the samples the output reads
   (``sequnet.core.models.use_cropped_skips``, the trainer's path on a GPU: 11.7 instead of 18.0 TFLOP a step).
 * ``lookup``: the first convolution over the ids through the Triton lookup (``sequnet.core.models.id_lookup``)
-  instead of ``embedding_bag``: both models have it. ``lookup_bmm``: the same with its table's gradient as cuBLAS
-  batched GEMMs on a one-hot tensor instead of its Triton backward kernel (``id_lookup.BACKWARD``).
+  instead of ``embedding_bag``: both models have it, with the table's gradient from the library's default
+  backward (``id_lookup.BACKWARD``). ``lookup_bmm``, ``lookup_sorted``: the same with that gradient as cuBLAS
+  batched GEMMs on a one-hot tensor, or summed over the positions sorted by id, instead of the one-hot products of
+  its Triton kernel.
 
     python benchmarks/piano_step.py --out results/bench/piano-step-h200.json
     python benchmarks/piano_step.py --device cpu --quick              # a smoke run on the CPU
@@ -44,6 +46,7 @@ from sequnet.core.models.padding import pad_channels  # noqa: E402
 from sequnet.analysis.complexity import run_metadata, time_training_step, training_step  # noqa: E402
 from sequnet.analysis.benchmarks import write_bench  # noqa: E402
 
+DEFAULT_BACKWARD = id_lookup.BACKWARD      # the library's: what ``lookup`` times
 DEFAULT_VARIANTS = [
     "sequnet bf16 foreach_adam", "sequnet bf16", "sequnet bf16 pad=8", "sequnet bf16 pad=64",
     "sequnet bf16 pad=64 compile", "sequnet fp32", "sequnet fp32 pad=64", "wavenet bf16 foreach_adam",
@@ -53,13 +56,13 @@ DEFAULT_VARIANTS = [
 
 def parse(spec: str) -> dict:
     words = spec.split()
+    lookups = [w for w in words if w in ("lookup", "lookup_bmm", "lookup_sorted")]
+    backward = (lookups[0].partition("_")[2] or DEFAULT_BACKWARD) if lookups else None
     v = {"arch": words[0], "bf16": "bf16" in words, "features": None, "pad": 0,
          "cudnn_benchmark": "cudnn_benchmark" in words, "compile": "compile" in words or "autotune" in words,
          "compile_mode": "max-autotune-no-cudagraphs" if "autotune" in words else None,
          "foreach_adam": "foreach_adam" in words, "crop": "crop" in words,
-         "lookup": "lookup" in words or "lookup_bmm" in words, "lookup_backward": "bmm" if "lookup_bmm" in words
-         else "triton",
-         "spec": spec}
+         "lookup": bool(lookups), "lookup_backward": backward, "spec": spec}
     for w in words:
         if w.startswith("features="):
             v["features"] = int(w.split("=")[1])
@@ -89,7 +92,7 @@ def variant_model(v: dict, device, batch: int, quick: bool):
         use_cropped_skips(model)                # raises for the Seq-U-Net, which has no such switch
     if v["lookup"]:
         use_fused_lookup(model)
-    id_lookup.BACKWARD = v["lookup_backward"]       # read at each backward: every variant sets its own
+    id_lookup.BACKWARD = v["lookup_backward"] or DEFAULT_BACKWARD    # read at each backward: each variant sets it
     use_channels_last(model)
     return setting, model, *make_batch(setting, batch, device, quick)
 
@@ -122,7 +125,7 @@ def main(argv=None) -> int:
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--variants", nargs="+", default=DEFAULT_VARIANTS,
                     help='e.g. "sequnet bf16 features=192" (arch, then any of bf16, features=N, pad=M, '
-                         'cudnn_benchmark, compile, foreach_adam, crop, lookup, lookup_bmm)')
+                         'cudnn_benchmark, compile, foreach_adam, crop, lookup, lookup_bmm, lookup_sorted)')
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--warmup", type=int, default=4)

@@ -5,7 +5,7 @@
 #
 #   CALL=1 SEQUNET_GIT_COMMIT=$(git rev-parse --short HEAD) CALL_S=575 bash benchmarks/speed_gpu_call.sh OUT
 #       device tool: carry [".whl", ".devdata"] (made here by `benchmarks/device_prep.sh tests`), timeout_s 600
-#   then CALL=2, 3, 4 and 5 the same way, each as soon as the last has answered (or in another session).
+#   then CALL=2 to 6 the same way, each as soon as the last has answered (or in another session).
 #
 # CALL=1  the GPU test suite (benchmarks/gpu_test.sh; 434 s at 696871a with 6 workers, 2026-12-04):
 #         OUT/gpu-test.log.
@@ -15,14 +15,14 @@
 #         100 s). Then the Seq-U-Net's piano step compiled as the trainer runs it (the Triton lookup on), bf16 and
 #         TF32, the first profiled (OUT/piano-step-compiled-lookup-h200.json and its .profile.txt; compiling takes
 #         about 70 s).
-# CALL=3  the compiled bf16 piano step with the lookup's table gradient as cuBLAS batched GEMMs against its Triton
-#         backward kernel (3.7 ms of the 30.0 ms step in call 2's profile at 1ead015), the first profiled
-#         (OUT/piano-step-lookup-bmm-h200.json and its .profile.txt); the PDL test's diagnosis of the one case where
-#         PDL and plain launches differ (rowdot at batch 28: is the save pass itself deterministic, and which window
-#         slots part first); then call 2's compiled piano steps with cuDNN's autotuner on
-#         (OUT/piano-step-cudnn-benchmark-h200.json: the trainer leaves it off for audio since an H100 measurement
-#         in which it sped nothing up, before bf16, padding and compiling); then the Seq-U-Net's step in Inductor's
-#         max-autotune mode, which compiles for minutes (OUT/piano-step-autotune-h200.json), if time is left.
+# CALL=3  the piano step with the lookup's three backwards for the table's gradient: its Triton kernel's one-hot
+#         products (3.7 ms of the 30.0 ms compiled bf16 step in call 2's profile at 1ead015), cuBLAS batched GEMMs
+#         on a one-hot tensor, and sums over the positions sorted by id; compiled, the Seq-U-Net in bf16 (the sorted
+#         one profiled) and in TF32 against TF32 without the lookup (OUT/piano-step-lookup-backward-h200.json and its
+#         .profile.txt; about 60 s of compiling a variant); then uncompiled, both models, bf16 and TF32
+#         (OUT/piano-step-lookup-eager-h200.json); then the PDL test's diagnosis of the one case where PDL and plain
+#         launches differ (rowdot at batch 28: is the save pass itself deterministic, and which window slots part
+#         first).
 # CALL=4  the generation benchmark in bf16 at batches 1 and 64 with multi-step CUDA graphs of 16 (the default), 64
 #         and 256 steps side by side (OUT/generation-chunk-h200.json, 36 s at 94cb339): between two graphs the
 #         host copies the next chunk's noise in and the samples out, and the GPU runs the boundary without PDL's
@@ -32,6 +32,10 @@
 #         and run by the head kernel of the step before (SEQUNET_START_IN_HEAD=1: one launch fewer a step in a
 #         multi-step graph), side by side (OUT/generation-start-in-head-h200.json). It changed library kernels, so
 #         call 1's suite (which tests it against the start's own launch) comes first.
+# CALL=6  call 2's compiled piano steps (the lookup with the library's backward) with cuDNN's autotuner on
+#         (OUT/piano-step-cudnn-benchmark-h200.json: the trainer leaves it off for audio since an H100 measurement
+#         in which it sped nothing up, before bf16, padding and compiling); then the Seq-U-Net's step in Inductor's
+#         max-autotune mode, which compiles for minutes (OUT/piano-step-autotune-h200.json).
 # At 1ead015 (2026-12-05) call 2's generation benchmark, with split-K in one launch beside the rule's kernels, ran
 # past its bound (its log: results/logs/2026-12-05-h200-pdl-and-splitk1.tar.xz); that split-K was then removed and
 # the comparison above ran on its own (results/bench/generation-pdl-h200.json).
@@ -85,19 +89,19 @@ case ${CALL:-1} in
             "sequnet fp32 pad=64$c lookup" ;;
     3)
         c=" compile"; [ "${QUICK:-0}" = 1 ] && c=""
-        step "piano step with the lookup's GEMM backward" 200 python3 benchmarks/piano_step.py "${quick[@]}" \
-            --out "$out/piano-step-lookup-bmm-h200.json" --variants "sequnet bf16 pad=64$c lookup_bmm" \
-            "sequnet bf16 pad=64$c lookup"
+        step "piano step, the lookup's three backwards" 390 python3 benchmarks/piano_step.py "${quick[@]}" \
+            --out "$out/piano-step-lookup-backward-h200.json" --variants "sequnet bf16 pad=64$c lookup_sorted" \
+            "sequnet bf16 pad=64$c lookup" "sequnet bf16 pad=64$c lookup_bmm" "sequnet fp32 pad=64$c lookup_sorted" \
+            "sequnet fp32 pad=64$c"
+        step "piano step, the lookup's backwards uncompiled" 100 python3 benchmarks/piano_step.py "${quick[@]}" \
+            --profile-steps 0 --out "$out/piano-step-lookup-eager-h200.json" --variants "sequnet bf16 pad=64" \
+            "sequnet bf16 pad=64 lookup" "sequnet bf16 pad=64 lookup_sorted" "sequnet fp32 pad=64" \
+            "sequnet fp32 pad=64 lookup_sorted" "wavenet bf16 crop" "wavenet bf16 crop lookup" \
+            "wavenet bf16 crop lookup_sorted"
         # the rowdot/PDL difference at batch 28: where it starts (its test's warning, in the log's summary)
         pdl_case="tests/test_generation_cuda.py::test_programmatic_dependent_launch_gives_the_same_samples"
         [ "${QUICK:-0}" = 1 ] || step "PDL diagnosis" 120 python3 -m pytest -q -p no:cacheprovider -rxX \
-            "$pdl_case[sequnet-28-rowdot]"
-        step "piano step with cuDNN's autotuner" 240 python3 benchmarks/piano_step.py "${quick[@]}" \
-            --profile-steps 0 --out "$out/piano-step-cudnn-benchmark-h200.json" \
-            --variants "sequnet bf16 pad=64$c lookup cudnn_benchmark" "sequnet fp32 pad=64$c lookup cudnn_benchmark"
-        [ "${QUICK:-0}" = 1 ] || step "piano step autotuned" 420 python3 benchmarks/piano_step.py \
-            --profile-steps 0 --out "$out/piano-step-autotune-h200.json" \
-            --variants "sequnet bf16 pad=64 autotune lookup" ;;
+            "$pdl_case[sequnet-28-rowdot]" ;;
     4)
         # shellcheck disable=SC2046  # --tiny: the dry run's models
         step "generation by graph length" 250 python3 benchmarks/generation.py "${quick[@]}" \
@@ -110,6 +114,14 @@ case ${CALL:-1} in
             $([ "${QUICK:-0}" = 1 ] && echo --tiny) --models sequnet wavenet --batches 1 64 --modes graphs \
             --dtypes bfloat16 float32 --step-kernels on head --repeats 3 --cycles 2 --accuracy-steps 0 \
             --out "$out/generation-start-in-head-h200.json" ;;
-    *) echo "CALL=${CALL}: expected 1, 2, 3, 4 or 5" >&2; exit 2 ;;
+    6)
+        c=" compile"; [ "${QUICK:-0}" = 1 ] && c=""
+        step "piano step with cuDNN's autotuner" 240 python3 benchmarks/piano_step.py "${quick[@]}" \
+            --profile-steps 0 --out "$out/piano-step-cudnn-benchmark-h200.json" \
+            --variants "sequnet bf16 pad=64$c lookup cudnn_benchmark" "sequnet fp32 pad=64$c lookup cudnn_benchmark"
+        [ "${QUICK:-0}" = 1 ] || step "piano step autotuned" 420 python3 benchmarks/piano_step.py \
+            --profile-steps 0 --out "$out/piano-step-autotune-h200.json" \
+            --variants "sequnet bf16 pad=64 autotune lookup" ;;
+    *) echo "CALL=${CALL}: expected 1 to 6" >&2; exit 2 ;;
 esac
 exit $status

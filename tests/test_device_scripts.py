@@ -69,10 +69,10 @@ def test_gpu_suite_stops_at_once_on_a_mirror_that_lacks_registered_files(tmp_pat
 
 def test_speed_call_dry_run_measures_both_launches_and_bounds_its_steps(tmp_path, data_mirror):
     """benchmarks/speed_gpu_call.sh as a CPU dry run (QUICK=1): call 2's generation benchmark (PDL and the step
-    kernels, each on and off) and piano step, call 3's piano steps (the lookup's two backwards, cuDNN's autotuner),
-    call 4's graph lengths and call 5's start in the head, run with the flags the GPU call will pass and write their
-    JSON; a step that cannot get 30 s of the call is skipped and makes the exit status 4; an unknown call is
-    refused."""
+    kernels, each on and off) and piano step, call 3's piano steps (the lookup's three backwards, compiled and not),
+    call 4's graph lengths, call 5's start in the head and call 6's cuDNN autotuner, run with the flags the GPU call
+    will pass and write their JSON; a step that cannot get 30 s of the call is skipped and makes the exit status 4;
+    an unknown call is refused."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     (bin_dir / "python3").write_text(f"#!/usr/bin/env bash\nexec {sys.executable} \"$@\"\n")   # a venv's own
@@ -93,14 +93,27 @@ def test_speed_call_dry_run_measures_both_launches_and_bounds_its_steps(tmp_path
     assert not any("error" in r for r in steps)
     assert (tmp_path / "out" / "piano-step-compiled-lookup-h200.profile.txt").read_text().startswith(
         "## sequnet bf16 pad=64 lookup, batch 16")
-    # call 3: the lookup's two backwards, then the compiled piano steps (uncompiled in a dry run) with cuDNN's
-    # autotuner
+    # call 3: the lookup's three backwards (uncompiled in a dry run), then the same uncompiled, both models
     done = subprocess.run(script + [str(tmp_path / "out3")], cwd=REPO, env=dict(env, CALL="3", CALL_S="300"),
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
-    steps = json.loads((tmp_path / "out3" / "piano-step-lookup-bmm-h200.json").read_text())["rows"]
-    assert [(r["lookup"], r["lookup_backward"]) for r in steps] == [(True, "bmm"), (True, "triton")]
-    steps = json.loads((tmp_path / "out3" / "piano-step-cudnn-benchmark-h200.json").read_text())["rows"]
+    steps = json.loads((tmp_path / "out3" / "piano-step-lookup-backward-h200.json").read_text())["rows"]
+    assert [(r["bf16"], r["lookup"], r["lookup_backward"]) for r in steps] == [
+        (True, True, "sorted"), (True, True, "triton"), (True, True, "bmm"), (False, True, "sorted"),
+        (False, False, None)]
+    assert (tmp_path / "out3" / "piano-step-lookup-backward-h200.profile.txt").read_text().startswith(
+        "## sequnet bf16 pad=64 lookup_sorted, batch 16")
+    steps = json.loads((tmp_path / "out3" / "piano-step-lookup-eager-h200.json").read_text())["rows"]
+    assert [(r["arch"], r["bf16"], r["lookup_backward"]) for r in steps] == [
+        ("sequnet", True, None), ("sequnet", True, "triton"), ("sequnet", True, "sorted"), ("sequnet", False, None),
+        ("sequnet", False, "sorted"), ("wavenet", True, None), ("wavenet", True, "triton"),
+        ("wavenet", True, "sorted")]
+    assert not any("error" in r for r in steps)
+    # call 6: the compiled piano steps (uncompiled in a dry run) with cuDNN's autotuner
+    done = subprocess.run(script + [str(tmp_path / "out6")], cwd=REPO, env=dict(env, CALL="6", CALL_S="300"),
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    steps = json.loads((tmp_path / "out6" / "piano-step-cudnn-benchmark-h200.json").read_text())["rows"]
     assert [(r["bf16"], r["lookup"], r["cudnn_benchmark"]) for r in steps] == [(True, True, True), (False, True, True)]
     assert not any("error" in r for r in steps)
     short = subprocess.run(script + [str(tmp_path / "short")], cwd=REPO, env=dict(env, CALL="2", CALL_S="40"),
@@ -121,6 +134,6 @@ def test_speed_call_dry_run_measures_both_launches_and_bounds_its_steps(tmp_path
     rows = json.loads((tmp_path / "out5" / "generation-start-in-head-h200.json").read_text())["rows"]
     assert sorted((r["model"], r["batch"], r["dtype"], r["start_in_head"]) for r in rows) == sorted(
         (m, b, d, False) for m in ("sequnet", "wavenet") for b in (1, 64) for d in ("bfloat16", "float32"))
-    unknown = subprocess.run(script + [str(tmp_path / "unknown")], cwd=REPO, env=dict(env, CALL="6"),
+    unknown = subprocess.run(script + [str(tmp_path / "unknown")], cwd=REPO, env=dict(env, CALL="7"),
                              capture_output=True, text=True, timeout=120)
-    assert unknown.returncode == 2 and "CALL=6: expected 1, 2, 3, 4 or 5" in unknown.stderr
+    assert unknown.returncode == 2 and "CALL=7: expected 1 to 6" in unknown.stderr

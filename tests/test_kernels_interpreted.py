@@ -230,13 +230,15 @@ def lookup_on_cpu(monkeypatch):
 
 # 16 bits: float16, since the interpreter's tl.dot mishandles bf16 tiles (Triton 3.9: errors of 1e10 on a plain
 # product); the kernels' 16-bit path is one code for both, and the GPU tests run it in bf16
+@pytest.mark.parametrize("backward", ["triton", "sorted"])
 @pytest.mark.parametrize("half", [None, torch.float16], ids=["float32", "float16-autocast"])
 @pytest.mark.parametrize("classes, k, c", [(256, 5, 40), (256, 2, 128), (10, 3, 33)],
                          ids=["sequnet-input", "wavenet-input", "masked"])
-def test_fused_lookup_equals_embedding_bag(lookup_on_cpu, classes, k, c, half):
+def test_fused_lookup_equals_embedding_bag(lookup_on_cpu, monkeypatch, classes, k, c, half, backward):
     """The lookup's kernels against ``embedding_bag``: the same sums forward (in the same order: equal in float32,
     and within a unit after the cast to 16 bits), the weight and bias gradients to float32 rounding (another
-    summation order)."""
+    summation order), with either of the table's Triton backwards (``id_lookup.BACKWARD``)."""
+    monkeypatch.setattr(id_lookup, "BACKWARD", backward)
     torch.manual_seed(k)
     conv = nn.Conv1d(classes, c, k)
     ids = torch.randint(0, classes, (3, 301))
@@ -261,6 +263,32 @@ def test_fused_lookup_equals_embedding_bag(lookup_on_cpu, classes, k, c, half):
                                atol=1e-4 if half else 0)
     torch.testing.assert_close(got_w, ref_w, rtol=1e-5, atol=1e-4)
     torch.testing.assert_close(got_b, ref_b, rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
+@pytest.mark.parametrize("classes, k, c", [(256, 5, 40), (10, 3, 70)], ids=["sequnet-input", "masked"])
+def test_the_sorted_backward_is_the_table_gradient(monkeypatch, classes, k, c, dtype):
+    """``id_lookup.table_grad_sorted`` (positions sorted by id, each program one class's piece): row v * k + j sums
+    the output gradient over the positions t with ids[b, t + j] = v, against autograd through the gather it stands
+    for. Pieces of 8 positions, so that long runs of a class (silence in mu-law audio) take several programs and
+    the programs past the last piece add nothing; a class without positions gets a zero row; channels past a
+    multiple of the block are masked; the gradient channels-last as trained and channels-first."""
+    monkeypatch.setattr(id_lookup, "_PIECE", 8)
+    torch.manual_seed(k)
+    batch, length = 3, 90
+    n = length - k + 1
+    ids = torch.randint(1, classes, (batch, length))
+    ids[0, :40] = 7                               # a run of 40: five pieces of one class
+    ids[2, -30:] = classes - 1
+    table = torch.randn(classes * k, c, requires_grad=True)
+    out = sum(table[ids[:, j:j + n] * k + j] for j in range(k)).transpose(1, 2)     # (batch, c, n)
+    for grad in (torch.randn(batch, n, c).transpose(1, 2).to(dtype), torch.randn(batch, c, n).to(dtype)):
+        (expected,) = torch.autograd.grad(out, table, grad.float(), retain_graph=True)
+        got = id_lookup.table_grad_sorted(ids, grad, k, classes)
+        assert got.dtype == torch.float32 and got.shape == expected.shape
+        assert not got.view(classes, k, c)[0].any()                               # class 0 never occurs
+        # float32 sums of the same (exactly converted) terms in another order
+        torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("make", [lambda: residual(3, 5, 1, classes=256, features=16),

@@ -1,4 +1,4 @@
-"""The first convolution over integer ids (``layers.input_conv``) in two Triton kernels: through a body's
+"""The first convolution over integer ids (``layers.input_conv``) in Triton kernels: through a body's
 ``fused_lookup`` switch (``layers.use_fused_lookup``), which the trainer sets for compiled steps only. Timed against
 ``embedding_bag`` on an H200 (2026-12-04, ``benchmarks/piano_step.py``, the piano Seq-U-Net at batch 16): compiled
 in bf16 31.5 -> 29.4 ms a step; uncompiled 44.4 -> 45.2 ms in bf16 and 64.3 -> 73.0 ms in float32, slower.
@@ -21,8 +21,15 @@ results/logs/2026-12-02b-h200-speed.tar.xz). The bags are all of k rows and the 
 That backward took 3.7 ms of a 30.0 ms compiled bf16 step of the piano Seq-U-Net (H200, 2026-12-05, torch.profiler:
 results/logs/2026-12-05-h200-pdl-and-splitk1.tar.xz): about 290 GFLOP of one-hot products at 78 TFLOP/s. ``BACKWARD =
 "bmm"`` computes the same products as cuBLAS batched GEMMs on a one-hot tensor built once (:func:`table_grad_bmm`,
-bf16/fp16 gradients only), for ``benchmarks/piano_step.py``'s ``lookup_bmm`` to time against the kernel; the
-slower of the two goes once a GPU has timed both.
+bf16/fp16 gradients only), for ``benchmarks/piano_step.py``'s ``lookup_bmm`` to time against the kernel.
+
+Both multiply by one-hot tiles, so that all but one product in each ``classes`` (256 for audio) is by zero.
+``BACKWARD = "sorted"`` (:func:`table_grad_sorted`, ``lookup_sorted`` in the benchmark) adds only what counts: it
+sorts the input positions by id, so that the positions of one class lie together, and each program sums the
+gradient rows that a run of up to ``_PIECE`` positions of one class feeds to each tap (rows t = s - j for input
+position s and tap j), in float32, then adds its k sums to the table's rows atomically. It reads the gradient about
+k times (from L2 for the taps after the first) instead of multiplying it by 256 one-hot columns, and a float32
+gradient is summed in float32, without products to round. The two slower of the three go once a GPU has timed them.
 
 Elsewhere (CPU, float64, no Triton, ``SEQUNET_TRITON=0``) ``input_conv`` keeps ``embedding_bag``.
 """
@@ -35,7 +42,10 @@ from sequnet.core.triton_guard import tl, triton, use_triton
 _BT, _BC = 64, 64              # forward: positions x channels per program
 _BT_BACK, _BC_BACK = 32, 32    # backward: positions per one-hot tile, channels per program
 _PROGRAMS = 1024               # backward: about this many programs (chunks of positions x channel blocks x taps)
-BACKWARD = "triton"            # the table's gradient: "triton" (_backward_kernel) or "bmm" (table_grad_bmm)
+_PIECE = 512                   # sorted backward: at most this many positions of one class per program
+_BT_SORT, _BC_SORT = 32, 64    # sorted backward: positions per gathered tile, channels per program
+# the table's gradient: "triton" (_backward_kernel), "bmm" (table_grad_bmm) or "sorted" (table_grad_sorted)
+BACKWARD = "triton"
 
 
 def fusable(ids: torch.Tensor, table: torch.Tensor, dtype: torch.dtype) -> bool:
@@ -77,6 +87,8 @@ class _Lookup(torch.autograd.Function):
         k, classes = ctx.k, ctx.rows // ctx.k
         if BACKWARD == "bmm" and grad.dtype != torch.float32:
             return None, table_grad_bmm(ids, grad, k, classes).to(ctx.table_dtype), None, None
+        if BACKWARD == "sorted":
+            return None, table_grad_sorted(ids, grad, k, classes).to(ctx.table_dtype), None, None
         grad_table = torch.zeros(ctx.rows, c, dtype=torch.float32, device=grad.device)
         positions = batch * n
         blocks = triton.cdiv(c, _BC_BACK)
@@ -102,6 +114,28 @@ def table_grad_bmm(ids: torch.Tensor, grad: torch.Tensor, k: int, classes: int) 
     for j in range(k):
         out[:, j] = torch.bmm(grad, onehot[:, j:j + n]).sum(0, dtype=torch.float32).t()
     return out.view(classes * k, c)
+
+
+def table_grad_sorted(ids: torch.Tensor, grad: torch.Tensor, k: int, classes: int) -> torch.Tensor:
+    """The table's gradient (classes * k, c) in float32 for ``grad`` (batch, c, n) of the lookup's output, summed
+    over the input positions grouped by id: row v * k + j adds grad[b, :, s - j] for every input position (b, s)
+    with ids[b, s] = v (and 0 <= s - j < n). All on the device, without a host synchronisation (CUDA graphs):
+    a stable sort of the ids (16-bit keys: fewer radix passes), each class's run of sorted positions
+    (``searchsorted``) and how many pieces of ``_PIECE`` positions it takes. The kernel's programs find their
+    class from the pieces' running total."""
+    batch, c, n = grad.shape
+    keys = ids.reshape(-1)
+    keys = keys.to(torch.int16 if classes <= 2 ** 15 else torch.int32)
+    sorted_keys, order = torch.sort(keys, stable=True)
+    bounds = torch.searchsorted(sorted_keys, torch.arange(classes + 1, dtype=keys.dtype, device=keys.device))
+    ends = torch.cumsum((bounds[1:] - bounds[:-1] + _PIECE - 1) // _PIECE, 0)     # class v's pieces end at ends[v]
+    grad_table = torch.zeros(classes * k, c, dtype=torch.float32, device=grad.device)
+    pieces = triton.cdiv(keys.numel(), _PIECE) + classes                      # at least sum(ceil(count / _PIECE))
+    _sorted_kernel[(pieces, triton.cdiv(c, _BC_SORT))](
+        order, bounds, ends, grad, grad_table, ids.shape[1], n, c, classes, grad.stride(0), grad.stride(1),
+        grad.stride(2), K=k, KP=triton.next_power_of_2(k), V=triton.next_power_of_2(classes), PIECE=_PIECE,
+        BT=_BT_SORT, BC=_BC_SORT)
+    return grad_table
 
 
 if triton is not None:   # pragma: no cover - GPU only (and Triton's interpreter: tests/test_kernels_interpreted.py)
@@ -146,3 +180,36 @@ if triton is not None:   # pragma: no cover - GPU only (and Triton's interpreter
                 acc += tl.dot(onehot, g)
         mask = (vs < classes)[:, None] & cmask[None, :]
         tl.atomic_add(gtable + (vs * K + j)[:, None] * c + ch[None, :], acc, mask=mask)
+
+    @triton.jit(do_not_specialize=["length", "n", "c", "classes", "s_gb"])
+    def _sorted_kernel(order, bounds, ends, grad, gtable, length, n, c, classes, s_gb, s_gc, s_gt, K: tl.constexpr,
+                       KP: tl.constexpr, V: tl.constexpr, PIECE: tl.constexpr, BT: tl.constexpr, BC: tl.constexpr):
+        """gtable[v * K + j, ch] += the sum of grad[b, ch, s - j] over this program's piece of the positions
+        p = b * length + s of class v, sorted: piece i is the (i - ends[v - 1])-th of class v, where v is the
+        number of classes whose pieces end at or before i (none left past the last piece: v = classes)."""
+        i = tl.program_id(0)
+        vs = tl.arange(0, V)
+        v = tl.sum((tl.load(ends + vs, mask=vs < classes, other=i + 1) <= i).to(tl.int32), axis=0)
+        has = v < classes
+        v = tl.minimum(v, classes - 1)
+        first_piece = tl.where(v > 0, tl.load(ends + v - 1, mask=v > 0, other=0), 0)
+        start = tl.load(bounds + v) + (i - first_piece) * PIECE
+        stop = tl.where(has, tl.minimum(start + PIECE, tl.load(bounds + v + 1)), start)
+        ch = tl.program_id(1) * BC + tl.arange(0, BC)
+        cmask = ch < c
+        taps = tl.arange(0, KP)
+        acc = tl.zeros((KP, BC), dtype=tl.float32)
+        for q0 in range(start, stop, BT):
+            q = q0 + tl.arange(0, BT)
+            p = tl.load(order + q, mask=q < stop, other=0)
+            b = p // length
+            s = p % length
+            for j in tl.static_range(K):
+                t = s - j
+                ok = (q < stop) & (t >= 0) & (t < n)
+                g = tl.load(grad + b[:, None] * s_gb + t[:, None] * s_gt + ch[None, :] * s_gc,
+                            mask=ok[:, None] & cmask[None, :], other=0.0)
+                acc += tl.where(taps[:, None] == j, tl.sum(g.to(tl.float32), axis=0)[None, :], 0.0)
+        rows = tl.where(has, K, 0)            # a program past the last piece adds no row
+        tl.atomic_add(gtable + (v * K + taps)[:, None] * c + ch[None, :], acc,
+                      mask=(taps < rows)[:, None] & cmask[None, :])
