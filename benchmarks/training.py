@@ -35,6 +35,7 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import sequnet  # noqa: E402
 from sequnet.core.configs import baseline_arch  # noqa: E402
+from sequnet.core.losses import cross_entropy  # noqa: E402
 from sequnet.analysis.complexity import run_metadata, time_training_step, training_step  # noqa: E402
 from sequnet.core.models import ResSeqUNet, use_channels_last, use_cropped_skips, use_fused_gate  # noqa: E402
 from sequnet.core.models.padding import pad_channels  # noqa: E402
@@ -75,7 +76,7 @@ def make_batch(setting, batch: int, device, quick: bool):
 def loss_fn(setting, logits, target):
     if setting.kind == "music":
         return F.binary_cross_entropy_with_logits(logits, target, reduction="sum")
-    return F.cross_entropy(logits[..., -target.shape[-1]:], target)
+    return cross_entropy(logits[..., -target.shape[-1]:], target)     # as the trainer scores it
 
 
 class OneHotInput(torch.nn.Module):

@@ -19,7 +19,6 @@ Batching follows the official scripts of the paper's section 5.1 experiments, th
 * music: one whole piano roll per step (inputs every frame but the last, targets every frame but the first),
   sequences shuffled every epoch; the loss is ``BCEWithLogits`` summed over notes and frames, and the backward
   pass uses that sum, as the official code does (so the gradient scale grows with the sequence length).
-
 * raw piano audio: an endless stream of excerpts at random positions of the training pieces (the official
   ``AudioDataset`` with random hops); each window of I mu-law ids scores all of its last O targets, and the loss
   is the mean cross-entropy over the B·O targets. There is no validation split (the official script had none):
@@ -42,6 +41,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from sequnet.core.configs import MUSIC_TASKS, PaperSetting
+from sequnet.core.losses import cross_entropy
 from sequnet.data import music as music_data
 from sequnet.data import text as text_data
 from sequnet.data.prefetch import on_device
@@ -136,7 +136,7 @@ def mean_cross_entropy(name: str, logits: torch.Tensor, targets: torch.Tensor
     if logits.shape[-1] != targets.shape[-1]:
         raise ValueError(f"{name}: the model scores {logits.shape[-1]} positions per window, the task "
                          f"{targets.shape[-1]}; the setting's input/output lengths do not fit the model")
-    ce = F.cross_entropy(logits.float(), targets, reduction="sum")
+    ce = cross_entropy(logits, targets, reduction="sum")          # in float32, in the logits' layout
     count = targets.numel()
     return ce / count, ce.detach(), count
 
