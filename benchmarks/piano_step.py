@@ -24,8 +24,8 @@ changed in one respect:
     python benchmarks/piano_step.py --out results/bench/piano-step-h200.json
     python benchmarks/piano_step.py --device cpu --quick              # a smoke run on the CPU
 
-It also writes a torch.profiler table of the first variant's step, switched and compiled as timed but not
-graphed, next to the JSON (``.profile.txt``), and the FLOPs of every variant's step (``torch.utils.flop_counter``),
+It also profiles the first variant's step, switched and compiled as timed but not graphed, next to the JSON
+(``.profile.txt``: its device time by kind of kernel and kernel by kernel, then torch.profiler's operator table), and the FLOPs of every variant's step (``torch.utils.flop_counter``),
 so that each time reads as TFLOP/s.
 """
 from __future__ import annotations
@@ -154,10 +154,58 @@ def main(argv=None) -> int:
     return 0
 
 
+# what a kernel of the step does, from its name (lower case; the first kind whose fragment it holds)
+KERNEL_KINDS = (
+    ("input lookup (Triton)", ("_lookup_kernel", "_onehot_grad_kernel", "_sorted_grad_kernel")),
+    ("convolution forward (cuDNN)", ("fprop",)),
+    ("convolution data gradient (cuDNN)", ("dgrad",)),
+    ("convolution weight gradient (cuDNN)", ("wgrad",)),
+    ("convolution, other (cuDNN)", ("conv", "cudnn", "xmma")),
+    ("matrix products (cuBLAS)", ("gemm", "cutlass")),
+    ("fused gate (Triton)", ("_gate_", "_identity_backward")),
+    ("Inductor's fused kernels", ("triton_",)),
+    ("softmax and loss", ("softmax", "nll_loss")),
+    ("Adam", ("adam", "multi_tensor")),
+    ("sort and search", ("radix", "sort", "search")),
+    ("ATen copies, fills and elementwise", ("copy", "fill", "memcpy", "memset", "elementwise", "reduce")),
+)
+
+
+def kernel_kind(name: str) -> str:
+    low = name.lower()
+    return next((kind for kind, parts in KERNEL_KINDS if any(p in low for p in parts)), "other")
+
+
+def kernel_summary(kernels: list[tuple[str, float]], steps: int, top: int = 25) -> str:
+    """Where a step's device time goes: ``kernels`` (name, µs) of ``steps`` profiled steps summed by kind
+    (``KERNEL_KINDS``), then the ``top`` kernels by time, both per step, as Markdown tables."""
+    if not kernels:
+        return "No GPU kernels were profiled (a CPU run)."
+    total = sum(us for _, us in kernels)
+    by_kind, by_name = {}, {}
+    for name, us in kernels:
+        for table, key in ((by_kind, kernel_kind(name)), (by_name, name)):
+            n, t = table.get(key, (0, 0.0))
+            table[key] = (n + 1, t + us)
+    lines = [f"### device time by kind of kernel, per step ({steps} steps profiled)", "",
+             "| kind | ms/step | kernels/step | share |", "|---|---:|---:|---:|"]
+    for kind, (n, us) in sorted(by_kind.items(), key=lambda kv: -kv[1][1]):
+        lines.append(f"| {kind} | {us / steps / 1e3:.2f} | {n / steps:g} | {us / total:.1%} |")
+    lines += [f"| all | {total / steps / 1e3:.2f} | {len(kernels) / steps:g} | 100.0% |", "",
+              f"### the {top} longest kernels, per step", "", "| kernel | kind | ms/step | launches/step |",
+              "|---|---|---:|---:|"]
+    for name, (n, us) in sorted(by_name.items(), key=lambda kv: -kv[1][1])[:top]:
+        short = name if len(name) <= 90 else name[:87] + "..."
+        lines.append(f"| `{short}` | {kernel_kind(name)} | {us / steps / 1e3:.3f} | {n / steps:g} |")
+    return "\n".join(lines)
+
+
 def profile_variant(v: dict, device, batch: int, steps: int, quick: bool, rows: int = 40) -> str:
-    """torch.profiler's operator table of ``steps`` steps of variant ``v``, switched, padded and compiled as
-    :func:`measure` runs it, sorted by device time. The steps run without the CUDA graph, whose replay the profiler
-    would see as one launch; a compiled variant shows Inductor's kernels by name."""
+    """The device time of ``steps`` steps of variant ``v``, switched, padded and compiled as :func:`measure` runs
+    it: summed by kind of kernel and kernel by kernel (:func:`kernel_summary`), then torch.profiler's operator table
+    sorted by device time. The steps run without the CUDA graph, whose replay the profiler would see as one launch;
+    a compiled variant shows Inductor's kernels by name."""
+    from torch.autograd import DeviceType
     from torch.profiler import ProfilerActivity, profile
 
     setting, model, x, y = variant_model(v, device, batch, quick)
@@ -175,7 +223,9 @@ def profile_variant(v: dict, device, batch: int, steps: int, quick: bool, rows: 
                 torch.cuda.synchronize(device)
     finally:
         torch.backends.cudnn.benchmark = False
-    return prof.key_averages().table(sort_by="cuda_time_total" if cuda else "self_cpu_time_total", row_limit=rows)
+    kernels = [(e.name, e.self_device_time_total) for e in prof.events() if e.device_type == DeviceType.CUDA]
+    table = prof.key_averages().table(sort_by="cuda_time_total" if cuda else "self_cpu_time_total", row_limit=rows)
+    return f"{kernel_summary(kernels, steps)}\n\n### operators\n{table}"
 
 
 if __name__ == "__main__":

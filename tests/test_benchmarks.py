@@ -422,6 +422,30 @@ def test_piano_step_profiles_its_first_variant_as_timed_compiled_included(tmp_pa
     assert "CompiledFunctionBackward" in report and "aten::" in report
 
 
+def test_piano_step_sums_the_profiled_kernels_by_kind_per_step():
+    """The profile's summary: each kernel's kind from its name (the lookup's Triton kernels, cuDNN's three
+    convolution passes, Inductor's kernels, ...), device time and launches per step, sorted by time, with the
+    longest kernels after."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        import piano_step
+    finally:
+        sys.path.remove(str(REPO / "benchmarks"))
+    kernels = [("sm90_xmma_fprop_implicit_gemm_bf16", 3000.0), ("sm90_xmma_wgrad_indexed_implicit_gemm", 1000.0),
+               ("_sorted_grad_kernel", 400.0), ("triton_poi_fused_add_cat_mul_sigmoid_0", 500.0),
+               ("void at::native::cunn_SoftMaxForward<8>", 100.0), ("sm90_xmma_fprop_implicit_gemm_bf16", 3000.0),
+               ("void at::native::radixSortKVInPlace", 200.0), ("mystery", 800.0)]
+    text = piano_step.kernel_summary(kernels, steps=2, top=3)
+    kinds = [line.split(" | ")[0][2:] for line in text.splitlines()[4:11]]
+    assert kinds == ["convolution forward (cuDNN)", "convolution weight gradient (cuDNN)", "other",
+                     "Inductor's fused kernels", "input lookup (Triton)", "sort and search", "softmax and loss"]
+    assert "| convolution forward (cuDNN) | 3.00 | 1 | 66.7% |" in text      # 6 ms over 2 steps, of 9 ms
+    assert "| all | 4.50 | 4 | 100.0% |" in text
+    assert "| `sm90_xmma_fprop_implicit_gemm_bf16` | convolution forward (cuDNN) | 3.000 | 1 |" in text
+    assert text.count("| `") == 3
+    assert piano_step.kernel_summary([], steps=3).startswith("No GPU kernels")
+
+
 def test_piano_step_variants_name_the_compile_mode():
     """"autotune" compiles in Inductor's max-autotune mode without its CUDA graphs (the step is replayed from our
     own graph); "compile" in the default mode. (A CPU run of an autotuned variant takes minutes, so only the

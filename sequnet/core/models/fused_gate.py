@@ -175,9 +175,9 @@ if triton is not None:   # pragma: no cover - GPU only
     # Sizes and offsets change from layer to layer and are not specialised on (one compiled kernel for all); the
     # strides are, so that a stride of 1 is known and each tensor is read along its contiguous axis.
     @triton.jit(do_not_specialize=["c", "n", "start", "offset"])
-    def _forward_kernel(y, x, out, c, n, start, offset, s_yb, s_yc, s_yt, s_xb, s_xc, s_xt, s_ob, s_oc, s_ot,
-                        STEP: tl.constexpr, REPEAT: tl.constexpr, HAS_X: tl.constexpr, BC: tl.constexpr,
-                        BT: tl.constexpr):
+    def _gate_forward_kernel(y, x, out, c, n, start, offset, s_yb, s_yc, s_yt, s_xb, s_xc, s_xt, s_ob, s_oc,
+                             s_ot, STEP: tl.constexpr, REPEAT: tl.constexpr, HAS_X: tl.constexpr, BC: tl.constexpr,
+                             BT: tl.constexpr):
         j = tl.program_id(0) * BT + tl.arange(0, BT)
         ch = tl.program_id(1) * BC + tl.arange(0, BC)
         b = tl.program_id(2).to(tl.int64)
@@ -239,8 +239,9 @@ def _forward_triton(y, x, out, start, step, repeat, offset) -> None:   # pragma:
     batch, c, n = out.shape
     # without an identity, y stands in for x's pointer and strides (never read: HAS_X is False)
     xs = y if x is None else x
-    _forward_kernel[_grid(c, n, batch)](y, xs, out, c, n, start, offset, *y.stride(), *xs.stride(), *out.stride(),
-                                        STEP=step, REPEAT=repeat, HAS_X=x is not None, BC=_BC, BT=_BT)
+    _gate_forward_kernel[_grid(c, n, batch)](y, xs, out, c, n, start, offset, *y.stride(), *xs.stride(),
+                                             *out.stride(), STEP=step, REPEAT=repeat, HAS_X=x is not None, BC=_BC,
+                                             BT=_BT)
 
 
 def _gate_backward_triton(grad_out, y, grad_y, start) -> None:   # pragma: no cover - GPU only

@@ -44,7 +44,7 @@ _BT_BACK, _BC_BACK = 32, 32    # backward: positions per one-hot tile, channels 
 _PROGRAMS = 1024               # backward: about this many programs (chunks of positions x channel blocks x taps)
 _PIECE = 512                   # sorted backward: at most this many positions of one class per program
 _BT_SORT, _BC_SORT = 32, 64    # sorted backward: positions per gathered tile, channels per program
-# the table's gradient: "triton" (_backward_kernel), "bmm" (table_grad_bmm) or "sorted" (table_grad_sorted)
+# the table's gradient: "triton" (_onehot_grad_kernel), "bmm" (table_grad_bmm) or "sorted" (table_grad_sorted)
 BACKWARD = "triton"
 
 
@@ -71,7 +71,7 @@ class _Lookup(torch.autograd.Function):
         rows, c = table.shape
         table = table.contiguous()
         out = torch.empty(batch, n, c, dtype=dtype, device=ids.device)
-        _forward_kernel[(triton.cdiv(n, _BT), triton.cdiv(c, _BC), batch)](
+        _lookup_kernel[(triton.cdiv(n, _BT), triton.cdiv(c, _BC), batch)](
             ids, table, out, n, c, ids.stride(0), ids.stride(1), out.stride(0), K=k, BT=_BT, BC=_BC)
         ctx.save_for_backward(ids)
         ctx.k, ctx.rows, ctx.table_dtype = k, rows, table.dtype
@@ -94,7 +94,7 @@ class _Lookup(torch.autograd.Function):
         blocks = triton.cdiv(c, _BC_BACK)
         chunks = max(1, min(triton.cdiv(positions, _BT_BACK), _PROGRAMS // (blocks * k)))
         chunk = triton.cdiv(triton.cdiv(positions, chunks), _BT_BACK) * _BT_BACK
-        _backward_kernel[(triton.cdiv(positions, chunk), blocks, k)](
+        _onehot_grad_kernel[(triton.cdiv(positions, chunk), blocks, k)](
             ids, grad, grad_table, positions, n, c, classes, chunk, ids.stride(0), ids.stride(1), grad.stride(0),
             grad.stride(1), grad.stride(2), K=k, V=max(16, triton.next_power_of_2(classes)), BT=_BT_BACK,
             BC=_BC_BACK, IEEE=grad.dtype == torch.float32)
@@ -131,7 +131,7 @@ def table_grad_sorted(ids: torch.Tensor, grad: torch.Tensor, k: int, classes: in
     ends = torch.cumsum((bounds[1:] - bounds[:-1] + _PIECE - 1) // _PIECE, 0)     # class v's pieces end at ends[v]
     grad_table = torch.zeros(classes * k, c, dtype=torch.float32, device=grad.device)
     pieces = triton.cdiv(keys.numel(), _PIECE) + classes                      # at least sum(ceil(count / _PIECE))
-    _sorted_kernel[(pieces, triton.cdiv(c, _BC_SORT))](
+    _sorted_grad_kernel[(pieces, triton.cdiv(c, _BC_SORT))](
         order, bounds, ends, grad, grad_table, ids.shape[1], n, c, classes, grad.stride(0), grad.stride(1),
         grad.stride(2), K=k, KP=triton.next_power_of_2(k), V=triton.next_power_of_2(classes), PIECE=_PIECE,
         BT=_BT_SORT, BC=_BC_SORT)
@@ -141,8 +141,8 @@ def table_grad_sorted(ids: torch.Tensor, grad: torch.Tensor, k: int, classes: in
 if triton is not None:   # pragma: no cover - GPU only (and Triton's interpreter: tests/test_kernels_interpreted.py)
 
     @triton.jit(do_not_specialize=["n", "c", "s_ib", "s_ob"])
-    def _forward_kernel(ids, table, out, n, c, s_ib, s_it, s_ob, K: tl.constexpr, BT: tl.constexpr,
-                        BC: tl.constexpr):
+    def _lookup_kernel(ids, table, out, n, c, s_ib, s_it, s_ob, K: tl.constexpr, BT: tl.constexpr,
+                       BC: tl.constexpr):
         t = tl.program_id(0) * BT + tl.arange(0, BT)
         ch = tl.program_id(1) * BC + tl.arange(0, BC)
         b = tl.program_id(2).to(tl.int64)
@@ -155,8 +155,9 @@ if triton is not None:   # pragma: no cover - GPU only (and Triton's interpreter
         tl.store(out + b * s_ob + t[:, None] * c + ch[None, :], acc.to(out.dtype.element_ty), mask=mask)
 
     @triton.jit(do_not_specialize=["positions", "n", "c", "classes", "chunk", "s_ib", "s_gb"])
-    def _backward_kernel(ids, grad, gtable, positions, n, c, classes, chunk, s_ib, s_it, s_gb, s_gc, s_gt,
-                         K: tl.constexpr, V: tl.constexpr, BT: tl.constexpr, BC: tl.constexpr, IEEE: tl.constexpr):
+    def _onehot_grad_kernel(ids, grad, gtable, positions, n, c, classes, chunk, s_ib, s_it, s_gb, s_gc, s_gt,
+                            K: tl.constexpr, V: tl.constexpr, BT: tl.constexpr, BC: tl.constexpr,
+                            IEEE: tl.constexpr):
         """gtable[v * K + j, ch] += sum over this chunk's positions p = (b, t) with ids[b, t + j] = v of
         grad[b, ch, t], for tap j = program_id(2) and this program's block of channels."""
         j = tl.program_id(2)
@@ -182,8 +183,9 @@ if triton is not None:   # pragma: no cover - GPU only (and Triton's interpreter
         tl.atomic_add(gtable + (vs * K + j)[:, None] * c + ch[None, :], acc, mask=mask)
 
     @triton.jit(do_not_specialize=["length", "n", "c", "classes", "s_gb"])
-    def _sorted_kernel(order, bounds, ends, grad, gtable, length, n, c, classes, s_gb, s_gc, s_gt, K: tl.constexpr,
-                       KP: tl.constexpr, V: tl.constexpr, PIECE: tl.constexpr, BT: tl.constexpr, BC: tl.constexpr):
+    def _sorted_grad_kernel(order, bounds, ends, grad, gtable, length, n, c, classes, s_gb, s_gc, s_gt,
+                            K: tl.constexpr, KP: tl.constexpr, V: tl.constexpr, PIECE: tl.constexpr, BT: tl.constexpr,
+                            BC: tl.constexpr):
         """gtable[v * K + j, ch] += the sum of grad[b, ch, s - j] over this program's piece of the positions
         p = b * length + s of class v, sorted: piece i is the (i - ends[v - 1])-th of class v, where v is the
         number of classes whose pieces end at or before i (none left past the last piece: v = classes)."""
