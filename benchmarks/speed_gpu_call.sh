@@ -19,7 +19,8 @@
 #         products (3.7 ms of the 30.0 ms compiled bf16 step in call 2's profile at 1ead015), cuBLAS batched GEMMs
 #         on a one-hot tensor, and sums over the positions sorted by id; compiled, the Seq-U-Net in bf16 (the sorted
 #         one profiled) and in TF32 against TF32 without the lookup (OUT/piano-step-lookup-backward-h200.json and its
-#         .profile.txt; about 60 s of compiling a variant); then uncompiled, both models, bf16 and TF32
+#         .profile.txt; about 60 s of compiling a variant), and Inductor's code for them
+#         (OUT/inductor-code-call3.tar.gz); then uncompiled, both models, bf16 and TF32
 #         (OUT/piano-step-lookup-eager-h200.json); then the PDL test's diagnosis of the one case where PDL and plain
 #         launches differ (rowdot at batch 28: is the save pass itself deterministic, and which window slots part
 #         first).
@@ -68,6 +69,17 @@ step() {
     [ $rc = 0 ] || status=4
     echo "$name: $((SECONDS - start)) s of at most $limit, exit $rc" | tee -a "$log"
 }
+# inductor_code CACHE TARBALL: the graph modules Inductor wrote under CACHE, as TARBALL (at most 15 MiB)
+inductor_code() {
+    local files
+    files=$(cd "$1" 2>/dev/null && grep -rlE --include='*.py' 'def call\((self, )?args\)' . | sort)
+    if [ -z "$files" ]; then echo "Inductor code: none under $1" | tee -a "$log"; return; fi
+    # shellcheck disable=SC2086  # one path a word
+    tar czf "$2" -C "$1" $files
+    if [ "$(stat -c %s "$2")" -gt $((15 << 20)) ]; then
+        rm -f "$2"; echo "Inductor code: over 15 MiB, left out" | tee -a "$log"
+    else echo "Inductor code: $(echo "$files" | wc -l) graph modules, $(stat -c %s "$2") bytes" | tee -a "$log"; fi
+}
 quick=()
 [ "${QUICK:-0}" = 1 ] && quick=(--device cpu --quick)
 
@@ -89,10 +101,14 @@ case ${CALL:-1} in
             "sequnet fp32 pad=64$c lookup" ;;
     3)
         c=" compile"; [ "${QUICK:-0}" = 1 ] && c=""
+        export TORCHINDUCTOR_CACHE_DIR=/tmp/inductor-call3
         step "piano step, the lookup's three backwards" 390 python3 benchmarks/piano_step.py "${quick[@]}" \
             --out "$out/piano-step-lookup-backward-h200.json" --variants "sequnet bf16 pad=64$c lookup_sorted" \
             "sequnet bf16 pad=64$c lookup" "sequnet bf16 pad=64$c lookup_bmm" "sequnet fp32 pad=64$c lookup_sorted" \
             "sequnet fp32 pad=64$c"
+        # Inductor's code for those steps (each graph's module, its kernels' source inline), to read on a CPU how
+        # its fused kernels walk the channels-last tensors: they took about 9 ms of the 30 ms bf16 step
+        inductor_code "$TORCHINDUCTOR_CACHE_DIR" "$out/inductor-code-call3.tar.gz"
         step "piano step, the lookup's backwards uncompiled" 100 python3 benchmarks/piano_step.py "${quick[@]}" \
             --profile-steps 0 --out "$out/piano-step-lookup-eager-h200.json" --variants "sequnet bf16 pad=64" \
             "sequnet bf16 pad=64 lookup" "sequnet bf16 pad=64 lookup_sorted" "sequnet fp32 pad=64" \
