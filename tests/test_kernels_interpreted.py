@@ -139,9 +139,12 @@ def _carried(state) -> list[torch.Tensor]:
 
 @pytest.mark.parametrize("make", [lambda: residual(4, 5, 2, classes=256, features=16),
                                   lambda: wavenet(classes=256)], ids=["sequnet", "wavenet"])
-def test_the_split_k_heads_activation_samples_as_the_sampling_kernel_would(triton_on_cpu, make):
+def test_the_split_k_heads_activation_samples_as_the_sampling_kernel_would(triton_on_cpu, monkeypatch, make):
     """Above batch 4 the head is a split-K product and an activation; the activation samples each sequence's next
-    id from the logits it wrote, one program per sequence: the same ids as the torch path, greedy and sampled."""
+    id from the logits it wrote, one program per sequence: the same ids as the torch path, greedy and sampled, and
+    the same logits and carried tensors, bit for bit, as with the sampling kernel after the activation
+    (SEQUNET_STEP_KERNELS=0)."""
+    monkeypatch.setenv("SEQUNET_STEP_KERNELS", "1")
     torch.manual_seed(6)
     model = make().eval()
     prime = torch.randint(0, 256, (6, minimal_window(model)))
@@ -152,9 +155,14 @@ def test_the_split_k_heads_activation_samples_as_the_sampling_kernel_would(trito
     assert len(sampled) == len(state.ops(key)) and sampled[-1].func is kernels.activate_triton
     assert torch.equal(chunk_run_eagerly(model, prime),
                        init_state(model, prime, kernel="torch").generate(17, greedy=True, progress=False))
-    assert torch.equal(chunk_run_eagerly(model, prime, temperature=0.9),
-                       init_state(model, prime, kernel="torch").generate(
-                           17, temperature=0.9, progress=False, generator=torch.Generator().manual_seed(5)))
+    ids, run = chunk_run_eagerly(model, prime, temperature=0.9, with_state=True)
+    assert torch.equal(ids, init_state(model, prime, kernel="torch").generate(
+        17, temperature=0.9, progress=False, generator=torch.Generator().manual_seed(5)))
+    monkeypatch.setenv("SEQUNET_STEP_KERNELS", "0")     # ids alone can hide wrong logits or windows
+    _, apart = chunk_run_eagerly(model, prime, temperature=0.9, with_state=True)
+    assert apart.kernel == "splitk" and not apart.step_fused
+    for a, b in zip(_carried(run), _carried(apart)):
+        assert torch.equal(a, b)
 
 
 @pytest.mark.parametrize("batch", [1, 6])      # the head: rowdot's last program, or split-K's activation
