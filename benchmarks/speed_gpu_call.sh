@@ -33,10 +33,11 @@
 #         and run by the head kernel of the step before (SEQUNET_START_IN_HEAD=1: one launch fewer a step in a
 #         multi-step graph), side by side (OUT/generation-start-in-head-h200.json). It changed library kernels, so
 #         call 1's suite (which tests it against the start's own launch) comes first.
-# CALL=6  call 2's compiled piano steps (the lookup with the library's backward) with cuDNN's autotuner on
-#         (OUT/piano-step-cudnn-benchmark-h200.json: the trainer leaves it off for audio since an H100 measurement
-#         in which it sped nothing up, before bf16, padding and compiling); then the Seq-U-Net's step in Inductor's
-#         max-autotune mode, which compiles for minutes (OUT/piano-step-autotune-h200.json).
+# CALL=6  call 2's compiled piano steps (the lookup with the library's backward) with cuDNN's autotuner on, the
+#         TF32 one profiled (OUT/piano-step-cudnn-benchmark-h200.json and its .profile.txt: the trainer leaves the
+#         autotuner off for audio since an H100 measurement in which it sped nothing up, before bf16, padding and
+#         compiling); then the Seq-U-Net's step in Inductor's max-autotune mode, which compiles for minutes
+#         (OUT/piano-step-autotune-h200.json), with the time left.
 # At 1ead015 (2026-12-05) call 2's generation benchmark, with split-K in one launch beside the rule's kernels, ran
 # past its bound (its log: results/logs/2026-12-05-h200-pdl-and-splitk1.tar.xz); that split-K was then removed and
 # the comparison above ran on its own (results/bench/generation-pdl-h200.json).
@@ -132,9 +133,10 @@ case ${CALL:-1} in
             --out "$out/generation-start-in-head-h200.json" ;;
     6)
         c=" compile"; [ "${QUICK:-0}" = 1 ] && c=""
-        step "piano step with cuDNN's autotuner" 240 python3 benchmarks/piano_step.py "${quick[@]}" \
-            --profile-steps 0 --out "$out/piano-step-cudnn-benchmark-h200.json" \
-            --variants "sequnet bf16 pad=64$c lookup cudnn_benchmark" "sequnet fp32 pad=64$c lookup cudnn_benchmark"
+        # TF32 first, profiled: its step (58.6 ms against a 45 ms target) has not been taken apart yet
+        step "piano step with cuDNN's autotuner" 260 python3 benchmarks/piano_step.py "${quick[@]}" \
+            --out "$out/piano-step-cudnn-benchmark-h200.json" \
+            --variants "sequnet fp32 pad=64$c lookup cudnn_benchmark" "sequnet bf16 pad=64$c lookup cudnn_benchmark"
         [ "${QUICK:-0}" = 1 ] || step "piano step autotuned" 420 python3 benchmarks/piano_step.py \
             --profile-steps 0 --out "$out/piano-step-autotune-h200.json" \
             --variants "sequnet bf16 pad=64 autotune lookup" ;;

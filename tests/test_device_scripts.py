@@ -114,8 +114,10 @@ def test_speed_call_dry_run_measures_both_launches_and_bounds_its_steps(tmp_path
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
     steps = json.loads((tmp_path / "out6" / "piano-step-cudnn-benchmark-h200.json").read_text())["rows"]
-    assert [(r["bf16"], r["lookup"], r["cudnn_benchmark"]) for r in steps] == [(True, True, True), (False, True, True)]
+    assert [(r["bf16"], r["lookup"], r["cudnn_benchmark"]) for r in steps] == [(False, True, True), (True, True, True)]
     assert not any("error" in r for r in steps)
+    assert (tmp_path / "out6" / "piano-step-cudnn-benchmark-h200.profile.txt").read_text().startswith(
+        "## sequnet fp32 pad=64 lookup cudnn_benchmark, batch 16")
     short = subprocess.run(script + [str(tmp_path / "short")], cwd=REPO, env=dict(env, CALL="2", CALL_S="40"),
                            capture_output=True, text=True, timeout=120)
     assert short.returncode == 4 and "generation with and without PDL: skipped" in short.stdout, \
