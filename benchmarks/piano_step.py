@@ -24,9 +24,10 @@ changed in one respect:
     python benchmarks/piano_step.py --out results/bench/piano-step-h200.json
     python benchmarks/piano_step.py --device cpu --quick              # a smoke run on the CPU
 
-It also profiles the first variant's step, switched and compiled as timed but not graphed, next to the JSON
-(``.profile.txt``: its device time by kind of kernel and kernel by kernel, then torch.profiler's operator table), and the FLOPs of every variant's step (``torch.utils.flop_counter``),
-so that each time reads as TFLOP/s.
+It also profiles the first variant's step, switched and compiled as timed (the same model) but not graphed, next to
+the JSON (``.profile.txt``: its device time by kind of kernel and kernel by kernel, then torch.profiler's operator
+table), and counts the FLOPs of every variant's step (``torch.utils.flop_counter``), so that each time reads as
+TFLOP/s.
 """
 from __future__ import annotations
 
@@ -97,7 +98,10 @@ def variant_model(v: dict, device, batch: int, quick: bool):
     return setting, model, *make_batch(setting, batch, device, quick)
 
 
-def measure(v: dict, device, batch: int, steps: int, warmup: int, quick: bool) -> dict:
+def measure(v: dict, device, batch: int, steps: int, warmup: int, quick: bool,
+            profile_steps: int = 0) -> tuple[dict, str | None]:
+    """Variant ``v``'s row; and with ``profile_steps``, its profile (:func:`profile_model`) after the timing, of the
+    same model, whose compiled code the profile then reuses."""
     cuda = device.type == "cuda"
     torch.backends.cudnn.benchmark = v["cudnn_benchmark"]
     setting, model, x, y = variant_model(v, device, batch, quick)
@@ -114,10 +118,11 @@ def measure(v: dict, device, batch: int, steps: int, warmup: int, quick: bool) -
            "setup_and_timing_s": time.perf_counter() - t0, **timing}
     print(f"{v['spec']:36s} {t * 1e3:8.2f} ms/step  {flops / 1e12:6.2f} TFLOP  {row['tflops_per_s']:6.1f} TFLOP/s  "
           f"peak {timing['peak_memory_mib'] or float('nan'):8.0f} MiB", flush=True)
+    report = profile_model(v, setting, model, x, y, profile_steps) if profile_steps else None
     del model
     if cuda:
         torch.cuda.empty_cache()
-    return row
+    return row, report
 
 
 def main(argv=None) -> int:
@@ -138,19 +143,20 @@ def main(argv=None) -> int:
             "quick": args.quick, "cuda_graphs": device.type == "cuda", "channels_last": True,
             "tf32_conv": torch.backends.cudnn.allow_tf32}
     rows = []
-    for spec in args.variants:
+    for i, spec in enumerate(args.variants):
+        profile_steps = args.profile_steps if i == 0 and args.out else 0
         try:
-            rows.append(measure(parse(spec), device, args.batch, args.steps, args.warmup, args.quick))
+            row, report = measure(parse(spec), device, args.batch, args.steps, args.warmup, args.quick,
+                                  profile_steps)
+            rows.append(row)
+            if report is not None:
+                header = f"## {spec}, batch {args.batch}, not graphed"
+                args.out.with_suffix(".profile.txt").write_text(f"{header}\n{report}\n")
         except Exception as e:          # one variant failing (e.g. compile) must not lose the others
             print(f"{spec}: FAILED {type(e).__name__}: {e}", flush=True)
             rows.append({**parse(spec), "error": f"{type(e).__name__}: {e}"})
         if args.out:                    # after every variant, so that a time limit keeps what was measured
             write_bench(args.out, {"meta": meta, "rows": rows})
-    if args.profile_steps and args.out:
-        v = parse(args.variants[0])
-        report = profile_variant(v, device, args.batch, args.profile_steps, args.quick)
-        header = f"## {v['spec']}, batch {args.batch}, not graphed"
-        args.out.with_suffix(".profile.txt").write_text(f"{header}\n{report}\n")
     return 0
 
 
@@ -200,16 +206,15 @@ def kernel_summary(kernels: list[tuple[str, float]], steps: int, top: int = 25) 
     return "\n".join(lines)
 
 
-def profile_variant(v: dict, device, batch: int, steps: int, quick: bool, rows: int = 40) -> str:
-    """The device time of ``steps`` steps of variant ``v``, switched, padded and compiled as :func:`measure` runs
-    it: summed by kind of kernel and kernel by kernel (:func:`kernel_summary`), then torch.profiler's operator table
-    sorted by device time. The steps run without the CUDA graph, whose replay the profiler would see as one launch;
-    a compiled variant shows Inductor's kernels by name."""
+def profile_model(v: dict, setting, model, x, y, steps: int, rows: int = 40) -> str:
+    """The device time of ``steps`` steps of variant ``v``'s ``model`` (switched, padded and compiled as
+    :func:`measure` times it): summed by kind of kernel and kernel by kernel (:func:`kernel_summary`), then
+    torch.profiler's operator table sorted by device time. The steps run without the CUDA graph, whose replay the
+    profiler would see as one launch; a compiled variant shows Inductor's kernels by name."""
     from torch.autograd import DeviceType
     from torch.profiler import ProfilerActivity, profile
 
-    setting, model, x, y = variant_model(v, device, batch, quick)
-    cuda = device.type == "cuda"
+    cuda = x.device.type == "cuda"
     torch.backends.cudnn.benchmark = v["cudnn_benchmark"]
     try:
         step = training_step(model, x, y, lambda logits, target: loss_fn(setting, logits, target), v["bf16"],
@@ -220,7 +225,7 @@ def profile_variant(v: dict, device, batch: int, steps: int, quick: bool, rows: 
             for _ in range(steps):
                 step()
             if cuda:
-                torch.cuda.synchronize(device)
+                torch.cuda.synchronize(x.device)
     finally:
         torch.backends.cudnn.benchmark = False
     kernels = [(e.name, e.self_device_time_total) for e in prof.events() if e.device_type == DeviceType.CUDA]
