@@ -124,8 +124,7 @@ def table_grad_sorted(ids: torch.Tensor, grad: torch.Tensor, k: int, classes: in
     (``searchsorted``) and how many pieces of ``_PIECE`` positions it takes. The kernel's programs find their
     class from the pieces' running total."""
     batch, c, n = grad.shape
-    keys = ids.reshape(-1)
-    keys = keys.to(torch.int16 if classes <= 2 ** 15 else torch.int32)
+    keys = ids.reshape(-1).to(torch.int16 if classes <= 2 ** 15 else torch.int32)
     sorted_keys, order = torch.sort(keys, stable=True)
     bounds = torch.searchsorted(sorted_keys, torch.arange(classes + 1, dtype=keys.dtype, device=keys.device))
     ends = torch.cumsum((bounds[1:] - bounds[:-1] + _PIECE - 1) // _PIECE, 0)     # class v's pieces end at ends[v]
