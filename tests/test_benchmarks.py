@@ -1,4 +1,5 @@
 """The training-step benchmark runs end to end on the CPU (shapes and output only; no timing assertions)."""
+import importlib
 import json
 import os
 import subprocess
@@ -9,6 +10,15 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "benchmarks" / "training.py"
+
+
+def benchmark_module(name: str):
+    """A script of benchmarks/ imported as a module (its own imports find the scripts beside it)."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        return importlib.import_module(name)
+    finally:
+        sys.path.remove(str(REPO / "benchmarks"))
 
 
 def test_training_benchmark_writes_both_models_of_a_pair(tmp_path):
@@ -362,12 +372,7 @@ def test_breakdown_table_tells_the_sweeps_windows_apart_and_says_when_a_run_was_
                 "eager_time_s": 2 * graph_s, "graph_time_s": graph_s, "tflops_per_s": 1.0}
     rows = [row("tcn", 16, 1, 1e11, 400.0, 0.005), row("sequnet", 16, 1, 4e10, 380.0, 0.004),
             row("tcn", 16, 4, 4e11, 1000.0, 0.010), row("sequnet", 16, 4, 2e11, 700.0, 0.009)]
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    try:
-        import breakdown
-        breakdown.add_ratios(rows)
-    finally:
-        sys.path.remove(str(REPO / "benchmarks"))
+    benchmark_module("breakdown").add_ratios(rows)
     meta = {"device": "GPU", "torch": "2", "date": "2026-12-04", "complete": False, "measured": 2, "planned": 5}
     (tmp_path / "breakdown-x.json").write_text(json.dumps({"meta": meta, "rows": rows}))
     table = benchmarks.breakdown_markdown(tmp_path)
@@ -426,11 +431,7 @@ def test_piano_step_sums_the_profiled_kernels_by_kind_per_step():
     """The profile's summary: each kernel's kind from its name (the lookup's Triton kernels, cuDNN's three
     convolution passes, Inductor's kernels, ...), device time and launches per step, sorted by time, with the
     longest kernels after."""
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    try:
-        import piano_step
-    finally:
-        sys.path.remove(str(REPO / "benchmarks"))
+    piano_step = benchmark_module("piano_step")
     kernels = [("sm90_xmma_fprop_implicit_gemm_bf16", 3000.0), ("sm90_xmma_wgrad_indexed_implicit_gemm", 1000.0),
                ("_sorted_grad_kernel", 400.0), ("triton_poi_fused_add_cat_mul_sigmoid_0", 500.0),
                ("void at::native::cunn_SoftMaxForward<8>", 100.0), ("sm90_xmma_fprop_implicit_gemm_bf16", 3000.0),
