@@ -74,8 +74,13 @@ start=$SECONDS
 # relative (a failing test's traceback names its temporary folder).
 # --durations: the suite's time on the machine grew from 314 s (807 tests) to 467 s (817 tests, 2026-12-03) of the
 # command's 600; the slowest tests say where to look before it outgrows one command.
-"$python" -m pytest -m "not book" -rs -v --durations=25 -p no:cacheprovider -o console_output_style=classic \
-    "${parallel[@]}" 2>&1 \
+# GPU_TEST_LIMIT_S: interrupt pytest (SIGINT) after that many seconds, so that a suite cut short still prints its
+# failures' tracebacks, the slowest tests and its counts (2026-12-05: killed at its caller's limit on an H100, the
+# log had none of them, only two FAILED lines).
+limit=()
+[ -n "${GPU_TEST_LIMIT_S:-}" ] && limit=(timeout -s INT -k 30 "$GPU_TEST_LIMIT_S")
+"${limit[@]}" "$python" -m pytest -m "not book" -rs -v --durations=25 -p no:cacheprovider \
+    -o console_output_style=classic "${parallel[@]}" 2>&1 \
     | sed -u -e "s#$PWD/##g" -e "s#$PWD#.#g" -e "s#/tmp/site/#site-packages/#g" \
         -e "s#/tmp/pytest-of-[^/]*/pytest-[0-9]*/#<pytest-tmp>/#g" | tee -a "$log"
 status=${PIPESTATUS[0]}

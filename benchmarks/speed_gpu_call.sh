@@ -87,7 +87,7 @@ quick=()
 case ${CALL:-1} in
     1)
         if [ "${QUICK:-0}" = 1 ]; then echo "GPU suite: skipped in a dry run" | tee -a "$log"; else
-            step "GPU suite" 545 bash benchmarks/gpu_test.sh "$out/gpu-test.log"     # it writes its own log
+            GPU_TEST_LIMIT_S=500 step "GPU suite" 545 bash benchmarks/gpu_test.sh "$out/gpu-test.log"   # its own log
             tail -2 "$out/gpu-test.log"
         fi ;;
     2)

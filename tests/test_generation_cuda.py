@@ -211,7 +211,10 @@ def test_a_start_in_the_head_before_gives_the_same_samples(arch, batch, kernel, 
 _HOPPER = torch.cuda.is_available() and torch.cuda.get_device_capability()[0] >= 9
 
 
-_ROWDOT_28_PDL = pytest.mark.xfail(strict=True, reason=(
+# Strict on the H200 only: on an H100 the same case gave the same bits both ways (2026-12-05, GPU suite at 1c69402),
+# so there it runs as a plain test.
+_H200 = torch.cuda.is_available() and "H200" in torch.cuda.get_device_name()
+_ROWDOT_28_PDL = pytest.mark.xfail(_H200, strict=True, reason=(
     "unexplained: the Seq-U-Net's logits with rowdot pinned at batch 28 (on the tensor cores; the batch rule takes "
     "split-K there) differ by 1 float32 ulp between PDL and plain launches for one or two sequences, the same ids "
     "(H200, 2026-12-05, twice); each kernel launched alone gives the same bits either way"))

@@ -138,8 +138,13 @@ def test_seq_u_net_is_kept_at_exactly_wavenets_step_count_inside_an_epoch(audio_
 
 def test_a_compiled_run_keeps_the_models_own_weights_at_the_equal_iteration_point(audio_dir, finished, tmp_path):
     """Both models compiled (2026-12-03: the weights kept at WaveNet's step count were the compiled wrapper's, keys
-    "_orig_mod.body...", and the run failed where it loads them): the uncompiled run's weights, up to rounding."""
-    assert piano_run.run_piano(smoke(audio_dir, compile=True), tmp_path, device="cpu", log=None)
+    "_orig_mod.body...", and the run failed where it loads them): the uncompiled run's weights, up to rounding.
+    Compiling counts as training time, so the run gets a budget that a cold compile cannot use up: with the smoke
+    scale's 60 s the run kept no weights at 6 steps on the GPU machine's CPU (2026-12-05, an H100's host, no
+    Inductor cache), which a finished run does only when WaveNet's budget ran out before its 6 steps (its first
+    epoch, compiling, took 24 s of the 60 on a 2-core CPU without a cache)."""
+    assert piano_run.run_piano(smoke(audio_dir, compile=True, budget_s=3600.0), tmp_path, device="cpu", log=None)
+    assert ResultRecord.load(tmp_path / "records" / "piano_audio_wavenet.json").extent["steps"] == 6
     kept = torch.load(tmp_path / "checkpoints" / "piano_audio_sequnet_at_6.pt", weights_only=True)["model"]
     plain = torch.load(finished / "checkpoints" / "piano_audio_sequnet_at_6.pt", weights_only=True)["model"]
     assert kept.keys() == plain.keys()
