@@ -477,6 +477,12 @@ def test_piano_step_table_marks_the_targets_and_the_models_own_flops(tmp_path):
     assert "| sequnet bf16 pad=64 | 20.0 | 8.00 | 400 | 350 | 4,900 | ≤ 25 (met) |" in table
     assert "failed: TimeoutError" in table
     assert "No piano-step benchmark" in benchmarks.piano_step_markdown(tmp_path / "none")
+    # a file from another GPU gets its own table, headed by its GPU, the newest file's GPU first
+    other = {**meta, "device": "Other GPU", "date": "2026-12-05"}
+    (tmp_path / "piano-step-y.json").write_text(json.dumps({"meta": other, "rows": rows[:1]}))
+    first, second = benchmarks.piano_step_markdown(tmp_path).split("\n\nGPU, torch 2, 2026-12-02")
+    assert first.startswith("Other GPU, torch 2, 2026-12-05") and first.count("| sequnet bf16 |") == 1
+    assert "| sequnet bf16 pad=64 |" in second and "piano-step-y.json" not in second
 
 
 def test_trainer_loop_benchmark_times_both_models_with_and_without_prefetching(tmp_path):

@@ -218,14 +218,26 @@ def test_each_pair_is_compared_plain_side_by_side_and_each_model_at_its_best(tmp
     # benchmarks/piano_step.py's variants compete for the best (never for plain), named by their spec
     _bench(tmp_path, "piano-step-x.json", {"date": "2026-01-03", "batch": 16, "cuda_graphs": True},
            [dict(arch="sequnet", spec="sequnet bf16 pad=64 compile", batch=16, time_median_s=0.030,
-                 peak_memory_mib=4900),
+                 peak_memory_mib=4900, bf16=True, compile=True),
             dict(arch="wavenet", spec="wavenet bf16 crop compile", batch=16, time_median_s=0.110,
-                 peak_memory_mib=26000)])
+                 peak_memory_mib=26000, bf16=True, compile=True)])
     _bench(tmp_path, "piano-step-quick.json", {"date": "2026-01-04", "quick": True},
            [dict(arch="sequnet", spec="sequnet fp32", batch=16, time_median_s=0.001, peak_memory_mib=1)])
     assert ("| GPU | piano_audio | 16 | 120.0 / 600.0 | 0.20, 0.20 | 30.0 (bf16 pad=64 compile, CUDA graphs, "
             "channels-last, `piano-step-x.json`) | 110.0 (bf16 crop compile, CUDA graphs, channels-last, "
             "`piano-step-x.json`) | 0.27, 0.24 | 0.25, 0.29 |") in benchmarks.plain_and_best_markdown(tmp_path)
+    # on a GPU where only the Seq-U-Net was compiled, its best is its fastest step of a mode WaveNet also ran
+    _bench(tmp_path, "piano-step-y.json",
+           {"date": "2026-01-05", "batch": 16, "device": "Other GPU", "cuda_graphs": True},
+           [dict(arch="sequnet", spec="sequnet bf16 pad=64 compile", batch=16, time_median_s=0.030,
+                 peak_memory_mib=4000, bf16=True, compile=True),
+            dict(arch="sequnet", spec="sequnet bf16 pad=64", batch=16, time_median_s=0.050, peak_memory_mib=5000,
+                 bf16=True, compile=False),
+            dict(arch="wavenet", spec="wavenet bf16 crop", batch=16, time_median_s=0.200, peak_memory_mib=20000,
+                 bf16=True, compile=False)])
+    assert ("| Other GPU | piano_audio | 16 | – | – | 50.0 (bf16 pad=64, CUDA graphs, channels-last, "
+            "`piano-step-y.json`) | 200.0 (bf16 crop, CUDA graphs, channels-last, `piano-step-y.json`) | 0.25, 0.25 "
+            "|") in benchmarks.plain_and_best_markdown(tmp_path)
 
 
 def test_piano_rows_pair_models_with_the_same_speed_ups(tmp_path):

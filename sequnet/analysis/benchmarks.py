@@ -172,10 +172,18 @@ def plain(meta: dict, row: dict) -> bool:
                 or row.get("fused_gate") or cropped(row))
 
 
+def _mode(meta: dict, row: dict) -> tuple[bool, bool]:
+    """A row's precision and execution: (bf16, compiled); piano_step.py's rows say it themselves."""
+    return bool(row.get("bf16", meta.get("bf16"))), bool(row.get("compile", meta.get("compile")))
+
+
 def plain_and_best_markdown(bench_dir: Path) -> str:
     """Every pair's ratios twice, per GPU and batch: both models plain, measured side by side in one file; and each
     model at its fastest committed step, whatever speed-ups that took (the benchmarks give each speed-up to both
-    models of a pair wherever it applies), and at its smallest committed peak."""
+    models of a pair wherever it applies), and at its smallest committed peak. The best of each model is taken
+    among the precisions and executions (bf16 or not, compiled or not) that both models were measured in on that
+    GPU: a speed-up measured for one model only (2026-12-05, an H100 that compiled the Seq-U-Net's step alone) is
+    not given to one side of the ratio."""
     found: dict[tuple, dict[str, list]] = {}
     # the piano steps of benchmarks/piano_step.py (each variant given to both models where it applies) are
     # candidates for the best; none of them is plain (all are replayed from CUDA graphs)
@@ -201,6 +209,10 @@ def plain_and_best_markdown(bench_dir: Path) -> str:
         plain_cells = ("–", "–") if s is None else (
             f"{_ms(s[2])} / {_ms(b[2])}", f"{fmt(ratio(s[2]['time_median_s'], b[2]['time_median_s']))}, "
             f"{fmt(ratio(s[2]['peak_memory_mib'], b[2]['peak_memory_mib']))}")
+        common = {_mode(*x[1:]) for x in ours} & {_mode(*x[1:]) for x in theirs}
+        ours, theirs = ([x for x in rows if _mode(*x[1:]) in common] for rows in (ours, theirs))
+        if not ours:
+            continue
         fast = [min(rows, key=lambda x: x[2]["time_median_s"]) for rows in (ours, theirs)]
         small = [min((x[2]["peak_memory_mib"] for x in rows if x[2]["peak_memory_mib"] is not None), default=None)
                  for rows in (ours, theirs)]
@@ -345,21 +357,28 @@ PIANO_STEP_TARGET_MS = {"bf16": 25.0, "fp32": 45.0}
 
 
 def piano_step_markdown(bench_dir: Path) -> str:
-    """The newest ``piano-step*.json`` files (benchmarks/piano_step.py) as one table: each variant of the piano
-    training step (batch 16, CUDA graph, channels-last), its time, FLOPs (those the GPU runs, padding included),
-    TFLOP/s and peak memory, against the targets for the Seq-U-Net."""
+    """The newest ``piano-step*.json`` files (benchmarks/piano_step.py), one table per GPU (times from different
+    GPUs are not compared): each variant of the piano training step (batch 16, CUDA graph, channels-last), its
+    time, FLOPs (those the GPU runs, padding included), TFLOP/s and peak memory, against the targets for the
+    Seq-U-Net."""
     found = load_bench(bench_dir, "piano-step*.json", full_only=True)
     if not found:
         return ("No piano-step benchmark committed yet: run `python benchmarks/piano_step.py --out "
                 "results/bench/piano-step.json`.")
-    lines = ["| variant | ms/step | TFLOP/step run | TFLOP/s run | TFLOP/s of the model | peak MiB | "
-             "target (Seq-U-Net) | file |", "|---|---:|---:|---:|---:|---:|---:|---|"]
     # the model's own FLOPs: the unpadded step's (padding runs more, on zeros)
     model_flops = {}
     for _, result in found:
         for r in result["rows"]:
             if "error" not in r and not r.get("pad") and "features=" not in r["spec"]:
                 model_flops[r["arch"]] = min(model_flops.get(r["arch"], r["flops"]), r["flops"])
+    devices = dict.fromkeys(result["meta"]["device"] for _, result in found)     # the newest file's GPU first
+    return "\n\n".join(_piano_step_table([f for f in found if f[1]["meta"]["device"] == d], model_flops)
+                       for d in devices)
+
+
+def _piano_step_table(found: list[tuple[Path, dict]], model_flops: dict) -> str:
+    lines = ["| variant | ms/step | TFLOP/step run | TFLOP/s run | TFLOP/s of the model | peak MiB | "
+             "target (Seq-U-Net) | file |", "|---|---:|---:|---:|---:|---:|---:|---|"]
     for path, result in found:
         for r in result["rows"]:
             if "error" in r:
