@@ -16,10 +16,7 @@ changed in one respect:
 * ``crop``: WaveNet's skip outputs computed only at the samples the output reads
   (``sequnet.core.models.use_cropped_skips``, the trainer's path on a GPU: 11.7 instead of 18.0 TFLOP a step).
 * ``lookup``: the first convolution over the ids through the Triton lookup (``sequnet.core.models.id_lookup``)
-  instead of ``embedding_bag``: both models have it, with the table's gradient from the library's default
-  backward (``id_lookup.BACKWARD``). ``lookup_bmm``, ``lookup_sorted``: the same with that gradient as cuBLAS
-  batched GEMMs on a one-hot tensor, or summed over the positions sorted by id, instead of the one-hot products of
-  its Triton kernel.
+  instead of ``embedding_bag``: both models have it.
 
     python benchmarks/piano_step.py --out results/bench/piano-step-h200.json
     python benchmarks/piano_step.py --device cpu --quick              # a smoke run on the CPU
@@ -42,12 +39,11 @@ from torch.utils.flop_counter import FlopCounterMode
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from training import build, loss_fn, make_batch, setting_for  # noqa: E402
-from sequnet.core.models import id_lookup, use_channels_last, use_cropped_skips, use_fused_lookup  # noqa: E402
+from sequnet.core.models import use_channels_last, use_cropped_skips, use_fused_lookup  # noqa: E402
 from sequnet.core.models.padding import pad_channels  # noqa: E402
 from sequnet.analysis.complexity import run_metadata, time_training_step, training_step  # noqa: E402
 from sequnet.analysis.benchmarks import write_bench  # noqa: E402
 
-DEFAULT_BACKWARD = id_lookup.BACKWARD      # the library's: what ``lookup`` times
 DEFAULT_VARIANTS = [
     "sequnet bf16 foreach_adam", "sequnet bf16", "sequnet bf16 pad=8", "sequnet bf16 pad=64",
     "sequnet bf16 pad=64 compile", "sequnet fp32", "sequnet fp32 pad=64", "wavenet bf16 foreach_adam",
@@ -57,13 +53,11 @@ DEFAULT_VARIANTS = [
 
 def parse(spec: str) -> dict:
     words = spec.split()
-    lookups = [w for w in words if w in ("lookup", "lookup_bmm", "lookup_sorted")]
-    backward = (lookups[0].partition("_")[2] or DEFAULT_BACKWARD) if lookups else None
     v = {"arch": words[0], "bf16": "bf16" in words, "features": None, "pad": 0,
          "cudnn_benchmark": "cudnn_benchmark" in words, "compile": "compile" in words or "autotune" in words,
          "compile_mode": "max-autotune-no-cudagraphs" if "autotune" in words else None,
          "foreach_adam": "foreach_adam" in words, "crop": "crop" in words,
-         "lookup": bool(lookups), "lookup_backward": backward, "spec": spec}
+         "lookup": "lookup" in words, "spec": spec}
     for w in words:
         if w.startswith("features="):
             v["features"] = int(w.split("=")[1])
@@ -93,7 +87,6 @@ def variant_model(v: dict, device, batch: int, quick: bool):
         use_cropped_skips(model)                # raises for the Seq-U-Net, which has no such switch
     if v["lookup"]:
         use_fused_lookup(model)
-    id_lookup.BACKWARD = v["lookup_backward"] or DEFAULT_BACKWARD    # read at each backward: each variant sets it
     use_channels_last(model)
     return setting, model, *make_batch(setting, batch, device, quick)
 
@@ -130,7 +123,7 @@ def main(argv=None) -> int:
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--variants", nargs="+", default=DEFAULT_VARIANTS,
                     help='e.g. "sequnet bf16 features=192" (arch, then any of bf16, features=N, pad=M, '
-                         'cudnn_benchmark, compile, foreach_adam, crop, lookup, lookup_bmm, lookup_sorted)')
+                         'cudnn_benchmark, compile, foreach_adam, crop, lookup)')
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--warmup", type=int, default=4)
@@ -160,16 +153,18 @@ def main(argv=None) -> int:
     return 0
 
 
-# what a kernel of the step does, from its name (lower case; the first kind whose fragment it holds)
+# what a kernel of the step does, from its name (lower case; the first kind whose fragment it holds). Inductor's
+# come before cuDNN's: their names list the operations they fused, "convolution" among them (H100, 2026-12-05: 4.8
+# ms a step of them was counted as cuDNN's "convolution, other").
 KERNEL_KINDS = (
-    ("input lookup (Triton)", ("_lookup_kernel", "_onehot_grad_kernel", "_sorted_grad_kernel")),
+    ("input lookup (Triton)", ("_lookup_kernel", "_sorted_grad_kernel")),
+    ("fused gate (Triton)", ("_gate_", "_identity_backward")),
+    ("Inductor's fused kernels", ("triton_",)),
     ("convolution forward (cuDNN)", ("fprop",)),
     ("convolution data gradient (cuDNN)", ("dgrad",)),
     ("convolution weight gradient (cuDNN)", ("wgrad",)),
     ("convolution, other (cuDNN)", ("conv", "cudnn", "xmma")),
     ("matrix products (cuBLAS)", ("gemm", "cutlass")),
-    ("fused gate (Triton)", ("_gate_", "_identity_backward")),
-    ("Inductor's fused kernels", ("triton_",)),
     ("softmax and loss", ("softmax", "nll_loss")),
     ("Adam", ("adam", "multi_tensor")),
     ("sort and search", ("radix", "sort", "search")),

@@ -11,36 +11,36 @@
 #         OUT/gpu-test.log.
 # CALL=2  the generation benchmark at batches 1, 28 and 64, float32 and bf16, the batch rule's kernels, each
 #         launched plainly and with programmatic dependent launch, with a step's bookkeeping in the Triton step
-#         kernels and in the torch operations they replaced, side by side (OUT/generation-pdl-h200.json, about
+#         kernels and in the torch operations they replaced, side by side (OUT/generation-pdl-GPU.json, about
 #         100 s). Then the Seq-U-Net's piano step compiled as the trainer runs it (the Triton lookup on), bf16 and
-#         TF32, the first profiled (OUT/piano-step-compiled-lookup-h200.json and its .profile.txt; compiling takes
+#         TF32, the first profiled (OUT/piano-step-compiled-lookup-GPU.json and its .profile.txt; compiling takes
 #         about 70 s).
-# CALL=3  the piano step with the lookup's three backwards for the table's gradient: its Triton kernel's one-hot
-#         products (3.7 ms of the 30.0 ms compiled bf16 step in call 2's profile at 1ead015), cuBLAS batched GEMMs
-#         on a one-hot tensor, and sums over the positions sorted by id; compiled, the Seq-U-Net in bf16 (the sorted
-#         one profiled) and in TF32 against TF32 without the lookup (OUT/piano-step-lookup-backward-h200.json and its
-#         .profile.txt; about 60 s of compiling a variant), and Inductor's code for them
-#         (OUT/inductor-code-call3.tar.gz); then uncompiled, both models, bf16 and TF32
-#         (OUT/piano-step-lookup-eager-h200.json); then the PDL test's diagnosis of the one case where PDL and plain
-#         launches differ (rowdot at batch 28: is the save pass itself deterministic, and which window slots part
-#         first).
+# CALL=3  the piano step with the Triton lookup of the first convolution on and off, its table's gradient now
+#         summed over the positions sorted by id alone (on an H100 at 1c69402 it tied cuBLAS's batched GEMMs and
+#         beat the one-hot products by 1.6 ms compiled; results/bench/piano-step-lookup-backward-h100.json):
+#         compiled, the Seq-U-Net in bf16 (profiled) and TF32 (OUT/piano-step-lookup-compiled-GPU.json and its
+#         .profile.txt; about 60-100 s of compiling a variant), and Inductor's code for them
+#         (OUT/inductor-code-call3.tar.gz); then uncompiled, both models (OUT/piano-step-lookup-eager-GPU.json);
+#         then the PDL test's diagnosis of the one case where PDL and plain launches differed on the H200 (rowdot
+#         at batch 28: is the save pass itself deterministic, and which window slots part first).
 # CALL=4  the generation benchmark in bf16 at batches 1 and 64 with multi-step CUDA graphs of 16 (the default), 64
-#         and 256 steps side by side (OUT/generation-chunk-h200.json, 36 s at 94cb339): between two graphs the
+#         and 256 steps side by side (OUT/generation-chunk-GPU.json, 36 s at 94cb339): between two graphs the
 #         host copies the next chunk's noise in and the samples out, and the GPU runs the boundary without PDL's
 #         overlap, a cost that longer graphs would spread over more steps. They did not pay
 #         (results/bench/generation-chunk-h200.json).
 # CALL=5  the generation benchmark in bf16 and float32 at batches 1 and 64 with each step's start in its own launch
 #         and run by the head kernel of the step before (SEQUNET_START_IN_HEAD=1: one launch fewer a step in a
-#         multi-step graph), side by side (OUT/generation-start-in-head-h200.json). It changed library kernels, so
+#         multi-step graph), side by side (OUT/generation-start-in-head-GPU.json). It changed library kernels, so
 #         call 1's suite (which tests it against the start's own launch) comes first.
 # CALL=6  call 2's compiled piano steps (the lookup with the library's backward) with cuDNN's autotuner on, the
-#         TF32 one profiled (OUT/piano-step-cudnn-benchmark-h200.json and its .profile.txt: the trainer leaves the
+#         TF32 one profiled (OUT/piano-step-cudnn-benchmark-GPU.json and its .profile.txt: the trainer leaves the
 #         autotuner off for audio since an H100 measurement in which it sped nothing up, before bf16, padding and
 #         compiling); then the Seq-U-Net's step in Inductor's max-autotune mode, which compiles for minutes
-#         (OUT/piano-step-autotune-h200.json), with the time left.
+#         (OUT/piano-step-autotune-GPU.json), with the time left.
 # At 1ead015 (2026-12-05) call 2's generation benchmark, with split-K in one launch beside the rule's kernels, ran
 # past its bound (its log: results/logs/2026-12-05-h200-pdl-and-splitk1.tar.xz); that split-K was then removed and
 # the comparison above ran on its own (results/bench/generation-pdl-h200.json).
+# GPU in a file's name is the card that wrote it, h100 or h200 (cpu in a dry run), so no file needs renaming.
 # Each step is bounded so that the call ends within CALL_S (default 570) with what it has; the tool kills a call at
 # 600 s, and its machine with it. A step that fails or runs out of time makes the exit status 4 (the rest still
 # runs); 1: the wheels could not be installed. Then, on a CPU here, copy the JSON under results/bench/ after
@@ -83,6 +83,10 @@ inductor_code() {
 }
 quick=()
 [ "${QUICK:-0}" = 1 ] && quick=(--device cpu --quick)
+# the output files are named by the GPU that wrote them (h100, h200; cpu in a dry run without one)
+gpu=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1 | grep -oiE 'H[0-9]{3}' | head -1 \
+    | tr 'A-Z' 'a-z')
+gpu=${gpu:-cpu}
 
 case ${CALL:-1} in
     1)
@@ -95,27 +99,27 @@ case ${CALL:-1} in
         step "generation with and without PDL" 220 python3 benchmarks/generation.py "${quick[@]}" \
             $([ "${QUICK:-0}" = 1 ] && echo --tiny) --models sequnet wavenet --batches 1 28 64 --kernels auto \
             --pdl off on --step-kernels on off --modes graphs --dtypes float32 bfloat16 --repeats 2 --cycles 1 \
-            --accuracy-steps 0 --out "$out/generation-pdl-h200.json"
+            --accuracy-steps 0 --out "$out/generation-pdl-$gpu.json"
         c=" compile"; [ "${QUICK:-0}" = 1 ] && c=""
         step "piano step compiled" 330 python3 benchmarks/piano_step.py "${quick[@]}" \
-            --out "$out/piano-step-compiled-lookup-h200.json" --variants "sequnet bf16 pad=64$c lookup" \
+            --out "$out/piano-step-compiled-lookup-$gpu.json" --variants "sequnet bf16 pad=64$c lookup" \
             "sequnet fp32 pad=64$c lookup" ;;
     3)
+        # The lookup, now with its sorted backward alone, on and off in each mode: whether the trainer's rule
+        # (on unless compiled in float32) holds on this GPU, compiled float32 included
         c=" compile"; [ "${QUICK:-0}" = 1 ] && c=""
         export TORCHINDUCTOR_CACHE_DIR=/tmp/inductor-call3
-        step "piano step, the lookup's three backwards" 390 python3 benchmarks/piano_step.py "${quick[@]}" \
-            --out "$out/piano-step-lookup-backward-h200.json" --variants "sequnet bf16 pad=64$c lookup_sorted" \
-            "sequnet bf16 pad=64$c lookup" "sequnet bf16 pad=64$c lookup_bmm" "sequnet fp32 pad=64$c lookup_sorted" \
-            "sequnet fp32 pad=64$c"
+        step "piano step compiled, the lookup on and off" 420 python3 benchmarks/piano_step.py "${quick[@]}" \
+            --out "$out/piano-step-lookup-compiled-$gpu.json" --variants "sequnet bf16 pad=64$c lookup" \
+            "sequnet bf16 pad=64$c" "sequnet fp32 pad=64$c lookup" "sequnet fp32 pad=64$c"
         # Inductor's code for those steps (each graph's module, its kernels' source inline), to read on a CPU how
         # its fused kernels walk the channels-last tensors: they took about 9 ms of the 30 ms bf16 step
         inductor_code "$TORCHINDUCTOR_CACHE_DIR" "$out/inductor-code-call3.tar.gz"
-        step "piano step, the lookup's backwards uncompiled" 100 python3 benchmarks/piano_step.py "${quick[@]}" \
-            --profile-steps 0 --out "$out/piano-step-lookup-eager-h200.json" --variants "sequnet bf16 pad=64" \
-            "sequnet bf16 pad=64 lookup" "sequnet bf16 pad=64 lookup_sorted" "sequnet fp32 pad=64" \
-            "sequnet fp32 pad=64 lookup_sorted" "wavenet bf16 crop" "wavenet bf16 crop lookup" \
-            "wavenet bf16 crop lookup_sorted"
-        # the rowdot/PDL difference at batch 28: where it starts (its test's warning, in the log's summary)
+        step "piano step uncompiled, the lookup on and off" 100 python3 benchmarks/piano_step.py "${quick[@]}" \
+            --profile-steps 0 --out "$out/piano-step-lookup-eager-$gpu.json" --variants "sequnet bf16 pad=64" \
+            "sequnet bf16 pad=64 lookup" "sequnet fp32 pad=64" "sequnet fp32 pad=64 lookup" "wavenet bf16 crop" \
+            "wavenet bf16 crop lookup"
+        # the rowdot/PDL difference at batch 28, seen on the H200 only: where it starts (its test's warning)
         pdl_case="tests/test_generation_cuda.py::test_programmatic_dependent_launch_gives_the_same_samples"
         [ "${QUICK:-0}" = 1 ] || step "PDL diagnosis" 120 python3 -m pytest -q -p no:cacheprovider -rxX \
             "$pdl_case[sequnet-28-rowdot]" ;;
@@ -124,21 +128,21 @@ case ${CALL:-1} in
         step "generation by graph length" 250 python3 benchmarks/generation.py "${quick[@]}" \
             $([ "${QUICK:-0}" = 1 ] && echo --tiny) --models sequnet wavenet --batches 1 64 --modes graphs \
             --dtypes bfloat16 --chunk 16 64 256 --repeats 2 --cycles 2 --accuracy-steps 0 \
-            --out "$out/generation-chunk-h200.json" ;;
+            --out "$out/generation-chunk-$gpu.json" ;;
     5)
         # shellcheck disable=SC2046  # --tiny: the dry run's models
         step "generation with the start in the head" 200 python3 benchmarks/generation.py "${quick[@]}" \
             $([ "${QUICK:-0}" = 1 ] && echo --tiny) --models sequnet wavenet --batches 1 64 --modes graphs \
             --dtypes bfloat16 float32 --step-kernels on head --repeats 3 --cycles 2 --accuracy-steps 0 \
-            --out "$out/generation-start-in-head-h200.json" ;;
+            --out "$out/generation-start-in-head-$gpu.json" ;;
     6)
         c=" compile"; [ "${QUICK:-0}" = 1 ] && c=""
         # TF32 first, profiled: its step (58.6 ms against a 45 ms target) has not been taken apart yet
         step "piano step with cuDNN's autotuner" 260 python3 benchmarks/piano_step.py "${quick[@]}" \
-            --out "$out/piano-step-cudnn-benchmark-h200.json" \
+            --out "$out/piano-step-cudnn-benchmark-$gpu.json" \
             --variants "sequnet fp32 pad=64$c lookup cudnn_benchmark" "sequnet bf16 pad=64$c lookup cudnn_benchmark"
         [ "${QUICK:-0}" = 1 ] || step "piano step autotuned" 420 python3 benchmarks/piano_step.py \
-            --profile-steps 0 --out "$out/piano-step-autotune-h200.json" \
+            --profile-steps 0 --out "$out/piano-step-autotune-$gpu.json" \
             --variants "sequnet bf16 pad=64 autotune lookup" ;;
     *) echo "CALL=${CALL}: expected 1 to 6" >&2; exit 2 ;;
 esac

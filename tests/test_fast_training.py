@@ -36,29 +36,6 @@ def test_lookup_returns_the_autocast_dtype_rounded_once():
     assert weight.dtype == bias.dtype == torch.float32 and bias.abs().sum() > 0
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-def test_the_lookups_gemm_backward_is_the_table_gradient(dtype):
-    """``id_lookup.table_grad_bmm`` (the lookup's backward as batched GEMMs on a one-hot tensor): row v * k + j of
-    the table's gradient sums the output gradient over the positions t with ids[b, t + j] = v. Against autograd
-    through the gather it stands for: float32 to rounding; from a bf16 gradient, each sequence's GEMM result rounded
-    once to bf16."""
-    from sequnet.core.models.id_lookup import table_grad_bmm
-
-    torch.manual_seed(3)
-    classes, k, c, batch, length = 16, 5, 12, 3, 50
-    n = length - k + 1
-    ids = torch.randint(0, classes, (batch, length))
-    ids[0, :10] = 7                              # a run of one class, as silence is in mu-law audio
-    table = torch.randn(classes * k, c, requires_grad=True)
-    out = sum(table[ids[:, j:j + n] * k + j] for j in range(k)).transpose(1, 2)     # (batch, c, n)
-    grad = torch.randn(batch, n, c).transpose(1, 2).to(dtype)                        # channels-last, as trained
-    (expected,) = torch.autograd.grad(out, table, grad.float())
-    got = table_grad_bmm(ids, grad, k, classes)
-    assert got.dtype == torch.float32 and got.shape == expected.shape
-    tol = 1e-5 if dtype == torch.float32 else 2 ** -8
-    torch.testing.assert_close(got, expected, rtol=tol, atol=tol * expected.abs().max().item())
-
-
 def _resnet(k: int = 5) -> OneHotModel:
     return OneHotModel(ResSeqUNet(ResSeqUNetConfig(16, 6, 4, 16, k, 2)), 16)
 

@@ -236,17 +236,15 @@ def lookup_on_cpu(monkeypatch):
     monkeypatch.setattr(id_lookup, "use_triton", lambda device, dtype: dtype in (torch.float32, torch.bfloat16))
 
 
-# 16 bits: float16, since the interpreter's tl.dot mishandles bf16 tiles (Triton 3.9: errors of 1e10 on a plain
-# product); the kernels' 16-bit path is one code for both, and the GPU tests run it in bf16
-@pytest.mark.parametrize("backward", ["triton", "sorted"])
+# 16 bits: float16 (the interpreter's tl.dot mishandled bf16 tiles in a kernel since removed); the kernels'
+# 16-bit path is one code for both, and the GPU tests run it in bf16
 @pytest.mark.parametrize("half", [None, torch.float16], ids=["float32", "float16-autocast"])
 @pytest.mark.parametrize("classes, k, c", [(256, 5, 40), (256, 2, 128), (10, 3, 33)],
                          ids=["sequnet-input", "wavenet-input", "masked"])
-def test_fused_lookup_equals_embedding_bag(lookup_on_cpu, monkeypatch, classes, k, c, half, backward):
+def test_fused_lookup_equals_embedding_bag(lookup_on_cpu, classes, k, c, half):
     """The lookup's kernels against ``embedding_bag``: the same sums forward (in the same order: equal in float32,
     and within a unit after the cast to 16 bits), the weight and bias gradients to float32 rounding (another
-    summation order), with either of the table's Triton backwards (``id_lookup.BACKWARD``)."""
-    monkeypatch.setattr(id_lookup, "BACKWARD", backward)
+    summation order: the table's gradient summed over the positions sorted by id)."""
     torch.manual_seed(k)
     conv = nn.Conv1d(classes, c, k)
     ids = torch.randint(0, classes, (3, 301))

@@ -1,7 +1,5 @@
-"""The first convolution over integer ids (``layers.input_conv``) in Triton kernels: through a body's
-``fused_lookup`` switch (``layers.use_fused_lookup``), which the trainer sets for compiled steps only. Timed against
-``embedding_bag`` on an H200 (2026-12-04, ``benchmarks/piano_step.py``, the piano Seq-U-Net at batch 16): compiled
-in bf16 31.5 -> 29.4 ms a step; uncompiled 44.4 -> 45.2 ms in bf16 and 64.3 -> 73.0 ms in float32, slower.
+"""The first convolution over integer ids (``layers.input_conv``) in Triton kernels, through a body's
+``fused_lookup`` switch (``layers.use_fused_lookup``), which the trainer sets on a GPU.
 
 ``input_conv`` computes ``conv(one_hot(ids))`` as one ``embedding_bag`` lookup: output t sums row
 ``ids[t + j] * k + j`` of a (classes * k, channels) table over the taps j. At the piano models' training shape
@@ -12,24 +10,20 @@ results/logs/2026-12-02b-h200-speed.tar.xz). The bags are all of k rows and the 
 * the forward is a gather: each program sums the k rows of a block of positions in float32, in the taps' order as
   ``embedding_bag`` does, and writes the result once, in the output dtype, channels-last;
 * the backward of the table, ``grad[v * k + j] = sum of grad_out[b, t] over the positions with ids[b, t + j] =
-  v``, is for each tap the product of the positions' one-hot matrix with their gradients. Each program multiplies
-  the one-hot tiles of a chunk of positions (built in registers, exact 0 and 1) with the gradient's tiles on the
-  tensor cores, for one block of channels and one tap, and adds its (classes, channels) partial sum to the table's
-  gradient atomically: about a thousand partial sums in all, in an order that varies from run to run (as cuDNN's
-  weight gradients do). A float32 gradient is multiplied in IEEE float32, not TF32.
+  v`` (:func:`table_grad_sorted`), sorts the input positions by id, so that the positions of one class lie
+  together; each program sums, in float32, the gradient rows that a run of up to ``_PIECE`` positions of one
+  class feeds to each tap (rows t = s - j for input position s and tap j), then adds its k sums to the table's
+  rows atomically, in an order that varies from run to run (as cuDNN's weight gradients do). A float32 gradient
+  is summed in float32, with no products to round.
 
-That backward took 3.7 ms of a 30.0 ms compiled bf16 step of the piano Seq-U-Net (H200, 2026-12-05, torch.profiler:
-results/logs/2026-12-05-h200-pdl-and-splitk1.tar.xz): about 290 GFLOP of one-hot products at 78 TFLOP/s. ``BACKWARD =
-"bmm"`` computes the same products as cuBLAS batched GEMMs on a one-hot tensor built once (:func:`table_grad_bmm`,
-bf16/fp16 gradients only), for ``benchmarks/piano_step.py``'s ``lookup_bmm`` to time against the kernel.
-
-Both multiply by one-hot tiles, so that all but one product in each ``classes`` (256 for audio) is by zero.
-``BACKWARD = "sorted"`` (:func:`table_grad_sorted`, ``lookup_sorted`` in the benchmark) adds only what counts: it
-sorts the input positions by id, so that the positions of one class lie together, and each program sums the
-gradient rows that a run of up to ``_PIECE`` positions of one class feeds to each tap (rows t = s - j for input
-position s and tap j), in float32, then adds its k sums to the table's rows atomically. It reads the gradient about
-k times (from L2 for the taps after the first) instead of multiplying it by 256 one-hot columns, and a float32
-gradient is summed in float32, without products to round. The two slower of the three go once a GPU has timed them.
+Two other backwards were timed against it and removed (H100, 2026-12-05, ``benchmarks/piano_step.py``, the
+piano Seq-U-Net's compiled bf16 step: results/bench/piano-step-lookup-backward-h100.json): one-hot tiles
+multiplied with the gradient on the tensor cores in a Triton kernel (32.31 ms a step; all but one product in 256
+is by zero) and cuBLAS batched GEMMs on a one-hot tensor (30.66 ms, 98 MiB more at the peak; the sorted sums
+30.76 ms). Uncompiled only the sorted sums beat ``embedding_bag`` (results/bench/piano-step-lookup-eager-h100.json:
+the Seq-U-Net 48.36 -> 46.69 ms in bf16 and 69.17 -> 68.27 ms in float32, WaveNet 201.47 -> 200.53 ms in bf16;
+the one-hot kernel was 0.46 ms slower than ``embedding_bag``). With the one-hot kernel, the lookup had saved
+2.1 ms of the compiled bf16 step on an H200 (31.5 -> 29.4 ms, results/bench/piano-step-compiled-h200.json).
 
 Elsewhere (CPU, float64, no Triton, ``SEQUNET_TRITON=0``) ``input_conv`` keeps ``embedding_bag``.
 """
@@ -40,12 +34,8 @@ import torch
 from sequnet.core.triton_guard import tl, triton, use_triton
 
 _BT, _BC = 64, 64              # forward: positions x channels per program
-_BT_BACK, _BC_BACK = 32, 32    # backward: positions per one-hot tile, channels per program
-_PROGRAMS = 1024               # backward: about this many programs (chunks of positions x channel blocks x taps)
-_PIECE = 512                   # sorted backward: at most this many positions of one class per program
-_BT_SORT, _BC_SORT = 32, 64    # sorted backward: positions per gathered tile, channels per program
-# the table's gradient: "triton" (_onehot_grad_kernel), "bmm" (table_grad_bmm) or "sorted" (table_grad_sorted)
-BACKWARD = "triton"
+_PIECE = 512                   # backward: at most this many positions of one class per program
+_BT_SORT, _BC_SORT = 32, 64    # backward: positions per gathered tile, channels per program
 
 
 def fusable(ids: torch.Tensor, table: torch.Tensor, dtype: torch.dtype) -> bool:
@@ -83,37 +73,8 @@ class _Lookup(torch.autograd.Function):
         if not ctx.needs_input_grad[1]:
             return None, None, None, None
         (ids,) = ctx.saved_tensors
-        batch, c, n = grad.shape
-        k, classes = ctx.k, ctx.rows // ctx.k
-        if BACKWARD == "bmm" and grad.dtype != torch.float32:
-            return None, table_grad_bmm(ids, grad, k, classes).to(ctx.table_dtype), None, None
-        if BACKWARD == "sorted":
-            return None, table_grad_sorted(ids, grad, k, classes).to(ctx.table_dtype), None, None
-        grad_table = torch.zeros(ctx.rows, c, dtype=torch.float32, device=grad.device)
-        positions = batch * n
-        blocks = triton.cdiv(c, _BC_BACK)
-        chunks = max(1, min(triton.cdiv(positions, _BT_BACK), _PROGRAMS // (blocks * k)))
-        chunk = triton.cdiv(triton.cdiv(positions, chunks), _BT_BACK) * _BT_BACK
-        _onehot_grad_kernel[(triton.cdiv(positions, chunk), blocks, k)](
-            ids, grad, grad_table, positions, n, c, classes, chunk, ids.stride(0), ids.stride(1), grad.stride(0),
-            grad.stride(1), grad.stride(2), K=k, V=max(16, triton.next_power_of_2(classes)), BT=_BT_BACK,
-            BC=_BC_BACK, IEEE=grad.dtype == torch.float32)
+        grad_table = table_grad_sorted(ids, grad, ctx.k, ctx.rows // ctx.k)
         return None, grad_table.to(ctx.table_dtype), None, None
-
-
-def table_grad_bmm(ids: torch.Tensor, grad: torch.Tensor, k: int, classes: int) -> torch.Tensor:
-    """The table's gradient (classes * k, c) in float32 for ``grad`` (batch, c, n) of the lookup's output: for
-    each tap j, the sum over the sequences b of grad[b] @ one_hot(ids[b, j:j + n]), as one batched GEMM (cuBLAS on
-    a GPU), with the one-hot tensor of all the ids built once in grad's dtype (exact 0 and 1; 302 MB in bf16 at
-    the piano models' training shape). Each GEMM accumulates in float32 and rounds a sequence's (c, classes)
-    result to grad's dtype, as cuDNN's weight gradients under autocast do; the sequences add in float32."""
-    batch, c, n = grad.shape
-    onehot = torch.zeros(batch, ids.shape[1], classes, dtype=grad.dtype, device=grad.device)
-    onehot.scatter_(2, ids.long().unsqueeze(2), 1)
-    out = torch.empty(classes, k, c, dtype=torch.float32, device=grad.device)
-    for j in range(k):
-        out[:, j] = torch.bmm(grad, onehot[:, j:j + n]).sum(0, dtype=torch.float32).t()
-    return out.view(classes * k, c)
 
 
 def table_grad_sorted(ids: torch.Tensor, grad: torch.Tensor, k: int, classes: int) -> torch.Tensor:
@@ -152,34 +113,6 @@ if triton is not None:   # pragma: no cover - GPU only (and Triton's interpreter
             v = tl.load(ids + b * s_ib + (t + j) * s_it, mask=tmask, other=0)
             acc += tl.load(table + (v * K + j)[:, None] * c + ch[None, :], mask=mask, other=0.0).to(tl.float32)
         tl.store(out + b * s_ob + t[:, None] * c + ch[None, :], acc.to(out.dtype.element_ty), mask=mask)
-
-    @triton.jit(do_not_specialize=["positions", "n", "c", "classes", "chunk", "s_ib", "s_gb"])
-    def _onehot_grad_kernel(ids, grad, gtable, positions, n, c, classes, chunk, s_ib, s_it, s_gb, s_gc, s_gt,
-                            K: tl.constexpr, V: tl.constexpr, BT: tl.constexpr, BC: tl.constexpr,
-                            IEEE: tl.constexpr):
-        """gtable[v * K + j, ch] += sum over this chunk's positions p = (b, t) with ids[b, t + j] = v of
-        grad[b, ch, t], for tap j = program_id(2) and this program's block of channels."""
-        j = tl.program_id(2)
-        ch = tl.program_id(1) * BC + tl.arange(0, BC)
-        cmask = ch < c
-        vs = tl.arange(0, V)
-        acc = tl.zeros((V, BC), dtype=tl.float32)
-        start = tl.program_id(0) * chunk
-        for p0 in range(start, start + chunk, BT):
-            pos = p0 + tl.arange(0, BT)
-            pmask = pos < positions
-            b = (pos // n).to(tl.int64)
-            t = pos % n
-            v = tl.load(ids + b * s_ib + (t + j) * s_it, mask=pmask, other=-1)
-            g = tl.load(grad + b[:, None] * s_gb + t[:, None] * s_gt + ch[None, :] * s_gc,
-                        mask=pmask[:, None] & cmask[None, :], other=0.0)
-            onehot = (vs[:, None] == v[None, :]).to(g.dtype)
-            if IEEE:
-                acc += tl.dot(onehot, g, input_precision="ieee")
-            else:
-                acc += tl.dot(onehot, g)
-        mask = (vs < classes)[:, None] & cmask[None, :]
-        tl.atomic_add(gtable + (vs * K + j)[:, None] * c + ch[None, :], acc, mask=mask)
 
     @triton.jit(do_not_specialize=["length", "n", "c", "classes", "s_gb"])
     def _sorted_grad_kernel(order, bounds, ends, grad, gtable, length, n, c, classes, s_gb, s_gc, s_gt,
