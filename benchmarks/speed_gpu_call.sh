@@ -15,7 +15,9 @@
 #         100 s). Then the Seq-U-Net's piano step compiled as the trainer runs it (the Triton lookup on), bf16 and
 #         TF32, the first profiled (OUT/piano-step-compiled-lookup-GPU.json and its .profile.txt; compiling takes
 #         about 70 s).
-# CALL=3  the piano step with the Triton lookup of the first convolution on and off, its table's gradient now
+# CALL=3  the lookup's table gradient alone at the piano shape for several tiles, beside embedding_bag's backward
+#         (benchmarks/lookup_backward.py, OUT/lookup-backward-GPU.json, about 20 s); then
+#         the piano step with the Triton lookup of the first convolution on and off, its table's gradient now
 #         summed over the positions sorted by id alone (on an H100 at 1c69402 it tied cuBLAS's batched GEMMs and
 #         beat the one-hot products by 1.6 ms compiled; results/bench/piano-step-lookup-backward-h100.json):
 #         compiled, the Seq-U-Net in bf16 (profiled) and TF32 (OUT/piano-step-lookup-compiled-GPU.json and its
@@ -107,9 +109,12 @@ case ${CALL:-1} in
     3)
         # The lookup, now with its sorted backward alone, on and off in each mode: whether the trainer's rule
         # (on unless compiled in float32) holds on this GPU, compiled float32 included
+        # first the lookup's backward alone by tile (its kernel took 2.25 ms of the H100's compiled bf16 step)
+        [ "${QUICK:-0}" = 1 ] || step "the lookup's backward by tile" 60 python3 benchmarks/lookup_backward.py \
+            --out "$out/lookup-backward-$gpu.json"
         c=" compile"; [ "${QUICK:-0}" = 1 ] && c=""
         export TORCHINDUCTOR_CACHE_DIR=/tmp/inductor-call3
-        step "piano step compiled, the lookup on and off" 420 python3 benchmarks/piano_step.py "${quick[@]}" \
+        step "piano step compiled, the lookup on and off" 400 python3 benchmarks/piano_step.py "${quick[@]}" \
             --out "$out/piano-step-lookup-compiled-$gpu.json" --variants "sequnet bf16 pad=64$c lookup" \
             "sequnet bf16 pad=64$c" "sequnet fp32 pad=64$c lookup" "sequnet fp32 pad=64$c"
         # Inductor's code for those steps (each graph's module, its kernels' source inline), to read on a CPU how

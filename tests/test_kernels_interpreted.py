@@ -311,3 +311,22 @@ def test_models_with_the_fused_lookup_train_as_without(lookup_on_cpu, make):
         grads.append([p.grad.clone() for p in model.parameters()])
     for a, b in zip(*grads):
         torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-6)
+
+
+def test_lookup_backward_benchmark_checks_and_times_each_tile(lookup_on_cpu, tmp_path):
+    """benchmarks/lookup_backward.py at its quick shape: each tile's table gradient equals the default tile's
+    before it is timed (a wrong tile stops the run), and the JSON has every tile, its warps, and embedding_bag."""
+    import json
+
+    from test_benchmarks import benchmark_module
+
+    script = benchmark_module("lookup_backward")
+    out = tmp_path / "lb.json"
+    assert script.main(["--device", "cpu", "--quick", "--reps", "1", "--tiles", "32x64", "8x256", "--warps", "4",
+                        "--out", str(out)]) == 0
+    rows = json.loads(out.read_text())["rows"]
+    assert [(r["kind"], r["tile"], r["default"]) for r in rows] == [
+        ("sorted", [32, 64], True), ("sorted", [8, 256], False), ("embedding_bag", None, False)]
+    assert all(r["time_median_s"] > 0 for r in rows)
+    with pytest.raises(ValueError, match="'8x100': both sizes must be powers of 2"):
+        script.main(["--device", "cpu", "--quick", "--tiles", "8x100", "--out", str(out)])

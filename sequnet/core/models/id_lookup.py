@@ -77,13 +77,15 @@ class _Lookup(torch.autograd.Function):
         return None, grad_table.to(ctx.table_dtype), None, None
 
 
-def table_grad_sorted(ids: torch.Tensor, grad: torch.Tensor, k: int, classes: int) -> torch.Tensor:
+def table_grad_sorted(ids: torch.Tensor, grad: torch.Tensor, k: int, classes: int, *,
+                      tile: tuple[int, int] = (_BT_SORT, _BC_SORT), warps: int = 4) -> torch.Tensor:
     """The table's gradient (classes * k, c) in float32 for ``grad`` (batch, c, n) of the lookup's output, summed
     over the input positions grouped by id: row v * k + j adds grad[b, :, s - j] for every input position (b, s)
     with ids[b, s] = v (and 0 <= s - j < n). All on the device, without a host synchronisation (CUDA graphs):
     a stable sort of the ids (16-bit keys: fewer radix passes), each class's run of sorted positions
     (``searchsorted``) and how many pieces of ``_PIECE`` positions it takes. The kernel's programs find their
-    class from the pieces' running total."""
+    class from the pieces' running total. ``tile``: positions gathered at once and channels per program (powers
+    of 2), and ``warps`` per program, for ``benchmarks/lookup_backward.py`` to time."""
     batch, c, n = grad.shape
     keys = ids.reshape(-1).to(torch.int16 if classes <= 2 ** 15 else torch.int32)
     sorted_keys, order = torch.sort(keys, stable=True)
@@ -91,10 +93,10 @@ def table_grad_sorted(ids: torch.Tensor, grad: torch.Tensor, k: int, classes: in
     ends = torch.cumsum((bounds[1:] - bounds[:-1] + _PIECE - 1) // _PIECE, 0)     # class v's pieces end at ends[v]
     grad_table = torch.zeros(classes * k, c, dtype=torch.float32, device=grad.device)
     pieces = triton.cdiv(keys.numel(), _PIECE) + classes                      # at least sum(ceil(count / _PIECE))
-    _sorted_grad_kernel[(pieces, triton.cdiv(c, _BC_SORT))](
+    _sorted_grad_kernel[(pieces, triton.cdiv(c, tile[1]))](
         order, bounds, ends, grad, grad_table, ids.shape[1], n, c, classes, grad.stride(0), grad.stride(1),
         grad.stride(2), K=k, KP=triton.next_power_of_2(k), V=triton.next_power_of_2(classes), PIECE=_PIECE,
-        BT=_BT_SORT, BC=_BC_SORT)
+        BT=tile[0], BC=tile[1], num_warps=warps)
     return grad_table
 
 

@@ -1,0 +1,114 @@
+"""The Triton lookup's table gradient alone (``sequnet.core.models.id_lookup.table_grad_sorted``), at the piano
+Seq-U-Net's training shape, for several tiles side by side in one process, beside ``embedding_bag``'s backward.
+
+In the H100 profile of the compiled bf16 step (2026-12-05, 1c69402) its kernel took 2.25 ms of 31 ms: it reads
+the gradient (16 x 36,853 positions x 192 channels, bf16: 226 MB) about k = 5 times, which at the H100's 3.35 TB/s
+would take about 0.34 ms. Each program gathers the rows of one class's positions, ``tile[1]`` channels of each
+(64 by default: 128 bytes of a 384-byte row), so wider channel blocks read longer runs of memory per row. Each
+tile's result is checked against the library's default tile before it is timed.
+
+    python benchmarks/lookup_backward.py --out results/bench/lookup-backward-h100.json
+    python benchmarks/lookup_backward.py --quick --out /tmp/x.json   # small shapes (Triton's interpreter on a CPU)
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from sequnet.analysis.benchmarks import write_bench  # noqa: E402
+from sequnet.analysis.complexity import run_metadata  # noqa: E402
+from sequnet.core.models import id_lookup  # noqa: E402
+
+DEFAULT_TILE = (id_lookup._BT_SORT, id_lookup._BC_SORT)
+TILES = ["32x64", "16x64", "16x128", "8x256", "16x256"]
+
+
+def parse_tile(text: str) -> tuple[int, int]:
+    try:
+        bt, bc = (int(x) for x in text.split("x"))
+    except ValueError:
+        raise ValueError(f"tile {text!r}: expected POSITIONSxCHANNELS, e.g. 32x64") from None
+    if any(x < 1 or x & (x - 1) for x in (bt, bc)):
+        raise ValueError(f"tile {text!r}: both sizes must be powers of 2")
+    return bt, bc
+
+
+def make_inputs(batch: int, length: int, channels: int, k: int, classes: int, silence: float, device, dtype):
+    """Ids uniform over the classes, with a fraction ``silence`` of them the one class of mu-law silence (piano
+    recordings hold long quiet stretches, which make one class's run of sorted positions long), and a
+    channels-last output gradient, as the trainer's backward hands it over."""
+    g = torch.Generator(device="cpu").manual_seed(0)
+    ids = torch.randint(0, classes, (batch, length), generator=g)
+    ids[torch.rand(batch, length, generator=g) < silence] = classes // 2
+    n = length - k + 1
+    grad = torch.randn(batch, n, channels, generator=g).to(dtype).transpose(1, 2)
+    return ids.to(device), grad.to(device)
+
+
+def timed(fn, device, reps: int) -> float:
+    """Median seconds of ``fn``: triton.testing.do_bench on a GPU (it clears the L2 cache between calls), a
+    wall clock on a CPU."""
+    if device.type == "cuda":
+        import triton.testing
+        return triton.testing.do_bench(fn, rep=reps * 10, return_mode="median") / 1e3
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return sorted(times)[len(times) // 2]
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--tiles", nargs="+", default=TILES, help="POSITIONSxCHANNELS, e.g. 32x64")
+    ap.add_argument("--warps", nargs="+", type=int, default=[4, 8])
+    ap.add_argument("--silence", type=float, default=0.3, help="fraction of the ids in the silence class")
+    ap.add_argument("--reps", type=int, default=20)
+    ap.add_argument("--quick", action="store_true", help="small shapes (for a CPU run in Triton's interpreter)")
+    ap.add_argument("--out", type=Path, required=True)
+    a = ap.parse_args(argv)
+    tiles = [parse_tile(t) for t in a.tiles]
+    if not 0 <= a.silence < 1:
+        ap.error(f"--silence {a.silence}: expected a fraction in [0, 1)")
+    device = torch.device(a.device)
+    # the piano Seq-U-Net's training shape: batch 16, 36,857 input samples, 180 channels stored as 192, k = 5
+    batch, length, channels, k, classes = (2, 300, 200, 5, 256) if a.quick else (16, 36857, 192, 5, 256)
+    ids, grad = make_inputs(batch, length, channels, k, classes, a.silence, device, torch.bfloat16)
+    if not id_lookup.fusable(ids, grad, grad.dtype):
+        ap.error(f"the Triton lookup cannot run on {device} (a CUDA GPU, or Triton's interpreter on a CPU)")
+    expected = id_lookup.table_grad_sorted(ids, grad, k, classes)
+    rows = []
+    for tile in tiles:
+        for warps in a.warps:
+            got = id_lookup.table_grad_sorted(ids, grad, k, classes, tile=tile, warps=warps)
+            torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-3)      # float32 sums in another order
+            t = timed(lambda: id_lookup.table_grad_sorted(ids, grad, k, classes, tile=tile, warps=warps), device,
+                      a.reps)
+            rows.append({"kind": "sorted", "tile": list(tile), "warps": warps, "default": tile == DEFAULT_TILE
+                         and warps == 4, "time_median_s": t, "gradient_bytes": grad.numel() * grad.element_size()})
+            print(f"sorted {tile[0]:3d}x{tile[1]:<3d} {warps} warps {t * 1e3:8.3f} ms", flush=True)
+    # what the lookup replaces: embedding_bag's backward of the same table, from the same gradient
+    table = torch.randn(classes * k, channels, device=device, requires_grad=True)
+    rows_of = (ids.unfold(1, k, 1) * k + torch.arange(k, device=device)).reshape(-1, k)    # [t, j]: ids[t + j]
+    bag = F.embedding_bag(rows_of, table, mode="sum").view(batch, -1, channels)
+    upstream = grad.transpose(1, 2).float()
+    t = timed(lambda: torch.autograd.grad(bag, table, upstream, retain_graph=True), device, a.reps)
+    rows.append({"kind": "embedding_bag", "tile": None, "warps": None, "default": False, "time_median_s": t,
+                 "gradient_bytes": upstream.numel() * upstream.element_size()})
+    print(f"embedding_bag backward  {t * 1e3:8.3f} ms", flush=True)
+    meta = {**run_metadata(device), "batch": batch, "length": length, "channels": channels, "k": k,
+            "classes": classes, "silence": a.silence, "quick": a.quick, "reps": a.reps}
+    write_bench(a.out, {"meta": meta, "rows": rows})
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
