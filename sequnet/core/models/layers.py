@@ -44,6 +44,17 @@ def cat_channels(xs: list[torch.Tensor], channels_last: bool = False) -> torch.T
     return torch.cat(xs, dim=1)
 
 
+def add_channels(a: torch.Tensor, b: torch.Tensor, channels_last: bool = False) -> torch.Tensor:
+    """``a + b``; channels-last, added on the (batch, time, channels) views. Eager, the result is the same either
+    way; compiled, Inductor lays out a sum it is free to place contiguously in its own shape, so on the
+    (batch, channels, time) views it wrote the residual streams channels-first as well as the channels-last copy
+    the next convolution reads (41 of the 109 kernels of the compiled bf16 piano Seq-U-Net's forward stored a sum
+    twice, Inductor's code from an H100 at 1c69402)."""
+    if channels_last:
+        return (a.transpose(1, 2) + b.transpose(1, 2)).transpose(1, 2)
+    return a + b
+
+
 def split_channels(x: torch.Tensor, sizes: list[int], channels_last: bool = False) -> tuple[torch.Tensor, ...]:
     """``x.split(sizes, dim=1)``; channels-last, split on the transposed view so that the backward's cat of the
     parts' gradients is channels-last too."""
@@ -53,10 +64,27 @@ def split_channels(x: torch.Tensor, sizes: list[int], channels_last: bool = Fals
 
 
 def gate(y: torch.Tensor, channels_last: bool = False) -> torch.Tensor:
-    """WaveNet's gated activation ``tanh(f) * sigmoid(g)`` of the two channel halves ``(f, g)`` of ``y``."""
+    """WaveNet's gated activation ``tanh(f) * sigmoid(g)`` of the two channel halves ``(f, g)`` of ``y``;
+    channels-last, on the (batch, time, channels) views (see :func:`add_channels`)."""
     half = y.shape[1] // 2
     f, g = split_channels(y, [half, half], channels_last)
+    if channels_last:
+        return (torch.tanh(f.transpose(1, 2)) * torch.sigmoid(g.transpose(1, 2))).transpose(1, 2)
     return torch.tanh(f) * torch.sigmoid(g)
+
+
+def relu(x: torch.Tensor, channels_last: bool = False) -> torch.Tensor:
+    """``F.relu``; channels-last, on the (batch, time, channels) view (see :func:`add_channels`)."""
+    return F.relu(x.transpose(1, 2)).transpose(1, 2) if channels_last else F.relu(x)
+
+
+class ReLU(nn.ReLU):
+    """``nn.ReLU`` with the channels-last switch of :class:`Conv1d` (:func:`relu`)."""
+
+    channels_last = False
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return relu(x, self.channels_last)
 
 
 class Conv1d(nn.Conv1d):

@@ -19,8 +19,8 @@ import torch.nn as nn
 
 from sequnet.core import sizes
 from sequnet.core.models.fused_gate import gated_residual
-from sequnet.core.models.layers import (Conv1d, ConvTranspose1d, LengthError, cat_channels, crop_front, gate, input_conv,
-                                   nearest_allowed, time_slice, to_channels_last)
+from sequnet.core.models.layers import (Conv1d, ConvTranspose1d, LengthError, ReLU, add_channels, cat_channels,
+                                        crop_front, gate, input_conv, nearest_allowed, time_slice, to_channels_last)
 
 
 @dataclass
@@ -83,7 +83,7 @@ class GatedLayer(nn.Module):
             step, repeat = (1, 2) if self.transpose else (self.stride, 1)
             return gated_residual(y, x, start, n, step, repeat)
         r = gate(time_slice(y, slice(start, start + n), cl), cl)
-        return crop_front(self.identity(x), n, cl) + r
+        return add_channels(crop_front(self.identity(x), n, cl), r, cl)
 
 
 class ResSeqUNet(nn.Module):
@@ -105,7 +105,7 @@ class ResSeqUNet(nn.Module):
         self.bottleneck = nn.ModuleList(GatedLayer(F_, F_, k) for _ in range(D))
         self.upconv = nn.ModuleList(GatedLayer(F_, F_, k, transpose=True) for _ in range(L - 1))
         self.up = nn.ModuleList(nn.ModuleList(GatedLayer(2 * F_, F_, k) for _ in range(D)) for _ in range(L - 1))
-        self.out = nn.Sequential(nn.ReLU(), Conv1d(F_, c.num_outputs, 1))
+        self.out = nn.Sequential(ReLU(), Conv1d(F_, c.num_outputs, 1))
         self.plan = sizes.res_sequnet_plan(L, k, D)
 
     @property

@@ -20,12 +20,11 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from sequnet.core import sizes
 from sequnet.core.models.fused_gate import fused_gate
-from sequnet.core.models.layers import (Conv1d, LengthError, crop_front, gate, input_conv, set_switch,
-                                        split_channels, to_channels_last)
+from sequnet.core.models.layers import (Conv1d, LengthError, add_channels, crop_front, gate, input_conv, relu,
+                                        set_switch, split_channels, to_channels_last)
 
 
 @dataclass
@@ -71,7 +70,7 @@ class WaveNetLayer(nn.Module):
             res = self.out_conv.conv(z, w[n_skip:], b[n_skip:])
         else:
             skip, res = split_channels(self.out_conv(z), [n_skip, self.channels], cl)
-        return res + crop_front(x, res.shape[-1], cl), skip
+        return add_channels(res, crop_front(x, res.shape[-1], cl), cl), skip
 
 
 class WaveNet(nn.Module):
@@ -103,7 +102,8 @@ class WaveNet(nn.Module):
         return length - self.history
 
     def head(self, skip: torch.Tensor) -> torch.Tensor:
-        return self.end2(F.relu(self.end1(F.relu(skip))))
+        cl = self.channels_last
+        return self.end2(relu(self.end1(relu(skip, cl)), cl))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(batch, num_inputs, T), or (batch, T) ids of one-hot inputs -> (batch, num_outputs, T - history)."""
@@ -115,7 +115,7 @@ class WaveNet(nn.Module):
         skip = 0
         for layer in self.layers:
             x, s = layer(x, keep=n_out)
-            skip = s + (crop_front(skip, s.shape[-1], cl) if torch.is_tensor(skip) else 0)
+            skip = add_channels(s, crop_front(skip, s.shape[-1], cl), cl) if torch.is_tensor(skip) else s
         return crop_front(self.head(skip), n_out, cl)
 
 
