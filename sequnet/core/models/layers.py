@@ -11,7 +11,8 @@ to every reader, with memory strides (time * channels, 1, channels). A 1-D convo
 without converting inputs, outputs or gradients. What would lose the layout is done on the (batch, time,
 channels) view instead: ``torch.cat`` and ``split`` of 3-D tensors (their backward is a cat) return contiguous
 tensors, and slicing's backward zero-fills a contiguous gradient; on the transposed view both come out
-channels-last.
+channels-last. Compiled, the same holds for sums, gates and rectifiers: Inductor lays out a pointwise result
+contiguously in its own shape (:func:`add_channels`).
 """
 from __future__ import annotations
 
