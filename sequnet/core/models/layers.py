@@ -51,9 +51,12 @@ def add_channels(a: torch.Tensor, b: torch.Tensor, channels_last: bool = False) 
     (batch, channels, time) views it wrote the residual streams channels-first as well as the channels-last copy
     the next convolution reads (41 of the 109 kernels of the compiled bf16 piano Seq-U-Net's forward stored a sum
     twice, Inductor's code from an H100 at 1c69402)."""
-    if channels_last:
-        return (a.transpose(1, 2) + b.transpose(1, 2)).transpose(1, 2)
-    return a + b
+    return _on_time_view(torch.add, a, b) if channels_last else a + b
+
+
+def _on_time_view(fn, *xs: torch.Tensor) -> torch.Tensor:
+    """``fn`` of the (batch, time, channels) views of ``xs``, viewed back as (batch, channels, time)."""
+    return fn(*(x.transpose(1, 2) for x in xs)).transpose(1, 2)
 
 
 def split_channels(x: torch.Tensor, sizes: list[int], channels_last: bool = False) -> tuple[torch.Tensor, ...]:
@@ -69,14 +72,13 @@ def gate(y: torch.Tensor, channels_last: bool = False) -> torch.Tensor:
     channels-last, on the (batch, time, channels) views (see :func:`add_channels`)."""
     half = y.shape[1] // 2
     f, g = split_channels(y, [half, half], channels_last)
-    if channels_last:
-        return (torch.tanh(f.transpose(1, 2)) * torch.sigmoid(g.transpose(1, 2))).transpose(1, 2)
-    return torch.tanh(f) * torch.sigmoid(g)
+    product = lambda f, g: torch.tanh(f) * torch.sigmoid(g)      # noqa: E731
+    return _on_time_view(product, f, g) if channels_last else product(f, g)
 
 
 def relu(x: torch.Tensor, channels_last: bool = False) -> torch.Tensor:
     """``F.relu``; channels-last, on the (batch, time, channels) view (see :func:`add_channels`)."""
-    return F.relu(x.transpose(1, 2)).transpose(1, 2) if channels_last else F.relu(x)
+    return _on_time_view(F.relu, x) if channels_last else F.relu(x)
 
 
 class ReLU(nn.ReLU):
