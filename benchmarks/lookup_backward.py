@@ -25,7 +25,6 @@ from sequnet.analysis.benchmarks import write_bench  # noqa: E402
 from sequnet.analysis.complexity import run_metadata  # noqa: E402
 from sequnet.core.models import id_lookup  # noqa: E402
 
-DEFAULT_TILE = (id_lookup._BT_SORT, id_lookup._BC_SORT)
 TILES = ["32x64", "16x64", "16x128", "8x256", "16x256"]
 
 
@@ -92,8 +91,9 @@ def main(argv=None) -> int:
             torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-3)      # float32 sums in another order
             t = timed(lambda: id_lookup.table_grad_sorted(ids, grad, k, classes, tile=tile, warps=warps), device,
                       a.reps)
-            rows.append({"kind": "sorted", "tile": list(tile), "warps": warps, "default": tile == DEFAULT_TILE
-                         and warps == 4, "time_median_s": t, "gradient_bytes": grad.numel() * grad.element_size()})
+            default = (tile, warps) == (id_lookup.SORT_TILE, id_lookup.SORT_WARPS)
+            rows.append({"kind": "sorted", "tile": list(tile), "warps": warps, "default": default,
+                         "time_median_s": t, "gradient_bytes": grad.numel() * grad.element_size()})
             print(f"sorted {tile[0]:3d}x{tile[1]:<3d} {warps} warps {t * 1e3:8.3f} ms", flush=True)
     # what the lookup replaces: embedding_bag's backward of the same table, from the same gradient
     table = torch.randn(classes * k, channels, device=device, requires_grad=True)

@@ -35,7 +35,7 @@ from sequnet.core.triton_guard import tl, triton, use_triton
 
 _BT, _BC = 64, 64              # forward: positions x channels per program
 _PIECE = 512                   # backward: at most this many positions of one class per program
-_BT_SORT, _BC_SORT = 32, 64    # backward: positions per gathered tile, channels per program
+SORT_TILE, SORT_WARPS = (32, 64), 4    # backward: positions per gathered tile, channels per program; warps
 
 
 def fusable(ids: torch.Tensor, table: torch.Tensor, dtype: torch.dtype) -> bool:
@@ -78,7 +78,7 @@ class _Lookup(torch.autograd.Function):
 
 
 def table_grad_sorted(ids: torch.Tensor, grad: torch.Tensor, k: int, classes: int, *,
-                      tile: tuple[int, int] = (_BT_SORT, _BC_SORT), warps: int = 4) -> torch.Tensor:
+                      tile: tuple[int, int] = SORT_TILE, warps: int = SORT_WARPS) -> torch.Tensor:
     """The table's gradient (classes * k, c) in float32 for ``grad`` (batch, c, n) of the lookup's output, summed
     over the input positions grouped by id: row v * k + j adds grad[b, :, s - j] for every input position (b, s)
     with ids[b, s] = v (and 0 <= s - j < n). All on the device, without a host synchronisation (CUDA graphs):
