@@ -3,6 +3,8 @@
 # skipping, within one 10-minute command. `make gpu-test` calls it.
 #
 #   benchmarks/gpu_test.sh [LOG]          LOG defaults to results/gpu-test/gpu-test.log
+#   GPU_TEST_LIMIT_S=S                    interrupt pytest after S seconds (it still prints its summary)
+#   GPU_TEST_AFTER=EARLIER_LOG            run only the tests EARLIER_LOG has no outcome for
 #
 # It fails at once without a CUDA GPU (a suite that skipped every GPU test would vouch for nothing). The machine
 # has no network: the wheels of shared/device-wheels (and the project's extra ones; benchmarks/device_prep.sh makes
@@ -67,6 +69,7 @@ print(f"# {torch.cuda.get_device_name(0)} x {torch.cuda.device_count()}, torch {
       f"cuDNN {torch.backends.cudnn.version()}, Python {platform.python_version()}, pytest {pytest.__version__}")
 PY
     echo "# command: pytest -m 'not book' -rs -v --durations=25 -p no:cacheprovider ${parallel[*]}" \
+        "${GPU_TEST_AFTER:+(the tests $(basename "$GPU_TEST_AFTER") has no outcome for)}" \
         "(OMP_NUM_THREADS=${OMP_NUM_THREADS:-unset})"
 } > "$log"
 start=$SECONDS
@@ -79,8 +82,19 @@ start=$SECONDS
 # log had none of them, only two FAILED lines).
 limit=()
 [ -n "${GPU_TEST_LIMIT_S:-}" ] && limit=(timeout -s INT -k 30 "$GPU_TEST_LIMIT_S")
+# GPU_TEST_AFTER=EARLIER_LOG: only the tests that log has no outcome for (benchmarks/gpu_test_rest.py), to finish in
+# a second command a suite that GPU_TEST_LIMIT_S cut short (an H100 needs more than one 10-minute command for it)
+selection=()
+if [ -n "${GPU_TEST_AFTER:-}" ]; then
+    rest=$(mktemp)
+    "$python" benchmarks/gpu_test_rest.py "$GPU_TEST_AFTER" "$rest" -m "not book" 2>&1 | tee -a "$log"
+    [ "${PIPESTATUS[0]}" = 0 ] || exit 2
+    if [ ! -s "$rest" ]; then    # pytest given no test would run the whole suite
+        echo "# nothing left to run after $(basename "$GPU_TEST_AFTER")" | tee -a "$log"; exit 0; fi
+    selection=("@$rest")
+fi
 "${limit[@]}" "$python" -m pytest -m "not book" -rs -v --durations=25 -p no:cacheprovider \
-    -o console_output_style=classic "${parallel[@]}" 2>&1 \
+    -o console_output_style=classic "${parallel[@]}" "${selection[@]}" 2>&1 \
     | sed -u -e "s#$PWD/##g" -e "s#$PWD#.#g" -e "s#/tmp/site/#site-packages/#g" \
         -e "s#/tmp/pytest-of-[^/]*/pytest-[0-9]*/#<pytest-tmp>/#g" | tee -a "$log"
 status=${PIPESTATUS[0]}

@@ -93,12 +93,13 @@ def test_speed_call_dry_run_measures_both_launches_and_bounds_its_steps(tmp_path
     assert not any("error" in r for r in steps)
     assert (tmp_path / "out" / "piano-step-compiled-lookup-cpu.profile.txt").read_text().startswith(
         "## sequnet bf16 pad=64 lookup, batch 16")
-    # call 3: the lookup on and off (uncompiled in a dry run), bf16 then TF32, then the same uncompiled, both models
+    # call 3: the lookup on and off (uncompiled in a dry run), the trainer's two compiled paths first (bf16 with the
+    # lookup, TF32 without), then the same uncompiled, both models
     done = subprocess.run(script + [str(tmp_path / "out3")], cwd=REPO, env=dict(env, CALL="3", CALL_S="300"),
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
     steps = json.loads((tmp_path / "out3" / "piano-step-lookup-compiled-cpu.json").read_text())["rows"]
-    assert [(r["bf16"], r["lookup"]) for r in steps] == [(True, True), (True, False), (False, True), (False, False)]
+    assert [(r["bf16"], r["lookup"]) for r in steps] == [(True, True), (False, False), (False, True), (True, False)]
     assert (tmp_path / "out3" / "piano-step-lookup-compiled-cpu.profile.txt").read_text().startswith(
         "## sequnet bf16 pad=64 lookup, batch 16")
     steps = json.loads((tmp_path / "out3" / "piano-step-lookup-eager-cpu.json").read_text())["rows"]
@@ -136,3 +137,42 @@ def test_speed_call_dry_run_measures_both_launches_and_bounds_its_steps(tmp_path
     unknown = subprocess.run(script + [str(tmp_path / "unknown")], cwd=REPO, env=dict(env, CALL="7"),
                              capture_output=True, text=True, timeout=120)
     assert unknown.returncode == 2 and "CALL=7: expected 1 to 6" in unknown.stderr
+
+
+def test_gpu_suite_rest_runs_only_what_a_cut_short_log_did_not_finish(tmp_path):
+    """An H100 ran 912 of the suite's 1,009 tests in one 10-minute command (2026-12-05): the second command runs the
+    tests the first's log has no outcome for, those that failed or were running when it was interrupted included
+    as finished or not as the log says, in pytest's order; an empty rest is an empty file, never the whole suite."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        import gpu_test_rest
+    finally:
+        sys.path.pop(0)
+    log = "\n".join([
+        "tests/test_a.py::test_one ",                        # -v's line as a worker starts it: no outcome
+        "[gw0] PASSED tests/test_a.py::test_one ",
+        "[gw1] FAILED tests/test_a.py::test_two[sequnet-28-rowdot] ",
+        "[gw2] SKIPPED tests/test_b.py::test_three[a b] ",      # a parametrisation's id may hold a space
+        "tests/test_c.py::test_five[1] XFAIL",                 # a serial run's line
+        "tests/test_b.py::test_four[wavenet-28-rowdot] ",      # running when the limit struck
+    ])
+    collected = ["tests/test_a.py::test_one", "tests/test_a.py::test_two[sequnet-28-rowdot]",
+                 "tests/test_b.py::test_three[a b]", "tests/test_b.py::test_four[wavenet-28-rowdot]",
+                 "tests/test_c.py::test_five[1]", "tests/test_c.py::test_six"]
+    assert gpu_test_rest.remaining(collected, log) == ["tests/test_b.py::test_four[wavenet-28-rowdot]",
+                                                       "tests/test_c.py::test_six"]
+    # the script itself, collecting this file: every test of it but the one the log finished
+    earlier, rest = tmp_path / "gpu-test.log", tmp_path / "rest.txt"
+    this = "tests/test_device_scripts.py::test_device_prep_refuses_an_unknown_variant_before_removing_the_carry"
+    earlier.write_text(f"[gw4] PASSED {this} \n")
+    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "gpu_test_rest.py"), str(earlier), str(rest),
+                           "tests/test_device_scripts.py"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = rest.read_text().splitlines()
+    assert this not in lines and "tests/test_device_scripts.py::" \
+        "test_gpu_suite_rest_runs_only_what_a_cut_short_log_did_not_finish" in lines
+    assert f"finished in gpu-test.log, {len(lines)} to run" in done.stdout
+    earlier.write_text("no outcomes here\n")
+    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "gpu_test_rest.py"), str(earlier), str(rest)],
+                          cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0 and "has no test outcomes" in done.stderr
