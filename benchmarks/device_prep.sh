@@ -30,8 +30,9 @@ python=${PYTHON:-.venv/bin/python}
     --platform manylinux2014_x86_64 --platform any -d .whl "${extra[@]}"
 # The notebook and JupyterLab front-end assets of ipywidgets (2.4 MB): nothing on the machine imports them (papermill
 # runs kernels, no front end), and without them the tests' carry fits again now that the published audio has grown
-# the tree (2026-12-04: 65.3 MiB with them).
-rm -f .whl/widgetsnbextension-*.whl .whl/jupyterlab_widgets-*.whl
+# the tree (2026-12-04: 65.3 MiB with them). debugpy (5.4 MB) only serves a debugger's front end: ipykernel runs
+# without it (a papermill run with it uninstalled, 2026-12-05), and the device tool refused 63.7 MiB with it.
+rm -f .whl/widgetsnbextension-*.whl .whl/jupyterlab_widgets-*.whl .whl/debugpy-*.whl
 case ${1:-tests} in
     tests) ;;
     piano) font=$("$python" -m sequnet data soundfont)
