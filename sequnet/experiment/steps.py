@@ -138,10 +138,13 @@ def torch_settings(config: RunConfig, device: torch.device, task: Task):
     """cuDNN autotuning for fixed shapes and the CPU thread count, restored afterwards."""
     benchmark_before, threads_before = torch.backends.cudnn.benchmark, torch.get_num_threads()
     # Fixed shapes (the language windows) profit from cuDNN's autotuner, which the official scripts enabled;
-    # music sequences change length every step, where it would re-run all the time. The audio models are left
-    # out too: on an H100 autotuning cost them 10-20 s per shape and sped nothing up (benchmarks/training.py),
-    # time that their training budget would pay for.
-    torch.backends.cudnn.benchmark = device.type == "cuda" and task.setting.kind == "token"
+    # music sequences change length every step, where it would re-run all the time. The audio models take it
+    # compiled only: uncompiled it sped nothing up (H100, 2026-12-05: Seq-U-Net bf16 46.52 / 46.54 ms a step,
+    # WaveNet 199.71 / 199.94) and costs 10-20 s a shape of their training budget; compiled it took the
+    # Seq-U-Net's step from 29.79 to 26.95 ms in bf16 and from 60.72 to 59.32 in TF32, WaveNet's 93.47 / 93.51
+    # (results/bench/piano-step-cudnn-benchmark*-h100.json).
+    audio = task.setting.kind == "audio" and config.compile
+    torch.backends.cudnn.benchmark = device.type == "cuda" and (task.setting.kind == "token" or audio)
     if device.type == "cpu" and config.cpu_threads is not None:
         torch.set_num_threads(config.cpu_threads)
     try:

@@ -102,12 +102,10 @@ def build(config: RunConfig, device: torch.device) -> tuple[nn.Module, torch.opt
         if has_switch(model, "fused_gate") and not config.compile:     # compiled, Inductor fuses the gate
             use_fused_gate(model)
         # The Triton lookup of the first convolution (id_lookup: its backward sums the positions sorted by id)
-        # saved time in every mode measured with that backward (H100, 2026-12-05, piano_step.py: the Seq-U-Net
-        # eager 48.36 -> 46.69 ms a step in bf16, 69.17 -> 68.27 in float32, WaveNet 201.47 -> 200.53 in bf16;
-        # compiled bf16, the earlier one-hot backward saved 2.1 ms on an H200). Compiled in float32 it is left
-        # off: the one comparison there (H200, 58.6 ms without, 69.8 with the one-hot backward's IEEE float32
-        # products, results/bench/piano-step-compiled*) predates the sorted sums, which were not timed against it.
-        if has_switch(model, "fused_lookup") and (config.bf16 or not config.compile):
+        # saved time in every mode measured (H100, piano_step.py, 2026-12-05: the Seq-U-Net eager 47.98 -> 46.54 ms
+        # a step in bf16, 68.93 -> 68.14 in float32; compiled 33.52 -> 29.79 in bf16, 62.89 -> 60.72 in float32;
+        # WaveNet eager 200.48 -> 200.00 in bf16; results/bench/piano-step-lookup-*-h100.json)
+        if has_switch(model, "fused_lookup"):
             use_fused_lookup(model)
         if has_switch(model, "crop_skips"):
             use_cropped_skips(model)
@@ -121,7 +119,7 @@ CHANNEL_MULTIPLE = 64     # the piano Seq-U-Net's 180 channels train stored as 1
 
 def uses_fast_kernels(config: RunConfig, device: torch.device, model: nn.Module) -> bool:
     """Whether the model runs with channels-last activations (and the fused gate where it has one, uncompiled, and
-    the Triton lookup of its first convolution, unless compiled in float32; WaveNet's skips cropped to the output,
+    the Triton lookup of its first convolution; WaveNet's skips cropped to the output,
     and the residual Seq-U-Net's channels padded to a multiple of CHANNEL_MULTIPLE): asked for, on a GPU, and a
     model with the switch (the audio models). On the CPU the switches buy nothing and the default layout keeps
     float64 checks exact."""

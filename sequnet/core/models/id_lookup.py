@@ -35,7 +35,10 @@ from sequnet.core.triton_guard import tl, triton, use_triton
 
 _BT, _BC = 64, 64              # forward: positions x channels per program
 _PIECE = 512                   # backward: at most this many positions of one class per program
-SORT_TILE, SORT_WARPS = (32, 64), 4    # backward: positions per gathered tile, channels per program; warps
+# backward: positions per gathered tile, channels per program; warps. At the piano shape on an H100 (2026-12-05,
+# benchmarks/lookup_backward.py, results/bench/lookup-backward-h100.json) 16x64 with 8 warps took 1.42 ms, the
+# earlier 32x64 with 4 warps 2.38 ms; in the compiled bf16 step the change was within the run-to-run spread.
+SORT_TILE, SORT_WARPS = (16, 64), 8
 
 
 def fusable(ids: torch.Tensor, table: torch.Tensor, dtype: torch.dtype) -> bool:
