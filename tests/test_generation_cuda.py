@@ -190,19 +190,23 @@ def test_step_kernels_give_the_torch_bookkeepings_samples(arch, batch, kernel, m
         torch.testing.assert_close(st.logits, st_plain.logits, rtol=0, atol=0)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["float32", "bf16"])
 @pytest.mark.parametrize("batch, kernel", [(1, "rowdot"), (28, "splitk"), (64, "splitk")])
 @pytest.mark.parametrize("arch", ["sequnet", "wavenet"])
-def test_a_start_in_the_head_before_gives_the_same_samples(arch, batch, kernel, monkeypatch):
-    """Each step's start run by the head kernel of the step before (SEQUNET_START_IN_HEAD=1, in multi-step graphs)
-    does the start's arithmetic on the same numbers: bit-identical samples and logits to the start's own launch,
-    with a run that stops inside a graph's chunk and goes on in a second call."""
+def test_a_start_in_the_head_before_gives_the_same_samples(arch, batch, kernel, dtype, monkeypatch):
+    """Each step's start run by the head kernel of the step before (in multi-step graphs; the default in bf16,
+    SEQUNET_START_IN_HEAD=1 in float32) does the start's arithmetic on the same numbers: bit-identical samples and
+    logits to the start's own launch (SEQUNET_START_IN_HEAD=0), with a run that stops inside a graph's chunk and
+    goes on in a second call."""
     torch.manual_seed(12)
     model = sequnet.paper_model("piano_audio", arch).to(CUDA).eval()
     prime = torch.randint(0, 256, (batch, 24), device=CUDA)
-    plain, st_plain = _generate(model, prime, 50, "graphs", seed=13, split=(21,), kernel=kernel)
+    assert init_state(model, prime, dtype=dtype, kernel=kernel).start_in_head == (dtype == torch.bfloat16)
+    monkeypatch.setenv("SEQUNET_START_IN_HEAD", "0")
+    plain, st_plain = _generate(model, prime, 50, "graphs", seed=13, split=(21,), kernel=kernel, dtype=dtype)
     assert not st_plain.start_in_head
     monkeypatch.setenv("SEQUNET_START_IN_HEAD", "1")
-    ids, st = _generate(model, prime, 50, "graphs", seed=13, split=(21,), kernel=kernel)
+    ids, st = _generate(model, prime, 50, "graphs", seed=13, split=(21,), kernel=kernel, dtype=dtype)
     assert st._folds_start()
     assert torch.equal(ids, plain)
     torch.testing.assert_close(st.logits, st_plain.logits, rtol=0, atol=0)

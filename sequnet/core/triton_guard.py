@@ -3,8 +3,8 @@
 The kernels compute in float32, so float64 tensors always take the torch paths. ``SEQUNET_TRITON=0`` turns
 Triton off everywhere (for comparisons); ``SEQUNET_PDL=0`` launches the generation kernels without programmatic
 dependent launch (:func:`pdl_options`); ``SEQUNET_STEP_KERNELS=0`` keeps a generation step's bookkeeping in torch
-operations (:func:`use_step_kernels`); ``SEQUNET_START_IN_HEAD=1`` runs a step's start in the head before it
-(:func:`start_in_head`)."""
+operations (:func:`use_step_kernels`); ``SEQUNET_START_IN_HEAD=1`` (the default in bf16) runs a step's start in
+the head before it, ``0`` in its own launch (:func:`start_in_head`)."""
 from __future__ import annotations
 
 import os
@@ -31,11 +31,18 @@ def use_step_kernels() -> bool:
     return os.environ.get("SEQUNET_STEP_KERNELS", "1") != "0"
 
 
-def start_in_head() -> bool:
+def start_in_head(dtype: torch.dtype) -> bool:
     """Whether a multi-step graph runs each step's start in the head kernel of the step before
-    (``step_kernels``: one launch fewer a step): ``SEQUNET_START_IN_HEAD=1``, read when a state is built. Off by
-    default until the generation benchmark has timed it against the start's own launch."""
-    return os.environ.get("SEQUNET_START_IN_HEAD", "0") == "1"
+    (``step_kernels``: one launch fewer a step), for a state computing in ``dtype``. ``SEQUNET_START_IN_HEAD=1`` or
+    ``0`` decides, read when a state is built; by default on in bf16 (and float16), where it paid for both models
+    at batches 1 and 64, off in float32, where the Seq-U-Net lost at batch 64 (H100, 2026-12-05,
+    results/bench/generation-start-in-head-h100.json, samples/s, own launch -> in the head: bf16 Seq-U-Net
+    45,764 -> 46,750 and 872,728 -> 883,830, WaveNet 6,135 -> 6,141 and 134,941 -> 139,258; float32 Seq-U-Net
+    43,244 -> 43,951 and 672,436 -> 646,377, WaveNet 5,968 -> 5,955 and 92,480 -> 92,360)."""
+    chosen = os.environ.get("SEQUNET_START_IN_HEAD", "")
+    if chosen in ("0", "1"):
+        return chosen == "1"
+    return dtype.itemsize < 4
 
 
 def pdl_options(device: torch.device) -> dict:

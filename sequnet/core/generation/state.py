@@ -49,7 +49,7 @@ class InferenceState:
         # the step's bookkeeping in Triton launches (step_kernels), unless SEQUNET_STEP_KERNELS=0
         self.step_fused = self.fused and use_step_kernels()
         # inside a multi-step graph, each step's start in the head kernel before it (``_chunk_ops``)
-        self.start_in_head = self.step_fused and start_in_head()
+        self.start_in_head = self.step_fused and start_in_head(self.dtype)
         self._pre: dict[Hashable, torch.Tensor] = {}
         self._heads: dict[Hashable, tuple] = {}     # per pattern: the head's inputs (see _head)
         self._plans: dict[Hashable, tuple[list[Op], int]] = {}
