@@ -4,8 +4,9 @@ Seq-U-Net's training shape, for several tiles side by side in one process, besid
 In the H100 profile of the compiled bf16 step (2026-12-05, 1c69402) its kernel took 2.25 ms of 31 ms: it reads
 the gradient (16 x 36,853 positions x 192 channels, bf16: 226 MB) about k = 5 times, which at the H100's 3.35 TB/s
 would take about 0.34 ms. Each program gathers the rows of one class's positions, ``tile[1]`` channels of each
-(64 by default: 128 bytes of a 384-byte row), so wider channel blocks read longer runs of memory per row. Each
-tile's result is checked against the library's default tile before it is timed.
+(64 by default: 128 bytes of a 384-byte row), so wider channel blocks read longer runs of memory per row, and
+sums them (``--reduce``) over the positions of each gathered tile at once or into one accumulator reduced at the
+end. Each variant's result is checked against the library's default before it is timed.
 
     python benchmarks/lookup_backward.py --out results/bench/lookup-backward-h100.json
     python benchmarks/lookup_backward.py --quick --out /tmp/x.json   # small shapes (Triton's interpreter on a CPU)
@@ -69,6 +70,8 @@ def main(argv=None) -> int:
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--tiles", nargs="+", default=TILES, help="POSITIONSxCHANNELS, e.g. 32x64")
     ap.add_argument("--warps", nargs="+", type=int, default=[4, 8])
+    ap.add_argument("--reduce", nargs="+", choices=["each", "once"], default=["each", "once"],
+                    help="how a program sums its positions (id_lookup.SORT_REDUCE)")
     ap.add_argument("--silence", type=float, default=0.3, help="fraction of the ids in the silence class")
     ap.add_argument("--reps", type=int, default=20)
     ap.add_argument("--quick", action="store_true", help="small shapes (for a CPU run in Triton's interpreter)")
@@ -85,16 +88,18 @@ def main(argv=None) -> int:
         ap.error(f"the Triton lookup cannot run on {device} (a CUDA GPU, or Triton's interpreter on a CPU)")
     expected = id_lookup.table_grad_sorted(ids, grad, k, classes)
     rows = []
-    for tile in tiles:
-        for warps in a.warps:
-            got = id_lookup.table_grad_sorted(ids, grad, k, classes, tile=tile, warps=warps)
-            torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-3)      # float32 sums in another order
-            t = timed(lambda: id_lookup.table_grad_sorted(ids, grad, k, classes, tile=tile, warps=warps), device,
-                      a.reps)
-            default = (tile, warps) == (id_lookup.SORT_TILE, id_lookup.SORT_WARPS)
-            rows.append({"kind": "sorted", "tile": list(tile), "warps": warps, "default": default,
-                         "time_median_s": t, "gradient_bytes": grad.numel() * grad.element_size()})
-            print(f"sorted {tile[0]:3d}x{tile[1]:<3d} {warps} warps {t * 1e3:8.3f} ms", flush=True)
+    for reduce in a.reduce:
+        for tile in tiles:
+            for warps in a.warps:
+                def run():
+                    return id_lookup.table_grad_sorted(ids, grad, k, classes, tile=tile, warps=warps, reduce=reduce)
+                torch.testing.assert_close(run(), expected, rtol=1e-4, atol=1e-3)   # float32 sums in another order
+                t = timed(run, device, a.reps)
+                default = (tile, warps, reduce) == (id_lookup.SORT_TILE, id_lookup.SORT_WARPS, id_lookup.SORT_REDUCE)
+                rows.append({"kind": "sorted", "tile": list(tile), "warps": warps, "reduce": reduce,
+                             "default": default, "time_median_s": t,
+                             "gradient_bytes": grad.numel() * grad.element_size()})
+                print(f"sorted {reduce:4s} {tile[0]:3d}x{tile[1]:<3d} {warps} warps {t * 1e3:8.3f} ms", flush=True)
     # what the lookup replaces: embedding_bag's backward of the same table, from the same gradient
     table = torch.randn(classes * k, channels, device=device, requires_grad=True)
     rows_of = (ids.unfold(1, k, 1) * k + torch.arange(k, device=device)).reshape(-1, k)    # [t, j]: ids[t + j]
