@@ -115,10 +115,10 @@ case ${CALL:-1} in
             --out "$out/piano-step-compiled-lookup-$gpu.json" --variants "sequnet bf16 pad=64$c lookup" \
             "sequnet fp32 pad=64$c lookup" ;;
     3)
-        # The lookup, now with its sorted backward alone, on and off in each mode: whether the trainer's rule
-        # (on unless compiled in float32) holds on this GPU, compiled float32 included. The trainer's two compiled
-        # paths come first (bf16 with the lookup, float32 without), since on an H100 (2026-12-05) the fourth
-        # variant had not compiled when the step's bound struck
+        # The lookup, with its sorted backward, on and off in each mode: whether the trainer's rule (on everywhere
+        # since an H100 at 3c7b693, compiled float32 included) holds on this GPU. bf16 with the lookup and float32
+        # without it come first, since on an H100 at 1c69402 the fourth variant had not compiled when the step's
+        # bound struck
         # first the lookup's backward alone by tile and way of summing (its kernel took 2.25 ms of the H100's
         # compiled bf16 step; 1.42 ms at the best tile alone, about 0.8 of the 3.35 TB/s)
         [ "${QUICK:-0}" = 1 ] || step "the lookup's backward by tile" 60 python3 benchmarks/lookup_backward.py \
