@@ -30,9 +30,9 @@ The start in the head before it (the default in bf16, ``SEQUNET_START_IN_HEAD=1`
 ``triton_guard.start_in_head``). Inside a multi-step graph the next step's start can run in this step's head
 kernel: the programs that sampled the ids feed them to the input layer (:func:`input_rows`) and every program
 copies a share of the shifts (:func:`shift_share`): one launch fewer for every step of a graph but its first.
-Nothing they write is read by the head: the shifts write the windows of the next step's parity and read those the step just wrote (a level
-above 0 that the next step updates is not updated by this one), and the input layer writes the other half of
-its partial sums. WaveNet's clock is advanced there too, after this step's end kernel has read it.
+Nothing they write is read by the head: the shifts write the windows of the next step's parity and read those
+the step just wrote (a level above 0 that the next step updates is not updated by this one), and the input layer
+writes the other half of its partial sums. WaveNet's clock is advanced there too, after this step's end kernel has read it.
 
 For the paper's piano models (``InferenceState.ops_per_step``, which counts the record's copy): a Seq-U-Net step
 at batch 1 is 12.0 kernels (from 16.0), all of them Triton, and 23.0 at batch 64 (from 27.0); a WaveNet step 108
