@@ -32,7 +32,8 @@ kernel: the programs that sampled the ids feed them to the input layer (:func:`i
 copies a share of the shifts (:func:`shift_share`): one launch fewer for every step of a graph but its first.
 Nothing they write is read by the head: the shifts write the windows of the next step's parity and read those
 the step just wrote (a level above 0 that the next step updates is not updated by this one), and the input layer
-writes the other half of its partial sums. WaveNet's clock is advanced there too, after this step's end kernel has read it.
+writes the other half of its partial sums. WaveNet's clock is advanced there too, after this step's end kernel
+has read it.
 
 For the paper's piano models (``InferenceState.ops_per_step``, which counts the record's copy): a Seq-U-Net step
 at batch 1 is 12.0 kernels (from 16.0), all of them Triton, and 23.0 at batch 64 (from 27.0); a WaveNet step 108
