@@ -16,14 +16,15 @@
 #         100 s). Then the Seq-U-Net's piano step compiled as the trainer runs it (the Triton lookup on), bf16 and
 #         TF32, the first profiled (OUT/piano-step-compiled-lookup-GPU.json and its .profile.txt; compiling takes
 #         about 70 s).
-# CALL=3  the lookup's table gradient alone at the piano shape for several tiles, beside embedding_bag's backward
+# CALL=3  the lookup's table gradient alone at the piano shape for several tiles and both ways of summing a
+#         program's positions, beside embedding_bag's backward
 #         (benchmarks/lookup_backward.py, OUT/lookup-backward-GPU.json, about 20 s); then
 #         the piano step with the Triton lookup of the first convolution on and off, its table's gradient now
 #         summed over the positions sorted by id alone (on an H100 at 1c69402 it tied cuBLAS's batched GEMMs and
 #         beat the one-hot products by 1.6 ms compiled; results/bench/piano-step-lookup-backward-h100.json):
-#         compiled, the Seq-U-Net in bf16 (profiled) and TF32 (OUT/piano-step-lookup-compiled-GPU.json and its
-#         .profile.txt; about 60-100 s of compiling a variant), and Inductor's code for them
-#         (OUT/inductor-code-call3.tar.gz); then uncompiled, both models (OUT/piano-step-lookup-eager-GPU.json);
+#         compiled with cuDNN's autotuner (the trainer's compiled path), the Seq-U-Net in bf16 (profiled) and
+#         TF32 (OUT/piano-step-lookup-compiled-GPU.json and its .profile.txt; about 60-100 s of compiling a
+#         variant), and Inductor's code for them (OUT/inductor-code-call3.tar.gz); then uncompiled, both models (OUT/piano-step-lookup-eager-GPU.json);
 #         then the PDL test's diagnosis of the one case where PDL and plain launches differed on the H200 (rowdot
 #         at batch 28: is the save pass itself deterministic, and which window slots part first).
 # CALL=4  the generation benchmark in bf16 at batches 1 and 64 with multi-step CUDA graphs of 16 (the default), 64
@@ -124,10 +125,11 @@ case ${CALL:-1} in
         [ "${QUICK:-0}" = 1 ] || step "the lookup's backward by tile" 60 python3 benchmarks/lookup_backward.py \
             --out "$out/lookup-backward-$gpu.json"
         c=" compile"; [ "${QUICK:-0}" = 1 ] && c=""
+        cb=" cudnn_benchmark"      # as the trainer runs compiled audio steps since 5b070d9
         export TORCHINDUCTOR_CACHE_DIR=/tmp/inductor-call3
         step "piano step compiled, the lookup on and off" 400 python3 benchmarks/piano_step.py "${quick[@]}" \
-            --out "$out/piano-step-lookup-compiled-$gpu.json" --variants "sequnet bf16 pad=64$c lookup" \
-            "sequnet fp32 pad=64$c" "sequnet fp32 pad=64$c lookup" "sequnet bf16 pad=64$c"
+            --out "$out/piano-step-lookup-compiled-$gpu.json" --variants "sequnet bf16 pad=64$c lookup$cb" \
+            "sequnet fp32 pad=64$c$cb" "sequnet fp32 pad=64$c lookup$cb" "sequnet bf16 pad=64$c$cb"
         # Inductor's code for those steps (each graph's module, its kernels' source inline), to read on a CPU how
         # its fused kernels walk the channels-last tensors: they took about 9 ms of the 30 ms bf16 step
         inductor_code "$TORCHINDUCTOR_CACHE_DIR" "$out/inductor-code-call3.tar.gz"

@@ -101,7 +101,8 @@ def test_speed_call_dry_run_measures_both_launches_and_bounds_its_steps(tmp_path
     steps = json.loads((tmp_path / "out3" / "piano-step-lookup-compiled-cpu.json").read_text())["rows"]
     assert [(r["bf16"], r["lookup"]) for r in steps] == [(True, True), (False, False), (False, True), (True, False)]
     assert (tmp_path / "out3" / "piano-step-lookup-compiled-cpu.profile.txt").read_text().startswith(
-        "## sequnet bf16 pad=64 lookup, batch 16")
+        "## sequnet bf16 pad=64 lookup cudnn_benchmark, batch 16")
+    assert all(r["cudnn_benchmark"] for r in steps)     # the trainer's compiled path
     steps = json.loads((tmp_path / "out3" / "piano-step-lookup-eager-cpu.json").read_text())["rows"]
     assert [(r["arch"], r["bf16"], r["lookup"]) for r in steps] == [
         ("sequnet", True, False), ("sequnet", True, True), ("sequnet", False, False), ("sequnet", False, True),
