@@ -144,11 +144,9 @@ def test_gpu_suite_rest_runs_only_what_a_cut_short_log_did_not_finish(tmp_path):
     """An H100 ran 912 of the suite's 1,009 tests in one 10-minute command (2026-12-05): the second command runs the
     tests the first's log has no outcome for, those that failed or were running when it was interrupted included
     as finished or not as the log says, in pytest's order; an empty rest is an empty file, never the whole suite."""
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    try:
-        import gpu_test_rest
-    finally:
-        sys.path.pop(0)
+    from test_benchmarks import benchmark_module
+
+    gpu_test_rest = benchmark_module("gpu_test_rest")
     log = "\n".join([
         "tests/test_a.py::test_one ",                        # -v's line as a worker starts it: no outcome
         "[gw0] PASSED tests/test_a.py::test_one ",
