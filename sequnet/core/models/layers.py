@@ -20,7 +20,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from sequnet.core.models import id_lookup
+from sequnet.core.models import id_lookup, weight_grad
 
 
 def crop_front(x: torch.Tensor, length: int, channels_last: bool = False) -> torch.Tensor:
@@ -96,6 +96,7 @@ class Conv1d(nn.Conv1d):
     input would be copied to (batch, channels, time) there and back to channels-last for cuDNN's NHWC kernels."""
 
     channels_last = False
+    mm_weight_grad = False             # see use_mm_weight_grad
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.conv(x, self.weight, self.bias)
@@ -105,6 +106,8 @@ class Conv1d(nn.Conv1d):
         its output channels)."""
         if not self.channels_last or self.padding_mode != "zeros" or isinstance(self.padding, str):
             return self._conv_forward(x, weight, bias)
+        if self.mm_weight_grad and _mm_applies(self):
+            return weight_grad.conv(x, weight, bias, self.stride[0], self.dilation[0], False)
         return F.conv2d(x.unsqueeze(2), weight.unsqueeze(2), bias, (1, *self.stride), (0, *self.padding),
                         (1, *self.dilation), self.groups).squeeze(2)
 
@@ -113,13 +116,30 @@ class ConvTranspose1d(nn.ConvTranspose1d):
     """``nn.ConvTranspose1d`` with the channels-last switch of :class:`Conv1d`."""
 
     channels_last = False
+    mm_weight_grad = False             # see use_mm_weight_grad
 
     def forward(self, x: torch.Tensor, output_size: list[int] | None = None) -> torch.Tensor:
         if not self.channels_last or output_size is not None:
             return super().forward(x, output_size)
+        if self.mm_weight_grad and _mm_applies(self):
+            return weight_grad.conv(x, self.weight, self.bias, self.stride[0], self.dilation[0], True)
         return F.conv_transpose2d(x.unsqueeze(2), self.weight.unsqueeze(2), self.bias, (1, *self.stride),
                                   (0, *self.padding), (0, *self.output_padding), self.groups,
                                   (1, *self.dilation)).squeeze(2)
+
+
+def _mm_applies(conv: nn.Module) -> bool:
+    """Whether ``conv``'s weight gradient can be taken by ``weight_grad``'s products: valid and ungrouped."""
+    return (conv.padding == (0,) and conv.groups == 1
+            and (not isinstance(conv, nn.ConvTranspose1d) or conv.output_padding == (0,)))
+
+
+def use_mm_weight_grad(model: nn.Module, flag: bool = True) -> nn.Module:
+    """Switch the channels-last convolutions of ``model`` (the audio models) to weight gradients by cuBLAS's
+    batched products instead of cuDNN's kernels (``sequnet.core.models.weight_grad``): the same gradients up to
+    rounding. Raises for a model without the switch; acts only where channels-last is on."""
+    set_switch(model, "mm_weight_grad", flag)
+    return model
 
 
 def to_channels_last(x: torch.Tensor) -> torch.Tensor:
