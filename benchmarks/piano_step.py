@@ -17,6 +17,9 @@ changed in one respect:
   (``sequnet.core.models.use_cropped_skips``, the trainer's path on a GPU: 11.7 instead of 18.0 TFLOP a step).
 * ``lookup``: the first convolution over the ids through the Triton lookup (``sequnet.core.models.id_lookup``)
   instead of ``embedding_bag``: both models have it.
+* ``mm_wgrad``: the convolutions' weight gradients by cuBLAS's batched products instead of cuDNN's kernels
+  (``sequnet.core.models.weight_grad``), float32 products in TF32 (``torch.set_float32_matmul_precision("high")``
+  for the variant, as cuDNN's convolutions are by default): both models have it.
 
     python benchmarks/piano_step.py --out results/bench/piano-step-h200.json
     python benchmarks/piano_step.py --device cpu --quick              # a smoke run on the CPU
@@ -29,6 +32,7 @@ TFLOP/s.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
 from pathlib import Path
@@ -39,7 +43,8 @@ from torch.utils.flop_counter import FlopCounterMode
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from training import build, loss_fn, make_batch, setting_for  # noqa: E402
-from sequnet.core.models import use_channels_last, use_cropped_skips, use_fused_lookup  # noqa: E402
+from sequnet.core.models import (use_channels_last, use_cropped_skips, use_fused_lookup,  # noqa: E402
+                                 use_mm_weight_grad)
 from sequnet.core.models.padding import pad_channels  # noqa: E402
 from sequnet.analysis.complexity import run_metadata, time_training_step, training_step  # noqa: E402
 from sequnet.analysis.benchmarks import write_bench  # noqa: E402
@@ -57,13 +62,27 @@ def parse(spec: str) -> dict:
          "cudnn_benchmark": "cudnn_benchmark" in words, "compile": "compile" in words or "autotune" in words,
          "compile_mode": "max-autotune-no-cudagraphs" if "autotune" in words else None,
          "foreach_adam": "foreach_adam" in words, "crop": "crop" in words,
-         "lookup": "lookup" in words, "spec": spec}
+         "lookup": "lookup" in words, "mm_wgrad": "mm_wgrad" in words, "spec": spec}
     for w in words:
         if w.startswith("features="):
             v["features"] = int(w.split("=")[1])
         if w.startswith("pad="):
             v["pad"] = int(w.split("=")[1])
     return v
+
+
+@contextlib.contextmanager
+def variant_settings(v: dict):
+    """The torch settings variant ``v`` runs under (cuDNN's autotuner; TF32 products for ``mm_wgrad``), restored
+    afterwards."""
+    matmul_precision = torch.get_float32_matmul_precision()
+    torch.backends.cudnn.benchmark = v["cudnn_benchmark"]
+    torch.set_float32_matmul_precision("high" if v["mm_wgrad"] else matmul_precision)
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.benchmark = False
+        torch.set_float32_matmul_precision(matmul_precision)
 
 
 def step_flops(model, x, y, setting, bf16: bool) -> int:
@@ -88,6 +107,8 @@ def variant_model(v: dict, device, batch: int, quick: bool):
     if v["lookup"]:
         use_fused_lookup(model)
     use_channels_last(model)
+    if v["mm_wgrad"]:
+        use_mm_weight_grad(model)
     return setting, model, *make_batch(setting, batch, device, quick)
 
 
@@ -96,16 +117,13 @@ def measure(v: dict, device, batch: int, steps: int, warmup: int, quick: bool,
     """Variant ``v``'s row; and with ``profile_steps``, its profile (:func:`profile_model`) after the timing, of the
     same model, whose compiled code the profile then reuses."""
     cuda = device.type == "cuda"
-    torch.backends.cudnn.benchmark = v["cudnn_benchmark"]
     setting, model, x, y = variant_model(v, device, batch, quick)
     flops = step_flops(model, x, y, setting, v["bf16"])      # padded: the FLOPs the GPU runs, zeros included
     t0 = time.perf_counter()
-    try:
+    with variant_settings(v):
         timing = time_training_step(model, x, y, lambda logits, target: loss_fn(setting, logits, target), steps,
                                     warmup, v["bf16"], v["compile_mode"] or v["compile"], cuda,
                                     fused_adam=False if v["foreach_adam"] else None)
-    finally:
-        torch.backends.cudnn.benchmark = False
     t = timing["time_median_s"]
     row = {**v, "batch": batch, "features": setting.hidden, "flops": flops, "tflops_per_s": flops / t / 1e12,
            "setup_and_timing_s": time.perf_counter() - t0, **timing}
@@ -163,8 +181,9 @@ KERNEL_KINDS = (
     ("convolution forward (cuDNN)", ("fprop",)),
     ("convolution data gradient (cuDNN)", ("dgrad",)),
     ("convolution weight gradient (cuDNN)", ("wgrad",)),
+    # before cuDNN's other kernels: cuBLAS's names hold "xmma" too ("sm90_xmma_gemm_..."), or are "nvjet_..."
+    ("matrix products (cuBLAS)", ("gemm", "nvjet", "cutlass")),
     ("convolution, other (cuDNN)", ("conv", "cudnn", "xmma")),
-    ("matrix products (cuBLAS)", ("gemm", "cutlass")),
     ("softmax and loss", ("softmax", "nll_loss")),
     ("Adam", ("adam", "multi_tensor")),
     ("sort and search", ("radix", "sort", "search")),
@@ -210,8 +229,7 @@ def profile_model(v: dict, setting, model, x, y, steps: int, rows: int = 40) -> 
     from torch.profiler import ProfilerActivity, profile
 
     cuda = x.device.type == "cuda"
-    torch.backends.cudnn.benchmark = v["cudnn_benchmark"]
-    try:
+    with variant_settings(v):
         step = training_step(model, x, y, lambda logits, target: loss_fn(setting, logits, target), v["bf16"],
                              v["compile_mode"] or v["compile"], fused_adam=False if v["foreach_adam"] else None)
         for _ in range(2):              # compiling, cuDNN's choices and Adam's state stay out of the table
@@ -221,8 +239,6 @@ def profile_model(v: dict, setting, model, x, y, steps: int, rows: int = 40) -> 
                 step()
             if cuda:
                 torch.cuda.synchronize(x.device)
-    finally:
-        torch.backends.cudnn.benchmark = False
     kernels = [(e.name, e.self_device_time_total) for e in prof.events() if e.device_type == DeviceType.CUDA]
     table = prof.key_averages().table(sort_by="cuda_time_total" if cuda else "self_cpu_time_total", row_limit=rows)
     return f"{kernel_summary(kernels, steps)}\n\n### operators\n{table}"

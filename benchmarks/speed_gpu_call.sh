@@ -24,7 +24,8 @@
 #         beat the one-hot products by 1.6 ms compiled; results/bench/piano-step-lookup-backward-h100.json):
 #         compiled with cuDNN's autotuner (the trainer's compiled path), the Seq-U-Net in bf16 (profiled) and
 #         TF32 (OUT/piano-step-lookup-compiled-GPU.json and its .profile.txt; about 60-100 s of compiling a
-#         variant), and Inductor's code for them (OUT/inductor-code-call3.tar.gz); then uncompiled, both models (OUT/piano-step-lookup-eager-GPU.json);
+#         variant), and Inductor's code for them (OUT/inductor-code-call3.tar.gz); then uncompiled, both models
+#         (OUT/piano-step-lookup-eager-GPU.json);
 #         then the PDL test's diagnosis of the one case where PDL and plain launches differed on the H200 (rowdot
 #         at batch 28: is the save pass itself deterministic, and which window slots part first).
 # CALL=4  the generation benchmark in bf16 at batches 1 and 64 with multi-step CUDA graphs of 16 (the default), 64
@@ -41,6 +42,17 @@
 #         autotuner off for audio since an H100 measurement in which it sped nothing up, before bf16, padding and
 #         compiling); then the Seq-U-Net's step in Inductor's max-autotune mode, which compiles for minutes
 #         (OUT/piano-step-autotune-GPU.json), with the time left.
+# CALL=7  the convolutions' weight gradients by cuBLAS's batched products (mm_wgrad, sequnet.core.models.weight_grad)
+#         against cuDNN's: in TF32 cuDNN's took 19.5 of the compiled Seq-U-Net step's 60 ms on an H100, twice its
+#         forward convolutions for the same FLOPs. First the lookup's backward alone by tile and way of summing
+#         (OUT/lookup-backward-GPU.json, about 20 s); then the Seq-U-Net's piano step compiled with cuDNN's
+#         autotuner (the trainer's compiled path), TF32 and bf16, each with and without the products, the first
+#         profiled (OUT/piano-step-mm-wgrad-compiled-GPU.json and its .profile.txt); then both models uncompiled
+#         (OUT/piano-step-mm-wgrad-eager-GPU.json); then WaveNet compiled in bf16, with and without
+#         (OUT/piano-step-mm-wgrad-wavenet-compiled-GPU.json).
+# CALL=8  the fast step's numerics against the plain float32 model (benchmarks/step_numerics.py): both models
+#         uncompiled, then the Seq-U-Net compiled, each with cuDNN's weight gradients and the products', in TF32
+#         and bf16 (OUT/step-numerics-GPU.json, OUT/step-numerics-compiled-GPU.json).
 # At 1ead015 (2026-12-05) call 2's generation benchmark, with split-K in one launch beside the rule's kernels, ran
 # past its bound (its log: results/logs/2026-12-05-h200-pdl-and-splitk1.tar.xz); that split-K was then removed and
 # the comparison above ran on its own (results/bench/generation-pdl-h200.json).
@@ -163,6 +175,29 @@ case ${CALL:-1} in
         [ "${QUICK:-0}" = 1 ] || step "piano step autotuned" 420 python3 benchmarks/piano_step.py \
             --profile-steps 0 --out "$out/piano-step-autotune-$gpu.json" \
             --variants "sequnet bf16 pad=64 autotune lookup" ;;
-    *) echo "CALL=${CALL}: expected 1 to 6" >&2; exit 2 ;;
+    7)
+        [ "${QUICK:-0}" = 1 ] || step "the lookup's backward by tile and way of summing" 60 python3 \
+            benchmarks/lookup_backward.py --out "$out/lookup-backward-$gpu.json"
+        c=" compile"; [ "${QUICK:-0}" = 1 ] && c=""
+        cb=" cudnn_benchmark"
+        export TORCHINDUCTOR_CACHE_DIR=/tmp/inductor-call7
+        step "piano step compiled, weight gradients by products and by cuDNN" 300 python3 benchmarks/piano_step.py \
+            "${quick[@]}" --out "$out/piano-step-mm-wgrad-compiled-$gpu.json" \
+            --variants "sequnet fp32 pad=64$c lookup$cb mm_wgrad" "sequnet fp32 pad=64$c lookup$cb" \
+            "sequnet bf16 pad=64$c lookup$cb mm_wgrad" "sequnet bf16 pad=64$c lookup$cb"
+        step "piano step uncompiled, weight gradients by products and by cuDNN" 120 python3 \
+            benchmarks/piano_step.py "${quick[@]}" --profile-steps 0 --out "$out/piano-step-mm-wgrad-eager-$gpu.json" \
+            --variants "sequnet fp32 pad=64 lookup mm_wgrad" "sequnet fp32 pad=64 lookup" \
+            "sequnet bf16 pad=64 lookup mm_wgrad" "sequnet bf16 pad=64 lookup" "wavenet bf16 crop lookup mm_wgrad" \
+            "wavenet bf16 crop lookup" "wavenet fp32 crop lookup mm_wgrad" "wavenet fp32 crop lookup"
+        [ "${QUICK:-0}" = 1 ] || step "WaveNet compiled, weight gradients by products and by cuDNN" 200 python3 \
+            benchmarks/piano_step.py --profile-steps 0 --out "$out/piano-step-mm-wgrad-wavenet-compiled-$gpu.json" \
+            --variants "wavenet bf16 crop compile lookup$cb mm_wgrad" "wavenet bf16 crop compile lookup$cb" ;;
+    8)
+        step "numerics of the fast step, uncompiled" 120 python3 benchmarks/step_numerics.py "${quick[@]}" \
+            --compile off --out "$out/step-numerics-$gpu.json"
+        [ "${QUICK:-0}" = 1 ] || step "numerics of the fast step, compiled" 300 python3 benchmarks/step_numerics.py \
+            --archs sequnet --compile on --out "$out/step-numerics-compiled-$gpu.json" ;;
+    *) echo "CALL=${CALL}: expected 1 to 8" >&2; exit 2 ;;
 esac
 exit $status

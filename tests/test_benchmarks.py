@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "benchmarks" / "training.py"
@@ -445,6 +446,32 @@ def test_piano_step_sums_the_profiled_kernels_by_kind_per_step():
     assert "| `sm90_xmma_fprop_implicit_gemm_bf16` | convolution forward (cuDNN) | 3.000 | 1 |" in text
     assert text.count("| `") == 3
     assert piano_step.kernel_summary([], steps=3).startswith("No GPU kernels")
+
+
+def test_piano_step_counts_cublas_kernels_as_matrix_products():
+    """The weight gradients by products (``mm_wgrad``) run cuBLAS's kernels, whose names hold "xmma" as cuDNN's
+    do, or are nvjet's."""
+    piano_step = benchmark_module("piano_step")
+    for name in ("nvjet_tst_128x192_64x4_1x2_h_bz_coopA_TNT", "sm90_xmma_gemm_f32f32_tf32f32_f32_tn_n_tilesize128x128",
+                 "cutlass_80_tensorop_s1688gemm_128x128_16x3_nt_align4"):
+        assert piano_step.kernel_kind(name) == "matrix products (cuBLAS)", name
+    assert piano_step.kernel_kind("sm90_xmma_wgrad_indexed_implicit_gemm") == "convolution weight gradient (cuDNN)"
+    assert piano_step.kernel_kind("cudnn::engines_precompiled::convertTensor_kernel") == "convolution, other (cuDNN)"
+
+
+def test_piano_step_runs_the_weight_gradients_by_products_and_restores_the_precision(tmp_path):
+    out = tmp_path / "step.json"
+    subprocess.run([sys.executable, str(REPO / "benchmarks" / "piano_step.py"), "--device", "cpu", "--quick",
+                    "--steps", "1", "--warmup", "1", "--profile-steps", "0", "--out", str(out), "--variants",
+                    "sequnet fp32 mm_wgrad", "wavenet fp32 crop mm_wgrad"], check=True, capture_output=True,
+                   text=True, timeout=300)
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["mm_wgrad"] for r in rows] == [True, True] and not any("error" in r for r in rows)
+    piano_step = benchmark_module("piano_step")
+    before = torch.get_float32_matmul_precision()
+    with piano_step.variant_settings(piano_step.parse("sequnet fp32 mm_wgrad")):
+        assert torch.get_float32_matmul_precision() == "high"
+    assert torch.get_float32_matmul_precision() == before
 
 
 def test_piano_step_variants_name_the_compile_mode():

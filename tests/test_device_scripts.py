@@ -70,9 +70,9 @@ def test_gpu_suite_stops_at_once_on_a_mirror_that_lacks_registered_files(tmp_pat
 def test_speed_call_dry_run_measures_both_launches_and_bounds_its_steps(tmp_path, data_mirror):
     """benchmarks/speed_gpu_call.sh as a CPU dry run (QUICK=1): call 2's generation benchmark (PDL and the step
     kernels, each on and off) and piano step, call 3's piano steps (the lookup's three backwards, compiled and not),
-    call 4's graph lengths, call 5's start in the head and call 6's cuDNN autotuner, run with the flags the GPU call
-    will pass and write their JSON; a step that cannot get 30 s of the call is skipped and makes the exit status 4;
-    an unknown call is refused."""
+    call 4's graph lengths, call 5's start in the head, call 6's cuDNN autotuner, call 7's weight gradients by
+    products and call 8's numerics, run with the flags the GPU call will pass and write their JSON; a step that
+    cannot get 30 s of the call is skipped and makes the exit status 4; an unknown call is refused."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     (bin_dir / "python3").write_text(f"#!/usr/bin/env bash\nexec {sys.executable} \"$@\"\n")   # a venv's own
@@ -135,9 +135,27 @@ def test_speed_call_dry_run_measures_both_launches_and_bounds_its_steps(tmp_path
     rows = json.loads((tmp_path / "out5" / "generation-start-in-head-cpu.json").read_text())["rows"]
     assert sorted((r["model"], r["batch"], r["dtype"], r["start_in_head"]) for r in rows) == sorted(
         (m, b, d, False) for m in ("sequnet", "wavenet") for b in (1, 64) for d in ("bfloat16", "float32"))
-    unknown = subprocess.run(script + [str(tmp_path / "unknown")], cwd=REPO, env=dict(env, CALL="7"),
+    # call 7: the weight gradients by products and by cuDNN, each model uncompiled in a dry run
+    done = subprocess.run(script + [str(tmp_path / "out7")], cwd=REPO, env=dict(env, CALL="7", CALL_S="300"),
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    steps = json.loads((tmp_path / "out7" / "piano-step-mm-wgrad-compiled-cpu.json").read_text())["rows"]
+    assert [(r["bf16"], r["mm_wgrad"], r["cudnn_benchmark"]) for r in steps] == [
+        (False, True, True), (False, False, True), (True, True, True), (True, False, True)]
+    steps = json.loads((tmp_path / "out7" / "piano-step-mm-wgrad-eager-cpu.json").read_text())["rows"]
+    assert [(r["arch"], r["mm_wgrad"]) for r in steps] == [(a, m) for a in ("sequnet", "sequnet", "wavenet",
+                                                                              "wavenet") for m in (True, False)]
+    assert not any("error" in r for r in steps)
+    # call 8: the numerics, uncompiled in a dry run
+    done = subprocess.run(script + [str(tmp_path / "out8")], cwd=REPO, env=dict(env, CALL="8", CALL_S="300"),
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    rows = json.loads((tmp_path / "out8" / "step-numerics-cpu.json").read_text())["rows"]
+    assert {(r["arch"], r["mm_wgrad"], r["mode"]) for r in rows} == {
+        (a, m, mode) for a in ("sequnet", "wavenet") for m in (False, True) for mode in ("tf32", "bf16")}
+    unknown = subprocess.run(script + [str(tmp_path / "unknown")], cwd=REPO, env=dict(env, CALL="9"),
                              capture_output=True, text=True, timeout=120)
-    assert unknown.returncode == 2 and "CALL=7: expected 1 to 6" in unknown.stderr
+    assert unknown.returncode == 2 and "CALL=9: expected 1 to 8" in unknown.stderr
 
 
 def test_gpu_suite_rest_runs_only_what_a_cut_short_log_did_not_finish(tmp_path):

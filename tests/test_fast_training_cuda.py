@@ -11,7 +11,8 @@ import torch.nn.functional as F
 
 import sequnet
 from sequnet.analysis.complexity import layout_conversions, training_step
-from sequnet.core.models import fused_gate, id_lookup, use_channels_last, use_fused_gate, use_fused_lookup
+from sequnet.core.models import (fused_gate, id_lookup, use_channels_last, use_fused_gate, use_fused_lookup,
+                                 use_mm_weight_grad)
 from sequnet.core.models.layers import input_conv, to_channels_last
 from sequnet.core.triton_guard import use_triton
 from test_fast_training import _is_time_major, _layout_probe, _resnet
@@ -121,8 +122,9 @@ def _paper_piano(batch: int, arch: str = "sequnet"):
 
 
 @pytest.mark.parametrize("switches", [[use_fused_gate], [use_channels_last], [use_channels_last, use_fused_gate],
-                                      [use_fused_lookup], [use_channels_last, use_fused_gate, use_fused_lookup]],
-                         ids=["fused", "channels-last", "both", "lookup", "all"])
+                                      [use_fused_lookup], [use_channels_last, use_fused_gate, use_fused_lookup],
+                                      [use_channels_last, use_mm_weight_grad]],
+                         ids=["fused", "channels-last", "both", "lookup", "all", "mm-weight-grad"])
 @pytest.mark.parametrize("arch", ["sequnet", "wavenet"])
 def test_switched_paper_piano_model_computes_the_same(switches, arch, exact_float32):
     model, ids, target = _paper_piano(batch=1, arch=arch)
@@ -179,6 +181,30 @@ def test_padded_paper_piano_model_trains_the_same(exact_float32):
     for name, g in grads.items():
         assert _relative_error(logical[name], g) < 1e-4, (name, _relative_error(logical[name], g))
         assert not padded[name][real[name] == 0].any(), f"{name}: the padding has a gradient"
+
+
+# The fast step against the plain float32 model (sequnet.analysis.step_numerics), the bounds held: the loss within
+# 1e-3 (TF32) or 1e-2 (bf16) of the reference's, all gradients together within 1e-2 or 1e-1, and no parameter's
+# gradient turned by more than cos = 0.999 or 0.98. A wrong tap, channel or time offset anywhere gives errors of
+# order 1; bf16's rounding (8 bits) a few per cent (results/bench/step-numerics-*.json has the figures).
+NUMERICS_BOUNDS = {"tf32": (1e-3, 1e-2, 0.999), "bf16": (1e-2, 1e-1, 0.98)}
+
+
+@pytest.mark.parametrize("compile_", [False, True], ids=["eager", "compiled"])
+@pytest.mark.parametrize("mm", [False, True], ids=["cudnn-wgrad", "mm-wgrad"])
+@pytest.mark.parametrize("arch", ["sequnet", "wavenet"])
+def test_fast_piano_step_stays_near_the_plain_float32_model(arch, mm, compile_):
+    from sequnet.analysis.step_numerics import fast_step_errors
+    if compile_ and arch == "wavenet":
+        pytest.skip("WaveNet's two compiles take minutes: benchmarks/step_numerics.py measures it compiled")
+    model, ids, target = _paper_piano(batch=1, arch=arch)
+    errors = fast_step_errors(model, ids, target, lambda lg, t: F.cross_entropy(lg[..., -t.shape[-1]:], t),
+                              compile_=compile_, mm_weight_grad=mm)
+    for mode, (loss_bound, grad_bound, cos_bound) in NUMERICS_BOUNDS.items():
+        e = errors[mode]
+        assert e["loss_relative_error"] < loss_bound, (mode, e)
+        assert e["gradient_relative_error"] < grad_bound, (mode, e)
+        assert e["least_cosine"] > cos_bound, (mode, e)
 
 
 def test_channels_last_layout_holds_on_the_gpu():

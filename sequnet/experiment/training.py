@@ -95,26 +95,31 @@ def build(config: RunConfig, device: torch.device) -> tuple[nn.Module, torch.opt
     torch.manual_seed(config.seed)
     model = build_model(config.setting).to(device)
     if uses_fast_kernels(config, device, model):
-        # before the optimizer: padding and the switch replace or move the convolution weights
-        if isinstance(getattr(model, "body", None), ResSeqUNet):
-            pad_channels(model, CHANNEL_MULTIPLE)
-        use_channels_last(model)
-        if has_switch(model, "fused_gate") and not config.compile:     # compiled, Inductor fuses the gate
-            use_fused_gate(model)
-        # The Triton lookup of the first convolution (id_lookup: its backward sums the positions sorted by id)
-        # saved time in every mode measured (H100, piano_step.py, 2026-12-05: the Seq-U-Net eager 47.98 -> 46.54 ms
-        # a step in bf16, 68.93 -> 68.14 in float32; compiled 33.52 -> 29.79 in bf16, 62.89 -> 60.72 in float32;
-        # WaveNet eager 200.48 -> 200.00 in bf16; results/bench/piano-step-lookup-*-h100.json)
-        if has_switch(model, "fused_lookup"):
-            use_fused_lookup(model)
-        if has_switch(model, "crop_skips"):
-            use_cropped_skips(model)
+        use_fast_kernels(model, config.compile)     # before the optimizer: they replace or move the weights
     # Adam's fused CUDA kernel: the same update in one launch per step instead of one per parameter group op
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, fused=device.type == "cuda")
     return model, optimizer
 
 
 CHANNEL_MULTIPLE = 64     # the piano Seq-U-Net's 180 channels train stored as 192 (benchmarks/piano_step.py)
+
+
+def use_fast_kernels(model: nn.Module, compile_: bool = False) -> nn.Module:
+    """Switch an audio model to the trainer's GPU path in place (see :func:`uses_fast_kernels`): padding,
+    channels-last, the fused gate (uncompiled), the Triton lookup and cropped skips where the model has them.
+    Call it before building the optimizer: padding and channels-last replace or move the convolution weights."""
+    if isinstance(getattr(model, "body", None), ResSeqUNet):
+        pad_channels(model, CHANNEL_MULTIPLE)
+    use_channels_last(model)
+    if has_switch(model, "fused_gate") and not compile_:     # compiled, Inductor fuses the gate
+        use_fused_gate(model)
+    # the Triton lookup of the first convolution saved time in every mode measured (H100, 2026-12-05: compiled
+    # bf16 33.52 -> 29.79 ms a step, float32 62.89 -> 60.72; results/bench/piano-step-lookup-*-h100.json)
+    if has_switch(model, "fused_lookup"):
+        use_fused_lookup(model)
+    if has_switch(model, "crop_skips"):
+        use_cropped_skips(model)
+    return model
 
 
 def uses_fast_kernels(config: RunConfig, device: torch.device, model: nn.Module) -> bool:

@@ -145,3 +145,13 @@ def unpad_channels(model: nn.Module) -> nn.Module:
         _restore(body, body.stored_features, False)
         body.channel_padding, body.padding_zeros = 0, 0
     return model
+
+
+def logical_tensors(model: nn.Module, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``tensors`` keyed by ``model``'s parameter names (its gradients, say) in the paper's unpadded shapes, as
+    ``state_dict`` gives the parameters themselves; for a model without padding, ``tensors`` as they are."""
+    out = dict(tensors)
+    body = model.body if isinstance(model, OneHotModel) else model
+    if isinstance(body, ResSeqUNet):
+        _state_dict_hook(body, out, "body." if body is not model else "", None)
+    return out
