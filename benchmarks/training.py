@@ -39,7 +39,7 @@ from sequnet.core.losses import cross_entropy  # noqa: E402
 from sequnet.analysis.complexity import run_metadata, time_training_step, training_step  # noqa: E402
 from sequnet.core.models import ResSeqUNet, use_channels_last, use_cropped_skips, use_fused_gate  # noqa: E402
 from sequnet.core.models.padding import pad_channels  # noqa: E402
-from sequnet.experiment.training import CHANNEL_MULTIPLE  # noqa: E402
+from sequnet.experiment.fast_path import CHANNEL_MULTIPLE  # noqa: E402
 from sequnet.experiment.records import PAPER_TABLE1  # noqa: E402
 from sequnet.analysis.benchmarks import write_bench  # noqa: E402
 

@@ -345,7 +345,7 @@ def test_generation_from_a_switched_model_is_unchanged():
 
 
 def test_trainer_switches_only_audio_models_on_a_gpu():
-    from sequnet.experiment import training
+    from sequnet.experiment import fast_path, training
     from sequnet.experiment.scales import deviations, resolve
 
     gpu, cpu = torch.device("cuda"), torch.device("cpu")
@@ -353,11 +353,11 @@ def test_trainer_switches_only_audio_models_on_a_gpu():
     wavenet = resolve("piano_audio", "wavenet", "smoke", device="cpu")
     char = resolve("char_ptb", "sequnet", "smoke", device="cpu")
     models = {c.arch + c.task: sequnet.build_model(c.setting) for c in (piano, wavenet, char)}
-    assert training.uses_fast_kernels(piano, gpu, models["sequnetpiano_audio"])
-    assert training.uses_fast_kernels(wavenet, gpu, models["wavenetpiano_audio"])
-    assert not training.uses_fast_kernels(piano, cpu, models["sequnetpiano_audio"])
-    assert not training.uses_fast_kernels(char, gpu, models["sequnetchar_ptb"])
-    assert not training.uses_fast_kernels(piano.replace(fast_kernels=False), gpu, models["sequnetpiano_audio"])
+    assert fast_path.uses_fast_kernels(piano, gpu, models["sequnetpiano_audio"])
+    assert fast_path.uses_fast_kernels(wavenet, gpu, models["wavenetpiano_audio"])
+    assert not fast_path.uses_fast_kernels(piano, cpu, models["sequnetpiano_audio"])
+    assert not fast_path.uses_fast_kernels(char, gpu, models["sequnetchar_ptb"])
+    assert not fast_path.uses_fast_kernels(piano.replace(fast_kernels=False), gpu, models["sequnetpiano_audio"])
     # on the CPU the trainer builds the plain model
     model, _ = training.build(piano, cpu)
     assert not any(getattr(m, "channels_last", False) or getattr(m, "fused_gate", False) for m in model.modules())

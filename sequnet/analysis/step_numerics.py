@@ -1,6 +1,6 @@
 """How far the trainer's fast piano step computes from the plain float32 model: its loss and its gradients.
 
-The fast step (``sequnet.experiment.training.use_fast_kernels``: channels padded, channels-last, the fused gate or
+The fast step (``sequnet.experiment.fast_path.use_fast_kernels``: channels padded, channels-last, the fused gate or
 Inductor's, the Triton lookup, WaveNet's cropped skips, optionally the weight gradients by products) runs in
 bf16 autocast or in float32 with TF32 convolutions and products; the reference is the unswitched model in full
 float32 (no TF32) on the same batch and weights. The errors are relative: ``|a - b| / |b|`` for the loss, and
@@ -19,7 +19,7 @@ import torch.nn as nn
 
 from sequnet.core.models import use_mm_weight_grad
 from sequnet.core.models.padding import logical_tensors
-from sequnet.experiment.training import use_fast_kernels
+from sequnet.experiment.fast_path import use_fast_kernels
 
 MODES = ("fp32", "tf32", "bf16")        # full float32; TF32 convolutions and products; bf16 autocast over TF32
 

@@ -1,0 +1,45 @@
+"""The trainer's GPU path for the audio models: which runs take it, and the switches it sets on a model.
+
+Channels padded (the residual Seq-U-Net's 180 to 192), channels-last activations, the fused gate (uncompiled;
+compiled, Inductor fuses it), the Triton lookup of the first convolution and WaveNet's cropped skips: each computes
+the same model, and each was measured faster on a GPU (``benchmarks/piano_step.py``, ``results/bench/``).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from sequnet.core.models import (ResSeqUNet, use_channels_last, use_cropped_skips, use_fused_gate,
+                                 use_fused_lookup)
+from sequnet.core.models.layers import has_switch
+from sequnet.core.models.padding import pad_channels
+from sequnet.experiment.scales import RunConfig
+
+CHANNEL_MULTIPLE = 64     # the piano Seq-U-Net's 180 channels train stored as 192 (benchmarks/piano_step.py)
+
+
+def use_fast_kernels(model: nn.Module, compile_: bool = False) -> nn.Module:
+    """Switch an audio model to the trainer's GPU path in place (see :func:`uses_fast_kernels`): padding,
+    channels-last, the fused gate (uncompiled), the Triton lookup and cropped skips where the model has them.
+    Call it before building the optimizer: padding and channels-last replace or move the convolution weights."""
+    if isinstance(getattr(model, "body", None), ResSeqUNet):
+        pad_channels(model, CHANNEL_MULTIPLE)
+    use_channels_last(model)
+    if has_switch(model, "fused_gate") and not compile_:     # compiled, Inductor fuses the gate
+        use_fused_gate(model)
+    # the Triton lookup of the first convolution saved time in every mode measured (H100, 2026-12-05: compiled
+    # bf16 33.52 -> 29.79 ms a step, float32 62.89 -> 60.72; results/bench/piano-step-lookup-*-h100.json)
+    if has_switch(model, "fused_lookup"):
+        use_fused_lookup(model)
+    if has_switch(model, "crop_skips"):
+        use_cropped_skips(model)
+    return model
+
+
+def uses_fast_kernels(config: RunConfig, device: torch.device, model: nn.Module) -> bool:
+    """Whether the model runs with channels-last activations (and the fused gate where it has one, uncompiled, and
+    the Triton lookup of its first convolution; WaveNet's skips cropped to the output,
+    and the residual Seq-U-Net's channels padded to a multiple of CHANNEL_MULTIPLE): asked for, on a GPU, and a
+    model with the switch (the audio models). On the CPU the switches buy nothing and the default layout keeps
+    float64 checks exact."""
+    return config.fast_kernels and device.type == "cuda" and has_switch(model, "channels_last")
