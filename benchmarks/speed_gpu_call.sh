@@ -44,12 +44,12 @@
 #         (OUT/piano-step-autotune-GPU.json), with the time left.
 # CALL=7  the convolutions' weight gradients by cuBLAS's batched products (mm_wgrad, sequnet.core.models.weight_grad)
 #         against cuDNN's: in TF32 cuDNN's took 19.5 of the compiled Seq-U-Net step's 60 ms on an H100, twice its
-#         forward convolutions for the same FLOPs. First the lookup's backward alone by tile and way of summing
-#         (OUT/lookup-backward-GPU.json, about 20 s); then the Seq-U-Net's piano step compiled with cuDNN's
+#         forward convolutions for the same FLOPs. First the Seq-U-Net's piano step compiled with cuDNN's
 #         autotuner (the trainer's compiled path), TF32 and bf16, each with and without the products, the first
 #         profiled (OUT/piano-step-mm-wgrad-compiled-GPU.json and its .profile.txt); then both models uncompiled
-#         (OUT/piano-step-mm-wgrad-eager-GPU.json); then WaveNet compiled in bf16, with and without
-#         (OUT/piano-step-mm-wgrad-wavenet-compiled-GPU.json).
+#         (OUT/piano-step-mm-wgrad-eager-GPU.json); then the lookup's backward alone by tile and way of summing
+#         (OUT/lookup-backward-GPU.json, about 20 s); then WaveNet compiled in bf16, with and without
+#         (OUT/piano-step-mm-wgrad-wavenet-compiled-GPU.json). Most valuable first: a short call keeps the pairs.
 # CALL=8  the fast step's numerics against the plain float32 model (benchmarks/step_numerics.py): both models
 #         uncompiled, then the Seq-U-Net compiled, each with cuDNN's weight gradients and the products', in TF32
 #         and bf16 (OUT/step-numerics-GPU.json, OUT/step-numerics-compiled-GPU.json).
@@ -176,8 +176,6 @@ case ${CALL:-1} in
             --profile-steps 0 --out "$out/piano-step-autotune-$gpu.json" \
             --variants "sequnet bf16 pad=64 autotune lookup" ;;
     7)
-        [ "${QUICK:-0}" = 1 ] || step "the lookup's backward by tile and way of summing" 60 python3 \
-            benchmarks/lookup_backward.py --out "$out/lookup-backward-$gpu.json"
         c=" compile"; [ "${QUICK:-0}" = 1 ] && c=""
         cb=" cudnn_benchmark"
         export TORCHINDUCTOR_CACHE_DIR=/tmp/inductor-call7
@@ -190,6 +188,8 @@ case ${CALL:-1} in
             --variants "sequnet fp32 pad=64 lookup mm_wgrad" "sequnet fp32 pad=64 lookup" \
             "sequnet bf16 pad=64 lookup mm_wgrad" "sequnet bf16 pad=64 lookup" "wavenet bf16 crop lookup mm_wgrad" \
             "wavenet bf16 crop lookup" "wavenet fp32 crop lookup mm_wgrad" "wavenet fp32 crop lookup"
+        [ "${QUICK:-0}" = 1 ] || step "the lookup's backward by tile and way of summing" 60 python3 \
+            benchmarks/lookup_backward.py --out "$out/lookup-backward-$gpu.json"
         [ "${QUICK:-0}" = 1 ] || step "WaveNet compiled, weight gradients by products and by cuDNN" 200 python3 \
             benchmarks/piano_step.py --profile-steps 0 --out "$out/piano-step-mm-wgrad-wavenet-compiled-$gpu.json" \
             --variants "wavenet bf16 crop compile lookup$cb mm_wgrad" "wavenet bf16 crop compile lookup$cb" ;;
