@@ -11,10 +11,11 @@ convolution (weight (in, out, k)) the roles swap: ``X_b^T @ dY_b[j : j + s (n - 
 bias gradients stay cuDNN's (``aten.convolution_backward`` with the weight left out).
 
 Why: in float32 (TF32) cuDNN's weight gradients of the piano Seq-U-Net took 19.5 ms of its 60 ms compiled step on
-an H100, twice the forward convolutions' 8.6 ms for the same FLOPs (``piano-step-cudnn-benchmark-h100.profile.txt``
-in ``results/logs/2026-12-05d-*``). The products run in the precision cuBLAS is allowed for float32 matrices
-(``torch.set_float32_matmul_precision``): ``"high"`` gives TF32, as cuDNN's convolutions have by default, and the
-step benchmark sets it with the switch. In 16-bit the partial products are summed in float32, as cuDNN does.
+an H100, 2.3 times the forward convolutions' 8.6 ms for the same FLOPs
+(``piano-step-cudnn-benchmark-h100.profile.txt`` in ``results/logs/2026-12-05d-*``). The products run in the
+precision cuBLAS is allowed for float32 matrices (``torch.set_float32_matmul_precision``): ``"high"`` gives TF32,
+as cuDNN's convolutions have by default, and the step benchmark sets it with the switch. In 16-bit the partial
+products are summed in float32, as cuDNN does.
 """
 from __future__ import annotations
 
