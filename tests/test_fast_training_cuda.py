@@ -185,9 +185,12 @@ def test_padded_paper_piano_model_trains_the_same(exact_float32):
 
 # The fast step against the plain float32 model (sequnet.analysis.step_numerics), the bounds held: the loss within
 # 1e-3 (TF32) or 1e-2 (bf16) of the reference's, all gradients together within 1e-2 or 1e-1, and no parameter's
-# gradient turned by more than cos = 0.999 or 0.98. A wrong tap, channel or time offset anywhere gives errors of
-# order 1; bf16's rounding (8 bits) a few per cent (results/bench/step-numerics-*.json has the figures).
-NUMERICS_BOUNDS = {"tf32": (1e-3, 1e-2, 0.999), "bf16": (1e-2, 1e-1, 0.98)}
+# gradient turned by more than cos = 0.999 or 0.9. A wrong tap, channel or time offset anywhere gives errors of
+# order 1. bf16's rounding (8 bits) gave a few per cent on the CPU's small models (2026-12-06: gradients 4e-3 for
+# the Seq-U-Net, 3.7e-2 for WaveNet, whose worst bias was 11 % off at cos 0.995), so its per-parameter bound is
+# loose; TF32 runs the same code paths with a tight one. The bounds are set ahead of a GPU measurement
+# (benchmarks/step_numerics.py writes the figures).
+NUMERICS_BOUNDS = {"tf32": (1e-3, 1e-2, 0.999), "bf16": (1e-2, 1e-1, 0.9)}
 
 
 @pytest.mark.parametrize("compile_", [False, True], ids=["eager", "compiled"])
