@@ -11,6 +11,7 @@ import torch.nn.functional as F
 
 import sequnet
 from sequnet.analysis.complexity import layout_conversions, training_step
+from sequnet.analysis.step_numerics import fast_step_errors
 from sequnet.core.models import (fused_gate, id_lookup, use_channels_last, use_fused_gate, use_fused_lookup,
                                  use_mm_weight_grad)
 from sequnet.core.models.layers import input_conv, to_channels_last
@@ -163,7 +164,7 @@ def test_fused_lookup_under_bf16_autocast_matches_embedding_bag(arch):
 def test_padded_paper_piano_model_trains_the_same(exact_float32):
     """The trainer's layout (channels padded 180 -> 192, channels-last, fused gate) against the plain float32
     model: the same loss, the same gradients for the paper's parameters, exactly zero ones for the padding."""
-    from sequnet.core.models.padding import _load_hook, _state_dict_hook, pad_channels
+    from sequnet.core.models.padding import _load_hook, logical_tensors, pad_channels
     model, ids, target = _paper_piano(batch=1)
     twin = use_fused_gate(use_channels_last(pad_channels(copy.deepcopy(model), 64)))
     assert twin.body.stored_features == 192
@@ -174,8 +175,7 @@ def test_padded_paper_piano_model_trains_the_same(exact_float32):
                                        torch.autograd.grad(loss, list(m.parameters()))))))
     (loss, grads), (loss2, padded) = results
     torch.testing.assert_close(loss2, loss, rtol=1e-5, atol=0)
-    logical = dict(padded)
-    _state_dict_hook(twin.body, logical, "body.", None)        # the padded gradients cut back to the paper's shapes
+    logical = logical_tensors(twin, padded)                     # the padded gradients cut back to the paper's shapes
     real = {name: torch.ones_like(g) for name, g in grads.items()}
     _load_hook(twin.body, real, "body.")                        # 1 where a padded tensor holds a paper parameter
     for name, g in grads.items():
@@ -197,7 +197,6 @@ NUMERICS_BOUNDS = {"tf32": (1e-3, 1e-2, 0.999), "bf16": (1e-2, 1e-1, 0.9)}
 @pytest.mark.parametrize("mm", [False, True], ids=["cudnn-wgrad", "mm-wgrad"])
 @pytest.mark.parametrize("arch", ["sequnet", "wavenet"])
 def test_fast_piano_step_stays_near_the_plain_float32_model(arch, mm, compile_):
-    from sequnet.analysis.step_numerics import fast_step_errors
     if compile_ and arch == "wavenet":
         pytest.skip("WaveNet's two compiles take minutes: benchmarks/step_numerics.py measures it compiled")
     model, ids, target = _paper_piano(batch=1, arch=arch)

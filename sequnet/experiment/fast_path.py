@@ -19,8 +19,9 @@ CHANNEL_MULTIPLE = 64     # the piano Seq-U-Net's 180 channels train stored as 1
 
 
 def use_fast_kernels(model: nn.Module, compile_: bool = False) -> nn.Module:
-    """Switch an audio model to the trainer's GPU path in place (see :func:`uses_fast_kernels`): padding,
-    channels-last, the fused gate (uncompiled), the Triton lookup and cropped skips where the model has them.
+    """Switch an audio model to the trainer's GPU path in place: the residual Seq-U-Net's channels padded to a
+    multiple of CHANNEL_MULTIPLE, channels-last, the fused gate (uncompiled), the Triton lookup and WaveNet's
+    cropped skips, each where the model has it.
     Call it before building the optimizer: padding and channels-last replace or move the convolution weights."""
     if isinstance(getattr(model, "body", None), ResSeqUNet):
         pad_channels(model, CHANNEL_MULTIPLE)
@@ -37,9 +38,7 @@ def use_fast_kernels(model: nn.Module, compile_: bool = False) -> nn.Module:
 
 
 def uses_fast_kernels(config: RunConfig, device: torch.device, model: nn.Module) -> bool:
-    """Whether the model runs with channels-last activations (and the fused gate where it has one, uncompiled, and
-    the Triton lookup of its first convolution; WaveNet's skips cropped to the output,
-    and the residual Seq-U-Net's channels padded to a multiple of CHANNEL_MULTIPLE): asked for, on a GPU, and a
-    model with the switch (the audio models). On the CPU the switches buy nothing and the default layout keeps
+    """Whether the trainer switches the model to this path (:func:`use_fast_kernels`): asked for, on a GPU, and a
+    model with the switches (the audio models). On the CPU the switches buy nothing and the default layout keeps
     float64 checks exact."""
     return config.fast_kernels and device.type == "cuda" and has_switch(model, "channels_last")

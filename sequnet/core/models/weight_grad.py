@@ -59,7 +59,7 @@ def weight_grad(x: torch.Tensor, grad: torch.Tensor, k: int, stride: int, dilati
 
 
 def _bmm(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    if a.dtype == torch.float32 or a.dtype == torch.float64:
+    if a.dtype in (torch.float32, torch.float64):
         return torch.bmm(a, b)
     if a.is_cuda:
         return torch.bmm(a, b, out_dtype=torch.float32)       # 16-bit products summed in float32
