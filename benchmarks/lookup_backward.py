@@ -8,7 +8,13 @@ would take about 0.34 ms. Each program gathers the rows of one class's positions
 sums them (``--reduce``) over the positions of each gathered tile at once or into one accumulator reduced at the
 end. Each variant's result is checked against the library's default before it is timed.
 
+``--ids`` says whose ids: ``synthetic`` (uniform, a fraction ``--silence`` of them silence) or ``piano``
+(windows of the registered piano recordings' training audio, mu-law, as the trainer reads them). The kernel's
+time depends on them: a class's sorted positions are its reads, and in real audio a class's positions often lie
+next to each other, so that neighbouring reads share rows.
+
     python benchmarks/lookup_backward.py --out results/bench/lookup-backward-h100.json
+    python benchmarks/lookup_backward.py --ids synthetic piano --out results/bench/lookup-backward-h100.json
     python benchmarks/lookup_backward.py --quick --out /tmp/x.json   # small shapes (Triton's interpreter on a CPU)
 """
 from __future__ import annotations
@@ -51,6 +57,39 @@ def make_inputs(batch: int, length: int, channels: int, k: int, classes: int, si
     return ids.to(device), grad.to(device)
 
 
+def piano_ids(batch: int, length: int) -> torch.Tensor:
+    """``batch`` windows of ``length`` mu-law ids from the registered piano pieces' training audio (the data
+    mirror, SEQUNET_DATA_MIRROR, or the registry), at positions drawn with a fixed seed."""
+    from sequnet.data.audio import load_audio_corpus
+    audio = torch.cat([piece.long() for piece in load_audio_corpus().train.values()])
+    if audio.numel() < length:
+        raise ValueError(f"the piano training audio has {audio.numel()} samples, fewer than a window of {length}")
+    g = torch.Generator(device="cpu").manual_seed(0)
+    starts = torch.randint(0, audio.numel() - length + 1, (batch,), generator=g).tolist()
+    return torch.stack([audio[s:s + length] for s in starts])
+
+
+def time_sorted(ids, grad, k, classes, source, tiles, warps_list, reduces, device, reps) -> list[dict]:
+    """A row for each way of summing, tile and warps of the sorted backward on ``ids``, each checked against the
+    library's default first (float32 sums in another order)."""
+    expected = id_lookup.table_grad_sorted(ids, grad, k, classes)
+    rows = []
+    for reduce in reduces:
+        for tile in tiles:
+            for warps in warps_list:
+                def run():
+                    return id_lookup.table_grad_sorted(ids, grad, k, classes, tile=tile, warps=warps, reduce=reduce)
+                torch.testing.assert_close(run(), expected, rtol=1e-4, atol=1e-3)
+                t = timed(run, device, reps)
+                default = (tile, warps, reduce) == (id_lookup.SORT_TILE, id_lookup.SORT_WARPS, id_lookup.SORT_REDUCE)
+                rows.append({"kind": "sorted", "ids": source, "tile": list(tile), "warps": warps, "reduce": reduce,
+                             "default": default, "time_median_s": t,
+                             "gradient_bytes": grad.numel() * grad.element_size()})
+                print(f"{source:9s} sorted {reduce:4s} {tile[0]:3d}x{tile[1]:<3d} {warps} warps "
+                      f"{t * 1e3:8.3f} ms", flush=True)
+    return rows
+
+
 def timed(fn, device, reps: int) -> float:
     """Median seconds of ``fn``: triton.testing.do_bench on a GPU (it clears the L2 cache between calls), a
     wall clock on a CPU."""
@@ -72,7 +111,9 @@ def main(argv=None) -> int:
     ap.add_argument("--warps", nargs="+", type=int, default=[4, 8])
     ap.add_argument("--reduce", nargs="+", choices=["each", "once"], default=["each", "once"],
                     help="how a program sums its positions (id_lookup.SORT_REDUCE)")
-    ap.add_argument("--silence", type=float, default=0.3, help="fraction of the ids in the silence class")
+    ap.add_argument("--silence", type=float, default=0.3, help="fraction of the synthetic ids in the silence class")
+    ap.add_argument("--ids", nargs="+", choices=["synthetic", "piano"], default=["synthetic"],
+                    help="whose ids: uniform with silence, or windows of the piano training audio")
     ap.add_argument("--reps", type=int, default=20)
     ap.add_argument("--quick", action="store_true", help="small shapes (for a CPU run in Triton's interpreter)")
     ap.add_argument("--out", type=Path, required=True)
@@ -83,34 +124,25 @@ def main(argv=None) -> int:
     device = torch.device(a.device)
     # the piano Seq-U-Net's training shape: batch 16, 36,857 input samples, 180 channels stored as 192, k = 5
     batch, length, channels, k, classes = (2, 300, 200, 5, 256) if a.quick else (16, 36857, 192, 5, 256)
-    ids, grad = make_inputs(batch, length, channels, k, classes, a.silence, device, torch.bfloat16)
-    if not id_lookup.fusable(ids, grad, grad.dtype):
+    synthetic, grad = make_inputs(batch, length, channels, k, classes, a.silence, device, torch.bfloat16)
+    if not id_lookup.fusable(synthetic, grad, grad.dtype):
         ap.error(f"the Triton lookup cannot run on {device} (a CUDA GPU, or Triton's interpreter on a CPU)")
-    expected = id_lookup.table_grad_sorted(ids, grad, k, classes)
     rows = []
-    for reduce in a.reduce:
-        for tile in tiles:
-            for warps in a.warps:
-                def run():
-                    return id_lookup.table_grad_sorted(ids, grad, k, classes, tile=tile, warps=warps, reduce=reduce)
-                torch.testing.assert_close(run(), expected, rtol=1e-4, atol=1e-3)   # float32 sums in another order
-                t = timed(run, device, a.reps)
-                default = (tile, warps, reduce) == (id_lookup.SORT_TILE, id_lookup.SORT_WARPS, id_lookup.SORT_REDUCE)
-                rows.append({"kind": "sorted", "tile": list(tile), "warps": warps, "reduce": reduce,
-                             "default": default, "time_median_s": t,
-                             "gradient_bytes": grad.numel() * grad.element_size()})
-                print(f"sorted {reduce:4s} {tile[0]:3d}x{tile[1]:<3d} {warps} warps {t * 1e3:8.3f} ms", flush=True)
+    for source in a.ids:
+        ids = synthetic if source == "synthetic" else piano_ids(batch, length).to(device)
+        rows += time_sorted(ids, grad, k, classes, source, tiles, a.warps, a.reduce, device, a.reps)
+    ids = synthetic
     # what the lookup replaces: embedding_bag's backward of the same table, from the same gradient
     table = torch.randn(classes * k, channels, device=device, requires_grad=True)
     rows_of = (ids.unfold(1, k, 1) * k + torch.arange(k, device=device)).reshape(-1, k)    # [t, j]: ids[t + j]
     bag = F.embedding_bag(rows_of, table, mode="sum").view(batch, -1, channels)
     upstream = grad.transpose(1, 2).float()
     t = timed(lambda: torch.autograd.grad(bag, table, upstream, retain_graph=True), device, a.reps)
-    rows.append({"kind": "embedding_bag", "tile": None, "warps": None, "default": False, "time_median_s": t,
-                 "gradient_bytes": upstream.numel() * upstream.element_size()})
+    rows.append({"kind": "embedding_bag", "ids": "synthetic", "tile": None, "warps": None, "default": False,
+                 "time_median_s": t, "gradient_bytes": upstream.numel() * upstream.element_size()})
     print(f"embedding_bag backward  {t * 1e3:8.3f} ms", flush=True)
     meta = {**run_metadata(device), "batch": batch, "length": length, "channels": channels, "k": k,
-            "classes": classes, "silence": a.silence, "quick": a.quick, "reps": a.reps}
+            "classes": classes, "ids": a.ids, "silence": a.silence, "quick": a.quick, "reps": a.reps}
     write_bench(a.out, {"meta": meta, "rows": rows})
     return 0
 

@@ -331,6 +331,13 @@ def test_lookup_backward_benchmark_checks_and_times_each_tile(lookup_on_cpu, tmp
     assert [(r["kind"], r.get("reduce"), r["tile"], r["default"]) for r in rows] == [
         ("sorted", "each", [16, 64], True), ("sorted", "each", [8, 256], False),
         ("sorted", "once", [16, 64], False), ("sorted", "once", [8, 256], False), ("embedding_bag", None, None, False)]
-    assert all(r["time_median_s"] > 0 for r in rows)
+    assert all(r["time_median_s"] > 0 for r in rows) and {r["ids"] for r in rows} == {"synthetic"}
+    # the piano audio's ids: windows of the registered training recordings, checked and timed the same way
+    assert script.main(["--device", "cpu", "--quick", "--reps", "1", "--tiles", "16x64", "--warps", "8", "--reduce",
+                        "once", "--ids", "piano", "--out", str(out)]) == 0
+    rows = json.loads(out.read_text())["rows"]
+    assert [(r["kind"], r["ids"], r["reduce"]) for r in rows[:1]] == [("sorted", "piano", "once")]
+    ids = script.piano_ids(2, 300)
+    assert ids.shape == (2, 300) and 0 <= ids.min() and ids.max() < 256 and len(ids.unique()) > 10
     with pytest.raises(ValueError, match="'8x100': both sizes must be powers of 2"):
         script.main(["--device", "cpu", "--quick", "--tiles", "8x100", "--out", str(out)])
