@@ -426,6 +426,8 @@ def test_piano_step_profiles_its_first_variant_as_timed_compiled_included(tmp_pa
     report = out.with_suffix(".profile.txt").read_text()
     assert report.startswith("## sequnet fp32 compile, batch 16, not graphed")
     assert "CompiledFunctionBackward" in report and "aten::" in report
+    copies = report[report.index("### copies (aten::copy_, aten::_to_copy, aten::clone) by input shapes"):]
+    assert "| operator | input shapes | calls/step | device ms/step |" in copies and "| aten::" in copies
 
 
 def test_piano_step_sums_the_profiled_kernels_by_kind_per_step():
