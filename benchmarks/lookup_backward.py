@@ -5,8 +5,9 @@ In the H100 profile of the compiled bf16 step (2026-12-05, 1c69402) its kernel t
 the gradient (16 x 36,853 positions x 192 channels, bf16: 226 MB) about k = 5 times, which at the H100's 3.35 TB/s
 would take about 0.34 ms. Each program gathers the rows of one class's positions, ``tile[1]`` channels of each
 (64 by default: 128 bytes of a 384-byte row), so wider channel blocks read longer runs of memory per row, and
-sums them (``--reduce``) over the positions of each gathered tile at once or into one accumulator reduced at the
-end. Each variant's result is checked against the library's default before it is timed.
+sums them over the positions of each gathered tile. Each variant's result is checked against the library's
+default before it is timed. (Summing all taps of a position into one accumulator reduced at the end was timed
+here too, slower at every tile, and removed: results/bench/lookup-backward-ids-h100.json.)
 
 ``--ids`` says whose ids: ``synthetic`` (uniform, a fraction ``--silence`` of them silence) or ``piano``
 (windows of the registered piano recordings' training audio, mu-law, as the trainer reads them). The kernel's
@@ -14,7 +15,7 @@ time depends on them: a class's sorted positions are its reads, and in real audi
 next to each other, so that neighbouring reads share rows.
 
     python benchmarks/lookup_backward.py --out results/bench/lookup-backward-h100.json
-    python benchmarks/lookup_backward.py --ids synthetic piano --out results/bench/lookup-backward-h100.json
+    python benchmarks/lookup_backward.py --ids synthetic piano --out results/bench/lookup-backward-ids-h100.json
     python benchmarks/lookup_backward.py --quick --out /tmp/x.json   # small shapes (Triton's interpreter on a CPU)
 """
 from __future__ import annotations
@@ -69,24 +70,21 @@ def piano_ids(batch: int, length: int) -> torch.Tensor:
     return torch.stack([audio[s:s + length] for s in starts])
 
 
-def time_sorted(ids, grad, k, classes, source, tiles, warps_list, reduces, device, reps) -> list[dict]:
-    """A row for each way of summing, tile and warps of the sorted backward on ``ids``, each checked against the
-    library's default first (float32 sums in another order)."""
+def time_sorted(ids, grad, k, classes, source, tiles, warps_list, device, reps) -> list[dict]:
+    """A row for each tile and warps of the sorted backward on ``ids``, each checked against the library's
+    default first (float32 sums in another order)."""
     expected = id_lookup.table_grad_sorted(ids, grad, k, classes)
     rows = []
-    for reduce in reduces:
-        for tile in tiles:
-            for warps in warps_list:
-                def run():
-                    return id_lookup.table_grad_sorted(ids, grad, k, classes, tile=tile, warps=warps, reduce=reduce)
-                torch.testing.assert_close(run(), expected, rtol=1e-4, atol=1e-3)
-                t = timed(run, device, reps)
-                default = (tile, warps, reduce) == (id_lookup.SORT_TILE, id_lookup.SORT_WARPS, id_lookup.SORT_REDUCE)
-                rows.append({"kind": "sorted", "ids": source, "tile": list(tile), "warps": warps, "reduce": reduce,
-                             "default": default, "time_median_s": t,
-                             "gradient_bytes": grad.numel() * grad.element_size()})
-                print(f"{source:9s} sorted {reduce:4s} {tile[0]:3d}x{tile[1]:<3d} {warps} warps "
-                      f"{t * 1e3:8.3f} ms", flush=True)
+    for tile in tiles:
+        for warps in warps_list:
+            def run():
+                return id_lookup.table_grad_sorted(ids, grad, k, classes, tile=tile, warps=warps)
+            torch.testing.assert_close(run(), expected, rtol=1e-4, atol=1e-3)
+            t = timed(run, device, reps)
+            rows.append({"kind": "sorted", "ids": source, "tile": list(tile), "warps": warps,
+                         "default": (tile, warps) == (id_lookup.SORT_TILE, id_lookup.SORT_WARPS),
+                         "time_median_s": t, "gradient_bytes": grad.numel() * grad.element_size()})
+            print(f"{source:9s} sorted {tile[0]:3d}x{tile[1]:<3d} {warps} warps {t * 1e3:8.3f} ms", flush=True)
     return rows
 
 
@@ -109,8 +107,6 @@ def main(argv=None) -> int:
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--tiles", nargs="+", default=TILES, help="POSITIONSxCHANNELS, e.g. 32x64")
     ap.add_argument("--warps", nargs="+", type=int, default=[4, 8])
-    ap.add_argument("--reduce", nargs="+", choices=["each", "once"], default=["each", "once"],
-                    help="how a program sums its positions (id_lookup.SORT_REDUCE)")
     ap.add_argument("--silence", type=float, default=0.3, help="fraction of the synthetic ids in the silence class")
     ap.add_argument("--ids", nargs="+", choices=["synthetic", "piano"], default=["synthetic"],
                     help="whose ids: uniform with silence, or windows of the piano training audio")
@@ -130,7 +126,7 @@ def main(argv=None) -> int:
     rows = []
     for source in a.ids:
         ids = synthetic if source == "synthetic" else piano_ids(batch, length).to(device)
-        rows += time_sorted(ids, grad, k, classes, source, tiles, a.warps, a.reduce, device, a.reps)
+        rows += time_sorted(ids, grad, k, classes, source, tiles, a.warps, device, a.reps)
     ids = synthetic
     # what the lookup replaces: embedding_bag's backward of the same table, from the same gradient
     table = torch.randn(classes * k, channels, device=device, requires_grad=True)

@@ -271,16 +271,14 @@ def test_fused_lookup_equals_embedding_bag(lookup_on_cpu, classes, k, c, half):
     torch.testing.assert_close(got_b, ref_b, rtol=1e-5, atol=1e-4)
 
 
-@pytest.mark.parametrize("reduce", ["each", "once"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
 @pytest.mark.parametrize("classes, k, c", [(256, 5, 40), (10, 3, 70)], ids=["sequnet-input", "masked"])
-def test_the_sorted_backward_is_the_table_gradient(monkeypatch, classes, k, c, dtype, reduce):
+def test_the_sorted_backward_is_the_table_gradient(monkeypatch, classes, k, c, dtype):
     """``id_lookup.table_grad_sorted`` (positions sorted by id, each program one class's piece): row v * k + j sums
     the output gradient over the positions t with ids[b, t + j] = v, against autograd through the gather it stands
     for. Pieces of 8 positions, so that long runs of a class (silence in mu-law audio) take several programs and
     the programs past the last piece add nothing; a class without positions gets a zero row; channels past a
-    multiple of the block are masked; the gradient channels-last as trained and channels-first. Both ways of
-    summing a program's positions (``reduce``: each gathered tile at once, or one accumulator reduced at the end)."""
+    multiple of the block are masked; the gradient channels-last as trained and channels-first."""
     monkeypatch.setattr(id_lookup, "_PIECE", 8)
     torch.manual_seed(k)
     batch, length = 3, 90
@@ -292,7 +290,7 @@ def test_the_sorted_backward_is_the_table_gradient(monkeypatch, classes, k, c, d
     out = sum(table[ids[:, j:j + n] * k + j] for j in range(k)).transpose(1, 2)     # (batch, c, n)
     for grad in (torch.randn(batch, n, c).transpose(1, 2).to(dtype), torch.randn(batch, c, n).to(dtype)):
         (expected,) = torch.autograd.grad(out, table, grad.float(), retain_graph=True)
-        got = id_lookup.table_grad_sorted(ids, grad, k, classes, reduce=reduce)
+        got = id_lookup.table_grad_sorted(ids, grad, k, classes)
         assert got.dtype == torch.float32 and got.shape == expected.shape
         assert not got.view(classes, k, c)[0].any()                               # class 0 never occurs
         # float32 sums of the same (exactly converted) terms in another order
@@ -317,8 +315,8 @@ def test_models_with_the_fused_lookup_train_as_without(lookup_on_cpu, make):
 
 def test_lookup_backward_benchmark_checks_and_times_each_tile(lookup_on_cpu, tmp_path):
     """benchmarks/lookup_backward.py at its quick shape: each tile's table gradient, summed each way, equals the
-    default's before it is timed (a wrong tile stops the run), and the JSON has every tile, its warps and way of
-    summing, and embedding_bag."""
+    default's before it is timed (a wrong tile stops the run), and the JSON has every tile, its warps and whose ids,
+    and embedding_bag."""
     import json
 
     from test_benchmarks import benchmark_module
@@ -328,15 +326,14 @@ def test_lookup_backward_benchmark_checks_and_times_each_tile(lookup_on_cpu, tmp
     assert script.main(["--device", "cpu", "--quick", "--reps", "1", "--tiles", "16x64", "8x256", "--warps", "8",
                         "--out", str(out)]) == 0
     rows = json.loads(out.read_text())["rows"]
-    assert [(r["kind"], r.get("reduce"), r["tile"], r["default"]) for r in rows] == [
-        ("sorted", "each", [16, 64], True), ("sorted", "each", [8, 256], False),
-        ("sorted", "once", [16, 64], False), ("sorted", "once", [8, 256], False), ("embedding_bag", None, None, False)]
+    assert [(r["kind"], r["tile"], r["default"]) for r in rows] == [
+        ("sorted", [16, 64], True), ("sorted", [8, 256], False), ("embedding_bag", None, False)]
     assert all(r["time_median_s"] > 0 for r in rows) and {r["ids"] for r in rows} == {"synthetic"}
     # the piano audio's ids: windows of the registered training recordings, checked and timed the same way
-    assert script.main(["--device", "cpu", "--quick", "--reps", "1", "--tiles", "16x64", "--warps", "8", "--reduce",
-                        "once", "--ids", "piano", "--out", str(out)]) == 0
+    assert script.main(["--device", "cpu", "--quick", "--reps", "1", "--tiles", "16x64", "--warps", "8", "--ids",
+                        "piano", "--out", str(out)]) == 0
     rows = json.loads(out.read_text())["rows"]
-    assert [(r["kind"], r["ids"], r["reduce"]) for r in rows[:1]] == [("sorted", "piano", "once")]
+    assert [(r["kind"], r["ids"], r["default"]) for r in rows[:1]] == [("sorted", "piano", True)]
     ids = script.piano_ids(2, 300)
     assert ids.shape == (2, 300) and 0 <= ids.min() and ids.max() < 256 and len(ids.unique()) > 10
     with pytest.raises(ValueError, match="'8x100': both sizes must be powers of 2"):

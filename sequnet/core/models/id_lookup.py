@@ -38,12 +38,11 @@ _PIECE = 512                   # backward: at most this many positions of one cl
 # backward: positions per gathered tile, channels per program; warps. At the piano shape on an H100 (2026-12-05,
 # benchmarks/lookup_backward.py, results/bench/lookup-backward-h100.json) 16x64 with 8 warps took 1.42 ms, the
 # earlier 32x64 with 4 warps 2.38 ms; in the compiled bf16 step the change was within the run-to-run spread.
+# A program sums each gathered tile over its positions, one cross-warp reduction a tap. Gathering all taps of a
+# position at once into a (positions, taps, channels) accumulator, reduced at the end, was slower at every tile
+# and removed (H100, 2026-12-06, results/bench/lookup-backward-ids-h100.json: 1.55 ms at best against 1.43 ms on
+# synthetic ids, 1.52 against 1.39 on the piano audio's).
 SORT_TILE, SORT_WARPS = (16, 64), 8
-# "each": the kernel sums each gathered tile over its positions at once, five cross-warp reductions (one a tap)
-# an iteration; "once": it adds the tiles element-wise into a (positions, taps, channels) accumulator, all taps of
-# a position in one gather, and reduces once at the end. At 16x64 the first moved about 0.8 TB/s of the H100's
-# 3.35 (1.42 ms for 1.13 GB); the second is the candidate for that gap, not yet timed on a GPU.
-SORT_REDUCE = "each"
 
 
 def fusable(ids: torch.Tensor, table: torch.Tensor, dtype: torch.dtype) -> bool:
@@ -86,18 +85,14 @@ class _Lookup(torch.autograd.Function):
 
 
 def table_grad_sorted(ids: torch.Tensor, grad: torch.Tensor, k: int, classes: int, *,
-                      tile: tuple[int, int] = SORT_TILE, warps: int = SORT_WARPS,
-                      reduce: str = SORT_REDUCE) -> torch.Tensor:
+                      tile: tuple[int, int] = SORT_TILE, warps: int = SORT_WARPS) -> torch.Tensor:
     """The table's gradient (classes * k, c) in float32 for ``grad`` (batch, c, n) of the lookup's output, summed
     over the input positions grouped by id: row v * k + j adds grad[b, :, s - j] for every input position (b, s)
     with ids[b, s] = v (and 0 <= s - j < n). All on the device, without a host synchronisation (CUDA graphs):
     a stable sort of the ids (16-bit keys: fewer radix passes), each class's run of sorted positions
     (``searchsorted``) and how many pieces of ``_PIECE`` positions it takes. The kernel's programs find their
     class from the pieces' running total. ``tile``: positions gathered at once and channels per program (powers
-    of 2), ``warps`` per program, and ``reduce`` ("each" or "once", see SORT_REDUCE), for
-    ``benchmarks/lookup_backward.py`` to time."""
-    if reduce not in ("each", "once"):
-        raise ValueError(f"reduce={reduce!r}: expected 'each' or 'once'")
+    of 2) and ``warps`` per program, for ``benchmarks/lookup_backward.py`` to time."""
     batch, c, n = grad.shape
     keys = ids.reshape(-1).to(torch.int16 if classes <= 2 ** 15 else torch.int32)
     sorted_keys, order = torch.sort(keys, stable=True)
@@ -108,7 +103,7 @@ def table_grad_sorted(ids: torch.Tensor, grad: torch.Tensor, k: int, classes: in
     _sorted_grad_kernel[(pieces, triton.cdiv(c, tile[1]))](
         order, bounds, ends, grad, grad_table, ids.shape[1], n, c, classes, grad.stride(0), grad.stride(1),
         grad.stride(2), K=k, KP=triton.next_power_of_2(k), V=triton.next_power_of_2(classes), PIECE=_PIECE,
-        BT=tile[0], BC=tile[1], ONCE=reduce == "once", num_warps=warps)
+        BT=tile[0], BC=tile[1], num_warps=warps)
     return grad_table
 
 
@@ -131,7 +126,7 @@ if triton is not None:   # pragma: no cover - GPU only (and Triton's interpreter
     @triton.jit(do_not_specialize=["length", "n", "c", "classes", "s_gb"])
     def _sorted_grad_kernel(order, bounds, ends, grad, gtable, length, n, c, classes, s_gb, s_gc, s_gt,
                             K: tl.constexpr, KP: tl.constexpr, V: tl.constexpr, PIECE: tl.constexpr, BT: tl.constexpr,
-                            BC: tl.constexpr, ONCE: tl.constexpr):
+                            BC: tl.constexpr):
         """gtable[v * K + j, ch] += the sum of grad[b, ch, s - j] over this program's piece of the positions
         p = b * length + s of class v, sorted: piece i is the (i - ends[v - 1])-th of class v, where v is the
         number of classes whose pieces end at or before i (none left past the last piece: v = classes)."""
@@ -147,27 +142,17 @@ if triton is not None:   # pragma: no cover - GPU only (and Triton's interpreter
         cmask = ch < c
         taps = tl.arange(0, KP)
         acc = tl.zeros((KP, BC), dtype=tl.float32)
-        acc3 = tl.zeros((BT if ONCE else 1, KP, BC), dtype=tl.float32)
         for q0 in range(start, stop, BT):
             q = q0 + tl.arange(0, BT)
             p = tl.load(order + q, mask=q < stop, other=0)
             b = p // length
             s = p % length
-            if ONCE:        # rows s, s - 1, ..., s - K + 1 of each position: one gather, no reduction here
-                t = s[:, None] - taps[None, :]
-                ok = (q < stop)[:, None] & (taps < K)[None, :] & (t >= 0) & (t < n)
-                g = tl.load(grad + (b[:, None] * s_gb + t * s_gt)[:, :, None] + ch[None, None, :] * s_gc,
-                            mask=ok[:, :, None] & cmask[None, None, :], other=0.0)
-                acc3 += g.to(tl.float32)
-            else:
-                for j in tl.static_range(K):
-                    t = s - j
-                    ok = (q < stop) & (t >= 0) & (t < n)
-                    g = tl.load(grad + b[:, None] * s_gb + t[:, None] * s_gt + ch[None, :] * s_gc,
-                                mask=ok[:, None] & cmask[None, :], other=0.0)
-                    acc += tl.where(taps[:, None] == j, tl.sum(g.to(tl.float32), axis=0)[None, :], 0.0)
-        if ONCE:
-            acc = tl.sum(acc3, axis=0)
+            for j in tl.static_range(K):
+                t = s - j
+                ok = (q < stop) & (t >= 0) & (t < n)
+                g = tl.load(grad + b[:, None] * s_gb + t[:, None] * s_gt + ch[None, :] * s_gc,
+                            mask=ok[:, None] & cmask[None, :], other=0.0)
+                acc += tl.where(taps[:, None] == j, tl.sum(g.to(tl.float32), axis=0)[None, :], 0.0)
         rows = tl.where(has, K, 0)            # a program past the last piece adds no row
         tl.atomic_add(gtable + (v * K + taps)[:, None] * c + ch[None, :], acc,
                       mask=(taps < rows)[:, None] & cmask[None, :])
