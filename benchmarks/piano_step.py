@@ -240,7 +240,10 @@ def profile_model(v: dict, setting, model, x, y, steps: int, rows: int = 40) -> 
                 step()
             if cuda:
                 torch.cuda.synchronize(x.device)
-    kernels = [(e.name, e.self_device_time_total) for e in prof.events() if e.device_type == DeviceType.CUDA]
+    # the compiled graphs' ranges ("## Call CompiledFxGraph ... ##") appear on the GPU's timeline too, as user
+    # annotations spanning their kernels: counted, they doubled the step (H100, 2026-12-06, with record_shapes)
+    kernels = [(e.name, e.self_device_time_total) for e in prof.events()
+               if e.device_type == DeviceType.CUDA and not e.is_user_annotation]
     table = prof.key_averages().table(sort_by="cuda_time_total" if cuda else "self_cpu_time_total", row_limit=rows)
     return f"{kernel_summary(kernels, steps)}\n\n### operators\n{table}\n\n{copies_table(prof, steps)}"
 

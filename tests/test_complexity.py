@@ -220,7 +220,9 @@ def test_each_pair_is_compared_plain_side_by_side_and_each_model_at_its_best(tmp
            [dict(arch="sequnet", spec="sequnet bf16 pad=64 compile", batch=16, time_median_s=0.030,
                  peak_memory_mib=4900, bf16=True, compile=True),
             dict(arch="wavenet", spec="wavenet bf16 crop compile", batch=16, time_median_s=0.110,
-                 peak_memory_mib=26000, bf16=True, compile=True)])
+                 peak_memory_mib=26000, bf16=True, compile=True),
+            # a variant that failed (benchmarks/piano_step.py keeps its switches and the error) competes for nothing
+            dict(arch="sequnet", spec="sequnet bf16 mm_wgrad", bf16=True, compile=False, error="TypeError: x")])
     _bench(tmp_path, "piano-step-quick.json", {"date": "2026-01-04", "quick": True},
            [dict(arch="sequnet", spec="sequnet fp32", batch=16, time_median_s=0.001, peak_memory_mib=1)])
     assert ("| GPU | piano_audio | 16 | 120.0 / 600.0 | 0.20, 0.20 | 30.0 (bf16 pad=64 compile, CUDA graphs, "

@@ -186,8 +186,10 @@ def plain_and_best_markdown(bench_dir: Path) -> str:
     not given to one side of the ratio."""
     found: dict[tuple, dict[str, list]] = {}
     # the piano steps of benchmarks/piano_step.py (each variant given to both models where it applies) are
-    # candidates for the best; none of them is plain (all are replayed from CUDA graphs)
-    steps = [(p, {**r["meta"], "piano_step": True}, [{**row, "task": "piano_audio"} for row in r["rows"]])
+    # candidates for the best; none of them is plain (all are replayed from CUDA graphs); a variant that failed
+    # (its row holds the error) is none
+    steps = [(p, {**r["meta"], "piano_step": True},
+              [{**row, "task": "piano_audio"} for row in r["rows"] if "error" not in row])
              for p, r in load_bench(bench_dir, "piano-step*.json", full_only=True)]
     for path, meta, rows in [(p, r["meta"], r["rows"]) for p, r in load_bench(bench_dir, "training*.json",
                                                                               full_only=True)] + steps:

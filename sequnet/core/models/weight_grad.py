@@ -14,8 +14,16 @@ Why: in float32 (TF32) cuDNN's weight gradients of the piano Seq-U-Net took 19.5
 an H100, 2.3 times the forward convolutions' 8.6 ms for the same FLOPs
 (``piano-step-cudnn-benchmark-h100.profile.txt`` in ``results/logs/2026-12-05d-*``). The products run in the
 precision cuBLAS is allowed for float32 matrices (``torch.set_float32_matmul_precision``): ``"high"`` gives TF32,
-as cuDNN's convolutions have by default, and the step benchmark sets it with the switch. In 16-bit the partial
-products are summed in float32, as cuDNN does.
+as cuDNN's convolutions have by default, and the step benchmark sets it with the switch. In 16-bit each sequence's
+products are summed in float32 and rounded to 16 bits (see ``_bmm``).
+
+Measured (H100, 2026-12-06, ``benchmarks/piano_step.py``, results/bench/piano-step-mm-wgrad-*-h100.json): slower
+for the Seq-U-Net, compiled in TF32 67.21 ms a step against cuDNN's 60.80 (the products took 23.2 ms where cuDNN's
+weight gradients took 19.5: each is a batch of 16 products of (out x 36,845) by (36,845 x in), a few output tiles
+with long sums, which cuBLAS spreads over few multiprocessors) and uncompiled 73.83 against 67.33; faster for
+WaveNet uncompiled in float32, 276.92 against 442.27 ms (its dilated convolutions are where cuDNN's weight
+gradients are slowest). The 16-bit variants did not run (the flop counter's failure that ``_bmm`` now avoids).
+The trainer leaves the switch off.
 """
 from __future__ import annotations
 
@@ -62,8 +70,13 @@ def _bmm(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     if a.dtype in (torch.float32, torch.float64):
         return torch.bmm(a, b)
     if a.is_cuda:
-        return torch.bmm(a, b, out_dtype=torch.float32)       # 16-bit products summed in float32
-    return torch.bmm(a.float(), b.float())                    # the CPU has no 16-bit bmm with a float32 result
+        # cuBLAS sums a sequence's 16-bit products in float32 and rounds its result to 16 bits, as cuDNN rounds its
+        # whole weight gradient; the batch is then summed in float32. (bmm's out_dtype=float32 would keep the
+        # sequences' sums unrounded, but torch.utils.flop_counter fails on that overload in torch 2.11: "bmm_flop()
+        # got multiple values for argument 'out_shape'", which stopped every 16-bit variant of
+        # benchmarks/piano_step.py on an H100, 2026-12-06.)
+        return torch.bmm(a, b).float()
+    return torch.bmm(a.float(), b.float())                    # the CPU's 16-bit products, summed in float32
 
 
 class _ConvMMWeightGrad(torch.autograd.Function):
