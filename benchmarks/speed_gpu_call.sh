@@ -43,14 +43,14 @@
 #         compiling); then the Seq-U-Net's step in Inductor's max-autotune mode, which compiles for minutes
 #         (OUT/piano-step-autotune-GPU.json), with the time left.
 # CALL=7  the convolutions' weight gradients by cuBLAS's batched products (mm_wgrad, sequnet.core.models.weight_grad)
-#         against cuDNN's: in TF32 cuDNN's took 19.5 of the compiled Seq-U-Net step's 60 ms on an H100, twice its
-#         forward convolutions for the same FLOPs. First the Seq-U-Net's piano step compiled with cuDNN's
-#         autotuner (the trainer's compiled path), TF32 and bf16, each with and without the products, the first
-#         profiled (OUT/piano-step-mm-wgrad-compiled-GPU.json and its .profile.txt); then the lookup's backward
-#         alone by tile and way of summing, for synthetic ids and the piano audio's (OUT/lookup-backward-GPU.json,
-#         about 40 s); then both models uncompiled (OUT/piano-step-mm-wgrad-eager-GPU.json); then WaveNet
-#         compiled in bf16, with and without (OUT/piano-step-mm-wgrad-wavenet-compiled-GPU.json). Most valuable
-#         first: a short call keeps the pairs.
+#         against cuDNN's in bf16, the trainer's precision for the piano models. In TF32 (H100, 87bf3d0,
+#         2026-12-06: results/bench/piano-step-mm-wgrad-*-h100.json) they were slower for the Seq-U-Net and 37 %
+#         faster for WaveNet uncompiled; the bf16 variants failed there in the FLOP count (mended in b58fde0).
+#         Each pair in its own process: the Seq-U-Net compiled with cuDNN's autotuner (the trainer's compiled
+#         path), the products' variant profiled (OUT/piano-step-mm-wgrad-bf16-compiled-GPU.json and its
+#         .profile.txt); both models uncompiled (OUT/piano-step-mm-wgrad-bf16-eager-GPU.json); WaveNet compiled
+#         (OUT/piano-step-mm-wgrad-bf16-wavenet-compiled-GPU.json). Most valuable first: a short call keeps the
+#         pairs.
 # CALL=8  the fast step's numerics against the plain float32 model (benchmarks/step_numerics.py): both models
 #         uncompiled, then the Seq-U-Net compiled, each with cuDNN's weight gradients and the products', in TF32
 #         and bf16 (OUT/step-numerics-GPU.json, OUT/step-numerics-compiled-GPU.json).
@@ -180,19 +180,16 @@ case ${CALL:-1} in
         c=" compile"; [ "${QUICK:-0}" = 1 ] && c=""
         cb=" cudnn_benchmark"
         export TORCHINDUCTOR_CACHE_DIR=/tmp/inductor-call7
-        step "piano step compiled, weight gradients by products and by cuDNN" 300 python3 benchmarks/piano_step.py \
-            "${quick[@]}" --out "$out/piano-step-mm-wgrad-compiled-$gpu.json" \
-            --variants "sequnet fp32 pad=64$c lookup$cb mm_wgrad" "sequnet fp32 pad=64$c lookup$cb" \
-            "sequnet bf16 pad=64$c lookup$cb mm_wgrad" "sequnet bf16 pad=64$c lookup$cb"
-        [ "${QUICK:-0}" = 1 ] || step "the lookup's backward by tile and way of summing" 90 python3 \
-            benchmarks/lookup_backward.py --ids synthetic piano --out "$out/lookup-backward-$gpu.json"
-        step "piano step uncompiled, weight gradients by products and by cuDNN" 120 python3 \
-            benchmarks/piano_step.py "${quick[@]}" --profile-steps 0 --out "$out/piano-step-mm-wgrad-eager-$gpu.json" \
-            --variants "sequnet fp32 pad=64 lookup mm_wgrad" "sequnet fp32 pad=64 lookup" \
-            "sequnet bf16 pad=64 lookup mm_wgrad" "sequnet bf16 pad=64 lookup" "wavenet bf16 crop lookup mm_wgrad" \
-            "wavenet bf16 crop lookup" "wavenet fp32 crop lookup mm_wgrad" "wavenet fp32 crop lookup"
+        step "bf16 piano step compiled, weight gradients by products and by cuDNN" 200 python3 \
+            benchmarks/piano_step.py "${quick[@]}" --out "$out/piano-step-mm-wgrad-bf16-compiled-$gpu.json" \
+            --variants "sequnet bf16 pad=64$c lookup$cb mm_wgrad" "sequnet bf16 pad=64$c lookup$cb"
+        step "bf16 piano step uncompiled, weight gradients by products and by cuDNN" 120 python3 \
+            benchmarks/piano_step.py "${quick[@]}" --profile-steps 0 \
+            --out "$out/piano-step-mm-wgrad-bf16-eager-$gpu.json" --variants "sequnet bf16 pad=64 lookup mm_wgrad" \
+            "sequnet bf16 pad=64 lookup" "wavenet bf16 crop lookup mm_wgrad" "wavenet bf16 crop lookup"
         [ "${QUICK:-0}" = 1 ] || step "WaveNet compiled, weight gradients by products and by cuDNN" 200 python3 \
-            benchmarks/piano_step.py --profile-steps 0 --out "$out/piano-step-mm-wgrad-wavenet-compiled-$gpu.json" \
+            benchmarks/piano_step.py --profile-steps 0 \
+            --out "$out/piano-step-mm-wgrad-bf16-wavenet-compiled-$gpu.json" \
             --variants "wavenet bf16 crop compile lookup$cb mm_wgrad" "wavenet bf16 crop compile lookup$cb" ;;
     8)
         step "numerics of the fast step, uncompiled" 120 python3 benchmarks/step_numerics.py "${quick[@]}" \

@@ -135,16 +135,16 @@ def test_speed_call_dry_run_measures_both_launches_and_bounds_its_steps(tmp_path
     rows = json.loads((tmp_path / "out5" / "generation-start-in-head-cpu.json").read_text())["rows"]
     assert sorted((r["model"], r["batch"], r["dtype"], r["start_in_head"]) for r in rows) == sorted(
         (m, b, d, False) for m in ("sequnet", "wavenet") for b in (1, 64) for d in ("bfloat16", "float32"))
-    # call 7: the weight gradients by products and by cuDNN, each model uncompiled in a dry run
+    # call 7: the bf16 weight gradients by products and by cuDNN, each model uncompiled in a dry run
     done = subprocess.run(script + [str(tmp_path / "out7")], cwd=REPO, env=dict(env, CALL="7", CALL_S="300"),
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
-    steps = json.loads((tmp_path / "out7" / "piano-step-mm-wgrad-compiled-cpu.json").read_text())["rows"]
-    assert [(r["bf16"], r["mm_wgrad"], r["cudnn_benchmark"]) for r in steps] == [
-        (False, True, True), (False, False, True), (True, True, True), (True, False, True)]
-    steps = json.loads((tmp_path / "out7" / "piano-step-mm-wgrad-eager-cpu.json").read_text())["rows"]
-    assert [(r["arch"], r["mm_wgrad"]) for r in steps] == [(a, m) for a in ("sequnet", "sequnet", "wavenet",
-                                                                              "wavenet") for m in (True, False)]
+    steps = json.loads((tmp_path / "out7" / "piano-step-mm-wgrad-bf16-compiled-cpu.json").read_text())["rows"]
+    assert [(r["arch"], r["bf16"], r["mm_wgrad"], r["cudnn_benchmark"]) for r in steps] == [
+        ("sequnet", True, True, True), ("sequnet", True, False, True)]
+    steps = json.loads((tmp_path / "out7" / "piano-step-mm-wgrad-bf16-eager-cpu.json").read_text())["rows"]
+    assert [(r["arch"], r["bf16"], r["mm_wgrad"]) for r in steps] == [
+        (a, True, m) for a in ("sequnet", "wavenet") for m in (True, False)]
     assert not any("error" in r for r in steps)
     # call 8: the numerics, uncompiled in a dry run
     done = subprocess.run(script + [str(tmp_path / "out8")], cwd=REPO, env=dict(env, CALL="8", CALL_S="300"),
