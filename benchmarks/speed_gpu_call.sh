@@ -46,11 +46,13 @@
 #         against cuDNN's in bf16, the trainer's precision for the piano models. In TF32 (H100, 87bf3d0,
 #         2026-12-06: results/bench/piano-step-mm-wgrad-*-h100.json) they were slower for the Seq-U-Net and 37 %
 #         faster for WaveNet uncompiled; the bf16 variants failed there in the FLOP count (mended in b58fde0).
-#         Each pair in its own process: the Seq-U-Net compiled with cuDNN's autotuner (the trainer's compiled
-#         path), the products' variant profiled (OUT/piano-step-mm-wgrad-bf16-compiled-GPU.json and its
-#         .profile.txt); both models uncompiled (OUT/piano-step-mm-wgrad-bf16-eager-GPU.json); WaveNet compiled
-#         (OUT/piano-step-mm-wgrad-bf16-wavenet-compiled-GPU.json). Most valuable first: a short call keeps the
-#         pairs.
+#         Each compiled variant in a process of its own: there, models compiled after another (after a failed
+#         one) ran slower (the Seq-U-Net 29.89 ms fourth against 26.95 alone before, WaveNet 125.66 second
+#         against 93.47). The Seq-U-Net compiled with cuDNN's autotuner (the trainer's compiled path), with the
+#         products (profiled) and without (OUT/piano-step-mm-wgrad-bf16-compiled-GPU.json, -cudnn-GPU.json);
+#         both models uncompiled, in one process (OUT/piano-step-mm-wgrad-bf16-eager-GPU.json); WaveNet compiled,
+#         each way (OUT/piano-step-mm-wgrad-bf16-wavenet-compiled-GPU.json, -cudnn-GPU.json). Most valuable
+#         first: a short call keeps the pairs.
 # CALL=8  the fast step's numerics against the plain float32 model (benchmarks/step_numerics.py): both models
 #         uncompiled, then the Seq-U-Net compiled, each with cuDNN's weight gradients and the products', in TF32
 #         and bf16 (OUT/step-numerics-GPU.json, OUT/step-numerics-compiled-GPU.json).
@@ -180,17 +182,22 @@ case ${CALL:-1} in
         c=" compile"; [ "${QUICK:-0}" = 1 ] && c=""
         cb=" cudnn_benchmark"
         export TORCHINDUCTOR_CACHE_DIR=/tmp/inductor-call7
-        step "bf16 piano step compiled, weight gradients by products and by cuDNN" 200 python3 \
-            benchmarks/piano_step.py "${quick[@]}" --out "$out/piano-step-mm-wgrad-bf16-compiled-$gpu.json" \
-            --variants "sequnet bf16 pad=64$c lookup$cb mm_wgrad" "sequnet bf16 pad=64$c lookup$cb"
+        step "bf16 Seq-U-Net compiled, weight gradients by products" 120 python3 benchmarks/piano_step.py \
+            "${quick[@]}" --out "$out/piano-step-mm-wgrad-bf16-compiled-$gpu.json" \
+            --variants "sequnet bf16 pad=64$c lookup$cb mm_wgrad"
+        step "bf16 Seq-U-Net compiled, weight gradients by cuDNN" 120 python3 benchmarks/piano_step.py \
+            "${quick[@]}" --profile-steps 0 --out "$out/piano-step-mm-wgrad-bf16-compiled-cudnn-$gpu.json" \
+            --variants "sequnet bf16 pad=64$c lookup$cb"
         step "bf16 piano step uncompiled, weight gradients by products and by cuDNN" 120 python3 \
             benchmarks/piano_step.py "${quick[@]}" --profile-steps 0 \
             --out "$out/piano-step-mm-wgrad-bf16-eager-$gpu.json" --variants "sequnet bf16 pad=64 lookup mm_wgrad" \
             "sequnet bf16 pad=64 lookup" "wavenet bf16 crop lookup mm_wgrad" "wavenet bf16 crop lookup"
-        [ "${QUICK:-0}" = 1 ] || step "WaveNet compiled, weight gradients by products and by cuDNN" 200 python3 \
-            benchmarks/piano_step.py --profile-steps 0 \
-            --out "$out/piano-step-mm-wgrad-bf16-wavenet-compiled-$gpu.json" \
-            --variants "wavenet bf16 crop compile lookup$cb mm_wgrad" "wavenet bf16 crop compile lookup$cb" ;;
+        for way in mm cudnn; do
+            [ "${QUICK:-0}" = 1 ] || step "WaveNet compiled, weight gradients by $way" 150 python3 \
+                benchmarks/piano_step.py --profile-steps 0 \
+                --out "$out/piano-step-mm-wgrad-bf16-wavenet-compiled$([ $way = cudnn ] && echo -cudnn)-$gpu.json" \
+                --variants "wavenet bf16 crop compile lookup$cb$([ $way = mm ] && echo " mm_wgrad")"
+        done ;;
     8)
         step "numerics of the fast step, uncompiled" 120 python3 benchmarks/step_numerics.py "${quick[@]}" \
             --compile off --out "$out/step-numerics-$gpu.json"
