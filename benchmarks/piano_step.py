@@ -254,7 +254,7 @@ COPY_OPS = ("aten::copy_", "aten::_to_copy", "aten::clone")
 def copies_table(prof, steps: int) -> str:
     """The copies of a profiled step (``COPY_OPS``) by input shapes: the H100's compiled TF32 step spent 1.27 ms
     in 21 device-to-device copies outside Inductor's kernels (2026-12-05), called by no operator its table named.
-    (On the CPU the compiled quick model converts 21 convolution weights a step, inside convolution_backward.)"""
+    (On the CPU, the compiled quick model's copies are of its convolutions' weights, 21 a step.)"""
     lines = [f"### copies ({', '.join(COPY_OPS)}) by input shapes, per step", "",
              "| operator | input shapes | calls/step | device ms/step |", "|---|---|---:|---:|"]
     rows = [e for e in prof.key_averages(group_by_input_shape=True) if e.key in COPY_OPS]

@@ -47,8 +47,8 @@
 #         2026-12-06: results/bench/piano-step-mm-wgrad-*-h100.json) they were slower for the Seq-U-Net and 37 %
 #         faster for WaveNet uncompiled; the bf16 variants failed there in the FLOP count (mended in b58fde0).
 #         Each compiled variant in a process of its own: there, models compiled after another (after a failed
-#         one) ran slower (the Seq-U-Net 29.89 ms fourth against 26.95 alone before, WaveNet 125.66 second
-#         against 93.47). The Seq-U-Net compiled with cuDNN's autotuner (the trainer's compiled path), with the
+#         one) ran slower (the Seq-U-Net 29.89 ms fourth against 26.95 second on 2026-12-05, WaveNet 125.66
+#         second against 93.47). The Seq-U-Net compiled with cuDNN's autotuner (the trainer's compiled path), with the
 #         products (profiled) and without (OUT/piano-step-mm-wgrad-bf16-compiled-GPU.json, -cudnn-GPU.json);
 #         both models uncompiled, in one process (OUT/piano-step-mm-wgrad-bf16-eager-GPU.json); WaveNet compiled,
 #         each way (OUT/piano-step-mm-wgrad-bf16-wavenet-compiled-GPU.json, -cudnn-GPU.json). Most valuable
