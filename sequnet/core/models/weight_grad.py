@@ -22,7 +22,9 @@ for the Seq-U-Net, compiled in TF32 67.21 ms a step against cuDNN's 60.80 (the p
 weight gradients took 19.5: each is a batch of 16 products of (out x 36,845) by (36,845 x in), a few output tiles
 with long sums, which cuBLAS spreads over few multiprocessors) and uncompiled 73.83 against 67.33; faster for
 WaveNet uncompiled in float32, 276.92 against 442.27 ms (its dilated convolutions are where cuDNN's weight
-gradients are slowest). The 16-bit variants did not run (the flop counter's failure that ``_bmm`` now avoids).
+gradients are slowest). The 16-bit variants did not run: torch 2.11's flop counter, which the benchmark counts FLOPs with,
+fails on bmm's float32-output overload ("bmm_flop() got multiple values for argument 'out_shape'"), which ``_bmm``
+no longer uses.
 The trainer leaves the switch off.
 """
 from __future__ import annotations
@@ -70,11 +72,9 @@ def _bmm(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     if a.dtype in (torch.float32, torch.float64):
         return torch.bmm(a, b)
     if a.is_cuda:
-        # cuBLAS sums a sequence's 16-bit products in float32 and rounds its result to 16 bits, as cuDNN rounds its
-        # whole weight gradient; the batch is then summed in float32. (bmm's out_dtype=float32 would keep the
-        # sequences' sums unrounded, but torch.utils.flop_counter fails on that overload in torch 2.11: "bmm_flop()
-        # got multiple values for argument 'out_shape'", which stopped every 16-bit variant of
-        # benchmarks/piano_step.py on an H100, 2026-12-06.)
+        # a sequence's 16-bit sum rounded to 16 bits, as cuDNN rounds its whole weight gradient; the batch is then
+        # summed in float32. Not bmm's out_dtype=float32: torch 2.11's flop counter fails on that overload
+        # (see the module's docstring)
         return torch.bmm(a, b).float()
     return torch.bmm(a.float(), b.float())                    # the CPU's 16-bit products, summed in float32
 
