@@ -22,9 +22,9 @@ for the Seq-U-Net, compiled in TF32 67.21 ms a step against cuDNN's 60.80 (the p
 weight gradients took 19.5: each is a batch of 16 products of (out x 36,845) by (36,845 x in), a few output tiles
 with long sums, which cuBLAS spreads over few multiprocessors) and uncompiled 73.83 against 67.33; faster for
 WaveNet uncompiled in float32, 276.92 against 442.27 ms (its dilated convolutions are where cuDNN's weight
-gradients are slowest). The 16-bit variants did not run: torch 2.11's flop counter, which the benchmark counts FLOPs with,
-fails on bmm's float32-output overload ("bmm_flop() got multiple values for argument 'out_shape'"), which ``_bmm``
-no longer uses.
+gradients are slowest). The 16-bit variants did not run: torch 2.11's flop counter, with which the benchmark
+counts FLOPs, fails on bmm's float32-output overload ("bmm_flop() got multiple values for argument 'out_shape'"),
+which ``_bmm`` no longer uses.
 The trainer leaves the switch off.
 """
 from __future__ import annotations
