@@ -221,6 +221,27 @@ def test_sampling_is_reproducible_and_short_primes_are_padded():
     assert ((runs[0] >= 0) & (runs[0] < 5)).all()
 
 
+@pytest.mark.parametrize("before", [False, True])
+def test_the_save_pass_runs_with_cudnns_deterministic_algorithms_and_restores_the_flag(before, monkeypatch):
+    """A transposed convolution's cuDNN algorithm may sum in an arbitrary order, which made two GPU states built
+    from one prime differ by an ulp (so seeded samples could differ between runs): the save pass turns cuDNN's
+    deterministic flag on for its forward, and gives the caller's value back (also after a failing forward)."""
+    from sequnet.core.generation.priming import save_pass
+
+    monkeypatch.setattr(torch.backends.cudnn, "deterministic", before)
+    model = residual(3, 3, 1)
+    window = torch.randint(0, 5, (2, minimal_window(model)))
+    seen = []
+    save_pass(model, window, {model.body: lambda module, args, kwargs: seen.append(torch.backends.cudnn.deterministic)})
+    assert seen == [True] and torch.backends.cudnn.deterministic is before
+
+    def fail(module, args, kwargs):
+        raise RuntimeError("a layer failed")
+    with pytest.raises(RuntimeError, match="a layer failed"):
+        save_pass(model, window, {model.body: fail})
+    assert torch.backends.cudnn.deterministic is before
+
+
 def test_sampling_follows_the_tempered_distribution():
     """Gumbel-max with temperature: the first sampled element's frequencies match softmax(logits / T)."""
     torch.manual_seed(5)

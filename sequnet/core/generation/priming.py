@@ -30,15 +30,22 @@ def fold_head(model: nn.Module, weight: torch.Tensor, bias: torch.Tensor) -> tup
 
 
 def save_pass(model: nn.Module, window: torch.Tensor, hooks: dict[nn.Module, Callable]) -> torch.Tensor:
-    """Run the model's own forward over ``window`` in eval mode with forward pre-hooks that record the layers'
-    inputs; return the logits of the last position. Hooks and training flags are restored afterwards."""
+    """Run the model's own forward over ``window`` in eval mode, with cuDNN's deterministic algorithms and with
+    forward pre-hooks that record the layers' inputs; return the logits of the last position. Hooks, training
+    flags and cuDNN's flag are restored afterwards."""
     modes = [(m, m.training) for m in model.modules()]
     handles = [m.register_forward_pre_hook(fn, with_kwargs=True) for m, fn in hooks.items()]
+    deterministic = torch.backends.cudnn.deterministic
+    # For a transposed convolution cuDNN may pick a data-gradient algorithm that sums in an arbitrary order: two
+    # states built alike from one prime differed by 1 float32 ulp in the windows of the Seq-U-Net's transposed
+    # layers of levels 5-9 (H100, batch 28, 2026-12-06), so a seeded generation could differ between runs.
+    torch.backends.cudnn.deterministic = True
     model.eval()
     try:
         with torch.no_grad():
             logits = model(window)
     finally:
+        torch.backends.cudnn.deterministic = deterministic
         for h in handles:
             h.remove()
         for m, mode in modes:
