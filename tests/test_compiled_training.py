@@ -121,10 +121,33 @@ def test_cudnn_autotuner_runs_for_fixed_shapes_and_compiled_audio_only(kind, com
 
     from sequnet.experiment.steps import torch_settings
 
-    config = SimpleNamespace(compile=compile, cpu_threads=None)
+    config = SimpleNamespace(compile=compile, cpu_threads=None, fast_kernels=True)
     task = SimpleNamespace(setting=SimpleNamespace(kind=kind))
     before = torch.backends.cudnn.benchmark
     for device, expected in ((torch.device("cuda"), tuned), (torch.device("cpu"), False)):
         with torch_settings(config, device, task):
             assert torch.backends.cudnn.benchmark is expected, device
         assert torch.backends.cudnn.benchmark is before
+
+
+@pytest.mark.parametrize("kind, fast, tf32, expected", [("audio", True, True, "high"), ("audio", False, True, None),
+                                                        ("audio", True, False, None), ("token", True, True, None)])
+def test_float32_products_run_in_tf32_on_the_audio_gpu_path_where_cudnn_does(kind, fast, tf32, expected, monkeypatch):
+    """WaveNet's weight gradients by products (uncompiled GPU path) were measured in TF32, as cuDNN's convolutions
+    run by default: the trainer allows TF32 products on that path ("high"), only while cuDNN's flag allows it, and
+    restores the precision afterwards. None: the precision stays as it was."""
+    from types import SimpleNamespace
+
+    from sequnet.experiment.steps import torch_settings
+
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", tf32)
+    before = torch.get_float32_matmul_precision()
+    config = SimpleNamespace(compile=False, cpu_threads=None, fast_kernels=fast)
+    task = SimpleNamespace(setting=SimpleNamespace(kind=kind))
+    try:
+        for device, want in ((torch.device("cuda"), expected or before), (torch.device("cpu"), before)):
+            with torch_settings(config, device, task):
+                assert torch.get_float32_matmul_precision() == want, device
+            assert torch.get_float32_matmul_precision() == before
+    finally:
+        torch.set_float32_matmul_precision(before)

@@ -366,6 +366,19 @@ def test_trainer_switches_only_audio_models_on_a_gpu():
     assert "fast_kernels" not in deviations(resolve("piano_audio", "sequnet", "paper", fast_kernels=False))
 
 
+def test_only_wavenet_uncompiled_takes_its_weight_gradients_by_products():
+    """The GPU path's switches (fast_path.use_fast_kernels) give the products' weight gradients to the model and
+    mode where they were faster on an H100: WaveNet uncompiled; never the Seq-U-Net, and not compiled."""
+    from sequnet.experiment.fast_path import use_fast_kernels
+
+    def products(model):
+        return {getattr(m, "mm_weight_grad", False) for m in model.modules() if hasattr(m, "mm_weight_grad")}
+    for arch, compile_, expected in (("wavenet", False, {True}), ("wavenet", True, {False}),
+                                     ("sequnet", False, {False}), ("sequnet", True, {False})):
+        model = use_fast_kernels(sequnet.paper_model("piano_audio", arch), compile_)
+        assert products(model) == expected, (arch, compile_)
+
+
 def test_cli_passes_fast_kernels_on():
     from sequnet.experiment import cli as train_cli
     from sequnet.cli import build_parser

@@ -9,8 +9,8 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from sequnet.core.models import (ResSeqUNet, use_channels_last, use_cropped_skips, use_fused_gate,
-                                 use_fused_lookup)
+from sequnet.core.models import (ResSeqUNet, WaveNet, use_channels_last, use_cropped_skips, use_fused_gate,
+                                 use_fused_lookup, use_mm_weight_grad)
 from sequnet.core.models.layers import has_switch
 from sequnet.core.models.padding import pad_channels
 from sequnet.experiment.scales import RunConfig
@@ -20,8 +20,8 @@ CHANNEL_MULTIPLE = 64     # the piano Seq-U-Net's 180 channels train stored as 1
 
 def use_fast_kernels(model: nn.Module, compile_: bool = False) -> nn.Module:
     """Switch an audio model to the trainer's GPU path in place: the residual Seq-U-Net's channels padded to a
-    multiple of CHANNEL_MULTIPLE, channels-last, the fused gate (uncompiled), the Triton lookup and WaveNet's
-    cropped skips, each where the model has it.
+    multiple of CHANNEL_MULTIPLE, channels-last, the fused gate (uncompiled), the Triton lookup, WaveNet's
+    cropped skips and, uncompiled, WaveNet's weight gradients by products, each where the model has it.
     Call it before building the optimizer: padding and channels-last replace or move the convolution weights."""
     if isinstance(getattr(model, "body", None), ResSeqUNet):
         pad_channels(model, CHANNEL_MULTIPLE)
@@ -34,6 +34,13 @@ def use_fast_kernels(model: nn.Module, compile_: bool = False) -> nn.Module:
         use_fused_lookup(model)
     if has_switch(model, "crop_skips"):
         use_cropped_skips(model)
+    # Weight gradients by cuBLAS's batched products (sequnet.core.models.weight_grad) where they were faster: WaveNet
+    # uncompiled (H100, 2026-12-06: bf16 199.60 -> 172.86 ms a step, TF32 442.27 -> 276.92). Compiled they were
+    # slower for it (bf16 125.03 -> 155.20 ms), and the Seq-U-Net's step was slower with them in every mode
+    # (bf16 uncompiled 45.65 -> 52.63, compiled 29.83 -> 34.50; TF32 compiled 60.80 -> 67.21, uncompiled
+    # 67.33 -> 73.83), so it keeps cuDNN's (results/bench/piano-step-mm-wgrad-*-h100.json).
+    if isinstance(getattr(model, "body", None), WaveNet) and not compile_:
+        use_mm_weight_grad(model)
     return model
 
 

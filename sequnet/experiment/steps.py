@@ -135,8 +135,10 @@ def device_name(device: torch.device) -> str:
 
 @contextlib.contextmanager
 def torch_settings(config: RunConfig, device: torch.device, task: Task):
-    """cuDNN autotuning for fixed shapes and the CPU thread count, restored afterwards."""
+    """cuDNN autotuning for fixed shapes, the float32 products' precision on the audio models' GPU path and the CPU
+    thread count, restored afterwards."""
     benchmark_before, threads_before = torch.backends.cudnn.benchmark, torch.get_num_threads()
+    matmul_before = torch.get_float32_matmul_precision()
     # Fixed shapes (the language windows) profit from cuDNN's autotuner, which the official scripts enabled;
     # music sequences change length every step, where it would re-run all the time. The audio models take it
     # compiled only: uncompiled it sped nothing up (H100, 2026-12-05: Seq-U-Net bf16 46.52 / 46.54 ms a step,
@@ -147,11 +149,17 @@ def torch_settings(config: RunConfig, device: torch.device, task: Task):
     torch.backends.cudnn.benchmark = device.type == "cuda" and (task.setting.kind == "token" or audio)
     if device.type == "cpu" and config.cpu_threads is not None:
         torch.set_num_threads(config.cpu_threads)
+    # The GPU path's weight gradients by products (WaveNet's, uncompiled: fast_path.use_fast_kernels) run in TF32
+    # where cuDNN's convolutions do (their default), so that in float32 they compute what cuDNN's would
+    fast_audio = device.type == "cuda" and task.setting.kind == "audio" and config.fast_kernels
+    if fast_audio and torch.backends.cudnn.allow_tf32:
+        torch.set_float32_matmul_precision("high")
     try:
         yield
     finally:
         torch.backends.cudnn.benchmark = benchmark_before
         torch.set_num_threads(threads_before)
+        torch.set_float32_matmul_precision(matmul_before)
 
 
 def step_function(model: nn.Module, optimizer: torch.optim.Optimizer, task: Task, config: RunConfig,
