@@ -56,6 +56,14 @@
 # CALL=8  the fast step's numerics against the plain float32 model (benchmarks/step_numerics.py): both models
 #         uncompiled, then the Seq-U-Net compiled, each with cuDNN's weight gradients and the products', in TF32
 #         and bf16 (OUT/step-numerics-GPU.json, OUT/step-numerics-compiled-GPU.json).
+# CALL=9  the compiled bf16 piano steps at an older commit and at this one, alternately, each in a process of its
+#         own on one machine: at e58693b (H100, 2026-12-06) compiled WaveNet took 125.03 ms and the Seq-U-Net 29.83,
+#         against 93.47 and 26.95 at 3c7b693 on the H100 of 2026-12-05, while the uncompiled steps matched; is it
+#         the code or the machine? AB_OLD=COMMIT names the older tree, made here and carried:
+#             mkdir -p .ab/COMMIT && git archive COMMIT sequnet benchmarks | tar x -C .ab/COMMIT
+#         (carry [".whl", ".devdata", ".ab"]; AB_TREE=DIR points elsewhere). WaveNet first, both profiled
+#         (OUT/piano-step-ab-wavenet-{COMMIT,head}-GPU.json and .profile.txt, and Inductor's code of both in
+#         OUT/inductor-code-call9.tar.gz), then the Seq-U-Net (OUT/piano-step-ab-sequnet-{COMMIT,head}-GPU.json).
 # At 1ead015 (2026-12-05) call 2's generation benchmark, with split-K in one launch beside the rule's kernels, ran
 # past its bound (its log: results/logs/2026-12-05-h200-pdl-and-splitk1.tar.xz); that split-K was then removed and
 # the comparison above ran on its own (results/bench/generation-pdl-h200.json).
@@ -77,7 +85,9 @@ export PYTHONPATH=$PWD:/tmp/site SEQUNET_DATA_MIRROR=${SEQUNET_DATA_MIRROR:-$PWD
 device_wheels python3 soundfile mido >>"$log" 2>&1 ||     # the suite installs its own (gpu_test.sh)
     { echo "installing .whl/ failed (see $log)" >&2; exit 1; }
 { echo "call ${CALL:-1} at $(date -u '+%Y-%m-%d %H:%M:%S UTC'), commit ${SEQUNET_GIT_COMMIT:-unknown}"
-  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null; } | tee -a "$log"
+  # the clocks and power limit too: calls on two machines of one kind are compared only where these agree
+  nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm,power.limit --format=csv,noheader \
+      2>/dev/null; } | tee -a "$log"
 status=0
 
 # step NAME LIMIT COMMAND...: run COMMAND for at most LIMIT seconds (and never past CALL_S less 15 s), logging it
@@ -203,6 +213,28 @@ case ${CALL:-1} in
             --compile off --out "$out/step-numerics-$gpu.json"
         [ "${QUICK:-0}" = 1 ] || step "numerics of the fast step, compiled" 300 python3 benchmarks/step_numerics.py \
             --archs sequnet --compile on --out "$out/step-numerics-compiled-$gpu.json" ;;
-    *) echo "CALL=${CALL}: expected 1 to 8" >&2; exit 2 ;;
+    9)
+        old=${AB_OLD:?CALL=9 needs AB_OLD=COMMIT (the older tree under .ab/COMMIT, or AB_TREE=DIR)}
+        tree=${AB_TREE:-.ab/$old}
+        [ -f "$tree/benchmarks/piano_step.py" ] && [ -d "$tree/sequnet" ] ||
+            { echo "CALL=9: no $tree/benchmarks/piano_step.py and $tree/sequnet; make them here with" \
+                   "mkdir -p .ab/$old && git archive $old sequnet benchmarks | tar x -C .ab/$old, and carry .ab" >&2
+              exit 2; }
+        c=" compile"; [ "${QUICK:-0}" = 1 ] && c=""
+        for arch in wavenet sequnet; do
+            variant="sequnet bf16 pad=64$c lookup cudnn_benchmark"
+            profile=0
+            [ $arch = wavenet ] && variant="wavenet bf16 crop$c lookup cudnn_benchmark" && profile=2
+            # each tree's piano_step.py puts its own folder's sequnet first on sys.path; its records say its commit
+            for side in old head; do
+                dir=$tree name=$old commit=$old
+                [ $side = head ] && dir=. name=head commit=${SEQUNET_GIT_COMMIT:-unknown}
+                TORCHINDUCTOR_CACHE_DIR=/tmp/inductor-call9/$arch-$name SEQUNET_GIT_COMMIT=$commit \
+                    step "$arch bf16 compiled at $name" 200 python3 "$dir/benchmarks/piano_step.py" "${quick[@]}" \
+                    --profile-steps $profile --out "$out/piano-step-ab-$arch-$name-$gpu.json" --variants "$variant"
+            done
+        done
+        inductor_code /tmp/inductor-call9 "$out/inductor-code-call9.tar.gz" ;;
+    *) echo "CALL=${CALL}: expected 1 to 9" >&2; exit 2 ;;
 esac
 exit $status

@@ -154,9 +154,43 @@ def test_speed_call_dry_run_measures_both_launches_and_bounds_its_steps(tmp_path
     rows = json.loads((tmp_path / "out8" / "step-numerics-cpu.json").read_text())["rows"]
     assert {(r["arch"], r["mm_wgrad"], r["mode"]) for r in rows} == {
         (a, m, mode) for a in ("sequnet", "wavenet") for m in (False, True) for mode in ("tf32", "bf16")}
-    unknown = subprocess.run(script + [str(tmp_path / "unknown")], cwd=REPO, env=dict(env, CALL="9"),
+    unknown = subprocess.run(script + [str(tmp_path / "unknown")], cwd=REPO, env=dict(env, CALL="10"),
                              capture_output=True, text=True, timeout=120)
-    assert unknown.returncode == 2 and "CALL=9: expected 1 to 8" in unknown.stderr
+    assert unknown.returncode == 2 and "CALL=10: expected 1 to 9" in unknown.stderr
+
+
+def test_speed_call_9_times_an_older_tree_beside_this_one(tmp_path, data_mirror):
+    """Call 9 as a CPU dry run: the piano steps of both models from an older tree (here this commit's, as
+    `git archive` makes it) and from the checkout, alternately, each labelled with its commit; WaveNet's two
+    profiled. Without the older tree it stops before running anything, naming what to make."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "python3").write_text(f"#!/usr/bin/env bash\nexec {sys.executable} \"$@\"\n")
+    (bin_dir / "python3").chmod(0o755)
+    env = dict(os.environ, PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}", QUICK="1", CALL="9", CALL_S="300",
+               SEQUNET_DATA_MIRROR=str(data_mirror), SEQUNET_GIT_COMMIT="newer", AB_OLD="older")
+    script = ["bash", str(REPO / "benchmarks" / "speed_gpu_call.sh")]
+    missing = subprocess.run(script + [str(tmp_path / "missing")], cwd=REPO,
+                             env=dict(env, AB_TREE=str(tmp_path / "none")), capture_output=True, text=True,
+                             timeout=120)
+    assert missing.returncode == 2 and f"no {tmp_path / 'none'}/benchmarks/piano_step.py" in missing.stderr
+    assert "git archive older sequnet benchmarks | tar x -C .ab/older" in missing.stderr
+    assert not (tmp_path / "missing" / "piano-step-ab-wavenet-head-cpu.json").exists()
+    tree = tmp_path / "older"
+    tree.mkdir()
+    archive = subprocess.run(["git", "archive", "HEAD", "sequnet", "benchmarks"], cwd=REPO, capture_output=True,
+                             check=True).stdout
+    subprocess.run(["tar", "x", "-C", str(tree)], input=archive, check=True)
+    done = subprocess.run(script + [str(tmp_path / "out")], cwd=REPO, env=dict(env, AB_TREE=str(tree)),
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    for arch in ("wavenet", "sequnet"):
+        for name, commit in (("older", "older"), ("head", "newer")):
+            found = json.loads((tmp_path / "out" / f"piano-step-ab-{arch}-{name}-cpu.json").read_text())
+            assert found["meta"]["git_commit"] == commit
+            assert [(r["arch"], r["bf16"], r["lookup"], r["cudnn_benchmark"]) for r in found["rows"]] == [
+                (arch, True, True, True)]
+            assert (tmp_path / "out" / f"piano-step-ab-{arch}-{name}-cpu.profile.txt").exists() == (arch == "wavenet")
 
 
 def test_gpu_suite_rest_runs_only_what_a_cut_short_log_did_not_finish(tmp_path):
