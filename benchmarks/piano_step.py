@@ -74,15 +74,19 @@ def parse(spec: str) -> dict:
 @contextlib.contextmanager
 def variant_settings(v: dict):
     """The torch settings variant ``v`` runs under (cuDNN's autotuner; TF32 products for ``mm_wgrad``), restored
-    afterwards."""
+    afterwards. The matmul precision is set for ``mm_wgrad`` only: a variant without it runs under the process's
+    own settings, as before the switch existed (setting the precision, even to its value, is suspected of slowing
+    the compiled steps measured since: call 9 of speed_gpu_call.sh)."""
     matmul_precision = torch.get_float32_matmul_precision()
     torch.backends.cudnn.benchmark = v["cudnn_benchmark"]
-    torch.set_float32_matmul_precision("high" if v["mm_wgrad"] else matmul_precision)
+    if v["mm_wgrad"]:
+        torch.set_float32_matmul_precision("high")
     try:
         yield
     finally:
         torch.backends.cudnn.benchmark = False
-        torch.set_float32_matmul_precision(matmul_precision)
+        if v["mm_wgrad"]:
+            torch.set_float32_matmul_precision(matmul_precision)
 
 
 def step_flops(model, x, y, setting, bf16: bool) -> int:

@@ -130,19 +130,24 @@ def test_cudnn_autotuner_runs_for_fixed_shapes_and_compiled_audio_only(kind, com
         assert torch.backends.cudnn.benchmark is before
 
 
-@pytest.mark.parametrize("kind, fast, tf32, expected", [("audio", True, True, "high"), ("audio", False, True, None),
-                                                        ("audio", True, False, None), ("token", True, True, None)])
-def test_float32_products_run_in_tf32_on_the_audio_gpu_path_where_cudnn_does(kind, fast, tf32, expected, monkeypatch):
+@pytest.mark.parametrize("kind, fast, compile_, tf32, expected", [
+    ("audio", True, False, True, "high"), ("audio", False, False, True, None), ("audio", True, True, True, None),
+    ("audio", True, False, False, None), ("token", True, False, True, None)])
+def test_float32_products_run_in_tf32_on_the_audio_gpu_path_where_cudnn_does(kind, fast, compile_, tf32, expected,
+                                                                              monkeypatch):
     """WaveNet's weight gradients by products (uncompiled GPU path) were measured in TF32, as cuDNN's convolutions
-    run by default: the trainer allows TF32 products on that path ("high"), only while cuDNN's flag allows it, and
-    restores the precision afterwards. None: the precision stays as it was."""
+    run by default: the trainer allows TF32 products on that path ("high"), uncompiled and only while cuDNN's flag
+    allows it, and restores the precision afterwards. None: the precision is left alone."""
     from types import SimpleNamespace
 
     from sequnet.experiment.steps import torch_settings
 
     monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", tf32)
     before = torch.get_float32_matmul_precision()
-    config = SimpleNamespace(compile=False, cpu_threads=None, fast_kernels=fast)
+    calls = []
+    setter = torch.set_float32_matmul_precision
+    monkeypatch.setattr(torch, "set_float32_matmul_precision", lambda p: (calls.append(p), setter(p)))
+    config = SimpleNamespace(compile=compile_, cpu_threads=None, fast_kernels=fast)
     task = SimpleNamespace(setting=SimpleNamespace(kind=kind))
     try:
         for device, want in ((torch.device("cuda"), expected or before), (torch.device("cpu"), before)):
@@ -150,4 +155,6 @@ def test_float32_products_run_in_tf32_on_the_audio_gpu_path_where_cudnn_does(kin
                 assert torch.get_float32_matmul_precision() == want, device
             assert torch.get_float32_matmul_precision() == before
     finally:
-        torch.set_float32_matmul_precision(before)
+        setter(before)
+    # nothing set where nothing is needed: setting the precision, even to its value, changes torch's state
+    assert calls == (["high", before] if expected else [])

@@ -150,16 +150,21 @@ def torch_settings(config: RunConfig, device: torch.device, task: Task):
     if device.type == "cpu" and config.cpu_threads is not None:
         torch.set_num_threads(config.cpu_threads)
     # The GPU path's weight gradients by products (WaveNet's, uncompiled: fast_path.use_fast_kernels) run in TF32
-    # where cuDNN's convolutions do (their default), so that in float32 they compute what cuDNN's would
+    # where cuDNN's convolutions do (their default), so that in float32 they compute what cuDNN's would. The
+    # precision is set there only, and restored only where set: setting it at all, even to its own value, changes
+    # torch's state (the CUDA matmul precision "none", inherited, becomes "ieee"), which is suspected of slowing
+    # the compiled steps measured since (speed_gpu_call.sh, call 9).
     fast_audio = device.type == "cuda" and task.setting.kind == "audio" and config.fast_kernels
-    if fast_audio and torch.backends.cudnn.allow_tf32:
+    products_tf32 = fast_audio and not config.compile and torch.backends.cudnn.allow_tf32
+    if products_tf32:
         torch.set_float32_matmul_precision("high")
     try:
         yield
     finally:
         torch.backends.cudnn.benchmark = benchmark_before
         torch.set_num_threads(threads_before)
-        torch.set_float32_matmul_precision(matmul_before)
+        if products_tf32:
+            torch.set_float32_matmul_precision(matmul_before)
 
 
 def step_function(model: nn.Module, optimizer: torch.optim.Optimizer, task: Task, config: RunConfig,
