@@ -61,9 +61,11 @@
 #         against 93.47 and 26.95 at 3c7b693 on the H100 of 2026-12-05, while the uncompiled steps matched; is it
 #         the code or the machine? AB_OLD=COMMIT names the older tree, made here and carried:
 #             mkdir -p .ab/COMMIT && git archive COMMIT sequnet benchmarks | tar x -C .ab/COMMIT
-#         (carry [".whl", ".devdata", ".ab"]; AB_TREE=DIR points elsewhere). WaveNet first, both profiled
-#         (OUT/piano-step-ab-wavenet-{COMMIT,head}-GPU.json and .profile.txt, and Inductor's code of both in
-#         OUT/inductor-code-call9.tar.gz), then the Seq-U-Net (OUT/piano-step-ab-sequnet-{COMMIT,head}-GPU.json).
+#         (carry [".whl", ".devdata", ".ab"]; AB_TREE=DIR points elsewhere). WaveNet first, profiled, at COMMIT, at
+#         this commit, and at this commit with the float32 matmul precision set first, as benchmarks/piano_step.py
+#         did for every variant at 87bf3d0 and e58693b (OUT/piano-step-ab-wavenet-{COMMIT,head,head-set}-GPU.json);
+#         then the Seq-U-Net at COMMIT and at this commit (OUT/piano-step-ab-sequnet-{COMMIT,head}-GPU.json). The
+#         profiles and Inductor's code: OUT/call9-profiles-and-code.tar.gz.
 # At 1ead015 (2026-12-05) call 2's generation benchmark, with split-K in one launch beside the rule's kernels, ran
 # past its bound (its log: results/logs/2026-12-05-h200-pdl-and-splitk1.tar.xz); that split-K was then removed and
 # the comparison above ran on its own (results/bench/generation-pdl-h200.json).
@@ -221,20 +223,34 @@ case ${CALL:-1} in
                    "mkdir -p .ab/$old && git archive $old sequnet benchmarks | tar x -C .ab/$old, and carry .ab" >&2
               exit 2; }
         c=" compile"; [ "${QUICK:-0}" = 1 ] && c=""
+        # head-set: this tree with the float32 matmul precision set (to its own value) first, as piano_step.py did
+        # for every variant at 87bf3d0 and e58693b: the suspect, since it changes torch's state
+        set_first="import runpy, sys, torch; torch.set_float32_matmul_precision(torch.get_float32_matmul_precision())"
+        set_first+="; sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name='__main__')"
         for arch in wavenet sequnet; do
-            variant="sequnet bf16 pad=64$c lookup cudnn_benchmark"
-            profile=0
-            [ $arch = wavenet ] && variant="wavenet bf16 crop$c lookup cudnn_benchmark" && profile=2
+            variant="sequnet bf16 pad=64$c lookup cudnn_benchmark" profile=0 sides="old head"
+            [ $arch = wavenet ] && variant="wavenet bf16 crop$c lookup cudnn_benchmark" profile=2 \
+                sides="old head head-set"
             # each tree's piano_step.py puts its own folder's sequnet first on sys.path; its records say its commit
-            for side in old head; do
-                dir=$tree name=$old commit=$old
-                [ $side = head ] && dir=. name=head commit=${SEQUNET_GIT_COMMIT:-unknown}
+            for side in $sides; do
+                dir=$tree name=$old commit=$old run=(python3)
+                [ $side != old ] && dir=. name=$side commit=${SEQUNET_GIT_COMMIT:-unknown}
+                [ $side = head-set ] && run=(python3 -c "$set_first")
                 TORCHINDUCTOR_CACHE_DIR=/tmp/inductor-call9/$arch-$name SEQUNET_GIT_COMMIT=$commit \
-                    step "$arch bf16 compiled at $name" 200 python3 "$dir/benchmarks/piano_step.py" "${quick[@]}" \
-                    --profile-steps $profile --out "$out/piano-step-ab-$arch-$name-$gpu.json" --variants "$variant"
+                    step "$arch bf16 compiled at $name" 200 "${run[@]}" "$dir/benchmarks/piano_step.py" \
+                    "${quick[@]}" --profile-steps $profile --out "$out/piano-step-ab-$arch-$name-$gpu.json" \
+                    --variants "$variant"
             done
         done
-        inductor_code /tmp/inductor-call9 "$out/inductor-code-call9.tar.gz" ;;
+        # the profiles and Inductor's code in one file: a call brings back at most 8
+        rm -f /tmp/inductor-code-call9.tar.gz
+        inductor_code /tmp/inductor-call9 /tmp/inductor-code-call9.tar.gz
+        pack=$(cd "$out" && ls piano-step-ab-*.profile.txt 2>/dev/null)
+        if [ -f /tmp/inductor-code-call9.tar.gz ]; then
+            cp /tmp/inductor-code-call9.tar.gz "$out/" && pack+=" inductor-code-call9.tar.gz"
+        fi
+        # shellcheck disable=SC2086  # one name a word
+        [ -n "$pack" ] && (cd "$out" && tar czf call9-profiles-and-code.tar.gz $pack && rm -f $pack) ;;
     *) echo "CALL=${CALL}: expected 1 to 9" >&2; exit 2 ;;
 esac
 exit $status

@@ -161,8 +161,9 @@ def test_speed_call_dry_run_measures_both_launches_and_bounds_its_steps(tmp_path
 
 def test_speed_call_9_times_an_older_tree_beside_this_one(tmp_path, data_mirror):
     """Call 9 as a CPU dry run: the piano steps of both models from an older tree (here this commit's, as
-    `git archive` makes it) and from the checkout, alternately, each labelled with its commit; WaveNet's two
-    profiled. Without the older tree it stops before running anything, naming what to make."""
+    `git archive` makes it) and from the checkout, alternately, each labelled with its commit, and WaveNet's also
+    from the checkout with the matmul precision set first; WaveNet's profiled. Without the older tree it stops
+    before running anything, naming what to make."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     (bin_dir / "python3").write_text(f"#!/usr/bin/env bash\nexec {sys.executable} \"$@\"\n")
@@ -184,13 +185,21 @@ def test_speed_call_9_times_an_older_tree_beside_this_one(tmp_path, data_mirror)
     done = subprocess.run(script + [str(tmp_path / "out")], cwd=REPO, env=dict(env, AB_TREE=str(tree)),
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
-    for arch in ("wavenet", "sequnet"):
-        for name, commit in (("older", "older"), ("head", "newer")):
+    sides = {"wavenet": [("older", "older"), ("head", "newer"), ("head-set", "newer")],
+             "sequnet": [("older", "older"), ("head", "newer")]}
+    for arch, named in sides.items():
+        for name, commit in named:
             found = json.loads((tmp_path / "out" / f"piano-step-ab-{arch}-{name}-cpu.json").read_text())
             assert found["meta"]["git_commit"] == commit
             assert [(r["arch"], r["bf16"], r["lookup"], r["cudnn_benchmark"]) for r in found["rows"]] == [
                 (arch, True, True, True)]
-            assert (tmp_path / "out" / f"piano-step-ab-{arch}-{name}-cpu.profile.txt").exists() == (arch == "wavenet")
+    # WaveNet's three profiles travel in one file with Inductor's code (none in a dry run, which compiles nothing)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(
+        ["call9-profiles-and-code.tar.gz", "speed_gpu_call.log"]
+        + [f"piano-step-ab-{arch}-{name}-cpu.json" for arch, named in sides.items() for name, _ in named])
+    listed = subprocess.run(["tar", "tzf", str(tmp_path / "out" / "call9-profiles-and-code.tar.gz")],
+                            capture_output=True, text=True, check=True).stdout.split()
+    assert sorted(listed) == [f"piano-step-ab-wavenet-{name}-cpu.profile.txt" for name in ("head", "head-set", "older")]
 
 
 def test_gpu_suite_rest_runs_only_what_a_cut_short_log_did_not_finish(tmp_path):
