@@ -379,6 +379,20 @@ def test_only_wavenet_uncompiled_takes_its_weight_gradients_by_products():
         assert products(model) == expected, (arch, compile_)
 
 
+def test_the_record_names_the_gpu_paths_switches_in_effect():
+    from sequnet.experiment.fast_path import describe, use_fast_kernels
+
+    assert describe(sequnet.paper_model("piano_audio", "sequnet")) == ""
+    assert describe(use_fast_kernels(sequnet.paper_model("piano_audio", "sequnet"))) == (
+        "GPU path: channels padded to a multiple of 64, channels-last activations, the fused gate, "
+        "the Triton lookup of the first convolution")
+    assert describe(use_fast_kernels(sequnet.paper_model("piano_audio", "wavenet"), compile_=True)) == (
+        "GPU path: channels-last activations, the Triton lookup of the first convolution, "
+        "skips computed at the output's samples only")
+    assert describe(use_fast_kernels(sequnet.paper_model("piano_audio", "wavenet"))).endswith(
+        "skips computed at the output's samples only, weight gradients by cuBLAS's batched products")
+
+
 def test_cli_passes_fast_kernels_on():
     from sequnet.experiment import cli as train_cli
     from sequnet.cli import build_parser

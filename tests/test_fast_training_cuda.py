@@ -295,6 +295,8 @@ def test_trainer_trains_the_audio_models_with_the_switches(tmp_path):
     plain = training.train(config.replace(fast_kernels=False), out_dir=tmp_path / "plain", log=None)
     assert fast.record.status == plain.record.status == "ok"
     assert fast.record.config["fast_kernels"] is True
+    assert "GPU path: channels padded to a multiple of 64, channels-last" in fast.record.notes
+    assert "GPU path" not in plain.record.notes
     # same maths, other rounding (and TF32 convolutions in both)
     assert fast.record.metrics["test"] == pytest.approx(plain.record.metrics["test"], rel=0.02)
 

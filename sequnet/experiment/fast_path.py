@@ -44,6 +44,24 @@ def use_fast_kernels(model: nn.Module, compile_: bool = False) -> nn.Module:
     return model
 
 
+# each switch as a record names it, in the order use_fast_kernels sets them
+SWITCH_NAMES = {"channels_last": "channels-last activations", "fused_gate": "the fused gate",
+                "fused_lookup": "the Triton lookup of the first convolution",
+                "crop_skips": "skips computed at the output's samples only",
+                "mm_weight_grad": "weight gradients by cuBLAS's batched products"}
+
+
+def describe(model: nn.Module) -> str:
+    """The GPU path's switches in effect on ``model`` as one sentence for its record ("GPU path: channels padded
+    to a multiple of 64, channels-last activations, ..."), or "" for a model on none of them."""
+    model = getattr(model, "_orig_mod", model)          # compiled: the model itself
+    on = [text for name, text in SWITCH_NAMES.items()
+          if any(getattr(m, name, False) is True for m in model.modules())]
+    if getattr(getattr(model, "body", None), "channel_padding", 0):
+        on.insert(0, f"channels padded to a multiple of {model.body.channel_padding}")
+    return "GPU path: " + ", ".join(on) if on else ""
+
+
 def uses_fast_kernels(config: RunConfig, device: torch.device, model: nn.Module) -> bool:
     """Whether the trainer switches the model to this path (:func:`use_fast_kernels`): asked for, on a GPU, and a
     model with the switches (the audio models). On the CPU the switches buy nothing and the default layout keeps

@@ -46,7 +46,7 @@ import torch.nn as nn
 from sequnet.core.configs import build_model, count_parameters
 from sequnet.experiment import distributed
 from sequnet.experiment.captured import StepPerRate, make_capturable
-from sequnet.experiment.fast_path import use_fast_kernels, uses_fast_kernels
+from sequnet.experiment.fast_path import describe as describe_fast_path, use_fast_kernels, uses_fast_kernels
 from sequnet.experiment.checkpoints import (RunFolderError, RunLock, TrainState, check_resumable, cpu_copy,
                                             finished_record, load_checkpoint, refuse_existing, restore,
                                             resume_path, save_checkpoint, seed_everything)
@@ -374,7 +374,8 @@ def train(config: RunConfig, *, out_dir: str | os.PathLike | None = None,
             peak_memory_mib=state.peak_memory_mib, wall_time_s=state.wall_time_s,
             device=f"{ctx.world} x {where}" if ctx.world > 1 else where,
             config=config.to_dict() | distributed.describe(config, ctx), history=copy.deepcopy(state.history),
-            status=status, notes="; ".join(notes + _notes(config, task, state, status, ctx)
+            status=status, notes="; ".join(notes + [n for n in [describe_fast_path(model)] if n]
+                                           + _notes(config, task, state, status, ctx)
                                            + list(dict.fromkeys(state.given_notes + given_notes))),
             deviations={k: "model changed" if k == "setting" else v for k, v in deviations(config).items()},
             seed=config.seed, loss_spikes=copy.deepcopy(state.loss_spikes))
