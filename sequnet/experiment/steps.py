@@ -138,7 +138,6 @@ def torch_settings(config: RunConfig, device: torch.device, task: Task):
     """cuDNN autotuning for fixed shapes, the float32 products' precision on the audio models' GPU path and the CPU
     thread count, restored afterwards."""
     benchmark_before, threads_before = torch.backends.cudnn.benchmark, torch.get_num_threads()
-    matmul_before = torch.get_float32_matmul_precision()
     # Fixed shapes (the language windows) profit from cuDNN's autotuner, which the official scripts enabled;
     # music sequences change length every step, where it would re-run all the time. The audio models take it
     # compiled only: uncompiled it sped nothing up (H100, 2026-12-05: Seq-U-Net bf16 46.52 / 46.54 ms a step,
@@ -156,7 +155,8 @@ def torch_settings(config: RunConfig, device: torch.device, task: Task):
     # the compiled steps measured since (speed_gpu_call.sh, call 9).
     fast_audio = device.type == "cuda" and task.setting.kind == "audio" and config.fast_kernels
     products_tf32 = fast_audio and not config.compile and torch.backends.cudnn.allow_tf32
-    if products_tf32:
+    if products_tf32:       # read there only too: torch refuses to read it after its newer API has set it
+        matmul_before = torch.get_float32_matmul_precision()
         torch.set_float32_matmul_precision("high")
     try:
         yield
