@@ -68,6 +68,17 @@ def default_tf32():
 
 
 @pytest.fixture
+def matmul_precision_calls(monkeypatch):
+    """The float32 matmul precisions set during the test, in order (``torch.set_float32_matmul_precision`` still
+    sets them): setting it at all, even to its own value, changes torch's state. The precision before the test
+    comes back after it."""
+    before, setter, calls = torch.get_float32_matmul_precision(), torch.set_float32_matmul_precision, []
+    monkeypatch.setattr(torch, "set_float32_matmul_precision", lambda p: (calls.append(p), setter(p)))
+    yield calls
+    setter(before)
+
+
+@pytest.fixture
 def one_cpu_thread():
     """One torch thread for the test: step-wise generation is many tiny operations, and on a busy 2-core machine
     one thread is many times faster than two that wait for each other (see sequnet.experiment.scales)."""

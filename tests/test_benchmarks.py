@@ -461,7 +461,8 @@ def test_piano_step_counts_cublas_kernels_as_matrix_products():
     assert piano_step.kernel_kind("cudnn::engines_precompiled::convertTensor_kernel") == "convolution, other (cuDNN)"
 
 
-def test_piano_step_runs_the_weight_gradients_by_products_and_restores_the_precision(tmp_path, monkeypatch):
+def test_piano_step_runs_the_weight_gradients_by_products_and_restores_the_precision(tmp_path,
+                                                                                      matmul_precision_calls):
     out = tmp_path / "step.json"
     subprocess.run([sys.executable, str(REPO / "benchmarks" / "piano_step.py"), "--device", "cpu", "--quick",
                     "--steps", "1", "--warmup", "1", "--profile-steps", "0", "--out", str(out), "--variants",
@@ -470,10 +471,7 @@ def test_piano_step_runs_the_weight_gradients_by_products_and_restores_the_preci
     rows = json.loads(out.read_text())["rows"]
     assert [r["mm_wgrad"] for r in rows] == [True, True] and not any("error" in r for r in rows)
     piano_step = benchmark_module("piano_step")
-    before = torch.get_float32_matmul_precision()
-    calls = []
-    setter = torch.set_float32_matmul_precision
-    monkeypatch.setattr(torch, "set_float32_matmul_precision", lambda p: (calls.append(p), setter(p)))
+    before, calls = torch.get_float32_matmul_precision(), matmul_precision_calls
     with piano_step.variant_settings(piano_step.parse("sequnet fp32 mm_wgrad")):
         assert torch.get_float32_matmul_precision() == "high"
     assert torch.get_float32_matmul_precision() == before and calls == ["high", before]

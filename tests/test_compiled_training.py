@@ -134,7 +134,7 @@ def test_cudnn_autotuner_runs_for_fixed_shapes_and_compiled_audio_only(kind, com
     ("audio", True, False, True, "high"), ("audio", False, False, True, None), ("audio", True, True, True, None),
     ("audio", True, False, False, None), ("token", True, False, True, None)])
 def test_float32_products_run_in_tf32_on_the_audio_gpu_path_where_cudnn_does(kind, fast, compile_, tf32, expected,
-                                                                              monkeypatch):
+                                                                              monkeypatch, matmul_precision_calls):
     """WaveNet's weight gradients by products (uncompiled GPU path) were measured in TF32, as cuDNN's convolutions
     run by default: the trainer allows TF32 products on that path ("high"), uncompiled and only while cuDNN's flag
     allows it, and restores the precision afterwards. None: the precision is left alone."""
@@ -143,18 +143,12 @@ def test_float32_products_run_in_tf32_on_the_audio_gpu_path_where_cudnn_does(kin
     from sequnet.experiment.steps import torch_settings
 
     monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", tf32)
-    before = torch.get_float32_matmul_precision()
-    calls = []
-    setter = torch.set_float32_matmul_precision
-    monkeypatch.setattr(torch, "set_float32_matmul_precision", lambda p: (calls.append(p), setter(p)))
+    before, calls = torch.get_float32_matmul_precision(), matmul_precision_calls
     config = SimpleNamespace(compile=compile_, cpu_threads=None, fast_kernels=fast)
     task = SimpleNamespace(setting=SimpleNamespace(kind=kind))
-    try:
-        for device, want in ((torch.device("cuda"), expected or before), (torch.device("cpu"), before)):
-            with torch_settings(config, device, task):
-                assert torch.get_float32_matmul_precision() == want, device
-            assert torch.get_float32_matmul_precision() == before
-    finally:
-        setter(before)
+    for device, want in ((torch.device("cuda"), expected or before), (torch.device("cpu"), before)):
+        with torch_settings(config, device, task):
+            assert torch.get_float32_matmul_precision() == want, device
+        assert torch.get_float32_matmul_precision() == before
     # nothing set where nothing is needed: setting the precision, even to its value, changes torch's state
     assert calls == (["high", before] if expected else [])

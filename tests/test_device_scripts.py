@@ -67,17 +67,22 @@ def test_gpu_suite_stops_at_once_on_a_mirror_that_lacks_registered_files(tmp_pat
     assert "pytest ran in <pytest-tmp>/popen-gw0/data-root0" in (tmp_path / "gpu-test.log").read_text()
 
 
+def _python3_first(tmp_path) -> str:
+    """A PATH whose python3 is this interpreter (a venv's own), as the GPU machine's python3 is its torch's."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "python3").write_text(f"#!/usr/bin/env bash\nexec {sys.executable} \"$@\"\n")
+    (bin_dir / "python3").chmod(0o755)
+    return f"{bin_dir}{os.pathsep}{os.environ['PATH']}"
+
+
 def test_speed_call_dry_run_measures_both_launches_and_bounds_its_steps(tmp_path, data_mirror):
     """benchmarks/speed_gpu_call.sh as a CPU dry run (QUICK=1): call 2's generation benchmark (PDL and the step
     kernels, each on and off) and piano step, call 3's piano steps (the lookup's three backwards, compiled and not),
     call 4's graph lengths, call 5's start in the head, call 6's cuDNN autotuner, call 7's weight gradients by
     products and call 8's numerics, run with the flags the GPU call will pass and write their JSON; a step that
     cannot get 30 s of the call is skipped and makes the exit status 4; an unknown call is refused."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    (bin_dir / "python3").write_text(f"#!/usr/bin/env bash\nexec {sys.executable} \"$@\"\n")   # a venv's own
-    (bin_dir / "python3").chmod(0o755)
-    env = dict(os.environ, PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}", QUICK="1",
+    env = dict(os.environ, PATH=_python3_first(tmp_path), QUICK="1",
                SEQUNET_DATA_MIRROR=str(data_mirror))
     script = ["bash", str(REPO / "benchmarks" / "speed_gpu_call.sh")]
     done = subprocess.run(script + [str(tmp_path / "out")], cwd=REPO, env=dict(env, CALL="2", CALL_S="300"),
@@ -164,11 +169,7 @@ def test_speed_call_9_times_an_older_tree_beside_this_one(tmp_path, data_mirror)
     `git archive` makes it) and from the checkout, alternately, each labelled with its commit, and WaveNet's also
     from the checkout with the matmul precision set first; WaveNet's profiled. Without the older tree it stops
     before running anything, naming what to make."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    (bin_dir / "python3").write_text(f"#!/usr/bin/env bash\nexec {sys.executable} \"$@\"\n")
-    (bin_dir / "python3").chmod(0o755)
-    env = dict(os.environ, PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}", QUICK="1", CALL="9", CALL_S="300",
+    env = dict(os.environ, PATH=_python3_first(tmp_path), QUICK="1", CALL="9", CALL_S="300",
                SEQUNET_DATA_MIRROR=str(data_mirror), SEQUNET_GIT_COMMIT="newer", AB_OLD="older")
     script = ["bash", str(REPO / "benchmarks" / "speed_gpu_call.sh")]
     missing = subprocess.run(script + [str(tmp_path / "missing")], cwd=REPO,
