@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import sys
 import time
 from pathlib import Path
@@ -48,6 +49,7 @@ from sequnet.core.models import (use_channels_last, use_cropped_skips, use_fused
 from sequnet.core.models.padding import pad_channels  # noqa: E402
 from sequnet.analysis.complexity import run_metadata, time_training_step, training_step  # noqa: E402
 from sequnet.analysis.benchmarks import write_bench  # noqa: E402
+from sequnet.experiment.records import git_commit  # noqa: E402
 
 DEFAULT_VARIANTS = [
     "sequnet bf16 foreach_adam", "sequnet bf16", "sequnet bf16 pad=8", "sequnet bf16 pad=64",
@@ -74,9 +76,11 @@ def parse(spec: str) -> dict:
 @contextlib.contextmanager
 def variant_settings(v: dict):
     """The torch settings variant ``v`` runs under (cuDNN's autotuner; TF32 products for ``mm_wgrad``), restored
-    afterwards. The matmul precision is set for ``mm_wgrad`` only: a variant without it runs under the process's
-    own settings, as before the switch existed (setting the precision, even to its value, is suspected of slowing
-    the compiled steps measured since: call 9 of speed_gpu_call.sh)."""
+    afterwards. They hold from the variant's first convolution on, its FLOP count included: cuDNN keeps the plan
+    it first ran for a convolution's shapes, chosen by the autotuner or by its heuristics alike (see
+    :func:`check_autotuner`). The matmul precision is set for ``mm_wgrad`` only; setting it in every variant, as
+    at 87bf3d0, changed nothing (call 9 of speed_gpu_call.sh, H100, 2026-12-06: WaveNet compiled in bf16 124.54
+    ms a step without it, 124.53 with it)."""
     matmul_precision = torch.get_float32_matmul_precision()
     torch.backends.cudnn.benchmark = v["cudnn_benchmark"]
     if v["mm_wgrad"]:
@@ -87,6 +91,33 @@ def variant_settings(v: dict):
         torch.backends.cudnn.benchmark = False
         if v["mm_wgrad"]:
             torch.set_float32_matmul_precision(matmul_precision)
+
+
+def check_autotuner(variants: list[dict], device: torch.device) -> None:
+    """Refuse variants with and without ``cudnn_benchmark`` in one GPU process. cuDNN (through PyTorch's cache of
+    its plans) runs a convolution with the plan it chose the first time it met the convolution's shapes, strides,
+    dtype and deterministic and TF32 flags; whether the autotuner was on is not part of that key. So a variant
+    timed after another of the same shapes runs the first one's plans, autotuned or not. Measured (H100,
+    2026-12-06, call 9): WaveNet compiled in bf16 with the autotuner took 94.02 ms a step where it was on from the
+    start, 124.54 where the FLOP count had run first without it; the 93.51 / 93.47 ms with / without it of
+    2026-12-05 ran in one process, the autotuned first, and so were both autotuned."""
+    if device.type == "cuda" and len({v["cudnn_benchmark"] for v in variants}) > 1:
+        raise ValueError("variants with and without cudnn_benchmark in one process: cuDNN would run the first "
+                         "one's convolution plans in both. Run each set in a process of its own (--append "
+                         "gathers their rows in one --out file)")
+
+
+def earlier_rows(out: Path, meta: dict) -> list[dict]:
+    """The rows already in ``out`` (for ``--append``), which must come from the same GPU, torch and commit."""
+    if not out.exists():
+        return []
+    earlier = json.loads(out.read_text())
+    theirs, ours = earlier["meta"], {**meta, "git_commit": git_commit()}
+    for key in ("device", "torch", "git_commit", "batch", "steps", "warmup", "quick"):
+        if theirs.get(key) != ours.get(key):
+            raise ValueError(f"--append: {out} was measured with {key}={theirs.get(key)!r}, this run has "
+                             f"{ours.get(key)!r}; give another --out")
+    return earlier["rows"]
 
 
 def step_flops(model, x, y, setting, bf16: bool) -> int:
@@ -121,10 +152,10 @@ def measure(v: dict, device, batch: int, steps: int, warmup: int, quick: bool,
     """Variant ``v``'s row; and with ``profile_steps``, its profile (:func:`profile_model`) after the timing, of the
     same model, whose compiled code the profile then reuses."""
     cuda = device.type == "cuda"
-    setting, model, x, y = variant_model(v, device, batch, quick)
-    flops = step_flops(model, x, y, setting, v["bf16"])      # padded: the FLOPs the GPU runs, zeros included
-    t0 = time.perf_counter()
-    with variant_settings(v):
+    with variant_settings(v):       # from the first convolution on: the FLOP count's plans are the ones timed
+        setting, model, x, y = variant_model(v, device, batch, quick)
+        flops = step_flops(model, x, y, setting, v["bf16"])      # padded: the FLOPs the GPU runs, zeros included
+        t0 = time.perf_counter()
         timing = time_training_step(model, x, y, lambda logits, target: loss_fn(setting, logits, target), steps,
                                     warmup, v["bf16"], v["compile_mode"] or v["compile"], cuda,
                                     fused_adam=False if v["foreach_adam"] else None)
@@ -152,14 +183,29 @@ def main(argv=None) -> int:
     ap.add_argument("--profile-steps", type=int, default=3, help="profile the first variant (0: no profile)")
     ap.add_argument("--quick", action="store_true", help="tiny shapes for a CPU smoke run")
     ap.add_argument("--out", type=Path)
+    ap.add_argument("--append", action="store_true",
+                    help="add the rows to --out's, measured by another process on the same GPU at this commit")
     args = ap.parse_args(argv)
     device = torch.device(args.device)
+    if args.append and not args.out:
+        ap.error("--append needs --out")
+    try:
+        check_autotuner([parse(s) for s in args.variants], device)
+    except ValueError as e:
+        ap.error(str(e))
     meta = {**run_metadata(device), "batch": args.batch, "steps": args.steps, "warmup": args.warmup,
             "quick": args.quick, "cuda_graphs": device.type == "cuda", "channels_last": True,
             "tf32_conv": torch.backends.cudnn.allow_tf32}
-    rows = []
+    try:
+        rows = earlier_rows(args.out, meta) if args.append else []
+    except ValueError as e:
+        ap.error(str(e))
+    appending = bool(rows)
+    if appending:
+        meta["processes"] = json.loads(args.out.read_text())["meta"].get("processes", 1) + 1
     for i, spec in enumerate(args.variants):
-        profile_steps = args.profile_steps if i == 0 and args.out else 0
+        # the first variant of a file: an appending process leaves the profile of the file's first alone
+        profile_steps = args.profile_steps if i == 0 and args.out and not appending else 0
         try:
             row, report = measure(parse(spec), device, args.batch, args.steps, args.warmup, args.quick,
                                   profile_steps)

@@ -5,7 +5,7 @@
 #
 #   CALL=1 SEQUNET_GIT_COMMIT=$(git rev-parse --short HEAD) CALL_S=575 bash benchmarks/speed_gpu_call.sh OUT
 #       device tool: carry [".whl", ".devdata"] (made here by `benchmarks/device_prep.sh tests`), timeout_s 600
-#   then CALL=2 to 6 the same way, each as soon as the last has answered (or in another session).
+#   then CALL=2 to 10 the same way, each as soon as the last has answered (or in another session).
 #
 # CALL=1  the GPU test suite (benchmarks/gpu_test.sh; 404 s at 94cb339 with 6 workers on an H200, 2026-12-05; an
 #         H100 had run 912 of its 1,009 tests after 545 s): OUT/gpu-test.log. Where it was cut short, the same call
@@ -46,10 +46,10 @@
 #         against cuDNN's in bf16, the trainer's precision for the piano models. In TF32 (H100, 87bf3d0,
 #         2026-12-06: results/bench/piano-step-mm-wgrad-*-h100.json) they were slower for the Seq-U-Net and 37 %
 #         faster for WaveNet uncompiled; the bf16 variants failed there in the FLOP count (mended in b58fde0).
-#         Each compiled variant in a process of its own: there, models compiled after another (after a failed
-#         one) ran slower (the Seq-U-Net 29.89 ms fourth against 26.95 second on 2026-12-05, WaveNet 125.66
-#         second against 93.47). The Seq-U-Net compiled with cuDNN's autotuner (the trainer's compiled path), with the
-#         products (profiled) and without (OUT/piano-step-mm-wgrad-bf16-compiled-GPU.json, -cudnn-GPU.json);
+#         Each compiled variant in a process of its own (models compiled after another had run slower: the cause,
+#         found by call 9, was cuDNN's heuristic plans, fixed by the FLOP count in every process). The Seq-U-Net
+#         compiled with cuDNN's autotuner (the trainer's compiled path), with the products (profiled) and without
+#         (OUT/piano-step-mm-wgrad-bf16-compiled-GPU.json, -cudnn-GPU.json);
 #         both models uncompiled, in one process (OUT/piano-step-mm-wgrad-bf16-eager-GPU.json); WaveNet compiled,
 #         each way (OUT/piano-step-mm-wgrad-bf16-wavenet-compiled-GPU.json, -cudnn-GPU.json). Most valuable
 #         first: a short call keeps the pairs.
@@ -65,7 +65,16 @@
 #         this commit, and at this commit with the float32 matmul precision set first, as benchmarks/piano_step.py
 #         did for every variant at 87bf3d0 and e58693b (OUT/piano-step-ab-wavenet-{COMMIT,head,head-set}-GPU.json);
 #         then the Seq-U-Net at COMMIT and at this commit (OUT/piano-step-ab-sequnet-{COMMIT,head}-GPU.json). The
-#         profiles and Inductor's code: OUT/call9-profiles-and-code.tar.gz.
+#         profiles and Inductor's code: OUT/call9-profiles-and-code.tar.gz. Found (H100, 4f6b1c1): the code's, in
+#         the benchmark. WaveNet took 94.02 ms at 3c7b693 and 124.54 at 4f6b1c1 (124.53 with the precision set), the
+#         Seq-U-Net 26.99 and 30.06: since 854c29b piano_step.py turned the autotuner on after the FLOP count,
+#         whose convolutions had fixed cuDNN's plans by its heuristics (piano_step.check_autotuner says why).
+# CALL=10 cuDNN's autotuner on and off, each variant in a process of its own (--append gathers them in
+#         OUT/piano-step-autotuner-GPU.json): every earlier "with and without" pair had shared a process, so its
+#         second variant ran the first one's plans. bf16 uncompiled (the piano run's path): the Seq-U-Net, WaveNet
+#         with cuDNN's weight gradients and with the products' (the trainer's uncompiled WaveNet, chosen over
+#         cuDNN's heuristic plans); then the compiled bf16 steps with it, as the trainer compiles them (the fix
+#         checked: 26.95 and 93.51 ms on the H100 of 2026-12-05); then the float32 (TF32) pairs uncompiled.
 # At 1ead015 (2026-12-05) call 2's generation benchmark, with split-K in one launch beside the rule's kernels, ran
 # past its bound (its log: results/logs/2026-12-05-h200-pdl-and-splitk1.tar.xz); that split-K was then removed and
 # the comparison above ran on its own (results/bench/generation-pdl-h200.json).
@@ -251,6 +260,22 @@ case ${CALL:-1} in
         fi
         # shellcheck disable=SC2086  # one name a word
         [ -n "$pack" ] && (cd "$out" && tar czf call9-profiles-and-code.tar.gz $pack && rm -f $pack) ;;
-    *) echo "CALL=${CALL}: expected 1 to 9" >&2; exit 2 ;;
+    10)
+        c=" compile" cb=" cudnn_benchmark"; [ "${QUICK:-0}" = 1 ] && c=""
+        f=$out/piano-step-autotuner-$gpu.json
+        export TORCHINDUCTOR_CACHE_DIR=/tmp/inductor-call10
+        # alone: one process a variant; each pair heuristics first, then the autotuner
+        alone() { step "$1" "$2" python3 benchmarks/piano_step.py "${quick[@]}" --profile-steps 0 --append \
+                      --out "$f" --variants "$1"; }
+        for v in "sequnet bf16 pad=64 lookup" "wavenet bf16 crop lookup" "wavenet bf16 crop lookup mm_wgrad"; do
+            alone "$v" 60; alone "$v$cb" 90
+        done
+        if [ "${QUICK:-0}" != 1 ]; then
+            alone "sequnet bf16 pad=64$c lookup$cb" 130; alone "wavenet bf16 crop$c lookup$cb" 180
+        fi
+        for v in "sequnet fp32 pad=64 lookup" "wavenet fp32 crop lookup mm_wgrad"; do
+            alone "$v" 60; alone "$v$cb" 90
+        done ;;
+    *) echo "CALL=${CALL}: expected 1 to 10" >&2; exit 2 ;;
 esac
 exit $status

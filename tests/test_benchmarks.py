@@ -476,10 +476,64 @@ def test_piano_step_runs_the_weight_gradients_by_products_and_restores_the_preci
         assert torch.get_float32_matmul_precision() == "high"
     assert torch.get_float32_matmul_precision() == before and calls == ["high", before]
     # a variant without the products leaves the precision alone: setting it, even to its value, changes torch's
-    # state, suspected of slowing the compiled steps (call 9 of speed_gpu_call.sh)
+    # state (call 9 of speed_gpu_call.sh found that harmless to the compiled steps, but nothing asks for it)
     with piano_step.variant_settings(piano_step.parse("wavenet bf16 crop compile lookup cudnn_benchmark")):
         pass
     assert calls == ["high", before]
+
+
+def test_piano_step_runs_a_variant_under_its_autotuner_setting_from_the_flop_count_on(monkeypatch):
+    """cuDNN keeps the plan it first ran for a convolution's shapes, whether the autotuner chose it or not: the
+    FLOP count, the variant's first convolutions, must run under the variant's setting too (it did not from
+    854c29b on, and the compiled steps with the autotuner ran on heuristic plans, WaveNet 124.54 against 94.02 ms
+    on an H100)."""
+    piano_step = benchmark_module("piano_step")
+    seen = []
+    monkeypatch.setattr(piano_step, "step_flops", lambda *a: seen.append(torch.backends.cudnn.benchmark) or 1)
+
+    def timed(*args, **kwargs):
+        seen.append(torch.backends.cudnn.benchmark)
+        return {"time_median_s": 1.0, "peak_memory_mib": None}
+
+    monkeypatch.setattr(piano_step, "time_training_step", timed)
+    for spec, flag in (("sequnet fp32 cudnn_benchmark", True), ("sequnet fp32", False)):
+        seen.clear()
+        row, report = piano_step.measure(piano_step.parse(spec), torch.device("cpu"), 2, 1, 1, quick=True)
+        assert seen == [flag, flag] and row["flops"] == 1 and report is None
+        assert torch.backends.cudnn.benchmark is False
+
+
+def test_piano_step_keeps_variants_with_and_without_the_autotuner_in_processes_of_their_own(tmp_path):
+    """One GPU process refuses variants with and without cuDNN's autotuner (the second would run the first's
+    plans); --append gathers the rows of separate processes in one file, from the same GPU, torch, commit and
+    timing settings only."""
+    piano_step = benchmark_module("piano_step")
+    cuda, cpu = torch.device("cuda"), torch.device("cpu")
+    mixed = [piano_step.parse("wavenet bf16 crop lookup"), piano_step.parse("wavenet bf16 crop lookup cudnn_benchmark")]
+    with pytest.raises(ValueError, match="with and without cudnn_benchmark in one process"):
+        piano_step.check_autotuner(mixed, cuda)
+    piano_step.check_autotuner(mixed, cpu)                  # no cuDNN
+    piano_step.check_autotuner(mixed[1:] * 2, cuda)
+    script, out = str(REPO / "benchmarks" / "piano_step.py"), tmp_path / "step.json"
+    refused = subprocess.run([sys.executable, script, "--device", "cuda", "--variants", "sequnet bf16",
+                              "sequnet bf16 cudnn_benchmark"], capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 2 and "a process of its own (--append" in refused.stderr
+
+    def run(variant, *extra):
+        return subprocess.run([sys.executable, script, "--device", "cpu", "--quick", "--steps", "1", "--warmup",
+                               "1", "--profile-steps", "1", "--out", str(out), "--variants", variant, *extra],
+                              capture_output=True, text=True, timeout=300)
+
+    first = run("sequnet fp32")
+    assert first.returncode == 0, first.stderr
+    profile = out.with_suffix(".profile.txt").read_text()
+    second = run("sequnet fp32 cudnn_benchmark", "--append")
+    assert second.returncode == 0, second.stderr
+    bench = json.loads(out.read_text())
+    assert [r["cudnn_benchmark"] for r in bench["rows"]] == [False, True] and bench["meta"]["processes"] == 2
+    assert out.with_suffix(".profile.txt").read_text() == profile      # the file's first variant keeps its profile
+    other = run("sequnet fp32", "--append", "--batch", "8")
+    assert other.returncode == 2 and "batch=16" in other.stderr and len(json.loads(out.read_text())["rows"]) == 2
 
 
 def test_piano_step_variants_name_the_compile_mode():
@@ -504,9 +558,13 @@ def test_piano_step_table_marks_the_targets_and_the_models_own_flops(tmp_path):
              "tflops_per_s": 140.0, "time_median_s": 0.050, "peak_memory_mib": 4580.0},
             {"spec": "sequnet bf16 pad=64", "arch": "sequnet", "bf16": True, "pad": 64, "flops": 8e12,
              "tflops_per_s": 400.0, "time_median_s": 0.020, "peak_memory_mib": 4900.0},
-            {"spec": "wavenet bf16 compile", "arch": "wavenet", "error": "TimeoutError: x"}]
+            {"spec": "wavenet bf16 compile", "arch": "wavenet", "error": "TimeoutError: x"},
+            # a row whose cuDNN plans its name misstates says so (benchmarks.CUDNN_PLANS)
+            {"spec": "wavenet bf16 cudnn_benchmark", "arch": "wavenet", "bf16": True, "pad": 0, "flops": 18e12,
+             "tflops_per_s": 90.0, "time_median_s": 0.200, "peak_memory_mib": 20000.0, "cudnn_plans": "heuristic"}]
     (tmp_path / "piano-step-x.json").write_text(json.dumps({"meta": meta, "rows": rows}))
     table = benchmarks.piano_step_markdown(tmp_path)
+    assert ("| wavenet bf16 cudnn_benchmark (cuDNN's plans fixed before the autotuner was on) | 200.0 |") in table
     assert "| sequnet bf16 | 50.0 | 7.00 | 140 | 140 | 4,580 | ≤ 25 (not met) |" in table
     # the padded step runs 8 TFLOP, but the model is the 7 TFLOP one: 350 TFLOP/s of the model
     assert "| sequnet bf16 pad=64 | 20.0 | 8.00 | 400 | 350 | 4,900 | ≤ 25 (met) |" in table

@@ -159,9 +159,19 @@ def test_speed_call_dry_run_measures_both_launches_and_bounds_its_steps(tmp_path
     rows = json.loads((tmp_path / "out8" / "step-numerics-cpu.json").read_text())["rows"]
     assert {(r["arch"], r["mm_wgrad"], r["mode"]) for r in rows} == {
         (a, m, mode) for a in ("sequnet", "wavenet") for m in (False, True) for mode in ("tf32", "bf16")}
-    unknown = subprocess.run(script + [str(tmp_path / "unknown")], cwd=REPO, env=dict(env, CALL="10"),
+    # call 10: the autotuner on and off, one process a variant, gathered in one file (uncompiled in a dry run)
+    done = subprocess.run(script + [str(tmp_path / "out10")], cwd=REPO, env=dict(env, CALL="10", CALL_S="300"),
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    found = json.loads((tmp_path / "out10" / "piano-step-autotuner-cpu.json").read_text())
+    assert [(r["arch"], r["bf16"], r["mm_wgrad"], r["cudnn_benchmark"]) for r in found["rows"]] == [
+        (a, bf16, m, cb) for a, bf16, m in (("sequnet", True, False), ("wavenet", True, False),
+                                          ("wavenet", True, True), ("sequnet", False, False),
+                                          ("wavenet", False, True)) for cb in (False, True)]
+    assert found["meta"]["processes"] == 10 and not any("error" in r for r in found["rows"])
+    unknown = subprocess.run(script + [str(tmp_path / "unknown")], cwd=REPO, env=dict(env, CALL="11"),
                              capture_output=True, text=True, timeout=120)
-    assert unknown.returncode == 2 and "CALL=10: expected 1 to 9" in unknown.stderr
+    assert unknown.returncode == 2 and "CALL=11: expected 1 to 10" in unknown.stderr
 
 
 def test_speed_call_9_times_an_older_tree_beside_this_one(tmp_path, data_mirror):

@@ -187,9 +187,9 @@ def plain_and_best_markdown(bench_dir: Path) -> str:
     found: dict[tuple, dict[str, list]] = {}
     # the piano steps of benchmarks/piano_step.py (each variant given to both models where it applies) are
     # candidates for the best; none of them is plain (all are replayed from CUDA graphs); a variant that failed
-    # (its row holds the error) is none
+    # (its row holds the error) is none, nor one whose cuDNN plans were not those its name says (CUDNN_PLANS)
     steps = [(p, {**r["meta"], "piano_step": True},
-              [{**row, "task": "piano_audio"} for row in r["rows"] if "error" not in row])
+              [{**row, "task": "piano_audio"} for row in r["rows"] if "error" not in row and "cudnn_plans" not in row])
              for p, r in load_bench(bench_dir, "piano-step*.json", full_only=True)]
     for path, meta, rows in [(p, r["meta"], r["rows"]) for p, r in load_bench(bench_dir, "training*.json",
                                                                               full_only=True)] + steps:
@@ -378,6 +378,13 @@ def piano_step_markdown(bench_dir: Path) -> str:
                        for d in devices)
 
 
+# A piano-step row's "cudnn_plans", where its variant's name misstates them: cuDNN runs the plan it first chose for a
+# convolution's shapes, by the autotuner or not (benchmarks/piano_step.py, check_autotuner), and those rows ran
+# after another pass had chosen them (added to the files on 2026-12-06, after call 9 of speed_gpu_call.sh)
+CUDNN_PLANS = {"heuristic": "cuDNN's plans fixed before the autotuner was on",
+               "autotuned": "cuDNN's plans autotuned by an earlier variant"}
+
+
 def _piano_step_table(found: list[tuple[Path, dict]], model_flops: dict) -> str:
     lines = ["| variant | ms/step | TFLOP/step run | TFLOP/s run | TFLOP/s of the model | peak MiB | "
              "target (Seq-U-Net) | file |", "|---|---:|---:|---:|---:|---:|---:|---|"]
@@ -391,7 +398,8 @@ def _piano_step_table(found: list[tuple[Path, dict]], model_flops: dict) -> str:
             mark = "" if target is None else f"≤ {target:.0f} ({'met' if ms <= target else 'not met'})"
             own = model_flops.get(r["arch"])
             own_rate = "–" if own is None else f"{own / r['time_median_s'] / 1e12:.0f}"
-            lines.append(f"| {r['spec']} | {ms:.1f} | {r['flops'] / 1e12:.2f} | {r['tflops_per_s']:.0f} | {own_rate} | "
+            spec = r["spec"] + (f" ({CUDNN_PLANS[r['cudnn_plans']]})" if "cudnn_plans" in r else "")
+            lines.append(f"| {spec} | {ms:.1f} | {r['flops'] / 1e12:.2f} | {r['tflops_per_s']:.0f} | {own_rate} | "
                          f"{r['peak_memory_mib']:,.0f} | {mark} | `{path.name}` |")
     meta = found[0][1]["meta"]
     return (f"{meta['device']}, torch {meta['torch']}, {meta['date'][:10]}{at_commit(meta)}; batch {meta['batch']}, "

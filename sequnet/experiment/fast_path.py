@@ -38,7 +38,9 @@ def use_fast_kernels(model: nn.Module, compile_: bool = False) -> nn.Module:
     # uncompiled (H100, 2026-12-06: bf16 199.60 -> 172.86 ms a step, TF32 442.27 -> 276.92). Compiled they were
     # slower for it (bf16 125.03 -> 155.20 ms), and the Seq-U-Net's step was slower with them in every mode
     # (bf16 uncompiled 45.65 -> 52.63, compiled 29.83 -> 34.50; TF32 compiled 60.80 -> 67.21, uncompiled
-    # 67.33 -> 73.83), so it keeps cuDNN's (results/bench/piano-step-mm-wgrad-*-h100.json).
+    # 67.33 -> 73.83), so it keeps cuDNN's (results/bench/piano-step-mm-wgrad-*-h100.json). Every cuDNN plan in
+    # those pairs was cuDNN's heuristic choice, the autotuner's included (benchmarks/piano_step.py, check_autotuner):
+    # speed_gpu_call.sh call 10 times WaveNet uncompiled with the autotuner each way.
     if isinstance(getattr(model, "body", None), WaveNet) and not compile_:
         use_mm_weight_grad(model)
     return model

@@ -140,10 +140,11 @@ def torch_settings(config: RunConfig, device: torch.device, task: Task):
     benchmark_before, threads_before = torch.backends.cudnn.benchmark, torch.get_num_threads()
     # Fixed shapes (the language windows) profit from cuDNN's autotuner, which the official scripts enabled;
     # music sequences change length every step, where it would re-run all the time. The audio models take it
-    # compiled only: uncompiled it sped nothing up (H100, 2026-12-05: Seq-U-Net bf16 46.52 / 46.54 ms a step,
-    # WaveNet 199.71 / 199.94) and costs 10-20 s a shape of their training budget; compiled it took the
-    # Seq-U-Net's step from 29.79 to 26.95 ms in bf16 and from 60.72 to 59.32 in TF32, WaveNet's 93.47 / 93.51
-    # (results/bench/piano-step-cudnn-benchmark*-h100.json).
+    # compiled: it took the Seq-U-Net's step from 29.79 to 26.95 ms in bf16 and from 60.72 to 59.32 in TF32 (H100,
+    # 2026-12-05, results/bench/piano-step-cudnn-benchmark*-h100.json), and WaveNet's from 124.54 to 94.02 (H100,
+    # 2026-12-06, results/logs/2026-12-06c-*). Uncompiled it costs 10-20 s a shape of their training budget, and
+    # what it gives there is not yet measured: the pair that "sped nothing up" (46.52 / 46.54 ms) shared a process,
+    # where cuDNN keeps the first plan it ran for a shape (benchmarks/piano_step.py, check_autotuner).
     audio = task.setting.kind == "audio" and config.compile
     torch.backends.cudnn.benchmark = device.type == "cuda" and (task.setting.kind == "token" or audio)
     if device.type == "cpu" and config.cpu_threads is not None:
