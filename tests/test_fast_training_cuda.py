@@ -124,8 +124,10 @@ def _paper_piano(batch: int, arch: str = "sequnet"):
 
 @pytest.mark.parametrize("switches", [[use_fused_gate], [use_channels_last], [use_channels_last, use_fused_gate],
                                       [use_fused_lookup], [use_channels_last, use_fused_gate, use_fused_lookup],
-                                      [use_channels_last, use_mm_weight_grad]],
-                         ids=["fused", "channels-last", "both", "lookup", "all", "mm-weight-grad"])
+                                      [use_channels_last, use_mm_weight_grad],
+                                      [use_channels_last, lambda m: use_mm_weight_grad(m, kernel="triton")]],
+                         ids=["fused", "channels-last", "both", "lookup", "all", "mm-weight-grad",
+                              "triton-weight-grad"])
 @pytest.mark.parametrize("arch", ["sequnet", "wavenet"])
 def test_switched_paper_piano_model_computes_the_same(switches, arch, exact_float32):
     model, ids, target = _paper_piano(batch=1, arch=arch)
@@ -159,6 +161,25 @@ def test_the_products_weight_gradients_are_counted_in_bf16():
             model(ids).float().square().mean().backward()
         flops.append(counter.get_total_flops())
     assert flops[0] == flops[1] > 0
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["tf32", "bf16"])
+@pytest.mark.parametrize("arch", ["sequnet", "wavenet"])
+def test_the_triton_weight_gradients_match_cudnns_at_the_piano_shapes(arch, dtype):
+    """``weight_grad``'s Triton kernel against cuDNN's weight gradients for each group of alike convolution
+    geometries of the piano model at batch 2 (benchmarks/weight_grad_kernels.py), in TF32 and bf16 as trained:
+    within 1 % of the largest entry (TF32 rounds the operands to 10 bits, bf16 to 7; both sum in float32)."""
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import weight_grad_kernels as wgk
+    found = wgk.geometries(arch, CUDA, 2, quick=False, bf16=dtype == torch.bfloat16)
+    assert len(found) >= 3
+    rows = [r for geometry, layers, scale in wgk.groups(found)
+            for r in wgk.time_geometry(geometry, layers, scale, dtype, [(64, 64, 64)], [4], CUDA, 1, True)]
+    # time_geometry checks each way against cuDNN's before timing it (it raises past 1e-2, 2e-2 in bf16)
+    assert {r["way"] for r in rows} == {"cudnn", "products", "triton"}
+    assert max(r["max_error"] for r in rows if r["way"] == "triton") < 1e-2
 
 
 @pytest.mark.parametrize("arch", ["sequnet", "wavenet"])

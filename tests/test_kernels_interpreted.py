@@ -9,6 +9,7 @@ shows here; launch limits (registers, shared memory) and speed do not. The same 
 ``test_generation_cuda.py``."""
 from __future__ import annotations
 
+import copy
 import os
 
 import pytest
@@ -16,8 +17,8 @@ import torch
 import torch.nn as nn
 
 from sequnet.core.generation import init_state, kernels, minimal_window
-from sequnet.core.models import id_lookup, use_fused_lookup
-from sequnet.core.models.layers import OneHotModel, input_conv
+from sequnet.core.models import id_lookup, use_channels_last, use_fused_lookup, use_mm_weight_grad, weight_grad
+from sequnet.core.models.layers import Conv1d, ConvTranspose1d, OneHotModel, input_conv, to_channels_last
 from sequnet.core.models.wavenet import WaveNet, WaveNetConfig
 from test_generation import chunk_run_eagerly, greedy_agrees_with_forward, residual, wavenet
 
@@ -338,3 +339,68 @@ def test_lookup_backward_benchmark_checks_and_times_each_tile(lookup_on_cpu, tmp
     assert ids.shape == (2, 300) and 0 <= ids.min() and ids.max() < 256 and len(ids.unique()) > 10
     with pytest.raises(ValueError, match="'8x100': both sizes must be powers of 2"):
         script.main(["--device", "cpu", "--quick", "--tiles", "8x100", "--out", str(out)])
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16], ids=["float32", "float16"])
+@pytest.mark.parametrize("cls, kwargs", [(Conv1d, {"kernel_size": 5}), (Conv1d, {"kernel_size": 5, "stride": 2}),
+                                         (Conv1d, {"kernel_size": 2, "dilation": 4}), (Conv1d, {"kernel_size": 1}),
+                                         (ConvTranspose1d, {"kernel_size": 5, "stride": 2})],
+                         ids=["k5", "k5-stride2", "k2-dilation4", "1x1", "transposed-k5-stride2"])
+def test_the_triton_weight_gradient_is_the_products(cls, kwargs, dtype):
+    """``weight_grad.weight_grad_triton`` against the batched products, in every geometry of the audio models, with
+    channels that no tile divides (the masks), shares of the positions that straddle sequences and a last share cut
+    short; float32 within float32 rounding (the interpreter does not round to TF32), 16-bit summed in float32."""
+    torch.manual_seed(0)
+    conv = use_channels_last(cls(24, 40, **kwargs))
+    x = to_channels_last(torch.randn(3, 24, 61)).to(dtype)
+    grad = to_channels_last(torch.randn(conv(x.float()).shape)).to(dtype)
+    stride, dilation, k = conv.stride[0], conv.dilation[0], conv.kernel_size[0]
+    transposed = cls is ConvTranspose1d
+    expected = weight_grad.weight_grad(x.double(), grad.double(), k, stride, dilation, transposed)
+    xt, gt = x.transpose(1, 2), grad.transpose(1, 2)
+    whole, shifted = (xt, gt) if transposed else (gt, xt)
+    for tile, programs in [((16, 16, 16), 7), ((32, 64, 16), 1), ((16, 32, 32), 500)]:
+        got = weight_grad.weight_grad_triton(whole, shifted, k, stride, dilation, tile=tile, programs=programs)
+        assert got.dtype == torch.float32 and got.shape == expected.shape
+        torch.testing.assert_close(got.double(), expected, rtol=1e-5, atol=1e-4, msg=f"tile {tile}")
+        assert got.transpose(1, 2).is_contiguous()          # the weight's channels-last strides, as the products
+
+
+def test_a_model_switched_to_the_triton_weight_gradients_trains_as_with_cudnns(monkeypatch):
+    """The switch end to end: ``use_mm_weight_grad(model, kernel="triton")`` gives the Seq-U-Net's gradients (its
+    strided, transposed and 1x1 convolutions) through the Triton kernel where Triton runs (here the interpreter)."""
+    calls = []
+    real = weight_grad.weight_grad_triton
+    monkeypatch.setattr(weight_grad, "use_triton", lambda device, dtype: dtype == torch.float32)
+    monkeypatch.setattr(weight_grad, "weight_grad_triton", lambda *a, **kw: calls.append(1) or real(*a, **kw))
+    torch.manual_seed(0)
+    model = use_channels_last(residual(3, 5, 1, classes=256, features=16))
+    twin = use_mm_weight_grad(copy.deepcopy(model), kernel="triton")
+    x = torch.randint(0, 256, (2, 301))
+    grads = []
+    for m in (model, twin):
+        m.zero_grad()
+        m(x).float().square().mean().backward()
+        grads.append({name: p.grad for name, p in m.named_parameters()})
+    # every convolution's but the first's, over the ids (a lookup, not a convolution: id_lookup)
+    assert len(calls) == sum(isinstance(m, (Conv1d, ConvTranspose1d)) and m is not twin.body.in_conv
+                             for m in twin.modules())
+    for name, g in grads[0].items():
+        torch.testing.assert_close(grads[1][name], g, rtol=1e-4, atol=1e-5, msg=name)
+
+
+def test_weight_grad_kernels_benchmark_checks_and_times_the_triton_kernel(tmp_path):
+    """benchmarks/weight_grad_kernels.py with Triton (here its interpreter): each tile's result checked against
+    ATen's before it is timed, and the totals name the one tile best over the model's layers."""
+    import json
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import weight_grad_kernels
+    out = tmp_path / "wg.json"
+    assert weight_grad_kernels.main(["--device", "cpu", "--quick", "--reps", "1", "--batch", "2", "--archs", "sequnet",
+                                     "--dtypes", "fp32", "--tiles", "32x64x64", "--warps", "4", "--out", str(out)]) == 0
+    bench = json.loads(out.read_text())
+    assert {r["way"] for r in bench["rows"]} == {"cudnn", "products", "triton"} and bench["meta"]["triton"]
+    (total,) = bench["totals"]
+    assert total["triton_one_tile"] == [32, 64, 64] and total["triton_one_tile_s"] > 0

@@ -119,3 +119,19 @@ def test_the_switch_refuses_a_model_without_it():
     tcn = sequnet.build_model(sequnet.paper_setting("jsb", "tcn").replace(hidden=8, levels=2))
     with pytest.raises(ValueError, match="mm_weight_grad"):
         use_mm_weight_grad(tcn)
+
+
+def test_the_triton_kernel_is_a_named_choice_that_falls_back_to_the_products_without_triton():
+    """``use_mm_weight_grad(model, kernel="triton")`` marks every switched convolution; where Triton does not run
+    (a CPU, float64) the products take its place, so the gradients are the convolution's. An unknown kernel is
+    refused by name. (The kernel itself: tests/test_kernels_interpreted.py and, on a GPU, test_fast_training_cuda.)"""
+    torch.manual_seed(0)
+    conv = use_channels_last(Conv1d(6, 8, kernel_size=5).double())
+    twin = use_mm_weight_grad(copy.deepcopy(conv), kernel="triton")
+    assert twin.weight_grad_kernel == "triton" and conv.weight_grad_kernel == "products"
+    x = to_channels_last(torch.randn(3, 6, 41, dtype=torch.float64))
+    grads = [torch.autograd.grad(m(x).square().sum(), m.weight)[0] for m in (conv, twin)]
+    assert _mm_backward_nodes(twin(x)) == 1
+    torch.testing.assert_close(grads[1], grads[0], rtol=1e-12, atol=1e-12)
+    with pytest.raises(ValueError, match="kernel='cublas': expected one of"):
+        use_mm_weight_grad(conv, kernel="cublas")

@@ -97,6 +97,7 @@ class Conv1d(nn.Conv1d):
 
     channels_last = False
     mm_weight_grad = False             # see use_mm_weight_grad
+    weight_grad_kernel = "products"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.conv(x, self.weight, self.bias)
@@ -107,7 +108,7 @@ class Conv1d(nn.Conv1d):
         if not self.channels_last or self.padding_mode != "zeros" or isinstance(self.padding, str):
             return self._conv_forward(x, weight, bias)
         if self.mm_weight_grad and _mm_applies(self):
-            return weight_grad.conv(x, weight, bias, self.stride[0], self.dilation[0], False)
+            return weight_grad.conv(x, weight, bias, self.stride[0], self.dilation[0], False, self.weight_grad_kernel)
         return F.conv2d(x.unsqueeze(2), weight.unsqueeze(2), bias, (1, *self.stride), (0, *self.padding),
                         (1, *self.dilation), self.groups).squeeze(2)
 
@@ -117,12 +118,14 @@ class ConvTranspose1d(nn.ConvTranspose1d):
 
     channels_last = False
     mm_weight_grad = False             # see use_mm_weight_grad
+    weight_grad_kernel = "products"
 
     def forward(self, x: torch.Tensor, output_size: list[int] | None = None) -> torch.Tensor:
         if not self.channels_last or output_size is not None:
             return super().forward(x, output_size)
         if self.mm_weight_grad and _mm_applies(self):
-            return weight_grad.conv(x, self.weight, self.bias, self.stride[0], self.dilation[0], True)
+            return weight_grad.conv(x, self.weight, self.bias, self.stride[0], self.dilation[0], True,
+                                    self.weight_grad_kernel)
         return F.conv_transpose2d(x.unsqueeze(2), self.weight.unsqueeze(2), self.bias, (1, *self.stride),
                                   (0, *self.padding), (0, *self.output_padding), self.groups,
                                   (1, *self.dilation)).squeeze(2)
@@ -134,11 +137,16 @@ def _mm_applies(conv: nn.Module) -> bool:
             and (not isinstance(conv, nn.ConvTranspose1d) or conv.output_padding == (0,)))
 
 
-def use_mm_weight_grad(model: nn.Module, flag: bool = True) -> nn.Module:
-    """Switch the channels-last convolutions of ``model`` (the audio models) to weight gradients by cuBLAS's
-    batched products instead of cuDNN's kernels (``sequnet.core.models.weight_grad``): the same gradients up to
-    rounding. Raises for a model without the switch; acts only where channels-last is on."""
+def use_mm_weight_grad(model: nn.Module, flag: bool = True, kernel: str = "products") -> nn.Module:
+    """Switch the channels-last convolutions of ``model`` (the audio models) to weight gradients by ``kernel``
+    (``weight_grad.KERNELS``: cuBLAS's batched products, or one Triton launch a convolution on a GPU) instead of
+    cuDNN's kernels (``sequnet.core.models.weight_grad``): the same gradients up to rounding. Raises for a model
+    without the switch or an unknown kernel; acts only where channels-last is on."""
+    if kernel not in weight_grad.KERNELS:
+        raise ValueError(f"kernel={kernel!r}: expected one of {weight_grad.KERNELS}")
     set_switch(model, "mm_weight_grad", flag)
+    for m in _switched(model, "mm_weight_grad"):
+        m.weight_grad_kernel = kernel
     return model
 
 

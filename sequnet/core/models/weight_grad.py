@@ -22,27 +22,44 @@ for the Seq-U-Net, compiled in TF32 67.21 ms a step against cuDNN's 60.80 (the p
 weight gradients took 19.5: each is a batch of 16 products of (out x 36,845) by (36,845 x in), a few output tiles
 with long sums, which cuBLAS spreads over few multiprocessors) and uncompiled 73.83 against 67.33; faster for
 WaveNet uncompiled in float32, 276.92 against 442.27 ms (its dilated convolutions are where cuDNN's weight
-gradients are slowest). The 16-bit variants did not run: torch 2.11's flop counter, with which the benchmark
-counts FLOPs, fails on bmm's float32-output overload ("bmm_flop() got multiple values for argument 'out_shape'"),
-which ``_bmm`` no longer uses.
-The trainer leaves the switch off.
+gradients are slowest). In bf16 (e58693b, results/bench/piano-step-mm-wgrad-bf16-*-h100.json) likewise: WaveNet
+uncompiled 172.86 against 199.60 ms, every other step slower. All those pairs' cuDNN plans were its heuristics'
+(``benchmarks/piano_step.py``, ``check_autotuner``). The trainer takes the products for WaveNet uncompiled
+(``sequnet.experiment.fast_path``).
+
+``kernel="triton"`` (:func:`weight_grad_triton`): the same sums in one Triton launch a convolution, split over the
+positions instead of the batch. cuBLAS's products above are each a few output tiles with a 36,845-long sum, which
+leave most multiprocessors idle; here every (output tile, tap, share of the batch's positions) is a program, the
+shares' float32 partial sums are written apart and added in a fixed order (deterministic, unlike cuDNN's), and
+float32 operands are multiplied in TF32 where cuDNN's convolutions are (``torch.backends.cudnn.allow_tf32``),
+the precision cuDNN's weight gradients would have. Checked in Triton's CPU interpreter
+(``tests/test_kernels_interpreted.py``); not yet timed on a GPU (``benchmarks/weight_grad_kernels.py``).
 """
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 
+from sequnet.core.triton_guard import tl, triton, use_triton
+
+KERNELS = ("products", "triton")
+# Triton: positions, first and second channels a program multiplies at once; warps; programs to aim for (about
+# 4 a multiprocessor of an H100); placeholders until a GPU times them (benchmarks/weight_grad_kernels.py)
+TILE, WARPS, PROGRAMS = (64, 64, 64), 4, 528
+
 
 def conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, stride: int, dilation: int,
-         transposed: bool) -> torch.Tensor:
+         transposed: bool, kernel: str = "products") -> torch.Tensor:
     """The valid channels-last convolution (``transposed``: transposed convolution) of ``x`` (batch, in, T) with
-    ``weight`` and ``bias``, its weight gradient by products. Under autocast the operands are cast to autocast's
-    dtype first, as autocast would cast them for cuDNN."""
+    ``weight`` and ``bias``, its weight gradient by ``kernel`` (``KERNELS``). Under autocast the operands are cast
+    to autocast's dtype first, as autocast would cast them for cuDNN."""
+    if kernel not in KERNELS:
+        raise ValueError(f"kernel={kernel!r}: expected one of {KERNELS}")
     if torch.is_autocast_enabled(x.device.type):
         dtype = torch.get_autocast_dtype(x.device.type)
         x, weight = x.to(dtype), weight.to(dtype)
         bias = bias.to(dtype) if bias is not None else None
-    return _ConvMMWeightGrad.apply(x, weight, bias, stride, dilation, transposed)
+    return _ConvMMWeightGrad.apply(x, weight, bias, stride, dilation, transposed, kernel)
 
 
 def _forward(x, weight, bias, stride: int, dilation: int, transposed: bool) -> torch.Tensor:
@@ -54,12 +71,15 @@ def _forward(x, weight, bias, stride: int, dilation: int, transposed: bool) -> t
 
 
 def weight_grad(x: torch.Tensor, grad: torch.Tensor, k: int, stride: int, dilation: int,
-                transposed: bool) -> torch.Tensor:
+                transposed: bool, kernel: str = "products") -> torch.Tensor:
     """The weight gradient of the convolution of ``x`` (batch, in, T) whose output gradient is ``grad``
-    (batch, out, n), shape (out, in, k) ((in, out, k) transposed), in float32 for 16-bit operands."""
+    (batch, out, n), shape (out, in, k) ((in, out, k) transposed), in float32 for 16-bit operands; by ``kernel``
+    (``"triton"`` where Triton runs, :func:`weight_grad_triton`, the products elsewhere)."""
     xt, gt = x.transpose(1, 2), grad.transpose(1, 2)          # (batch, time, channels): channels-last, no copies
     # the operand read at every tap's offsets, and the one read whole
     shifted, whole = (gt, xt) if transposed else (xt, gt)
+    if kernel == "triton" and use_triton(x.device, x.dtype):
+        return weight_grad_triton(whole, shifted, k, stride, dilation)
     n = whole.shape[1]
     span = stride * (n - 1) + 1
     parts = [_bmm(whole.transpose(1, 2), shifted[:, j * dilation:j * dilation + span:stride]) for j in range(k)]
@@ -79,17 +99,43 @@ def _bmm(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return torch.bmm(a.float(), b.float())                    # the CPU's 16-bit products, summed in float32
 
 
+def weight_grad_triton(whole: torch.Tensor, shifted: torch.Tensor, k: int, stride: int, dilation: int, *,
+                       tile: tuple[int, int, int] = TILE, warps: int = WARPS,
+                       programs: int = PROGRAMS) -> torch.Tensor:
+    """``out[p, q, j] = sum over b and t < n of whole[b, t, p] * shifted[b, j * dilation + t * stride, q]`` for
+    ``whole`` (batch, n, P) and ``shifted`` (batch, T, Q), as (P, Q, k) float32 with the strides of
+    :func:`weight_grad`'s products. ``tile``: positions, P and Q channels per program (each at least 16);
+    ``programs``: about how many to launch (the positions are split into that many shares over the output tiles
+    and taps), for ``benchmarks/weight_grad_kernels.py`` to time."""
+    batch, n, p_ch = whole.shape
+    q_ch = shifted.shape[2]
+    bt, bp, bq = tile
+    tiles = triton.cdiv(p_ch, bp) * triton.cdiv(q_ch, bq)
+    total = batch * n
+    # each share at least 4 position tiles long; fewer shares where the output tiles and taps fill the GPU
+    shares = max(1, min(triton.cdiv(programs, tiles * k), triton.cdiv(total, 4 * bt)))
+    per_share = triton.cdiv(triton.cdiv(total, shares), bt) * bt
+    shares = triton.cdiv(total, per_share)
+    part = torch.empty(shares, p_ch, k, q_ch, dtype=torch.float32, device=whole.device)
+    tf32 = whole.dtype == torch.float32 and torch.backends.cudnn.allow_tf32
+    _wgrad_kernel[(tiles, k, shares)](
+        whole, shifted, part, n, p_ch, q_ch, total, per_share, *whole.stride(), *shifted.stride(), stride,
+        dilation, K=k, BT=bt, BP=bp, BQ=bq, PRECISION="tf32" if tf32 else "ieee", num_warps=warps)
+    # the shares added in order; (P, k, Q) as (P, Q, k): the products' layout, the weight's channels-last strides
+    return part.sum(0).transpose(1, 2)
+
+
 class _ConvMMWeightGrad(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, weight, bias, stride: int, dilation: int, transposed: bool):
+    def forward(ctx, x, weight, bias, stride: int, dilation: int, transposed: bool, kernel: str = "products"):
         ctx.save_for_backward(x, weight)
-        ctx.conf = (stride, dilation, transposed, bias is not None)
+        ctx.conf = (stride, dilation, transposed, bias is not None, kernel)
         return _forward(x, weight, bias, stride, dilation, transposed)
 
     @staticmethod
     def backward(ctx, grad):
         x, weight = ctx.saved_tensors
-        stride, dilation, transposed, has_bias = ctx.conf
+        stride, dilation, transposed, has_bias, kernel = ctx.conf
         need_x, need_w, need_b = ctx.needs_input_grad[:3]
         gx = gw = gb = None
         if need_x or (need_b and has_bias):
@@ -99,5 +145,36 @@ class _ConvMMWeightGrad(torch.autograd.Function):
                 [1, stride], [0, 0], [1, dilation], transposed, [0, 0], 1, [need_x, False, need_b and has_bias])
             gx = gx.squeeze(2) if gx is not None else None
         if need_w:
-            gw = weight_grad(x, grad, weight.shape[-1], stride, dilation, transposed).to(weight.dtype)
-        return gx, gw, gb, None, None, None
+            gw = weight_grad(x, grad, weight.shape[-1], stride, dilation, transposed, kernel).to(weight.dtype)
+        return gx, gw, gb, None, None, None, None
+
+
+if triton is not None:   # pragma: no cover - GPU only (and Triton's interpreter: tests/test_kernels_interpreted.py)
+
+    @triton.jit(do_not_specialize=["n", "total", "per_share", "s_wb", "s_sb"])
+    def _wgrad_kernel(whole, shifted, part, n, p_ch, q_ch, total, per_share, s_wb, s_wt, s_wp, s_sb, s_st, s_sq,
+                      stride, dilation, K: tl.constexpr, BT: tl.constexpr, BP: tl.constexpr, BQ: tl.constexpr,
+                      PRECISION: tl.constexpr):
+        """part[share, p, j, q] = the sum over this share's positions r = b * n + t of whole[b, t, p] *
+        shifted[b, j * dilation + t * stride, q], for one (BP x BQ) output tile and tap j."""
+        tiles_q = tl.cdiv(q_ch, BQ)
+        p = (tl.program_id(0) // tiles_q) * BP + tl.arange(0, BP)
+        q = (tl.program_id(0) % tiles_q) * BQ + tl.arange(0, BQ)
+        j = tl.program_id(1)
+        share = tl.program_id(2)
+        start = share * per_share
+        stop = tl.minimum(start + per_share, total)
+        pmask, qmask = p < p_ch, q < q_ch
+        acc = tl.zeros((BP, BQ), dtype=tl.float32)
+        for r0 in range(start, stop, BT):
+            r = r0 + tl.arange(0, BT)
+            ok = r < stop
+            b = (r // n).to(tl.int64)
+            t = r - (r // n) * n
+            a = tl.load(whole + b[:, None] * s_wb + t[:, None] * s_wt + p[None, :] * s_wp,
+                        mask=ok[:, None] & pmask[None, :], other=0.0)
+            c = tl.load(shifted + b[:, None] * s_sb + (j * dilation + t * stride)[:, None] * s_st + q[None, :] * s_sq,
+                        mask=ok[:, None] & qmask[None, :], other=0.0)
+            acc = tl.dot(tl.trans(a), c, acc, input_precision=PRECISION)
+        out = part + ((share * p_ch + p[:, None]) * K + j) * q_ch + q[None, :]
+        tl.store(out, acc, mask=pmask[:, None] & qmask[None, :])
