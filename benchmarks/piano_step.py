@@ -19,7 +19,8 @@ changed in one respect:
   instead of ``embedding_bag``: both models have it.
 * ``mm_wgrad``: the convolutions' weight gradients by cuBLAS's batched products instead of cuDNN's kernels
   (``sequnet.core.models.weight_grad``), float32 products in TF32 (``torch.set_float32_matmul_precision("high")``
-  for the variant, as cuDNN's convolutions are by default): both models have it.
+  for the variant, as cuDNN's convolutions are by default): both models have it. ``triton_wgrad``: the same by
+  ``weight_grad``'s Triton kernel (TF32 where cuDNN's convolutions are, without the matmul precision).
 
     python benchmarks/piano_step.py --out results/bench/piano-step-h200.json
     python benchmarks/piano_step.py --device cpu --quick              # a smoke run on the CPU
@@ -64,7 +65,8 @@ def parse(spec: str) -> dict:
          "cudnn_benchmark": "cudnn_benchmark" in words, "compile": "compile" in words or "autotune" in words,
          "compile_mode": "max-autotune-no-cudagraphs" if "autotune" in words else None,
          "foreach_adam": "foreach_adam" in words, "crop": "crop" in words,
-         "lookup": "lookup" in words, "mm_wgrad": "mm_wgrad" in words, "spec": spec}
+         "lookup": "lookup" in words, "mm_wgrad": "mm_wgrad" in words or "triton_wgrad" in words,
+         "wgrad_kernel": "triton" if "triton_wgrad" in words else "products", "spec": spec}
     for w in words:
         if w.startswith("features="):
             v["features"] = int(w.split("=")[1])
@@ -83,13 +85,14 @@ def variant_settings(v: dict):
     ms a step without it, 124.53 with it)."""
     matmul_precision = torch.get_float32_matmul_precision()
     torch.backends.cudnn.benchmark = v["cudnn_benchmark"]
-    if v["mm_wgrad"]:
+    products = v["mm_wgrad"] and v["wgrad_kernel"] == "products"
+    if products:
         torch.set_float32_matmul_precision("high")
     try:
         yield
     finally:
         torch.backends.cudnn.benchmark = False
-        if v["mm_wgrad"]:
+        if products:
             torch.set_float32_matmul_precision(matmul_precision)
 
 
@@ -143,7 +146,7 @@ def variant_model(v: dict, device, batch: int, quick: bool):
         use_fused_lookup(model)
     use_channels_last(model)
     if v["mm_wgrad"]:
-        use_mm_weight_grad(model)
+        use_mm_weight_grad(model, kernel=v["wgrad_kernel"])
     return setting, model, *make_batch(setting, batch, device, quick)
 
 
@@ -154,7 +157,11 @@ def measure(v: dict, device, batch: int, steps: int, warmup: int, quick: bool,
     cuda = device.type == "cuda"
     with variant_settings(v):       # from the first convolution on: the FLOP count's plans are the ones timed
         setting, model, x, y = variant_model(v, device, batch, quick)
+        if v["wgrad_kernel"] == "triton":   # counted as the products (the same sums): the counter sees no Triton
+            use_mm_weight_grad(model, kernel="products")
         flops = step_flops(model, x, y, setting, v["bf16"])      # padded: the FLOPs the GPU runs, zeros included
+        if v["wgrad_kernel"] == "triton":
+            use_mm_weight_grad(model, kernel="triton")
         t0 = time.perf_counter()
         timing = time_training_step(model, x, y, lambda logits, target: loss_fn(setting, logits, target), steps,
                                     warmup, v["bf16"], v["compile_mode"] or v["compile"], cuda,
@@ -176,7 +183,7 @@ def main(argv=None) -> int:
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--variants", nargs="+", default=DEFAULT_VARIANTS,
                     help='e.g. "sequnet bf16 features=192" (arch, then any of bf16, features=N, pad=M, '
-                         'cudnn_benchmark, compile, foreach_adam, crop, lookup)')
+                         'cudnn_benchmark, compile, foreach_adam, crop, lookup, mm_wgrad, triton_wgrad)')
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--warmup", type=int, default=4)

@@ -5,7 +5,7 @@
 #
 #   CALL=1 SEQUNET_GIT_COMMIT=$(git rev-parse --short HEAD) CALL_S=575 bash benchmarks/speed_gpu_call.sh OUT
 #       device tool: carry [".whl", ".devdata"] (made here by `benchmarks/device_prep.sh tests`), timeout_s 600
-#   then CALL=2 to 10 the same way, each as soon as the last has answered (or in another session).
+#   then CALL=2 to 11 the same way, each as soon as the last has answered (or in another session).
 #
 # CALL=1  the GPU test suite (benchmarks/gpu_test.sh; 404 s at 94cb339 with 6 workers on an H200, 2026-12-05; an
 #         H100 had run 912 of its 1,009 tests after 545 s): OUT/gpu-test.log. Where it was cut short, the same call
@@ -75,6 +75,13 @@
 #         with cuDNN's weight gradients and with the products' (the trainer's uncompiled WaveNet, chosen over
 #         cuDNN's heuristic plans); then the compiled bf16 steps with it, as the trainer compiles them (the fix
 #         checked: 26.95 and 93.51 ms on the H100 of 2026-12-05); then the float32 (TF32) pairs uncompiled.
+# CALL=11 the weight gradients by weight_grad's Triton kernel (kernel="triton"), on a GPU for the first time: every
+#         convolution geometry of both piano models alone, cuDNN's (autotuned), the products' and the kernel's at
+#         several tiles, TF32 and bf16, each checked against cuDNN's (benchmarks/weight_grad_kernels.py,
+#         OUT/weight-grad-kernels-GPU.json); then, each in a process of its own (OUT/piano-step-triton-wgrad-GPU.json),
+#         the compiled TF32 Seq-U-Net step with it and with cuDNN's (the 45 ms target; cuDNN's weight gradients took
+#         19.5 of its 59.3 ms) and WaveNet uncompiled in bf16 with it and with the products (the trainer's). Its
+#         kernel's default tile is a placeholder until the first part has run.
 # At 1ead015 (2026-12-05) call 2's generation benchmark, with split-K in one launch beside the rule's kernels, ran
 # past its bound (its log: results/logs/2026-12-05-h200-pdl-and-splitk1.tar.xz); that split-K was then removed and
 # the comparison above ran on its own (results/bench/generation-pdl-h200.json).
@@ -123,6 +130,9 @@ inductor_code() {
 }
 quick=()
 [ "${QUICK:-0}" = 1 ] && quick=(--device cpu --quick)
+# alone VARIANT LIMIT: one piano-step variant in a process of its own, its row added to $f (--append)
+alone() { step "$1" "$2" python3 benchmarks/piano_step.py "${quick[@]}" --profile-steps 0 --append --out "$f" \
+              --variants "$1"; }
 # the output files are named by the GPU that wrote them (h100, h200; cpu in a dry run without one)
 gpu=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1 | grep -oiE 'H[0-9]{3}' | head -1 \
     | tr 'A-Z' 'a-z')
@@ -264,9 +274,7 @@ case ${CALL:-1} in
         c=" compile" cb=" cudnn_benchmark"; [ "${QUICK:-0}" = 1 ] && c=""
         f=$out/piano-step-autotuner-$gpu.json
         export TORCHINDUCTOR_CACHE_DIR=/tmp/inductor-call10
-        # alone: one process a variant; each pair heuristics first, then the autotuner
-        alone() { step "$1" "$2" python3 benchmarks/piano_step.py "${quick[@]}" --profile-steps 0 --append \
-                      --out "$f" --variants "$1"; }
+        # each pair heuristics first, then the autotuner
         for v in "sequnet bf16 pad=64 lookup" "wavenet bf16 crop lookup" "wavenet bf16 crop lookup mm_wgrad"; do
             alone "$v" 60; alone "$v$cb" 90
         done
@@ -276,6 +284,15 @@ case ${CALL:-1} in
         for v in "sequnet fp32 pad=64 lookup" "wavenet fp32 crop lookup mm_wgrad"; do
             alone "$v" 60; alone "$v$cb" 90
         done ;;
-    *) echo "CALL=${CALL}: expected 1 to 10" >&2; exit 2 ;;
+    11)
+        c=" compile" cb=" cudnn_benchmark"; [ "${QUICK:-0}" = 1 ] && c=""
+        # 32 groups of layers, 2 dtypes, 2 + 8 ways: short timings (50 ms each) to fit
+        step "the weight gradients alone, three ways" 200 python3 benchmarks/weight_grad_kernels.py "${quick[@]}" \
+            --reps 5 --tiles 64x64x64 32x64x64 64x128x64 32x128x128 --out "$out/weight-grad-kernels-$gpu.json"
+        f=$out/piano-step-triton-wgrad-$gpu.json
+        export TORCHINDUCTOR_CACHE_DIR=/tmp/inductor-call11
+        alone "sequnet fp32 pad=64$c lookup$cb triton_wgrad" 150; alone "sequnet fp32 pad=64$c lookup$cb" 150
+        alone "wavenet bf16 crop lookup triton_wgrad" 80; alone "wavenet bf16 crop lookup mm_wgrad" 80 ;;
+    *) echo "CALL=${CALL}: expected 1 to 11" >&2; exit 2 ;;
 esac
 exit $status

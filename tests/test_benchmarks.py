@@ -536,6 +536,42 @@ def test_piano_step_keeps_variants_with_and_without_the_autotuner_in_processes_o
     assert other.returncode == 2 and "batch=16" in other.stderr and len(json.loads(out.read_text())["rows"]) == 2
 
 
+def test_piano_step_counts_the_triton_weight_gradients_as_the_products(tmp_path):
+    """``triton_wgrad``: the weight gradients by weight_grad's Triton kernel (the products on a CPU, where Triton
+    does not run), its FLOPs counted as the products' (torch's counter does not see a Triton launch)."""
+    out = tmp_path / "step.json"
+    subprocess.run([sys.executable, str(REPO / "benchmarks" / "piano_step.py"), "--device", "cpu", "--quick",
+                    "--steps", "1", "--warmup", "1", "--profile-steps", "0", "--out", str(out), "--variants",
+                    "sequnet fp32 mm_wgrad", "sequnet fp32 triton_wgrad"], check=True, capture_output=True,
+                   text=True, timeout=300)
+    products, kernel = json.loads(out.read_text())["rows"]
+    assert (products["wgrad_kernel"], kernel["wgrad_kernel"]) == ("products", "triton") and kernel["mm_wgrad"]
+    assert kernel["flops"] == products["flops"] > 0
+
+
+def test_weight_grad_kernels_benchmark_times_each_layer_geometry_each_way(tmp_path):
+    """benchmarks/weight_grad_kernels.py on a CPU: the convolution geometries of both piano models (WaveNet's
+    output layers twice, with their weight's slices) in groups of alike ones, ATen's and the products' weight
+    gradients checked against each other and timed, summed per model and dtype with each group's FLOPs; no Triton
+    without it."""
+    out = tmp_path / "wg.json"
+    subprocess.run([sys.executable, str(REPO / "benchmarks" / "weight_grad_kernels.py"), "--device", "cpu",
+                    "--quick", "--reps", "1", "--batch", "2", "--out", str(out)], check=True, capture_output=True,
+                   text=True, timeout=300, env={k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"})
+    bench = json.loads(out.read_text())
+    assert {r["way"] for r in bench["rows"]} == {"cudnn", "products"} and not bench["meta"]["triton"]
+    totals = {(s["arch"], s["dtype"]): s for s in bench["totals"]}
+    assert set(totals) == {(a, d) for a in ("sequnet", "wavenet") for d in ("float32", "bfloat16")}
+    wavenet = [r for r in bench["rows"] if (r["arch"], r["dtype"], r["way"]) == ("wavenet", "float32", "cudnn")]
+    assert totals[("wavenet", "float32")]["layers"] == sum(r["layers"] for r in wavenet) > len(wavenet)
+    assert all(r["scale"] >= 1 for r in wavenet)
+    assert all(s["cudnn_s"] > 0 and s["products_s"] > 0 for s in totals.values())
+    assert all(r["max_error"] < 1e-2 for r in bench["rows"])
+    refused = subprocess.run([sys.executable, str(REPO / "benchmarks" / "weight_grad_kernels.py"), "--tiles", "8x64x64",
+                              "--out", str(out)], capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 2 and "powers of 2 of at least 16" in refused.stderr
+
+
 def test_piano_step_variants_name_the_compile_mode():
     """"autotune" compiles in Inductor's max-autotune mode without its CUDA graphs (the step is replayed from our
     own graph); "compile" in the default mode. (A CPU run of an autotuned variant takes minutes, so only the

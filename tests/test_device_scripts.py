@@ -169,9 +169,19 @@ def test_speed_call_dry_run_measures_both_launches_and_bounds_its_steps(tmp_path
                                           ("wavenet", True, True), ("sequnet", False, False),
                                           ("wavenet", False, True)) for cb in (False, True)]
     assert found["meta"]["processes"] == 10 and not any("error" in r for r in found["rows"])
-    unknown = subprocess.run(script + [str(tmp_path / "unknown")], cwd=REPO, env=dict(env, CALL="11"),
+    # call 11: the weight gradients alone (no Triton in a dry run), then the step variants, one process each
+    done = subprocess.run(script + [str(tmp_path / "out11")], cwd=REPO, env=dict(env, CALL="11", CALL_S="300"),
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    alone = json.loads((tmp_path / "out11" / "weight-grad-kernels-cpu.json").read_text())
+    assert {r["way"] for r in alone["rows"]} == {"cudnn", "products"} and len(alone["totals"]) == 4
+    found = json.loads((tmp_path / "out11" / "piano-step-triton-wgrad-cpu.json").read_text())
+    assert [(r["arch"], r["bf16"], r["mm_wgrad"], r["wgrad_kernel"]) for r in found["rows"]] == [
+        ("sequnet", False, True, "triton"), ("sequnet", False, False, "products"), ("wavenet", True, True, "triton"),
+        ("wavenet", True, True, "products")]
+    unknown = subprocess.run(script + [str(tmp_path / "unknown")], cwd=REPO, env=dict(env, CALL="12"),
                              capture_output=True, text=True, timeout=120)
-    assert unknown.returncode == 2 and "CALL=11: expected 1 to 10" in unknown.stderr
+    assert unknown.returncode == 2 and "CALL=12: expected 1 to 11" in unknown.stderr
 
 
 def test_speed_call_9_times_an_older_tree_beside_this_one(tmp_path, data_mirror):

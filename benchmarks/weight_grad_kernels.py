@@ -1,0 +1,225 @@
+"""The piano models' convolution weight gradients alone, three ways side by side in one process: cuDNN's (the
+autotuner on from the start), cuBLAS's batched products and the Triton kernel of ``sequnet.core.models.weight_grad``
+for several tiles, layer by layer at the training shape (batch 16, 5,000 targets), bf16 and float32 (TF32).
+
+Why: in float32 cuDNN's weight gradients took 19.5 ms of the compiled Seq-U-Net's 59.3 ms step on an H100, 2.3
+times its forward convolutions' 8.6 ms for the same FLOPs (``results/logs/2026-12-05d-*``), and the products were
+slower still. Each layer's geometry (input and weight shapes, stride, dilation, transposed or not) is taken from the
+model's own forward. The models have many (WaveNet 107, most of them a dilation apart), so geometries alike are
+timed as one group (:func:`groups`: the same weight, stride and transposition, dilated or not, input lengths within
+a factor of 4): its largest member is timed and stands for the group's FLOPs, so the totals are estimates whose
+error is the members' difference in speed per FLOP. Every way's result is checked against cuDNN's before it is
+timed. On a CPU (``--quick``) cuDNN's place is ATen's convolution
+backward, and the Triton kernel runs only in Triton's interpreter (``TRITON_INTERPRET=1``).
+
+    python benchmarks/weight_grad_kernels.py --out results/bench/weight-grad-kernels-h100.json
+    python benchmarks/weight_grad_kernels.py --quick --device cpu --out /tmp/x.json
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+from collections import Counter
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from lookup_backward import timed  # noqa: E402
+from training import build, make_batch, setting_for  # noqa: E402
+from sequnet.analysis.benchmarks import write_bench  # noqa: E402
+from sequnet.analysis.complexity import run_metadata  # noqa: E402
+from sequnet.core.models import use_channels_last, use_cropped_skips, weight_grad  # noqa: E402
+from sequnet.core.models.layers import Conv1d, ConvTranspose1d, _mm_applies, to_channels_last  # noqa: E402
+from sequnet.core.triton_guard import triton  # noqa: E402
+
+TILES = ["64x64x64", "32x64x64", "64x128x64", "32x128x128", "64x64x128"]
+
+
+def parse_tile(text: str) -> tuple[int, int, int]:
+    try:
+        tile = tuple(int(x) for x in text.split("x"))
+    except ValueError:
+        tile = ()
+    if len(tile) != 3 or any(x < 16 or x & (x - 1) for x in tile):
+        raise ValueError(f"tile {text!r}: expected POSITIONSxFIRSTxSECOND, powers of 2 of at least 16, e.g. 64x64x64")
+    return tile
+
+
+def geometries(arch: str, device, batch: int, quick: bool, bf16: bool) -> Counter:
+    """How often each (x shape, weight shape, stride, dilation, transposed) occurs among the convolutions of the
+    piano ``arch``'s training step whose weight gradient ``weight_grad`` can take (the trainer's GPU path: channels
+    padded, channels-last, WaveNet's skips cropped)."""
+    setting = setting_for("piano_audio", arch, quick)
+    model = build(setting, device, {"channels_last": True, "fused_gate": False})
+    if arch == "wavenet":
+        use_cropped_skips(model)
+    use_channels_last(model)
+    seen: Counter = Counter()
+    # recorded where the layers convolve: WaveNet's output layers convolve twice, with slices of their weight
+    # (skips cropped, residual whole), through Conv1d.conv rather than forward
+    conv, forward = Conv1d.conv, ConvTranspose1d.forward
+
+    def record(module, x, weight, transposed: bool):
+        if _mm_applies(module):
+            seen[(tuple(x.shape), tuple(weight.shape), module.stride[0], module.dilation[0], transposed)] += 1
+
+    def conv_recorded(self, x, weight, bias):
+        record(self, x, weight, False)
+        return conv(self, x, weight, bias)
+
+    def forward_recorded(self, x, output_size=None):
+        record(self, x, self.weight, True)
+        return forward(self, x, output_size)
+
+    x, _ = make_batch(setting, batch, device, quick)
+    Conv1d.conv, ConvTranspose1d.forward = conv_recorded, forward_recorded
+    try:
+        with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            model(x)
+    finally:
+        Conv1d.conv, ConvTranspose1d.forward = conv, forward
+    return seen
+
+
+def flops(geometry) -> float:
+    """Multiply-adds of ``geometry``'s weight gradient, times 2: one per weight entry and output position."""
+    x_shape, w_shape, stride, dilation, transposed = geometry
+    return 2 * x_shape[0] * out_length(geometry) * w_shape[0] * w_shape[1] * w_shape[2] / (stride if transposed else 1)
+
+
+def out_length(geometry) -> int:
+    x_shape, w_shape, stride, dilation, transposed = geometry
+    span, length = dilation * (w_shape[2] - 1), x_shape[2]
+    return (length - 1) * stride + span + 1 if transposed else (length - span - 1) // stride + 1
+
+
+def groups(found: Counter) -> list[tuple[tuple, int, float]]:
+    """(representative geometry, layers, scale) for the groups of alike geometries in ``found``: the largest
+    member, how many layers the group has, and its FLOPs over the representative's (its time's multiplier)."""
+    grouped: dict[tuple, list] = {}
+    for g, count in found.items():
+        x_shape, w_shape, stride, dilation, transposed = g
+        key = (w_shape, stride, dilation > 1, transposed, int(math.log2(x_shape[2])) // 2)
+        grouped.setdefault(key, []).append((g, count))
+    out = []
+    for members in grouped.values():
+        rep = max(members, key=lambda m: flops(m[0]))[0]
+        out.append((rep, sum(c for _, c in members), sum(flops(g) * c for g, c in members) / flops(rep)))
+    return sorted(out, key=lambda r: -flops(r[0]) * r[2])
+
+
+def cudnn_weight_grad(x, grad, weight, stride, dilation, transposed):
+    return torch.ops.aten.convolution_backward(
+        grad.unsqueeze(2), x.unsqueeze(2), weight.unsqueeze(2), None, [1, stride], [0, 0], [1, dilation], transposed,
+        [0, 0], 1, [False, True, False])[1].squeeze(2)
+
+
+def time_geometry(geometry, layers: int, scale: float, dtype, tiles, warps_list, device, reps: int,
+                  triton_ok: bool) -> list[dict]:
+    """A row for each way (and Triton tile and warps) of one geometry's weight gradient, each checked first;
+    ``layers`` and ``scale`` (:func:`groups`) travel with the rows."""
+    x_shape, w_shape, stride, dilation, transposed = geometry
+    g = torch.Generator(device="cpu").manual_seed(0)
+    x = to_channels_last(torch.randn(x_shape, generator=g)).to(device, dtype)
+    weight = torch.randn(w_shape, generator=g).to(device, dtype)
+    k, out_len = w_shape[-1], out_length(geometry)
+    grad = to_channels_last(torch.randn(x_shape[0], w_shape[1] if transposed else w_shape[0], out_len,
+                                        generator=g)).to(device, dtype)
+    expected = cudnn_weight_grad(x, grad, weight, stride, dilation, transposed).float()
+    ways = [("cudnn", None, None, lambda: cudnn_weight_grad(x, grad, weight, stride, dilation, transposed)),
+            ("products", None, None, lambda: weight_grad.weight_grad(x, grad, k, stride, dilation, transposed))]
+    if triton_ok:
+        xt, gt = x.transpose(1, 2), grad.transpose(1, 2)
+        whole, shifted = (xt, gt) if transposed else (gt, xt)
+        for tile in tiles:
+            for warps in warps_list:
+                ways.append(("triton", tile, warps, lambda tile=tile, warps=warps: weight_grad.weight_grad_triton(
+                    whole, shifted, k, stride, dilation, tile=tile, warps=warps)))
+    work = flops(geometry)
+    rows = []
+    scale = expected.abs().max().item() or 1.0
+    for way, tile, warps, run in ways:
+        error = (run().float() - expected).abs().max().item() / scale
+        if error > (2e-2 if dtype != torch.float32 else 1e-2):
+            raise AssertionError(f"{way} {tile} on {geometry}: max error {error:.3g} of the largest entry")
+        t = timed(run, device, reps)
+        rows.append({"geometry": {"x": list(x_shape), "weight": list(w_shape), "stride": stride,
+                                  "dilation": dilation, "transposed": transposed},
+                     "layers": layers, "scale": scale, "dtype": str(dtype).removeprefix("torch."), "way": way,
+                     "tile": list(tile) if tile else None, "warps": warps, "time_median_s": t,
+                     "tflops_per_s": work / t / 1e12, "max_error": error})
+        label = f"{way} {'x'.join(map(str, tile))} {warps}w" if tile else way
+        print(f"{str(dtype)[6:]:8s} {str(w_shape):16s} T{x_shape[2]:<6d} s{stride} d{dilation:<4d}"
+              f"{'T' if transposed else ' '} x{scale:5.1f} {label:22s} {t * 1e3:8.3f} ms "
+              f"{work / t / 1e12:6.1f} TFLOP/s", flush=True)
+    return rows
+
+
+def totals(rows: list[dict]) -> list[dict]:
+    """Per model and dtype: each way's time summed over the groups, each group's time its representative's times
+    its scale (Triton at its best tile per group, and at the one tile best over all)."""
+    out = []
+    for arch, dtype in dict.fromkeys((r["arch"], r["dtype"]) for r in rows):
+        mine = [r for r in rows if (r["arch"], r["dtype"]) == (arch, dtype)]
+        geoms = list(dict.fromkeys(str(r["geometry"]) for r in mine))
+
+        def best(pick) -> float:
+            return sum(min(r["time_median_s"] * r["scale"] for r in mine if str(r["geometry"]) == gm and pick(r))
+                       for gm in geoms)
+        entry = {"arch": arch, "dtype": dtype, "layers": sum(r["layers"] for r in mine if r["way"] == "cudnn"),
+                 "groups": len(geoms),
+                 "cudnn_s": best(lambda r: r["way"] == "cudnn"), "products_s": best(lambda r: r["way"] == "products")}
+        configs = {(tuple(r["tile"]), r["warps"]) for r in mine if r["way"] == "triton"}
+        if configs:
+            entry["triton_best_per_layer_s"] = best(lambda r: r["way"] == "triton")
+            one = {c: best(lambda r, c=c: r["way"] == "triton" and (tuple(r["tile"]), r["warps"]) == c)
+                   for c in configs}
+            tile, warps = min(one, key=one.get)
+            entry.update(triton_one_tile_s=one[(tile, warps)], triton_one_tile=list(tile), triton_one_tile_warps=warps)
+        out.append(entry)
+    return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--archs", nargs="+", choices=["sequnet", "wavenet"], default=["sequnet", "wavenet"])
+    ap.add_argument("--dtypes", nargs="+", choices=["bf16", "fp32"], default=["fp32", "bf16"])
+    ap.add_argument("--tiles", nargs="+", default=TILES, help="POSITIONSxFIRSTxSECOND, e.g. 64x64x64")
+    ap.add_argument("--warps", nargs="+", type=int, default=[4, 8])
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--reps", type=int, default=20)
+    ap.add_argument("--quick", action="store_true", help="the quick models' small shapes (for a CPU)")
+    ap.add_argument("--out", type=Path, required=True)
+    a = ap.parse_args(argv)
+    try:
+        tiles = [parse_tile(t) for t in a.tiles]
+    except ValueError as e:
+        ap.error(str(e))
+    device = torch.device(a.device)
+    # from the first convolution on, as the compiled trainer runs them (cuDNN keeps the first plan it ran for a
+    # shape: benchmarks/piano_step.py, check_autotuner)
+    torch.backends.cudnn.benchmark = device.type == "cuda"
+    triton_ok = triton is not None and (device.type == "cuda" or os.environ.get("TRITON_INTERPRET") == "1")
+    rows = []
+    for arch in a.archs:
+        for name in a.dtypes:
+            dtype = torch.bfloat16 if name == "bf16" else torch.float32
+            for geometry, layers, scale in groups(geometries(arch, device, a.batch, a.quick, name == "bf16")):
+                rows += [{"arch": arch, **r} for r in time_geometry(geometry, layers, scale, dtype, tiles, a.warps,
+                                                                    device, a.reps, triton_ok)]
+    summary = totals(rows)
+    for s in summary:
+        print(s, flush=True)
+    meta = {**run_metadata(device), "batch": a.batch, "quick": a.quick, "reps": a.reps, "triton": triton_ok,
+            "cudnn_benchmark": torch.backends.cudnn.benchmark, "tf32_conv": torch.backends.cudnn.allow_tf32}
+    write_bench(a.out, {"meta": meta, "rows": rows, "totals": summary})
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
