@@ -169,10 +169,8 @@ def test_the_triton_weight_gradients_match_cudnns_at_the_piano_shapes(arch, dtyp
     """``weight_grad``'s Triton kernel against cuDNN's weight gradients for each group of alike convolution
     geometries of the piano model at batch 2 (benchmarks/weight_grad_kernels.py), in TF32 and bf16 as trained:
     within 1 % of the largest entry (TF32 rounds the operands to 10 bits, bf16 to 7; both sum in float32)."""
-    import sys
-    from pathlib import Path
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-    import weight_grad_kernels as wgk
+    from test_benchmarks import benchmark_module
+    wgk = benchmark_module("weight_grad_kernels")
     found = wgk.geometries(arch, CUDA, 2, quick=False, bf16=dtype == torch.bfloat16)
     assert len(found) >= 3
     rows = [r for geometry, layers, scale in wgk.groups(found)

@@ -393,10 +393,8 @@ def test_weight_grad_kernels_benchmark_checks_and_times_the_triton_kernel(tmp_pa
     """benchmarks/weight_grad_kernels.py with Triton (here its interpreter): each tile's result checked against
     ATen's before it is timed, and the totals name the one tile best over the model's layers."""
     import json
-    import sys
-    from pathlib import Path
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-    import weight_grad_kernels
+    from test_benchmarks import benchmark_module
+    weight_grad_kernels = benchmark_module("weight_grad_kernels")
     out = tmp_path / "wg.json"
     assert weight_grad_kernels.main(["--device", "cpu", "--quick", "--reps", "1", "--batch", "2", "--archs", "sequnet",
                                      "--dtypes", "fp32", "--tiles", "32x64x64", "--warps", "4", "--out", str(out)]) == 0
