@@ -81,7 +81,8 @@
 #         OUT/weight-grad-kernels-GPU.json); then, each in a process of its own (OUT/piano-step-triton-wgrad-GPU.json),
 #         the compiled TF32 Seq-U-Net step with it and with cuDNN's (the 45 ms target; cuDNN's weight gradients took
 #         19.5 of its 59.3 ms) and WaveNet uncompiled in bf16 with it and with the products (the trainer's). Its
-#         kernel's default tile is a placeholder until the first part has run.
+#         kernel's default tile is a placeholder until the first part has run. Between them, the lookup's backward
+#         in float32 by tile (OUT/lookup-backward-fp32-GPU.json).
 # At 1ead015 (2026-12-05) call 2's generation benchmark, with split-K in one launch beside the rule's kernels, ran
 # past its bound (its log: results/logs/2026-12-05-h200-pdl-and-splitk1.tar.xz); that split-K was then removed and
 # the comparison above ran on its own (results/bench/generation-pdl-h200.json).
@@ -289,6 +290,9 @@ case ${CALL:-1} in
         # 32 groups of layers, 2 dtypes, 2 + 8 ways: short timings (50 ms each) to fit
         step "the weight gradients alone, three ways" 200 python3 benchmarks/weight_grad_kernels.py "${quick[@]}" \
             --reps 5 --tiles 64x64x64 32x64x64 64x128x64 32x128x128 --out "$out/weight-grad-kernels-$gpu.json"
+        # the lookup's backward in float32 by tile (3.3 ms of the TF32 step, its tile chosen in bf16)
+        [ "${QUICK:-0}" = 1 ] || step "the lookup's backward in float32 by tile" 45 python3 \
+            benchmarks/lookup_backward.py --dtype fp32 --out "$out/lookup-backward-fp32-$gpu.json"
         f=$out/piano-step-triton-wgrad-$gpu.json
         export TORCHINDUCTOR_CACHE_DIR=/tmp/inductor-call11
         alone "sequnet fp32 pad=64$c lookup$cb triton_wgrad" 150; alone "sequnet fp32 pad=64$c lookup$cb" 150

@@ -335,6 +335,10 @@ def test_lookup_backward_benchmark_checks_and_times_each_tile(lookup_on_cpu, tmp
                         "piano", "--out", str(out)]) == 0
     rows = json.loads(out.read_text())["rows"]
     assert [(r["kind"], r["ids"], r["default"]) for r in rows[:1]] == [("sorted", "piano", True)]
+    # a float32 gradient (the TF32 step's), its tiles timed apart from bf16's
+    assert script.main(["--device", "cpu", "--quick", "--reps", "1", "--tiles", "16x64", "--warps", "8", "--dtype",
+                        "fp32", "--out", str(out)]) == 0
+    assert json.loads(out.read_text())["meta"]["dtype"] == "float32"
     ids = script.piano_ids(2, 300)
     assert ids.shape == (2, 300) and 0 <= ids.min() and ids.max() < 256 and len(ids.unique()) > 10
     with pytest.raises(ValueError, match="'8x100': both sizes must be powers of 2"):
