@@ -33,7 +33,7 @@ from training import build, make_batch, setting_for  # noqa: E402
 from sequnet.analysis.benchmarks import write_bench  # noqa: E402
 from sequnet.analysis.complexity import run_metadata  # noqa: E402
 from sequnet.core.models import use_channels_last, use_cropped_skips, weight_grad  # noqa: E402
-from sequnet.core.models.layers import Conv1d, ConvTranspose1d, _mm_applies, to_channels_last  # noqa: E402
+from sequnet.core.models.layers import Conv1d, ConvTranspose1d, mm_applies, to_channels_last  # noqa: E402
 from sequnet.core.triton_guard import triton  # noqa: E402
 
 TILES = ["64x64x64", "32x64x64", "64x128x64", "32x128x128", "64x64x128"]
@@ -64,7 +64,7 @@ def geometries(arch: str, device, batch: int, quick: bool, bf16: bool) -> Counte
     conv, forward = Conv1d.conv, ConvTranspose1d.forward
 
     def record(module, x, weight, transposed: bool):
-        if _mm_applies(module):
+        if mm_applies(module):
             seen[(tuple(x.shape), tuple(weight.shape), module.stride[0], module.dilation[0], transposed)] += 1
 
     def conv_recorded(self, x, weight, bias):

@@ -152,8 +152,8 @@ def torch_settings(config: RunConfig, device: torch.device, task: Task):
     # The GPU path's weight gradients by products (WaveNet's, uncompiled: fast_path.use_fast_kernels) run in TF32
     # where cuDNN's convolutions do (their default), so that in float32 they compute what cuDNN's would. The
     # precision is set there only, and restored only where set: setting it at all, even to its own value, changes
-    # torch's state (the CUDA matmul precision "none", inherited, becomes "ieee"), which is suspected of slowing
-    # the compiled steps measured since (speed_gpu_call.sh, call 9).
+    # torch's state (the CUDA matmul precision "none", inherited, becomes "ieee"; harmless to the compiled steps,
+    # speed_gpu_call.sh call 9 found, but nothing else asks for it).
     fast_audio = device.type == "cuda" and task.setting.kind == "audio" and config.fast_kernels
     products_tf32 = fast_audio and not config.compile and torch.backends.cudnn.allow_tf32
     if products_tf32:       # read there only too: torch refuses to read it after its newer API has set it

@@ -107,7 +107,7 @@ class Conv1d(nn.Conv1d):
         its output channels)."""
         if not self.channels_last or self.padding_mode != "zeros" or isinstance(self.padding, str):
             return self._conv_forward(x, weight, bias)
-        if self.mm_weight_grad and _mm_applies(self):
+        if self.mm_weight_grad and mm_applies(self):
             return weight_grad.conv(x, weight, bias, self.stride[0], self.dilation[0], False, self.weight_grad_kernel)
         return F.conv2d(x.unsqueeze(2), weight.unsqueeze(2), bias, (1, *self.stride), (0, *self.padding),
                         (1, *self.dilation), self.groups).squeeze(2)
@@ -123,7 +123,7 @@ class ConvTranspose1d(nn.ConvTranspose1d):
     def forward(self, x: torch.Tensor, output_size: list[int] | None = None) -> torch.Tensor:
         if not self.channels_last or output_size is not None:
             return super().forward(x, output_size)
-        if self.mm_weight_grad and _mm_applies(self):
+        if self.mm_weight_grad and mm_applies(self):
             return weight_grad.conv(x, self.weight, self.bias, self.stride[0], self.dilation[0], True,
                                     self.weight_grad_kernel)
         return F.conv_transpose2d(x.unsqueeze(2), self.weight.unsqueeze(2), self.bias, (1, *self.stride),
@@ -131,7 +131,7 @@ class ConvTranspose1d(nn.ConvTranspose1d):
                                   (1, *self.dilation)).squeeze(2)
 
 
-def _mm_applies(conv: nn.Module) -> bool:
+def mm_applies(conv: nn.Module) -> bool:
     """Whether ``conv``'s weight gradient can be taken by ``weight_grad``'s products: valid and ungrouped."""
     return (conv.padding == (0,) and conv.groups == 1
             and (not isinstance(conv, nn.ConvTranspose1d) or conv.output_padding == (0,)))
