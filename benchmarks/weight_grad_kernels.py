@@ -141,16 +141,16 @@ def time_geometry(geometry, layers: int, scale: float, dtype, tiles, warps_list,
                     whole, shifted, k, stride, dilation, tile=tile, warps=warps)))
     work = flops(geometry)
     rows = []
-    scale = expected.abs().max().item() or 1.0
+    magnitude = expected.abs().max().item() or 1.0      # errors are relative to the largest entry
     for way, tile, warps, run in ways:
-        error = (run().float() - expected).abs().max().item() / scale
+        error = (run().float() - expected).abs().max().item() / magnitude
         if error > (2e-2 if dtype != torch.float32 else 1e-2):
             raise AssertionError(f"{way} {tile} on {geometry}: max error {error:.3g} of the largest entry")
         t = timed(run, device, reps)
         rows.append({"geometry": {"x": list(x_shape), "weight": list(w_shape), "stride": stride,
                                   "dilation": dilation, "transposed": transposed},
                      "layers": layers, "scale": scale, "dtype": str(dtype).removeprefix("torch."), "way": way,
-                     "tile": list(tile) if tile else None, "warps": warps, "time_median_s": t,
+                     "tile": list(tile) if tile else None, "warps": warps, "flops": work, "time_median_s": t,
                      "tflops_per_s": work / t / 1e12, "max_error": error})
         label = f"{way} {'x'.join(map(str, tile))} {warps}w" if tile else way
         print(f"{str(dtype)[6:]:8s} {str(w_shape):16s} T{x_shape[2]:<6d} s{stride} d{dilation:<4d}"
@@ -206,18 +206,21 @@ def main(argv=None) -> int:
     torch.backends.cudnn.benchmark = device.type == "cuda"
     triton_ok = triton is not None and (device.type == "cuda" or os.environ.get("TRITON_INTERPRET") == "1")
     rows = []
+    meta = {**run_metadata(device), "batch": a.batch, "quick": a.quick, "reps": a.reps, "triton": triton_ok,
+            "cudnn_benchmark": torch.backends.cudnn.benchmark, "tf32_conv": torch.backends.cudnn.allow_tf32}
     for arch in a.archs:
         for name in a.dtypes:
             dtype = torch.bfloat16 if name == "bf16" else torch.float32
             for geometry, layers, scale in groups(geometries(arch, device, a.batch, a.quick, name == "bf16")):
                 rows += [{"arch": arch, **r} for r in time_geometry(geometry, layers, scale, dtype, tiles, a.warps,
                                                                     device, a.reps, triton_ok)]
+                # after every group, marked unfinished: a run its time limit stops keeps what it timed (its
+                # totals then cover the groups it reached only)
+                write_bench(a.out, {"meta": {**meta, "finished": False}, "rows": rows, "totals": totals(rows)})
     summary = totals(rows)
     for s in summary:
         print(s, flush=True)
-    meta = {**run_metadata(device), "batch": a.batch, "quick": a.quick, "reps": a.reps, "triton": triton_ok,
-            "cudnn_benchmark": torch.backends.cudnn.benchmark, "tf32_conv": torch.backends.cudnn.allow_tf32}
-    write_bench(a.out, {"meta": meta, "rows": rows, "totals": summary})
+    write_bench(a.out, {"meta": {**meta, "finished": True}, "rows": rows, "totals": summary})
     return 0
 
 
