@@ -577,6 +577,31 @@ def test_weight_grad_kernels_benchmark_times_each_layer_geometry_each_way(tmp_pa
     assert refused.returncode == 2 and "powers of 2 of at least 16" in refused.stderr
 
 
+def test_weight_grad_kernels_benchmark_keeps_going_past_a_failing_tile(monkeypatch):
+    """A Triton tile that fails on a geometry (an error, or a wrong result) is a row saying why, and the other
+    tiles are still checked and timed; the totals give no sum for the failed tile. cuDNN's and the products'
+    failures still stop the run."""
+    wgk = benchmark_module("weight_grad_kernels")
+    from sequnet.core.models import weight_grad
+
+    def kernel(whole, shifted, k, stride, dilation, *, tile, warps):
+        if tile == (16, 16, 16):
+            raise RuntimeError("out of resource: shared memory")
+        products = weight_grad.weight_grad(shifted.transpose(1, 2), whole.transpose(1, 2), k, stride, dilation,
+                                           False)
+        return products * (2 if tile == (32, 16, 16) else 1)     # wrong
+    monkeypatch.setattr(weight_grad, "weight_grad_triton", kernel)
+    geometry = ((2, 16, 40), (16, 16, 3), 1, 2, False)
+    rows = wgk.time_geometry(geometry, 3, 1.5, torch.float32, [(16, 16, 16), (32, 16, 16), (64, 16, 16)], [4],
+                             torch.device("cpu"), 1, True)
+    by_tile = {tuple(r["tile"]) if r["tile"] else r["way"]: r for r in rows}
+    assert "out of resource" in by_tile[(16, 16, 16)]["failed"] and "max error" in by_tile[(32, 16, 16)]["failed"]
+    assert "failed" not in by_tile[(64, 16, 16)] and by_tile[(64, 16, 16)]["time_median_s"] > 0
+    assert all(r["scale"] == 1.5 and r["layers"] == 3 for r in rows)
+    (total,) = wgk.totals([{"arch": "sequnet", **r} for r in rows])
+    assert total["triton_one_tile"] == [64, 16, 16] and total["cudnn_s"] > 0
+
+
 def test_piano_step_variants_name_the_compile_mode():
     """"autotune" compiles in Inductor's max-autotune mode without its CUDA graphs (the step is replayed from our
     own graph); "compile" in the default mode. (A CPU run of an autotuned variant takes minutes, so only the
