@@ -24,8 +24,11 @@ with long sums, which cuBLAS spreads over few multiprocessors) and uncompiled 73
 WaveNet uncompiled in float32, 276.92 against 442.27 ms (its dilated convolutions are where cuDNN's weight
 gradients are slowest). In bf16 (e58693b, results/bench/piano-step-mm-wgrad-bf16-*-h100.json) likewise: WaveNet
 uncompiled 172.86 against 199.60 ms, every other step slower. All those pairs' cuDNN plans were its heuristics'
-(``benchmarks/piano_step.py``, ``check_autotuner``). The trainer takes the products for WaveNet uncompiled
-(``sequnet.experiment.fast_path``).
+(``benchmarks/piano_step.py``, ``check_autotuner``). Against autotuned plans (H100, 932025f, each variant in a
+process of its own, results/bench/piano-step-autotuner-h100.json) WaveNet's products lost too, 172.77 against
+169.63 ms, so the trainer takes cuDNN's weight gradients everywhere (``sequnet.experiment.fast_path``). Alone, layer
+by layer (results/bench/weight-grad-kernels-h100.json), the products took 12.1 ms against cuDNN's 5.2 for the
+Seq-U-Net's and 23.6 against 14.1 for WaveNet's in bf16, and 94.1 against 18.4 and 134.3 against 26.6 in TF32.
 
 ``kernel="triton"`` (:func:`weight_grad_triton`): the same sums in one Triton launch a convolution, split over the
 positions instead of the batch. cuBLAS's products above are each a few output tiles with a 36,845-long sum, which
@@ -33,7 +36,11 @@ leave most multiprocessors idle; here every (output tile, tap, share of the batc
 shares' float32 partial sums are written apart and added in a fixed order (deterministic, unlike cuDNN's), and
 float32 operands are multiplied in TF32 where cuDNN's convolutions are (``torch.backends.cudnn.allow_tf32``),
 the precision cuDNN's weight gradients would have. Checked in Triton's CPU interpreter
-(``tests/test_kernels_interpreted.py``); not yet timed on a GPU (``benchmarks/weight_grad_kernels.py``).
+(``tests/test_kernels_interpreted.py``) and on a GPU. Slower than cuDNN's autotuned plans everywhere (H100, 932025f,
+``benchmarks/weight_grad_kernels.py``): the Seq-U-Net's weight gradients alone took 60.3 ms against cuDNN's 18.4 in
+TF32 (at most 59 TFLOP/s a layer, where cuDNN's reached 157) and 35.7 against 5.2 in bf16, and its compiled TF32
+step 150.46 ms against 59.38. Not profiled: its loads find each row's (sequence, time) by division, the likeliest
+cause. It stays for the benchmark, and the trainer does not take it.
 """
 from __future__ import annotations
 
@@ -44,8 +51,11 @@ from sequnet.core.triton_guard import tl, triton, use_triton
 
 KERNELS = ("products", "triton")
 # Triton: positions, first and second channels a program multiplies at once; warps; programs to aim for (about
-# 4 a multiprocessor of an H100); placeholders until a GPU times them (benchmarks/weight_grad_kernels.py)
-TILE, WARPS, PROGRAMS = (64, 64, 64), 4, 528
+# 4 a multiprocessor of an H100). For float32 operands and 16-bit ones, the tile and warps best over the Seq-U-Net's
+# layers of the 8 timed (benchmarks/weight_grad_kernels.py, H100, 932025f: 60.3 ms in TF32, where 64x64x64 took
+# 114.7; 35.8 ms in bf16, where 32x128x128 took 66.2); WaveNet's best were the same tiles
+TILE = {"float32": ((32, 128, 128), 8), "16-bit": ((64, 64, 64), 8)}
+PROGRAMS = 528
 
 
 def conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, stride: int, dilation: int,
@@ -100,13 +110,15 @@ def _bmm(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 def weight_grad_triton(whole: torch.Tensor, shifted: torch.Tensor, k: int, stride: int, dilation: int, *,
-                       tile: tuple[int, int, int] = TILE, warps: int = WARPS,
+                       tile: tuple[int, int, int] | None = None, warps: int | None = None,
                        programs: int = PROGRAMS) -> torch.Tensor:
     """``out[p, q, j] = sum over b and t < n of whole[b, t, p] * shifted[b, j * dilation + t * stride, q]`` for
     ``whole`` (batch, n, P) and ``shifted`` (batch, T, Q), as (P, Q, k) float32 with the strides of
     :func:`weight_grad`'s products. ``tile``: positions, P and Q channels per program (each at least 16);
     ``programs``: about how many to launch (the positions are split into that many shares over the output tiles
-    and taps), for ``benchmarks/weight_grad_kernels.py`` to time."""
+    and taps), for ``benchmarks/weight_grad_kernels.py`` to time; by default TILE's for the operands' dtype."""
+    best_tile, best_warps = TILE["float32" if whole.dtype == torch.float32 else "16-bit"]
+    tile, warps = tile or best_tile, warps or best_warps
     batch, n, p_ch = whole.shape
     q_ch = shifted.shape[2]
     bt, bp, bq = tile
