@@ -10,7 +10,8 @@ import pytest
 import torch
 
 import sequnet
-from sequnet.core.models import OneHotModel, ResSeqUNet, ResSeqUNetConfig, WaveNet, WaveNetConfig
+from sequnet.core.models import (OneHotModel, ResSeqUNet, ResSeqUNetConfig, WaveNet, WaveNetConfig,
+                                 use_mm_weight_grad)
 from sequnet.core.models.fused_gate import _time_major as _is_time_major
 from sequnet.core.models.fused_gate import fused_gate, gated_residual, use_fused_gate
 from sequnet.core.models.layers import (autocast_dtype, crop_front, gate, input_conv, to_channels_last,
@@ -366,17 +367,17 @@ def test_trainer_switches_only_audio_models_on_a_gpu():
     assert "fast_kernels" not in deviations(resolve("piano_audio", "sequnet", "paper", fast_kernels=False))
 
 
-def test_only_wavenet_uncompiled_takes_its_weight_gradients_by_products():
-    """The GPU path's switches (fast_path.use_fast_kernels) give the products' weight gradients to the model and
-    mode where they were faster on an H100: WaveNet uncompiled; never the Seq-U-Net, and not compiled."""
+def test_the_gpu_path_keeps_cudnns_weight_gradients():
+    """The GPU path's switches (fast_path.use_fast_kernels) leave every convolution's weight gradient to cuDNN,
+    autotuned: on an H100 the products lost to it for both models in every mode once cuDNN's plans were autotuned
+    (WaveNet uncompiled, where they had won against heuristic plans: 172.77 against 169.63 ms)."""
     from sequnet.experiment.fast_path import use_fast_kernels
 
-    def products(model):
-        return {getattr(m, "mm_weight_grad", False) for m in model.modules() if hasattr(m, "mm_weight_grad")}
-    for arch, compile_, expected in (("wavenet", False, {True}), ("wavenet", True, {False}),
-                                     ("sequnet", False, {False}), ("sequnet", True, {False})):
-        model = use_fast_kernels(sequnet.paper_model("piano_audio", arch), compile_)
-        assert products(model) == expected, (arch, compile_)
+    for arch in ("wavenet", "sequnet"):
+        for compile_ in (False, True):
+            model = use_fast_kernels(sequnet.paper_model("piano_audio", arch), compile_)
+            switched = [m for m in model.modules() if hasattr(m, "mm_weight_grad")]
+            assert switched and not any(m.mm_weight_grad for m in switched), (arch, compile_)
 
 
 def test_the_record_names_the_gpu_paths_switches_in_effect():
@@ -390,7 +391,11 @@ def test_the_record_names_the_gpu_paths_switches_in_effect():
         "GPU path: channels-last activations, the Triton lookup of the first convolution, "
         "skips computed at the output's samples only")
     assert describe(use_fast_kernels(sequnet.paper_model("piano_audio", "wavenet"))).endswith(
-        "skips computed at the output's samples only, weight gradients by cuBLAS's batched products")
+        "skips computed at the output's samples only")
+    # switched by hand (benchmarks/piano_step.py), the weight gradients' way is named, kernel included
+    for kernel, text in (("products", "cuBLAS's batched products"), ("triton", "a Triton kernel")):
+        model = use_mm_weight_grad(use_fast_kernels(sequnet.paper_model("piano_audio", "wavenet")), kernel=kernel)
+        assert describe(model).endswith(f"skips computed at the output's samples only, weight gradients by {text}")
 
 
 def test_cli_passes_fast_kernels_on():

@@ -9,8 +9,8 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from sequnet.core.models import (ResSeqUNet, WaveNet, use_channels_last, use_cropped_skips, use_fused_gate,
-                                 use_fused_lookup, use_mm_weight_grad)
+from sequnet.core.models import (ResSeqUNet, use_channels_last, use_cropped_skips, use_fused_gate,
+                                 use_fused_lookup)
 from sequnet.core.models.layers import has_switch
 from sequnet.core.models.padding import pad_channels
 from sequnet.experiment.scales import RunConfig
@@ -20,8 +20,8 @@ CHANNEL_MULTIPLE = 64     # the piano Seq-U-Net's 180 channels train stored as 1
 
 def use_fast_kernels(model: nn.Module, compile_: bool = False) -> nn.Module:
     """Switch an audio model to the trainer's GPU path in place: the residual Seq-U-Net's channels padded to a
-    multiple of CHANNEL_MULTIPLE, channels-last, the fused gate (uncompiled), the Triton lookup, WaveNet's
-    cropped skips and, uncompiled, WaveNet's weight gradients by products, each where the model has it.
+    multiple of CHANNEL_MULTIPLE, channels-last, the fused gate (uncompiled), the Triton lookup and WaveNet's
+    cropped skips, each where the model has it.
     Call it before building the optimizer: padding and channels-last replace or move the convolution weights."""
     if isinstance(getattr(model, "body", None), ResSeqUNet):
         pad_channels(model, CHANNEL_MULTIPLE)
@@ -34,15 +34,12 @@ def use_fast_kernels(model: nn.Module, compile_: bool = False) -> nn.Module:
         use_fused_lookup(model)
     if has_switch(model, "crop_skips"):
         use_cropped_skips(model)
-    # Weight gradients by cuBLAS's batched products (sequnet.core.models.weight_grad) where they were faster: WaveNet
-    # uncompiled (H100, 2026-12-06: bf16 199.60 -> 172.86 ms a step, TF32 442.27 -> 276.92). Compiled they were
-    # slower for it (bf16 125.03 -> 155.20 ms), and the Seq-U-Net's step was slower with them in every mode
-    # (bf16 uncompiled 45.65 -> 52.63, compiled 29.83 -> 34.50; TF32 compiled 60.80 -> 67.21, uncompiled
-    # 67.33 -> 73.83), so it keeps cuDNN's (results/bench/piano-step-mm-wgrad-*-h100.json). Every cuDNN plan in
-    # those pairs was cuDNN's heuristic choice, the autotuner's included (benchmarks/piano_step.py, check_autotuner):
-    # speed_gpu_call.sh call 10 times WaveNet uncompiled with the autotuner each way.
-    if isinstance(getattr(model, "body", None), WaveNet) and not compile_:
-        use_mm_weight_grad(model)
+    # Weight gradients stay cuDNN's, autotuned (steps.torch_settings), for both models in every mode: the products
+    # (sequnet.core.models.weight_grad, use_mm_weight_grad) had been faster for WaveNet uncompiled only against
+    # cuDNN's heuristic plans (bf16 172.86 against 199.60 ms); against autotuned ones they lost (H100, 932025f, each
+    # variant in a process of its own: 172.77 against 169.63 ms, results/bench/piano-step-autotuner-h100.json), and
+    # the layers' weight gradients alone took 23.6 ms by products against cuDNN's 14.1 in bf16 and 134.3 against
+    # 26.6 in TF32 (results/bench/weight-grad-kernels-h100.json). The Triton kernel there was slower still.
     return model
 
 
@@ -50,15 +47,20 @@ def use_fast_kernels(model: nn.Module, compile_: bool = False) -> nn.Module:
 SWITCH_NAMES = {"channels_last": "channels-last activations", "fused_gate": "the fused gate",
                 "fused_lookup": "the Triton lookup of the first convolution",
                 "crop_skips": "skips computed at the output's samples only",
-                "mm_weight_grad": "weight gradients by cuBLAS's batched products"}
+                "mm_weight_grad": "weight gradients by {kernel}"}
+# the weight gradients' ways (sequnet.core.models.weight_grad.KERNELS), named in a record
+WEIGHT_GRAD_KERNELS = {"products": "cuBLAS's batched products", "triton": "a Triton kernel"}
 
 
 def describe(model: nn.Module) -> str:
     """The GPU path's switches in effect on ``model`` as one sentence for its record ("GPU path: channels padded
     to a multiple of 64, channels-last activations, ..."), or "" for a model on none of them."""
     model = getattr(model, "_orig_mod", model)          # compiled: the model itself
-    on = [text for name, text in SWITCH_NAMES.items()
-          if any(getattr(m, name, False) is True for m in model.modules())]
+    on = []
+    for name, text in SWITCH_NAMES.items():
+        switched = [m for m in model.modules() if getattr(m, name, False) is True]
+        if switched:
+            on.append(text.format(kernel=WEIGHT_GRAD_KERNELS.get(getattr(switched[0], "weight_grad_kernel", ""))))
     if getattr(getattr(model, "body", None), "channel_padding", 0):
         on.insert(0, f"channels padded to a multiple of {model.body.channel_padding}")
     return "GPU path: " + ", ".join(on) if on else ""

@@ -135,37 +135,24 @@ def device_name(device: torch.device) -> str:
 
 @contextlib.contextmanager
 def torch_settings(config: RunConfig, device: torch.device, task: Task):
-    """cuDNN autotuning for fixed shapes, the float32 products' precision on the audio models' GPU path and the CPU
-    thread count, restored afterwards."""
+    """cuDNN autotuning for fixed shapes and the CPU thread count, restored afterwards."""
     benchmark_before, threads_before = torch.backends.cudnn.benchmark, torch.get_num_threads()
-    # Fixed shapes (the language windows) profit from cuDNN's autotuner, which the official scripts enabled;
-    # music sequences change length every step, where it would re-run all the time. The audio models take it
-    # compiled: it took the Seq-U-Net's step from 29.79 to 26.95 ms in bf16 and from 60.72 to 59.32 in TF32 (H100,
-    # 2026-12-05, results/bench/piano-step-cudnn-benchmark*-h100.json), and WaveNet's from 124.54 to 94.02 (H100,
-    # 2026-12-06, results/logs/2026-12-06c-*). Uncompiled it costs 10-20 s a shape of their training budget, and
-    # what it gives there is not yet measured: the pair that "sped nothing up" (46.52 / 46.54 ms) shared a process,
-    # where cuDNN keeps the first plan it ran for a shape (benchmarks/piano_step.py, check_autotuner).
-    audio = task.setting.kind == "audio" and config.compile
+    # Fixed shapes profit from cuDNN's autotuner, which the official scripts enabled: the language windows, and the
+    # audio models' windows, compiled or not. Each variant timed in a process of its own (H100, 932025f,
+    # results/bench/piano-step-autotuner-h100.json), it took the piano steps in bf16 uncompiled from 45.64 to
+    # 42.06 ms (Seq-U-Net) and from 200.46 to 169.63 ms (WaveNet), compiled to 26.83 and 94.73 ms (124.54 without
+    # it, results/logs/2026-12-06c-*), and the Seq-U-Net's TF32 step uncompiled from 67.46 to 66.06 ms. It costs
+    # 10-40 s once a shape (the training window, and the evaluation's last, shorter batch). Music sequences change
+    # length every step, where it would re-run all the time.
+    audio = task.setting.kind == "audio"
     torch.backends.cudnn.benchmark = device.type == "cuda" and (task.setting.kind == "token" or audio)
     if device.type == "cpu" and config.cpu_threads is not None:
         torch.set_num_threads(config.cpu_threads)
-    # The GPU path's weight gradients by products (WaveNet's, uncompiled: fast_path.use_fast_kernels) run in TF32
-    # where cuDNN's convolutions do (their default), so that in float32 they compute what cuDNN's would. The
-    # precision is set there only, and restored only where set: setting it at all, even to its own value, changes
-    # torch's state (the CUDA matmul precision "none", inherited, becomes "ieee"; harmless to the compiled steps,
-    # speed_gpu_call.sh call 9 found, but nothing else asks for it).
-    fast_audio = device.type == "cuda" and task.setting.kind == "audio" and config.fast_kernels
-    products_tf32 = fast_audio and not config.compile and torch.backends.cudnn.allow_tf32
-    if products_tf32:       # read there only too: torch refuses to read it after its newer API has set it
-        matmul_before = torch.get_float32_matmul_precision()
-        torch.set_float32_matmul_precision("high")
     try:
         yield
     finally:
         torch.backends.cudnn.benchmark = benchmark_before
         torch.set_num_threads(threads_before)
-        if products_tf32:
-            torch.set_float32_matmul_precision(matmul_before)
 
 
 def step_function(model: nn.Module, optimizer: torch.optim.Optimizer, task: Task, config: RunConfig,
