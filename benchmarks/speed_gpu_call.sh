@@ -75,13 +75,14 @@
 #         with cuDNN's weight gradients and with the products' (the trainer's uncompiled WaveNet, chosen over
 #         cuDNN's heuristic plans); then the compiled bf16 steps with it, as the trainer compiles them (the fix
 #         checked: 26.95 and 93.51 ms on the H100 of 2026-12-05); then the float32 (TF32) pairs uncompiled.
-# CALL=11 the weight gradients by weight_grad's Triton kernel (kernel="triton"), on a GPU for the first time: every
+# CALL=11 the weight gradients by weight_grad's Triton kernel (kernel="triton"; first run at 932025f, H100: slower
+#         than cuDNN's autotuned plans everywhere, results/bench/weight-grad-kernels-h100.json): every
 #         convolution geometry of both piano models alone, cuDNN's (autotuned), the products' and the kernel's at
 #         several tiles, TF32 and bf16, each checked against cuDNN's (benchmarks/weight_grad_kernels.py,
 #         OUT/weight-grad-kernels-GPU.json); then, each in a process of its own (OUT/piano-step-triton-wgrad-GPU.json),
 #         the compiled TF32 Seq-U-Net step with it and with cuDNN's (the 45 ms target; cuDNN's weight gradients took
-#         19.5 of its 59.3 ms) and WaveNet uncompiled in bf16 with it and with the products (the trainer's). Its
-#         kernel's default tile is a placeholder until the first part has run. Between them, the lookup's backward
+#         19.5 of its 59.3 ms) and WaveNet uncompiled in bf16 with it and with the products (then the trainer's).
+#         Between them, the lookup's backward
 #         in float32 by tile (OUT/lookup-backward-fp32-GPU.json).
 # At 1ead015 (2026-12-05) call 2's generation benchmark, with split-K in one launch beside the rule's kernels, ran
 # past its bound (its log: results/logs/2026-12-05-h200-pdl-and-splitk1.tar.xz); that split-K was then removed and
