@@ -11,7 +11,10 @@ changed in one respect:
 * ``compile``: ``torch.compile`` of the model (with Inductor's own fused gate instead of the Triton one), with
   static shapes. ``autotune`` (with or without ``compile``): the same in Inductor's max-autotune mode without its
   CUDA graphs (the step is replayed from our own), which also times Triton templates against cuBLAS and cuDNN for
-  the products and convolutions; compiling takes much longer.
+  the products and convolutions; compiling takes much longer. ``coord`` (with ``compile``): the default mode with
+  Inductor's coordinate-descent tuning of its own kernels' block sizes and warps (part of max-autotune, without
+  the templates), aimed at the elementwise and reduction kernels (8.8 ms of the compiled bf16 Seq-U-Net step on an
+  H100, 2026-12-05).
 * ``foreach_adam``: Adam's multi-tensor implementation instead of the fused kernel the trainer uses on a GPU.
 * ``crop``: WaveNet's skip outputs computed only at the samples the output reads
   (``sequnet.core.models.use_cropped_skips``, the trainer's path on a GPU: 11.7 instead of 18.0 TFLOP a step).
@@ -66,7 +69,10 @@ def parse(spec: str) -> dict:
          "compile_mode": "max-autotune-no-cudagraphs" if "autotune" in words else None,
          "foreach_adam": "foreach_adam" in words, "crop": "crop" in words,
          "lookup": "lookup" in words, "mm_wgrad": "mm_wgrad" in words or "triton_wgrad" in words,
-         "wgrad_kernel": "triton" if "triton_wgrad" in words else "products", "spec": spec}
+         "wgrad_kernel": "triton" if "triton_wgrad" in words else "products", "coord": "coord" in words,
+         "spec": spec}
+    if v["coord"] and not v["compile"]:
+        raise ValueError(f"{spec!r}: coord tunes Inductor's kernels, so it needs compile (or autotune)")
     for w in words:
         if w.startswith("features="):
             v["features"] = int(w.split("=")[1])
@@ -83,13 +89,17 @@ def variant_settings(v: dict):
     :func:`check_autotuner`). The matmul precision is set for ``mm_wgrad`` only; setting it in every variant, as
     at 87bf3d0, changed nothing (call 9 of speed_gpu_call.sh, H100, 2026-12-06: WaveNet compiled in bf16 124.54
     ms a step without it, 124.53 with it)."""
+    import torch._inductor.config as inductor_config
+
     matmul_precision = torch.get_float32_matmul_precision()
     torch.backends.cudnn.benchmark = v["cudnn_benchmark"]
     products = v["mm_wgrad"] and v["wgrad_kernel"] == "products"
     if products:
         torch.set_float32_matmul_precision("high")
     try:
-        yield
+        # Inductor compiles at the step's first call, inside this block; its cache keys include the setting
+        with (inductor_config.patch(coordinate_descent_tuning=True) if v.get("coord") else contextlib.nullcontext()):
+            yield
     finally:
         torch.backends.cudnn.benchmark = False
         if products:
@@ -183,7 +193,8 @@ def main(argv=None) -> int:
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--variants", nargs="+", default=DEFAULT_VARIANTS,
                     help='e.g. "sequnet bf16 features=192" (arch, then any of bf16, features=N, pad=M, '
-                         'cudnn_benchmark, compile, foreach_adam, crop, lookup, mm_wgrad, triton_wgrad)')
+                         'cudnn_benchmark, compile, autotune, coord, foreach_adam, crop, lookup, mm_wgrad, '
+                         'triton_wgrad)')
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--warmup", type=int, default=4)
@@ -197,7 +208,7 @@ def main(argv=None) -> int:
     if args.append and not args.out:
         ap.error("--append needs --out")
     try:
-        check_autotuner([parse(s) for s in args.variants], device)
+        check_autotuner([parse(s) for s in args.variants], device)     # parse refuses a malformed variant
     except ValueError as e:
         ap.error(str(e))
     meta = {**run_metadata(device), "batch": args.batch, "steps": args.steps, "warmup": args.warmup,

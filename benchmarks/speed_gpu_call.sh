@@ -5,7 +5,7 @@
 #
 #   CALL=1 SEQUNET_GIT_COMMIT=$(git rev-parse --short HEAD) CALL_S=575 bash benchmarks/speed_gpu_call.sh OUT
 #       device tool: carry [".whl", ".devdata"] (made here by `benchmarks/device_prep.sh tests`), timeout_s 600
-#   then CALL=2 to 11 the same way, each as soon as the last has answered (or in another session).
+#   then CALL=2 to 12 the same way, each as soon as the last has answered (or in another session).
 #
 # CALL=1  the GPU test suite (benchmarks/gpu_test.sh; 404 s at 94cb339 with 6 workers on an H200, 2026-12-05; an
 #         H100 had run 912 of its 1,009 tests after 545 s): OUT/gpu-test.log. Where it was cut short, the same call
@@ -84,6 +84,11 @@
 #         19.5 of its 59.3 ms) and WaveNet uncompiled in bf16 with it and with the products (then the trainer's).
 #         Between them, the lookup's backward
 #         in float32 by tile (OUT/lookup-backward-fp32-GPU.json).
+# CALL=12 Inductor's coordinate-descent tuning of its own kernels (piano_step.py's "coord"): the compiled steps with
+#         the autotuner as the trainer runs them, each in a process of its own, without and with it, bf16 both
+#         models (the 25 ms target: 26.83 ms on the H100 of 932025f, where Inductor's elementwise and reduction
+#         kernels took 8.8 ms of a step on 2026-12-05), then the Seq-U-Net in TF32 as time allows
+#         (OUT/piano-step-coord-GPU.json).
 # At 1ead015 (2026-12-05) call 2's generation benchmark, with split-K in one launch beside the rule's kernels, ran
 # past its bound (its log: results/logs/2026-12-05-h200-pdl-and-splitk1.tar.xz); that split-K was then removed and
 # the comparison above ran on its own (results/bench/generation-pdl-h200.json).
@@ -298,6 +303,18 @@ case ${CALL:-1} in
         export TORCHINDUCTOR_CACHE_DIR=/tmp/inductor-call11
         alone "sequnet fp32 pad=64$c lookup$cb triton_wgrad" 150; alone "sequnet fp32 pad=64$c lookup$cb" 150
         alone "wavenet bf16 crop lookup triton_wgrad" 80; alone "wavenet bf16 crop lookup mm_wgrad" 80 ;;
-    *) echo "CALL=${CALL}: expected 1 to 11" >&2; exit 2 ;;
+    12)
+        f=$out/piano-step-coord-$gpu.json
+        export TORCHINDUCTOR_CACHE_DIR=/tmp/inductor-call12
+        # a dry run has no compiled variants, and coord needs one: there it times the plain pair only
+        c=" compile" k=" coord"; [ "${QUICK:-0}" = 1 ] && c="" k=""
+        alone "sequnet bf16 pad=64$c lookup cudnn_benchmark" 130
+        alone "sequnet bf16 pad=64$c lookup cudnn_benchmark$k" 160
+        alone "wavenet bf16 crop$c lookup cudnn_benchmark" 180
+        alone "wavenet bf16 crop$c lookup cudnn_benchmark$k" 200
+        # as time allows (about 460 s to here on an H100)
+        [ "${QUICK:-0}" = 1 ] || { alone "sequnet fp32 pad=64$c lookup cudnn_benchmark" 130
+                                   alone "sequnet fp32 pad=64$c lookup cudnn_benchmark$k" 160; } ;;
+    *) echo "CALL=${CALL}: expected 1 to 12" >&2; exit 2 ;;
 esac
 exit $status

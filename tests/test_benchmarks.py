@@ -617,6 +617,25 @@ def test_piano_step_variants_name_the_compile_mode():
     assert not plain["compile"] and plain["compile_mode"] is None
 
 
+def test_piano_step_coord_tunes_inductors_kernels_while_its_variant_compiles():
+    """"coord" turns Inductor's coordinate-descent tuning on for the variant (its compile happens inside
+    variant_settings) and off again after; without compile it is refused, since it would change nothing."""
+    import torch._inductor.config as inductor_config
+
+    piano_step = benchmark_module("piano_step")
+    before = inductor_config.coordinate_descent_tuning
+    for spec, tuned in (("sequnet bf16 compile coord", True), ("sequnet bf16 compile", before)):
+        with piano_step.variant_settings(piano_step.parse(spec)):
+            assert inductor_config.coordinate_descent_tuning is tuned
+        assert inductor_config.coordinate_descent_tuning is before
+    assert piano_step.parse("wavenet bf16 crop autotune coord")["coord"]
+    with pytest.raises(ValueError, match="coord tunes Inductor's kernels, so it needs compile"):
+        piano_step.parse("sequnet bf16 coord")
+    refused = subprocess.run([sys.executable, str(REPO / "benchmarks" / "piano_step.py"), "--device", "cpu",
+                              "--variants", "sequnet bf16 coord"], capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 2 and "needs compile" in refused.stderr
+
+
 def test_piano_step_table_marks_the_targets_and_the_models_own_flops(tmp_path):
     from sequnet.analysis import benchmarks
     meta = {"device": "GPU", "torch": "2", "date": "2026-12-02", "batch": 16, "steps": 10, "warmup": 4}

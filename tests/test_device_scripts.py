@@ -179,9 +179,16 @@ def test_speed_call_dry_run_measures_both_launches_and_bounds_its_steps(tmp_path
     assert [(r["arch"], r["bf16"], r["mm_wgrad"], r["wgrad_kernel"]) for r in found["rows"]] == [
         ("sequnet", False, True, "triton"), ("sequnet", False, False, "products"), ("wavenet", True, True, "triton"),
         ("wavenet", True, True, "products")]
-    unknown = subprocess.run(script + [str(tmp_path / "unknown")], cwd=REPO, env=dict(env, CALL="12"),
+    # call 12: each variant alone (uncompiled in a dry run, so without coord, which needs a compile)
+    done = subprocess.run(script + [str(tmp_path / "out12")], cwd=REPO, env=dict(env, CALL="12", CALL_S="300"),
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    found = json.loads((tmp_path / "out12" / "piano-step-coord-cpu.json").read_text())
+    assert [(r["arch"], r["cudnn_benchmark"], r["coord"]) for r in found["rows"]] == [
+        ("sequnet", True, False)] * 2 + [("wavenet", True, False)] * 2 and found["meta"]["processes"] == 4
+    unknown = subprocess.run(script + [str(tmp_path / "unknown")], cwd=REPO, env=dict(env, CALL="13"),
                              capture_output=True, text=True, timeout=120)
-    assert unknown.returncode == 2 and "CALL=12: expected 1 to 11" in unknown.stderr
+    assert unknown.returncode == 2 and "CALL=13: expected 1 to 12" in unknown.stderr
 
 
 def test_speed_call_9_times_an_older_tree_beside_this_one(tmp_path, data_mirror):
