@@ -144,8 +144,7 @@ def torch_settings(config: RunConfig, device: torch.device, task: Task):
     # it, results/logs/2026-12-06c-*), and the Seq-U-Net's TF32 step uncompiled from 67.46 to 66.06 ms. It costs
     # 10-40 s once a shape (the training window, and the evaluation's last, shorter batch). Music sequences change
     # length every step, where it would re-run all the time.
-    audio = task.setting.kind == "audio"
-    torch.backends.cudnn.benchmark = device.type == "cuda" and (task.setting.kind == "token" or audio)
+    torch.backends.cudnn.benchmark = device.type == "cuda" and task.setting.kind in ("token", "audio")
     if device.type == "cpu" and config.cpu_threads is not None:
         torch.set_num_threads(config.cpu_threads)
     try:
