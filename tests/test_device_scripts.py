@@ -70,24 +70,35 @@ def test_gpu_suite_stops_at_once_on_a_mirror_that_lacks_registered_files(tmp_pat
 def _python3_first(tmp_path) -> str:
     """A PATH whose python3 is this interpreter (a venv's own), as the GPU machine's python3 is its torch's."""
     bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
+    bin_dir.mkdir(exist_ok=True)
     (bin_dir / "python3").write_text(f"#!/usr/bin/env bash\nexec {sys.executable} \"$@\"\n")
     (bin_dir / "python3").chmod(0o755)
     return f"{bin_dir}{os.pathsep}{os.environ['PATH']}"
 
 
+SPEED_CALL = ["bash", str(REPO / "benchmarks" / "speed_gpu_call.sh")]
+
+
+def _dry_env(tmp_path, data_mirror, **more) -> dict:
+    """The environment of a dry run (QUICK=1) of benchmarks/speed_gpu_call.sh on this CPU."""
+    return dict(os.environ, PATH=_python3_first(tmp_path), QUICK="1", SEQUNET_DATA_MIRROR=str(data_mirror), **more)
+
+
+def _dry_run(tmp_path, data_mirror, call: int, out: str) -> None:
+    """Call ``call`` of benchmarks/speed_gpu_call.sh as a dry run into tmp_path/out, which must succeed."""
+    done = subprocess.run(SPEED_CALL + [str(tmp_path / out)], cwd=REPO,
+                          env=_dry_env(tmp_path, data_mirror, CALL=str(call), CALL_S="300"), capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
 def test_speed_call_dry_run_measures_both_launches_and_bounds_its_steps(tmp_path, data_mirror):
     """benchmarks/speed_gpu_call.sh as a CPU dry run (QUICK=1): call 2's generation benchmark (PDL and the step
-    kernels, each on and off) and piano step, call 3's piano steps (the lookup's three backwards, compiled and not),
-    call 4's graph lengths, call 5's start in the head, call 6's cuDNN autotuner, call 7's weight gradients by
-    products and call 8's numerics, run with the flags the GPU call will pass and write their JSON; a step that
-    cannot get 30 s of the call is skipped and makes the exit status 4; an unknown call is refused."""
-    env = dict(os.environ, PATH=_python3_first(tmp_path), QUICK="1",
-               SEQUNET_DATA_MIRROR=str(data_mirror))
-    script = ["bash", str(REPO / "benchmarks" / "speed_gpu_call.sh")]
-    done = subprocess.run(script + [str(tmp_path / "out")], cwd=REPO, env=dict(env, CALL="2", CALL_S="300"),
-                          capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stdout + done.stderr
+    kernels, each on and off) and piano step, call 3's piano steps (the lookup's three backwards, compiled and not)
+    and call 6's cuDNN autotuner, run with the flags the GPU call will pass and write their JSON; a step that
+    cannot get 30 s of the call is skipped and makes the exit status 4. (The other calls: the tests below, apart
+    so that the GPU suite's workers share them out.)"""
+    _dry_run(tmp_path, data_mirror, 2, "out")
     rows = json.loads((tmp_path / "out" / "generation-pdl-cpu.json").read_text())["rows"]
     # PDL needs a Hopper GPU: on the CPU only the plain launches run
     assert {(r["model"], r["batch"], r["pdl"]) for r in rows} == {(m, b, False) for m in ("sequnet", "wavenet")
@@ -100,9 +111,7 @@ def test_speed_call_dry_run_measures_both_launches_and_bounds_its_steps(tmp_path
         "## sequnet bf16 pad=64 lookup, batch 16")
     # call 3: the lookup on and off (uncompiled in a dry run), the trainer's two compiled paths first (bf16 with the
     # lookup, TF32 without), then the same uncompiled, both models
-    done = subprocess.run(script + [str(tmp_path / "out3")], cwd=REPO, env=dict(env, CALL="3", CALL_S="300"),
-                          capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stdout + done.stderr
+    _dry_run(tmp_path, data_mirror, 3, "out3")
     steps = json.loads((tmp_path / "out3" / "piano-step-lookup-compiled-cpu.json").read_text())["rows"]
     assert [(r["bf16"], r["lookup"]) for r in steps] == [(True, True), (False, False), (False, True), (True, False)]
     assert (tmp_path / "out3" / "piano-step-lookup-compiled-cpu.profile.txt").read_text().startswith(
@@ -114,36 +123,39 @@ def test_speed_call_dry_run_measures_both_launches_and_bounds_its_steps(tmp_path
         ("wavenet", True, False), ("wavenet", True, True)]
     assert not any("error" in r for r in steps)
     # call 6: the compiled piano steps (uncompiled in a dry run) with cuDNN's autotuner
-    done = subprocess.run(script + [str(tmp_path / "out6")], cwd=REPO, env=dict(env, CALL="6", CALL_S="300"),
-                          capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stdout + done.stderr
+    _dry_run(tmp_path, data_mirror, 6, "out6")
     steps = json.loads((tmp_path / "out6" / "piano-step-cudnn-benchmark-cpu.json").read_text())["rows"]
     assert [(r["bf16"], r["lookup"], r["cudnn_benchmark"]) for r in steps] == [(False, True, True), (True, True, True)]
     assert not any("error" in r for r in steps)
     assert (tmp_path / "out6" / "piano-step-cudnn-benchmark-cpu.profile.txt").read_text().startswith(
         "## sequnet fp32 pad=64 lookup cudnn_benchmark, batch 16")
-    short = subprocess.run(script + [str(tmp_path / "short")], cwd=REPO, env=dict(env, CALL="2", CALL_S="40"),
+    short = subprocess.run(SPEED_CALL + [str(tmp_path / "short")], cwd=REPO,
+                           env=_dry_env(tmp_path, data_mirror, CALL="2", CALL_S="40"),
                            capture_output=True, text=True, timeout=120)
     assert short.returncode == 4 and "generation with and without PDL: skipped" in short.stdout, \
         short.stdout + short.stderr
+
+
+def test_speed_call_dry_run_times_the_generation_variants(tmp_path, data_mirror):
+    """Calls 4 and 5 as CPU dry runs: the generation benchmark by graph length, and with each step's start in its own
+    launch or in the head kernel before it."""
     # call 4: multi-step graphs of three lengths (on a CPU the graph mode runs eagerly, so each length a state)
-    done = subprocess.run(script + [str(tmp_path / "out4")], cwd=REPO, env=dict(env, CALL="4", CALL_S="300"),
-                          capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stdout + done.stderr
+    _dry_run(tmp_path, data_mirror, 4, "out4")
     rows = json.loads((tmp_path / "out4" / "generation-chunk-cpu.json").read_text())["rows"]
     assert sorted((r["model"], r["batch"], r["chunk"]) for r in rows) == sorted(
         (m, b, c) for m in ("sequnet", "wavenet") for b in (1, 64) for c in (16, 64, 256))
     # call 5: the start in its own launch and in the head before; on a CPU (no Triton) the first only
-    done = subprocess.run(script + [str(tmp_path / "out5")], cwd=REPO, env=dict(env, CALL="5", CALL_S="300"),
-                          capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stdout + done.stderr
+    _dry_run(tmp_path, data_mirror, 5, "out5")
     rows = json.loads((tmp_path / "out5" / "generation-start-in-head-cpu.json").read_text())["rows"]
     assert sorted((r["model"], r["batch"], r["dtype"], r["start_in_head"]) for r in rows) == sorted(
         (m, b, d, False) for m in ("sequnet", "wavenet") for b in (1, 64) for d in ("bfloat16", "float32"))
+
+
+def test_speed_call_dry_run_times_the_weight_gradients_and_the_numerics(tmp_path, data_mirror):
+    """Calls 7 and 8 as CPU dry runs: the bf16 weight gradients by products and by cuDNN, and the fast step's
+    numerics against the plain float32 model."""
     # call 7: the bf16 weight gradients by products and by cuDNN, each model uncompiled in a dry run
-    done = subprocess.run(script + [str(tmp_path / "out7")], cwd=REPO, env=dict(env, CALL="7", CALL_S="300"),
-                          capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stdout + done.stderr
+    _dry_run(tmp_path, data_mirror, 7, "out7")
     steps = [json.loads((tmp_path / "out7" / f"piano-step-mm-wgrad-bf16-compiled{way}-cpu.json").read_text())["rows"]
              for way in ("", "-cudnn")]
     assert [[(r["arch"], r["bf16"], r["mm_wgrad"], r["cudnn_benchmark"]) for r in rows] for rows in steps] == [
@@ -153,16 +165,17 @@ def test_speed_call_dry_run_measures_both_launches_and_bounds_its_steps(tmp_path
         (a, True, m) for a in ("sequnet", "wavenet") for m in (True, False)]
     assert not any("error" in r for r in steps)
     # call 8: the numerics, uncompiled in a dry run
-    done = subprocess.run(script + [str(tmp_path / "out8")], cwd=REPO, env=dict(env, CALL="8", CALL_S="300"),
-                          capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stdout + done.stderr
+    _dry_run(tmp_path, data_mirror, 8, "out8")
     rows = json.loads((tmp_path / "out8" / "step-numerics-cpu.json").read_text())["rows"]
     assert {(r["arch"], r["mm_wgrad"], r["mode"]) for r in rows} == {
         (a, m, mode) for a in ("sequnet", "wavenet") for m in (False, True) for mode in ("tf32", "bf16")}
+
+
+def test_speed_call_dry_run_times_each_variant_in_a_process_of_its_own(tmp_path, data_mirror):
+    """Calls 10 to 12 as CPU dry runs, each variant alone (--append gathers the rows): the autotuner on and off, the
+    weight gradients three ways, and Inductor's coordinate-descent tuning; an unknown call is refused."""
     # call 10: the autotuner on and off, one process a variant, gathered in one file (uncompiled in a dry run)
-    done = subprocess.run(script + [str(tmp_path / "out10")], cwd=REPO, env=dict(env, CALL="10", CALL_S="300"),
-                          capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stdout + done.stderr
+    _dry_run(tmp_path, data_mirror, 10, "out10")
     found = json.loads((tmp_path / "out10" / "piano-step-autotuner-cpu.json").read_text())
     assert [(r["arch"], r["bf16"], r["mm_wgrad"], r["cudnn_benchmark"]) for r in found["rows"]] == [
         (a, bf16, m, cb) for a, bf16, m in (("sequnet", True, False), ("wavenet", True, False),
@@ -170,9 +183,7 @@ def test_speed_call_dry_run_measures_both_launches_and_bounds_its_steps(tmp_path
                                           ("wavenet", False, True)) for cb in (False, True)]
     assert found["meta"]["processes"] == 10 and not any("error" in r for r in found["rows"])
     # call 11: the weight gradients alone (no Triton in a dry run), then the step variants, one process each
-    done = subprocess.run(script + [str(tmp_path / "out11")], cwd=REPO, env=dict(env, CALL="11", CALL_S="300"),
-                          capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stdout + done.stderr
+    _dry_run(tmp_path, data_mirror, 11, "out11")
     alone = json.loads((tmp_path / "out11" / "weight-grad-kernels-cpu.json").read_text())
     assert {r["way"] for r in alone["rows"]} == {"cudnn", "products"} and len(alone["totals"]) == 4
     found = json.loads((tmp_path / "out11" / "piano-step-triton-wgrad-cpu.json").read_text())
@@ -180,13 +191,12 @@ def test_speed_call_dry_run_measures_both_launches_and_bounds_its_steps(tmp_path
         ("sequnet", False, True, "triton"), ("sequnet", False, False, "products"), ("wavenet", True, True, "triton"),
         ("wavenet", True, True, "products")]
     # call 12: each variant alone (uncompiled in a dry run, so without coord, which needs a compile)
-    done = subprocess.run(script + [str(tmp_path / "out12")], cwd=REPO, env=dict(env, CALL="12", CALL_S="300"),
-                          capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stdout + done.stderr
+    _dry_run(tmp_path, data_mirror, 12, "out12")
     found = json.loads((tmp_path / "out12" / "piano-step-coord-cpu.json").read_text())
     assert [(r["arch"], r["cudnn_benchmark"], r["coord"]) for r in found["rows"]] == [
         ("sequnet", True, False)] * 2 + [("wavenet", True, False)] * 2 and found["meta"]["processes"] == 4
-    unknown = subprocess.run(script + [str(tmp_path / "unknown")], cwd=REPO, env=dict(env, CALL="13"),
+    unknown = subprocess.run(SPEED_CALL + [str(tmp_path / "unknown")], cwd=REPO,
+                             env=_dry_env(tmp_path, data_mirror, CALL="13"),
                              capture_output=True, text=True, timeout=120)
     assert unknown.returncode == 2 and "CALL=13: expected 1 to 12" in unknown.stderr
 
@@ -196,9 +206,8 @@ def test_speed_call_9_times_an_older_tree_beside_this_one(tmp_path, data_mirror)
     `git archive` makes it) and from the checkout, alternately, each labelled with its commit, and WaveNet's also
     from the checkout with the matmul precision set first; WaveNet's profiled. Without the older tree it stops
     before running anything, naming what to make."""
-    env = dict(os.environ, PATH=_python3_first(tmp_path), QUICK="1", CALL="9", CALL_S="300",
-               SEQUNET_DATA_MIRROR=str(data_mirror), SEQUNET_GIT_COMMIT="newer", AB_OLD="older")
-    script = ["bash", str(REPO / "benchmarks" / "speed_gpu_call.sh")]
+    env = _dry_env(tmp_path, data_mirror, CALL="9", CALL_S="300", SEQUNET_GIT_COMMIT="newer", AB_OLD="older")
+    script = SPEED_CALL
     missing = subprocess.run(script + [str(tmp_path / "missing")], cwd=REPO,
                              env=dict(env, AB_TREE=str(tmp_path / "none")), capture_output=True, text=True,
                              timeout=120)
