@@ -43,6 +43,7 @@ import time
 from pathlib import Path
 
 import torch
+import torch._inductor.config as inductor_config
 from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -83,14 +84,12 @@ def parse(spec: str) -> dict:
 
 @contextlib.contextmanager
 def variant_settings(v: dict):
-    """The torch settings variant ``v`` runs under (cuDNN's autotuner; TF32 products for ``mm_wgrad``), restored
-    afterwards. They hold from the variant's first convolution on, its FLOP count included: cuDNN keeps the plan
-    it first ran for a convolution's shapes, chosen by the autotuner or by its heuristics alike (see
-    :func:`check_autotuner`). The matmul precision is set for ``mm_wgrad`` only; setting it in every variant, as
-    at 87bf3d0, changed nothing (call 9 of speed_gpu_call.sh, H100, 2026-12-06: WaveNet compiled in bf16 124.54
-    ms a step without it, 124.53 with it)."""
-    import torch._inductor.config as inductor_config
-
+    """The torch settings variant ``v`` runs under (cuDNN's autotuner; TF32 products for ``mm_wgrad``; Inductor's
+    coordinate-descent tuning for ``coord``), restored afterwards. They hold from the variant's first convolution
+    on, its FLOP count included: cuDNN keeps the plan it first ran for a convolution's shapes, chosen by the
+    autotuner or by its heuristics alike (see :func:`check_autotuner`). The matmul precision is set for
+    ``mm_wgrad`` only; setting it in every variant, as at 87bf3d0, changed nothing (call 9 of speed_gpu_call.sh,
+    H100, 2026-12-06: WaveNet compiled in bf16 124.54 ms a step without it, 124.53 with it)."""
     matmul_precision = torch.get_float32_matmul_precision()
     torch.backends.cudnn.benchmark = v["cudnn_benchmark"]
     products = v["mm_wgrad"] and v["wgrad_kernel"] == "products"
