@@ -1,13 +1,17 @@
 """The Triton lookup's table gradient alone (``sequnet.core.models.id_lookup.table_grad_sorted``), at the piano
-Seq-U-Net's training shape, for several tiles side by side in one process, beside ``embedding_bag``'s backward.
+Seq-U-Net's training shape, for several tiles and chunks side by side in one process, beside ``embedding_bag``'s
+backward.
 
-In the H100 profile of the compiled bf16 step (2026-12-05, 1c69402) its kernel took 2.25 ms of 31 ms: it reads
-the gradient (16 x 36,853 positions x 192 channels, bf16: 226 MB) about k = 5 times, which at the H100's 3.35 TB/s
-would take about 0.34 ms. Each program gathers the rows of one class's positions, ``tile[1]`` channels of each
-(64 by default: 128 bytes of a 384-byte row), so wider channel blocks read longer runs of memory per row, and
-sums them over the positions of each gathered tile. Each variant's result is checked against the library's
-default before it is timed. (Summing all taps of a position into one accumulator reduced at the end was timed
-here too, slower at every tile, and removed: results/bench/lookup-backward-ids-h100.json.)
+In the H100 profile of the compiled bf16 step (2026-12-05, 1c69402) its kernel took 2.25 ms of 31 ms: it reads the
+gradient (16 x 36,853 positions x 192 channels, bf16: 226 MB) about k = 5 times, which at the H100's 3.35 TB/s
+would take about 0.34 ms. Each program gathers the rows of one class's positions, ``tile[1]`` channels of each (64
+by default: 128 bytes of a 384-byte row), so wider channel blocks read longer runs of memory per row, and sums them
+over the positions of each gathered tile. ``--chunks``: how many consecutive positions are sorted by id together
+(``all``: every position at once, the kernel until 2026-12-06): within a chunk, the k reads of a gradient row come
+close together in time and can be served by the L2 cache. Each variant's result is checked against the positions
+sorted all at once with the default tile before it is timed. (Summing all taps of a position into one accumulator
+reduced at the end was timed here too, slower at every tile, and removed:
+results/bench/lookup-backward-ids-h100.json.)
 
 ``--ids`` says whose ids: ``synthetic`` (uniform, a fraction ``--silence`` of them silence) or ``piano``
 (windows of the registered piano recordings' training audio, mu-law, as the trainer reads them). The kernel's
@@ -17,6 +21,8 @@ next to each other, so that neighbouring reads share rows.
     python benchmarks/lookup_backward.py --out results/bench/lookup-backward-h100.json
     python benchmarks/lookup_backward.py --ids synthetic piano --out results/bench/lookup-backward-ids-h100.json
     python benchmarks/lookup_backward.py --dtype fp32 --out results/bench/lookup-backward-fp32-h100.json
+    python benchmarks/lookup_backward.py --ids synthetic piano --tiles 16x64 --warps 8 \
+        --chunks all 4096 16384 65536 --out results/bench/lookup-backward-chunks-h100.json
     python benchmarks/lookup_backward.py --quick --out /tmp/x.json   # small shapes (Triton's interpreter on a CPU)
 """
 from __future__ import annotations
@@ -71,21 +77,32 @@ def piano_ids(batch: int, length: int) -> torch.Tensor:
     return torch.stack([audio[s:s + length] for s in starts])
 
 
-def time_sorted(ids, grad, k, classes, source, tiles, warps_list, device, reps) -> list[dict]:
-    """A row for each tile and warps of the sorted backward on ``ids``, each checked against the library's
-    default first (float32 sums in another order)."""
-    expected = id_lookup.table_grad_sorted(ids, grad, k, classes)
+def parse_chunk(text: str) -> int | None:
+    if text == "all":
+        return None
+    if not text.isdigit() or int(text) < 1:
+        raise ValueError(f"chunk {text!r}: expected a positive number of positions, or all")
+    return int(text)
+
+
+def time_sorted(ids, grad, k, classes, source, tiles, warps_list, chunks, device, reps) -> list[dict]:
+    """A row for each tile, warps and chunk of the sorted backward on ``ids``, each checked first against the
+    positions sorted all at once with the default tile (float32 sums in another order)."""
+    expected = id_lookup.table_grad_sorted(ids, grad, k, classes, chunk=None)
     rows = []
-    for tile in tiles:
-        for warps in warps_list:
-            def run():
-                return id_lookup.table_grad_sorted(ids, grad, k, classes, tile=tile, warps=warps)
-            torch.testing.assert_close(run(), expected, rtol=1e-4, atol=1e-3)
-            t = timed(run, device, reps)
-            rows.append({"kind": "sorted", "ids": source, "tile": list(tile), "warps": warps,
-                         "default": (tile, warps) == (id_lookup.SORT_TILE, id_lookup.SORT_WARPS),
-                         "time_median_s": t, "gradient_bytes": grad.numel() * grad.element_size()})
-            print(f"{source:9s} sorted {tile[0]:3d}x{tile[1]:<3d} {warps} warps {t * 1e3:8.3f} ms", flush=True)
+    for chunk in chunks:
+        for tile in tiles:
+            for warps in warps_list:
+                def run():
+                    return id_lookup.table_grad_sorted(ids, grad, k, classes, tile=tile, warps=warps, chunk=chunk)
+                torch.testing.assert_close(run(), expected, rtol=1e-4, atol=1e-3)
+                t = timed(run, device, reps)
+                rows.append({"kind": "sorted", "ids": source, "tile": list(tile), "warps": warps, "chunk": chunk,
+                             "default": (tile, warps, chunk) == (id_lookup.SORT_TILE, id_lookup.SORT_WARPS,
+                                                                 id_lookup.CHUNK),
+                             "time_median_s": t, "gradient_bytes": grad.numel() * grad.element_size()})
+                print(f"{source:9s} sorted {tile[0]:3d}x{tile[1]:<3d} {warps} warps, chunk {chunk or 'all':>6} "
+                      f"{t * 1e3:8.3f} ms", flush=True)
     return rows
 
 
@@ -108,6 +125,8 @@ def main(argv=None) -> int:
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--tiles", nargs="+", default=TILES, help="POSITIONSxCHANNELS, e.g. 32x64")
     ap.add_argument("--warps", nargs="+", type=int, default=[4, 8])
+    ap.add_argument("--chunks", nargs="+", default=["all", str(id_lookup.CHUNK or "all")],
+                    help="positions sorted by id together: a number, or all (every position at once)")
     ap.add_argument("--silence", type=float, default=0.3, help="fraction of the synthetic ids in the silence class")
     ap.add_argument("--ids", nargs="+", choices=["synthetic", "piano"], default=["synthetic"],
                     help="whose ids: uniform with silence, or windows of the piano training audio")
@@ -119,6 +138,7 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, required=True)
     a = ap.parse_args(argv)
     tiles = [parse_tile(t) for t in a.tiles]
+    chunks = list(dict.fromkeys(parse_chunk(c) for c in a.chunks))
     if not 0 <= a.silence < 1:
         ap.error(f"--silence {a.silence}: expected a fraction in [0, 1)")
     device = torch.device(a.device)
@@ -131,7 +151,7 @@ def main(argv=None) -> int:
     rows = []
     for source in a.ids:
         ids = synthetic if source == "synthetic" else piano_ids(batch, length).to(device)
-        rows += time_sorted(ids, grad, k, classes, source, tiles, a.warps, device, a.reps)
+        rows += time_sorted(ids, grad, k, classes, source, tiles, a.warps, chunks, device, a.reps)
     ids = synthetic
     # what the lookup replaces: embedding_bag's backward of the same table, from the same gradient
     table = torch.randn(classes * k, channels, device=device, requires_grad=True)
@@ -139,11 +159,13 @@ def main(argv=None) -> int:
     bag = F.embedding_bag(rows_of, table, mode="sum").view(batch, -1, channels)
     upstream = grad.transpose(1, 2).float()
     t = timed(lambda: torch.autograd.grad(bag, table, upstream, retain_graph=True), device, a.reps)
-    rows.append({"kind": "embedding_bag", "ids": "synthetic", "tile": None, "warps": None, "default": False,
+    rows.append({"kind": "embedding_bag", "ids": "synthetic", "tile": None, "warps": None, "chunk": None,
+                 "default": False,
                  "time_median_s": t, "gradient_bytes": upstream.numel() * upstream.element_size()})
     print(f"embedding_bag backward  {t * 1e3:8.3f} ms", flush=True)
     meta = {**run_metadata(device), "batch": batch, "length": length, "channels": channels, "k": k,
             "classes": classes, "ids": a.ids, "silence": a.silence, "quick": a.quick, "reps": a.reps,
+            "default_chunk": id_lookup.CHUNK,
             "dtype": str(dtype).removeprefix("torch.")}
     write_bench(a.out, {"meta": meta, "rows": rows})
     return 0

@@ -19,7 +19,8 @@ changed in one respect:
 * ``crop``: WaveNet's skip outputs computed only at the samples the output reads
   (``sequnet.core.models.use_cropped_skips``, the trainer's path on a GPU: 11.7 instead of 18.0 TFLOP a step).
 * ``lookup``: the first convolution over the ids through the Triton lookup (``sequnet.core.models.id_lookup``)
-  instead of ``embedding_bag``: both models have it.
+  instead of ``embedding_bag``: both models have it. ``sort_all`` (with ``lookup``): its backward sorts every
+  position by id at once, as until 2026-12-06, instead of within chunks of ``id_lookup.CHUNK`` positions.
 * ``mm_wgrad``: the convolutions' weight gradients by cuBLAS's batched products instead of cuDNN's kernels
   (``sequnet.core.models.weight_grad``), float32 products in TF32 (``torch.set_float32_matmul_precision("high")``
   for the variant, as cuDNN's convolutions are by default): both models have it. ``triton_wgrad``: the same by
@@ -49,7 +50,7 @@ from torch.utils.flop_counter import FlopCounterMode
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from training import build, loss_fn, make_batch, setting_for  # noqa: E402
-from sequnet.core.models import (use_channels_last, use_cropped_skips, use_fused_lookup,  # noqa: E402
+from sequnet.core.models import (id_lookup, use_channels_last, use_cropped_skips, use_fused_lookup,  # noqa: E402
                                  use_mm_weight_grad)
 from sequnet.core.models.padding import pad_channels  # noqa: E402
 from sequnet.analysis.complexity import run_metadata, time_training_step, training_step  # noqa: E402
@@ -71,9 +72,11 @@ def parse(spec: str) -> dict:
          "foreach_adam": "foreach_adam" in words, "crop": "crop" in words,
          "lookup": "lookup" in words, "mm_wgrad": "mm_wgrad" in words or "triton_wgrad" in words,
          "wgrad_kernel": "triton" if "triton_wgrad" in words else "products", "coord": "coord" in words,
-         "spec": spec}
+         "lookup_chunk": None if "sort_all" in words else id_lookup.CHUNK, "spec": spec}
     if v["coord"] and not v["compile"]:
         raise ValueError(f"{spec!r}: coord tunes Inductor's kernels, so it needs compile (or autotune)")
+    if "sort_all" in words and not v["lookup"]:
+        raise ValueError(f"{spec!r}: sort_all changes the Triton lookup's backward, so it needs lookup")
     for w in words:
         if w.startswith("features="):
             v["features"] = int(w.split("=")[1])
@@ -85,13 +88,14 @@ def parse(spec: str) -> dict:
 @contextlib.contextmanager
 def variant_settings(v: dict):
     """The torch settings variant ``v`` runs under (cuDNN's autotuner; TF32 products for ``mm_wgrad``; Inductor's
-    coordinate-descent tuning for ``coord``), restored afterwards. They hold from the variant's first convolution
-    on, its FLOP count included: cuDNN keeps the plan it first ran for a convolution's shapes, chosen by the
-    autotuner or by its heuristics alike (see :func:`check_autotuner`). The matmul precision is set for
-    ``mm_wgrad`` only; setting it in every variant, as at 87bf3d0, changed nothing (call 9 of speed_gpu_call.sh,
-    H100, 2026-12-06: WaveNet compiled in bf16 124.54 ms a step without it, 124.53 with it)."""
-    matmul_precision = torch.get_float32_matmul_precision()
+    coordinate-descent tuning for ``coord``; the lookup backward's chunk), restored afterwards. They hold from the
+    variant's first convolution on, its FLOP count included: cuDNN keeps the plan it first ran for a convolution's
+    shapes, chosen by the autotuner or by its heuristics alike (see :func:`check_autotuner`). The matmul precision
+    is set for ``mm_wgrad`` only; setting it in every variant, as at 87bf3d0, changed nothing (call 9 of
+    speed_gpu_call.sh, H100, 2026-12-06: WaveNet compiled in bf16 124.54 ms a step without it, 124.53 with it)."""
+    matmul_precision, chunk = torch.get_float32_matmul_precision(), id_lookup.CHUNK
     torch.backends.cudnn.benchmark = v["cudnn_benchmark"]
+    id_lookup.CHUNK = v.get("lookup_chunk", chunk)
     products = v["mm_wgrad"] and v["wgrad_kernel"] == "products"
     if products:
         torch.set_float32_matmul_precision("high")
@@ -101,6 +105,7 @@ def variant_settings(v: dict):
             yield
     finally:
         torch.backends.cudnn.benchmark = False
+        id_lookup.CHUNK = chunk
         if products:
             torch.set_float32_matmul_precision(matmul_precision)
 
@@ -192,8 +197,8 @@ def main(argv=None) -> int:
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--variants", nargs="+", default=DEFAULT_VARIANTS,
                     help='e.g. "sequnet bf16 features=192" (arch, then any of bf16, features=N, pad=M, '
-                         'cudnn_benchmark, compile, autotune, coord, foreach_adam, crop, lookup, mm_wgrad, '
-                         'triton_wgrad)')
+                         'cudnn_benchmark, compile, autotune, coord, foreach_adam, crop, lookup, sort_all, '
+                         'mm_wgrad, triton_wgrad)')
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--warmup", type=int, default=4)

@@ -84,11 +84,14 @@
 #         19.5 of its 59.3 ms) and WaveNet uncompiled in bf16 with it and with the products (then the trainer's).
 #         Between them, the lookup's backward
 #         in float32 by tile (OUT/lookup-backward-fp32-GPU.json).
-# CALL=12 Inductor's coordinate-descent tuning of its own kernels (piano_step.py's "coord"): the compiled steps with
-#         the autotuner as the trainer runs them, each in a process of its own, without and with it, bf16 both
-#         models (the 25 ms target: 26.83 ms on the H100 of 932025f, where Inductor's elementwise and reduction
-#         kernels took 8.8 ms of a step on 2026-12-05), then the Seq-U-Net in TF32 as time allows
-#         (OUT/piano-step-coord-GPU.json).
+# CALL=12 the lookup's backward with its positions sorted by id within chunks (id_lookup.CHUNK) against all at
+#         once (sort_all, the kernel until 2026-12-06, 2.25 ms of the compiled bf16 Seq-U-Net step on an H100):
+#         alone, bf16, on synthetic and the piano audio's ids, by chunk (OUT/lookup-backward-chunks-GPU.json);
+#         then Inductor's coordinate-descent tuning of its own kernels (piano_step.py's "coord"): the compiled bf16
+#         steps with the autotuner as the trainer runs them, each in a process of its own: the Seq-U-Net (the 25 ms
+#         target: 26.83 ms on the H100 of 932025f, where Inductor's elementwise and reduction kernels took 8.8 ms
+#         of a step on 2026-12-05) with chunks, sorted all at once, and with chunks and coord; WaveNet the same,
+#         sort_all last (OUT/piano-step-coord-GPU.json).
 # At 1ead015 (2026-12-05) call 2's generation benchmark, with split-K in one launch beside the rule's kernels, ran
 # past its bound (its log: results/logs/2026-12-05-h200-pdl-and-splitk1.tar.xz); that split-K was then removed and
 # the comparison above ran on its own (results/bench/generation-pdl-h200.json).
@@ -304,17 +307,19 @@ case ${CALL:-1} in
         alone "sequnet fp32 pad=64$c lookup$cb triton_wgrad" 150; alone "sequnet fp32 pad=64$c lookup$cb" 150
         alone "wavenet bf16 crop lookup triton_wgrad" 80; alone "wavenet bf16 crop lookup mm_wgrad" 80 ;;
     12)
+        [ "${QUICK:-0}" = 1 ] || step "the lookup's backward by chunk" 60 python3 benchmarks/lookup_backward.py \
+            --ids synthetic piano --tiles 16x64 --warps 8 --chunks all 4096 16384 65536 \
+            --out "$out/lookup-backward-chunks-$gpu.json"
         f=$out/piano-step-coord-$gpu.json
         export TORCHINDUCTOR_CACHE_DIR=/tmp/inductor-call12
-        # a dry run has no compiled variants, and coord needs one: there it times the plain pair only
+        # a dry run has no compiled variants, and coord needs one: there it times the variants without it
         c=" compile" k=" coord"; [ "${QUICK:-0}" = 1 ] && c="" k=""
         alone "sequnet bf16 pad=64$c lookup cudnn_benchmark" 130
+        alone "sequnet bf16 pad=64$c lookup cudnn_benchmark sort_all" 130
         alone "sequnet bf16 pad=64$c lookup cudnn_benchmark$k" 160
         alone "wavenet bf16 crop$c lookup cudnn_benchmark" 180
         alone "wavenet bf16 crop$c lookup cudnn_benchmark$k" 200
-        # as time allows (about 460 s to here on an H100)
-        [ "${QUICK:-0}" = 1 ] || { alone "sequnet fp32 pad=64$c lookup cudnn_benchmark" 130
-                                   alone "sequnet fp32 pad=64$c lookup cudnn_benchmark$k" 160; } ;;
+        alone "wavenet bf16 crop$c lookup cudnn_benchmark sort_all" 180 ;;
     *) echo "CALL=${CALL}: expected 1 to 12" >&2; exit 2 ;;
 esac
 exit $status

@@ -636,6 +636,24 @@ def test_piano_step_coord_tunes_inductors_kernels_while_its_variant_compiles():
     assert refused.returncode == 2 and "needs compile" in refused.stderr
 
 
+def test_piano_step_sort_all_restores_the_lookups_backward_before_chunks():
+    """"sort_all" sorts the lookup backward's positions by id all at once (the kernel until 2026-12-06) for its
+    variant, and the chunks come back after; the row records the chunk; without lookup it is refused."""
+    from sequnet.core.models import id_lookup
+
+    piano_step = benchmark_module("piano_step")
+    chunk = id_lookup.CHUNK
+    assert chunk and piano_step.parse("sequnet bf16 lookup")["lookup_chunk"] == chunk
+    for spec, expected in (("sequnet bf16 compile lookup sort_all", None), ("sequnet bf16 lookup", chunk)):
+        v = piano_step.parse(spec)
+        assert v["lookup_chunk"] == expected
+        with piano_step.variant_settings(v):
+            assert id_lookup.CHUNK == expected
+        assert id_lookup.CHUNK == chunk
+    with pytest.raises(ValueError, match="sort_all changes the Triton lookup's backward, so it needs lookup"):
+        piano_step.parse("wavenet bf16 sort_all")
+
+
 def test_piano_step_table_marks_the_targets_and_the_models_own_flops(tmp_path):
     from sequnet.analysis import benchmarks
     meta = {"device": "GPU", "torch": "2", "date": "2026-12-02", "batch": 16, "steps": 10, "warmup": 4}

@@ -190,11 +190,15 @@ def test_speed_call_dry_run_times_each_variant_in_a_process_of_its_own(tmp_path,
     assert [(r["arch"], r["bf16"], r["mm_wgrad"], r["wgrad_kernel"]) for r in found["rows"]] == [
         ("sequnet", False, True, "triton"), ("sequnet", False, False, "products"), ("wavenet", True, True, "triton"),
         ("wavenet", True, True, "products")]
-    # call 12: each variant alone (uncompiled in a dry run, so without coord, which needs a compile)
+    # call 12: each variant alone (uncompiled in a dry run, so without coord, which needs a compile), the lookup's
+    # backward sorted in chunks and all at once
     _dry_run(tmp_path, data_mirror, 12, "out12")
     found = json.loads((tmp_path / "out12" / "piano-step-coord-cpu.json").read_text())
-    assert [(r["arch"], r["cudnn_benchmark"], r["coord"]) for r in found["rows"]] == [
-        ("sequnet", True, False)] * 2 + [("wavenet", True, False)] * 2 and found["meta"]["processes"] == 4
+    from sequnet.core.models.id_lookup import CHUNK as chunk
+    assert [(r["arch"], r["cudnn_benchmark"], r["coord"], r["lookup_chunk"]) for r in found["rows"]] == [
+        ("sequnet", True, False, chunk), ("sequnet", True, False, None), ("sequnet", True, False, chunk),
+        ("wavenet", True, False, chunk), ("wavenet", True, False, chunk), ("wavenet", True, False, None)]
+    assert found["meta"]["processes"] == 6
     unknown = subprocess.run(SPEED_CALL + [str(tmp_path / "unknown")], cwd=REPO,
                              env=_dry_env(tmp_path, data_mirror, CALL="13"),
                              capture_output=True, text=True, timeout=120)

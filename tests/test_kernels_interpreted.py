@@ -273,13 +273,18 @@ def test_fused_lookup_equals_embedding_bag(lookup_on_cpu, classes, k, c, half):
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
-@pytest.mark.parametrize("classes, k, c", [(256, 5, 40), (10, 3, 70)], ids=["sequnet-input", "masked"])
-def test_the_sorted_backward_is_the_table_gradient(monkeypatch, classes, k, c, dtype):
+@pytest.mark.parametrize("classes, k, c, chunk", [(256, 5, 40, None), (256, 5, 40, 32), (10, 3, 70, None),
+                                                  (10, 3, 70, 32), (10, 3, 70, 7)],
+                         ids=["sequnet-input", "sequnet-input-chunks-32", "masked", "masked-chunks-32",
+                              "masked-chunks-7"])
+def test_the_sorted_backward_is_the_table_gradient(monkeypatch, classes, k, c, dtype, chunk):
     """``id_lookup.table_grad_sorted`` (positions sorted by id, each program one class's piece): row v * k + j sums
     the output gradient over the positions t with ids[b, t + j] = v, against autograd through the gather it stands
     for. Pieces of 8 positions, so that long runs of a class (silence in mu-law audio) take several programs and
     the programs past the last piece add nothing; a class without positions gets a zero row; channels past a
-    multiple of the block are masked; the gradient channels-last as trained and channels-first."""
+    multiple of the block are masked; the gradient channels-last as trained and channels-first. Sorted all at once
+    and within chunks of 32 and 7 positions (chunks spanning two rows of the batch, a run of one class cut by
+    chunk ends; with 10 classes in 39 chunks of 7, 390 segments, more than the pieces)."""
     monkeypatch.setattr(id_lookup, "_PIECE", 8)
     torch.manual_seed(k)
     batch, length = 3, 90
@@ -291,7 +296,7 @@ def test_the_sorted_backward_is_the_table_gradient(monkeypatch, classes, k, c, d
     out = sum(table[ids[:, j:j + n] * k + j] for j in range(k)).transpose(1, 2)     # (batch, c, n)
     for grad in (torch.randn(batch, n, c).transpose(1, 2).to(dtype), torch.randn(batch, c, n).to(dtype)):
         (expected,) = torch.autograd.grad(out, table, grad.float(), retain_graph=True)
-        got = id_lookup.table_grad_sorted(ids, grad, k, classes)
+        got = id_lookup.table_grad_sorted(ids, grad, k, classes, chunk=chunk)
         assert got.dtype == torch.float32 and got.shape == expected.shape
         assert not got.view(classes, k, c)[0].any()                               # class 0 never occurs
         # float32 sums of the same (exactly converted) terms in another order
@@ -317,27 +322,30 @@ def test_models_with_the_fused_lookup_train_as_without(lookup_on_cpu, make):
 def test_lookup_backward_benchmark_checks_and_times_each_tile(lookup_on_cpu, tmp_path):
     """benchmarks/lookup_backward.py at its quick shape: each tile's table gradient, summed each way, equals the
     default's before it is timed (a wrong tile stops the run), and the JSON has every tile, its warps and whose ids,
-    and embedding_bag."""
+    and embedding_bag; positions sorted all at once and in chunks (of 256 of the 600: three chunks, one spanning the
+    batch's two rows)."""
     import json
 
     from test_benchmarks import benchmark_module
 
     script = benchmark_module("lookup_backward")
+    with pytest.raises(ValueError, match="chunk '0'"):
+        script.parse_chunk("0")
     out = tmp_path / "lb.json"
     assert script.main(["--device", "cpu", "--quick", "--reps", "1", "--tiles", "16x64", "8x256", "--warps", "8",
-                        "--out", str(out)]) == 0
+                        "--chunks", "all", "--out", str(out)]) == 0
     rows = json.loads(out.read_text())["rows"]
-    assert [(r["kind"], r["tile"], r["default"]) for r in rows] == [
-        ("sorted", [16, 64], True), ("sorted", [8, 256], False), ("embedding_bag", None, False)]
+    assert [(r["kind"], r["tile"], r["chunk"], r["default"]) for r in rows] == [
+        ("sorted", [16, 64], None, False), ("sorted", [8, 256], None, False), ("embedding_bag", None, None, False)]
     assert all(r["time_median_s"] > 0 for r in rows) and {r["ids"] for r in rows} == {"synthetic"}
     # the piano audio's ids: windows of the registered training recordings, checked and timed the same way
     assert script.main(["--device", "cpu", "--quick", "--reps", "1", "--tiles", "16x64", "--warps", "8", "--ids",
-                        "piano", "--out", str(out)]) == 0
+                        "piano", "--chunks", "256", "--out", str(out)]) == 0
     rows = json.loads(out.read_text())["rows"]
-    assert [(r["kind"], r["ids"], r["default"]) for r in rows[:1]] == [("sorted", "piano", True)]
+    assert [(r["kind"], r["ids"], r["chunk"]) for r in rows[:1]] == [("sorted", "piano", 256)]
     # a float32 gradient (the TF32 step's), its tiles timed apart from bf16's
     assert script.main(["--device", "cpu", "--quick", "--reps", "1", "--tiles", "16x64", "--warps", "8", "--dtype",
-                        "fp32", "--out", str(out)]) == 0
+                        "fp32", "--chunks", "all", "--out", str(out)]) == 0
     assert json.loads(out.read_text())["meta"]["dtype"] == "float32"
     ids = script.piano_ids(2, 300)
     assert ids.shape == (2, 300) and 0 <= ids.min() and ids.max() < 256 and len(ids.unique()) > 10

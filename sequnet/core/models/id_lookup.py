@@ -10,11 +10,16 @@ results/logs/2026-12-02b-h200-speed.tar.xz). The bags are all of k rows and the 
 * the forward is a gather: each program sums the k rows of a block of positions in float32, in the taps' order as
   ``embedding_bag`` does, and writes the result once, in the output dtype, channels-last;
 * the backward of the table, ``grad[v * k + j] = sum of grad_out[b, t] over the positions with ids[b, t + j] =
-  v`` (:func:`table_grad_sorted`), sorts the input positions by id, so that the positions of one class lie
-  together; each program sums, in float32, the gradient rows that a run of up to ``_PIECE`` positions of one
-  class feeds to each tap (rows t = s - j for input position s and tap j), then adds its k sums to the table's
-  rows atomically, in an order that varies from run to run (as cuDNN's weight gradients do). A float32 gradient
-  is summed in float32, with no products to round.
+  v`` (:func:`table_grad_sorted`), sorts the input positions by id within chunks of ``CHUNK`` consecutive
+  positions, so that the positions of one class in one chunk lie together; each program sums, in float32, the
+  gradient rows that a run of up to ``_PIECE`` positions of one class feeds to each tap (rows t = s - j for input
+  position s and tap j), then adds its k sums to the table's rows atomically, in an order that varies from run to
+  run (as cuDNN's weight gradients do). A float32 gradient is summed in float32, with no products to round.
+  Every gradient row is read by k positions. Sorted over all positions at once (``chunk=None``, the kernel until
+  2026-12-06), those k reads of a row come at unrelated times, each from memory: about k times the gradient's
+  226 MB in the piano step's bf16, 2.25 ms of its 31 ms on an H100. Sorted within chunks, the programs running
+  at once read the rows of a chunk or two (16,384 positions x 384 bytes), which stay in the L2 cache for the
+  other taps' reads; the price is more programs and atomic adds, one piece per class present in a chunk.
 
 Two other backwards were timed against it and removed (H100, 2026-12-05, ``benchmarks/piano_step.py``, the
 piano Seq-U-Net's compiled bf16 step: results/bench/piano-step-lookup-backward-h100.json): one-hot tiles
@@ -43,6 +48,9 @@ _PIECE = 512                   # backward: at most this many positions of one cl
 # and removed (H100, 2026-12-06, results/bench/lookup-backward-ids-h100.json: 1.55 ms at best against 1.43 ms on
 # synthetic ids, 1.52 against 1.39 on the piano audio's).
 SORT_TILE, SORT_WARPS = (16, 64), 8
+# backward: input positions sorted by id together, so that a chunk's gradient rows stay in the L2 cache while its
+# pieces run (see above); None sorts all positions at once
+CHUNK: int | None = 16384
 
 
 def fusable(ids: torch.Tensor, table: torch.Tensor, dtype: torch.dtype) -> bool:
@@ -80,29 +88,44 @@ class _Lookup(torch.autograd.Function):
         if not ctx.needs_input_grad[1]:
             return None, None, None, None
         (ids,) = ctx.saved_tensors
-        grad_table = table_grad_sorted(ids, grad, ctx.k, ctx.rows // ctx.k)
+        grad_table = table_grad_sorted(ids, grad, ctx.k, ctx.rows // ctx.k, chunk=CHUNK)   # CHUNK as now set
         return None, grad_table.to(ctx.table_dtype), None, None
 
 
 def table_grad_sorted(ids: torch.Tensor, grad: torch.Tensor, k: int, classes: int, *,
-                      tile: tuple[int, int] = SORT_TILE, warps: int = SORT_WARPS) -> torch.Tensor:
+                      tile: tuple[int, int] = SORT_TILE, warps: int = SORT_WARPS,
+                      chunk: int | None = CHUNK) -> torch.Tensor:
     """The table's gradient (classes * k, c) in float32 for ``grad`` (batch, c, n) of the lookup's output, summed
     over the input positions grouped by id: row v * k + j adds grad[b, :, s - j] for every input position (b, s)
     with ids[b, s] = v (and 0 <= s - j < n). All on the device, without a host synchronisation (CUDA graphs):
-    a stable sort of the ids (16-bit keys: fewer radix passes), each class's run of sorted positions
-    (``searchsorted``) and how many pieces of ``_PIECE`` positions it takes. The kernel's programs find their
-    class from the pieces' running total. ``tile``: positions gathered at once and channels per program (powers
-    of 2) and ``warps`` per program, for ``benchmarks/lookup_backward.py`` to time."""
+    a stable sort of the positions by (chunk, id) (16-bit keys where they fit: fewer radix passes), each
+    segment's run of sorted positions (``searchsorted``), how many pieces of ``_PIECE`` positions it takes, and
+    the segment of each piece. ``chunk``: positions sorted together (the flattened positions b * T + s, so a chunk
+    may span two rows of the batch; None: all at once), ``tile``: positions gathered at once and channels per
+    program (powers of 2) and ``warps`` per program, for ``benchmarks/lookup_backward.py`` to time."""
     batch, c, n = grad.shape
-    keys = ids.reshape(-1).to(torch.int16 if classes <= 2 ** 15 else torch.int32)
-    sorted_keys, order = torch.sort(keys, stable=True)
-    bounds = torch.searchsorted(sorted_keys, torch.arange(classes + 1, dtype=keys.dtype, device=keys.device))
-    ends = torch.cumsum((bounds[1:] - bounds[:-1] + _PIECE - 1) // _PIECE, 0)     # class v's pieces end at ends[v]
+    total = ids.numel()
+    chunk = total if chunk is None else chunk
+    if chunk < 1:
+        raise ValueError(f"chunk {chunk}: expected a positive number of positions (or None: all at once)")
+    segments = triton.cdiv(total, chunk) * classes
+    key_dtype = torch.int16 if segments < 2 ** 15 else torch.int32
+    keys = ids.reshape(-1).to(torch.int32)
+    if segments > classes:      # segment = chunk * classes + id
+        keys = keys + torch.arange(total, dtype=torch.int32, device=ids.device) // chunk * classes
+    sorted_keys, order = torch.sort(keys.to(key_dtype), stable=True)
+    bounds = torch.searchsorted(sorted_keys, torch.arange(segments + 1, dtype=key_dtype, device=ids.device))
+    ends = torch.cumsum((bounds[1:] - bounds[:-1] + _PIECE - 1) // _PIECE, 0)    # segment g's pieces end at ends[g]
+    pieces = triton.cdiv(total, _PIECE) + segments                           # at least sum(ceil(count / _PIECE))
+    # piece i's segment: how many segments' pieces end at or before it (segments past the last piece)
+    segment_of = torch.searchsorted(ends, torch.arange(pieces, device=ids.device), right=True)
     grad_table = torch.zeros(classes * k, c, dtype=torch.float32, device=grad.device)
-    pieces = triton.cdiv(keys.numel(), _PIECE) + classes                      # at least sum(ceil(count / _PIECE))
-    _sorted_grad_kernel[(pieces, triton.cdiv(c, tile[1]))](
-        order, bounds, ends, grad, grad_table, ids.shape[1], n, c, classes, grad.stride(0), grad.stride(1),
-        grad.stride(2), K=k, KP=triton.next_power_of_2(k), V=triton.next_power_of_2(classes), PIECE=_PIECE,
+    blocks = triton.cdiv(c, tile[1])
+    # one axis, the channel blocks of a piece next to each other: they read the same rows, and a second axis would
+    # hold at most 65,535 pieces
+    _sorted_grad_kernel[(pieces * blocks,)](
+        order, bounds, ends, segment_of, grad, grad_table, ids.shape[1], n, c, classes, segments, blocks,
+        grad.stride(0), grad.stride(1), grad.stride(2), K=k, KP=triton.next_power_of_2(k), PIECE=_PIECE,
         BT=tile[0], BC=tile[1], num_warps=warps)
     return grad_table
 
@@ -123,22 +146,21 @@ if triton is not None:   # pragma: no cover - GPU only (and Triton's interpreter
             acc += tl.load(table + (v * K + j)[:, None] * c + ch[None, :], mask=mask, other=0.0).to(tl.float32)
         tl.store(out + b * s_ob + t[:, None] * c + ch[None, :], acc.to(out.dtype.element_ty), mask=mask)
 
-    @triton.jit(do_not_specialize=["length", "n", "c", "classes", "s_gb"])
-    def _sorted_grad_kernel(order, bounds, ends, grad, gtable, length, n, c, classes, s_gb, s_gc, s_gt,
-                            K: tl.constexpr, KP: tl.constexpr, V: tl.constexpr, PIECE: tl.constexpr, BT: tl.constexpr,
-                            BC: tl.constexpr):
-        """gtable[v * K + j, ch] += the sum of grad[b, ch, s - j] over this program's piece of the positions
-        p = b * length + s of class v, sorted: piece i is the (i - ends[v - 1])-th of class v, where v is the
-        number of classes whose pieces end at or before i (none left past the last piece: v = classes)."""
-        i = tl.program_id(0)
-        vs = tl.arange(0, V)
-        v = tl.sum((tl.load(ends + vs, mask=vs < classes, other=i + 1) <= i).to(tl.int32), axis=0)
-        has = v < classes
-        v = tl.minimum(v, classes - 1)
-        first_piece = tl.where(v > 0, tl.load(ends + v - 1, mask=v > 0, other=0), 0)
-        start = tl.load(bounds + v) + (i - first_piece) * PIECE
-        stop = tl.where(has, tl.minimum(start + PIECE, tl.load(bounds + v + 1)), start)
-        ch = tl.program_id(1) * BC + tl.arange(0, BC)
+    @triton.jit(do_not_specialize=["length", "n", "c", "classes", "segments", "blocks", "s_gb"])
+    def _sorted_grad_kernel(order, bounds, ends, segment_of, grad, gtable, length, n, c, classes, segments, blocks,
+                            s_gb, s_gc, s_gt, K: tl.constexpr, KP: tl.constexpr, PIECE: tl.constexpr,
+                            BT: tl.constexpr, BC: tl.constexpr):
+        """gtable[v * K + j, ch] += the sum of grad[b, ch, s - j] over this program's piece of the sorted positions
+        p = b * length + s of segment g (class v = g % classes): piece i is the (i - ends[g - 1])-th of segment
+        g = segment_of[i] (segments past the last piece)."""
+        i = tl.program_id(0) // blocks
+        g = tl.load(segment_of + i).to(tl.int32)
+        has = g < segments
+        g = tl.minimum(g, segments - 1)
+        first_piece = tl.where(g > 0, tl.load(ends + g - 1, mask=g > 0, other=0), 0)
+        start = tl.load(bounds + g) + (i - first_piece) * PIECE
+        stop = tl.where(has, tl.minimum(start + PIECE, tl.load(bounds + g + 1)), start)
+        ch = (tl.program_id(0) % blocks) * BC + tl.arange(0, BC)
         cmask = ch < c
         taps = tl.arange(0, KP)
         acc = tl.zeros((KP, BC), dtype=tl.float32)
@@ -150,9 +172,10 @@ if triton is not None:   # pragma: no cover - GPU only (and Triton's interpreter
             for j in tl.static_range(K):
                 t = s - j
                 ok = (q < stop) & (t >= 0) & (t < n)
-                g = tl.load(grad + b[:, None] * s_gb + t[:, None] * s_gt + ch[None, :] * s_gc,
-                            mask=ok[:, None] & cmask[None, :], other=0.0)
-                acc += tl.where(taps[:, None] == j, tl.sum(g.to(tl.float32), axis=0)[None, :], 0.0)
+                g_rows = tl.load(grad + b[:, None] * s_gb + t[:, None] * s_gt + ch[None, :] * s_gc,
+                                 mask=ok[:, None] & cmask[None, :], other=0.0)
+                acc += tl.where(taps[:, None] == j, tl.sum(g_rows.to(tl.float32), axis=0)[None, :], 0.0)
         rows = tl.where(has, K, 0)            # a program past the last piece adds no row
+        v = g % classes
         tl.atomic_add(gtable + (v * K + taps)[:, None] * c + ch[None, :], acc,
                       mask=(taps < rows)[:, None] & cmask[None, :])
