@@ -636,22 +636,26 @@ def test_piano_step_coord_tunes_inductors_kernels_while_its_variant_compiles():
     assert refused.returncode == 2 and "needs compile" in refused.stderr
 
 
-def test_piano_step_sort_all_restores_the_lookups_backward_before_chunks():
-    """"sort_all" sorts the lookup backward's positions by id all at once (the kernel until 2026-12-06) for its
-    variant, and the chunks come back after; the row records the chunk; without lookup it is refused."""
+def test_piano_step_sort_all_and_taps_apart_restore_the_lookups_backward_before_them():
+    """"sort_all" sorts the lookup backward's positions by id all at once, "taps_apart" gathers a channels-first
+    gradient's taps one at a time (both the kernel until 2026-12-06), for their variant, and the library's ways
+    come back after; the row records both; without lookup they are refused."""
     from sequnet.core.models import id_lookup
 
     piano_step = benchmark_module("piano_step")
-    chunk = id_lookup.CHUNK
-    assert chunk and piano_step.parse("sequnet bf16 lookup")["lookup_chunk"] == chunk
-    for spec, expected in (("sequnet bf16 compile lookup sort_all", None), ("sequnet bf16 lookup", chunk)):
+    chunk, inner = id_lookup.CHUNK, id_lookup.TAPS_INNER
+    assert chunk and inner
+    for spec, expected in (("sequnet bf16 compile lookup sort_all", (None, True)),
+                           ("sequnet bf16 compile lookup taps_apart", (chunk, False)),
+                           ("sequnet bf16 lookup", (chunk, True))):
         v = piano_step.parse(spec)
-        assert v["lookup_chunk"] == expected
+        assert (v["lookup_chunk"], v["lookup_taps_inner"]) == expected
         with piano_step.variant_settings(v):
-            assert id_lookup.CHUNK == expected
-        assert id_lookup.CHUNK == chunk
-    with pytest.raises(ValueError, match="sort_all changes the Triton lookup's backward, so it needs lookup"):
-        piano_step.parse("wavenet bf16 sort_all")
+            assert (id_lookup.CHUNK, id_lookup.TAPS_INNER) == expected
+        assert (id_lookup.CHUNK, id_lookup.TAPS_INNER) == (chunk, inner)
+    for word in ("sort_all", "taps_apart"):
+        with pytest.raises(ValueError, match=f"{word} changes the Triton lookup's backward, so it needs lookup"):
+            piano_step.parse(f"wavenet bf16 {word}")
 
 
 def test_piano_step_table_marks_the_targets_and_the_models_own_flops(tmp_path):
