@@ -13,11 +13,11 @@ sorted all at once with the default tile before it is timed. (Summing all taps o
 reduced at the end was timed here too, slower at every tile, and removed:
 results/bench/lookup-backward-ids-h100.json.)
 
-``--layouts``: the gradient channels-last (as the uncompiled step hands it over) or channels-first (as the
-compiled step does: Inductor's code of 2026-12-05 passes strides (7,075,776, 36,853, 1)); ``--taps``: on a
-channels-first gradient, each position's k taps gathered together (``together``, ``id_lookup.TAPS_INNER``) or a
-tap at a time as for channels-last (``apart``, the kernel until 2026-12-06). A variant's default tile is the one
-its way uses (``TAPS_TILE`` or ``SORT_TILE``) when ``--tiles`` is ``default``.
+``--layouts``: the gradient channels-last (as the uncompiled step hands it over) or channels-first (as the compiled
+step does: Inductor's code of 2026-12-05 passes strides (7,075,776, 36,853, 1)); ``--taps``: on a channels-first
+gradient, each position's k taps gathered together (``together``, ``id_lookup.TAPS_INNER``, off until a GPU has
+timed it) or a tap at a time as for channels-last (``apart``, the library's way until then). A variant's default
+tile is the one its way uses (``TAPS_TILE`` or ``SORT_TILE``) when ``--tiles`` is ``default``.
 
 ``--ids`` says whose ids: ``synthetic`` (uniform, a fraction ``--silence`` of them silence) or ``piano``
 (windows of the registered piano recordings' training audio, mu-law, as the trainer reads them). The kernel's

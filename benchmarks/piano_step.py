@@ -21,8 +21,9 @@ changed in one respect:
 * ``lookup``: the first convolution over the ids through the Triton lookup (``sequnet.core.models.id_lookup``)
   instead of ``embedding_bag``: both models have it. ``sort_all`` (with ``lookup``): its backward sorts every
   position by id at once, as until 2026-12-06, instead of within chunks of ``id_lookup.CHUNK`` positions.
-  ``taps_apart`` (with ``lookup``): on a channels-first gradient (the compiled step's) its backward gathers the
-  taps one at a time, as until 2026-12-06, instead of a position's taps together (``id_lookup.TAPS_INNER``).
+  ``taps_together`` and ``taps_apart`` (with ``lookup``): on a channels-first gradient (the compiled step's) its
+  backward gathers a position's taps together, or one at a time as until 2026-12-06 (``id_lookup.TAPS_INNER``
+  without either).
 * ``mm_wgrad``: the convolutions' weight gradients by cuBLAS's batched products instead of cuDNN's kernels
   (``sequnet.core.models.weight_grad``), float32 products in TF32 (``torch.set_float32_matmul_precision("high")``
   for the variant, as cuDNN's convolutions are by default): both models have it. ``triton_wgrad``: the same by
@@ -75,10 +76,13 @@ def parse(spec: str) -> dict:
          "lookup": "lookup" in words, "mm_wgrad": "mm_wgrad" in words or "triton_wgrad" in words,
          "wgrad_kernel": "triton" if "triton_wgrad" in words else "products", "coord": "coord" in words,
          "lookup_chunk": None if "sort_all" in words else id_lookup.CHUNK,
-         "lookup_taps_inner": id_lookup.TAPS_INNER and "taps_apart" not in words, "spec": spec}
+         "lookup_taps_inner": ("taps_together" in words or id_lookup.TAPS_INNER) and "taps_apart" not in words,
+         "spec": spec}
     if v["coord"] and not v["compile"]:
         raise ValueError(f"{spec!r}: coord tunes Inductor's kernels, so it needs compile (or autotune)")
-    for word in ("sort_all", "taps_apart"):
+    if "taps_together" in words and "taps_apart" in words:
+        raise ValueError(f"{spec!r}: taps_together or taps_apart, not both")
+    for word in ("sort_all", "taps_together", "taps_apart"):
         if word in words and not v["lookup"]:
             raise ValueError(f"{spec!r}: {word} changes the Triton lookup's backward, so it needs lookup")
     for w in words:
@@ -204,7 +208,7 @@ def main(argv=None) -> int:
     ap.add_argument("--variants", nargs="+", default=DEFAULT_VARIANTS,
                     help='e.g. "sequnet bf16 features=192" (arch, then any of bf16, features=N, pad=M, '
                          'cudnn_benchmark, compile, autotune, coord, foreach_adam, crop, lookup, sort_all, '
-                         'taps_apart, mm_wgrad, triton_wgrad)')
+                         'taps_together, taps_apart, mm_wgrad, triton_wgrad)')
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--warmup", type=int, default=4)

@@ -93,8 +93,9 @@
 #         of a step on 2026-12-05) with chunks, sorted all at once, and with chunks and coord; WaveNet the same,
 #         sort_all last (OUT/piano-step-coord-GPU.json).
 # CALL=13 the lookup's backward on a channels-first gradient (the compiled step's: Inductor passes strides
-#         (7,075,776, 36,853, 1)) with each position's taps gathered together (id_lookup.TAPS_INNER) against a tap
-#         at a time (taps_apart, 97db1f9's kernel: 1.17 ms of the compiled bf16 Seq-U-Net step, 25.92 ms), alone
+#         (7,075,776, 36,853, 1)) with each position's taps gathered together (taps_together, id_lookup.TAPS_INNER,
+#         off until this call) against a tap at a time (taps_apart, 97db1f9's kernel: 1.17 ms of the compiled bf16
+#         Seq-U-Net step, 25.92 ms), alone
 #         by tile and chunk, both layouts (OUT/lookup-backward-layouts-GPU.json); then the compiled bf16 steps with
 #         the autotuner, each in a process of its own, alternated: the Seq-U-Net together (profiled) and apart,
 #         WaveNet together and apart, then the Seq-U-Net pair again as time allows (OUT/piano-step-taps-GPU.json and
@@ -337,10 +338,10 @@ case ${CALL:-1} in
         c=" compile"; [ "${QUICK:-0}" = 1 ] && c=""
         s="sequnet bf16 pad=64$c lookup cudnn_benchmark" w="wavenet bf16 crop$c lookup cudnn_benchmark"
         # the first variant profiled (the file's first process writes its profile; --append leaves it alone)
-        step "$s" 130 python3 benchmarks/piano_step.py "${quick[@]}" --profile-steps 3 --append --out "$f" \
-            --variants "$s"
-        alone "$s taps_apart" 130; alone "$w" 180; alone "$w taps_apart" 180
-        alone "$s" 100; alone "$s taps_apart" 100 ;;
+        step "$s taps_together" 130 python3 benchmarks/piano_step.py "${quick[@]}" --profile-steps 3 --append \
+            --out "$f" --variants "$s taps_together"
+        alone "$s taps_apart" 130; alone "$w taps_together" 180; alone "$w taps_apart" 180
+        alone "$s taps_together" 100; alone "$s taps_apart" 100 ;;
     *) echo "CALL=${CALL}: expected 1 to 13" >&2; exit 2 ;;
 esac
 exit $status

@@ -204,13 +204,11 @@ def test_speed_call_dry_run_times_each_variant_in_a_process_of_its_own(tmp_path,
 def test_speed_call_13_times_the_lookups_taps_together_and_apart(tmp_path, data_mirror):
     """Call 13 as a CPU dry run: each compiled step variant alone (uncompiled in a dry run), the lookup backward's
     taps together and apart, alternated, the first variant profiled; an unknown call is refused."""
-    from sequnet.core.models.id_lookup import TAPS_INNER
-
     _dry_run(tmp_path, data_mirror, 13, "out13")
     found = json.loads((tmp_path / "out13" / "piano-step-taps-cpu.json").read_text())
     assert [(r["arch"], r["lookup_taps_inner"]) for r in found["rows"]] == [
-        ("sequnet", TAPS_INNER), ("sequnet", False), ("wavenet", TAPS_INNER), ("wavenet", False),
-        ("sequnet", TAPS_INNER), ("sequnet", False)]
+        ("sequnet", True), ("sequnet", False), ("wavenet", True), ("wavenet", False), ("sequnet", True),
+        ("sequnet", False)]
     assert found["meta"]["processes"] == 6 and (tmp_path / "out13" / "piano-step-taps-cpu.profile.txt").exists()
     unknown = subprocess.run(SPEED_CALL + [str(tmp_path / "unknown")], cwd=REPO,
                              env=_dry_env(tmp_path, data_mirror, CALL="14"),

@@ -20,8 +20,8 @@ results/logs/2026-12-02b-h200-speed.tar.xz). The bags are all of k rows and the 
   226 MB in the piano step's bf16, 2.25 ms of its 31 ms on an H100. Sorted within chunks, the programs running
   at once read the rows of a chunk or two (16,384 positions x 384 bytes), which stay in the L2 cache for the
   other taps' reads; the price is more programs and atomic adds, one piece per class present in a chunk. Compiled,
-  the gradient comes channels-first, where a position's k taps of a channel are neighbours: there a program
-  gathers them together (``TAPS_INNER``), one (positions, channels, taps) tile, not one tile a tap.
+  the gradient comes channels-first, where a position's k taps of a channel are neighbours: there a program can
+  gather them together (``TAPS_INNER``), one (positions, channels, taps) tile, not one tile a tap.
 
 Two other backwards were timed against it and removed (H100, 2026-12-05, ``benchmarks/piano_step.py``, the
 piano Seq-U-Net's compiled bf16 step: results/bench/piano-step-lookup-backward-h100.json): one-hot tiles
@@ -56,9 +56,9 @@ CHUNK: int | None = 16384
 # backward, a gradient whose time axis is contiguous (channels-first, as Inductor hands it over in the compiled
 # step: strides (7,075,776, 36,853, 1) in its code of 2026-12-05): a program loads the k taps of each position and
 # channel at once, k neighbouring elements, as a (positions, channels, taps) tile summed over its positions, where
-# gathering each tap's channels apart reads k times as many scattered elements. Its own tile; False: as
-# channels-last
-TAPS_INNER = True
+# gathering each tap's channels apart reads k times as many scattered elements. Its own tile. Off (as channels-last)
+# until timed on a GPU: benchmarks/speed_gpu_call.sh call 13
+TAPS_INNER = False
 TAPS_TILE = (8, 64)
 
 
@@ -104,7 +104,7 @@ class _Lookup(torch.autograd.Function):
 
 def table_grad_sorted(ids: torch.Tensor, grad: torch.Tensor, k: int, classes: int, *,
                       tile: tuple[int, int] | None = None, warps: int = SORT_WARPS,
-                      chunk: int | None = CHUNK, taps_inner: bool = True) -> torch.Tensor:
+                      chunk: int | None = CHUNK, taps_inner: bool = False) -> torch.Tensor:
     """The table's gradient (classes * k, c) in float32 for ``grad`` (batch, c, n) of the lookup's output, summed
     over the input positions grouped by id: row v * k + j adds grad[b, :, s - j] for every input position (b, s)
     with ids[b, s] = v (and 0 <= s - j < n). All on the device, without a host synchronisation (CUDA graphs):
