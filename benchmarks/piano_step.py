@@ -24,6 +24,8 @@ changed in one respect:
   ``taps_together`` and ``taps_apart`` (with ``lookup``): on a channels-first gradient (the compiled step's) its
   backward gathers a position's taps together, or one at a time as until 2026-12-06 (``id_lookup.TAPS_INNER``
   without either).
+* ``compile_loss`` (with ``compile``): the model and the loss compiled as one function
+  (``sequnet.analysis.complexity.training_step``), so that the logits' cast, softmax and loss are fused.
 * ``mm_wgrad``: the convolutions' weight gradients by cuBLAS's batched products instead of cuDNN's kernels
   (``sequnet.core.models.weight_grad``), float32 products in TF32 (``torch.set_float32_matmul_precision("high")``
   for the variant, as cuDNN's convolutions are by default): both models have it. ``triton_wgrad``: the same by
@@ -77,9 +79,11 @@ def parse(spec: str) -> dict:
          "wgrad_kernel": "triton" if "triton_wgrad" in words else "products", "coord": "coord" in words,
          "lookup_chunk": None if "sort_all" in words else id_lookup.CHUNK,
          "lookup_taps_inner": ("taps_together" in words or id_lookup.TAPS_INNER) and "taps_apart" not in words,
-         "spec": spec}
+         "compile_loss": "compile_loss" in words, "spec": spec}
     if v["coord"] and not v["compile"]:
         raise ValueError(f"{spec!r}: coord tunes Inductor's kernels, so it needs compile (or autotune)")
+    if v["compile_loss"] and not v["compile"]:
+        raise ValueError(f"{spec!r}: compile_loss compiles the loss with the model, so it needs compile")
     if "taps_together" in words and "taps_apart" in words:
         raise ValueError(f"{spec!r}: taps_together or taps_apart, not both")
     for word in ("sort_all", "taps_together", "taps_apart"):
@@ -96,11 +100,12 @@ def parse(spec: str) -> dict:
 @contextlib.contextmanager
 def variant_settings(v: dict):
     """The torch settings variant ``v`` runs under (cuDNN's autotuner; TF32 products for ``mm_wgrad``; Inductor's
-    coordinate-descent tuning for ``coord``; the lookup backward's chunk and taps), restored afterwards. They hold from the
-    variant's first convolution on, its FLOP count included: cuDNN keeps the plan it first ran for a convolution's
-    shapes, chosen by the autotuner or by its heuristics alike (see :func:`check_autotuner`). The matmul precision
-    is set for ``mm_wgrad`` only; setting it in every variant, as at 87bf3d0, changed nothing (call 9 of
-    speed_gpu_call.sh, H100, 2026-12-06: WaveNet compiled in bf16 124.54 ms a step without it, 124.53 with it)."""
+    coordinate-descent tuning for ``coord``; the lookup backward's chunk and taps), restored afterwards. They hold
+    from the variant's first convolution on, its FLOP count included: cuDNN keeps the plan it first ran for a
+    convolution's shapes, chosen by the autotuner or by its heuristics alike (see :func:`check_autotuner`). The
+    matmul precision is set for ``mm_wgrad`` only; setting it in every variant, as at 87bf3d0, changed nothing
+    (call 9 of speed_gpu_call.sh, H100, 2026-12-06: WaveNet compiled in bf16 124.54 ms a step without it, 124.53
+    with it)."""
     matmul_precision = torch.get_float32_matmul_precision()
     chunk, taps_inner = id_lookup.CHUNK, id_lookup.TAPS_INNER
     torch.backends.cudnn.benchmark = v["cudnn_benchmark"]
@@ -189,7 +194,8 @@ def measure(v: dict, device, batch: int, steps: int, warmup: int, quick: bool,
         t0 = time.perf_counter()
         timing = time_training_step(model, x, y, lambda logits, target: loss_fn(setting, logits, target), steps,
                                     warmup, v["bf16"], v["compile_mode"] or v["compile"], cuda,
-                                    fused_adam=False if v["foreach_adam"] else None)
+                                    fused_adam=False if v["foreach_adam"] else None,
+                                    compile_loss=v["compile_loss"])
     t = timing["time_median_s"]
     row = {**v, "batch": batch, "features": setting.hidden, "flops": flops, "tflops_per_s": flops / t / 1e12,
            "setup_and_timing_s": time.perf_counter() - t0, **timing}
@@ -208,7 +214,7 @@ def main(argv=None) -> int:
     ap.add_argument("--variants", nargs="+", default=DEFAULT_VARIANTS,
                     help='e.g. "sequnet bf16 features=192" (arch, then any of bf16, features=N, pad=M, '
                          'cudnn_benchmark, compile, autotune, coord, foreach_adam, crop, lookup, sort_all, '
-                         'taps_together, taps_apart, mm_wgrad, triton_wgrad)')
+                         'taps_together, taps_apart, compile_loss, mm_wgrad, triton_wgrad)')
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--warmup", type=int, default=4)
@@ -313,7 +319,8 @@ def profile_model(v: dict, setting, model, x, y, steps: int, rows: int = 40) -> 
     cuda = x.device.type == "cuda"
     with variant_settings(v):
         step = training_step(model, x, y, lambda logits, target: loss_fn(setting, logits, target), v["bf16"],
-                             v["compile_mode"] or v["compile"], fused_adam=False if v["foreach_adam"] else None)
+                             v["compile_mode"] or v["compile"], fused_adam=False if v["foreach_adam"] else None,
+                             compile_loss=v["compile_loss"])
         for _ in range(2):              # compiling, cuDNN's choices and Adam's state stay out of the table
             step()
         with profile(activities=[ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else []),

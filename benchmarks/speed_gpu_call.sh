@@ -5,7 +5,7 @@
 #
 #   CALL=1 SEQUNET_GIT_COMMIT=$(git rev-parse --short HEAD) CALL_S=575 bash benchmarks/speed_gpu_call.sh OUT
 #       device tool: carry [".whl", ".devdata"] (made here by `benchmarks/device_prep.sh tests`), timeout_s 600
-#   then CALL=2 to 13 the same way, each as soon as the last has answered (or in another session).
+#   then CALL=2 to 14 the same way, each as soon as the last has answered (or in another session).
 #
 # CALL=1  the GPU test suite (benchmarks/gpu_test.sh; 404 s at 94cb339 with 6 workers on an H200, 2026-12-05; an
 #         H100 had run 912 of its 1,009 tests after 545 s): OUT/gpu-test.log. Where it was cut short, the same call
@@ -100,6 +100,11 @@
 #         the autotuner, each in a process of its own, alternated: the Seq-U-Net together (profiled) and apart,
 #         WaveNet together and apart, then the Seq-U-Net pair again as time allows (OUT/piano-step-taps-GPU.json and
 #         its .profile.txt).
+# CALL=14 the model and the loss compiled as one function (piano_step.py's compile_loss: Inductor fuses the
+#         logits' cast to float32, the softmax and the loss, forward and backward, 0.75 ms of the compiled bf16
+#         Seq-U-Net's 25.6 ms step on an H100 at 97db1f9 in separate passes), each in a process of its own: the
+#         Seq-U-Net with it (profiled) and without, then WaveNet with and without
+#         (OUT/piano-step-compile-loss-GPU.json and its .profile.txt).
 # At 1ead015 (2026-12-05) call 2's generation benchmark, with split-K in one launch beside the rule's kernels, ran
 # past its bound (its log: results/logs/2026-12-05-h200-pdl-and-splitk1.tar.xz); that split-K was then removed and
 # the comparison above ran on its own (results/bench/generation-pdl-h200.json).
@@ -342,6 +347,15 @@ case ${CALL:-1} in
             --out "$f" --variants "$s taps_together"
         alone "$s taps_apart" 130; alone "$w taps_together" 180; alone "$w taps_apart" 180
         alone "$s taps_together" 100; alone "$s taps_apart" 100 ;;
-    *) echo "CALL=${CALL}: expected 1 to 13" >&2; exit 2 ;;
+    14)
+        f=$out/piano-step-compile-loss-$gpu.json
+        export TORCHINDUCTOR_CACHE_DIR=/tmp/inductor-call14
+        # a dry run compiles nothing, and compile_loss needs a compile: there it times the variants without it
+        c=" compile" l=" compile_loss"; [ "${QUICK:-0}" = 1 ] && c="" l=""
+        s="sequnet bf16 pad=64$c lookup cudnn_benchmark" w="wavenet bf16 crop$c lookup cudnn_benchmark"
+        step "$s$l" 130 python3 benchmarks/piano_step.py "${quick[@]}" --profile-steps 3 --append --out "$f" \
+            --variants "$s$l"
+        alone "$s" 130; alone "$w$l" 180; alone "$w" 180 ;;
+    *) echo "CALL=${CALL}: expected 1 to 14" >&2; exit 2 ;;
 esac
 exit $status

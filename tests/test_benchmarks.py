@@ -619,7 +619,8 @@ def test_piano_step_variants_name_the_compile_mode():
 
 def test_piano_step_coord_tunes_inductors_kernels_while_its_variant_compiles():
     """"coord" turns Inductor's coordinate-descent tuning on for the variant (its compile happens inside
-    variant_settings) and off again after; without compile it is refused, since it would change nothing."""
+    variant_settings) and off again after; without compile it is refused, since it would change nothing; so is
+    compile_loss."""
     import torch._inductor.config as inductor_config
 
     piano_step = benchmark_module("piano_step")
@@ -631,6 +632,11 @@ def test_piano_step_coord_tunes_inductors_kernels_while_its_variant_compiles():
     assert piano_step.parse("wavenet bf16 crop autotune coord")["coord"]
     with pytest.raises(ValueError, match="coord tunes Inductor's kernels, so it needs compile"):
         piano_step.parse("sequnet bf16 coord")
+    # compile_loss: the model and the loss compiled as one function (training_step's compile_loss)
+    assert piano_step.parse("sequnet bf16 compile compile_loss")["compile_loss"]
+    assert not piano_step.parse("sequnet bf16 compile")["compile_loss"]
+    with pytest.raises(ValueError, match="compile_loss compiles the loss with the model, so it needs compile"):
+        piano_step.parse("sequnet bf16 compile_loss")
     refused = subprocess.run([sys.executable, str(REPO / "benchmarks" / "piano_step.py"), "--device", "cpu",
                               "--variants", "sequnet bf16 coord"], capture_output=True, text=True, timeout=120)
     assert refused.returncode == 2 and "needs compile" in refused.stderr

@@ -293,3 +293,46 @@ def test_step_times_are_fitted_as_a_fixed_cost_plus_flops_at_one_rate():
     assert fit["window_over_fit"] == pytest.approx(16 / 8)                  # 8 ms predicted, 16 ms measured
     assert "| char_ptb | tcn | 2.00 (5.0) | 50.0 | 0.0 % | 50 % | 2.00 |" in step_model.fit_markdown(result)
     assert "no batch sweep" in step_model.fit_markdown({"rows": [row("tcn", 16, 100)]})
+
+
+def test_training_step_compiles_the_loss_with_the_model_when_asked(monkeypatch):
+    """compile_loss: one torch.compile, of a function of the batch that returns the loss (the model and the loss as
+    one graph, so that Inductor fuses the logits' cast and softmax), and no compile of the model alone; without it
+    the model alone is compiled; compile_loss without compile_ is refused."""
+    compiled = []
+    monkeypatch.setattr(torch, "compile", lambda fn, **kwargs: compiled.append(fn) or fn)
+    torch.manual_seed(0)
+    model = torch.nn.Conv1d(3, 4, 1)
+    x, y = torch.randn(2, 3, 5), torch.randint(0, 4, (2, 5))
+
+    def loss_fn(logits, target):
+        return torch.nn.functional.cross_entropy(logits, target)
+
+    step = C.training_step(model, x, y, loss_fn, compile_=True, compile_loss=True)
+    (objective,) = compiled
+    assert not isinstance(objective, torch.nn.Module)
+    torch.testing.assert_close(objective(x, y), loss_fn(model(x), y))
+    assert step()[0].dim() == 0
+    compiled.clear()
+    C.training_step(model, x, y, loss_fn, compile_=True)
+    assert compiled == [model]
+    with pytest.raises(ValueError, match="compile_loss compiles the loss with the model: it needs compile_"):
+        C.training_step(model, x, y, loss_fn, compile_loss=True)
+
+
+def test_a_step_compiled_with_its_loss_trains_as_the_model_compiled_alone():
+    """The same first steps (losses and weights, to float32 rounding) with the loss compiled with the model and
+    without, a small convolution on the CPU (Inductor's C++ code)."""
+    def loss_fn(logits, target):
+        return torch.nn.functional.cross_entropy(logits, target)
+
+    x, y = torch.randn(2, 3, 16), torch.randint(0, 4, (2, 16))
+    results = []
+    for compile_loss in (False, True):
+        torch.manual_seed(0)
+        model = torch.nn.Conv1d(3, 4, 3, padding=1)
+        step = C.training_step(model, x, y, loss_fn, compile_=True, compile_loss=compile_loss)
+        results.append(([float(step()[0]) for _ in range(3)], model.weight.detach().clone()))
+    (losses, weight), (losses2, weight2) = results
+    assert losses2 == pytest.approx(losses, rel=1e-5) and losses[2] < losses[0]
+    torch.testing.assert_close(weight2, weight, rtol=1e-5, atol=1e-6)
