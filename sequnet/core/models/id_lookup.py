@@ -19,9 +19,13 @@ results/logs/2026-12-02b-h200-speed.tar.xz). The bags are all of k rows and the 
   2026-12-06), those k reads of a row come at unrelated times, each from memory: about k times the gradient's
   226 MB in the piano step's bf16, 2.25 ms of its 31 ms on an H100. Sorted within chunks, the programs running
   at once read the rows of a chunk or two (16,384 positions x 384 bytes), which stay in the L2 cache for the
-  other taps' reads; the price is more programs and atomic adds, one piece per class present in a chunk. Compiled,
-  the gradient comes channels-first, where a position's k taps of a channel are neighbours: there a program can
-  gather them together (``TAPS_INNER``), one (positions, channels, taps) tile, not one tile a tap.
+  other taps' reads; the price is more programs and atomic adds, one piece per class present in a chunk. In the
+  compiled bf16 Seq-U-Net step that took the kernel from 2.99 to 1.17 ms and the step from 27.7 to 25.9 ms on an
+  H100 (97db1f9, results/bench/piano-step-lookup-chunks-h100.json); alone, on a channels-last gradient, it did not
+  help (1.49 -> 1.66 ms, lookup-backward-chunks-h100.json). Compiled, the gradient comes channels-first, so that
+  a position's channels lie apart, which the cache then serves; and a position's k taps of a channel are
+  neighbours, so that a program can gather them together (``TAPS_INNER``), one (positions, channels, taps) tile,
+  not one tile a tap.
 
 Two other backwards were timed against it and removed (H100, 2026-12-05, ``benchmarks/piano_step.py``, the
 piano Seq-U-Net's compiled bf16 step: results/bench/piano-step-lookup-backward-h100.json): one-hot tiles
