@@ -103,8 +103,9 @@
 # CALL=14 the model and the loss compiled as one function (piano_step.py's compile_loss: Inductor fuses the
 #         logits' cast to float32, the softmax and the loss, forward and backward, 0.75 ms of the compiled bf16
 #         Seq-U-Net's 25.6 ms step on an H100 at 97db1f9 in separate passes), each in a process of its own: the
-#         Seq-U-Net with it (profiled) and without, then WaveNet with and without
-#         (OUT/piano-step-compile-loss-GPU.json and its .profile.txt).
+#         Seq-U-Net with it (profiled) and without, then WaveNet with and without; then, as time allows, the
+#         compiled TF32 Seq-U-Net as the trainer runs it (the 45 ms target: 59.38 ms at 932025f, before the
+#         lookup's chunks) (OUT/piano-step-compile-loss-GPU.json and its .profile.txt).
 # At 1ead015 (2026-12-05) call 2's generation benchmark, with split-K in one launch beside the rule's kernels, ran
 # past its bound (its log: results/logs/2026-12-05-h200-pdl-and-splitk1.tar.xz); that split-K was then removed and
 # the comparison above ran on its own (results/bench/generation-pdl-h200.json).
@@ -355,7 +356,8 @@ case ${CALL:-1} in
         s="sequnet bf16 pad=64$c lookup cudnn_benchmark" w="wavenet bf16 crop$c lookup cudnn_benchmark"
         step "$s$l" 130 python3 benchmarks/piano_step.py "${quick[@]}" --profile-steps 3 --append --out "$f" \
             --variants "$s$l"
-        alone "$s" 130; alone "$w$l" 180; alone "$w" 180 ;;
+        alone "$s" 130; alone "$w$l" 180; alone "$w" 180
+        alone "sequnet fp32 pad=64$c lookup cudnn_benchmark" 100 ;;
     *) echo "CALL=${CALL}: expected 1 to 14" >&2; exit 2 ;;
 esac
 exit $status

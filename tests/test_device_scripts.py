@@ -211,11 +211,12 @@ def test_speed_calls_13_and_14_time_the_lookups_taps_and_the_compiled_loss(tmp_p
         ("sequnet", True), ("sequnet", False), ("wavenet", True), ("wavenet", False), ("sequnet", True),
         ("sequnet", False)]
     assert found["meta"]["processes"] == 6 and (tmp_path / "out13" / "piano-step-taps-cpu.profile.txt").exists()
-    # call 14: with the loss compiled and without (a dry run compiles nothing: the variants without it)
+    # call 14: with the loss compiled and without (a dry run compiles nothing: the variants without it), then TF32
     _dry_run(tmp_path, data_mirror, 14, "out14")
     found = json.loads((tmp_path / "out14" / "piano-step-compile-loss-cpu.json").read_text())
-    assert [(r["arch"], r["compile_loss"]) for r in found["rows"]] == [
-        ("sequnet", False), ("sequnet", False), ("wavenet", False), ("wavenet", False)]
+    assert [(r["arch"], r["bf16"], r["compile_loss"]) for r in found["rows"]] == [
+        ("sequnet", True, False), ("sequnet", True, False), ("wavenet", True, False), ("wavenet", True, False),
+        ("sequnet", False, False)]
     unknown = subprocess.run(SPEED_CALL + [str(tmp_path / "unknown")], cwd=REPO,
                              env=_dry_env(tmp_path, data_mirror, CALL="15"),
                              capture_output=True, text=True, timeout=120)
