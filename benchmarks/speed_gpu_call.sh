@@ -5,7 +5,7 @@
 #
 #   CALL=1 SEQUNET_GIT_COMMIT=$(git rev-parse --short HEAD) CALL_S=575 bash benchmarks/speed_gpu_call.sh OUT
 #       device tool: carry [".whl", ".devdata"] (made here by `benchmarks/device_prep.sh tests`), timeout_s 600
-#   then CALL=2 to 14 the same way, each as soon as the last has answered (or in another session).
+#   then CALL=2 to 15 the same way, each as soon as the last has answered (or in another session).
 #
 # CALL=1  the GPU test suite (benchmarks/gpu_test.sh; 404 s at 94cb339 with 6 workers on an H200, 2026-12-05; an
 #         H100 had run 912 of its 1,009 tests after 545 s): OUT/gpu-test.log. Where it was cut short, the same call
@@ -106,6 +106,9 @@
 #         Seq-U-Net with it (profiled) and without, then WaveNet with and without; then, as time allows, the
 #         compiled TF32 Seq-U-Net as the trainer runs it (the 45 ms target: 59.38 ms at 932025f, before the
 #         lookup's chunks) (OUT/piano-step-compile-loss-GPU.json and its .profile.txt).
+# CALL=15 calls 13 and 14 in one: the lookup alone by layout and taps (piano ids, two tiles), then the compiled bf16
+#         steps, each in a process of its own: the Seq-U-Net with both (taps_together and compile_loss, profiled),
+#         with neither, with each alone; then WaveNet with both and with neither (OUT/piano-step-taps-loss-GPU.json).
 # At 1ead015 (2026-12-05) call 2's generation benchmark, with split-K in one launch beside the rule's kernels, ran
 # past its bound (its log: results/logs/2026-12-05-h200-pdl-and-splitk1.tar.xz); that split-K was then removed and
 # the comparison above ran on its own (results/bench/generation-pdl-h200.json).
@@ -358,6 +361,19 @@ case ${CALL:-1} in
             --variants "$s$l"
         alone "$s" 130; alone "$w$l" 180; alone "$w" 180
         alone "sequnet fp32 pad=64$c lookup cudnn_benchmark" 100 ;;
-    *) echo "CALL=${CALL}: expected 1 to 14" >&2; exit 2 ;;
+    15)
+        [ "${QUICK:-0}" = 1 ] || step "the lookup's backward by layout and taps" 45 python3 \
+            benchmarks/lookup_backward.py --layouts channels_first channels_last --taps together apart \
+            --ids piano --tiles default 16x64 --warps 8 --chunks 16384 \
+            --out "$out/lookup-backward-layouts-$gpu.json"
+        f=$out/piano-step-taps-loss-$gpu.json
+        export TORCHINDUCTOR_CACHE_DIR=/tmp/inductor-call15
+        c=" compile" l=" compile_loss"; [ "${QUICK:-0}" = 1 ] && c="" l=""
+        s="sequnet bf16 pad=64$c lookup cudnn_benchmark" w="wavenet bf16 crop$c lookup cudnn_benchmark"
+        step "$s taps_together$l" 130 python3 benchmarks/piano_step.py "${quick[@]}" --profile-steps 3 --append \
+            --out "$f" --variants "$s taps_together$l"
+        alone "$s taps_apart" 110; alone "$s taps_together" 100; alone "$s taps_apart$l" 100
+        alone "$w taps_together$l" 170; alone "$w taps_apart" 160 ;;
+    *) echo "CALL=${CALL}: expected 1 to 15" >&2; exit 2 ;;
 esac
 exit $status
