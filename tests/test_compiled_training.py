@@ -35,6 +35,37 @@ def test_compiled_training_follows_the_eager_training(arch, tmp_path, data_root)
                                eager.model(torch.zeros(1, 2001, dtype=torch.long)), rtol=1e-3, atol=1e-4)
 
 
+def test_a_compiled_step_compiles_the_model_and_its_loss_as_one_graph(monkeypatch, data_root):
+    """Compiled, the trainer's step hands torch.compile the model and the loss together (not the model alone), so
+    that the graph Inductor fuses holds the convolutions and the cross-entropy; the step's results are the eager
+    step's."""
+    from sequnet.experiment import steps
+    from sequnet.experiment.tasks import make_task
+
+    config = resolve("char_ptb", "sequnet", "smoke", device="cpu")
+    task = make_task(config.task, config.setting, config.batch_size)
+    graphs, real_compile = [], torch.compile
+
+    def keep_graph(gm, example_inputs):
+        graphs.append(gm)
+        return gm.forward
+
+    monkeypatch.setattr(torch, "compile", lambda fn, **kw: real_compile(fn, **{**kw, "backend": keep_graph}))
+    batch = next(iter(task.train_batches(torch.Generator().manual_seed(0))))
+    results = {}
+    for compiled in (True, False):
+        torch.manual_seed(0)
+        model, optimizer = training.build(config.replace(compile=compiled), torch.device("cpu"))
+        step = steps.step_function(model, optimizer, task, config.replace(compile=compiled), torch.device("cpu"))
+        results[compiled] = (step(*batch), model.state_dict())
+    ops = {str(n.target) for gm in graphs for n in gm.graph.nodes if n.op == "call_function"}
+    assert any("conv1d" in op for op in ops) and any("cross_entropy" in op for op in ops), sorted(ops)
+    (total, count), weights = results[True]
+    assert count == results[False][0][1] and total.item() == pytest.approx(results[False][0][0].item(), rel=1e-5)
+    for name, value in weights.items():
+        torch.testing.assert_close(value, results[False][1][name], rtol=1e-4, atol=1e-6, msg=name)
+
+
 def test_compile_is_a_checked_switch_that_changes_no_procedure():
     with pytest.raises(ValueError, match="compile='yes'"):
         resolve("piano_audio", "sequnet", "smoke", compile="yes")

@@ -44,12 +44,20 @@ def loss_and_grads(model: nn.Module, ids: torch.Tensor, target: torch.Tensor,
                    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], mode: str,
                    compile_: bool = False) -> tuple[float, dict[str, torch.Tensor]]:
     """The loss of one forward and backward in ``mode`` and the gradients, keyed by parameter name in the paper's
-    shapes (float64 on the host)."""
-    forward = torch.compile(model, dynamic=False) if compile_ else model
+    shapes (float64 on the host). Compiled, the model and the loss are one function, as the trainer compiles them
+    (``sequnet.experiment.steps.step_function``)."""
     names, params = zip(*model.named_parameters())
+    autocast = torch.autocast(ids.device.type, dtype=torch.bfloat16, enabled=mode == "bf16")
+
+    def objective(ids, target):
+        with autocast:
+            logits = model(ids)
+        return loss_fn(logits.float(), target)
+
+    if compile_:
+        objective = torch.compile(objective, dynamic=False)
     with precision(mode, ids.device.type):
-        logits = forward(ids)
-    loss = loss_fn(logits.float(), target)
+        loss = objective(ids, target)
     grads = torch.autograd.grad(loss, params)
     logical = logical_tensors(model, dict(zip(names, grads)))
     return float(loss.detach()), {name: g.detach().double().cpu() for name, g in logical.items()}
