@@ -14,10 +14,9 @@ reduced at the end was timed here too, slower at every tile, and removed:
 results/bench/lookup-backward-ids-h100.json.)
 
 ``--layouts``: the gradient channels-last (as the uncompiled step hands it over) or channels-first (as the compiled
-step does: Inductor's code of 2026-12-05 passes strides (7,075,776, 36,853, 1)); ``--taps``: on a channels-first
-gradient, each position's k taps gathered together (``together``, ``id_lookup.TAPS_INNER``, off until a GPU has
-timed it) or a tap at a time as for channels-last (``apart``, the library's way until then). A variant's default
-tile is the one its way uses (``TAPS_TILE`` or ``SORT_TILE``) when ``--tiles`` is ``default``.
+step does: Inductor's code of 2026-12-05 passes strides (7,075,776, 36,853, 1)). (On a channels-first gradient,
+gathering a position's k taps together, one (positions, channels, taps) tile, was timed here too, slower, and
+removed: 3.88 ms against 1.13 on the piano audio's ids, results/bench/lookup-backward-layouts-h100.json.)
 
 ``--ids`` says whose ids: ``synthetic`` (uniform, a fraction ``--silence`` of them silence) or ``piano``
 (windows of the registered piano recordings' training audio, mu-law, as the trainer reads them). The kernel's
@@ -29,8 +28,6 @@ next to each other, so that neighbouring reads share rows.
     python benchmarks/lookup_backward.py --dtype fp32 --out results/bench/lookup-backward-fp32-h100.json
     python benchmarks/lookup_backward.py --ids synthetic piano --tiles 16x64 --warps 8 \
         --chunks all 4096 16384 65536 --out results/bench/lookup-backward-chunks-h100.json
-    python benchmarks/lookup_backward.py --layouts channels_first --taps together apart --ids synthetic piano \
-        --tiles default 4x64 16x64 8x32 --chunks all 16384 --out results/bench/lookup-backward-layouts-h100.json
     python benchmarks/lookup_backward.py --quick --out /tmp/x.json   # small shapes (Triton's interpreter on a CPU)
 """
 from __future__ import annotations
@@ -51,9 +48,7 @@ from sequnet.core.models import id_lookup  # noqa: E402
 TILES = ["32x64", "16x64", "16x128", "8x256", "16x256"]
 
 
-def parse_tile(text: str) -> tuple[int, int] | None:
-    if text == "default":
-        return None
+def parse_tile(text: str) -> tuple[int, int]:
     try:
         bt, bc = (int(x) for x in text.split("x"))
     except ValueError:
@@ -95,33 +90,25 @@ def parse_chunk(text: str) -> int | None:
     return int(text)
 
 
-def time_sorted(ids, grad, k, classes, source, tiles, warps_list, chunks, taps, device, reps) -> list[dict]:
-    """A row for each way of gathering the taps (``taps``: together, apart; on a channels-last gradient there is
-    one), chunk, tile and warps of the sorted backward on ``ids``, each checked first against the positions sorted
-    all at once with the default tile (float32 sums in another order)."""
+def time_sorted(ids, grad, k, classes, source, tiles, warps_list, chunks, device, reps) -> list[dict]:
+    """A row for each chunk, tile and warps of the sorted backward on ``ids``, each checked first against the
+    positions sorted all at once with the default tile (float32 sums in another order)."""
     layout = "channels_first" if grad.stride(2) == 1 else "channels_last"
     expected = id_lookup.table_grad_sorted(ids, grad, k, classes, chunk=None)
     rows = []
-    for way in taps if layout == "channels_first" else ["apart"]:
-        inner = way == "together"
-        for chunk in chunks:
-            for asked in tiles:
-                tile = asked or (id_lookup.TAPS_TILE if inner else id_lookup.SORT_TILE)
-                for warps in warps_list:
-                    def run():
-                        return id_lookup.table_grad_sorted(ids, grad, k, classes, tile=tile, warps=warps, chunk=chunk,
-                                                           taps_inner=inner)
-                    torch.testing.assert_close(run(), expected, rtol=1e-4, atol=1e-3)
-                    t = timed(run, device, reps)
-                    # the library's way for this layout, with its tile, warps and chunk
-                    default = (inner == (id_lookup.TAPS_INNER and layout == "channels_first") and warps ==
-                               id_lookup.SORT_WARPS and tile == (id_lookup.TAPS_TILE if inner else id_lookup.SORT_TILE)
-                               and chunk == id_lookup.CHUNK)
-                    rows.append({"kind": "sorted", "ids": source, "layout": layout, "taps": way, "tile": list(tile),
-                                 "warps": warps, "chunk": chunk, "default": default, "time_median_s": t,
-                                 "gradient_bytes": grad.numel() * grad.element_size()})
-                    print(f"{source:9s} {layout:14s} taps {way:8s} {tile[0]:3d}x{tile[1]:<3d} {warps} warps, chunk "
-                          f"{chunk or 'all':>6} {t * 1e3:8.3f} ms", flush=True)
+    for chunk in chunks:
+        for tile in tiles:
+            for warps in warps_list:
+                def run():
+                    return id_lookup.table_grad_sorted(ids, grad, k, classes, tile=tile, warps=warps, chunk=chunk)
+                torch.testing.assert_close(run(), expected, rtol=1e-4, atol=1e-3)
+                t = timed(run, device, reps)
+                default = (tile, warps, chunk) == (id_lookup.SORT_TILE, id_lookup.SORT_WARPS, id_lookup.CHUNK)
+                rows.append({"kind": "sorted", "ids": source, "layout": layout, "tile": list(tile), "warps": warps,
+                             "chunk": chunk, "default": default, "time_median_s": t,
+                             "gradient_bytes": grad.numel() * grad.element_size()})
+                print(f"{source:9s} {layout:14s} {tile[0]:3d}x{tile[1]:<3d} {warps} warps, chunk {chunk or 'all':>6} "
+                      f"{t * 1e3:8.3f} ms", flush=True)
     return rows
 
 
@@ -142,12 +129,9 @@ def timed(fn, device, reps: int) -> float:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    ap.add_argument("--tiles", nargs="+", default=TILES,
-                    help="POSITIONSxCHANNELS, e.g. 32x64, or default (the way's own)")
+    ap.add_argument("--tiles", nargs="+", default=TILES, help="POSITIONSxCHANNELS, e.g. 32x64")
     ap.add_argument("--layouts", nargs="+", choices=["channels_last", "channels_first"], default=["channels_last"],
                     help="the output gradient's layout: as the uncompiled step hands it over, or as the compiled")
-    ap.add_argument("--taps", nargs="+", choices=["together", "apart"], default=["together", "apart"],
-                    help="on a channels-first gradient: a position's taps gathered together, or a tap at a time")
     ap.add_argument("--warps", nargs="+", type=int, default=[4, 8])
     ap.add_argument("--chunks", nargs="+", default=["all", str(id_lookup.CHUNK or "all")],
                     help="positions sorted by id together: a number, or all (every position at once)")
@@ -178,8 +162,7 @@ def main(argv=None) -> int:
     for source in a.ids:
         ids = synthetic if source == "synthetic" else piano_ids(batch, length).to(device)
         for layout in dict.fromkeys(a.layouts):
-            rows += time_sorted(ids, grads[layout], k, classes, source, tiles, a.warps, chunks, a.taps, device,
-                                a.reps)
+            rows += time_sorted(ids, grads[layout], k, classes, source, tiles, a.warps, chunks, device, a.reps)
     ids = synthetic
     # what the lookup replaces: embedding_bag's backward of the same table, from the same gradient
     table = torch.randn(classes * k, channels, device=device, requires_grad=True)

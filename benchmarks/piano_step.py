@@ -21,11 +21,11 @@ changed in one respect:
 * ``lookup``: the first convolution over the ids through the Triton lookup (``sequnet.core.models.id_lookup``)
   instead of ``embedding_bag``: both models have it. ``sort_all`` (with ``lookup``): its backward sorts every
   position by id at once, as until 2026-12-06, instead of within chunks of ``id_lookup.CHUNK`` positions.
-  ``taps_together`` and ``taps_apart`` (with ``lookup``): on a channels-first gradient (the compiled step's) its
-  backward gathers a position's taps together, or one at a time as until 2026-12-06 (``id_lookup.TAPS_INNER``
-  without either).
+  A backward gathering a position's taps together on a channels-first gradient (the compiled step's) was timed
+  and removed on 2026-12-06 (27.43 against 25.76 ms a compiled bf16 Seq-U-Net step on an H100).
 * ``compile_loss`` (with ``compile``): the model and the loss compiled as one function
-  (``sequnet.analysis.complexity.training_step``), so that the logits' cast, softmax and loss are fused.
+  (``sequnet.analysis.complexity.training_step``), so that the logits' cast, softmax and loss are fused: the
+  trainer's ``--compile`` since 2026-12-06 (``sequnet.experiment.steps.step_function``).
 * ``mm_wgrad``: the convolutions' weight gradients by cuBLAS's batched products instead of cuDNN's kernels
   (``sequnet.core.models.weight_grad``), float32 products in TF32 (``torch.set_float32_matmul_precision("high")``
   for the variant, as cuDNN's convolutions are by default): both models have it. ``triton_wgrad``: the same by
@@ -78,17 +78,13 @@ def parse(spec: str) -> dict:
          "lookup": "lookup" in words, "mm_wgrad": "mm_wgrad" in words or "triton_wgrad" in words,
          "wgrad_kernel": "triton" if "triton_wgrad" in words else "products", "coord": "coord" in words,
          "lookup_chunk": None if "sort_all" in words else id_lookup.CHUNK,
-         "lookup_taps_inner": ("taps_together" in words or id_lookup.TAPS_INNER) and "taps_apart" not in words,
          "compile_loss": "compile_loss" in words, "spec": spec}
     if v["coord"] and not v["compile"]:
         raise ValueError(f"{spec!r}: coord tunes Inductor's kernels, so it needs compile (or autotune)")
     if v["compile_loss"] and not v["compile"]:
         raise ValueError(f"{spec!r}: compile_loss compiles the loss with the model, so it needs compile")
-    if "taps_together" in words and "taps_apart" in words:
-        raise ValueError(f"{spec!r}: taps_together or taps_apart, not both")
-    for word in ("sort_all", "taps_together", "taps_apart"):
-        if word in words and not v["lookup"]:
-            raise ValueError(f"{spec!r}: {word} changes the Triton lookup's backward, so it needs lookup")
+    if "sort_all" in words and not v["lookup"]:
+        raise ValueError(f"{spec!r}: sort_all changes the Triton lookup's backward, so it needs lookup")
     for w in words:
         if w.startswith("features="):
             v["features"] = int(w.split("=")[1])
@@ -100,17 +96,15 @@ def parse(spec: str) -> dict:
 @contextlib.contextmanager
 def variant_settings(v: dict):
     """The torch settings variant ``v`` runs under (cuDNN's autotuner; TF32 products for ``mm_wgrad``; Inductor's
-    coordinate-descent tuning for ``coord``; the lookup backward's chunk and taps), restored afterwards. They hold
-    from the variant's first convolution on, its FLOP count included: cuDNN keeps the plan it first ran for a
-    convolution's shapes, chosen by the autotuner or by its heuristics alike (see :func:`check_autotuner`). The
-    matmul precision is set for ``mm_wgrad`` only; setting it in every variant, as at 87bf3d0, changed nothing
-    (call 9 of speed_gpu_call.sh, H100, 2026-12-06: WaveNet compiled in bf16 124.54 ms a step without it, 124.53
-    with it)."""
+    coordinate-descent tuning for ``coord``; the lookup backward's chunk), restored afterwards. They hold from the
+    variant's first convolution on, its FLOP count included: cuDNN keeps the plan it first ran for a convolution's
+    shapes, chosen by the autotuner or by its heuristics alike (see :func:`check_autotuner`). The matmul precision
+    is set for ``mm_wgrad`` only; setting it in every variant, as at 87bf3d0, changed nothing (call 9 of
+    speed_gpu_call.sh, H100, 2026-12-06: WaveNet compiled in bf16 124.54 ms a step without it, 124.53 with it)."""
     matmul_precision = torch.get_float32_matmul_precision()
-    chunk, taps_inner = id_lookup.CHUNK, id_lookup.TAPS_INNER
+    chunk = id_lookup.CHUNK
     torch.backends.cudnn.benchmark = v["cudnn_benchmark"]
     id_lookup.CHUNK = v.get("lookup_chunk", chunk)
-    id_lookup.TAPS_INNER = v.get("lookup_taps_inner", taps_inner)
     products = v["mm_wgrad"] and v["wgrad_kernel"] == "products"
     if products:
         torch.set_float32_matmul_precision("high")
@@ -120,7 +114,7 @@ def variant_settings(v: dict):
             yield
     finally:
         torch.backends.cudnn.benchmark = False
-        id_lookup.CHUNK, id_lookup.TAPS_INNER = chunk, taps_inner
+        id_lookup.CHUNK = chunk
         if products:
             torch.set_float32_matmul_precision(matmul_precision)
 
@@ -214,7 +208,7 @@ def main(argv=None) -> int:
     ap.add_argument("--variants", nargs="+", default=DEFAULT_VARIANTS,
                     help='e.g. "sequnet bf16 features=192" (arch, then any of bf16, features=N, pad=M, '
                          'cudnn_benchmark, compile, autotune, coord, foreach_adam, crop, lookup, sort_all, '
-                         'taps_together, taps_apart, compile_loss, mm_wgrad, triton_wgrad)')
+                         'compile_loss, mm_wgrad, triton_wgrad)')
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--warmup", type=int, default=4)

@@ -5,7 +5,7 @@
 #
 #   CALL=1 SEQUNET_GIT_COMMIT=$(git rev-parse --short HEAD) CALL_S=575 bash benchmarks/speed_gpu_call.sh OUT
 #       device tool: carry [".whl", ".devdata"] (made here by `benchmarks/device_prep.sh tests`), timeout_s 600
-#   then CALL=2 to 15 the same way, each as soon as the last has answered (or in another session).
+#   then CALL=2 to 14 the same way, each as soon as the last has answered (or in another session).
 #
 # CALL=1  the GPU test suite (benchmarks/gpu_test.sh; 404 s at 94cb339 with 6 workers on an H200, 2026-12-05; an
 #         H100 had run 912 of its 1,009 tests after 545 s): OUT/gpu-test.log. Where it was cut short, the same call
@@ -92,23 +92,14 @@
 #         target: 26.83 ms on the H100 of 932025f, where Inductor's elementwise and reduction kernels took 8.8 ms
 #         of a step on 2026-12-05) with chunks, sorted all at once, and with chunks and coord; WaveNet the same,
 #         sort_all last (OUT/piano-step-coord-GPU.json).
-# CALL=13 the lookup's backward on a channels-first gradient (the compiled step's: Inductor passes strides
-#         (7,075,776, 36,853, 1)) with each position's taps gathered together (taps_together, id_lookup.TAPS_INNER,
-#         off until this call) against a tap at a time (taps_apart, 97db1f9's kernel: 1.17 ms of the compiled bf16
-#         Seq-U-Net step, 25.92 ms), alone
-#         by tile and chunk, both layouts (OUT/lookup-backward-layouts-GPU.json); then the compiled bf16 steps with
-#         the autotuner, each in a process of its own, alternated: the Seq-U-Net together (profiled) and apart,
-#         WaveNet together and apart, then the Seq-U-Net pair again as time allows (OUT/piano-step-taps-GPU.json and
-#         its .profile.txt).
+# CALL=13 and 15 (the lookup's taps gathered together, 2026-12-06) were removed with that kernel: their log is
+#         results/logs/2026-12-06f-h100-suite-taps-compile-loss.tar.xz.
 # CALL=14 the model and the loss compiled as one function (piano_step.py's compile_loss: Inductor fuses the
 #         logits' cast to float32, the softmax and the loss, forward and backward, 0.75 ms of the compiled bf16
 #         Seq-U-Net's 25.6 ms step on an H100 at 97db1f9 in separate passes), each in a process of its own: the
 #         Seq-U-Net with it (profiled) and without, then WaveNet with and without; then, as time allows, the
 #         compiled TF32 Seq-U-Net as the trainer runs it (the 45 ms target: 59.38 ms at 932025f, before the
 #         lookup's chunks) (OUT/piano-step-compile-loss-GPU.json and its .profile.txt).
-# CALL=15 calls 13 and 14 in one: the lookup alone by layout and taps (piano ids, two tiles), then the compiled bf16
-#         steps, each in a process of its own: the Seq-U-Net with both (taps_together and compile_loss, profiled),
-#         with neither, with each alone; then WaveNet with both and with neither (OUT/piano-step-taps-loss-GPU.json).
 # At 1ead015 (2026-12-05) call 2's generation benchmark, with split-K in one launch beside the rule's kernels, ran
 # past its bound (its log: results/logs/2026-12-05-h200-pdl-and-splitk1.tar.xz); that split-K was then removed and
 # the comparison above ran on its own (results/bench/generation-pdl-h200.json).
@@ -337,43 +328,17 @@ case ${CALL:-1} in
         alone "wavenet bf16 crop$c lookup cudnn_benchmark" 180
         alone "wavenet bf16 crop$c lookup cudnn_benchmark$k" 200
         alone "wavenet bf16 crop$c lookup cudnn_benchmark sort_all" 180 ;;
-    13)
-        [ "${QUICK:-0}" = 1 ] || step "the lookup's backward by layout, taps, tile and chunk" 120 python3 \
-            benchmarks/lookup_backward.py --layouts channels_first channels_last --taps together apart \
-            --ids synthetic piano --tiles default 4x64 16x64 16x32 --warps 4 8 --chunks all 16384 \
-            --out "$out/lookup-backward-layouts-$gpu.json"
-        f=$out/piano-step-taps-$gpu.json
-        export TORCHINDUCTOR_CACHE_DIR=/tmp/inductor-call13
-        c=" compile"; [ "${QUICK:-0}" = 1 ] && c=""
-        s="sequnet bf16 pad=64$c lookup cudnn_benchmark" w="wavenet bf16 crop$c lookup cudnn_benchmark"
-        # the first variant profiled (the file's first process writes its profile; --append leaves it alone)
-        step "$s taps_together" 130 python3 benchmarks/piano_step.py "${quick[@]}" --profile-steps 3 --append \
-            --out "$f" --variants "$s taps_together"
-        alone "$s taps_apart" 130; alone "$w taps_together" 180; alone "$w taps_apart" 180
-        alone "$s taps_together" 100; alone "$s taps_apart" 100 ;;
     14)
         f=$out/piano-step-compile-loss-$gpu.json
         export TORCHINDUCTOR_CACHE_DIR=/tmp/inductor-call14
         # a dry run compiles nothing, and compile_loss needs a compile: there it times the variants without it
         c=" compile" l=" compile_loss"; [ "${QUICK:-0}" = 1 ] && c="" l=""
         s="sequnet bf16 pad=64$c lookup cudnn_benchmark" w="wavenet bf16 crop$c lookup cudnn_benchmark"
+        # the first variant profiled (the file's first process writes its profile; --append leaves it alone)
         step "$s$l" 130 python3 benchmarks/piano_step.py "${quick[@]}" --profile-steps 3 --append --out "$f" \
             --variants "$s$l"
         alone "$s" 130; alone "$w$l" 180; alone "$w" 180
         alone "sequnet fp32 pad=64$c lookup cudnn_benchmark" 100 ;;
-    15)
-        [ "${QUICK:-0}" = 1 ] || step "the lookup's backward by layout and taps" 45 python3 \
-            benchmarks/lookup_backward.py --layouts channels_first channels_last --taps together apart \
-            --ids piano --tiles default 16x64 --warps 8 --chunks 16384 \
-            --out "$out/lookup-backward-layouts-$gpu.json"
-        f=$out/piano-step-taps-loss-$gpu.json
-        export TORCHINDUCTOR_CACHE_DIR=/tmp/inductor-call15
-        c=" compile" l=" compile_loss"; [ "${QUICK:-0}" = 1 ] && c="" l=""
-        s="sequnet bf16 pad=64$c lookup cudnn_benchmark" w="wavenet bf16 crop$c lookup cudnn_benchmark"
-        step "$s taps_together$l" 130 python3 benchmarks/piano_step.py "${quick[@]}" --profile-steps 3 --append \
-            --out "$f" --variants "$s taps_together$l"
-        alone "$s taps_apart" 110; alone "$s taps_together" 100; alone "$s taps_apart$l" 100
-        alone "$w taps_together$l" 170; alone "$w taps_apart" 160 ;;
-    *) echo "CALL=${CALL}: expected 1 to 15" >&2; exit 2 ;;
+    *) echo "CALL=${CALL}: expected 1 to 14" >&2; exit 2 ;;
 esac
 exit $status

@@ -642,29 +642,22 @@ def test_piano_step_coord_tunes_inductors_kernels_while_its_variant_compiles():
     assert refused.returncode == 2 and "needs compile" in refused.stderr
 
 
-def test_piano_step_sort_all_and_taps_restore_the_lookups_backward_after_them():
-    """"sort_all" sorts the lookup backward's positions by id all at once (the kernel until 2026-12-06),
-    "taps_together" and "taps_apart" gather a channels-first gradient's taps together or one at a time, for their
-    variant, and the library's ways come back after; the row records both; without lookup they are refused."""
+def test_piano_step_sort_all_restores_the_lookups_chunks_after_it():
+    """"sort_all" sorts the lookup backward's positions by id all at once (the kernel until 2026-12-06) for its
+    variant, and the chunks come back after; the row records the chunk; without lookup it is refused."""
     from sequnet.core.models import id_lookup
 
     piano_step = benchmark_module("piano_step")
-    chunk, inner = id_lookup.CHUNK, id_lookup.TAPS_INNER
+    chunk = id_lookup.CHUNK
     assert chunk
-    for spec, expected in (("sequnet bf16 compile lookup sort_all", (None, inner)),
-                           ("sequnet bf16 compile lookup taps_apart", (chunk, False)),
-                           ("sequnet bf16 compile lookup taps_together", (chunk, True)),
-                           ("sequnet bf16 lookup", (chunk, inner))):
+    for spec, expected in (("sequnet bf16 compile lookup sort_all", None), ("sequnet bf16 lookup", chunk)):
         v = piano_step.parse(spec)
-        assert (v["lookup_chunk"], v["lookup_taps_inner"]) == expected
+        assert v["lookup_chunk"] == expected
         with piano_step.variant_settings(v):
-            assert (id_lookup.CHUNK, id_lookup.TAPS_INNER) == expected
-        assert (id_lookup.CHUNK, id_lookup.TAPS_INNER) == (chunk, inner)
-    with pytest.raises(ValueError, match="taps_together or taps_apart, not both"):
-        piano_step.parse("sequnet bf16 lookup taps_together taps_apart")
-    for word in ("sort_all", "taps_together", "taps_apart"):
-        with pytest.raises(ValueError, match=f"{word} changes the Triton lookup's backward, so it needs lookup"):
-            piano_step.parse(f"wavenet bf16 {word}")
+            assert id_lookup.CHUNK == expected
+        assert id_lookup.CHUNK == chunk
+    with pytest.raises(ValueError, match="sort_all changes the Triton lookup's backward, so it needs lookup"):
+        piano_step.parse("wavenet bf16 sort_all")
 
 
 def test_piano_step_table_marks_the_targets_and_the_models_own_flops(tmp_path):

@@ -200,11 +200,10 @@ def test_fused_lookup_under_bf16_autocast_matches_embedding_bag(arch):
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32])
-def test_lookup_backward_on_a_channels_first_gradient_gathers_the_taps_together_as_apart(dtype):
+def test_lookup_backward_on_a_channels_first_gradient_matches_channels_last(dtype):
     """The compiled step hands the lookup's backward a channels-first gradient (Inductor's code: strides (c * n, n,
-    1)), where it gathers a position's taps together (id_lookup.TAPS_INNER). At the piano Seq-U-Net's input shape
-    at batch 2 (five chunks of positions), on the piano audio's ids: the same table gradient, to float32 rounding,
-    as a tap at a time and as from the same values channels-last."""
+    1)). At the piano Seq-U-Net's input shape at batch 2 (five chunks of positions), on the piano audio's ids: the
+    same table gradient, to float32 rounding, as from the same values channels-last."""
     from test_benchmarks import benchmark_module
 
     lb = benchmark_module("lookup_backward")
@@ -212,10 +211,8 @@ def test_lookup_backward_on_a_channels_first_gradient_gathers_the_taps_together_
     _, grad = lb.make_inputs(2, 36857, 192, 5, 256, 0.3, CUDA, dtype)
     first = grad.contiguous()
     assert first.stride(2) == 1 and grad.stride(1) == 1
-    together = id_lookup.table_grad_sorted(ids, first, 5, 256, taps_inner=True)
-    for other in (id_lookup.table_grad_sorted(ids, first, 5, 256, taps_inner=False),
-                  id_lookup.table_grad_sorted(ids, grad, 5, 256)):
-        assert _relative_error(together, other) < 1e-5, _relative_error(together, other)
+    got, expected = id_lookup.table_grad_sorted(ids, first, 5, 256), id_lookup.table_grad_sorted(ids, grad, 5, 256)
+    assert _relative_error(got, expected) < 1e-5, _relative_error(got, expected)
 
 
 def test_padded_paper_piano_model_trains_the_same(exact_float32):

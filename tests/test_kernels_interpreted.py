@@ -283,9 +283,8 @@ def test_the_sorted_backward_is_the_table_gradient(monkeypatch, classes, k, c, d
     for. Pieces of 8 positions, so that long runs of a class (silence in mu-law audio) take several programs and
     the programs past the last piece add nothing; a class without positions gets a zero row; channels past a
     multiple of the block are masked; the gradient channels-last as trained uncompiled and channels-first as
-    compiled (each position's taps gathered together, and apart as for channels-last). Sorted all at once
-    and within chunks of 32 and 7 positions (chunks spanning two rows of the batch, a run of one class cut by
-    chunk ends; with 10 classes in 39 chunks of 7, 390 segments, more than the pieces)."""
+    compiled. Sorted all at once and within chunks of 32 and 7 positions (chunks spanning two rows of the batch, a
+    run of one class cut by chunk ends; with 10 classes in 39 chunks of 7, 390 segments, more than the pieces)."""
     monkeypatch.setattr(id_lookup, "_PIECE", 8)
     torch.manual_seed(k)
     batch, length = 3, 90
@@ -297,13 +296,11 @@ def test_the_sorted_backward_is_the_table_gradient(monkeypatch, classes, k, c, d
     out = sum(table[ids[:, j:j + n] * k + j] for j in range(k)).transpose(1, 2)     # (batch, c, n)
     for grad in (torch.randn(batch, n, c).transpose(1, 2).to(dtype), torch.randn(batch, c, n).to(dtype)):
         (expected,) = torch.autograd.grad(out, table, grad.float(), retain_graph=True)
-        # a channels-first gradient (time contiguous) with each position's taps gathered together and apart
-        for taps_inner in (True, False) if grad.stride(2) == 1 else (True,):
-            got = id_lookup.table_grad_sorted(ids, grad, k, classes, chunk=chunk, taps_inner=taps_inner)
-            assert got.dtype == torch.float32 and got.shape == expected.shape
-            assert not got.view(classes, k, c)[0].any()                           # class 0 never occurs
-            # float32 sums of the same (exactly converted) terms in another order
-            torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+        got = id_lookup.table_grad_sorted(ids, grad, k, classes, chunk=chunk)
+        assert got.dtype == torch.float32 and got.shape == expected.shape
+        assert not got.view(classes, k, c)[0].any()                               # class 0 never occurs
+        # float32 sums of the same (exactly converted) terms in another order
+        torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("make", [lambda: residual(3, 5, 1, classes=256, features=16),
@@ -326,7 +323,7 @@ def test_lookup_backward_benchmark_checks_and_times_each_tile(lookup_on_cpu, tmp
     """benchmarks/lookup_backward.py at its quick shape: each tile's table gradient, summed each way, equals the
     default's before it is timed (a wrong tile stops the run), and the JSON has every tile, its warps and whose ids,
     and embedding_bag; positions sorted all at once and in chunks (of 256 of the 600: three chunks, one spanning the
-    batch's two rows); a channels-first gradient both ways."""
+    batch's two rows); a channels-first gradient."""
     import json
 
     from test_benchmarks import benchmark_module
@@ -341,15 +338,13 @@ def test_lookup_backward_benchmark_checks_and_times_each_tile(lookup_on_cpu, tmp
     assert [(r["kind"], r["tile"], r["chunk"], r["default"]) for r in rows] == [
         ("sorted", [16, 64], None, False), ("sorted", [8, 256], None, False), ("embedding_bag", None, None, False)]
     assert all(r["time_median_s"] > 0 for r in rows) and {r["ids"] for r in rows} == {"synthetic"}
-    # the piano audio's ids: windows of the registered training recordings, checked and timed the same way
-    # a channels-first gradient, as the compiled step hands it over: each position's taps together (the way's own
-    # tile) and a tap at a time
-    assert script.main(["--device", "cpu", "--quick", "--reps", "1", "--tiles", "default", "--warps", "8", "--ids",
+    # the piano audio's ids: windows of the registered training recordings, checked and timed the same way, on a
+    # channels-first gradient, as the compiled step hands it over
+    assert script.main(["--device", "cpu", "--quick", "--reps", "1", "--tiles", "16x64", "--warps", "8", "--ids",
                         "piano", "--chunks", "256", "--layouts", "channels_first", "--out", str(out)]) == 0
     rows = json.loads(out.read_text())["rows"]
-    assert [(r["kind"], r["ids"], r["chunk"], r["layout"], r["taps"], r["tile"]) for r in rows[:2]] == [
-        ("sorted", "piano", 256, "channels_first", "together", list(id_lookup.TAPS_TILE)),
-        ("sorted", "piano", 256, "channels_first", "apart", list(id_lookup.SORT_TILE))]
+    assert [(r["kind"], r["ids"], r["chunk"], r["layout"], r["tile"]) for r in rows[:1]] == [
+        ("sorted", "piano", 256, "channels_first", [16, 64])]
     # a float32 gradient (the TF32 step's), its tiles timed apart from bf16's
     assert script.main(["--device", "cpu", "--quick", "--reps", "1", "--tiles", "16x64", "--warps", "8", "--dtype",
                         "fp32", "--chunks", "all", "--out", str(out)]) == 0

@@ -23,9 +23,7 @@ results/logs/2026-12-02b-h200-speed.tar.xz). The bags are all of k rows and the 
   compiled bf16 Seq-U-Net step that took the kernel from 2.99 to 1.17 ms and the step from 27.7 to 25.9 ms on an
   H100 (97db1f9, results/bench/piano-step-lookup-chunks-h100.json); alone, on a channels-last gradient, it did not
   help (1.49 -> 1.66 ms, lookup-backward-chunks-h100.json). Compiled, the gradient comes channels-first, so that
-  a position's channels lie apart, which the cache then serves; and a position's k taps of a channel are
-  neighbours, so that a program can gather them together (``TAPS_INNER``), one (positions, channels, taps) tile,
-  not one tile a tap.
+  a position's channels lie apart, which the cache then serves.
 
 Two other backwards were timed against it and removed (H100, 2026-12-05, ``benchmarks/piano_step.py``, the
 piano Seq-U-Net's compiled bf16 step: results/bench/piano-step-lookup-backward-h100.json): one-hot tiles
@@ -57,13 +55,10 @@ SORT_TILE, SORT_WARPS = (16, 64), 8
 # backward: input positions sorted by id together, so that a chunk's gradient rows stay in the L2 cache while its
 # pieces run (see above); None sorts all positions at once
 CHUNK: int | None = 16384
-# backward, a gradient whose time axis is contiguous (channels-first, as Inductor hands it over in the compiled
-# step: strides (7,075,776, 36,853, 1) in its code of 2026-12-05): a program loads the k taps of each position and
-# channel at once, k neighbouring elements, as a (positions, channels, taps) tile summed over its positions, where
-# gathering each tap's channels apart reads k times as many scattered elements. Its own tile. Off (as channels-last)
-# until timed on a GPU: benchmarks/speed_gpu_call.sh call 13
-TAPS_INNER = False
-TAPS_TILE = (8, 64)
+# On a channels-first gradient (the compiled step's) a position's k taps of a channel are neighbours. Gathering
+# them together, one (positions, channels, taps) tile, was slower and removed (H100, 2026-12-06,
+# results/bench/lookup-backward-layouts-h100.json: 3.88 ms against 1.13 ms alone on the piano audio's ids; the
+# compiled bf16 Seq-U-Net step 27.43 against 25.76 ms, results/bench/piano-step-taps-loss-h100.json).
 
 
 def fusable(ids: torch.Tensor, table: torch.Tensor, dtype: torch.dtype) -> bool:
@@ -101,14 +96,14 @@ class _Lookup(torch.autograd.Function):
         if not ctx.needs_input_grad[1]:
             return None, None, None, None
         (ids,) = ctx.saved_tensors
-        # CHUNK and TAPS_INNER as now set (benchmarks/piano_step.py switches them)
-        grad_table = table_grad_sorted(ids, grad, ctx.k, ctx.rows // ctx.k, chunk=CHUNK, taps_inner=TAPS_INNER)
+        # CHUNK as now set (benchmarks/piano_step.py switches it)
+        grad_table = table_grad_sorted(ids, grad, ctx.k, ctx.rows // ctx.k, chunk=CHUNK)
         return None, grad_table.to(ctx.table_dtype), None, None
 
 
 def table_grad_sorted(ids: torch.Tensor, grad: torch.Tensor, k: int, classes: int, *,
-                      tile: tuple[int, int] | None = None, warps: int = SORT_WARPS,
-                      chunk: int | None = CHUNK, taps_inner: bool = False) -> torch.Tensor:
+                      tile: tuple[int, int] = SORT_TILE, warps: int = SORT_WARPS,
+                      chunk: int | None = CHUNK) -> torch.Tensor:
     """The table's gradient (classes * k, c) in float32 for ``grad`` (batch, c, n) of the lookup's output, summed
     over the input positions grouped by id: row v * k + j adds grad[b, :, s - j] for every input position (b, s)
     with ids[b, s] = v (and 0 <= s - j < n). All on the device, without a host synchronisation (CUDA graphs):
@@ -116,12 +111,8 @@ def table_grad_sorted(ids: torch.Tensor, grad: torch.Tensor, k: int, classes: in
     segment's run of sorted positions (``searchsorted``), how many pieces of ``_PIECE`` positions it takes, and
     the segment of each piece. ``chunk``: positions sorted together (the flattened positions b * T + s, so a chunk
     may span two rows of the batch; None: all at once), ``tile``: positions gathered at once and channels per
-    program (powers of 2; default ``TAPS_TILE`` where the taps are gathered together, else ``SORT_TILE``) and
-    ``warps`` per program, for ``benchmarks/lookup_backward.py`` to time. ``taps_inner``: gather a position's k
-    taps together where ``grad``'s time axis is contiguous (see ``TAPS_INNER``)."""
+    program (powers of 2) and ``warps`` per program, for ``benchmarks/lookup_backward.py`` to time."""
     batch, c, n = grad.shape
-    taps_inner = taps_inner and grad.stride(2) == 1 and c > 1
-    tile = tile or (TAPS_TILE if taps_inner else SORT_TILE)
     total = ids.numel()
     chunk = total if chunk is None else chunk
     if chunk < 1:
@@ -144,7 +135,7 @@ def table_grad_sorted(ids: torch.Tensor, grad: torch.Tensor, k: int, classes: in
     _sorted_grad_kernel[(pieces * blocks,)](
         order, bounds, ends, segment_of, grad, grad_table, ids.shape[1], n, c, classes, segments, blocks,
         grad.stride(0), grad.stride(1), grad.stride(2), K=k, KP=triton.next_power_of_2(k), PIECE=_PIECE,
-        BT=tile[0], BC=tile[1], TAPS_INNER=taps_inner, num_warps=warps)
+        BT=tile[0], BC=tile[1], num_warps=warps)
     return grad_table
 
 
@@ -167,12 +158,10 @@ if triton is not None:   # pragma: no cover - GPU only (and Triton's interpreter
     @triton.jit(do_not_specialize=["length", "n", "c", "classes", "segments", "blocks", "s_gb"])
     def _sorted_grad_kernel(order, bounds, ends, segment_of, grad, gtable, length, n, c, classes, segments, blocks,
                             s_gb, s_gc, s_gt, K: tl.constexpr, KP: tl.constexpr, PIECE: tl.constexpr,
-                            BT: tl.constexpr, BC: tl.constexpr, TAPS_INNER: tl.constexpr):
+                            BT: tl.constexpr, BC: tl.constexpr):
         """gtable[v * K + j, ch] += the sum of grad[b, ch, s - j] over this program's piece of the sorted positions
         p = b * length + s of segment g (class v = g % classes): piece i is the (i - ends[g - 1])-th of segment
-        g = segment_of[i] (segments past the last piece). TAPS_INNER: each position's taps as one (channels,
-        taps) tile, time t = s - (K - 1) + u for u < K (tap j = K - 1 - u), contiguous where the time axis is;
-        else one (positions, channels) tile a tap."""
+        g = segment_of[i] (segments past the last piece), one (positions, channels) tile a tap."""
         i = tl.program_id(0) // blocks
         g = tl.load(segment_of + i).to(tl.int32)
         has = g < segments
@@ -185,32 +174,17 @@ if triton is not None:   # pragma: no cover - GPU only (and Triton's interpreter
         taps = tl.arange(0, KP)
         rows = tl.where(has, K, 0)            # a program past the last piece adds no row
         v = g % classes
-        if TAPS_INNER:
-            acc_t = tl.zeros((BC, KP), dtype=tl.float32)
-            for q0 in range(start, stop, BT):
-                q = q0 + tl.arange(0, BT)
-                p = tl.load(order + q, mask=q < stop, other=0)
-                b = p // length
-                t = (p % length)[:, None, None] - (K - 1) + taps[None, None, :]
-                ok = (q < stop)[:, None, None] & (t >= 0) & (t < n) & (taps < K)[None, None, :] & \
-                    cmask[None, :, None]
-                g_taps = tl.load(grad + b[:, None, None] * s_gb + ch[None, :, None] * s_gc + t * s_gt, mask=ok,
-                                 other=0.0)
-                acc_t += tl.sum(g_taps.to(tl.float32), axis=0)
-            tl.atomic_add(gtable + (v * K + K - 1 - taps)[None, :] * c + ch[:, None], acc_t,
-                          mask=(taps < rows)[None, :] & cmask[:, None])
-        else:
-            acc = tl.zeros((KP, BC), dtype=tl.float32)
-            for q0 in range(start, stop, BT):
-                q = q0 + tl.arange(0, BT)
-                p = tl.load(order + q, mask=q < stop, other=0)
-                b = p // length
-                s = p % length
-                for j in tl.static_range(K):
-                    t = s - j
-                    ok = (q < stop) & (t >= 0) & (t < n)
-                    g_rows = tl.load(grad + b[:, None] * s_gb + t[:, None] * s_gt + ch[None, :] * s_gc,
-                                     mask=ok[:, None] & cmask[None, :], other=0.0)
-                    acc += tl.where(taps[:, None] == j, tl.sum(g_rows.to(tl.float32), axis=0)[None, :], 0.0)
-            tl.atomic_add(gtable + (v * K + taps)[:, None] * c + ch[None, :], acc,
-                          mask=(taps < rows)[:, None] & cmask[None, :])
+        acc = tl.zeros((KP, BC), dtype=tl.float32)
+        for q0 in range(start, stop, BT):
+            q = q0 + tl.arange(0, BT)
+            p = tl.load(order + q, mask=q < stop, other=0)
+            b = p // length
+            s = p % length
+            for j in tl.static_range(K):
+                t = s - j
+                ok = (q < stop) & (t >= 0) & (t < n)
+                g_rows = tl.load(grad + b[:, None] * s_gb + t[:, None] * s_gt + ch[None, :] * s_gc,
+                                 mask=ok[:, None] & cmask[None, :], other=0.0)
+                acc += tl.where(taps[:, None] == j, tl.sum(g_rows.to(tl.float32), axis=0)[None, :], 0.0)
+        tl.atomic_add(gtable + (v * K + taps)[:, None] * c + ch[None, :], acc,
+                      mask=(taps < rows)[:, None] & cmask[None, :])
