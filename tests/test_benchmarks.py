@@ -673,10 +673,15 @@ def test_piano_step_table_marks_the_targets_and_the_models_own_flops(tmp_path):
              "tflops_per_s": 90.0, "time_median_s": 0.200, "peak_memory_mib": 20000.0, "cudnn_plans": "heuristic"}]
     (tmp_path / "piano-step-x.json").write_text(json.dumps({"meta": meta, "rows": rows}))
     table = benchmarks.piano_step_markdown(tmp_path)
-    assert ("| wavenet bf16 cudnn_benchmark (cuDNN's plans fixed before the autotuner was on) | 200.0 |") in table
-    assert "| sequnet bf16 | 50.0 | 7.00 | 140 | 140 | 4,580 | ≤ 25 (not met) |" in table
+    assert ("| wavenet bf16 cudnn_benchmark (cuDNN's plans fixed before the autotuner was on) | 200.00 |") in table
+    assert "| sequnet bf16 | 50.00 | 7.00 | 140 | 140 | 4,580 | ≤ 25 (not met) |" in table
     # the padded step runs 8 TFLOP, but the model is the 7 TFLOP one: 350 TFLOP/s of the model
-    assert "| sequnet bf16 pad=64 | 20.0 | 8.00 | 400 | 350 | 4,900 | ≤ 25 (met) |" in table
+    assert "| sequnet bf16 pad=64 | 20.00 | 8.00 | 400 | 350 | 4,900 | ≤ 25 (met) |" in table
+    # just above the target is not met, and says so to the hundredth of a millisecond
+    rows[1].update(time_median_s=0.02504, tflops_per_s=320.0)
+    (tmp_path / "piano-step-x.json").write_text(json.dumps({"meta": meta, "rows": rows}))
+    assert "| sequnet bf16 pad=64 | 25.04 | 8.00 | 320 | 280 | 4,900 | ≤ 25 (not met) |" in \
+        benchmarks.piano_step_markdown(tmp_path)
     assert "failed: TimeoutError" in table
     assert "No piano-step benchmark" in benchmarks.piano_step_markdown(tmp_path / "none")
     # a file from another GPU gets its own table, headed by its GPU, the newest file's GPU first
