@@ -332,20 +332,31 @@ def profile_model(v: dict, setting, model, x, y, steps: int, rows: int = 40) -> 
 
 
 COPY_OPS = ("aten::copy_", "aten::_to_copy", "aten::clone")
+PASS_THROUGH = ("aten::to", "aten::contiguous")     # they only forward to a copy: its caller is theirs
 
 
 def copies_table(prof, steps: int) -> str:
-    """The copies of a profiled step (``COPY_OPS``) by input shapes: the H100's compiled TF32 step spent 1.27 ms
-    in 21 device-to-device copies outside Inductor's kernels (2026-12-05), called by no operator its table named.
-    (On the CPU, the compiled quick model's copies are of its convolutions' weights, 21 a step.)"""
-    lines = [f"### copies ({', '.join(COPY_OPS)}) by input shapes, per step", "",
-             "| operator | input shapes | calls/step | device ms/step |", "|---|---|---:|---:|"]
-    rows = [e for e in prof.key_averages(group_by_input_shape=True) if e.key in COPY_OPS]
-    for e in sorted(rows, key=lambda e: (-e.device_time_total, -e.count))[:20]:
-        lines.append(f"| {e.key} | {str(e.input_shapes)[:100]} | {e.count / steps:g} | "
-                     f"{e.device_time_total / steps / 1e3:.3f} |")
+    """The copies of a profiled step (``COPY_OPS``) by input shapes and by the operator that called them: the H100's
+    compiled TF32 step spent 1.27 ms in 21 device-to-device copies outside Inductor's kernels (2026-12-05), and the
+    compiled bf16 Seq-U-Net's, its loss compiled too, 0.14 ms in one of the logits' shape (2026-12-06), called by
+    no operator the table above names. A copy inside another (``aten::_to_copy`` runs ``aten::copy_``) counts
+    with the outer one. (On the CPU, the compiled quick model's copies are of its convolutions' weights.)"""
+    groups: dict[tuple[str, str, str], tuple[int, float]] = {}
+    for e in prof.events():
+        parent = e.cpu_parent
+        if e.name not in COPY_OPS or (parent is not None and parent.name in COPY_OPS):
+            continue
+        while parent is not None and parent.name in PASS_THROUGH:      # the operator that asked for the copy
+            parent = parent.cpu_parent
+        caller = parent.name if parent is not None else "(Python)"
+        key = (e.name, str(e.input_shapes)[:100], caller if len(caller) <= 60 else caller[:57] + "...")
+        n, us = groups.get(key, (0, 0.0))
+        groups[key] = (n + 1, us + e.device_time_total)
+    lines = [f"### copies ({', '.join(COPY_OPS)}) by input shapes and caller, per step", "",
+             "| operator | input shapes | called by | calls/step | device ms/step |", "|---|---|---|---:|---:|"]
+    for (op, shapes, caller), (n, us) in sorted(groups.items(), key=lambda kv: (-kv[1][1], -kv[1][0]))[:20]:
+        lines.append(f"| {op} | {shapes} | {caller} | {n / steps:g} | {us / steps / 1e3:.3f} |")
     return "\n".join(lines)
-
 
 if __name__ == "__main__":
     raise SystemExit(main())

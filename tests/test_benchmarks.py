@@ -426,8 +426,13 @@ def test_piano_step_profiles_its_first_variant_as_timed_compiled_included(tmp_pa
     report = out.with_suffix(".profile.txt").read_text()
     assert report.startswith("## sequnet fp32 compile, batch 16, not graphed")
     assert "CompiledFunctionBackward" in report and "aten::" in report
-    copies = report[report.index("### copies (aten::copy_, aten::_to_copy, aten::clone) by input shapes"):]
-    assert "| operator | input shapes | calls/step | device ms/step |" in copies and "| aten::" in copies
+    copies = report[report.index("### copies (aten::copy_, aten::_to_copy, aten::clone) by input shapes and "
+                                 "caller"):]
+    assert "| operator | input shapes | called by | calls/step | device ms/step |" in copies
+    # each copy names the operator that ran it, and a copy run inside another (aten::_to_copy's aten::copy_)
+    # counts once, with the outer one
+    rows = [line.split(" | ") for line in copies.splitlines() if line.startswith("| aten::")]
+    assert rows and all(r[2] and r[2] not in ("aten::copy_", "aten::_to_copy", "aten::clone") for r in rows)
 
 
 def test_piano_step_sums_the_profiled_kernels_by_kind_per_step():
