@@ -95,11 +95,12 @@
 # CALL=13 and 15 (the lookup's taps gathered together, 2026-12-06) were removed with that kernel: their log is
 #         results/logs/2026-12-06f-h100-suite-taps-compile-loss.tar.xz.
 # CALL=14 the model and the loss compiled as one function (piano_step.py's compile_loss: Inductor fuses the
-#         logits' cast to float32, the softmax and the loss, forward and backward, 0.75 ms of the compiled bf16
-#         Seq-U-Net's 25.6 ms step on an H100 at 97db1f9 in separate passes), each in a process of its own: the
-#         Seq-U-Net with it (profiled) and without, then WaveNet with and without; then, as time allows, the
-#         compiled TF32 Seq-U-Net as the trainer runs it (the 45 ms target: 59.38 ms at 932025f, before the
-#         lookup's chunks) (OUT/piano-step-compile-loss-GPU.json and its .profile.txt).
+#         logits' cast to float32, the softmax and the loss, forward and backward; the trainer's --compile since
+#         2026-12-06, after call 15 timed the bf16 Seq-U-Net at 25.04-25.11 ms with it, 25.76-25.82 without), each in
+#         a process of its own: the bf16 Seq-U-Net with it (profiled: each copy by its caller, to find the 0.14 ms
+#         copy of the logits' shape) and without, WaveNet with it, the TF32 Seq-U-Net with it (the 45 ms target:
+#         59.38 ms at 932025f, the model compiled alone, before the lookup's chunks), then WaveNet without it as
+#         time allows (OUT/piano-step-compile-loss-GPU.json and its .profile.txt).
 # At 1ead015 (2026-12-05) call 2's generation benchmark, with split-K in one launch beside the rule's kernels, ran
 # past its bound (its log: results/logs/2026-12-05-h200-pdl-and-splitk1.tar.xz); that split-K was then removed and
 # the comparison above ran on its own (results/bench/generation-pdl-h200.json).
@@ -337,8 +338,9 @@ case ${CALL:-1} in
         # the first variant profiled (the file's first process writes its profile; --append leaves it alone)
         step "$s$l" 130 python3 benchmarks/piano_step.py "${quick[@]}" --profile-steps 3 --append --out "$f" \
             --variants "$s$l"
-        alone "$s" 130; alone "$w$l" 180; alone "$w" 180
-        alone "sequnet fp32 pad=64$c lookup cudnn_benchmark" 100 ;;
+        # then the trainer's compiled steps since 2026-12-06 (the loss compiled too): WaveNet in bf16 and the
+        # Seq-U-Net in TF32 (the 45 ms target) before WaveNet without the loss
+        alone "$s" 110; alone "$w$l" 180; alone "sequnet fp32 pad=64$c lookup cudnn_benchmark$l" 130; alone "$w" 150 ;;
     *) echo "CALL=${CALL}: expected 1 to 14" >&2; exit 2 ;;
 esac
 exit $status

@@ -208,8 +208,8 @@ def test_speed_call_14_times_the_compiled_loss(tmp_path, data_mirror):
     _dry_run(tmp_path, data_mirror, 14, "out14")
     found = json.loads((tmp_path / "out14" / "piano-step-compile-loss-cpu.json").read_text())
     assert [(r["arch"], r["bf16"], r["compile_loss"]) for r in found["rows"]] == [
-        ("sequnet", True, False), ("sequnet", True, False), ("wavenet", True, False), ("wavenet", True, False),
-        ("sequnet", False, False)]
+        ("sequnet", True, False), ("sequnet", True, False), ("wavenet", True, False), ("sequnet", False, False),
+        ("wavenet", True, False)]
     unknown = subprocess.run(SPEED_CALL + [str(tmp_path / "unknown")], cwd=REPO,
                              env=_dry_env(tmp_path, data_mirror, CALL="15"),
                              capture_output=True, text=True, timeout=120)
