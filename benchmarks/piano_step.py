@@ -26,6 +26,9 @@ changed in one respect:
 * ``compile_loss`` (with ``compile``): the model and the loss compiled as one function
   (``sequnet.analysis.complexity.training_step``), so that the logits' cast, softmax and loss are fused: the
   trainer's ``--compile`` since 2026-12-06 (``sequnet.experiment.steps.step_function``).
+* ``inductor.KEY=VALUE`` and ``functorch.KEY=VALUE`` (with ``compile``): that setting of torch's Inductor or
+  AOT-autograd config for the variant, such as ``inductor.aggressive_fusion=True`` or
+  ``functorch.activation_memory_budget=0.5``.
 * ``mm_wgrad``: the convolutions' weight gradients by cuBLAS's batched products instead of cuDNN's kernels
   (``sequnet.core.models.weight_grad``), float32 products in TF32 (``torch.set_float32_matmul_precision("high")``
   for the variant, as cuDNN's convolutions are by default): both models have it. ``triton_wgrad``: the same by
@@ -42,6 +45,7 @@ TFLOP/s.
 from __future__ import annotations
 
 import argparse
+import ast
 import contextlib
 import json
 import sys
@@ -49,6 +53,7 @@ import time
 from pathlib import Path
 
 import torch
+import torch._functorch.config as functorch_config
 import torch._inductor.config as inductor_config
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -69,6 +74,29 @@ DEFAULT_VARIANTS = [
 ]
 
 
+# ``inductor.KEY=VALUE`` and ``functorch.KEY=VALUE`` words: a compiler setting for the variant, so that a device
+# call can try one (fusion, the partitioner's recomputation) without a change here
+CONFIGS = {"inductor": inductor_config, "functorch": functorch_config}
+
+
+def config_patches(spec: str, words: list[str]) -> dict:
+    """The variant's compiler settings, {"inductor": {key: value}, ...}, each checked against the setting's module
+    and its value a Python literal."""
+    patches: dict = {}
+    for w in words:
+        prefix, dot, rest = w.partition(".")
+        if prefix not in CONFIGS or not dot:
+            continue
+        key, eq, value = rest.partition("=")
+        if not eq or not hasattr(CONFIGS[prefix], key):
+            raise ValueError(f"{spec!r}: {w!r} is not {prefix}.KEY=VALUE for a setting of torch's {prefix} config")
+        try:
+            patches.setdefault(prefix, {})[key] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            raise ValueError(f"{spec!r}: {w!r}: the value must be a Python literal, such as True or 0.5") from None
+    return patches
+
+
 def parse(spec: str) -> dict:
     words = spec.split()
     v = {"arch": words[0], "bf16": "bf16" in words, "features": None, "pad": 0,
@@ -78,7 +106,9 @@ def parse(spec: str) -> dict:
          "lookup": "lookup" in words, "mm_wgrad": "mm_wgrad" in words or "triton_wgrad" in words,
          "wgrad_kernel": "triton" if "triton_wgrad" in words else "products", "coord": "coord" in words,
          "lookup_chunk": None if "sort_all" in words else id_lookup.CHUNK,
-         "compile_loss": "compile_loss" in words, "spec": spec}
+         "compile_loss": "compile_loss" in words, "config_patches": config_patches(spec, words), "spec": spec}
+    if v["config_patches"] and not v["compile"]:
+        raise ValueError(f"{spec!r}: compiler settings change what torch.compile makes, so they need compile")
     if v["coord"] and not v["compile"]:
         raise ValueError(f"{spec!r}: coord tunes Inductor's kernels, so it needs compile (or autotune)")
     if v["compile_loss"] and not v["compile"]:
@@ -96,11 +126,12 @@ def parse(spec: str) -> dict:
 @contextlib.contextmanager
 def variant_settings(v: dict):
     """The torch settings variant ``v`` runs under (cuDNN's autotuner; TF32 products for ``mm_wgrad``; Inductor's
-    coordinate-descent tuning for ``coord``; the lookup backward's chunk), restored afterwards. They hold from the
-    variant's first convolution on, its FLOP count included: cuDNN keeps the plan it first ran for a convolution's
-    shapes, chosen by the autotuner or by its heuristics alike (see :func:`check_autotuner`). The matmul precision
-    is set for ``mm_wgrad`` only; setting it in every variant, as at 87bf3d0, changed nothing (call 9 of
-    speed_gpu_call.sh, H100, 2026-12-06: WaveNet compiled in bf16 124.54 ms a step without it, 124.53 with it)."""
+    coordinate-descent tuning for ``coord``; the compiler settings of its ``inductor.`` and ``functorch.`` words;
+    the lookup backward's chunk), restored afterwards. They hold from the variant's first convolution on, its FLOP
+    count included: cuDNN keeps the plan it first ran for a convolution's shapes, chosen by the autotuner or by its
+    heuristics alike (see :func:`check_autotuner`). The matmul precision is set for ``mm_wgrad`` only; setting it
+    in every variant, as at 87bf3d0, changed nothing (call 9 of speed_gpu_call.sh, H100, 2026-12-06: WaveNet
+    compiled in bf16 124.54 ms a step without it, 124.53 with it)."""
     matmul_precision = torch.get_float32_matmul_precision()
     chunk = id_lookup.CHUNK
     torch.backends.cudnn.benchmark = v["cudnn_benchmark"]
@@ -110,7 +141,11 @@ def variant_settings(v: dict):
         torch.set_float32_matmul_precision("high")
     try:
         # Inductor compiles at the step's first call, inside this block; its cache keys include the setting
-        with (inductor_config.patch(coordinate_descent_tuning=True) if v.get("coord") else contextlib.nullcontext()):
+        with contextlib.ExitStack() as stack:
+            if v.get("coord"):
+                stack.enter_context(inductor_config.patch(coordinate_descent_tuning=True))
+            for prefix, patch in v.get("config_patches", {}).items():
+                stack.enter_context(CONFIGS[prefix].patch(**patch))
             yield
     finally:
         torch.backends.cudnn.benchmark = False
@@ -208,7 +243,7 @@ def main(argv=None) -> int:
     ap.add_argument("--variants", nargs="+", default=DEFAULT_VARIANTS,
                     help='e.g. "sequnet bf16 features=192" (arch, then any of bf16, features=N, pad=M, '
                          'cudnn_benchmark, compile, autotune, coord, foreach_adam, crop, lookup, sort_all, '
-                         'compile_loss, mm_wgrad, triton_wgrad)')
+                         'compile_loss, inductor.KEY=VALUE, functorch.KEY=VALUE, mm_wgrad, triton_wgrad)')
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--warmup", type=int, default=4)

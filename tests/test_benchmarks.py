@@ -647,6 +647,31 @@ def test_piano_step_coord_tunes_inductors_kernels_while_its_variant_compiles():
     assert refused.returncode == 2 and "needs compile" in refused.stderr
 
 
+def test_piano_step_sets_a_compiler_setting_for_its_variant_only():
+    """"inductor.KEY=VALUE" and "functorch.KEY=VALUE" patch torch's compiler configs while the variant compiles
+    and runs, and restore them after; an unknown key, a value that is no literal and a variant without compile are
+    refused, naming the word."""
+    import torch._functorch.config as functorch_config
+    import torch._inductor.config as inductor_config
+
+    piano_step = benchmark_module("piano_step")
+    fusion, budget = inductor_config.aggressive_fusion, functorch_config.activation_memory_budget
+    v = piano_step.parse("sequnet bf16 pad=64 compile inductor.aggressive_fusion=True "
+                         "functorch.activation_memory_budget=0.5")
+    assert v["config_patches"] == {"inductor": {"aggressive_fusion": True},
+                                   "functorch": {"activation_memory_budget": 0.5}} and v["pad"] == 64
+    with piano_step.variant_settings(v):
+        assert inductor_config.aggressive_fusion is True and functorch_config.activation_memory_budget == 0.5
+    assert (inductor_config.aggressive_fusion, functorch_config.activation_memory_budget) == (fusion, budget)
+    assert piano_step.parse("sequnet bf16 compile")["config_patches"] == {}
+    with pytest.raises(ValueError, match="'inductor.no_such_setting=1' is not inductor.KEY=VALUE"):
+        piano_step.parse("sequnet bf16 compile inductor.no_such_setting=1")
+    with pytest.raises(ValueError, match="the value must be a Python literal"):
+        piano_step.parse("sequnet bf16 compile inductor.aggressive_fusion=yes")
+    with pytest.raises(ValueError, match="compiler settings change what torch.compile makes, so they need compile"):
+        piano_step.parse("sequnet bf16 inductor.aggressive_fusion=True")
+
+
 def test_piano_step_sort_all_restores_the_lookups_chunks_after_it():
     """"sort_all" sorts the lookup backward's positions by id all at once (the kernel until 2026-12-06) for its
     variant, and the chunks come back after; the row records the chunk; without lookup it is refused."""
