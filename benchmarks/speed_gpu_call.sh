@@ -5,7 +5,7 @@
 #
 #   CALL=1 SEQUNET_GIT_COMMIT=$(git rev-parse --short HEAD) CALL_S=575 bash benchmarks/speed_gpu_call.sh OUT
 #       device tool: carry [".whl", ".devdata"] (made here by `benchmarks/device_prep.sh tests`), timeout_s 600
-#   then CALL=2 to 14 the same way, each as soon as the last has answered (or in another session).
+#   then CALL=2 to 14 and 16 the same way, each as soon as the last has answered (or in another session).
 #
 # CALL=1  the GPU test suite (benchmarks/gpu_test.sh; 404 s at 94cb339 with 6 workers on an H200, 2026-12-05; an
 #         H100 had run 912 of its 1,009 tests after 545 s): OUT/gpu-test.log. Where it was cut short, the same call
@@ -101,6 +101,11 @@
 #         copy of the logits' shape) and without, WaveNet with it, the TF32 Seq-U-Net with it (the 45 ms target:
 #         59.38 ms at 932025f, the model compiled alone, before the lookup's chunks), then WaveNet without it as
 #         time allows (OUT/piano-step-compile-loss-GPU.json and its .profile.txt).
+# CALL=16 Inductor's and AOT autograd's settings for the compiled bf16 Seq-U-Net step as the trainer runs it (the
+#         loss compiled too; 25.04-25.11 ms on an H100 at 6d3a360, its Inductor kernels 8.9 ms near the memory's
+#         speed), each in a process of its own: none, aggressive fusion, an activation memory budget of 0.5 (more
+#         recomputation, fewer bytes saved), loop reordering after fusion, fusion decisions benchmarked, none again
+#         (OUT/piano-step-compiler-settings-GPU.json).
 # At 1ead015 (2026-12-05) call 2's generation benchmark, with split-K in one launch beside the rule's kernels, ran
 # past its bound (its log: results/logs/2026-12-05-h200-pdl-and-splitk1.tar.xz); that split-K was then removed and
 # the comparison above ran on its own (results/bench/generation-pdl-h200.json).
@@ -341,6 +346,15 @@ case ${CALL:-1} in
         # then the trainer's compiled steps since 2026-12-06 (the loss compiled too): WaveNet in bf16 and the
         # Seq-U-Net in TF32 (the 45 ms target) before WaveNet without the loss
         alone "$s" 110; alone "$w$l" 180; alone "sequnet fp32 pad=64$c lookup cudnn_benchmark$l" 130; alone "$w" 150 ;;
-    *) echo "CALL=${CALL}: expected 1 to 14" >&2; exit 2 ;;
+    16)
+        f=$out/piano-step-compiler-settings-$gpu.json
+        export TORCHINDUCTOR_CACHE_DIR=/tmp/inductor-call16
+        s="sequnet bf16 pad=64 compile compile_loss lookup cudnn_benchmark"
+        # a dry run compiles nothing, and the settings need a compile: there each variant is the plain step
+        a=" inductor.aggressive_fusion=True" m=" functorch.activation_memory_budget=0.5"
+        o=" inductor.loop_ordering_after_fusion=True" b=" inductor.benchmark_fusion=True"
+        [ "${QUICK:-0}" = 1 ] && s="sequnet bf16 pad=64 lookup cudnn_benchmark" a="" m="" o="" b=""
+        alone "$s" 110; alone "$s$a" 110; alone "$s$m" 110; alone "$s$o" 110; alone "$s$b" 140; alone "$s" 90 ;;
+    *) echo "CALL=${CALL}: expected 1 to 14 or 16" >&2; exit 2 ;;
 esac
 exit $status

@@ -201,19 +201,24 @@ def test_speed_call_dry_run_times_each_variant_in_a_process_of_its_own(tmp_path,
     assert found["meta"]["processes"] == 6
 
 
-def test_speed_call_14_times_the_compiled_loss(tmp_path, data_mirror):
-    """Call 14 as a CPU dry run: each step variant alone, the loss compiled with the model and not (a dry run
-    compiles nothing: the variants without it), then TF32; an unknown call is refused (13 and 15 were removed with
-    the lookup's taps gathered together)."""
+def test_speed_calls_14_and_16_time_the_compiled_loss_and_the_compilers_settings(tmp_path, data_mirror):
+    """Calls 14 and 16 as CPU dry runs: each step variant alone, the loss compiled with the model and not (a dry
+    run compiles nothing: the variants without it), TF32; then the compiler's settings; an unknown call is refused
+    (13 and 15 were removed with the lookup's taps gathered together)."""
     _dry_run(tmp_path, data_mirror, 14, "out14")
     found = json.loads((tmp_path / "out14" / "piano-step-compile-loss-cpu.json").read_text())
     assert [(r["arch"], r["bf16"], r["compile_loss"]) for r in found["rows"]] == [
         ("sequnet", True, False), ("sequnet", True, False), ("wavenet", True, False), ("sequnet", False, False),
         ("wavenet", True, False)]
+    # call 16: the compiler's settings, each alone (the plain step six times in a dry run, which compiles nothing)
+    _dry_run(tmp_path, data_mirror, 16, "out16")
+    found = json.loads((tmp_path / "out16" / "piano-step-compiler-settings-cpu.json").read_text())
+    assert [(r["arch"], r["bf16"], r["config_patches"]) for r in found["rows"]] == [("sequnet", True, {})] * 6
+    assert found["meta"]["processes"] == 6 and not any("error" in r for r in found["rows"])
     unknown = subprocess.run(SPEED_CALL + [str(tmp_path / "unknown")], cwd=REPO,
                              env=_dry_env(tmp_path, data_mirror, CALL="15"),
                              capture_output=True, text=True, timeout=120)
-    assert unknown.returncode == 2 and "CALL=15: expected 1 to 14" in unknown.stderr
+    assert unknown.returncode == 2 and "CALL=15: expected 1 to 14 or 16" in unknown.stderr
 
 
 def test_speed_call_9_times_an_older_tree_beside_this_one(tmp_path, data_mirror):
