@@ -273,8 +273,8 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fast-kernels", action=argparse.BooleanOptionalAction, default=None,
                         help="on a GPU, the audio models run channels-last with the fused gate (default: on)")
     parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
-                        help="torch.compile the model for training steps (default: off; compiling takes a minute "
-                             "or more on a GPU, and Inductor then fuses the gate itself)")
+                        help="torch.compile the model and its loss for training steps (default: off; compiling takes a "
+                             "minute or more on a GPU, and Inductor then fuses the gate and the loss itself)")
     parser.add_argument("--out", metavar="DIR", help="output folder (default: runs/<scale>)")
     parser.add_argument("--note", action="append", metavar="TEXT",
                         help="a note for the record(s) (repeatable), e.g. that the run shared its GPU with others")

@@ -74,7 +74,7 @@ class RunConfig:
     time_budget_s: float | None = None # stop (status "ok") once training steps took this long; None = no budget
     cuda_graphs: bool = True           # on a GPU, replay fixed-shape training steps from a CUDA graph (same maths)
     fast_kernels: bool = True          # on a GPU, audio models run channels-last with the fused gate (same maths)
-    compile: bool = False              # torch.compile the model for training steps (same maths, other rounding)
+    compile: bool = False              # torch.compile the model and loss for training (same maths, other rounding)
 
     def replace(self, **changes) -> "RunConfig":
         return dataclasses.replace(self, **changes)
