@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -92,6 +94,7 @@ def _dry_run(tmp_path, data_mirror, call: int, out: str) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
 
 
+@pytest.mark.dry_run
 def test_speed_call_dry_run_measures_both_launches_and_bounds_its_steps(tmp_path, data_mirror):
     """benchmarks/speed_gpu_call.sh as a CPU dry run (QUICK=1): call 2's generation benchmark (PDL and the step
     kernels, each on and off) and piano step, call 3's piano steps (the lookup's three backwards, compiled and not)
@@ -136,6 +139,7 @@ def test_speed_call_dry_run_measures_both_launches_and_bounds_its_steps(tmp_path
         short.stdout + short.stderr
 
 
+@pytest.mark.dry_run
 def test_speed_call_dry_run_times_the_generation_variants(tmp_path, data_mirror):
     """Calls 4 and 5 as CPU dry runs: the generation benchmark by graph length, and with each step's start in its own
     launch or in the head kernel before it."""
@@ -151,6 +155,7 @@ def test_speed_call_dry_run_times_the_generation_variants(tmp_path, data_mirror)
         (m, b, d, False) for m in ("sequnet", "wavenet") for b in (1, 64) for d in ("bfloat16", "float32"))
 
 
+@pytest.mark.dry_run
 def test_speed_call_dry_run_times_the_weight_gradients_and_the_numerics(tmp_path, data_mirror):
     """Calls 7 and 8 as CPU dry runs: the bf16 weight gradients by products and by cuDNN, and the fast step's
     numerics against the plain float32 model."""
@@ -171,6 +176,7 @@ def test_speed_call_dry_run_times_the_weight_gradients_and_the_numerics(tmp_path
         (a, m, mode) for a in ("sequnet", "wavenet") for m in (False, True) for mode in ("tf32", "bf16")}
 
 
+@pytest.mark.dry_run
 def test_speed_call_dry_run_times_each_variant_in_a_process_of_its_own(tmp_path, data_mirror):
     """Calls 10 to 12 as CPU dry runs, each variant alone (--append gathers the rows): the autotuner on and off, the
     weight gradients three ways, and Inductor's coordinate-descent tuning; an unknown call is refused."""
@@ -201,6 +207,7 @@ def test_speed_call_dry_run_times_each_variant_in_a_process_of_its_own(tmp_path,
     assert found["meta"]["processes"] == 6
 
 
+@pytest.mark.dry_run
 def test_speed_calls_14_and_16_time_the_compiled_loss_and_the_compilers_settings(tmp_path, data_mirror):
     """Calls 14 and 16 as CPU dry runs: each step variant alone, the loss compiled with the model and not (a dry
     run compiles nothing: the variants without it), TF32; then the compiler's settings; an unknown call is refused
@@ -221,6 +228,7 @@ def test_speed_calls_14_and_16_time_the_compiled_loss_and_the_compilers_settings
     assert unknown.returncode == 2 and "CALL=15: expected 1 to 14 or 16" in unknown.stderr
 
 
+@pytest.mark.dry_run
 def test_speed_call_9_times_an_older_tree_beside_this_one(tmp_path, data_mirror):
     """Call 9 as a CPU dry run: the piano steps of both models from an older tree (here this commit's, as
     `git archive` makes it) and from the checkout, alternately, each labelled with its commit, and WaveNet's also
