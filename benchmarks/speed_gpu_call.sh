@@ -100,7 +100,8 @@
 #         a process of its own: the bf16 Seq-U-Net with it (profiled: each copy by its caller, to find the 0.14 ms
 #         copy of the logits' shape) and without, WaveNet with it, the TF32 Seq-U-Net with it (the 45 ms target:
 #         59.38 ms at 932025f, the model compiled alone, before the lookup's chunks), then WaveNet without it as
-#         time allows (OUT/piano-step-compile-loss-GPU.json and its .profile.txt).
+#         time allows (OUT/piano-step-compile-loss-GPU.json and its .profile.txt; the first variant's Inductor code
+#         in OUT/inductor-code-call14.tar.gz).
 # CALL=16 Inductor's and AOT autograd's settings for the compiled bf16 Seq-U-Net step as the trainer runs it (the
 #         loss compiled too; 25.04-25.11 ms on an H100 at 6d3a360, its Inductor kernels 8.9 ms near the memory's
 #         speed), each in a process of its own: none, aggressive fusion, an activation memory budget of 0.5 (more
@@ -343,6 +344,8 @@ case ${CALL:-1} in
         # the first variant profiled (the file's first process writes its profile; --append leaves it alone)
         step "$s$l" 130 python3 benchmarks/piano_step.py "${quick[@]}" --profile-steps 3 --append --out "$f" \
             --variants "$s$l"
+        # its Inductor code: the strides it gives each extern convolution's arguments (the copy's suspects)
+        inductor_code "$TORCHINDUCTOR_CACHE_DIR" "$out/inductor-code-call14.tar.gz"
         # then the trainer's compiled steps since 2026-12-06 (the loss compiled too): WaveNet in bf16 and the
         # Seq-U-Net in TF32 (the 45 ms target) before WaveNet without the loss
         alone "$s" 110; alone "$w$l" 180; alone "sequnet fp32 pad=64$c lookup cudnn_benchmark$l" 130; alone "$w" 150 ;;
