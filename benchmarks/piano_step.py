@@ -107,10 +107,12 @@ def parse(spec: str) -> dict:
          "wgrad_kernel": "triton" if "triton_wgrad" in words else "products", "coord": "coord" in words,
          "lookup_chunk": None if "sort_all" in words else id_lookup.CHUNK,
          "compile_loss": "compile_loss" in words, "config_patches": config_patches(spec, words), "spec": spec}
-    if v["config_patches"] and not v["compile"]:
-        raise ValueError(f"{spec!r}: compiler settings change what torch.compile makes, so they need compile")
     if v["coord"] and not v["compile"]:
         raise ValueError(f"{spec!r}: coord tunes Inductor's kernels, so it needs compile (or autotune)")
+    if v["config_patches"] and not v["compile"]:
+        raise ValueError(f"{spec!r}: compiler settings change what torch.compile makes, so they need compile")
+    if v["coord"]:      # a named word for one of those settings
+        v["config_patches"].setdefault("inductor", {})["coordinate_descent_tuning"] = True
     if v["compile_loss"] and not v["compile"]:
         raise ValueError(f"{spec!r}: compile_loss compiles the loss with the model, so it needs compile")
     if "sort_all" in words and not v["lookup"]:
@@ -142,8 +144,6 @@ def variant_settings(v: dict):
     try:
         # Inductor compiles at the step's first call, inside this block; its cache keys include the setting
         with contextlib.ExitStack() as stack:
-            if v.get("coord"):
-                stack.enter_context(inductor_config.patch(coordinate_descent_tuning=True))
             for prefix, patch in v.get("config_patches", {}).items():
                 stack.enter_context(CONFIGS[prefix].patch(**patch))
             yield
