@@ -733,3 +733,19 @@ def test_trainer_loop_benchmark_times_both_models_with_and_without_prefetching(t
         assert r["steps"] == 6 and r["median_step_ms"] > 0
         assert r["loop_ms_per_step"] == pytest.approx(r["epoch_per_step_ms"] - r["median_step_ms"])
     assert bench["meta"]["scale"] == "smoke" and bench["meta"]["device"] == "cpu"
+
+
+def test_the_benchmarks_score_the_logits_as_the_trainer_does_keeping_their_gradient_channels_last():
+    """The benchmarks' loss is the trainer's: no slice to the targets' length, whose backward zero-filled a
+    channels-first gradient that cuDNN then copied back to channels-last (0.14 ms of the compiled piano step)."""
+    from sequnet.experiment.tasks import mean_cross_entropy
+    training = benchmark_module("training")
+    setting = training.setting_for("piano_audio", "sequnet", True)
+    time_major = torch.randn(2, 64, 256, requires_grad=True)   # channels-last logits: classes adjacent in memory
+    targets = torch.randint(0, 256, (2, 64))
+    loss = training.loss_fn(setting, time_major.transpose(1, 2), targets)
+    loss.backward()
+    assert time_major.grad.is_contiguous()                     # the gradient keeps the logits' layout
+    assert torch.equal(loss, mean_cross_entropy("piano_audio", time_major.transpose(1, 2), targets)[0])
+    with pytest.raises(ValueError, match="scores 65 positions per window, the task 64"):
+        training.loss_fn(setting, torch.randn(2, 256, 65), targets)
