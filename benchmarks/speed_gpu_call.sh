@@ -97,10 +97,10 @@
 # CALL=14 the model and the loss compiled as one function (piano_step.py's compile_loss: Inductor fuses the
 #         logits' cast to float32, the softmax and the loss, forward and backward; the trainer's --compile since
 #         2026-12-06, after call 15 timed the bf16 Seq-U-Net at 25.04-25.11 ms with it, 25.76-25.82 without), each in
-#         a process of its own: the bf16 Seq-U-Net with it (profiled: each copy by its caller, to find the 0.14 ms
-#         copy of the logits' shape) and without, WaveNet with it, the TF32 Seq-U-Net with it (the 45 ms target:
-#         59.38 ms at 932025f, the model compiled alone, before the lookup's chunks), then WaveNet without it as
-#         time allows (OUT/piano-step-compile-loss-GPU.json and its .profile.txt; the first variant's Inductor code
+#         a process of its own: the bf16 Seq-U-Net with it (profiled: each copy by its caller; the 0.14 ms copy of
+#         the logits' shape came from the benchmarks' loss, which 1d653c3 made the trainer's), WaveNet with it,
+#         the TF32 Seq-U-Net with it (the 45 ms target: 59.38 ms at 932025f, the model compiled alone, before the
+#         lookup's chunks), then the Seq-U-Net and WaveNet without it as time allows (OUT/piano-step-compile-loss-GPU.json and its .profile.txt; the first variant's Inductor code
 #         in OUT/inductor-code-call14.tar.gz).
 # CALL=16 Inductor's and AOT autograd's settings for the compiled bf16 Seq-U-Net step as the trainer runs it (the
 #         loss compiled too; 25.04-25.11 ms on an H100 at 6d3a360, its Inductor kernels 8.9 ms near the memory's
@@ -346,9 +346,10 @@ case ${CALL:-1} in
             --variants "$s$l"
         # its Inductor code: the strides it gives each extern convolution's arguments (the copy's suspects)
         inductor_code "$TORCHINDUCTOR_CACHE_DIR" "$out/inductor-code-call14.tar.gz"
-        # then the trainer's compiled steps since 2026-12-06 (the loss compiled too): WaveNet in bf16 and the
-        # Seq-U-Net in TF32 (the 45 ms target) before WaveNet without the loss
-        alone "$s" 110; alone "$w$l" 180; alone "sequnet fp32 pad=64$c lookup cudnn_benchmark$l" 130; alone "$w" 150 ;;
+        # then the trainer's compiled steps since 2026-12-06 (the loss compiled too), first what a short call
+        # (machines were scarce on 2026-12-06) must have: WaveNet in bf16 and the Seq-U-Net in TF32 (the 45 ms
+        # target); then each model without the loss, as time allows
+        alone "$w$l" 180; alone "sequnet fp32 pad=64$c lookup cudnn_benchmark$l" 130; alone "$s" 110; alone "$w" 150 ;;
     16)
         f=$out/piano-step-compiler-settings-$gpu.json
         export TORCHINDUCTOR_CACHE_DIR=/tmp/inductor-call16
