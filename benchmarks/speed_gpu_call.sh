@@ -100,8 +100,9 @@
 #         a process of its own: the bf16 Seq-U-Net with it (profiled: each copy by its caller; the 0.14 ms copy of
 #         the logits' shape came from the benchmarks' loss, which 1d653c3 made the trainer's), WaveNet with it,
 #         the TF32 Seq-U-Net with it (the 45 ms target: 59.38 ms at 932025f, the model compiled alone, before the
-#         lookup's chunks), then the Seq-U-Net and WaveNet without it as time allows (OUT/piano-step-compile-loss-GPU.json and its .profile.txt; the first variant's Inductor code
-#         in OUT/inductor-code-call14.tar.gz).
+#         lookup's chunks), then the Seq-U-Net and WaveNet without it as time allows
+#         (OUT/piano-step-compile-loss-GPU.json and its .profile.txt; the first variant's Inductor code in
+#         OUT/inductor-code-call14.tar.gz).
 # CALL=16 Inductor's and AOT autograd's settings for the compiled bf16 Seq-U-Net step as the trainer runs it (the
 #         loss compiled too; 25.04-25.11 ms on an H100 at 6d3a360, its Inductor kernels 8.9 ms near the memory's
 #         speed), each in a process of its own: none, aggressive fusion, an activation memory budget of 0.5 (more

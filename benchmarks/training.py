@@ -78,8 +78,9 @@ def loss_fn(setting, logits, target):
         return F.binary_cross_entropy_with_logits(logits, target, reduction="sum")
     # As the trainer scores it: every position of logits as long as the targets (a clear error otherwise). No
     # slice to the targets' length: even whole, a slice's backward zero-fills a channels-first gradient, which
-    # cuDNN's backward of the output convolution then copied to channels-last, 0.14 ms of the compiled bf16 piano
-    # Seq-U-Net's step that the trainer's has not (aten::_to_copy of [16, 256, 1, 5120]; H100, 2026-12-06).
+    # cuDNN's backward of the output convolution copies to channels-last (ATen's ConvShared.cpp). By the strides
+    # on the CPU, that is the 0.14 ms aten::_to_copy of [16, 256, 1, 5120] in the compiled bf16 piano Seq-U-Net's
+    # step (H100, 2026-12-06), which the trainer's step has not; not yet confirmed on a GPU.
     return mean_cross_entropy(setting.task, logits, target)[0]
 
 
