@@ -393,5 +393,6 @@ def copies_table(prof, steps: int) -> str:
         lines.append(f"| {op} | {shapes} | {caller} | {n / steps:g} | {us / steps / 1e3:.3f} |")
     return "\n".join(lines)
 
+
 if __name__ == "__main__":
     raise SystemExit(main())
