@@ -5,7 +5,7 @@
 #
 #   CALL=1 SEQUNET_GIT_COMMIT=$(git rev-parse --short HEAD) CALL_S=575 bash benchmarks/speed_gpu_call.sh OUT
 #       device tool: carry [".whl", ".devdata"] (made here by `benchmarks/device_prep.sh tests`), timeout_s 600
-#   then CALL=2 to 14 and 16 the same way, each as soon as the last has answered (or in another session).
+#   then CALL=2 to 14, 16 and 17 the same way, each as soon as the last has answered (or in another session).
 #
 # CALL=1  the GPU test suite (benchmarks/gpu_test.sh; 404 s at 94cb339 with 6 workers on an H200, 2026-12-05; an
 #         H100 had run 912 of its 1,009 tests after 545 s): OUT/gpu-test.log. Where it was cut short, the same call
@@ -108,6 +108,12 @@
 #         speed), each in a process of its own: none, aggressive fusion, an activation memory budget of 0.5 (more
 #         recomputation, fewer bytes saved), loop reordering after fusion, fusion decisions benchmarked, none again
 #         (OUT/piano-step-compiler-settings-GPU.json).
+# CALL=17 the gaps between the kernels of the compiled bf16 Seq-U-Net step: replayed from its CUDA graph it took
+#         25.28 ms on an H100 at 625a654 where its 750 kernels ran for 24.72 ms (profiled without the graph), and
+#         461 of them are Inductor's. Each in a process of its own: none, Inductor's kernels launched with
+#         programmatic dependent launch (each may start while the one before it ends), Inductor's combo kernels
+#         (independent kernels fused into one launch), none again, PDL again (OUT/piano-step-launch-gaps-GPU.json).
+#         Meant for the time left after another call (about 240 s: CALL_S=240 runs what fits).
 # At 1ead015 (2026-12-05) call 2's generation benchmark, with split-K in one launch beside the rule's kernels, ran
 # past its bound (its log: results/logs/2026-12-05-h200-pdl-and-splitk1.tar.xz); that split-K was then removed and
 # the comparison above ran on its own (results/bench/generation-pdl-h200.json).
@@ -360,6 +366,13 @@ case ${CALL:-1} in
         o=" inductor.loop_ordering_after_fusion=True" b=" inductor.benchmark_fusion=True"
         [ "${QUICK:-0}" = 1 ] && s="sequnet bf16 pad=64 lookup cudnn_benchmark" a="" m="" o="" b=""
         alone "$s" 110; alone "$s$a" 110; alone "$s$m" 110; alone "$s$o" 110; alone "$s$b" 140; alone "$s" 90 ;;
-    *) echo "CALL=${CALL}: expected 1 to 14 or 16" >&2; exit 2 ;;
+    17)
+        f=$out/piano-step-launch-gaps-$gpu.json
+        export TORCHINDUCTOR_CACHE_DIR=/tmp/inductor-call17
+        s="sequnet bf16 pad=64 compile compile_loss lookup cudnn_benchmark"
+        p=" inductor.triton.enable_pdl=True" c=" inductor.combo_kernels=True"
+        [ "${QUICK:-0}" = 1 ] && s="sequnet bf16 pad=64 lookup cudnn_benchmark" p="" c=""
+        alone "$s" 90; alone "$s$p" 90; alone "$s$c" 100; alone "$s" 60; alone "$s$p" 60 ;;
+    *) echo "CALL=${CALL}: expected 1 to 14, 16 or 17" >&2; exit 2 ;;
 esac
 exit $status

@@ -208,9 +208,10 @@ def test_speed_call_dry_run_times_each_variant_in_a_process_of_its_own(tmp_path,
 
 
 @pytest.mark.dry_run
-def test_speed_calls_14_and_16_time_the_compiled_loss_and_the_compilers_settings(tmp_path, data_mirror):
+def test_speed_calls_14_16_and_17_time_the_compiled_loss_and_the_compilers_settings(tmp_path, data_mirror):
     """Calls 14 and 16 as CPU dry runs: each step variant alone, the loss compiled with the model and not (a dry
-    run compiles nothing: the variants without it), TF32; then the compiler's settings; an unknown call is refused
+    run compiles nothing: the variants without it), TF32; then the compiler's settings and the launch settings; an
+    unknown call is refused
     (13 and 15 were removed with the lookup's taps gathered together)."""
     _dry_run(tmp_path, data_mirror, 14, "out14")
     found = json.loads((tmp_path / "out14" / "piano-step-compile-loss-cpu.json").read_text())
@@ -222,10 +223,15 @@ def test_speed_calls_14_and_16_time_the_compiled_loss_and_the_compilers_settings
     found = json.loads((tmp_path / "out16" / "piano-step-compiler-settings-cpu.json").read_text())
     assert [(r["arch"], r["bf16"], r["config_patches"]) for r in found["rows"]] == [("sequnet", True, {})] * 6
     assert found["meta"]["processes"] == 6 and not any("error" in r for r in found["rows"])
+    # call 17: the launch settings, each alone (the plain step five times in a dry run)
+    _dry_run(tmp_path, data_mirror, 17, "out17")
+    found = json.loads((tmp_path / "out17" / "piano-step-launch-gaps-cpu.json").read_text())
+    assert [(r["arch"], r["bf16"], r["config_patches"]) for r in found["rows"]] == [("sequnet", True, {})] * 5
+    assert found["meta"]["processes"] == 5 and not any("error" in r for r in found["rows"])
     unknown = subprocess.run(SPEED_CALL + [str(tmp_path / "unknown")], cwd=REPO,
                              env=_dry_env(tmp_path, data_mirror, CALL="15"),
                              capture_output=True, text=True, timeout=120)
-    assert unknown.returncode == 2 and "CALL=15: expected 1 to 14 or 16" in unknown.stderr
+    assert unknown.returncode == 2 and "CALL=15: expected 1 to 14, 16 or 17" in unknown.stderr
 
 
 @pytest.mark.dry_run
