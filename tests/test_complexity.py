@@ -199,7 +199,8 @@ def test_benchmark_tables_pair_each_sequnet_with_its_baseline(tmp_path):
 
 def test_each_pair_is_compared_plain_side_by_side_and_each_model_at_its_best(tmp_path):
     """Plain: both models as written, from one file; best: each model's fastest step and smallest peak, whichever
-    file and speed-ups they came from; a pair with only one model measured has no row."""
+    file and speed-ups they came from (a compiler setting only where both models ran with it); a pair with only
+    one model measured has no row."""
     def row(arch, ms, mib, **switches):
         return dict(task="piano_audio", arch=arch, batch=16, time_median_s=ms / 1e3, peak_memory_mib=mib, **switches)
 
@@ -225,12 +226,23 @@ def test_each_pair_is_compared_plain_side_by_side_and_each_model_at_its_best(tmp
             # nor one whose cuDNN plans its name misstates (faster, or it would not test the rule)
             dict(arch="sequnet", spec="sequnet bf16 mm_wgrad", bf16=True, compile=False, error="TypeError: x"),
             dict(arch="wavenet", spec="wavenet bf16 crop compile", batch=16, time_median_s=0.090,
-                 peak_memory_mib=26000, bf16=True, compile=True, cudnn_plans="autotuned")])
+                 peak_memory_mib=26000, bf16=True, compile=True, cudnn_plans="autotuned"),
+            # nor a compiler setting tried on one model only
+            dict(arch="sequnet", spec="sequnet bf16 pad=64 compile inductor.x=True", batch=16, time_median_s=0.020,
+                 peak_memory_mib=4900, bf16=True, compile=True, config_patches={"inductor": {"x": True}})])
     _bench(tmp_path, "piano-step-quick.json", {"date": "2026-01-04", "quick": True},
            [dict(arch="sequnet", spec="sequnet fp32", batch=16, time_median_s=0.001, peak_memory_mib=1)])
     assert ("| GPU | piano_audio | 16 | 120.0 / 600.0 | 0.20, 0.20 | 30.0 (bf16 pad=64 compile, CUDA graphs, "
             "channels-last, `piano-step-x.json`) | 110.0 (bf16 crop compile, CUDA graphs, channels-last, "
             "`piano-step-x.json`) | 0.27, 0.24 | 0.25, 0.29 |") in benchmarks.plain_and_best_markdown(tmp_path)
+    # ... until the other model runs with it too
+    _bench(tmp_path, "piano-step-x2.json", {"date": "2026-01-03", "batch": 16, "cuda_graphs": True},
+           [dict(arch="wavenet", spec="wavenet bf16 crop compile inductor.x=True", batch=16, time_median_s=0.100,
+                 peak_memory_mib=26000, bf16=True, compile=True, config_patches={"inductor": {"x": True}})])
+    assert ("| 20.0 (bf16 pad=64 compile inductor.x=True, CUDA graphs, channels-last, `piano-step-x.json`) | 100.0 "
+            "(bf16 crop compile inductor.x=True, CUDA graphs, channels-last, `piano-step-x2.json`) | 0.20, 0.24 |"
+            ) in benchmarks.plain_and_best_markdown(tmp_path)
+    (tmp_path / "piano-step-x2.json").unlink()
     # on a GPU where only the Seq-U-Net was compiled, its best is its fastest step of a mode WaveNet also ran
     _bench(tmp_path, "piano-step-y.json",
            {"date": "2026-01-05", "batch": 16, "device": "Other GPU", "cuda_graphs": True},

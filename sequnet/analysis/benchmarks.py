@@ -177,6 +177,11 @@ def _mode(meta: dict, row: dict) -> tuple[bool, bool]:
     return bool(row.get("bf16", meta.get("bf16"))), bool(row.get("compile", meta.get("compile")))
 
 
+def _settings(row: dict) -> str:
+    """A piano-step row's compiler settings, comparable across rows."""
+    return json.dumps(row.get("config_patches") or {}, sort_keys=True)
+
+
 def plain_and_best_markdown(bench_dir: Path) -> str:
     """Every pair's ratios twice, per GPU and batch: both models plain, measured side by side in one file; and each
     model at its fastest committed step, whatever speed-ups that took (the benchmarks give each speed-up to both
@@ -191,6 +196,12 @@ def plain_and_best_markdown(bench_dir: Path) -> str:
     steps = [(p, {**r["meta"], "piano_step": True},
               [{**row, "task": "piano_audio"} for row in r["rows"] if "error" not in row and "cudnn_plans" not in row])
              for p, r in load_bench(bench_dir, "piano-step*.json", full_only=True)]
+    # a compiler setting (piano_step.py's inductor. and functorch. words) tried on one model only is not given to
+    # one side of the ratio: its rows compete only where the other model ran with the same setting on that GPU
+    tried = {(m["device"], r["arch"], _settings(r)) for _, m, rows in steps for r in rows}
+    steps = [(p, m, [r for r in rows if not r.get("config_patches") or (
+        m["device"], "wavenet" if r["arch"] == "sequnet" else "sequnet", _settings(r)) in tried])
+        for p, m, rows in steps]
     for path, meta, rows in [(p, r["meta"], r["rows"]) for p, r in load_bench(bench_dir, "training*.json",
                                                                               full_only=True)] + steps:
         for r in rows:            # newest file first, within each kind
