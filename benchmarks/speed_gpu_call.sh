@@ -111,9 +111,10 @@
 # CALL=17 the gaps between the kernels of the compiled bf16 Seq-U-Net step: replayed from its CUDA graph it took
 #         25.28 ms on an H100 at 625a654 where its 750 kernels ran for 24.72 ms (profiled without the graph), and
 #         461 of them are Inductor's. Each in a process of its own: none, Inductor's kernels launched with
-#         programmatic dependent launch (each may start while the one before it ends), Inductor's combo kernels
-#         (independent kernels fused into one launch), none again, PDL again (OUT/piano-step-launch-gaps-GPU.json).
-#         Meant for the time left after another call (about 240 s: CALL_S=240 runs what fits).
+#         programmatic dependent launch (each may start while the one before it ends; 24.98 -> 24.63 ms on an H100
+#         at 5c74b36, one process each, the first two variants of a call cut short), WaveNet without and with it,
+#         the Seq-U-Net again without and with it, then Inductor's combo kernels (independent kernels fused into
+#         one launch) if time is left (OUT/piano-step-launch-gaps-GPU.json).
 # At 1ead015 (2026-12-05) call 2's generation benchmark, with split-K in one launch beside the rule's kernels, ran
 # past its bound (its log: results/logs/2026-12-05-h200-pdl-and-splitk1.tar.xz); that split-K was then removed and
 # the comparison above ran on its own (results/bench/generation-pdl-h200.json).
@@ -370,9 +371,13 @@ case ${CALL:-1} in
         f=$out/piano-step-launch-gaps-$gpu.json
         export TORCHINDUCTOR_CACHE_DIR=/tmp/inductor-call17
         s="sequnet bf16 pad=64 compile compile_loss lookup cudnn_benchmark"
+        w="wavenet bf16 crop compile compile_loss lookup cudnn_benchmark"
         p=" inductor.triton.enable_pdl=True" c=" inductor.combo_kernels=True"
-        [ "${QUICK:-0}" = 1 ] && s="sequnet bf16 pad=64 lookup cudnn_benchmark" p="" c=""
-        alone "$s" 90; alone "$s$p" 90; alone "$s$c" 100; alone "$s" 60; alone "$s$p" 60 ;;
+        if [ "${QUICK:-0}" = 1 ]; then
+            s="sequnet bf16 pad=64 lookup cudnn_benchmark" w="wavenet bf16 crop lookup cudnn_benchmark" p="" c=""
+        fi
+        alone "$s" 90; alone "$s$p" 80; alone "$w" 140; alone "$w$p" 140; alone "$s" 50; alone "$s$p" 50
+        alone "$s$c" 100 ;;
     *) echo "CALL=${CALL}: expected 1 to 14, 16 or 17" >&2; exit 2 ;;
 esac
 exit $status

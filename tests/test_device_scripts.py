@@ -223,11 +223,12 @@ def test_speed_calls_14_16_and_17_time_the_compiled_loss_and_the_compilers_setti
     found = json.loads((tmp_path / "out16" / "piano-step-compiler-settings-cpu.json").read_text())
     assert [(r["arch"], r["bf16"], r["config_patches"]) for r in found["rows"]] == [("sequnet", True, {})] * 6
     assert found["meta"]["processes"] == 6 and not any("error" in r for r in found["rows"])
-    # call 17: the launch settings, each alone (the plain step five times in a dry run)
+    # call 17: the launch settings, each alone, both models (the plain steps in a dry run)
     _dry_run(tmp_path, data_mirror, 17, "out17")
     found = json.loads((tmp_path / "out17" / "piano-step-launch-gaps-cpu.json").read_text())
-    assert [(r["arch"], r["bf16"], r["config_patches"]) for r in found["rows"]] == [("sequnet", True, {})] * 5
-    assert found["meta"]["processes"] == 5 and not any("error" in r for r in found["rows"])
+    assert [(r["arch"], r["bf16"], r["config_patches"]) for r in found["rows"]] == [
+        ("sequnet", True, {})] * 2 + [("wavenet", True, {})] * 2 + [("sequnet", True, {})] * 3
+    assert found["meta"]["processes"] == 7 and not any("error" in r for r in found["rows"])
     unknown = subprocess.run(SPEED_CALL + [str(tmp_path / "unknown")], cwd=REPO,
                              env=_dry_env(tmp_path, data_mirror, CALL="15"),
                              capture_output=True, text=True, timeout=120)
