@@ -18,6 +18,10 @@ step does: Inductor's code of 2026-12-05 passes strides (7,075,776, 36,853, 1)).
 gathering a position's k taps together, one (positions, channels, taps) tile, was timed here too, slower, and
 removed: 3.88 ms against 1.13 on the piano audio's ids, results/bench/lookup-backward-layouts-h100.json.)
 
+``--reduces``: how the pieces' sums reach the table, added atomically (``atomic``) or stored piece by piece and
+added class by class in a second kernel (``partials``: no two programs add to one row, and the result repeats bit
+for bit).
+
 ``--ids`` says whose ids: ``synthetic`` (uniform, a fraction ``--silence`` of them silence) or ``piano``
 (windows of the registered piano recordings' training audio, mu-law, as the trainer reads them). The kernel's
 time depends on them: a class's sorted positions are its reads, and in real audio a class's positions often lie
@@ -28,11 +32,14 @@ next to each other, so that neighbouring reads share rows.
     python benchmarks/lookup_backward.py --dtype fp32 --out results/bench/lookup-backward-fp32-h100.json
     python benchmarks/lookup_backward.py --ids synthetic piano --tiles 16x64 --warps 8 \
         --chunks all 4096 16384 65536 --out results/bench/lookup-backward-chunks-h100.json
+    python benchmarks/lookup_backward.py --ids piano --layouts channels_first --tiles 16x64 --warps 8 \
+        --chunks 16384 --reduces atomic partials --out results/bench/lookup-backward-reduce-h100.json
     python benchmarks/lookup_backward.py --quick --out /tmp/x.json   # small shapes (Triton's interpreter on a CPU)
 """
 from __future__ import annotations
 
 import argparse
+import itertools
 import sys
 import time
 from pathlib import Path
@@ -90,25 +97,27 @@ def parse_chunk(text: str) -> int | None:
     return int(text)
 
 
-def time_sorted(ids, grad, k, classes, source, tiles, warps_list, chunks, device, reps) -> list[dict]:
-    """A row for each chunk, tile and warps of the sorted backward on ``ids``, each checked first against the
-    positions sorted all at once with the default tile (float32 sums in another order)."""
+def time_sorted(ids, grad, k, classes, source, tiles, warps_list, chunks, device, reps,
+                reduces=(id_lookup.REDUCE,)) -> list[dict]:
+    """A row for each way of adding the pieces' sums, chunk, tile and warps of the sorted backward on ``ids``, each
+    checked first against the positions sorted all at once with the default tile (float32 sums in another
+    order)."""
     layout = "channels_first" if grad.stride(2) == 1 else "channels_last"
     expected = id_lookup.table_grad_sorted(ids, grad, k, classes, chunk=None)
     rows = []
-    for chunk in chunks:
-        for tile in tiles:
-            for warps in warps_list:
-                def run():
-                    return id_lookup.table_grad_sorted(ids, grad, k, classes, tile=tile, warps=warps, chunk=chunk)
-                torch.testing.assert_close(run(), expected, rtol=1e-4, atol=1e-3)
-                t = timed(run, device, reps)
-                default = (tile, warps, chunk) == (id_lookup.SORT_TILE, id_lookup.SORT_WARPS, id_lookup.CHUNK)
-                rows.append({"kind": "sorted", "ids": source, "layout": layout, "tile": list(tile), "warps": warps,
-                             "chunk": chunk, "default": default, "time_median_s": t,
-                             "gradient_bytes": grad.numel() * grad.element_size()})
-                print(f"{source:9s} {layout:14s} {tile[0]:3d}x{tile[1]:<3d} {warps} warps, chunk {chunk or 'all':>6} "
-                      f"{t * 1e3:8.3f} ms", flush=True)
+    for reduce, chunk, tile, warps in itertools.product(reduces, chunks, tiles, warps_list):
+        def run():
+            return id_lookup.table_grad_sorted(ids, grad, k, classes, tile=tile, warps=warps, chunk=chunk,
+                                               reduce=reduce)
+        torch.testing.assert_close(run(), expected, rtol=1e-4, atol=1e-3)
+        t = timed(run, device, reps)
+        default = (tile, warps, chunk, reduce) == (id_lookup.SORT_TILE, id_lookup.SORT_WARPS, id_lookup.CHUNK,
+                                                   id_lookup.REDUCE)
+        rows.append({"kind": "sorted", "ids": source, "layout": layout, "tile": list(tile), "warps": warps,
+                     "chunk": chunk, "reduce": reduce, "default": default, "time_median_s": t,
+                     "gradient_bytes": grad.numel() * grad.element_size()})
+        print(f"{source:9s} {layout:14s} {tile[0]:3d}x{tile[1]:<3d} {warps} warps, chunk {chunk or 'all':>6} "
+              f"{reduce:8s} {t * 1e3:8.3f} ms", flush=True)
     return rows
 
 
@@ -141,6 +150,8 @@ def main(argv=None) -> int:
     ap.add_argument("--dtype", choices=["bf16", "fp32"], default="bf16",
                     help="the output gradient's: bf16 (the trainer's bf16 step) or fp32 (its TF32 step, where the "
                          "kernel took 3.3 ms against 1.2 in bf16 on an H100, with the tile timed in bf16)")
+    ap.add_argument("--reduces", nargs="+", choices=id_lookup.REDUCES, default=[id_lookup.REDUCE],
+                    help="how the pieces' sums reach the table: added atomically, or stored and added by class")
     ap.add_argument("--reps", type=int, default=20)
     ap.add_argument("--quick", action="store_true", help="small shapes (for a CPU run in Triton's interpreter)")
     ap.add_argument("--out", type=Path, required=True)
@@ -162,7 +173,8 @@ def main(argv=None) -> int:
     for source in a.ids:
         ids = synthetic if source == "synthetic" else piano_ids(batch, length).to(device)
         for layout in dict.fromkeys(a.layouts):
-            rows += time_sorted(ids, grads[layout], k, classes, source, tiles, a.warps, chunks, device, a.reps)
+            rows += time_sorted(ids, grads[layout], k, classes, source, tiles, a.warps, chunks, device, a.reps,
+                                dict.fromkeys(a.reduces))
     ids = synthetic
     # what the lookup replaces: embedding_bag's backward of the same table, from the same gradient
     table = torch.randn(classes * k, channels, device=device, requires_grad=True)

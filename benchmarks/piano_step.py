@@ -21,6 +21,7 @@ changed in one respect:
 * ``lookup``: the first convolution over the ids through the Triton lookup (``sequnet.core.models.id_lookup``)
   instead of ``embedding_bag``: both models have it. ``sort_all`` (with ``lookup``): its backward sorts every
   position by id at once, as until 2026-12-06, instead of within chunks of ``id_lookup.CHUNK`` positions.
+  ``partials`` (with ``lookup``): its pieces' sums stored and added class by class, not atomically.
   A backward gathering a position's taps together on a channels-first gradient (the compiled step's) was timed
   and removed on 2026-12-06 (27.43 against 25.76 ms a compiled bf16 Seq-U-Net step on an H100).
 * ``compile_loss`` (with ``compile``): the model and the loss compiled as one function
@@ -106,6 +107,7 @@ def parse(spec: str) -> dict:
          "lookup": "lookup" in words, "mm_wgrad": "mm_wgrad" in words or "triton_wgrad" in words,
          "wgrad_kernel": "triton" if "triton_wgrad" in words else "products", "coord": "coord" in words,
          "lookup_chunk": None if "sort_all" in words else id_lookup.CHUNK,
+         "lookup_reduce": "partials" if "partials" in words else id_lookup.REDUCE,
          "compile_loss": "compile_loss" in words, "config_patches": config_patches(spec, words), "spec": spec}
     if v["coord"] and not v["compile"]:
         raise ValueError(f"{spec!r}: coord tunes Inductor's kernels, so it needs compile (or autotune)")
@@ -115,8 +117,9 @@ def parse(spec: str) -> dict:
         v["config_patches"].setdefault("inductor", {})["coordinate_descent_tuning"] = True
     if v["compile_loss"] and not v["compile"]:
         raise ValueError(f"{spec!r}: compile_loss compiles the loss with the model, so it needs compile")
-    if "sort_all" in words and not v["lookup"]:
-        raise ValueError(f"{spec!r}: sort_all changes the Triton lookup's backward, so it needs lookup")
+    for w in ("sort_all", "partials"):
+        if w in words and not v["lookup"]:
+            raise ValueError(f"{spec!r}: {w} changes the Triton lookup's backward, so it needs lookup")
     for w in words:
         if w.startswith("features="):
             v["features"] = int(w.split("=")[1])
@@ -129,15 +132,16 @@ def parse(spec: str) -> dict:
 def variant_settings(v: dict):
     """The torch settings variant ``v`` runs under (cuDNN's autotuner; TF32 products for ``mm_wgrad``; Inductor's
     coordinate-descent tuning for ``coord``; the compiler settings of its ``inductor.`` and ``functorch.`` words;
-    the lookup backward's chunk), restored afterwards. They hold from the variant's first convolution on, its FLOP
-    count included: cuDNN keeps the plan it first ran for a convolution's shapes, chosen by the autotuner or by its
-    heuristics alike (see :func:`check_autotuner`). The matmul precision is set for ``mm_wgrad`` only; setting it
-    in every variant, as at 87bf3d0, changed nothing (call 9 of speed_gpu_call.sh, H100, 2026-12-06: WaveNet
-    compiled in bf16 124.54 ms a step without it, 124.53 with it)."""
+    the lookup backward's chunk and reduction), restored afterwards. They hold from the variant's first
+    convolution on, its FLOP count included: cuDNN keeps the plan it first ran for a convolution's shapes, chosen
+    by the autotuner or by its heuristics alike (see :func:`check_autotuner`). The matmul precision is set for
+    ``mm_wgrad`` only; setting it in every variant, as at 87bf3d0, changed nothing (call 9 of speed_gpu_call.sh,
+    H100, 2026-12-06: WaveNet compiled in bf16 124.54 ms a step without it, 124.53 with it)."""
     matmul_precision = torch.get_float32_matmul_precision()
-    chunk = id_lookup.CHUNK
+    chunk, reduce = id_lookup.CHUNK, id_lookup.REDUCE
     torch.backends.cudnn.benchmark = v["cudnn_benchmark"]
     id_lookup.CHUNK = v.get("lookup_chunk", chunk)
+    id_lookup.REDUCE = v.get("lookup_reduce", reduce)
     products = v["mm_wgrad"] and v["wgrad_kernel"] == "products"
     if products:
         torch.set_float32_matmul_precision("high")
@@ -149,7 +153,7 @@ def variant_settings(v: dict):
             yield
     finally:
         torch.backends.cudnn.benchmark = False
-        id_lookup.CHUNK = chunk
+        id_lookup.CHUNK, id_lookup.REDUCE = chunk, reduce
         if products:
             torch.set_float32_matmul_precision(matmul_precision)
 
@@ -242,7 +246,7 @@ def main(argv=None) -> int:
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--variants", nargs="+", default=DEFAULT_VARIANTS,
                     help='e.g. "sequnet bf16 features=192" (arch, then any of bf16, features=N, pad=M, '
-                         'cudnn_benchmark, compile, autotune, coord, foreach_adam, crop, lookup, sort_all, '
+                         'cudnn_benchmark, compile, autotune, coord, foreach_adam, crop, lookup, sort_all, partials, '
                          'compile_loss, inductor.KEY=VALUE, functorch.KEY=VALUE, mm_wgrad, triton_wgrad)')
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--steps", type=int, default=10)

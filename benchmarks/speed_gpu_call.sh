@@ -5,7 +5,7 @@
 #
 #   CALL=1 SEQUNET_GIT_COMMIT=$(git rev-parse --short HEAD) CALL_S=575 bash benchmarks/speed_gpu_call.sh OUT
 #       device tool: carry [".whl", ".devdata"] (made here by `benchmarks/device_prep.sh tests`), timeout_s 600
-#   then CALL=2 to 14, 16 and 17 the same way, each as soon as the last has answered (or in another session).
+#   then CALL=2 to 14 and 16 to 18 the same way, each as soon as the last has answered (or in another session).
 #
 # CALL=1  the GPU test suite (benchmarks/gpu_test.sh; 404 s at 94cb339 with 6 workers on an H200, 2026-12-05; an
 #         H100 had run 912 of its 1,009 tests after 545 s): OUT/gpu-test.log. Where it was cut short, the same call
@@ -115,6 +115,12 @@
 #         at 5c74b36, one process each, the first two variants of a call cut short), WaveNet without and with it,
 #         the Seq-U-Net again without and with it, then Inductor's combo kernels (independent kernels fused into
 #         one launch) if time is left (OUT/piano-step-launch-gaps-GPU.json).
+# CALL=18 the lookup's table gradient with its pieces' sums stored and added class by class in a second kernel
+#         (id_lookup.REDUCE = "partials": no atomic adds, the same bits every run) against the atomic adds: alone
+#         at the piano shape in chunks of 16,384, both layouts, synthetic and the piano audio's ids
+#         (OUT/lookup-backward-reduce-GPU.json); then the compiled bf16 Seq-U-Net step without and with it,
+#         alternated, and WaveNet with and without it, each in a process of its own
+#         (OUT/piano-step-lookup-reduce-GPU.json).
 # At 1ead015 (2026-12-05) call 2's generation benchmark, with split-K in one launch beside the rule's kernels, ran
 # past its bound (its log: results/logs/2026-12-05-h200-pdl-and-splitk1.tar.xz); that split-K was then removed and
 # the comparison above ran on its own (results/bench/generation-pdl-h200.json).
@@ -378,6 +384,21 @@ case ${CALL:-1} in
         fi
         alone "$s" 90; alone "$s$p" 80; alone "$w" 140; alone "$w$p" 140; alone "$s" 50; alone "$s$p" 50
         alone "$s$c" 100 ;;
-    *) echo "CALL=${CALL}: expected 1 to 14, 16 or 17" >&2; exit 2 ;;
+    18)
+        # (a dry run has no Triton to run it: tests/test_kernels_interpreted.py runs it in Triton's interpreter)
+        [ "${QUICK:-0}" = 1 ] || step "the lookup's backward, atomic adds and partial sums" 90 python3 \
+            benchmarks/lookup_backward.py --ids synthetic piano --layouts channels_first channels_last \
+            --tiles 16x64 --warps 8 --chunks 16384 --reduces atomic partials \
+            --out "$out/lookup-backward-reduce-$gpu.json"
+        f=$out/piano-step-lookup-reduce-$gpu.json
+        export TORCHINDUCTOR_CACHE_DIR=/tmp/inductor-call18
+        s="sequnet bf16 pad=64 compile compile_loss lookup cudnn_benchmark"
+        w="wavenet bf16 crop compile compile_loss lookup cudnn_benchmark"
+        if [ "${QUICK:-0}" = 1 ]; then
+            s="sequnet bf16 pad=64 lookup cudnn_benchmark" w="wavenet bf16 crop lookup cudnn_benchmark"
+        fi
+        alone "$s" 90; alone "$s partials" 90; alone "$s" 50; alone "$s partials" 50; alone "$w partials" 140
+        alone "$w" 140 ;;
+    *) echo "CALL=${CALL}: expected 1 to 14 or 16 to 18" >&2; exit 2 ;;
 esac
 exit $status

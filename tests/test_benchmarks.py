@@ -672,22 +672,26 @@ def test_piano_step_sets_a_compiler_setting_for_its_variant_only():
         piano_step.parse("sequnet bf16 inductor.aggressive_fusion=True")
 
 
-def test_piano_step_sort_all_restores_the_lookups_chunks_after_it():
+def test_piano_step_sort_all_and_partials_restore_the_lookups_backward_after_them():
     """"sort_all" sorts the lookup backward's positions by id all at once (the kernel until 2026-12-06) for its
-    variant, and the chunks come back after; the row records the chunk; without lookup it is refused."""
+    variant, "partials" adds its pieces' sums class by class, and the chunks and the atomic adds come back after;
+    the row records both; without lookup each is refused."""
     from sequnet.core.models import id_lookup
 
     piano_step = benchmark_module("piano_step")
-    chunk = id_lookup.CHUNK
-    assert chunk
-    for spec, expected in (("sequnet bf16 compile lookup sort_all", None), ("sequnet bf16 lookup", chunk)):
+    chunk, reduce = id_lookup.CHUNK, id_lookup.REDUCE
+    assert chunk and reduce == "atomic"
+    for spec, expected in (("sequnet bf16 compile lookup sort_all", (None, reduce)),
+                           ("sequnet bf16 lookup partials", (chunk, "partials")),
+                           ("sequnet bf16 lookup", (chunk, reduce))):
         v = piano_step.parse(spec)
-        assert v["lookup_chunk"] == expected
+        assert (v["lookup_chunk"], v["lookup_reduce"]) == expected
         with piano_step.variant_settings(v):
-            assert id_lookup.CHUNK == expected
-        assert id_lookup.CHUNK == chunk
-    with pytest.raises(ValueError, match="sort_all changes the Triton lookup's backward, so it needs lookup"):
-        piano_step.parse("wavenet bf16 sort_all")
+            assert (id_lookup.CHUNK, id_lookup.REDUCE) == expected
+        assert (id_lookup.CHUNK, id_lookup.REDUCE) == (chunk, reduce)
+    for word in ("sort_all", "partials"):
+        with pytest.raises(ValueError, match=f"{word} changes the Triton lookup's backward, so it needs lookup"):
+            piano_step.parse(f"wavenet bf16 {word}")
 
 
 def test_piano_step_table_marks_the_targets_and_the_models_own_flops(tmp_path):

@@ -232,7 +232,19 @@ def test_speed_calls_14_16_and_17_time_the_compiled_loss_and_the_compilers_setti
     unknown = subprocess.run(SPEED_CALL + [str(tmp_path / "unknown")], cwd=REPO,
                              env=_dry_env(tmp_path, data_mirror, CALL="15"),
                              capture_output=True, text=True, timeout=120)
-    assert unknown.returncode == 2 and "CALL=15: expected 1 to 14, 16 or 17" in unknown.stderr
+    assert unknown.returncode == 2 and "CALL=15: expected 1 to 14 or 16 to 18" in unknown.stderr
+
+
+@pytest.mark.dry_run
+def test_speed_call_18_times_the_lookups_partial_sums_beside_the_atomic_adds(tmp_path, data_mirror):
+    """Call 18 as a CPU dry run: each step variant alone, the Seq-U-Net without and with the partial sums
+    alternated, then WaveNet with and without them; each row records how the lookup's backward added its sums."""
+    _dry_run(tmp_path, data_mirror, 18, "out18")
+    found = json.loads((tmp_path / "out18" / "piano-step-lookup-reduce-cpu.json").read_text())
+    assert [(r["arch"], r["lookup_reduce"]) for r in found["rows"]] == [
+        ("sequnet", "atomic"), ("sequnet", "partials"), ("sequnet", "atomic"), ("sequnet", "partials"),
+        ("wavenet", "partials"), ("wavenet", "atomic")]
+    assert found["meta"]["processes"] == 6 and not any("error" in r for r in found["rows"])
 
 
 @pytest.mark.dry_run

@@ -215,6 +215,22 @@ def test_lookup_backward_on_a_channels_first_gradient_matches_channels_last(dtyp
     assert _relative_error(got, expected) < 1e-5, _relative_error(got, expected)
 
 
+def test_lookup_backward_by_partial_sums_repeats_itself_and_matches_the_atomic_adds():
+    """The table gradient with the pieces' sums stored and added class by class (``reduce="partials"``), at the
+    piano Seq-U-Net's input shape at batch 2 on the piano audio's ids, channels-first as compiled: bit for bit the
+    same in two calls, and the atomic adds' result to float32 rounding."""
+    from test_benchmarks import benchmark_module
+
+    lb = benchmark_module("lookup_backward")
+    ids = lb.piano_ids(2, 36857).to(CUDA)
+    _, grad = lb.make_inputs(2, 36857, 192, 5, 256, 0.3, CUDA, torch.bfloat16)
+    grad = grad.contiguous()
+    got = [id_lookup.table_grad_sorted(ids, grad, 5, 256, reduce="partials") for _ in range(2)]
+    assert torch.equal(got[0], got[1])
+    expected = id_lookup.table_grad_sorted(ids, grad, 5, 256, reduce="atomic")
+    assert _relative_error(got[0], expected) < 1e-5, _relative_error(got[0], expected)
+
+
 def test_padded_paper_piano_model_trains_the_same(exact_float32):
     """The trainer's layout (channels padded 180 -> 192, channels-last, fused gate) against the plain float32
     model: the same loss, the same gradients for the paper's parameters, exactly zero ones for the padding."""

@@ -272,19 +272,22 @@ def test_fused_lookup_equals_embedding_bag(lookup_on_cpu, classes, k, c, half):
     torch.testing.assert_close(got_b, ref_b, rtol=1e-5, atol=1e-4)
 
 
+@pytest.mark.parametrize("reduce", id_lookup.REDUCES)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
 @pytest.mark.parametrize("classes, k, c, chunk", [(256, 5, 40, None), (256, 5, 40, 32), (10, 3, 70, None),
                                                   (10, 3, 70, 32), (10, 3, 70, 7)],
                          ids=["sequnet-input", "sequnet-input-chunks-32", "masked", "masked-chunks-32",
                               "masked-chunks-7"])
-def test_the_sorted_backward_is_the_table_gradient(monkeypatch, classes, k, c, dtype, chunk):
+def test_the_sorted_backward_is_the_table_gradient(monkeypatch, classes, k, c, dtype, chunk, reduce):
     """``id_lookup.table_grad_sorted`` (positions sorted by id, each program one class's piece): row v * k + j sums
     the output gradient over the positions t with ids[b, t + j] = v, against autograd through the gather it stands
     for. Pieces of 8 positions, so that long runs of a class (silence in mu-law audio) take several programs and
     the programs past the last piece add nothing; a class without positions gets a zero row; channels past a
     multiple of the block are masked; the gradient channels-last as trained uncompiled and channels-first as
     compiled. Sorted all at once and within chunks of 32 and 7 positions (chunks spanning two rows of the batch, a
-    run of one class cut by chunk ends; with 10 classes in 39 chunks of 7, 390 segments, more than the pieces)."""
+    run of one class cut by chunk ends; with 10 classes in 39 chunks of 7, 390 segments, more than the pieces).
+    The pieces' sums added atomically, and stored per piece and then added class by class (every row written,
+    the absent class's too, into a table that is not zeroed first)."""
     monkeypatch.setattr(id_lookup, "_PIECE", 8)
     torch.manual_seed(k)
     batch, length = 3, 90
@@ -296,7 +299,7 @@ def test_the_sorted_backward_is_the_table_gradient(monkeypatch, classes, k, c, d
     out = sum(table[ids[:, j:j + n] * k + j] for j in range(k)).transpose(1, 2)     # (batch, c, n)
     for grad in (torch.randn(batch, n, c).transpose(1, 2).to(dtype), torch.randn(batch, c, n).to(dtype)):
         (expected,) = torch.autograd.grad(out, table, grad.float(), retain_graph=True)
-        got = id_lookup.table_grad_sorted(ids, grad, k, classes, chunk=chunk)
+        got = id_lookup.table_grad_sorted(ids, grad, k, classes, chunk=chunk, reduce=reduce)
         assert got.dtype == torch.float32 and got.shape == expected.shape
         assert not got.view(classes, k, c)[0].any()                               # class 0 never occurs
         # float32 sums of the same (exactly converted) terms in another order
@@ -323,7 +326,7 @@ def test_lookup_backward_benchmark_checks_and_times_each_tile(lookup_on_cpu, tmp
     """benchmarks/lookup_backward.py at its quick shape: each tile's table gradient, summed each way, equals the
     default's before it is timed (a wrong tile stops the run), and the JSON has every tile, its warps and whose ids,
     and embedding_bag; positions sorted all at once and in chunks (of 256 of the 600: three chunks, one spanning the
-    batch's two rows); a channels-first gradient."""
+    batch's two rows); a channels-first gradient, its pieces' sums added atomically and by class."""
     import json
 
     from test_benchmarks import benchmark_module
@@ -341,10 +344,12 @@ def test_lookup_backward_benchmark_checks_and_times_each_tile(lookup_on_cpu, tmp
     # the piano audio's ids: windows of the registered training recordings, checked and timed the same way, on a
     # channels-first gradient, as the compiled step hands it over
     assert script.main(["--device", "cpu", "--quick", "--reps", "1", "--tiles", "16x64", "--warps", "8", "--ids",
-                        "piano", "--chunks", "256", "--layouts", "channels_first", "--out", str(out)]) == 0
+                        "piano", "--chunks", "256", "--layouts", "channels_first", "--reduces", "atomic", "partials",
+                        "--out", str(out)]) == 0
     rows = json.loads(out.read_text())["rows"]
-    assert [(r["kind"], r["ids"], r["chunk"], r["layout"], r["tile"]) for r in rows[:1]] == [
-        ("sorted", "piano", 256, "channels_first", [16, 64])]
+    assert [(r["kind"], r["ids"], r["chunk"], r["layout"], r["tile"], r["reduce"]) for r in rows[:2]] == [
+        ("sorted", "piano", 256, "channels_first", [16, 64], "atomic"),
+        ("sorted", "piano", 256, "channels_first", [16, 64], "partials")]
     # a float32 gradient (the TF32 step's), its tiles timed apart from bf16's
     assert script.main(["--device", "cpu", "--quick", "--reps", "1", "--tiles", "16x64", "--warps", "8", "--dtype",
                         "fp32", "--chunks", "all", "--out", str(out)]) == 0

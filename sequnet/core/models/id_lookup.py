@@ -14,7 +14,8 @@ results/logs/2026-12-02b-h200-speed.tar.xz). The bags are all of k rows and the 
   positions, so that the positions of one class in one chunk lie together; each program sums, in float32, the
   gradient rows that a run of up to ``_PIECE`` positions of one class feeds to each tap (rows t = s - j for input
   position s and tap j), then adds its k sums to the table's rows atomically, in an order that varies from run to
-  run (as cuDNN's weight gradients do). A float32 gradient is summed in float32, with no products to round.
+  run (as cuDNN's weight gradients do; ``REDUCE = "partials"`` stores them for a second kernel instead).
+  A float32 gradient is summed in float32, with no products to round.
   Every gradient row is read by k positions. Sorted over all positions at once (``chunk=None``, the kernel until
   2026-12-06), those k reads of a row come at unrelated times, each from memory: about k times the gradient's
   226 MB in the piano step's bf16, 2.25 ms of its 31 ms on an H100. Sorted within chunks, the programs running
@@ -55,6 +56,14 @@ SORT_TILE, SORT_WARPS = (16, 64), 8
 # backward: input positions sorted by id together, so that a chunk's gradient rows stay in the L2 cache while its
 # pieces run (see above); None sorts all positions at once
 CHUNK: int | None = 16384
+# backward: how the pieces' sums reach the table. "atomic": each piece adds its k rows atomically (in an order that
+# varies from run to run). "partials": each piece writes its k rows to a buffer of its own (pieces, k, channels),
+# and a second kernel adds the pieces of each class in a fixed order, so the table's gradient repeats bit for bit
+# and no row is added to by two programs at once; in chunks there are about nine pieces for every one sorted all
+# at once (10,368 at the piano shape, a 40 MB buffer). Not yet timed on a GPU (2026-12-06).
+REDUCE = "atomic"
+REDUCES = ("atomic", "partials")
+_QB, _RBC = 32, 16             # the reduction: chunks a tile, channels a program
 # On a channels-first gradient (the compiled step's) a position's k taps of a channel are neighbours. Gathering
 # them together, one (positions, channels, taps) tile, was slower and removed (H100, 2026-12-06,
 # results/bench/lookup-backward-layouts-h100.json: 3.88 ms against 1.13 ms alone on the piano audio's ids; the
@@ -96,14 +105,14 @@ class _Lookup(torch.autograd.Function):
         if not ctx.needs_input_grad[1]:
             return None, None, None, None
         (ids,) = ctx.saved_tensors
-        # CHUNK as now set (benchmarks/piano_step.py switches it)
-        grad_table = table_grad_sorted(ids, grad, ctx.k, ctx.rows // ctx.k, chunk=CHUNK)
+        # CHUNK and REDUCE as now set (benchmarks/piano_step.py switches them)
+        grad_table = table_grad_sorted(ids, grad, ctx.k, ctx.rows // ctx.k, chunk=CHUNK, reduce=REDUCE)
         return None, grad_table.to(ctx.table_dtype), None, None
 
 
 def table_grad_sorted(ids: torch.Tensor, grad: torch.Tensor, k: int, classes: int, *,
                       tile: tuple[int, int] = SORT_TILE, warps: int = SORT_WARPS,
-                      chunk: int | None = CHUNK) -> torch.Tensor:
+                      chunk: int | None = CHUNK, reduce: str = REDUCE) -> torch.Tensor:
     """The table's gradient (classes * k, c) in float32 for ``grad`` (batch, c, n) of the lookup's output, summed
     over the input positions grouped by id: row v * k + j adds grad[b, :, s - j] for every input position (b, s)
     with ids[b, s] = v (and 0 <= s - j < n). All on the device, without a host synchronisation (CUDA graphs):
@@ -111,12 +120,15 @@ def table_grad_sorted(ids: torch.Tensor, grad: torch.Tensor, k: int, classes: in
     segment's run of sorted positions (``searchsorted``), how many pieces of ``_PIECE`` positions it takes, and
     the segment of each piece. ``chunk``: positions sorted together (the flattened positions b * T + s, so a chunk
     may span two rows of the batch; None: all at once), ``tile``: positions gathered at once and channels per
-    program (powers of 2) and ``warps`` per program, for ``benchmarks/lookup_backward.py`` to time."""
+    program (powers of 2) and ``warps`` per program, for ``benchmarks/lookup_backward.py`` to time; ``reduce``:
+    how the pieces' sums reach the table (``REDUCES``, see ``REDUCE``)."""
     batch, c, n = grad.shape
     total = ids.numel()
     chunk = total if chunk is None else chunk
     if chunk < 1:
         raise ValueError(f"chunk {chunk}: expected a positive number of positions (or None: all at once)")
+    if reduce not in REDUCES:
+        raise ValueError(f"reduce {reduce!r}: expected one of {', '.join(REDUCES)}")
     segments = triton.cdiv(total, chunk) * classes
     key_dtype = torch.int16 if segments < 2 ** 15 else torch.int32
     keys = ids.reshape(-1).to(torch.int32)
@@ -128,14 +140,22 @@ def table_grad_sorted(ids: torch.Tensor, grad: torch.Tensor, k: int, classes: in
     pieces = triton.cdiv(total, _PIECE) + segments                           # at least sum(ceil(count / _PIECE))
     # piece i's segment: how many segments' pieces end at or before it (segments past the last piece)
     segment_of = torch.searchsorted(ends, torch.arange(pieces, device=ids.device), right=True)
-    grad_table = torch.zeros(classes * k, c, dtype=torch.float32, device=grad.device)
+    partials = reduce == "partials"
+    # every row is written where the pieces' sums are added afterwards (a class without positions sums to zero)
+    grad_table = (torch.empty if partials else torch.zeros)(classes * k, c, dtype=torch.float32, device=grad.device)
+    # the pieces' own rows, or (unused) the table itself
+    target = torch.empty(pieces, k, c, dtype=torch.float32, device=grad.device) if partials else grad_table
     blocks = triton.cdiv(c, tile[1])
     # one axis, the channel blocks of a piece next to each other: they read the same rows, and a second axis would
     # hold at most 65,535 pieces
     _sorted_grad_kernel[(pieces * blocks,)](
-        order, bounds, ends, segment_of, grad, grad_table, ids.shape[1], n, c, classes, segments, blocks,
+        order, bounds, ends, segment_of, grad, target, ids.shape[1], n, c, classes, segments, blocks,
         grad.stride(0), grad.stride(1), grad.stride(2), K=k, KP=triton.next_power_of_2(k), PIECE=_PIECE,
-        BT=tile[0], BC=tile[1], num_warps=warps)
+        BT=tile[0], BC=tile[1], PARTIALS=partials, num_warps=warps)
+    if partials:
+        _add_pieces_kernel[(classes, triton.cdiv(c, _RBC))](
+            target, ends, grad_table, c, classes, segments // classes, K=k, KP=triton.next_power_of_2(k), QB=_QB,
+            BC=_RBC)
     return grad_table
 
 
@@ -158,10 +178,11 @@ if triton is not None:   # pragma: no cover - GPU only (and Triton's interpreter
     @triton.jit(do_not_specialize=["length", "n", "c", "classes", "segments", "blocks", "s_gb"])
     def _sorted_grad_kernel(order, bounds, ends, segment_of, grad, gtable, length, n, c, classes, segments, blocks,
                             s_gb, s_gc, s_gt, K: tl.constexpr, KP: tl.constexpr, PIECE: tl.constexpr,
-                            BT: tl.constexpr, BC: tl.constexpr):
+                            BT: tl.constexpr, BC: tl.constexpr, PARTIALS: tl.constexpr):
         """gtable[v * K + j, ch] += the sum of grad[b, ch, s - j] over this program's piece of the sorted positions
         p = b * length + s of segment g (class v = g % classes): piece i is the (i - ends[g - 1])-th of segment
-        g = segment_of[i] (segments past the last piece), one (positions, channels) tile a tap."""
+        g = segment_of[i] (segments past the last piece), one (positions, channels) tile a tap. With PARTIALS,
+        ``gtable`` is the pieces' buffer (pieces, K, c) and the sum is stored as piece i's rows instead."""
         i = tl.program_id(0) // blocks
         g = tl.load(segment_of + i).to(tl.int32)
         has = g < segments
@@ -186,5 +207,32 @@ if triton is not None:   # pragma: no cover - GPU only (and Triton's interpreter
                 g_rows = tl.load(grad + b[:, None] * s_gb + t[:, None] * s_gt + ch[None, :] * s_gc,
                                  mask=ok[:, None] & cmask[None, :], other=0.0)
                 acc += tl.where(taps[:, None] == j, tl.sum(g_rows.to(tl.float32), axis=0)[None, :], 0.0)
-        tl.atomic_add(gtable + (v * K + taps)[:, None] * c + ch[None, :], acc,
-                      mask=(taps < rows)[:, None] & cmask[None, :])
+        if PARTIALS:
+            tl.store(gtable + (i * K + taps)[:, None] * c + ch[None, :], acc,
+                     mask=(taps < rows)[:, None] & cmask[None, :])
+        else:
+            tl.atomic_add(gtable + (v * K + taps)[:, None] * c + ch[None, :], acc,
+                          mask=(taps < rows)[:, None] & cmask[None, :])
+
+    @triton.jit(do_not_specialize=["c", "classes", "chunks"])
+    def _add_pieces_kernel(part, ends, gtable, c, classes, chunks, K: tl.constexpr, KP: tl.constexpr,
+                           QB: tl.constexpr, BC: tl.constexpr):
+        """gtable[v * K + j, ch] = the sum of the pieces' rows part[i, j, ch] over the pieces i of class v's
+        segments g = q * classes + v, chunk by chunk (QB chunks a tile), in a fixed order."""
+        v = tl.program_id(0)
+        ch = tl.program_id(1) * BC + tl.arange(0, BC)
+        taps = tl.arange(0, KP)
+        rows_ok = (taps < K)[None, :, None] & (ch < c)[None, None, :]
+        acc = tl.zeros((KP, BC), dtype=tl.float32)
+        for q0 in range(0, chunks, QB):
+            q = q0 + tl.arange(0, QB)
+            g = q * classes + v
+            last = tl.load(ends + g, mask=q < chunks, other=0)
+            first = tl.load(ends + g - 1, mask=(q < chunks) & (g > 0), other=0)
+            count = tl.where(q < chunks, last - first, 0)
+            for r in range(0, tl.max(count, axis=0)):
+                i = first + r
+                tile = tl.load(part + (i * K)[:, None, None] * c + taps[None, :, None] * c + ch[None, None, :],
+                               mask=(r < count)[:, None, None] & rows_ok, other=0.0)
+                acc += tl.sum(tile, axis=0)
+        tl.store(gtable + (v * K + taps)[:, None] * c + ch[None, :], acc, mask=(taps < K)[:, None] & (ch < c)[None, :])
