@@ -59,8 +59,8 @@ CHUNK: int | None = 16384
 # backward: how the pieces' sums reach the table. "atomic": each piece adds its k rows atomically (in an order that
 # varies from run to run). "partials": each piece writes its k rows to a buffer of its own (pieces, k, channels),
 # and a second kernel adds the pieces of each class in a fixed order, so the table's gradient repeats bit for bit
-# and no row is added to by two programs at once; in chunks there are about nine pieces for every one sorted all
-# at once (10,368 at the piano shape, a 40 MB buffer). Not yet timed on a GPU (2026-12-06).
+# and no row is added to by two programs at once; in chunks there are about seven pieces for every one sorted
+# all at once (10,368 against 1,408 at the piano shape; a 40 MB buffer). Not yet timed on a GPU (2026-12-06).
 REDUCE = "atomic"
 REDUCES = ("atomic", "partials")
 _QB, _RBC = 32, 16             # the reduction: chunks a tile, channels a program
