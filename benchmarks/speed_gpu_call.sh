@@ -180,6 +180,14 @@ gpu=${gpu:-cpu}
 # 2026-12-05) its files were named h100 and the test found none
 [ "${QUICK:-0}" = 1 ] && gpu=cpu
 
+# the trainer's compiled bf16 piano steps (the loss compiled with the model) that calls 16 to 18 vary; a dry run
+# compiles nothing, so there they are the uncompiled steps (and the compiler's settings are left out)
+trainer_s="sequnet bf16 pad=64 compile compile_loss lookup cudnn_benchmark"
+trainer_w="wavenet bf16 crop compile compile_loss lookup cudnn_benchmark"
+if [ "${QUICK:-0}" = 1 ]; then
+    trainer_s="sequnet bf16 pad=64 lookup cudnn_benchmark" trainer_w="wavenet bf16 crop lookup cudnn_benchmark"
+fi
+
 case ${CALL:-1} in
     1)
         if [ "${QUICK:-0}" = 1 ]; then echo "GPU suite: skipped in a dry run" | tee -a "$log"; else
@@ -367,21 +375,17 @@ case ${CALL:-1} in
     16)
         f=$out/piano-step-compiler-settings-$gpu.json
         export TORCHINDUCTOR_CACHE_DIR=/tmp/inductor-call16
-        s="sequnet bf16 pad=64 compile compile_loss lookup cudnn_benchmark"
-        # a dry run compiles nothing, and the settings need a compile: there each variant is the plain step
+        s=$trainer_s
+        # the settings need a compile: in a dry run each variant is the plain step
         a=" inductor.aggressive_fusion=True" m=" functorch.activation_memory_budget=0.5"
         o=" inductor.loop_ordering_after_fusion=True" b=" inductor.benchmark_fusion=True"
-        [ "${QUICK:-0}" = 1 ] && s="sequnet bf16 pad=64 lookup cudnn_benchmark" a="" m="" o="" b=""
+        [ "${QUICK:-0}" = 1 ] && a="" m="" o="" b=""
         alone "$s" 110; alone "$s$a" 110; alone "$s$m" 110; alone "$s$o" 110; alone "$s$b" 140; alone "$s" 90 ;;
     17)
         f=$out/piano-step-launch-gaps-$gpu.json
         export TORCHINDUCTOR_CACHE_DIR=/tmp/inductor-call17
-        s="sequnet bf16 pad=64 compile compile_loss lookup cudnn_benchmark"
-        w="wavenet bf16 crop compile compile_loss lookup cudnn_benchmark"
-        p=" inductor.triton.enable_pdl=True" c=" inductor.combo_kernels=True"
-        if [ "${QUICK:-0}" = 1 ]; then
-            s="sequnet bf16 pad=64 lookup cudnn_benchmark" w="wavenet bf16 crop lookup cudnn_benchmark" p="" c=""
-        fi
+        s=$trainer_s w=$trainer_w p=" inductor.triton.enable_pdl=True" c=" inductor.combo_kernels=True"
+        [ "${QUICK:-0}" = 1 ] && p="" c=""
         alone "$s" 90; alone "$s$p" 80; alone "$w" 140; alone "$w$p" 140; alone "$s" 50; alone "$s$p" 50
         alone "$s$c" 100 ;;
     18)
@@ -392,11 +396,7 @@ case ${CALL:-1} in
             --out "$out/lookup-backward-reduce-$gpu.json"
         f=$out/piano-step-lookup-reduce-$gpu.json
         export TORCHINDUCTOR_CACHE_DIR=/tmp/inductor-call18
-        s="sequnet bf16 pad=64 compile compile_loss lookup cudnn_benchmark"
-        w="wavenet bf16 crop compile compile_loss lookup cudnn_benchmark"
-        if [ "${QUICK:-0}" = 1 ]; then
-            s="sequnet bf16 pad=64 lookup cudnn_benchmark" w="wavenet bf16 crop lookup cudnn_benchmark"
-        fi
+        s=$trainer_s w=$trainer_w
         alone "$s" 90; alone "$s partials" 90; alone "$s" 50; alone "$s partials" 50; alone "$w partials" 140
         alone "$w" 140 ;;
     *) echo "CALL=${CALL}: expected 1 to 14 or 16 to 18" >&2; exit 2 ;;
