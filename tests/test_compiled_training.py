@@ -161,6 +161,61 @@ def test_cudnn_autotuner_runs_for_fixed_shapes_only(kind, compile, tuned):
         assert torch.backends.cudnn.benchmark is before
 
 
+@pytest.mark.parametrize("capability, compile_, pdl", [((9, 0), True, True), ((10, 0), True, True),
+                                                     ((8, 0), True, False), ((9, 0), False, False)])
+def test_compiled_steps_launch_inductors_kernels_dependently_on_hopper_and_later(monkeypatch, capability, compile_,
+                                                                                   pdl):
+    """Compiled, the trainer's steps (torch_settings) and the numerics check (loss_and_grads) compile under
+    Inductor's programmatic dependent launch on a GPU of compute capability 9.0 or later, the same for every model;
+    never uncompiled, on older GPUs or on the CPU; the setting before comes back afterwards. The GPU is faked
+    (flags only), so this holds on the CPU machines too."""
+    from types import SimpleNamespace
+
+    import torch._inductor.config as inductor_config
+
+    from sequnet.experiment.fast_path import compiler_settings
+    from sequnet.experiment.steps import torch_settings
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+    config = SimpleNamespace(compile=compile_, cpu_threads=None, fast_kernels=True)
+    task = SimpleNamespace(setting=SimpleNamespace(kind="audio"))
+    before = inductor_config.triton.enable_pdl
+    assert before is False
+    for device, expected in ((torch.device("cuda"), pdl), (torch.device("cpu"), False)):
+        with torch_settings(config, device, task):
+            assert inductor_config.triton.enable_pdl is expected, device
+        assert inductor_config.triton.enable_pdl is before
+        with compiler_settings(device):
+            assert inductor_config.triton.enable_pdl is (device.type == "cuda" and capability >= (9,))
+        assert inductor_config.triton.enable_pdl is before
+
+
+def test_the_numerics_check_compiles_under_the_trainers_compiler_settings(monkeypatch):
+    """benchmarks/step_numerics.py's compiled loss and gradients are computed inside the trainer's compiler
+    settings (both compiling the forward and running the backward), and the eager ones outside them."""
+    import contextlib
+
+    from sequnet.analysis import step_numerics
+
+    entered = []
+
+    @contextlib.contextmanager
+    def settings(device):
+        entered.append(device.type)
+        yield
+
+    monkeypatch.setattr(step_numerics, "compiler_settings", settings)
+    monkeypatch.setattr(torch, "compile", lambda fn, **kw: fn)
+    model = torch.nn.Linear(3, 2)
+    x, y = torch.randn(4, 3), torch.tensor([0, 1, 1, 0])
+    for compile_ in (False, True):
+        loss, grads = step_numerics.loss_and_grads(model, x, y, torch.nn.functional.cross_entropy, "fp32",
+                                                   compile_=compile_)
+        assert set(grads) == {"weight", "bias"} and loss > 0
+    assert entered == ["cpu"]
+
+
 @pytest.mark.parametrize("kind", ["audio", "token", "music"])
 @pytest.mark.parametrize("compile_", [False, True])
 def test_the_trainer_leaves_the_float32_matmul_precision_alone(kind, compile_, matmul_precision_calls):

@@ -19,7 +19,7 @@ import torch.nn as nn
 
 from sequnet.core.models import use_mm_weight_grad
 from sequnet.core.models.padding import logical_tensors
-from sequnet.experiment.fast_path import use_fast_kernels
+from sequnet.experiment.fast_path import compiler_settings, use_fast_kernels
 
 MODES = ("fp32", "tf32", "bf16")        # full float32; TF32 convolutions and products; bf16 autocast over TF32
 
@@ -45,7 +45,7 @@ def loss_and_grads(model: nn.Module, ids: torch.Tensor, target: torch.Tensor,
                    compile_: bool = False) -> tuple[float, dict[str, torch.Tensor]]:
     """The loss of one forward and backward in ``mode`` and the gradients, keyed by parameter name in the paper's
     shapes (float64 on the host). Compiled, the model and the loss are one function, as the trainer compiles them
-    (``sequnet.experiment.steps.step_function``)."""
+    (``sequnet.experiment.steps.step_function``), under the trainer's compiler settings."""
     names, params = zip(*model.named_parameters())
     autocast = torch.autocast(ids.device.type, dtype=torch.bfloat16, enabled=mode == "bf16")
 
@@ -56,9 +56,11 @@ def loss_and_grads(model: nn.Module, ids: torch.Tensor, target: torch.Tensor,
 
     if compile_:
         objective = torch.compile(objective, dynamic=False)
-    with precision(mode, ids.device.type):
-        loss = objective(ids, target)
-    grads = torch.autograd.grad(loss, params)
+    # the trainer's compiler settings where it compiles (its kernels' launches), for the backward's compile too
+    with compiler_settings(ids.device) if compile_ else contextlib.nullcontext():
+        with precision(mode, ids.device.type):
+            loss = objective(ids, target)
+        grads = torch.autograd.grad(loss, params)
     logical = logical_tensors(model, dict(zip(names, grads)))
     return float(loss.detach()), {name: g.detach().double().cpu() for name, g in logical.items()}
 

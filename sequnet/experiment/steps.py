@@ -34,6 +34,7 @@ from tqdm.auto import tqdm
 
 from sequnet.experiment import distributed
 from sequnet.experiment.captured import CapturedStep
+from sequnet.experiment.fast_path import compiler_settings
 from sequnet.experiment.scales import RunConfig
 from sequnet.experiment.tasks import Task
 
@@ -135,7 +136,8 @@ def device_name(device: torch.device) -> str:
 
 @contextlib.contextmanager
 def torch_settings(config: RunConfig, device: torch.device, task: Task):
-    """cuDNN autotuning for fixed shapes and the CPU thread count, restored afterwards."""
+    """cuDNN autotuning for fixed shapes, the CPU thread count and, for compiled steps, Inductor's settings
+    (:func:`sequnet.experiment.fast_path.compiler_settings`), restored afterwards."""
     benchmark_before, threads_before = torch.backends.cudnn.benchmark, torch.get_num_threads()
     # Fixed shapes profit from cuDNN's autotuner, which the official scripts enabled: the language windows, and the
     # audio models' windows, compiled or not. Each variant timed in a process of its own (H100, 932025f,
@@ -148,7 +150,8 @@ def torch_settings(config: RunConfig, device: torch.device, task: Task):
     if device.type == "cpu" and config.cpu_threads is not None:
         torch.set_num_threads(config.cpu_threads)
     try:
-        yield
+        with compiler_settings(device) if config.compile else contextlib.nullcontext():
+            yield
     finally:
         torch.backends.cudnn.benchmark = benchmark_before
         torch.set_num_threads(threads_before)
