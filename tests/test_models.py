@@ -278,6 +278,38 @@ def test_the_fused_lookup_switch_keeps_embedding_bag_where_triton_cannot_run(arc
         id_lookup.lookup(ids[:, :3], torch.zeros(1280, 8), 5, torch.float32)
 
 
+def test_the_lookups_backward_adds_without_atomics_where_deterministic_algorithms_are_asked_for(monkeypatch):
+    """The lookup's table gradient sums its pieces by the module's REDUCE (the atomic adds, which tied the
+    partial sums in the piano step on an H100), and by the partial sums, the same bits every run, under
+    torch.use_deterministic_algorithms, whatever REDUCE says; with the module's chunk. The kernel itself is faked
+    (it needs a GPU or Triton's interpreter: tests/test_kernels_interpreted.py)."""
+    from types import SimpleNamespace
+
+    from sequnet.core.models import id_lookup
+
+    calls = []
+
+    def table_grad(ids, grad, k, classes, *, chunk, reduce):
+        calls.append((k, classes, chunk, reduce))
+        return torch.zeros(classes * k, grad.shape[1])
+
+    monkeypatch.setattr(id_lookup, "table_grad_sorted", table_grad)
+    ids, grad = torch.zeros(2, 12, dtype=torch.long), torch.zeros(2, 3, 8)
+    ctx = SimpleNamespace(needs_input_grad=(False, True, False, False), saved_tensors=(ids,), k=5, rows=1280,
+                          table_dtype=torch.float16)
+    deterministic = torch.are_deterministic_algorithms_enabled()
+    try:
+        for determinism, reduce, expected in ((False, "atomic", "atomic"), (False, "partials", "partials"),
+                                              (True, "atomic", "partials")):
+            torch.use_deterministic_algorithms(determinism)
+            monkeypatch.setattr(id_lookup, "REDUCE", reduce)
+            _, grad_table, _, _ = id_lookup._Lookup.backward(ctx, grad)
+            assert calls.pop() == (5, 256, id_lookup.CHUNK, expected)
+            assert grad_table.shape == (1280, 3) and grad_table.dtype == torch.float16
+    finally:
+        torch.use_deterministic_algorithms(deterministic)
+
+
 @pytest.mark.parametrize("arch", ["sequnet", "wavenet"])
 def test_audio_models_take_ids_without_one_hot_inputs(arch):
     s = sequnet.paper_setting("piano_audio", arch)

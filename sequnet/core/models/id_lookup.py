@@ -14,7 +14,8 @@ results/logs/2026-12-02b-h200-speed.tar.xz). The bags are all of k rows and the 
   positions, so that the positions of one class in one chunk lie together; each program sums, in float32, the
   gradient rows that a run of up to ``_PIECE`` positions of one class feeds to each tap (rows t = s - j for input
   position s and tap j), then adds its k sums to the table's rows atomically, in an order that varies from run to
-  run (as cuDNN's weight gradients do; ``REDUCE = "partials"`` stores them for a second kernel instead).
+  run (as cuDNN's weight gradients do; ``REDUCE = "partials"``, and deterministic algorithms, store them for a
+  second kernel instead).
   A float32 gradient is summed in float32, with no products to round.
   Every gradient row is read by k positions. Sorted over all positions at once (``chunk=None``, the kernel until
   2026-12-06), those k reads of a row come at unrelated times, each from memory: about k times the gradient's
@@ -60,7 +61,12 @@ CHUNK: int | None = 16384
 # varies from run to run). "partials": each piece writes its k rows to a buffer of its own (pieces, k, channels),
 # and a second kernel adds the pieces of each class in a fixed order, so the table's gradient repeats bit for bit
 # and no row is added to by two programs at once; in chunks there are about seven pieces for every one sorted
-# all at once (10,368 against 1,408 at the piano shape; a 40 MB buffer). Not yet timed on a GPU (2026-12-06).
+# all at once (10,368 against 1,408 at the piano shape; a 40 MB buffer). They tied on an H100 (497c612,
+# results/bench/lookup-backward-reduce-h100.json, piano-step-lookup-reduce-h100.json): alone 1.135 against 1.136 ms
+# on the piano audio's ids, channels-first; the compiled bf16 Seq-U-Net step 24.83 and 24.83 ms atomic, 24.83 and
+# 24.88 with partials, WaveNet's 93.12 and 93.14. So the atomic adds stay the default, and the partials run where
+# torch is asked for deterministic algorithms (torch.use_deterministic_algorithms), as embedding_bag's own
+# backward switches to a deterministic kernel there.
 REDUCE = "atomic"
 REDUCES = ("atomic", "partials")
 _QB, _RBC = 32, 16             # the reduction: chunks a tile, channels a program
@@ -105,8 +111,9 @@ class _Lookup(torch.autograd.Function):
         if not ctx.needs_input_grad[1]:
             return None, None, None, None
         (ids,) = ctx.saved_tensors
-        # CHUNK and REDUCE as now set (benchmarks/piano_step.py switches them)
-        grad_table = table_grad_sorted(ids, grad, ctx.k, ctx.rows // ctx.k, chunk=CHUNK, reduce=REDUCE)
+        # CHUNK and REDUCE as now set (benchmarks/piano_step.py switches them); the same bits every run if asked
+        reduce = "partials" if torch.are_deterministic_algorithms_enabled() else REDUCE
+        grad_table = table_grad_sorted(ids, grad, ctx.k, ctx.rows // ctx.k, chunk=CHUNK, reduce=reduce)
         return None, grad_table.to(ctx.table_dtype), None, None
 
 
