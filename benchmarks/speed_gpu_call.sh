@@ -5,7 +5,7 @@
 #
 #   CALL=1 SEQUNET_GIT_COMMIT=$(git rev-parse --short HEAD) CALL_S=575 bash benchmarks/speed_gpu_call.sh OUT
 #       device tool: carry [".whl", ".devdata"] (made here by `benchmarks/device_prep.sh tests`), timeout_s 600
-#   then CALL=2 to 14 and 16 to 18 the same way, each as soon as the last has answered (or in another session).
+#   then CALL=2 to 14 and 16 to 19 the same way, each as soon as the last has answered (or in another session).
 #
 # CALL=1  the GPU test suite (benchmarks/gpu_test.sh; 404 s at 94cb339 with 6 workers on an H200, 2026-12-05; an
 #         H100 had run 912 of its 1,009 tests after 545 s): OUT/gpu-test.log. Where it was cut short, the same call
@@ -114,13 +114,21 @@
 #         programmatic dependent launch (each may start while the one before it ends; 24.98 -> 24.63 ms on an H100
 #         at 5c74b36, one process each, the first two variants of a call cut short), WaveNet without and with it,
 #         the Seq-U-Net again without and with it, then Inductor's combo kernels (independent kernels fused into
-#         one launch) if time is left (OUT/piano-step-launch-gaps-GPU.json).
+#         one launch) if time is left (OUT/piano-step-launch-gaps-GPU.json). At 497c612 on an H100 both models
+#         gained (Seq-U-Net 24.89/25.06 -> 24.50/24.43 ms, WaveNet 93.15 -> 92.48; combo kernels 24.61), so the
+#         trainer took PDL up (results/bench/piano-step-launch-gaps-497c612-h100.json).
 # CALL=18 the lookup's table gradient with its pieces' sums stored and added class by class in a second kernel
 #         (id_lookup.REDUCE = "partials": no atomic adds, the same bits every run) against the atomic adds: alone
 #         at the piano shape in chunks of 16,384, both layouts, synthetic and the piano audio's ids
 #         (OUT/lookup-backward-reduce-GPU.json); then the compiled bf16 Seq-U-Net step without and with it,
 #         alternated, and WaveNet with and without it, each in a process of its own
-#         (OUT/piano-step-lookup-reduce-GPU.json).
+#         (OUT/piano-step-lookup-reduce-GPU.json). A tie at 497c612 on an H100 (results/bench/*-reduce-h100.json).
+# CALL=19 the trainer's compiled steps as it runs them since 497c612 (Inductor's kernels with programmatic dependent
+#         launch), each in a process of its own: first the TF32 Seq-U-Net (57.04 ms on an H100 at 625a654 without
+#         PDL, against a 45 ms target), profiled, as its last profile dates from 932025f; then the bf16 Seq-U-Net
+#         and WaveNet each without and with Inductor's combo kernels (24.61 ms for the Seq-U-Net alone at 497c612,
+#         without PDL; not yet timed with it or for WaveNet) (OUT/piano-step-combo-tf32-GPU.json and its
+#         .profile.txt).
 # At 1ead015 (2026-12-05) call 2's generation benchmark, with split-K in one launch beside the rule's kernels, ran
 # past its bound (its log: results/logs/2026-12-05-h200-pdl-and-splitk1.tar.xz); that split-K was then removed and
 # the comparison above ran on its own (results/bench/generation-pdl-h200.json).
@@ -180,8 +188,10 @@ gpu=${gpu:-cpu}
 # 2026-12-05) its files were named h100 and the test found none
 [ "${QUICK:-0}" = 1 ] && gpu=cpu
 
-# the trainer's compiled bf16 piano steps (the loss compiled with the model) that calls 16 to 18 vary; a dry run
-# compiles nothing, so there they are the uncompiled steps (and the compiler's settings are left out)
+# the trainer's compiled bf16 piano steps (the loss compiled with the model) that calls 16 to 18 vary, as they were
+# until 497c612: since then the trainer also launches Inductor's kernels with programmatic dependent launch on an
+# H100 or H200 (call 17's inductor.triton.enable_pdl=True word). A dry run compiles nothing, so there they are the
+# uncompiled steps (and the compiler's settings are left out)
 trainer_s="sequnet bf16 pad=64 compile compile_loss lookup cudnn_benchmark"
 trainer_w="wavenet bf16 crop compile compile_loss lookup cudnn_benchmark"
 if [ "${QUICK:-0}" = 1 ]; then
@@ -399,6 +409,16 @@ case ${CALL:-1} in
         s=$trainer_s w=$trainer_w
         alone "$s" 90; alone "$s partials" 90; alone "$s" 50; alone "$s partials" 50; alone "$w partials" 140
         alone "$w" 140 ;;
-    *) echo "CALL=${CALL}: expected 1 to 14 or 16 to 18" >&2; exit 2 ;;
+    19)
+        f=$out/piano-step-combo-tf32-$gpu.json
+        export TORCHINDUCTOR_CACHE_DIR=/tmp/inductor-call19
+        p=" inductor.triton.enable_pdl=True" c=" inductor.combo_kernels=True" t=" compile compile_loss"
+        [ "${QUICK:-0}" = 1 ] && p="" c="" t=""
+        t="sequnet fp32 pad=64$t lookup cudnn_benchmark$p" s=$trainer_s$p w=$trainer_w$p
+        # the first variant profiled (the file's first process writes its profile; --append leaves it alone)
+        step "$t" 140 python3 benchmarks/piano_step.py "${quick[@]}" --profile-steps 3 --append --out "$f" \
+            --variants "$t"
+        alone "$s" 70; alone "$s$c" 90; alone "$w" 130; alone "$w$c" 130 ;;
+    *) echo "CALL=${CALL}: expected 1 to 14 or 16 to 19" >&2; exit 2 ;;
 esac
 exit $status

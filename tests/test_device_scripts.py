@@ -232,7 +232,7 @@ def test_speed_calls_14_16_and_17_time_the_compiled_loss_and_the_compilers_setti
     unknown = subprocess.run(SPEED_CALL + [str(tmp_path / "unknown")], cwd=REPO,
                              env=_dry_env(tmp_path, data_mirror, CALL="15"),
                              capture_output=True, text=True, timeout=120)
-    assert unknown.returncode == 2 and "CALL=15: expected 1 to 14 or 16 to 18" in unknown.stderr
+    assert unknown.returncode == 2 and "CALL=15: expected 1 to 14 or 16 to 19" in unknown.stderr
 
 
 @pytest.mark.dry_run
@@ -245,6 +245,19 @@ def test_speed_call_18_times_the_lookups_partial_sums_beside_the_atomic_adds(tmp
         ("sequnet", "atomic"), ("sequnet", "partials"), ("sequnet", "atomic"), ("sequnet", "partials"),
         ("wavenet", "partials"), ("wavenet", "atomic")]
     assert found["meta"]["processes"] == 6 and not any("error" in r for r in found["rows"])
+
+
+@pytest.mark.dry_run
+def test_speed_call_19_times_the_trainers_steps_with_combo_kernels_and_profiles_the_tf32_step(tmp_path, data_mirror):
+    """Call 19 as a CPU dry run: the TF32 Seq-U-Net first, profiled beside the JSON, then the bf16 Seq-U-Net and
+    WaveNet each twice (in a dry run, which compiles nothing, without the compiler's settings), each alone."""
+    _dry_run(tmp_path, data_mirror, 19, "out19")
+    found = json.loads((tmp_path / "out19" / "piano-step-combo-tf32-cpu.json").read_text())
+    assert [(r["arch"], r["bf16"], r["config_patches"]) for r in found["rows"]] == [
+        ("sequnet", False, {})] + [("sequnet", True, {})] * 2 + [("wavenet", True, {})] * 2
+    assert found["meta"]["processes"] == 5 and not any("error" in r for r in found["rows"])
+    assert "sequnet fp32 pad=64 lookup cudnn_benchmark" in (
+        tmp_path / "out19" / "piano-step-combo-tf32-cpu.profile.txt").read_text()
 
 
 @pytest.mark.dry_run
