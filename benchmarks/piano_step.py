@@ -16,6 +16,8 @@ changed in one respect:
   the templates), aimed at the elementwise and reduction kernels (8.8 ms of the compiled bf16 Seq-U-Net step on an
   H100, 2026-12-05).
 * ``foreach_adam``: Adam's multi-tensor implementation instead of the fused kernel the trainer uses on a GPU.
+* ``channels_first``: the activations in the default (channels-first) layout instead of channels-last, which the
+  trainer chose uncompiled on an H200 before bf16 and compiling (2026-12-02).
 * ``crop``: WaveNet's skip outputs computed only at the samples the output reads
   (``sequnet.core.models.use_cropped_skips``, the trainer's path on a GPU: 11.7 instead of 18.0 TFLOP a step).
 * ``lookup``: the first convolution over the ids through the Triton lookup (``sequnet.core.models.id_lookup``)
@@ -103,7 +105,7 @@ def parse(spec: str) -> dict:
     v = {"arch": words[0], "bf16": "bf16" in words, "features": None, "pad": 0,
          "cudnn_benchmark": "cudnn_benchmark" in words, "compile": "compile" in words or "autotune" in words,
          "compile_mode": "max-autotune-no-cudagraphs" if "autotune" in words else None,
-         "foreach_adam": "foreach_adam" in words, "crop": "crop" in words,
+         "foreach_adam": "foreach_adam" in words, "crop": "crop" in words, "channels_first": "channels_first" in words,
          "lookup": "lookup" in words, "mm_wgrad": "mm_wgrad" in words or "triton_wgrad" in words,
          "wgrad_kernel": "triton" if "triton_wgrad" in words else "products", "coord": "coord" in words,
          "lookup_chunk": None if "sort_all" in words else id_lookup.CHUNK,
@@ -206,7 +208,8 @@ def variant_model(v: dict, device, batch: int, quick: bool):
         use_cropped_skips(model)                # raises for the Seq-U-Net, which has no such switch
     if v["lookup"]:
         use_fused_lookup(model)
-    use_channels_last(model)
+    if not v["channels_first"]:
+        use_channels_last(model)
     if v["mm_wgrad"]:
         use_mm_weight_grad(model, kernel=v["wgrad_kernel"])
     return setting, model, *make_batch(setting, batch, device, quick)

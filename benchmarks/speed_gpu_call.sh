@@ -5,7 +5,7 @@
 #
 #   CALL=1 SEQUNET_GIT_COMMIT=$(git rev-parse --short HEAD) CALL_S=575 bash benchmarks/speed_gpu_call.sh OUT
 #       device tool: carry [".whl", ".devdata"] (made here by `benchmarks/device_prep.sh tests`), timeout_s 600
-#   then CALL=2 to 14 and 16 to 19 the same way, each as soon as the last has answered (or in another session).
+#   then CALL=2 to 14 and 16 to 20 the same way, each as soon as the last has answered (or in another session).
 #
 # CALL=1  the GPU test suite (benchmarks/gpu_test.sh; 404 s at 94cb339 with 6 workers on an H200, 2026-12-05; an
 #         H100 had run 912 of its 1,009 tests after 545 s): OUT/gpu-test.log. Where it was cut short, the same call
@@ -129,6 +129,10 @@
 #         and WaveNet each without and with Inductor's combo kernels (24.61 ms for the Seq-U-Net alone at 497c612,
 #         without PDL; not yet timed with it or for WaveNet) (OUT/piano-step-combo-tf32-GPU.json and its
 #         .profile.txt).
+# CALL=20 the compiled TF32 steps of both models (WaveNet's never timed compiled in TF32, so the pair has no TF32
+#         ratio) as the trainer runs them (with PDL), each channels-last (the trainer's layout, chosen on an H200
+#         uncompiled before bf16 and compiling) and channels-first, each in a process of its own
+#         (OUT/piano-step-tf32-layouts-GPU.json).
 # At 1ead015 (2026-12-05) call 2's generation benchmark, with split-K in one launch beside the rule's kernels, ran
 # past its bound (its log: results/logs/2026-12-05-h200-pdl-and-splitk1.tar.xz); that split-K was then removed and
 # the comparison above ran on its own (results/bench/generation-pdl-h200.json).
@@ -419,6 +423,13 @@ case ${CALL:-1} in
         step "$t" 140 python3 benchmarks/piano_step.py "${quick[@]}" --profile-steps 3 --append --out "$f" \
             --variants "$t"
         alone "$s" 70; alone "$s$c" 90; alone "$w" 130; alone "$w$c" 130 ;;
-    *) echo "CALL=${CALL}: expected 1 to 14 or 16 to 19" >&2; exit 2 ;;
+    20)
+        f=$out/piano-step-tf32-layouts-$gpu.json
+        export TORCHINDUCTOR_CACHE_DIR=/tmp/inductor-call20
+        c=" compile compile_loss" p=" inductor.triton.enable_pdl=True"
+        [ "${QUICK:-0}" = 1 ] && c="" p=""
+        s="sequnet fp32 pad=64$c lookup cudnn_benchmark$p" w="wavenet fp32 crop$c lookup cudnn_benchmark$p"
+        alone "$s" 100; alone "$s channels_first" 100; alone "$w" 160; alone "$w channels_first" 160 ;;
+    *) echo "CALL=${CALL}: expected 1 to 14 or 16 to 20" >&2; exit 2 ;;
 esac
 exit $status

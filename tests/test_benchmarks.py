@@ -416,6 +416,24 @@ def test_piano_step_counts_fewer_flops_for_wavenet_with_cropped_skips(tmp_path):
     assert "no 'crop_skips' switch" in sequnet_row["error"]        # the Seq-U-Net has no skips to crop
 
 
+def test_piano_step_keeps_the_default_layout_for_channels_first_variants():
+    """"channels_first" leaves the activations channels-first (every other variant is channels-last, as the
+    trainer runs), the row records it and the tables name the layout; the model computes the same."""
+    from sequnet.analysis import benchmarks
+
+    piano_step = benchmark_module("piano_step")
+    outs = {}
+    for spec in ("sequnet fp32 lookup", "sequnet fp32 lookup channels_first"):
+        v = piano_step.parse(spec)
+        torch.manual_seed(0)
+        _, model, x, _ = piano_step.variant_model(v, torch.device("cpu"), 1, True)
+        assert any(getattr(m, "channels_last", False) is True for m in model.modules()) is not v["channels_first"]
+        assert benchmarks.variant({"piano_step": True}, {**v, "spec": spec}).endswith(
+            "channels-first" if v["channels_first"] else "channels-last")
+        outs[v["channels_first"]] = model(x)
+    torch.testing.assert_close(outs[True], outs[False], rtol=1e-5, atol=1e-6)
+
+
 def test_piano_step_profiles_its_first_variant_as_timed_compiled_included(tmp_path):
     """The profile follows the first variant's switches: a compiled variant's table shows the compiled step (on
     the CPU about a minute, most of it compiling)."""

@@ -232,7 +232,7 @@ def test_speed_calls_14_16_and_17_time_the_compiled_loss_and_the_compilers_setti
     unknown = subprocess.run(SPEED_CALL + [str(tmp_path / "unknown")], cwd=REPO,
                              env=_dry_env(tmp_path, data_mirror, CALL="15"),
                              capture_output=True, text=True, timeout=120)
-    assert unknown.returncode == 2 and "CALL=15: expected 1 to 14 or 16 to 19" in unknown.stderr
+    assert unknown.returncode == 2 and "CALL=15: expected 1 to 14 or 16 to 20" in unknown.stderr
 
 
 @pytest.mark.dry_run
@@ -258,6 +258,16 @@ def test_speed_call_19_times_the_trainers_steps_with_combo_kernels_and_profiles_
     assert found["meta"]["processes"] == 5 and not any("error" in r for r in found["rows"])
     assert "sequnet fp32 pad=64 lookup cudnn_benchmark" in (
         tmp_path / "out19" / "piano-step-combo-tf32-cpu.profile.txt").read_text()
+
+
+@pytest.mark.dry_run
+def test_speed_call_20_times_both_tf32_steps_in_both_layouts(tmp_path, data_mirror):
+    """Call 20 as a CPU dry run: the TF32 Seq-U-Net and WaveNet, each channels-last and channels-first, each alone."""
+    _dry_run(tmp_path, data_mirror, 20, "out20")
+    found = json.loads((tmp_path / "out20" / "piano-step-tf32-layouts-cpu.json").read_text())
+    assert [(r["arch"], r["bf16"], r["channels_first"]) for r in found["rows"]] == [
+        ("sequnet", False, False), ("sequnet", False, True), ("wavenet", False, False), ("wavenet", False, True)]
+    assert found["meta"]["processes"] == 4 and not any("error" in r for r in found["rows"])
 
 
 @pytest.mark.dry_run

@@ -99,7 +99,7 @@ def table1_ratios_markdown(bench_dir: Path) -> str:
 def variant(meta: dict, row: dict) -> str:
     """How a piano row was run: precision, execution and layout."""
     if meta.get("piano_step"):        # benchmarks/piano_step.py names its variant; every one is graphed
-        return f"{row['spec'].split(' ', 1)[1]}, CUDA graphs, channels-last"
+        return f"{row['spec'].split(' ', 1)[1]}, CUDA graphs, channels-{'first' if row.get('channels_first') else 'last'}"
     parts = ["bf16" if meta.get("bf16") else "fp32", "CUDA graphs" if meta.get("cuda_graphs") else "eager"]
     parts += ["compiled"] if meta.get("compile") else []
     parts += ["channels-last"] if row.get("channels_last") else []
