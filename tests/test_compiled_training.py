@@ -3,6 +3,7 @@ step (other rounding), for both models of the piano pair alike. On the CPU here;
 trains both compiled on a GPU with the fast path's other switches."""
 from __future__ import annotations
 
+import contextlib
 import json
 
 import pytest
@@ -191,11 +192,32 @@ def test_compiled_steps_launch_inductors_kernels_dependently_on_hopper_and_later
         assert inductor_config.triton.enable_pdl is before
 
 
+@pytest.mark.skipif(not torch.cuda.is_available() or torch.cuda.get_device_capability()[0] < 9,
+                    reason="needs a CUDA GPU of compute capability 9.0 or later (programmatic dependent launch)")
+def test_inductors_kernels_wait_for_the_kernel_before_them_under_the_trainers_compiler_settings():
+    """On the GPU, what Inductor writes under the trainer's compiler settings has its Triton kernels wait for
+    the kernel before them (``gdc_wait``, programmatic dependent launch), and without them not; both compute the
+    same."""
+    from torch._inductor.utils import run_and_get_code
+
+    from sequnet.experiment.fast_path import compiler_settings
+
+    x = torch.randn(256, 300, device="cuda")
+    results = {}
+    for pdl in (True, False):
+        torch._dynamo.reset()
+        fn = torch.compile(lambda t: torch.softmax(t.sin() * 2, dim=-1).sum(0), dynamic=False)
+        # compiled afresh each time: a cached graph from an earlier run would bring no code to read
+        with torch._inductor.config.patch(force_disable_caches=True), (
+                compiler_settings(torch.device("cuda")) if pdl else contextlib.nullcontext()):
+            results[pdl], code = run_and_get_code(fn, x)
+        assert ("gdc_wait" in "\n".join(code)) is pdl
+    torch.testing.assert_close(results[True], results[False], rtol=1e-6, atol=1e-6)
+
+
 def test_the_numerics_check_compiles_under_the_trainers_compiler_settings(monkeypatch):
     """benchmarks/step_numerics.py's compiled loss and gradients are computed inside the trainer's compiler
     settings (both compiling the forward and running the backward), and the eager ones outside them."""
-    import contextlib
-
     from sequnet.analysis import step_numerics
 
     entered = []
