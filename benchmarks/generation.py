@@ -20,6 +20,8 @@ teacher-forced steps fed the same ids.
         --out results/bench/generation-step-kernels.json   # a step's bookkeeping in Triton launches or torch ops
     python benchmarks/generation.py --batches 1 64 --step-kernels on head --modes graphs --dtypes bfloat16 \
         --out results/bench/generation-start-in-head.json  # each step's start in its own launch or the head before
+    python benchmarks/generation.py --batches 28 64 --splitk-tiles 64x64 32x64 128x64 64x32 64x128 --modes graphs \
+        --dtypes bfloat16 --out results/bench/generation-splitk-tiles.json   # split-K's rows x columns a program
 
 The official code generated 327 samples/s (Seq-U-Net) and 87 samples/s (WaveNet) at batch 1 on an H200.
 """
@@ -38,7 +40,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import sequnet  # noqa: E402
-from sequnet.core.generation import init_state, kernels  # noqa: E402
+from sequnet.core.generation import init_state, kernels, splitk  # noqa: E402
 from sequnet.core.generation.state import InferenceState  # noqa: E402
 from sequnet.core.generation.tuning import TOO_BIG  # noqa: E402
 from sequnet.core.models import OneHotModel, ResSeqUNet, ResSeqUNetConfig, WaveNet, WaveNetConfig  # noqa: E402
@@ -107,7 +109,8 @@ def speed(model, arch: str, device, batch: int, dtype, modes, steps: dict, warmu
                      "rowdot": state.rowdot, "ops_per_step": ops, "us_per_op": t / n * 1e6 / ops,
                      "pdl": pdl_options(device)["PDL"] and state.fused, "step_kernels": state.step_fused,
                      "start_in_head": mode == "graphs" and state._folds_start(),
-                     "chunk": state.CHUNK if mode == "graphs" else None})
+                     "chunk": state.CHUNK if mode == "graphs" else None,
+                     "splitk_tile": f"{splitk.CHUNK}x{splitk.BN}" if state.gemv else None})
         r = rows[-1]
         print(f"{arch:8s} batch {batch:3d} {r['dtype']:9s} {mode:11s} {state.kernel:6s}: "
               f"{r['samples_per_s']:12,.0f} samples/s "
@@ -134,30 +137,55 @@ def accuracy(model, arch: str, device, dtype, steps: int, batch: int = 4) -> dic
             "argmax_agreement": agree / steps, "last_step_total_variation": prob / 2}
 
 
-_SAME = ("batch", "dtype", "mode", "kernel", "pdl", "step_kernels", "start_in_head", "chunk")   # a ratio's rows
+_SAME = ("batch", "dtype", "mode", "kernel", "pdl", "step_kernels", "start_in_head", "chunk",   # a ratio's rows
+         "splitk_tile")
+
+
+def _tile_arg(tile: str) -> str:
+    splitk_tile(tile)           # refused here, before any model is built
+    return tile
+
+
+def splitk_tile(tile: str | None) -> tuple[int, int, int]:
+    """split-K's (CHUNK, BK, BN) for a tile "ROWSxCOLUMNS" (rows of W and output columns a program; None: the
+    module's own), refused with what is allowed where the kernel could not run it."""
+    if tile is None:
+        return splitk.CHUNK, splitk.BK, splitk.BN
+    rows, _, cols = tile.partition("x")
+    if not (rows.isdigit() and cols.isdigit()) or any(int(v) < 16 or int(v) & (int(v) - 1) for v in (rows, cols)):
+        raise argparse.ArgumentTypeError(f"split-K tile {tile!r}: expected ROWSxCOLUMNS, powers of 2 from 16, "
+                                         "such as 64x64")
+    return int(rows), int(rows) // 2, int(cols)     # the kernel loads its rows as two tiles of BK
 
 
 def run(device, archs, batches, dtypes, modes, steps, warmup, repeats, acc_steps, tiny,
         chunks: tuple[int, ...] = (InferenceState.CHUNK,), kernel_names: tuple[str, ...] = ("auto",),
-        pdl: tuple[str, ...] = ("on",), step_kernels: tuple[str, ...] = ("on",)) -> dict:
+        pdl: tuple[str, ...] = ("on",), step_kernels: tuple[str, ...] = ("on",),
+        tiles: tuple[str | None, ...] = (None,)) -> dict:
     torch.manual_seed(0)
     models = {a: build(a, tiny).to(device).eval() for a in archs}
     rows, acc = [], []
     before = {v: os.environ.get(v) for v in ("SEQUNET_PDL", "SEQUNET_STEP_KERNELS", "SEQUNET_START_IN_HEAD")}
+    tile_before = splitk_tile(None)
     for dtype in dtypes:
         for batch in batches:
             for arch in archs:
                 done = set()
-                for kernel, launch, steps_on, chunk in itertools.product(kernel_names, pdl, step_kernels, chunks):
+                for kernel, launch, steps_on, chunk, tile in itertools.product(kernel_names, pdl, step_kernels,
+                                                                               chunks, tiles):
                     try:
                         name = (kernel if kernel == "chain" and arch == "wavenet"      # WaveNet's one-launch layers
                                 else kernels.resolved_kernel(kernel, device, dtype, batch))
-                        if ((name, launch, steps_on, chunk) in done
+                        # the first tile stands for every kernel; the others change split-K's products only
+                        tile = tile if name == "splitk" else tiles[0]
+                        if ((name, launch, steps_on, chunk, tile) in done
                                 or (name in ("chain", "torch") and launch == "on" and "off" in pdl)
                                 or (name == "torch" and steps_on == "off" and "on" in step_kernels)
                                 or (name in ("chain", "torch") and steps_on == "head")):
                             continue          # "auto" is one of the pinned kernels; no PDL or step kernels in torch
-                        done.add((name, launch, steps_on, chunk))
+                        done.add((name, launch, steps_on, chunk, tile))
+                        # read at the state's build (the partial sums' buffer) and at each launch
+                        splitk.CHUNK, splitk.BK, splitk.BN = splitk_tile(tile)
                         os.environ["SEQUNET_PDL"] = "1" if launch == "on" else "0"     # read at each launch
                         # read by the state
                         os.environ["SEQUNET_STEP_KERNELS"] = "0" if steps_on == "off" else "1"
@@ -166,7 +194,7 @@ def run(device, archs, batches, dtypes, modes, steps, warmup, repeats, acc_steps
                             raise ValueError("programmatic dependent launch needs a Hopper or newer CUDA GPU")
                         # the eager and one-graph-per-step modes have no chunk (timed with the first only) and
                         # no start in the head (a multi-step graph's)
-                        chunk_modes = (modes if chunk == chunks[0] and steps_on != "head"
+                        chunk_modes = (modes if chunk == chunks[0] and steps_on != "head" and tile == tiles[0]
                                        else [m for m in modes if m == "graphs"])
                         if chunk_modes:
                             rows += speed(models[arch], arch, device, batch, dtype, chunk_modes, steps, warmup,
@@ -174,6 +202,7 @@ def run(device, archs, batches, dtypes, modes, steps, warmup, repeats, acc_steps
                     except (ValueError, *TOO_BIG) as err:   # not for this batch/GPU
                         print(f"{arch:8s} batch {batch:3d} {kernel}: skipped ({err})", flush=True)
                     finally:
+                        splitk.CHUNK, splitk.BK, splitk.BN = tile_before
                         for v, value in before.items():
                             os.environ.pop(v, None)
                             if value is not None:
@@ -250,6 +279,10 @@ def main(argv=None) -> int:
                          "(on, the default), in torch operations (off: SEQUNET_STEP_KERNELS=0), or with each step's "
                          "start run by the head kernel before it in a multi-step graph (head: "
                          "SEQUNET_START_IN_HEAD=1, the graphs mode only); several side by side; Triton paths only")
+    ap.add_argument("--splitk-tiles", nargs="+", type=_tile_arg, default=[None], metavar="ROWSxCOLUMNS",
+                    help="split-K's rows of W and output columns a program (default: the module's, "
+                         f"{splitk.CHUNK}x{splitk.BN}); several: side by side, split-K's states only, the graphs "
+                         "mode only past the first")
     ap.add_argument("--out", type=Path, help="write the JSON here")
     args = ap.parse_args(argv)
     device = torch.device(args.device)
@@ -264,7 +297,8 @@ def main(argv=None) -> int:
     dtypes = [DTYPES[d] for d in (args.dtypes or ["float32", "bfloat16", "float16"])]
     modes = args.modes or (["eager", "graphs-step", "graphs"] if cuda else ["eager"])
     result = run(device, args.models, batches, dtypes, modes, steps, warmup, repeats, acc_steps, args.tiny,
-                 tuple(args.chunk), tuple(args.kernels), tuple(args.pdl), tuple(args.step_kernels))
+                 tuple(args.chunk), tuple(args.kernels), tuple(args.pdl), tuple(args.step_kernels),
+                 tuple(args.splitk_tiles))
     print(table(result))
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -276,6 +310,7 @@ def main(argv=None) -> int:
                            "params": result["params"], "batches": batches, "dtypes": [str(d) for d in dtypes],
                            "modes": modes, "kernels": args.kernels, "pdl": args.pdl,
                            "step_kernels": args.step_kernels, "chunk": args.chunk,
+                           "splitk_tiles": args.splitk_tiles,
                            "steps": steps,
                            "warmup": warmup, "repeats": repeats,
                            "accuracy_steps": acc_steps, "temperature": 0.95, "quick": args.quick,

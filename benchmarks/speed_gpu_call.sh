@@ -5,7 +5,7 @@
 #
 #   CALL=1 SEQUNET_GIT_COMMIT=$(git rev-parse --short HEAD) CALL_S=575 bash benchmarks/speed_gpu_call.sh OUT
 #       device tool: carry [".whl", ".devdata"] (made here by `benchmarks/device_prep.sh tests`), timeout_s 600
-#   then CALL=2 to 14 and 16 to 20 the same way, each as soon as the last has answered (or in another session).
+#   then CALL=2 to 14 and 16 to 21 the same way, each as soon as the last has answered (or in another session).
 #
 # CALL=1  the GPU test suite (benchmarks/gpu_test.sh; 404 s at 94cb339 with 6 workers on an H200, 2026-12-05; an
 #         H100 had run 912 of its 1,009 tests after 545 s): OUT/gpu-test.log. Where it was cut short, the same call
@@ -133,6 +133,10 @@
 #         ratio) as the trainer runs them (with PDL), each channels-last (the trainer's layout, chosen on an H200
 #         uncompiled before bf16 and compiling) and channels-first, each in a process of its own
 #         (OUT/piano-step-tf32-layouts-GPU.json).
+# CALL=21 the generation benchmark in bf16 at batches 64 (883,830 samples/s on an H100 at 3c7b693 against a
+#         1,000,000 target) and 28 (the piano run's) with split-K's tile (rows of W and output columns a program)
+#         at the default 64x64 and five others, both models, side by side (OUT/generation-splitk-tiles-GPU.json):
+#         at batch 64 the Seq-U-Net's layers run about 90 programs of 64x64 on the H100's 132 multiprocessors.
 # At 1ead015 (2026-12-05) call 2's generation benchmark, with split-K in one launch beside the rule's kernels, ran
 # past its bound (its log: results/logs/2026-12-05-h200-pdl-and-splitk1.tar.xz); that split-K was then removed and
 # the comparison above ran on its own (results/bench/generation-pdl-h200.json).
@@ -430,6 +434,12 @@ case ${CALL:-1} in
         [ "${QUICK:-0}" = 1 ] && c="" p=""
         s="sequnet fp32 pad=64$c lookup cudnn_benchmark$p" w="wavenet fp32 crop$c lookup cudnn_benchmark$p"
         alone "$s" 100; alone "$s channels_first" 100; alone "$w" 160; alone "$w channels_first" 160 ;;
-    *) echo "CALL=${CALL}: expected 1 to 14 or 16 to 20" >&2; exit 2 ;;
+    21)
+        # shellcheck disable=SC2046  # --tiny: the dry run's models
+        step "generation by split-K tile" 300 python3 benchmarks/generation.py "${quick[@]}" \
+            $([ "${QUICK:-0}" = 1 ] && echo --tiny) --models sequnet wavenet --batches 64 28 --modes graphs \
+            --dtypes bfloat16 --splitk-tiles 64x64 32x64 128x64 64x32 64x128 32x32 --repeats 3 --cycles 2 \
+            --accuracy-steps 0 --out "$out/generation-splitk-tiles-$gpu.json" ;;
+    *) echo "CALL=${CALL}: expected 1 to 14 or 16 to 21" >&2; exit 2 ;;
 esac
 exit $status

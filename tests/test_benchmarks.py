@@ -401,8 +401,32 @@ def test_generation_table_names_the_kernel_when_a_file_compares_them(tmp_path):
         base | {"kernel": "splitk", "ops_per_step": 220.0, "chunk": 16},
         base | {"kernel": "splitk", "ops_per_step": 220.0, "chunk": 64}]})
     assert "| splitk | 220 |" in chunked and "| splitk, 64-step graphs | 220 |" in chunked
+    tiled = benchmarks.generation_markdown(tmp_path / "g.json", {"meta": meta, "rows": [
+        base | {"kernel": "splitk", "ops_per_step": 220.0, "splitk_tile": "64x64"},
+        base | {"kernel": "splitk", "ops_per_step": 220.0, "splitk_tile": "32x64"}]})
+    assert "| splitk | 220 |" in tiled and "| splitk, 32x64 tiles | 220 |" in tiled
     older = benchmarks.generation_markdown(tmp_path / "g.json", {"meta": meta, "rows": [base]})
     assert "kernel" not in older and "| wavenet | 28 | float32 | graphs | 280,000 |" in older
+
+
+def test_generation_benchmark_times_split_k_tiles_for_split_k_states_only(tmp_path):
+    """--splitk-tiles: a malformed tile is refused before anything runs; on the CPU (no split-K) each state is
+    timed once whatever the tiles, and the module's tile comes back after."""
+    from sequnet.core.generation import splitk
+
+    gen = benchmark_module("generation")
+    with pytest.raises(SystemExit):
+        gen.main(["--splitk-tiles", "48x64", "--device", "cpu"])
+    assert gen.splitk_tile("128x32") == (128, 64, 32) and gen.splitk_tile(None) == (splitk.CHUNK, splitk.BK, splitk.BN)
+    before = gen.splitk_tile(None)
+    out = tmp_path / "g.json"
+    assert gen.main(["--device", "cpu", "--quick", "--tiny", "--batches", "1", "--dtypes", "float32",
+                     "--accuracy-steps", "0", "--steps", "4", "--splitk-tiles", "64x64", "32x128", "--out",
+                     str(out)]) == 0
+    rows = json.loads(out.read_text())["rows"]
+    assert [(r["model"], r["splitk_tile"]) for r in rows] == [("sequnet", None), ("wavenet", None)]
+    assert json.loads(out.read_text())["meta"]["config"]["splitk_tiles"] == ["64x64", "32x128"]
+    assert gen.splitk_tile(None) == before
 
 
 def test_piano_step_counts_fewer_flops_for_wavenet_with_cropped_skips(tmp_path):

@@ -232,7 +232,7 @@ def test_speed_calls_14_16_and_17_time_the_compiled_loss_and_the_compilers_setti
     unknown = subprocess.run(SPEED_CALL + [str(tmp_path / "unknown")], cwd=REPO,
                              env=_dry_env(tmp_path, data_mirror, CALL="15"),
                              capture_output=True, text=True, timeout=120)
-    assert unknown.returncode == 2 and "CALL=15: expected 1 to 14 or 16 to 20" in unknown.stderr
+    assert unknown.returncode == 2 and "CALL=15: expected 1 to 14 or 16 to 21" in unknown.stderr
 
 
 @pytest.mark.dry_run
@@ -268,6 +268,18 @@ def test_speed_call_20_times_both_tf32_steps_in_both_layouts(tmp_path, data_mirr
     assert [(r["arch"], r["bf16"], r["channels_first"]) for r in found["rows"]] == [
         ("sequnet", False, False), ("sequnet", False, True), ("wavenet", False, False), ("wavenet", False, True)]
     assert found["meta"]["processes"] == 4 and not any("error" in r for r in found["rows"])
+
+
+@pytest.mark.dry_run
+def test_speed_call_21_times_generation_by_split_k_tile(tmp_path, data_mirror):
+    """Call 21 as a CPU dry run: the generation benchmark at batches 64 and 28 in bf16 with six split-K tiles, both
+    models (on the CPU, which has no split-K, each state once)."""
+    _dry_run(tmp_path, data_mirror, 21, "out21")
+    found = json.loads((tmp_path / "out21" / "generation-splitk-tiles-cpu.json").read_text())
+    assert [(r["model"], r["batch"], r["dtype"]) for r in found["rows"]] == [
+        ("sequnet", 64, "bfloat16"), ("wavenet", 64, "bfloat16"), ("sequnet", 28, "bfloat16"),
+        ("wavenet", 28, "bfloat16")]
+    assert found["meta"]["config"]["splitk_tiles"] == ["64x64", "32x64", "128x64", "64x32", "64x128", "32x32"]
 
 
 @pytest.mark.dry_run

@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 from sequnet.core.configs import baseline_arch
+from sequnet.core.generation import splitk
 from sequnet.core.generation.state import InferenceState
 from sequnet.experiment.records import PAPER_TABLE1, git_commit
 from sequnet.analysis import step_model
@@ -281,12 +282,14 @@ def kernel_name(row: dict) -> str:
     launch (``benchmarks/generation.py --pdl``), and ", torch bookkeeping" where a Triton path's step kept its
     window shifts and ring rows in torch operations (``--step-kernels off``; rows from before the step kernels
     carry no mark), ", start in head" where the head kernel ran each next step's start (``--step-kernels head``),
-    and the steps per multi-step graph where they are not the default (``benchmarks/generation.py --chunk``)."""
-    chunk = row.get("chunk")
+    and the steps per multi-step graph where they are not the default (``benchmarks/generation.py --chunk``), and
+    split-K's tile where it is not the default (``--splitk-tiles``)."""
+    chunk, tile = row.get("chunk"), row.get("splitk_tile")
     return (row.get("kernel", "–") + ("+pdl" if row.get("pdl") else "")
             + (", torch bookkeeping" if row.get("step_kernels") is False and row.get("fused_activation") else "")
             + (", start in head" if row.get("start_in_head") else "")
-            + (f", {chunk}-step graphs" if chunk not in (None, InferenceState.CHUNK) else ""))
+            + (f", {chunk}-step graphs" if chunk not in (None, InferenceState.CHUNK) else "")
+            + (f", {tile} tiles" if tile not in (None, f"{splitk.CHUNK}x{splitk.BN}") else ""))
 
 
 def plot_generation(bench: dict):
