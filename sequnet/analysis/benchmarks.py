@@ -282,8 +282,7 @@ def kernel_name(row: dict) -> str:
     launch (``benchmarks/generation.py --pdl``), and ", torch bookkeeping" where a Triton path's step kept its
     window shifts and ring rows in torch operations (``--step-kernels off``; rows from before the step kernels
     carry no mark), ", start in head" where the head kernel ran each next step's start (``--step-kernels head``),
-    and the steps per multi-step graph where they are not the default (``benchmarks/generation.py --chunk``), and
-    split-K's tile where it is not the default (``--splitk-tiles``)."""
+    and the steps per multi-step graph and split-K's tile where not the default (``--chunk``, ``--splitk-tiles``)."""
     chunk, tile = row.get("chunk"), row.get("splitk_tile")
     return (row.get("kernel", "–") + ("+pdl" if row.get("pdl") else "")
             + (", torch bookkeeping" if row.get("step_kernels") is False and row.get("fused_activation") else "")
