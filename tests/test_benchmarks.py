@@ -456,6 +456,11 @@ def test_piano_step_keeps_the_default_layout_for_channels_first_variants():
             "channels-first" if v["channels_first"] else "channels-last")
         outs[v["channels_first"]] = model(x)
     torch.testing.assert_close(outs[True], outs[False], rtol=1e-5, atol=1e-6)
+    # compiler settings by config and key, short enough for a table's column (a long word widened the book's)
+    spec = "sequnet bf16 pad=64 compile inductor.triton.enable_pdl=True functorch.activation_memory_budget=0.5"
+    assert benchmarks.variant({"piano_step": True}, {**piano_step.parse(spec), "spec": spec}) == (
+        "bf16 pad=64 compile, Inductor: triton.enable_pdl, AOT autograd: activation_memory_budget=0.5, CUDA graphs, "
+        "channels-last")
 
 
 def test_piano_step_profiles_its_first_variant_as_timed_compiled_included(tmp_path):
@@ -737,18 +742,18 @@ def test_piano_step_sort_all_and_partials_restore_the_lookups_backward_after_the
 
 
 def test_piano_step_table_marks_the_targets_and_the_models_own_flops(tmp_path):
-    from sequnet.analysis import benchmarks
+    from sequnet.analysis import piano_steps
     meta = {"device": "GPU", "torch": "2", "date": "2026-12-02", "batch": 16, "steps": 10, "warmup": 4}
     rows = [{"spec": "sequnet bf16", "arch": "sequnet", "bf16": True, "pad": 0, "flops": 7e12,
              "tflops_per_s": 140.0, "time_median_s": 0.050, "peak_memory_mib": 4580.0},
             {"spec": "sequnet bf16 pad=64", "arch": "sequnet", "bf16": True, "pad": 64, "flops": 8e12,
              "tflops_per_s": 400.0, "time_median_s": 0.020, "peak_memory_mib": 4900.0},
             {"spec": "wavenet bf16 compile", "arch": "wavenet", "error": "TimeoutError: x"},
-            # a row whose cuDNN plans its name misstates says so (benchmarks.CUDNN_PLANS)
+            # a row whose cuDNN plans its name misstates says so (piano_steps.CUDNN_PLANS)
             {"spec": "wavenet bf16 cudnn_benchmark", "arch": "wavenet", "bf16": True, "pad": 0, "flops": 18e12,
              "tflops_per_s": 90.0, "time_median_s": 0.200, "peak_memory_mib": 20000.0, "cudnn_plans": "heuristic"}]
     (tmp_path / "piano-step-x.json").write_text(json.dumps({"meta": meta, "rows": rows}))
-    table = benchmarks.piano_step_markdown(tmp_path)
+    table = piano_steps.piano_step_markdown(tmp_path)
     assert ("| wavenet bf16 cudnn_benchmark (cuDNN's plans fixed before the autotuner was on) | 200.00 |") in table
     assert "| sequnet bf16 | 50.00 | 7.00 | 140 | 140 | 4,580 | ≤ 25 (not met) |" in table
     # the padded step runs 8 TFLOP, but the model is the 7 TFLOP one: 350 TFLOP/s of the model
@@ -757,13 +762,13 @@ def test_piano_step_table_marks_the_targets_and_the_models_own_flops(tmp_path):
     rows[1].update(time_median_s=0.02504, tflops_per_s=320.0)
     (tmp_path / "piano-step-x.json").write_text(json.dumps({"meta": meta, "rows": rows}))
     assert "| sequnet bf16 pad=64 | 25.04 | 8.00 | 320 | 280 | 4,900 | ≤ 25 (not met) |" in \
-        benchmarks.piano_step_markdown(tmp_path)
+        piano_steps.piano_step_markdown(tmp_path)
     assert "failed: TimeoutError" in table
-    assert "No piano-step benchmark" in benchmarks.piano_step_markdown(tmp_path / "none")
+    assert "No piano-step benchmark" in piano_steps.piano_step_markdown(tmp_path / "none")
     # a file from another GPU gets its own table, headed by its GPU, the newest file's GPU first
     other = {**meta, "device": "Other GPU", "date": "2026-12-05"}
     (tmp_path / "piano-step-y.json").write_text(json.dumps({"meta": other, "rows": rows[:1]}))
-    first, second = benchmarks.piano_step_markdown(tmp_path).split("\n\nGPU, torch 2, 2026-12-02")
+    first, second = piano_steps.piano_step_markdown(tmp_path).split("\n\nGPU, torch 2, 2026-12-02")
     assert first.startswith("Other GPU, torch 2, 2026-12-05") and first.count("| sequnet bf16 |") == 1
     assert "| sequnet bf16 pad=64 |" in second and "piano-step-y.json" not in second
 

@@ -239,8 +239,8 @@ def test_each_pair_is_compared_plain_side_by_side_and_each_model_at_its_best(tmp
     _bench(tmp_path, "piano-step-x2.json", {"date": "2026-01-03", "batch": 16, "cuda_graphs": True},
            [dict(arch="wavenet", spec="wavenet bf16 crop compile inductor.x=True", batch=16, time_median_s=0.100,
                  peak_memory_mib=26000, bf16=True, compile=True, config_patches={"inductor": {"x": True}})])
-    assert ("| 20.0 (bf16 pad=64 compile inductor.x=True, CUDA graphs, channels-last, `piano-step-x.json`) | 100.0 "
-            "(bf16 crop compile inductor.x=True, CUDA graphs, channels-last, `piano-step-x2.json`) | 0.20, 0.24 |"
+    assert ("| 20.0 (bf16 pad=64 compile, Inductor: x, CUDA graphs, channels-last, `piano-step-x.json`) | 100.0 "
+            "(bf16 crop compile, Inductor: x, CUDA graphs, channels-last, `piano-step-x2.json`) | 0.20, 0.24 |"
             ) in benchmarks.plain_and_best_markdown(tmp_path)
     (tmp_path / "piano-step-x2.json").unlink()
     # on a GPU where only the Seq-U-Net was compiled, its best is its fastest step of a mode WaveNet also ran

@@ -97,10 +97,19 @@ def table1_ratios_markdown(bench_dir: Path) -> str:
     return label + "\n\n" + "\n".join(table)
 
 
+# the compiler configs whose settings benchmarks/piano_step.py's words change, as a table names them
+COMPILERS = {"inductor": "Inductor", "functorch": "AOT autograd"}
+
+
 def variant(meta: dict, row: dict) -> str:
-    """How a piano row was run: precision, execution and layout."""
+    """How a piano row was run: precision, execution and layout; a piano step's compiler settings by config and key
+    (``inductor.triton.enable_pdl=True`` as "Inductor: triton.enable_pdl"), short enough for a table's column."""
     if meta.get("piano_step"):        # benchmarks/piano_step.py names its variant; every one is graphed
-        return f"{row['spec'].split(' ', 1)[1]}, CUDA graphs, channels-{'first' if row.get('channels_first') else 'last'}"
+        words = " ".join(w for w in row["spec"].split()[1:] if w.partition(".")[0] not in COMPILERS)
+        settings = [f"{COMPILERS[c]}: {k}" + ("" if v is True else f"={v}")
+                    for c, patch in (row.get("config_patches") or {}).items() for k, v in patch.items()]
+        layout = "channels-first" if row.get("channels_first") else "channels-last"
+        return ", ".join([words, *settings, "CUDA graphs", layout])
     parts = ["bf16" if meta.get("bf16") else "fp32", "CUDA graphs" if meta.get("cuda_graphs") else "eager"]
     parts += ["compiled"] if meta.get("compile") else []
     parts += ["channels-last"] if row.get("channels_last") else []
@@ -193,7 +202,7 @@ def plain_and_best_markdown(bench_dir: Path) -> str:
     found: dict[tuple, dict[str, list]] = {}
     # the piano steps of benchmarks/piano_step.py (each variant given to both models where it applies) are
     # candidates for the best; none of them is plain (all are replayed from CUDA graphs); a variant that failed
-    # (its row holds the error) is none, nor one whose cuDNN plans were not those its name says (CUDNN_PLANS)
+    # (its row holds the error) is none, nor one whose cuDNN plans were not those its name says (piano_steps.CUDNN_PLANS)
     steps = [(p, {**r["meta"], "piano_step": True},
               [{**row, "task": "piano_audio"} for row in r["rows"] if "error" not in row and "cudnn_plans" not in row])
              for p, r in load_bench(bench_dir, "piano-step*.json", full_only=True)]
@@ -365,56 +374,3 @@ def breakdown_markdown(bench_dir: Path) -> str:
     rows += ["", "Each model's step time fitted over the batch sweep as a fixed cost plus its FLOPs at one rate "
              "(`sequnet.analysis.step_model`):", "", step_model.fit_markdown(result)]
     return "\n".join(rows)
-
-
-# the issue-16 targets for the piano Seq-U-Net's training step at batch 16 on one H200 (ms)
-PIANO_STEP_TARGET_MS = {"bf16": 25.0, "fp32": 45.0}
-
-
-def piano_step_markdown(bench_dir: Path) -> str:
-    """The newest ``piano-step*.json`` files (benchmarks/piano_step.py), one table per GPU (times from different
-    GPUs are not compared): each variant of the piano training step (batch 16, CUDA graph, channels-last), its
-    time, FLOPs (those the GPU runs, padding included), TFLOP/s and peak memory, against the targets for the
-    Seq-U-Net."""
-    found = load_bench(bench_dir, "piano-step*.json", full_only=True)
-    if not found:
-        return ("No piano-step benchmark committed yet: run `python benchmarks/piano_step.py --out "
-                "results/bench/piano-step.json`.")
-    # the model's own FLOPs: the unpadded step's (padding runs more, on zeros)
-    model_flops = {}
-    for _, result in found:
-        for r in result["rows"]:
-            if "error" not in r and not r.get("pad") and "features=" not in r["spec"]:
-                model_flops[r["arch"]] = min(model_flops.get(r["arch"], r["flops"]), r["flops"])
-    devices = dict.fromkeys(result["meta"]["device"] for _, result in found)     # the newest file's GPU first
-    return "\n\n".join(_piano_step_table([f for f in found if f[1]["meta"]["device"] == d], model_flops)
-                       for d in devices)
-
-
-# A piano-step row's "cudnn_plans", where its variant's name misstates them: cuDNN runs the plan it first chose for a
-# convolution's shapes, by the autotuner or not (benchmarks/piano_step.py, check_autotuner), and those rows ran
-# after another pass had chosen them (added to the files on 2026-12-06, after call 9 of speed_gpu_call.sh)
-CUDNN_PLANS = {"heuristic": "cuDNN's plans fixed before the autotuner was on",
-               "autotuned": "cuDNN's plans autotuned by an earlier variant"}
-
-
-def _piano_step_table(found: list[tuple[Path, dict]], model_flops: dict) -> str:
-    lines = ["| variant | ms/step | TFLOP/step run | TFLOP/s run | TFLOP/s of the model | peak MiB | "
-             "target (Seq-U-Net) | file |", "|---|---:|---:|---:|---:|---:|---:|---|"]
-    for path, result in found:
-        for r in result["rows"]:
-            if "error" in r:
-                lines.append(f"| {r['spec']} | failed: {r['error'][:60]} | | | | | | `{path.name}` |")
-                continue
-            ms = r["time_median_s"] * 1e3
-            target = PIANO_STEP_TARGET_MS["bf16" if r["bf16"] else "fp32"] if r["arch"] == "sequnet" else None
-            mark = "" if target is None else f"≤ {target:.0f} ({'met' if ms <= target else 'not met'})"
-            own = model_flops.get(r["arch"])
-            own_rate = "–" if own is None else f"{own / r['time_median_s'] / 1e12:.0f}"
-            spec = r["spec"] + (f" ({CUDNN_PLANS[r['cudnn_plans']]})" if "cudnn_plans" in r else "")
-            # two decimals: a step of 25.04 ms is not the 25 ms target, which one decimal would hide
-            lines.append(f"| {spec} | {ms:.2f} | {r['flops'] / 1e12:.2f} | {r['tflops_per_s']:.0f} | {own_rate} | "
-                         f"{r['peak_memory_mib']:,.0f} | {mark} | `{path.name}` |")
-    meta = found[0][1]["meta"]
-    return (f"{meta['device']}, torch {meta['torch']}, {meta['date'][:10]}{at_commit(meta)}; batch {meta['batch']}, "
-            f"{meta['steps']} timed steps after {meta['warmup']} warm-up steps, median.\n\n" + "\n".join(lines))
