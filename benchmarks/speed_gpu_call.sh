@@ -114,9 +114,10 @@
 #         programmatic dependent launch (each may start while the one before it ends; 24.98 -> 24.63 ms on an H100
 #         at 5c74b36, one process each, the first two variants of a call cut short), WaveNet without and with it,
 #         the Seq-U-Net again without and with it, then Inductor's combo kernels (independent kernels fused into
-#         one launch) if time is left (OUT/piano-step-launch-gaps-GPU.json). At 497c612 on an H100 both models
+#         one launch) if time is left (OUT/piano-step-launch-gaps-GPU.json, committed from 497c612 as
+#         piano-step-pdl-h100.json, a name short enough for the book's tables). At 497c612 on an H100 both models
 #         gained (Seq-U-Net 24.89/25.06 -> 24.50/24.43 ms, WaveNet 93.15 -> 92.48; combo kernels 24.61), so the
-#         trainer took PDL up (results/bench/piano-step-launch-gaps-497c612-h100.json).
+#         trainer took PDL up (results/bench/piano-step-pdl-h100.json).
 # CALL=18 the lookup's table gradient with its pieces' sums stored and added class by class in a second kernel
 #         (id_lookup.REDUCE = "partials": no atomic adds, the same bits every run) against the atomic adds: alone
 #         at the piano shape in chunks of 16,384, both layouts, synthetic and the piano audio's ids

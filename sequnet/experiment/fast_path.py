@@ -58,7 +58,7 @@ def compiler_settings(device: torch.device):
     On a GPU with programmatic dependent launch, Inductor's Triton kernels are launched with it: each may start
     while the kernel before it finishes, waiting only where it reads that kernel's output, which hides part of the
     gap between launches. In the compiled bf16 piano steps, each variant in a process of its own on one H100
-    (497c612, results/bench/piano-step-launch-gaps-h100.json), the Seq-U-Net's took 24.50 and 24.43 ms with it
+    (497c612, results/bench/piano-step-pdl-h100.json), the Seq-U-Net's took 24.50 and 24.43 ms with it
     against 24.89 and 25.06 without, WaveNet's 92.48 against 93.15. Both models compile through here alike."""
     if not launches_dependents(device):
         yield
