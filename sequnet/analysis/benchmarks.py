@@ -202,7 +202,8 @@ def plain_and_best_markdown(bench_dir: Path) -> str:
     found: dict[tuple, dict[str, list]] = {}
     # the piano steps of benchmarks/piano_step.py (each variant given to both models where it applies) are
     # candidates for the best; none of them is plain (all are replayed from CUDA graphs); a variant that failed
-    # (its row holds the error) is none, nor one whose cuDNN plans were not those its name says (piano_steps.CUDNN_PLANS)
+    # (its row holds the error) is none, nor one whose cuDNN plans were not those its name says
+    # (piano_steps.CUDNN_PLANS)
     steps = [(p, {**r["meta"], "piano_step": True},
               [{**row, "task": "piano_audio"} for row in r["rows"] if "error" not in row and "cudnn_plans" not in row])
              for p, r in load_bench(bench_dir, "piano-step*.json", full_only=True)]
