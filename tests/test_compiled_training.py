@@ -166,10 +166,10 @@ def test_cudnn_autotuner_runs_for_fixed_shapes_only(kind, compile, tuned):
                                                      ((8, 0), True, False), ((9, 0), False, False)])
 def test_compiled_steps_launch_inductors_kernels_dependently_on_hopper_and_later(monkeypatch, capability, compile_,
                                                                                    pdl):
-    """Compiled, the trainer's steps (torch_settings) and the numerics check (loss_and_grads) compile under
-    Inductor's programmatic dependent launch on a GPU of compute capability 9.0 or later, the same for every model;
-    never uncompiled, on older GPUs or on the CPU; the setting before comes back afterwards. The GPU is faked
-    (flags only), so this holds on the CPU machines too."""
+    """Compiled, the trainer's steps (torch_settings) compile under Inductor's programmatic dependent launch on a
+    GPU of compute capability 9.0 or later, the same for every model; never uncompiled, on older GPUs or on the CPU;
+    the setting before comes back afterwards (the numerics check's use of compiler_settings: the test below). The GPU
+    is faked (flags only), so this holds on the CPU machines too."""
     from types import SimpleNamespace
 
     import torch._inductor.config as inductor_config

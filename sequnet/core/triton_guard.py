@@ -45,6 +45,11 @@ def start_in_head(dtype: torch.dtype) -> bool:
     return dtype.itemsize < 4
 
 
+def has_pdl(device: torch.device) -> bool:
+    """Whether the GPU has programmatic dependent launch: CUDA compute capability 9.0 or later (Hopper on)."""
+    return device.type == "cuda" and torch.cuda.is_available() and torch.cuda.get_device_capability(device)[0] >= 9
+
+
 def pdl_options(device: torch.device) -> dict:
     """The ``PDL`` argument and launch options of a kernel that opens with :func:`pdl_enter`. On a Hopper or newer
     GPU: programmatic dependent launch, which lets the GPU launch the kernel while the one before it still runs (a
@@ -53,8 +58,7 @@ def pdl_options(device: torch.device) -> dict:
     it paid at every batch and dtype timed (H200, 2026-12-05, results/bench/generation-pdl-h200.json: the Seq-U-Net
     at batch 1, bf16, 34,274 -> 47,553 samples/s; at batch 64 757,893 -> 864,924; WaveNet 4,854 -> 6,807 and
     107,840 -> 134,796). ``SEQUNET_PDL=0`` turns it off, read at each launch."""
-    on = (os.environ.get("SEQUNET_PDL", "1") != "0" and device.type == "cuda"
-          and torch.cuda.get_device_capability(device)[0] >= 9)
+    on = os.environ.get("SEQUNET_PDL", "1") != "0" and has_pdl(device)
     return {"PDL": True, "launch_pdl": True} if on else {"PDL": False}
 
 

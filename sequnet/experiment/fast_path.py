@@ -16,6 +16,7 @@ from sequnet.core.models import (ResSeqUNet, use_channels_last, use_cropped_skip
                                  use_fused_lookup)
 from sequnet.core.models.layers import has_switch
 from sequnet.core.models.padding import pad_channels
+from sequnet.core.triton_guard import has_pdl
 from sequnet.experiment.scales import RunConfig
 
 CHANNEL_MULTIPLE = 64     # the piano Seq-U-Net's 180 channels train stored as 192 (benchmarks/piano_step.py)
@@ -46,11 +47,6 @@ def use_fast_kernels(model: nn.Module, compile_: bool = False) -> nn.Module:
     return model
 
 
-def launches_dependents(device: torch.device) -> bool:
-    """Whether the GPU has programmatic dependent launch: CUDA compute capability 9.0 or later (Hopper on)."""
-    return device.type == "cuda" and torch.cuda.is_available() and torch.cuda.get_device_capability(device)[0] >= 9
-
-
 @contextlib.contextmanager
 def compiler_settings(device: torch.device):
     """Inductor's settings for the trainer's compiled steps, restored afterwards; Inductor reads them when it
@@ -60,10 +56,7 @@ def compiler_settings(device: torch.device):
     gap between launches. In the compiled bf16 piano steps, each variant in a process of its own on one H100
     (497c612, results/bench/piano-step-pdl-h100.json), the Seq-U-Net's took 24.50 and 24.43 ms with it
     against 24.89 and 25.06 without, WaveNet's 92.48 against 93.15. Both models compile through here alike."""
-    if not launches_dependents(device):
-        yield
-        return
-    with inductor_config.patch({"triton.enable_pdl": True}):
+    with inductor_config.patch({"triton.enable_pdl": True}) if has_pdl(device) else contextlib.nullcontext():
         yield
 
 
