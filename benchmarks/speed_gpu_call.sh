@@ -200,12 +200,11 @@ gpu=${gpu:-cpu}
 # the trainer's compiled bf16 piano steps (the loss compiled with the model) that calls 16 to 18 vary, as they were
 # until 497c612: since then the trainer also launches Inductor's kernels with programmatic dependent launch on an
 # H100 or H200 (call 17's inductor.triton.enable_pdl=True word). A dry run compiles nothing, so there they are the
-# uncompiled steps (and the compiler's settings are left out)
-trainer_s="sequnet bf16 pad=64 compile compile_loss lookup cudnn_benchmark"
-trainer_w="wavenet bf16 crop compile compile_loss lookup cudnn_benchmark"
-if [ "${QUICK:-0}" = 1 ]; then
-    trainer_s="sequnet bf16 pad=64 lookup cudnn_benchmark" trainer_w="wavenet bf16 crop lookup cudnn_benchmark"
-fi
+# uncompiled steps (and the compiler's settings are left out): so are the words below that calls 17 to 20 add
+compiled=" compile compile_loss" pdl=" inductor.triton.enable_pdl=True" combo=" inductor.combo_kernels=True"
+[ "${QUICK:-0}" = 1 ] && compiled="" pdl="" combo=""
+trainer_s="sequnet bf16 pad=64$compiled lookup cudnn_benchmark"
+trainer_w="wavenet bf16 crop$compiled lookup cudnn_benchmark"
 
 case ${CALL:-1} in
     1)
@@ -403,10 +402,9 @@ case ${CALL:-1} in
     17)
         f=$out/piano-step-launch-gaps-$gpu.json
         export TORCHINDUCTOR_CACHE_DIR=/tmp/inductor-call17
-        s=$trainer_s w=$trainer_w p=" inductor.triton.enable_pdl=True" c=" inductor.combo_kernels=True"
-        [ "${QUICK:-0}" = 1 ] && p="" c=""
-        alone "$s" 90; alone "$s$p" 80; alone "$w" 140; alone "$w$p" 140; alone "$s" 50; alone "$s$p" 50
-        alone "$s$c" 100 ;;
+        s=$trainer_s w=$trainer_w
+        alone "$s" 90; alone "$s$pdl" 80; alone "$w" 140; alone "$w$pdl" 140; alone "$s" 50; alone "$s$pdl" 50
+        alone "$s$combo" 100 ;;
     18)
         # (a dry run has no Triton to run it: tests/test_kernels_interpreted.py runs it in Triton's interpreter)
         [ "${QUICK:-0}" = 1 ] || step "the lookup's backward, atomic adds and partial sums" 90 python3 \
@@ -421,19 +419,16 @@ case ${CALL:-1} in
     19)
         f=$out/piano-step-combo-tf32-$gpu.json
         export TORCHINDUCTOR_CACHE_DIR=/tmp/inductor-call19
-        p=" inductor.triton.enable_pdl=True" c=" inductor.combo_kernels=True" t=" compile compile_loss"
-        [ "${QUICK:-0}" = 1 ] && p="" c="" t=""
-        t="sequnet fp32 pad=64$t lookup cudnn_benchmark$p" s=$trainer_s$p w=$trainer_w$p
+        t="sequnet fp32 pad=64$compiled lookup cudnn_benchmark$pdl" s=$trainer_s$pdl w=$trainer_w$pdl
         # the first variant profiled (the file's first process writes its profile; --append leaves it alone)
         step "$t" 140 python3 benchmarks/piano_step.py "${quick[@]}" --profile-steps 3 --append --out "$f" \
             --variants "$t"
-        alone "$s" 70; alone "$s$c" 90; alone "$w" 130; alone "$w$c" 130 ;;
+        alone "$s" 70; alone "$s$combo" 90; alone "$w" 130; alone "$w$combo" 130 ;;
     20)
         f=$out/piano-step-tf32-layouts-$gpu.json
         export TORCHINDUCTOR_CACHE_DIR=/tmp/inductor-call20
-        c=" compile compile_loss" p=" inductor.triton.enable_pdl=True"
-        [ "${QUICK:-0}" = 1 ] && c="" p=""
-        s="sequnet fp32 pad=64$c lookup cudnn_benchmark$p" w="wavenet fp32 crop$c lookup cudnn_benchmark$p"
+        s="sequnet fp32 pad=64$compiled lookup cudnn_benchmark$pdl"
+        w="wavenet fp32 crop$compiled lookup cudnn_benchmark$pdl"
         alone "$s" 100; alone "$s channels_first" 100; alone "$w" 160; alone "$w channels_first" 160 ;;
     21)
         # shellcheck disable=SC2046  # --tiny: the dry run's models
