@@ -110,7 +110,7 @@ def speed(model, arch: str, device, batch: int, dtype, modes, steps: dict, warmu
                      "pdl": pdl_options(device)["PDL"] and state.fused, "step_kernels": state.step_fused,
                      "start_in_head": mode == "graphs" and state._folds_start(),
                      "chunk": state.CHUNK if mode == "graphs" else None,
-                     "splitk_tile": f"{splitk.CHUNK}x{splitk.BN}" if state.gemv else None})
+                     "splitk_tile": tile_name(splitk.TILE) if state.gemv else None})
         r = rows[-1]
         print(f"{arch:8s} batch {batch:3d} {r['dtype']:9s} {mode:11s} {state.kernel:6s}: "
               f"{r['samples_per_s']:12,.0f} samples/s "
@@ -146,16 +146,26 @@ def _tile_arg(tile: str) -> str:
     return tile
 
 
-def splitk_tile(tile: str | None) -> tuple[int, int, int]:
-    """split-K's (CHUNK, BK, BN) for a tile "ROWSxCOLUMNS" (rows of W and output columns a program; None: the
-    module's own), refused with what is allowed where the kernel could not run it."""
+def splitk_tile(tile: str | None) -> tuple[int, int] | None:
+    """split-K's ``splitk.TILE`` for a tile "ROWSxCOLUMNS" (rows of W and output columns a program), "rule" (None:
+    each product's tile by ``splitk.tile_for``'s rule) or None (the module's own), refused with what is allowed
+    where the kernel could not run it."""
     if tile is None:
-        return splitk.CHUNK, splitk.BK, splitk.BN
+        return splitk.TILE
+    if tile == "rule":
+        return None
     rows, _, cols = tile.partition("x")
-    if not (rows.isdigit() and cols.isdigit()) or any(int(v) < 16 or int(v) & (int(v) - 1) for v in (rows, cols)):
-        raise argparse.ArgumentTypeError(f"split-K tile {tile!r}: expected ROWSxCOLUMNS, powers of 2 from 16, "
-                                         "such as 64x64")
-    return int(rows), int(rows) // 2, int(cols)     # the kernel loads its rows as two tiles of BK
+    # the kernel loads its rows as two tiles of half a chunk, each at least tl.dot's 16
+    if not (rows.isdigit() and cols.isdigit()) or int(rows) < 32 or int(cols) < 16 or any(
+            int(v) & (int(v) - 1) for v in (rows, cols)):
+        raise argparse.ArgumentTypeError(f"split-K tile {tile!r}: expected rule or ROWSxCOLUMNS, powers of 2, "
+                                         "at least 32 rows and 16 columns, such as 64x64")
+    return int(rows), int(cols)
+
+
+def tile_name(tile: tuple[int, int] | None) -> str:
+    """A row's "splitk_tile": "ROWSxCOLUMNS", or "rule"."""
+    return "rule" if tile is None else f"{tile[0]}x{tile[1]}"
 
 
 def run(device, archs, batches, dtypes, modes, steps, warmup, repeats, acc_steps, tiny,
@@ -185,7 +195,7 @@ def run(device, archs, batches, dtypes, modes, steps, warmup, repeats, acc_steps
                             continue          # "auto" is one of the pinned kernels; no PDL or step kernels in torch
                         done.add((name, launch, steps_on, chunk, tile))
                         # read at the state's build (the partial sums' buffer) and at each launch
-                        splitk.CHUNK, splitk.BK, splitk.BN = splitk_tile(tile)
+                        splitk.TILE = splitk_tile(tile)
                         os.environ["SEQUNET_PDL"] = "1" if launch == "on" else "0"     # read at each launch
                         # read by the state
                         os.environ["SEQUNET_STEP_KERNELS"] = "0" if steps_on == "off" else "1"
@@ -202,7 +212,7 @@ def run(device, archs, batches, dtypes, modes, steps, warmup, repeats, acc_steps
                     except (ValueError, *TOO_BIG) as err:   # not for this batch/GPU
                         print(f"{arch:8s} batch {batch:3d} {kernel}: skipped ({err})", flush=True)
                     finally:
-                        splitk.CHUNK, splitk.BK, splitk.BN = tile_before
+                        splitk.TILE = tile_before
                         for v, value in before.items():
                             os.environ.pop(v, None)
                             if value is not None:
@@ -280,8 +290,9 @@ def main(argv=None) -> int:
                          "start run by the head kernel before it in a multi-step graph (head: "
                          "SEQUNET_START_IN_HEAD=1, the graphs mode only); several side by side; Triton paths only")
     ap.add_argument("--splitk-tiles", nargs="+", type=_tile_arg, default=[None], metavar="ROWSxCOLUMNS",
-                    help="split-K's rows of W and output columns a program (default: the module's, "
-                         f"{splitk.CHUNK}x{splitk.BN}); several: side by side, split-K's states only, the graphs "
+                    help="split-K's rows of W and output columns a program, or rule (each product's tile by "
+                         "its shape, splitk.tile_for; default: the module's, "
+                         f"{tile_name(splitk.TILE)}); several: side by side, split-K's states only, the graphs "
                          "mode only past the first")
     ap.add_argument("--out", type=Path, help="write the JSON here")
     args = ap.parse_args(argv)

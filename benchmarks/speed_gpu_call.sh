@@ -5,7 +5,7 @@
 #
 #   CALL=1 SEQUNET_GIT_COMMIT=$(git rev-parse --short HEAD) CALL_S=575 bash benchmarks/speed_gpu_call.sh OUT
 #       device tool: carry [".whl", ".devdata"] (made here by `benchmarks/device_prep.sh tests`), timeout_s 600
-#   then CALL=2 to 14 and 16 to 21 the same way, each as soon as the last has answered (or in another session).
+#   then CALL=2 to 14 and 16 to 22 the same way, each as soon as the last has answered (or in another session).
 #
 # CALL=1  the GPU test suite (benchmarks/gpu_test.sh; 404 s at 94cb339 with 6 workers on an H200, 2026-12-05; an
 #         H100 had run 912 of its 1,009 tests after 545 s): OUT/gpu-test.log. Where it was cut short, the same call
@@ -138,6 +138,12 @@
 #         1,000,000 target) and 28 (the piano run's) with split-K's tile (rows of W and output columns a program)
 #         at the default 64x64 and five others, both models, side by side (OUT/generation-splitk-tiles-GPU.json):
 #         at batch 64 the Seq-U-Net's layers run about 90 programs of 64x64 on the H100's 132 multiprocessors.
+#         At 786c915 on an H100 no tile suited both models (results/bench/generation-splitk-tiles-h100.json).
+# CALL=22 the generation benchmark in bf16 at batches 64, 28 and 8 with split-K's tile chosen per product by its
+#         shape (splitk.tile_for's rule: fewest splits that still run 48 programs), beside the fixed 64x64 (the
+#         default), 128x64 and 32x32 (each the fastest for one model in call 21) and 128x32 (never timed), both
+#         models (OUT/generation-splitk-rule-GPU.json). It changed how split-K launches, so call 1's suite comes
+#         first.
 # At 1ead015 (2026-12-05) call 2's generation benchmark, with split-K in one launch beside the rule's kernels, ran
 # past its bound (its log: results/logs/2026-12-05-h200-pdl-and-splitk1.tar.xz); that split-K was then removed and
 # the comparison above ran on its own (results/bench/generation-pdl-h200.json).
@@ -436,6 +442,12 @@ case ${CALL:-1} in
             $([ "${QUICK:-0}" = 1 ] && echo --tiny) --models sequnet wavenet --batches 64 28 --modes graphs \
             --dtypes bfloat16 --splitk-tiles 64x64 32x64 128x64 64x32 64x128 32x32 --repeats 3 --cycles 2 \
             --accuracy-steps 0 --out "$out/generation-splitk-tiles-$gpu.json" ;;
-    *) echo "CALL=${CALL}: expected 1 to 14 or 16 to 21" >&2; exit 2 ;;
+    22)
+        # shellcheck disable=SC2046  # --tiny: the dry run's models
+        step "generation by split-K tile rule" 300 python3 benchmarks/generation.py "${quick[@]}" \
+            $([ "${QUICK:-0}" = 1 ] && echo --tiny) --models sequnet wavenet --batches 64 28 8 --modes graphs \
+            --dtypes bfloat16 --splitk-tiles 64x64 rule 128x64 32x32 128x32 --repeats 3 --cycles 2 \
+            --accuracy-steps 0 --out "$out/generation-splitk-rule-$gpu.json" ;;
+    *) echo "CALL=${CALL}: expected 1 to 14 or 16 to 22" >&2; exit 2 ;;
 esac
 exit $status

@@ -403,8 +403,10 @@ def test_generation_table_names_the_kernel_when_a_file_compares_them(tmp_path):
     assert "| splitk | 220 |" in chunked and "| splitk, 64-step graphs | 220 |" in chunked
     tiled = benchmarks.generation_markdown(tmp_path / "g.json", {"meta": meta, "rows": [
         base | {"kernel": "splitk", "ops_per_step": 220.0, "splitk_tile": "64x64"},
-        base | {"kernel": "splitk", "ops_per_step": 220.0, "splitk_tile": "32x64"}]})
+        base | {"kernel": "splitk", "ops_per_step": 220.0, "splitk_tile": "32x64"},
+        base | {"kernel": "splitk", "ops_per_step": 220.0, "splitk_tile": "rule"}]})
     assert "| splitk | 220 |" in tiled and "| splitk, 32x64 tiles | 220 |" in tiled
+    assert "| splitk, tiles by shape | 220 |" in tiled
     older = benchmarks.generation_markdown(tmp_path / "g.json", {"meta": meta, "rows": [base]})
     assert "kernel" not in older and "| wavenet | 28 | float32 | graphs | 280,000 |" in older
 
@@ -417,7 +419,10 @@ def test_generation_benchmark_times_split_k_tiles_for_split_k_states_only(tmp_pa
     gen = benchmark_module("generation")
     with pytest.raises(SystemExit):
         gen.main(["--splitk-tiles", "48x64", "--device", "cpu"])
-    assert gen.splitk_tile("128x32") == (128, 64, 32) and gen.splitk_tile(None) == (splitk.CHUNK, splitk.BK, splitk.BN)
+    with pytest.raises(SystemExit):
+        gen.main(["--splitk-tiles", "16x64", "--device", "cpu"])      # half a chunk is below tl.dot's 16 rows
+    assert gen.splitk_tile("128x32") == (128, 32) and gen.splitk_tile(None) == splitk.TILE
+    assert gen.splitk_tile("rule") is None and gen.tile_name(None) == "rule" and gen.tile_name((32, 64)) == "32x64"
     before = gen.splitk_tile(None)
     out = tmp_path / "g.json"
     assert gen.main(["--device", "cpu", "--quick", "--tiny", "--batches", "1", "--dtypes", "float32",

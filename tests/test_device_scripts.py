@@ -232,7 +232,7 @@ def test_speed_calls_14_16_and_17_time_the_compiled_loss_and_the_compilers_setti
     unknown = subprocess.run(SPEED_CALL + [str(tmp_path / "unknown")], cwd=REPO,
                              env=_dry_env(tmp_path, data_mirror, CALL="15"),
                              capture_output=True, text=True, timeout=120)
-    assert unknown.returncode == 2 and "CALL=15: expected 1 to 14 or 16 to 21" in unknown.stderr
+    assert unknown.returncode == 2 and "CALL=15: expected 1 to 14 or 16 to 22" in unknown.stderr
 
 
 @pytest.mark.dry_run
@@ -280,6 +280,17 @@ def test_speed_call_21_times_generation_by_split_k_tile(tmp_path, data_mirror):
         ("sequnet", 64, "bfloat16"), ("wavenet", 64, "bfloat16"), ("sequnet", 28, "bfloat16"),
         ("wavenet", 28, "bfloat16")]
     assert found["meta"]["config"]["splitk_tiles"] == ["64x64", "32x64", "128x64", "64x32", "64x128", "32x32"]
+
+
+@pytest.mark.dry_run
+def test_speed_call_22_times_generation_by_the_split_k_tile_rule(tmp_path, data_mirror):
+    """Call 22 as a CPU dry run: the generation benchmark at batches 64, 28 and 8 in bf16 with the tile rule beside
+    four fixed tiles, both models (on the CPU, which has no split-K, each state once)."""
+    _dry_run(tmp_path, data_mirror, 22, "out22")
+    found = json.loads((tmp_path / "out22" / "generation-splitk-rule-cpu.json").read_text())
+    assert [(r["model"], r["batch"]) for r in found["rows"]] == [
+        (m, b) for b in (64, 28, 8) for m in ("sequnet", "wavenet")]
+    assert found["meta"]["config"]["splitk_tiles"] == ["64x64", "rule", "128x64", "32x32", "128x32"]
 
 
 @pytest.mark.dry_run

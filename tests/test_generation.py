@@ -486,3 +486,28 @@ def test_the_start_in_the_head_is_the_default_in_bf16_only(monkeypatch):
     for chosen in ("0", "1"):
         monkeypatch.setenv("SEQUNET_START_IN_HEAD", chosen)
         assert {start_in_head(d) for d in (torch.bfloat16, torch.float32)} == {chosen == "1"}
+
+
+def test_split_k_tile_rule_takes_few_splits_with_enough_programs(monkeypatch):
+    """splitk.tile_for with TILE = None, on the products of the paper's piano models (the shapes their states
+    build at any batch): the Seq-U-Net's layers take 128 x 64 and WaveNet's dilated layers 32 x 32, the tiles that
+    ran each model fastest on an H100 (results/bench/generation-splitk-tiles-h100.json); a product too small for 48
+    programs at any tile takes the tile that runs the most; the partial sums hold one split per chunk of rows.
+    The fixed TILE (the default) gives every product its tile."""
+    from sequnet.core.generation import splitk
+
+    def parts(*rows, n):
+        return [(torch.zeros(2, k), torch.zeros(k, n)) for k in rows]
+
+    monkeypatch.setattr(splitk, "TILE", None)
+    assert splitk.tile_for(parts(900, n=360)) == (128, 64)            # a level's layer: 8 x 6 programs
+    assert splitk.tile_for(parts(900, 900, n=360)) == (128, 64)       # with the skip input: 16 x 6
+    assert splitk.tile_for(parts(540, n=720)) == (128, 64)            # the transposed layer's two samples
+    assert splitk.tile_for(parts(128, 128, n=256)) == (32, 32)        # WaveNet's dilated layer: 8 x 8
+    assert splitk.tile_for(parts(129, n=128)) == (32, 32)             # 20 programs at most
+    assert splitk.tile_for(parts(512, n=512)) == (128, 32)            # 4 x 16
+    assert splitk.partial_sums(parts(900, 900, n=360)).shape == (16, 2, 360)
+    assert splitk.partial_sums(parts(129, n=128)).shape == (5, 2, 128)
+    monkeypatch.setattr(splitk, "TILE", splitk.DEFAULT_TILE)
+    assert splitk.tile_for(parts(128, 128, n=256)) == (64, 64)
+    assert splitk.partial_sums(parts(900, 900, n=360)).shape == (30, 2, 360)

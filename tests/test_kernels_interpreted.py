@@ -60,27 +60,30 @@ def test_fused_and_split_k_products_equal_torch(triton_on_cpu, batch, c, k, kind
         torch.testing.assert_close(split, expected, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("tile", ["32x64", "128x64", "64x32", "64x128"])
+@pytest.mark.parametrize("tile", ["32x64", "128x64", "64x32", "64x128", "rule"])
 @pytest.mark.parametrize("batch", [6, 20])       # products element-wise in float32, and on the tensor cores
 def test_split_k_products_equal_torch_at_other_tiles(monkeypatch, batch, tile):
     """The split-K products at the tiles benchmarks/generation.py --splitk-tiles times (rows of W and output
-    columns a program), two input parts with a part's rows not a multiple of the tile: the partial sums add up to
-    the product, and there is one partial per chunk of rows."""
+    columns a program, or each product's by the rule), two input parts with a part's rows not a multiple of the
+    tile: the partial sums add up to the product, and there is one partial per chunk of rows. A tile changed
+    between the partial sums' allocation and the launch is refused, not run with too few or too many splits."""
     from sequnet.core.generation import splitk
     from test_benchmarks import benchmark_module
 
-    chunk, bk, bn = benchmark_module("generation").splitk_tile(tile)
-    monkeypatch.setattr(splitk, "CHUNK", chunk)
-    monkeypatch.setattr(splitk, "BK", bk)
-    monkeypatch.setattr(splitk, "BN", bn)
+    monkeypatch.setattr(splitk, "TILE", benchmark_module("generation").splitk_tile(tile))
     torch.manual_seed(batch)
     xs = [torch.randn(batch, 300), torch.randn(batch, 70)]
     ws = [torch.randn(300, 200) / 20, torch.randn(70, 200) / 20]
     ops, part = kernels.matmul(list(zip(xs, ws)), None, gemv=True)
     for op in ops:
         op()
-    assert part.shape[0] == -(-300 // chunk) + -(-70 // chunk)
+    rows = splitk.tile_for(list(zip(xs, ws)))[0]
+    assert rows == (64 if tile == "rule" else int(tile.partition("x")[0]))   # the rule: (64, 32), 7 x 7 programs
+    assert part.shape[0] == -(-300 // rows) + -(-70 // rows)
     torch.testing.assert_close(part.sum(0), xs[0] @ ws[0] + xs[1] @ ws[1], rtol=1e-5, atol=1e-5)
+    monkeypatch.setattr(splitk, "TILE", (256 if rows != 256 else 128, 64))
+    with pytest.raises(RuntimeError, match="set splitk.TILE before the state is built"):
+        ops[0]()
 
 
 @pytest.mark.parametrize("make", [lambda: residual(4, 5, 2, classes=256, features=16),

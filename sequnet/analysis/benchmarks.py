@@ -298,7 +298,8 @@ def kernel_name(row: dict) -> str:
             + (", torch bookkeeping" if row.get("step_kernels") is False and row.get("fused_activation") else "")
             + (", start in head" if row.get("start_in_head") else "")
             + (f", {chunk}-step graphs" if chunk not in (None, InferenceState.CHUNK) else "")
-            + (f", {tile} tiles" if tile not in (None, f"{splitk.CHUNK}x{splitk.BN}") else ""))
+            + (", tiles by shape" if tile == "rule" else
+               f", {tile} tiles" if tile not in (None, "x".join(map(str, splitk.DEFAULT_TILE))) else ""))
 
 
 def plot_generation(bench: dict):

@@ -1,7 +1,7 @@
 """Split-K products of cached generation, and the activations every generation kernel applies.
 
 From batch 5 to 64 a layer update ``act(x @ W + bias) (+ identity)`` is split over the rows of W: each program
-multiplies ``CHUNK`` rows of W by the batch's windows and writes its partial sums, so that about a hundred
+multiplies a chunk of rows of W by the batch's windows and writes its partial sums, so that about a hundred
 programs stream the weights at once (cuBLAS runs a 1 x 900 x 360 product on a few multiprocessors).
 
 ``kernel="splitk"``: :func:`matvec_triton` writes the partial sums; a second launch (``kernels.activate_triton``)
@@ -10,8 +10,14 @@ of each block of outputs adding the block's partial sums after an atomic count) 
 about half split-K's speed at every batch, and a second state did not repeat its logits bit for bit (H200,
 2026-12-05: results/logs/2026-12-05-h200-pdl-and-splitk1.tar.xz).
 
-The kernel loads its rows of W (two tiles of ``BK``) before ``pdl_enter``: launched with programmatic dependent
-launch, a program streams its weights, which no kernel writes, while the kernel before it still runs.
+The kernel loads its rows of W (two tiles of half a chunk) before ``pdl_enter``: launched with programmatic
+dependent launch, a program streams its weights, which no kernel writes, while the kernel before it still runs.
+
+A program's tile, its rows of W and output columns, is ``TILE`` for every product (64 x 64), or with ``TILE = None``
+chosen per product by :func:`tile_for`. One tile did not suit both piano models: on an H100 at 786c915
+(results/bench/generation-splitk-tiles-h100.json, bf16) 128 x 64 made the Seq-U-Net 12 % faster at batch 64 and
+WaveNet 4 % slower; 32 x 32 made WaveNet 13 % faster and the Seq-U-Net 16 % slower. The Seq-U-Net's 900 x 360
+products run 90 programs of 64 x 64, WaveNet's 256 x 256 ones 16. The rule is opt-in until it is timed beside them.
 """
 from __future__ import annotations
 
@@ -19,15 +25,38 @@ import torch
 
 from sequnet.core.triton_guard import pdl_enter, pdl_options, tl, triton
 
-CHUNK, BK, BN = 64, 32, 64          # rows of W per program, rows per iteration, columns per program
 KINDS = {"gate": 0, "leaky": 1, "none": 2, "relu": 3}   # the activations, as the kernels' KIND
+
+DEFAULT_TILE = (64, 64)             # rows of W and output columns a program
+TILE: tuple[int, int] | None = DEFAULT_TILE     # every product's tile; None: tile_for's rule (benchmarks set it)
+# The rule's tiles, in the order it prefers them: fewest splits first (each split's partial sums, batch x n floats,
+# are written by the product and read by the activation), then the widest columns; it takes the first that runs at
+# least MIN_PROGRAMS programs, else the one that runs the most. 48 is the most that still gives the Seq-U-Net's main
+# products 128 x 64 (48 programs), its fastest tile in the sweep above; WaveNet's then take 32 x 32 (64 programs),
+# which tied its fastest. Fitted to that one sweep, the rule is timed beside fixed tiles before it becomes the default.
+RULE_TILES = ((128, 64), (128, 32), (64, 64), (64, 32), (32, 64), (32, 32))
+MIN_PROGRAMS = 48
+
+
+def splits(parts, rows: int) -> int:
+    """The chunks of ``rows`` rows of W over the parts [(x_p, w_p (k_p, n))]."""
+    return sum(-(-w.shape[0] // rows) for _, w in parts)
+
+
+def tile_for(parts) -> tuple[int, int]:
+    """The tile (rows of W, output columns a program) of the product of ``parts``: ``TILE``, or by the rule."""
+    if TILE is not None:
+        return TILE
+    n = parts[0][1].shape[1]
+    programs = {t: splits(parts, t[0]) * -(-n // t[1]) for t in RULE_TILES}
+    return next((t for t in RULE_TILES if programs[t] >= MIN_PROGRAMS), max(RULE_TILES, key=programs.get))
 
 
 def partial_sums(parts) -> torch.Tensor:
     """The float32 tensor (splits, batch, n) the split-K products write for parts [(x_p, w_p (k_p, n))]."""
     (x0, w0) = parts[0]
-    splits = sum(-(-w.shape[0] // CHUNK) for _, w in parts)
-    return torch.zeros(splits, x0.shape[0], w0.shape[1], dtype=torch.float32, device=x0.device)
+    return torch.zeros(splits(parts, tile_for(parts)[0]), x0.shape[0], w0.shape[1], dtype=torch.float32,
+                       device=x0.device)
 
 
 if triton is not None:   # pragma: no cover - GPU only
@@ -108,14 +137,18 @@ def _check_parts(parts, batch: int) -> tuple:   # pragma: no cover - GPU only
     k2 = w2.shape[0] if len(parts) == 2 else 0
     bb = triton.next_power_of_2(batch)
     dot = bb >= 16              # tl.dot's least tile; below it the products run element-wise in float32
-    return x1, w1, x2, w2, k2, triton.cdiv(w1.shape[0], CHUNK), max(bb, 16) if dot else bb, dot
+    return x1, w1, x2, w2, k2, max(bb, 16) if dot else bb, dot
 
 
 def matvec_triton(parts, part: torch.Tensor, relu_x: bool = False) -> None:   # pragma: no cover - GPU only
     """part[s, b] = the s-th chunk's share of sum_p x_p @ w_p, for parts [(x_p (batch, k_p), w_p (k_p, n))]."""
-    x1, w1, x2, w2, k2, ns1, bb, dot = _check_parts(parts, part.shape[1])
-    n = w1.shape[1]
-    grid = (triton.cdiv(n, BN), ns1 + triton.cdiv(k2, CHUNK))
+    x1, w1, x2, w2, k2, bb, dot = _check_parts(parts, part.shape[1])
+    (rows, cols), n = tile_for(parts), w1.shape[1]
+    if part.shape[0] != splits(parts, rows):
+        raise RuntimeError(f"split-K's partial sums hold {part.shape[0]} splits, but a {rows} x {cols} tile makes "
+                           f"{splits(parts, rows)}: set splitk.TILE before the state is built, not after")
+    ns1 = triton.cdiv(w1.shape[0], rows)
+    grid = (triton.cdiv(n, cols), ns1 + triton.cdiv(k2, rows))
     _matvec_kernel[grid](x1, x1.stride(0), w1, w1.shape[0], ns1, x2, x2.stride(0), w2, k2, n, part,
-                         part.stride(0), part.stride(1), part.shape[1], CHUNK=CHUNK, BK=BK, BN=BN, BB=bb, DOT=dot,
-                         IEEE=w1.dtype == torch.float32, RELU_X=relu_x, **pdl_options(part.device))
+                         part.stride(0), part.stride(1), part.shape[1], CHUNK=rows, BK=rows // 2, BN=cols, BB=bb,
+                         DOT=dot, IEEE=w1.dtype == torch.float32, RELU_X=relu_x, **pdl_options(part.device))
