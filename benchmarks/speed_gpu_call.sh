@@ -5,7 +5,7 @@
 #
 #   CALL=1 SEQUNET_GIT_COMMIT=$(git rev-parse --short HEAD) CALL_S=575 bash benchmarks/speed_gpu_call.sh OUT
 #       device tool: carry [".whl", ".devdata"] (made here by `benchmarks/device_prep.sh tests`), timeout_s 600
-#   then CALL=2 to 14 and 16 to 22 the same way, each as soon as the last has answered (or in another session).
+#   then CALL=2 to 14 and 16 to 23 the same way, each as soon as the last has answered (or in another session).
 #
 # CALL=1  the GPU test suite (benchmarks/gpu_test.sh; 404 s at 94cb339 with 6 workers on an H200, 2026-12-05; an
 #         H100 had run 912 of its 1,009 tests after 545 s): OUT/gpu-test.log. Where it was cut short, the same call
@@ -144,6 +144,12 @@
 #         default), 128x64 and 32x32 (each the fastest for one model in call 21) and 128x32 (never timed), both
 #         models (OUT/generation-splitk-rule-GPU.json). It changed how split-K launches, so call 1's suite comes
 #         first.
+# CALL=23 the trainer's compiled steps (with PDL) with the convolutions presented to cuDNN with time on the height
+#         axis (piano_step.py's time_h, sequnet.core.models.use_time_on_h) and on the width (as F.conv1d does), each in
+#         a process of its own: cuDNN's TF32 weight gradients took 19.5 of the TF32 Seq-U-Net step's 60 ms on an H100
+#         (932025f), 3.9 times bf16's, and may get other kernels. The TF32 Seq-U-Net with it (profiled) and without
+#         (56.51 ms at 786c915 on an H100, against a 45 ms target), the bf16 Seq-U-Net with and without, then WaveNet
+#         in bf16 with and without as time allows (OUT/piano-step-time-h-GPU.json and its .profile.txt).
 # At 1ead015 (2026-12-05) call 2's generation benchmark, with split-K in one launch beside the rule's kernels, ran
 # past its bound (its log: results/logs/2026-12-05-h200-pdl-and-splitk1.tar.xz); that split-K was then removed and
 # the comparison above ran on its own (results/bench/generation-pdl-h200.json).
@@ -195,6 +201,17 @@ quick=()
 # alone VARIANT LIMIT: one piano-step variant in a process of its own, its row added to $f (--append)
 alone() { step "$1" "$2" python3 benchmarks/piano_step.py "${quick[@]}" --profile-steps 0 --append --out "$f" \
               --variants "$1"; }
+# profiled VARIANT LIMIT: the same with 3 steps profiled beside $f (call it first: the file's first process writes
+# the profile, and --append leaves it alone)
+profiled() { step "$1" "$2" python3 benchmarks/piano_step.py "${quick[@]}" --profile-steps 3 --append --out "$f" \
+                 --variants "$1"; }
+# by_tile NAME FILE "BATCHES" "TILES": the generation benchmark in bf16 (graphs, both models) by split-K tile
+by_tile() {
+    # shellcheck disable=SC2046,SC2086  # --tiny: the dry run's models; a batch or tile a word
+    step "$1" 300 python3 benchmarks/generation.py "${quick[@]}" $([ "${QUICK:-0}" = 1 ] && echo --tiny) \
+        --models sequnet wavenet --batches $3 --modes graphs --dtypes bfloat16 --splitk-tiles $4 --repeats 3 \
+        --cycles 2 --accuracy-steps 0 --out "$2"
+}
 # the output files are named by the GPU that wrote them (h100, h200; cpu in a dry run without one)
 gpu=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1 | grep -oiE 'H[0-9]{3}' | head -1 \
     | tr 'A-Z' 'a-z')
@@ -426,28 +443,22 @@ case ${CALL:-1} in
         f=$out/piano-step-combo-tf32-$gpu.json
         export TORCHINDUCTOR_CACHE_DIR=/tmp/inductor-call19
         t="sequnet fp32 pad=64$compiled lookup cudnn_benchmark$pdl" s=$trainer_s$pdl w=$trainer_w$pdl
-        # the first variant profiled (the file's first process writes its profile; --append leaves it alone)
-        step "$t" 140 python3 benchmarks/piano_step.py "${quick[@]}" --profile-steps 3 --append --out "$f" \
-            --variants "$t"
-        alone "$s" 70; alone "$s$combo" 90; alone "$w" 130; alone "$w$combo" 130 ;;
+        profiled "$t" 140; alone "$s" 70; alone "$s$combo" 90; alone "$w" 130; alone "$w$combo" 130 ;;
     20)
         f=$out/piano-step-tf32-layouts-$gpu.json
         export TORCHINDUCTOR_CACHE_DIR=/tmp/inductor-call20
         s="sequnet fp32 pad=64$compiled lookup cudnn_benchmark$pdl"
         w="wavenet fp32 crop$compiled lookup cudnn_benchmark$pdl"
         alone "$s" 100; alone "$s channels_first" 100; alone "$w" 160; alone "$w channels_first" 160 ;;
-    21)
-        # shellcheck disable=SC2046  # --tiny: the dry run's models
-        step "generation by split-K tile" 300 python3 benchmarks/generation.py "${quick[@]}" \
-            $([ "${QUICK:-0}" = 1 ] && echo --tiny) --models sequnet wavenet --batches 64 28 --modes graphs \
-            --dtypes bfloat16 --splitk-tiles 64x64 32x64 128x64 64x32 64x128 32x32 --repeats 3 --cycles 2 \
-            --accuracy-steps 0 --out "$out/generation-splitk-tiles-$gpu.json" ;;
-    22)
-        # shellcheck disable=SC2046  # --tiny: the dry run's models
-        step "generation by split-K tile rule" 300 python3 benchmarks/generation.py "${quick[@]}" \
-            $([ "${QUICK:-0}" = 1 ] && echo --tiny) --models sequnet wavenet --batches 64 28 8 --modes graphs \
-            --dtypes bfloat16 --splitk-tiles 64x64 rule 128x64 32x32 128x32 --repeats 3 --cycles 2 \
-            --accuracy-steps 0 --out "$out/generation-splitk-rule-$gpu.json" ;;
-    *) echo "CALL=${CALL}: expected 1 to 14 or 16 to 22" >&2; exit 2 ;;
+    21) by_tile "generation by split-K tile" "$out/generation-splitk-tiles-$gpu.json" "64 28" \
+            "64x64 32x64 128x64 64x32 64x128 32x32" ;;
+    22) by_tile "generation by split-K tile rule" "$out/generation-splitk-rule-$gpu.json" "64 28 8" \
+            "64x64 rule 128x64 32x32 128x32" ;;
+    23)
+        f=$out/piano-step-time-h-$gpu.json
+        export TORCHINDUCTOR_CACHE_DIR=/tmp/inductor-call23
+        t="sequnet fp32 pad=64$compiled lookup cudnn_benchmark$pdl" s=$trainer_s$pdl w=$trainer_w$pdl
+        profiled "$t time_h" 140; alone "$t" 100; alone "$s time_h" 70; alone "$s" 70; alone "$w time_h" 130; alone "$w" 130 ;;
+    *) echo "CALL=${CALL}: expected 1 to 14 or 16 to 23" >&2; exit 2 ;;
 esac
 exit $status

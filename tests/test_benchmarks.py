@@ -445,27 +445,49 @@ def test_piano_step_counts_fewer_flops_for_wavenet_with_cropped_skips(tmp_path):
     assert "no 'crop_skips' switch" in sequnet_row["error"]        # the Seq-U-Net has no skips to crop
 
 
+def _same_piano_models(piano_step, *specs):
+    """piano_step.py's variants and models (CPU, quick) for ``specs``, after checking that they compute the same."""
+    found, outs = [], []
+    for spec in specs:
+        v = piano_step.parse(spec)
+        torch.manual_seed(0)
+        _, model, x, _ = piano_step.variant_model(v, torch.device("cpu"), 1, True)
+        found.append((v, model))
+        outs.append(model(x))
+    for out in outs[1:]:
+        torch.testing.assert_close(out, outs[0], rtol=1e-5, atol=1e-6)
+    return found
+
+
 def test_piano_step_keeps_the_default_layout_for_channels_first_variants():
     """"channels_first" leaves the activations channels-first (every other variant is channels-last, as the
     trainer runs), the row records it and the tables name the layout; the model computes the same."""
     from sequnet.analysis import benchmarks
 
     piano_step = benchmark_module("piano_step")
-    outs = {}
-    for spec in ("sequnet fp32 lookup", "sequnet fp32 lookup channels_first"):
-        v = piano_step.parse(spec)
-        torch.manual_seed(0)
-        _, model, x, _ = piano_step.variant_model(v, torch.device("cpu"), 1, True)
+    for v, model in _same_piano_models(piano_step, "sequnet fp32 lookup", "sequnet fp32 lookup channels_first"):
         assert any(getattr(m, "channels_last", False) is True for m in model.modules()) is not v["channels_first"]
-        assert benchmarks.variant({"piano_step": True}, {**v, "spec": spec}).endswith(
+        assert benchmarks.variant({"piano_step": True}, v).endswith(
             "channels-first" if v["channels_first"] else "channels-last")
-        outs[v["channels_first"]] = model(x)
-    torch.testing.assert_close(outs[True], outs[False], rtol=1e-5, atol=1e-6)
     # compiler settings by config and key, short enough for a table's column (a long word widened the book's)
     spec = "sequnet bf16 pad=64 compile inductor.triton.enable_pdl=True functorch.activation_memory_budget=0.5"
     assert benchmarks.variant({"piano_step": True}, {**piano_step.parse(spec), "spec": spec}) == (
         "bf16 pad=64 compile, Inductor: triton.enable_pdl, AOT autograd: activation_memory_budget=0.5, CUDA graphs, "
         "channels-last")
+
+
+def test_piano_step_puts_time_on_the_height_for_time_h_variants():
+    """"time_h" switches the channels-last convolutions to time on the height axis (the same model), the tables name
+    it, and it is refused beside channels_first, whose convolutions it would not change."""
+    from sequnet.analysis import benchmarks
+    from sequnet.core.models.layers import Conv1d
+
+    piano_step = benchmark_module("piano_step")
+    for v, model in _same_piano_models(piano_step, "sequnet fp32 lookup", "sequnet fp32 lookup time_h"):
+        assert {m.time_on_h for m in model.modules() if isinstance(m, Conv1d)} == {v["time_h"]}
+    assert benchmarks.variant({"piano_step": True}, v).startswith("fp32 lookup time_h, CUDA graphs")
+    with pytest.raises(ValueError, match="time_h"):
+        piano_step.parse("sequnet fp32 time_h channels_first")
 
 
 def test_piano_step_profiles_its_first_variant_as_timed_compiled_included(tmp_path):

@@ -13,7 +13,7 @@ import sequnet
 from sequnet.analysis.complexity import layout_conversions, training_step
 from sequnet.analysis.step_numerics import fast_step_errors
 from sequnet.core.models import (fused_gate, id_lookup, use_channels_last, use_fused_gate, use_fused_lookup,
-                                 use_mm_weight_grad)
+                                 use_mm_weight_grad, use_time_on_h)
 from sequnet.core.models.layers import input_conv, to_channels_last
 from sequnet.core.triton_guard import use_triton
 from test_fast_training import _is_time_major, _layout_probe, _resnet
@@ -125,9 +125,10 @@ def _paper_piano(batch: int, arch: str = "sequnet"):
 @pytest.mark.parametrize("switches", [[use_fused_gate], [use_channels_last], [use_channels_last, use_fused_gate],
                                       [use_fused_lookup], [use_channels_last, use_fused_gate, use_fused_lookup],
                                       [use_channels_last, use_mm_weight_grad],
-                                      [use_channels_last, lambda m: use_mm_weight_grad(m, kernel="triton")]],
+                                      [use_channels_last, lambda m: use_mm_weight_grad(m, kernel="triton")],
+                                      [use_channels_last, use_time_on_h]],
                          ids=["fused", "channels-last", "both", "lookup", "all", "mm-weight-grad",
-                              "triton-weight-grad"])
+                              "triton-weight-grad", "time-on-h"])
 @pytest.mark.parametrize("arch", ["sequnet", "wavenet"])
 def test_switched_paper_piano_model_computes_the_same(switches, arch, exact_float32):
     model, ids, target = _paper_piano(batch=1, arch=arch)
