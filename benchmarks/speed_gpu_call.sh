@@ -147,9 +147,12 @@
 # CALL=23 the trainer's compiled steps (with PDL) with the convolutions presented to cuDNN with time on the height
 #         axis (piano_step.py's time_h, sequnet.core.models.use_time_on_h) and on the width (as F.conv1d does), each in
 #         a process of its own: cuDNN's TF32 weight gradients took 19.5 of the TF32 Seq-U-Net step's 60 ms on an H100
-#         (932025f), 3.9 times bf16's, and may get other kernels. The TF32 Seq-U-Net with it (profiled) and without
-#         (56.51 ms at 786c915 on an H100, against a 45 ms target), the bf16 Seq-U-Net with and without, then WaveNet
-#         in bf16 with and without as time allows (OUT/piano-step-time-h-GPU.json and its .profile.txt).
+#         (932025f), 3.9 times bf16's, and may get other kernels. First the weight gradients alone, cuDNN's with
+#         time on the width and on the height, layer by layer, both models, TF32 and bf16
+#         (benchmarks/weight_grad_kernels.py, OUT/weight-grad-time-h-GPU.json); then the TF32 Seq-U-Net with it
+#         (profiled) and without (56.51 ms at 786c915 on an H100, against a 45 ms target), the bf16 Seq-U-Net with
+#         and without, then WaveNet in bf16 with and without as time allows (OUT/piano-step-time-h-GPU.json and its
+#         .profile.txt).
 # At 1ead015 (2026-12-05) call 2's generation benchmark, with split-K in one launch beside the rule's kernels, ran
 # past its bound (its log: results/logs/2026-12-05-h200-pdl-and-splitk1.tar.xz); that split-K was then removed and
 # the comparison above ran on its own (results/bench/generation-pdl-h200.json).
@@ -458,6 +461,8 @@ case ${CALL:-1} in
         f=$out/piano-step-time-h-$gpu.json
         export TORCHINDUCTOR_CACHE_DIR=/tmp/inductor-call23
         t="sequnet fp32 pad=64$compiled lookup cudnn_benchmark$pdl" s=$trainer_s$pdl w=$trainer_w$pdl
+        step "weight gradients on the height" 90 python3 benchmarks/weight_grad_kernels.py "${quick[@]}" \
+            --ways cudnn_h --reps 10 --out "$out/weight-grad-time-h-$gpu.json"
         profiled "$t time_h" 140; alone "$t" 100; alone "$s time_h" 70; alone "$s" 70; alone "$w time_h" 130; alone "$w" 130 ;;
     *) echo "CALL=${CALL}: expected 1 to 14 or 16 to 23" >&2; exit 2 ;;
 esac

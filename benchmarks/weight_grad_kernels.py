@@ -1,6 +1,8 @@
-"""The piano models' convolution weight gradients alone, three ways side by side in one process: cuDNN's (the
-autotuner on from the start), cuBLAS's batched products and the Triton kernel of ``sequnet.core.models.weight_grad``
-for several tiles, layer by layer at the training shape (batch 16, 5,000 targets), bf16 and float32 (TF32).
+"""The piano models' convolution weight gradients alone, several ways side by side in one process: cuDNN's (the
+autotuner on from the start), cuDNN's with time on the height axis (``cudnn_h``: the convolution presented as
+(batch, channels, time, 1), ``sequnet.core.models.use_time_on_h``), cuBLAS's batched products and the Triton kernel
+of ``sequnet.core.models.weight_grad`` for several tiles, layer by layer at the training shape (batch 16, 5,000
+targets), bf16 and float32 (TF32); ``--ways`` picks some.
 
 Why: in float32 cuDNN's weight gradients took 19.5 ms of the compiled Seq-U-Net's 59.3 ms step on an H100, 2.3
 times its forward convolutions' 8.6 ms for the same FLOPs (``results/logs/2026-12-05d-*``), and the products were
@@ -112,16 +114,27 @@ def groups(found: Counter) -> list[tuple[tuple, int, float]]:
     return sorted(out, key=lambda r: -flops(r[0]) * r[2])
 
 
-def cudnn_weight_grad(x, grad, weight, stride, dilation, transposed):
+WAYS = ["cudnn", "cudnn_h", "products", "triton"]
+
+
+def cudnn_weight_grad(x, grad, weight, stride, dilation, transposed, on_h: bool = False):
+    """cuDNN's weight gradient (ATen's convolution backward on a CPU), the time on the width as F.conv1d puts it,
+    or on the height with a channels-last 4-D tensor's strides (``layers.Conv1d``'s ``time_on_h``)."""
+    if on_h:
+        def h(t):
+            return t.transpose(1, 2).unsqueeze(2).permute(0, 3, 1, 2)
+        return torch.ops.aten.convolution_backward(
+            h(grad), h(x), h(weight), None, [stride, 1], [0, 0], [dilation, 1], transposed, [0, 0], 1,
+            [False, True, False])[1].squeeze(3)
     return torch.ops.aten.convolution_backward(
         grad.unsqueeze(2), x.unsqueeze(2), weight.unsqueeze(2), None, [1, stride], [0, 0], [1, dilation], transposed,
         [0, 0], 1, [False, True, False])[1].squeeze(2)
 
 
 def time_geometry(geometry, layers: int, scale: float, dtype, tiles, warps_list, device, reps: int,
-                  triton_ok: bool) -> list[dict]:
-    """A row for each way (and Triton tile and warps) of one geometry's weight gradient, each checked first;
-    ``layers`` and ``scale`` (:func:`groups`) travel with the rows."""
+                  triton_ok: bool, ways_wanted=tuple(WAYS)) -> list[dict]:
+    """A row for each way in ``ways_wanted`` (and Triton tile and warps) of one geometry's weight gradient, each
+    checked first against cuDNN's; ``layers`` and ``scale`` (:func:`groups`) travel with the rows."""
     x_shape, w_shape, stride, dilation, transposed = geometry
     g = torch.Generator(device="cpu").manual_seed(0)
     x = to_channels_last(torch.randn(x_shape, generator=g)).to(device, dtype)
@@ -131,8 +144,10 @@ def time_geometry(geometry, layers: int, scale: float, dtype, tiles, warps_list,
                                         generator=g)).to(device, dtype)
     expected = cudnn_weight_grad(x, grad, weight, stride, dilation, transposed).float()
     ways = [("cudnn", None, None, lambda: cudnn_weight_grad(x, grad, weight, stride, dilation, transposed)),
+            ("cudnn_h", None, None, lambda: cudnn_weight_grad(x, grad, weight, stride, dilation, transposed, True)),
             ("products", None, None, lambda: weight_grad.weight_grad(x, grad, k, stride, dilation, transposed))]
-    if triton_ok:
+    ways = [w for w in ways if w[0] in ways_wanted]
+    if triton_ok and "triton" in ways_wanted:
         xt, gt = x.transpose(1, 2), grad.transpose(1, 2)
         whole, shifted = (xt, gt) if transposed else (gt, xt)
         for tile in tiles:
@@ -181,8 +196,8 @@ def totals(rows: list[dict]) -> list[dict]:
             return sum(min((r.get("time_median_s", math.inf) * r["scale"] for r in mine
                             if str(r["geometry"]) == gm and pick(r)), default=math.inf) for gm in geoms)
         entry = {"arch": arch, "dtype": dtype, "layers": sum(r["layers"] for r in mine if r["way"] == "cudnn"),
-                 "groups": len(geoms),
-                 "cudnn_s": best(lambda r: r["way"] == "cudnn"), "products_s": best(lambda r: r["way"] == "products")}
+                 "groups": len(geoms), **{f"{way}_s": best(lambda r, way=way: r["way"] == way)
+                                          for way in ("cudnn", "cudnn_h", "products")}}
         configs = {(tuple(r["tile"]), r["warps"]) for r in mine if r["way"] == "triton"}
         if configs:
             entry["triton_best_per_layer_s"] = best(lambda r: r["way"] == "triton")
@@ -201,6 +216,7 @@ def main(argv=None) -> int:
     ap.add_argument("--dtypes", nargs="+", choices=["bf16", "fp32"], default=["fp32", "bf16"])
     ap.add_argument("--tiles", nargs="+", default=TILES, help="POSITIONSxFIRSTxSECOND, e.g. 64x64x64")
     ap.add_argument("--warps", nargs="+", type=int, default=[4, 8])
+    ap.add_argument("--ways", nargs="+", choices=WAYS, default=WAYS, help="cuDNN's always runs: the others' reference")
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--reps", type=int, default=20)
     ap.add_argument("--quick", action="store_true", help="the quick models' small shapes (for a CPU)")
@@ -217,13 +233,14 @@ def main(argv=None) -> int:
     triton_ok = triton is not None and (device.type == "cuda" or os.environ.get("TRITON_INTERPRET") == "1")
     rows = []
     meta = {**run_metadata(device), "batch": a.batch, "quick": a.quick, "reps": a.reps, "triton": triton_ok,
+            "ways": list(dict.fromkeys(["cudnn", *a.ways])),
             "cudnn_benchmark": torch.backends.cudnn.benchmark, "tf32_conv": torch.backends.cudnn.allow_tf32}
     for arch in a.archs:
         for name in a.dtypes:
             dtype = torch.bfloat16 if name == "bf16" else torch.float32
             for geometry, layers, scale in groups(geometries(arch, device, a.batch, a.quick, name == "bf16")):
                 rows += [{"arch": arch, **r} for r in time_geometry(geometry, layers, scale, dtype, tiles, a.warps,
-                                                                    device, a.reps, triton_ok)]
+                                                                    device, a.reps, triton_ok, ("cudnn", *a.ways))]
                 # after every group, marked unfinished: a run its time limit stops keeps what it timed (its
                 # totals then cover the groups it reached only)
                 write_bench(a.out, {"meta": {**meta, "finished": False}, "rows": rows, "totals": totals(rows)})

@@ -295,9 +295,12 @@ def test_speed_call_22_times_generation_by_the_split_k_tile_rule(tmp_path, data_
 
 @pytest.mark.dry_run
 def test_speed_call_23_times_the_steps_with_time_on_the_height(tmp_path, data_mirror):
-    """Call 23 as a CPU dry run: the TF32 Seq-U-Net with time on the height first, profiled beside the JSON, then
-    without, then the bf16 Seq-U-Net and WaveNet each with and without, each alone."""
+    """Call 23 as a CPU dry run: the weight gradients alone with time on the width and the height; the TF32
+    Seq-U-Net with time on the height first, profiled beside the JSON, then without, then the bf16 Seq-U-Net and
+    WaveNet each with and without, each alone."""
     _dry_run(tmp_path, data_mirror, 23, "out23")
+    alone = json.loads((tmp_path / "out23" / "weight-grad-time-h-cpu.json").read_text())
+    assert {r["way"] for r in alone["rows"]} == {"cudnn", "cudnn_h"} and alone["meta"]["finished"]
     found = json.loads((tmp_path / "out23" / "piano-step-time-h-cpu.json").read_text())
     assert [(r["arch"], r["bf16"], r["time_h"]) for r in found["rows"]] == [
         ("sequnet", False, True), ("sequnet", False, False), ("sequnet", True, True), ("sequnet", True, False),
