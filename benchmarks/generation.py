@@ -110,7 +110,8 @@ def speed(model, arch: str, device, batch: int, dtype, modes, steps: dict, warmu
                      "pdl": pdl_options(device)["PDL"] and state.fused, "step_kernels": state.step_fused,
                      "start_in_head": mode == "graphs" and state._folds_start(),
                      "chunk": state.CHUNK if mode == "graphs" else None,
-                     "splitk_tile": tile_name(splitk.TILE) if state.gemv else None})
+                     "splitk_tile": tile_name(splitk.TILE) if state.gemv else None,
+                     "rowdot_programs": kernels.ROWDOT_PROGRAMS if state.rowdot else None})
         r = rows[-1]
         print(f"{arch:8s} batch {batch:3d} {r['dtype']:9s} {mode:11s} {state.kernel:6s}: "
               f"{r['samples_per_s']:12,.0f} samples/s "
@@ -138,12 +139,18 @@ def accuracy(model, arch: str, device, dtype, steps: int, batch: int = 4) -> dic
 
 
 _SAME = ("batch", "dtype", "mode", "kernel", "pdl", "step_kernels", "start_in_head", "chunk",   # a ratio's rows
-         "splitk_tile")
+         "splitk_tile", "rowdot_programs")
 
 
 def _tile_arg(tile: str) -> str:
     splitk_tile(tile)           # refused here, before any model is built
     return tile
+
+
+def _programs_arg(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"rowdot programs {text!r}: expected a whole number of at least 1, such as 64")
+    return int(text)
 
 
 def splitk_tile(tile: str | None) -> tuple[int, int] | None:
@@ -171,31 +178,34 @@ def tile_name(tile: tuple[int, int] | None) -> str:
 def run(device, archs, batches, dtypes, modes, steps, warmup, repeats, acc_steps, tiny,
         chunks: tuple[int, ...] = (InferenceState.CHUNK,), kernel_names: tuple[str, ...] = ("auto",),
         pdl: tuple[str, ...] = ("on",), step_kernels: tuple[str, ...] = ("on",),
-        tiles: tuple[str | None, ...] = (None,)) -> dict:
+        tiles: tuple[str | None, ...] = (None,), programs: tuple[int | None, ...] = (None,)) -> dict:
     torch.manual_seed(0)
     models = {a: build(a, tiny).to(device).eval() for a in archs}
     rows, acc = [], []
     before = {v: os.environ.get(v) for v in ("SEQUNET_PDL", "SEQUNET_STEP_KERNELS", "SEQUNET_START_IN_HEAD")}
-    tile_before = splitk_tile(None)
+    tile_before, programs_before = splitk_tile(None), kernels.ROWDOT_PROGRAMS
     for dtype in dtypes:
         for batch in batches:
             for arch in archs:
                 done = set()
-                for kernel, launch, steps_on, chunk, tile in itertools.product(kernel_names, pdl, step_kernels,
-                                                                               chunks, tiles):
+                for kernel, launch, steps_on, chunk, tile, least in itertools.product(
+                        kernel_names, pdl, step_kernels, chunks, tiles, programs):
                     try:
                         name = (kernel if kernel == "chain" and arch == "wavenet"      # WaveNet's one-launch layers
                                 else kernels.resolved_kernel(kernel, device, dtype, batch))
-                        # the first tile stands for every kernel; the others change split-K's products only
+                        # the first tile (and least of programs) stands for every kernel; the others change
+                        # split-K's products (rowdot's) only
                         tile = tile if name == "splitk" else tiles[0]
-                        if ((name, launch, steps_on, chunk, tile) in done
+                        least = least if name == "rowdot" else programs[0]
+                        if ((name, launch, steps_on, chunk, tile, least) in done
                                 or (name in ("chain", "torch") and launch == "on" and "off" in pdl)
                                 or (name == "torch" and steps_on == "off" and "on" in step_kernels)
                                 or (name in ("chain", "torch") and steps_on == "head")):
                             continue          # "auto" is one of the pinned kernels; no PDL or step kernels in torch
-                        done.add((name, launch, steps_on, chunk, tile))
+                        done.add((name, launch, steps_on, chunk, tile, least))
                         # read at the state's build (the partial sums' buffer) and at each launch
                         splitk.TILE = splitk_tile(tile)
+                        kernels.ROWDOT_PROGRAMS = programs_before if least is None else least     # at each launch
                         os.environ["SEQUNET_PDL"] = "1" if launch == "on" else "0"     # read at each launch
                         # read by the state
                         os.environ["SEQUNET_STEP_KERNELS"] = "0" if steps_on == "off" else "1"
@@ -204,15 +214,15 @@ def run(device, archs, batches, dtypes, modes, steps, warmup, repeats, acc_steps
                             raise ValueError("programmatic dependent launch needs a Hopper or newer CUDA GPU")
                         # the eager and one-graph-per-step modes have no chunk (timed with the first only) and
                         # no start in the head (a multi-step graph's)
-                        chunk_modes = (modes if chunk == chunks[0] and steps_on != "head" and tile == tiles[0]
-                                       else [m for m in modes if m == "graphs"])
+                        chunk_modes = (modes if (chunk, tile, least) == (chunks[0], tiles[0], programs[0])
+                                       and steps_on != "head" else [m for m in modes if m == "graphs"])
                         if chunk_modes:
                             rows += speed(models[arch], arch, device, batch, dtype, chunk_modes, steps, warmup,
                                           repeats, chunk, kernel)
                     except (ValueError, *TOO_BIG) as err:   # not for this batch/GPU
                         print(f"{arch:8s} batch {batch:3d} {kernel}: skipped ({err})", flush=True)
                     finally:
-                        splitk.TILE = tile_before
+                        splitk.TILE, kernels.ROWDOT_PROGRAMS = tile_before, programs_before
                         for v, value in before.items():
                             os.environ.pop(v, None)
                             if value is not None:
@@ -294,6 +304,10 @@ def main(argv=None) -> int:
                          "its shape, splitk.tile_for; default: the module's, "
                          f"{tile_name(splitk.TILE)}); several: side by side, split-K's states only, the graphs "
                          "mode only past the first")
+    ap.add_argument("--rowdot-programs", nargs="+", type=_programs_arg, default=[None], metavar="N",
+                    help="rowdot's element-wise tile: columns a program doubled while at least N programs remain "
+                         f"(default: the module's, {kernels.ROWDOT_PROGRAMS}); several: side by side, rowdot's "
+                         "states only, the graphs mode only past the first")
     ap.add_argument("--out", type=Path, help="write the JSON here")
     args = ap.parse_args(argv)
     device = torch.device(args.device)
@@ -309,7 +323,7 @@ def main(argv=None) -> int:
     modes = args.modes or (["eager", "graphs-step", "graphs"] if cuda else ["eager"])
     result = run(device, args.models, batches, dtypes, modes, steps, warmup, repeats, acc_steps, args.tiny,
                  tuple(args.chunk), tuple(args.kernels), tuple(args.pdl), tuple(args.step_kernels),
-                 tuple(args.splitk_tiles))
+                 tuple(args.splitk_tiles), tuple(args.rowdot_programs))
     print(table(result))
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -321,7 +335,7 @@ def main(argv=None) -> int:
                            "params": result["params"], "batches": batches, "dtypes": [str(d) for d in dtypes],
                            "modes": modes, "kernels": args.kernels, "pdl": args.pdl,
                            "step_kernels": args.step_kernels, "chunk": args.chunk,
-                           "splitk_tiles": args.splitk_tiles,
+                           "splitk_tiles": args.splitk_tiles, "rowdot_programs": args.rowdot_programs,
                            "steps": steps,
                            "warmup": warmup, "repeats": repeats,
                            "accuracy_steps": acc_steps, "temperature": 0.95, "quick": args.quick,

@@ -142,8 +142,10 @@
 # CALL=22 the generation benchmark in bf16 at batches 64, 28 and 8 with split-K's tile chosen per product by its
 #         shape (splitk.tile_for's rule: fewest splits that still run 48 programs), beside the fixed 64x64 (the
 #         default), 128x64 and 32x32 (each the fastest for one model in call 21) and 128x32 (never timed), both
-#         models (OUT/generation-splitk-rule-GPU.json). It changed how split-K launches, so call 1's suite comes
-#         first.
+#         models (OUT/generation-splitk-rule-GPU.json). Then batch 1 in bf16 (46,750 samples/s on an H100 at
+#         3c7b693 against a 50,000 target) with rowdot's element-wise tile at least 64 programs (the default: the
+#         Seq-U-Net's gated layers run 90 of 2 columns), 32 (45 of 4) and 128 (180 of 1), both models
+#         (OUT/generation-rowdot-programs-GPU.json). It changed how split-K launches, so call 1's suite comes first.
 # CALL=23 the trainer's compiled steps (with PDL) with the convolutions presented to cuDNN with time on the height
 #         axis (piano_step.py's time_h, sequnet.core.models.use_time_on_h) and on the width (as F.conv1d does), each in
 #         a process of its own: cuDNN's TF32 weight gradients took 19.5 of the TF32 Seq-U-Net step's 60 ms on an H100
@@ -208,12 +210,13 @@ alone() { step "$1" "$2" python3 benchmarks/piano_step.py "${quick[@]}" --profil
 # the profile, and --append leaves it alone)
 profiled() { step "$1" "$2" python3 benchmarks/piano_step.py "${quick[@]}" --profile-steps 3 --append --out "$f" \
                  --variants "$1"; }
-# by_tile NAME FILE "BATCHES" "TILES": the generation benchmark in bf16 (graphs, both models) by split-K tile
-by_tile() {
-    # shellcheck disable=SC2046,SC2086  # --tiny: the dry run's models; a batch or tile a word
-    step "$1" 300 python3 benchmarks/generation.py "${quick[@]}" $([ "${QUICK:-0}" = 1 ] && echo --tiny) \
-        --models sequnet wavenet --batches $3 --modes graphs --dtypes bfloat16 --splitk-tiles $4 --repeats 3 \
-        --cycles 2 --accuracy-steps 0 --out "$2"
+# sweep NAME FILE "BATCHES" ARG...: the generation benchmark in bf16 (graphs, both models), its variants by the ARGs
+sweep() {
+    local name=$1 file=$2 batches=$3; shift 3
+    # shellcheck disable=SC2046,SC2086  # --tiny: the dry run's models; a batch a word
+    step "$name" 300 python3 benchmarks/generation.py "${quick[@]}" $([ "${QUICK:-0}" = 1 ] && echo --tiny) \
+        --models sequnet wavenet --batches $batches --modes graphs --dtypes bfloat16 --repeats 3 --cycles 2 \
+        --accuracy-steps 0 --out "$file" "$@"
 }
 # the output files are named by the GPU that wrote them (h100, h200; cpu in a dry run without one)
 gpu=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1 | grep -oiE 'H[0-9]{3}' | head -1 \
@@ -453,10 +456,12 @@ case ${CALL:-1} in
         s="sequnet fp32 pad=64$compiled lookup cudnn_benchmark$pdl"
         w="wavenet fp32 crop$compiled lookup cudnn_benchmark$pdl"
         alone "$s" 100; alone "$s channels_first" 100; alone "$w" 160; alone "$w channels_first" 160 ;;
-    21) by_tile "generation by split-K tile" "$out/generation-splitk-tiles-$gpu.json" "64 28" \
-            "64x64 32x64 128x64 64x32 64x128 32x32" ;;
-    22) by_tile "generation by split-K tile rule" "$out/generation-splitk-rule-$gpu.json" "64 28 8" \
-            "64x64 rule 128x64 32x32 128x32" ;;
+    21) sweep "generation by split-K tile" "$out/generation-splitk-tiles-$gpu.json" "64 28" \
+            --splitk-tiles 64x64 32x64 128x64 64x32 64x128 32x32 ;;
+    22) sweep "generation by split-K tile rule" "$out/generation-splitk-rule-$gpu.json" "64 28 8" \
+            --splitk-tiles 64x64 rule 128x64 32x32 128x32
+        sweep "generation at batch 1 by rowdot's programs" "$out/generation-rowdot-programs-$gpu.json" 1 \
+            --rowdot-programs 64 32 128 ;;
     23)
         f=$out/piano-step-time-h-$gpu.json
         export TORCHINDUCTOR_CACHE_DIR=/tmp/inductor-call23

@@ -407,6 +407,10 @@ def test_generation_table_names_the_kernel_when_a_file_compares_them(tmp_path):
         base | {"kernel": "splitk", "ops_per_step": 220.0, "splitk_tile": "rule"}]})
     assert "| splitk | 220 |" in tiled and "| splitk, 32x64 tiles | 220 |" in tiled
     assert "| splitk, tiles by shape | 220 |" in tiled
+    least = benchmarks.generation_markdown(tmp_path / "g.json", {"meta": meta, "rows": [
+        base | {"kernel": "rowdot", "ops_per_step": 108.0, "rowdot_programs": 64},
+        base | {"kernel": "rowdot", "ops_per_step": 108.0, "rowdot_programs": 128}]})
+    assert "| rowdot | 108 |" in least and "| rowdot, 128+ programs | 108 |" in least
     older = benchmarks.generation_markdown(tmp_path / "g.json", {"meta": meta, "rows": [base]})
     assert "kernel" not in older and "| wavenet | 28 | float32 | graphs | 280,000 |" in older
 
@@ -421,16 +425,20 @@ def test_generation_benchmark_times_split_k_tiles_for_split_k_states_only(tmp_pa
         gen.main(["--splitk-tiles", "48x64", "--device", "cpu"])
     with pytest.raises(SystemExit):
         gen.main(["--splitk-tiles", "16x64", "--device", "cpu"])      # half a chunk is below tl.dot's 16 rows
+    with pytest.raises(SystemExit):
+        gen.main(["--rowdot-programs", "0", "--device", "cpu"])
     assert gen.splitk_tile("128x32") == (128, 32) and gen.splitk_tile(None) == splitk.TILE
     assert gen.splitk_tile("rule") is None and gen.tile_name(None) == "rule" and gen.tile_name((32, 64)) == "32x64"
     before = gen.splitk_tile(None)
     out = tmp_path / "g.json"
     assert gen.main(["--device", "cpu", "--quick", "--tiny", "--batches", "1", "--dtypes", "float32",
-                     "--accuracy-steps", "0", "--steps", "4", "--splitk-tiles", "64x64", "32x128", "--out",
-                     str(out)]) == 0
+                     "--accuracy-steps", "0", "--steps", "4", "--splitk-tiles", "64x64", "32x128",
+                     "--rowdot-programs", "64", "128", "--out", str(out)]) == 0
     rows = json.loads(out.read_text())["rows"]
-    assert [(r["model"], r["splitk_tile"]) for r in rows] == [("sequnet", None), ("wavenet", None)]
+    assert [(r["model"], r["splitk_tile"], r["rowdot_programs"]) for r in rows] == [
+        ("sequnet", None, None), ("wavenet", None, None)]
     assert json.loads(out.read_text())["meta"]["config"]["splitk_tiles"] == ["64x64", "32x128"]
+    assert json.loads(out.read_text())["meta"]["config"]["rowdot_programs"] == [64, 128]
     assert gen.splitk_tile(None) == before
 
 

@@ -285,12 +285,16 @@ def test_speed_call_21_times_generation_by_split_k_tile(tmp_path, data_mirror):
 @pytest.mark.dry_run
 def test_speed_call_22_times_generation_by_the_split_k_tile_rule(tmp_path, data_mirror):
     """Call 22 as a CPU dry run: the generation benchmark at batches 64, 28 and 8 in bf16 with the tile rule beside
-    four fixed tiles, both models (on the CPU, which has no split-K, each state once)."""
+    four fixed tiles, then at batch 1 by rowdot's least of programs, both models (on the CPU, which has neither
+    split-K nor rowdot, each state once)."""
     _dry_run(tmp_path, data_mirror, 22, "out22")
     found = json.loads((tmp_path / "out22" / "generation-splitk-rule-cpu.json").read_text())
     assert [(r["model"], r["batch"]) for r in found["rows"]] == [
         (m, b) for b in (64, 28, 8) for m in ("sequnet", "wavenet")]
     assert found["meta"]["config"]["splitk_tiles"] == ["64x64", "rule", "128x64", "32x32", "128x32"]
+    least = json.loads((tmp_path / "out22" / "generation-rowdot-programs-cpu.json").read_text())
+    assert [(r["model"], r["batch"]) for r in least["rows"]] == [("sequnet", 1), ("wavenet", 1)]
+    assert least["meta"]["config"]["rowdot_programs"] == [64, 32, 128]
 
 
 @pytest.mark.dry_run

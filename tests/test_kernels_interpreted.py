@@ -60,6 +60,23 @@ def test_fused_and_split_k_products_equal_torch(triton_on_cpu, batch, c, k, kind
         torch.testing.assert_close(split, expected, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("least", [16, 32, 128])      # 8, 4 and 1 columns a program for 180 outputs (64: 2)
+@pytest.mark.parametrize("kind, rows", [("gate", 1), ("leaky", 2)])
+def test_rowdot_equals_torch_at_other_programs(monkeypatch, triton_on_cpu, least, kind, rows):
+    """rowdot's element-wise tile at the least numbers of programs benchmarks/generation.py --rowdot-programs
+    times: a Seq-U-Net level's gated layer and a transposed layer's two samples at batch 1, with a residual."""
+    monkeypatch.setattr(kernels, "ROWDOT_PROGRAMS", least)
+    torch.manual_seed(least)
+    c, k = 180, 900
+    n = (2 * c if kind == "gate" else c) * rows
+    x, w, bias = torch.randn(1, k), torch.randn(k, n) / k ** 0.5, torch.randn(2 * c if kind == "gate" else c)
+    ident = torch.randn(1, 1, c)
+    expected, fused = torch.empty(1, rows, c), torch.empty(1, rows, c)
+    kernels.activate_torch(kind, (x @ w).view(1, rows, -1), bias, ident, expected)
+    kernels.rowdot_triton([(x, w.t().contiguous())], bias, kind, ident, fused)
+    torch.testing.assert_close(fused, expected, rtol=1e-5, atol=1e-5)
+
+
 @pytest.mark.parametrize("tile", ["32x64", "128x64", "64x32", "64x128", "rule"])
 @pytest.mark.parametrize("batch", [6, 20])       # products element-wise in float32, and on the tensor cores
 def test_split_k_products_equal_torch_at_other_tiles(monkeypatch, batch, tile):

@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 
 from sequnet.core.configs import baseline_arch
-from sequnet.core.generation import splitk
+from sequnet.core.generation import kernels, splitk
 from sequnet.core.generation.state import InferenceState
 from sequnet.experiment.records import PAPER_TABLE1, git_commit
 from sequnet.analysis import step_model
@@ -292,14 +292,16 @@ def kernel_name(row: dict) -> str:
     launch (``benchmarks/generation.py --pdl``), and ", torch bookkeeping" where a Triton path's step kept its
     window shifts and ring rows in torch operations (``--step-kernels off``; rows from before the step kernels
     carry no mark), ", start in head" where the head kernel ran each next step's start (``--step-kernels head``),
-    and the steps per multi-step graph and split-K's tile where not the default (``--chunk``, ``--splitk-tiles``)."""
-    chunk, tile = row.get("chunk"), row.get("splitk_tile")
+    and the steps per multi-step graph, split-K's tile and rowdot's least of programs where not the default
+    (``--chunk``, ``--splitk-tiles``, ``--rowdot-programs``)."""
+    chunk, tile, least = row.get("chunk"), row.get("splitk_tile"), row.get("rowdot_programs")
     return (row.get("kernel", "–") + ("+pdl" if row.get("pdl") else "")
             + (", torch bookkeeping" if row.get("step_kernels") is False and row.get("fused_activation") else "")
             + (", start in head" if row.get("start_in_head") else "")
             + (f", {chunk}-step graphs" if chunk not in (None, InferenceState.CHUNK) else "")
             + (", tiles by shape" if tile == "rule" else
-               f", {tile} tiles" if tile not in (None, "x".join(map(str, splitk.DEFAULT_TILE))) else ""))
+               f", {tile} tiles" if tile not in (None, "x".join(map(str, splitk.DEFAULT_TILE))) else "")
+            + (f", {least}+ programs" if least not in (None, kernels.ROWDOT_PROGRAMS) else ""))
 
 
 def plot_generation(bench: dict):

@@ -54,6 +54,9 @@ from sequnet.core.triton_guard import pdl_enter, pdl_options, tl, triton, use_tr
 
 GEMV_MAX_BATCH = 64
 ROWDOT_MAX_BATCH = 4
+# rowdot's element-wise tile takes one output column a program, doubled while at least this many programs remain
+# (the Seq-U-Net's gated layers: 90 programs of 2 columns; benchmarks/generation.py --rowdot-programs varies it)
+ROWDOT_PROGRAMS = 64
 # Up to this batch the fused per-layer kernel holds the whole batch in one element-wise tile. Above it, a tile so
 # built was 6x slower than split-K for the Seq-U-Net at batch 20 on an H200, and WaveNet's did not finish in
 # minutes (results/logs/2026-12-02f-h200-kernels-and-suite.tar.xz): so larger batches go in blocks of _DOT_BB
@@ -361,7 +364,7 @@ def rowdot_triton(parts, bias: torch.Tensor | None, kind: str, identity: torch.T
         bb, bc, bk = _DOT_BB, 16 // rows, _DOT_BK
     else:       # the whole batch in one element-wise tile of at most 4,096 products a row block
         bc = 1
-        while bc < 16 and triton.cdiv(c, 2 * bc) >= 64:    # about 64 programs or more
+        while bc < 16 and triton.cdiv(c, 2 * bc) >= ROWDOT_PROGRAMS:
             bc *= 2
         bb = triton.next_power_of_2(batch)
         bk = max(32, min(triton.next_power_of_2(k_max), 4096 // (bb * rows * bc)))
