@@ -382,7 +382,8 @@ case ${CALL:-1} in
         c=" compile" cb=" cudnn_benchmark"; [ "${QUICK:-0}" = 1 ] && c=""
         # 32 groups of layers, 2 dtypes, 2 + 8 ways: short timings (50 ms each) to fit
         step "the weight gradients alone, three ways" 200 python3 benchmarks/weight_grad_kernels.py "${quick[@]}" \
-            --reps 5 --tiles 64x64x64 32x64x64 64x128x64 32x128x128 --out "$out/weight-grad-kernels-$gpu.json"
+            --ways products triton --reps 5 --tiles 64x64x64 32x64x64 64x128x64 32x128x128 \
+            --out "$out/weight-grad-kernels-$gpu.json"
         # the lookup's backward in float32 by tile (3.3 ms of the TF32 step, its tile chosen in bf16)
         [ "${QUICK:-0}" = 1 ] || step "the lookup's backward in float32 by tile" 45 python3 \
             benchmarks/lookup_backward.py --dtype fp32 --out "$out/lookup-backward-fp32-$gpu.json"

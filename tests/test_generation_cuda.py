@@ -131,6 +131,31 @@ def test_paper_models_every_kernel_agrees_at_the_piano_runs_batches(arch, kernel
     assert torch.equal(graphs, eager)
 
 
+@pytest.mark.parametrize("setting", [{"splitk": None}, {"splitk": (128, 32)}, {"rowdot": 128}, {"rowdot": 16}],
+                         ids=["tile-rule", "tile-128x32", "rowdot-128", "rowdot-16"])
+@pytest.mark.parametrize("arch", ["sequnet", "wavenet"])
+def test_paper_models_agree_at_the_tiles_the_benchmarks_time(monkeypatch, arch, setting):
+    """split-K's tile by the rule or 128x32 at batch 64 (bf16, as benchmarks/generation.py times them), and rowdot
+    at other least numbers of programs at batch 1: teacher-forced, the logits stay within bf16 rounding of the
+    float32 torch products', and the graphs replay the eager steps exactly."""
+    from sequnet.core.generation import splitk
+
+    name, value = next(iter(setting.items()))
+    monkeypatch.setattr(*((splitk, "TILE", value) if name == "splitk" else (kernels, "ROWDOT_PROGRAMS", value)))
+    batch = 64 if name == "splitk" else 1
+    torch.manual_seed(9)
+    model = sequnet.paper_model("piano_audio", arch).to(CUDA).eval()
+    ids = torch.randint(0, 256, (batch, 16 + 32), device=CUDA)
+    ref = init_state(model, ids[:, :16], kernel="torch")
+    state = init_state(model, ids[:, :16], dtype=torch.bfloat16, kernel=name)
+    for s in range(32):
+        expected, got = ref.step(ids[:, 16 + s]), state.step(ids[:, 16 + s]).float()
+        assert (got - expected).abs().max() <= 0.02 * expected.abs().max(), f"step {s}"
+    eager, _ = _generate(model, ids[:, :24], 40, "eager", seed=7, dtype=torch.bfloat16, kernel=name)
+    graphs, _ = _generate(model, ids[:, :24], 40, "graphs", seed=7, dtype=torch.bfloat16, kernel=name)
+    assert torch.equal(graphs, eager)
+
+
 def test_fastest_kernel_times_both_candidates_on_the_paper_wavenet():
     torch.manual_seed(8)
     model = sequnet.paper_model("piano_audio", "wavenet").to(CUDA).eval()
