@@ -35,7 +35,7 @@ from training import build, make_batch, setting_for  # noqa: E402
 from sequnet.analysis.benchmarks import write_bench  # noqa: E402
 from sequnet.analysis.complexity import run_metadata  # noqa: E402
 from sequnet.core.models import use_channels_last, use_cropped_skips, weight_grad  # noqa: E402
-from sequnet.core.models.layers import Conv1d, ConvTranspose1d, mm_applies, to_channels_last  # noqa: E402
+from sequnet.core.models.layers import Conv1d, ConvTranspose1d, mm_applies, on_height, to_channels_last  # noqa: E402
 from sequnet.core.triton_guard import triton  # noqa: E402
 
 TILES = ["64x64x64", "32x64x64", "64x128x64", "32x128x128", "64x64x128"]
@@ -121,11 +121,9 @@ def cudnn_weight_grad(x, grad, weight, stride, dilation, transposed, on_h: bool 
     """cuDNN's weight gradient (ATen's convolution backward on a CPU), the time on the width as F.conv1d puts it,
     or on the height with a channels-last 4-D tensor's strides (``layers.Conv1d``'s ``time_on_h``)."""
     if on_h:
-        def h(t):
-            return t.transpose(1, 2).unsqueeze(2).permute(0, 3, 1, 2)
         return torch.ops.aten.convolution_backward(
-            h(grad), h(x), h(weight), None, [stride, 1], [0, 0], [dilation, 1], transposed, [0, 0], 1,
-            [False, True, False])[1].squeeze(3)
+            on_height(grad), on_height(x), on_height(weight), None, [stride, 1], [0, 0], [dilation, 1], transposed,
+            [0, 0], 1, [False, True, False])[1].squeeze(3)
     return torch.ops.aten.convolution_backward(
         grad.unsqueeze(2), x.unsqueeze(2), weight.unsqueeze(2), None, [1, stride], [0, 0], [1, dilation], transposed,
         [0, 0], 1, [False, True, False])[1].squeeze(2)

@@ -111,15 +111,16 @@ class Conv1d(nn.Conv1d):
         if self.mm_weight_grad and mm_applies(self):
             return weight_grad.conv(x, weight, bias, self.stride[0], self.dilation[0], False, self.weight_grad_kernel)
         if self.time_on_h:
-            return F.conv2d(_on_h(x), _on_h(weight), bias, (*self.stride, 1), (*self.padding, 0),
+            return F.conv2d(on_height(x), on_height(weight), bias, (*self.stride, 1), (*self.padding, 0),
                             (*self.dilation, 1), self.groups).squeeze(3)
         return F.conv2d(x.unsqueeze(2), weight.unsqueeze(2), bias, (1, *self.stride), (0, *self.padding),
                         (1, *self.dilation), self.groups).squeeze(2)
 
 
-def _on_h(x: torch.Tensor) -> torch.Tensor:
+def on_height(x: torch.Tensor) -> torch.Tensor:
     """Channels-last ``x`` (batch or outputs, channels, time) as (.., .., time, 1) with the strides of a channels-last
-    4-D tensor; ``unsqueeze(3)`` would give the new axis stride 1, which PyTorch then reads as channels-first."""
+    4-D tensor (``use_time_on_h``); ``unsqueeze(3)`` would give the new axis stride 1, which PyTorch then reads as
+    channels-first."""
     return x.transpose(1, 2).unsqueeze(2).permute(0, 3, 1, 2)
 
 
@@ -138,8 +139,9 @@ class ConvTranspose1d(nn.ConvTranspose1d):
             return weight_grad.conv(x, self.weight, self.bias, self.stride[0], self.dilation[0], True,
                                     self.weight_grad_kernel)
         if self.time_on_h:
-            return F.conv_transpose2d(_on_h(x), _on_h(self.weight), self.bias, (*self.stride, 1), (*self.padding, 0),
-                                      (*self.output_padding, 0), self.groups, (*self.dilation, 1)).squeeze(3)
+            return F.conv_transpose2d(on_height(x), on_height(self.weight), self.bias, (*self.stride, 1),
+                                      (*self.padding, 0), (*self.output_padding, 0), self.groups,
+                                      (*self.dilation, 1)).squeeze(3)
         return F.conv_transpose2d(x.unsqueeze(2), self.weight.unsqueeze(2), self.bias, (1, *self.stride),
                                   (0, *self.padding), (0, *self.output_padding), self.groups,
                                   (1, *self.dilation)).squeeze(2)
