@@ -469,7 +469,8 @@ case ${CALL:-1} in
         t="sequnet fp32 pad=64$compiled lookup cudnn_benchmark$pdl" s=$trainer_s$pdl w=$trainer_w$pdl
         step "weight gradients on the height" 90 python3 benchmarks/weight_grad_kernels.py "${quick[@]}" \
             --ways cudnn_h --reps 10 --out "$out/weight-grad-time-h-$gpu.json"
-        profiled "$t time_h" 140; alone "$t" 100; alone "$s time_h" 70; alone "$s" 70; alone "$w time_h" 130; alone "$w" 130 ;;
+        profiled "$t time_h" 140; alone "$t" 100; alone "$s time_h" 70; alone "$s" 70
+        alone "$w time_h" 130; alone "$w" 130 ;;
     *) echo "CALL=${CALL}: expected 1 to 14 or 16 to 23" >&2; exit 2 ;;
 esac
 exit $status
