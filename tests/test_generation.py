@@ -489,25 +489,34 @@ def test_the_start_in_the_head_is_the_default_in_bf16_only(monkeypatch):
 
 
 def test_split_k_tile_rule_takes_few_splits_with_enough_programs(monkeypatch):
-    """splitk.tile_for with TILE = None, on the products of the paper's piano models (the shapes their states
-    build at any batch): the Seq-U-Net's layers take 128 x 64 and WaveNet's dilated layers 32 x 32, the tiles that
+    """splitk.tile_for's rule (TILE = None, the default), on the products of the paper's piano models: on the tensor
+    cores (above batch 8) the Seq-U-Net's layers take 128 x 64 and WaveNet's dilated layers 32 x 32, the tiles that
     ran each model fastest on an H100 (results/bench/generation-splitk-tiles-h100.json); a product too small for 48
-    programs at any tile takes the tile that runs the most; the partial sums hold one split per chunk of rows.
-    The fixed TILE (the default) gives every product its tile."""
+    programs at any tile takes the tile that runs the most. Element-wise (batch 8 and less) the Seq-U-Net's layers
+    still take 128 x 64 and WaveNet's 64 x 64, each model's fastest at batch 8
+    (results/bench/generation-splitk-rule-h100.json). The partial sums hold one split per chunk of rows. A fixed
+    TILE gives every product its tile."""
     from sequnet.core.generation import splitk
 
-    def parts(*rows, n):
-        return [(torch.zeros(2, k), torch.zeros(k, n)) for k in rows]
+    def parts(*rows, n, batch=16):
+        return [(torch.zeros(batch, k), torch.zeros(k, n)) for k in rows]
 
-    monkeypatch.setattr(splitk, "TILE", None)
+    assert splitk.TILE is None
     assert splitk.tile_for(parts(900, n=360)) == (128, 64)            # a level's layer: 8 x 6 programs
     assert splitk.tile_for(parts(900, 900, n=360)) == (128, 64)       # with the skip input: 16 x 6
     assert splitk.tile_for(parts(540, n=720)) == (128, 64)            # the transposed layer's two samples
     assert splitk.tile_for(parts(128, 128, n=256)) == (32, 32)        # WaveNet's dilated layer: 8 x 8
     assert splitk.tile_for(parts(129, n=128)) == (32, 32)             # 20 programs at most
     assert splitk.tile_for(parts(512, n=512)) == (128, 32)            # 4 x 16
-    assert splitk.partial_sums(parts(900, 900, n=360)).shape == (16, 2, 360)
-    assert splitk.partial_sums(parts(129, n=128)).shape == (5, 2, 128)
-    monkeypatch.setattr(splitk, "TILE", splitk.DEFAULT_TILE)
+    assert splitk.tile_for(parts(900, n=360, batch=9)) == (128, 64)
+    assert splitk.tile_for(parts(128, 128, n=256, batch=9)) == (32, 32)
+    for batch in (5, 8):                                               # element-wise: tiles of 64 columns
+        assert splitk.tile_for(parts(900, n=360, batch=batch)) == (128, 64)
+        assert splitk.tile_for(parts(540, n=720, batch=batch)) == (128, 64)
+        assert splitk.tile_for(parts(128, 128, n=256, batch=batch)) == (64, 64)
+        assert splitk.tile_for(parts(512, n=512, batch=batch)) == (64, 64)    # 32 programs of 128 x 64, 64 of these
+    assert splitk.partial_sums(parts(900, 900, n=360)).shape == (16, 16, 360)
+    assert splitk.partial_sums(parts(129, n=128, batch=2)).shape == (3, 2, 128)
+    monkeypatch.setattr(splitk, "TILE", (64, 64))
     assert splitk.tile_for(parts(128, 128, n=256)) == (64, 64)
-    assert splitk.partial_sums(parts(900, 900, n=360)).shape == (30, 2, 360)
+    assert splitk.partial_sums(parts(900, 900, n=360, batch=2)).shape == (30, 2, 360)

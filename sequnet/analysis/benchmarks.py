@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 
 from sequnet.core.configs import baseline_arch
-from sequnet.core.generation import kernels, splitk
+from sequnet.core.generation import kernels
 from sequnet.core.generation.state import InferenceState
 from sequnet.experiment.records import PAPER_TABLE1, git_commit
 from sequnet.analysis import step_model
@@ -300,7 +300,7 @@ def kernel_name(row: dict) -> str:
             + (", start in head" if row.get("start_in_head") else "")
             + (f", {chunk}-step graphs" if chunk not in (None, InferenceState.CHUNK) else "")
             + (", tiles by shape" if tile == "rule" else
-               f", {tile} tiles" if tile not in (None, "x".join(map(str, splitk.DEFAULT_TILE))) else "")
+               f", {tile} tiles" if tile not in (None, "64x64") else "")
             + (f", {least}+ programs" if least not in (None, kernels.ROWDOT_PROGRAMS) else ""))
 
 

@@ -13,11 +13,16 @@ about half split-K's speed at every batch, and a second state did not repeat its
 The kernel loads its rows of W (two tiles of half a chunk) before ``pdl_enter``: launched with programmatic
 dependent launch, a program streams its weights, which no kernel writes, while the kernel before it still runs.
 
-A program's tile, its rows of W and output columns, is ``TILE`` for every product (64 x 64), or with ``TILE = None``
-chosen per product by :func:`tile_for`. One tile did not suit both piano models: on an H100 at 786c915
-(results/bench/generation-splitk-tiles-h100.json, bf16) 128 x 64 made the Seq-U-Net 12 % faster at batch 64 and
-WaveNet 4 % slower; 32 x 32 made WaveNet 13 % faster and the Seq-U-Net 16 % slower. The Seq-U-Net's 900 x 360
-products run 90 programs of 64 x 64, WaveNet's 256 x 256 ones 16. The rule is opt-in until it is timed beside them.
+A program's tile, its rows of W and output columns, is chosen per product by :func:`tile_for`'s rule (``TILE =
+None``, the default), or fixed for every product by ``TILE`` (``benchmarks/generation.py --splitk-tiles``). One
+fixed tile did not suit both piano models: on an H100 at 786c915 (results/bench/generation-splitk-tiles-h100.json,
+bf16) 128 x 64 made the Seq-U-Net 12 % faster at batch 64 than 64 x 64 and WaveNet 4 % slower; 32 x 32 made WaveNet
+13 % faster and the Seq-U-Net 16 % slower. The Seq-U-Net's 900 x 360 products run 90 programs of 64 x 64, WaveNet's
+256 x 256 ones 16. The rule, timed beside the fixed tiles on an H100 at 61c99ab
+(results/bench/generation-splitk-rule-h100.json), was faster than 64 x 64 for both models on the tensor cores:
+at batch 64 the Seq-U-Net by 11 % and WaveNet by 22 %, at batch 28 by 8 % and 16 %. At batch 8, where the products
+run element-wise, its narrow tiles made WaveNet 13 % slower, and every tile narrower than 64 lost for both models
+there; so element-wise products choose among 64-column tiles only.
 """
 from __future__ import annotations
 
@@ -27,15 +32,22 @@ from sequnet.core.triton_guard import pdl_enter, pdl_options, tl, triton
 
 KINDS = {"gate": 0, "leaky": 1, "none": 2, "relu": 3}   # the activations, as the kernels' KIND
 
-DEFAULT_TILE = (64, 64)             # rows of W and output columns a program
-TILE: tuple[int, int] | None = DEFAULT_TILE     # every product's tile; None: tile_for's rule (benchmarks set it)
-# The rule's tiles, in the order it prefers them: fewest splits first (each split's partial sums, batch x n floats,
-# are written by the product and read by the activation), then the widest columns; it takes the first that runs at
-# least MIN_PROGRAMS programs, else the one that runs the most. 48 is the most that still gives the Seq-U-Net's main
-# products 128 x 64 (48 programs), its fastest tile in the sweep above; WaveNet's then take 32 x 32 (64 programs),
-# which tied its fastest. Fitted to that one sweep, the rule is timed beside fixed tiles before it becomes the default.
+TILE: tuple[int, int] | None = None   # every product's tile (rows of W, output columns a program); None: the rule
+# The rule's tiles on the tensor cores, in the order it prefers them: fewest splits first (each split's partial sums,
+# batch x n floats, are written by the product and read by the activation), then the widest columns; it takes the
+# first that runs at least MIN_PROGRAMS programs, else the one that runs the most. 48 is the most that still gives
+# the Seq-U-Net's main products 128 x 64 (48 programs), its fastest tile at 786c915; WaveNet's then take 32 x 32
+# (64 programs), which tied its fastest.
 RULE_TILES = ((128, 64), (128, 32), (64, 64), (64, 32), (32, 64), (32, 32))
+# The same rule's tiles for products run element-wise (batches of 8 and less): at batch 8 the Seq-U-Net was fastest
+# with 128 x 64 and WaveNet with 64 x 64, whose products run too few programs for 128 x 64 (61c99ab, above).
+ELEMENTWISE_TILES = ((128, 64), (64, 64))
 MIN_PROGRAMS = 48
+
+
+def on_tensor_cores(batch: int) -> bool:
+    """Whether the products of a batch run by tl.dot: its rows, padded to a power of 2, fill tl.dot's least 16."""
+    return batch > 8
 
 
 def splits(parts, rows: int) -> int:
@@ -48,8 +60,9 @@ def tile_for(parts) -> tuple[int, int]:
     if TILE is not None:
         return TILE
     n = parts[0][1].shape[1]
-    programs = {t: splits(parts, t[0]) * -(-n // t[1]) for t in RULE_TILES}
-    return next((t for t in RULE_TILES if programs[t] >= MIN_PROGRAMS), max(RULE_TILES, key=programs.get))
+    tiles = RULE_TILES if on_tensor_cores(parts[0][0].shape[0]) else ELEMENTWISE_TILES
+    programs = {t: splits(parts, t[0]) * -(-n // t[1]) for t in tiles}
+    return next((t for t in tiles if programs[t] >= MIN_PROGRAMS), max(tiles, key=programs.get))
 
 
 def partial_sums(parts) -> torch.Tensor:
@@ -136,7 +149,7 @@ def _check_parts(parts, batch: int) -> tuple:   # pragma: no cover - GPU only
         assert x.stride(1) == 1 and w.is_contiguous() and w.shape[1] == w1.shape[1] and x.shape[0] == batch
     k2 = w2.shape[0] if len(parts) == 2 else 0
     bb = triton.next_power_of_2(batch)
-    dot = bb >= 16              # tl.dot's least tile; below it the products run element-wise in float32
+    dot = on_tensor_cores(batch)        # else the products run element-wise in float32
     return x1, w1, x2, w2, k2, max(bb, 16) if dot else bb, dot
 
 
