@@ -292,15 +292,15 @@ def kernel_name(row: dict) -> str:
     launch (``benchmarks/generation.py --pdl``), and ", torch bookkeeping" where a Triton path's step kept its
     window shifts and ring rows in torch operations (``--step-kernels off``; rows from before the step kernels
     carry no mark), ", start in head" where the head kernel ran each next step's start (``--step-kernels head``),
-    and the steps per multi-step graph, split-K's tile and rowdot's least of programs where not the default
-    (``--chunk``, ``--splitk-tiles``, ``--rowdot-programs``)."""
+    the steps per multi-step graph and rowdot's least of programs where not the default (``--chunk``,
+    ``--rowdot-programs``), and split-K's tile where the row records it (``--splitk-tiles``; rows from before
+    carry none and ran 64 x 64; since 2026-12-07 the default is the rule's, "tiles by shape")."""
     chunk, tile, least = row.get("chunk"), row.get("splitk_tile"), row.get("rowdot_programs")
     return (row.get("kernel", "–") + ("+pdl" if row.get("pdl") else "")
             + (", torch bookkeeping" if row.get("step_kernels") is False and row.get("fused_activation") else "")
             + (", start in head" if row.get("start_in_head") else "")
             + (f", {chunk}-step graphs" if chunk not in (None, InferenceState.CHUNK) else "")
-            + (", tiles by shape" if tile == "rule" else
-               f", {tile} tiles" if tile not in (None, "64x64") else "")
+            + (", tiles by shape" if tile == "rule" else f", {tile} tiles" if tile else "")
             + (f", {least}+ programs" if least not in (None, kernels.ROWDOT_PROGRAMS) else ""))
 
 
