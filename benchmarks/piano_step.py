@@ -18,8 +18,6 @@ changed in one respect:
 * ``foreach_adam``: Adam's multi-tensor implementation instead of the fused kernel the trainer uses on a GPU.
 * ``channels_first``: the activations in the default (channels-first) layout instead of channels-last, which the
   trainer chose uncompiled on an H200 before bf16 and compiling (2026-12-02).
-* ``time_h``: the convolutions as 2-D ones with time on the height axis (``sequnet.core.models.use_time_on_h``), for
-  cuDNN's kernel choice; with channels-last only.
 * ``crop``: WaveNet's skip outputs computed only at the samples the output reads
   (``sequnet.core.models.use_cropped_skips``, the trainer's path on a GPU: 11.7 instead of 18.0 TFLOP a step).
 * ``lookup``: the first convolution over the ids through the Triton lookup (``sequnet.core.models.id_lookup``)
@@ -66,7 +64,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from training import build, loss_fn, make_batch, setting_for  # noqa: E402
 from sequnet.core.models import (id_lookup, use_channels_last, use_cropped_skips, use_fused_lookup,  # noqa: E402
-                                 use_mm_weight_grad, use_time_on_h)
+                                 use_mm_weight_grad)
 from sequnet.core.models.padding import pad_channels  # noqa: E402
 from sequnet.analysis.complexity import run_metadata, time_training_step, training_step  # noqa: E402
 from sequnet.analysis.benchmarks import write_bench  # noqa: E402
@@ -108,7 +106,6 @@ def parse(spec: str) -> dict:
          "cudnn_benchmark": "cudnn_benchmark" in words, "compile": "compile" in words or "autotune" in words,
          "compile_mode": "max-autotune-no-cudagraphs" if "autotune" in words else None,
          "foreach_adam": "foreach_adam" in words, "crop": "crop" in words, "channels_first": "channels_first" in words,
-         "time_h": "time_h" in words,
          "lookup": "lookup" in words, "mm_wgrad": "mm_wgrad" in words or "triton_wgrad" in words,
          "wgrad_kernel": "triton" if "triton_wgrad" in words else "products", "coord": "coord" in words,
          "lookup_chunk": None if "sort_all" in words else id_lookup.CHUNK,
@@ -120,8 +117,6 @@ def parse(spec: str) -> dict:
         raise ValueError(f"{spec!r}: compiler settings change what torch.compile makes, so they need compile")
     if v["coord"]:      # a named word for one of those settings
         v["config_patches"].setdefault("inductor", {})["coordinate_descent_tuning"] = True
-    if v["time_h"] and v["channels_first"]:
-        raise ValueError(f"{spec!r}: time_h changes the channels-last convolutions, so it cannot be channels_first")
     if v["compile_loss"] and not v["compile"]:
         raise ValueError(f"{spec!r}: compile_loss compiles the loss with the model, so it needs compile")
     for w in ("sort_all", "partials"):
@@ -215,7 +210,6 @@ def variant_model(v: dict, device, batch: int, quick: bool):
         use_fused_lookup(model)
     if not v["channels_first"]:
         use_channels_last(model)
-        use_time_on_h(model, v["time_h"])
     if v["mm_wgrad"]:
         use_mm_weight_grad(model, kernel=v["wgrad_kernel"])
     return setting, model, *make_batch(setting, batch, device, quick)

@@ -5,7 +5,7 @@
 #
 #   CALL=1 SEQUNET_GIT_COMMIT=$(git rev-parse --short HEAD) CALL_S=575 bash benchmarks/speed_gpu_call.sh OUT
 #       device tool: carry [".whl", ".devdata"] (made here by `benchmarks/device_prep.sh tests`), timeout_s 600
-#   then CALL=2 to 14 and 16 to 23 the same way, each as soon as the last has answered (or in another session).
+#   then CALL=2 to 14, 16 to 22 and 24 the same way, each as soon as the last has answered (or in another session).
 #
 # CALL=1  the GPU test suite (benchmarks/gpu_test.sh; 404 s at 94cb339 with 6 workers on an H200, 2026-12-05; an
 #         H100 had run 912 of its 1,009 tests after 545 s): OUT/gpu-test.log. Where it was cut short, the same call
@@ -146,15 +146,13 @@
 #         3c7b693 against a 50,000 target) with rowdot's element-wise tile at least 64 programs (the default: the
 #         Seq-U-Net's gated layers run 90 of 2 columns), 32 (45 of 4) and 128 (180 of 1), both models
 #         (OUT/generation-rowdot-programs-GPU.json). It changed how split-K launches, so call 1's suite comes first.
-# CALL=23 the trainer's compiled steps (with PDL) with the convolutions presented to cuDNN with time on the height
-#         axis (piano_step.py's time_h, sequnet.core.models.use_time_on_h) and on the width (as F.conv1d does), each in
-#         a process of its own: cuDNN's TF32 weight gradients took 19.5 of the TF32 Seq-U-Net step's 60 ms on an H100
-#         (932025f), 3.9 times bf16's, and may get other kernels. First the weight gradients alone, cuDNN's with
-#         time on the width and on the height, layer by layer, both models, TF32 and bf16
-#         (benchmarks/weight_grad_kernels.py, OUT/weight-grad-time-h-GPU.json); then the TF32 Seq-U-Net with it
-#         (profiled) and without (56.51 ms at 786c915 on an H100, against a 45 ms target), the bf16 Seq-U-Net with
-#         and without, then WaveNet in bf16 with and without as time allows (OUT/piano-step-time-h-GPU.json and its
-#         .profile.txt).
+# CALL=23 (cuDNN with the convolutions presented with time on the height axis, 2026-12-07) was removed with that
+#         switch, which was no faster: its log is in results/logs/2026-12-07-h100-suite-splitk-rule-time-h.tar.xz.
+# CALL=24 the generation benchmark in bf16 at batches 8, 28 and 64 with split-K's tile by the rule as the default
+#         since 71df65a (at batch 8 and below, where the products run element-wise, it chooses between 128x64 and
+#         64x64 only: at 61c99ab the rule's narrower tiles made WaveNet 13 % slower there), beside the fixed 64x64
+#         and 128x64, both models (OUT/generation-splitk-default-GPU.json). It changed the default tile, so call 1's
+#         suite comes first.
 # At 1ead015 (2026-12-05) call 2's generation benchmark, with split-K in one launch beside the rule's kernels, ran
 # past its bound (its log: results/logs/2026-12-05-h200-pdl-and-splitk1.tar.xz); that split-K was then removed and
 # the comparison above ran on its own (results/bench/generation-pdl-h200.json).
@@ -463,14 +461,8 @@ case ${CALL:-1} in
             --splitk-tiles 64x64 rule 128x64 32x32 128x32
         sweep "generation at batch 1 by rowdot's programs" "$out/generation-rowdot-programs-$gpu.json" 1 \
             --rowdot-programs 64 32 128 ;;
-    23)
-        f=$out/piano-step-time-h-$gpu.json
-        export TORCHINDUCTOR_CACHE_DIR=/tmp/inductor-call23
-        t="sequnet fp32 pad=64$compiled lookup cudnn_benchmark$pdl" s=$trainer_s$pdl w=$trainer_w$pdl
-        step "weight gradients on the height" 90 python3 benchmarks/weight_grad_kernels.py "${quick[@]}" \
-            --ways cudnn_h --reps 10 --out "$out/weight-grad-time-h-$gpu.json"
-        profiled "$t time_h" 140; alone "$t" 100; alone "$s time_h" 70; alone "$s" 70
-        alone "$w time_h" 130; alone "$w" 130 ;;
-    *) echo "CALL=${CALL}: expected 1 to 14 or 16 to 23" >&2; exit 2 ;;
+    24) sweep "generation by split-K's default tile" "$out/generation-splitk-default-$gpu.json" "8 28 64" \
+            --splitk-tiles rule 64x64 128x64 ;;
+    *) echo "CALL=${CALL}: expected 1 to 14, 16 to 22 or 24" >&2; exit 2 ;;
 esac
 exit $status

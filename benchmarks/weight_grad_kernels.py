@@ -1,8 +1,8 @@
 """The piano models' convolution weight gradients alone, several ways side by side in one process: cuDNN's (the
-autotuner on from the start), cuDNN's with time on the height axis (``cudnn_h``: the convolution presented as
-(batch, channels, time, 1), ``sequnet.core.models.use_time_on_h``), cuBLAS's batched products and the Triton kernel
-of ``sequnet.core.models.weight_grad`` for several tiles, layer by layer at the training shape (batch 16, 5,000
-targets), bf16 and float32 (TF32); ``--ways`` picks some.
+autotuner on from the start), cuBLAS's batched products and the Triton kernel of ``sequnet.core.models.weight_grad``
+for several tiles, layer by layer at the training shape (batch 16, 5,000 targets), bf16 and float32 (TF32);
+``--ways`` picks some. A fourth way, cuDNN's with each convolution presented with time on the height axis, was no
+faster on an H100 at 61c99ab (``results/bench/weight-grad-time-h-h100.json``) and was removed.
 
 Why: in float32 cuDNN's weight gradients took 19.5 ms of the compiled Seq-U-Net's 59.3 ms step on an H100, 2.3
 times its forward convolutions' 8.6 ms for the same FLOPs (``results/logs/2026-12-05d-*``), and the products were
@@ -35,7 +35,7 @@ from training import build, make_batch, setting_for  # noqa: E402
 from sequnet.analysis.benchmarks import write_bench  # noqa: E402
 from sequnet.analysis.complexity import run_metadata  # noqa: E402
 from sequnet.core.models import use_channels_last, use_cropped_skips, weight_grad  # noqa: E402
-from sequnet.core.models.layers import Conv1d, ConvTranspose1d, mm_applies, on_height, to_channels_last  # noqa: E402
+from sequnet.core.models.layers import Conv1d, ConvTranspose1d, mm_applies, to_channels_last  # noqa: E402
 from sequnet.core.triton_guard import triton  # noqa: E402
 
 TILES = ["64x64x64", "32x64x64", "64x128x64", "32x128x128", "64x64x128"]
@@ -114,16 +114,12 @@ def groups(found: Counter) -> list[tuple[tuple, int, float]]:
     return sorted(out, key=lambda r: -flops(r[0]) * r[2])
 
 
-WAYS = ["cudnn", "cudnn_h", "products", "triton"]
+WAYS = ["cudnn", "products", "triton"]
 
 
-def cudnn_weight_grad(x, grad, weight, stride, dilation, transposed, on_h: bool = False):
-    """cuDNN's weight gradient (ATen's convolution backward on a CPU), the time on the width as F.conv1d puts it,
-    or on the height with a channels-last 4-D tensor's strides (``layers.Conv1d``'s ``time_on_h``)."""
-    if on_h:
-        return torch.ops.aten.convolution_backward(
-            on_height(grad), on_height(x), on_height(weight), None, [stride, 1], [0, 0], [dilation, 1], transposed,
-            [0, 0], 1, [False, True, False])[1].squeeze(3)
+def cudnn_weight_grad(x, grad, weight, stride, dilation, transposed):
+    """cuDNN's weight gradient (ATen's convolution backward on a CPU), with the time on the width as F.conv1d puts
+    it."""
     return torch.ops.aten.convolution_backward(
         grad.unsqueeze(2), x.unsqueeze(2), weight.unsqueeze(2), None, [1, stride], [0, 0], [1, dilation], transposed,
         [0, 0], 1, [False, True, False])[1].squeeze(2)
@@ -142,7 +138,6 @@ def time_geometry(geometry, layers: int, scale: float, dtype, tiles, warps_list,
                                         generator=g)).to(device, dtype)
     expected = cudnn_weight_grad(x, grad, weight, stride, dilation, transposed).float()
     ways = [("cudnn", None, None, lambda: cudnn_weight_grad(x, grad, weight, stride, dilation, transposed)),
-            ("cudnn_h", None, None, lambda: cudnn_weight_grad(x, grad, weight, stride, dilation, transposed, True)),
             ("products", None, None, lambda: weight_grad.weight_grad(x, grad, k, stride, dilation, transposed))]
     ways = [w for w in ways if w[0] in ways_wanted]
     if triton_ok and "triton" in ways_wanted:
@@ -195,7 +190,7 @@ def totals(rows: list[dict]) -> list[dict]:
                             if str(r["geometry"]) == gm and pick(r)), default=math.inf) for gm in geoms)
         entry = {"arch": arch, "dtype": dtype, "layers": sum(r["layers"] for r in mine if r["way"] == "cudnn"),
                  "groups": len(geoms), **{f"{way}_s": best(lambda r, way=way: r["way"] == way)
-                                          for way in ("cudnn", "cudnn_h", "products")}}
+                                          for way in ("cudnn", "products")}}
         configs = {(tuple(r["tile"]), r["warps"]) for r in mine if r["way"] == "triton"}
         if configs:
             entry["triton_best_per_layer_s"] = best(lambda r: r["way"] == "triton")

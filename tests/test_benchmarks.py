@@ -486,20 +486,6 @@ def test_piano_step_keeps_the_default_layout_for_channels_first_variants():
         "channels-last")
 
 
-def test_piano_step_puts_time_on_the_height_for_time_h_variants():
-    """"time_h" switches the channels-last convolutions to time on the height axis (the same model), the tables name
-    it, and it is refused beside channels_first, whose convolutions it would not change."""
-    from sequnet.analysis import benchmarks
-    from sequnet.core.models.layers import Conv1d
-
-    piano_step = benchmark_module("piano_step")
-    for v, model in _same_piano_models(piano_step, "sequnet fp32 lookup", "sequnet fp32 lookup time_h"):
-        assert {m.time_on_h for m in model.modules() if isinstance(m, Conv1d)} == {v["time_h"]}
-    assert benchmarks.variant({"piano_step": True}, v).startswith("fp32 lookup time_h, CUDA graphs")
-    with pytest.raises(ValueError, match="time_h"):
-        piano_step.parse("sequnet fp32 time_h channels_first")
-
-
 def test_piano_step_profiles_its_first_variant_as_timed_compiled_included(tmp_path):
     """The profile follows the first variant's switches: a compiled variant's table shows the compiled step (on
     the CPU about a minute, most of it compiling)."""
@@ -640,16 +626,15 @@ def test_piano_step_counts_the_triton_weight_gradients_as_the_products(tmp_path)
 
 def test_weight_grad_kernels_benchmark_times_each_layer_geometry_each_way(tmp_path):
     """benchmarks/weight_grad_kernels.py on a CPU: the convolution geometries of both piano models (WaveNet's
-    output layers twice, with their weight's slices) in groups of alike ones, ATen's (time on the width and on the
-    height) and the products' weight gradients checked against each other and timed, summed per model and dtype
-    with each group's FLOPs; no Triton without it. --ways leaves the others out, ATen's width kept as the
-    reference."""
+    output layers twice, with their weight's slices) in groups of alike ones, ATen's and the products' weight
+    gradients checked against each other and timed, summed per model and dtype with each group's FLOPs; no Triton
+    without it. --ways leaves the others out, ATen's kept as the reference."""
     out = tmp_path / "wg.json"
     subprocess.run([sys.executable, str(REPO / "benchmarks" / "weight_grad_kernels.py"), "--device", "cpu",
                     "--quick", "--reps", "1", "--batch", "2", "--out", str(out)], check=True, capture_output=True,
                    text=True, timeout=300, env={k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"})
     bench = json.loads(out.read_text())
-    assert {r["way"] for r in bench["rows"]} == {"cudnn", "cudnn_h", "products"} and not bench["meta"]["triton"]
+    assert {r["way"] for r in bench["rows"]} == {"cudnn", "products"} and not bench["meta"]["triton"]
     totals = {(s["arch"], s["dtype"]): s for s in bench["totals"]}
     assert set(totals) == {(a, d) for a in ("sequnet", "wavenet") for d in ("float32", "bfloat16")}
     wavenet = [r for r in bench["rows"] if (r["arch"], r["dtype"], r["way"]) == ("wavenet", "float32", "cudnn")]
@@ -660,14 +645,14 @@ def test_weight_grad_kernels_benchmark_times_each_layer_geometry_each_way(tmp_pa
     assert sum(r["flops"] * r["scale"] for r in wavenet) == pytest.approx(
         sum(wgk.flops(g) * count for g, count in found.items()))
     assert all(r["scale"] >= 1 for r in wavenet) and bench["meta"]["finished"]
-    assert all(s["cudnn_s"] > 0 and s["cudnn_h_s"] > 0 and s["products_s"] > 0 for s in totals.values())
+    assert all(s["cudnn_s"] > 0 and s["products_s"] > 0 for s in totals.values())
     assert all(r["max_error"] < 1e-2 for r in bench["rows"])
     subprocess.run([sys.executable, str(REPO / "benchmarks" / "weight_grad_kernels.py"), "--device", "cpu",
                     "--quick", "--reps", "1", "--batch", "2", "--archs", "sequnet", "--dtypes", "fp32", "--ways",
-                    "cudnn_h", "--out", str(out)], check=True, capture_output=True, text=True, timeout=300)
+                    "cudnn", "--out", str(out)], check=True, capture_output=True, text=True, timeout=300)
     some = json.loads(out.read_text())
-    assert {r["way"] for r in some["rows"]} == {"cudnn", "cudnn_h"} and some["meta"]["ways"] == ["cudnn", "cudnn_h"]
-    assert some["totals"][0]["products_s"] is None and some["totals"][0]["cudnn_h_s"] > 0
+    assert {r["way"] for r in some["rows"]} == {"cudnn"} and some["meta"]["ways"] == ["cudnn"]
+    assert some["totals"][0]["products_s"] is None and some["totals"][0]["cudnn_s"] > 0
     refused = subprocess.run([sys.executable, str(REPO / "benchmarks" / "weight_grad_kernels.py"), "--tiles", "8x64x64",
                               "--out", str(out)], capture_output=True, text=True, timeout=120)
     assert refused.returncode == 2 and "powers of 2 of at least 16" in refused.stderr

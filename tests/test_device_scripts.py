@@ -232,7 +232,7 @@ def test_speed_calls_14_16_and_17_time_the_compiled_loss_and_the_compilers_setti
     unknown = subprocess.run(SPEED_CALL + [str(tmp_path / "unknown")], cwd=REPO,
                              env=_dry_env(tmp_path, data_mirror, CALL="15"),
                              capture_output=True, text=True, timeout=120)
-    assert unknown.returncode == 2 and "CALL=15: expected 1 to 14 or 16 to 23" in unknown.stderr
+    assert unknown.returncode == 2 and "CALL=15: expected 1 to 14, 16 to 22 or 24" in unknown.stderr
 
 
 @pytest.mark.dry_run
@@ -298,20 +298,19 @@ def test_speed_call_22_times_generation_by_the_split_k_tile_rule(tmp_path, data_
 
 
 @pytest.mark.dry_run
-def test_speed_call_23_times_the_steps_with_time_on_the_height(tmp_path, data_mirror):
-    """Call 23 as a CPU dry run: the weight gradients alone with time on the width and the height; the TF32
-    Seq-U-Net with time on the height first, profiled beside the JSON, then without, then the bf16 Seq-U-Net and
-    WaveNet each with and without, each alone."""
-    _dry_run(tmp_path, data_mirror, 23, "out23")
-    alone = json.loads((tmp_path / "out23" / "weight-grad-time-h-cpu.json").read_text())
-    assert {r["way"] for r in alone["rows"]} == {"cudnn", "cudnn_h"} and alone["meta"]["finished"]
-    found = json.loads((tmp_path / "out23" / "piano-step-time-h-cpu.json").read_text())
-    assert [(r["arch"], r["bf16"], r["time_h"]) for r in found["rows"]] == [
-        ("sequnet", False, True), ("sequnet", False, False), ("sequnet", True, True), ("sequnet", True, False),
-        ("wavenet", True, True), ("wavenet", True, False)]
-    assert found["meta"]["processes"] == 6 and not any("error" in r for r in found["rows"])
-    assert "sequnet fp32 pad=64 lookup cudnn_benchmark time_h" in (
-        tmp_path / "out23" / "piano-step-time-h-cpu.profile.txt").read_text()
+def test_speed_call_24_times_generation_at_the_default_split_k_tile(tmp_path, data_mirror):
+    """Call 24 as a CPU dry run: the generation benchmark at batches 8, 28 and 64 in bf16 with split-K's default
+    tile (the rule's) beside the fixed 64x64 and 128x64, both models (on the CPU, which has no split-K, each state
+    once). The removed call 23 is refused like any unknown call."""
+    _dry_run(tmp_path, data_mirror, 24, "out24")
+    found = json.loads((tmp_path / "out24" / "generation-splitk-default-cpu.json").read_text())
+    assert [(r["model"], r["batch"]) for r in found["rows"]] == [
+        (m, b) for b in (8, 28, 64) for m in ("sequnet", "wavenet")]
+    assert found["meta"]["config"]["splitk_tiles"] == ["rule", "64x64", "128x64"]
+    removed = subprocess.run(SPEED_CALL + [str(tmp_path / "removed")], cwd=REPO,
+                             env=_dry_env(tmp_path, data_mirror, CALL="23"), capture_output=True, text=True,
+                             timeout=120)
+    assert removed.returncode == 2 and "CALL=23: expected 1 to 14, 16 to 22 or 24" in removed.stderr
 
 
 @pytest.mark.dry_run

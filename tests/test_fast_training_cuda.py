@@ -13,7 +13,7 @@ import sequnet
 from sequnet.analysis.complexity import layout_conversions, training_step
 from sequnet.analysis.step_numerics import fast_step_errors
 from sequnet.core.models import (fused_gate, id_lookup, use_channels_last, use_fused_gate, use_fused_lookup,
-                                 use_mm_weight_grad, use_time_on_h)
+                                 use_mm_weight_grad)
 from sequnet.core.models.layers import input_conv, to_channels_last
 from sequnet.core.triton_guard import use_triton
 from test_fast_training import _is_time_major, _layout_probe, _resnet
@@ -125,10 +125,9 @@ def _paper_piano(batch: int, arch: str = "sequnet"):
 @pytest.mark.parametrize("switches", [[use_fused_gate], [use_channels_last], [use_channels_last, use_fused_gate],
                                       [use_fused_lookup], [use_channels_last, use_fused_gate, use_fused_lookup],
                                       [use_channels_last, use_mm_weight_grad],
-                                      [use_channels_last, lambda m: use_mm_weight_grad(m, kernel="triton")],
-                                      [use_channels_last, use_time_on_h]],
+                                      [use_channels_last, lambda m: use_mm_weight_grad(m, kernel="triton")]],
                          ids=["fused", "channels-last", "both", "lookup", "all", "mm-weight-grad",
-                              "triton-weight-grad", "time-on-h"])
+                              "triton-weight-grad"])
 @pytest.mark.parametrize("arch", ["sequnet", "wavenet"])
 def test_switched_paper_piano_model_computes_the_same(switches, arch, exact_float32):
     model, ids, target = _paper_piano(batch=1, arch=arch)
@@ -169,8 +168,7 @@ def test_the_products_weight_gradients_are_counted_in_bf16():
 def test_the_triton_weight_gradients_match_cudnns_at_the_piano_shapes(arch, dtype):
     """``weight_grad``'s Triton kernel against cuDNN's weight gradients for each group of alike convolution
     geometries of the piano model at batch 2 (benchmarks/weight_grad_kernels.py), in TF32 and bf16 as trained:
-    within 1 % of the largest entry (TF32 rounds the operands to 10 bits, bf16 to 7; both sum in float32). cuDNN's
-    own with time on the height axis (``cudnn_h``) is checked against them too."""
+    within 1 % of the largest entry (TF32 rounds the operands to 10 bits, bf16 to 7; both sum in float32)."""
     from test_benchmarks import benchmark_module
     wgk = benchmark_module("weight_grad_kernels")
     found = wgk.geometries(arch, CUDA, 2, quick=False, bf16=dtype == torch.bfloat16)
@@ -178,7 +176,7 @@ def test_the_triton_weight_gradients_match_cudnns_at_the_piano_shapes(arch, dtyp
     rows = [r for geometry, layers, scale in wgk.groups(found)
             for r in wgk.time_geometry(geometry, layers, scale, dtype, [(64, 64, 64)], [4], CUDA, 1, True)]
     # time_geometry checks each way against cuDNN's before timing it (it raises past 1e-2, 2e-2 in bf16)
-    assert {r["way"] for r in rows} == {"cudnn", "cudnn_h", "products", "triton"}
+    assert {r["way"] for r in rows} == {"cudnn", "products", "triton"}
     assert max(r["max_error"] for r in rows if r["way"] == "triton") < 1e-2
 
 

@@ -96,7 +96,6 @@ class Conv1d(nn.Conv1d):
     input would be copied to (batch, channels, time) there and back to channels-last for cuDNN's NHWC kernels."""
 
     channels_last = False
-    time_on_h = False                  # see use_time_on_h
     mm_weight_grad = False             # see use_mm_weight_grad
     weight_grad_kernel = "products"
 
@@ -110,25 +109,14 @@ class Conv1d(nn.Conv1d):
             return self._conv_forward(x, weight, bias)
         if self.mm_weight_grad and mm_applies(self):
             return weight_grad.conv(x, weight, bias, self.stride[0], self.dilation[0], False, self.weight_grad_kernel)
-        if self.time_on_h:
-            return F.conv2d(on_height(x), on_height(weight), bias, (*self.stride, 1), (*self.padding, 0),
-                            (*self.dilation, 1), self.groups).squeeze(3)
         return F.conv2d(x.unsqueeze(2), weight.unsqueeze(2), bias, (1, *self.stride), (0, *self.padding),
                         (1, *self.dilation), self.groups).squeeze(2)
-
-
-def on_height(x: torch.Tensor) -> torch.Tensor:
-    """Channels-last ``x`` (batch or outputs, channels, time) as (.., .., time, 1) with the strides of a channels-last
-    4-D tensor (``use_time_on_h``); ``unsqueeze(3)`` would give the new axis stride 1, which PyTorch then reads as
-    channels-first."""
-    return x.transpose(1, 2).unsqueeze(2).permute(0, 3, 1, 2)
 
 
 class ConvTranspose1d(nn.ConvTranspose1d):
     """``nn.ConvTranspose1d`` with the channels-last switch of :class:`Conv1d`."""
 
     channels_last = False
-    time_on_h = False                  # see use_time_on_h
     mm_weight_grad = False             # see use_mm_weight_grad
     weight_grad_kernel = "products"
 
@@ -138,10 +126,6 @@ class ConvTranspose1d(nn.ConvTranspose1d):
         if self.mm_weight_grad and mm_applies(self):
             return weight_grad.conv(x, self.weight, self.bias, self.stride[0], self.dilation[0], True,
                                     self.weight_grad_kernel)
-        if self.time_on_h:
-            return F.conv_transpose2d(on_height(x), on_height(self.weight), self.bias, (*self.stride, 1),
-                                      (*self.padding, 0), (*self.output_padding, 0), self.groups,
-                                      (*self.dilation, 1)).squeeze(3)
         return F.conv_transpose2d(x.unsqueeze(2), self.weight.unsqueeze(2), self.bias, (1, *self.stride),
                                   (0, *self.padding), (0, *self.output_padding), self.groups,
                                   (1, *self.dilation)).squeeze(2)
@@ -163,16 +147,6 @@ def use_mm_weight_grad(model: nn.Module, flag: bool = True, kernel: str = "produ
     set_switch(model, "mm_weight_grad", flag)
     for m in _switched(model, "mm_weight_grad"):
         m.weight_grad_kernel = kernel
-    return model
-
-
-def use_time_on_h(model: nn.Module, flag: bool = True) -> nn.Module:
-    """Run the channels-last convolutions of ``model`` (the audio models) as 2-D ones with time on the height axis,
-    (batch, channels, time, 1), instead of the width, (batch, channels, 1, time), as ``F.conv1d`` does: the same
-    sums and layout, but cuDNN may choose other kernels for them (in TF32 its weight gradients took 19.5 of 60 ms
-    of the compiled Seq-U-Net step on an H100, 3.9 times bf16's; the forward and data gradients twice). Raises for
-    a model without the switch; acts only where channels-last is on, and not where ``use_mm_weight_grad`` is."""
-    set_switch(model, "time_on_h", flag)
     return model
 
 
