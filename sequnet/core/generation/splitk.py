@@ -21,8 +21,9 @@ bf16) 128 x 64 made the Seq-U-Net 12 % faster at batch 64 than 64 x 64 and WaveN
 256 x 256 ones 16. The rule, timed beside the fixed tiles on an H100 at 61c99ab
 (results/bench/generation-splitk-rule-h100.json), was faster than 64 x 64 for both models on the tensor cores:
 at batch 64 the Seq-U-Net by 11 % and WaveNet by 22 %, at batch 28 by 8 % and 16 %. At batch 8, where the products
-run element-wise, its narrow tiles made WaveNet 13 % slower, and every tile narrower than 64 lost for both models
-there; so element-wise products choose among 64-column tiles only.
+run element-wise, its narrow tiles made WaveNet 13 % slower, and every tile of fewer than 64 columns lost for both
+models there; so element-wise products choose among 64-column tiles only (a choice not yet timed as a whole:
+speed_gpu_call.sh's call 24 times it).
 """
 from __future__ import annotations
 
