@@ -189,8 +189,8 @@ def totals(rows: list[dict]) -> list[dict]:
             return sum(min((r.get("time_median_s", math.inf) * r["scale"] for r in mine
                             if str(r["geometry"]) == gm and pick(r)), default=math.inf) for gm in geoms)
         entry = {"arch": arch, "dtype": dtype, "layers": sum(r["layers"] for r in mine if r["way"] == "cudnn"),
-                 "groups": len(geoms), **{f"{way}_s": best(lambda r, way=way: r["way"] == way)
-                                          for way in ("cudnn", "products")}}
+                 "groups": len(geoms),
+                 "cudnn_s": best(lambda r: r["way"] == "cudnn"), "products_s": best(lambda r: r["way"] == "products")}
         configs = {(tuple(r["tile"]), r["warps"]) for r in mine if r["way"] == "triton"}
         if configs:
             entry["triton_best_per_layer_s"] = best(lambda r: r["way"] == "triton")
@@ -225,15 +225,16 @@ def main(argv=None) -> int:
     torch.backends.cudnn.benchmark = device.type == "cuda"
     triton_ok = triton is not None and (device.type == "cuda" or os.environ.get("TRITON_INTERPRET") == "1")
     rows = []
+    ways = list(dict.fromkeys(["cudnn", *a.ways]))       # cuDNN's, the others' reference, always runs
     meta = {**run_metadata(device), "batch": a.batch, "quick": a.quick, "reps": a.reps, "triton": triton_ok,
-            "ways": list(dict.fromkeys(["cudnn", *a.ways])),
+            "ways": ways,
             "cudnn_benchmark": torch.backends.cudnn.benchmark, "tf32_conv": torch.backends.cudnn.allow_tf32}
     for arch in a.archs:
         for name in a.dtypes:
             dtype = torch.bfloat16 if name == "bf16" else torch.float32
             for geometry, layers, scale in groups(geometries(arch, device, a.batch, a.quick, name == "bf16")):
                 rows += [{"arch": arch, **r} for r in time_geometry(geometry, layers, scale, dtype, tiles, a.warps,
-                                                                    device, a.reps, triton_ok, ("cudnn", *a.ways))]
+                                                                    device, a.reps, triton_ok, ways)]
                 # after every group, marked unfinished: a run its time limit stops keeps what it timed (its
                 # totals then cover the groups it reached only)
                 write_bench(a.out, {"meta": {**meta, "finished": False}, "rows": rows, "totals": totals(rows)})
