@@ -149,9 +149,8 @@ def _check_parts(parts, batch: int) -> tuple:   # pragma: no cover - GPU only
     for x, w in parts:
         assert x.stride(1) == 1 and w.is_contiguous() and w.shape[1] == w1.shape[1] and x.shape[0] == batch
     k2 = w2.shape[0] if len(parts) == 2 else 0
-    bb = triton.next_power_of_2(batch)
-    dot = on_tensor_cores(batch)        # else the products run element-wise in float32
-    return x1, w1, x2, w2, k2, max(bb, 16) if dot else bb, dot
+    # the batch's rows padded to a power of 2: on the tensor cores at least tl.dot's 16, else element-wise in float32
+    return x1, w1, x2, w2, k2, triton.next_power_of_2(batch), on_tensor_cores(batch)
 
 
 def matvec_triton(parts, part: torch.Tensor, relu_x: bool = False) -> None:   # pragma: no cover - GPU only
