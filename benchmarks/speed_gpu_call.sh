@@ -124,12 +124,14 @@
 #         (OUT/lookup-backward-reduce-GPU.json); then the compiled bf16 Seq-U-Net step without and with it,
 #         alternated, and WaveNet with and without it, each in a process of its own
 #         (OUT/piano-step-lookup-reduce-GPU.json). A tie at 497c612 on an H100 (results/bench/*-reduce-h100.json).
-# CALL=19 the trainer's compiled steps as it runs them since 497c612 (Inductor's kernels with programmatic dependent
-#         launch), each in a process of its own: first the TF32 Seq-U-Net (57.04 ms on an H100 at 625a654 without
-#         PDL, against a 45 ms target), profiled, as its last profile dates from 932025f; then the bf16 Seq-U-Net
-#         and WaveNet each without and with Inductor's combo kernels (24.61 ms for the Seq-U-Net alone at 497c612,
-#         without PDL; not yet timed with it or for WaveNet) (OUT/piano-step-combo-tf32-GPU.json and its
-#         .profile.txt).
+# CALL=19 the trainer's compiled bf16 steps as it runs them since 497c612 (Inductor's kernels with programmatic
+#         dependent launch), the Seq-U-Net and WaveNet each without and with Inductor's combo kernels (24.61 ms for
+#         the Seq-U-Net alone at 497c612, without PDL; not yet timed with it or for WaveNet), each in a process of
+#         its own (OUT/piano-step-combo-GPU.json). Each variant compiles afresh, about 80-100 s for the Seq-U-Net,
+#         hence the bounds. Until 2026-12-07 the call profiled the TF32 Seq-U-Net first: with PDL it took 56.84 ms on
+#         an H100 at 2c0e1db (results/bench/piano-step-tf32-pdl-h100.json, its profile in
+#         results/logs/2026-12-07b-h100-suite-splitk-default-tf32-pdl.tar.xz), and its 140 s left the bf16 variants
+#         too little of the call.
 # CALL=20 the compiled TF32 steps of both models (WaveNet's never timed compiled in TF32, so the pair has no TF32
 #         ratio) as the trainer runs them (with PDL), each channels-last (the trainer's layout, chosen on an H200
 #         uncompiled before bf16 and compiling) and channels-first, each in a process of its own
@@ -152,7 +154,8 @@
 #         since 71df65a (at batch 8 and below, where the products run element-wise, it chooses between 128x64 and
 #         64x64 only: at 61c99ab the rule's narrower tiles made WaveNet 13 % slower there), beside the fixed 64x64
 #         and 128x64, both models (OUT/generation-splitk-default-GPU.json). It changed the default tile, so call 1's
-#         suite comes first.
+#         suite comes first. On an H100 at 2c0e1db the rule was the fastest of the three for both models at every
+#         batch (results/bench/generation-splitk-default-h100.json).
 # At 1ead015 (2026-12-05) call 2's generation benchmark, with split-K in one launch beside the rule's kernels, ran
 # past its bound (its log: results/logs/2026-12-05-h200-pdl-and-splitk1.tar.xz); that split-K was then removed and
 # the comparison above ran on its own (results/bench/generation-pdl-h200.json).
@@ -445,10 +448,10 @@ case ${CALL:-1} in
         alone "$s" 90; alone "$s partials" 90; alone "$s" 50; alone "$s partials" 50; alone "$w partials" 140
         alone "$w" 140 ;;
     19)
-        f=$out/piano-step-combo-tf32-$gpu.json
+        f=$out/piano-step-combo-$gpu.json
         export TORCHINDUCTOR_CACHE_DIR=/tmp/inductor-call19
-        t="sequnet fp32 pad=64$compiled lookup cudnn_benchmark$pdl" s=$trainer_s$pdl w=$trainer_w$pdl
-        profiled "$t" 140; alone "$s" 70; alone "$s$combo" 90; alone "$w" 130; alone "$w$combo" 130 ;;
+        s=$trainer_s$pdl w=$trainer_w$pdl
+        alone "$s" 120; alone "$s$combo" 130; alone "$w" 150; alone "$w$combo" 150 ;;
     20)
         f=$out/piano-step-tf32-layouts-$gpu.json
         export TORCHINDUCTOR_CACHE_DIR=/tmp/inductor-call20
