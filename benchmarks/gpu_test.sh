@@ -50,7 +50,11 @@ workers=${WORKERS:-6}
 marks="not book and not dry_run"
 parallel=()
 if [ "$workers" != 0 ] && "$python" -c "import xdist" 2>/dev/null; then
-    parallel=(-n "$workers")
+    # --dist worksteal: xdist's default hands each worker a block of consecutive tests first, so one worker got
+    # most of tests/test_benchmarks.py (whose compiling tests take 30-95 s each on a shared GPU): in the 567 s of
+    # 2c0e1db's suite on an H100 it ran 38 tests while another ran 546, and 9 of that file's tests were left for a
+    # second command (results/gpu-test/gpu-test-2c0e1db-h100*.log). Idle workers now take tests from busy ones' queues.
+    parallel=(-n "$workers" --dist worksteal)
     # Each worker's torch would otherwise start one CPU thread per core: 6 x 16 threads on 16 cores. The CPU tests
     # then wait on each other's spinning threads: test_piano_fast_script_writes_every_variant took 277 s there
     # (2026-12-02) and 11 s serially on a 2-core machine. So the cores are shared out (OMP_NUM_THREADS, which torch
