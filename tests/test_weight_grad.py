@@ -100,6 +100,8 @@ def test_products_under_bf16_autocast_match_the_convolutions_backward(build):
 
 
 def test_compiled_model_with_the_products_follows_the_eager_one():
+    """The channels-last residual Seq-U-Net, and a copy with the products' weight gradients compiled: the same loss
+    and gradients, to float32 rounding."""
     torch.manual_seed(0)
     model = use_channels_last(_resnet())
     twin = use_mm_weight_grad(copy.deepcopy(model))
