@@ -125,10 +125,11 @@
 #         alternated, and WaveNet with and without it, each in a process of its own
 #         (OUT/piano-step-lookup-reduce-GPU.json). A tie at 497c612 on an H100 (results/bench/*-reduce-h100.json).
 # CALL=19 the trainer's compiled bf16 steps as it runs them since 497c612 (Inductor's kernels with programmatic
-#         dependent launch), the Seq-U-Net and WaveNet each without and with Inductor's combo kernels (24.61 ms for
-#         the Seq-U-Net alone at 497c612, without PDL; not yet timed with it or for WaveNet), each in a process of
-#         its own (OUT/piano-step-combo-GPU.json). Each variant compiles afresh, about 80-100 s for the Seq-U-Net,
-#         hence the bounds. Until 2026-12-07 the call profiled the TF32 Seq-U-Net first: with PDL it took 56.84 ms on
+#         dependent launch), the Seq-U-Net and WaveNet each without and with Inductor's combo kernels, each in a
+#         process of its own (OUT/piano-step-combo-GPU.json). Each variant compiles afresh, about 80-100 s for the
+#         Seq-U-Net, hence the bounds. On an H100 at 910499d (results/bench/piano-step-combo-h100.json) they took
+#         24.34 / 24.10 ms and 91.74 / 91.45 ms, and the trainer has used them since. Until 2026-12-07 the call
+#         profiled the TF32 Seq-U-Net first: with PDL it took 56.84 ms on
 #         an H100 at 2c0e1db (results/bench/piano-step-tf32-pdl-h100.json, its profile in
 #         results/logs/2026-12-07b-h100-suite-splitk-default-tf32-pdl.tar.xz), and its 140 s left the bf16 variants
 #         too little of the call.

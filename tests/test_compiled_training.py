@@ -166,10 +166,10 @@ def test_cudnn_autotuner_runs_for_fixed_shapes_only(kind, compile, tuned):
                                                      ((8, 0), True, False), ((9, 0), False, False)])
 def test_compiled_steps_launch_inductors_kernels_dependently_on_hopper_and_later(monkeypatch, capability, compile_,
                                                                                    pdl):
-    """Compiled, the trainer's steps (torch_settings) compile under Inductor's programmatic dependent launch on a
-    GPU of compute capability 9.0 or later, the same for every model; never uncompiled, on older GPUs or on the CPU;
-    the setting before comes back afterwards (the numerics check's use of compiler_settings: the test below). The GPU
-    is faked (flags only), so this holds on the CPU machines too."""
+    """Compiled, the trainer's steps (torch_settings) compile under Inductor's programmatic dependent launch and its
+    combo kernels on a GPU of compute capability 9.0 or later, the same for every model; never uncompiled, on older
+    GPUs or on the CPU; the setting before comes back afterwards (the numerics check's use of compiler_settings:
+    the test below). The GPU is faked (flags only), so this holds on the CPU machines too."""
     from types import SimpleNamespace
 
     import torch._inductor.config as inductor_config
@@ -181,15 +181,19 @@ def test_compiled_steps_launch_inductors_kernels_dependently_on_hopper_and_later
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
     config = SimpleNamespace(compile=compile_, cpu_threads=None, fast_kernels=True)
     task = SimpleNamespace(setting=SimpleNamespace(kind="audio"))
-    before = inductor_config.triton.enable_pdl
-    assert before is False
+    def settings():
+        return inductor_config.triton.enable_pdl, inductor_config.combo_kernels
+
+    before = settings()
+    assert before == (False, False)
     for device, expected in ((torch.device("cuda"), pdl), (torch.device("cpu"), False)):
         with torch_settings(config, device, task):
-            assert inductor_config.triton.enable_pdl is expected, device
-        assert inductor_config.triton.enable_pdl is before
+            assert settings() == (expected, expected), device
+        assert settings() == before
         with compiler_settings(device):
-            assert inductor_config.triton.enable_pdl is (device.type == "cuda" and capability >= (9,))
-        assert inductor_config.triton.enable_pdl is before
+            on = device.type == "cuda" and capability >= (9,)
+            assert settings() == (on, on)
+        assert settings() == before
 
 
 @pytest.mark.skipif(not torch.cuda.is_available() or torch.cuda.get_device_capability()[0] < 9,
@@ -197,7 +201,7 @@ def test_compiled_steps_launch_inductors_kernels_dependently_on_hopper_and_later
 def test_inductors_kernels_wait_for_the_kernel_before_them_under_the_trainers_compiler_settings():
     """On the GPU, what Inductor writes under the trainer's compiler settings has its Triton kernels wait for
     the kernel before them (``gdc_wait``, programmatic dependent launch), and without them not; both compute the
-    same."""
+    same (the settings' combo kernels included)."""
     from torch._inductor.utils import run_and_get_code
 
     from sequnet.experiment.fast_path import compiler_settings

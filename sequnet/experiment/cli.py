@@ -275,7 +275,8 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
                         help="torch.compile the model and its loss for training steps (default: off; compiling takes a "
                              "minute or more on a GPU, and Inductor then fuses the gate and the loss itself, its "
-                             "kernels launched with programmatic dependent launch on an H100 or newer)")
+                             "kernels launched with programmatic dependent launch, and independent ones combined, "
+                             "on an H100 or newer)")
     parser.add_argument("--out", metavar="DIR", help="output folder (default: runs/<scale>)")
     parser.add_argument("--note", action="append", metavar="TEXT",
                         help="a note for the record(s) (repeatable), e.g. that the run shared its GPU with others")

@@ -47,6 +47,10 @@ def use_fast_kernels(model: nn.Module, compile_: bool = False) -> nn.Module:
     return model
 
 
+# Inductor's settings for the trainer's compiled steps on a GPU with programmatic dependent launch (H100, H200)
+GPU_COMPILER_SETTINGS = {"triton.enable_pdl": True, "combo_kernels": True}
+
+
 @contextlib.contextmanager
 def compiler_settings(device: torch.device):
     """Inductor's settings for the trainer's compiled steps, restored afterwards; Inductor reads them when it
@@ -55,8 +59,12 @@ def compiler_settings(device: torch.device):
     while the kernel before it finishes, waiting only where it reads that kernel's output, which hides part of the
     gap between launches. In the compiled bf16 piano steps, each variant in a process of its own on one H100
     (497c612, results/bench/piano-step-pdl-h100.json), the Seq-U-Net's took 24.50 and 24.43 ms with it
-    against 24.89 and 25.06 without, WaveNet's 92.48 against 93.15. Both models compile through here alike."""
-    with inductor_config.patch({"triton.enable_pdl": True}) if has_pdl(device) else contextlib.nullcontext():
+    against 24.89 and 25.06 without, WaveNet's 92.48 against 93.15. There too, Inductor's combo kernels put
+    independent kernels into one launch, fewer launches for the same work: on one H100 (910499d,
+    results/bench/piano-step-combo-h100.json and piano-step-tf32-combo-h100.json) bf16 steps of 24.10 against
+    24.34 ms for the Seq-U-Net and 91.45 against 91.74 for WaveNet; in TF32 56.25 against 56.41 and 250.38
+    against 250.23 (a tie). Both models compile through here alike."""
+    with inductor_config.patch(GPU_COMPILER_SETTINGS) if has_pdl(device) else contextlib.nullcontext():
         yield
 
 
