@@ -5,7 +5,7 @@
 #
 #   CALL=1 SEQUNET_GIT_COMMIT=$(git rev-parse --short HEAD) CALL_S=575 bash benchmarks/speed_gpu_call.sh OUT
 #       device tool: carry [".whl", ".devdata"] (made here by `benchmarks/device_prep.sh tests`), timeout_s 600
-#   then CALL=2 to 14, 16 to 22 and 24 the same way, each as soon as the last has answered (or in another session).
+#   then CALL=2 to 14, 16 to 22, 24 and 25 the same way, each as soon as the last has answered (or in another session).
 #
 # CALL=1  the GPU test suite (benchmarks/gpu_test.sh; 404 s at 94cb339 with 6 workers on an H200, 2026-12-05; an
 #         H100 had run 912 of its 1,009 tests after 545 s): OUT/gpu-test.log. Where it was cut short, the same call
@@ -157,6 +157,13 @@
 #         and 128x64, both models (OUT/generation-splitk-default-GPU.json). It changed the default tile, so call 1's
 #         suite comes first. On an H100 at 2c0e1db the rule was the fastest of the three for both models at every
 #         batch (results/bench/generation-splitk-default-h100.json).
+# CALL=25 a layer's cost between its neighbours at batch 1's shape: a chain of 11 and of 64 small layers launched
+#         one kernel a layer (with PDL and without) against one persistent kernel whose 64 or 128 programs meet at
+#         a grid barrier between layers (benchmarks/grid_barrier.py, OUT/grid-barrier-GPU.json, about 20 s; its
+#         GPU test comes with call 1's suite). If the barrier costs well under a launch's 1.9 us, a persistent
+#         generation step could reach issue 16's 50,000 samples/s at batch 1. Then generation at batch 1, both
+#         models, on the same machine, to set beside it (OUT/generation-batch1-GPU.json). A dry run has no Triton
+#         to run the chain with, so it skips it.
 # At 1ead015 (2026-12-05) call 2's generation benchmark, with split-K in one launch beside the rule's kernels, ran
 # past its bound (its log: results/logs/2026-12-05-h200-pdl-and-splitk1.tar.xz); that split-K was then removed and
 # the comparison above ran on its own (results/bench/generation-pdl-h200.json).
@@ -467,6 +474,10 @@ case ${CALL:-1} in
             --rowdot-programs 64 32 128 ;;
     24) sweep "generation by split-K's default tile" "$out/generation-splitk-default-$gpu.json" "8 28 64" \
             --splitk-tiles rule 64x64 128x64 ;;
-    *) echo "CALL=${CALL}: expected 1 to 14, 16 to 22 or 24" >&2; exit 2 ;;
+    25)
+        if [ "${QUICK:-0}" = 1 ]; then echo "grid barrier: skipped in a dry run (no Triton)" | tee -a "$log"
+        else step "grid barrier" 120 python3 benchmarks/grid_barrier.py --out "$out/grid-barrier-$gpu.json"; fi
+        sweep "generation at batch 1" "$out/generation-batch1-$gpu.json" 1 ;;
+    *) echo "CALL=${CALL}: expected 1 to 14, 16 to 22, 24 or 25" >&2; exit 2 ;;
 esac
 exit $status

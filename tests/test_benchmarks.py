@@ -829,3 +829,23 @@ def test_the_benchmarks_score_the_logits_as_the_trainer_does_keeping_their_gradi
     assert torch.equal(loss, mean_cross_entropy("piano_audio", time_major.transpose(1, 2), targets)[0])
     with pytest.raises(ValueError, match="scores 65 positions per window, the task 64"):
         training.loss_fn(setting, torch.randn(2, 256, 65), targets)
+
+
+def test_grid_barrier_benchmark_refuses_what_its_kernels_cannot_run(tmp_path, monkeypatch, capsys):
+    """benchmarks/grid_barrier.py names what is wrong before it launches anything: rows a program that are not a
+    power of 2, a persistent kernel with more programs than can run at once (its barrier would wait forever: on
+    the CPU, whose interpreter runs programs one after another, more than one), and no Triton to run it with."""
+    script = benchmark_module("grid_barrier")
+    cpu = torch.device("cpu")
+    script.check_programs(4, 64, cpu, "launches")
+    with pytest.raises(ValueError, match="--programs 3: must divide --width 64"):
+        script.check_programs(3, 64, cpu, "launches")
+    with pytest.raises(ValueError, match="--programs 16: must divide --width 768 into a power of 2"):
+        script.check_programs(16, 768, cpu, "launches")        # 48 rows a program
+    with pytest.raises(ValueError, match="one after another; its barrier would never open. Give at most 1"):
+        script.check_programs(4, 64, cpu, "persistent")
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    with pytest.raises(SystemExit) as e:
+        script.main(["--device", "cpu", "--quick", "--out", str(tmp_path / "gb.json")])
+    assert e.value.code == 2 and "TRITON_INTERPRET=1" in capsys.readouterr().err
+    assert not (tmp_path / "gb.json").exists()

@@ -232,7 +232,7 @@ def test_speed_calls_14_16_and_17_time_the_compiled_loss_and_the_compilers_setti
     unknown = subprocess.run(SPEED_CALL + [str(tmp_path / "unknown")], cwd=REPO,
                              env=_dry_env(tmp_path, data_mirror, CALL="15"),
                              capture_output=True, text=True, timeout=120)
-    assert unknown.returncode == 2 and "CALL=15: expected 1 to 14, 16 to 22 or 24" in unknown.stderr
+    assert unknown.returncode == 2 and "CALL=15: expected 1 to 14, 16 to 22, 24 or 25" in unknown.stderr
 
 
 @pytest.mark.dry_run
@@ -309,8 +309,20 @@ def test_speed_call_24_times_generation_at_the_default_split_k_tile(tmp_path, da
     removed = subprocess.run(SPEED_CALL + [str(tmp_path / "removed")], cwd=REPO,
                              env=_dry_env(tmp_path, data_mirror, CALL="23"), capture_output=True, text=True,
                              timeout=120)
-    assert removed.returncode == 2 and "CALL=23: expected 1 to 14, 16 to 22 or 24" in removed.stderr
+    assert removed.returncode == 2 and "CALL=23: expected 1 to 14, 16 to 22, 24 or 25" in removed.stderr
 
+
+
+@pytest.mark.dry_run
+def test_speed_call_25_skips_the_grid_barrier_without_triton_and_times_generation_at_batch_1(tmp_path, data_mirror):
+    """Call 25 as a CPU dry run: the grid barrier's chain needs Triton, which the dry run has not, so the log says it
+    was skipped and no file is written for it; then generation at batch 1 in bf16, both models."""
+    _dry_run(tmp_path, data_mirror, 25, "out25")
+    assert "grid barrier: skipped in a dry run (no Triton)" in (tmp_path / "out25" / "speed_gpu_call.log").read_text()
+    assert not (tmp_path / "out25" / "grid-barrier-cpu.json").exists()
+    found = json.loads((tmp_path / "out25" / "generation-batch1-cpu.json").read_text())
+    assert [(r["model"], r["batch"], r["dtype"]) for r in found["rows"]] == [
+        ("sequnet", 1, "bfloat16"), ("wavenet", 1, "bfloat16")]
 
 @pytest.mark.dry_run
 def test_speed_call_9_times_an_older_tree_beside_this_one(tmp_path, data_mirror):

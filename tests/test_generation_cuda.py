@@ -363,3 +363,27 @@ def test_each_product_launched_alone_gives_the_same_bits_with_and_without_pdl(c,
     for name in ("rowdot", "splitk"):
         if (name, "0") in got:
             torch.testing.assert_close(got[name, "1"], got[name, "0"], rtol=0, atol=0, msg=lambda m: f"{name}: {m}")
+
+
+def test_grid_barrier_benchmarks_persistent_kernel_computes_the_launches_chain(tmp_path):
+    """benchmarks/grid_barrier.py on the GPU, in a process of its own under a time limit (a barrier that never
+    opened would otherwise hold the suite): its persistent kernel, 64 and 128 programs meeting at a grid barrier
+    between 11 layers, computes the chain of one launch a layer bit for bit, leaves its counter at zero, and every
+    way is timed from a CUDA graph."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    out = tmp_path / "gb.json"
+    done = subprocess.run([sys.executable, str(repo / "benchmarks" / "grid_barrier.py"), "--layers", "11",
+                           "--programs", "64", "128", "--replays", "5", "--repeats", "1", "--out", str(out)],
+                          cwd=repo, env=dict(os.environ, PYTHONPATH=str(repo)), capture_output=True, text=True,
+                          timeout=240)
+    assert done.returncode == 0, done.stdout + done.stderr
+    bench = json.loads(out.read_text())
+    assert [(r["way"], r["programs"]) for r in bench["rows"]] == [
+        (w, p) for p in (64, 128) for w in ("launches", "launches-plain", "persistent")]
+    assert all(r["per_layer_s"] > 0 for r in bench["rows"]) and bench["meta"]["cuda_graphs"]

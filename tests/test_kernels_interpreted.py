@@ -467,3 +467,35 @@ def test_weight_grad_kernels_benchmark_checks_and_times_the_triton_kernel(tmp_pa
     assert {r["way"] for r in bench["rows"]} == {"cudnn", "products", "triton"} and bench["meta"]["triton"]
     (total,) = bench["totals"]
     assert total["triton_one_tile"] == [32, 64, 64] and total["triton_one_tile_s"] > 0
+
+
+def test_grid_barrier_benchmark_runs_each_way_and_checks_it(tmp_path):
+    """benchmarks/grid_barrier.py in the interpreter: one layer a launch (with and without PDL's wait, which on the
+    CPU is none) and the persistent kernel on its one program compute the chain bit for bit alike and within a bf16
+    unit of torch's, the barrier's counter is zero after each run, and every way is timed; several programs a
+    layer split its rows, which only the launches may do here (the interpreter would wait forever at a barrier)."""
+    import json
+
+    from test_benchmarks import benchmark_module
+
+    script = benchmark_module("grid_barrier")
+    out = tmp_path / "gb.json"
+    assert script.main(["--device", "cpu", "--quick", "--out", str(out)]) == 0
+    rows = json.loads(out.read_text())["rows"]
+    assert [(r["way"], r["layers"], r["programs"]) for r in rows] == [
+        ("launches", 3, 1), ("launches-plain", 3, 1), ("persistent", 3, 1)]
+    assert all(r["per_layer_s"] > 0 for r in rows)
+    assert script.main(["--device", "cpu", "--width", "64", "--layers", "2", "--programs", "4", "--ways",
+                        "launches", "--replays", "1", "--repeats", "1", "--out", str(out)]) == 0
+    assert [r["rows_a_program"] for r in json.loads(out.read_text())["rows"]] == [16]
+    # a persistent kernel whose rows are wrong is caught before it is timed
+    w = torch.randn(2, 16, 16).to(torch.bfloat16)
+    y = torch.zeros(3, 16, dtype=torch.bfloat16)
+    y[0] = 1
+    count = torch.zeros(2, dtype=torch.int32)
+    script.chain("persistent", w, y, count, 1)()
+    torch.testing.assert_close(y.float(), script.reference(w, y[0]), rtol=0, atol=2e-2)
+    assert count.tolist() == [0, 0]
+    y[1:] = 0
+    script.chain("persistent", w.transpose(1, 2).contiguous(), y, count, 1)()
+    assert not torch.allclose(y.float(), script.reference(w, y[0]), rtol=0, atol=2e-2)
