@@ -10,11 +10,12 @@ counter (release, GPU scope) and waits until all have (acquire), as cooperative 
 is cheaper than a dependent launch decides whether a persistent generation step is worth building; this measures
 it on the shape of those layers, with no model around it.
 
-Each layer is y' = tanh(W y), W (C x C) in bf16 (2 MiB at C = 1,024, like a layer update's weights of one or two
-megabytes; 11 layers stay in the L2 cache, as a step's do), split over P programs of C / P rows. Both ways load a
-layer's rows of W before they wait for its input (the launches before their PDL wait, as rowdot does; the
-persistent kernel before the barrier), read y past the L1 cache, and compute each row alike, so their outputs must
-agree bit for bit, which is checked before anything is timed. Each way is captured in a CUDA graph (L launches, or
+Each layer is y' = tanh(W y), W (C x C) in bf16 (0.5 MiB at C = 512, near the piano Seq-U-Net's 900 x 360; 2 MiB
+at C = 1,024), split over P programs of C / P rows. A chain of 11 layers stays in the L2 cache, as a step's weights
+do, and so do 64 of 512 (32 MiB); 64 of 1,024 (128 MiB) are read from memory. Both ways load a layer's rows of W
+before they wait for its input (the launches before their PDL wait, as rowdot does; the persistent kernel before
+the barrier), read y past the L1 cache, and compute each row alike, so their outputs must agree bit for bit, which
+is checked before anything is timed. Each way is captured in a CUDA graph (L launches, or
 one) and replayed; the time per replay over L is the cost of a layer.
 
     python benchmarks/grid_barrier.py --out results/bench/grid-barrier-h100.json
@@ -101,7 +102,7 @@ def check_programs(programs: int, width: int, device: torch.device, way: str) ->
     """Refuse a split the kernels cannot run, by name: rows a program a power of 2, and a persistent kernel's
     programs all resident at once."""
     if programs < 1 or width % programs or (width // programs) & (width // programs - 1):
-        raise ValueError(f"--programs {programs}: must divide --width {width} into a power of 2 of rows a program")
+        raise ValueError(f"--programs {programs}: must divide --widths {width} into a power of 2 of rows a program")
     if way != "persistent":
         return
     most = torch.cuda.get_device_properties(device).multi_processor_count if device.type == "cuda" else 1
@@ -163,10 +164,50 @@ def timed(run, device: torch.device, replays: int, repeats: int) -> float:
     return sorted(times)[len(times) // 2]
 
 
+def measure(width: int, layers: int, programs: int, ways, device, count, replays: int, repeats: int) -> list:
+    """Each way's rows for one chain: checked (against torch, bit for bit against each other, the counter back at
+    zero) before any is timed."""
+    w = (torch.randn(layers, width, width, device=device) * 1.5 / width ** 0.5).to(torch.bfloat16)
+    y0 = torch.randn(width, device=device).to(torch.bfloat16)
+
+    def fresh():
+        y = torch.zeros(layers + 1, width, dtype=torch.bfloat16, device=device)
+        y[0] = y0
+        return y
+
+    where = f"{programs} programs, {layers} layers of {width}"
+    outputs = {}
+    for way in ways:
+        y = fresh()
+        chain(way, w, y, count, programs)()
+        outputs[way] = y
+        if int(count.abs().sum()):
+            raise RuntimeError(f"{way}, {where}: the barrier's counter is {count.tolist()} after a run, not zero")
+    first = outputs[ways[0]]
+    expected = reference(w, y0)
+    if not torch.allclose(first.float(), expected, rtol=0, atol=2e-2):
+        raise RuntimeError(f"{ways[0]}, {where}: its outputs lie up to {(first.float() - expected).abs().max():.3g} "
+                           f"from torch's")
+    for way, y in outputs.items():      # the same rows computed alike: the same bits
+        if not torch.equal(y, first):
+            raise RuntimeError(f"{way}, {where}: its outputs differ from {ways[0]}'s by up to "
+                               f"{(y.float() - first.float()).abs().max():.3g}")
+    rows = []
+    for way in ways:
+        t = timed(chain(way, w, fresh(), count, programs), device, replays, repeats)
+        rows.append({"way": way, "width": width, "layers": layers, "programs": programs,
+                     "rows_a_program": width // programs, "time_median_s": t, "per_layer_s": t / layers})
+        print(f"{way:15s} {width:5d} wide {layers:3d} layers {programs:4d} programs  {t * 1e6:8.2f} us  "
+              f"{t / layers * 1e6:6.3f} us a layer", flush=True)
+    return rows
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    ap.add_argument("--width", type=int, default=1024, help="C, a layer's inputs and outputs (a power of 2)")
+    ap.add_argument("--widths", type=int, nargs="+", default=[512, 1024],
+                    help="C, a layer's inputs and outputs (powers of 2; the piano Seq-U-Net's layers at batch 1 "
+                         "multiply 900 inputs by 360 columns)")
     ap.add_argument("--layers", type=int, nargs="+", default=[11, 64], help="layers in the chain")
     ap.add_argument("--programs", type=int, nargs="+", default=[64, 128], help="P, programs a layer")
     ap.add_argument("--ways", nargs="+", choices=WAYS, default=list(WAYS))
@@ -180,50 +221,22 @@ def main(argv=None) -> int:
         ap.error(f"needs Triton on {device.type}: a CUDA GPU, or Triton's interpreter on a CPU (Triton installed and "
                  f"TRITON_INTERPRET=1)")
     if a.quick:
-        a.width, a.layers, a.programs, a.replays, a.repeats = 64, [3], [1], 1, 1
-    if a.width < 16 or a.width & (a.width - 1):
-        ap.error(f"--width {a.width}: expected a power of 2, at least 16")
+        a.widths, a.layers, a.programs, a.replays, a.repeats = [64], [3], [1], 1, 1
+    ways = list(dict.fromkeys(a.ways))
     try:
-        for p in a.programs:
-            for way in a.ways:
-                check_programs(p, a.width, device, way)
+        for width in a.widths:
+            if width < 16 or width & (width - 1):
+                raise ValueError(f"--widths {width}: expected a power of 2, at least 16")
+            for p in a.programs:
+                for way in ways:
+                    check_programs(p, width, device, way)
     except ValueError as e:
         ap.error(str(e))
     torch.manual_seed(0)
-    rows = []
     count = torch.zeros(2, dtype=torch.int32, device=device)
-    for layers in a.layers:
-        w = (torch.randn(layers, a.width, a.width, device=device) * 1.5 / a.width ** 0.5).to(torch.bfloat16)
-        y0 = torch.randn(a.width, device=device).to(torch.bfloat16)
-        for p in a.programs:
-            outputs = {}
-            for way in a.ways:
-                y = torch.zeros(layers + 1, a.width, dtype=torch.bfloat16, device=device)
-                y[0] = y0
-                run = chain(way, w, y, count, p)
-                run()
-                outputs[way] = y.clone()
-                if int(count.abs().sum()):
-                    raise RuntimeError(f"{way}, {p} programs: the barrier's counter is {count.tolist()} after a "
-                                       f"run, not zero")
-            first = next(iter(outputs.values()))
-            expected = reference(w, y0)
-            if not torch.allclose(first.float(), expected, rtol=0, atol=2e-2):
-                raise RuntimeError(f"{a.ways[0]}, {p} programs, {layers} layers: its outputs lie up to "
-                                   f"{(first.float() - expected).abs().max():.3g} from torch's")
-            for way, y in outputs.items():      # the same rows computed alike: the same bits
-                if not torch.equal(y, first):
-                    raise RuntimeError(f"{way}, {p} programs, {layers} layers: its outputs differ from "
-                                       f"{a.ways[0]}'s by up to {(y.float() - first.float()).abs().max():.3g}")
-            for way in a.ways:
-                y = torch.zeros(layers + 1, a.width, dtype=torch.bfloat16, device=device)
-                y[0] = y0
-                t = timed(chain(way, w, y, count, p), device, a.replays, a.repeats)
-                rows.append({"way": way, "layers": layers, "programs": p, "rows_a_program": a.width // p,
-                             "time_median_s": t, "per_layer_s": t / layers})
-                print(f"{way:15s} {layers:3d} layers {p:4d} programs  {t * 1e6:8.2f} us  "
-                      f"{t / layers * 1e6:6.3f} us a layer", flush=True)
-    meta = {**run_metadata(device), "width": a.width, "dtype": "bfloat16", "replays": a.replays,
+    rows = [row for width in a.widths for layers in a.layers for p in a.programs
+            for row in measure(width, layers, p, ways, device, count, a.replays, a.repeats)]
+    meta = {**run_metadata(device), "widths": a.widths, "dtype": "bfloat16", "replays": a.replays,
             "repeats": a.repeats, "quick": a.quick, "cuda_graphs": device.type == "cuda",
             "pdl": pdl_options(device)["PDL"]}
     write_bench(a.out, {"meta": meta, "rows": rows})

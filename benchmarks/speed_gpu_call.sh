@@ -157,11 +157,12 @@
 #         and 128x64, both models (OUT/generation-splitk-default-GPU.json). It changed the default tile, so call 1's
 #         suite comes first. On an H100 at 2c0e1db the rule was the fastest of the three for both models at every
 #         batch (results/bench/generation-splitk-default-h100.json).
-# CALL=25 a layer's cost between its neighbours at batch 1's shape: a chain of 11 and of 64 small layers launched
-#         one kernel a layer (with PDL and without) against one persistent kernel whose 64 or 128 programs meet at
-#         a grid barrier between layers (benchmarks/grid_barrier.py, OUT/grid-barrier-GPU.json, about 20 s; its
-#         GPU test comes with call 1's suite). If the barrier costs well under a launch's 1.9 us, a persistent
-#         generation step could reach issue 16's 50,000 samples/s at batch 1. Then generation at batch 1, both
+# CALL=25 a layer's cost between its neighbours at batch 1's shape: a chain of 11 and of 64 small layers, 512 and
+#         1,024 wide, launched one kernel a layer (with PDL and without) against one persistent kernel whose 64 or
+#         128 programs meet at a grid barrier between layers (benchmarks/grid_barrier.py,
+#         OUT/grid-barrier-GPU.json, under a minute; its GPU test comes with call 1's suite). If the barrier costs
+#         well under a launch's 1.9 us, a persistent generation step could reach issue 16's 50,000 samples/s at
+#         batch 1. Then generation at batch 1, both
 #         models, on the same machine, to set beside it (OUT/generation-batch1-GPU.json). A dry run has no Triton
 #         to run the chain with, so it skips it.
 # At 1ead015 (2026-12-05) call 2's generation benchmark, with split-K in one launch beside the rule's kernels, ran

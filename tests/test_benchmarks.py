@@ -838,9 +838,9 @@ def test_grid_barrier_benchmark_refuses_what_its_kernels_cannot_run(tmp_path, mo
     script = benchmark_module("grid_barrier")
     cpu = torch.device("cpu")
     script.check_programs(4, 64, cpu, "launches")
-    with pytest.raises(ValueError, match="--programs 3: must divide --width 64"):
+    with pytest.raises(ValueError, match="--programs 3: must divide --widths 64"):
         script.check_programs(3, 64, cpu, "launches")
-    with pytest.raises(ValueError, match="--programs 16: must divide --width 768 into a power of 2"):
+    with pytest.raises(ValueError, match="--programs 16: must divide --widths 768 into a power of 2"):
         script.check_programs(16, 768, cpu, "launches")        # 48 rows a program
     with pytest.raises(ValueError, match="one after another; its barrier would never open. Give at most 1"):
         script.check_programs(4, 64, cpu, "persistent")

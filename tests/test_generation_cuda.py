@@ -368,8 +368,8 @@ def test_each_product_launched_alone_gives_the_same_bits_with_and_without_pdl(c,
 def test_grid_barrier_benchmarks_persistent_kernel_computes_the_launches_chain(tmp_path):
     """benchmarks/grid_barrier.py on the GPU, in a process of its own under a time limit (a barrier that never
     opened would otherwise hold the suite): its persistent kernel, 64 and 128 programs meeting at a grid barrier
-    between 11 layers, computes the chain of one launch a layer bit for bit, leaves its counter at zero, and every
-    way is timed from a CUDA graph."""
+    between 11 layers of 512, computes the chain of one launch a layer bit for bit, leaves its counter at zero, and
+    every way is timed from a CUDA graph."""
     import json
     import os
     import subprocess
@@ -378,12 +378,13 @@ def test_grid_barrier_benchmarks_persistent_kernel_computes_the_launches_chain(t
 
     repo = Path(__file__).resolve().parents[1]
     out = tmp_path / "gb.json"
-    done = subprocess.run([sys.executable, str(repo / "benchmarks" / "grid_barrier.py"), "--layers", "11",
-                           "--programs", "64", "128", "--replays", "5", "--repeats", "1", "--out", str(out)],
+    done = subprocess.run([sys.executable, str(repo / "benchmarks" / "grid_barrier.py"), "--widths", "512",
+                           "--layers", "11", "--programs", "64", "128", "--replays", "5", "--repeats", "1",
+                           "--out", str(out)],
                           cwd=repo, env=dict(os.environ, PYTHONPATH=str(repo)), capture_output=True, text=True,
                           timeout=240)
     assert done.returncode == 0, done.stdout + done.stderr
     bench = json.loads(out.read_text())
-    assert [(r["way"], r["programs"]) for r in bench["rows"]] == [
-        (w, p) for p in (64, 128) for w in ("launches", "launches-plain", "persistent")]
+    assert [(r["way"], r["width"], r["programs"]) for r in bench["rows"]] == [
+        (w, 512, p) for p in (64, 128) for w in ("launches", "launches-plain", "persistent")]
     assert all(r["per_layer_s"] > 0 for r in bench["rows"]) and bench["meta"]["cuda_graphs"]

@@ -485,7 +485,7 @@ def test_grid_barrier_benchmark_runs_each_way_and_checks_it(tmp_path):
     assert [(r["way"], r["layers"], r["programs"]) for r in rows] == [
         ("launches", 3, 1), ("launches-plain", 3, 1), ("persistent", 3, 1)]
     assert all(r["per_layer_s"] > 0 for r in rows)
-    assert script.main(["--device", "cpu", "--width", "64", "--layers", "2", "--programs", "4", "--ways",
+    assert script.main(["--device", "cpu", "--widths", "64", "--layers", "2", "--programs", "4", "--ways",
                         "launches", "--replays", "1", "--repeats", "1", "--out", str(out)]) == 0
     assert [r["rows_a_program"] for r in json.loads(out.read_text())["rows"]] == [16]
     # a persistent kernel whose rows are wrong is caught before it is timed
