@@ -5,7 +5,8 @@
 #
 #   CALL=1 SEQUNET_GIT_COMMIT=$(git rev-parse --short HEAD) CALL_S=575 bash benchmarks/speed_gpu_call.sh OUT
 #       device tool: carry [".whl", ".devdata"] (made here by `benchmarks/device_prep.sh tests`), timeout_s 600
-#   then CALL=2 to 14, 16 to 22, 24 and 25 the same way, each as soon as the last has answered (or in another session).
+#   then CALL=2 to 14, 16 to 22, 24 and 25 the same way, each as soon as the last has answered (or in another
+#   session).
 #
 # CALL=1  the GPU test suite (benchmarks/gpu_test.sh; 404 s at 94cb339 with 6 workers on an H200, 2026-12-05; an
 #         H100 had run 912 of its 1,009 tests after 545 s): OUT/gpu-test.log. Where it was cut short, the same call
@@ -129,8 +130,8 @@
 #         process of its own (OUT/piano-step-combo-GPU.json). Each variant compiles afresh, about 80-100 s for the
 #         Seq-U-Net, hence the bounds. On an H100 at 910499d (results/bench/piano-step-combo-h100.json) they took
 #         24.34 / 24.10 ms and 91.74 / 91.45 ms, and the trainer has used them since. Until 2026-12-07 the call
-#         profiled the TF32 Seq-U-Net first: with PDL it took 56.84 ms on
-#         an H100 at 2c0e1db (results/bench/piano-step-tf32-pdl-h100.json, its profile in
+#         profiled the TF32 Seq-U-Net first: with PDL it took 56.84 ms on an H100 at 2c0e1db
+#         (results/bench/piano-step-tf32-pdl-h100.json, its profile in
 #         results/logs/2026-12-07b-h100-suite-splitk-default-tf32-pdl.tar.xz), and its 140 s left the bf16 variants
 #         too little of the call.
 # CALL=20 the compiled TF32 steps of both models (WaveNet's never timed compiled in TF32, so the pair has no TF32
@@ -162,9 +163,8 @@
 #         128 programs meet at a grid barrier between layers (benchmarks/grid_barrier.py,
 #         OUT/grid-barrier-GPU.json, under a minute; its GPU test comes with call 1's suite). If the barrier costs
 #         well under a launch's 1.9 us, a persistent generation step could reach issue 16's 50,000 samples/s at
-#         batch 1. Then generation at batch 1, both
-#         models, on the same machine, to set beside it (OUT/generation-batch1-GPU.json). A dry run has no Triton
-#         to run the chain with, so it skips it.
+#         batch 1. Then generation at batch 1, both models, on the same machine, to set beside it
+#         (OUT/generation-batch1-GPU.json). A dry run has no Triton to run the chain with, so it skips it.
 # At 1ead015 (2026-12-05) call 2's generation benchmark, with split-K in one launch beside the rule's kernels, ran
 # past its bound (its log: results/logs/2026-12-05-h200-pdl-and-splitk1.tar.xz); that split-K was then removed and
 # the comparison above ran on its own (results/bench/generation-pdl-h200.json).
