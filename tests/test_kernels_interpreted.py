@@ -2,7 +2,8 @@
 ``TRITON_INTERPRET=1`` and Triton is importable, which the CPU environment does not install):
 
     pip install --no-deps --target /tmp/triton-site triton==3.6.0
-    PYTHONPATH=/tmp/triton-site TRITON_INTERPRET=1 python -m pytest tests/test_kernels_interpreted.py   # ~3 min
+    PYTHONPATH=/tmp/triton-site TRITON_INTERPRET=1 python -m pytest tests/test_kernels_interpreted.py
+    # 104 tests in 17 min 53 s with 2 pytest-xdist workers on a 2-core machine (2026-12-07)
 
 The interpreter runs each kernel's program logic on CPU tensors with NumPy, so a wrong index, mask or stride
 shows here; launch limits (registers, shared memory) and speed do not. The same checks on a GPU are in
