@@ -13,10 +13,10 @@ it on the shape of those layers, with no model around it.
 Each layer is y' = tanh(W y), W (C x C) in bf16 (0.5 MiB at C = 512, near the piano Seq-U-Net's 900 x 360; 2 MiB
 at C = 1,024), split over P programs of C / P rows. A chain of 11 layers stays in the L2 cache, as a step's weights
 do, and so do 64 of 512 (32 MiB); 64 of 1,024 (128 MiB) are read from memory. Both ways load a layer's rows of W
-before they wait for its input (the launches before their PDL wait, as rowdot does; the persistent kernel before
-the barrier), read y past the L1 cache, and compute each row alike, so their outputs must agree bit for bit, which
-is checked before anything is timed. Each way is captured in a CUDA graph (L launches, or
-one) and replayed; the time per replay over L is the cost of a layer.
+before they wait for its input (the launches before their PDL wait, as rowdot does; the persistent kernel between
+counting itself in at the barrier and waiting there), read y past the L1 cache, and compute each row alike, so
+their outputs must agree bit for bit, which is checked before anything is timed. Each way is captured in a CUDA
+graph (L launches, or one) and replayed; the time per replay over L is the cost of a layer.
 
     python benchmarks/grid_barrier.py --out results/bench/grid-barrier-h100.json
     python benchmarks/grid_barrier.py --device cpu --quick --out /tmp/gb.json   # Triton's interpreter (P = 1)
@@ -66,12 +66,17 @@ if triton is not None:   # pragma: no cover - GPU or Triton's interpreter only
         _apply(wt, y_in, y_out, rows, ks)
 
     @triton.jit
-    def _grid_barrier(count, target):
-        """Wait until ``target`` programs have counted themselves in at ``count``, this one included: its threads'
-        stores before the count (a CTA barrier, then a release at GPU scope), everyone's visible after it
-        (acquire)."""
+    def _arrive(count):
+        """Count this program in at ``count``: its threads' stores first (a CTA barrier), then a release at GPU
+        scope. The release waits for the program's earlier loads too, so the next layer's weights are loaded after
+        it, while the program waits (:func:`_wait`)."""
         tl.debug_barrier()
         tl.atomic_add(count, 1, sem="release", scope="gpu")
+
+    @triton.jit
+    def _wait(count, target):
+        """Wait until ``target`` programs have counted themselves in; everyone's stores are visible after it
+        (acquire), to all of this program's threads (a CTA barrier)."""
         seen = tl.atomic_add(count, 0, sem="acquire", scope="gpu")
         while seen < target:
             seen = tl.atomic_add(count, 0, sem="acquire", scope="gpu")
@@ -80,8 +85,9 @@ if triton is not None:   # pragma: no cover - GPU or Triton's interpreter only
     @triton.jit
     def _persistent(w, y, count, layers, C: tl.constexpr, BC: tl.constexpr):
         """Every layer in one launch: layer l reads y[l] and writes y[l + 1]; the next layer's rows of W are loaded
-        before the barrier. The counter (count[0], and count[1] for the programs done) is zero again at the end:
-        the last program to finish resets both, when no program waits at a barrier any more."""
+        between counting in and waiting at the barrier. The counter (count[0], and count[1] for the programs done)
+        is zero again at the end: the last program to finish resets both, when no program waits at a barrier any
+        more."""
         p = tl.num_programs(0)
         rows = tl.program_id(0) * BC + tl.arange(0, BC)
         ks = tl.arange(0, C)
@@ -89,8 +95,9 @@ if triton is not None:   # pragma: no cover - GPU or Triton's interpreter only
         for layer in range(layers):
             _apply(wt, y + layer * C, y + (layer + 1) * C, rows, ks)
             if layer + 1 < layers:
+                _arrive(count)
                 wt = _rows_of(w + (layer + 1) * C * C, rows, ks, C)
-                _grid_barrier(count, (layer + 1) * p)
+                _wait(count, (layer + 1) * p)
         tl.debug_barrier()
         done = tl.atomic_add(count + 1, 1, sem="acq_rel", scope="gpu")
         if done == p - 1:
