@@ -32,7 +32,9 @@ python=${PYTHON:-.venv/bin/python}
 # runs kernels, no front end), and without them the tests' carry fits again now that the published audio has grown
 # the tree (2026-12-04: 65.3 MiB with them). debugpy (5.4 MB) only serves a debugger's front end: ipykernel runs
 # without it (a papermill run with it uninstalled, 2026-12-05), and the device tool refused 63.7 MiB with it.
-rm -f .whl/widgetsnbextension-*.whl .whl/jupyterlab_widgets-*.whl .whl/debugpy-*.whl
+# jedi and parso (5 MB) serve IPython's tab completion only, which imports jedi inside a try (papermill ran a kernel
+# with both blocked, 2026-12-07), and the committed logs had grown the tests' carry past 64 MiB by then.
+rm -f .whl/widgetsnbextension-*.whl .whl/jupyterlab_widgets-*.whl .whl/debugpy-*.whl .whl/jedi-*.whl .whl/parso-*.whl
 case ${1:-tests} in
     tests) ;;
     piano) font=$("$python" -m sequnet data soundfont)
