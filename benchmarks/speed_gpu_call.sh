@@ -164,7 +164,11 @@
 #         OUT/grid-barrier-GPU.json, under a minute; its GPU test comes with call 1's suite). If the barrier costs
 #         well under a launch's 1.9 us, a persistent generation step could reach issue 16's 50,000 samples/s at
 #         batch 1. Then generation at batch 1, both models, on the same machine, to set beside it
-#         (OUT/generation-batch1-GPU.json). A dry run has no Triton to run the chain with, so it skips it.
+#         (OUT/generation-batch1-GPU.json). A dry run has no Triton to run the chain with, so it skips it. Then
+#         cuDNN's weight gradients of both piano models layer by layer, bf16 and TF32, from the channels-last
+#         activations the trainer has and from channels-first copies (made before the timing, and within it):
+#         Hopper's wgmma takes TF32 operands only with the reduction's axis contiguous, which for a weight gradient
+#         is the positions' (benchmarks/weight_grad_kernels.py, OUT/weight-grad-layouts-GPU.json).
 # At 1ead015 (2026-12-05) call 2's generation benchmark, with split-K in one launch beside the rule's kernels, ran
 # past its bound (its log: results/logs/2026-12-05-h200-pdl-and-splitk1.tar.xz); that split-K was then removed and
 # the comparison above ran on its own (results/bench/generation-pdl-h200.json).
@@ -478,7 +482,11 @@ case ${CALL:-1} in
     25)
         if [ "${QUICK:-0}" = 1 ]; then echo "grid barrier: skipped in a dry run (no Triton)" | tee -a "$log"
         else step "grid barrier" 120 python3 benchmarks/grid_barrier.py --out "$out/grid-barrier-$gpu.json"; fi
-        sweep "generation at batch 1" "$out/generation-batch1-$gpu.json" 1 ;;
+        sweep "generation at batch 1" "$out/generation-batch1-$gpu.json" 1
+        wgrad=(--reps 10)
+        [ "${QUICK:-0}" = 1 ] && wgrad=(--reps 1 --batch 2)
+        step "weight gradients by layout" 150 python3 benchmarks/weight_grad_kernels.py "${quick[@]}" "${wgrad[@]}" \
+            --ways cudnn_cf cudnn_cf_copies --out "$out/weight-grad-layouts-$gpu.json" ;;
     *) echo "CALL=${CALL}: expected 1 to 14, 16 to 22, 24 or 25" >&2; exit 2 ;;
 esac
 exit $status

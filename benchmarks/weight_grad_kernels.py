@@ -1,7 +1,8 @@
 """The piano models' convolution weight gradients alone, several ways side by side in one process: cuDNN's (the
 autotuner on from the start), cuBLAS's batched products and the Triton kernel of ``sequnet.core.models.weight_grad``
 for several tiles, layer by layer at the training shape (batch 16, 5,000 targets), bf16 and float32 (TF32);
-``--ways`` picks some. A fourth way, cuDNN's with each convolution presented with time on the height axis, was no
+``--ways`` picks some; cuDNN's also from channels-first copies of the input and the output gradient (made before the
+timing, and within it). A further way, cuDNN's with each convolution presented with time on the height axis, was no
 faster on an H100 at 61c99ab (``results/bench/weight-grad-time-h-h100.json``) and was removed.
 
 Why: in float32 cuDNN's weight gradients took 19.5 ms of the compiled Seq-U-Net's 59.3 ms step on an H100, 2.3
@@ -114,7 +115,7 @@ def groups(found: Counter) -> list[tuple[tuple, int, float]]:
     return sorted(out, key=lambda r: -flops(r[0]) * r[2])
 
 
-WAYS = ["cudnn", "products", "triton"]
+WAYS = ["cudnn", "cudnn_cf", "cudnn_cf_copies", "products", "triton"]
 
 
 def cudnn_weight_grad(x, grad, weight, stride, dilation, transposed):
@@ -137,7 +138,15 @@ def time_geometry(geometry, layers: int, scale: float, dtype, tiles, warps_list,
     grad = to_channels_last(torch.randn(x_shape[0], w_shape[1] if transposed else w_shape[0], out_len,
                                         generator=g)).to(device, dtype)
     expected = cudnn_weight_grad(x, grad, weight, stride, dilation, transposed).float()
+    # cuDNN's on channels-first copies ("cudnn_cf": made before the timing; "cudnn_cf_copies": made within it, the
+    # least a trainer with channels-last activations would pay). The weight gradient's reduction runs over the
+    # positions, which channels-last stores apart: Hopper's wgmma reads TF32 operands only with the reduction's axis
+    # contiguous (its transposed layouts are for 16-bit types), so channels-first operands may suit it better.
+    x_cf, grad_cf = x.contiguous(), grad.contiguous()
     ways = [("cudnn", None, None, lambda: cudnn_weight_grad(x, grad, weight, stride, dilation, transposed)),
+            ("cudnn_cf", None, None, lambda: cudnn_weight_grad(x_cf, grad_cf, weight, stride, dilation, transposed)),
+            ("cudnn_cf_copies", None, None, lambda: cudnn_weight_grad(x.contiguous(), grad.contiguous(), weight,
+                                                                      stride, dilation, transposed)),
             ("products", None, None, lambda: weight_grad.weight_grad(x, grad, k, stride, dilation, transposed))]
     ways = [w for w in ways if w[0] in ways_wanted]
     if triton_ok and "triton" in ways_wanted:
@@ -190,7 +199,7 @@ def totals(rows: list[dict]) -> list[dict]:
                             if str(r["geometry"]) == gm and pick(r)), default=math.inf) for gm in geoms)
         entry = {"arch": arch, "dtype": dtype, "layers": sum(r["layers"] for r in mine if r["way"] == "cudnn"),
                  "groups": len(geoms),
-                 "cudnn_s": best(lambda r: r["way"] == "cudnn"), "products_s": best(lambda r: r["way"] == "products")}
+                 **{f"{way}_s": best(lambda r, way=way: r["way"] == way) for way in WAYS if way != "triton"}}
         configs = {(tuple(r["tile"]), r["warps"]) for r in mine if r["way"] == "triton"}
         if configs:
             entry["triton_best_per_layer_s"] = best(lambda r: r["way"] == "triton")

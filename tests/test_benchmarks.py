@@ -626,15 +626,16 @@ def test_piano_step_counts_the_triton_weight_gradients_as_the_products(tmp_path)
 
 def test_weight_grad_kernels_benchmark_times_each_layer_geometry_each_way(tmp_path):
     """benchmarks/weight_grad_kernels.py on a CPU: the convolution geometries of both piano models (WaveNet's
-    output layers twice, with their weight's slices) in groups of alike ones, ATen's and the products' weight
-    gradients checked against each other and timed, summed per model and dtype with each group's FLOPs; no Triton
+    output layers twice, with their weight's slices) in groups of alike ones, ATen's (also from channels-first
+    copies) and the products' weight gradients checked against each other and timed, summed per model and dtype with each group's FLOPs; no Triton
     without it. --ways leaves the others out, ATen's kept as the reference."""
     out = tmp_path / "wg.json"
     subprocess.run([sys.executable, str(REPO / "benchmarks" / "weight_grad_kernels.py"), "--device", "cpu",
                     "--quick", "--reps", "1", "--batch", "2", "--out", str(out)], check=True, capture_output=True,
                    text=True, timeout=300, env={k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"})
     bench = json.loads(out.read_text())
-    assert {r["way"] for r in bench["rows"]} == {"cudnn", "products"} and not bench["meta"]["triton"]
+    assert {r["way"] for r in bench["rows"]} == {"cudnn", "cudnn_cf", "cudnn_cf_copies", "products"}
+    assert not bench["meta"]["triton"]
     totals = {(s["arch"], s["dtype"]): s for s in bench["totals"]}
     assert set(totals) == {(a, d) for a in ("sequnet", "wavenet") for d in ("float32", "bfloat16")}
     wavenet = [r for r in bench["rows"] if (r["arch"], r["dtype"], r["way"]) == ("wavenet", "float32", "cudnn")]
@@ -645,7 +646,8 @@ def test_weight_grad_kernels_benchmark_times_each_layer_geometry_each_way(tmp_pa
     assert sum(r["flops"] * r["scale"] for r in wavenet) == pytest.approx(
         sum(wgk.flops(g) * count for g, count in found.items()))
     assert all(r["scale"] >= 1 for r in wavenet) and bench["meta"]["finished"]
-    assert all(s["cudnn_s"] > 0 and s["products_s"] > 0 for s in totals.values())
+    assert all(s[f"{way}_s"] > 0 for s in totals.values() for way in ("cudnn", "cudnn_cf", "cudnn_cf_copies",
+                                                                     "products"))
     assert all(r["max_error"] < 1e-2 for r in bench["rows"])
     subprocess.run([sys.executable, str(REPO / "benchmarks" / "weight_grad_kernels.py"), "--device", "cpu",
                     "--quick", "--reps", "1", "--batch", "2", "--archs", "sequnet", "--dtypes", "fp32", "--ways",

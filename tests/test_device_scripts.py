@@ -316,13 +316,19 @@ def test_speed_call_24_times_generation_at_the_default_split_k_tile(tmp_path, da
 @pytest.mark.dry_run
 def test_speed_call_25_skips_the_grid_barrier_without_triton_and_times_generation_at_batch_1(tmp_path, data_mirror):
     """Call 25 as a CPU dry run: the grid barrier's chain needs Triton, which the dry run has not, so the log says it
-    was skipped and no file is written for it; then generation at batch 1 in bf16, both models."""
+    was skipped and no file is written for it; then generation at batch 1 in bf16, both models; then the weight
+    gradients of both models' layers by ATen's convolution backward, channels-last and from channels-first copies."""
     _dry_run(tmp_path, data_mirror, 25, "out25")
     assert "grid barrier: skipped in a dry run (no Triton)" in (tmp_path / "out25" / "speed_gpu_call.log").read_text()
     assert not (tmp_path / "out25" / "grid-barrier-cpu.json").exists()
     found = json.loads((tmp_path / "out25" / "generation-batch1-cpu.json").read_text())
     assert [(r["model"], r["batch"], r["dtype"]) for r in found["rows"]] == [
         ("sequnet", 1, "bfloat16"), ("wavenet", 1, "bfloat16")]
+    layouts = json.loads((tmp_path / "out25" / "weight-grad-layouts-cpu.json").read_text())
+    assert layouts["meta"]["finished"] and layouts["meta"]["ways"] == ["cudnn", "cudnn_cf", "cudnn_cf_copies"]
+    assert {(t["arch"], t["dtype"]) for t in layouts["totals"]} == {
+        (a, d) for a in ("sequnet", "wavenet") for d in ("float32", "bfloat16")}
+    assert all(t["cudnn_cf_s"] > 0 and t["products_s"] is None for t in layouts["totals"])
 
 @pytest.mark.dry_run
 def test_speed_call_9_times_an_older_tree_beside_this_one(tmp_path, data_mirror):
