@@ -627,8 +627,8 @@ def test_piano_step_counts_the_triton_weight_gradients_as_the_products(tmp_path)
 def test_weight_grad_kernels_benchmark_times_each_layer_geometry_each_way(tmp_path):
     """benchmarks/weight_grad_kernels.py on a CPU: the convolution geometries of both piano models (WaveNet's
     output layers twice, with their weight's slices) in groups of alike ones, ATen's (also from channels-first
-    copies) and the products' weight gradients checked against each other and timed, summed per model and dtype with each group's FLOPs; no Triton
-    without it. --ways leaves the others out, ATen's kept as the reference."""
+    copies) and the products' weight gradients checked against each other and timed, summed per model and dtype
+    with each group's FLOPs; no Triton without it. --ways leaves the others out, ATen's kept as the reference."""
     out = tmp_path / "wg.json"
     subprocess.run([sys.executable, str(REPO / "benchmarks" / "weight_grad_kernels.py"), "--device", "cpu",
                     "--quick", "--reps", "1", "--batch", "2", "--out", str(out)], check=True, capture_output=True,
