@@ -36,6 +36,8 @@ changed in one respect:
   (``sequnet.core.models.weight_grad``), float32 products in TF32 (``torch.set_float32_matmul_precision("high")``
   for the variant, as cuDNN's convolutions are by default): both models have it. ``triton_wgrad``: the same by
   ``weight_grad``'s Triton kernel (TF32 where cuDNN's convolutions are, without the matmul precision).
+  ``cf_wgrad``: cuDNN's weight gradients from channels-first copies of the operands (``weight_grad``'s
+  ``"cudnn_cf"``), the data gradients still channels-last.
 
     python benchmarks/piano_step.py --out results/bench/piano-step-h200.json
     python benchmarks/piano_step.py --device cpu --quick              # a smoke run on the CPU
@@ -106,8 +108,10 @@ def parse(spec: str) -> dict:
          "cudnn_benchmark": "cudnn_benchmark" in words, "compile": "compile" in words or "autotune" in words,
          "compile_mode": "max-autotune-no-cudagraphs" if "autotune" in words else None,
          "foreach_adam": "foreach_adam" in words, "crop": "crop" in words, "channels_first": "channels_first" in words,
-         "lookup": "lookup" in words, "mm_wgrad": "mm_wgrad" in words or "triton_wgrad" in words,
-         "wgrad_kernel": "triton" if "triton_wgrad" in words else "products", "coord": "coord" in words,
+         "lookup": "lookup" in words,
+         "mm_wgrad": "mm_wgrad" in words or "triton_wgrad" in words or "cf_wgrad" in words,
+         "wgrad_kernel": "triton" if "triton_wgrad" in words else "cudnn_cf" if "cf_wgrad" in words else "products",
+         "coord": "coord" in words,
          "lookup_chunk": None if "sort_all" in words else id_lookup.CHUNK,
          "lookup_reduce": "partials" if "partials" in words else id_lookup.REDUCE,
          "compile_loss": "compile_loss" in words, "config_patches": config_patches(spec, words), "spec": spec}
@@ -250,7 +254,7 @@ def main(argv=None) -> int:
     ap.add_argument("--variants", nargs="+", default=DEFAULT_VARIANTS,
                     help='e.g. "sequnet bf16 features=192" (arch, then any of bf16, features=N, pad=M, '
                          'cudnn_benchmark, compile, autotune, coord, foreach_adam, crop, lookup, sort_all, partials, '
-                         'compile_loss, inductor.KEY=VALUE, functorch.KEY=VALUE, mm_wgrad, triton_wgrad)')
+                         'compile_loss, inductor.KEY=VALUE, functorch.KEY=VALUE, mm_wgrad, triton_wgrad, cf_wgrad)')
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--warmup", type=int, default=4)

@@ -613,15 +613,17 @@ def test_piano_step_keeps_variants_with_and_without_the_autotuner_in_processes_o
 
 def test_piano_step_counts_the_triton_weight_gradients_as_the_products(tmp_path):
     """``triton_wgrad``: the weight gradients by weight_grad's Triton kernel (the products on a CPU, where Triton
-    does not run), its FLOPs counted as the products' (torch's counter does not see a Triton launch)."""
+    does not run), its FLOPs counted as the products' (torch's counter does not see a Triton launch). ``cf_wgrad``:
+    the convolution's own weight gradient from channels-first copies, counted as the same FLOPs."""
     out = tmp_path / "step.json"
     subprocess.run([sys.executable, str(REPO / "benchmarks" / "piano_step.py"), "--device", "cpu", "--quick",
                     "--steps", "1", "--warmup", "1", "--profile-steps", "0", "--out", str(out), "--variants",
-                    "sequnet fp32 mm_wgrad", "sequnet fp32 triton_wgrad"], check=True, capture_output=True,
-                   text=True, timeout=300)
-    products, kernel = json.loads(out.read_text())["rows"]
+                    "sequnet fp32 mm_wgrad", "sequnet fp32 triton_wgrad", "sequnet fp32 cf_wgrad"], check=True,
+                   capture_output=True, text=True, timeout=300)
+    products, kernel, copies = json.loads(out.read_text())["rows"]
     assert (products["wgrad_kernel"], kernel["wgrad_kernel"]) == ("products", "triton") and kernel["mm_wgrad"]
-    assert kernel["flops"] == products["flops"] > 0
+    assert copies["wgrad_kernel"] == "cudnn_cf" and copies["mm_wgrad"]
+    assert kernel["flops"] == products["flops"] == copies["flops"] > 0
 
 
 def test_weight_grad_kernels_benchmark_times_each_layer_geometry_each_way(tmp_path):

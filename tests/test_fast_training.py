@@ -393,7 +393,8 @@ def test_the_record_names_the_gpu_paths_switches_in_effect():
     assert describe(use_fast_kernels(sequnet.paper_model("piano_audio", "wavenet"))).endswith(
         "skips computed at the output's samples only")
     # switched by hand (benchmarks/piano_step.py), the weight gradients' way is named, kernel included
-    for kernel, text in (("products", "cuBLAS's batched products"), ("triton", "a Triton kernel")):
+    for kernel, text in (("products", "cuBLAS's batched products"), ("triton", "a Triton kernel"),
+                         ("cudnn_cf", "cuDNN from channels-first copies")):
         model = use_mm_weight_grad(use_fast_kernels(sequnet.paper_model("piano_audio", "wavenet")), kernel=kernel)
         assert describe(model).endswith(f"skips computed at the output's samples only, weight gradients by {text}")
 

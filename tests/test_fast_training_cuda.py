@@ -125,9 +125,10 @@ def _paper_piano(batch: int, arch: str = "sequnet"):
 @pytest.mark.parametrize("switches", [[use_fused_gate], [use_channels_last], [use_channels_last, use_fused_gate],
                                       [use_fused_lookup], [use_channels_last, use_fused_gate, use_fused_lookup],
                                       [use_channels_last, use_mm_weight_grad],
-                                      [use_channels_last, lambda m: use_mm_weight_grad(m, kernel="triton")]],
+                                      [use_channels_last, lambda m: use_mm_weight_grad(m, kernel="triton")],
+                                      [use_channels_last, lambda m: use_mm_weight_grad(m, kernel="cudnn_cf")]],
                          ids=["fused", "channels-last", "both", "lookup", "all", "mm-weight-grad",
-                              "triton-weight-grad"])
+                              "triton-weight-grad", "cf-weight-grad"])
 @pytest.mark.parametrize("arch", ["sequnet", "wavenet"])
 def test_switched_paper_piano_model_computes_the_same(switches, arch, exact_float32):
     model, ids, target = _paper_piano(batch=1, arch=arch)

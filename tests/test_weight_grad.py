@@ -36,11 +36,13 @@ def _mm_backward_nodes(out: torch.Tensor) -> int:
     return count
 
 
+@pytest.mark.parametrize("kernel", ["products", "cudnn_cf"])
 @pytest.mark.parametrize("cls, kwargs", GEOMETRIES, ids=GEOMETRY_IDS)
-def test_products_give_the_convolutions_gradients(cls, kwargs):
+def test_products_give_the_convolutions_gradients(cls, kwargs, kernel):
+    """The products, and the convolution's own backward from channels-first copies (``"cudnn_cf"``)."""
     torch.manual_seed(0)
     conv = use_channels_last(cls(6, 8, **kwargs).double())
-    twin = use_mm_weight_grad(copy.deepcopy(conv))
+    twin = use_mm_weight_grad(copy.deepcopy(conv), kernel=kernel)
     x = to_channels_last(torch.randn(3, 6, 41, dtype=torch.float64)).requires_grad_()
     results = []
     for m in (conv, twin):

@@ -74,7 +74,8 @@ SWITCH_NAMES = {"channels_last": "channels-last activations", "fused_gate": "the
                 "crop_skips": "skips computed at the output's samples only",
                 "mm_weight_grad": "weight gradients by {kernel}"}
 # the weight gradients' ways (sequnet.core.models.weight_grad.KERNELS), named in a record
-WEIGHT_GRAD_KERNELS = {"products": "cuBLAS's batched products", "triton": "a Triton kernel"}
+WEIGHT_GRAD_KERNELS = {"products": "cuBLAS's batched products", "triton": "a Triton kernel",
+                       "cudnn_cf": "cuDNN from channels-first copies"}
 
 
 def describe(model: nn.Module) -> str:

@@ -139,9 +139,10 @@ def mm_applies(conv: nn.Module) -> bool:
 
 def use_mm_weight_grad(model: nn.Module, flag: bool = True, kernel: str = "products") -> nn.Module:
     """Switch the channels-last convolutions of ``model`` (the audio models) to weight gradients by ``kernel``
-    (``weight_grad.KERNELS``: cuBLAS's batched products, or one Triton launch a convolution on a GPU) instead of
-    cuDNN's kernels (``sequnet.core.models.weight_grad``): the same gradients up to rounding. Raises for a model
-    without the switch or an unknown kernel; acts only where channels-last is on."""
+    (``weight_grad.KERNELS``: cuBLAS's batched products, one Triton launch a convolution on a GPU, or cuDNN's from
+    channels-first copies) instead of cuDNN's kernels on the channels-last activations
+    (``sequnet.core.models.weight_grad``): the same gradients up to rounding. Raises for a model without the switch
+    or an unknown kernel; acts only where channels-last is on."""
     if kernel not in weight_grad.KERNELS:
         raise ValueError(f"kernel={kernel!r}: expected one of {weight_grad.KERNELS}")
     set_switch(model, "mm_weight_grad", flag)

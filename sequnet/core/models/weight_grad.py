@@ -30,6 +30,10 @@ process of its own, results/bench/piano-step-autotuner-h100.json) WaveNet's prod
 by layer (results/bench/weight-grad-kernels-h100.json), the products took 12.1 ms against cuDNN's 5.2 for the
 Seq-U-Net's and 23.6 against 14.1 for WaveNet's in bf16, and 94.1 against 18.4 and 134.3 against 26.6 in TF32.
 
+``kernel="cudnn_cf"``: cuDNN's own weight gradient from channels-first copies of the input and the output gradient
+(the data and bias gradients stay channels-last), for ``benchmarks/piano_step.py``'s ``cf_wgrad``: in TF32 the
+channels-last operands do not suit Hopper's tensor cores (:func:`_cudnn_channels_first`).
+
 ``kernel="triton"`` (:func:`weight_grad_triton`): the same sums in one Triton launch a convolution, split over the
 positions instead of the batch. cuBLAS's products above are each a few output tiles with a 36,845-long sum, which
 leave most multiprocessors idle; here every (output tile, tap, share of the batch's positions) is a program, the
@@ -49,7 +53,7 @@ import torch.nn.functional as F
 
 from sequnet.core.triton_guard import tl, triton, use_triton
 
-KERNELS = ("products", "triton")
+KERNELS = ("products", "triton", "cudnn_cf")
 # Triton: positions, first and second channels a program multiplies at once; warps; programs to aim for (about
 # 4 a multiprocessor of an H100). For float32 operands and 16-bit ones, the tile and warps best over the Seq-U-Net's
 # layers of the 8 timed (benchmarks/weight_grad_kernels.py, H100, 932025f: 60.3 ms in TF32, where 64x64x64 took
@@ -156,9 +160,22 @@ class _ConvMMWeightGrad(torch.autograd.Function):
                 grad.unsqueeze(2), x.unsqueeze(2), weight.unsqueeze(2), [out_channels] if has_bias else None,
                 [1, stride], [0, 0], [1, dilation], transposed, [0, 0], 1, [need_x, False, need_b and has_bias])
             gx = gx.squeeze(2) if gx is not None else None
-        if need_w:
+        if need_w and kernel == "cudnn_cf":
+            gw = _cudnn_channels_first(x, grad, weight, stride, dilation, transposed)
+        elif need_w:
             gw = weight_grad(x, grad, weight.shape[-1], stride, dilation, transposed, kernel).to(weight.dtype)
         return gx, gw, gb, None, None, None, None
+
+
+def _cudnn_channels_first(x, grad, weight, stride: int, dilation: int, transposed: bool) -> torch.Tensor:
+    """cuDNN's weight gradient (the same kernels, precision and sums as the convolution's own backward) from
+    channels-first copies of ``x`` and ``grad``, in ``weight``'s strides. Why: the weight gradient sums over the
+    positions, and Hopper's wgmma reads TF32 operands only with the summed axis contiguous (its transposed layouts
+    are for 16-bit types), which channels-last activations do not have."""
+    gw = torch.ops.aten.convolution_backward(
+        grad.contiguous().unsqueeze(2), x.contiguous().unsqueeze(2), weight.unsqueeze(2), None, [1, stride], [0, 0],
+        [1, dilation], transposed, [0, 0], 1, [False, True, False])[1].squeeze(2)
+    return gw if gw.stride() == weight.stride() else torch.empty_like(weight).copy_(gw)
 
 
 if triton is not None:   # pragma: no cover - GPU only (and Triton's interpreter: tests/test_kernels_interpreted.py)
