@@ -5,7 +5,7 @@
 #
 #   CALL=1 SEQUNET_GIT_COMMIT=$(git rev-parse --short HEAD) CALL_S=575 bash benchmarks/speed_gpu_call.sh OUT
 #       device tool: carry [".whl", ".devdata"] (made here by `benchmarks/device_prep.sh tests`), timeout_s 600
-#   then CALL=2 to 14, 16 to 22, 24 and 25 the same way, each as soon as the last has answered (or in another
+#   then CALL=2 to 14, 16 to 22 and 24 to 26 the same way, each as soon as the last has answered (or in another
 #   session).
 #
 # CALL=1  the GPU test suite (benchmarks/gpu_test.sh; 404 s at 94cb339 with 6 workers on an H200, 2026-12-05; an
@@ -169,6 +169,10 @@
 #         activations the trainer has and from channels-first copies (made before the timing, and within it):
 #         Hopper's wgmma takes TF32 operands only with the reduction's axis contiguous, which for a weight gradient
 #         is the positions' (benchmarks/weight_grad_kernels.py, OUT/weight-grad-layouts-GPU.json).
+# CALL=26 the compiled TF32 steps as the trainer runs them (PDL and combo kernels), the Seq-U-Net then WaveNet, each
+#         with cuDNN's weight gradients from channels-first copies of the operands (piano_step.py's cf_wgrad; the
+#         first profiled) and as they are, each in a process of its own (OUT/piano-step-tf32-cf-wgrad-GPU.json and
+#         its .profile.txt). Call 25's layer by layer timings say whether the copies can pay.
 # At 1ead015 (2026-12-05) call 2's generation benchmark, with split-K in one launch beside the rule's kernels, ran
 # past its bound (its log: results/logs/2026-12-05-h200-pdl-and-splitk1.tar.xz); that split-K was then removed and
 # the comparison above ran on its own (results/bench/generation-pdl-h200.json).
@@ -487,6 +491,12 @@ case ${CALL:-1} in
         [ "${QUICK:-0}" = 1 ] && wgrad=(--reps 1 --batch 2)
         step "weight gradients by layout" 150 python3 benchmarks/weight_grad_kernels.py "${quick[@]}" "${wgrad[@]}" \
             --ways cudnn_cf cudnn_cf_copies --out "$out/weight-grad-layouts-$gpu.json" ;;
-    *) echo "CALL=${CALL}: expected 1 to 14, 16 to 22, 24 or 25" >&2; exit 2 ;;
+    26)
+        f=$out/piano-step-tf32-cf-wgrad-$gpu.json
+        export TORCHINDUCTOR_CACHE_DIR=/tmp/inductor-call26
+        s="sequnet fp32 pad=64$compiled lookup cudnn_benchmark$pdl$combo"
+        w="wavenet fp32 crop$compiled lookup cudnn_benchmark$pdl$combo"
+        profiled "$s cf_wgrad" 140; alone "$s" 120; alone "$w cf_wgrad" 160; alone "$w" 160 ;;
+    *) echo "CALL=${CALL}: expected 1 to 14, 16 to 22, 24 to 26" >&2; exit 2 ;;
 esac
 exit $status

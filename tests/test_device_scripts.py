@@ -232,7 +232,7 @@ def test_speed_calls_14_16_and_17_time_the_compiled_loss_and_the_compilers_setti
     unknown = subprocess.run(SPEED_CALL + [str(tmp_path / "unknown")], cwd=REPO,
                              env=_dry_env(tmp_path, data_mirror, CALL="15"),
                              capture_output=True, text=True, timeout=120)
-    assert unknown.returncode == 2 and "CALL=15: expected 1 to 14, 16 to 22, 24 or 25" in unknown.stderr
+    assert unknown.returncode == 2 and "CALL=15: expected 1 to 14, 16 to 22, 24 to 26" in unknown.stderr
 
 
 @pytest.mark.dry_run
@@ -309,7 +309,7 @@ def test_speed_call_24_times_generation_at_the_default_split_k_tile(tmp_path, da
     removed = subprocess.run(SPEED_CALL + [str(tmp_path / "removed")], cwd=REPO,
                              env=_dry_env(tmp_path, data_mirror, CALL="23"), capture_output=True, text=True,
                              timeout=120)
-    assert removed.returncode == 2 and "CALL=23: expected 1 to 14, 16 to 22, 24 or 25" in removed.stderr
+    assert removed.returncode == 2 and "CALL=23: expected 1 to 14, 16 to 22, 24 to 26" in removed.stderr
 
 
 
@@ -329,6 +329,18 @@ def test_speed_call_25_skips_the_grid_barrier_without_triton_and_times_generatio
     assert {(t["arch"], t["dtype"]) for t in layouts["totals"]} == {
         (a, d) for a in ("sequnet", "wavenet") for d in ("float32", "bfloat16")}
     assert all(t["cudnn_cf_s"] > 0 and t["products_s"] is None for t in layouts["totals"])
+
+@pytest.mark.dry_run
+def test_speed_call_26_times_tf32_steps_with_channels_first_weight_gradients(tmp_path, data_mirror):
+    """Call 26 as a CPU dry run: the TF32 steps of both models (uncompiled here), each with cuDNN's weight
+    gradients from channels-first copies and without, in that order, the first profiled."""
+    _dry_run(tmp_path, data_mirror, 26, "out26")
+    found = json.loads((tmp_path / "out26" / "piano-step-tf32-cf-wgrad-cpu.json").read_text())
+    assert [(r["arch"], r["bf16"], r["wgrad_kernel"] if r["mm_wgrad"] else "cudnn") for r in found["rows"]] == [
+        (arch, False, way) for arch in ("sequnet", "wavenet") for way in ("cudnn_cf", "cudnn")]
+    assert found["meta"]["processes"] == 4
+    assert (tmp_path / "out26" / "piano-step-tf32-cf-wgrad-cpu.profile.txt").exists()
+
 
 @pytest.mark.dry_run
 def test_speed_call_9_times_an_older_tree_beside_this_one(tmp_path, data_mirror):
