@@ -172,9 +172,9 @@
 # CALL=26 the compiled TF32 steps as the trainer runs them (PDL and combo kernels), the Seq-U-Net then WaveNet, each
 #         with cuDNN's weight gradients from channels-first copies of the operands (piano_step.py's cf_wgrad; the
 #         first profiled) and as they are, each in a process of its own (OUT/piano-step-tf32-cf-wgrad-GPU.json and
-#         its .profile.txt). Not run: call 25's layers alone (H100, c7033da, results/bench/weight-grad-layouts-h100.json)
-#         were slower from channels-first copies in every case, even with the copies made before the timing (the TF32
-#         Seq-U-Net's 18.50 ms against 24.96).
+#         its .profile.txt). Not run: call 25's layers alone (H100, c7033da,
+#         results/bench/weight-grad-layouts-h100.json) were slower from channels-first copies in every case, even with
+#         the copies made before the timing (the TF32 Seq-U-Net's 18.50 ms against 24.96).
 # At 1ead015 (2026-12-05) call 2's generation benchmark, with split-K in one launch beside the rule's kernels, ran
 # past its bound (its log: results/logs/2026-12-05-h200-pdl-and-splitk1.tar.xz); that split-K was then removed and
 # the comparison above ran on its own (results/bench/generation-pdl-h200.json).
