@@ -32,7 +32,10 @@ Seq-U-Net's and 23.6 against 14.1 for WaveNet's in bf16, and 94.1 against 18.4 a
 
 ``kernel="cudnn_cf"``: cuDNN's own weight gradient from channels-first copies of the input and the output gradient
 (the data and bias gradients stay channels-last), for ``benchmarks/piano_step.py``'s ``cf_wgrad``: in TF32 the
-channels-last operands do not suit Hopper's tensor cores (:func:`_cudnn_channels_first`).
+channels-last operands do not suit Hopper's tensor cores (:func:`_cudnn_channels_first`). Measured layer by layer
+(H100, c7033da, results/bench/weight-grad-layouts-h100.json): slower for both models in both precisions, even with
+the copies made beforehand (the TF32 Seq-U-Net's 24.96 ms against 18.50 channels-last), so the trainer does not take
+it.
 
 ``kernel="triton"`` (:func:`weight_grad_triton`): the same sums in one Triton launch a convolution, split over the
 positions instead of the batch. cuBLAS's products above are each a few output tiles with a 36,845-long sum, which
