@@ -18,7 +18,7 @@ teacher-forced steps fed the same ids.
         # each kernel launched plainly and with programmatic dependent launch (the default on Hopper), side by side
     python benchmarks/generation.py --batches 1 64 --step-kernels on off --modes graphs --dtypes bfloat16 \
         --out results/bench/generation-step-kernels.json   # a step's bookkeeping in Triton launches or torch ops
-    python benchmarks/generation.py --batches 1 64 --step-kernels on head --modes graphs --dtypes bfloat16 \
+    python benchmarks/generation.py --batches 1 64 --step-kernels own head --modes graphs --dtypes bfloat16 \
         --out results/bench/generation-start-in-head.json  # each step's start in its own launch or the head before
     python benchmarks/generation.py --batches 28 64 --splitk-tiles 64x64 32x64 128x64 64x32 64x128 --modes graphs \
         --dtypes bfloat16 --out results/bench/generation-splitk-tiles.json   # split-K's rows x columns a program
@@ -200,7 +200,8 @@ def run(device, archs, batches, dtypes, modes, steps, warmup, repeats, acc_steps
                         if ((name, launch, steps_on, chunk, tile, least) in done
                                 or (name in ("chain", "torch") and launch == "on" and "off" in pdl)
                                 or (name == "torch" and steps_on == "off" and "on" in step_kernels)
-                                or (name in ("chain", "torch") and steps_on == "head")):
+                                or (name in ("chain", "torch") and steps_on == "head")
+                                or (name in ("chain", "torch") and steps_on == "own" and "on" in step_kernels)):
                             continue          # "auto" is one of the pinned kernels; no PDL or step kernels in torch
                         done.add((name, launch, steps_on, chunk, tile, least))
                         # read at the state's build (the partial sums' buffer) and at each launch
@@ -209,13 +210,22 @@ def run(device, archs, batches, dtypes, modes, steps, warmup, repeats, acc_steps
                         os.environ["SEQUNET_PDL"] = "1" if launch == "on" else "0"     # read at each launch
                         # read by the state
                         os.environ["SEQUNET_STEP_KERNELS"] = "0" if steps_on == "off" else "1"
-                        os.environ["SEQUNET_START_IN_HEAD"] = "1" if steps_on == "head" else "0"
+                        # "on": where the library puts the start (by default the head in bf16, or as the caller's
+                        # SEQUNET_START_IN_HEAD says); "own", "head": there. Until 2026-12-07 "on" put it in its own
+                        # launch, so the default runs timed that, not the library's default (their rows say
+                        # start_in_head false)
+                        if steps_on in ("head", "own"):
+                            os.environ["SEQUNET_START_IN_HEAD"] = "1" if steps_on == "head" else "0"
+                        elif before["SEQUNET_START_IN_HEAD"] is None:
+                            os.environ.pop("SEQUNET_START_IN_HEAD", None)
+                        else:
+                            os.environ["SEQUNET_START_IN_HEAD"] = before["SEQUNET_START_IN_HEAD"]
                         if launch == "on" and not pdl_options(device)["PDL"] and "off" in pdl:   # no A/B here
                             raise ValueError("programmatic dependent launch needs a Hopper or newer CUDA GPU")
                         # the eager and one-graph-per-step modes have no chunk (timed with the first only) and
                         # no start in the head (a multi-step graph's)
                         chunk_modes = (modes if (chunk, tile, least) == (chunks[0], tiles[0], programs[0])
-                                       and steps_on != "head" else [m for m in modes if m == "graphs"])
+                                       and steps_on not in ("head", "own") else [m for m in modes if m == "graphs"])
                         if chunk_modes:
                             rows += speed(models[arch], arch, device, batch, dtype, chunk_modes, steps, warmup,
                                           repeats, chunk, kernel)
@@ -294,11 +304,13 @@ def main(argv=None) -> int:
                     help="programmatic dependent launch of the generation kernels (SEQUNET_PDL): on (the default), "
                          "off, or both side by side; on needs a Hopper or newer GPU, elsewhere it runs as off (and "
                          "is skipped beside off)")
-    ap.add_argument("--step-kernels", nargs="+", default=["on"], choices=["on", "off", "head"],
+    ap.add_argument("--step-kernels", nargs="+", default=["on"], choices=["on", "off", "head", "own"],
                     help="a step's bookkeeping (window shifts, ring rows, the record of samples) in Triton launches "
-                         "(on, the default), in torch operations (off: SEQUNET_STEP_KERNELS=0), or with each step's "
-                         "start run by the head kernel before it in a multi-step graph (head: "
-                         "SEQUNET_START_IN_HEAD=1, the graphs mode only); several side by side; Triton paths only")
+                         "(on, the default: each step's start where the library puts it, triton_guard.start_in_head), "
+                         "in torch operations (off: SEQUNET_STEP_KERNELS=0), or in Triton launches with each step's "
+                         "start run by the head kernel before it in a multi-step graph (head: SEQUNET_START_IN_HEAD=1) "
+                         "or in its own launch (own: =0), the graphs mode only; several side by side; Triton paths "
+                         "only")
     ap.add_argument("--splitk-tiles", nargs="+", type=_tile_arg, default=[None], metavar="ROWSxCOLUMNS",
                     help="split-K's rows of W and output columns a program, or rule (each product's tile by "
                          "its shape, splitk.tile_for; default: the module's, "

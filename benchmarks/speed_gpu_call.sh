@@ -5,7 +5,7 @@
 #
 #   CALL=1 SEQUNET_GIT_COMMIT=$(git rev-parse --short HEAD) CALL_S=575 bash benchmarks/speed_gpu_call.sh OUT
 #       device tool: carry [".whl", ".devdata"] (made here by `benchmarks/device_prep.sh tests`), timeout_s 600
-#   then CALL=2 to 14, 16 to 22 and 24 to 26 the same way, each as soon as the last has answered (or in another
+#   then CALL=2 to 14, 16 to 22 and 24 to 27 the same way, each as soon as the last has answered (or in another
 #   session).
 #
 # CALL=1  the GPU test suite (benchmarks/gpu_test.sh; 404 s at 94cb339 with 6 workers on an H200, 2026-12-05; an
@@ -175,6 +175,10 @@
 #         its .profile.txt). Not run: call 25's layers alone (H100, c7033da,
 #         results/bench/weight-grad-layouts-h100.json) were slower from channels-first copies in every case, even with
 #         the copies made before the timing (the TF32 Seq-U-Net's 18.50 ms against 24.96).
+# CALL=27 generation in bf16 at batches 1 and 64, both models, with each step's start where the library puts it (in
+#         the head kernel before it, in bf16) and in its own launch, split-K's tiles by the rule and 128x64 (OUT/
+#         generation-start-default-GPU.json). Until 2026-12-07 the benchmark's default put the start in its own launch,
+#         so every generation figure since 3c7b693 (calls 21, 22, 24, 25) timed that, not the library's default.
 # At 1ead015 (2026-12-05) call 2's generation benchmark, with split-K in one launch beside the rule's kernels, ran
 # past its bound (its log: results/logs/2026-12-05-h200-pdl-and-splitk1.tar.xz); that split-K was then removed and
 # the comparison above ran on its own (results/bench/generation-pdl-h200.json).
@@ -312,7 +316,7 @@ case ${CALL:-1} in
         # shellcheck disable=SC2046  # --tiny: the dry run's models
         step "generation with the start in the head" 200 python3 benchmarks/generation.py "${quick[@]}" \
             $([ "${QUICK:-0}" = 1 ] && echo --tiny) --models sequnet wavenet --batches 1 64 --modes graphs \
-            --dtypes bfloat16 float32 --step-kernels on head --repeats 3 --cycles 2 --accuracy-steps 0 \
+            --dtypes bfloat16 float32 --step-kernels own head --repeats 3 --cycles 2 --accuracy-steps 0 \
             --out "$out/generation-start-in-head-$gpu.json" ;;
     6)
         c=" compile"; [ "${QUICK:-0}" = 1 ] && c=""
@@ -493,12 +497,14 @@ case ${CALL:-1} in
         [ "${QUICK:-0}" = 1 ] && wgrad=(--reps 1 --batch 2)
         step "weight gradients by layout" 150 python3 benchmarks/weight_grad_kernels.py "${quick[@]}" "${wgrad[@]}" \
             --ways cudnn_cf cudnn_cf_copies --out "$out/weight-grad-layouts-$gpu.json" ;;
+    27) sweep "generation with the start where the library puts it" "$out/generation-start-default-$gpu.json" "1 64" \
+            --step-kernels on own --splitk-tiles rule 128x64 ;;
     26)
         f=$out/piano-step-tf32-cf-wgrad-$gpu.json
         export TORCHINDUCTOR_CACHE_DIR=/tmp/inductor-call26
         s="sequnet fp32 pad=64$compiled lookup cudnn_benchmark$pdl$combo"
         w="wavenet fp32 crop$compiled lookup cudnn_benchmark$pdl$combo"
         profiled "$s cf_wgrad" 140; alone "$s" 120; alone "$w cf_wgrad" 160; alone "$w" 160 ;;
-    *) echo "CALL=${CALL}: expected 1 to 14, 16 to 22, 24 to 26" >&2; exit 2 ;;
+    *) echo "CALL=${CALL}: expected 1 to 14, 16 to 22, 24 to 27" >&2; exit 2 ;;
 esac
 exit $status

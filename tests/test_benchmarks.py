@@ -444,6 +444,37 @@ def test_generation_benchmark_times_split_k_tiles_for_split_k_states_only(tmp_pa
     assert gen.splitk_tile(None) == before
 
 
+@pytest.mark.parametrize("caller", [None, "0"], ids=["unset", "caller-says-own-launch"])
+def test_generation_benchmark_times_the_start_where_the_library_puts_it_by_default(monkeypatch, caller):
+    """--step-kernels on (the default) leaves SEQUNET_START_IN_HEAD as the caller had it, so that a default run
+    times the library's default (until 2026-12-07 it forced the start into its own launch, and the default runs
+    timed that); own and head force it, and the caller's setting comes back after."""
+    gen = benchmark_module("generation")
+    seen = []
+
+    def speed(model, arch, device, batch, dtype, modes, *args):
+        seen.append((modes, os.environ.get("SEQUNET_START_IN_HEAD")))
+        return []
+    monkeypatch.setattr(gen, "speed", speed)
+    monkeypatch.setattr(gen.kernels, "resolved_kernel", lambda *args: "rowdot")    # a Triton path, as on a GPU
+    if caller is None:
+        monkeypatch.delenv("SEQUNET_START_IN_HEAD", raising=False)
+    else:
+        monkeypatch.setenv("SEQUNET_START_IN_HEAD", caller)
+    gen.run(torch.device("cpu"), ["sequnet"], [1], [torch.bfloat16], ["graphs", "eager"], {}, 0, 1, 0, True,
+            step_kernels=("on", "own", "head"))
+    assert seen == [(["graphs", "eager"], caller), (["graphs"], "0"), (["graphs"], "1")]
+    assert os.environ.get("SEQUNET_START_IN_HEAD") == caller
+    # the torch path has no start kernel: "own" runs it once beside "on", and alone (call 5's dry run) too
+    monkeypatch.setattr(gen.kernels, "resolved_kernel", lambda *args: "torch")
+    seen.clear()
+    gen.run(torch.device("cpu"), ["sequnet"], [1], [torch.bfloat16], ["graphs"], {}, 0, 1, 0, True,
+            step_kernels=("on", "own", "head"))
+    gen.run(torch.device("cpu"), ["sequnet"], [1], [torch.bfloat16], ["graphs"], {}, 0, 1, 0, True,
+            step_kernels=("own", "head"))
+    assert seen == [(["graphs"], caller), (["graphs"], "0")]
+
+
 def test_piano_step_counts_fewer_flops_for_wavenet_with_cropped_skips(tmp_path):
     out = tmp_path / "step.json"
     subprocess.run([sys.executable, str(REPO / "benchmarks" / "piano_step.py"), "--device", "cpu", "--quick",

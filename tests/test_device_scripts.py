@@ -232,7 +232,7 @@ def test_speed_calls_14_16_and_17_time_the_compiled_loss_and_the_compilers_setti
     unknown = subprocess.run(SPEED_CALL + [str(tmp_path / "unknown")], cwd=REPO,
                              env=_dry_env(tmp_path, data_mirror, CALL="15"),
                              capture_output=True, text=True, timeout=120)
-    assert unknown.returncode == 2 and "CALL=15: expected 1 to 14, 16 to 22, 24 to 26" in unknown.stderr
+    assert unknown.returncode == 2 and "CALL=15: expected 1 to 14, 16 to 22, 24 to 27" in unknown.stderr
 
 
 @pytest.mark.dry_run
@@ -309,7 +309,7 @@ def test_speed_call_24_times_generation_at_the_default_split_k_tile(tmp_path, da
     removed = subprocess.run(SPEED_CALL + [str(tmp_path / "removed")], cwd=REPO,
                              env=_dry_env(tmp_path, data_mirror, CALL="23"), capture_output=True, text=True,
                              timeout=120)
-    assert removed.returncode == 2 and "CALL=23: expected 1 to 14, 16 to 22, 24 to 26" in removed.stderr
+    assert removed.returncode == 2 and "CALL=23: expected 1 to 14, 16 to 22, 24 to 27" in removed.stderr
 
 
 
@@ -340,6 +340,18 @@ def test_speed_call_26_times_tf32_steps_with_channels_first_weight_gradients(tmp
         (arch, False, way) for arch in ("sequnet", "wavenet") for way in ("cudnn_cf", "cudnn")]
     assert found["meta"]["processes"] == 4
     assert (tmp_path / "out26" / "piano-step-tf32-cf-wgrad-cpu.profile.txt").exists()
+
+
+@pytest.mark.dry_run
+def test_speed_call_27_times_generation_with_the_start_where_the_library_puts_it(tmp_path, data_mirror):
+    """Call 27 as a CPU dry run: generation at batches 1 and 64 in bf16, both models, with the step kernels as the
+    library runs them and with the start in its own launch (on a CPU, without Triton, the first only, each state
+    once whatever the tiles)."""
+    _dry_run(tmp_path, data_mirror, 27, "out27")
+    found = json.loads((tmp_path / "out27" / "generation-start-default-cpu.json").read_text())
+    assert [(r["model"], r["batch"], r["start_in_head"]) for r in found["rows"]] == [
+        (m, b, False) for b in (1, 64) for m in ("sequnet", "wavenet")]
+    assert found["meta"]["config"]["step_kernels"] == ["on", "own"]
 
 
 @pytest.mark.dry_run
