@@ -177,8 +177,10 @@
 #         the copies made before the timing (the TF32 Seq-U-Net's 18.50 ms against 24.96).
 # CALL=27 generation in bf16 at batches 1 and 64, both models, with each step's start where the library puts it (in
 #         the head kernel before it, in bf16) and in its own launch, split-K's tiles by the rule and 128x64 (OUT/
-#         generation-start-default-GPU.json). Until 2026-12-07 the benchmark's default put the start in its own launch,
-#         so every generation figure since 3c7b693 (calls 21, 22, 24, 25) timed that, not the library's default.
+#         generation-start-default-GPU.json). Until 9f67a62 the benchmark's default put the start in its own launch,
+#         so every generation figure since 6855018 made the head the library's default in bf16 (calls 21, 22, 24,
+#         25) timed that, not the library's default. On an H100 at 9f67a62 (results/bench/
+#         generation-start-default-h100.json) the head gained 1.8 % for the Seq-U-Net at batch 1 and 2.0 % at 64.
 # At 1ead015 (2026-12-05) call 2's generation benchmark, with split-K in one launch beside the rule's kernels, ran
 # past its bound (its log: results/logs/2026-12-05-h200-pdl-and-splitk1.tar.xz); that split-K was then removed and
 # the comparison above ran on its own (results/bench/generation-pdl-h200.json).
