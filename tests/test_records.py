@@ -148,3 +148,30 @@ def test_strings_from_a_record_are_escaped_in_the_book(text):
 
     shown = book_text(text)
     assert "<" not in shown and ">" not in shown and "|" not in shown.replace("\\|", "")
+
+
+def test_git_commit_marks_changed_code_but_not_changed_results(tmp_path, monkeypatch):
+    """A run's commit: HEAD's, "+changes" after it where sequnet/ or benchmarks/ differ from it (a GPU machine's copy
+    of the tree carried an older .git, whose commit labelled a run there), not where results do (a book build
+    rewrites them before later runs' records); SEQUNET_GIT_COMMIT wins."""
+    import subprocess
+
+    from sequnet.experiment.records import git_commit
+
+    monkeypatch.delenv("SEQUNET_GIT_COMMIT", raising=False)
+    for folder in ("sequnet", "results"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "a.txt").write_text("1\n")
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false"]
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    subprocess.run([*git, "add", "."], cwd=tmp_path, check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "x"], cwd=tmp_path, check=True)
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=tmp_path, capture_output=True, text=True,
+                          check=True).stdout.strip()
+    assert git_commit(tmp_path / "sequnet") == head
+    (tmp_path / "results" / "a.txt").write_text("2\n")
+    assert git_commit(tmp_path / "sequnet") == head
+    (tmp_path / "sequnet" / "a.txt").write_text("2\n")
+    assert git_commit(tmp_path / "sequnet") == head + "+changes"
+    monkeypatch.setenv("SEQUNET_GIT_COMMIT", "given")
+    assert git_commit(tmp_path) == "given"

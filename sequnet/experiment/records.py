@@ -267,13 +267,24 @@ def deviations_from_notes(notes: str) -> dict[str, Any]:
     return changes
 
 
-def git_commit() -> str:
-    """The checkout's commit; a copy of the tree without .git (a GPU machine) can pass it as SEQUNET_GIT_COMMIT."""
+def git_commit(where: Path | None = None) -> str:
+    """The commit of the checkout holding ``where`` (this package by default), with "+changes" after it where the
+    code (``sequnet/``, ``benchmarks/``) differs from that commit's. A copy of the tree (a GPU machine) passes its
+    commit as SEQUNET_GIT_COMMIT, which wins. Why the mark: a GPU machine's copy carried a .git of an older commit,
+    and a run there without SEQUNET_GIT_COMMIT was labelled with it (2026-12-07, grid-barrier-h100.json)."""
     if os.environ.get("SEQUNET_GIT_COMMIT"):
         return os.environ["SEQUNET_GIT_COMMIT"]
+    where = where or Path(__file__).resolve().parent
     try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                             cwd=Path(__file__).resolve().parent, timeout=5)
-        return out.stdout.strip() if out.returncode == 0 else ""
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=where,
+                             timeout=5)
+        if out.returncode != 0:
+            return ""
+        # the code only: a book build rewrites tracked results (results/published) before later runs' records
+        top = subprocess.run(["git", "rev-parse", "--show-toplevel"], capture_output=True, text=True, cwd=where,
+                             timeout=5).stdout.strip()
+        diff = subprocess.run(["git", "diff", "--quiet", "HEAD", "--", "sequnet", "benchmarks"], cwd=top or where,
+                              capture_output=True, timeout=30)
+        return out.stdout.strip() + ("+changes" if diff.returncode == 1 else "")
     except (OSError, subprocess.TimeoutExpired):
         return ""
