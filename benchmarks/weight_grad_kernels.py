@@ -141,7 +141,9 @@ def time_geometry(geometry, layers: int, scale: float, dtype, tiles, warps_list,
     # cuDNN's on channels-first copies ("cudnn_cf": made before the timing; "cudnn_cf_copies": made within it, the
     # least a trainer with channels-last activations would pay). The weight gradient's reduction runs over the
     # positions, which channels-last stores apart: Hopper's wgmma reads TF32 operands only with the reduction's axis
-    # contiguous (its transposed layouts are for 16-bit types), so channels-first operands may suit it better.
+    # contiguous (its transposed layouts are for 16-bit types), so channels-first operands might have suited it
+    # better. They did not: slower for both models in both precisions (H100, c7033da,
+    # results/bench/weight-grad-layouts-h100.json).
     x_cf, grad_cf = x.contiguous(), grad.contiguous()
     ways = [("cudnn", None, None, lambda: cudnn_weight_grad(x, grad, weight, stride, dilation, transposed)),
             ("cudnn_cf", None, None, lambda: cudnn_weight_grad(x_cf, grad_cf, weight, stride, dilation, transposed)),
