@@ -280,10 +280,9 @@ def git_commit(where: Path | None = None) -> str:
                              timeout=5)
         if out.returncode != 0:
             return ""
-        # the code only: a book build rewrites tracked results (results/published) before later runs' records
-        top = subprocess.run(["git", "rev-parse", "--show-toplevel"], capture_output=True, text=True, cwd=where,
-                             timeout=5).stdout.strip()
-        diff = subprocess.run(["git", "diff", "--quiet", "HEAD", "--", "sequnet", "benchmarks"], cwd=top or where,
+        # the code only (":/" names paths from the checkout's top): a book build rewrites tracked results
+        # (results/published) before later runs' records
+        diff = subprocess.run(["git", "diff", "--quiet", "HEAD", "--", ":/sequnet", ":/benchmarks"], cwd=where,
                               capture_output=True, timeout=30)
         return out.stdout.strip() + ("+changes" if diff.returncode == 1 else "")
     except (OSError, subprocess.TimeoutExpired):
