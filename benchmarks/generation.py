@@ -200,8 +200,8 @@ def run(device, archs, batches, dtypes, modes, steps, warmup, repeats, acc_steps
                         if ((name, launch, steps_on, chunk, tile, least) in done
                                 or (name in ("chain", "torch") and launch == "on" and "off" in pdl)
                                 or (name == "torch" and steps_on == "off" and "on" in step_kernels)
-                                or (name in ("chain", "torch") and steps_on == "head")
-                                or (name in ("chain", "torch") and steps_on == "own" and "on" in step_kernels)):
+                                or (name in ("chain", "torch")            # no start kernel to place
+                                    and (steps_on == "head" or (steps_on == "own" and "on" in step_kernels)))):
                             continue          # "auto" is one of the pinned kernels; no PDL or step kernels in torch
                         done.add((name, launch, steps_on, chunk, tile, least))
                         # read at the state's build (the partial sums' buffer) and at each launch
