@@ -20,6 +20,8 @@ teacher-forced steps fed the same ids.
         --out results/bench/generation-step-kernels.json   # a step's bookkeeping in Triton launches or torch ops
     python benchmarks/generation.py --batches 1 64 --step-kernels own head --modes graphs --dtypes bfloat16 \
         --out results/bench/generation-start-in-head.json  # each step's start in its own launch or the head before
+    python benchmarks/generation.py --batches 1 64 --modes graphs --dtypes bfloat16 --accuracy-steps 0 \
+        --profile-steps 1024 --out results/bench/generation-profile.json   # each row's kernels, durations and gaps
     python benchmarks/generation.py --batches 28 64 --splitk-tiles 64x64 32x64 128x64 64x32 64x128 --modes graphs \
         --dtypes bfloat16 --out results/bench/generation-splitk-tiles.json   # split-K's rows x columns a program
 
@@ -38,7 +40,9 @@ from pathlib import Path
 
 import torch
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from kernel_trace import summarise, summary_lines, trace_kernels  # noqa: E402
 import sequnet  # noqa: E402
 from sequnet.core.generation import init_state, kernels, splitk  # noqa: E402
 from sequnet.core.generation.state import InferenceState  # noqa: E402
@@ -66,9 +70,10 @@ def sync(device: torch.device) -> None:
 
 
 def speed(model, arch: str, device, batch: int, dtype, modes, steps: dict, warmup: int, repeats: int,
-          chunk: int, kernel: str = "auto") -> list[dict]:
+          chunk: int, kernel: str = "auto", profile_steps: int = 0) -> list[dict]:
     """Time ``steps[mode]`` sampled steps per repeat, per mode, on one state (the save pass is timed apart), its
-    products pinned to ``kernel`` ("auto": the batch rule)."""
+    products pinned to ``kernel`` ("auto": the batch rule); with ``profile_steps`` on a GPU, then profile that many
+    steps of the multi-step graphs kernel by kernel (``kernel_trace``) into the row's "profile"."""
     g = torch.Generator(device).manual_seed(0)
     prime = torch.randint(0, 256, (batch, 16), device=device, generator=g)
     sync(device)
@@ -116,6 +121,12 @@ def speed(model, arch: str, device, batch: int, dtype, modes, steps: dict, warmu
         print(f"{arch:8s} batch {batch:3d} {r['dtype']:9s} {mode:11s} {state.kernel:6s}: "
               f"{r['samples_per_s']:12,.0f} samples/s "
               f"({r['step_us']:8.1f} us/step, {r['layers_per_step']:.1f} layers/step, {ops:.1f} ops/step)", flush=True)
+        if profile_steps and mode == "graphs" and device.type == "cuda":
+            # after the timing, so the profiler's cost stays out of it; the steps start where a chunk does
+            trace = trace_kernels(lambda: state.generate(profile_steps, temperature=0.95, generator=g,
+                                                         progress=False, cuda_graphs=True), device)
+            r["profile"] = summarise(trace, profile_steps)
+            print("\n".join(summary_lines(r["profile"])), flush=True)
     del state
     return rows
 
@@ -178,7 +189,8 @@ def tile_name(tile: tuple[int, int] | None) -> str:
 def run(device, archs, batches, dtypes, modes, steps, warmup, repeats, acc_steps, tiny,
         chunks: tuple[int, ...] = (InferenceState.CHUNK,), kernel_names: tuple[str, ...] = ("auto",),
         pdl: tuple[str, ...] = ("on",), step_kernels: tuple[str, ...] = ("on",),
-        tiles: tuple[str | None, ...] = (None,), programs: tuple[int | None, ...] = (None,)) -> dict:
+        tiles: tuple[str | None, ...] = (None,), programs: tuple[int | None, ...] = (None,),
+        profile_steps: int = 0) -> dict:
     torch.manual_seed(0)
     models = {a: build(a, tiny).to(device).eval() for a in archs}
     rows, acc = [], []
@@ -228,7 +240,7 @@ def run(device, archs, batches, dtypes, modes, steps, warmup, repeats, acc_steps
                                        and steps_on not in ("head", "own") else [m for m in modes if m == "graphs"])
                         if chunk_modes:
                             rows += speed(models[arch], arch, device, batch, dtype, chunk_modes, steps, warmup,
-                                          repeats, chunk, kernel)
+                                          repeats, chunk, kernel, profile_steps)
                     except (ValueError, *TOO_BIG) as err:   # not for this batch/GPU
                         print(f"{arch:8s} batch {batch:3d} {kernel}: skipped ({err})", flush=True)
                     finally:
@@ -320,8 +332,14 @@ def main(argv=None) -> int:
                     help="rowdot's element-wise tile: columns a program doubled while at least N programs remain "
                          f"(default: the module's, {kernels.ROWDOT_PROGRAMS}); several: side by side, rowdot's "
                          "states only, the graphs mode only past the first")
+    ap.add_argument("--profile-steps", type=int, default=0, metavar="N",
+                    help="after each multi-step graphs row's timing, profile N more steps kernel by kernel (a GPU "
+                         "only; a multiple of --chunk, at least 1024 for every update pattern at its frequency)")
     ap.add_argument("--out", type=Path, help="write the JSON here")
     args = ap.parse_args(argv)
+    if args.profile_steps < 0 or any(args.profile_steps % c for c in args.chunk):
+        ap.error(f"--profile-steps {args.profile_steps}: expected 0 or a positive multiple of every --chunk "
+                 f"({', '.join(map(str, args.chunk))}), so the profiled steps replay whole multi-step graphs")
     device = torch.device(args.device)
     cuda = device.type == "cuda"
     steps = {"graphs": args.steps or args.cycles * 1024, "graphs-step": args.steps or args.cycles * 1024,
@@ -335,7 +353,7 @@ def main(argv=None) -> int:
     modes = args.modes or (["eager", "graphs-step", "graphs"] if cuda else ["eager"])
     result = run(device, args.models, batches, dtypes, modes, steps, warmup, repeats, acc_steps, args.tiny,
                  tuple(args.chunk), tuple(args.kernels), tuple(args.pdl), tuple(args.step_kernels),
-                 tuple(args.splitk_tiles), tuple(args.rowdot_programs))
+                 tuple(args.splitk_tiles), tuple(args.rowdot_programs), args.profile_steps)
     print(table(result))
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -348,7 +366,7 @@ def main(argv=None) -> int:
                            "modes": modes, "kernels": args.kernels, "pdl": args.pdl,
                            "step_kernels": args.step_kernels, "chunk": args.chunk,
                            "splitk_tiles": args.splitk_tiles, "rowdot_programs": args.rowdot_programs,
-                           "steps": steps,
+                           "steps": steps, "profile_steps": args.profile_steps,
                            "warmup": warmup, "repeats": repeats,
                            "accuracy_steps": acc_steps, "temperature": 0.95, "quick": args.quick,
                            "cpu_threads": torch.get_num_threads()},

@@ -5,7 +5,7 @@
 #
 #   CALL=1 SEQUNET_GIT_COMMIT=$(git rev-parse --short HEAD) CALL_S=575 bash benchmarks/speed_gpu_call.sh OUT
 #       device tool: carry [".whl", ".devdata"] (made here by `benchmarks/device_prep.sh tests`), timeout_s 600
-#   then CALL=2 to 14, 16 to 22 and 24 to 27 the same way, each as soon as the last has answered (or in another
+#   then CALL=2 to 14, 16 to 22 and 24 to 28 the same way, each as soon as the last has answered (or in another
 #   session).
 #
 # CALL=1  the GPU test suite (benchmarks/gpu_test.sh; 404 s at 94cb339 with 6 workers on an H200, 2026-12-05; an
@@ -181,6 +181,10 @@
 #         so every generation figure since 6855018 made the head the library's default in bf16 (calls 21, 22, 24,
 #         25) timed that, not the library's default. On an H100 at 9f67a62 (results/bench/
 #         generation-start-default-h100.json) the head gained 1.8 % for the Seq-U-Net at batch 1 and 2.0 % at 64.
+# CALL=28 generation in bf16 at batches 1 and 64, both models, as the library runs it, then 1,024 more steps of each
+#         profiled kernel by kernel (generation.py --profile-steps, benchmarks/kernel_trace.py: each kernel's
+#         duration by name and grid, the GPU's busy time against the steps' span; OUT/generation-profile-GPU.json):
+#         where a step's 21.6 us at batch 1 (11.1 launches) and 66.8 us at batch 64 (22.0) go, kernels or gaps.
 # At 1ead015 (2026-12-05) call 2's generation benchmark, with split-K in one launch beside the rule's kernels, ran
 # past its bound (its log: results/logs/2026-12-05-h200-pdl-and-splitk1.tar.xz); that split-K was then removed and
 # the comparison above ran on its own (results/bench/generation-pdl-h200.json).
@@ -507,6 +511,7 @@ case ${CALL:-1} in
         s="sequnet fp32 pad=64$compiled lookup cudnn_benchmark$pdl$combo"
         w="wavenet fp32 crop$compiled lookup cudnn_benchmark$pdl$combo"
         profiled "$s cf_wgrad" 140; alone "$s" 120; alone "$w cf_wgrad" 160; alone "$w" 160 ;;
-    *) echo "CALL=${CALL}: expected 1 to 14, 16 to 22, 24 to 27" >&2; exit 2 ;;
+    28) sweep "generation profiled kernel by kernel" "$out/generation-profile-$gpu.json" "1 64" --profile-steps 1024 ;;
+    *) echo "CALL=${CALL}: expected 1 to 14, 16 to 22, 24 to 28" >&2; exit 2 ;;
 esac
 exit $status

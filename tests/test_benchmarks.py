@@ -444,6 +444,44 @@ def test_generation_benchmark_times_split_k_tiles_for_split_k_states_only(tmp_pa
     assert gen.splitk_tile(None) == before
 
 
+def test_kernel_trace_summary_counts_overlaps_once_and_gaps_as_idle():
+    """kernel_trace.summarise: two kernels that overlap (PDL) count once in the busy time, a gap counts as idle
+    in the span, and kernels of one name are grouped by grid, longest first."""
+    kt = benchmark_module("kernel_trace")
+    ops = [{"name": "a", "grid": [64, 1, 1], "ts": 0.0, "dur": 2.0},
+           {"name": "b", "grid": [8, 1, 1], "ts": 1.5, "dur": 1.0},      # overlaps a by 0.5
+           {"name": "a", "grid": [64, 1, 1], "ts": 4.0, "dur": 2.0},     # 1.5 idle before it
+           {"name": "a", "grid": [32, 1, 1], "ts": 6.0, "dur": 1.0},
+           {"name": "c", "grid": [1, 1, 1], "ts": 6.2, "dur": 0.3}]      # inside the one before
+    s = kt.summarise(ops, steps=2)
+    assert kt.busy_us(ops) == pytest.approx(5.5) and s["busy_us_per_step"] == pytest.approx(2.75)
+    assert s["span_us_per_step"] == pytest.approx(3.5) and s["kernel_us_per_step"] == pytest.approx(3.15)
+    assert s["ops_per_step"] == 2.5
+    assert [(k["name"], k["grid"], k["per_step"], k["mean_us"]) for k in s["by_kernel"]] == [
+        ("a", [64, 1, 1], 1.0, 2.0), ("b", [8, 1, 1], 0.5, 1.0), ("a", [32, 1, 1], 0.5, 1.0),
+        ("c", [1, 1, 1], 0.5, pytest.approx(0.3))]
+    assert "busy 2.75, span 3.50 (idle 0.75, overlap 0.40)" in kt.summary_lines(s)[0]
+    assert kt.summarise([], 4)["by_kernel"] == []
+    with pytest.raises(ValueError, match="at least one step"):
+        kt.summarise(ops, 0)
+
+
+def test_generation_benchmark_profiles_whole_multi_step_graphs_only(tmp_path):
+    """--profile-steps must be a multiple of every chunk (the profiled steps replay whole graphs); on a CPU the
+    rows carry no profile and the setting is recorded."""
+    gen = benchmark_module("generation")
+    for bad in (["--profile-steps", "24"], ["--profile-steps", "-16"], ["--profile-steps", "64", "--chunk", "16",
+                                                                        "48"]):
+        with pytest.raises(SystemExit):
+            gen.main(["--device", "cpu", *bad])
+    out = tmp_path / "g.json"
+    assert gen.main(["--device", "cpu", "--quick", "--tiny", "--batches", "1", "--dtypes", "float32", "--models",
+                     "sequnet", "--accuracy-steps", "0", "--steps", "4", "--profile-steps", "32",
+                     "--out", str(out)]) == 0
+    found = json.loads(out.read_text())
+    assert found["meta"]["config"]["profile_steps"] == 32 and "profile" not in found["rows"][0]
+
+
 @pytest.mark.parametrize("caller", [None, "0"], ids=["unset", "caller-says-own-launch"])
 def test_generation_benchmark_times_the_start_where_the_library_puts_it_by_default(monkeypatch, caller):
     """--step-kernels on (the default) leaves SEQUNET_START_IN_HEAD as the caller had it, so that a default run

@@ -232,7 +232,7 @@ def test_speed_calls_14_16_and_17_time_the_compiled_loss_and_the_compilers_setti
     unknown = subprocess.run(SPEED_CALL + [str(tmp_path / "unknown")], cwd=REPO,
                              env=_dry_env(tmp_path, data_mirror, CALL="15"),
                              capture_output=True, text=True, timeout=120)
-    assert unknown.returncode == 2 and "CALL=15: expected 1 to 14, 16 to 22, 24 to 27" in unknown.stderr
+    assert unknown.returncode == 2 and "CALL=15: expected 1 to 14, 16 to 22, 24 to 28" in unknown.stderr
 
 
 @pytest.mark.dry_run
@@ -309,7 +309,7 @@ def test_speed_call_24_times_generation_at_the_default_split_k_tile(tmp_path, da
     removed = subprocess.run(SPEED_CALL + [str(tmp_path / "removed")], cwd=REPO,
                              env=_dry_env(tmp_path, data_mirror, CALL="23"), capture_output=True, text=True,
                              timeout=120)
-    assert removed.returncode == 2 and "CALL=23: expected 1 to 14, 16 to 22, 24 to 27" in removed.stderr
+    assert removed.returncode == 2 and "CALL=23: expected 1 to 14, 16 to 22, 24 to 28" in removed.stderr
 
 
 
@@ -352,6 +352,17 @@ def test_speed_call_27_times_generation_with_the_start_where_the_library_puts_it
     assert [(r["model"], r["batch"], r["start_in_head"]) for r in found["rows"]] == [
         (m, b, False) for b in (1, 64) for m in ("sequnet", "wavenet")]
     assert found["meta"]["config"]["step_kernels"] == ["on", "own"]
+
+
+@pytest.mark.dry_run
+def test_speed_call_28_profiles_generation_kernel_by_kernel(tmp_path, data_mirror):
+    """Call 28 as a CPU dry run: generation at batches 1 and 64 in bf16, both models, with 1,024 steps a row to
+    profile (a CPU's rows carry no profile: the profiler's kernels are a GPU's)."""
+    _dry_run(tmp_path, data_mirror, 28, "out28")
+    found = json.loads((tmp_path / "out28" / "generation-profile-cpu.json").read_text())
+    assert [(r["model"], r["batch"], "profile" in r) for r in found["rows"]] == [
+        (m, b, False) for b in (1, 64) for m in ("sequnet", "wavenet")]
+    assert found["meta"]["config"]["profile_steps"] == 1024
 
 
 @pytest.mark.dry_run

@@ -388,3 +388,34 @@ def test_grid_barrier_benchmarks_persistent_kernel_computes_the_launches_chain(t
     assert [(r["way"], r["width"], r["programs"]) for r in bench["rows"]] == [
         (w, 512, p) for p in (64, 128) for w in ("launches", "launches-plain", "persistent")]
     assert all(r["per_layer_s"] > 0 for r in bench["rows"]) and bench["meta"]["cuda_graphs"]
+
+
+def test_generation_profile_sees_every_kernel_inside_the_multi_step_graphs():
+    """benchmarks/kernel_trace.py over multi-step graph replays (``generation.py --profile-steps``): the profiler
+    sees the kernels inside the graphs, at least the operations the state counts a step (``ops_per_step``), and
+    beyond them at most a few a graph (the host's copies of noise in and samples out between graphs); the busy time
+    lies within the span and the kernels' summed durations."""
+    import math
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    try:
+        import kernel_trace
+    finally:
+        sys.path.pop(0)
+    torch.manual_seed(0)
+    model = residual(4, 5, 2, classes=256, features=16).to(CUDA).eval()
+    state = init_state(model, torch.randint(0, 256, (1, minimal_window(model) + 5), device=CUDA),
+                       dtype=torch.bfloat16)
+    g = torch.Generator(CUDA).manual_seed(0)
+    whole = math.lcm(state.period, state.CHUNK)
+    state.generate(2 * whole, temperature=0.95, generator=g, progress=False, cuda_graphs=True)   # every capture
+    n = 4 * whole
+    trace = kernel_trace.trace_kernels(lambda: state.generate(n, temperature=0.95, generator=g, progress=False,
+                                                              cuda_graphs=True), CUDA)
+    s = kernel_trace.summarise(trace, n)
+    expected = state.ops_per_step()
+    assert expected <= s["ops_per_step"] <= expected + 8 / state.CHUNK, (s["ops_per_step"], expected, s)
+    assert 0 < s["busy_us_per_step"] <= min(s["span_us_per_step"], s["kernel_us_per_step"]) + 1e-6
+    assert sum(k["per_step"] for k in s["by_kernel"]) <= s["ops_per_step"] + 1e-9
