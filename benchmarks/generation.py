@@ -70,7 +70,7 @@ def sync(device: torch.device) -> None:
 
 
 def speed(model, arch: str, device, batch: int, dtype, modes, steps: dict, warmup: int, repeats: int,
-          chunk: int, kernel: str = "auto", profile_steps: int = 0) -> list[dict]:
+          chunk: int, kernel: str = "auto", profile_steps: int = 0, aligned: bool = True) -> list[dict]:
     """Time ``steps[mode]`` sampled steps per repeat, per mode, on one state (the save pass is timed apart), its
     products pinned to ``kernel`` ("auto": the batch rule); with ``profile_steps`` on a GPU, then profile that many
     steps of the multi-step graphs kernel by kernel (``kernel_trace``) into the row's "profile"."""
@@ -95,8 +95,17 @@ def speed(model, arch: str, device, batch: int, dtype, modes, steps: dict, warmu
         warm_n = max(warmup, state.period + chunk) if graphs else warmup
         t0 = time.perf_counter()
         state.generate(warm_n, temperature=0.95, generator=g, progress=False, cuda_graphs=graphs)
+        # The timed steps start where a multi-step graph does, so that each replays one, as a long generation's
+        # steps do. A fresh state's first sample feeds no step, so until 2026-12-07 they started one step short:
+        # each repeat then ran its first step and its last 15 as one-step graphs, 16 of 2,048 (the profile of call
+        # 28 found them). ``aligned=False`` times it that way again, for comparison.
+        ahead = 0 if mode != "graphs" or not aligned else -state.steps % chunk
+        if ahead:
+            state.generate(ahead, temperature=0.95, generator=g, progress=False, cuda_graphs=graphs)
+            warm_n += ahead
         sync(device)
         warm_s = time.perf_counter() - t0
+        on_chunk = mode == "graphs" and state.steps % chunk == 0
         times = []
         for _ in range(repeats):
             sync(device)
@@ -115,6 +124,8 @@ def speed(model, arch: str, device, batch: int, dtype, modes, steps: dict, warmu
                      "pdl": pdl_options(device)["PDL"] and state.fused, "step_kernels": state.step_fused,
                      "start_in_head": mode == "graphs" and state._folds_start(),
                      "chunk": state.CHUNK if mode == "graphs" else None,
+                     "chunk_aligned": on_chunk,
+                     "splits_unrolled": state.gemv and state.fused and kernels.splits_unrolled(),
                      "splitk_tile": tile_name(splitk.TILE) if state.gemv else None,
                      "rowdot_programs": kernels.ROWDOT_PROGRAMS if state.rowdot else None})
         r = rows[-1]
@@ -190,7 +201,7 @@ def run(device, archs, batches, dtypes, modes, steps, warmup, repeats, acc_steps
         chunks: tuple[int, ...] = (InferenceState.CHUNK,), kernel_names: tuple[str, ...] = ("auto",),
         pdl: tuple[str, ...] = ("on",), step_kernels: tuple[str, ...] = ("on",),
         tiles: tuple[str | None, ...] = (None,), programs: tuple[int | None, ...] = (None,),
-        profile_steps: int = 0) -> dict:
+        profile_steps: int = 0, aligned: bool = True) -> dict:
     torch.manual_seed(0)
     models = {a: build(a, tiny).to(device).eval() for a in archs}
     rows, acc = [], []
@@ -240,7 +251,7 @@ def run(device, archs, batches, dtypes, modes, steps, warmup, repeats, acc_steps
                                        and steps_on not in ("head", "own") else [m for m in modes if m == "graphs"])
                         if chunk_modes:
                             rows += speed(models[arch], arch, device, batch, dtype, chunk_modes, steps, warmup,
-                                          repeats, chunk, kernel, profile_steps)
+                                          repeats, chunk, kernel, profile_steps, aligned)
                     except (ValueError, *TOO_BIG) as err:   # not for this batch/GPU
                         print(f"{arch:8s} batch {batch:3d} {kernel}: skipped ({err})", flush=True)
                     finally:
@@ -335,6 +346,9 @@ def main(argv=None) -> int:
     ap.add_argument("--profile-steps", type=int, default=0, metavar="N",
                     help="after each multi-step graphs row's timing, profile N more steps kernel by kernel (a GPU "
                          "only; a multiple of --chunk, at least 1024 for every update pattern at its frequency)")
+    ap.add_argument("--unaligned", action="store_true",
+                    help="start the timed steps one short of a multi-step graph, as every run did until 2026-12-07 "
+                         "(16 of each 2,048 timed steps then replay one-step graphs), for comparison")
     ap.add_argument("--out", type=Path, help="write the JSON here")
     args = ap.parse_args(argv)
     if args.profile_steps < 0 or any(args.profile_steps % c for c in args.chunk):
@@ -353,7 +367,7 @@ def main(argv=None) -> int:
     modes = args.modes or (["eager", "graphs-step", "graphs"] if cuda else ["eager"])
     result = run(device, args.models, batches, dtypes, modes, steps, warmup, repeats, acc_steps, args.tiny,
                  tuple(args.chunk), tuple(args.kernels), tuple(args.pdl), tuple(args.step_kernels),
-                 tuple(args.splitk_tiles), tuple(args.rowdot_programs), args.profile_steps)
+                 tuple(args.splitk_tiles), tuple(args.rowdot_programs), args.profile_steps, not args.unaligned)
     print(table(result))
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -366,7 +380,8 @@ def main(argv=None) -> int:
                            "modes": modes, "kernels": args.kernels, "pdl": args.pdl,
                            "step_kernels": args.step_kernels, "chunk": args.chunk,
                            "splitk_tiles": args.splitk_tiles, "rowdot_programs": args.rowdot_programs,
-                           "steps": steps, "profile_steps": args.profile_steps,
+                           "steps": steps, "profile_steps": args.profile_steps, "aligned": not args.unaligned,
+                           "splits_unrolled": kernels.splits_unrolled(),
                            "warmup": warmup, "repeats": repeats,
                            "accuracy_steps": acc_steps, "temperature": 0.95, "quick": args.quick,
                            "cpu_threads": torch.get_num_threads()},

@@ -5,7 +5,7 @@
 #
 #   CALL=1 SEQUNET_GIT_COMMIT=$(git rev-parse --short HEAD) CALL_S=575 bash benchmarks/speed_gpu_call.sh OUT
 #       device tool: carry [".whl", ".devdata"] (made here by `benchmarks/device_prep.sh tests`), timeout_s 600
-#   then CALL=2 to 14, 16 to 22 and 24 to 28 the same way, each as soon as the last has answered (or in another
+#   then CALL=2 to 14, 16 to 22 and 24 to 29 the same way, each as soon as the last has answered (or in another
 #   session).
 #
 # CALL=1  the GPU test suite (benchmarks/gpu_test.sh; 404 s at 94cb339 with 6 workers on an H200, 2026-12-05; an
@@ -185,6 +185,14 @@
 #         profiled kernel by kernel (generation.py --profile-steps, benchmarks/kernel_trace.py: each kernel's
 #         duration by name and grid, the GPU's busy time against the steps' span; OUT/generation-profile-GPU.json):
 #         where a step's 21.6 us at batch 1 (11.1 launches) and 66.8 us at batch 64 (22.0) go, kernels or gaps.
+# CALL=29 generation in bf16 at batches 1 and 64, both models, three ways, each in a process of its own: as the
+#         library runs it since call 28 (split-K's activation unrolls its loop over the partial sums, so that their
+#         loads are in flight together; the timed steps start where a multi-step graph does), profiled
+#         (OUT/generation-unrolled-GPU.json); the activation's loop not unrolled (SEQUNET_SPLITS_UNROLLED=0,
+#         OUT/generation-rolled-GPU.json); and the timed steps one short of a graph, as every run before call 29
+#         (--unaligned, OUT/generation-unaligned-GPU.json). Call 28's profile found split-K's activations 4.1 us
+#         each at batch 64, 9 of a step's 22 kernels, and 16 of each 2,048 timed steps replaying one-step graphs.
+#         It changed a library kernel, so call 1's suite comes first.
 # At 1ead015 (2026-12-05) call 2's generation benchmark, with split-K in one launch beside the rule's kernels, ran
 # past its bound (its log: results/logs/2026-12-05-h200-pdl-and-splitk1.tar.xz); that split-K was then removed and
 # the comparison above ran on its own (results/bench/generation-pdl-h200.json).
@@ -512,6 +520,12 @@ case ${CALL:-1} in
         w="wavenet fp32 crop$compiled lookup cudnn_benchmark$pdl$combo"
         profiled "$s cf_wgrad" 140; alone "$s" 120; alone "$w cf_wgrad" 160; alone "$w" 160 ;;
     28) sweep "generation profiled kernel by kernel" "$out/generation-profile-$gpu.json" "1 64" --profile-steps 1024 ;;
-    *) echo "CALL=${CALL}: expected 1 to 14, 16 to 22, 24 to 28" >&2; exit 2 ;;
+    29) sweep "generation, split-K's activation unrolled" "$out/generation-unrolled-$gpu.json" "1 64" \
+            --profile-steps 1024
+        SEQUNET_SPLITS_UNROLLED=0 sweep "generation, split-K's activation in a loop" \
+            "$out/generation-rolled-$gpu.json" "1 64"
+        sweep "generation, the timed steps one short of a graph" "$out/generation-unaligned-$gpu.json" "1 64" \
+            --unaligned ;;
+    *) echo "CALL=${CALL}: expected 1 to 14, 16 to 22, 24 to 29" >&2; exit 2 ;;
 esac
 exit $status

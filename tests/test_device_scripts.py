@@ -232,7 +232,7 @@ def test_speed_calls_14_16_and_17_time_the_compiled_loss_and_the_compilers_setti
     unknown = subprocess.run(SPEED_CALL + [str(tmp_path / "unknown")], cwd=REPO,
                              env=_dry_env(tmp_path, data_mirror, CALL="15"),
                              capture_output=True, text=True, timeout=120)
-    assert unknown.returncode == 2 and "CALL=15: expected 1 to 14, 16 to 22, 24 to 28" in unknown.stderr
+    assert unknown.returncode == 2 and "CALL=15: expected 1 to 14, 16 to 22, 24 to 29" in unknown.stderr
 
 
 @pytest.mark.dry_run
@@ -309,7 +309,7 @@ def test_speed_call_24_times_generation_at_the_default_split_k_tile(tmp_path, da
     removed = subprocess.run(SPEED_CALL + [str(tmp_path / "removed")], cwd=REPO,
                              env=_dry_env(tmp_path, data_mirror, CALL="23"), capture_output=True, text=True,
                              timeout=120)
-    assert removed.returncode == 2 and "CALL=23: expected 1 to 14, 16 to 22, 24 to 28" in removed.stderr
+    assert removed.returncode == 2 and "CALL=23: expected 1 to 14, 16 to 22, 24 to 29" in removed.stderr
 
 
 
@@ -363,6 +363,23 @@ def test_speed_call_28_profiles_generation_kernel_by_kernel(tmp_path, data_mirro
     assert [(r["model"], r["batch"], "profile" in r) for r in found["rows"]] == [
         (m, b, False) for b in (1, 64) for m in ("sequnet", "wavenet")]
     assert found["meta"]["config"]["profile_steps"] == 1024
+
+
+@pytest.mark.dry_run
+def test_speed_call_29_times_generation_three_ways_each_in_its_own_process(tmp_path, data_mirror):
+    """Call 29 as a CPU dry run: generation at batches 1 and 64 in bf16, both models, as the library runs it (1,024
+    steps a row to profile), with split-K's activation in a loop, and with the timed steps one short of a graph;
+    the environment's switch reaches the second process only (on a CPU no state runs split-K, so no row says it
+    unrolled; each file's settings do)."""
+    _dry_run(tmp_path, data_mirror, 29, "out29")
+    found = {name: json.loads((tmp_path / "out29" / f"generation-{name}-cpu.json").read_text())
+             for name in ("unrolled", "rolled", "unaligned")}
+    for name, bench in found.items():
+        assert [(r["model"], r["batch"], r["splits_unrolled"]) for r in bench["rows"]] == [
+            (m, b, False) for b in (1, 64) for m in ("sequnet", "wavenet")], name
+    assert [found[n]["meta"]["config"]["aligned"] for n in found] == [True, True, False]
+    assert [found[n]["meta"]["config"]["splits_unrolled"] for n in found] == [True, False, True]
+    assert [found[n]["meta"]["config"]["profile_steps"] for n in found] == [1024, 0, 0]
 
 
 @pytest.mark.dry_run

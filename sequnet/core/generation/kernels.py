@@ -48,7 +48,8 @@ import torch
 import torch.nn.functional as F
 
 from sequnet.core.generation import splitk
-from sequnet.core.generation.splitk import KINDS, activation, matvec_triton
+from sequnet.core.generation.splitk import (HEAD_SAMPLE_MAX_CLASSES, KINDS, activate_triton, activation,  # noqa: F401
+                                            matvec_triton, splits_unrolled)
 from sequnet.core.generation.step_kernels import sample_args, sample_rows, shift_share, start_args, start_rows
 from sequnet.core.triton_guard import pdl_enter, pdl_options, tl, triton, use_triton
 
@@ -63,10 +64,6 @@ ROWDOT_PROGRAMS = 64
 # sequences through tl.dot, whose tiles stay the same size at any batch.
 ROWDOT_TILE_MAX_BATCH = 8
 _DOT_BB, _DOT_BK = 16, 64               # rowdot on the tensor cores: sequences and rows of W^T per tile
-_ACT_BLOCK = 64                        # columns per program of the activation
-# A head samples in its own kernel (``sample=``) up to this many classes (the audio models' 256): the activation
-# then holds a sequence's logits in one program.
-HEAD_SAMPLE_MAX_CLASSES = 1024
 
 
 def use_gemv(device: torch.device, dtype: torch.dtype, batch: int) -> bool:
@@ -161,54 +158,6 @@ def matmul(parts: list[tuple[torch.Tensor, torch.Tensor]], bias: torch.Tensor | 
 
 
 # -- Triton path ---------------------------------------------------------------------------------------------------
-
-if triton is not None:   # pragma: no cover - GPU only
-
-    @triton.jit(do_not_specialize=["nsplit", "c", "s_ps", "s_pb", "s_pr", "s_ib", "s_ir", "s_ob", "s_or", "s_nb",
-                                   "s_rb", "n_ndesc", "n_s_ab", "n_s_ob", "n_c"])
-    def _activate_kernel(pre, bias, ident, out, nsplit, c, s_ps, s_pb, s_pr, s_ib, s_ir, s_ob, s_or,
-                         noise, s_nb, ids, rec, s_rb, n_buf, n_desc, n_ndesc, n_table, n_src, n_dst, n_s_ab, n_out,
-                         n_s_ob, n_c, n_clock, KIND: tl.constexpr, HAS_BIAS: tl.constexpr,
-                         HAS_ID: tl.constexpr, BLOCK: tl.constexpr, SAMPLE: tl.constexpr, HAS_NOISE: tl.constexpr,
-                         HAS_REC: tl.constexpr, VB: tl.constexpr, NEXT: tl.constexpr, N_K: tl.constexpr,
-                         N_LEAKY: tl.constexpr, N_SUMS: tl.constexpr, N_CLOCK: tl.constexpr, N_BLOCK: tl.constexpr,
-                         N_IBLOCK: tl.constexpr, PDL: tl.constexpr):
-        """With SAMPLE (a head: one program per sequence, BLOCK >= c) the program then samples the sequence's next
-        id from the logits it wrote (``step_kernels.sample_rows``); with NEXT it also runs the next step's start
-        (``step_kernels.start_args``): that sequence's inputs, and a share of the shifts."""
-        pdl_enter(PDL)
-        b = tl.program_id(0)
-        r = tl.program_id(1)
-        cols = tl.program_id(2) * BLOCK + tl.arange(0, BLOCK)
-        mask = cols < c
-        # The splits one after another, in their order: a tl.sum over a (splits, BLOCK) tile adds them in an order
-        # that follows the tile's layout, so a head's sampling variant (a wider BLOCK) rounded its logits otherwise
-        # (H200, 2026-12-05: differences of 1e-8 against the plain activation, results/logs/2026-12-05-h200-suite).
-        p = pre + b * s_pb + r * s_pr + cols
-        f = tl.zeros((BLOCK,), dtype=tl.float32)
-        g = tl.zeros((BLOCK,), dtype=tl.float32)
-        for t in range(0, nsplit):
-            f += tl.load(p + t * s_ps, mask=mask, other=0.0).to(tl.float32)
-            if KIND == 0:
-                g += tl.load(p + t * s_ps + c, mask=mask, other=0.0).to(tl.float32)
-        if HAS_BIAS:
-            f += tl.load(bias + cols, mask=mask, other=0.0).to(tl.float32)
-            if KIND == 0:
-                g += tl.load(bias + c + cols, mask=mask, other=0.0).to(tl.float32)
-        y = activation(f, g, KIND)
-        if HAS_ID:
-            y += tl.load(ident + b * s_ib + r * s_ir + cols, mask=mask, other=0.0).to(tl.float32)
-        tl.store(out + b * s_ob + r * s_or + cols, y.to(out.dtype.element_ty), mask=mask)
-        if SAMPLE:
-            tl.debug_barrier()          # the logits this program's threads wrote, visible to all of them
-            rb = b + tl.arange(0, 1)
-            idx = sample_rows(out, s_ob, noise, s_nb, ids, rec, s_rb, rb, rb >= 0, c, VB, HAS_NOISE, HAS_REC)
-            if NEXT:
-                start_rows(n_table, idx, rb, rb >= 0, n_src, n_dst, n_s_ab, n_out, n_s_ob, n_c, n_clock, b == 0,
-                           N_K, N_LEAKY, N_SUMS, N_CLOCK, N_IBLOCK)
-        if NEXT:
-            shift_share(n_buf, n_desc, n_ndesc, b, tl.num_programs(0), N_BLOCK)
-
 
 if triton is not None:   # pragma: no cover - GPU only
 
@@ -378,31 +327,3 @@ def rowdot_triton(parts, bias: torch.Tensor | None, kind: str, identity: torch.T
         ROWS=rows,
         HAS_BIAS=bias is not None, HAS_ID=identity is not None, RELU_X=relu_x, BB=bb, BC=bc, BK=bk,
         NK=triton.cdiv(k_max, bk), DOT=dot, IEEE=w1.dtype == torch.float32, **pdl_options(out.device))
-
-
-def activate_triton(kind: str, pre: torch.Tensor, bias: torch.Tensor | None, identity: torch.Tensor | None,
-                    out: torch.Tensor, sample: tuple | None = None,
-                    next_start: tuple | None = None) -> None:   # pragma: no cover - GPU only
-    """out = act(the partial sums of ``pre`` + bias) (+ identity); with ``sample`` and ``next_start`` as for
-    :func:`rowdot_triton`, a head's logits, then the next ids sampled from them and the next step's start."""
-    batch, rows, c = out.shape
-    nsplit, s_ps = (pre.shape[0], pre.stride(0)) if pre.dim() == 4 else (1, 0)
-    for t in (pre, out) + ((identity,) if identity is not None else ()):
-        assert t.stride(-1) == 1, "the fused activation needs unit stride along channels"
-    if bias is not None:
-        assert bias.is_contiguous()
-    s_ib = s_ir = 0
-    if identity is not None:
-        s_ib = identity.stride(0)
-        s_ir = identity.stride(1) if identity.shape[1] > 1 else 0
-    block = min(triton.next_power_of_2(c), _ACT_BLOCK if nsplit > 1 else 1024)
-    if sample is not None:      # a sequence's logits in one program
-        assert rows == 1 and c <= HEAD_SAMPLE_MAX_CLASSES
-        block = triton.next_power_of_2(c)
-    grid = (batch, rows, triton.cdiv(c, block))
-    _activate_kernel[grid](pre, bias if bias is not None else pre, identity if identity is not None else pre, out,
-                           nsplit, c, s_ps, pre.stride(-3), pre.stride(-2), s_ib, s_ir, out.stride(0),
-                           out.stride(1), **sample_args(sample, c, out), **start_args(next_start, sample, out),
-                           KIND=KINDS[kind],
-                           HAS_BIAS=bias is not None, HAS_ID=identity is not None, BLOCK=block,
-                           **pdl_options(out.device))

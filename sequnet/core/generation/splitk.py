@@ -4,8 +4,9 @@ From batch 5 to 64 a layer update ``act(x @ W + bias) (+ identity)`` is split ov
 multiplies a chunk of rows of W by the batch's windows and writes its partial sums, so that about a hundred
 programs stream the weights at once (cuBLAS runs a 1 x 900 x 360 product on a few multiprocessors).
 
-``kernel="splitk"``: :func:`matvec_triton` writes the partial sums; a second launch (``kernels.activate_triton``)
-adds them in split order and applies the activation. Two launches a layer. Split-K in one launch (the last program
+``kernel="splitk"``: :func:`matvec_triton` writes the partial sums; a second launch (:func:`activate_triton`, which
+also finishes the cuBLAS path's products and samples a head's logits) adds them in split order and applies the
+activation. Two launches a layer. Split-K in one launch (the last program
 of each block of outputs adding the block's partial sums after an atomic count) was tried and removed: it ran at
 about half split-K's speed at every batch, and a second state did not repeat its logits bit for bit (H200,
 2026-12-05: results/logs/2026-12-05-h200-pdl-and-splitk1.tar.xz).
@@ -28,8 +29,11 @@ fastest of the three for both models at batches 8, 28 and 64.
 """
 from __future__ import annotations
 
+import os
+
 import torch
 
+from sequnet.core.generation.step_kernels import sample_args, sample_rows, shift_share, start_args, start_rows
 from sequnet.core.triton_guard import pdl_enter, pdl_options, tl, triton
 
 KINDS = {"gate": 0, "leaky": 1, "none": 2, "relu": 3}   # the activations, as the kernels' KIND
@@ -45,6 +49,10 @@ RULE_TILES = ((128, 64), (128, 32), (64, 64), (64, 32), (32, 64), (32, 32))
 # with 128 x 64 and WaveNet with 64 x 64, whose products run too few programs for 128 x 64 (61c99ab, above).
 ELEMENTWISE_TILES = ((128, 64), (64, 64))
 MIN_PROGRAMS = 48
+_ACT_BLOCK = 64                        # columns per program of the activation
+# A head samples in its own kernel (``sample=``) up to this many classes (the audio models' 256): the activation
+# then holds a sequence's logits in one program.
+HEAD_SAMPLE_MAX_CLASSES = 1024
 
 
 def on_tensor_cores(batch: int) -> bool:
@@ -166,3 +174,105 @@ def matvec_triton(parts, part: torch.Tensor, relu_x: bool = False) -> None:   # 
     _matvec_kernel[grid](x1, x1.stride(0), w1, w1.shape[0], ns1, x2, x2.stride(0), w2, k2, n, part,
                          part.stride(0), part.stride(1), part.shape[1], CHUNK=rows, BK=rows // 2, BN=cols, BB=bb,
                          DOT=dot, IEEE=w1.dtype == torch.float32, RELU_X=relu_x, **pdl_options(part.device))
+
+
+if triton is not None:   # pragma: no cover - GPU only
+
+    @triton.jit
+    def _add_split(f, g, p, c, mask, KIND: tl.constexpr):
+        """f (and the gate's g) += one split's partial sums at ``p``."""
+        f += tl.load(p, mask=mask, other=0.0).to(tl.float32)
+        if KIND == 0:
+            g += tl.load(p + c, mask=mask, other=0.0).to(tl.float32)
+        return f, g
+
+    @triton.jit(do_not_specialize=["nsplit", "c", "s_ps", "s_pb", "s_pr", "s_ib", "s_ir", "s_ob", "s_or", "s_nb",
+                                   "s_rb", "n_ndesc", "n_s_ab", "n_s_ob", "n_c"])
+    def _activate_kernel(pre, bias, ident, out, nsplit, c, s_ps, s_pb, s_pr, s_ib, s_ir, s_ob, s_or,
+                         noise, s_nb, ids, rec, s_rb, n_buf, n_desc, n_ndesc, n_table, n_src, n_dst, n_s_ab, n_out,
+                         n_s_ob, n_c, n_clock, KIND: tl.constexpr, HAS_BIAS: tl.constexpr,
+                         HAS_ID: tl.constexpr, BLOCK: tl.constexpr, SAMPLE: tl.constexpr, HAS_NOISE: tl.constexpr,
+                         HAS_REC: tl.constexpr, VB: tl.constexpr, NEXT: tl.constexpr, N_K: tl.constexpr,
+                         N_LEAKY: tl.constexpr, N_SUMS: tl.constexpr, N_CLOCK: tl.constexpr, N_BLOCK: tl.constexpr,
+                         N_IBLOCK: tl.constexpr, NSPLIT: tl.constexpr, PDL: tl.constexpr):
+        """With SAMPLE (a head: one program per sequence, BLOCK >= c) the program then samples the sequence's next
+        id from the logits it wrote (``step_kernels.sample_rows``); with NEXT it also runs the next step's start
+        (``step_kernels.start_args``): that sequence's inputs, and a share of the shifts.
+
+        With NSPLIT > 0 (``splits_unrolled()``) the loop over the splits is unrolled, so that all their loads are in
+        flight at once; with 0, a loop over ``nsplit``, one split's loads after the last one's sum. The sum's order
+        is the same either way. The bias, which no kernel writes, is loaded before ``pdl_enter``."""
+        b = tl.program_id(0)
+        r = tl.program_id(1)
+        cols = tl.program_id(2) * BLOCK + tl.arange(0, BLOCK)
+        mask = cols < c
+        bf = tl.zeros((BLOCK,), dtype=tl.float32)
+        bg = tl.zeros((BLOCK,), dtype=tl.float32)
+        if HAS_BIAS:
+            bf = tl.load(bias + cols, mask=mask, other=0.0).to(tl.float32)
+            if KIND == 0:
+                bg = tl.load(bias + c + cols, mask=mask, other=0.0).to(tl.float32)
+        pdl_enter(PDL)
+        # The splits one after another, in their order: a tl.sum over a (splits, BLOCK) tile adds them in an order
+        # that follows the tile's layout, so a head's sampling variant (a wider BLOCK) rounded its logits otherwise
+        # (H200, 2026-12-05: differences of 1e-8 against the plain activation, results/logs/2026-12-05-h200-suite).
+        p = pre + b * s_pb + r * s_pr + cols
+        f = tl.zeros((BLOCK,), dtype=tl.float32)
+        g = tl.zeros((BLOCK,), dtype=tl.float32)
+        if NSPLIT > 0:
+            for t in tl.static_range(NSPLIT):
+                f, g = _add_split(f, g, p + t * s_ps, c, mask, KIND)
+        else:
+            for t in range(0, nsplit):
+                f, g = _add_split(f, g, p + t * s_ps, c, mask, KIND)
+        if HAS_BIAS:
+            f += bf
+            if KIND == 0:
+                g += bg
+        y = activation(f, g, KIND)
+        if HAS_ID:
+            y += tl.load(ident + b * s_ib + r * s_ir + cols, mask=mask, other=0.0).to(tl.float32)
+        tl.store(out + b * s_ob + r * s_or + cols, y.to(out.dtype.element_ty), mask=mask)
+        if SAMPLE:
+            tl.debug_barrier()          # the logits this program's threads wrote, visible to all of them
+            rb = b + tl.arange(0, 1)
+            idx = sample_rows(out, s_ob, noise, s_nb, ids, rec, s_rb, rb, rb >= 0, c, VB, HAS_NOISE, HAS_REC)
+            if NEXT:
+                start_rows(n_table, idx, rb, rb >= 0, n_src, n_dst, n_s_ab, n_out, n_s_ob, n_c, n_clock, b == 0,
+                           N_K, N_LEAKY, N_SUMS, N_CLOCK, N_IBLOCK)
+        if NEXT:
+            shift_share(n_buf, n_desc, n_ndesc, b, tl.num_programs(0), N_BLOCK)
+
+
+def splits_unrolled() -> bool:
+    """Whether the fused activation unrolls its loop over split-K's partial sums (``_activate_kernel``'s NSPLIT):
+    ``SEQUNET_SPLITS_UNROLLED=0`` turns it off, read at each launch (for comparisons)."""
+    return os.environ.get("SEQUNET_SPLITS_UNROLLED", "1") != "0"
+
+
+def activate_triton(kind: str, pre: torch.Tensor, bias: torch.Tensor | None, identity: torch.Tensor | None,
+                    out: torch.Tensor, sample: tuple | None = None,
+                    next_start: tuple | None = None) -> None:   # pragma: no cover - GPU only
+    """out = act(the partial sums of ``pre`` + bias) (+ identity); with ``sample`` and ``next_start`` as for
+    :func:`rowdot_triton`, a head's logits, then the next ids sampled from them and the next step's start."""
+    batch, rows, c = out.shape
+    nsplit, s_ps = (pre.shape[0], pre.stride(0)) if pre.dim() == 4 else (1, 0)
+    for t in (pre, out) + ((identity,) if identity is not None else ()):
+        assert t.stride(-1) == 1, "the fused activation needs unit stride along channels"
+    if bias is not None:
+        assert bias.is_contiguous()
+    s_ib = s_ir = 0
+    if identity is not None:
+        s_ib = identity.stride(0)
+        s_ir = identity.stride(1) if identity.shape[1] > 1 else 0
+    block = min(triton.next_power_of_2(c), _ACT_BLOCK if nsplit > 1 else 1024)
+    if sample is not None:      # a sequence's logits in one program
+        assert rows == 1 and c <= HEAD_SAMPLE_MAX_CLASSES
+        block = triton.next_power_of_2(c)
+    grid = (batch, rows, triton.cdiv(c, block))
+    _activate_kernel[grid](pre, bias if bias is not None else pre, identity if identity is not None else pre, out,
+                           nsplit, c, s_ps, pre.stride(-3), pre.stride(-2), s_ib, s_ir, out.stride(0),
+                           out.stride(1), **sample_args(sample, c, out), **start_args(next_start, sample, out),
+                           KIND=KINDS[kind],
+                           HAS_BIAS=bias is not None, HAS_ID=identity is not None, BLOCK=block,
+                           NSPLIT=nsplit if splits_unrolled() else 0, **pdl_options(out.device))
