@@ -125,7 +125,8 @@ def speed(model, arch: str, device, batch: int, dtype, modes, steps: dict, warmu
                      "start_in_head": mode == "graphs" and state._folds_start(),
                      "chunk": state.CHUNK if mode == "graphs" else None,
                      "chunk_aligned": on_chunk,
-                     "splits_unrolled": state.gemv and state.fused and kernels.splits_unrolled(),
+                     # split-K's activation runs (rowdot's kernels sum no splits)
+                     "splits_unrolled": state.gemv and not state.rowdot and kernels.splits_unrolled(),
                      "splitk_tile": tile_name(splitk.TILE) if state.gemv else None,
                      "rowdot_programs": kernels.ROWDOT_PROGRAMS if state.rowdot else None})
         r = rows[-1]

@@ -184,7 +184,8 @@
 # CALL=28 generation in bf16 at batches 1 and 64, both models, as the library runs it, then 1,024 more steps of each
 #         profiled kernel by kernel (generation.py --profile-steps, benchmarks/kernel_trace.py: each kernel's
 #         duration by name and grid, the GPU's busy time against the steps' span; OUT/generation-profile-GPU.json):
-#         where a step's 21.6 us at batch 1 (11.1 launches) and 66.8 us at batch 64 (22.0) go, kernels or gaps.
+#         where a step's 21.6 us at batch 1 (11.1 launches) and 66.8 us at batch 64 (22.0) go, kernels or gaps. On
+#         an H100 at 78f6079 (results/bench/generation-profile-h100.json) the GPU was busy 95-99 % of each step.
 # CALL=29 generation in bf16 at batches 1 and 64, both models, three ways, each in a process of its own: as the
 #         library runs it since call 28 (split-K's activation unrolls its loop over the partial sums, so that their
 #         loads are in flight together; the timed steps start where a multi-step graph does), profiled
@@ -192,7 +193,8 @@
 #         OUT/generation-rolled-GPU.json); and the timed steps one short of a graph, as every run before call 29
 #         (--unaligned, OUT/generation-unaligned-GPU.json). Call 28's profile found split-K's activations 4.1 us
 #         each at batch 64, 9 of a step's 22 kernels, and 16 of each 2,048 timed steps replaying one-step graphs.
-#         It changed a library kernel, so call 1's suite comes first.
+#         It changed a library kernel, so call 1's suite comes first. On an H100 at 8025e91 the Seq-U-Net made
+#         1,026,940 samples/s at batch 64 unrolled against 980,690 in the loop, WaveNet 189,174 against 170,640.
 # At 1ead015 (2026-12-05) call 2's generation benchmark, with split-K in one launch beside the rule's kernels, ran
 # past its bound (its log: results/logs/2026-12-05-h200-pdl-and-splitk1.tar.xz); that split-K was then removed and
 # the comparison above ran on its own (results/bench/generation-pdl-h200.json).

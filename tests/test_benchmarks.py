@@ -413,6 +413,13 @@ def test_generation_table_names_the_kernel_when_a_file_compares_them(tmp_path):
         base | {"kernel": "rowdot", "ops_per_step": 108.0, "rowdot_programs": 64},
         base | {"kernel": "rowdot", "ops_per_step": 108.0, "rowdot_programs": 128}]})
     assert "| rowdot | 108 |" in least and "| rowdot, 128+ programs | 108 |" in least
+    summed = benchmarks.generation_markdown(tmp_path / "g.json", {"meta": meta, "rows": [
+        base | {"kernel": "splitk", "ops_per_step": 220.0, "splits_unrolled": True, "chunk_aligned": True},
+        base | {"kernel": "splitk", "ops_per_step": 219.0, "splits_unrolled": False, "chunk_aligned": True},
+        base | {"kernel": "splitk", "ops_per_step": 218.0, "splits_unrolled": True, "chunk_aligned": False},
+        base | {"kernel": "rowdot", "ops_per_step": 108.0, "splits_unrolled": False, "chunk_aligned": True}]})
+    assert "| splitk | 220 |" in summed and "| splitk, splits in a loop | 219 |" in summed
+    assert "| splitk, unaligned | 218 |" in summed and "| rowdot | 108 |" in summed      # rowdot sums no splits
     older = benchmarks.generation_markdown(tmp_path / "g.json", {"meta": meta, "rows": [base]})
     assert "kernel" not in older and "| wavenet | 28 | float32 | graphs | 280,000 |" in older
 

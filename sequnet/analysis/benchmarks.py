@@ -294,14 +294,19 @@ def kernel_name(row: dict) -> str:
     carry no mark), ", start in head" where the head kernel ran each next step's start (``--step-kernels head``),
     the steps per multi-step graph and rowdot's least of programs where not the default (``--chunk``,
     ``--rowdot-programs``), and split-K's tile where the row records it (``--splitk-tiles``; rows from before
-    carry none and ran 64 x 64; since 2026-12-07 the default is the rule's, "tiles by shape")."""
+    carry none and ran 64 x 64; since 2026-12-07 the default is the rule's, "tiles by shape"). Since 8025e91 a row
+    says ", splits in a loop" where split-K's activation did not unroll its sum (``SEQUNET_SPLITS_UNROLLED=0``,
+    as every split-K row before), and ", unaligned" where its timed steps started one short of a multi-step graph
+    (``--unaligned``, as every row before)."""
     chunk, tile, least = row.get("chunk"), row.get("splitk_tile"), row.get("rowdot_programs")
     return (row.get("kernel", "–") + ("+pdl" if row.get("pdl") else "")
             + (", torch bookkeeping" if row.get("step_kernels") is False and row.get("fused_activation") else "")
             + (", start in head" if row.get("start_in_head") else "")
             + (f", {chunk}-step graphs" if chunk not in (None, InferenceState.CHUNK) else "")
             + (", tiles by shape" if tile == "rule" else f", {tile} tiles" if tile else "")
-            + (f", {least}+ programs" if least not in (None, kernels.ROWDOT_PROGRAMS) else ""))
+            + (f", {least}+ programs" if least not in (None, kernels.ROWDOT_PROGRAMS) else "")
+            + (", splits in a loop" if row.get("kernel") == "splitk" and row.get("splits_unrolled") is False else "")
+            + (", unaligned" if row.get("chunk_aligned") is False and row.get("mode") == "graphs" else ""))
 
 
 def plot_generation(bench: dict):
