@@ -126,7 +126,7 @@ def speed(model, arch: str, device, batch: int, dtype, modes, steps: dict, warmu
                      "chunk": state.CHUNK if mode == "graphs" else None,
                      "chunk_aligned": on_chunk,
                      # split-K's activation runs (rowdot's kernels sum no splits)
-                     "splits_unrolled": state.gemv and not state.rowdot and kernels.splits_unrolled(),
+                     "splits_unrolled": state.gemv and not state.rowdot and splitk.splits_unrolled(),
                      "splitk_tile": tile_name(splitk.TILE) if state.gemv else None,
                      "rowdot_programs": kernels.ROWDOT_PROGRAMS if state.rowdot else None})
         r = rows[-1]
@@ -382,7 +382,7 @@ def main(argv=None) -> int:
                            "step_kernels": args.step_kernels, "chunk": args.chunk,
                            "splitk_tiles": args.splitk_tiles, "rowdot_programs": args.rowdot_programs,
                            "steps": steps, "profile_steps": args.profile_steps, "aligned": not args.unaligned,
-                           "splits_unrolled": kernels.splits_unrolled(),
+                           "splits_unrolled": splitk.splits_unrolled(),
                            "warmup": warmup, "repeats": repeats,
                            "accuracy_steps": acc_steps, "temperature": 0.95, "quick": args.quick,
                            "cpu_threads": torch.get_num_threads()},

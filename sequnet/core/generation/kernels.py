@@ -48,8 +48,10 @@ import torch
 import torch.nn.functional as F
 
 from sequnet.core.generation import splitk
+# activate_triton and HEAD_SAMPLE_MAX_CLASSES live beside the split-K products whose sums the activation adds; the
+# state and the tests reach them here, with the other kernels
 from sequnet.core.generation.splitk import (HEAD_SAMPLE_MAX_CLASSES, KINDS, activate_triton, activation,  # noqa: F401
-                                            matvec_triton, splits_unrolled)
+                                            matvec_triton)
 from sequnet.core.generation.step_kernels import sample_args, sample_rows, shift_share, start_args, start_rows
 from sequnet.core.triton_guard import pdl_enter, pdl_options, tl, triton, use_triton
 
