@@ -134,7 +134,8 @@ def speed(model, arch: str, device, batch: int, dtype, modes, steps: dict, warmu
               f"{r['samples_per_s']:12,.0f} samples/s "
               f"({r['step_us']:8.1f} us/step, {r['layers_per_step']:.1f} layers/step, {ops:.1f} ops/step)", flush=True)
         if profile_steps and mode == "graphs" and device.type == "cuda":
-            # after the timing, so the profiler's cost stays out of it; the steps start where a chunk does
+            # after the timing, so the profiler's cost stays out of it; the steps start where the timed ones did
+            # (where a multi-step graph does, unless --unaligned)
             trace = trace_kernels(lambda: state.generate(profile_steps, temperature=0.95, generator=g,
                                                          progress=False, cuda_graphs=True), device)
             r["profile"] = summarise(trace, profile_steps)
