@@ -185,32 +185,35 @@ if triton is not None:   # pragma: no cover - GPU only
         return wf, wg
 
     @triton.jit
-    def _row_products(acc_f, acc_g, x, sx, k, ks, rb, bmask, wf, wg, KIND: tl.constexpr, RELU_X: tl.constexpr,
-                      DOT: tl.constexpr, IEEE: tl.constexpr):
-        """acc += x[rb, ks] . rows: on the tensor cores with DOT, else element-wise in float32."""
+    def _row_x(x, sx, k, ks, rb, bmask, w, RELU_X: tl.constexpr, DOT: tl.constexpr):
+        """x[rb, ks] as the products take it: relu'd with RELU_X, in the dtype of the rows ``w`` for the tensor
+        cores, else float32."""
         xt = tl.load(x + rb[:, None] * sx + ks[None, :], mask=bmask[:, None] & (ks < k)[None, :], other=0.0)
         if RELU_X:
             xt = tl.maximum(xt, 0.0)
         if DOT:
-            xt = xt.to(wf.dtype)
-        else:
-            xt = xt.to(tl.float32)
+            return xt.to(w.dtype)
+        return xt.to(tl.float32)
+
+    @triton.jit
+    def _row_products(acc_f, acc_g, xt, wf, wg, KIND: tl.constexpr, DOT: tl.constexpr, IEEE: tl.constexpr):
+        """acc += xt . rows: on the tensor cores with DOT, else element-wise in float32."""
         acc_f += _rows_times(xt, wf, DOT, IEEE)
         if KIND == 0:
             acc_g += _rows_times(xt, wg, DOT, IEEE)
         return acc_f, acc_g
 
     @triton.jit(do_not_specialize=["sx1", "k1", "sx2", "k2", "c", "batch", "s_ib", "s_ir", "s_ob", "s_or", "s_nb",
-                                   "s_rb", "n_ndesc", "n_s_ab", "n_s_ob", "n_c"])
+                                   "s_rb", "n_ndesc", "n_runs", "n_s_ab", "n_s_ob", "n_c"])
     def _rowdot_kernel(x1, sx1, w1, k1, x2, sx2, w2, k2, bias, ident, out, c, batch, s_ib, s_ir, s_ob, s_or,
-                       noise, s_nb, ids, rec, s_rb, count, n_buf, n_desc, n_ndesc, n_table, n_src, n_dst, n_s_ab,
-                       n_out, n_s_ob, n_c, n_clock, KIND: tl.constexpr, NPART: tl.constexpr,
+                       noise, s_nb, ids, rec, s_rb, count, n_buf, n_desc, n_ndesc, n_runs, n_table, n_src, n_dst,
+                       n_s_ab, n_out, n_s_ob, n_c, n_clock, KIND: tl.constexpr, NPART: tl.constexpr,
                        ROWS: tl.constexpr, HAS_BIAS: tl.constexpr, HAS_ID: tl.constexpr, RELU_X: tl.constexpr,
                        BB: tl.constexpr, BC: tl.constexpr, BK: tl.constexpr, NK: tl.constexpr, DOT: tl.constexpr,
                        IEEE: tl.constexpr, SAMPLE: tl.constexpr, HAS_NOISE: tl.constexpr, HAS_REC: tl.constexpr,
                        VB: tl.constexpr, NEXT: tl.constexpr, N_K: tl.constexpr, N_LEAKY: tl.constexpr,
                        N_SUMS: tl.constexpr, N_CLOCK: tl.constexpr, N_BLOCK: tl.constexpr, N_IBLOCK: tl.constexpr,
-                       PDL: tl.constexpr):
+                       N_KB: tl.constexpr, N_RPP: tl.constexpr, PDL: tl.constexpr):
         """A whole layer update: out[b, r, j] = act(x[b] . W^T[col(r, j)] + bias) (+ identity) for the BC output
         columns j of this program and its BB sequences, with the gate's filter and gate columns side by side.
 
@@ -220,7 +223,9 @@ if triton is not None:   # pragma: no cover - GPU only
         The weights and the bias do not depend on the kernel before (only x and the identity do). When a part's
         rows are one tile (NK = 1: every layer of the paper's piano models at batch 1), they are loaded before
         ``pdl_enter``: launched with programmatic dependent launch, the kernel streams its weights while the one
-        before it still runs, and after the wait only reads x, multiplies and stores.
+        before it still runs, and after the wait only reads x, multiplies and stores. Every load after the wait (x
+        of both parts, the identity) is issued before the first product: until 2026-12-07 the second part's x and
+        the identity were loaded after the first sum over the taps, each a trip to the L2 cache of its own.
 
         With SAMPLE (a head) each program then counts itself in at its block of sequences' counter, and the last
         to arrive samples the block's next ids from all the logits (``step_kernels.sample_rows``) and sets the
@@ -247,6 +252,9 @@ if triton is not None:   # pragma: no cover - GPU only
             bf = tl.load(bias + j, mask=jmask, other=0.0).to(tl.float32)
             if KIND == 0:
                 bg = tl.load(bias + c + j, mask=jmask, other=0.0).to(tl.float32)
+        m = bmask[:, None] & jmask[None, :]
+        ident_at = ident + rb[:, None] * s_ib + (r * s_ir + j)[None, :]
+        idv = acc_f
         if NK == 1:
             ks = tl.arange(0, BK)
             wf1, wg1 = _row_weights(w1, k1, col, c, ks, jmask, KIND)
@@ -254,13 +262,21 @@ if triton is not None:   # pragma: no cover - GPU only
             if NPART == 2:
                 wf2, wg2 = _row_weights(w2, k2, col, c, ks, jmask, KIND)
             pdl_enter(PDL)
-            acc_f, acc_g = _row_products(acc_f, acc_g, x1, sx1, k1, ks, rb, bmask, wf1, wg1, KIND, RELU_X, DOT,
-                                         IEEE)
+            # every load the kernel before it gates, before the first product: a product's sum over the taps
+            # meets at a barrier, past which the next load would have waited for a trip to the L2 cache of its own
+            xt1 = _row_x(x1, sx1, k1, ks, rb, bmask, wf1, RELU_X, DOT)
+            xt2 = xt1
             if NPART == 2:
-                acc_f, acc_g = _row_products(acc_f, acc_g, x2, sx2, k2, ks, rb, bmask, wf2, wg2, KIND, RELU_X, DOT,
-                                             IEEE)
+                xt2 = _row_x(x2, sx2, k2, ks, rb, bmask, wf2, RELU_X, DOT)
+            if HAS_ID:
+                idv = tl.load(ident_at, mask=m, other=0.0).to(tl.float32)
+            acc_f, acc_g = _row_products(acc_f, acc_g, xt1, wf1, wg1, KIND, DOT, IEEE)
+            if NPART == 2:
+                acc_f, acc_g = _row_products(acc_f, acc_g, xt2, wf2, wg2, KIND, DOT, IEEE)
         else:
             pdl_enter(PDL)
+            if HAS_ID:
+                idv = tl.load(ident_at, mask=m, other=0.0).to(tl.float32)
             for p in tl.static_range(NPART):
                 if p == 0:
                     x, w, sx, k = x1, w1, sx1, k1
@@ -269,15 +285,14 @@ if triton is not None:   # pragma: no cover - GPU only
                 for it in tl.static_range(NK):                  # unrolled: all loads can be in flight
                     ks = it * BK + tl.arange(0, BK)
                     wf, wg = _row_weights(w, k, col, c, ks, jmask, KIND)
-                    acc_f, acc_g = _row_products(acc_f, acc_g, x, sx, k, ks, rb, bmask, wf, wg, KIND, RELU_X, DOT,
-                                                 IEEE)
+                    xt = _row_x(x, sx, k, ks, rb, bmask, wf, RELU_X, DOT)
+                    acc_f, acc_g = _row_products(acc_f, acc_g, xt, wf, wg, KIND, DOT, IEEE)
         if HAS_BIAS:
             acc_f += bf[None, :]
             acc_g += bg[None, :]
         y = activation(acc_f, acc_g, KIND)
-        m = bmask[:, None] & jmask[None, :]
         if HAS_ID:
-            y += tl.load(ident + rb[:, None] * s_ib + (r * s_ir + j)[None, :], mask=m, other=0.0).to(tl.float32)
+            y += idv
         tl.store(out + rb[:, None] * s_ob + (r * s_or + j)[None, :], y.to(out.dtype.element_ty), mask=m)
         if SAMPLE:
             tl.debug_barrier()          # this program's logits are written before it counts itself in
@@ -286,11 +301,11 @@ if triton is not None:   # pragma: no cover - GPU only
                 idx = sample_rows(out, s_ob, noise, s_nb, ids, rec, s_rb, rb, bmask, c, VB, HAS_NOISE, HAS_REC)
                 if NEXT:
                     start_rows(n_table, idx, rb, bmask, n_src, n_dst, n_s_ab, n_out, n_s_ob, n_c, n_clock,
-                               tl.program_id(1) == 0, N_K, N_LEAKY, N_SUMS, N_CLOCK, N_IBLOCK)
+                               tl.program_id(1) == 0, N_K, N_LEAKY, N_SUMS, N_CLOCK, N_IBLOCK, N_KB)
                 tl.store(count + tl.program_id(1), 0)
         if NEXT:
-            shift_share(n_buf, n_desc, n_ndesc, tl.program_id(0) + tl.program_id(1) * tl.num_programs(0),
-                        tl.num_programs(0) * tl.num_programs(1), N_BLOCK)
+            shift_share(n_buf, n_desc, n_ndesc, n_runs, tl.program_id(0) + tl.program_id(1) * tl.num_programs(0),
+                        tl.num_programs(0) * tl.num_programs(1), N_RPP, N_BLOCK)
 
 
 def rowdot_triton(parts, bias: torch.Tensor | None, kind: str, identity: torch.Tensor | None, out: torch.Tensor,
@@ -321,11 +336,12 @@ def rowdot_triton(parts, bias: torch.Tensor | None, kind: str, identity: torch.T
         bk = max(32, min(triton.next_power_of_2(k_max), 4096 // (bb * rows * bc)))
     if sample is not None:
         assert rows == 1 and count is not None and count.numel() >= triton.cdiv(batch, bb)
-    _rowdot_kernel[(triton.cdiv(c, bc), triton.cdiv(batch, bb))](
+    grid = (triton.cdiv(c, bc), triton.cdiv(batch, bb))
+    _rowdot_kernel[grid](
         x1, x1.stride(0), w1, w1.shape[1], x2, x2.stride(0), w2, w2.shape[1],
         bias if bias is not None else w1, identity if identity is not None else out, out, c, batch,
         s_ib, s_ir, out.stride(0), out.stride(1), count=count if count is not None else out,
-        **sample_args(sample, c, out), **start_args(next_start, sample, out), KIND=KINDS[kind], NPART=len(parts),
-        ROWS=rows,
+        **sample_args(sample, c, out), **start_args(next_start, sample, out, grid[0] * grid[1]), KIND=KINDS[kind],
+        NPART=len(parts), ROWS=rows,
         HAS_BIAS=bias is not None, HAS_ID=identity is not None, RELU_X=relu_x, BB=bb, BC=bc, BK=bk,
         NK=triton.cdiv(k_max, bk), DOT=dot, IEEE=w1.dtype == torch.float32, **pdl_options(out.device))

@@ -113,11 +113,16 @@ if triton is not None:   # pragma: no cover - GPU only
         return tl.load(w + ks[:, None] * n + cols[None, :], mask=(ks < k)[:, None] & cmask[None, :], other=0.0)
 
     @triton.jit
-    def _times(acc, x, sx, ks, k, rb, bmask, wt, DOT: tl.constexpr, IEEE: tl.constexpr, RELU_X: tl.constexpr):
-        """acc (BB, len(cols)) += x[rb, ks] @ wt, a tile of :func:`_w_tile`."""
+    def _x_tile(x, sx, ks, k, rb, bmask, wt, RELU_X: tl.constexpr):
+        """x[rb, ks] for :func:`_times` (relu'd with RELU_X, then in W's dtype)."""
         xt = tl.load(x + rb[:, None] * sx + ks[None, :], mask=bmask[:, None] & (ks < k)[None, :], other=0.0)
         if RELU_X:
             xt = tl.maximum(xt, 0.0).to(wt.dtype)
+        return xt
+
+    @triton.jit
+    def _times(acc, xt, wt, DOT: tl.constexpr, IEEE: tl.constexpr):
+        """acc (BB, len(cols)) += xt @ wt, tiles of :func:`_x_tile` and :func:`_w_tile`."""
         if DOT:
             if IEEE:
                 acc += tl.dot(xt.to(wt.dtype), wt, input_precision="ieee")
@@ -142,9 +147,12 @@ if triton is not None:   # pragma: no cover - GPU only
         wa = _w_tile(w, n, ka, k, cols, cmask)          # the weights before the wait (see the module docstring)
         wb = _w_tile(w, n, kb, k, cols, cmask)
         pdl_enter(PDL)
+        # both tiles of x before the first product, whose tile passes a barrier that a later load would wait behind
+        xa = _x_tile(x, sx, ka, k, rb, bmask, wa, RELU_X)
+        xb = _x_tile(x, sx, kb, k, rb, bmask, wb, RELU_X)
         acc = tl.zeros((BB, BN), dtype=tl.float32)
-        acc = _times(acc, x, sx, ka, k, rb, bmask, wa, DOT, IEEE, RELU_X)
-        acc = _times(acc, x, sx, kb, k, rb, bmask, wb, DOT, IEEE, RELU_X)
+        acc = _times(acc, xa, wa, DOT, IEEE)
+        acc = _times(acc, xb, wb, DOT, IEEE)
         tl.store(part + s * sp_s + rb[:, None] * sp_b + cols[None, :], acc, mask=bmask[:, None] & cmask[None, :])
 
 
@@ -187,14 +195,15 @@ if triton is not None:   # pragma: no cover - GPU only
         return f, g
 
     @triton.jit(do_not_specialize=["nsplit", "c", "s_ps", "s_pb", "s_pr", "s_ib", "s_ir", "s_ob", "s_or", "s_nb",
-                                   "s_rb", "n_ndesc", "n_s_ab", "n_s_ob", "n_c"])
+                                   "s_rb", "n_ndesc", "n_runs", "n_s_ab", "n_s_ob", "n_c"])
     def _activate_kernel(pre, bias, ident, out, nsplit, c, s_ps, s_pb, s_pr, s_ib, s_ir, s_ob, s_or,
-                         noise, s_nb, ids, rec, s_rb, n_buf, n_desc, n_ndesc, n_table, n_src, n_dst, n_s_ab, n_out,
-                         n_s_ob, n_c, n_clock, KIND: tl.constexpr, HAS_BIAS: tl.constexpr,
+                         noise, s_nb, ids, rec, s_rb, n_buf, n_desc, n_ndesc, n_runs, n_table, n_src, n_dst, n_s_ab,
+                         n_out, n_s_ob, n_c, n_clock, KIND: tl.constexpr, HAS_BIAS: tl.constexpr,
                          HAS_ID: tl.constexpr, BLOCK: tl.constexpr, SAMPLE: tl.constexpr, HAS_NOISE: tl.constexpr,
                          HAS_REC: tl.constexpr, VB: tl.constexpr, NEXT: tl.constexpr, N_K: tl.constexpr,
                          N_LEAKY: tl.constexpr, N_SUMS: tl.constexpr, N_CLOCK: tl.constexpr, N_BLOCK: tl.constexpr,
-                         N_IBLOCK: tl.constexpr, NSPLIT: tl.constexpr, PDL: tl.constexpr):
+                         N_IBLOCK: tl.constexpr, N_KB: tl.constexpr, N_RPP: tl.constexpr, NSPLIT: tl.constexpr,
+                         PDL: tl.constexpr):
         """With SAMPLE (a head: one program per sequence, BLOCK >= c) the program then samples the sequence's next
         id from the logits it wrote (``step_kernels.sample_rows``); with NEXT it also runs the next step's start
         (``step_kernels.start_args``): that sequence's inputs, and a share of the shifts.
@@ -217,6 +226,9 @@ if triton is not None:   # pragma: no cover - GPU only
         # that follows the tile's layout, so a head's sampling variant (a wider BLOCK) rounded its logits otherwise
         # (H200, 2026-12-05: differences of 1e-8 against the plain activation, results/logs/2026-12-05-h200-suite).
         p = pre + b * s_pb + r * s_pr + cols
+        idv = bf
+        if HAS_ID:      # with the splits' loads, not after the sums (rowdot's reason, kernels._rowdot_kernel)
+            idv = tl.load(ident + b * s_ib + r * s_ir + cols, mask=mask, other=0.0).to(tl.float32)
         f = tl.zeros((BLOCK,), dtype=tl.float32)
         g = tl.zeros((BLOCK,), dtype=tl.float32)
         if NSPLIT > 0:
@@ -231,7 +243,7 @@ if triton is not None:   # pragma: no cover - GPU only
                 g += bg
         y = activation(f, g, KIND)
         if HAS_ID:
-            y += tl.load(ident + b * s_ib + r * s_ir + cols, mask=mask, other=0.0).to(tl.float32)
+            y += idv
         tl.store(out + b * s_ob + r * s_or + cols, y.to(out.dtype.element_ty), mask=mask)
         if SAMPLE:
             tl.debug_barrier()          # the logits this program's threads wrote, visible to all of them
@@ -239,9 +251,9 @@ if triton is not None:   # pragma: no cover - GPU only
             idx = sample_rows(out, s_ob, noise, s_nb, ids, rec, s_rb, rb, rb >= 0, c, VB, HAS_NOISE, HAS_REC)
             if NEXT:
                 start_rows(n_table, idx, rb, rb >= 0, n_src, n_dst, n_s_ab, n_out, n_s_ob, n_c, n_clock, b == 0,
-                           N_K, N_LEAKY, N_SUMS, N_CLOCK, N_IBLOCK)
+                           N_K, N_LEAKY, N_SUMS, N_CLOCK, N_IBLOCK, N_KB)
         if NEXT:
-            shift_share(n_buf, n_desc, n_ndesc, b, tl.num_programs(0), N_BLOCK)
+            shift_share(n_buf, n_desc, n_ndesc, n_runs, b, tl.num_programs(0), N_RPP, N_BLOCK)
 
 
 def splits_unrolled() -> bool:
@@ -272,7 +284,7 @@ def activate_triton(kind: str, pre: torch.Tensor, bias: torch.Tensor | None, ide
     grid = (batch, rows, triton.cdiv(c, block))
     _activate_kernel[grid](pre, bias if bias is not None else pre, identity if identity is not None else pre, out,
                            nsplit, c, s_ps, pre.stride(-3), pre.stride(-2), s_ib, s_ir, out.stride(0),
-                           out.stride(1), **sample_args(sample, c, out), **start_args(next_start, sample, out),
+                           out.stride(1), **sample_args(sample, c, out), **start_args(next_start, sample, out, batch),
                            KIND=KINDS[kind],
                            HAS_BIAS=bias is not None, HAS_ID=identity is not None, BLOCK=block,
                            NSPLIT=nsplit if splits_unrolled() else 0, **pdl_options(out.device))

@@ -48,6 +48,7 @@ import torch
 from sequnet.core.triton_guard import pdl_enter, pdl_options, tl, triton
 
 _COPY_BLOCK = 1024
+_SHARE_TILE = 8192      # elements of a head program's tile of shift runs (shift_share)
 
 
 @dataclass
@@ -77,7 +78,7 @@ class StartInputs:
                     dst=self.dst if sums else self.table, s_ab=self.src.stride(0) if sums else 0, out=self.out,
                     s_ob=self.out.stride(0), c=c, clock=self.clock if self.clock is not None else self.ids,
                     K=self.k, LEAKY=self.leaky, SUMS=sums, CLOCK=self.clock is not None,
-                    IBLOCK=min(256, triton.next_power_of_2(c)))
+                    IBLOCK=min(256, triton.next_power_of_2(c)), KB=triton.next_power_of_2(self.k))
 
 
 if triton is not None:   # pragma: no cover - GPU only
@@ -122,31 +123,50 @@ if triton is not None:   # pragma: no cover - GPU only
                 tl.store(d0 + i, tl.load(s0 + i, mask=m), mask=m)
 
     @triton.jit
-    def shift_share(buf, desc, ndesc, p, nprog, BLOCK: tl.constexpr):
-        """Program p of ``nprog``: runs p, p + nprog, ... of each of the ``ndesc`` shifts."""
-        for d in range(0, ndesc):
-            for r in range(p, tl.load(desc + d * 5 + 2), nprog):
-                copy_run(buf, desc, d, r, BLOCK)
+    def shift_share(buf, desc, ndesc, runs, p, nprog, RPP: tl.constexpr, BLOCK: tl.constexpr):
+        """Program p of ``nprog``: runs p, p + nprog, ..., p + (RPP - 1) nprog of each of the ``ndesc`` shifts, as
+        one tile (RPP, BLOCK) of loads, then one of stores (``runs``, the most runs of a shift, is at most RPP
+        nprog). A run after another in a loop waited for each one's loads; a program past ``runs`` has no run and
+        reads no descriptor: at batch 1 that is nearly every program of a head, whose last to finish samples."""
+        if p < runs:
+            rs = p + tl.arange(0, RPP) * nprog
+            for d in range(0, ndesc):
+                row = desc + d * 5
+                src, dst, nr, length, stride = (tl.load(row), tl.load(row + 1), tl.load(row + 2), tl.load(row + 3),
+                                                tl.load(row + 4))
+                rmask = rs < nr
+                for o in range(0, length, BLOCK):
+                    i = o + tl.arange(0, BLOCK)
+                    m = rmask[:, None] & (i < length)[None, :]
+                    at = rs[:, None] * stride + i[None, :]
+                    tl.store(buf + dst + at, tl.load(buf + src + at, mask=m), mask=m)
 
     @triton.jit
     def input_rows(table, idx, rb, bmask, src, dst, s_ab, out, s_ob, c, cols, K: tl.constexpr,
-                   LEAKY: tl.constexpr, SUMS: tl.constexpr):
+                   LEAKY: tl.constexpr, SUMS: tl.constexpr, KB: tl.constexpr):
         """:class:`StartInputs` for sequences ``rb`` with ids ``idx``, channels ``cols``: v_m = table[idx, m] (+
-        src[rb, m + 1]) in float32, stored as dst[rb, m] with SUMS; out[rb] = act(v_0 as stored)."""
+        src[rb, m + 1]) in float32, stored as dst[rb, m] with SUMS; out[rb] = act(v_0 as stored).
+
+        Every load comes before the first store: a store may alias a later load as far as the compiler knows, so
+        a loop over m of load, add and store waited for each tap's loads in turn (K trips to the L2 cache, in the
+        tail of a head that samples). The taps are one tile (sequences, KB >= K, channels); v_0 is loaded again
+        apart, since a row of a tile is not a tensor of its own."""
         m2 = bmask[:, None] & (cols < c)[None, :]
         trow = table + idx[:, None] * (K * c) + cols[None, :]
-        for m in tl.static_range(K):
-            v = tl.load(trow + m * c, mask=m2, other=0.0).to(tl.float32)
-            if SUMS:
-                v += tl.load(src + rb[:, None] * s_ab + (m + 1) * c + cols[None, :], mask=m2,
-                             other=0.0).to(tl.float32)
-                v = v.to(dst.dtype.element_ty)
-                tl.store(dst + rb[:, None] * s_ab + m * c + cols[None, :], v, mask=m2)
-            if m == 0:
-                y = v.to(tl.float32)
-                if LEAKY:
-                    y = tl.where(y > 0, y, 0.01 * y)
-                tl.store(out + rb[:, None] * s_ob + cols[None, :], y.to(out.dtype.element_ty), mask=m2)
+        v0 = tl.load(trow, mask=m2, other=0.0).to(tl.float32)
+        if SUMS:
+            ms = tl.arange(0, KB)
+            m3 = m2[:, None, :] & (ms < K)[None, :, None]
+            taps = ms[None, :, None] * c + cols[None, None, :]
+            v = tl.load(trow[:, None, :] + (ms * c)[None, :, None], mask=m3, other=0.0).to(tl.float32)
+            srow = src + rb[:, None, None] * s_ab + taps
+            v += tl.load(srow + c, mask=m3, other=0.0).to(tl.float32)
+            v0 += tl.load(src + rb[:, None] * s_ab + c + cols[None, :], mask=m2, other=0.0).to(tl.float32)
+            tl.store(dst + rb[:, None, None] * s_ab + taps, v.to(dst.dtype.element_ty), mask=m3)
+            v0 = v0.to(dst.dtype.element_ty).to(tl.float32)
+        if LEAKY:
+            v0 = tl.where(v0 > 0, v0, 0.01 * v0)
+        tl.store(out + rb[:, None] * s_ob + cols[None, :], v0.to(out.dtype.element_ty), mask=m2)
 
     @triton.jit
     def advance_clock(clock, first, CLOCK: tl.constexpr):
@@ -157,17 +177,19 @@ if triton is not None:   # pragma: no cover - GPU only
 
     @triton.jit
     def start_rows(table, idx, rb, bmask, src, dst, s_ab, out, s_ob, c, clock, first, K: tl.constexpr,
-                   LEAKY: tl.constexpr, SUMS: tl.constexpr, CLOCK: tl.constexpr, IBLOCK: tl.constexpr):
+                   LEAKY: tl.constexpr, SUMS: tl.constexpr, CLOCK: tl.constexpr, IBLOCK: tl.constexpr,
+                   KB: tl.constexpr):
         """:func:`input_rows` over every channel, and :func:`advance_clock`."""
         for c0 in range(0, c, IBLOCK):
             input_rows(table, idx, rb, bmask, src, dst, s_ab, out, s_ob, c, c0 + tl.arange(0, IBLOCK), K, LEAKY,
-                       SUMS)
+                       SUMS, KB)
         advance_clock(clock, first, CLOCK)
 
     @triton.jit(do_not_specialize=["ndesc", "s_ab", "s_ob", "c", "batch", "ncb"])
     def _start_kernel(buf, desc, ndesc, table, ids, src, dst, s_ab, out, s_ob, c, batch, ncb, clock,
                       K: tl.constexpr, LEAKY: tl.constexpr, SUMS: tl.constexpr, CLOCK: tl.constexpr,
-                      HAS_INPUT: tl.constexpr, BLOCK: tl.constexpr, IBLOCK: tl.constexpr, PDL: tl.constexpr):
+                      HAS_INPUT: tl.constexpr, BLOCK: tl.constexpr, IBLOCK: tl.constexpr, KB: tl.constexpr,
+                      PDL: tl.constexpr):
         """Program (d, r), d < ndesc: run r of shift d (:func:`copy_run`). Program (ndesc, r): the inputs of
         sequence r // ncb, channel block r % ncb (:func:`input_rows`); program (ndesc, 0) also advances the clock."""
         pdl_enter(PDL)
@@ -181,7 +203,7 @@ if triton is not None:   # pragma: no cover - GPU only
                 rb = b + tl.arange(0, 1)
                 cols = (r % ncb) * IBLOCK + tl.arange(0, IBLOCK)
                 input_rows(table, tl.load(ids + rb), rb, rb >= 0, src, dst, s_ab, out, s_ob, c, cols, K, LEAKY,
-                           SUMS)
+                           SUMS, KB)
                 advance_clock(clock, r == 0, CLOCK)
 
     @triton.jit(do_not_specialize=["n", "bc"])
@@ -197,11 +219,11 @@ if triton is not None:   # pragma: no cover - GPU only
         p = tl.load(period + j)
         b0 = tl.load(base + j)
         xj = tl.load(x + j * bc + i, mask=m)
-        tl.store(ring + (b0 + t % p) * bc + i, xj, mask=m)
         if p == 2:
             nxt = xj
-        else:
+        else:   # loaded before the store to row t mod p (another row): a load after it waited for x's
             nxt = tl.load(ring + (b0 + (t + 2) % p) * bc + i, mask=m)
+        tl.store(ring + (b0 + t % p) * bc + i, xj, mask=m)
         tl.store(old + j * bc + i, nxt, mask=m)
 
 else:
@@ -234,24 +256,29 @@ def _inputs_args(inputs: StartInputs | None, dummy: torch.Tensor) -> dict:
     if inputs is not None:
         return inputs.launch_args()
     return dict(table=dummy, ids=dummy, src=dummy, dst=dummy, s_ab=0, out=dummy, s_ob=0, c=0, clock=dummy, K=1,
-                LEAKY=False, SUMS=False, CLOCK=False, IBLOCK=16)
+                LEAKY=False, SUMS=False, CLOCK=False, IBLOCK=16, KB=1)
 
 
 def _copy_block(longest: int) -> int:
     return max(16, min(_COPY_BLOCK, triton.next_power_of_2(max(longest, 1))))
 
 
-def start_args(start: tuple | None, sample: tuple | None, dummy: torch.Tensor) -> dict:
-    """The arguments of a head's kernel that also runs the next step's start, ``start`` = the (buf, shifts, ndesc,
-    inputs) of a :func:`start_triton` operation, or none (None). The head must sample the ids the inputs read."""
+def start_args(start: tuple | None, sample: tuple | None, dummy: torch.Tensor, nprog: int) -> dict:
+    """The arguments of a head's kernel of ``nprog`` programs that also runs the next step's start, ``start`` = the
+    (buf, shifts, ndesc, inputs) of a :func:`start_triton` operation, or none (None). The head must sample the ids
+    the inputs read. Each program copies its runs of a shift as one tile (:func:`shift_share`) of at most
+    ``_SHARE_TILE`` elements."""
     if start is None:
-        buf, (desc, _, longest), ndesc, inputs = dummy, (dummy, 0, 0), 0, None
+        buf, (desc, runs, longest), ndesc, inputs = dummy, (dummy, 0, 0), 0, None
     else:
-        buf, (desc, _, longest), ndesc, inputs = start
+        buf, (desc, runs, longest), ndesc, inputs = start
         assert sample is not None and inputs is not None and inputs.ids is sample[1], \
             "the next step's start reads the ids that this head samples"
     args = {("N_" if k.isupper() else "n_") + k: v for k, v in _inputs_args(inputs, dummy).items() if k != "ids"}
-    return args | dict(n_buf=buf, n_desc=desc, n_ndesc=ndesc, N_BLOCK=_copy_block(longest), NEXT=start is not None)
+    rpp = triton.next_power_of_2(triton.cdiv(max(runs, 1), nprog))
+    block = max(16, min(_copy_block(longest), _SHARE_TILE // rpp))
+    return args | dict(n_buf=buf, n_desc=desc, n_ndesc=ndesc, n_runs=runs, N_RPP=rpp, N_BLOCK=block,
+                       NEXT=start is not None)
 
 
 def shift_table(rows: list[list[int]], device: torch.device) -> tuple[torch.Tensor, int, int]:
