@@ -5,7 +5,7 @@
 #
 #   CALL=1 SEQUNET_GIT_COMMIT=$(git rev-parse --short HEAD) CALL_S=575 bash benchmarks/speed_gpu_call.sh OUT
 #       device tool: carry [".whl", ".devdata"] (made here by `benchmarks/device_prep.sh tests`), timeout_s 600
-#   then CALL=2 to 14, 16 to 22 and 24 to 29 the same way, each as soon as the last has answered (or in another
+#   then CALL=2 to 12, 14, 16 to 22 and 24 to 30 the same way, each as soon as the last has answered (or in another
 #   session).
 #
 # CALL=1  the GPU test suite (benchmarks/gpu_test.sh; 404 s at 94cb339 with 6 workers on an H200, 2026-12-05; an
@@ -195,6 +195,13 @@
 #         each at batch 64, 9 of a step's 22 kernels, and 16 of each 2,048 timed steps replaying one-step graphs.
 #         It changed a library kernel, so call 1's suite comes first. On an H100 at 8025e91 the Seq-U-Net made
 #         1,026,940 samples/s at batch 64 unrolled against 980,690 in the loop, WaveNet 189,174 against 170,640.
+# CALL=30 generation in bf16 at batches 1 and 64, both models, from an older tree and from this one, alternately,
+#         twice, each in a process of its own (AB_OLD=COMMIT, the tree made and carried as for call 9; OUT/
+#         generation-ab-{COMMIT,head}-{1,2}-GPU.json, this tree's first profiled): a change to the step kernels
+#         timed against what it replaced on one machine, where H100s have differed by 3 %. Made for the head's
+#         tail at batch 1, which call 28's profile put at 5.46 us against 2.86 for a layer kernel: the last program
+#         to finish samples, then loaded the next step's input taps one trip to the L2 cache after another, and
+#         every program read each shift's descriptor though at batch 1 six of its 64 have a run to copy.
 # At 1ead015 (2026-12-05) call 2's generation benchmark, with split-K in one launch beside the rule's kernels, ran
 # past its bound (its log: results/logs/2026-12-05-h200-pdl-and-splitk1.tar.xz); that split-K was then removed and
 # the comparison above ran on its own (results/bench/generation-pdl-h200.json).
@@ -250,6 +257,16 @@ alone() { step "$1" "$2" python3 benchmarks/piano_step.py "${quick[@]}" --profil
 # the profile, and --append leaves it alone)
 profiled() { step "$1" "$2" python3 benchmarks/piano_step.py "${quick[@]}" --profile-steps 3 --append --out "$f" \
                  --variants "$1"; }
+# older_tree SCRIPT: old=AB_OLD and tree=its folder (AB_TREE, else .ab/AB_OLD), which must hold sequnet/ and
+# benchmarks/SCRIPT; else the call stops, naming how to make it (calls 9 and 30)
+older_tree() {
+    old=${AB_OLD:?CALL=${CALL:-1} needs AB_OLD=COMMIT (the older tree under .ab/COMMIT, or AB_TREE=DIR)}
+    tree=${AB_TREE:-.ab/$old}
+    [ -f "$tree/benchmarks/$1" ] && [ -d "$tree/sequnet" ] ||
+        { echo "CALL=${CALL:-1}: no $tree/benchmarks/$1 and $tree/sequnet; make them here with" \
+               "mkdir -p .ab/$old && git archive $old sequnet benchmarks | tar x -C .ab/$old, and carry .ab" >&2
+          exit 2; }
+}
 # sweep NAME FILE "BATCHES" ARG...: the generation benchmark in bf16 (graphs, both models), its variants by the ARGs
 sweep() {
     local name=$1 file=$2 batches=$3; shift 3
@@ -369,12 +386,7 @@ case ${CALL:-1} in
         [ "${QUICK:-0}" = 1 ] || step "numerics of the fast step, compiled" 300 python3 benchmarks/step_numerics.py \
             --archs sequnet --compile on --out "$out/step-numerics-compiled-$gpu.json" ;;
     9)
-        old=${AB_OLD:?CALL=9 needs AB_OLD=COMMIT (the older tree under .ab/COMMIT, or AB_TREE=DIR)}
-        tree=${AB_TREE:-.ab/$old}
-        [ -f "$tree/benchmarks/piano_step.py" ] && [ -d "$tree/sequnet" ] ||
-            { echo "CALL=9: no $tree/benchmarks/piano_step.py and $tree/sequnet; make them here with" \
-                   "mkdir -p .ab/$old && git archive $old sequnet benchmarks | tar x -C .ab/$old, and carry .ab" >&2
-              exit 2; }
+        older_tree piano_step.py
         c=" compile"; [ "${QUICK:-0}" = 1 ] && c=""
         # head-set: this tree with the float32 matmul precision set (to its own value) first, as piano_step.py did
         # for every variant at 87bf3d0 and e58693b: the suspect, since it changes torch's state
@@ -528,6 +540,21 @@ case ${CALL:-1} in
             "$out/generation-rolled-$gpu.json" "1 64"
         sweep "generation, the timed steps one short of a graph" "$out/generation-unaligned-$gpu.json" "1 64" \
             --unaligned ;;
-    *) echo "CALL=${CALL}: expected 1 to 14, 16 to 22, 24 to 29" >&2; exit 2 ;;
+    30)
+        older_tree generation.py
+        # each tree's generation.py puts its own folder's sequnet first on sys.path; its records say its commit
+        for round in 1 2; do
+            for side in old head; do
+                dir=$tree name=$old commit=$old profile=0
+                [ $side = head ] && dir=. name=head commit=${SEQUNET_GIT_COMMIT:-unknown}
+                [ $side = head ] && [ $round = 1 ] && profile=1024
+                # shellcheck disable=SC2046  # --tiny: the dry run's models
+                SEQUNET_GIT_COMMIT=$commit step "generation at $name, round $round" 150 python3 \
+                    "$dir/benchmarks/generation.py" "${quick[@]}" $([ "${QUICK:-0}" = 1 ] && echo --tiny) \
+                    --models sequnet wavenet --batches 1 64 --modes graphs --dtypes bfloat16 --repeats 3 --cycles 2 \
+                    --accuracy-steps 0 --profile-steps $profile --out "$out/generation-ab-$name-$round-$gpu.json"
+            done
+        done ;;
+    *) echo "CALL=${CALL}: expected 1 to 12, 14, 16 to 22, 24 to 30" >&2; exit 2 ;;
 esac
 exit $status

@@ -232,7 +232,7 @@ def test_speed_calls_14_16_and_17_time_the_compiled_loss_and_the_compilers_setti
     unknown = subprocess.run(SPEED_CALL + [str(tmp_path / "unknown")], cwd=REPO,
                              env=_dry_env(tmp_path, data_mirror, CALL="15"),
                              capture_output=True, text=True, timeout=120)
-    assert unknown.returncode == 2 and "CALL=15: expected 1 to 14, 16 to 22, 24 to 29" in unknown.stderr
+    assert unknown.returncode == 2 and "CALL=15: expected 1 to 12, 14, 16 to 22, 24 to 30" in unknown.stderr
 
 
 @pytest.mark.dry_run
@@ -309,7 +309,7 @@ def test_speed_call_24_times_generation_at_the_default_split_k_tile(tmp_path, da
     removed = subprocess.run(SPEED_CALL + [str(tmp_path / "removed")], cwd=REPO,
                              env=_dry_env(tmp_path, data_mirror, CALL="23"), capture_output=True, text=True,
                              timeout=120)
-    assert removed.returncode == 2 and "CALL=23: expected 1 to 14, 16 to 22, 24 to 29" in removed.stderr
+    assert removed.returncode == 2 and "CALL=23: expected 1 to 12, 14, 16 to 22, 24 to 30" in removed.stderr
 
 
 
@@ -382,6 +382,48 @@ def test_speed_call_29_times_generation_three_ways_each_in_its_own_process(tmp_p
     assert [found[n]["meta"]["config"]["profile_steps"] for n in found] == [1024, 0, 0]
 
 
+def _older_tree_run(tmp_path, env: dict, script: str, head_file: str) -> None:
+    """Calls 9 and 30 with ``env`` (AB_OLD=older): without the older tree (AB_TREE elsewhere) the call stops before
+    running anything (``head_file`` not written), naming what to make; with one (this commit's, as `git archive`
+    makes it) into tmp_path/out, which must succeed."""
+    missing = subprocess.run(SPEED_CALL + [str(tmp_path / "missing")], cwd=REPO,
+                             env=dict(env, AB_TREE=str(tmp_path / "none")), capture_output=True, text=True,
+                             timeout=120)
+    assert missing.returncode == 2 and f"no {tmp_path / 'none'}/benchmarks/{script}" in missing.stderr
+    assert "git archive older sequnet benchmarks | tar x -C .ab/older" in missing.stderr
+    assert not (tmp_path / "missing" / head_file).exists()
+    tree = tmp_path / "older"
+    tree.mkdir()
+    archive = subprocess.run(["git", "archive", "HEAD", "sequnet", "benchmarks"], cwd=REPO, capture_output=True,
+                             check=True).stdout
+    subprocess.run(["tar", "x", "-C", str(tree)], input=archive, check=True)
+    done = subprocess.run(SPEED_CALL + [str(tmp_path / "out")], cwd=REPO, env=dict(env, AB_TREE=str(tree)),
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+@pytest.mark.dry_run
+def test_speed_call_30_times_generation_of_an_older_tree_and_this_one_alternately(tmp_path, data_mirror):
+    """Call 30 as a CPU dry run: generation at batches 1 and 64 in bf16, both models, from an older tree (here this
+    commit's, as `git archive` makes it) and from the checkout, alternately, twice, each labelled with its commit;
+    the checkout's first run asks for the profile. Without the older tree it stops before running anything, naming
+    what to make."""
+    env = _dry_env(tmp_path, data_mirror, CALL="30", CALL_S="300", SEQUNET_GIT_COMMIT="newer", AB_OLD="older")
+    _older_tree_run(tmp_path, env, "generation.py", "generation-ab-head-1-cpu.json")
+    names = [(name, commit, r) for r in (1, 2) for name, commit in (("older", "older"), ("head", "newer"))]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(
+        ["speed_gpu_call.log"] + [f"generation-ab-{name}-{r}-cpu.json" for name, _, r in names])
+    for name, commit, r in names:
+        found = json.loads((tmp_path / "out" / f"generation-ab-{name}-{r}-cpu.json").read_text())
+        assert found["meta"]["git_commit"] == commit
+        assert found["meta"]["config"]["profile_steps"] == (1024 if (name, r) == ("head", 1) else 0)
+        assert [(row["model"], row["batch"], row["dtype"]) for row in found["rows"]] == [
+            (m, b, "bfloat16") for b in (1, 64) for m in ("sequnet", "wavenet")]
+    log = (tmp_path / "out" / "speed_gpu_call.log").read_text()
+    assert [line.split(":")[0] for line in log.splitlines() if line.startswith("generation at")] == [
+        f"generation at {name}, round {r}" for name, _, r in names]
+
+
 @pytest.mark.dry_run
 def test_speed_call_9_times_an_older_tree_beside_this_one(tmp_path, data_mirror):
     """Call 9 as a CPU dry run: the piano steps of both models from an older tree (here this commit's, as
@@ -389,21 +431,7 @@ def test_speed_call_9_times_an_older_tree_beside_this_one(tmp_path, data_mirror)
     from the checkout with the matmul precision set first; WaveNet's profiled. Without the older tree it stops
     before running anything, naming what to make."""
     env = _dry_env(tmp_path, data_mirror, CALL="9", CALL_S="300", SEQUNET_GIT_COMMIT="newer", AB_OLD="older")
-    script = SPEED_CALL
-    missing = subprocess.run(script + [str(tmp_path / "missing")], cwd=REPO,
-                             env=dict(env, AB_TREE=str(tmp_path / "none")), capture_output=True, text=True,
-                             timeout=120)
-    assert missing.returncode == 2 and f"no {tmp_path / 'none'}/benchmarks/piano_step.py" in missing.stderr
-    assert "git archive older sequnet benchmarks | tar x -C .ab/older" in missing.stderr
-    assert not (tmp_path / "missing" / "piano-step-ab-wavenet-head-cpu.json").exists()
-    tree = tmp_path / "older"
-    tree.mkdir()
-    archive = subprocess.run(["git", "archive", "HEAD", "sequnet", "benchmarks"], cwd=REPO, capture_output=True,
-                             check=True).stdout
-    subprocess.run(["tar", "x", "-C", str(tree)], input=archive, check=True)
-    done = subprocess.run(script + [str(tmp_path / "out")], cwd=REPO, env=dict(env, AB_TREE=str(tree)),
-                          capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stdout + done.stderr
+    _older_tree_run(tmp_path, env, "piano_step.py", "piano-step-ab-wavenet-head-cpu.json")
     sides = {"wavenet": [("older", "older"), ("head", "newer"), ("head-set", "newer")],
              "sequnet": [("older", "older"), ("head", "newer")]}
     for arch, named in sides.items():
