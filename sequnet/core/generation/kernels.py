@@ -191,9 +191,12 @@ if triton is not None:   # pragma: no cover - GPU only
         xt = tl.load(x + rb[:, None] * sx + ks[None, :], mask=bmask[:, None] & (ks < k)[None, :], other=0.0)
         if RELU_X:
             xt = tl.maximum(xt, 0.0)
+        # one return: Triton refuses returns of two types (bf16 and float32), even behind a constexpr
         if DOT:
-            return xt.to(w.dtype)
-        return xt.to(tl.float32)
+            xt = xt.to(w.dtype)
+        else:
+            xt = xt.to(tl.float32)
+        return xt
 
     @triton.jit
     def _row_products(acc_f, acc_g, xt, wf, wg, KIND: tl.constexpr, DOT: tl.constexpr, IEEE: tl.constexpr):
