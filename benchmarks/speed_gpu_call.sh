@@ -201,7 +201,9 @@
 #         timed against what it replaced on one machine, where H100s have differed by 3 %. Made for the head's
 #         tail at batch 1, which call 28's profile put at 5.46 us against 2.86 for a layer kernel: the last program
 #         to finish samples, then loaded the next step's input taps one trip to the L2 cache after another, and
-#         every program read each shift's descriptor though at batch 1 six of its 64 have a run to copy.
+#         every program read each shift's descriptor though at batch 1 six of its 64 have a run to copy. On an H100
+#         at 2daef2c against 3e48ea2 (results/bench/generation-ab-2daef2c-*-h100.json): the Seq-U-Net at batch 1
+#         50,792 and 50,762 samples/s against 46,350 and 46,402; WaveNet 6,761 and 6,863 against 6,164 twice.
 # At 1ead015 (2026-12-05) call 2's generation benchmark, with split-K in one launch beside the rule's kernels, ran
 # past its bound (its log: results/logs/2026-12-05-h200-pdl-and-splitk1.tar.xz); that split-K was then removed and
 # the comparison above ran on its own (results/bench/generation-pdl-h200.json).
