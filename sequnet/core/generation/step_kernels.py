@@ -109,37 +109,30 @@ if triton is not None:   # pragma: no cover - GPU only
         sample_rows(logits, s_lb, noise, s_nb, out, rec, s_rb, rb, rb >= 0, v, BLOCK, HAS_NOISE, HAS_REC)
 
     @triton.jit
-    def copy_run(buf, desc, d, r, BLOCK: tl.constexpr):
-        """Run r of shift d, desc[d] = (source, destination, runs, run length, run stride) in elements of ``buf``."""
+    def copy_runs(buf, desc, d, rs, BLOCK: tl.constexpr):
+        """Runs ``rs`` (a vector; those past the shift's count are left alone) of shift d, desc[d] = (source,
+        destination, runs, run length, run stride) in elements of ``buf``, as one tile of loads, then one of
+        stores."""
         row = desc + d * 5
-        if r < tl.load(row + 2):
-            length = tl.load(row + 3)
-            shift = r * tl.load(row + 4)
-            s0 = buf + tl.load(row) + shift
-            d0 = buf + tl.load(row + 1) + shift
-            for o in range(0, length, BLOCK):
-                i = o + tl.arange(0, BLOCK)
-                m = i < length
-                tl.store(d0 + i, tl.load(s0 + i, mask=m), mask=m)
+        src, dst, nr, length, stride = (tl.load(row), tl.load(row + 1), tl.load(row + 2), tl.load(row + 3),
+                                        tl.load(row + 4))
+        rmask = rs < nr
+        for o in range(0, length, BLOCK):
+            i = o + tl.arange(0, BLOCK)
+            m = rmask[:, None] & (i < length)[None, :]
+            at = rs[:, None] * stride + i[None, :]
+            tl.store(buf + dst + at, tl.load(buf + src + at, mask=m), mask=m)
 
     @triton.jit
     def shift_share(buf, desc, ndesc, runs, p, nprog, RPP: tl.constexpr, BLOCK: tl.constexpr):
         """Program p of ``nprog``: runs p, p + nprog, ..., p + (RPP - 1) nprog of each of the ``ndesc`` shifts, as
-        one tile (RPP, BLOCK) of loads, then one of stores (``runs``, the most runs of a shift, is at most RPP
-        nprog). A run after another in a loop waited for each one's loads; a program past ``runs`` has no run and
-        reads no descriptor: at batch 1 that is nearly every program of a head, whose last to finish samples."""
+        one tile (``runs``, the most runs of a shift, is at most RPP nprog). A run after another in a loop waited
+        for each one's loads; a program past ``runs`` has no run and reads no descriptor: at batch 1 that is nearly
+        every program of a head, whose last to finish samples."""
         if p < runs:
             rs = p + tl.arange(0, RPP) * nprog
             for d in range(0, ndesc):
-                row = desc + d * 5
-                src, dst, nr, length, stride = (tl.load(row), tl.load(row + 1), tl.load(row + 2), tl.load(row + 3),
-                                                tl.load(row + 4))
-                rmask = rs < nr
-                for o in range(0, length, BLOCK):
-                    i = o + tl.arange(0, BLOCK)
-                    m = rmask[:, None] & (i < length)[None, :]
-                    at = rs[:, None] * stride + i[None, :]
-                    tl.store(buf + dst + at, tl.load(buf + src + at, mask=m), mask=m)
+                copy_runs(buf, desc, d, rs, BLOCK)
 
     @triton.jit
     def input_rows(table, idx, rb, bmask, src, dst, s_ab, out, s_ob, c, cols, K: tl.constexpr,
@@ -190,13 +183,13 @@ if triton is not None:   # pragma: no cover - GPU only
                       K: tl.constexpr, LEAKY: tl.constexpr, SUMS: tl.constexpr, CLOCK: tl.constexpr,
                       HAS_INPUT: tl.constexpr, BLOCK: tl.constexpr, IBLOCK: tl.constexpr, KB: tl.constexpr,
                       PDL: tl.constexpr):
-        """Program (d, r), d < ndesc: run r of shift d (:func:`copy_run`). Program (ndesc, r): the inputs of
+        """Program (d, r), d < ndesc: run r of shift d (:func:`copy_runs`). Program (ndesc, r): the inputs of
         sequence r // ncb, channel block r % ncb (:func:`input_rows`); program (ndesc, 0) also advances the clock."""
         pdl_enter(PDL)
         d = tl.program_id(0)
         r = tl.program_id(1)
         if d < ndesc:
-            copy_run(buf, desc, d, r, BLOCK)
+            copy_runs(buf, desc, d, r + tl.arange(0, 1), BLOCK)
         if HAS_INPUT:
             b = r // ncb
             if (d == ndesc) & (b < batch):
