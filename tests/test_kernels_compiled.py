@@ -21,6 +21,8 @@ import os
 import pytest
 import torch
 
+from sequnet.core.generation import kernels, splitk, step_kernels
+
 try:
     import triton
     from triton.backends.compiler import GPUTarget
@@ -57,11 +59,6 @@ def _compile(fn, pointers: set[str], dtype: str, others: dict | None = None, **c
     assert kernel.asm["cubin"]
 
 
-def _kernels():
-    from sequnet.core.generation import kernels, splitk, step_kernels
-    return kernels, splitk, step_kernels
-
-
 # the next step's start as a head runs it: the Seq-U-Net's input layer (5 taps of partial sums, leaky) and shifts
 START = dict(N_K=5, N_LEAKY=True, N_SUMS=True, N_CLOCK=False, N_BLOCK=1024, N_IBLOCK=256, N_KB=8, N_RPP=1)
 NO_START = dict(N_K=1, N_LEAKY=False, N_SUMS=False, N_CLOCK=False, N_BLOCK=16, N_IBLOCK=16, N_KB=1, N_RPP=1)
@@ -85,7 +82,6 @@ TILES = {"batch1": (False, 1, 2, 1024, 1), "batch4": (False, 4, 2, 512, 2), "bat
 @pytest.mark.parametrize("tile", TILES)
 @pytest.mark.parametrize("layer", LAYERS)
 def test_rowdot_compiles_for_every_layer_tile_and_dtype(layer, tile, dtype, pdl):
-    kernels, _, _ = _kernels()
     kind, nparts, has_id, rows, relu_x, sample, nxt = LAYERS[layer]
     dot, bb, bc, bk, nk = TILES[tile]
     _compile(kernels._rowdot_kernel, {"x1", "w1", "x2", "w2", "bias", "ident"} | HEAD_POINTERS, dtype,
@@ -100,7 +96,6 @@ def test_rowdot_compiles_for_every_layer_tile_and_dtype(layer, tile, dtype, pdl)
 @pytest.mark.parametrize("dot, bb", [(False, 4), (True, 32)], ids=["element-wise", "tensor-cores"])
 @pytest.mark.parametrize("relu_x", [False, True])
 def test_split_k_products_compile(relu_x, dot, bb, dtype, pdl):
-    _, splitk, _ = _kernels()
     _compile(splitk._matvec_kernel, {"x1", "w1", "x2", "w2"}, dtype, CHUNK=128, BK=64, BN=64, BB=bb, DOT=dot,
              IEEE=dtype == "fp32", RELU_X=relu_x, PDL=pdl)
 
@@ -112,7 +107,6 @@ def test_split_k_products_compile(relu_x, dot, bb, dtype, pdl):
                                                        (3, False, True, False), (3, False, True, True)],
                          ids=["gate", "leaky", "head-samples", "head-samples-starts"])
 def test_split_k_activation_compiles(kind, has_id, sample, nxt, nsplit, dtype, pdl):
-    _, splitk, _ = _kernels()
     _compile(splitk._activate_kernel, {"bias", "ident"} | HEAD_POINTERS, dtype, KIND=kind, HAS_BIAS=True,
              HAS_ID=has_id, BLOCK=256, SAMPLE=sample, HAS_NOISE=sample, HAS_REC=sample, VB=256 if sample else 16,
              NEXT=nxt, NSPLIT=nsplit, PDL=pdl, **(START if nxt else NO_START))
@@ -121,7 +115,6 @@ def test_split_k_activation_compiles(kind, has_id, sample, nxt, nsplit, dtype, p
 @pytest.mark.parametrize("pdl", [False, True], ids=["plain", "pdl"])
 @pytest.mark.parametrize("dtype", ["bf16", "fp32"])
 def test_step_kernels_compile(dtype, pdl):
-    _, _, step_kernels = _kernels()
     for has_input, sums, clock in itertools.product([False, True], [False, True], [False, True]):
         _compile(step_kernels._start_kernel, {"buf", "table", "src", "dst", "out"}, dtype, K=5 if sums else 1,
                  LEAKY=sums, SUMS=sums, CLOCK=clock, HAS_INPUT=has_input, BLOCK=1024, IBLOCK=256,
