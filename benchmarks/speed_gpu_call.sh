@@ -5,7 +5,7 @@
 #
 #   CALL=1 SEQUNET_GIT_COMMIT=$(git rev-parse --short HEAD) CALL_S=575 bash benchmarks/speed_gpu_call.sh OUT
 #       device tool: carry [".whl", ".devdata"] (made here by `benchmarks/device_prep.sh tests`), timeout_s 600
-#   then CALL=2 to 12, 14, 16 to 22 and 24 to 30 the same way, each as soon as the last has answered (or in another
+#   then CALL=2 to 12, 14, 16 to 22 and 24 to 31 the same way, each as soon as the last has answered (or in another
 #   session).
 #
 # CALL=1  the GPU test suite (benchmarks/gpu_test.sh; 404 s at 94cb339 with 6 workers on an H200, 2026-12-05; an
@@ -204,6 +204,14 @@
 #         every program read each shift's descriptor though at batch 1 six of its 64 have a run to copy. On an H100
 #         at 2daef2c against 3e48ea2 (results/bench/generation-ab-2daef2c-*-h100.json): the Seq-U-Net at batch 1
 #         50,792 and 50,762 samples/s against 46,350 and 46,402; WaveNet 6,761 and 6,863 against 6,164 twice.
+# CALL=31 the TF32 weight gradients by weight_grad's Triton kernel as rebuilt on 2026-12-07 (every tap in one
+#         program, the tiles written to shared memory transposed so that wgmma takes them, no division, each
+#         sequence cut into shares that fill whole waves): every float32 convolution geometry of both piano models
+#         alone by tile, warps and stages, beside cuDNN's autotuned plans, which reached at most 157 TFLOP/s a layer
+#         on an H100 (benchmarks/weight_grad_kernels.py, OUT/weight-grad-tf32-kernel-GPU.json); then the compiled
+#         TF32 Seq-U-Net step as the trainer runs it (the 45 ms target: 56.25 ms at 910499d, cuDNN's weight
+#         gradients 19.3 ms of it) with the kernel (profiled), with cuDNN's, and with the kernel again, each in a
+#         process of its own (OUT/piano-step-tf32-triton-wgrad-GPU.json and its .profile.txt).
 # At 1ead015 (2026-12-05) call 2's generation benchmark, with split-K in one launch beside the rule's kernels, ran
 # past its bound (its log: results/logs/2026-12-05-h200-pdl-and-splitk1.tar.xz); that split-K was then removed and
 # the comparison above ran on its own (results/bench/generation-pdl-h200.json).
@@ -557,6 +565,16 @@ case ${CALL:-1} in
                     --accuracy-steps 0 --profile-steps $profile --out "$out/generation-ab-$name-$round-$gpu.json"
             done
         done ;;
-    *) echo "CALL=${CALL}: expected 1 to 12, 14, 16 to 22, 24 to 30" >&2; exit 2 ;;
+    31)
+        # the kernel's tiles (its stages too: a tile too big for the shared memory is a row saying so) on every
+        # float32 geometry of both models, beside cuDNN's autotuned plans; the Seq-U-Net's first
+        step "the TF32 weight gradients by the kernel's tiles" 190 python3 benchmarks/weight_grad_kernels.py \
+            "${quick[@]}" --dtypes fp32 --ways triton --reps 5 --warps 8 --stages 3 4 \
+            --tiles 32x128x32 32x128x64 64x128x32 32x64x64 16x128x32 --out "$out/weight-grad-tf32-kernel-$gpu.json"
+        f=$out/piano-step-tf32-triton-wgrad-$gpu.json
+        export TORCHINDUCTOR_CACHE_DIR=/tmp/inductor-call31
+        s="sequnet fp32 pad=64$compiled lookup cudnn_benchmark$pdl$combo"
+        profiled "$s triton_wgrad" 130; alone "$s" 110; alone "$s triton_wgrad" 110 ;;
+    *) echo "CALL=${CALL}: expected 1 to 12, 14, 16 to 22, 24 to 31" >&2; exit 2 ;;
 esac
 exit $status

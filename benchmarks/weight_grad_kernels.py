@@ -39,7 +39,7 @@ from sequnet.core.models import use_channels_last, use_cropped_skips, weight_gra
 from sequnet.core.models.layers import Conv1d, ConvTranspose1d, mm_applies, to_channels_last  # noqa: E402
 from sequnet.core.triton_guard import triton  # noqa: E402
 
-TILES = ["64x64x64", "32x64x64", "64x128x64", "32x128x128", "64x64x128"]
+TILES = ["32x128x32", "32x128x64", "64x128x32", "32x64x64", "16x128x32"]
 
 
 def parse_tile(text: str) -> tuple[int, int, int]:
@@ -127,8 +127,8 @@ def cudnn_weight_grad(x, grad, weight, stride, dilation, transposed):
 
 
 def time_geometry(geometry, layers: int, scale: float, dtype, tiles, warps_list, device, reps: int,
-                  triton_ok: bool, ways_wanted=tuple(WAYS)) -> list[dict]:
-    """A row for each way in ``ways_wanted`` (and Triton tile and warps) of one geometry's weight gradient, each
+                  triton_ok: bool, ways_wanted=tuple(WAYS), stages_list=(None,)) -> list[dict]:
+    """A row for each way in ``ways_wanted`` (and Triton tile, warps and stages) of one geometry's weight gradient, each
     checked first against cuDNN's; ``layers`` and ``scale`` (:func:`groups`) travel with the rows."""
     x_shape, w_shape, stride, dilation, transposed = geometry
     g = torch.Generator(device="cpu").manual_seed(0)
@@ -156,17 +156,20 @@ def time_geometry(geometry, layers: int, scale: float, dtype, tiles, warps_list,
         whole, shifted = (xt, gt) if transposed else (gt, xt)
         for tile in tiles:
             for warps in warps_list:
-                ways.append(("triton", tile, warps, lambda tile=tile, warps=warps: weight_grad.weight_grad_triton(
-                    whole, shifted, k, stride, dilation, tile=tile, warps=warps)))
+                for stages in stages_list:
+                    ways.append(("triton", (tile, warps, stages), None, lambda tile=tile, warps=warps, stages=stages:
+                                 weight_grad.weight_grad_triton(whole, shifted, k, stride, dilation, tile=tile,
+                                                                warps=warps, stages=stages)))
     work = flops(geometry)
     rows = []
     magnitude = expected.abs().max().item() or 1.0      # errors are relative to the largest entry
-    for way, tile, warps, run in ways:
-        label = f"{way} {'x'.join(map(str, tile))} {warps}w" if tile else way
+    for way, config, _, run in ways:
+        tile, warps, stages = config or (None, None, None)
+        label = f"{way} {'x'.join(map(str, tile))} {warps}w {stages or '-'}s" if tile else way
         row = {"geometry": {"x": list(x_shape), "weight": list(w_shape), "stride": stride, "dilation": dilation,
                             "transposed": transposed},
                "layers": layers, "scale": scale, "dtype": str(dtype).removeprefix("torch."), "way": way,
-               "tile": list(tile) if tile else None, "warps": warps, "flops": work}
+               "tile": list(tile) if tile else None, "warps": warps, "stages": stages, "flops": work}
         try:
             error = (run().float() - expected).abs().max().item() / magnitude
             if error > (2e-2 if dtype != torch.float32 else 1e-2):
@@ -202,13 +205,14 @@ def totals(rows: list[dict]) -> list[dict]:
         entry = {"arch": arch, "dtype": dtype, "layers": sum(r["layers"] for r in mine if r["way"] == "cudnn"),
                  "groups": len(geoms),
                  **{f"{way}_s": best(lambda r, way=way: r["way"] == way) for way in WAYS if way != "triton"}}
-        configs = {(tuple(r["tile"]), r["warps"]) for r in mine if r["way"] == "triton"}
+        configs = {(tuple(r["tile"]), r["warps"], r.get("stages")) for r in mine if r["way"] == "triton"}
         if configs:
             entry["triton_best_per_layer_s"] = best(lambda r: r["way"] == "triton")
-            one = {c: best(lambda r, c=c: r["way"] == "triton" and (tuple(r["tile"]), r["warps"]) == c)
+            one = {c: best(lambda r, c=c: r["way"] == "triton" and (tuple(r["tile"]), r["warps"], r.get("stages")) == c)
                    for c in configs}
-            tile, warps = min(one, key=one.get)
-            entry.update(triton_one_tile_s=one[(tile, warps)], triton_one_tile=list(tile), triton_one_tile_warps=warps)
+            tile, warps, stages = min(one, key=one.get)
+            entry.update(triton_one_tile_s=one[(tile, warps, stages)], triton_one_tile=list(tile),
+                         triton_one_tile_warps=warps, triton_one_tile_stages=stages)
         out.append({key: None if value == math.inf else value for key, value in entry.items()})
     return out
 
@@ -219,7 +223,9 @@ def main(argv=None) -> int:
     ap.add_argument("--archs", nargs="+", choices=["sequnet", "wavenet"], default=["sequnet", "wavenet"])
     ap.add_argument("--dtypes", nargs="+", choices=["bf16", "fp32"], default=["fp32", "bf16"])
     ap.add_argument("--tiles", nargs="+", default=TILES, help="POSITIONSxFIRSTxSECOND, e.g. 64x64x64")
-    ap.add_argument("--warps", nargs="+", type=int, default=[4, 8])
+    ap.add_argument("--warps", nargs="+", type=int, default=[8])
+    ap.add_argument("--stages", nargs="+", type=int, default=None,
+                    help="the Triton kernel's pipeline stages (default: weight_grad.TILE's for the dtype)")
     ap.add_argument("--ways", nargs="+", choices=WAYS, default=WAYS, help="cuDNN's always runs: the others' reference")
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--reps", type=int, default=20)
@@ -245,7 +251,8 @@ def main(argv=None) -> int:
             dtype = torch.bfloat16 if name == "bf16" else torch.float32
             for geometry, layers, scale in groups(geometries(arch, device, a.batch, a.quick, name == "bf16")):
                 rows += [{"arch": arch, **r} for r in time_geometry(geometry, layers, scale, dtype, tiles, a.warps,
-                                                                    device, a.reps, triton_ok, ways)]
+                                                                    device, a.reps, triton_ok, ways,
+                                                                    a.stages or (None,))]
                 # after every group, marked unfinished: a run its time limit stops keeps what it timed (its
                 # totals then cover the groups it reached only)
                 write_bench(a.out, {"meta": {**meta, "finished": False}, "rows": rows, "totals": totals(rows)})

@@ -745,7 +745,7 @@ def test_weight_grad_kernels_benchmark_keeps_going_past_a_failing_tile(monkeypat
     wgk = benchmark_module("weight_grad_kernels")
     from sequnet.core.models import weight_grad
 
-    def kernel(whole, shifted, k, stride, dilation, *, tile, warps):
+    def kernel(whole, shifted, k, stride, dilation, *, tile, warps, stages):
         if tile == (16, 16, 16):
             raise RuntimeError("out of resource: shared memory")
         products = weight_grad.weight_grad(shifted.transpose(1, 2), whole.transpose(1, 2), k, stride, dilation,

@@ -232,7 +232,7 @@ def test_speed_calls_14_16_and_17_time_the_compiled_loss_and_the_compilers_setti
     unknown = subprocess.run(SPEED_CALL + [str(tmp_path / "unknown")], cwd=REPO,
                              env=_dry_env(tmp_path, data_mirror, CALL="15"),
                              capture_output=True, text=True, timeout=120)
-    assert unknown.returncode == 2 and "CALL=15: expected 1 to 12, 14, 16 to 22, 24 to 30" in unknown.stderr
+    assert unknown.returncode == 2 and "CALL=15: expected 1 to 12, 14, 16 to 22, 24 to 31" in unknown.stderr
 
 
 @pytest.mark.dry_run
@@ -245,6 +245,21 @@ def test_speed_call_18_times_the_lookups_partial_sums_beside_the_atomic_adds(tmp
         ("sequnet", "atomic"), ("sequnet", "partials"), ("sequnet", "atomic"), ("sequnet", "partials"),
         ("wavenet", "partials"), ("wavenet", "atomic")]
     assert found["meta"]["processes"] == 6 and not any("error" in r for r in found["rows"])
+
+
+@pytest.mark.dry_run
+def test_speed_call_31_times_the_tf32_weight_gradients_by_the_kernel_alone_and_in_the_step(tmp_path, data_mirror):
+    """Call 31 as a CPU dry run: the float32 weight gradients of both models alone (cuDNN's only: no Triton in a
+    dry run), then the TF32 Seq-U-Net step with the kernel (profiled), with cuDNN's, and with the kernel again,
+    each alone (uncompiled in a dry run, where the kernel's switch falls back to the products)."""
+    _dry_run(tmp_path, data_mirror, 31, "out31")
+    alone = json.loads((tmp_path / "out31" / "weight-grad-tf32-kernel-cpu.json").read_text())
+    assert {(r["way"], r["dtype"]) for r in alone["rows"]} == {("cudnn", "float32")} and len(alone["totals"]) == 2
+    found = json.loads((tmp_path / "out31" / "piano-step-tf32-triton-wgrad-cpu.json").read_text())
+    assert [(r["arch"], r["bf16"], r["mm_wgrad"], r["wgrad_kernel"]) for r in found["rows"]] == [
+        ("sequnet", False, True, "triton"), ("sequnet", False, False, "products"), ("sequnet", False, True, "triton")]
+    assert found["meta"]["processes"] == 3 and not any("error" in r for r in found["rows"])
+    assert (tmp_path / "out31" / "piano-step-tf32-triton-wgrad-cpu.profile.txt").exists()
 
 
 @pytest.mark.dry_run
@@ -309,7 +324,7 @@ def test_speed_call_24_times_generation_at_the_default_split_k_tile(tmp_path, da
     removed = subprocess.run(SPEED_CALL + [str(tmp_path / "removed")], cwd=REPO,
                              env=_dry_env(tmp_path, data_mirror, CALL="23"), capture_output=True, text=True,
                              timeout=120)
-    assert removed.returncode == 2 and "CALL=23: expected 1 to 12, 14, 16 to 22, 24 to 30" in removed.stderr
+    assert removed.returncode == 2 and "CALL=23: expected 1 to 12, 14, 16 to 22, 24 to 31" in removed.stderr
 
 
 

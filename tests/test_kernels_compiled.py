@@ -22,6 +22,7 @@ import pytest
 import torch
 
 from sequnet.core.generation import kernels, splitk, step_kernels
+from sequnet.core.models import weight_grad
 
 try:
     import triton
@@ -43,9 +44,10 @@ OTHER_POINTERS = {"noise": "*fp32", "part": "*fp32", "pre": "*fp32", "count": "*
                   "base": "*i64"}
 
 
-def _compile(fn, pointers: set[str], dtype: str, others: dict | None = None, **constexprs) -> None:
+def _compile(fn, pointers: set[str], dtype: str, others: dict | None = None, options: dict | None = None,
+             **constexprs):
     """Compile ``fn`` for sm_90 with these constexprs: the named ``pointers`` in ``dtype`` ("bf16", "fp32"), the
-    ``OTHER_POINTERS`` and ``others`` as they say."""
+    ``OTHER_POINTERS`` and ``others`` as they say; 4 warps unless ``options`` say otherwise. Returns the kernel."""
     sig, others = {}, OTHER_POINTERS | (others or {})
     for name in fn.arg_names:
         if name in constexprs:
@@ -55,8 +57,9 @@ def _compile(fn, pointers: set[str], dtype: str, others: dict | None = None, **c
         else:
             sig[name] = f"*{dtype}" if name in pointers else "i32"
     kernel = triton.compile(ASTSource(fn=fn, signature=sig, constexprs=constexprs), target=GPUTarget(*HOPPER),
-                            options={"num_warps": 4})
+                            options={"num_warps": 4} | (options or {}))
     assert kernel.asm["cubin"]
+    return kernel
 
 
 # the next step's start as a head runs it: the Seq-U-Net's input layer (5 taps of partial sums, leaky) and shifts
@@ -123,3 +126,19 @@ def test_step_kernels_compile(dtype, pdl):
     for noise, record in itertools.product([False, True], [False, True]):
         _compile(step_kernels._sample_kernel, {"logits"}, dtype, {"out": "*i64"}, HAS_NOISE=noise, HAS_REC=record,
                  BLOCK=256, PDL=pdl)
+
+
+@pytest.mark.parametrize("taps", [1, 2, 5])
+@pytest.mark.parametrize("dtype", ["bf16", "fp32"])
+def test_the_weight_gradient_kernel_compiles_onto_hoppers_tensor_cores(dtype, taps):
+    """weight_grad's kernel in its default tile, warps and stages for each dtype, for the audio models' taps. Its
+    operands are channels-last, the summed positions strided, which wgmma does not read in TF32: the tiles are
+    written to shared memory transposed, and this checks that its products still run as wgmma, not the older
+    mma.sync, in float32 too."""
+    (bt, bp, bq), warps, stages = weight_grad.TILE["float32" if dtype == "fp32" else "16-bit"]
+    kernel = _compile(weight_grad._wgrad_kernel, {"whole", "shifted"}, dtype, options={"num_warps": warps,
+                      "num_stages": stages}, K=taps, BT=bt, BP=bp, BQ=bq,
+                      PRECISION="tf32" if dtype == "fp32" else "ieee")
+    ptx = kernel.asm["ptx"]
+    assert "wgmma.mma_async" in ptx and "mma.sync" not in ptx
+    assert (".tf32.tf32" in ptx) == (dtype == "fp32")

@@ -414,27 +414,35 @@ def test_lookup_backward_benchmark_checks_and_times_each_tile(lookup_on_cpu, tmp
                          ids=["k5", "k5-stride2", "k2-dilation4", "1x1", "transposed-k5-stride2"])
 def test_the_triton_weight_gradient_is_the_products(cls, kwargs, dtype):
     """``weight_grad.weight_grad_triton`` against the batched products, in every geometry of the audio models, with
-    channels that no tile divides (the masks), shares of the positions that straddle sequences and a last share cut
-    short; float32 within float32 rounding (the interpreter does not round to TF32), 16-bit summed in float32."""
+    channels that no tile divides (the masks), a sequence in one share or cut into several, the last cut short, and
+    every tap in one program; float32 within float32 rounding (the interpreter does not round to TF32), 16-bit
+    summed in float32."""
     torch.manual_seed(0)
     conv = use_channels_last(cls(24, 40, **kwargs))
-    x = to_channels_last(torch.randn(3, 24, 61)).to(dtype)
+    x = to_channels_last(torch.randn(3, 24, 300)).to(dtype)
     grad = to_channels_last(torch.randn(conv(x.float()).shape)).to(dtype)
     stride, dilation, k = conv.stride[0], conv.dilation[0], conv.kernel_size[0]
     transposed = cls is ConvTranspose1d
     expected = weight_grad.weight_grad(x.double(), grad.double(), k, stride, dilation, transposed)
     xt, gt = x.transpose(1, 2), grad.transpose(1, 2)
     whole, shifted = (xt, gt) if transposed else (gt, xt)
-    for tile, programs in [((16, 16, 16), 7), ((32, 64, 16), 1), ((16, 32, 32), 500)]:
+    for tile, programs in [((16, 16, 16), 4), ((32, 64, 16), 1), ((16, 32, 32), 500)]:
         got = weight_grad.weight_grad_triton(whole, shifted, k, stride, dilation, tile=tile, programs=programs)
         assert got.dtype == torch.float32 and got.shape == expected.shape
         torch.testing.assert_close(got.double(), expected, rtol=1e-5, atol=1e-4, msg=f"tile {tile}")
         assert got.transpose(1, 2).is_contiguous()          # the weight's channels-last strides, as the products
+    # the first tile cuts each sequence into shares (the last one short), the others keep it whole
+    units = 3 * -(-whole.shape[2] // 16) * -(-shifted.shape[2] // 16)
+    assert weight_grad.shares_for(units, whole.shape[1], 16, 4) > 1
+    assert weight_grad.shares_for(units, whole.shape[1], 32, 1) == 1
 
 
-def test_a_model_switched_to_the_triton_weight_gradients_trains_as_with_cudnns(monkeypatch):
+@pytest.mark.parametrize("compiled", [False, True], ids=["eager", "compiled"])
+def test_a_model_switched_to_the_triton_weight_gradients_trains_as_with_cudnns(monkeypatch, compiled):
     """The switch end to end: ``use_mm_weight_grad(model, kernel="triton")`` gives the Seq-U-Net's gradients (its
-    strided, transposed and 1x1 convolutions) through the Triton kernel where Triton runs (here the interpreter)."""
+    strided, transposed and 1x1 convolutions) through the Triton kernel where Triton runs (here the interpreter),
+    once a convolution; compiled too, where the backward's graph calls it as one operator
+    (``torch.ops.sequnet.weight_grad_triton``), as it calls cuDNN's."""
     calls = []
     real = weight_grad.weight_grad_triton
     monkeypatch.setattr(weight_grad, "use_triton", lambda device, dtype: dtype == torch.float32)
@@ -444,10 +452,10 @@ def test_a_model_switched_to_the_triton_weight_gradients_trains_as_with_cudnns(m
     twin = use_mm_weight_grad(copy.deepcopy(model), kernel="triton")
     x = torch.randint(0, 256, (2, 301))
     grads = []
-    for m in (model, twin):
-        m.zero_grad()
-        m(x).float().square().mean().backward()
-        grads.append({name: p.grad for name, p in m.named_parameters()})
+    for m, run in ((model, model), (twin, torch.compile(twin, dynamic=False) if compiled else twin)):
+        loss = run(x).float().square().mean()
+        grads.append(dict(zip([name for name, _ in m.named_parameters()],
+                              torch.autograd.grad(loss, list(m.parameters())))))
     # every convolution's but the first's, over the ids (a lookup, not a convolution: id_lookup)
     assert len(calls) == sum(isinstance(m, (Conv1d, ConvTranspose1d)) and m is not twin.body.in_conv
                              for m in twin.modules())
@@ -463,11 +471,13 @@ def test_weight_grad_kernels_benchmark_checks_and_times_the_triton_kernel(tmp_pa
     weight_grad_kernels = benchmark_module("weight_grad_kernels")
     out = tmp_path / "wg.json"
     assert weight_grad_kernels.main(["--device", "cpu", "--quick", "--reps", "1", "--batch", "2", "--archs", "sequnet",
-                                     "--dtypes", "fp32", "--tiles", "32x64x64", "--warps", "4", "--out", str(out)]) == 0
+                                     "--dtypes", "fp32", "--tiles", "32x64x64", "16x32x16", "--warps", "4",
+                                     "--stages", "2", "--ways", "products", "triton", "--out", str(out)]) == 0
     bench = json.loads(out.read_text())
     assert {r["way"] for r in bench["rows"]} == {"cudnn", "products", "triton"} and bench["meta"]["triton"]
     (total,) = bench["totals"]
-    assert total["triton_one_tile"] == [32, 64, 64] and total["triton_one_tile_s"] > 0
+    assert total["triton_one_tile"] in ([32, 64, 64], [16, 32, 16]) and total["triton_one_tile_s"] > 0
+    assert total["triton_one_tile_warps"] == 4 and total["triton_one_tile_stages"] == 2
 
 
 def test_grid_barrier_benchmark_runs_each_way_and_checks_it(tmp_path):

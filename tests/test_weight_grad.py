@@ -139,3 +139,17 @@ def test_the_triton_kernel_is_a_named_choice_that_falls_back_to_the_products_wit
     torch.testing.assert_close(grads[1], grads[0], rtol=1e-12, atol=1e-12)
     with pytest.raises(ValueError, match="kernel='cublas': expected one of"):
         use_mm_weight_grad(conv, kernel="cublas")
+
+
+def test_the_triton_kernel_cuts_sequences_into_shares_that_fill_whole_waves():
+    """``shares_for``: the piano Seq-U-Net's widest layers at batch 16 on an H100 (132 programs at once, 18 output
+    tiles a sequence) in 5 shares, 11 waves full to 99 %, where one share would leave the third wave 82 % idle;
+    a sequence too short for two shares of 4 tiles stays whole, and one output tile of a long sequence takes one
+    wave of 132 shares. A convolution of more taps than the kernel's accumulators is refused before any launch."""
+    from sequnet.core.models.weight_grad import MAX_TAPS, shares_for, weight_grad_triton
+    assert shares_for(18 * 16, 36849, 32, 132) == 5
+    assert shares_for(18 * 16, 255, 32, 132) == 1 and shares_for(18 * 16, 256, 32, 132) == 2
+    assert shares_for(1, 10 ** 6, 32, 132) == 132
+    x = torch.zeros(2, 40, 8)
+    with pytest.raises(ValueError, match=f"{MAX_TAPS + 1} taps: the Triton weight gradient takes 1 to {MAX_TAPS}"):
+        weight_grad_triton(x, x, MAX_TAPS + 1, 1, 1)

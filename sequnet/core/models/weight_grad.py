@@ -37,17 +37,19 @@ channels-last operands do not suit Hopper's tensor cores (:func:`_cudnn_channels
 the copies made beforehand (the TF32 Seq-U-Net's 24.96 ms against 18.50 channels-last), so the trainer does not take
 it.
 
-``kernel="triton"`` (:func:`weight_grad_triton`): the same sums in one Triton launch a convolution, split over the
-positions instead of the batch. cuBLAS's products above are each a few output tiles with a 36,845-long sum, which
-leave most multiprocessors idle; here every (output tile, tap, share of the batch's positions) is a program, the
-shares' float32 partial sums are written apart and added in a fixed order (deterministic, unlike cuDNN's), and
-float32 operands are multiplied in TF32 where cuDNN's convolutions are (``torch.backends.cudnn.allow_tf32``),
-the precision cuDNN's weight gradients would have. Checked in Triton's CPU interpreter
-(``tests/test_kernels_interpreted.py``) and on a GPU. Slower than cuDNN's autotuned plans everywhere (H100, 932025f,
-``benchmarks/weight_grad_kernels.py``): the Seq-U-Net's weight gradients alone took 60.3 ms against cuDNN's 18.4 in
-TF32 (at most 59 TFLOP/s a layer, where cuDNN's reached 157) and 35.7 against 5.2 in bf16, and its compiled TF32
-step 150.46 ms against 59.38. Not profiled: its loads find each row's (sequence, time) by division, the likeliest
-cause. It stays for the benchmark, and the trainer does not take it.
+``kernel="triton"`` (:func:`weight_grad_triton`): the same sums in one Triton launch a convolution, for the TF32
+weight gradients. cuDNN's reached at most 157 TFLOP/s a layer in TF32 on an H100 where its forward convolutions
+reached about 280 (results/bench/weight-grad-kernels-h100.json): Hopper's wgmma reads TF32 operands only with the
+summed axis (the positions) contiguous, which channels-last activations store apart. The kernel's asynchronous
+copies write each tile into shared memory transposed, 4 bytes at a time, and a program multiplies one (output
+tile, sequence, share of its positions) for all k taps at once, one accumulator a tap, so each tile of the operand
+read whole serves every tap and the shifted operand's k overlapping tiles come from the L1 cache. The shares'
+float32 partial sums are written apart and added in a fixed order (deterministic, unlike cuDNN's split sums), and
+float32 operands are multiplied in TF32 where cuDNN's convolutions are (``torch.backends.cudnn.allow_tf32``). Checked
+in Triton's CPU interpreter (``tests/test_kernels_interpreted.py``), compiled for sm_90 there
+(``tests/test_kernels_compiled.py``) and on a GPU. Its first design, a program a tap over shares of the batch's
+positions found by division, took 60.3 ms for the Seq-U-Net's weight gradients in TF32 against cuDNN's 18.4
+(H100, 932025f).
 """
 from __future__ import annotations
 
@@ -57,12 +59,12 @@ import torch.nn.functional as F
 from sequnet.core.triton_guard import tl, triton, use_triton
 
 KERNELS = ("products", "triton", "cudnn_cf")
-# Triton: positions, first and second channels a program multiplies at once; warps; programs to aim for (about
-# 4 a multiprocessor of an H100). For float32 operands and 16-bit ones, the tile and warps best over the Seq-U-Net's
-# layers of the 8 timed (benchmarks/weight_grad_kernels.py, H100, 932025f: 60.3 ms in TF32, where 64x64x64 took
-# 114.7; 35.8 ms in bf16, where 32x128x128 took 66.2); WaveNet's best were the same tiles
-TILE = {"float32": ((32, 128, 128), 8), "16-bit": ((64, 64, 64), 8)}
-PROGRAMS = 528
+# Triton: (positions, first and second channels a program multiplies at a time), warps and pipeline stages, for
+# float32 operands and 16-bit ones. The taps share a program, so k accumulators of (first x second) float32 live in
+# its registers: these tiles compile for sm_90 without spilling (ptxas, k = 5)
+TILE = {"float32": ((32, 128, 32), 8, 4), "16-bit": ((64, 64, 32), 4, 3)}
+MAX_TAPS = 5            # the kernel's accumulators: the audio models' convolutions have 1, 2 or 5 taps
+SHARED_BYTES = 227 * 1024   # an H100's shared memory a program may use
 
 
 def conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, stride: int, dilation: int,
@@ -96,7 +98,7 @@ def weight_grad(x: torch.Tensor, grad: torch.Tensor, k: int, stride: int, dilati
     # the operand read at every tap's offsets, and the one read whole
     shifted, whole = (gt, xt) if transposed else (xt, gt)
     if kernel == "triton" and use_triton(x.device, x.dtype):
-        return weight_grad_triton(whole, shifted, k, stride, dilation)
+        return torch.ops.sequnet.weight_grad_triton(whole, shifted, k, stride, dilation).transpose(1, 2)
     n = whole.shape[1]
     span = stride * (n - 1) + 1
     parts = [_bmm(whole.transpose(1, 2), shifted[:, j * dilation:j * dilation + span:stride]) for j in range(k)]
@@ -118,30 +120,74 @@ def _bmm(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 def weight_grad_triton(whole: torch.Tensor, shifted: torch.Tensor, k: int, stride: int, dilation: int, *,
                        tile: tuple[int, int, int] | None = None, warps: int | None = None,
-                       programs: int = PROGRAMS) -> torch.Tensor:
+                       stages: int | None = None, programs: int | None = None) -> torch.Tensor:
     """``out[p, q, j] = sum over b and t < n of whole[b, t, p] * shifted[b, j * dilation + t * stride, q]`` for
     ``whole`` (batch, n, P) and ``shifted`` (batch, T, Q), as (P, Q, k) float32 with the strides of
-    :func:`weight_grad`'s products. ``tile``: positions, P and Q channels per program (each at least 16);
-    ``programs``: about how many to launch (the positions are split into that many shares over the output tiles
-    and taps), for ``benchmarks/weight_grad_kernels.py`` to time; by default TILE's for the operands' dtype."""
-    best_tile, best_warps = TILE["float32" if whole.dtype == torch.float32 else "16-bit"]
-    tile, warps = tile or best_tile, warps or best_warps
+    :func:`weight_grad`'s products. ``tile``: positions, P and Q channels per program (each at least 16), with
+    ``warps`` and ``stages``, by default TILE's for the operands' dtype; ``programs``: how many run at once (by
+    default the GPU's multiprocessors times the tile's programs per multiprocessor), whose whole waves the
+    sequences' shares are chosen to fill (:func:`shares_for`)."""
+    if not 1 <= k <= MAX_TAPS:
+        raise ValueError(f"a convolution of {k} taps: the Triton weight gradient takes 1 to {MAX_TAPS}; take "
+                         f'kernel="products" or cuDNN\'s for it')
+    best_tile, best_warps, best_stages = TILE["float32" if whole.dtype == torch.float32 else "16-bit"]
+    (bt, bp, bq), warps, stages = tile or best_tile, warps or best_warps, stages or best_stages
     batch, n, p_ch = whole.shape
     q_ch = shifted.shape[2]
-    bt, bp, bq = tile
     tiles = triton.cdiv(p_ch, bp) * triton.cdiv(q_ch, bq)
-    total = batch * n
-    # each share at least 4 position tiles long; fewer shares where the output tiles and taps fill the GPU
-    shares = max(1, min(triton.cdiv(programs, tiles * k), triton.cdiv(total, 4 * bt)))
-    per_share = triton.cdiv(triton.cdiv(total, shares), bt) * bt
-    shares = triton.cdiv(total, per_share)
-    part = torch.empty(shares, p_ch, k, q_ch, dtype=torch.float32, device=whole.device)
+    if programs is None:
+        programs = _at_once(whole, (bt, bp, bq), k, warps, stages)
+    shares = shares_for(tiles * batch, n, bt, programs)
+    per_share = triton.cdiv(triton.cdiv(n, shares), bt) * bt
+    shares = triton.cdiv(n, per_share)
+    part = torch.empty(batch * shares, p_ch, k, q_ch, dtype=torch.float32, device=whole.device)
     tf32 = whole.dtype == torch.float32 and torch.backends.cudnn.allow_tf32
-    _wgrad_kernel[(tiles, k, shares)](
-        whole, shifted, part, n, p_ch, q_ch, total, per_share, *whole.stride(), *shifted.stride(), stride,
-        dilation, K=k, BT=bt, BP=bp, BQ=bq, PRECISION="tf32" if tf32 else "ieee", num_warps=warps)
+    _wgrad_kernel[(tiles, batch * shares)](
+        whole, shifted, part, n, p_ch, q_ch, per_share, shares, *whole.stride(), *shifted.stride(), stride,
+        dilation, K=k, BT=bt, BP=bp, BQ=bq, PRECISION="tf32" if tf32 else "ieee", num_warps=warps,
+        num_stages=stages)
     # the shares added in order; (P, k, Q) as (P, Q, k): the products' layout, the weight's channels-last strides
     return part.sum(0).transpose(1, 2)
+
+
+# As an operator of its own, torch.compile's graphs call the kernel as one opaque node in the backward, as they call
+# cuDNN's, instead of tracing its Python (the launch's arguments, the multiprocessors' count)
+@torch.library.custom_op("sequnet::weight_grad_triton", mutates_args=())
+def _weight_grad_op(whole: torch.Tensor, shifted: torch.Tensor, k: int, stride: int, dilation: int) -> torch.Tensor:
+    """:func:`weight_grad_triton` in TILE's tile, as (P, k, Q): contiguous, the layout the operator promises."""
+    return weight_grad_triton(whole, shifted, k, stride, dilation).transpose(1, 2).contiguous()
+
+
+@_weight_grad_op.register_fake
+def _(whole: torch.Tensor, shifted: torch.Tensor, k: int, stride: int, dilation: int) -> torch.Tensor:
+    return whole.new_empty(whole.shape[2], k, shifted.shape[2], dtype=torch.float32)
+
+
+def _at_once(whole: torch.Tensor, tile: tuple[int, int, int], k: int, warps: int, stages: int) -> int:
+    """About how many programs of this tile run at once: the multiprocessors (4 in the interpreter) times as many
+    as fit one by shared memory (the stages' tiles) and by registers (the k accumulators, plus about 64 a thread)."""
+    sms = torch.cuda.get_device_properties(whole.device).multi_processor_count if whole.is_cuda else 4
+    bt, bp, bq = tile
+    shared = stages * bt * (bp + k * bq) * whole.element_size()
+    registers = warps * 32 * (k * bp * bq // (warps * 32) + 64)
+    return sms * max(1, min(SHARED_BYTES // shared, 65536 // registers))
+
+
+def shares_for(units: int, n: int, bt: int, programs: int) -> int:
+    """Into how many shares to cut each sequence's ``n`` positions, given ``units`` (output tiles x sequences) and
+    ``programs`` running at once: the count whose waves of programs carry the least idle time per share of work,
+    each share at least 4 tiles of ``bt`` positions long, and every further share charged 1 % (its partial sums are
+    written and added). For example the piano Seq-U-Net's (384 x 192)-channel layers in TILE's float32 tile
+    (18 output tiles, one program a multiprocessor) at batch 16 on an H100's 132: one share is 288 programs, 3
+    waves the last of which is 18 % full; 5 shares fill 11 waves to 99 %."""
+    best_score, best = None, 1
+    for s in range(1, max(1, n // (4 * bt)) + 1):
+        score = -(-units * s // programs) / s * (1 + 0.01 * s)     # waves per share, charged
+        if best_score is None or score < best_score - 1e-12:
+            best_score, best = score, s
+        if units * s >= 16 * programs:      # past 16 waves the last one's idle share is at most 1/16
+            break
+    return best
 
 
 class _ConvMMWeightGrad(torch.autograd.Function):
@@ -183,30 +229,55 @@ def _cudnn_channels_first(x, grad, weight, stride: int, dilation: int, transpose
 
 if triton is not None:   # pragma: no cover - GPU only (and Triton's interpreter: tests/test_kernels_interpreted.py)
 
-    @triton.jit(do_not_specialize=["n", "total", "per_share", "s_wb", "s_sb"])
-    def _wgrad_kernel(whole, shifted, part, n, p_ch, q_ch, total, per_share, s_wb, s_wt, s_wp, s_sb, s_st, s_sq,
+    @triton.jit(do_not_specialize=["n", "per_share", "shares", "s_wb", "s_sb"])
+    def _wgrad_kernel(whole, shifted, part, n, p_ch, q_ch, per_share, shares, s_wb, s_wt, s_wp, s_sb, s_st, s_sq,
                       stride, dilation, K: tl.constexpr, BT: tl.constexpr, BP: tl.constexpr, BQ: tl.constexpr,
                       PRECISION: tl.constexpr):
-        """part[share, p, j, q] = the sum over this share's positions r = b * n + t of whole[b, t, p] *
-        shifted[b, j * dilation + t * stride, q], for one (BP x BQ) output tile and tap j."""
+        """part[r, p, j, q] = the sum over the share's positions t of whole[b, t, p] * shifted[b, j * dilation +
+        t * stride, q], for program r = b * shares + share, one (BP x BQ) output tile and every tap j < K."""
         tiles_q = tl.cdiv(q_ch, BQ)
         p = (tl.program_id(0) // tiles_q) * BP + tl.arange(0, BP)
         q = (tl.program_id(0) % tiles_q) * BQ + tl.arange(0, BQ)
-        j = tl.program_id(1)
-        share = tl.program_id(2)
-        start = share * per_share
-        stop = tl.minimum(start + per_share, total)
+        b = tl.program_id(1) // shares
+        start = (tl.program_id(1) % shares) * per_share
+        stop = tl.minimum(start + per_share, n)
         pmask, qmask = p < p_ch, q < q_ch
-        acc = tl.zeros((BP, BQ), dtype=tl.float32)
-        for r0 in range(start, stop, BT):
-            r = r0 + tl.arange(0, BT)
-            ok = r < stop
-            b = (r // n).to(tl.int64)
-            t = r - (r // n) * n
-            a = tl.load(whole + b[:, None] * s_wb + t[:, None] * s_wt + p[None, :] * s_wp,
-                        mask=ok[:, None] & pmask[None, :], other=0.0)
-            c = tl.load(shifted + b[:, None] * s_sb + (j * dilation + t * stride)[:, None] * s_st + q[None, :] * s_sq,
-                        mask=ok[:, None] & qmask[None, :], other=0.0)
-            acc = tl.dot(tl.trans(a), c, acc, input_precision=PRECISION)
-        out = part + ((share * p_ch + p[:, None]) * K + j) * q_ch + q[None, :]
-        tl.store(out, acc, mask=pmask[:, None] & qmask[None, :])
+        w_at = whole + b.to(tl.int64) * s_wb + p[None, :] * s_wp
+        s_at = shifted + b.to(tl.int64) * s_sb + q[None, :] * s_sq
+        # one accumulator a tap (a constexpr K leaves the unused ones out)
+        acc0 = tl.zeros((BP, BQ), dtype=tl.float32)
+        acc1 = tl.zeros((BP, BQ), dtype=tl.float32)
+        acc2 = tl.zeros((BP, BQ), dtype=tl.float32)
+        acc3 = tl.zeros((BP, BQ), dtype=tl.float32)
+        acc4 = tl.zeros((BP, BQ), dtype=tl.float32)
+        for t0 in range(start, stop, BT):
+            t = t0 + tl.arange(0, BT)
+            ok = t < stop
+            a = tl.trans(tl.load(w_at + t[:, None] * s_wt, mask=ok[:, None] & pmask[None, :], other=0.0))
+            cmask = ok[:, None] & qmask[None, :]
+            row = t * stride
+            acc0 = _tap(a, s_at, row, s_st, cmask, acc0, PRECISION)
+            if K > 1:
+                acc1 = _tap(a, s_at, row + dilation, s_st, cmask, acc1, PRECISION)
+            if K > 2:
+                acc2 = _tap(a, s_at, row + 2 * dilation, s_st, cmask, acc2, PRECISION)
+            if K > 3:
+                acc3 = _tap(a, s_at, row + 3 * dilation, s_st, cmask, acc3, PRECISION)
+            if K > 4:
+                acc4 = _tap(a, s_at, row + 4 * dilation, s_st, cmask, acc4, PRECISION)
+        out = part + (tl.program_id(1) * p_ch + p[:, None]).to(tl.int64) * (K * q_ch) + q[None, :]
+        omask = pmask[:, None] & qmask[None, :]
+        tl.store(out, acc0, mask=omask)
+        if K > 1:
+            tl.store(out + q_ch, acc1, mask=omask)
+        if K > 2:
+            tl.store(out + 2 * q_ch, acc2, mask=omask)
+        if K > 3:
+            tl.store(out + 3 * q_ch, acc3, mask=omask)
+        if K > 4:
+            tl.store(out + 4 * q_ch, acc4, mask=omask)
+
+    @triton.jit
+    def _tap(a, s_at, row, s_st, cmask, acc, PRECISION: tl.constexpr):
+        """acc + a @ the shifted operand's rows ``row`` (one tap's tile)."""
+        return tl.dot(a, tl.load(s_at + row[:, None] * s_st, mask=cmask, other=0.0), acc, input_precision=PRECISION)
