@@ -203,6 +203,10 @@ class _ConvMMWeightGrad(torch.autograd.Function):
         stride, dilation, transposed, has_bias, kernel = ctx.conf
         need_x, need_w, need_b = ctx.needs_input_grad[:3]
         gx = gw = gb = None
+        # channels-last, as cuDNN's data gradient would copy it to anyway (in the compiled TF32 Seq-U-Net step, 11
+        # output gradients a step came from Inductor channels-first, 1.3 ms of copies inside convolution_backward,
+        # results/logs/2026-12-07b-*): one copy serves both gradients, and the kernels read whole rows of channels
+        grad = grad.transpose(1, 2).contiguous().transpose(1, 2)
         if need_x or (need_b and has_bias):
             out_channels = weight.shape[1] if transposed else weight.shape[0]
             gx, _, gb = torch.ops.aten.convolution_backward(
