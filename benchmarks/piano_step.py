@@ -305,6 +305,8 @@ def main(argv=None) -> int:
 KERNEL_KINDS = (
     ("input lookup (Triton)", ("_lookup_kernel", "_sorted_grad_kernel")),
     ("fused gate (Triton)", ("_gate_", "_identity_backward")),
+    # before cuDNN's, whose kernels' names hold "wgrad" too
+    ("convolution weight gradient (Triton)", ("_wgrad_kernel",)),
     ("Inductor's fused kernels", ("triton_",)),
     ("convolution forward (cuDNN)", ("fprop",)),
     ("convolution data gradient (cuDNN)", ("dgrad",)),

@@ -609,6 +609,7 @@ def test_piano_step_counts_cublas_kernels_as_matrix_products():
                  "cutlass_80_tensorop_s1688gemm_128x128_16x3_nt_align4"):
         assert piano_step.kernel_kind(name) == "matrix products (cuBLAS)", name
     assert piano_step.kernel_kind("sm90_xmma_wgrad_indexed_implicit_gemm") == "convolution weight gradient (cuDNN)"
+    assert piano_step.kernel_kind("_wgrad_kernel") == "convolution weight gradient (Triton)"
     assert piano_step.kernel_kind("cudnn::engines_precompiled::convertTensor_kernel") == "convolution, other (cuDNN)"
 
 
