@@ -61,8 +61,10 @@ from sequnet.core.triton_guard import tl, triton, use_triton
 KERNELS = ("products", "triton", "cudnn_cf")
 # Triton: (positions, first and second channels a program multiplies at a time), warps and pipeline stages, for
 # float32 operands and 16-bit ones. The taps share a program, so k accumulators of (first x second) float32 live in
-# its registers: these tiles compile for sm_90 without spilling (ptxas, k = 5)
-TILE = {"float32": ((32, 128, 32), 8, 4), "16-bit": ((64, 64, 32), 4, 3)}
+# its registers. The float32 tile was the fastest of 10 over both piano models' layers (H100, 6bbc185,
+# results/bench/weight-grad-tf32-kernel-h100.json: 24.1 ms for the Seq-U-Net's, against 29.5 for 32x128x32 at 4
+# stages), though ptxas spills 44 bytes of it at k = 5
+TILE = {"float32": ((32, 128, 64), 8, 3), "16-bit": ((64, 64, 32), 4, 3)}
 MAX_TAPS = 5            # the kernel's accumulators: the audio models' convolutions have 1, 2 or 5 taps
 SHARED_BYTES = 227 * 1024   # an H100's shared memory a program may use
 
@@ -177,7 +179,7 @@ def shares_for(units: int, n: int, bt: int, programs: int) -> int:
     """Into how many shares to cut each sequence's ``n`` positions, given ``units`` (output tiles x sequences) and
     ``programs`` running at once: the count whose waves of programs carry the least idle time per share of work,
     each share at least 4 tiles of ``bt`` positions long, and every further share charged 1 % (its partial sums are
-    written and added). For example the piano Seq-U-Net's (384 x 192)-channel layers in TILE's float32 tile
+    written and added). For example the piano Seq-U-Net's (384 x 192)-channel layers in 128 x 32 tiles
     (18 output tiles, one program a multiprocessor) at batch 16 on an H100's 132: one share is 288 programs, 3
     waves the last of which is 18 % full; 5 shares fill 11 waves to 99 %."""
     best_score, best = None, 1
