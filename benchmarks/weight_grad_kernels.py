@@ -2,8 +2,10 @@
 autotuner on from the start), cuBLAS's batched products and the Triton kernel of ``sequnet.core.models.weight_grad``
 for several tiles, layer by layer at the training shape (batch 16, 5,000 targets), bf16 and float32 (TF32);
 ``--ways`` picks some; cuDNN's also from channels-first copies of the input and the output gradient (made before the
-timing, and within it). A further way, cuDNN's with each convolution presented with time on the height axis, was no
-faster on an H100 at 61c99ab (``results/bench/weight-grad-time-h-h100.json``) and was removed.
+timing, and within it); and the Triton kernel on such copies (``triton_cf``: the summed positions contiguous, so
+its copies into shared memory need not transpose). A further way, cuDNN's with each convolution presented with
+time on the height axis, was no faster on an H100 at 61c99ab (``results/bench/weight-grad-time-h-h100.json``) and
+was removed.
 
 Why: in float32 cuDNN's weight gradients took 19.5 ms of the compiled Seq-U-Net's 59.3 ms step on an H100, 2.3
 times its forward convolutions' 8.6 ms for the same FLOPs (``results/logs/2026-12-05d-*``), and the products were

@@ -43,7 +43,9 @@ def use_fast_kernels(model: nn.Module, compile_: bool = False) -> nn.Module:
     # cuDNN's heuristic plans (bf16 172.86 against 199.60 ms); against autotuned ones they lost (H100, 932025f, each
     # variant in a process of its own: 172.77 against 169.63 ms, results/bench/piano-step-autotuner-h100.json), and
     # the layers' weight gradients alone took 23.6 ms by products against cuDNN's 14.1 in bf16 and 134.3 against
-    # 26.6 in TF32 (results/bench/weight-grad-kernels-h100.json). The Triton kernel there was slower still.
+    # 26.6 in TF32 (results/bench/weight-grad-kernels-h100.json). The Triton kernel there was slower still, and
+    # rebuilt for TF32 it still lost: the compiled TF32 Seq-U-Net step took 68.0 ms with it against 56.6 with cuDNN's
+    # (H100, 6bbc185, results/bench/piano-step-tf32-triton-wgrad-h100.json).
     return model
 
 

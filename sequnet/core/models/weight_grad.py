@@ -49,7 +49,11 @@ float32 operands are multiplied in TF32 where cuDNN's convolutions are (``torch.
 in Triton's CPU interpreter (``tests/test_kernels_interpreted.py``), compiled for sm_90 there
 (``tests/test_kernels_compiled.py``) and on a GPU. Its first design, a program a tap over shares of the batch's
 positions found by division, took 60.3 ms for the Seq-U-Net's weight gradients in TF32 against cuDNN's 18.4
-(H100, 932025f).
+(H100, 932025f). This one took 23.7 ms against cuDNN's 18.5, and 42.4 against 27.1 for WaveNet's (H100, 6bbc185,
+results/bench/weight-grad-tf32-kernel-h100.json, each layer at its best of 10 tiles): still slower everywhere, most
+of all on single-tap layers, where it has no taps to share a tile between and the 4-byte transposing copies are
+the likeliest limit. With it the compiled TF32 Seq-U-Net step took 68.0 ms against 56.6 with cuDNN's
+(results/bench/piano-step-tf32-triton-wgrad-h100.json), so the trainer does not take it.
 """
 from __future__ import annotations
 
