@@ -209,9 +209,10 @@ class _ConvMMWeightGrad(torch.autograd.Function):
         stride, dilation, transposed, has_bias, kernel = ctx.conf
         need_x, need_w, need_b = ctx.needs_input_grad[:3]
         gx = gw = gb = None
-        # channels-last, as cuDNN's data gradient would copy it to anyway (in the compiled TF32 Seq-U-Net step, 11
-        # output gradients a step came from Inductor channels-first, 1.3 ms of copies inside convolution_backward,
-        # results/logs/2026-12-07b-*): one copy serves both gradients, and the kernels read whole rows of channels
+        # channels-last (no copy where it is already): the kernels read whole rows of channels, and a channels-first
+        # gradient would cost the Triton kernel uncoalesced loads. (The compiled TF32 step's 22 device-to-device
+        # copies inside convolution_backward, 1.3 ms, results/logs/2026-12-07b-*, stayed with this in place at
+        # 6bbc185, results/logs/2026-12-07g-*: same-layout copies, whose cause is not yet known)
         grad = grad.transpose(1, 2).contiguous().transpose(1, 2)
         if need_x or (need_b and has_bias):
             out_channels = weight.shape[1] if transposed else weight.shape[0]
