@@ -38,6 +38,11 @@ changed in one respect:
   ``weight_grad``'s Triton kernel (TF32 where cuDNN's convolutions are, without the matmul precision).
   ``cf_wgrad``: cuDNN's weight gradients from channels-first copies of the operands (``weight_grad``'s
   ``"cudnn_cf"``), the data gradients still channels-last.
+* ``native_conv_grads``: the channels-last convolutions' backward through PyTorch's own (the trainer's until
+  2026-12-07) instead of the operator of ``sequnet.core.models.conv_grads``, to which compiled graphs hand 3-D
+  gradients. ``stored_gate`` (with ``compile``): the gates' tanh and sigmoid stored for the backward pass, as the
+  partitioner chose until 2026-12-07, instead of recomputed there from the convolutions' outputs
+  (``sequnet.core.models.layers.conv_gate``).
 
     python benchmarks/piano_step.py --out results/bench/piano-step-h200.json
     python benchmarks/piano_step.py --device cpu --quick              # a smoke run on the CPU
@@ -65,8 +70,8 @@ from torch.utils.flop_counter import FlopCounterMode
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from training import build, loss_fn, make_batch, setting_for  # noqa: E402
-from sequnet.core.models import (id_lookup, use_channels_last, use_cropped_skips, use_fused_lookup,  # noqa: E402
-                                 use_mm_weight_grad)
+from sequnet.core.models import (id_lookup, layers, use_channels_last, use_cropped_skips,  # noqa: E402
+                                 use_fused_lookup, use_mm_weight_grad)
 from sequnet.core.models.padding import pad_channels  # noqa: E402
 from sequnet.analysis.complexity import run_metadata, time_training_step, training_step  # noqa: E402
 from sequnet.analysis.benchmarks import write_bench  # noqa: E402
@@ -114,7 +119,9 @@ def parse(spec: str) -> dict:
          "coord": "coord" in words,
          "lookup_chunk": None if "sort_all" in words else id_lookup.CHUNK,
          "lookup_reduce": "partials" if "partials" in words else id_lookup.REDUCE,
-         "compile_loss": "compile_loss" in words, "config_patches": config_patches(spec, words), "spec": spec}
+         "compile_loss": "compile_loss" in words, "config_patches": config_patches(spec, words),
+         "conv_grads_op": "native_conv_grads" not in words, "recompute_gate": "stored_gate" not in words,
+         "spec": spec}
     if v["coord"] and not v["compile"]:
         raise ValueError(f"{spec!r}: coord tunes Inductor's kernels, so it needs compile (or autotune)")
     if v["config_patches"] and not v["compile"]:
@@ -145,6 +152,8 @@ def variant_settings(v: dict):
     H100, 2026-12-06: WaveNet compiled in bf16 124.54 ms a step without it, 124.53 with it)."""
     matmul_precision = torch.get_float32_matmul_precision()
     chunk, reduce = id_lookup.CHUNK, id_lookup.REDUCE
+    opaque, recompute = layers.OPAQUE_CONV_GRADS, layers.RECOMPUTE_GATE
+    layers.OPAQUE_CONV_GRADS, layers.RECOMPUTE_GATE = v.get("conv_grads_op", True), v.get("recompute_gate", True)
     torch.backends.cudnn.benchmark = v["cudnn_benchmark"]
     id_lookup.CHUNK = v.get("lookup_chunk", chunk)
     id_lookup.REDUCE = v.get("lookup_reduce", reduce)
@@ -160,6 +169,7 @@ def variant_settings(v: dict):
     finally:
         torch.backends.cudnn.benchmark = False
         id_lookup.CHUNK, id_lookup.REDUCE = chunk, reduce
+        layers.OPAQUE_CONV_GRADS, layers.RECOMPUTE_GATE = opaque, recompute
         if products:
             torch.set_float32_matmul_precision(matmul_precision)
 

@@ -5,7 +5,7 @@
 #
 #   CALL=1 SEQUNET_GIT_COMMIT=$(git rev-parse --short HEAD) CALL_S=575 bash benchmarks/speed_gpu_call.sh OUT
 #       device tool: carry [".whl", ".devdata"] (made here by `benchmarks/device_prep.sh tests`), timeout_s 600
-#   then CALL=2 to 12, 14, 16 to 22 and 24 to 31 the same way, each as soon as the last has answered (or in another
+#   then CALL=2 to 12, 14, 16 to 22 and 24 to 33 the same way, each as soon as the last has answered (or in another
 #   session).
 #
 # CALL=1  the GPU test suite (benchmarks/gpu_test.sh; 404 s at 94cb339 with 6 workers on an H200, 2026-12-05; an
@@ -212,6 +212,16 @@
 #         TF32 Seq-U-Net step as the trainer runs it (the 45 ms target: 56.25 ms at 910499d, cuDNN's weight
 #         gradients 19.3 ms of it) with the kernel (profiled), with cuDNN's, and with the kernel again, each in a
 #         process of its own (OUT/piano-step-tf32-triton-wgrad-GPU.json and its .profile.txt).
+# CALL=32 the Triton weight gradient on channels-first copies (triton_cf) against channels-last operands and cuDNN,
+#         the Seq-U-Net's TF32 layers at the kernel's default tile (OUT/weight-grad-tf32-cf-GPU.json): what the
+#         transposing loads cost. Then the compiled TF32 Seq-U-Net step as the trainer runs it since 2026-12-07,
+#         its convolutions' backward through sequnet.core.models.conv_grads and its gates recomputed in the
+#         backward pass (layers.conv_gate), profiled, then without either (native_conv_grads stored_gate, the
+#         trainer's before), without the recomputation only and without the operator only, each in a process of
+#         its own (OUT/piano-step-conv-grads-gate-tf32-GPU.json and its .profile.txt; Inductor's code:
+#         OUT/inductor-code-call32.tar.gz); then the compiled bf16 step with both and without either
+#         (OUT/piano-step-conv-grads-gate-bf16-GPU.json).
+# CALL=33 the same pair for compiled WaveNet, bf16 then TF32 (OUT/piano-step-conv-grads-gate-wavenet-*-GPU.json).
 # At 1ead015 (2026-12-05) call 2's generation benchmark, with split-K in one launch beside the rule's kernels, ran
 # past its bound (its log: results/logs/2026-12-05-h200-pdl-and-splitk1.tar.xz); that split-K was then removed and
 # the comparison above ran on its own (results/bench/generation-pdl-h200.json).
@@ -575,6 +585,26 @@ case ${CALL:-1} in
         export TORCHINDUCTOR_CACHE_DIR=/tmp/inductor-call31
         s="sequnet fp32 pad=64$compiled lookup cudnn_benchmark$pdl$combo"
         profiled "$s triton_wgrad" 130; alone "$s" 110; alone "$s triton_wgrad" 110 ;;
-    *) echo "CALL=${CALL}: expected 1 to 12, 14, 16 to 22, 24 to 31" >&2; exit 2 ;;
+    32)
+        # the Triton kernel on channels-first copies against channels-last activations, at its default tile
+        step "the TF32 weight gradients on channels-first copies" 150 python3 benchmarks/weight_grad_kernels.py \
+            "${quick[@]}" --archs sequnet --dtypes fp32 --ways cudnn triton triton_cf --reps 5 --warps 8 \
+            --stages 3 --tiles 32x128x64 --out "$out/weight-grad-tf32-cf-$gpu.json"
+        f=$out/piano-step-conv-grads-gate-tf32-$gpu.json
+        export TORCHINDUCTOR_CACHE_DIR=/tmp/inductor-call32
+        s="sequnet fp32 pad=64$compiled lookup cudnn_benchmark$pdl$combo"
+        profiled "$s" 110; alone "$s native_conv_grads stored_gate" 95; alone "$s stored_gate" 95
+        alone "$s native_conv_grads" 95
+        inductor_code /tmp/inductor-call32 "$out/inductor-code-call32.tar.gz"
+        f=$out/piano-step-conv-grads-gate-bf16-$gpu.json
+        s="$trainer_s$pdl$combo"
+        alone "$s" 85; alone "$s native_conv_grads stored_gate" 85 ;;
+    33)
+        for dtype in bf16 fp32; do
+            f=$out/piano-step-conv-grads-gate-wavenet-$dtype-$gpu.json
+            s="wavenet $dtype crop$compiled lookup cudnn_benchmark$pdl$combo"
+            alone "$s" 130; alone "$s native_conv_grads stored_gate" 130
+        done ;;
+    *) echo "CALL=${CALL}: expected 1 to 12, 14, 16 to 22, 24 to 33" >&2; exit 2 ;;
 esac
 exit $status

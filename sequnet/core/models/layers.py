@@ -16,11 +16,18 @@ contiguously in its own shape (:func:`add_channels`).
 """
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+import torch.utils.checkpoint as checkpoint
 
-from sequnet.core.models import id_lookup, weight_grad
+from sequnet.core.models import conv_grads, id_lookup, weight_grad
+
+# The channels-last convolutions' input and weight gradients through the operator of conv_grads (False: through
+# PyTorch's own backward of the 2-D convolution, whose gradient Inductor may hand cuDNN in strides it copies)
+OPAQUE_CONV_GRADS = True
 
 
 def crop_front(x: torch.Tensor, length: int, channels_last: bool = False) -> torch.Tensor:
@@ -76,6 +83,44 @@ def gate(y: torch.Tensor, channels_last: bool = False) -> torch.Tensor:
     return _on_time_view(product, f, g) if channels_last else product(f, g)
 
 
+# Compiled (under torch.compile), the gate of a convolution's output is recomputed in the backward pass from the
+# convolution's output before its bias (conv_gate); False stores tanh(f) and sigmoid(g) as Inductor chooses to
+RECOMPUTE_GATE = True
+
+
+def conv_gate(conv: nn.Module, x: torch.Tensor, s: slice | None = None, kept: bool = False) -> torch.Tensor:
+    """``gate(conv(x)[..., s])``, channels-last as ``conv`` is. Compiled and channels-last, the bias is added inside
+    a checkpointed region (``torch.utils.checkpoint``), so that the backward pass keeps the convolution's own output
+    (already in memory) and recomputes the gate from it. Otherwise AOTAutograd's partitioner kept tanh(f) and
+    sigmoid(g), which the forward's gate kernel then wrote beside the gate's output: 3 values of the channels'
+    width a sample instead of 1 (Inductor's code of the compiled piano Seq-U-Net, H100, 2026-12-05). ``kept``: the
+    backward pass needs the gate's output itself (WaveNet's, the input of its 1x1 convolution), which is then
+    kept, not recomputed (the partitioner, which counts bytes kept, would recompute it from the convolution's
+    output, reading twice the bytes it writes)."""
+    cl = conv.channels_last
+    if not (RECOMPUTE_GATE and cl and conv.bias is not None and torch.compiler.is_compiling()):
+        y = conv(x)
+        return gate(time_slice(y, s, cl) if s is not None else y, cl)
+
+    def biased_gate(y: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        y = _on_time_view(lambda t: t + bias, y) if s is None else time_slice(y, s, cl).transpose(1, 2).add(bias)
+        return gate(y if s is None else y.transpose(1, 2), cl)
+
+    context = functools.partial(checkpoint.create_selective_checkpoint_contexts, _keep_product if kept else _none)
+    return checkpoint.checkpoint(biased_gate, conv.conv(x, conv.weight, None), conv.bias, use_reentrant=False,
+                                 context_fn=context)
+
+
+def _keep_product(ctx, op, *args, **kwargs):
+    """Keep the gate's product tanh(f) * sigmoid(g); recompute the rest (selective checkpointing's policy)."""
+    policy = checkpoint.CheckpointPolicy
+    return policy.MUST_SAVE if op is torch.ops.aten.mul.Tensor else policy.PREFER_RECOMPUTE
+
+
+def _none(ctx, op, *args, **kwargs):
+    return checkpoint.CheckpointPolicy.PREFER_RECOMPUTE
+
+
 def relu(x: torch.Tensor, channels_last: bool = False) -> torch.Tensor:
     """``F.relu``; channels-last, on the (batch, time, channels) view (see :func:`add_channels`)."""
     return _on_time_view(F.relu, x) if channels_last else F.relu(x)
@@ -109,6 +154,8 @@ class Conv1d(nn.Conv1d):
             return self._conv_forward(x, weight, bias)
         if self.mm_weight_grad and mm_applies(self):
             return weight_grad.conv(x, weight, bias, self.stride[0], self.dilation[0], False, self.weight_grad_kernel)
+        if OPAQUE_CONV_GRADS and mm_applies(self):
+            return conv_grads.conv(x, weight, bias, self.stride[0], self.dilation[0], False)
         return F.conv2d(x.unsqueeze(2), weight.unsqueeze(2), bias, (1, *self.stride), (0, *self.padding),
                         (1, *self.dilation), self.groups).squeeze(2)
 
@@ -123,12 +170,20 @@ class ConvTranspose1d(nn.ConvTranspose1d):
     def forward(self, x: torch.Tensor, output_size: list[int] | None = None) -> torch.Tensor:
         if not self.channels_last or output_size is not None:
             return super().forward(x, output_size)
+        return self.conv(x, self.weight, self.bias)
+
+    def conv(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        """This channels-last convolution with ``weight`` and ``bias`` in place of its own (:func:`conv_gate`
+        leaves the bias out)."""
+        if not self.channels_last:
+            return F.conv_transpose1d(x, weight, bias, self.stride, self.padding, self.output_padding, self.groups,
+                                      self.dilation)
         if self.mm_weight_grad and mm_applies(self):
-            return weight_grad.conv(x, self.weight, self.bias, self.stride[0], self.dilation[0], True,
-                                    self.weight_grad_kernel)
-        return F.conv_transpose2d(x.unsqueeze(2), self.weight.unsqueeze(2), self.bias, (1, *self.stride),
-                                  (0, *self.padding), (0, *self.output_padding), self.groups,
-                                  (1, *self.dilation)).squeeze(2)
+            return weight_grad.conv(x, weight, bias, self.stride[0], self.dilation[0], True, self.weight_grad_kernel)
+        if OPAQUE_CONV_GRADS and mm_applies(self):
+            return conv_grads.conv(x, weight, bias, self.stride[0], self.dilation[0], True)
+        return F.conv_transpose2d(x.unsqueeze(2), weight.unsqueeze(2), bias, (1, *self.stride), (0, *self.padding),
+                                  (0, *self.output_padding), self.groups, (1, *self.dilation)).squeeze(2)
 
 
 def mm_applies(conv: nn.Module) -> bool:

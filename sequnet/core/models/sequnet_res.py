@@ -20,7 +20,8 @@ import torch.nn as nn
 from sequnet.core import sizes
 from sequnet.core.models.fused_gate import gated_residual
 from sequnet.core.models.layers import (Conv1d, ConvTranspose1d, LengthError, ReLU, add_channels, cat_channels,
-                                        crop_front, gate, input_conv, nearest_allowed, time_slice, to_channels_last)
+                                        conv_gate, crop_front, input_conv, nearest_allowed, time_slice,
+                                        to_channels_last)
 
 
 @dataclass
@@ -72,18 +73,23 @@ class GatedLayer(nn.Module):
     def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None, pad_front: int = 0) -> torch.Tensor:
         cl = self.channels_last
         u = x if cond is None else cat_channels([x, crop_front(cond, x.shape[-1], cl)], cl)
-        y = self.conv(u)
-        start, n = 0, y.shape[-1]
+        start, n = 0, self.conv_length(u.shape[-1])
         if self.transpose:
             # 2(N-1)+k samples; the last k-1 would see future coarse samples, and the front is cropped so that
             # the planned lengths come out (pad_front keeps one more sample where the plan needs it).
             start = self.k - 1 - pad_front
-            n = y.shape[-1] - (self.k - 1) - start
+            n -= (self.k - 1) + start
         if self.fused_gate:
             step, repeat = (1, 2) if self.transpose else (self.stride, 1)
-            return gated_residual(y, x, start, n, step, repeat)
-        r = gate(time_slice(y, slice(start, start + n), cl), cl)
+            return gated_residual(self.conv(u), x, start, n, step, repeat)
+        r = conv_gate(self.conv, u, slice(start, start + n) if self.transpose else None)
         return add_channels(crop_front(self.identity(x), n, cl), r, cl)
+
+    def conv_length(self, length: int) -> int:
+        """The convolution's output length for an input of ``length`` samples (valid; transposed: 2(N-1)+k)."""
+        if self.transpose:
+            return 2 * (length - 1) + self.k
+        return (length - self.k) // self.stride + 1
 
 
 class ResSeqUNet(nn.Module):

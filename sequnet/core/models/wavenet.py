@@ -23,7 +23,7 @@ import torch.nn as nn
 
 from sequnet.core import sizes
 from sequnet.core.models.fused_gate import fused_gate
-from sequnet.core.models.layers import (Conv1d, LengthError, add_channels, crop_front, gate, input_conv, relu,
+from sequnet.core.models.layers import (Conv1d, LengthError, add_channels, conv_gate, crop_front, input_conv, relu,
                                         set_switch, split_channels, to_channels_last)
 
 
@@ -55,9 +55,9 @@ class WaveNetLayer(nn.Module):
         self.out_conv = Conv1d(channels, skip + channels, 1)
 
     def gated(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.dil_conv(x)
-        # the same maths either way; fused, one kernel keeps only y for the backward pass
-        return fused_gate(y) if self.fused_gate else gate(y, self.channels_last)
+        # the same maths either way; fused (or compiled, conv_gate), only the convolution's output is kept for the
+        # backward pass
+        return fused_gate(self.dil_conv(x)) if self.fused_gate else conv_gate(self.dil_conv, x, kept=True)
 
     def forward(self, x: torch.Tensor, keep: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Return (residual output, skip contribution), both ``dilation * (k-1)`` shorter than x; switched to

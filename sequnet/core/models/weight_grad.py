@@ -7,8 +7,9 @@ is one product per sequence of the batch, summed over the batch:
 
 where X_b and dY_b are the (time, channels) views of the input and of the output gradient, which channels-last
 activations store as they are, so the taps need no copies: one batched product per tap. For a transposed
-convolution (weight (in, out, k)) the roles swap: ``X_b^T @ dY_b[j : j + s (n - 1) + 1 : s]``. The input and
-bias gradients stay cuDNN's (``aten.convolution_backward`` with the weight left out).
+convolution (weight (in, out, k)) the roles swap: ``X_b^T @ dY_b[j : j + s (n - 1) + 1 : s]``. The input
+gradient stays cuDNN's (through :mod:`sequnet.core.models.conv_grads`), the bias gradient is the output
+gradient's sum.
 
 Why: in float32 (TF32) cuDNN's weight gradients of the piano Seq-U-Net took 19.5 ms of its 60 ms compiled step on
 an H100, 2.3 times the forward convolutions' 8.6 ms for the same FLOPs
@@ -58,8 +59,8 @@ the likeliest limit. With it the compiled TF32 Seq-U-Net step took 68.0 ms again
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
+from sequnet.core.models import conv_grads
 from sequnet.core.triton_guard import tl, triton, use_triton
 
 KERNELS = ("products", "triton", "cudnn_cf")
@@ -80,19 +81,8 @@ def conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, strid
     to autocast's dtype first, as autocast would cast them for cuDNN."""
     if kernel not in KERNELS:
         raise ValueError(f"kernel={kernel!r}: expected one of {KERNELS}")
-    if torch.is_autocast_enabled(x.device.type):
-        dtype = torch.get_autocast_dtype(x.device.type)
-        x, weight = x.to(dtype), weight.to(dtype)
-        bias = bias.to(dtype) if bias is not None else None
-    return _ConvMMWeightGrad.apply(x, weight, bias, stride, dilation, transposed, kernel)
-
-
-def _forward(x, weight, bias, stride: int, dilation: int, transposed: bool) -> torch.Tensor:
-    if transposed:
-        y = F.conv_transpose2d(x.unsqueeze(2), weight.unsqueeze(2), bias, (1, stride), dilation=(1, dilation))
-    else:
-        y = F.conv2d(x.unsqueeze(2), weight.unsqueeze(2), bias, (1, stride), dilation=(1, dilation))
-    return y.squeeze(2)
+    return _ConvMMWeightGrad.apply(*conv_grads.autocast_operands(x, weight, bias), stride, dilation, transposed,
+                                   kernel)
 
 
 def weight_grad(x: torch.Tensor, grad: torch.Tensor, k: int, stride: int, dilation: int,
@@ -201,7 +191,7 @@ class _ConvMMWeightGrad(torch.autograd.Function):
     def forward(ctx, x, weight, bias, stride: int, dilation: int, transposed: bool, kernel: str = "products"):
         ctx.save_for_backward(x, weight)
         ctx.conf = (stride, dilation, transposed, bias is not None, kernel)
-        return _forward(x, weight, bias, stride, dilation, transposed)
+        return conv_grads.forward(x, weight, bias, stride, dilation, transposed)
 
     @staticmethod
     def backward(ctx, grad):
@@ -210,16 +200,11 @@ class _ConvMMWeightGrad(torch.autograd.Function):
         need_x, need_w, need_b = ctx.needs_input_grad[:3]
         gx = gw = gb = None
         # channels-last (no copy where it is already): the kernels read whole rows of channels, and a channels-first
-        # gradient would cost the Triton kernel uncoalesced loads. (The compiled TF32 step's 22 device-to-device
-        # copies inside convolution_backward, 1.3 ms, results/logs/2026-12-07b-*, stayed with this in place at
-        # 6bbc185, results/logs/2026-12-07g-*: same-layout copies, whose cause is not yet known)
+        # gradient would cost the Triton kernel uncoalesced loads
         grad = grad.transpose(1, 2).contiguous().transpose(1, 2)
-        if need_x or (need_b and has_bias):
-            out_channels = weight.shape[1] if transposed else weight.shape[0]
-            gx, _, gb = torch.ops.aten.convolution_backward(
-                grad.unsqueeze(2), x.unsqueeze(2), weight.unsqueeze(2), [out_channels] if has_bias else None,
-                [1, stride], [0, 0], [1, dilation], transposed, [0, 0], 1, [need_x, False, need_b and has_bias])
-            gx = gx.squeeze(2) if gx is not None else None
+        if need_x:
+            gx, = conv_grads.grads(grad, x, weight, stride, dilation, transposed, True, False)
+        gb = grad.sum((0, 2)) if need_b and has_bias else None
         if need_w and kernel == "cudnn_cf":
             gw = _cudnn_channels_first(x, grad, weight, stride, dilation, transposed)
         elif need_w:
