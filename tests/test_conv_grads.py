@@ -128,3 +128,19 @@ def test_compiled_models_call_the_operator_and_recompute_their_gates(arch):
     assert written[True] < 0.8 * written[False], written
     for a, b in zip(grads[True], grads[False]):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_compiled_gates_keep_autocasts_dtype():
+    """Under bf16 autocast the recomputed gate adds the bias in the convolution's dtype, as the convolution would:
+    a float32 bias had made the gates, and every activation after them, float32 (the compiled bf16 Seq-U-Net
+    step took 29.47 ms against 24.35 on an H100 at e0ff3ff)."""
+    torch.manual_seed(0)
+    conv = layers.Conv1d(4, 8, 3)
+    conv.channels_last = True
+    conv.weight.data = layers.to_channels_last(conv.weight.data)
+    x = layers.to_channels_last(torch.randn(2, 4, 20))
+    f = torch.compile(lambda x: layers.conv_gate(conv, x), dynamic=False)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out, plain = f(x), layers.gate(conv(x), True)
+    assert out.dtype == plain.dtype == torch.bfloat16
+    torch.testing.assert_close(out, plain, rtol=2e-2, atol=2e-2)

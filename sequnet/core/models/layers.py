@@ -103,6 +103,10 @@ def conv_gate(conv: nn.Module, x: torch.Tensor, s: slice | None = None, kept: bo
         return gate(time_slice(y, s, cl) if s is not None else y, cl)
 
     def biased_gate(y: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        # in the convolution's dtype, as the convolution adds it (under bf16 autocast a float32 bias made the
+        # gates and every activation after them float32: the compiled bf16 Seq-U-Net step took 29.47 ms against
+        # 24.35, H100, e0ff3ff)
+        bias = bias.to(y.dtype)
         y = _on_time_view(lambda t: t + bias, y) if s is None else time_slice(y, s, cl).transpose(1, 2).add(bias)
         return gate(y if s is None else y.transpose(1, 2), cl)
 
