@@ -38,11 +38,12 @@ changed in one respect:
   ``weight_grad``'s Triton kernel (TF32 where cuDNN's convolutions are, without the matmul precision).
   ``cf_wgrad``: cuDNN's weight gradients from channels-first copies of the operands (``weight_grad``'s
   ``"cudnn_cf"``), the data gradients still channels-last.
-* ``native_conv_grads``: the channels-last convolutions' backward through PyTorch's own (the trainer's until
-  2026-12-07) instead of the operator of ``sequnet.core.models.conv_grads``, to which compiled graphs hand 3-D
-  gradients. ``stored_gate`` (with ``compile``): the gates' tanh and sigmoid stored for the backward pass, as the
-  partitioner chose until 2026-12-07, instead of recomputed there from the convolutions' outputs
-  (``sequnet.core.models.layers.conv_gate``).
+* ``conv_grads_op``: the channels-last convolutions' backward through the operator of
+  ``sequnet.core.models.conv_grads``, to which compiled graphs hand 3-D gradients, instead of PyTorch's own
+  (``layers.OPAQUE_CONV_GRADS``). ``recompute_gate`` (with ``compile``): the gates' tanh and sigmoid recomputed in
+  the backward pass from the convolutions' outputs (``layers.conv_gate``, ``layers.RECOMPUTE_GATE``) instead of
+  stored, as the partitioner chooses. At e0ff3ff (2026-12-07) both were on by default and the words were their
+  opposites, ``native_conv_grads`` and ``stored_gate`` (the specs in results/bench/piano-step-conv-grads-gate-*).
 
     python benchmarks/piano_step.py --out results/bench/piano-step-h200.json
     python benchmarks/piano_step.py --device cpu --quick              # a smoke run on the CPU
@@ -120,7 +121,7 @@ def parse(spec: str) -> dict:
          "lookup_chunk": None if "sort_all" in words else id_lookup.CHUNK,
          "lookup_reduce": "partials" if "partials" in words else id_lookup.REDUCE,
          "compile_loss": "compile_loss" in words, "config_patches": config_patches(spec, words),
-         "conv_grads_op": "native_conv_grads" not in words, "recompute_gate": "stored_gate" not in words,
+         "conv_grads_op": "conv_grads_op" in words, "recompute_gate": "recompute_gate" in words,
          "spec": spec}
     if v["coord"] and not v["compile"]:
         raise ValueError(f"{spec!r}: coord tunes Inductor's kernels, so it needs compile (or autotune)")
@@ -153,7 +154,7 @@ def variant_settings(v: dict):
     matmul_precision = torch.get_float32_matmul_precision()
     chunk, reduce = id_lookup.CHUNK, id_lookup.REDUCE
     opaque, recompute = layers.OPAQUE_CONV_GRADS, layers.RECOMPUTE_GATE
-    layers.OPAQUE_CONV_GRADS, layers.RECOMPUTE_GATE = v.get("conv_grads_op", True), v.get("recompute_gate", True)
+    layers.OPAQUE_CONV_GRADS, layers.RECOMPUTE_GATE = v.get("conv_grads_op", False), v.get("recompute_gate", False)
     torch.backends.cudnn.benchmark = v["cudnn_benchmark"]
     id_lookup.CHUNK = v.get("lookup_chunk", chunk)
     id_lookup.REDUCE = v.get("lookup_reduce", reduce)

@@ -214,13 +214,14 @@
 #         process of its own (OUT/piano-step-tf32-triton-wgrad-GPU.json and its .profile.txt).
 # CALL=32 the Triton weight gradient on channels-first copies (triton_cf) against channels-last operands and cuDNN,
 #         the Seq-U-Net's TF32 layers at the kernel's default tile (OUT/weight-grad-tf32-cf-GPU.json): what the
-#         transposing loads cost. Then the compiled TF32 Seq-U-Net step as the trainer runs it since 2026-12-07,
-#         its convolutions' backward through sequnet.core.models.conv_grads and its gates recomputed in the
-#         backward pass (layers.conv_gate), profiled, then without either (native_conv_grads stored_gate, the
-#         trainer's before), without the recomputation only and without the operator only, each in a process of
-#         its own (OUT/piano-step-conv-grads-gate-tf32-GPU.json and its .profile.txt; Inductor's code:
-#         OUT/inductor-code-call32.tar.gz); then the compiled bf16 step with both and without either
-#         (OUT/piano-step-conv-grads-gate-bf16-GPU.json).
+#         transposing loads cost. Then the compiled TF32 Seq-U-Net step with its convolutions' backward through
+#         sequnet.core.models.conv_grads and its gates recomputed in the backward pass (layers.conv_gate; the words
+#         conv_grads_op recompute_gate), profiled, then without either (the trainer's), with the operator only and
+#         with the recomputation only, each in a process of its own (OUT/piano-step-conv-grads-gate-tf32-GPU.json
+#         and its .profile.txt; Inductor's code: OUT/inductor-code-call32.tar.gz); then the compiled bf16 step
+#         with both and without either (OUT/piano-step-conv-grads-gate-bf16-GPU.json). At e0ff3ff (H100) the TF32
+#         step took 54.09 ms with both against 56.68 without; the bf16 one was slower with both, 29.47 against
+#         24.35 ms, its gates float32 (the bias's dtype, mended in ff08a47).
 # CALL=33 the same pair for compiled WaveNet, bf16 then TF32 (OUT/piano-step-conv-grads-gate-wavenet-*-GPU.json).
 # At 1ead015 (2026-12-05) call 2's generation benchmark, with split-K in one launch beside the rule's kernels, ran
 # past its bound (its log: results/logs/2026-12-05-h200-pdl-and-splitk1.tar.xz); that split-K was then removed and
@@ -593,17 +594,19 @@ case ${CALL:-1} in
         f=$out/piano-step-conv-grads-gate-tf32-$gpu.json
         export TORCHINDUCTOR_CACHE_DIR=/tmp/inductor-call32
         s="sequnet fp32 pad=64$compiled lookup cudnn_benchmark$pdl$combo"
-        profiled "$s" 110; alone "$s native_conv_grads stored_gate" 95; alone "$s stored_gate" 95
-        alone "$s native_conv_grads" 95
+        # (the profiled process's row is written after its profile: 110 s cut it off at e0ff3ff, row and all)
+        profiled "$s conv_grads_op recompute_gate" 150; alone "$s" 95; alone "$s conv_grads_op" 95
+        alone "$s recompute_gate" 95
         inductor_code /tmp/inductor-call32 "$out/inductor-code-call32.tar.gz"
         f=$out/piano-step-conv-grads-gate-bf16-$gpu.json
         s="$trainer_s$pdl$combo"
-        alone "$s" 85; alone "$s native_conv_grads stored_gate" 85 ;;
+        alone "$s conv_grads_op recompute_gate" 120; alone "$s" 110 ;;
     33)
+        # WaveNet's compiled step with the recomputed gates ran past 150 s at e0ff3ff (its 52 checkpointed regions)
         for dtype in bf16 fp32; do
             f=$out/piano-step-conv-grads-gate-wavenet-$dtype-$gpu.json
             s="wavenet $dtype crop$compiled lookup cudnn_benchmark$pdl$combo"
-            alone "$s" 130; alone "$s native_conv_grads stored_gate" 130
+            alone "$s conv_grads_op recompute_gate" 200; alone "$s" 130
         done ;;
     *) echo "CALL=${CALL}: expected 1 to 12, 14, 16 to 22, 24 to 33" >&2; exit 2 ;;
 esac

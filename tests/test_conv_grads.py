@@ -91,7 +91,7 @@ def test_the_operator_computes_only_the_gradients_asked_for():
 
 
 @pytest.mark.parametrize("arch", ["sequnet", "wavenet"])
-def test_compiled_models_call_the_operator_and_recompute_their_gates(arch):
+def test_compiled_models_call_the_operator_and_recompute_their_gates(arch, monkeypatch):
     """Compiled, the audio models' backward passes reach cuDNN only through the operator, which is handed 3-D
     gradients (on an H100 the 4-D view Inductor handed PyTorch's own backward had stride 0 on the size-1 axis
     for one convolution a level, and cuDNN's backward copied it). With the gates recomputed, the forward pass
@@ -110,16 +110,14 @@ def test_compiled_models_call_the_operator_and_recompute_their_gates(arch):
         return use_channels_last(model).train(), model.body.receptive_field + 20
 
     written, grads = {}, {}
+    monkeypatch.setattr(layers, "OPAQUE_CONV_GRADS", True)
     for recompute in (False, True):
-        layers.RECOMPUTE_GATE = recompute
-        try:
-            torch._dynamo.reset()
-            model, length = build()
-            ids = torch.randint(0, 16, (2, length), generator=torch.Generator().manual_seed(1))
-            compiled = torch.compile(model, dynamic=False)
-            _, (forward, backward) = run_and_get_code(lambda: compiled(ids).float().square().mean().backward())
-        finally:
-            layers.RECOMPUTE_GATE = True
+        monkeypatch.setattr(layers, "RECOMPUTE_GATE", recompute)
+        torch._dynamo.reset()
+        model, length = build()
+        ids = torch.randint(0, 16, (2, length), generator=torch.Generator().manual_seed(1))
+        compiled = torch.compile(model, dynamic=False)
+        _, (forward, backward) = run_and_get_code(lambda: compiled(ids).float().square().mean().backward())
         assert "sequnet.conv_grads" not in forward and "aten.convolution_backward" not in backward
         assert backward.count("torch.ops.sequnet.conv_grads.default(") >= 10
         sizes = re.findall(r"empty_strided_cpu\(\((\d+(?:, \d+)*)\)", forward)
@@ -130,10 +128,12 @@ def test_compiled_models_call_the_operator_and_recompute_their_gates(arch):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
 
 
-def test_compiled_gates_keep_autocasts_dtype():
+def test_compiled_gates_keep_autocasts_dtype(monkeypatch):
     """Under bf16 autocast the recomputed gate adds the bias in the convolution's dtype, as the convolution would:
     a float32 bias had made the gates, and every activation after them, float32 (the compiled bf16 Seq-U-Net
     step took 29.47 ms against 24.35 on an H100 at e0ff3ff)."""
+    monkeypatch.setattr(layers, "RECOMPUTE_GATE", True)
+    torch._dynamo.reset()
     torch.manual_seed(0)
     conv = layers.Conv1d(4, 8, 3)
     conv.channels_last = True

@@ -26,8 +26,10 @@ import torch.utils.checkpoint as checkpoint
 from sequnet.core.models import conv_grads, id_lookup, weight_grad
 
 # The channels-last convolutions' input and weight gradients through the operator of conv_grads (False: through
-# PyTorch's own backward of the 2-D convolution, whose gradient Inductor may hand cuDNN in strides it copies)
-OPAQUE_CONV_GRADS = True
+# PyTorch's own backward of the 2-D convolution, whose gradient Inductor may hand cuDNN in strides it copies).
+# Off until measured in bf16 and for WaveNet on a GPU: on an H100 (e0ff3ff) the compiled TF32 Seq-U-Net step took
+# 55.17 ms with it against 56.68 (benchmarks/piano_step.py, results/bench/piano-step-conv-grads-gate-tf32-h100.json)
+OPAQUE_CONV_GRADS = False
 
 
 def crop_front(x: torch.Tensor, length: int, channels_last: bool = False) -> torch.Tensor:
@@ -84,8 +86,10 @@ def gate(y: torch.Tensor, channels_last: bool = False) -> torch.Tensor:
 
 
 # Compiled (under torch.compile), the gate of a convolution's output is recomputed in the backward pass from the
-# convolution's output before its bias (conv_gate); False stores tanh(f) and sigmoid(g) as Inductor chooses to
-RECOMPUTE_GATE = True
+# convolution's output before its bias (conv_gate); False stores tanh(f) and sigmoid(g) as the partitioner chooses
+# to. Off until measured in bf16 (the bias's dtype mended since) and for WaveNet on a GPU: on an H100 (e0ff3ff) the
+# compiled TF32 Seq-U-Net step took 54.16 ms with it against 56.68, and 54.09 with the operator too
+RECOMPUTE_GATE = False
 
 
 def conv_gate(conv: nn.Module, x: torch.Tensor, s: slice | None = None, kept: bool = False) -> torch.Tensor:
