@@ -5,7 +5,7 @@
 #
 #   CALL=1 SEQUNET_GIT_COMMIT=$(git rev-parse --short HEAD) CALL_S=575 bash benchmarks/speed_gpu_call.sh OUT
 #       device tool: carry [".whl", ".devdata"] (made here by `benchmarks/device_prep.sh tests`), timeout_s 600
-#   then CALL=2 to 12, 14, 16 to 22 and 24 to 33 the same way, each as soon as the last has answered (or in another
+#   then CALL=2 to 12, 14, 16 to 22 and 24 to 34 the same way, each as soon as the last has answered (or in another
 #   session).
 #
 # CALL=1  the GPU test suite (benchmarks/gpu_test.sh; 404 s at 94cb339 with 6 workers on an H200, 2026-12-05; an
@@ -218,11 +218,13 @@
 #         sequnet.core.models.conv_grads and its gates recomputed in the backward pass (layers.conv_gate; the words
 #         conv_grads_op recompute_gate), profiled, then without either (the trainer's), with the operator only and
 #         with the recomputation only, each in a process of its own (OUT/piano-step-conv-grads-gate-tf32-GPU.json
-#         and its .profile.txt; Inductor's code: OUT/inductor-code-call32.tar.gz); then the compiled bf16 step
-#         with both and without either (OUT/piano-step-conv-grads-gate-bf16-GPU.json). At e0ff3ff (H100) the TF32
-#         step took 54.09 ms with both against 56.68 without; the bf16 one was slower with both, 29.47 against
-#         24.35 ms, its gates float32 (the bias's dtype, mended in ff08a47).
-# CALL=33 the same pair for compiled WaveNet, bf16 then TF32 (OUT/piano-step-conv-grads-gate-wavenet-*-GPU.json).
+#         and its .profile.txt; Inductor's code: OUT/inductor-code-call32.tar.gz). At e0ff3ff (H100) the step took
+#         54.09 ms with both against 56.68 without.
+# CALL=33 the compiled bf16 steps (the trainer's precision for the piano run) with both and without either: the
+#         Seq-U-Net (OUT/piano-step-conv-grads-gate-bf16-GPU.json; at e0ff3ff, with the gates then float32, 29.47
+#         against 24.35 ms: the bias's dtype, mended in ff08a47), then WaveNet
+#         (OUT/piano-step-conv-grads-gate-wavenet-bf16-GPU.json).
+# CALL=34 the same pair for WaveNet in TF32 (OUT/piano-step-conv-grads-gate-wavenet-fp32-GPU.json).
 # At 1ead015 (2026-12-05) call 2's generation benchmark, with split-K in one launch beside the rule's kernels, ran
 # past its bound (its log: results/logs/2026-12-05-h200-pdl-and-splitk1.tar.xz); that split-K was then removed and
 # the comparison above ran on its own (results/bench/generation-pdl-h200.json).
@@ -597,17 +599,19 @@ case ${CALL:-1} in
         # (the profiled process's row is written after its profile: 110 s cut it off at e0ff3ff, row and all)
         profiled "$s conv_grads_op recompute_gate" 150; alone "$s" 95; alone "$s conv_grads_op" 95
         alone "$s recompute_gate" 95
-        inductor_code /tmp/inductor-call32 "$out/inductor-code-call32.tar.gz"
+        inductor_code /tmp/inductor-call32 "$out/inductor-code-call32.tar.gz" ;;
+    33)
         f=$out/piano-step-conv-grads-gate-bf16-$gpu.json
         s="$trainer_s$pdl$combo"
-        alone "$s conv_grads_op recompute_gate" 120; alone "$s" 110 ;;
-    33)
+        alone "$s conv_grads_op recompute_gate" 120; alone "$s" 110
         # WaveNet's compiled step with the recomputed gates ran past 150 s at e0ff3ff (its 52 checkpointed regions)
-        for dtype in bf16 fp32; do
-            f=$out/piano-step-conv-grads-gate-wavenet-$dtype-$gpu.json
-            s="wavenet $dtype crop$compiled lookup cudnn_benchmark$pdl$combo"
-            alone "$s conv_grads_op recompute_gate" 200; alone "$s" 130
-        done ;;
-    *) echo "CALL=${CALL}: expected 1 to 12, 14, 16 to 22, 24 to 33" >&2; exit 2 ;;
+        f=$out/piano-step-conv-grads-gate-wavenet-bf16-$gpu.json
+        s="$trainer_w$pdl$combo"
+        alone "$s conv_grads_op recompute_gate" 200; alone "$s" 130 ;;
+    34)
+        f=$out/piano-step-conv-grads-gate-wavenet-fp32-$gpu.json
+        s="wavenet fp32 crop$compiled lookup cudnn_benchmark$pdl$combo"
+        alone "$s conv_grads_op recompute_gate" 220; alone "$s" 150 ;;
+    *) echo "CALL=${CALL}: expected 1 to 12, 14, 16 to 22, 24 to 34" >&2; exit 2 ;;
 esac
 exit $status

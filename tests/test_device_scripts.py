@@ -232,7 +232,7 @@ def test_speed_calls_14_16_and_17_time_the_compiled_loss_and_the_compilers_setti
     unknown = subprocess.run(SPEED_CALL + [str(tmp_path / "unknown")], cwd=REPO,
                              env=_dry_env(tmp_path, data_mirror, CALL="15"),
                              capture_output=True, text=True, timeout=120)
-    assert unknown.returncode == 2 and "CALL=15: expected 1 to 12, 14, 16 to 22, 24 to 33" in unknown.stderr
+    assert unknown.returncode == 2 and "CALL=15: expected 1 to 12, 14, 16 to 22, 24 to 34" in unknown.stderr
 
 
 @pytest.mark.dry_run
@@ -263,27 +263,28 @@ def test_speed_call_31_times_the_tf32_weight_gradients_by_the_kernel_alone_and_i
 
 
 @pytest.mark.dry_run
-def test_speed_calls_32_and_33_time_the_convolutions_operator_and_the_recomputed_gates(tmp_path, data_mirror):
-    """Calls 32 and 33 as CPU dry runs: the Seq-U-Net's float32 weight gradients alone (cuDNN's only: no Triton in
-    a dry run); its TF32 step with the operator and the recomputed gates (profiled), without either, and without
-    each, then its bf16 step with both and without either, each alone; then WaveNet's pair in bf16 and TF32."""
-    _dry_run(tmp_path, data_mirror, 32, "out32")
-    alone = json.loads((tmp_path / "out32" / "weight-grad-tf32-cf-cpu.json").read_text())
-    assert {(r["arch"], r["way"]) for r in alone["rows"]} == {("sequnet", "cudnn")}
+def test_speed_calls_32_to_34_time_the_convolutions_operator_and_the_recomputed_gates(tmp_path, data_mirror):
+    """Calls 32 to 34 as CPU dry runs: the Seq-U-Net's float32 weight gradients alone (cuDNN's only: no Triton in
+    a dry run); its TF32 step with the operator and the recomputed gates (profiled), without either, and with each,
+    each alone; then both models' bf16 steps with both and without either; then WaveNet's TF32 pair."""
     def switches(rows):
         return [(r["arch"], r["bf16"], r["conv_grads_op"], r["recompute_gate"]) for r in rows]
 
+    _dry_run(tmp_path, data_mirror, 32, "out32")
+    alone = json.loads((tmp_path / "out32" / "weight-grad-tf32-cf-cpu.json").read_text())
+    assert {(r["arch"], r["way"]) for r in alone["rows"]} == {("sequnet", "cudnn")}
     found = json.loads((tmp_path / "out32" / "piano-step-conv-grads-gate-tf32-cpu.json").read_text())
     assert switches(found["rows"]) == [("sequnet", False, True, True), ("sequnet", False, False, False),
                                        ("sequnet", False, True, False), ("sequnet", False, False, True)]
     assert found["meta"]["processes"] == 4 and not any("error" in r for r in found["rows"])
     assert (tmp_path / "out32" / "piano-step-conv-grads-gate-tf32-cpu.profile.txt").exists()
-    found = json.loads((tmp_path / "out32" / "piano-step-conv-grads-gate-bf16-cpu.json").read_text())
-    assert switches(found["rows"]) == [("sequnet", True, True, True), ("sequnet", True, False, False)]
     _dry_run(tmp_path, data_mirror, 33, "out33")
-    for dtype, bf16 in (("bf16", True), ("fp32", False)):
-        found = json.loads((tmp_path / "out33" / f"piano-step-conv-grads-gate-wavenet-{dtype}-cpu.json").read_text())
-        assert switches(found["rows"]) == [("wavenet", bf16, True, True), ("wavenet", bf16, False, False)]
+    for name, arch in (("bf16", "sequnet"), ("wavenet-bf16", "wavenet")):
+        found = json.loads((tmp_path / "out33" / f"piano-step-conv-grads-gate-{name}-cpu.json").read_text())
+        assert switches(found["rows"]) == [(arch, True, True, True), (arch, True, False, False)]
+    _dry_run(tmp_path, data_mirror, 34, "out34")
+    found = json.loads((tmp_path / "out34" / "piano-step-conv-grads-gate-wavenet-fp32-cpu.json").read_text())
+    assert switches(found["rows"]) == [("wavenet", False, True, True), ("wavenet", False, False, False)]
 
 
 @pytest.mark.dry_run
@@ -348,7 +349,7 @@ def test_speed_call_24_times_generation_at_the_default_split_k_tile(tmp_path, da
     removed = subprocess.run(SPEED_CALL + [str(tmp_path / "removed")], cwd=REPO,
                              env=_dry_env(tmp_path, data_mirror, CALL="23"), capture_output=True, text=True,
                              timeout=120)
-    assert removed.returncode == 2 and "CALL=23: expected 1 to 12, 14, 16 to 22, 24 to 33" in removed.stderr
+    assert removed.returncode == 2 and "CALL=23: expected 1 to 12, 14, 16 to 22, 24 to 34" in removed.stderr
 
 
 
