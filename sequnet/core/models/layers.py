@@ -93,14 +93,14 @@ RECOMPUTE_GATE = False
 
 
 def conv_gate(conv: nn.Module, x: torch.Tensor, s: slice | None = None, kept: bool = False) -> torch.Tensor:
-    """``gate(conv(x)[..., s])``, channels-last as ``conv`` is. Compiled and channels-last, the bias is added inside
-    a checkpointed region (``torch.utils.checkpoint``), so that the backward pass keeps the convolution's own output
-    (already in memory) and recomputes the gate from it. Otherwise AOTAutograd's partitioner kept tanh(f) and
-    sigmoid(g), which the forward's gate kernel then wrote beside the gate's output: 3 values of the channels'
-    width a sample instead of 1 (Inductor's code of the compiled piano Seq-U-Net, H100, 2026-12-05). ``kept``: the
-    backward pass needs the gate's output itself (WaveNet's, the input of its 1x1 convolution), which is then
-    kept, not recomputed (the partitioner, which counts bytes kept, would recompute it from the convolution's
-    output, reading twice the bytes it writes)."""
+    """``gate(conv(x)[..., s])``, channels-last as ``conv`` is. With RECOMPUTE_GATE on, compiled and channels-last, the
+    bias is added inside a checkpointed region (``torch.utils.checkpoint``), so that the backward pass keeps the
+    convolution's own output (already in memory) and recomputes the gate from it. Otherwise AOTAutograd's partitioner
+    kept tanh(f) and sigmoid(g), which the forward's gate kernel then wrote beside the gate's output: 3 values of the
+    channels' width a sample instead of 1 (Inductor's code of the compiled piano Seq-U-Net, H100, 2026-12-05). ``kept``:
+    the backward pass needs the gate's output itself (WaveNet's, the input of its 1x1 convolution), which is then kept,
+    not recomputed (the partitioner, which counts bytes kept, would recompute it from the convolution's output, reading
+    twice the bytes it writes)."""
     cl = conv.channels_last
     if not (RECOMPUTE_GATE and cl and conv.bias is not None and torch.compiler.is_compiling()):
         y = conv(x)

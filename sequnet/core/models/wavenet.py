@@ -55,8 +55,8 @@ class WaveNetLayer(nn.Module):
         self.out_conv = Conv1d(channels, skip + channels, 1)
 
     def gated(self, x: torch.Tensor) -> torch.Tensor:
-        # the same maths either way; fused (or compiled, conv_gate), only the convolution's output is kept for the
-        # backward pass
+        # the same maths either way; fused (or compiled with layers.RECOMPUTE_GATE on, conv_gate), only the
+        # convolution's output and the gate's product are kept for the backward pass
         return fused_gate(self.dil_conv(x)) if self.fused_gate else conv_gate(self.dil_conv, x, kept=True)
 
     def forward(self, x: torch.Tensor, keep: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
