@@ -9,7 +9,8 @@
 #   session).
 #
 # CALL=1  the GPU test suite (benchmarks/gpu_test.sh; 404 s at 94cb339 with 6 workers on an H200, 2026-12-05; an
-#         H100 had run 912 of its 1,009 tests after 545 s): OUT/gpu-test.log. Where it was cut short, the same call
+#         H100 had run 912 of its 1,009 tests after 545 s; 1,061 in 537 s at d4e5af2 on an H100, 2 s inside its
+#         limit, before the long tests started first): OUT/gpu-test.log. Where it was cut short, the same call
 #         again with GPU_TEST_AFTER=that log (in the checkout) runs the rest: OUT/gpu-test-rest.log.
 # CALL=2  the generation benchmark at batches 1, 28 and 64, float32 and bf16, the batch rule's kernels, each
 #         launched plainly and with programmatic dependent launch, with a step's bookkeeping in the Triton step
@@ -223,7 +224,10 @@
 # CALL=33 the compiled bf16 steps (the trainer's precision for the piano run) with both and without either: the
 #         Seq-U-Net (OUT/piano-step-conv-grads-gate-bf16-GPU.json; at e0ff3ff, with the gates then float32, 29.47
 #         against 24.35 ms: the bias's dtype, mended in ff08a47), then WaveNet
-#         (OUT/piano-step-conv-grads-gate-wavenet-bf16-GPU.json).
+#         (OUT/piano-step-conv-grads-gate-wavenet-bf16-GPU.json). At d4e5af2 (H100) the Seq-U-Net with both and
+#         WaveNet without ran past their limits compiling, and were typed again on the same machine: the Seq-U-Net
+#         24.18 ms as trained, 24.25 with the operator, 27.92 with the gates recomputed, 28.15 with both; WaveNet
+#         91.94 and 99.68 (results/bench/piano-step-conv-grads-gate-*-d4e5af2-h100.json).
 # CALL=34 the same pair for WaveNet in TF32 (OUT/piano-step-conv-grads-gate-wavenet-fp32-GPU.json).
 # At 1ead015 (2026-12-05) call 2's generation benchmark, with split-K in one launch beside the rule's kernels, ran
 # past its bound (its log: results/logs/2026-12-05-h200-pdl-and-splitk1.tar.xz); that split-K was then removed and

@@ -27,8 +27,8 @@ from sequnet.core.models import conv_grads, id_lookup, weight_grad
 
 # The channels-last convolutions' input and weight gradients through the operator of conv_grads (False: through
 # PyTorch's own backward of the 2-D convolution, whose gradient Inductor may hand cuDNN in strides it copies).
-# Off until measured in bf16 and for WaveNet on a GPU: on an H100 (e0ff3ff) the compiled TF32 Seq-U-Net step took
-# 55.17 ms with it against 56.68 (benchmarks/piano_step.py, results/bench/piano-step-conv-grads-gate-tf32-h100.json)
+# Off: on an H100 the compiled TF32 Seq-U-Net step took 55.17 ms with it against 56.68 (e0ff3ff), but the bf16 step
+# the trainer runs 24.25 against 24.18 (d4e5af2; results/bench/piano-step-conv-grads-gate-*-h100.json)
 OPAQUE_CONV_GRADS = False
 
 
@@ -87,8 +87,9 @@ def gate(y: torch.Tensor, channels_last: bool = False) -> torch.Tensor:
 
 # Compiled (under torch.compile), the gate of a convolution's output is recomputed in the backward pass from the
 # convolution's output before its bias (conv_gate); False stores tanh(f) and sigmoid(g) as the partitioner chooses
-# to. Off until measured in bf16 (the bias's dtype mended since) and for WaveNet on a GPU: on an H100 (e0ff3ff) the
-# compiled TF32 Seq-U-Net step took 54.16 ms with it against 56.68, and 54.09 with the operator too
+# to. Off: on an H100 the compiled TF32 Seq-U-Net step took 54.16 ms with it against 56.68 (e0ff3ff), but the bf16
+# steps the trainer runs were slower, the Seq-U-Net's 27.92 ms against 24.18 and WaveNet's 99.68 against 91.94 with
+# the operator too (d4e5af2)
 RECOMPUTE_GATE = False
 
 
