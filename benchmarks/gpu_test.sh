@@ -8,6 +8,8 @@
 #   benchmarks/gpu_test.sh [LOG]          LOG defaults to results/gpu-test/gpu-test.log
 #   GPU_TEST_LIMIT_S=S                    interrupt pytest after S seconds (it still prints its summary)
 #   GPU_TEST_AFTER=EARLIER_LOG            run only the tests EARLIER_LOG has no outcome for
+#   GPU_TEST_DURATIONS=LOG                start the tests LOG found long first (default: the newest committed log;
+#                                         empty: collection order)
 #
 # It fails at once without a CUDA GPU (a suite that skipped every GPU test would vouch for nothing). The machine
 # has no network: the wheels of shared/device-wheels (and the project's extra ones; benchmarks/device_prep.sh makes
@@ -76,7 +78,7 @@ import platform, torch, pytest
 print(f"# {torch.cuda.get_device_name(0)} x {torch.cuda.device_count()}, torch {torch.__version__}, "
       f"cuDNN {torch.backends.cudnn.version()}, Python {platform.python_version()}, pytest {pytest.__version__}")
 PY
-    echo "# command: pytest -m '$marks' -rs -v --durations=25 -p no:cacheprovider ${parallel[*]}" \
+    echo "# command: pytest -m '$marks' -rs -v --durations=40 -p no:cacheprovider ${parallel[*]}" \
         "${GPU_TEST_AFTER:+(the tests $(basename "$GPU_TEST_AFTER") has no outcome for)}" \
         "(OMP_NUM_THREADS=${OMP_NUM_THREADS:-unset})"
 } > "$log"
@@ -90,6 +92,17 @@ start=$SECONDS
 # log had none of them, only two FAILED lines).
 limit=()
 [ -n "${GPU_TEST_LIMIT_S:-}" ] && limit=(timeout -s INT -k 30 "$GPU_TEST_LIMIT_S")
+# GPU_TEST_DURATIONS=LOG: the tests that LOG's durations section found long start first, one or two at the front of
+# each worker's first block (tests/xdist_order.py). By default, the newest committed suite's log (by the date on
+# its first line) that has one: at d4e5af2 the two longest had started late, finished last, and pytest ended 2 s
+# before its limit on an H100.
+if [ -z "${GPU_TEST_DURATIONS+set}" ]; then
+    GPU_TEST_DURATIONS=$(grep -l "slowest [0-9]* durations" results/gpu-test/*.log 2>/dev/null \
+        | while read -r f; do echo "$(head -1 "$f") $f"; done | grep "^# GPU test suite, " | sort | tail -1 \
+        | awk '{print $NF}')
+fi
+[ -n "$GPU_TEST_DURATIONS" ] && export SEQUNET_TEST_DURATIONS=$GPU_TEST_DURATIONS
+echo "# long tests first by: ${GPU_TEST_DURATIONS:-none}" | tee -a "$log"
 # GPU_TEST_AFTER=EARLIER_LOG: only the tests that log has no outcome for (benchmarks/gpu_test_rest.py), to finish in
 # a second command a suite that GPU_TEST_LIMIT_S cut short (an H100 needs more than one 10-minute command for it)
 selection=()
@@ -101,7 +114,7 @@ if [ -n "${GPU_TEST_AFTER:-}" ]; then
         echo "# nothing left to run after $(basename "$GPU_TEST_AFTER")" | tee -a "$log"; exit 0; fi
     selection=("@$rest")
 fi
-"${limit[@]}" "$python" -m pytest -m "$marks" -rs -v --durations=25 -p no:cacheprovider \
+"${limit[@]}" "$python" -m pytest -m "$marks" -rs -v --durations=40 -p no:cacheprovider \
     -o console_output_style=classic "${parallel[@]}" "${selection[@]}" 2>&1 \
     | sed -u -e "s#$PWD/##g" -e "s#$PWD#.#g" -e "s#/tmp/site/#site-packages/#g" \
         -e "s#/tmp/pytest-of-[^/]*/pytest-[0-9]*/#<pytest-tmp>/#g" | tee -a "$log"

@@ -8,7 +8,20 @@ from pathlib import Path
 import pytest
 import torch
 
+import xdist_order
+
 REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.hookimpl(trylast=True)     # after -m and -k have deselected: xdist splits what is left
+def pytest_collection_modifyitems(config, items):
+    """Under pytest-xdist, the tests that an earlier GPU suite's log (SEQUNET_TEST_DURATIONS, which
+    benchmarks/gpu_test.sh sets) found long lead the workers' first blocks (tests/xdist_order.py). Every worker
+    reorders alike, as xdist requires."""
+    log, workers = os.environ.get("SEQUNET_TEST_DURATIONS"), int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0"))
+    if log and workers > 1:
+        known = xdist_order.read_durations(log)
+        items[:] = xdist_order.long_first(items, workers, lambda item: known.get(item.nodeid))
 
 
 def _mirror() -> Path:

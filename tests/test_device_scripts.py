@@ -38,7 +38,8 @@ def _gpu_machine_python(tmp_path: Path) -> Path:
 case "$1 $2" in
   "-c import torch, sys"*|"-c import papermill"*) exit 0 ;;
   "- ") cat >/dev/null; echo "# a GPU"; exit 0 ;;
-  "-m pytest") echo "pytest ran in /tmp/pytest-of-root/pytest-7/popen-gw0/data-root0"; exit 0 ;;
+  "-m pytest") echo "pytest ran in /tmp/pytest-of-root/pytest-7/popen-gw0/data-root0"
+              echo "long tests first by ${{SEQUNET_TEST_DURATIONS:-none}}"; exit 0 ;;
 esac
 exec {sys.executable} "$@"
 """)
@@ -66,7 +67,13 @@ def test_gpu_suite_stops_at_once_on_a_mirror_that_lacks_registered_files(tmp_pat
                           text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
     # a traceback's temporary folder is this machine's: the log shows it without the machine's path
-    assert "pytest ran in <pytest-tmp>/popen-gw0/data-root0" in (tmp_path / "gpu-test.log").read_text()
+    log = (tmp_path / "gpu-test.log").read_text()
+    assert "pytest ran in <pytest-tmp>/popen-gw0/data-root0" in log
+    # pytest is told the newest committed suite's log that timed its slowest tests (tests/xdist_order.py)
+    timed = {f: f.read_text(errors="replace") for f in (REPO / "results" / "gpu-test").glob("*.log")}
+    dated = sorted((text.splitlines()[0], f) for f, text in timed.items()
+                   if text.startswith("# GPU test suite, ") and "slowest" in text and " durations ====" in text)
+    assert f"long tests first by {dated[-1][1].relative_to(REPO)}" in log
 
 
 def _python3_first(tmp_path) -> str:
