@@ -228,7 +228,9 @@
 #         WaveNet without ran past their limits compiling, and were typed again on the same machine: the Seq-U-Net
 #         24.18 ms as trained, 24.25 with the operator, 27.92 with the gates recomputed, 28.15 with both; WaveNet
 #         91.94 and 99.68 (results/bench/piano-step-conv-grads-gate-*-d4e5af2-h100.json).
-# CALL=34 the same pair for WaveNet in TF32 (OUT/piano-step-conv-grads-gate-wavenet-fp32-GPU.json).
+# CALL=34 the same pair for WaveNet in TF32, the plain step first
+#         (OUT/piano-step-conv-grads-gate-wavenet-fp32-GPU.json). At dc7d64c (H100) the step with both took 196.73 ms; the plain one ran past its 150 s while compiling
+#         (250.23-252.76 ms on two other H100s).
 # CALL=35 the TF32 weight gradients by cuBLAS's products of channels-first copies with the sequences end to end
 #         (weight_grad.products_cf: both operands with the summed positions contiguous, the layout in which
 #         Hopper's tensor cores take TF32 operands; cuDNN's reached 155 TFLOP/s a layer on the channels-last
@@ -624,7 +626,9 @@ case ${CALL:-1} in
     34)
         f=$out/piano-step-conv-grads-gate-wavenet-fp32-$gpu.json
         s="wavenet fp32 crop$compiled lookup cudnn_benchmark$pdl$combo"
-        alone "$s conv_grads_op recompute_gate" 220; alone "$s" 150 ;;
+        # at dc7d64c (H100) the step with both took 196.73 ms and the plain one was still compiling at 150 s: the
+        # plain one, the pair's baseline, goes first now
+        alone "$s" 240; alone "$s conv_grads_op recompute_gate" 240 ;;
     35)
         step "the TF32 weight gradients by products of channels-first copies" 190 python3 \
             benchmarks/weight_grad_kernels.py "${quick[@]}" --dtypes fp32 --reps 5 --splits 1 4 16 64 \
