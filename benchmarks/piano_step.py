@@ -37,10 +37,7 @@ changed in one respect:
   for the variant, as cuDNN's convolutions are by default): both models have it. ``triton_wgrad``: the same by
   ``weight_grad``'s Triton kernel (TF32 where cuDNN's convolutions are, without the matmul precision).
   ``cf_wgrad``: cuDNN's weight gradients from channels-first copies of the operands (``weight_grad``'s
-  ``"cudnn_cf"``), the data gradients still channels-last. ``cfmm_wgrad``: cuBLAS's products of channels-first
-  copies, the sequences end to end (``weight_grad``'s ``"products_cf"``: the summed positions contiguous, as Hopper
-  takes TF32 operands; TF32 as for ``mm_wgrad``), each tap's positions cut into ``cf_splits=N`` shares (default
-  ``weight_grad.CF_SPLITS``).
+  ``"cudnn_cf"``), the data gradients still channels-last.
 * ``conv_grads_op``: the channels-last convolutions' backward through the operator of
   ``sequnet.core.models.conv_grads``, to which compiled graphs hand 3-D gradients, instead of PyTorch's own
   (``layers.OPAQUE_CONV_GRADS``). ``recompute_gate`` (with ``compile``): the gates' tanh and sigmoid recomputed in
@@ -75,7 +72,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from training import build, loss_fn, make_batch, setting_for  # noqa: E402
 from sequnet.core.models import (id_lookup, layers, use_channels_last, use_cropped_skips,  # noqa: E402
-                                 use_fused_lookup, use_mm_weight_grad, weight_grad)
+                                 use_fused_lookup, use_mm_weight_grad)
 from sequnet.core.models.padding import pad_channels  # noqa: E402
 from sequnet.analysis.complexity import run_metadata, time_training_step, training_step  # noqa: E402
 from sequnet.analysis.benchmarks import write_bench  # noqa: E402
@@ -118,10 +115,8 @@ def parse(spec: str) -> dict:
          "compile_mode": "max-autotune-no-cudagraphs" if "autotune" in words else None,
          "foreach_adam": "foreach_adam" in words, "crop": "crop" in words, "channels_first": "channels_first" in words,
          "lookup": "lookup" in words,
-         "mm_wgrad": any(w in words for w in ("mm_wgrad", "triton_wgrad", "cf_wgrad", "cfmm_wgrad")),
-         "wgrad_kernel": ("triton" if "triton_wgrad" in words else "cudnn_cf" if "cf_wgrad" in words
-                          else "products_cf" if "cfmm_wgrad" in words else "products"),
-         "cf_splits": weight_grad.CF_SPLITS,
+         "mm_wgrad": "mm_wgrad" in words or "triton_wgrad" in words or "cf_wgrad" in words,
+         "wgrad_kernel": "triton" if "triton_wgrad" in words else "cudnn_cf" if "cf_wgrad" in words else "products",
          "coord": "coord" in words,
          "lookup_chunk": None if "sort_all" in words else id_lookup.CHUNK,
          "lookup_reduce": "partials" if "partials" in words else id_lookup.REDUCE,
@@ -144,10 +139,6 @@ def parse(spec: str) -> dict:
             v["features"] = int(w.split("=")[1])
         if w.startswith("pad="):
             v["pad"] = int(w.split("=")[1])
-        if w.startswith("cf_splits="):
-            if "cfmm_wgrad" not in words:
-                raise ValueError(f"{spec!r}: cf_splits cuts cfmm_wgrad's products, so it needs cfmm_wgrad")
-            v["cf_splits"] = int(w.split("=")[1])
     return v
 
 
@@ -167,9 +158,7 @@ def variant_settings(v: dict):
     torch.backends.cudnn.benchmark = v["cudnn_benchmark"]
     id_lookup.CHUNK = v.get("lookup_chunk", chunk)
     id_lookup.REDUCE = v.get("lookup_reduce", reduce)
-    splits = weight_grad.CF_SPLITS
-    weight_grad.CF_SPLITS = v.get("cf_splits", splits)
-    products = v["mm_wgrad"] and v["wgrad_kernel"] in ("products", "products_cf")
+    products = v["mm_wgrad"] and v["wgrad_kernel"] == "products"
     if products:
         torch.set_float32_matmul_precision("high")
     try:
@@ -182,7 +171,6 @@ def variant_settings(v: dict):
         torch.backends.cudnn.benchmark = False
         id_lookup.CHUNK, id_lookup.REDUCE = chunk, reduce
         layers.OPAQUE_CONV_GRADS, layers.RECOMPUTE_GATE = opaque, recompute
-        weight_grad.CF_SPLITS = splits
         if products:
             torch.set_float32_matmul_precision(matmul_precision)
 
@@ -277,8 +265,7 @@ def main(argv=None) -> int:
     ap.add_argument("--variants", nargs="+", default=DEFAULT_VARIANTS,
                     help='e.g. "sequnet bf16 features=192" (arch, then any of bf16, features=N, pad=M, '
                          'cudnn_benchmark, compile, autotune, coord, foreach_adam, crop, lookup, sort_all, partials, '
-                         'compile_loss, inductor.KEY=VALUE, functorch.KEY=VALUE, mm_wgrad, triton_wgrad, cf_wgrad, '
-                         'cfmm_wgrad, cf_splits=N)')
+                         'compile_loss, inductor.KEY=VALUE, functorch.KEY=VALUE, mm_wgrad, triton_wgrad, cf_wgrad)')
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--warmup", type=int, default=4)

@@ -5,7 +5,7 @@
 #
 #   CALL=1 SEQUNET_GIT_COMMIT=$(git rev-parse --short HEAD) CALL_S=575 bash benchmarks/speed_gpu_call.sh OUT
 #       device tool: carry [".whl", ".devdata"] (made here by `benchmarks/device_prep.sh tests`), timeout_s 600
-#   then CALL=2 to 12, 14, 16 to 22 and 24 to 35 the same way, each as soon as the last has answered (or in another
+#   then CALL=2 to 12, 14, 16 to 22 and 24 to 34 the same way, each as soon as the last has answered (or in another
 #   session).
 #
 # CALL=1  the GPU test suite (benchmarks/gpu_test.sh; 404 s at 94cb339 with 6 workers on an H200, 2026-12-05; an
@@ -231,15 +231,9 @@
 # CALL=34 the same pair for WaveNet in TF32, the plain step first
 #         (OUT/piano-step-conv-grads-gate-wavenet-fp32-GPU.json). At dc7d64c (H100) the step with both took 196.73 ms; the plain one ran past its 150 s while compiling
 #         (250.23-252.76 ms on two other H100s).
-# CALL=35 the TF32 weight gradients by cuBLAS's products of channels-first copies with the sequences end to end
-#         (weight_grad.products_cf: both operands with the summed positions contiguous, the layout in which
-#         Hopper's tensor cores take TF32 operands; cuDNN's reached 155 TFLOP/s a layer on the channels-last
-#         activations where its forward convolutions reach about 280), each tap's positions in 1, 4, 16 and 64
-#         shares, the copies made before the timing and within it, beside cuDNN's and the channels-last products
-#         (now in TF32 too), every float32 geometry of both models (OUT/weight-grad-tf32-products-cf-GPU.json).
-#         Then the compiled TF32 Seq-U-Net step as the trainer runs it with them (cfmm_wgrad, profiled, and with 16
-#         shares) and with cuDNN's, each in a process of its own (OUT/piano-step-tf32-cfmm-wgrad-GPU.json and its
-#         .profile.txt).
+# CALL=35 (the TF32 weight gradients by cuBLAS's products of channels-first copies, alone and in the compiled
+#         Seq-U-Net step, at dc7d64c) was removed with that way, which lost to cuDNN's: its log is in
+#         results/logs/2026-12-07j-h100-suite-products-cf-wavenet-tf32.tar.xz.
 # At 1ead015 (2026-12-05) call 2's generation benchmark, with split-K in one launch beside the rule's kernels, ran
 # past its bound (its log: results/logs/2026-12-05-h200-pdl-and-splitk1.tar.xz); that split-K was then removed and
 # the comparison above ran on its own (results/bench/generation-pdl-h200.json).
@@ -629,14 +623,6 @@ case ${CALL:-1} in
         # at dc7d64c (H100) the step with both took 196.73 ms and the plain one was still compiling at 150 s: the
         # plain one, the pair's baseline, goes first now
         alone "$s" 240; alone "$s conv_grads_op recompute_gate" 240 ;;
-    35)
-        step "the TF32 weight gradients by products of channels-first copies" 190 python3 \
-            benchmarks/weight_grad_kernels.py "${quick[@]}" --dtypes fp32 --reps 5 --splits 1 4 16 64 \
-            --ways cudnn products products_cf products_cf_copies --out "$out/weight-grad-tf32-products-cf-$gpu.json"
-        f=$out/piano-step-tf32-cfmm-wgrad-$gpu.json
-        export TORCHINDUCTOR_CACHE_DIR=/tmp/inductor-call35
-        s="sequnet fp32 pad=64$compiled lookup cudnn_benchmark$pdl$combo"
-        profiled "$s cfmm_wgrad" 140; alone "$s" 105; alone "$s cfmm_wgrad cf_splits=16" 105 ;;
-    *) echo "CALL=${CALL}: expected 1 to 12, 14, 16 to 22, 24 to 35" >&2; exit 2 ;;
+    *) echo "CALL=${CALL}: expected 1 to 12, 14, 16 to 22, 24 to 34" >&2; exit 2 ;;
 esac
 exit $status

@@ -3,12 +3,12 @@ autotuner on from the start), cuBLAS's batched products and the Triton kernel of
 for several tiles, layer by layer at the training shape (batch 16, 5,000 targets), bf16 and float32 (TF32);
 ``--ways`` picks some; cuDNN's also from channels-first copies of the input and the output gradient (made before the
 timing, and within it); and the Triton kernel on such copies (``triton_cf``: the summed positions contiguous, so
-its copies into shared memory need not transpose); and cuBLAS's products of channels-first copies, the sequences
-laid end to end (``products_cf``, copies made before the timing, and ``products_cf_copies``, within it), each tap's
-positions cut into ``--splits`` shares. Float32 products run in TF32 where cuDNN's convolutions do (before 2026-12-07
-they ran in full float32: the ``products`` rows of ``results/bench/weight-grad-kernels-h100.json``). A further way, cuDNN's with each convolution presented with
-time on the height axis, was no faster on an H100 at 61c99ab (``results/bench/weight-grad-time-h-h100.json``) and
-was removed.
+its copies into shared memory need not transpose). Float32 products run in TF32 where cuDNN's convolutions do
+(before dc7d64c they ran in full float32: the ``products`` rows of ``results/bench/weight-grad-kernels-h100.json``).
+Two further ways were removed: cuDNN's with each convolution presented with time on the height axis, no faster on
+an H100 at 61c99ab (``results/bench/weight-grad-time-h-h100.json``), and cuBLAS's products of channels-first copies
+with the sequences end to end (``products_cf``), slower than cuDNN's on an H100 at dc7d64c even with the copies made
+before the timing (``results/bench/weight-grad-tf32-products-cf-h100.json``).
 
 Why: in float32 cuDNN's weight gradients took 19.5 ms of the compiled Seq-U-Net's 59.3 ms step on an H100, 2.3
 times its forward convolutions' 8.6 ms for the same FLOPs (``results/logs/2026-12-05d-*``), and the products were
@@ -120,9 +120,7 @@ def groups(found: Counter) -> list[tuple[tuple, int, float]]:
     return sorted(out, key=lambda r: -flops(r[0]) * r[2])
 
 
-WAYS = ["cudnn", "cudnn_cf", "cudnn_cf_copies", "products", "triton", "triton_cf", "products_cf",
-        "products_cf_copies"]
-SPLITS = [1, 4, 16, 64]
+WAYS = ["cudnn", "cudnn_cf", "cudnn_cf_copies", "products", "triton", "triton_cf"]
 
 
 def cudnn_weight_grad(x, grad, weight, stride, dilation, transposed):
@@ -134,10 +132,9 @@ def cudnn_weight_grad(x, grad, weight, stride, dilation, transposed):
 
 
 def time_geometry(geometry, layers: int, scale: float, dtype, tiles, warps_list, device, reps: int,
-                  triton_ok: bool, ways_wanted=tuple(WAYS), stages_list=(None,), splits_list=(1,)) -> list[dict]:
-    """A row for each way in ``ways_wanted`` (and Triton tile, warps and stages; the channels-first products'
-    splits) of one geometry's weight gradient, each checked first against cuDNN's; ``layers`` and ``scale``
-    (:func:`groups`) travel with the rows."""
+                  triton_ok: bool, ways_wanted=tuple(WAYS), stages_list=(None,)) -> list[dict]:
+    """A row for each way in ``ways_wanted`` (and Triton tile, warps and stages) of one geometry's weight gradient, each
+    checked first against cuDNN's; ``layers`` and ``scale`` (:func:`groups`) travel with the rows."""
     x_shape, w_shape, stride, dilation, transposed = geometry
     g = torch.Generator(device="cpu").manual_seed(0)
     x = to_channels_last(torch.randn(x_shape, generator=g)).to(device, dtype)
@@ -159,17 +156,6 @@ def time_geometry(geometry, layers: int, scale: float, dtype, tiles, warps_list,
                                                                       stride, dilation, transposed)),
             ("products", None, None, lambda: weight_grad.weight_grad(x, grad, k, stride, dilation, transposed))]
     ways = [w for w in ways if w[0] in ways_wanted]
-    # cuBLAS's products with the summed positions contiguous in both operands (weight_grad.products_cf): the
-    # copies made before the timing, and within it (what a trainer would pay at least)
-    xt, gt = x.transpose(1, 2), grad.transpose(1, 2)
-    whole, shifted = (xt, gt) if transposed else (gt, xt)
-    if "products_cf" in ways_wanted:
-        copies = weight_grad.cf_copies(whole, shifted, stride)
-        ways += [("products_cf", None, n, lambda n=n: weight_grad.products_cf(*copies, k, stride, dilation, n))
-                 for n in splits_list]
-    if "products_cf_copies" in ways_wanted:
-        ways += [("products_cf_copies", None, n, lambda n=n: weight_grad.products_cf(
-            *weight_grad.cf_copies(whole, shifted, stride), k, stride, dilation, n)) for n in splits_list]
     # the Triton kernel on the channels-last activations, and on the channels-first copies ("triton_cf", made
     # before the timing): there the summed positions are contiguous, as Hopper's wgmma takes TF32 operands, so the
     # kernel needs no transposition on its way to shared memory: its ceiling without it
@@ -187,15 +173,13 @@ def time_geometry(geometry, layers: int, scale: float, dtype, tiles, warps_list,
     work = flops(geometry)
     rows = []
     magnitude = expected.abs().max().item() or 1.0      # errors are relative to the largest entry
-    for way, config, splits, run in ways:
+    for way, config, _, run in ways:
         tile, warps, stages = config or (None, None, None)
-        label = (f"{way} {'x'.join(map(str, tile))} {warps}w {stages or '-'}s" if tile
-                 else f"{way} /{splits}" if splits else way)
+        label = f"{way} {'x'.join(map(str, tile))} {warps}w {stages or '-'}s" if tile else way
         row = {"geometry": {"x": list(x_shape), "weight": list(w_shape), "stride": stride, "dilation": dilation,
                             "transposed": transposed},
                "layers": layers, "scale": scale, "dtype": str(dtype).removeprefix("torch."), "way": way,
-               "tile": list(tile) if tile else None, "warps": warps, "stages": stages, "splits": splits,
-               "flops": work}
+               "tile": list(tile) if tile else None, "warps": warps, "stages": stages, "flops": work}
         try:
             error = (run().float() - expected).abs().max().item() / magnitude
             if error > (2e-2 if dtype != torch.float32 else 1e-2):
@@ -253,8 +237,6 @@ def main(argv=None) -> int:
     ap.add_argument("--stages", nargs="+", type=int, default=None,
                     help="the Triton kernel's pipeline stages (default: weight_grad.TILE's for the dtype)")
     ap.add_argument("--ways", nargs="+", choices=WAYS, default=WAYS, help="cuDNN's always runs: the others' reference")
-    ap.add_argument("--splits", nargs="+", type=int, default=SPLITS,
-                    help="the channels-first products' shares of each tap's positions")
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--reps", type=int, default=20)
     ap.add_argument("--quick", action="store_true", help="the quick models' small shapes (for a CPU)")
@@ -278,14 +260,14 @@ def main(argv=None) -> int:
     meta = {**run_metadata(device), "batch": a.batch, "quick": a.quick, "reps": a.reps, "triton": triton_ok,
             "ways": ways,
             "cudnn_benchmark": torch.backends.cudnn.benchmark, "tf32_conv": torch.backends.cudnn.allow_tf32,
-            "tf32_matmul": torch.backends.cuda.matmul.allow_tf32, "splits": a.splits}
+            "tf32_matmul": torch.backends.cuda.matmul.allow_tf32}
     for arch in a.archs:
         for name in a.dtypes:
             dtype = torch.bfloat16 if name == "bf16" else torch.float32
             for geometry, layers, scale in groups(geometries(arch, device, a.batch, a.quick, name == "bf16")):
                 rows += [{"arch": arch, **r} for r in time_geometry(geometry, layers, scale, dtype, tiles, a.warps,
                                                                     device, a.reps, triton_ok, ways,
-                                                                    a.stages or (None,), a.splits)]
+                                                                    a.stages or (None,))]
                 # after every group, marked unfinished: a run its time limit stops keeps what it timed (its
                 # totals then cover the groups it reached only)
                 write_bench(a.out, {"meta": {**meta, "finished": False}, "rows": rows, "totals": totals(rows)})

@@ -239,7 +239,7 @@ def test_speed_calls_14_16_and_17_time_the_compiled_loss_and_the_compilers_setti
     unknown = subprocess.run(SPEED_CALL + [str(tmp_path / "unknown")], cwd=REPO,
                              env=_dry_env(tmp_path, data_mirror, CALL="15"),
                              capture_output=True, text=True, timeout=120)
-    assert unknown.returncode == 2 and "CALL=15: expected 1 to 12, 14, 16 to 22, 24 to 35" in unknown.stderr
+    assert unknown.returncode == 2 and "CALL=15: expected 1 to 12, 14, 16 to 22, 24 to 34" in unknown.stderr
 
 
 @pytest.mark.dry_run
@@ -293,25 +293,6 @@ def test_speed_calls_32_to_34_time_the_convolutions_operator_and_the_recomputed_
     _dry_run(tmp_path, data_mirror, 34, "out34")
     found = json.loads((tmp_path / "out34" / "piano-step-conv-grads-gate-wavenet-fp32-cpu.json").read_text())
     assert switches(found["rows"]) == [("wavenet", False, False, False), ("wavenet", False, True, True)]
-
-
-@pytest.mark.dry_run
-def test_speed_call_35_times_the_channels_first_products_alone_and_in_the_tf32_step(tmp_path, data_mirror):
-    """Call 35 as a CPU dry run: both models' float32 weight gradients alone, cuDNN's, the channels-last products
-    and the channels-first ones (copies before and within the timing) by each count of shares; then the TF32
-    Seq-U-Net step with the channels-first products (profiled), with cuDNN's, and with them in 16 shares, each
-    alone."""
-    _dry_run(tmp_path, data_mirror, 35, "out35")
-    alone = json.loads((tmp_path / "out35" / "weight-grad-tf32-products-cf-cpu.json").read_text())
-    assert {(r["arch"], r["dtype"]) for r in alone["rows"]} == {("sequnet", "float32"), ("wavenet", "float32")}
-    assert {(r["way"], r["splits"]) for r in alone["rows"]} == {("cudnn", None), ("products", None)} | {
-        (w, n) for w in ("products_cf", "products_cf_copies") for n in (1, 4, 16, 64)}
-    found = json.loads((tmp_path / "out35" / "piano-step-tf32-cfmm-wgrad-cpu.json").read_text())
-    assert [(r["arch"], r["bf16"], r["mm_wgrad"], r["wgrad_kernel"], r["cf_splits"]) for r in found["rows"]] == [
-        ("sequnet", False, True, "products_cf", 1), ("sequnet", False, False, "products", 1),
-        ("sequnet", False, True, "products_cf", 16)]
-    assert found["meta"]["processes"] == 3 and not any("error" in r for r in found["rows"])
-    assert (tmp_path / "out35" / "piano-step-tf32-cfmm-wgrad-cpu.profile.txt").exists()
 
 
 @pytest.mark.dry_run
@@ -376,7 +357,7 @@ def test_speed_call_24_times_generation_at_the_default_split_k_tile(tmp_path, da
     removed = subprocess.run(SPEED_CALL + [str(tmp_path / "removed")], cwd=REPO,
                              env=_dry_env(tmp_path, data_mirror, CALL="23"), capture_output=True, text=True,
                              timeout=120)
-    assert removed.returncode == 2 and "CALL=23: expected 1 to 12, 14, 16 to 22, 24 to 35" in removed.stderr
+    assert removed.returncode == 2 and "CALL=23: expected 1 to 12, 14, 16 to 22, 24 to 34" in removed.stderr
 
 
 

@@ -181,8 +181,7 @@ def test_the_triton_weight_gradients_match_cudnns_at_the_piano_shapes(arch, dtyp
             for r in wgk.time_geometry(geometry, layers, scale, dtype, [tile], [warps], CUDA, 1, True,
                                        stages_list=[stages])]
     # time_geometry checks each way against cuDNN's before timing it (it raises past 1e-2, 2e-2 in bf16)
-    assert {r["way"] for r in rows} == {"cudnn", "cudnn_cf", "cudnn_cf_copies", "products", "triton", "triton_cf",
-                                        "products_cf", "products_cf_copies"}
+    assert {r["way"] for r in rows} == {"cudnn", "cudnn_cf", "cudnn_cf_copies", "products", "triton", "triton_cf"}
     assert not any("failed" in r for r in rows)
     assert max(r["max_error"] for r in rows if r["way"] == "triton") < 1e-2
 

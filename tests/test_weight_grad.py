@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import sequnet
-from sequnet.core.models import use_channels_last, use_cropped_skips, use_mm_weight_grad, weight_grad
+from sequnet.core.models import use_channels_last, use_cropped_skips, use_mm_weight_grad
 from sequnet.core.models.layers import Conv1d, ConvTranspose1d, to_channels_last
 from test_fast_training import _assert_same_maths, _input, _resnet, _switched_copies, _wavenet
 
@@ -36,11 +36,10 @@ def _mm_backward_nodes(out: torch.Tensor) -> int:
     return count
 
 
-@pytest.mark.parametrize("kernel", ["products", "cudnn_cf", "products_cf"])
+@pytest.mark.parametrize("kernel", ["products", "cudnn_cf"])
 @pytest.mark.parametrize("cls, kwargs", GEOMETRIES, ids=GEOMETRY_IDS)
 def test_products_give_the_convolutions_gradients(cls, kwargs, kernel):
-    """The products, the convolution's own backward from channels-first copies (``"cudnn_cf"``) and the products
-    of channels-first copies with the sequences end to end (``"products_cf"``)."""
+    """The products, and the convolution's own backward from channels-first copies (``"cudnn_cf"``)."""
     torch.manual_seed(0)
     conv = use_channels_last(cls(6, 8, **kwargs).double())
     twin = use_mm_weight_grad(copy.deepcopy(conv), kernel=kernel)
@@ -57,29 +56,6 @@ def test_products_give_the_convolutions_gradients(cls, kwargs, kernel):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12, msg=name)
     # the weight's gradient comes with the weight's channels-last strides (a size-1 dimension's stride is free)
     assert grads2[1].transpose(1, 2).is_contiguous() and twin.weight.transpose(1, 2).is_contiguous()
-
-
-@pytest.mark.parametrize("splits", [1, 2, 7, 1000])
-@pytest.mark.parametrize("k, stride, dilation, transposed", [(5, 1, 1, False), (5, 2, 1, False), (2, 1, 4, False),
-                                                              (5, 2, 1, True), (3, 3, 2, False)])
-def test_the_channels_first_products_match_the_products_for_any_split(k, stride, dilation, transposed, splits):
-    """Any count of shares, dividing the positions or not (1000 leaves shares of 0 positions: one product), and
-    strides with more than two phases, some of them a position shorter: the sums of every tap are the products'.
-    The operand read at the taps' offsets is 2 positions longer than the taps read, and those positions are huge:
-    the zeros after each sequence of the other operand must meet them, or they would show."""
-    g = torch.Generator().manual_seed(0)
-    n, length = 23, (23 - 1) * stride + dilation * (k - 1) + 1
-    whole = torch.randn(3, n, 6, generator=g, dtype=torch.float64)
-    shifted = torch.randn(3, length + 2, 4, generator=g, dtype=torch.float64)
-    shifted[:, length:] = 1e30
-    # weight_grad's convolution: (input, output gradient) are (shifted, whole), transposed (whole, shifted)
-    x, grad = (whole, shifted) if transposed else (shifted, whole)
-    expected = weight_grad.weight_grad(x.transpose(1, 2), grad.transpose(1, 2), k, stride, dilation, transposed)
-    w, s = weight_grad.cf_copies(whole, shifted, stride)
-    assert w.shape == (6, 3 * -(-(length + 2) // stride)) and s.shape == (stride, 4, w.shape[1])
-    got = weight_grad.products_cf(w, s, k, stride, dilation, splits)
-    assert got.shape == (6, 4, k) and got.transpose(1, 2).is_contiguous()
-    torch.testing.assert_close(got, expected, rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("build, switches", [(_resnet, []), (_wavenet, []), (_wavenet, [use_cropped_skips])],
@@ -125,15 +101,12 @@ def test_products_under_bf16_autocast_match_the_convolutions_backward(build):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7, msg=name)
 
 
-@pytest.mark.parametrize("kernel, splits", [("products", 1), ("products_cf", 3)])
-def test_compiled_model_with_the_products_follows_the_eager_one(kernel, splits, monkeypatch):
-    """The channels-last residual Seq-U-Net, and a copy with the products' weight gradients compiled (also of
-    channels-first copies, whole and in shares: Inductor traces the copies and the shares' strided views): the same
-    loss and gradients, to float32 rounding."""
+def test_compiled_model_with_the_products_follows_the_eager_one():
+    """The channels-last residual Seq-U-Net, and a copy with the products' weight gradients compiled: the same loss
+    and gradients, to float32 rounding."""
     torch.manual_seed(0)
-    monkeypatch.setattr(weight_grad, "CF_SPLITS", splits)
     model = use_channels_last(_resnet())
-    twin = use_mm_weight_grad(copy.deepcopy(model), kernel=kernel)
+    twin = use_mm_weight_grad(copy.deepcopy(model))
     compiled = torch.compile(twin, dynamic=False)
     x = _input(model, False)
     results = []

@@ -30,7 +30,12 @@ process of its own, results/bench/piano-step-autotuner-h100.json) WaveNet's prod
 169.63 ms, so the trainer takes cuDNN's weight gradients everywhere (``sequnet.experiment.fast_path``). Alone, layer
 by layer (results/bench/weight-grad-kernels-h100.json), the products took 12.1 ms against cuDNN's 5.2 for the
 Seq-U-Net's and 23.6 against 14.1 for WaveNet's in bf16, and 94.1 against 18.4 and 134.3 against 26.6 in float32
-(the products there in full float32: the benchmark left cuBLAS at torch's default precision until 2026-12-07).
+(the products there in full float32: the benchmark left cuBLAS at torch's default precision until dc7d64c; in TF32
+they took 25.16 against 18.38 and 42.91 against 25.35 ms, H100, results/bench/weight-grad-tf32-products-cf-h100.json).
+A fourth way, cuBLAS's products of channels-first copies with the batch's sequences end to end (both operands with
+the summed positions contiguous, as Hopper's tensor cores take TF32 operands), took 28.21 ms for the Seq-U-Net's even
+with the copies made beforehand, its largest layer 113 TFLOP/s against cuDNN's 156, and its compiled TF32 step 147.71
+against 56.62 ms (H100, dc7d64c, the same file and piano-step-tf32-cfmm-wgrad-h100.json); it was removed after.
 
 ``kernel="cudnn_cf"``: cuDNN's own weight gradient from channels-first copies of the input and the output gradient
 (the data and bias gradients stay channels-last), for ``benchmarks/piano_step.py``'s ``cf_wgrad``: in TF32 the
@@ -38,14 +43,6 @@ channels-last operands do not suit Hopper's tensor cores (:func:`_cudnn_channels
 (H100, c7033da, results/bench/weight-grad-layouts-h100.json): slower for both models in both precisions, even with
 the copies made beforehand (the TF32 Seq-U-Net's 24.96 ms against 18.50 channels-last), so the trainer does not take
 it.
-
-``kernel="products_cf"`` (:func:`cf_copies`, :func:`products_cf`): the products of channels-first copies with the
-batch's sequences laid end to end, so that one product a tap sums over every sequence, with the positions
-contiguous in both operands, the layout in which Hopper's tensor cores take TF32 operands (the channels-last
-products' operands have the positions strided). Each sequence is zero-padded, which keeps a tap's shifted rows out
-of the next sequence; a strided convolution's shifted operand is cut into its phases, so every tap reads
-contiguous positions. ``CF_SPLITS`` cuts each tap's positions into shares multiplied as one batch. Not yet timed
-(``benchmarks/speed_gpu_call.sh`` call 35).
 
 ``kernel="triton"`` (:func:`weight_grad_triton`): the same sums in one Triton launch a convolution, for the TF32
 weight gradients. cuDNN's reached at most 157 TFLOP/s a layer in TF32 on an H100 where its forward convolutions
@@ -72,16 +69,13 @@ import torch
 from sequnet.core.models import conv_grads
 from sequnet.core.triton_guard import tl, triton, use_triton
 
-KERNELS = ("products", "triton", "cudnn_cf", "products_cf")
+KERNELS = ("products", "triton", "cudnn_cf")
 # Triton: (positions, first and second channels a program multiplies at a time), warps and pipeline stages, for
 # float32 operands and 16-bit ones. The taps share a program, so k accumulators of (first x second) float32 live in
 # its registers. The float32 tile was the fastest of 10 over both piano models' layers (H100, 6bbc185,
 # results/bench/weight-grad-tf32-kernel-h100.json: 24.1 ms for the Seq-U-Net's, against 29.5 for 32x128x32 at 4
 # stages), though ptxas spills 44 bytes of it at k = 5
 TILE = {"float32": ((32, 128, 64), 8, 3), "16-bit": ((64, 64, 32), 4, 3)}
-# "products_cf": into how many shares the positions of a tap's product are cut (benchmarks/piano_step.py's
-# cf_splits=N sets it; see products_cf)
-CF_SPLITS = 1
 MAX_TAPS = 5            # the kernel's accumulators: the audio models' convolutions have 1, 2 or 5 taps
 SHARED_BYTES = 227 * 1024   # an H100's shared memory a program may use
 
@@ -107,8 +101,6 @@ def weight_grad(x: torch.Tensor, grad: torch.Tensor, k: int, stride: int, dilati
     shifted, whole = (gt, xt) if transposed else (xt, gt)
     if kernel == "triton" and use_triton(x.device, x.dtype):
         return torch.ops.sequnet.weight_grad_triton(whole, shifted, k, stride, dilation).transpose(1, 2)
-    if kernel == "products_cf":
-        return products_cf(*cf_copies(whole, shifted, stride), k, stride, dilation, CF_SPLITS)
     n = whole.shape[1]
     span = stride * (n - 1) + 1
     parts = [_bmm(whole.transpose(1, 2), shifted[:, j * dilation:j * dilation + span:stride]) for j in range(k)]
@@ -126,59 +118,6 @@ def _bmm(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         # (see the module's docstring)
         return torch.bmm(a, b).float()
     return torch.bmm(a.float(), b.float())                    # the CPU's 16-bit products, summed in float32
-
-
-def cf_copies(whole: torch.Tensor, shifted: torch.Tensor, stride: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Channels-first copies of :func:`weight_grad`'s (batch, time, channels) operands for :func:`products_cf`, the
-    batch's sequences laid end to end: ``whole`` as (P, batch * m) and ``shifted`` cut into its ``stride`` phases
-    (positions r, r + stride, ...) as (stride, Q, batch * m), each sequence zero-padded to m = ceil(T / stride)
-    positions. The zeros after each sequence of ``whole`` are what keeps a tap's shifted rows from reaching into the
-    next sequence: their products are zero."""
-    batch, n, p_ch = whole.shape
-    length, q_ch = shifted.shape[1:]
-    m = -(-length // stride)
-    w = whole.new_empty(p_ch, batch, m)
-    w[:, :, :n].copy_(whole.permute(2, 0, 1))
-    w[:, :, n:].zero_()
-    s = shifted.new_empty(stride, q_ch, batch, m)
-    for r in range(stride):
-        phase = shifted[:, r::stride]
-        s[r, :, :, :phase.shape[1]].copy_(phase.permute(2, 0, 1))
-        s[r, :, :, phase.shape[1]:].zero_()
-    return w.view(p_ch, batch * m), s.view(stride, q_ch, batch * m)
-
-
-def products_cf(w: torch.Tensor, s: torch.Tensor, k: int, stride: int, dilation: int,
-                splits: int = 1) -> torch.Tensor:
-    """:func:`weight_grad`'s (P, Q, k) from :func:`cf_copies`' ``w`` and ``s``: one product a tap,
-    ``w[:, :L - o] @ s[r, :, o:]^T`` where tap j reads phase r = j d mod stride from offset o = j d // stride, both
-    operands with the summed positions contiguous, the layout Hopper's tensor cores take TF32 operands in.
-    ``splits``: the positions cut into that many equal shares, multiplied as one batch and added (a few output
-    tiles with long sums otherwise leave most multiprocessors idle unless cuBLAS splits the sums itself)."""
-    total = w.shape[1]
-    taps = []
-    for j in range(k):
-        r, offset = (j * dilation) % stride, (j * dilation) // stride
-        taps.append(_split_mm(w[:, :total - offset], s[r, :, offset:], splits))
-    # (P, k, Q) seen as (P, Q, k): the products' layout, the weight's channels-last strides
-    return torch.stack(taps, dim=1).transpose(1, 2)
-
-
-def _split_mm(a: torch.Tensor, b: torch.Tensor, splits: int) -> torch.Tensor:
-    """``a @ b^T`` for ``a`` (P, K) and ``b`` (Q, K) whose K is contiguous (16-bit operands: in float32, each share
-    rounded to 16 bits first, as :func:`_bmm` rounds a sequence's), the K positions summed in ``splits`` shares and
-    a remainder."""
-    length = a.shape[1]
-    share = length // splits
-    if splits <= 1 or share == 0:
-        return _bmm(a[None], b.t()[None])[0]
-    cut = share * splits
-    shares = _bmm(a.as_strided((splits, a.shape[0], share), (share, a.stride(0), 1), a.storage_offset()),
-                  b.as_strided((splits, share, b.shape[0]), (share, 1, b.stride(0)), b.storage_offset()))
-    out = shares.sum(0)
-    if cut < length:
-        out += _bmm(a[None, :, cut:], b[:, cut:].t()[None])[0]
-    return out
 
 
 def weight_grad_triton(whole: torch.Tensor, shifted: torch.Tensor, k: int, stride: int, dilation: int, *,
