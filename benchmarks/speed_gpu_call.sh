@@ -229,8 +229,8 @@
 #         24.18 ms as trained, 24.25 with the operator, 27.92 with the gates recomputed, 28.15 with both; WaveNet
 #         91.94 and 99.68 (results/bench/piano-step-conv-grads-gate-*-d4e5af2-h100.json).
 # CALL=34 the same pair for WaveNet in TF32, the plain step first
-#         (OUT/piano-step-conv-grads-gate-wavenet-fp32-GPU.json). At dc7d64c (H100) the step with both took 196.73 ms; the plain one ran past its 150 s while compiling
-#         (250.23-252.76 ms on two other H100s).
+#         (OUT/piano-step-conv-grads-gate-wavenet-fp32-GPU.json). At dc7d64c (H100) the step with both took
+#         196.73 ms; the plain one ran past its 150 s while compiling (250.23-252.76 ms on two other H100s).
 # CALL=35 (the TF32 weight gradients by cuBLAS's products of channels-first copies, alone and in the compiled
 #         Seq-U-Net step, at dc7d64c) was removed with that way, which lost to cuDNN's: its log is in
 #         results/logs/2026-12-07j-h100-suite-products-cf-wavenet-tf32.tar.xz.
