@@ -156,7 +156,7 @@ def test_cudnn_autotuner_runs_for_fixed_shapes_only(kind, compile, tuned):
 
     from sequnet.experiment.steps import torch_settings
 
-    config = SimpleNamespace(compile=compile, bf16=True, cpu_threads=None, fast_kernels=True)
+    config = SimpleNamespace(compile=compile, cpu_threads=None, fast_kernels=True)
     task = SimpleNamespace(setting=SimpleNamespace(kind=kind))
     before = torch.backends.cudnn.benchmark
     for device, expected in ((torch.device("cuda"), tuned), (torch.device("cpu"), False)):
@@ -182,7 +182,7 @@ def test_compiled_steps_launch_inductors_kernels_dependently_on_hopper_and_later
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
-    config = SimpleNamespace(compile=compile_, bf16=True, cpu_threads=None, fast_kernels=True)
+    config = SimpleNamespace(compile=compile_, cpu_threads=None, fast_kernels=True)
     task = SimpleNamespace(setting=SimpleNamespace(kind="audio"))
     def settings():
         return inductor_config.triton.enable_pdl, inductor_config.combo_kernels
@@ -197,38 +197,6 @@ def test_compiled_steps_launch_inductors_kernels_dependently_on_hopper_and_later
             on = device.type == "cuda" and capability >= (9,)
             assert settings() == (on, on)
         assert settings() == before
-
-
-@pytest.mark.parametrize("compile_, bf16", [(True, False), (True, True), (False, False)])
-def test_compiled_float32_steps_take_the_convolution_operator_and_recompute_the_gates(monkeypatch, compile_, bf16):
-    """The trainer's compiled steps without bf16 (torch_settings) run on a GPU with layers.OPAQUE_CONV_GRADS and
-    layers.RECOMPUTE_GATE on, the same for every model; bf16, uncompiled or on the CPU they stay off; the setting
-    before comes back afterwards, also when the block raises. The numerics check (compiler_settings) follows its
-    mode alike. The GPU is faked (flags only), so this holds on the CPU machines too."""
-    from types import SimpleNamespace
-
-    from sequnet.core.models import layers
-    from sequnet.experiment.fast_path import compiler_settings
-    from sequnet.experiment.steps import torch_settings
-
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (9, 0))
-    config = SimpleNamespace(compile=compile_, bf16=bf16, cpu_threads=None, fast_kernels=True)
-    task = SimpleNamespace(setting=SimpleNamespace(kind="audio"))
-
-    def switches():
-        return layers.OPAQUE_CONV_GRADS, layers.RECOMPUTE_GATE
-
-    assert switches() == (False, False)
-    for device in (torch.device("cuda"), torch.device("cpu")):
-        on = compile_ and not bf16 and device.type == "cuda"
-        with torch_settings(config, device, task):
-            assert switches() == (on, on), device
-        assert switches() == (False, False)
-        with pytest.raises(RuntimeError, match="inside"), compiler_settings(device, float32=not bf16):
-            assert switches() == (device.type == "cuda" and not bf16,) * 2
-            raise RuntimeError("inside")
-        assert switches() == (False, False)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available() or torch.cuda.get_device_capability()[0] < 9,
@@ -256,27 +224,25 @@ def test_inductors_kernels_wait_for_the_kernel_before_them_under_the_trainers_co
 
 def test_the_numerics_check_compiles_under_the_trainers_compiler_settings(monkeypatch):
     """benchmarks/step_numerics.py's compiled loss and gradients are computed inside the trainer's compiler
-    settings (both compiling the forward and running the backward), and the eager ones outside them; without
-    bf16 with the trainer's float32 switches (fast_path.FLOAT32_SWITCHES), as the trainer's float32 steps."""
+    settings (both compiling the forward and running the backward), and the eager ones outside them."""
     from sequnet.analysis import step_numerics
 
     entered = []
 
     @contextlib.contextmanager
-    def settings(device, float32=False):
-        entered.append((device.type, float32))
+    def settings(device):
+        entered.append(device.type)
         yield
 
     monkeypatch.setattr(step_numerics, "compiler_settings", settings)
     monkeypatch.setattr(torch, "compile", lambda fn, **kw: fn)
     model = torch.nn.Linear(3, 2)
     x, y = torch.randn(4, 3), torch.tensor([0, 1, 1, 0])
-    for mode in ("fp32", "tf32", "bf16"):
-        for compile_ in (False, True):
-            loss, grads = step_numerics.loss_and_grads(model, x, y, torch.nn.functional.cross_entropy, mode,
-                                                       compile_=compile_)
-            assert set(grads) == {"weight", "bias"} and loss > 0
-    assert entered == [("cpu", True), ("cpu", True), ("cpu", False)]
+    for compile_ in (False, True):
+        loss, grads = step_numerics.loss_and_grads(model, x, y, torch.nn.functional.cross_entropy, "fp32",
+                                                   compile_=compile_)
+        assert set(grads) == {"weight", "bias"} and loss > 0
+    assert entered == ["cpu"]
 
 
 @pytest.mark.parametrize("kind", ["audio", "token", "music"])
@@ -289,7 +255,7 @@ def test_the_trainer_leaves_the_float32_matmul_precision_alone(kind, compile_, m
     from sequnet.experiment.steps import torch_settings
 
     before = torch.get_float32_matmul_precision()
-    config = SimpleNamespace(compile=compile_, bf16=True, cpu_threads=None, fast_kernels=True)
+    config = SimpleNamespace(compile=compile_, cpu_threads=None, fast_kernels=True)
     task = SimpleNamespace(setting=SimpleNamespace(kind=kind))
     for device in (torch.device("cuda"), torch.device("cpu")):
         with torch_settings(config, device, task):

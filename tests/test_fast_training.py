@@ -392,12 +392,6 @@ def test_the_record_names_the_gpu_paths_switches_in_effect():
         "skips computed at the output's samples only")
     assert describe(use_fast_kernels(sequnet.paper_model("piano_audio", "wavenet"))).endswith(
         "skips computed at the output's samples only")
-    # compiled without bf16, the float32 switches too (fast_path.FLOAT32_SWITCHES); never on a model off the path
-    assert describe(use_fast_kernels(sequnet.paper_model("piano_audio", "sequnet"), compile_=True),
-                    float32_compiled=True).endswith(
-        "the Triton lookup of the first convolution, the convolutions' gradients through one operator, "
-        "the gates recomputed in the backward pass")
-    assert describe(sequnet.paper_model("piano_audio", "sequnet"), float32_compiled=True) == ""
     # switched by hand (benchmarks/piano_step.py), the weight gradients' way is named, kernel included
     for kernel, text in (("products", "cuBLAS's batched products"), ("triton", "a Triton kernel"),
                          ("cudnn_cf", "cuDNN from channels-first copies")):

@@ -57,7 +57,7 @@ def loss_and_grads(model: nn.Module, ids: torch.Tensor, target: torch.Tensor,
     if compile_:
         objective = torch.compile(objective, dynamic=False)
     # the trainer's compiler settings where it compiles (its kernels' launches), for the backward's compile too
-    with compiler_settings(ids.device, float32=mode != "bf16") if compile_ else contextlib.nullcontext():
+    with compiler_settings(ids.device) if compile_ else contextlib.nullcontext():
         with precision(mode, ids.device.type):
             loss = objective(ids, target)
         grads = torch.autograd.grad(loss, params)

@@ -14,7 +14,6 @@ import torch.nn as nn
 
 from sequnet.core.models import (ResSeqUNet, use_channels_last, use_cropped_skips, use_fused_gate,
                                  use_fused_lookup)
-from sequnet.core.models import layers
 from sequnet.core.models.layers import has_switch
 from sequnet.core.models.padding import pad_channels
 from sequnet.core.triton_guard import has_pdl
@@ -53,20 +52,11 @@ def use_fast_kernels(model: nn.Module, compile_: bool = False) -> nn.Module:
 # Inductor's settings for the trainer's compiled steps on a GPU with programmatic dependent launch (H100, H200)
 GPU_COMPILER_SETTINGS = {"triton.enable_pdl": True, "combo_kernels": True}
 
-# The compiled float32 (TF32) steps, of both models, take the channels-last convolutions' input and weight
-# gradients through conv_grads' operator and recompute the gates in the backward pass (layers.OPAQUE_CONV_GRADS,
-# layers.RECOMPUTE_GATE): on an H100 the Seq-U-Net's TF32 step took 54.09 ms with both against 56.68 (e0ff3ff),
-# WaveNet's 196.73 with both (dc7d64c) against 250.23 to 252.76 without on two other H100s (910499d, 786c915).
-# The bf16 steps leave both off: they were slower there, the Seq-U-Net's 27.92 ms against 24.18 and WaveNet's
-# 99.68 against 91.94 (H100, d4e5af2; results/bench/piano-step-conv-grads-gate-*-h100.json).
-FLOAT32_SWITCHES = ("OPAQUE_CONV_GRADS", "RECOMPUTE_GATE")
-
 
 @contextlib.contextmanager
-def compiler_settings(device: torch.device, float32: bool = False):
+def compiler_settings(device: torch.device):
     """Inductor's settings for the trainer's compiled steps, restored afterwards; Inductor reads them when it
-    compiles, at a step's first call (and at a new shape's), which must lie inside. ``float32``: a step without
-    bf16, which on a GPU also takes the switches of :data:`FLOAT32_SWITCHES`.
+    compiles, at a step's first call (and at a new shape's), which must lie inside.
     On a GPU with programmatic dependent launch, Inductor's Triton kernels are launched with it: each may start
     while the kernel before it finishes, waiting only where it reads that kernel's output, which hides part of the
     gap between launches. In the compiled bf16 piano steps, each variant in a process of its own on one H100
@@ -76,16 +66,8 @@ def compiler_settings(device: torch.device, float32: bool = False):
     results/bench/piano-step-combo-h100.json and piano-step-tf32-combo-h100.json) bf16 steps of 24.10 against
     24.34 ms for the Seq-U-Net and 91.45 against 91.74 for WaveNet; in TF32 56.25 against 56.41 and 250.38
     against 250.23 (a tie). Both models compile through here alike."""
-    before = {name: getattr(layers, name) for name in FLOAT32_SWITCHES}
-    if float32 and device.type == "cuda":
-        for name in FLOAT32_SWITCHES:
-            setattr(layers, name, True)
-    try:
-        with inductor_config.patch(GPU_COMPILER_SETTINGS) if has_pdl(device) else contextlib.nullcontext():
-            yield
-    finally:
-        for name, value in before.items():
-            setattr(layers, name, value)
+    with inductor_config.patch(GPU_COMPILER_SETTINGS) if has_pdl(device) else contextlib.nullcontext():
+        yield
 
 
 # each switch as a record names it, in the order use_fast_kernels sets them
@@ -98,18 +80,15 @@ WEIGHT_GRAD_KERNELS = {"products": "cuBLAS's batched products", "triton": "a Tri
                        "cudnn_cf": "cuDNN from channels-first copies"}
 
 
-def describe(model: nn.Module, float32_compiled: bool = False) -> str:
+def describe(model: nn.Module) -> str:
     """The GPU path's switches in effect on ``model`` as one sentence for its record ("GPU path: channels padded
-    to a multiple of 64, channels-last activations, ..."), or "" for a model on none of them.
-    ``float32_compiled``: the model trains compiled without bf16, so with :data:`FLOAT32_SWITCHES` too."""
+    to a multiple of 64, channels-last activations, ..."), or "" for a model on none of them."""
     model = getattr(model, "_orig_mod", model)          # compiled: the model itself
     on = []
     for name, text in SWITCH_NAMES.items():
         switched = [m for m in model.modules() if getattr(m, name, False) is True]
         if switched:
             on.append(text.format(kernel=WEIGHT_GRAD_KERNELS.get(getattr(switched[0], "weight_grad_kernel", ""))))
-    if on and float32_compiled:
-        on += ["the convolutions' gradients through one operator", "the gates recomputed in the backward pass"]
     if getattr(getattr(model, "body", None), "channel_padding", 0):
         on.insert(0, f"channels padded to a multiple of {model.body.channel_padding}")
     return "GPU path: " + ", ".join(on) if on else ""

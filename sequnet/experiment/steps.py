@@ -150,7 +150,7 @@ def torch_settings(config: RunConfig, device: torch.device, task: Task):
     if device.type == "cpu" and config.cpu_threads is not None:
         torch.set_num_threads(config.cpu_threads)
     try:
-        with compiler_settings(device, float32=not config.bf16) if config.compile else contextlib.nullcontext():
+        with compiler_settings(device) if config.compile else contextlib.nullcontext():
             yield
     finally:
         torch.backends.cudnn.benchmark = benchmark_before

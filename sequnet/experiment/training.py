@@ -366,7 +366,6 @@ def train(config: RunConfig, *, out_dir: str | os.PathLike | None = None,
                 status = "diverged"
                 notes.append("no epoch completed")
         state.wall_time_s += time.perf_counter() - wall_mark
-        path_note = describe_fast_path(model, config.compile and not config.bf16)
         record = ResultRecord(
             experiment=config.task, model=config.arch, scale=config.scale, metric=task.unit,
             metrics=metrics or {split: None for split in SPLITS},
@@ -375,7 +374,7 @@ def train(config: RunConfig, *, out_dir: str | os.PathLike | None = None,
             peak_memory_mib=state.peak_memory_mib, wall_time_s=state.wall_time_s,
             device=f"{ctx.world} x {where}" if ctx.world > 1 else where,
             config=config.to_dict() | distributed.describe(config, ctx), history=copy.deepcopy(state.history),
-            status=status, notes="; ".join(notes + [n for n in [path_note] if n]
+            status=status, notes="; ".join(notes + [n for n in [describe_fast_path(model)] if n]
                                            + _notes(config, task, state, status, ctx)
                                            + list(dict.fromkeys(state.given_notes + given_notes))),
             deviations={k: "model changed" if k == "setting" else v for k, v in deviations(config).items()},
