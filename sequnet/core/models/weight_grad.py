@@ -32,10 +32,8 @@ by layer (results/bench/weight-grad-kernels-h100.json), the products took 12.1 m
 Seq-U-Net's and 23.6 against 14.1 for WaveNet's in bf16, and 94.1 against 18.4 and 134.3 against 26.6 in float32
 (the products there in full float32: the benchmark left cuBLAS at torch's default precision until dc7d64c; in TF32
 they took 25.16 against 18.38 and 42.91 against 25.35 ms, H100, results/bench/weight-grad-tf32-products-cf-h100.json).
-A fourth way, cuBLAS's products of channels-first copies with the batch's sequences end to end (both operands with
-the summed positions contiguous, as Hopper's tensor cores take TF32 operands), took 28.21 ms for the Seq-U-Net's even
-with the copies made beforehand, its largest layer 113 TFLOP/s against cuDNN's 156, and its compiled TF32 step 147.71
-against 56.62 ms (H100, dc7d64c, the same file and piano-step-tf32-cfmm-wgrad-h100.json); it was removed after.
+A fourth way, cuBLAS's products of channels-first copies, lost to cuDNN's too and was removed (H100, dc7d64c:
+results/bench/weight-grad-tf32-products-cf-h100.json, and the complexity chapter).
 
 ``kernel="cudnn_cf"``: cuDNN's own weight gradient from channels-first copies of the input and the output gradient
 (the data and bias gradients stay channels-last), for ``benchmarks/piano_step.py``'s ``cf_wgrad``: in TF32 the
